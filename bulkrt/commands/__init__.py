@@ -1,0 +1,1 @@
+"""One module per `bulkrt` subcommand; each defines `command`, a `click.Command` (see `bulkrt.cli`)."""

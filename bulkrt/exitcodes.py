@@ -1,0 +1,20 @@
+"""The process exit codes operators and scripts rely on (CONTRACT "Exit codes")."""
+
+from enum import IntEnum
+
+__all__ = ["ExitCode"]
+
+
+class ExitCode(IntEnum):
+    """What a `bulkrt` process tells its caller when it ends."""
+
+    #: every item of the job is ``ok`` (or the command did what it was asked)
+    OK = 0
+    #: the run finished, but some item is ``rejected`` or ``error``
+    ITEMS_FAILED = 1
+    #: bad usage or bad input: nothing was sent and the ledger is untouched
+    BAD_INPUT = 2
+    #: stopped cleanly after SIGINT
+    INTERRUPTED = 130
+    #: stopped cleanly after SIGTERM
+    TERMINATED = 143

@@ -1,0 +1,81 @@
+"""Logging setup, called once by the CLI: structlog to stderr, with secrets redacted as a backstop.
+
+Library code only calls ``structlog.get_logger()``; nothing else configures logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure", "redact_secrets", "register_secrets"]
+
+#: values that must never reach a log line (tokens, keys, secrets), registered as they are loaded
+_SECRETS: set[str] = set()
+#: event keys whose values are always masked, whatever they hold
+_SECRET_KEYS = frozenset(
+    {
+        "access_token",
+        "access_token_secret",
+        "authorization",
+        "client_secret",
+        "consumer_secret",
+        "password",
+        "refresh_token",
+        "token",
+    }
+)
+_MASK = "[redacted]"
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Remember secret values so the redacting processor masks them wherever they appear."""
+    # Very short values would mask ordinary words; real credentials are long.
+    _SECRETS.update(v for v in values if v and len(v) >= 8)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _SECRETS:
+            if secret in value:
+                value = value.replace(secret, _MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: _MASK if str(k).lower() in _SECRET_KEYS else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v) for v in value)
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask secret-named keys and every registered secret value."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _MASK if key.lower() in _SECRET_KEYS else _scrub(value)
+    return event_dict
+
+
+def configure(*, json: bool = False, level: int = logging.INFO) -> None:
+    """Send structlog events to stderr, as JSON lines or as readable console lines."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
