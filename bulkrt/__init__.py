@@ -1,4 +1,4 @@
-"""bulkrt: run retweet and undo-retweet jobs on the X API v2 across many accounts, within the limits."""
+"""bulkrt: retweet and undo-retweet jobs on the X API v2 across many accounts, within the limits."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -1,1 +1,1 @@
-"""One module per `bulkrt` subcommand; each defines `command`, a `click.Command` (see `bulkrt.cli`)."""
+"""One module per `bulkrt` subcommand, each defining `command`, a `click.Command` (`bulkrt.cli`)."""
