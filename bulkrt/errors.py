@@ -1,0 +1,104 @@
+"""The exceptions bulkrt raises, and the `Problem` record that names one bad spot in an input file.
+
+The tree (other modules add their branches here, under `BulkrtError`)::
+
+    BulkrtError                     anything bulkrt raises on purpose
+    ├── InputError                  bad input: nothing was sent, the ledger is untouched (exit 2)
+    │   ├── JobInputError           job files: carries every `Problem` found (file, line, field)
+    │   └── AccountsError           the accounts file: carries every `Problem` found
+    └── LedgerError                 the ledger cannot be read or written
+        └── LedgerLockedError       another process holds the ledger's lock (exit 2)
+
+A `Problem` prints as ``FILE:LINE: field: what is wrong`` (``FILE: field: ...`` when no line
+applies), the form `bulkrt validate` and `bulkrt run` show to operators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "AccountsError",
+    "BulkrtError",
+    "InputError",
+    "JobInputError",
+    "LedgerError",
+    "LedgerLockedError",
+    "Problem",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input file, at a line and a field.
+
+    >>> str(Problem("jobs.csv", 7, "tweet_id", "not a Tweet ID or post URL: 'abc'"))
+    "jobs.csv:7: tweet_id: not a Tweet ID or post URL: 'abc'"
+    """
+
+    #: the file as the operator named it (``<stdin>`` for standard input)
+    file: str
+    #: 1-based line number, or None when the problem is about the whole file
+    line: int | None
+    #: the field (column, JSON path) at fault, or ``row``/``file``/``header`` for wider problems
+    field: str
+    #: what is wrong, in the operator's words
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.message}"
+
+
+class BulkrtError(Exception):
+    """Base of every error bulkrt raises on purpose."""
+
+
+class InputError(BulkrtError):
+    """Bad input found before anything was sent; carries every problem found, in file order.
+
+    ``total`` may exceed ``len(problems)`` when only the first ones were kept in memory.
+    """
+
+    def __init__(self, problems: Sequence[Problem], total: int | None = None) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.total: int = len(self.problems) if total is None else total
+        first = str(self.problems[0]) if self.problems else "no details"
+        more = f" (and {self.total - 1} more)" if self.total > 1 else ""
+        super().__init__(f"{first}{more}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(total={self.total}, first={self.problems[:1]!r})"
+
+
+class JobInputError(InputError):
+    """A job file has bad rows (or cannot be read); nothing may be sent."""
+
+
+class AccountsError(InputError):
+    """The accounts file is missing, malformed, or names a secret that cannot be resolved."""
+
+
+class LedgerError(BulkrtError):
+    """The ledger cannot be read or written."""
+
+    def __init__(self, path: Path | str, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, message={self.message!r})"
+
+
+class LedgerLockedError(LedgerError):
+    """Another process holds the ledger's exclusive lock; ``holder`` says who, when it is known."""
+
+    def __init__(self, path: Path | str, holder: str | None) -> None:
+        self.holder = holder
+        who = f"by {holder}" if holder else "by another process"
+        super().__init__(
+            path, f"ledger is locked {who}; only one `bulkrt run` may write a ledger at a time"
+        )

@@ -1,0 +1,198 @@
+"""Appending to the ledger: one whole line per write, under an exclusive lock, fsync'd in groups.
+
+Each record becomes one ``os.write`` of one line on a descriptor opened with ``O_APPEND``, so the
+line reaches the operating system at once (no user-space buffer to lose). ``fsync`` is what makes
+it survive a power cut; it is grouped: after every 100 lines, at the first write a second or
+more after the last sync, on `LedgerWriter.sync_if_due` (for a writer task that goes quiet) and
+on close. A crash can so lose at most the last group, and those items are sent again on resume.
+
+The lock is ``fcntl.flock`` on a sidecar file ``<ledger>.lock`` (taken without waiting; the
+ledger itself is never touched to take it). The holder writes its pid, host and start time
+there, so a second run can say who holds it. The kernel releases the lock when the process
+dies, so a stale ``.lock`` file never blocks anyone; it is left in place on purpose (deleting it
+would let two processes lock two different files).
+
+If a crash left a torn last line, the writer first ends it with a newline, so its own lines
+stay whole; readers skip the torn line with a warning.
+
+Usage (from a single writer task)::
+
+    with LedgerWriter(path, secrets=accounts.secrets()) as ledger:
+        ledger.write(record)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import structlog
+
+from bulkrt.errors import LedgerError, LedgerLockedError
+from bulkrt.ledger import LedgerRecord
+
+__all__ = ["LedgerWriter"]
+
+_log = structlog.get_logger()
+_MASK = "[redacted]"
+
+
+class LedgerWriter:
+    """Appends `LedgerRecord` lines to one ledger, holding its lock from `open` to `close`.
+
+    Args:
+        path: the ledger file; created if missing (its directory must exist).
+        secrets: values that must never reach the ledger; any found in a line is masked.
+        sync_lines: fsync after this many lines since the last sync.
+        sync_seconds: fsync at the first write this many seconds after the last sync.
+        clock: monotonic seconds (injected so tests need not sleep).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        secrets: Iterable[str] = (),
+        sync_lines: int = 100,
+        sync_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._secrets = _secret_pattern(secrets)
+        self._sync_lines = sync_lines
+        self._sync_seconds = sync_seconds
+        self._clock = clock
+        self._fd = -1
+        self._lock_fd = -1
+        self._unsynced = 0
+        self._last_sync = 0.0
+        #: lines written by this writer
+        self.lines = 0
+
+    def __enter__(self) -> LedgerWriter:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Take the lock (raising `LedgerLockedError` if held) and open the ledger for appending."""
+        self._lock()
+        try:
+            created = not self.path.exists()
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            if created:
+                _fsync_dir(self.path.parent)
+            self._close_torn_line()
+        except OSError as exc:
+            self.close()
+            raise LedgerError(self.path, f"cannot open the ledger: {exc.strerror or exc}") from None
+        self._last_sync = self._clock()
+
+    def write(self, record: LedgerRecord) -> None:
+        """Append ``record`` as one line in one write; fsync if a group is due."""
+        text = record.to_json()
+        if self._secrets is not None:
+            text = self._secrets.sub(_MASK, text)
+        self._write((text + "\n").encode())
+        self.lines += 1
+        self._unsynced += 1
+        self.sync_if_due()
+
+    def sync_if_due(self) -> None:
+        """fsync when enough lines or enough time have gone by since the last sync."""
+        if self._unsynced and (
+            self._unsynced >= self._sync_lines
+            or self._clock() - self._last_sync >= self._sync_seconds
+        ):
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync the ledger now."""
+        if self._fd < 0:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise LedgerError(self.path, f"cannot sync the ledger: {exc.strerror}") from None
+        self._unsynced = 0
+        self._last_sync = self._clock()
+
+    def close(self) -> None:
+        """Sync, close the ledger and release the lock; safe to call twice."""
+        try:
+            if self._fd >= 0:
+                self.sync()
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            if self._lock_fd >= 0:
+                os.ftruncate(self._lock_fd, 0)
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+    def _lock(self) -> None:
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LedgerError(self.lock_path, f"cannot create the lock: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or None
+            os.close(fd)
+            raise LedgerLockedError(self.path, holder) from None
+        since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _close_torn_line(self) -> None:
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            _log.warning("ledger_torn_line_closed", ledger=str(self.path))
+            self._write(b"\n")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            written = os.write(self._fd, data)
+            # A regular file takes the whole line at once; a short write (disk full) is finished
+            # rather than left torn, or reported.
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            raise LedgerError(self.path, f"cannot write the ledger: {exc.strerror}") from None
+
+
+def _secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    # Longest first, so a secret that contains another is masked whole.
+    # Each secret is masked as written and as JSON escapes it inside a string.
+    forms = {form for s in secrets if s for form in (s, json.dumps(s, ensure_ascii=False)[1:-1])}
+    values = sorted(forms, key=len, reverse=True)
+    if not values:
+        return None
+    return re.compile("|".join(re.escape(v) for v in values))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

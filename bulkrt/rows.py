@@ -1,0 +1,146 @@
+"""Checking one job-file row: a pure function from raw fields to a `Row` or a list of problems.
+
+Fields (CONTRACT "Job files"): ``account``, ``tweet_id``, ``action`` are required; ``campaign``
+and ``id`` are optional. Values are stripped of surrounding whitespace. ``action`` is
+case-insensitive: ``retweet``, ``undo``, or ``unretweet`` (an alias of ``undo``). An ``id`` may
+not start with ``[``: that form is reserved for the keys bulkrt derives (see `bulkrt.keys`).
+Unknown fields are not checked here; the reader warns about them once per file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Mapping
+from dataclasses import dataclass
+
+from bulkrt.errors import Problem
+from bulkrt.items import Action
+from bulkrt.tweet_ids import parse_tweet_id
+
+__all__ = ["KNOWN_FIELDS", "REQUIRED_FIELDS", "Row", "check_row"]
+
+#: the fields every row must have, in the order problems are reported
+REQUIRED_FIELDS = ("account", "tweet_id", "action")
+#: every field bulkrt reads; others are ignored with a warning
+KNOWN_FIELDS = frozenset({*REQUIRED_FIELDS, "campaign", "id"})
+
+#: reports a problem with one field: (field, message)
+_Reporter = Callable[[str, str], None]
+
+_ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
+#: longest campaign, account or id value accepted; longer values are almost surely a mistake
+_MAX_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A valid row of a job file, before it has a key (keys depend on the rows before it)."""
+
+    campaign: str
+    account: str
+    tweet_id: str
+    action: Action
+    #: the operator's own item id, when the row gives one
+    id: str | None
+    source: str
+    line: int
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """What makes two rows the same item: the ``id``, else the four values of the CONTRACT."""
+        if self.id is not None:
+            return (self.id,)
+        return (self.campaign, self.account, self.action.value, self.tweet_id)
+
+
+def check_row(
+    fields: Mapping[str, object],
+    *,
+    source: str,
+    line: int,
+    accounts: Container[str],
+    default_campaign: str,
+) -> Row | list[Problem]:
+    """Return the row ``fields`` describe, or every problem with it (one per bad field)."""
+    problems: list[Problem] = []
+
+    def bad(field: str, message: str) -> None:
+        problems.append(Problem(source, line, field, message))
+
+    values: dict[str, str | None] = {}
+    for name in (*REQUIRED_FIELDS, "campaign", "id"):
+        values[name] = _text(fields.get(name), name, bad)
+
+    for name in REQUIRED_FIELDS:
+        if not values[name] and not any(p.field == name for p in problems):
+            bad(name, "missing")
+
+    account = values["account"]
+    if account and account not in accounts:
+        bad("account", f"unknown account {account!r} (not in the accounts file)")
+
+    tweet_id = ""
+    if values["tweet_id"]:
+        try:
+            tweet_id = parse_tweet_id(values["tweet_id"])
+        except ValueError as exc:
+            bad("tweet_id", str(exc))
+
+    action = None
+    if values["action"]:
+        action = _ACTIONS.get(values["action"].lower())
+        if action is None:
+            bad("action", f"unknown action {values['action']!r} (use retweet, undo or unretweet)")
+
+    item_id = values["id"] or None
+    if item_id is not None and item_id.startswith("["):
+        bad("id", "may not start with '[' (reserved for the keys bulkrt derives)")
+
+    if problems or account is None or action is None:
+        return problems
+    return Row(
+        campaign=values["campaign"] or default_campaign,
+        account=account,
+        tweet_id=tweet_id,
+        action=action,
+        id=item_id,
+        source=source,
+        line=line,
+    )
+
+
+def _text(raw: object, name: str, bad: _Reporter) -> str | None:
+    """The stripped text of one field, or None (reporting why) when it is unusable."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        bad(name, f"must be a string, not {_json_type(raw)}")
+        return None
+    if isinstance(raw, int):
+        if name != "tweet_id":
+            bad(name, f"must be a string, not {_json_type(raw)}")
+            return None
+        # Bare numbers in JSONL lose precision in most tools above 2**53; accepted but checked.
+        raw = str(raw)
+    value = raw.strip()
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        bad(name, "invalid UTF-8")
+        return None
+    if len(value) > _MAX_TEXT:
+        bad(name, f"too long ({len(value)} characters, at most {_MAX_TEXT})")
+        return None
+    if any(ch < " " or ch == "\x7f" for ch in value):
+        bad(name, f"control character in {value!r}")
+        return None
+    return value
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
