@@ -1,0 +1,65 @@
+"""`bulkrt status LEDGER [--json]`: counts per status, action and account, and the kinds of error.
+
+The terminal form is a few small tables; ``--json`` prints `LedgerSummary.to_json` (sorted keys,
+every status present), the stable form for scripts. A missing or unreadable ledger exits 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bulkrt import logs
+from bulkrt.errors import LedgerError
+from bulkrt.exitcodes import ExitCode
+from bulkrt.items import Status
+from bulkrt.status import LedgerSummary, summarise_ledger
+
+__all__ = ["command"]
+
+
+@click.command("status")
+@click.argument("ledger", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON, for scripts.")
+def command(ledger: Path, as_json: bool) -> None:
+    """Summarise LEDGER: items per status, action and account, and the kinds of error."""
+    logs.configure()
+    try:
+        if ledger.is_dir():
+            raise LedgerError(ledger, "is a directory, not a ledger")
+        summary = summarise_ledger(ledger)
+    except LedgerError as exc:
+        click.echo(f"bulkrt status: {exc}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+    if as_json:
+        click.echo(summary.to_json())
+    else:
+        _render(summary, Console(highlight=False, width=max(Console().width, 60)))
+
+
+def _render(summary: LedgerSummary, console: Console) -> None:
+    statuses = [s.value for s in Status]
+    counts = ", ".join(f"{summary.by_status[s]} {s}" for s in statuses)
+    console.print(f"{summary.ledger}: {summary.items} items: {counts}")
+    if summary.unreadable:
+        console.print(f"{summary.unreadable} unreadable line(s) skipped (torn by a crash?)")
+    for title, rows in (("action", summary.by_action), ("account", summary.by_account)):
+        if rows:
+            console.print(_table(title, statuses, rows))
+    if summary.errors:
+        errors = Table("error kind", "items", title="errors (items not ok)", title_justify="left")
+        for kind, n in summary.errors.items():
+            errors.add_row(kind, str(n))
+        console.print(errors)
+    if summary.by_status[Status.ERROR]:
+        console.print("items in error are sent again when the same `bulkrt run` is re-run")
+
+
+def _table(title: str, statuses: list[str], rows: dict[str, dict[str, int]]) -> Table:
+    table = Table(title, *statuses, "total", title=f"by {title}", title_justify="left")
+    for name, counts in rows.items():
+        table.add_row(name, *(str(counts[s]) for s in statuses), str(sum(counts.values())))
+    return table
