@@ -255,6 +255,13 @@ class SandboxConfig:
     #: how many requests the inspection log keeps
     log_size: int = 100_000
 
+    def __post_init__(self) -> None:
+        # Accept the switches' plain string values too (from JSON, the CLI or tests).
+        for name, kind in _SWITCHES.items():
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                object.__setattr__(self, name, kind(value))
+
     def windows(self) -> dict[Endpoint, Window]:
         """The per-user window of every endpoint, after ``limit``/``window`` overrides."""
         windows = tier_windows(self.tier)
@@ -287,3 +294,16 @@ class SandboxConfig:
         ):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1")
+
+
+#: the enum-valued fields of `SandboxConfig`, coerced from strings
+_SWITCHES: dict[str, type[StrEnum]] = {
+    "tier": Tier,
+    "already_retweeted": AlreadyRetweetedMode,
+    "not_found": NotFoundMode,
+    "undo_not_found": UndoNotFoundMode,
+    "rate_limit_body": RateLimitBody,
+    "rate_limit_headers": RateLimitHeaders,
+    "body_check": BodyCheck,
+    "success_id": SuccessIdField,
+}

@@ -140,9 +140,12 @@ class OAuth1Verifier:
         """Verify one request; ``url`` is scheme://host/path?query as the client called it."""
         self.now = now
         text = body.decode("utf-8", "replace")
-        valid, request = self._endpoint.validate_protected_resource_request(
-            url, http_method=method, body=text, headers=dict(headers)
-        )
+        try:
+            valid, request = self._endpoint.validate_protected_resource_request(
+                url, http_method=method, body=text, headers=dict(headers)
+            )
+        except ValueError:  # oauthlib's parser gives up on a header it cannot split
+            return Verified(None, None, "malformed Authorization header")
         if valid:
             token = self.tokens[request.resource_owner_key]
             return Verified(token.user_id, token.consumer_key, "ok")

@@ -58,9 +58,7 @@ class Sandbox:
         # Stalled handlers must not hold a shutdown for long.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.host, self.port, ssl_context=self._ssl, shutdown_timeout=1.0
-        )
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
         await site.start()
         address = self._runner.addresses[0]
         self.port = int(address[1])
