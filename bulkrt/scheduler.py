@@ -251,8 +251,12 @@ class _Account:
     auth: _Auth = _Auth.OK
     pause_error: ApiError | None = None
     parked_until: float = 0.0
+    #: when the current park was decided; 429s to requests sent before it add no park
+    parked_at: float = -1.0
     #: hidden limits in a row (reset by any other response)
     parks: int = 0
+    #: after a park, one request at a time until a response other than 429
+    probing: bool = False
     #: the end of the last 429 wait; a 429 to a request sent after it is a hidden limit
     waited_until: float | None = None
     #: bumped by each credential refresh; a 401 to an older request is not held against it
@@ -398,6 +402,8 @@ class Scheduler:
             return wake
         if self._tweets_in_flight[(account.name, ticket.item.tweet_id)]:
             return _AWAIT
+        if account.probing and account.in_flight:
+            return _AWAIT
         ready = self.limiter.ready_at(account.name, ticket.item.action, now)
         if ready is None:
             return _AWAIT
@@ -432,6 +438,7 @@ class Scheduler:
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         if outcome.http is not None and outcome.http != 429:
             account.parks = 0
+            account.probing = False
             account.waited_until = None
             if outcome.http != 401 and account.auth is _Auth.REFRESHED:
                 account.auth = _Auth.OK
@@ -452,6 +459,9 @@ class Scheduler:
                 return self._wait_for_reset(account, ticket, now, outcome)
             decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, still refused
         if decision is Decision.HIDDEN_LIMIT:
+            if flight.sent_at < account.parked_at:
+                self.work.put_back(ticket)  # sent before the park began: it is counted already
+                return []
             return self._park(account, ticket, now, outcome)
         if decision is Decision.AUTH_FAILED:
             if flight.generation < account.generation:
@@ -488,6 +498,8 @@ class Scheduler:
             self._emit(EventKind.GAVE_UP, account.name, now, detail=f"{account.parks} parks")
             error = outcome.error or ApiError("hidden-limit", "Too Many Requests", "")
             return self._fail_all(account, now, error, outcome.http)
+        account.parked_at = now
+        account.probing = True
         account.parked_until = max(account.parked_until, now + self.park.delay(account.parks))
         self._emit(EventKind.PARKED, account.name, now, account.parked_until)
         return []

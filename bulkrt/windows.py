@@ -1,28 +1,33 @@
-"""Rate budgets per (account, endpoint): a log of our own requests, corrected by headers.
+"""Rate budgets per (account, endpoint): a log of our own requests, sharpened by headers.
 
-**The model.** A :class:`Window` allows a request when fewer than ``limit`` of our requests
-are counted in the trailing ``period``. Each request is counted from the moment it is sent
-until ``period`` seconds after its response arrived (a request still in flight counts). The
-server processed a request somewhere between our send and our receipt of its answer, so on
-our own clock its server-side window ended no later than ``response time + period``. This
-makes the log safe against a fixed window starting at the first request (what X does,
-SPEC §4.1), a fixed window aligned anywhere, and a sliding window, with no clock
-synchronisation at all: the only cost is one round trip per window.
+**Before any header** a :class:`Window` is a sliding log: a request counts from its send until
+``period`` seconds after its response arrived (in flight, it counts). The server processed it
+somewhere between our send and our receipt of the answer, so on our own clock whatever server
+window counted it ended no later than ``response time + period``. That is safe against a fixed
+window starting at the first request (what X does, SPEC §4.1), a fixed window aligned
+anywhere, and a sliding window, with no clock synchronisation.
 
-**Headers correct it.** Every response's ``x-rate-limit-*`` says what the server counted:
+**Once headers arrive** they tell the truth about the server's current window (X's windows are
+fixed and start at the first request). Responses that report the same ``x-rate-limit-reset``
+were counted in the same server window, which started no later than the first of those
+responses arrived; so the whole group stops counting at ``first response + period``, all at
+once, as the server's window does. A log alone would free the slots one by one and drift a
+round trip per request per window. Also:
 
-- more used than our log holds (another client shares the account, or a window opened
-  before this run): phantom entries fill the difference until the reported reset;
-- ``remaining == 0`` with a reset later than our log would free a slot (the server's window
-  is longer than the ``--window`` model): the window is blocked until that reset;
-- ``x-rate-limit-limit`` replaces the model's limit;
-- 24-hour headers become windows of their own (per user, per app) the same way.
+- ``limit - remaining`` larger than the group (another client shares the account, or the
+  window opened before this run): the group counts as the server says;
+- a reset that disagrees with ``first response + period`` by more than the reset's rounding
+  and clock skew (the ``--window`` model is wrong, or the window opened earlier): the group
+  counts until the reset plus :attr:`Margins.reset` instead;
+- ``x-rate-limit-limit`` replaces the model's limit; 24-hour headers become windows of their
+  own (per user, per app) that work the same way.
 
-**Margins.** ``x-rate-limit-reset`` is whole epoch seconds (the sandbox rounds up, X may round
-either way) on the server's clock, so every wait derived from it adds
-:attr:`Margins.reset` (default 2 s: 1 s of rounding plus 1 s of clock skew). A reset
-that lies in the past by more than that margin, or absurdly far ahead, is flagged as
-suspected clock skew and clamped. The log itself needs no margin.
+**Margins.** ``x-rate-limit-reset`` is whole epoch seconds (the sandbox rounds up; X may round
+either way) on the server's clock, so a wait taken from it adds :attr:`Margins.reset`:
+:attr:`Margins.rounding` (1 s) plus :attr:`Margins.skew` (default 1 s; 0 is right when the
+sandbox runs on this host). A reset that lies in the past by more than that, or absurdly far
+ahead, is flagged as suspected clock skew and not trusted. The causal bound needs no margin.
+Windows shorter than a second are not supported (two windows could share a reset).
 
 ``now`` is epoch seconds on the same scale as ``x-rate-limit-reset`` (the shell passes
 ``time.time()``; tests pass a fake clock).
@@ -67,51 +72,87 @@ BudgetKey: TypeAlias = tuple[str, str]
 class Margins:
     """Safety margins around what the server's clock says."""
 
-    #: added to every ``x-rate-limit-reset``: whole-second rounding plus clock skew
-    reset: float = 2.0
+    #: ``x-rate-limit-reset`` is whole seconds, so the true reset may be up to 1 s later
+    rounding: float = 1.0
+    #: how far our clock may disagree with X's
+    skew: float = 1.0
     #: a reset further ahead than this (seconds) is clamped and flagged
     horizon: float = DAY + 3600.0
 
+    @property
+    def reset(self) -> float:
+        """Added to every wait taken from ``x-rate-limit-reset``."""
+        return self.rounding + self.skew
+
+
+@dataclass(slots=True)
+class _Group:
+    """Our answered requests that the server counted in one window (one reported reset)."""
+
+    #: when the server's window is over on our clock, at the latest
+    expires: float
+    #: our responses that reported this reset
+    ours: int = 0
+    #: ``limit - remaining`` at its highest
+    server_used: int = 0
+
+    @property
+    def weight(self) -> int:
+        return max(self.ours, self.server_used)
+
 
 class Window:
-    """One rate budget: at most ``limit`` requests counted in any trailing ``period``.
+    """One rate budget: at most ``limit`` requests counted at once over ``period`` seconds.
 
     >>> w = Window(limit=2, period=10.0)
     >>> w.acquire(0.0); w.acquire(0.0); w.ready_at(0.0) is None   # both in flight
     True
-    >>> w.release(1.0); w.release(1.5); w.ready_at(2.0)
+    >>> _ = w.release(1.0); _ = w.release(1.5); w.ready_at(2.0)     # no headers: a sliding log
     11.0
     """
 
-    __slots__ = ("_blocked_until", "_expiries", "in_flight", "limit", "margins", "period")
+    __slots__ = (
+        "_blocked_until",
+        "_groups",
+        "_loose",
+        "in_flight",
+        "limit",
+        "margins",
+        "period",
+    )
 
     def __init__(self, limit: int, period: float, margins: Margins | None = None) -> None:
         #: the most requests counted at once (the model's, until a header says otherwise)
         self.limit = limit
-        #: seconds a request stays counted after its response
+        #: seconds a request stays counted after its response, without better knowledge
         self.period = period
         self.margins = margins or Margins()
         #: requests sent and not answered yet
         self.in_flight = 0
-        # ascending times at which answered (or phantom) requests stop counting
-        self._expiries: list[float] = []
+        # ascending expiries of answered requests that no usable header placed in a window
+        self._loose: list[float] = []
+        # server windows by reported reset
+        self._groups: dict[float, _Group] = {}
         self._blocked_until = 0.0
 
     def __repr__(self) -> str:
         return (
             f"Window(limit={self.limit}, period={self.period}, in_flight={self.in_flight}, "
-            f"counted={len(self._expiries)}, blocked_until={self._blocked_until})"
+            f"loose={len(self._loose)}, groups={len(self._groups)}, "
+            f"blocked_until={self._blocked_until})"
         )
 
     def _prune(self, now: float) -> None:
-        cut = bisect.bisect_right(self._expiries, now)
+        cut = bisect.bisect_right(self._loose, now)
         if cut:
-            del self._expiries[:cut]
+            del self._loose[:cut]
+        for reset in [r for r, g in self._groups.items() if g.expires <= now]:
+            del self._groups[reset]
 
     def counted(self, now: float) -> int:
         """Requests that count against the window at ``now``, in flight included."""
         self._prune(now)
-        return len(self._expiries) + self.in_flight
+        return len(self._loose) + sum(g.weight for g in self._groups.values()) + self.in_flight
 
     def ready_at(self, now: float) -> float | None:
         """When a request may go: ``now`` or later, or None until a response frees a slot."""
@@ -119,55 +160,66 @@ class Window:
         free = self.limit - self.in_flight
         if free <= 0:
             return None
+        entries = [(expiry, 1) for expiry in self._loose]
+        entries += [(g.expires, g.weight) for g in self._groups.values()]
+        entries.sort()
+        counted = sum(weight for _, weight in entries)
         at = max(now, self._blocked_until)
-        excess = len(self._expiries) - free
-        if excess >= 0:
-            at = max(at, self._expiries[excess])
+        for expiry, weight in entries:
+            if counted < free:
+                break
+            counted -= weight
+            at = max(at, expiry)
         return at
 
     def acquire(self, now: float) -> None:
         """Count a request sent at ``now``."""
         self.in_flight += 1
 
-    def release(self, now: float) -> None:
-        """The answer to one request arrived (or it failed) at ``now``; it counts until
-        ``now + period``."""
+    def release(self, now: float, reading: LimitReading | None = None) -> bool:
+        """The request ended at ``now`` with these headers (None: no response, or a budget no
+        header reports). Returns True when the reset suggests clock skew."""
         self.in_flight = max(0, self.in_flight - 1)
-        bisect.insort(self._expiries, now + self.period)
+        return self._count(now, reading, ours=1)
+
+    def observe(self, now: float, reading: LimitReading) -> bool:
+        """Learn from headers about a window we did not count this request in (a 24-hour
+        window first seen now). Returns True when the reset suggests clock skew."""
+        return self._count(now, reading, ours=0)
+
+    def _count(self, now: float, reading: LimitReading | None, ours: int) -> bool:
+        if reading is not None and reading.limit is not None and reading.limit >= 1:
+            self.limit = reading.limit
+        if reading is None or reading.remaining is None or reading.reset is None:
+            self._loose_entries(now, ours)
+            return False
+        reset, skewed = reading.reset, False
+        if reset < now - self.margins.reset:
+            self._loose_entries(now, ours)  # a reset in the past tells nothing we can use
+            return True
+        if reset > now + self.margins.horizon:
+            reset, skewed = now + self.margins.horizon, True
+        group = self._groups.get(reset)
+        if group is None:
+            group = self._groups[reset] = _Group(self._expiry(now, reset))
+        group.ours += ours
+        group.server_used = max(group.server_used, self.limit - reading.remaining)
+        return skewed
+
+    def _loose_entries(self, now: float, count: int) -> None:
+        for _ in range(count):
+            bisect.insort(self._loose, now + self.period)
+
+    def _expiry(self, now: float, reset: float) -> float:
+        """When a server window first heard of at ``now``, reporting ``reset``, is over."""
+        causal = now + self.period
+        if abs(reset - causal) <= self.margins.reset:
+            return causal  # the header confirms our model; our bound is the sharper one
+        return reset + self.margins.reset
 
     def block(self, until: float) -> None:
         """Send nothing before ``until`` (a 429's reset, already padded)."""
         self._blocked_until = max(self._blocked_until, until)
-
-    def observe(self, now: float, reading: LimitReading) -> bool:
-        """Correct the window from a response's headers; True when clock skew is suspected."""
-        reset, skewed = self._clamp(now, reading.reset)
-        if reading.limit is not None and reading.limit >= 1:
-            self.limit = reading.limit
-        if reading.remaining is None:
-            return skewed
-        if reset is not None and reset <= now:
-            return skewed  # the server's window is already over: the count is stale
-        until = (reset if reset is not None else now + self.period) + self.margins.reset
-        used = max(0, self.limit - reading.remaining)
-        missing = used - self.counted(now)
-        for _ in range(missing):
-            bisect.insort(self._expiries, until)
-        if reading.remaining == 0 and reset is not None:
-            excess = len(self._expiries) - self.limit
-            frees_at = self._expiries[excess] if excess >= 0 else now
-            if reset > frees_at + self.margins.reset:
-                self.block(until)  # the server's window outlasts our model of it
-        return skewed
-
-    def _clamp(self, now: float, reset: float | None) -> tuple[float | None, bool]:
-        if reset is None:
-            return None, False
-        if reset < now - self.margins.reset:
-            return reset, True
-        if reset > now + self.margins.horizon:
-            return now + self.margins.horizon, True
-        return reset, False
 
     def padded_reset(self, now: float, reset: float | None) -> tuple[float, bool]:
         """The time to wait for after a 429 that named ``reset``, and whether skew is suspected.
@@ -175,8 +227,11 @@ class Window:
         A reset in the past (or missing) still waits :attr:`Margins.reset` seconds, so a wrong
         header cannot drive a tight loop of 429s.
         """
-        clamped, skewed = self._clamp(now, reset)
-        return max(now, clamped if clamped is not None else now) + self.margins.reset, skewed
+        if reset is None:
+            return now + self.margins.reset, False
+        skewed = not (now - self.margins.reset <= reset <= now + self.margins.horizon)
+        clamped = min(max(reset, now), now + self.margins.horizon)
+        return clamped + self.margins.reset, skewed
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,22 +323,18 @@ class WindowLimiter:
         return Permit(account, action, keys)
 
     def settle(self, permit: Permit, now: float, limits: RateLimitSnapshot) -> bool:
-        for key in permit.keys:
-            self._windows[key].release(now)
+        readings = {
+            (permit.account, permit.action.value): limits.window,
+            (permit.account, USER_DAY): limits.user_day,
+            (APP, APP_DAY): limits.app_day,
+        }
         skewed = False
-        observed = (
-            ((permit.account, permit.action.value), limits.window),
-            ((permit.account, USER_DAY), limits.user_day),
-            ((APP, APP_DAY), limits.app_day),
-        )
-        for key, reading in observed:
-            if reading is None:
+        for key in permit.keys:
+            skewed = self._windows[key].release(now, readings.pop(key, None)) or skewed
+        for key, reading in readings.items():  # 24-hour windows this request was not counted in
+            if reading is None or reading.limit is None or reading.limit < 1:
                 continue
-            window = self._windows.get(key)
-            if window is None:
-                if reading.limit is None or reading.limit < 1:
-                    continue
-                window = self._ensure(key, reading.limit, DAY)
+            window = self._windows.get(key) or self._ensure(key, reading.limit, DAY)
             skewed = window.observe(now, reading) or skewed
         return skewed
 

@@ -1,0 +1,572 @@
+"""The scheduler and its windows, driven by a fake clock and a pure fixed-window server model."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from bulkrt.items import Action, Item, Status
+from bulkrt.outcome import Decision, Outcome, classify
+from bulkrt.ratelimits import LimitReading, RateLimitSnapshot
+from bulkrt.retry_policy import ParkPolicy, RetryPolicy
+from bulkrt.scheduler import (
+    AccountState,
+    Dispatch,
+    Done,
+    EventKind,
+    Idle,
+    ItemResult,
+    Refresh,
+    Scheduler,
+    Step,
+    Ticket,
+    Wait,
+)
+from bulkrt.tiers import limit_model
+from bulkrt.windows import USER_DAY, Margins, Window, WindowLimiter
+
+PROBLEM = "application/problem+json"
+OK_BODY = {
+    Action.RETWEET: b'{"data":{"retweeted":true}}',
+    Action.UNDO: b'{"data":{"retweeted":false}}',
+}
+TOO_MANY = (
+    b'{"title":"Too Many Requests","type":"about:blank","status":429,"detail":"Too Many Requests"}'
+)
+UNAUTHORIZED = b'{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}'
+UNAVAILABLE = b'{"title":"Service Unavailable","type":"about:blank","status":503,"detail":"x"}'
+
+
+def item(account: str, n: int, action: Action = Action.RETWEET, tweet: str | None = None) -> Item:
+    """An item of ``account``; its Tweet defaults to one per row."""
+    return Item(f"{account}-{n}", "camp", account, tweet or str(1000 + n), action, "job.csv", n)
+
+
+def ok(action: Action = Action.RETWEET, **limits: LimitReading) -> Outcome:
+    """A success outcome carrying the given rate-limit readings."""
+    return Outcome(
+        Decision.DONE,
+        status=Status.OK,
+        retweeted=action is Action.RETWEET,
+        http=200,
+        limits=RateLimitSnapshot(**limits),
+    )
+
+
+def no_retry_jitter(max_attempts: int = 3) -> RetryPolicy:
+    """A retry policy with 1, 2, 4 ... second delays and no jitter."""
+    return RetryPolicy(max_attempts=max_attempts, initial=1.0, maximum=30.0, jitter=0.0)
+
+
+# -- a pure fixed-window server, and a loop that drives the scheduler against it ------------
+
+
+@dataclass
+class FixedWindowServer:
+    """X's per-user, per-endpoint fixed windows that start at the first request (SPEC §4.1)."""
+
+    limit: int
+    period: float
+    #: account -> (from, to): answer 429 with remaining > 0 in that span of server time
+    hidden: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: accounts whose credentials are refused
+    unauthorized: set[str] = field(default_factory=set)
+    windows: dict[tuple[str, Action], tuple[float, int]] = field(default_factory=dict)
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    def handle(self, it: Item, at: float) -> tuple[int, dict[str, str], bytes]:
+        """Answer a request of ``it`` that arrives at ``at``."""
+        key = (it.account, it.action)
+        start, used = self.windows.get(key, (at, 0))
+        if at >= start + self.period:
+            start, used = at, 0
+        reset = math.ceil(start + self.period)  # as the sandbox: whole seconds, rounded up
+
+        def headers(remaining: int) -> dict[str, str]:
+            return {
+                "x-rate-limit-limit": str(self.limit),
+                "x-rate-limit-remaining": str(remaining),
+                "x-rate-limit-reset": str(reset),
+            }
+
+        span = self.hidden.get(it.account)
+        if it.account in self.unauthorized:
+            status, head, body = 401, headers(self.limit - used), UNAUTHORIZED
+        elif span is not None and span[0] <= at < span[1]:
+            status, head, body = 429, headers(self.limit - used), TOO_MANY
+        elif used >= self.limit:
+            status, head, body = 429, headers(0), TOO_MANY
+        else:
+            used += 1
+            status, head, body = 200, headers(self.limit - used), OK_BODY[it.action]
+        self.windows[key] = (start, used)
+        self.statuses[(it.account, status)] += 1
+        return status, head, body
+
+
+@dataclass
+class Run:
+    """What a simulated run did."""
+
+    results: list[ItemResult]
+    sends: list[tuple[float, Item]]
+    end: float
+
+    def last_send(self, account: str) -> float:
+        """When ``account``'s last request went out."""
+        return max(t for t, it in self.sends if it.account == account)
+
+
+def drive(
+    scheduler: Scheduler,
+    server: FixedWindowServer,
+    *,
+    latency: float = 0.001,
+    refresh_ok: bool = True,
+    start: float = 0.0,
+) -> Run:
+    """Run the scheduler against ``server`` on a fake clock until it says Done."""
+    now = start
+    arrivals: list[tuple[float, int, Ticket, tuple[int, dict[str, str], bytes]]] = []
+    sends: list[tuple[float, Item]] = []
+    results: list[ItemResult] = []
+    seq = 0
+
+    def deliver_until(t: float) -> None:
+        while arrivals and arrivals[0][0] <= t:
+            at, _, ticket, (status, headers, body) = heapq.heappop(arrivals)
+            outcome = classify(ticket.item.action, status, headers, body, PROBLEM)
+            results.extend(scheduler.on_response(ticket, at, outcome))
+
+    for _ in range(200_000):
+        step: Step = scheduler.next(now)
+        if isinstance(step, Done):
+            return Run(results, sends, now)
+        if isinstance(step, Dispatch):
+            sends.append((now, step.ticket.item))
+            seq += 1
+            reply = server.handle(step.ticket.item, now + latency)
+            heapq.heappush(arrivals, (now + 2 * latency, seq, step.ticket, reply))
+        elif isinstance(step, Refresh):
+            results.extend(scheduler.on_refreshed(step.account, now, refresh_ok))
+        elif isinstance(step, Wait):
+            assert step.until > now or arrivals, "Wait must lie in the future"
+            now = min(step.until, arrivals[0][0]) if arrivals else step.until
+            deliver_until(now)
+        else:
+            assert arrivals, "Idle with nothing in flight would hang the shell"
+            now = arrivals[0][0]
+            deliver_until(now)
+    raise AssertionError("the run did not finish")
+
+
+ACCOUNTS = [f"u{n:02}" for n in range(20)]
+TICK = 0.1
+
+
+def short_windows(**kwargs: object) -> Scheduler:
+    """A scheduler for 5 requests per 3-second window, concurrency 16."""
+    margins = Margins(skew=0.0)
+    return Scheduler(
+        limit_model("basic", limit=5, window=3),
+        concurrency=16,
+        retry=no_retry_jitter(),
+        margins=margins,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def load(scheduler: Scheduler, accounts: list[str], n: int) -> None:
+    """Queue ``n`` retweets for each account, in row order."""
+    for account in accounts:
+        for i in range(n):
+            assert scheduler.add(item(account, i)) == []
+
+
+class TestSimulation:
+    """Whole runs against the fixed-window server model."""
+
+    def test_makespan_is_the_theoretical_minimum_with_no_429(self) -> None:
+        """20 accounts x 60 items at 5 per 3 s: every account's last request goes at the start
+        of window 12 (33 s, within a tick) and the server never answers 429."""
+        scheduler = short_windows()
+        server = FixedWindowServer(limit=5, period=3.0)
+        load(scheduler, ACCOUNTS, 60)
+        run = drive(scheduler, server)
+        assert sum(n for (_, status), n in server.statuses.items() if status == 429) == 0
+        assert len(run.results) == 1200
+        assert all(r.status is Status.OK and r.attempts == 1 for r in run.results)
+        for account in ACCOUNTS:
+            assert 33.0 <= run.last_send(account) <= 33.0 + TICK
+
+    def test_file_order_is_kept_per_account(self) -> None:
+        """Each account's requests go out in the order of its rows."""
+        scheduler = short_windows()
+        load(scheduler, ACCOUNTS[:3], 12)
+        run = drive(scheduler, FixedWindowServer(limit=5, period=3.0))
+        for account in ACCOUNTS[:3]:
+            lines = [it.line for _, it in run.sends if it.account == account]
+            assert lines == sorted(lines) == list(range(12))
+
+    def test_hidden_limit_parks_only_that_account(self) -> None:
+        """A 429 with remaining > 0 parks its account with a growing backoff; the others finish
+        on schedule with no 429, and the parked account still finishes every item."""
+        park = ParkPolicy(base=5.0, maximum=40.0, jitter=0.0)
+        scheduler = short_windows(park=park)
+        server = FixedWindowServer(limit=5, period=3.0, hidden={"u00": (6.0, 20.0)})
+        load(scheduler, ACCOUNTS, 60)
+        run = drive(scheduler, server)
+        assert all(r.status is Status.OK for r in run.results) and len(run.results) == 1200
+        for account in ACCOUNTS[1:]:
+            assert server.statuses[(account, 429)] == 0
+            assert run.last_send(account) <= 33.0 + TICK
+        resent = [r for r in run.results if r.item.account == "u00" and r.attempts > 1]
+        assert resent, "the refused items were resent"
+        # one burst meets the limit; after that each park ends with a single probe:
+        # parks of 5 and 10 s reach past the hidden span (6 to 20 s)
+        parks = [e for e in scheduler.drain_events() if e.kind is EventKind.PARKED]
+        assert [round((e.until or 0.0) - e.at) for e in parks] == [5, 10]
+        assert server.statuses[("u00", 429)] <= 5 + 1
+        assert run.last_send("u00") > 33.0 + TICK
+
+    def test_auth_failure_pauses_only_that_account(self) -> None:
+        """A 401 after one refresh ends all of that account's items as error without sending
+        them; the other accounts finish on schedule."""
+        scheduler = short_windows()
+        server = FixedWindowServer(limit=5, period=3.0, unauthorized={"u03"})
+        load(scheduler, ACCOUNTS, 60)
+        run = drive(scheduler, server)
+        mine = [r for r in run.results if r.item.account == "u03"]
+        assert len(mine) == 60 and all(r.status is Status.ERROR for r in mine)
+        assert all(r.error is not None and r.error.type == "unauthorized" for r in mine)
+        assert server.statuses[("u03", 401)] <= 5 + 1
+        assert sum(1 for _, it in run.sends if it.account == "u03") <= 6
+        others = [r for r in run.results if r.item.account != "u03"]
+        assert len(others) == 1140 and all(r.status is Status.OK for r in others)
+        assert max(run.last_send(a) for a in ACCOUNTS if a != "u03") <= 33.0 + TICK
+
+    def test_model_longer_than_server_is_corrected_by_the_limit_header(self) -> None:
+        """With ``--tier free`` (1 per window) against a server of 5, the limit header raises
+        the model's limit without causing a 429."""
+        scheduler = Scheduler(
+            limit_model("free", window=3), concurrency=4, margins=Margins(skew=0.0)
+        )
+        server = FixedWindowServer(limit=5, period=3.0)
+        load(scheduler, ["a"], 20)
+        run = drive(scheduler, server)
+        assert server.statuses[("a", 429)] == 0
+        assert run.last_send("a") < 3 * 20 / 2  # far faster than 1 per 3 s
+
+    def test_server_window_longer_than_model_waits_for_the_reset(self) -> None:
+        """A ``--window`` shorter than the server's costs at most one 429 per window: the
+        exhausted header blocks the endpoint until the reset."""
+        scheduler = Scheduler(
+            limit_model("basic", limit=5, window=3), concurrency=4, margins=Margins(skew=0.0)
+        )
+        server = FixedWindowServer(limit=5, period=10.0)
+        load(scheduler, ["a"], 20)
+        run = drive(scheduler, server)
+        assert server.statuses[("a", 429)] == 0
+        assert all(r.status is Status.OK for r in run.results)
+        assert run.last_send("a") >= 30.0
+
+
+class TestDecisions:
+    """Single decisions of the scheduler."""
+
+    def test_round_robin_between_ready_accounts(self) -> None:
+        """Two accounts with room are served alternately."""
+        scheduler = short_windows()
+        load(scheduler, ["a", "b"], 3)
+        order = []
+        for _ in range(4):
+            step = scheduler.next(0.0)
+            assert isinstance(step, Dispatch)
+            order.append(step.ticket.item.account)
+        assert order == ["a", "b", "a", "b"]
+
+    def test_concurrency_cap_answers_idle(self) -> None:
+        """With ``concurrency`` requests in flight nothing more goes out."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=2)
+        load(scheduler, ["a", "b", "c"], 2)
+        assert isinstance(scheduler.next(0.0), Dispatch)
+        assert isinstance(scheduler.next(0.0), Dispatch)
+        assert isinstance(scheduler.next(0.0), Idle)
+
+    def test_same_tweet_is_never_in_flight_twice(self) -> None:
+        """An undo waits for the retweet of the same Tweet to come back."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=8)
+        scheduler.add(item("a", 0, Action.RETWEET, tweet="7"))
+        scheduler.add(item("a", 1, Action.UNDO, tweet="7"))
+        first = scheduler.next(0.0)
+        assert isinstance(first, Dispatch)
+        assert isinstance(scheduler.next(0.0), Idle)
+        scheduler.on_response(first.ticket, 0.1, ok())
+        second = scheduler.next(0.1)
+        assert isinstance(second, Dispatch) and second.ticket.item.action is Action.UNDO
+
+    def test_retry_waits_its_backoff_and_holds_back_the_account(self) -> None:
+        """A 503 is resent after the backoff; the account's next row waits behind it, while
+        another account uses the free slot."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=1, retry=no_retry_jitter())
+        load(scheduler, ["a"], 2)
+        load(scheduler, ["b"], 1)
+        first = scheduler.next(0.0)
+        assert isinstance(first, Dispatch) and first.ticket.item.key == "a-0"
+        failed = classify(Action.RETWEET, 503, {}, UNAVAILABLE, PROBLEM)
+        assert scheduler.on_response(first.ticket, 0.1, failed) == []
+        other = scheduler.next(0.1)
+        assert isinstance(other, Dispatch) and other.ticket.item.account == "b"
+        scheduler.on_response(other.ticket, 0.2, ok())
+        assert scheduler.next(0.2) == Wait(1.1)
+        again = scheduler.next(1.1)
+        assert isinstance(again, Dispatch) and again.ticket.item.key == "a-0"
+        assert again.ticket.tries == 1 and again.ticket.sent == 2
+
+    def test_transient_failures_end_as_error_after_max_attempts(self) -> None:
+        """After ``max_attempts`` transient failures the item ends as error with its last error."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=1, retry=no_retry_jitter(2))
+        load(scheduler, ["a"], 1)
+        failed = classify(Action.RETWEET, None, {}, b"", None)
+        results: list[ItemResult] = []
+        now = 0.0
+        while not results:
+            step = scheduler.next(now)
+            if isinstance(step, Wait):
+                now = step.until
+                continue
+            assert isinstance(step, Dispatch)
+            results = scheduler.on_response(step.ticket, now, failed)
+        (result,) = results
+        assert result.status is Status.ERROR and result.attempts == 2
+        assert result.error is not None and result.error.type == "network"
+        assert isinstance(scheduler.next(now), Done)
+
+    def test_429_waits_for_the_reset_without_spending_an_attempt(self) -> None:
+        """A 429 with remaining 0 requeues the item at the head until reset plus margin,
+        and does not count against ``max_attempts``."""
+        scheduler = Scheduler(
+            limit_model("pro"), concurrency=4, retry=no_retry_jitter(1), margins=Margins()
+        )
+        load(scheduler, ["a"], 2)
+        first = scheduler.next(0.0)
+        assert isinstance(first, Dispatch)
+        headers = {"x-rate-limit-limit": "50", "x-rate-limit-remaining": "0"}
+        limited = classify(
+            Action.RETWEET, 429, headers | {"x-rate-limit-reset": "100"}, TOO_MANY, PROBLEM
+        )
+        assert scheduler.on_response(first.ticket, 1.0, limited) == []
+        # the second row was sent alongside; it must not overtake the refused first row
+        assert scheduler.next(1.0) == Wait(102.0)
+        again = scheduler.next(102.0)
+        assert isinstance(again, Dispatch) and again.ticket.item.key == "a-0"
+        assert again.ticket.tries == 0
+        (done,) = scheduler.on_response(again.ticket, 102.5, ok())
+        assert done.status is Status.OK and done.attempts == 2
+        assert [e.kind for e in scheduler.drain_events()] == [EventKind.RATE_LIMITED]
+
+    def test_429_after_waiting_for_the_reset_parks_the_account(self) -> None:
+        """A second 429 to a request sent after the first wait is treated as a hidden limit."""
+        park = ParkPolicy(base=120.0, maximum=3600.0, jitter=0.0)
+        scheduler = Scheduler(limit_model("pro"), concurrency=4, park=park)
+        load(scheduler, ["a"], 1)
+        headers = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": "10"}
+        limited = classify(Action.RETWEET, 429, headers, TOO_MANY, PROBLEM)
+        step = scheduler.next(0.0)
+        assert isinstance(step, Dispatch)
+        scheduler.on_response(step.ticket, 0.5, limited)
+        assert scheduler.next(0.5) == Wait(12.0)
+        step = scheduler.next(12.0)
+        assert isinstance(step, Dispatch)
+        scheduler.on_response(step.ticket, 12.5, limited)
+        assert scheduler.state("a", 13.0) is AccountState.PARKED
+        assert scheduler.next(13.0) == Wait(132.5)
+
+    def test_hidden_limit_backoff_grows_and_resets_after_success(self) -> None:
+        """Hidden limits in a row park for 2, 4, 8 minutes; a success starts over at 2."""
+        park = ParkPolicy(jitter=0.0)
+        scheduler = Scheduler(limit_model("pro"), concurrency=4, park=park)
+        load(scheduler, ["a"], 2)
+        hidden = classify(Action.RETWEET, 429, {"x-rate-limit-remaining": "40"}, TOO_MANY, PROBLEM)
+        now, waits = 0.0, []
+        for outcome in (hidden, hidden, hidden, ok(), hidden):
+            step = scheduler.next(now)
+            while isinstance(step, Wait):
+                now = step.until
+                step = scheduler.next(now)
+            assert isinstance(step, Dispatch)
+            scheduler.on_response(step.ticket, now, outcome)
+            parked = [e for e in scheduler.drain_events() if e.kind is EventKind.PARKED]
+            waits += [e.until - e.at for e in parked if e.until is not None]
+        assert waits == [120.0, 240.0, 480.0, 120.0]
+
+    def test_park_gives_up_after_the_configured_count(self) -> None:
+        """With ``give_up_after`` set, the account's items end as error after that many parks."""
+        park = ParkPolicy(base=1.0, jitter=0.0, give_up_after=2)
+        scheduler = Scheduler(limit_model("pro"), concurrency=4, park=park)
+        load(scheduler, ["a"], 3)
+        hidden = classify(Action.RETWEET, 429, {}, TOO_MANY, PROBLEM)
+        assert hidden.decision is Decision.HIDDEN_LIMIT
+        now, results = 0.0, list[ItemResult]()
+        while not results:
+            step = scheduler.next(now)
+            if isinstance(step, Wait):
+                now = step.until
+                continue
+            assert isinstance(step, Dispatch)
+            results = scheduler.on_response(step.ticket, now, hidden)
+        assert len(results) == 3 and all(r.status is Status.ERROR for r in results)
+        assert results[0].error is not None and results[0].error.type == "too-many-requests"
+
+    def test_refresh_failure_pauses_the_account(self) -> None:
+        """A 401 asks for one refresh; a refresh that fails ends every item as error."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=1)
+        load(scheduler, ["a"], 3)
+        step = scheduler.next(0.0)
+        assert isinstance(step, Dispatch)
+        denied = classify(Action.RETWEET, 401, {}, UNAUTHORIZED, PROBLEM)
+        assert scheduler.on_response(step.ticket, 0.1, denied) == []
+        assert scheduler.next(0.1) == Refresh("a")
+        assert scheduler.state("a", 0.1) is AccountState.REFRESHING
+        results = scheduler.on_refreshed("a", 0.2, ok=False)
+        assert [r.item.key for r in results] == ["a-0", "a-1", "a-2"]
+        assert [r.attempts for r in results] == [1, 0, 0]
+        assert scheduler.state("a", 0.2) is AccountState.PAUSED
+        assert isinstance(scheduler.next(0.2), Done)
+        (late,) = scheduler.add(item("a", 9), 0.3)
+        assert late.status is Status.ERROR
+
+    def test_401_sent_before_the_refresh_does_not_pause(self) -> None:
+        """A 401 to a request sent with the old credentials is resent, not held against the
+        refreshed ones."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=4)
+        load(scheduler, ["a"], 2)
+        first, second = scheduler.next(0.0), scheduler.next(0.0)
+        assert isinstance(first, Dispatch) and isinstance(second, Dispatch)
+        denied = classify(Action.RETWEET, 401, {}, UNAUTHORIZED, PROBLEM)
+        scheduler.on_response(first.ticket, 0.1, denied)
+        assert scheduler.next(0.1) == Refresh("a")
+        assert scheduler.on_refreshed("a", 0.2, ok=True) == []
+        assert scheduler.on_response(second.ticket, 0.3, denied) == []
+        assert scheduler.state("a", 0.3) is AccountState.READY
+
+    def test_skewed_429_reset_is_clamped_and_flagged(self) -> None:
+        """A 429 whose reset lies a day in the past waits only the margin and flags skew."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=1, margins=Margins())
+        load(scheduler, ["a"], 1)
+        step = scheduler.next(1_000_000.0)
+        assert isinstance(step, Dispatch)
+        headers = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(1_000_000 - 86_400)}
+        limited = classify(Action.RETWEET, 429, headers, TOO_MANY, PROBLEM)
+        scheduler.on_response(step.ticket, 1_000_000.0, limited)
+        assert scheduler.next(1_000_000.0) == Wait(1_000_002.0)
+        assert EventKind.SKEW in {e.kind for e in scheduler.drain_events()}
+
+    def test_launch_post_cap_spreads_retweets_over_three_hours(self) -> None:
+        """On the launch tier the 301st retweet of an account waits for the 3-hour cap, so the
+        hidden cap is never hit; undos are not held back by it."""
+        limiter = WindowLimiter(limit_model("launch"))
+        now = 0.0
+        for _ in range(300):
+            at = limiter.ready_at("a", Action.RETWEET, now)
+            assert at is not None
+            now = at
+            permit = limiter.acquire("a", Action.RETWEET, now)
+            limiter.settle(permit, now + 0.5, RateLimitSnapshot())
+        assert now == pytest.approx(5 * 900.5)
+        assert limiter.ready_at("a", Action.RETWEET, now) == pytest.approx(10_800.5)
+        assert limiter.ready_at("a", Action.UNDO, now) == now
+
+
+class TestWindow:
+    """The per-budget window model."""
+
+    def test_requests_count_until_a_period_after_their_response(self) -> None:
+        """A full window frees one slot ``period`` after each response arrived."""
+        window = Window(limit=2, period=10.0)
+        window.acquire(0.0)
+        window.acquire(0.0)
+        assert window.ready_at(0.0) is None
+        window.release(0.4)
+        assert window.ready_at(0.5) == pytest.approx(10.4)  # the other is still in flight
+        window.release(0.6)
+        assert window.ready_at(1.0) == pytest.approx(10.4)
+
+    def test_consistent_exhausted_header_adds_no_wait(self) -> None:
+        """A ``remaining: 0`` whose (rounded-up) reset matches our own log costs nothing extra."""
+        window = Window(limit=2, period=3.0, margins=Margins(skew=0.0))
+        window.acquire(0.0)
+        window.acquire(0.0)
+        window.release(0.002, LimitReading(2, 1, 4.0))
+        window.release(0.003, LimitReading(2, 0, 4.0))
+        assert window.ready_at(1.0) == pytest.approx(3.002)
+
+    def test_server_counting_more_than_us_adds_phantoms_until_reset(self) -> None:
+        """When the server reports more used than we sent, the difference counts until the
+        reset plus margin."""
+        window = Window(limit=5, period=900.0, margins=Margins())
+        window.acquire(0.0)
+        assert window.release(1.0, LimitReading(5, 0, 300.0)) is False
+        assert window.ready_at(1.0) == pytest.approx(302.0)
+
+    def test_limit_header_replaces_the_model(self) -> None:
+        """``x-rate-limit-limit`` becomes the window's limit."""
+        window = Window(limit=1, period=900.0)
+        window.acquire(0.0)
+        window.release(1.0, LimitReading(50, 49, 900.0))
+        assert window.limit == 50 and window.ready_at(1.0) == 1.0
+
+    @pytest.mark.parametrize(
+        ("reset", "skewed"),
+        [(50.0, True), (99.0, False), (10.0**12, True), (None, False)],
+    )
+    def test_reset_out_of_range_is_flagged(self, reset: float | None, skewed: bool) -> None:
+        """Resets far in the past or far ahead are flagged as suspected clock skew."""
+        window = Window(limit=5, period=900.0, margins=Margins())
+        assert window.observe(100.0, LimitReading(5, 4, reset)) is skewed
+
+    def test_day_headers_become_a_window_of_their_own(self) -> None:
+        """An exhausted ``x-user-limit-24hour`` blocks both endpoints of that account until its
+        reset, and no other account."""
+        limiter = WindowLimiter(limit_model("pro"), Margins())
+        permit = limiter.acquire("a", Action.RETWEET, 0.0)
+        day = LimitReading(1000, 0, 40_000.0)
+        limiter.settle(permit, 1.0, RateLimitSnapshot(LimitReading(50, 49, 900.0), day))
+        assert limiter.window(("a", USER_DAY)) is not None
+        assert limiter.ready_at("a", Action.UNDO, 2.0) == pytest.approx(40_002.0)
+        assert limiter.ready_at("b", Action.RETWEET, 2.0) == 2.0
+
+
+def test_seeded_runs_are_reproducible() -> None:
+    """Two runs with the same RNG seed make the same decisions at the same times."""
+
+    def one_run(seed: int) -> list[tuple[float, str]]:
+        retry = RetryPolicy(max_attempts=4, initial=0.5, maximum=5.0, rng=random.Random(seed))
+        scheduler = Scheduler(limit_model("basic", limit=5, window=3), concurrency=3, retry=retry)
+        load(scheduler, ["a", "b"], 6)
+        flaky: Callable[[int], bool] = lambda n: n % 3 == 0  # noqa: E731 - a tiny fault script
+        now, sends, n = 0.0, [], 0
+        while not isinstance(step := scheduler.next(now), Done):
+            if isinstance(step, Wait):
+                now = step.until
+            elif isinstance(step, Dispatch):
+                n += 1
+                sends.append((now, step.ticket.item.key))
+                body = json.dumps({"data": {"retweeted": True}}).encode()
+                outcome = classify(
+                    Action.RETWEET, 503 if flaky(n) else 200, {}, body, "application/json"
+                )
+                scheduler.on_response(step.ticket, now + 0.01, outcome)
+            else:
+                raise AssertionError(step)
+        return sends
+
+    assert one_run(7) == one_run(7)
+    assert one_run(7) != one_run(8)
