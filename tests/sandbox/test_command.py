@@ -1,0 +1,172 @@
+"""`bulkrt sandbox` as an operator runs it: a real process that prints its URL, writes an accounts
+file whose credentials work, and stops cleanly on SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from oauthlib.oauth1 import Client as OAuth1Client
+
+LISTENING = "bulkrt sandbox listening on "
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], url: str, accounts: Path) -> None:
+        self.process = process
+        self.url = url
+        self.accounts = accounts
+
+
+def start(tmp_path: Path, *args: str) -> Served:
+    accounts = tmp_path / "a.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bulkrt",
+            "sandbox",
+            "--port",
+            "0",
+            "--accounts-out",
+            str(accounts),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith(LISTENING), (line, process.stderr.read() if process.stderr else "")
+    return Served(process, line[len(LISTENING) :].strip(), accounts)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """`bulkrt sandbox --users 3 --accounts-out a.json` running in its own process."""
+    sandbox = start(tmp_path, "--users", "3", "--seed", "5")
+    yield sandbox
+    stop(sandbox)
+
+
+def stop(sandbox: Served) -> None:
+    if sandbox.process.poll() is None:
+        sandbox.process.kill()
+        sandbox.process.wait()
+    for pipe in (sandbox.process.stdout, sandbox.process.stderr):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
+
+
+def oauth1_header(
+    url: str, method: str, oauth1: dict[str, str], consumer_secret: str | None = None
+) -> str:
+    client = OAuth1Client(
+        oauth1["consumer_key"],
+        consumer_secret or oauth1["consumer_secret"],
+        oauth1["access_token"],
+        oauth1["access_token_secret"],
+    )
+    _, headers, _ = client.sign(url, method)  # type: ignore[arg-type]
+    return str(headers["Authorization"])
+
+
+async def test_the_written_accounts_work_and_a_wrong_secret_is_401(served: Served) -> None:
+    """Credentials from --accounts-out retweet (OAuth 1.0a and 2.0); a wrong secret gets 401."""
+    accounts = json.loads(served.accounts.read_text())["accounts"]
+    assert sorted(accounts) == ["acct001", "acct002", "acct003"]
+    assert {kind for a in accounts.values() for kind in a if kind.startswith("oauth")} == {
+        "oauth1",
+        "oauth2",
+    }
+    first, second = accounts["acct001"], accounts["acct002"]
+    url = f"{served.url}/2/users/{first['user_id']}/retweets"
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": oauth1_header(url, "POST", first["oauth1"])}
+        async with session.post(url, json={"tweet_id": "20"}, headers=headers) as response:
+            assert (response.status, await response.json()) == (200, {"data": {"retweeted": True}})
+        wrong = {
+            "Authorization": oauth1_header(url, "POST", first["oauth1"], consumer_secret="x" * 50)
+        }
+        async with session.post(url, json={"tweet_id": "21"}, headers=wrong) as response:
+            assert response.status == 401
+        bearer = {"Authorization": f"Bearer {second['oauth2']['access_token']}"}
+        url2 = f"{served.url}/2/users/{second['user_id']}/retweets"
+        async with session.post(url2, json={"tweet_id": "20"}, headers=bearer) as response:
+            assert response.status == 200
+        async with session.get(
+            f"{served.url}/__sandbox/users/{first['user_id']}/retweets"
+        ) as response:
+            assert await response.json() == {"tweet_ids": ["20"]}
+
+
+def test_the_accounts_file_is_private_and_deterministic(served: Served, tmp_path: Path) -> None:
+    """The accounts file is readable by its owner only, and the same seed gives the same users."""
+    assert stat.S_IMODE(os.stat(served.accounts).st_mode) == 0o600
+    first = json.loads(served.accounts.read_text())["accounts"]
+    other_dir = tmp_path / "second"
+    other_dir.mkdir()
+    second = start(other_dir, "--users", "3", "--seed", "5")
+    try:
+        later = json.loads(second.accounts.read_text())["accounts"]
+    finally:
+        stop(second)
+    assert {n: a["user_id"] for n, a in first.items()} == {
+        n: a["user_id"] for n, a in later.items()
+    }
+    assert first["acct001"]["oauth1"] == later["acct001"]["oauth1"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_sandbox_cleanly(served: Served, signum: signal.Signals) -> None:
+    """SIGINT or SIGTERM ends the process with exit code 0 and no traceback."""
+    served.process.send_signal(signum)
+    _, stderr = served.process.communicate(timeout=10)
+    assert served.process.returncode == 0
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "meltdown=0.1"], "meltdown"),
+        (["--fault-rate", "0.8", "--fault", "stall=0.5"], "add up to at most 1"),
+        (["--hidden-cap", "lots"], "LIMIT/SECONDS"),
+        (["--tier", "gold"], "gold"),
+        (["--tls-cert", __file__], "--tls-key"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(args: list[str], message: str) -> None:
+    """A sandbox option it cannot use is a usage error (exit 2) that names the problem."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bulkrt", "sandbox", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_a_port_in_use_is_reported(served: Served) -> None:
+    """Asking for a port that is taken exits 2 with a message naming host and port."""
+    port = served.url.rsplit(":", 1)[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bulkrt", "sandbox", "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert f"127.0.0.1:{port}" in proc.stderr
