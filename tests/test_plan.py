@@ -1,0 +1,76 @@
+"""The dry-run plan: request counts, expected duration under the limit model, and cost."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from bulkrt.items import Action
+from bulkrt.plan import last_request_at, plan
+from bulkrt.tiers import Prices, Tier, limit_model
+
+RT, UNDO = Action.RETWEET, Action.UNDO
+
+
+@pytest.mark.parametrize(
+    ("actions", "tier", "limit", "window", "last"),
+    [
+        ([RT] * 60, "basic", 5, 3.0, 33.0),  # the start of window 12
+        ([RT] * 61, "basic", 5, 3.0, 36.0),
+        ([RT] * 5, "basic", 5, 3.0, 0.0),
+        ([RT], "free", None, None, 0.0),
+        ([RT] * 3, "free", None, None, 1800.0),
+        ([RT] * 50, "pro", None, None, 0.0),
+        ([RT] * 51, "pro", None, None, 900.0),
+        ([RT] * 5 + [UNDO] * 5, "basic", 5, 3.0, 0.0),  # separate windows per endpoint
+        ([RT] * 6 + [UNDO] * 5, "basic", 5, 3.0, 3.0),  # file order: undos wait behind
+        ([RT] * 300, "launch", None, None, 5 * 900.0),
+        ([RT] * 301, "launch", None, None, 10_800.0),  # the 3-hour cap, not window 7
+        ([UNDO] * 301, "launch", None, None, 6 * 900.0),  # undo has no 3-hour cap
+    ],
+)
+def test_last_request_at(
+    actions: list[Action], tier: str, limit: int | None, window: float | None, last: float
+) -> None:
+    """An account's last request goes at the start of the window that has room for it."""
+    assert last_request_at(actions, limit_model(tier, limit=limit, window=window)) == last
+
+
+def test_plan_counts_duration_and_cost() -> None:
+    """Per-account and total counts, the slowest account's duration, and pay-per-use cost."""
+    result = plan(
+        {"acme": [RT] * 60 + [UNDO] * 10, "beta": [UNDO] * 4},
+        limit_model("payg", limit=5, window=3),
+        done={"beta": 2, "gamma": 7},
+    )
+    assert [a.account for a in result.accounts] == ["acme", "beta", "gamma"]
+    acme, beta, gamma = result.accounts
+    assert (acme.retweets, acme.undos, acme.already_done) == (60, 10, 0)
+    assert acme.last_request_at == 36.0
+    assert (beta.requests, beta.already_done, beta.last_request_at) == (4, 2, 0.0)
+    assert (gamma.requests, gamma.already_done) == (0, 7)
+    assert (result.requests, result.retweets, result.undos, result.already_done) == (
+        74,
+        60,
+        14,
+        9,
+    )
+    assert result.duration == 36.0
+    assert result.cost == Decimal("0.900") + Decimal("0.140")
+    assert result.tier is Tier.PAYG and "pay-per-use" in result.price_note
+
+
+def test_flat_tier_costs_nothing_and_prices_override() -> None:
+    """Flat tiers estimate $0 with a note; configured prices replace the list."""
+    assert plan({"a": [RT] * 10}, limit_model("pro")).cost == 0
+    prices = Prices(Decimal("0.02"), Decimal("0.005"), note="negotiated")
+    result = plan({"a": [RT] * 10 + [UNDO] * 2}, limit_model("pro", prices=prices))
+    assert result.cost == Decimal("0.210") and result.price_note == "negotiated"
+
+
+def test_empty_plan() -> None:
+    """Nothing pending plans nothing: zero requests, zero duration."""
+    result = plan({}, limit_model("pro"))
+    assert (result.requests, result.duration, result.cost) == (0, 0.0, Decimal(0))
+    assert result.accounts == ()
