@@ -84,8 +84,6 @@ def _api(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResp
         fault = state.faults.decide(identity, path_user_id, endpoint)
         if state.config.latency_ms > 0:
             await asyncio.sleep(state.config.latency_ms / 1000)
-        if fault is FaultKind.STALL:
-            await asyncio.sleep(state.config.stall_seconds)
         # Faults at the edge: the request never reaches the API and is not counted.
         if fault in (FaultKind.RESET, FaultKind.E502_HTML, FaultKind.E504_EMPTY):
             state.record(request.method, request.path, path_user_id, str(fault), fault, clock.now())
@@ -114,6 +112,9 @@ def _api(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResp
             _reset(request)
             return web.Response(status=502)  # never delivered
         state.record(request.method, request.path, path_user_id, str(reply.status), fault, now)
+        if fault is FaultKind.STALL:
+            # The request has taken effect; only its answer is late (past the client's timeout).
+            await asyncio.sleep(state.config.stall_seconds)
         return render(reply, started)
 
     return handler

@@ -187,7 +187,8 @@ class FaultKind(StrEnum):
     RESET = "reset"
     #: the request is processed, then the connection is reset: the client cannot know it happened
     RESET_AFTER = "reset-after"
-    #: the answer is held back for ``stall_seconds`` (longer than a client's timeout)
+    #: the request takes effect, but its answer is held back for ``stall_seconds`` (longer than a
+    #: client's timeout)
     STALL = "stall"
     #: a 200 that carries both ``data`` and an ``errors`` array
     PARTIAL = "partial"
