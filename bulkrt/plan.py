@@ -4,7 +4,9 @@ Pure arithmetic over the limit model, starting from empty windows and assuming e
 succeeds at its first attempt with no latency (so it is the floor a real run approaches).
 Each account sends in file order; its endpoint windows are fixed windows that start at their
 first request, as X's are; a hidden cap (launch) is counted as a sliding window, as the
-scheduler does. Accounts run side by side, so the run takes as long as its slowest account.
+scheduler does. Accounts run side by side, so the run takes as long as its slowest account,
+or, under an app-wide cap, at least as long as the cap needs for all accounts' requests
+(an estimate: the two bounds are combined with ``max``).
 
 >>> from bulkrt.tiers import limit_model
 >>> p = plan({"acme": [Action.RETWEET] * 60}, limit_model("basic", limit=5, window=3))
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bulkrt.items import Action
-from bulkrt.tiers import LimitModel, Tier
+from bulkrt.tiers import CapScope, HiddenCap, LimitModel, Tier
 
-__all__ = ["AccountPlan", "Plan", "last_request_at", "plan"]
+__all__ = ["AccountPlan", "Plan", "app_cap_duration", "last_request_at", "plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,7 @@ def last_request_at(actions: Sequence[Action], model: LimitModel) -> float:
                 now = start + window.period
                 continue
             later = now
-            for cap in model.caps_for(action):
+            for cap in _user_caps(model, action):
                 sent = caps.setdefault(cap.name, [])
                 if len(sent) >= cap.window.limit:
                     later = max(later, sent[-cap.window.limit] + cap.window.period)
@@ -104,9 +106,29 @@ def last_request_at(actions: Sequence[Action], model: LimitModel) -> float:
                 break
             now = later
         windows[action] = (start, used + 1)
-        for cap in model.caps_for(action):
+        for cap in _user_caps(model, action):
             caps[cap.name].append(now)
     return now
+
+
+def _user_caps(model: LimitModel, action: Action) -> list[HiddenCap]:
+    return [cap for cap in model.caps_for(action) if cap.scope is CapScope.USER]
+
+
+def app_cap_duration(counts: Mapping[Action, int], model: LimitModel) -> float:
+    """Seconds until the last request may go under the app-wide caps alone.
+
+    >>> from bulkrt.tiers import limit_model
+    >>> app_cap_duration({Action.RETWEET: 301}, limit_model("launch"))
+    10800.0
+    """
+    longest = 0.0
+    for cap in model.caps:
+        if cap.scope is CapScope.APP:
+            n = sum(counts.get(action, 0) for action in cap.actions)
+            if n:
+                longest = max(longest, ((n - 1) // cap.window.limit) * cap.window.period)
+    return longest
 
 
 def plan(
@@ -128,10 +150,15 @@ def plan(
         cost = retweets * model.prices.retweet + undos * model.prices.undo
         last = last_request_at(actions, model) if actions else 0.0
         accounts.append(AccountPlan(account, retweets, undos, done.get(account, 0), last, cost))
+    counts = {
+        Action.RETWEET: sum(a.retweets for a in accounts),
+        Action.UNDO: sum(a.undos for a in accounts),
+    }
+    slowest = max((a.last_request_at for a in accounts), default=0.0)
     return Plan(
         tier=model.tier,
         accounts=tuple(accounts),
-        duration=max((a.last_request_at for a in accounts), default=0.0),
+        duration=max(slowest, app_cap_duration(counts, model)),
         cost=sum((a.cost for a in accounts), Decimal(0)),
         price_note=model.prices.note,
     )

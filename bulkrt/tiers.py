@@ -18,6 +18,7 @@ from bulkrt.items import Action
 __all__ = [
     "FIFTEEN_MINUTES",
     "FLAT_PRICES",
+    "LAUNCH_APP_POST_CAP",
     "LAUNCH_POST_CAP",
     "PAYG_PRICES",
     "CapScope",
@@ -44,7 +45,7 @@ class Tier(StrEnum):
     PRO = "pro"
     #: pay-per-use: 50 per 15 min, billed per request
     PAYG = "payg"
-    #: launch-era plan: 50 per 15 min plus 300 POSTs per 3 h per user, shared with posting
+    #: launch-era plan: 50 per 15 min plus 300 POSTs per 3 h per user and per app
     LAUNCH = "launch"
 
 
@@ -81,11 +82,19 @@ class HiddenCap:
     scope: CapScope = CapScope.USER
 
 
-#: launch-era "300 requests per 3-hour window" on POST retweets (SPEC §4.1)
+#: launch-era "300 requests per 3-hour window (per user, per app)" on POST retweets, shared
+#: with posting (SPEC §4.1): one cap for each account ...
 LAUNCH_POST_CAP = HiddenCap(
     name="post-3h",
     window=WindowLimit(300, 10_800.0),
     actions=frozenset({Action.RETWEET}),
+)
+#: ... and one for the whole app (the sandbox's launch preset enforces both)
+LAUNCH_APP_POST_CAP = HiddenCap(
+    name="app-post-3h",
+    window=WindowLimit(300, 10_800.0),
+    actions=frozenset({Action.RETWEET}),
+    scope=CapScope.APP,
 )
 
 
@@ -144,7 +153,7 @@ def limit_model(
     """The model of ``tier``; ``limit``/``window`` override its per-endpoint window.
 
     The override (``--limit N --window SECONDS``) replaces the window of both endpoints; the
-    launch cap stays at 300 per 3 h, since no header ever reports it.
+    launch caps stay at 300 per 3 h, since no header ever reports them.
     """
     tier = Tier(tier)
     per_window = WindowLimit(
@@ -153,5 +162,5 @@ def limit_model(
     )
     if prices is None:
         prices = PAYG_PRICES if tier is Tier.PAYG else FLAT_PRICES
-    caps = (LAUNCH_POST_CAP,) if tier is Tier.LAUNCH else ()
+    caps = (LAUNCH_POST_CAP, LAUNCH_APP_POST_CAP) if tier is Tier.LAUNCH else ()
     return LimitModel(tier=tier, retweet=per_window, undo=per_window, caps=caps, prices=prices)

@@ -61,6 +61,15 @@ def test_plan_counts_duration_and_cost() -> None:
     assert result.tier is Tier.PAYG and "pay-per-use" in result.price_note
 
 
+def test_app_wide_cap_bounds_the_run() -> None:
+    """On launch, 20 accounts x 20 retweets fit each account's windows at once, but the
+    app-wide 300 per 3 h pushes the run's last request to the second 3-hour window."""
+    result = plan({f"u{n}": [RT] * 20 for n in range(20)}, limit_model("launch"))
+    assert max(a.last_request_at for a in result.accounts) == 0.0
+    assert result.duration == 10_800.0
+    assert plan({"a": [UNDO] * 400}, limit_model("launch")).duration == 7 * 900.0
+
+
 def test_flat_tier_costs_nothing_and_prices_override() -> None:
     """Flat tiers estimate $0 with a note; configured prices replace the list."""
     assert plan({"a": [RT] * 10}, limit_model("pro")).cost == 0

@@ -484,6 +484,15 @@ class TestDecisions:
         assert limiter.ready_at("a", Action.RETWEET, now) == pytest.approx(10_800.5)
         assert limiter.ready_at("a", Action.UNDO, now) == now
 
+    def test_launch_app_cap_is_shared_by_all_accounts(self) -> None:
+        """The app-wide 3-hour cap holds back a fresh account once the app has sent 300."""
+        limiter = WindowLimiter(limit_model("launch"))
+        for n in range(300):
+            account = f"u{n // 50}"  # six accounts, one full 15-minute window each
+            assert limiter.ready_at(account, Action.RETWEET, 0.0) == 0.0
+            limiter.settle(limiter.acquire(account, Action.RETWEET, 0.0), 0.5, RateLimitSnapshot())
+        assert limiter.ready_at("fresh", Action.RETWEET, 1.0) == pytest.approx(10_800.5)
+
 
 class TestWindow:
     """The per-budget window model."""

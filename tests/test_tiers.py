@@ -8,6 +8,7 @@ import pytest
 
 from bulkrt.items import Action
 from bulkrt.tiers import (
+    LAUNCH_APP_POST_CAP,
     LAUNCH_POST_CAP,
     CapScope,
     Prices,
@@ -28,12 +29,13 @@ def test_tier_windows(tier: Tier, limit: int) -> None:
         assert model.window_for(action) == WindowLimit(limit, 900.0)
 
 
-def test_launch_has_the_hidden_post_cap_on_retweets_only() -> None:
-    """Launch adds 300 per 3 hours per user on POST retweets, not on undo."""
+def test_launch_has_the_hidden_post_caps_on_retweets_only() -> None:
+    """Launch adds 300 per 3 hours per user and per app on POST retweets, not on undo."""
     model = limit_model("launch")
-    assert model.caps_for(Action.RETWEET) == (LAUNCH_POST_CAP,)
-    assert LAUNCH_POST_CAP.window == WindowLimit(300, 10_800.0)
+    assert model.caps_for(Action.RETWEET) == (LAUNCH_POST_CAP, LAUNCH_APP_POST_CAP)
+    assert LAUNCH_POST_CAP.window == LAUNCH_APP_POST_CAP.window == WindowLimit(300, 10_800.0)
     assert LAUNCH_POST_CAP.scope is CapScope.USER
+    assert LAUNCH_APP_POST_CAP.scope is CapScope.APP
     assert model.caps_for(Action.UNDO) == ()
     assert limit_model("pro").caps == ()
 
@@ -43,7 +45,7 @@ def test_limit_and_window_override_the_preset() -> None:
     model = limit_model("launch", limit=5, window=3)
     assert model.window_for(Action.RETWEET) == WindowLimit(5, 3.0)
     assert model.window_for(Action.UNDO) == WindowLimit(5, 3.0)
-    assert model.caps == (LAUNCH_POST_CAP,)
+    assert model.caps == (LAUNCH_POST_CAP, LAUNCH_APP_POST_CAP)
     assert limit_model("basic", window=60).window_for(Action.UNDO) == WindowLimit(5, 60.0)
 
 
