@@ -128,46 +128,63 @@ class Run:
         return max(t for t, it in self.sends if it.account == account)
 
 
+Reply = tuple[int, dict[str, str], bytes]
+
+
 def drive(
     scheduler: Scheduler,
     server: FixedWindowServer,
     *,
-    latency: float = 0.001,
+    latency: Callable[[], float] = lambda: 0.001,
     refresh_ok: bool = True,
     start: float = 0.0,
+    fault: Callable[[Item], Reply | None] = lambda it: None,
 ) -> Run:
-    """Run the scheduler against ``server`` on a fake clock until it says Done."""
+    """Run the scheduler against ``server`` on a fake clock until it says Done.
+
+    Each request reaches the server after one ``latency()`` draw and its answer comes back
+    after another, so answers may overtake each other; the server handles requests in the
+    order they reach it. ``fault`` may replace the server's answer (it still counts).
+    """
     now = start
-    arrivals: list[tuple[float, int, Ticket, tuple[int, dict[str, str], bytes]]] = []
+    # (time, seq, ticket, reply): reply None means "reaches the server", else "answer arrives"
+    events: list[tuple[float, int, Ticket, Reply | None]] = []
     sends: list[tuple[float, Item]] = []
     results: list[ItemResult] = []
     seq = 0
 
-    def deliver_until(t: float) -> None:
-        while arrivals and arrivals[0][0] <= t:
-            at, _, ticket, (status, headers, body) = heapq.heappop(arrivals)
-            outcome = classify(ticket.item.action, status, headers, body, PROBLEM)
-            results.extend(scheduler.on_response(ticket, at, outcome))
+    def advance(until: float) -> None:
+        nonlocal seq
+        while events and events[0][0] <= until:
+            at, _, ticket, reply = heapq.heappop(events)
+            if reply is None:
+                answer = server.handle(ticket.item, at)
+                seq += 1
+                heapq.heappush(events, (at + latency(), seq, ticket, fault(ticket.item) or answer))
+            else:
+                status, headers, body = reply
+                outcome = classify(ticket.item.action, status, headers, body, PROBLEM)
+                results.extend(scheduler.on_response(ticket, at, outcome))
 
     for _ in range(200_000):
         step: Step = scheduler.next(now)
         if isinstance(step, Done):
+            assert not events
             return Run(results, sends, now)
         if isinstance(step, Dispatch):
             sends.append((now, step.ticket.item))
             seq += 1
-            reply = server.handle(step.ticket.item, now + latency)
-            heapq.heappush(arrivals, (now + 2 * latency, seq, step.ticket, reply))
+            heapq.heappush(events, (now + latency(), seq, step.ticket, None))
         elif isinstance(step, Refresh):
             results.extend(scheduler.on_refreshed(step.account, now, refresh_ok))
         elif isinstance(step, Wait):
-            assert step.until > now or arrivals, "Wait must lie in the future"
-            now = min(step.until, arrivals[0][0]) if arrivals else step.until
-            deliver_until(now)
+            assert step.until > now or events, "Wait must lie in the future"
+            now = min(step.until, events[0][0]) if events else step.until
+            advance(now)
         else:
-            assert arrivals, "Idle with nothing in flight would hang the shell"
-            now = arrivals[0][0]
-            deliver_until(now)
+            assert events, "Idle with nothing in flight would hang the shell"
+            now = events[0][0]
+            advance(now)
     raise AssertionError("the run did not finish")
 
 
@@ -255,6 +272,38 @@ class TestSimulation:
         others = [r for r in run.results if r.item.account != "u03"]
         assert len(others) == 1140 and all(r.status is Status.OK for r in others)
         assert max(run.last_send(a) for a in ACCOUNTS if a != "u03") <= 33.0 + TICK
+
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_no_429_with_jittery_latency_and_faults(self, seed: int) -> None:
+        """With latencies of 1-200 ms each way (answers overtaking each other) and 10 % of
+        answers replaced by 503s, no request meets a spent window, every item ends ok, and
+        each account's rows are first sent in file order."""
+        rng = random.Random(seed)
+        retry = RetryPolicy(max_attempts=8, initial=0.2, maximum=2.0, rng=random.Random(seed))
+        scheduler = Scheduler(
+            limit_model("basic", limit=5, window=3),
+            concurrency=6,
+            retry=retry,
+            margins=Margins(skew=0.0),
+        )
+        for account in ACCOUNTS[:8]:
+            for i in range(40):
+                action = Action.UNDO if i % 4 == 3 else Action.RETWEET
+                scheduler.add(item(account, i, action, tweet=str(1000 + i - i % 4)))
+
+        def fault(it: Item) -> Reply | None:
+            return (503, {}, UNAVAILABLE) if rng.random() < 0.1 else None
+
+        server = FixedWindowServer(limit=5, period=3.0)
+        run = drive(scheduler, server, latency=lambda: rng.uniform(0.001, 0.2), fault=fault)
+        assert sum(n for (_, status), n in server.statuses.items() if status == 429) == 0
+        assert len(run.results) == 320 and all(r.status is Status.OK for r in run.results)
+        for account in ACCOUNTS[:8]:
+            firsts: dict[int, float] = {}
+            for t, it in run.sends:
+                if it.account == account:
+                    firsts.setdefault(it.line, t)
+            assert sorted(firsts, key=lambda line: (firsts[line], line)) == list(range(40))
 
     def test_model_longer_than_server_is_corrected_by_the_limit_header(self) -> None:
         """With ``--tier free`` (1 per window) against a server of 5, the limit header raises
