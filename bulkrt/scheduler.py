@@ -131,7 +131,8 @@ class AccountState(StrEnum):
     PARKED = "parked"
     #: its credentials are being refreshed
     REFRESHING = "refreshing"
-    #: its credentials failed after a refresh: its items end as ``error``
+    #: its credentials failed after a refresh, or it was given up after hidden limits:
+    #: its items end as ``error``
     PAUSED = "paused"
     #: nothing left to send
     FINISHED = "finished"
@@ -249,7 +250,8 @@ class _Auth(StrEnum):
 class _Account:
     name: str
     auth: _Auth = _Auth.OK
-    pause_error: ApiError | None = None
+    #: set when the account is paused or given up: every item of it ends with this error
+    stopped: ApiError | None = None
     parked_until: float = 0.0
     #: when the current park was decided; 429s to requests sent before it add no park
     parked_at: float = -1.0
@@ -330,8 +332,8 @@ class Scheduler:
         self.work.put(Ticket(self._serial, item))
         account = self._account(item.account)
         self._wake(item.account)
-        if account.auth is _Auth.PAUSED:
-            return self._fail_all(account, now, account.pause_error, None)
+        if account.stopped is not None:
+            return self._fail_all(account, now, account.stopped, None)
         return []
 
     def _account(self, name: str) -> _Account:
@@ -393,7 +395,7 @@ class Scheduler:
 
     def _gate(self, account: _Account, now: float) -> float | str:
         ticket = self.work.head(account.name)
-        if ticket is None:
+        if ticket is None or account.stopped is not None:
             return _EMPTY
         if account.auth in (_Auth.NEEDS_REFRESH, _Auth.REFRESHING):
             return _AWAIT
@@ -443,6 +445,8 @@ class Scheduler:
             if outcome.http != 401 and account.auth is _Auth.REFRESHED:
                 account.auth = _Auth.OK
         results = self._apply(account, flight, now, outcome)
+        if account.stopped is not None:  # an answer that came back after the account stopped
+            results += self._fail_all(account, now, account.stopped, outcome.http)
         for waiting in self._awaiting:
             self._wake(waiting)
         self._awaiting.clear()
@@ -496,8 +500,8 @@ class Scheduler:
         self.work.put_back(ticket)
         if self.park.gives_up(account.parks):
             self._emit(EventKind.GAVE_UP, account.name, now, detail=f"{account.parks} parks")
-            error = outcome.error or ApiError("hidden-limit", "Too Many Requests", "")
-            return self._fail_all(account, now, error, outcome.http)
+            account.stopped = outcome.error or ApiError("hidden-limit", "Too Many Requests", "")
+            return self._fail_all(account, now, account.stopped, outcome.http)
         account.parked_at = now
         account.probing = True
         account.parked_until = max(account.parked_until, now + self.park.delay(account.parks))
@@ -538,9 +542,9 @@ class Scheduler:
         self, account: _Account, now: float, error: ApiError | None, http: int | None
     ) -> list[ItemResult]:
         account.auth = _Auth.PAUSED
-        account.pause_error = error or ApiError("unauthorized", "Unauthorized", "")
-        self._emit(EventKind.PAUSED, account.name, now, detail=account.pause_error.detail)
-        return self._fail_all(account, now, account.pause_error, http)
+        account.stopped = error or ApiError("unauthorized", "Unauthorized", "")
+        self._emit(EventKind.PAUSED, account.name, now, detail=account.stopped.detail)
+        return self._fail_all(account, now, account.stopped, http)
 
     def _fail_all(
         self, account: _Account, now: float, error: ApiError | None, http: int | None
@@ -582,7 +586,7 @@ class Scheduler:
         state = self._accounts.get(account)
         if state is None:
             return AccountState.FINISHED
-        if state.auth is _Auth.PAUSED:
+        if state.stopped is not None:
             return AccountState.PAUSED
         if state.auth in (_Auth.NEEDS_REFRESH, _Auth.REFRESHING):
             return AccountState.REFRESHING

@@ -496,6 +496,27 @@ class TestDecisions:
         (late,) = scheduler.add(item("a", 9), 0.3)
         assert late.status is Status.ERROR
 
+    def test_answers_after_a_pause_are_never_resent(self) -> None:
+        """An item in flight when its account is paused ends as error even if its own answer
+        asks for a retry; a success that was in flight still counts as ok."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=4, retry=no_retry_jitter())
+        load(scheduler, ["a"], 4)
+        steps = [scheduler.next(0.0) for _ in range(3)]
+        assert all(isinstance(step, Dispatch) for step in steps)
+        first, second, third = (step.ticket for step in steps if isinstance(step, Dispatch))
+        denied = classify(Action.RETWEET, 401, {}, UNAUTHORIZED, PROBLEM)
+        scheduler.on_response(first, 0.1, denied)
+        assert scheduler.next(0.1) == Refresh("a")
+        paused = scheduler.on_refreshed("a", 0.2, ok=False)
+        assert sorted(r.item.key for r in paused) == ["a-0", "a-3"]
+        flaky = classify(Action.RETWEET, 503, {}, UNAVAILABLE, PROBLEM)
+        (late,) = scheduler.on_response(second, 0.3, flaky)
+        assert late.status is Status.ERROR and late.error is not None
+        assert (late.error.type, late.http, late.attempts) == ("unauthorized", 503, 1)
+        (fine,) = scheduler.on_response(third, 0.4, ok())
+        assert fine.status is Status.OK
+        assert isinstance(scheduler.next(0.5), Done)
+
     def test_401_sent_before_the_refresh_does_not_pause(self) -> None:
         """A 401 to a request sent with the old credentials is resent, not held against the
         refreshed ones."""
