@@ -57,6 +57,10 @@ class RepeatFinder:
         """Note one row with this identity (see `Row.identity`)."""
         self._hashes.append(hash(identity))
 
+    def add_hash(self, value: int) -> None:
+        """Note one occurrence of something already hashed (a ledger key, for instance)."""
+        self._hashes.append(value)
+
     def repeated(self) -> frozenset[int]:
         """The hashes added more than once (sorting needs a brief, transient list of the hashes)."""
         ordered = sorted(self._hashes)

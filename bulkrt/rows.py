@@ -9,6 +9,7 @@ Unknown fields are not checked here; the reader warns about them once per file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ KNOWN_FIELDS = frozenset({*REQUIRED_FIELDS, "campaign", "id"})
 _Reporter = Callable[[str, str], None]
 
 _ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
+#: what undecodable bytes become when a line is decoded with ``surrogateescape``
+_SURROGATES = re.compile("[\udc80-\udcff]")
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")
 #: longest campaign, account or id value accepted; longer values are almost surely a mistake
 _MAX_TEXT = 200
 
@@ -112,23 +116,21 @@ def _text(raw: object, name: str, bad: _Reporter) -> str | None:
     """The stripped text of one field, or None (reporting why) when it is unusable."""
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
+    if isinstance(raw, str):
+        value = raw.strip()
+    elif isinstance(raw, int) and not isinstance(raw, bool) and name == "tweet_id":
+        # A bare JSON number: exact here, though many tools round it above 2**53.
+        value = str(raw)
+    else:
         bad(name, f"must be a string, not {_json_type(raw)}")
         return None
-    if isinstance(raw, int):
-        if name != "tweet_id":
-            bad(name, f"must be a string, not {_json_type(raw)}")
-            return None
-        # Bare numbers in JSONL lose precision in most tools above 2**53; accepted but checked.
-        raw = str(raw)
-    value = raw.strip()
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
+    if _SURROGATES.search(value):
         bad(name, "invalid UTF-8")
         return None
     if len(value) > _MAX_TEXT:
         bad(name, f"too long ({len(value)} characters, at most {_MAX_TEXT})")
         return None
-    if any(ch < " " or ch == "\x7f" for ch in value):
+    if _CONTROLS.search(value):
         bad(name, f"control character in {value!r}")
         return None
     return value

@@ -21,7 +21,8 @@ from pathlib import Path
 from bulkrt.errors import LedgerError
 from bulkrt.items import Action, Status
 from bulkrt.keys import RepeatFinder
-from bulkrt.ledger import LedgerLine, LedgerRecord, key_and_status, scan_ledger, warn_skipped
+from bulkrt.ledger import LedgerRecord, encoded_key
+from bulkrt.ledger_reader import LedgerLine, quick_key, scan_ledger, warn_skipped
 
 __all__ = ["LedgerSummary", "Tally", "summarise_ledger"]
 
@@ -109,13 +110,14 @@ def summarise_ledger(path: Path | str) -> LedgerSummary:
         raise LedgerError(path, f"cannot read the ledger: {exc.strerror or exc}") from None
     finder = RepeatFinder()
     for line in _lines(path, limit):
-        key, _status = key_and_status(line)
-        if key is None:
-            try:
-                key = LedgerRecord.from_json(line.data).key
-            except ValueError:
-                continue
-        finder.add((key,))
+        quick = quick_key(line)
+        if quick is not None:
+            finder.add_hash(hash(quick[0]))
+            continue
+        try:
+            finder.add_hash(hash(encoded_key(LedgerRecord.from_json(line.data).key)))
+        except ValueError:
+            continue  # warned about in the second pass
     repeated = finder.repeated()
 
     tally = Tally()
@@ -130,7 +132,7 @@ def summarise_ledger(path: Path | str) -> LedgerSummary:
         tally.lines += 1
         kind = record.error.kind if record.error is not None else None
         entry = (record.status, record.action, record.account, kind)
-        if hash((record.key,)) in repeated:
+        if hash(encoded_key(record.key)) in repeated:
             latest[record.key] = entry
         else:
             tally.add(entry)

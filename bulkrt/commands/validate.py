@@ -18,7 +18,7 @@ from bulkrt import logs
 from bulkrt.accounts import load_accounts
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
-from bulkrt.ledger import finished_keys
+from bulkrt.ledger_reader import finished_keys
 from bulkrt.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
 
 __all__ = ["command"]

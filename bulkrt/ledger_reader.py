@@ -1,0 +1,179 @@
+"""Reading a ledger back: every record (`read_ledger`), or the keys resume skips (`finished_keys`).
+
+Reading tolerates what a crash can leave behind. A torn last line (no newline, not valid JSON)
+is skipped with a ``ledger_torn_line_skipped`` warning; an unreadable line inside the file (a
+torn line that a later run closed with a newline before appending) with ``ledger_line_skipped``.
+
+Resume (CONTRACT): an item is skipped when its key has an ``ok`` or ``rejected`` line. The scan
+must take a million lines in well under three seconds, so it does not parse lines in the exact
+shape `LedgerRecord.to_json` writes: one anchored regular expression takes the key's JSON text,
+and ``"status":"`` is found after it (JSON escapes every ``"`` inside a string, so that text can
+only be the real field). Lines of any other shape are parsed in full. `FinishedKeys` keeps one
+64-bit hash of each finished key's JSON text in a sorted ``array('q')``: 8 bytes a key.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import structlog
+
+from bulkrt.errors import LedgerError
+from bulkrt.ledger import FINISHED, LedgerRecord, encoded_key
+
+__all__ = [
+    "FinishedKeys",
+    "LedgerLine",
+    "finished_keys",
+    "quick_key",
+    "read_ledger",
+    "scan_ledger",
+    "warn_skipped",
+]
+
+_log = structlog.get_logger()
+#: the start of a line `LedgerRecord.to_json` wrote, up to and including the key's JSON text
+_HEAD = re.compile(
+    # A JSON string is written as "[^"\\]*(?:\\.[^"\\]*)*" ("unrolled"): much faster in `re`
+    # than the equivalent alternation (?:[^"\\]|\\.)*, which backtracks character by character.
+    rb'\{"schema":1,"ts":"[^"\\]*","run":"[^"\\]*(?:\\.[^"\\]*)*",'
+    rb'"key":("[^"\\]*(?:\\.[^"\\]*)*"),'
+)
+_STATUS = b'"status":"'
+_OK = b'ok"'
+_REJECTED = b'rejected"'
+
+
+class LedgerLine(NamedTuple):
+    """One raw, non-blank line of a ledger (a NamedTuple: one is made per line, cheaply)."""
+
+    #: 1-based line number
+    number: int
+    #: the line without its line ending
+    data: bytes
+    #: whether the line ended with a newline (a torn last line does not)
+    complete: bool
+    #: the byte offset just past this line in the file
+    end: int
+
+
+def scan_ledger(path: Path | str) -> Iterator[LedgerLine]:
+    """Yield the non-blank lines of a ledger; raise `LedgerError` if it cannot be read."""
+    end = 0
+    with _open(path) as stream:
+        for number, raw in enumerate(stream, start=1):
+            end += len(raw)
+            data = raw.rstrip(b"\r\n")
+            if data.strip(b" \t\x00"):
+                yield LedgerLine(number, data, raw.endswith(b"\n"), end)
+
+
+def read_ledger(path: Path | str) -> Iterator[LedgerRecord]:
+    """Yield every readable record of a ledger in order, warning about lines it skips."""
+    for line in scan_ledger(path):
+        try:
+            yield LedgerRecord.from_json(line.data)
+        except ValueError as exc:
+            warn_skipped(path, line, str(exc))
+
+
+def quick_key(line: LedgerLine) -> tuple[bytes, bytes] | None:
+    """The key's JSON text and the status of a whole line in `to_json`'s shape; else None."""
+    data = line.data
+    head = _HEAD.match(data) if line.complete and data.endswith(b"}") else None
+    if head is None:
+        return None
+    at = data.find(_STATUS, head.end())
+    if at < 0:
+        return None
+    start = at + len(_STATUS)
+    status = data[start : data.find(b'"', start)]
+    key = head.group(1)
+    if b"\\u" in key or b"\\/" in key:
+        return None
+    return key, status
+
+
+def line_key(path: Path | str, line: LedgerLine) -> tuple[bytes, str] | None:
+    """The key's JSON text (as `encoded_key` gives it) and the status of any readable line."""
+    quick = quick_key(line)
+    if quick is not None:
+        return quick[0], quick[1].decode()
+    try:
+        record = LedgerRecord.from_json(line.data)
+    except ValueError as exc:
+        warn_skipped(path, line, str(exc))
+        return None
+    return encoded_key(record.key), record.status.value
+
+
+class FinishedKeys:
+    """The keys a ledger holds as finished (``ok`` or ``rejected``), for ``key in finished``.
+
+    Exact up to a 64-bit hash collision: with a million finished keys, the chance that some
+    unfinished key is taken for finished is about 3 in 100 million.
+    """
+
+    __slots__ = ("_hashes",)
+
+    def __init__(self, hashes: array[int]) -> None:
+        # sorted() makes a transient list of the hashes; the array then holds 8 bytes a key.
+        self._hashes = array("q", sorted(hashes))
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        h = hash(encoded_key(key))
+        i = bisect.bisect_left(self._hashes, h)
+        return i < len(self._hashes) and self._hashes[i] == h
+
+    def __len__(self) -> int:
+        """How many finished lines were found (a key finished twice counts twice)."""
+        return len(self._hashes)
+
+
+def finished_keys(path: Path | str) -> FinishedKeys:
+    """The keys the ledger at ``path`` holds as finished; none when it does not exist yet."""
+    hashes: array[int] = array("q")
+    if not Path(path).exists():
+        return FinishedKeys(hashes)
+    finished = {status.value for status in FINISHED}
+    # The loop is `line_key` inlined for lines in the usual shape: this is the hot path of resume.
+    append, head_match = hashes.append, _HEAD.match
+    end = 0
+    with _open(path) as stream:
+        for number, raw in enumerate(stream, start=1):
+            end += len(raw)
+            head = head_match(raw)
+            if head is not None and raw.endswith(b"}\n"):
+                at = raw.find(_STATUS, head.end()) + len(_STATUS)
+                key = head.group(1)
+                if at >= len(_STATUS) and b"\\u" not in key and b"\\/" not in key:
+                    if raw.startswith(_OK, at) or raw.startswith(_REJECTED, at):
+                        append(hash(key))
+                    continue
+            data = raw.rstrip(b"\r\n")
+            if not data.strip(b" \t\x00"):
+                continue
+            found = line_key(path, LedgerLine(number, data, raw.endswith(b"\n"), end))
+            if found is not None and found[1] in finished:
+                append(hash(found[0]))
+    return FinishedKeys(hashes)
+
+
+def warn_skipped(path: Path | str, line: LedgerLine, reason: str) -> None:
+    """Log that a line was skipped, saying whether it was torn (the last, without a newline)."""
+    event = "ledger_line_skipped" if line.complete else "ledger_torn_line_skipped"
+    _log.warning(event, ledger=str(path), line=line.number, reason=reason)
+
+
+def _open(path: Path | str) -> BinaryIO:
+    try:
+        return Path(path).open("rb")
+    except OSError as exc:
+        raise LedgerError(path, f"cannot read the ledger: {exc.strerror or exc}") from None
