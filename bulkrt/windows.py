@@ -246,8 +246,10 @@ class Permit:
 class Limiter(Protocol):
     """Where the scheduler asks whether a request may go, and reports how it went.
 
-    The in-memory :class:`WindowLimiter` implements it; a Redis-backed version (shared by
-    several machines) implements the same calls over shared keys.
+    The in-memory :class:`WindowLimiter` implements it. The calls are synchronous because the
+    scheduler is pure; a Redis-backed version (shared by several machines) keeps the same
+    calls over a local view and reconciles with the shared keys in the async shell (an atomic
+    check-and-count before each send that may veto it, and the ``settle`` data pushed after).
     """
 
     def ready_at(self, account: str, action: Action, now: float) -> float | None:
