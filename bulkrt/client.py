@@ -1,0 +1,212 @@
+"""The one place bulkrt talks HTTP to the X API: an aiohttp session with connect and read
+timeouts, one fresh signature per attempt, and every answer returned as a plain `Exchange`.
+
+Nothing here decides what an answer means (`bulkrt.outcome` does) or retries (the dispatcher
+does, through the scheduler). In particular aiohttp's own silent resend of an idempotent request
+after a dropped connection is refused: a resend must be signed afresh (a replayed OAuth 1.0a nonce
+is a 401), counted as an attempt, and admitted by the rate-limit model.
+
+>>> import asyncio
+>>> async def demo() -> None:
+...     async with XClient("http://127.0.0.1:9") as client:
+...         exchange = await client.undo(StaticAuthorization("Bearer x"), "1", "2")
+...         print(exchange.http, exchange.failure.kind)
+>>> asyncio.run(demo())
+None network
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol
+
+import aiohttp
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+
+from bulkrt import __version__
+from bulkrt.outcome import FailureKind, TransportFailure
+
+__all__ = ["Authorizer", "Exchange", "StaticAuthorization", "Timeouts", "XClient"]
+
+#: an honest User-Agent: bulkrt never disguises automation
+USER_AGENT = f"bulkrt/{__version__}"
+
+
+class Authorizer(Protocol):
+    """Produces the ``Authorization`` header for one attempt of one request."""
+
+    async def authorization(self, method: str, url: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAuthorization:
+    """An Authorization value that never changes (tests, app-only tools)."""
+
+    value: str = field(repr=False)
+
+    async def authorization(self, method: str, url: str) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds to wait: for a connection, between bytes of an answer, and for a whole request."""
+
+    connect: float = 10.0
+    read: float = 30.0
+    total: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request's answer, or the transport failure that replaced it."""
+
+    http: int | None
+    #: response headers with lower-case names
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    content_type: str | None = None
+    failure: TransportFailure | None = None
+
+    def json(self) -> object:
+        """The body as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+ClientMiddleware = aiohttp.ClientMiddlewareType
+
+
+class _SilentResendRefused(aiohttp.ClientConnectionError):
+    """aiohttp tried to resend a request on its own after the connection dropped."""
+
+
+def _one_attempt() -> ClientMiddleware:
+    """A per-request middleware that lets a request through once and refuses aiohttp's resend."""
+    sent = False
+
+    async def middleware(request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        nonlocal sent
+        if sent:
+            raise _SilentResendRefused("the connection dropped after the request was sent")
+        sent = True
+        return await handler(request)
+
+    return middleware
+
+
+class XClient:
+    """Sends retweets, undos and token requests to one API base URL.
+
+    >>> client = XClient("https://api.x.com")  # ``async with client:`` opens the session
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 100,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeouts = timeouts or Timeouts()
+        self._max_connections = max_connections
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> XClient:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def retweet(self, auth: Authorizer, user_id: str, tweet_id: str) -> Exchange:
+        """``POST /2/users/{user_id}/retweets`` with ``{"tweet_id": ...}``."""
+        url = f"{self.base_url}/2/users/{user_id}/retweets"
+        body = json.dumps({"tweet_id": tweet_id}).encode()
+        return await self._send("POST", url, auth, body, "application/json")
+
+    async def undo(self, auth: Authorizer, user_id: str, tweet_id: str) -> Exchange:
+        """``DELETE /2/users/{user_id}/retweets/{tweet_id}``."""
+        url = f"{self.base_url}/2/users/{user_id}/retweets/{tweet_id}"
+        return await self._send("DELETE", url, auth, None, None)
+
+    async def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> Exchange:
+        """``POST /2/oauth2/token`` with a form body (and Basic auth for a confidential client)."""
+        session = self._require_session()
+        auth = aiohttp.BasicAuth(*basic) if basic is not None else None
+        try:
+            async with session.post(
+                f"{self.base_url}/2/oauth2/token",
+                data=dict(form),
+                auth=auth,
+                timeout=self._client_timeout(),
+                middlewares=(_one_attempt(),),
+            ) as response:
+                return await _exchange(response)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Exchange(None, failure=_failure(exc))
+
+    async def _send(
+        self, method: str, url: str, auth: Authorizer, body: bytes | None, content_type: str | None
+    ) -> Exchange:
+        session = self._require_session()
+        # Signed here, once per attempt: a fresh nonce and timestamp every time.
+        headers = {"Authorization": await auth.authorization(method, url)}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        try:
+            async with session.request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=self._client_timeout(),
+                middlewares=(_one_attempt(),),
+            ) as response:
+                return await _exchange(response)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Exchange(None, failure=_failure(exc))
+
+    def _client_timeout(self) -> aiohttp.ClientTimeout:
+        t = self._timeouts
+        return aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.read)
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use the client inside `async with XClient(...)`")
+        return self._session
+
+
+async def _exchange(response: ClientResponse) -> Exchange:
+    body = await response.read()
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    return Exchange(response.status, headers, body, response.headers.get("Content-Type"))
+
+
+def _failure(exc: BaseException) -> TransportFailure:
+    if isinstance(exc, TimeoutError):
+        return TransportFailure(FailureKind.TIMEOUT, "no answer within the timeout")
+    detail = str(exc) or type(exc).__name__
+    return TransportFailure(FailureKind.NETWORK, f"{type(exc).__name__}: {detail}")

@@ -1,0 +1,221 @@
+"""bulkrt's HTTP client and per-account credentials against the sandbox on a real socket:
+fresh OAuth 1.0a signatures per attempt, no silent resends, timeouts, and OAuth 2.0 refresh that is
+single-flight and written to the accounts file before the new token is used."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from bulkrt.accounts import Account, load_accounts, save_oauth2_tokens
+from bulkrt.client import Timeouts, XClient
+from bulkrt.commands.sandbox import write_accounts_file
+from bulkrt.credentials import (
+    OAuth1Signer,
+    OAuth2Bearer,
+    ReauthorizationNeeded,
+    TokenSet,
+    expires_datetime,
+)
+from bulkrt.outcome import FailureKind
+from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
+from bulkrt.sandbox.faults import ScriptedFault
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """A sandbox with 2-minute access tokens, so refresh-ahead is easy to reach."""
+    async with Sandbox(
+        SandboxConfig(users=2, token_ttl=120, stall_seconds=3), clock=OffsetClock()
+    ) as sb:
+        yield sb
+
+
+@pytest.fixture
+def accounts_path(sandbox: Sandbox, tmp_path: Path) -> Path:
+    path = tmp_path / "accounts.json"
+    write_accounts_file(
+        path, sandbox.state.world.accounts_file(expires_at=sandbox.clock.now() + 120)
+    )
+    return path
+
+
+def bearer_for(
+    sandbox: Sandbox, client: XClient, account: Account, path: Path, persisted: list[TokenSet]
+) -> OAuth2Bearer:
+    assert account.oauth2 is not None
+
+    async def persist(name: str, tokens: TokenSet) -> None:
+        await anyio.to_thread.run_sync(
+            lambda: save_oauth2_tokens(
+                path,
+                name,
+                access_token=tokens.access_token,
+                refresh_token=tokens.refresh_token,
+                expires_at=expires_datetime(tokens),
+            )
+        )
+        persisted.append(tokens)
+
+    return OAuth2Bearer(
+        account.name,
+        account.oauth2,
+        token_endpoint=client.token,
+        persist=persist,
+        clock=sandbox.clock.now,
+    )
+
+
+class TestOAuth1:
+    async def test_each_attempt_is_signed_afresh(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """The same request sent twice gets two signatures, so neither is refused as a replay."""
+        account = load_accounts(accounts_path)["acct001"]
+        assert account.oauth1 is not None
+        signer = OAuth1Signer(account.oauth1)
+        async with XClient(sandbox.url) as client:
+            first = await client.undo(signer, account.user_id, "20")
+            second = await client.undo(signer, account.user_id, "20")
+        assert (first.http, second.http) == (200, 200)
+        assert first.json() == {"data": {"retweeted": False}}
+        assert first.headers["x-rate-limit-remaining"] == "49"
+
+    async def test_aiohttp_never_resends_on_its_own(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """After a reset once the undo took effect, the client reports a network failure and exactly
+        one request reached the API (aiohttp's silent resend of a DELETE is refused)."""
+        account = load_accounts(accounts_path)["acct001"]
+        assert account.oauth1 is not None
+        sandbox.state.retweets[account.user_id].add("20")
+        sandbox.state.faults.script(ScriptedFault(FaultKind.RESET_AFTER))
+        async with XClient(sandbox.url) as client:
+            exchange = await client.undo(OAuth1Signer(account.oauth1), account.user_id, "20")
+        assert exchange.http is None
+        assert exchange.failure is not None and exchange.failure.kind is FailureKind.NETWORK
+        assert sandbox.state.stats()["requests"] == 1
+        assert sandbox.state.retweets[account.user_id] == set()
+
+    async def test_a_stalled_answer_times_out(self, sandbox: Sandbox, accounts_path: Path) -> None:
+        """An answer slower than the read timeout is a timeout failure, not a hang."""
+        account = load_accounts(accounts_path)["acct001"]
+        assert account.oauth1 is not None
+        sandbox.state.faults.script(ScriptedFault(FaultKind.STALL))
+        async with XClient(sandbox.url, timeouts=Timeouts(connect=1, read=0.3, total=2)) as client:
+            exchange = await client.retweet(OAuth1Signer(account.oauth1), account.user_id, "20")
+        assert exchange.failure is not None and exchange.failure.kind is FailureKind.TIMEOUT
+
+
+class TestOAuth2:
+    async def test_a_token_near_expiry_is_refreshed_and_persisted_first(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """Within a minute of expiry the token is refreshed once, the rotated tokens are in the
+        accounts file, and the request goes out with the new token."""
+        account = load_accounts(accounts_path)["acct002"]
+        persisted: list[TokenSet] = []
+        assert isinstance(sandbox.clock, OffsetClock)
+        async with XClient(sandbox.url) as client:
+            bearer = bearer_for(sandbox, client, account, accounts_path, persisted)
+            sandbox.clock.advance(70)
+            exchange = await client.retweet(bearer, account.user_id, "20")
+        assert exchange.http == 200
+        assert sandbox.state.stats()["refreshes"] == 1
+        text = await anyio.Path(accounts_path).read_text()
+        written = json.loads(text)["accounts"]["acct002"]["oauth2"]
+        assert written["refresh_token"] == persisted[0].refresh_token
+        assert written["refresh_token"] != account.oauth2.refresh_token  # type: ignore[union-attr]
+        reloaded = load_accounts(accounts_path)["acct002"].oauth2
+        assert reloaded is not None and reloaded.access_token == persisted[0].access_token
+
+    async def test_concurrent_requests_share_one_refresh(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """Twenty requests that all find the token stale cause exactly one refresh."""
+        account = load_accounts(accounts_path)["acct002"]
+        assert isinstance(sandbox.clock, OffsetClock)
+        async with XClient(sandbox.url) as client:
+            bearer = bearer_for(sandbox, client, account, accounts_path, [])
+            sandbox.clock.advance(70)
+            statuses: list[int | None] = []
+
+            async def one(n: int) -> None:
+                statuses.append((await client.retweet(bearer, account.user_id, str(100 + n))).http)
+
+            async with anyio.create_task_group() as tg:
+                for n in range(20):
+                    tg.start_soon(one, n)
+        assert statuses == [200] * 20
+        assert sandbox.state.stats()["refreshes"] == 1
+
+    async def test_a_failed_write_back_keeps_the_new_token_unused(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """If the tokens cannot be persisted, the refresh fails and no request uses the new one."""
+        account = load_accounts(accounts_path)["acct002"]
+        assert account.oauth2 is not None
+
+        async def broken(name: str, tokens: TokenSet) -> None:
+            raise OSError("disk full")
+
+        assert isinstance(sandbox.clock, OffsetClock)
+        async with XClient(sandbox.url) as client:
+            bearer = OAuth2Bearer(
+                account.name,
+                account.oauth2,
+                token_endpoint=client.token,
+                persist=broken,
+                clock=sandbox.clock.now,
+            )
+            sandbox.clock.advance(70)
+            with pytest.raises(OSError, match="disk full"):
+                await client.retweet(bearer, account.user_id, "20")
+        assert sandbox.state.stats()["requests"] == 0
+        assert bearer.generation == 0
+
+    async def test_after_a_401_one_refresh_recovers(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """A revoked access token gives 401; refreshing once (for the generation that failed) and
+        resending succeeds, and a second refresh for the same generation does nothing."""
+        account = load_accounts(accounts_path)["acct002"]
+        assert account.oauth2 is not None
+        async with XClient(sandbox.url) as client:
+            bearer = bearer_for(sandbox, client, account, accounts_path, [])
+            sandbox.state.auth.tokens.revoke(
+                {"token": account.oauth2.access_token, "client_id": account.oauth2.client_id}, None
+            )
+            seen = bearer.generation
+            assert (await client.retweet(bearer, account.user_id, "20")).http == 401
+            await bearer.refresh(seen=seen)
+            await bearer.refresh(seen=seen)
+            assert (await client.retweet(bearer, account.user_id, "20")).http == 200
+        assert sandbox.state.stats()["refreshes"] == 1
+
+    async def test_a_refused_refresh_token_names_the_account(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """When the refresh token was already used elsewhere, the error names the account and says
+        it must be authorised again."""
+        account = load_accounts(accounts_path)["acct002"]
+        assert account.oauth2 is not None
+        sandbox.state.auth.tokens.token(
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": account.oauth2.refresh_token or "",
+                "client_id": account.oauth2.client_id,
+            },
+            None,
+            sandbox.clock.now(),
+        )
+        async with XClient(sandbox.url) as client:
+            bearer = bearer_for(sandbox, client, account, accounts_path, [])
+            with pytest.raises(ReauthorizationNeeded) as refused:
+                await bearer.refresh(seen=0)
+        assert "account acct002" in str(refused.value)
+        assert "authorise the app again" in str(refused.value)
