@@ -1,0 +1,228 @@
+"""The ledger: line format, the writer (whole lines, fsync, lock, redaction), reading and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from bulkrt.errors import LedgerError, LedgerLockedError
+from bulkrt.items import Action, Status
+from bulkrt.keys import derived_key
+from bulkrt.ledger import ErrorInfo, LedgerRecord
+from bulkrt.ledger_reader import finished_keys, read_ledger
+from bulkrt.ledger_writer import LedgerWriter
+
+#: the ledger fields, in the CONTRACT's order
+CONTRACT_FIELDS = [
+    "schema", "ts", "run", "key", "campaign", "account", "user_id", "tweet_id", "action",
+    "status", "retweeted", "preexisting", "http", "error", "attempts",
+]  # fmt: skip
+
+RECORD = LedgerRecord(
+    ts="2026-11-26T01:00:00Z",
+    run="run-1",
+    key=derived_key("spring", "acct001", "retweet", "20", 0),
+    campaign="spring",
+    account="acct001",
+    user_id="1001",
+    tweet_id="20",
+    action=Action.RETWEET,
+    status=Status.OK,
+    retweeted=True,
+    preexisting=False,
+    http=200,
+    error=None,
+    attempts=1,
+)
+
+
+def _record(n: int, status: Status = Status.OK) -> LedgerRecord:
+    key = derived_key("spring", "acct001", "retweet", str(20 + n), 0)
+    return replace(RECORD, key=key, tweet_id=str(20 + n), status=status)
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """Keep structlog's global configuration as each test found it."""
+    yield
+    structlog.reset_defaults()
+
+
+class TestRecord:
+    def test_a_line_has_exactly_the_contract_fields_in_order(self) -> None:
+        """to_json writes one line with the CONTRACT's fields, schema first, and nothing else."""
+        line = RECORD.to_json()
+        assert "\n" not in line
+        assert list(json.loads(line)) == CONTRACT_FIELDS
+        assert json.loads(line)["schema"] == 1
+
+    def test_a_line_reads_back_as_the_same_record(self) -> None:
+        """from_json(to_json(r)) == r, error object and non-ASCII text included."""
+        record = replace(
+            RECORD,
+            campaign="été",
+            status=Status.REJECTED,
+            retweeted=None,
+            error=ErrorInfo("https://api.twitter.com/2/problems/resource-not-found", "Not Found"),
+        )
+        assert LedgerRecord.from_json(record.to_json()) == record
+
+    @pytest.mark.parametrize(
+        "line",
+        ["[]", '{"schema":2}', '{"schema":1,"ts":"t"}', '{"schema":1', "\x00\x00"],
+    )
+    def test_unreadable_lines_raise_value_error(self, line: str) -> None:
+        """Lines of another schema, missing fields or broken JSON raise ValueError."""
+        with pytest.raises(ValueError, match=r"\S"):
+            LedgerRecord.from_json(line)
+
+    def test_error_kind_is_the_last_segment_of_the_type(self) -> None:
+        """Problem type URIs group by their last path segment; local kinds stay as they are."""
+        assert ErrorInfo("https://api.twitter.com/2/problems/usage-capped").kind == "usage-capped"
+        assert ErrorInfo("network").kind == "network"
+
+
+class TestWriter:
+    def test_each_record_is_one_whole_line_on_disk_at_once(self, tmp_path: Path) -> None:
+        """A written line can be read from the file before the writer is closed."""
+        path = tmp_path / "ledger.jsonl"
+        with LedgerWriter(path) as ledger:
+            ledger.write(_record(0))
+            assert path.read_text() == _record(0).to_json() + "\n"
+            ledger.write(_record(1))
+            assert path.read_text().splitlines() == [_record(0).to_json(), _record(1).to_json()]
+
+    def test_fsync_is_grouped_by_lines_and_by_time_and_done_at_close(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """fsync runs every 100 lines, at the first write a second after the last, and on close."""
+        synced_at: list[int] = []
+        now = [0.0]
+        ledger = LedgerWriter(tmp_path / "l.jsonl", clock=lambda: now[0])
+        monkeypatch.setattr(os, "fsync", lambda fd: synced_at.append(ledger.lines))
+        with ledger:
+            synced_at.clear()  # opening a new ledger fsyncs its directory
+            for n in range(250):
+                ledger.write(_record(n))
+            assert synced_at == [100, 200]
+            now[0] = 0.9
+            ledger.write(_record(250))
+            assert synced_at == [100, 200]
+            now[0] = 1.0
+            ledger.write(_record(251))
+            assert synced_at == [100, 200, 252]
+            ledger.write(_record(252))
+        assert synced_at == [100, 200, 252, 253]
+
+    def test_secrets_are_never_written(self, tmp_path: Path) -> None:
+        """A secret inside an error detail is masked before the line is written."""
+        path = tmp_path / "l.jsonl"
+        error = ErrorInfo("about:blank", "Unauthorized", 'token "tok-0123456789" rejected')
+        with LedgerWriter(path, secrets=["tok-0123456789"]) as ledger:
+            ledger.write(replace(RECORD, status=Status.ERROR, error=error))
+        text = path.read_text()
+        assert "tok-0123456789" not in text
+        assert json.loads(text)["error"]["detail"] == 'token "[redacted]" rejected'
+
+    def test_a_second_writer_is_refused_with_the_holder_named(self, tmp_path: Path) -> None:
+        """While one writer holds the lock, another is refused with the holder's pid named."""
+        path = tmp_path / "l.jsonl"
+        with LedgerWriter(path), pytest.raises(LedgerLockedError) as caught:
+            LedgerWriter(path).open()
+        message = str(caught.value)
+        assert message.startswith(f"{path}: ledger is locked by pid {os.getpid()} on ")
+        assert "only one `bulkrt run` may write a ledger at a time" in message
+        with LedgerWriter(path) as again:  # released on close
+            again.write(RECORD)
+
+    def test_the_lock_holds_across_processes_and_dies_with_its_holder(self, tmp_path: Path) -> None:
+        """A lock held by another process refuses us; once that process is gone, we may write."""
+        path = tmp_path / "l.jsonl"
+        with subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from bulkrt.ledger_writer import LedgerWriter\n"
+                f"w = LedgerWriter({str(path)!r}); w.open(); print('locked', flush=True)\n"
+                "sys.stdin.read()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder:
+            try:
+                assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+                with pytest.raises(LedgerLockedError, match=f"locked by pid {holder.pid} on"):
+                    LedgerWriter(path).open()
+            finally:
+                holder.kill()
+        with LedgerWriter(path) as ledger:  # the stale .lock file does not block
+            ledger.write(RECORD)
+        assert path.read_text() == RECORD.to_json() + "\n"
+
+    def test_a_missing_directory_is_a_ledger_error(self, tmp_path: Path) -> None:
+        """A ledger in a directory that does not exist fails with a LedgerError naming it."""
+        with pytest.raises(LedgerError, match="cannot create the lock"):
+            LedgerWriter(tmp_path / "no" / "l.jsonl").open()
+
+
+class TestResume:
+    def test_ok_and_rejected_are_finished_error_is_not(self, tmp_path: Path) -> None:
+        """Resume skips keys with an ok or rejected line and sends keys whose line is error."""
+        path = tmp_path / "l.jsonl"
+        with LedgerWriter(path) as ledger:
+            ledger.write(_record(0, Status.OK))
+            ledger.write(_record(1, Status.REJECTED))
+            ledger.write(_record(2, Status.ERROR))
+        finished = finished_keys(path)
+        assert [_record(n).key in finished for n in range(4)] == [True, True, False, False]
+
+    def test_a_missing_ledger_has_nothing_finished(self, tmp_path: Path) -> None:
+        """The first run's ledger does not exist yet: nothing is finished."""
+        assert len(finished_keys(tmp_path / "new.jsonl")) == 0
+
+    def test_lines_in_another_json_shape_are_still_read(self, tmp_path: Path) -> None:
+        """A line with other key order, spaces or \\u escapes is parsed in full, not missed."""
+        record = replace(RECORD, key='["été","acct001","retweet","20",0]')
+        data = json.loads(record.to_json())
+        path = tmp_path / "l.jsonl"
+        path.write_text(json.dumps(dict(reversed(data.items()))) + "\n")  # ASCII-escaped too
+        assert record.key in finished_keys(path)
+
+    def test_a_torn_last_line_is_skipped_and_the_run_resumes_after_it(self, tmp_path: Path) -> None:
+        """After a crash mid-line, resume skips the torn line with a warning and appends cleanly."""
+        path = tmp_path / "l.jsonl"
+        path.write_text(
+            _record(0).to_json() + "\n" + _record(1, Status.ERROR).to_json() + "\n"
+            + _record(2).to_json()[:57]
+        )  # fmt: skip
+        with capture_logs() as logs:
+            finished = finished_keys(path)
+        assert [_record(n).key in finished for n in range(3)] == [True, False, False]
+        assert [(e["event"], e["line"]) for e in logs] == [("ledger_torn_line_skipped", 3)]
+
+        with capture_logs() as logs, LedgerWriter(path) as ledger:
+            ledger.write(_record(1))
+            ledger.write(_record(2))
+        assert [e["event"] for e in logs] == ["ledger_torn_line_closed"]
+
+        with capture_logs() as logs:
+            records = list(read_ledger(path))
+            finished = finished_keys(path)
+        assert [(r.key, r.status) for r in records] == [
+            (_record(0).key, Status.OK),
+            (_record(1).key, Status.ERROR),
+            (_record(1).key, Status.OK),
+            (_record(2).key, Status.OK),
+        ]
+        assert [_record(n).key in finished for n in range(3)] == [True, True, True]
+        assert [(e["event"], e["line"]) for e in logs] == [("ledger_line_skipped", 3)] * 2
