@@ -43,9 +43,11 @@ def command(ledger: Path, as_json: bool) -> None:
 def _render(summary: LedgerSummary, console: Console) -> None:
     statuses = [s.value for s in Status]
     counts = ", ".join(f"{summary.by_status[s]} {s}" for s in statuses)
-    console.print(f"{summary.ledger}: {summary.items} items: {counts}")
+    console.print(f"{summary.ledger}: {summary.items} items: {counts}", soft_wrap=True)
     if summary.unreadable:
-        console.print(f"{summary.unreadable} unreadable line(s) skipped (torn by a crash?)")
+        console.print(
+            f"{summary.unreadable} unreadable line(s) skipped (torn by a crash?)", soft_wrap=True
+        )
     for title, rows in (("action", summary.by_action), ("account", summary.by_account)):
         if rows:
             console.print(_table(title, statuses, rows))
@@ -55,7 +57,9 @@ def _render(summary: LedgerSummary, console: Console) -> None:
             errors.add_row(kind, str(n))
         console.print(errors)
     if summary.by_status[Status.ERROR]:
-        console.print("items in error are sent again when the same `bulkrt run` is re-run")
+        console.print(
+            "items in error are sent again when the same `bulkrt run` is re-run", soft_wrap=True
+        )
 
 
 def _table(title: str, statuses: list[str], rows: dict[str, dict[str, int]]) -> Table:
