@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from bulkrt.items import Action, Status
+from bulkrt.items import Action, Item, Status
 
 __all__ = ["FINISHED", "SCHEMA", "ErrorInfo", "LedgerRecord", "encoded_key"]
 
@@ -60,6 +61,39 @@ class LedgerRecord:
     error: ErrorInfo | None
     attempts: int
     schema: int = SCHEMA
+
+    @classmethod
+    def of(
+        cls,
+        item: Item,
+        *,
+        run: str,
+        user_id: str,
+        at: datetime,
+        status: Status,
+        retweeted: bool | None,
+        preexisting: bool = False,
+        http: int | None = None,
+        error: ErrorInfo | None = None,
+        attempts: int,
+    ) -> LedgerRecord:
+        """The record of ``item``'s outcome, known at ``at`` (a timezone-aware time)."""
+        return cls(
+            ts=at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            run=run,
+            key=item.key,
+            campaign=item.campaign,
+            account=item.account,
+            user_id=user_id,
+            tweet_id=item.tweet_id,
+            action=item.action,
+            status=status,
+            retweeted=retweeted,
+            preexisting=preexisting,
+            http=http,
+            error=error,
+            attempts=attempts,
+        )
 
     def to_json(self) -> str:
         """The ledger line for this record, without its newline."""

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from bulkrt.errors import LedgerError, LedgerLockedError
-from bulkrt.items import Action, Status
+from bulkrt.items import Action, Item, Status
 from bulkrt.keys import derived_key
 from bulkrt.ledger import ErrorInfo, LedgerRecord
 from bulkrt.ledger_reader import finished_keys, read_ledger
@@ -75,6 +76,16 @@ class TestRecord:
             error=ErrorInfo("https://api.twitter.com/2/problems/resource-not-found", "Not Found"),
         )
         assert LedgerRecord.from_json(record.to_json()) == record
+
+    def test_a_record_of_an_item_copies_the_item_and_stamps_utc(self) -> None:
+        """LedgerRecord.of takes the item's fields and writes ts as UTC with a Z."""
+        item = Item(RECORD.key, "spring", "acct001", "20", Action.RETWEET, "j.csv", 2)
+        at = datetime(2026, 11, 26, 3, 0, tzinfo=timezone(timedelta(hours=2)))
+        record = LedgerRecord.of(
+            item, run="run-1", user_id="1001", at=at, status=Status.OK, retweeted=True,
+            http=200, attempts=1,
+        )  # fmt: skip
+        assert record == replace(RECORD, ts="2026-11-26T01:00:00.000Z")
 
     @pytest.mark.parametrize(
         "line",

@@ -287,6 +287,28 @@ class TestValidateCommand:
         assert result.exit_code == 0, result.output
         assert f"{ledger}: 1 of these items already finished; 1 to send" in result.stdout
 
+    def test_the_example_jobs_are_valid_for_six_sandbox_accounts(self, tmp_path: Path) -> None:
+        """The jobs/ examples validate against the accounts the sandbox generates (acct001..6)."""
+        oauth1 = {
+            k: f"{k}-xxxxxxxx"
+            for k in ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+        }
+        names = [f"acct{n:03d}" for n in range(1, 7)]
+        accounts = tmp_path / "accounts.json"
+        accounts.write_text(json.dumps(
+            {"accounts": {n: {"user_id": str(i), "oauth1": oauth1} for i, n in enumerate(names)}}
+        ))  # fmt: skip
+        accounts.chmod(0o600)
+        jobs = Path(__file__).parent.parent / "jobs"
+        result = CliRunner().invoke(
+            main,
+            ["validate", str(jobs / "example-campaign.csv"), str(jobs / "example.jsonl"),
+             "--accounts", str(accounts)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("ok: 46 items in 2 job file(s)\n")
+        assert result.stderr == ""
+
     def test_warnings_are_shown_but_do_not_fail(self, tmp_path: Path) -> None:
         """An unknown column and a group-readable accounts file are warned about; exit stays 0."""
         job = tmp_path / "j.csv"
