@@ -2,10 +2,11 @@
 
 Run by hand::
 
-    .venv/bin/python bench/loader_bench.py --rows 1000000 [--gzip] [--jsonl]
+    .venv/bin/python bench/loader_bench.py --rows 1000000 [--gzip] [--jsonl] [--ids]
 
 It writes a job over six accounts (one row in a hundred repeats the row before it, so the
-repeat counting is exercised) into a temporary directory, then runs `check_jobs` and
+repeat counting is exercised; with ``--ids`` every row has its own ``id`` instead, which
+exercises the duplicate-id pass) into a temporary directory, then runs `check_jobs` and
 `read_items` as `bulkrt run` will, and prints the time of each pass and the process's peak RSS.
 """
 
@@ -30,21 +31,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _write_job(out: IO[str], rows: int, fmt: JobFormat) -> None:
+def _write_job(out: IO[str], rows: int, fmt: JobFormat, ids: bool) -> None:
     rng = random.Random(3)
     if fmt is JobFormat.CSV:
-        out.write("account,tweet_id,action,campaign\n")
+        out.write("account,tweet_id,action,campaign,id\n")
     previous = ""
     for n in range(rows):
-        if n % 100 == 99:
+        if n % 100 == 99 and not ids:
             out.write(previous)
             continue
         account = ACCOUNTS[n % len(ACCOUNTS)]
         tweet_id = str(rng.randrange(10**17, 2**63 - 1))
+        item_id = f"row-{n}" if ids else ""
         if fmt is JobFormat.CSV:
-            previous = f"{account},{tweet_id},retweet,bench\n"
+            previous = f"{account},{tweet_id},retweet,bench,{item_id}\n"
         else:
             fields = {"account": account, "tweet_id": tweet_id, "action": "retweet"}
+            if ids:
+                fields["id"] = item_id
             previous = json.dumps(fields) + "\n"
         out.write(previous)
 
@@ -54,6 +58,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--jsonl", action="store_true")
+    parser.add_argument("--ids", action="store_true", help="give every row its own id")
     args = parser.parse_args()
     fmt = JobFormat.JSONL if args.jsonl else JobFormat.CSV
 
@@ -65,7 +70,7 @@ def main() -> None:
             if args.gzip
             else path.open("w", encoding="utf-8")
         ) as out:
-            _write_job(out, args.rows, fmt)
+            _write_job(out, args.rows, fmt, args.ids)
         print(
             f"wrote {args.rows} rows ({path.stat().st_size / 1e6:.1f} MB) in "
             f"{time.perf_counter() - started:.1f} s; peak RSS so far {_peak_rss_mb():.1f} MB"

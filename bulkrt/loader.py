@@ -1,11 +1,12 @@
 """Job files as `run` and `validate` use them: open, check every row, then stream the items.
 
 Reading is done in passes over the files, each in memory that does not grow with the rows
-(beyond 8 bytes a row for `bulkrt.keys.RepeatFinder`):
+(beyond the fixed 16 MB bitmap of `bulkrt.keys.RepeatFinder` and the few rows that may repeat):
 
 1. `check_jobs` reads every row, reports every problem (not just the first), counts the items
-   per account and action, and notes which row identities repeat. When some do, it reads the
-   files once more to find duplicate ``id`` values, which are input errors.
+   per account and action, and notes which row identities may repeat. When some rows have an
+   ``id`` and some may repeat, it reads the files once more to find duplicate ``id`` values,
+   which are input errors.
 2. `read_items` reads them again and yields each `Item`, with its key, in file order.
 
 Standard input (``-``) cannot be read twice, so `open_jobs` first copies it to a temporary file.
@@ -134,15 +135,17 @@ def check_jobs(
     warn = on_warning or _log_warning
     counts: Counter[tuple[str, Action]] = Counter()
     finder = RepeatFinder()
+    with_id = 0
     for entry in _rows(files, accounts, warn):
         if isinstance(entry, Row):
             counts[entry.account, entry.action] += 1
             finder.add(entry.identity)
+            with_id += entry.id is not None
         else:
             for problem in entry:
                 report(problem)
     repeated = finder.repeated()
-    if repeated:
+    if with_id and repeated:
         for problem in _duplicate_ids(files, accounts, repeated):
             report(problem)
     if total:

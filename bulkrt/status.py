@@ -4,10 +4,11 @@ Items are counted by their *latest* line (CONTRACT: the latest line of a key is 
 an item that failed and then succeeded on resume counts once, as ``ok``. Error kinds are counted
 over items whose latest status is not ``ok``, by `ErrorInfo.kind`.
 
-Like resume, this runs in memory that barely grows with the ledger: a first pass hashes every
-key (8 bytes a line, see `bulkrt.keys.RepeatFinder`), a second counts lines whose key occurs
-once directly and keeps only the keys that repeat until the end. Both passes stop at the size
-the ledger had when the summary began, so a run appending meanwhile cannot skew the counts.
+Like resume, this runs in memory that barely grows with the ledger: a first pass notes every
+key's hash in `bulkrt.keys.RepeatFinder` (a fixed bitmap), a second counts lines whose key
+occurs once directly and keeps only the keys that may repeat until the end. Both passes stop
+at the size the ledger had when the summary began, so a run appending meanwhile cannot skew
+the counts.
 """
 
 from __future__ import annotations
