@@ -1,4 +1,4 @@
-"""The accounts file: user ids and credentials, secrets resolved, and refreshed tokens written back.
+"""The accounts file: each account's user id and credentials, with ``env:`` secrets resolved.
 
 Format (CONTRACT "Accounts file")::
 
@@ -14,21 +14,14 @@ read it from the environment variable NAME. `load_accounts` reports every proble
 named by its JSON path (``accounts.beta.oauth2.refresh_token: ...``). Every secret is registered
 with `bulkrt.logs.register_secrets`, and the ``repr`` of credentials never shows one.
 
-`save_oauth2_tokens` writes refreshed OAuth 2.0 tokens back: it re-reads the file under a lock
-(``<file>.lock``), changes only those three fields, keeps ``env:`` references whose value did not
-change, and replaces the file atomically (temporary file in the same directory, fsync, rename,
-fsync of the directory), keeping its mode. A crash leaves either the old file or the new one.
+Refreshed OAuth 2.0 tokens are written back by `save_oauth2_tokens` (from `bulkrt.accounts_file`).
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,13 +29,13 @@ from typing import Any
 
 import structlog
 
+from bulkrt.accounts_file import ENV_PREFIX, read_document, save_oauth2_tokens
 from bulkrt.errors import AccountsError, Problem
 from bulkrt.logs import register_secrets
 
 __all__ = ["Account", "Accounts", "OAuth1", "OAuth2", "load_accounts", "save_oauth2_tokens"]
 
 _log = structlog.get_logger()
-_ENV = "env:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +97,7 @@ class Accounts(Mapping[str, Account]):
 def load_accounts(path: Path | str) -> Accounts:
     """Read and check the accounts file; raise `AccountsError` listing every problem found."""
     path = Path(path)
-    document = _read_json(path)
+    document = read_document(path)
     _warn_if_readable(path)
     reader = _Reader(str(path))
     by_name: dict[str, Account] = {}
@@ -122,55 +115,6 @@ def load_accounts(path: Path | str) -> Accounts:
     result = Accounts(path, by_name)
     register_secrets(result.secrets())
     return result
-
-
-def save_oauth2_tokens(
-    path: Path | str,
-    account: str,
-    *,
-    access_token: str,
-    refresh_token: str | None,
-    expires_at: datetime | None,
-) -> None:
-    """Write one account's refreshed OAuth 2.0 tokens into the accounts file, atomically."""
-    path = Path(path)
-    register_secrets([access_token, refresh_token])
-    new = {
-        "access_token": access_token,
-        "refresh_token": refresh_token,
-        "expires_at": _iso(expires_at) if expires_at else None,
-    }
-    with _locked(path):
-        document = _read_json(path)
-        try:
-            oauth2 = document["accounts"][account]["oauth2"]
-        except (KeyError, TypeError):
-            where = f"accounts.{account}.oauth2"
-            raise AccountsError([Problem(str(path), None, where, "missing")]) from None
-        for key, value in new.items():
-            old = oauth2.get(key)
-            unchanged_env = isinstance(old, str) and old.startswith(_ENV)
-            if unchanged_env and os.environ.get(str(old).removeprefix(_ENV)) == value:
-                continue
-            oauth2[key] = value
-        _replace(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-
-
-def _read_json(path: Path) -> Any:
-    name = str(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise AccountsError([Problem(name, None, "file", "no such file")]) from None
-    except UnicodeDecodeError as exc:
-        raise AccountsError([Problem(name, None, "file", f"invalid UTF-8: {exc}")]) from None
-    except OSError as exc:
-        raise AccountsError([Problem(name, None, "file", f"cannot read: {exc}")]) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        problem = Problem(name, exc.lineno, "json", f"{exc.msg} (column {exc.colno})")
-        raise AccountsError([problem]) from None
 
 
 def _warn_if_readable(path: Path) -> None:
@@ -254,8 +198,8 @@ class _Reader:
         if not isinstance(value, str) or not value.strip():
             self.bad(where, "must be a non-empty string")
             return None
-        if value.startswith(_ENV):
-            variable = value.removeprefix(_ENV)
+        if value.startswith(ENV_PREFIX):
+            variable = value.removeprefix(ENV_PREFIX)
             resolved = os.environ.get(variable)
             if not resolved:
                 state = "is empty" if resolved == "" else "is not set"
@@ -284,40 +228,3 @@ def _secrets_of(oauth1: OAuth1 | None, oauth2: OAuth2 | None) -> list[str | None
     if oauth2 is not None:
         values += [oauth2.client_secret, oauth2.access_token, oauth2.refresh_token]
     return values
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold ``<path>.lock`` exclusively (waiting for it) while the accounts file is rewritten."""
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _replace(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text``: a crash leaves the old file or the new one, never a mix."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # The rename itself is durable only once the directory entry is on disk.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
