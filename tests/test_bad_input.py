@@ -1,9 +1,10 @@
 """Bad input as a table: each case exits 2 naming FILE:LINE: field, and leaves the ledger alone.
 
-`CASES` is the table; it is meant to be run against `bulkrt run` too, once that exists (give each
-case's files to `run` with a sandbox and assert the sandbox saw no request). Each case writes its
-files into an empty directory, runs the real CLI there, and expects a stderr line that starts
-with ``expect``.
+`CASES` is the table; it is meant to be run against `bulkrt run` too, once that exists:
+`write_case` writes a case's files into an empty directory and returns the arguments naming
+them (``--ledger`` included); run the real CLI there with `ENV`, expect exit 2, a stderr line
+starting with ``expect``, `LEDGER_LINE` still the whole ledger, and (for `run`) no request at
+the sandbox.
 """
 
 from __future__ import annotations
@@ -342,35 +343,42 @@ def _reset_structlog() -> object:
     structlog.reset_defaults()
 
 
+def write_case(case: BadInput, directory: Path) -> list[str]:
+    """Write the case's files into ``directory`` (the working directory) and return the arguments
+    that name them: the job (or ``-`` and ``--format``), ``--accounts`` and ``--ledger``.
+
+    The ledger holds `LEDGER_LINE`; after the command it must still hold exactly that.
+    """
+    accounts = directory / "accounts.json"
+    raw = case.accounts if isinstance(case.accounts, bytes) else json.dumps(case.accounts).encode()
+    accounts.write_bytes(raw)
+    accounts.chmod(0o600)
+    (directory / "ledger.jsonl").write_bytes(LEDGER_LINE)
+    if case.stdin_format:
+        job_args = ["-", "--format", case.stdin_format]
+    else:
+        (directory / case.job_name).write_bytes(case.job)
+        job_args = [case.job_name]
+    return [*job_args, "--accounts", "accounts.json", "--ledger", "ledger.jsonl"]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_exits_2_naming_the_spot_and_leaves_the_ledger_alone(
     case: BadInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each bad input exits 2, prints FILE:LINE: field:, and leaves the ledger byte-identical."""
     monkeypatch.chdir(tmp_path)
-    accounts = Path("accounts.json")
-    raw = case.accounts if isinstance(case.accounts, bytes) else json.dumps(case.accounts).encode()
-    accounts.write_bytes(raw)
-    accounts.chmod(0o600)
-    ledger = Path("ledger.jsonl")
-    ledger.write_bytes(LEDGER_LINE)
-    if case.stdin_format:
-        job_args = ["-", "--format", case.stdin_format]
-    else:
-        Path(case.job_name).write_bytes(case.job)
-        job_args = [case.job_name]
+    args = write_case(case, tmp_path)
 
     result = CliRunner(env=ENV).invoke(
-        main,
-        ["validate", *job_args, "--accounts", str(accounts), "--ledger", str(ledger)],
-        input=case.job if case.stdin_format else None,
+        main, ["validate", *args], input=case.job if case.stdin_format else None
     )
 
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
     assert any(line.startswith(case.expect) for line in lines), result.stderr
     assert "nothing was sent" in lines[-1]
-    assert ledger.read_bytes() == LEDGER_LINE
+    assert (tmp_path / "ledger.jsonl").read_bytes() == LEDGER_LINE
     assert "ok:" not in result.stdout
 
 
