@@ -32,7 +32,7 @@ class _AnyAccount:
 
 
 @click.command("validate")
-@click.argument("jobs", nargs=-1, required=True)
+@click.argument("jobs", nargs=-1, required=True, metavar="JOB...")
 @click.option(
     "--accounts",
     "accounts_path",
@@ -59,7 +59,11 @@ def command(
     campaign: str | None,
     ledger: Path | None,
 ) -> None:
-    """Check JOB files (CSV or JSONL, '.gz', '-' for stdin) and the accounts file; send nothing."""
+    """Check JOB files (CSV or JSONL, '.gz', '-' for stdin) and the accounts file; send nothing.
+
+    Prints every problem as FILE:LINE: field: what is wrong, and exits 2 if there is any;
+    otherwise prints the items per account and action and exits 0.
+    """
     logs.configure()
     problems = 0
 
