@@ -227,6 +227,18 @@ CASES = [
         "jobs.csv:2: id: may not start with '['",
     ),
     BadInput(
+        "unterminated-quote",
+        "An unterminated quote swallows the rest of the file and the row is refused at its start.",
+        _csv(b'acct001,"20,retweet\n', GOOD_ROW),
+        "jobs.csv:2: row: 2 values",
+    ),
+    BadInput(
+        "nul-byte",
+        "A NUL byte inside a field is refused as a control character.",
+        _csv(b"acct001,2\x000,retweet\n"),
+        "jobs.csv:2: tweet_id: control character",
+    ),
+    BadInput(
         "late-bad-row",
         "A bad row after many good ones and blank lines is named by its physical line.",
         _csv(*([GOOD_ROW] * 100), b"\n", b"acct001,20,undo,\n"),
