@@ -197,6 +197,19 @@ class TestResume:
         finished = finished_keys(path)
         assert [_record(n).key in finished for n in range(4)] == [True, True, False, False]
 
+    def test_status_text_inside_other_fields_does_not_fool_the_fast_scan(
+        self, tmp_path: Path
+    ) -> None:
+        """A key or campaign holding "status":"ok" text does not make an error line finished."""
+        hostile = 'x","status":"ok","y":"'
+        path = tmp_path / "l.jsonl"
+        with LedgerWriter(path) as ledger:
+            ledger.write(replace(RECORD, key=hostile, status=Status.ERROR))
+            ledger.write(replace(RECORD, key="plain", campaign=hostile, status=Status.ERROR))
+            ledger.write(replace(RECORD, key=hostile + "2", run=hostile, status=Status.OK))
+        finished = finished_keys(path)
+        assert [k in finished for k in (hostile, "plain", hostile + "2")] == [False, False, True]
+
     def test_a_missing_ledger_has_nothing_finished(self, tmp_path: Path) -> None:
         """The first run's ledger does not exist yet: nothing is finished."""
         assert len(finished_keys(tmp_path / "new.jsonl")) == 0
