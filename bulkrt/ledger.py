@@ -41,7 +41,14 @@ class ErrorInfo:
 class LedgerRecord:
     """One finished attempt-chain of an item, exactly as one ledger line holds it.
 
-    >>> line = record.to_json()          # one line, no newline
+    >>> record = LedgerRecord(
+    ...     ts="2026-11-26T01:00:00.000Z", run="r1", key="k1", campaign="c", account="acme",
+    ...     user_id="1001", tweet_id="20", action=Action.RETWEET, status=Status.OK,
+    ...     retweeted=True, preexisting=False, http=200, error=None, attempts=1,
+    ... )
+    >>> line = record.to_json()  # one line, no newline
+    >>> line[:40]
+    '{"schema":1,"ts":"2026-11-26T01:00:00.00'
     >>> LedgerRecord.from_json(line) == record
     True
     """

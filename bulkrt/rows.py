@@ -64,7 +64,15 @@ def check_row(
     accounts: Container[str],
     default_campaign: str,
 ) -> Row | list[Problem]:
-    """Return the row ``fields`` describe, or every problem with it (one per bad field)."""
+    """Return the row ``fields`` describe, or every problem with it (one per bad field).
+
+    >>> fields = {"account": "acme", "tweet_id": "https://x.com/a/status/20", "action": "Unretweet"}
+    >>> row = check_row(fields, source="j.csv", line=2, accounts={"acme"}, default_campaign="c")
+    >>> row.tweet_id, row.action.value, row.campaign, row.identity
+    ('20', 'undo', 'c', ('c', 'acme', 'undo', '20'))
+    >>> [str(p) for p in check_row({}, source="j.csv", line=3, accounts=(), default_campaign="c")]
+    ['j.csv:3: account: missing', 'j.csv:3: tweet_id: missing', 'j.csv:3: action: missing']
+    """
     problems: list[Problem] = []
 
     def bad(field: str, message: str) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
 import gzip
+import importlib
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -319,3 +323,26 @@ class TestValidateCommand:
         assert f"warning: {job}:1: note: unknown column, ignored" in result.stderr
         assert "accounts_file_readable_by_others" in result.stderr
         assert f"chmod 600 {accounts}" in result.stderr
+
+
+#: the modules of this layer that decide without doing I/O beyond reading files
+PURE_MODULES = ["bulkrt.errors", "bulkrt.tweet_ids", "bulkrt.rows", "bulkrt.keys", "bulkrt.ledger"]
+
+
+@pytest.mark.parametrize("name", PURE_MODULES)
+def test_docstring_examples_hold(name: str) -> None:
+    """The examples in the pure modules' docstrings run as written."""
+    failed, tried = doctest.testmod(importlib.import_module(name))
+    assert tried > 0 and failed == 0
+
+
+def test_loading_imports_no_network_library() -> None:
+    """Loading, validating and the ledger import neither aiohttp, anyio nor the sandbox."""
+    code = (
+        "import sys, bulkrt.loader, bulkrt.accounts, bulkrt.ledger_reader, bulkrt.ledger_writer,"
+        " bulkrt.status\n"
+        "print(','.join(m for m in ('aiohttp', 'anyio', 'aiolimiter', 'bulkrt.sandbox')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
