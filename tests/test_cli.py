@@ -1,4 +1,4 @@
-"""The `bulkrt` command line as an operator starts it: as a console script and as `python -m bulkrt`."""
+"""The `bulkrt` command line as an operator starts it: console script and `python -m bulkrt`."""
 
 from __future__ import annotations
 
