@@ -24,6 +24,7 @@ from typing import BinaryIO, NamedTuple
 import structlog
 
 from bulkrt.errors import LedgerError
+from bulkrt.items import Status
 from bulkrt.ledger import FINISHED, LedgerRecord, encoded_key
 
 __all__ = [
@@ -119,27 +120,35 @@ class FinishedKeys:
     unfinished key is taken for finished is about 3 in 100 million.
     """
 
-    __slots__ = ("_hashes",)
+    __slots__ = ("_hashes", "_rejected")
 
-    def __init__(self, hashes: array[int]) -> None:
+    def __init__(self, hashes: array[int], rejected: array[int] | None = None) -> None:
         # sorted() makes a transient list of the hashes; the array then holds 8 bytes a key.
         self._hashes = array("q", sorted(hashes))
+        #: the subset that ended ``rejected`` (few, in practice)
+        self._rejected = array("q", sorted(rejected or ()))
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        h = hash(encoded_key(key))
-        i = bisect.bisect_left(self._hashes, h)
-        return i < len(self._hashes) and self._hashes[i] == h
+        return isinstance(key, str) and _holds(self._hashes, hash(encoded_key(key)))
+
+    def rejected(self, key: str) -> bool:
+        """Whether ``key`` ended ``rejected`` (so a resumed job cannot end all ``ok``)."""
+        return _holds(self._rejected, hash(encoded_key(key)))
 
     def __len__(self) -> int:
         """How many finished lines were found (a key finished twice counts twice)."""
         return len(self._hashes)
 
 
+def _holds(hashes: array[int], h: int) -> bool:
+    i = bisect.bisect_left(hashes, h)
+    return i < len(hashes) and hashes[i] == h
+
+
 def finished_keys(path: Path | str) -> FinishedKeys:
     """The keys the ledger at ``path`` holds as finished; none when it does not exist yet."""
     hashes: array[int] = array("q")
+    rejected: array[int] = array("q")
     if not Path(path).exists():
         return FinishedKeys(hashes)
     finished = {status.value for status in FINISHED}
@@ -154,8 +163,11 @@ def finished_keys(path: Path | str) -> FinishedKeys:
                 at = raw.find(_STATUS, head.end()) + len(_STATUS)
                 key = head.group(1)
                 if at >= len(_STATUS) and b"\\u" not in key and b"\\/" not in key:
-                    if raw.startswith(_OK, at) or raw.startswith(_REJECTED, at):
+                    if raw.startswith(_OK, at):
                         append(hash(key))
+                    elif raw.startswith(_REJECTED, at):
+                        append(hash(key))
+                        rejected.append(hash(key))
                     continue
             data = raw.rstrip(b"\r\n")
             if not data.strip(b" \t\x00"):
@@ -163,7 +175,9 @@ def finished_keys(path: Path | str) -> FinishedKeys:
             found = line_key(path, LedgerLine(number, data, raw.endswith(b"\n"), end))
             if found is not None and found[1] in finished:
                 append(hash(found[0]))
-    return FinishedKeys(hashes)
+                if found[1] == Status.REJECTED:
+                    rejected.append(hash(found[0]))
+    return FinishedKeys(hashes, rejected)
 
 
 def warn_skipped(path: Path | str, line: LedgerLine, reason: str) -> None:

@@ -196,6 +196,7 @@ class TestResume:
             ledger.write(_record(2, Status.ERROR))
         finished = finished_keys(path)
         assert [_record(n).key in finished for n in range(4)] == [True, True, False, False]
+        assert [finished.rejected(_record(n).key) for n in range(4)] == [False, True, False, False]
 
     def test_status_text_inside_other_fields_does_not_fool_the_fast_scan(
         self, tmp_path: Path
