@@ -60,6 +60,17 @@ def redact_secrets(
     return event_dict
 
 
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is at the time, so a live progress display that
+    redirects it keeps log lines above itself instead of garbling them."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(*, json: bool = False, level: int = logging.INFO) -> None:
     """Send structlog events to stderr, as JSON lines or as readable console lines."""
     renderer: structlog.typing.Processor = (
@@ -76,6 +87,6 @@ def configure(*, json: bool = False, level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

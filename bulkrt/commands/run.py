@@ -1,0 +1,202 @@
+"""`bulkrt run`: run one or more job files, appending each finished item to the ledger.
+
+Re-running the same command resumes: items the ledger holds as ``ok`` or ``rejected`` are skipped.
+Exit codes: 0 every item ok, 1 some item rejected or in error, 2 bad usage or input (nothing
+sent, ledger untouched), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import click
+
+from bulkrt import logs
+from bulkrt.client import Timeouts
+from bulkrt.errors import InputError, LedgerError
+from bulkrt.exitcodes import ExitCode
+from bulkrt.loader import JobFormat
+from bulkrt.progress import Progress
+from bulkrt.runner import RunSettings, run_job
+from bulkrt.tiers import Tier
+
+__all__ = ["command"]
+
+#: problems printed before the rest are only counted
+_SHOW_PROBLEMS = 50
+
+
+def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        price = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a price in dollars") from None
+    if price < 0:
+        raise click.BadParameter("a price cannot be negative")
+    return price
+
+
+@click.command("run")
+@click.argument("jobs", nargs=-1, required=True, metavar="JOB...")
+@click.option(
+    "--accounts",
+    "accounts_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The accounts file (JSON).",
+)
+@click.option(
+    "--ledger",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The JSONL ledger to append outcomes to (created if missing).",
+)
+@click.option(
+    "--api-base",
+    envvar="BULKRT_API_BASE",
+    default="https://api.x.com",
+    show_default=True,
+    help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL.",
+)
+@click.option(
+    "--tier",
+    type=click.Choice([t.value for t in Tier]),
+    default="pro",
+    show_default=True,
+    help="Rate-limit preset used until response headers say otherwise.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Requests per window per user and endpoint (overrides the tier).",
+)
+@click.option(
+    "--window",
+    type=click.FloatRange(min=0.001),
+    help="Window length in seconds (overrides the tier).",
+)
+@click.option(
+    "--concurrency",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most requests in flight at once, across all accounts.",
+)
+@click.option(
+    "--max-attempts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Attempts per item for transient failures (5xx, network, timeouts).",
+)
+@click.option(
+    "--max-rps", type=click.FloatRange(min=0.01), help="An app-wide cap on requests per second."
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan only: counts, expected duration and cost; send and write nothing.",
+)
+@click.option("--campaign", help="Campaign of rows that name none (default: the job file's name).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in JobFormat]),
+    help="Job file format (default: from the name; required for '-').",
+)
+@click.option(
+    "--connect-timeout", default=10.0, show_default=True, help="Seconds to wait for a connection."
+)
+@click.option(
+    "--read-timeout", default=30.0, show_default=True, help="Seconds to wait for an answer."
+)
+@click.option(
+    "--price-retweet", callback=_price, help="Dollars per retweet request, for the dry-run cost."
+)
+@click.option(
+    "--price-undo", callback=_price, help="Dollars per undo request, for the dry-run cost."
+)
+@click.option(
+    "--grace",
+    default=20.0,
+    show_default=True,
+    help="Seconds requests in flight get to finish after SIGINT/SIGTERM.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Live progress display (default: when stderr is a terminal).",
+)
+@click.option("--log-json", is_flag=True, help="Log JSON lines on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every state change, not only warnings.")
+def command(
+    jobs: tuple[str, ...],
+    accounts_path: Path,
+    ledger: Path,
+    api_base: str,
+    tier: str,
+    limit: int | None,
+    window: float | None,
+    concurrency: int,
+    max_attempts: int,
+    max_rps: float | None,
+    dry_run: bool,
+    campaign: str | None,
+    fmt: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+    price_retweet: Decimal | None,
+    price_undo: Decimal | None,
+    grace: float,
+    progress: bool | None,
+    log_json: bool,
+    verbose: bool,
+) -> None:
+    """Run the items of JOB files (CSV or JSONL, '.gz', '-' for stdin) against the X API.
+
+    Every account is kept inside its rate limits; each finished item's outcome is appended to
+    the ledger. Re-running the same command resumes where it stopped.
+    """
+    display = Progress(live=progress)
+    level = logging.INFO if verbose or not display.live else logging.WARNING
+    logs.configure(json=log_json, level=level)
+    settings = RunSettings(
+        jobs=jobs,
+        accounts=accounts_path,
+        ledger=ledger,
+        api_base=api_base,
+        tier=Tier(tier),
+        limit=limit,
+        window=window,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        max_rps=max_rps,
+        dry_run=dry_run,
+        campaign=campaign,
+        fmt=JobFormat(fmt) if fmt else None,
+        timeouts=Timeouts(
+            connect=connect_timeout, read=read_timeout, total=connect_timeout + 2 * read_timeout
+        ),
+        price_retweet=price_retweet,
+        price_undo=price_undo,
+        grace=grace,
+        progress=progress,
+    )
+    try:
+        code = run_job(settings, display)
+    except InputError as exc:
+        for problem in exc.problems[:_SHOW_PROBLEMS]:
+            click.echo(str(problem), err=True)
+        hidden = exc.total - min(len(exc.problems), _SHOW_PROBLEMS)
+        if hidden > 0:
+            click.echo(f"... and {hidden} more (`bulkrt validate` lists them all)", err=True)
+        click.echo(f"bulkrt run: {exc.total} problem(s) in the input; nothing was sent", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+    except LedgerError as exc:
+        click.echo(f"bulkrt run: {exc}; nothing was sent", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+    raise SystemExit(code)

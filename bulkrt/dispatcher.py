@@ -1,0 +1,299 @@
+"""The async shell of `bulkrt run`: it feeds items to the scheduler, sends what the scheduler says
+to send, and hands every finished item to the single ledger-writer task.
+
+Structured concurrency only: one task group holds the request and refresh tasks, another the
+ledger writer; a bounded memory object stream carries records to the writer, so lines never
+interleave. The scheduler is pure and synchronous; every call to it happens between awaits on
+the one event loop, so it needs no lock. Items are fed lazily, at most ``lookahead`` at a time,
+so memory does not grow with the job file.
+
+    dispatcher = Dispatcher(scheduler, client, authorizers, user_ids, ledger, run_id="r1")
+    await dispatcher.run(items)          # returns when every item has a line, or after a stop
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+from aiolimiter import AsyncLimiter
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from bulkrt.client import Authorizer, XClient
+from bulkrt.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed
+from bulkrt.items import Action, Item, Status
+from bulkrt.ledger import ErrorInfo, LedgerRecord
+from bulkrt.ledger_writer import LedgerWriter
+from bulkrt.outcome import ApiError, Decision, FailureKind, Outcome, classify
+from bulkrt.scheduler import Dispatch, Done, ItemResult, Refresh, Scheduler, Ticket, Wait
+
+__all__ = ["DispatchSettings", "Dispatcher", "Tally"]
+
+_log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    """How the shell behaves, beyond what the scheduler decides."""
+
+    #: items held by the scheduler at once; the rest wait in the job file
+    lookahead: int = 50_000
+    #: seconds the requests in flight get to finish after a stop; then they are abandoned
+    grace: float = 20.0
+    #: an app-wide cap on requests per second (aiolimiter), None for none
+    max_rps: float | None = None
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a run has done so far, for the progress display and the summary."""
+
+    #: items of the job, including those finished by earlier runs
+    total: int = 0
+    #: the accounts of the job
+    accounts: list[str] = field(default_factory=list)
+    #: items skipped because the ledger holds them as finished, and how many of those are rejected
+    skipped: int = 0
+    skipped_rejected: int = 0
+    by_status: Counter[Status] = field(default_factory=Counter)
+    #: per account, the items finished in this run
+    by_account: dict[str, Counter[Status]] = field(default_factory=dict)
+    #: HTTP requests sent
+    requests: int = 0
+    #: accounts whose credentials failed, with what the operator must do
+    reauthorize: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        return self.skipped + sum(self.by_status.values())
+
+    def count(self, result: ItemResult) -> None:
+        self.by_status[result.status] += 1
+        self.by_account.setdefault(result.item.account, Counter())[result.status] += 1
+
+
+class Dispatcher:
+    """Runs one job's items through a scheduler, a client and a ledger."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        client: XClient,
+        authorizers: Mapping[str, Authorizer],
+        user_ids: Mapping[str, str],
+        ledger: LedgerWriter,
+        *,
+        run_id: str,
+        settings: DispatchSettings | None = None,
+        tally: Tally | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.scheduler = scheduler
+        self.tally = tally or Tally()
+        self.run_id = run_id
+        self._client = client
+        self._auth = authorizers
+        self._user_ids = user_ids
+        self._ledger = ledger
+        self._settings = settings or DispatchSettings()
+        self._clock = clock
+        self._rps = AsyncLimiter(self._settings.max_rps, 1.0) if self._settings.max_rps else None
+        self._wake = anyio.Event()
+        self._pending = 0
+        self._items: Iterator[Item] = iter(())
+        self._exhausted = False
+        #: the credential generation a 401 was answered to, per account
+        self._failed_generation: dict[str, int] = {}
+        self._out: MemoryObjectSendStream[LedgerRecord] | None = None
+        self._requests: TaskGroup | None = None
+        #: set by `stop`: no new request goes out
+        self.stopping = False
+
+    # -- control -------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop sending: requests in flight may finish (within the grace period); nothing new."""
+        self.stopping = True
+        self._poke()
+
+    def abandon(self) -> None:
+        """Stop at once: requests in flight are abandoned unrecorded (they are resent on resume)."""
+        self.stop()
+        if self._requests is not None:
+            self._requests.cancel_scope.cancel()
+
+    @property
+    def grace(self) -> float:
+        """Seconds the requests in flight get to finish after `stop`."""
+        return self._settings.grace
+
+    def _poke(self) -> None:
+        self._wake.set()
+
+    async def _sleep(self, until: float | None) -> None:
+        """Wait until ``until`` (None: indefinitely) or until something happens."""
+        if not self._wake.is_set():
+            delay = None if until is None else max(0.0, until - self._clock())
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+        self._wake = anyio.Event()
+
+    # -- the run -------------------------------------------------------------------------------
+    async def run(self, items: Iterator[Item]) -> Tally:
+        """Send every item (or stop early on `stop`); returns the tally."""
+        self._items = items
+        send, receive = anyio.create_memory_object_stream[LedgerRecord](max_buffer_size=1024)
+        self._out = send
+        async with anyio.create_task_group() as writers:
+            writers.start_soon(self._write_ledger, receive)
+            async with send, anyio.create_task_group() as requests:
+                self._requests = requests
+                await self._loop(requests)
+                if self.stopping:
+                    # Let the requests in flight answer, but not for ever.
+                    requests.cancel_scope.deadline = anyio.current_time() + self._settings.grace
+        return self.tally
+
+    async def _loop(self, requests: TaskGroup) -> None:
+        while not self.stopping:
+            await self._feed()
+            step = self.scheduler.next(self._clock())
+            if isinstance(step, Dispatch):
+                requests.start_soon(self._send, step.ticket)
+            elif isinstance(step, Refresh):
+                requests.start_soon(self._refresh, step.account)
+            elif isinstance(step, Done):
+                if self._exhausted:
+                    return
+            else:
+                await self._sleep(step.until if isinstance(step, Wait) else None)
+                self._log_events()
+        self._log_events()
+
+    async def _feed(self) -> None:
+        """Add up to 1000 more items, keeping at most ``lookahead`` in the scheduler."""
+        room = min(1000, self._settings.lookahead - self._pending)
+        now = self._clock()
+        for _ in range(max(0, room)):
+            item = next(self._items, None)
+            if item is None:
+                self._exhausted = True
+                return
+            self._pending += 1
+            await self._record(self.scheduler.add(item, now))
+
+    async def _send(self, ticket: Ticket) -> None:
+        item = ticket.item
+        auth = self._auth[item.account]
+        generation = auth.generation if isinstance(auth, OAuth2Bearer) else 0
+        with structlog.contextvars.bound_contextvars(account=item.account, item=item.key):
+            outcome = await self._exchange(item, auth)
+        if outcome.decision is Decision.AUTH_FAILED:
+            self._failed_generation[item.account] = generation
+        await self._record(self.scheduler.on_response(ticket, self._clock(), outcome))
+        self._poke()
+
+    async def _exchange(self, item: Item, auth: Authorizer) -> Outcome:
+        """Send one request for ``item`` and say what its answer means."""
+        send = self._client.retweet if item.action is Action.RETWEET else self._client.undo
+        try:
+            if self._rps is not None:
+                await self._rps.acquire()
+            exchange = await send(auth, self._user_ids[item.account], item.tweet_id)
+        except ReauthorizationNeeded as exc:
+            self.tally.reauthorize[item.account] = str(exc)
+            error = ApiError("reauthorization-needed", "Unauthorized", str(exc))
+            return Outcome(Decision.AUTH_FAILED, error=error)
+        except RefreshFailed as exc:
+            return Outcome(
+                Decision.RETRY, error=ApiError(FailureKind.NETWORK, "Refresh failed", str(exc))
+            )
+        self.tally.requests += 1
+        return classify(
+            item.action,
+            exchange.http,
+            exchange.headers,
+            exchange.body,
+            exchange.content_type,
+            exchange.failure,
+        )
+
+    async def _refresh(self, account: str) -> None:
+        """Refresh an account's credentials once (OAuth 2.0), then tell the scheduler."""
+        auth = self._auth[account]
+        ok = False
+        if isinstance(auth, OAuth2Bearer):
+            seen = self._failed_generation.get(account, auth.generation)
+            try:
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(RefreshFailed),
+                    stop=stop_after_attempt(3),
+                    wait=wait_exponential(multiplier=1, max=10),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await auth.refresh(seen=seen)
+                ok = True
+            except ReauthorizationNeeded as exc:
+                self.tally.reauthorize[account] = str(exc)
+            except RefreshFailed as exc:
+                self.tally.reauthorize[account] = str(exc)
+        else:
+            self.tally.reauthorize[account] = (
+                f"account {account}: the API refused its OAuth 1.0a credentials (401); check the "
+                f"consumer key and secret and the access token and secret in the accounts file, "
+                f"or authorise the app again for this account"
+            )
+        if not ok:
+            _log.error(
+                "account_needs_reauthorization",
+                account=account,
+                detail=self.tally.reauthorize[account],
+            )
+        await self._record(self.scheduler.on_refreshed(account, self._clock(), ok))
+        self._poke()
+
+    # -- results -------------------------------------------------------------------------------
+    async def _record(self, results: list[ItemResult]) -> None:
+        assert self._out is not None
+        for result in results:
+            self._pending -= 1
+            self.tally.count(result)
+            await self._out.send(self._ledger_record(result))
+
+    def _ledger_record(self, result: ItemResult) -> LedgerRecord:
+        error = result.error
+        return LedgerRecord.of(
+            result.item,
+            run=self.run_id,
+            user_id=self._user_ids[result.item.account],
+            at=datetime.fromtimestamp(result.finished_at, UTC),
+            status=result.status,
+            retweeted=result.retweeted,
+            preexisting=result.preexisting,
+            http=result.http,
+            error=ErrorInfo(str(error.type), error.title, error.detail) if error else None,
+            attempts=result.attempts,
+        )
+
+    async def _write_ledger(self, receive: MemoryObjectReceiveStream[LedgerRecord]) -> None:
+        """The one task that writes the ledger: a whole line per write, flushed at once."""
+        async with receive:
+            async for record in receive:
+                self._ledger.write(record)
+        self._ledger.sync()
+
+    def _log_events(self) -> None:
+        for event in self.scheduler.drain_events():
+            _log.info(
+                event.kind.value,
+                account=event.account,
+                until=datetime.fromtimestamp(event.until, UTC).isoformat() if event.until else None,
+                detail=event.detail or None,
+            )

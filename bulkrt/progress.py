@@ -1,0 +1,138 @@
+"""What an operator sees while a run goes and when it ends: a live display on a terminal (done
+of total, ok/rejected/error, requests, accounts waiting and until when, the expected finish from
+the limit model), a log line every few seconds otherwise, and a plain summary on stdout."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+import click
+import structlog
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from bulkrt.dispatcher import Dispatcher, Tally
+from bulkrt.errors import Problem
+from bulkrt.items import Status
+from bulkrt.plan import Plan
+from bulkrt.scheduler import AccountState
+
+__all__ = ["Progress"]
+
+_log = structlog.get_logger()
+#: seconds between log lines when there is no terminal
+LOG_EVERY = 5.0
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return (
+        f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+    )
+
+
+class Progress:
+    """Reports a run to the operator; ``live=None``: a live display if stderr is a terminal."""
+
+    def __init__(self, *, live: bool | None = None) -> None:
+        self._err = Console(stderr=True)
+        self.live = self._err.is_terminal if live is None else live
+
+    # -- before -------------------------------------------------------------------------------
+    def warning(self, problem: Problem) -> None:
+        click.echo(f"warning: {problem}", err=True)
+
+    def plan(self, plan: Plan, items: int) -> None:
+        """Print a dry run's plan: per account, totals, the duration and the cost."""
+        click.echo(f"dry run: {items} items; nothing is sent and the ledger is not written")
+        click.echo(f"{'account':<16} {'retweets':>8} {'undos':>6} {'done':>6} {'last request':>14}")
+        for account in plan.accounts:
+            click.echo(
+                f"{account.account:<16} {account.retweets:>8} {account.undos:>6} "
+                f"{account.already_done:>6} {_duration(account.last_request_at):>14}"
+            )
+        click.echo(
+            f"would send {plan.requests} requests ({plan.retweets} retweets, {plan.undos} undos); "
+            f"{plan.already_done} items already finished in the ledger"
+        )
+        click.echo(f"expected duration under the {plan.tier} limits: {_duration(plan.duration)}")
+        click.echo(f"estimated cost: ${plan.cost:.3f} ({plan.price_note})")
+
+    # -- during -------------------------------------------------------------------------------
+    async def follow(self, dispatcher: Dispatcher, expected: float) -> None:
+        """Show progress until cancelled."""
+        finish = time.time() + expected
+        if not self.live:
+            while True:
+                await anyio.sleep(LOG_EVERY)
+                t = dispatcher.tally
+                _log.info(
+                    "run_progress",
+                    done=t.finished,
+                    total=t.total,
+                    ok=t.by_status[Status.OK],
+                    rejected=t.by_status[Status.REJECTED],
+                    error=t.by_status[Status.ERROR],
+                    requests=t.requests,
+                    in_flight=dispatcher.scheduler.in_flight,
+                )
+        with Live(
+            self._render(dispatcher, finish), console=self._err, refresh_per_second=4
+        ) as live:
+            while True:
+                await anyio.sleep(0.5)
+                live.update(self._render(dispatcher, finish))
+
+    def _render(self, dispatcher: Dispatcher, finish: float) -> Group:
+        t = dispatcher.tally
+        now = time.time()
+        head = Text.assemble(
+            (f"{t.finished}/{t.total} items ", "bold"),
+            (f"ok {t.by_status[Status.OK] + t.skipped - t.skipped_rejected}  ", "green"),
+            (f"rejected {t.by_status[Status.REJECTED] + t.skipped_rejected}  ", "yellow"),
+            (f"error {t.by_status[Status.ERROR]}  ", "red"),
+            f"requests {t.requests}  in flight {dispatcher.scheduler.in_flight}  ",
+            f"expected finish {_clock(finish)} (limit model)",
+        )
+        states: Counter[AccountState] = Counter()
+        notable = Table(box=None, show_header=False, padding=(0, 2))
+        for account in t.accounts:
+            state = dispatcher.scheduler.state(account, now)
+            states[state] += 1
+            if state in (AccountState.PARKED, AccountState.PAUSED) and notable.row_count < 6:
+                notable.add_row(account, state.value)
+        summary = "  ".join(f"{state.value} {n}" for state, n in sorted(states.items()))
+        return Group(head, Text(f"accounts: {summary}"), notable)
+
+    # -- after --------------------------------------------------------------------------------
+    def summary(self, tally: Tally, ledger: Path) -> None:
+        ok = tally.by_status[Status.OK]
+        rejected = tally.by_status[Status.REJECTED]
+        error = tally.by_status[Status.ERROR]
+        click.echo(
+            f"bulkrt run: {tally.total} items: {ok} ok, {rejected} rejected, {error} error in this "
+            f"run; {tally.skipped} already finished before it ({tally.skipped_rejected} rejected); "
+            f"{tally.requests} requests"
+        )
+        for _, message in sorted(tally.reauthorize.items()):
+            click.echo(f"  needs attention: {message}")
+        if rejected or error or tally.skipped_rejected:
+            click.echo(f"  see `bulkrt status {ledger}` for the errors; items in error are retried")
+            click.echo("  when the same command runs again")
+
+    def stopped(self, tally: Tally, signal_name: str, command: str) -> None:
+        click.echo(
+            f"bulkrt run: stopped by {signal_name} after {tally.finished} of {tally.total} items; "
+            f"the ledger is flushed. To resume, run the same command again:\n  {command}"
+        )

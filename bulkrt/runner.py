@@ -1,0 +1,231 @@
+"""`bulkrt run` from settings to exit code: check the input, plan or take the ledger's lock,
+skip what the ledger holds as finished, dispatch the rest, and report.
+
+The order matters for resume: the ledger's lock is taken *before* the finished keys are read, so
+no second run can finish an item in between; nothing is sent before every input check passed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import structlog
+
+from bulkrt.accounts import Accounts, load_accounts, save_oauth2_tokens
+from bulkrt.client import Authorizer, Timeouts, XClient
+from bulkrt.credentials import TokenSet, authorizer_for, expires_datetime
+from bulkrt.dispatcher import Dispatcher, DispatchSettings, Tally
+from bulkrt.exitcodes import ExitCode
+from bulkrt.items import Action, Item, Status
+from bulkrt.ledger_reader import FinishedKeys, finished_keys
+from bulkrt.ledger_writer import LedgerWriter
+from bulkrt.loader import JobCheck, JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.plan import Plan, plan
+from bulkrt.progress import Progress
+from bulkrt.retry_policy import ParkPolicy, RetryPolicy
+from bulkrt.scheduler import Scheduler
+from bulkrt.tiers import PAYG_PRICES, LimitModel, Prices, Tier, limit_model
+
+__all__ = ["RunSettings", "run_job"]
+
+_log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything `bulkrt run` was asked to do."""
+
+    jobs: tuple[str, ...]
+    accounts: Path
+    ledger: Path
+    api_base: str = "https://api.x.com"
+    tier: Tier = Tier.PRO
+    limit: int | None = None
+    window: float | None = None
+    concurrency: int = 32
+    max_attempts: int = 5
+    max_rps: float | None = None
+    dry_run: bool = False
+    campaign: str | None = None
+    fmt: JobFormat | None = None
+    timeouts: Timeouts = Timeouts()
+    price_retweet: Decimal | None = None
+    price_undo: Decimal | None = None
+    lookahead: int = 50_000
+    grace: float = 20.0
+    #: None: a live display on a terminal, log lines otherwise
+    progress: bool | None = None
+
+    def model(self) -> LimitModel:
+        prices = None
+        if self.price_retweet is not None or self.price_undo is not None:
+            base = PAYG_PRICES if self.tier is Tier.PAYG else Prices()
+            prices = Prices(
+                self.price_retweet if self.price_retweet is not None else base.retweet,
+                self.price_undo if self.price_undo is not None else base.undo,
+                note="prices given on the command line",
+            )
+        return limit_model(self.tier, limit=self.limit, window=self.window, prices=prices)
+
+    def park_policy(self) -> ParkPolicy:
+        """Hidden-limit parks: minutes on the real API, a few windows on a short sandbox one."""
+        if self.window is not None and self.window < 60:
+            return ParkPolicy(base=max(1.0, 2 * self.window), maximum=max(10.0, 20 * self.window))
+        return ParkPolicy()
+
+
+def run_job(settings: RunSettings, out: Progress) -> ExitCode:
+    """Run (or plan) the job; raises `bulkrt.errors.InputError`/`LedgerError` for bad input."""
+    accounts = load_accounts(settings.accounts)
+    with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
+        check = check_jobs(files, accounts, on_warning=out.warning)
+        model = settings.model()
+        if settings.dry_run:
+            finished = finished_keys(settings.ledger)
+            out.plan(_dry_run(read_items(files, accounts, check), finished, model), check.items)
+            return ExitCode.OK
+        with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
+            finished = finished_keys(settings.ledger)  # read under the lock
+            tally = Tally(total=check.items, accounts=sorted({a for a, _ in check.counts}))
+            items = _unfinished(read_items(files, accounts, check), finished, tally)
+            expected = _dry_run(iter(()), finished, model, counts=check.counts).duration
+            run_id = secrets.token_hex(6)
+            stopped = anyio.run(
+                _dispatch,
+                settings,
+                accounts,
+                check,
+                ledger,
+                items,
+                tally,
+                run_id,
+                expected,
+                out,
+                backend="asyncio",
+            )
+    if stopped is not None:
+        out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
+        return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
+    out.summary(tally, settings.ledger)
+    failed = (
+        tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected
+    )
+    return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+
+
+def _unfinished(items: Iterator[Item], finished: FinishedKeys, tally: Tally) -> Iterator[Item]:
+    for item in items:
+        if item.key in finished:
+            tally.skipped += 1
+            tally.skipped_rejected += finished.rejected(item.key)
+            continue
+        yield item
+
+
+def _dry_run(
+    items: Iterator[Item],
+    finished: FinishedKeys,
+    model: LimitModel,
+    *,
+    counts: Mapping[tuple[str, Action], int] | None = None,
+) -> Plan:
+    """The plan of the items not finished yet (or, given ``counts``, of all of them)."""
+    pending: dict[str, list[Action]] = {}
+    done: dict[str, int] = {}
+    for item in items:
+        if item.key in finished:
+            done[item.account] = done.get(item.account, 0) + 1
+        else:
+            pending.setdefault(item.account, []).append(item.action)
+    for (account, action), n in (counts or {}).items():
+        pending.setdefault(account, []).extend([action] * n)
+    return plan(pending, model, done=done)
+
+
+async def _dispatch(
+    settings: RunSettings,
+    accounts: Accounts,
+    check: JobCheck,
+    ledger: LedgerWriter,
+    items: Iterator[Item],
+    tally: Tally,
+    run_id: str,
+    expected: float,
+    out: Progress,
+) -> signal.Signals | None:
+    """The async part of a run; returns the signal that stopped it, if one did."""
+    used = sorted({account for account, _ in check.counts})
+    scheduler = Scheduler(
+        settings.model(),
+        concurrency=settings.concurrency,
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        park=settings.park_policy(),
+    )
+    stopped: list[signal.Signals] = []
+    async with XClient(
+        settings.api_base, timeouts=settings.timeouts, max_connections=settings.concurrency
+    ) as client:
+        authorizers = _authorizers(accounts, used, client)
+        dispatcher = Dispatcher(
+            scheduler,
+            client,
+            authorizers,
+            {name: accounts[name].user_id for name in used},
+            ledger,
+            run_id=run_id,
+            tally=tally,
+            settings=DispatchSettings(
+                lookahead=settings.lookahead, grace=settings.grace, max_rps=settings.max_rps
+            ),
+        )
+        async with anyio.create_task_group() as helpers:
+            helpers.start_soon(_watch_signals, dispatcher, stopped)
+            helpers.start_soon(out.follow, dispatcher, expected)
+            _log.info("run_started", run=run_id, items=check.items, accounts=len(used))
+            await dispatcher.run(items)
+            helpers.cancel_scope.cancel()
+    _log.info("run_finished", run=run_id, requests=tally.requests)
+    return stopped[0] if stopped else None
+
+
+def _authorizers(accounts: Accounts, used: Sequence[str], client: XClient) -> dict[str, Authorizer]:
+    async def persist(name: str, tokens: TokenSet) -> None:
+        def write() -> None:
+            save_oauth2_tokens(
+                accounts.path,
+                name,
+                access_token=tokens.access_token,
+                refresh_token=tokens.refresh_token,
+                expires_at=expires_datetime(tokens),
+            )
+
+        await anyio.to_thread.run_sync(write)
+
+    return {
+        name: authorizer_for(
+            accounts[name], token_endpoint=client.token, persist=persist, clock=time.time
+        )
+        for name in used
+    }
+
+
+async def _watch_signals(dispatcher: Dispatcher, stopped: list[signal.Signals]) -> None:
+    """The first SIGINT/SIGTERM stops dispatching cleanly; a second one stops at once."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if stopped:
+                _log.warning("run_stopping_now", signal=signum.name)
+                dispatcher.abandon()
+                continue
+            stopped.append(signum)
+            _log.warning("run_stopping", signal=signum.name, grace=dispatcher.grace)
+            dispatcher.stop()
