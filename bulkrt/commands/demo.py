@@ -1,0 +1,143 @@
+"""`bulkrt demo`: the whole cycle against an in-process sandbox, with no credentials and no
+network: a campaign from ``jobs/`` across six accounts (one of which had already retweeted one
+of its Tweets), its resume, then its rollback, checked against the sandbox's own state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from bulkrt import logs
+from bulkrt.commands.sandbox import write_accounts_file
+from bulkrt.exitcodes import ExitCode
+from bulkrt.progress import Progress
+from bulkrt.rollback import plan_rollback, write_undo_job
+from bulkrt.runner import RunSettings, run_job
+from bulkrt.sandbox import Sandbox, SandboxConfig
+from bulkrt.status import summarise_ledger
+from bulkrt.tiers import Tier
+
+__all__ = ["command"]
+
+_JOB = Path(__file__).resolve().parents[2] / "jobs" / "example-campaign.csv"
+#: the demo's short windows: 5 requests per 3 seconds per account and endpoint
+LIMIT, WINDOW = 5, 3.0
+
+
+@contextmanager
+def _sandbox_thread(config: SandboxConfig) -> Iterator[Sandbox]:
+    """A sandbox served from its own thread and event loop; runs in this thread use their own."""
+    started = threading.Event()
+    stop: list[asyncio.Event] = []
+    holder: list[Sandbox] = []
+    loop = asyncio.new_event_loop()
+
+    async def serve() -> None:
+        async with Sandbox(config) as sandbox:
+            holder.append(sandbox)
+            stop.append(asyncio.Event())
+            started.set()
+            await stop[0].wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("the sandbox did not start")
+    try:
+        yield holder[0]
+    finally:
+        loop.call_soon_threadsafe(stop[0].set)
+        thread.join(10)
+        loop.close()
+
+
+def _retweets(sandbox: Sandbox) -> dict[str, frozenset[str]]:
+    return {u.name: frozenset(sandbox.state.retweets[u.user_id]) for u in sandbox.state.world.users}
+
+
+@click.command("demo")
+@click.option(
+    "--dir",
+    "workdir",
+    default="bulkrt-demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo writes its accounts file, ledger and undo job (emptied first).",
+)
+@click.option(
+    "--job",
+    default=str(_JOB),
+    show_default=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The campaign job to run.",
+)
+def command(workdir: Path, job: str) -> None:
+    """Run the example campaign against an in-process sandbox, then roll it back.
+
+    Needs no credentials and no network: the sandbox is a local emulator of the X API.
+    """
+    logs.configure(level=logging.WARNING)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    accounts, ledger, undo = (
+        workdir / "accounts.json",
+        workdir / "ledger.jsonl",
+        workdir / "undo.csv",
+    )
+    with _sandbox_thread(SandboxConfig(users=6, limit=LIMIT, window=WINDOW)) as sandbox:
+        write_accounts_file(
+            accounts, sandbox.state.world.accounts_file(expires_at=sandbox.clock.now() + 7200)
+        )
+        # acct003 had retweeted one of the campaign's Tweets before the campaign
+        acct003 = sandbox.state.world.users[2]
+        sandbox.state.retweets[acct003.user_id].add("1861359704022656025")
+        before = _retweets(sandbox)
+        click.echo(
+            f"sandbox at {sandbox.url}: 6 accounts, {LIMIT} requests per {WINDOW:g} s window"
+        )
+        click.echo(
+            f"before the campaign: {sum(map(len, before.values()))} retweet(s) (acct003 has one)"
+        )
+
+        def run(job_path: Path | str, title: str) -> ExitCode:
+            click.echo(f"\n== {title}: bulkrt run {job_path} --ledger {ledger}")
+            settings = RunSettings(
+                jobs=(str(job_path),),
+                accounts=accounts,
+                ledger=ledger,
+                api_base=sandbox.url,
+                tier=Tier.PRO,
+                limit=LIMIT,
+                window=WINDOW,
+                concurrency=16,
+            )
+            return run_job(settings, Progress())
+
+        code = run(job, "the campaign")
+        after = _retweets(sandbox)
+        click.echo(f"after the campaign: {sum(map(len, after.values()))} retweet(s)")
+        code = max(code, run(job, "the same command again (resume: nothing left to send)"))
+        plan = plan_rollback(ledger)
+        written = write_undo_job(undo, plan.undo)
+        click.echo(
+            f"\n== rollback: bulkrt rollback {ledger} --out {undo}\n"
+            f"{written} undo item(s); {plan.kept_preexisting} retweet made before the campaign "
+            f"left alone"
+        )
+        code = max(code, run(undo, "the rollback"))
+        restored = _retweets(sandbox) == before
+    summary = summarise_ledger(ledger)
+    click.echo(f"\nledger {ledger}: {summary.lines} lines; `bulkrt status {ledger}` shows more")
+    click.echo(
+        f"every account's retweets are as before the campaign: {'yes' if restored else 'NO'}"
+    )
+    if not restored:
+        raise SystemExit(ExitCode.ITEMS_FAILED)
+    raise SystemExit(code)
