@@ -1,0 +1,445 @@
+"""How close `bulkrt run` comes to the rate-limit bound, and what it costs per item without limits.
+
+    .venv/bin/python bench/run_bench.py [--part makespan|throughput|both] [--items 10000]
+
+Every process runs on this machine and talks over 127.0.0.1 only; every subprocess this script
+starts is terminated and waited for, also on errors.
+
+**Makespan** (issue 4: within 5% of the theoretical minimum, zero 429s). Starts
+``bulkrt sandbox --users 20 --limit 5 --window 3`` (fixed windows per user and endpoint, opened by
+the user's first request), writes a job of 60 retweets (distinct Tweet ids) for each of
+``acct001`` ... ``acct020``, rows interleaved by account, and runs ``bulkrt run JOB --tier pro
+--limit 5 --window 3 --concurrency 16 --no-progress`` as a subprocess. Then it reads the
+sandbox's request log (``ts`` is when the sandbox processed the request, on its own clock) and
+keeps the retweet requests. For an account with ``n`` items at ``L`` per ``W``-second window the
+last request cannot go before the start of window ``ceil(n/L)``, that is
+``(ceil(n/L) - 1) * W`` seconds after the account's first request (here 11 * 3 = 33 s). Reported:
+
+- makespan: the latest last request of any account minus the run's first request;
+- theoretical minimum: ``(ceil(n/L) - 1) * W`` for the largest account, measured from the run's
+  first request (so the spread of the accounts' first requests counts against bulkrt);
+- ratio makespan / minimum (the goal is at most 1.05), and per account the worst
+  ``(last - first) / minimum``;
+- per-window lateness: for the worst account, when the first request of each of its server
+  windows went, minus ``first + k * W`` (how much each window cost beyond the bound);
+- 429s (from ``/__sandbox/stats``), the exit code and the ledger's statuses.
+
+**Throughput, limits off.** One ``bulkrt sandbox --no-limits --users 100`` serving HTTPS with a
+trustme certificate for ``api.twitter.com`` and ``127.0.0.1``; only the 50 OAuth 1.0a accounts
+(odd-numbered) are used, on both sides, each side with its own Tweet ids so both see 200s:
+
+- bulkrt: ``bulkrt run`` on ``--items`` retweets spread evenly over those accounts,
+  ``--concurrency 64``, limits set far beyond reach (``--limit 1000000 --window 1``), trusting the
+  test CA through ``SSL_CERT_FILE``;
+- tweepy: this script, re-run as a subprocess, drives ``tweepy.asynchronous.AsyncClient`` (one
+  client per account, all sharing one aiohttp session whose resolver sends every host to the
+  sandbox and whose SSL context trusts the test CA) with ``asyncio.gather`` over every item under
+  ``asyncio.Semaphore(64)``.
+
+For each side: wall seconds of the whole client process (start-up and loading included), items
+per second, client CPU ms per item (user + system of that child alone, from
+``resource.getrusage(RUSAGE_CHILDREN)`` deltas around it), the span from its first to its last
+request in the sandbox log (the request phase alone), the sandbox's CPU ms per item (``/proc``),
+and the sandbox's status counts for that side's requests. Both sides run in the same invocation
+because the machine is noisy; run the script a few times to see the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import math
+import os
+import resource
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+BULKRT = [sys.executable, "-m", "bulkrt"]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+MAKESPAN_USERS, MAKESPAN_ITEMS, LIMIT, WINDOW, MAKESPAN_CONCURRENCY = 20, 60, 5, 3.0, 16
+THROUGHPUT_USERS = 100
+BULKRT_TWEETS, TWEEPY_TWEETS = 2_000_000_000, 3_000_000_000
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """A running `bulkrt sandbox` subprocess."""
+
+    url: str
+    pid: int
+    accounts_file: Path
+    context: ssl.SSLContext | None
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(self.url + path)
+        # no ProxyHandler settings: urllib would otherwise honour *_proxy variables
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if self.context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=self.context))
+        with urllib.request.build_opener(*handlers).open(request, timeout=30) as response:
+            return json.load(response)
+
+    def accounts(self) -> dict[str, dict[str, Any]]:
+        accounts: dict[str, dict[str, Any]] = json.loads(self.accounts_file.read_text())["accounts"]
+        return accounts
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Terminate a subprocess and wait for it (kill it if SIGTERM is not enough)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+@contextmanager
+def sandbox(
+    workdir: Path, *options: str, context: ssl.SSLContext | None = None
+) -> Iterator[Sandbox]:
+    """Start `bulkrt sandbox` on a free loopback port; stop it on leaving, whatever happens."""
+    accounts_file = workdir / "accounts.json"
+    argv = [*BULKRT, "sandbox", "--host", "127.0.0.1", "--port", "0"]
+    argv += ["--accounts-out", str(accounts_file), *options]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening on " not in line:
+            raise RuntimeError(f"the sandbox did not start: {line!r}")
+        url = line.split("listening on ", 1)[1].strip()
+        yield Sandbox(url, process.pid, accounts_file, context)
+    finally:
+        stop(process)
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """A client subprocess that ran to its end."""
+
+    returncode: int
+    seconds: float
+    cpu: float
+    stdout: str
+    stderr: str
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run a child to completion (killed on timeout or error); its wall and CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    completed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measured(completed.returncode, seconds, cpu, completed.stdout, completed.stderr)
+
+
+def bulkrt_run(sandbox: Sandbox, workdir: Path, job: Path, *options: str) -> Measured:
+    ledger = workdir / f"{job.stem}.ledger.jsonl"
+    argv = [*BULKRT, "run", str(job), "--accounts", str(sandbox.accounts_file)]
+    argv += ["--ledger", str(ledger), "--api-base", sandbox.url, "--no-progress", *options]
+    env = dict(os.environ)
+    if sandbox.context is not None:
+        env["SSL_CERT_FILE"] = str(workdir / "ca.pem")
+    measured = run_measured(argv, env)
+    if measured.returncode != 0:
+        print(f"bulkrt run exited {measured.returncode}; stderr tail:", file=sys.stderr)
+        print(measured.stderr[-2000:], file=sys.stderr)
+    return measured
+
+
+def ledger_statuses(path: Path) -> dict[str, int]:
+    with path.open() as lines:
+        return dict(Counter(json.loads(line)["status"] for line in lines if line.strip()))
+
+
+def write_job(path: Path, rows: list[tuple[str, int]]) -> None:
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["account", "tweet_id", "action"])
+        writer.writerows((account, str(tweet), "retweet") for account, tweet in rows)
+
+
+def status_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
+    counts = Counter(after["by_status"])
+    counts.subtract(before["by_status"])
+    return {status: n for status, n in sorted(counts.items()) if n}
+
+
+# -- part 1: makespan --------------------------------------------------------------------------
+
+
+def per_window_lateness(times: list[float], limit: int, window: float) -> list[float]:
+    """For each batch of ``limit`` requests, how late its first went past ``first + k*window``."""
+    return [
+        times[k * limit] - (times[0] + k * window) for k in range(math.ceil(len(times) / limit))
+    ]
+
+
+def makespan(workdir: Path) -> bool:
+    """Run part 1 and print its figures; True when the goal is met."""
+    options = ["--users", str(MAKESPAN_USERS), "--limit", str(LIMIT), "--window", str(WINDOW)]
+    with sandbox(workdir, *options) as box:
+        accounts = box.accounts()
+        names = sorted(accounts)
+        job = workdir / "makespan.csv"
+        # Rows interleaved by account: the campaign's Tweets one after another.
+        write_job(
+            job,
+            [(name, 1_000_000_000 + i) for i in range(MAKESPAN_ITEMS) for name in names],
+        )
+        measured = bulkrt_run(
+            box,
+            workdir,
+            job,
+            *("--tier", "pro", "--limit", str(LIMIT), "--window", str(WINDOW)),
+            *("--concurrency", str(MAKESPAN_CONCURRENCY)),
+        )
+        stats = box.get("/__sandbox/stats")
+        log = box.get("/__sandbox/log?since=0")["entries"]
+    by_user = {account["user_id"]: name for name, account in accounts.items()}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for entry in log:
+        if entry["method"] == "POST" and entry["path"].endswith("/retweets"):
+            times[by_user[entry["user_id"]]].append(entry["ts"])
+    start = min(t[0] for t in times.values() if t)
+    end = max(t[-1] for t in times.values() if t)
+    bound = max((math.ceil(len(t) / LIMIT) - 1) * WINDOW for t in times.values())
+    ratios = {
+        name: (t[-1] - t[0]) / ((math.ceil(len(t) / LIMIT) - 1) * WINDOW)
+        for name, t in times.items()
+        if len(t) > LIMIT
+    }
+    worst = max(ratios, key=lambda name: ratios[name])
+    lateness = per_window_lateness(times[worst], LIMIT, WINDOW)
+    firsts = [t[0] - start for t in times.values() if t]
+    too_many = stats["by_status"].get("429", 0)
+    ratio = (end - start) / bound
+    print(f"== makespan: {MAKESPAN_USERS} accounts x {MAKESPAN_ITEMS} items, ", end="")
+    print(f"{LIMIT} per {WINDOW:g} s window, concurrency {MAKESPAN_CONCURRENCY}")
+    print(f"exit code               {measured.returncode}")
+    print(f"ledger                  {ledger_statuses(workdir / 'makespan.ledger.jsonl')}")
+    print(f"sandbox statuses        {stats['by_status']}  (429s: {too_many})")
+    print(f"process wall            {measured.seconds:.2f} s")
+    print(f"makespan                {end - start:.3f} s (run's first to last request)")
+    print(f"theoretical minimum     {bound:.3f} s")
+    print(f"ratio                   {ratio:.4f}")
+    print(f"first requests spread   {max(firsts):.3f} s")
+    print(f"worst account           {worst}: (last - first) / minimum = {ratios[worst]:.4f}")
+    print("  its windows' lateness  " + " ".join(f"{x:.3f}" for x in lateness))
+    met = measured.returncode == 0 and too_many == 0 and ratio <= 1.05
+    print(f"goal (<= 1.05, no 429)  {'met' if met else 'NOT met'}")
+    return met
+
+
+# -- part 2: throughput ------------------------------------------------------------------------
+
+
+class LoopbackResolver(AbstractResolver):
+    """Resolves every host name to the sandbox's loopback address and port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": self.port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def tweepy_retweets(spec: dict[str, Any]) -> dict[str, int]:
+    """The baseline: tweepy's AsyncClient, ``asyncio.gather`` under a semaphore."""
+    from tweepy.asynchronous import AsyncClient
+
+    context = ssl.create_default_context(cafile=spec["ca"])
+    connector = aiohttp.TCPConnector(
+        resolver=LoopbackResolver(spec["port"]), ssl=context, limit=spec["concurrency"]
+    )
+    outcomes: Counter[str] = Counter()
+    async with aiohttp.ClientSession(connector=connector) as session:
+        clients = []
+        for account in spec["accounts"]:
+            client = AsyncClient(**account["oauth1"])
+            client.session = session
+            clients.append(client)
+        semaphore = asyncio.Semaphore(spec["concurrency"])
+
+        async def retweet(client: Any, tweet: str) -> None:
+            async with semaphore:
+                await client.retweet(tweet)
+
+        results = await asyncio.gather(
+            *(
+                retweet(clients[n % len(clients)], str(spec["first_tweet"] + n))
+                for n in range(spec["items"])
+            ),
+            return_exceptions=True,
+        )
+    for result in results:
+        outcomes["ok" if result is None else type(result).__name__] += 1
+    return dict(outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One client's figures in the throughput comparison."""
+
+    name: str
+    items: int
+    measured: Measured
+    span: float
+    sandbox_cpu: float
+    statuses: dict[str, int]
+    outcomes: dict[str, int]
+
+
+def measure_side(box: Sandbox, name: str, items: int, client: Any) -> Side:
+    """Run ``client()`` (which returns a Measured and its outcomes) and read the sandbox."""
+    stats = box.get("/__sandbox/stats")
+    since = stats["requests"]  # the log's index, while it holds fewer than 100,000 entries
+    cpu = box.cpu_seconds()
+    measured, outcomes = client()
+    sandbox_cpu = box.cpu_seconds() - cpu
+    entries = box.get(f"/__sandbox/log?since={since}")["entries"]
+    span = entries[-1]["ts"] - entries[0]["ts"] if entries else 0.0
+    statuses = status_delta(stats, box.get("/__sandbox/stats"))
+    return Side(name, items, measured, span, sandbox_cpu, statuses, outcomes)
+
+
+def throughput(workdir: Path, items: int, concurrency: int) -> None:
+    """Run part 2 and print its figures."""
+    import trustme
+
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(workdir / "ca.pem"))
+    certificate = authority.issue_cert("api.twitter.com", "127.0.0.1")
+    certificate.private_key_pem.write_to_path(str(workdir / "key.pem"))
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(workdir / "chain.pem"))
+    context = ssl.create_default_context(cafile=str(workdir / "ca.pem"))
+    options = ["--no-limits", "--users", str(THROUGHPUT_USERS)]
+    options += ["--tls-cert", str(workdir / "chain.pem"), "--tls-key", str(workdir / "key.pem")]
+    with sandbox(workdir, *options, context=context) as box:
+        accounts = box.accounts()
+        oauth1 = sorted(name for name, account in accounts.items() if "oauth1" in account)
+        job = workdir / "throughput.csv"
+        write_job(job, [(oauth1[n % len(oauth1)], BULKRT_TWEETS + n) for n in range(items)])
+        ledger = workdir / "throughput.ledger.jsonl"
+
+        def run_bulkrt() -> tuple[Measured, dict[str, int]]:
+            measured = bulkrt_run(
+                box,
+                workdir,
+                job,
+                *("--tier", "pro", "--limit", "1000000", "--window", "1"),
+                *("--concurrency", str(concurrency)),
+            )
+            return measured, ledger_statuses(ledger) if ledger.exists() else {}
+
+        def run_tweepy() -> tuple[Measured, dict[str, int]]:
+            spec = {
+                "ca": str(workdir / "ca.pem"),
+                "port": int(box.url.rsplit(":", 1)[1].rstrip("/")),
+                "concurrency": concurrency,
+                "items": items,
+                "first_tweet": TWEEPY_TWEETS,
+                "accounts": [accounts[name] for name in oauth1],
+            }
+            (workdir / "tweepy.json").write_text(json.dumps(spec))
+            argv = [sys.executable, __file__, "--tweepy-worker", str(workdir / "tweepy.json")]
+            measured = run_measured(argv)
+            if measured.returncode != 0:
+                print(measured.stderr[-2000:], file=sys.stderr)
+                return measured, {}
+            return measured, dict(json.loads(measured.stdout))
+
+        sides = [
+            measure_side(box, "bulkrt", items, run_bulkrt),
+            measure_side(box, "tweepy", items, run_tweepy),
+        ]
+    print(f"== throughput, limits off: {items} retweets over {len(oauth1)} OAuth 1.0a ", end="")
+    print(f"accounts, {concurrency} in flight, HTTPS")
+    print(
+        f"{'client':8} {'items':>6} {'exit':>4} {'wall s':>7} {'items/s':>8} "
+        f"{'CPU ms/item':>11} {'req span s':>10} {'req/s':>7} {'srv CPU ms/item':>15}  "
+        "sandbox statuses / client outcomes"
+    )
+    for side in sides:
+        m = side.measured
+        print(
+            f"{side.name:8} {side.items:6d} {m.returncode:4d} {m.seconds:7.2f} "
+            f"{side.items / m.seconds:8.0f} {m.cpu * 1000 / side.items:11.3f} "
+            f"{side.span:10.2f} {side.items / side.span if side.span else 0:7.0f} "
+            f"{side.sandbox_cpu * 1000 / side.items:15.3f}  {side.statuses} / {side.outcomes}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["makespan", "throughput", "both"], default="both")
+    parser.add_argument("--items", type=int, default=10_000, help="throughput items per side")
+    parser.add_argument("--concurrency", type=int, default=64, help="throughput in flight")
+    parser.add_argument("--tweepy-worker", metavar="SPEC", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.tweepy_worker:
+        spec = json.loads(Path(args.tweepy_worker).read_text())
+        print(json.dumps(asyncio.run(tweepy_retweets(spec))))
+        return
+    met = True
+    with tempfile.TemporaryDirectory(prefix="bulkrt-bench-") as tmp:
+        if args.part in ("makespan", "both"):
+            (Path(tmp) / "makespan").mkdir()
+            met = makespan(Path(tmp) / "makespan")
+        if args.part in ("throughput", "both"):
+            (Path(tmp) / "throughput").mkdir()
+            throughput(Path(tmp) / "throughput", args.items, args.concurrency)
+    sys.exit(0 if met else 1)
+
+
+if __name__ == "__main__":
+    main()
