@@ -557,7 +557,9 @@ class Scheduler:
             item=ticket.item,
             status=outcome.status or Status.ERROR,
             retweeted=outcome.retweeted,
-            preexisting=outcome.preexisting,
+            # "Already retweeted" after an attempt that failed without a clear answer most
+            # likely means that attempt went through: the campaign made the retweet.
+            preexisting=outcome.preexisting and ticket.tries == 0,
             http=outcome.http if ticket.sent else None,
             error=outcome.error,
             attempts=ticket.sent,

@@ -383,6 +383,33 @@ class TestDecisions:
         assert isinstance(again, Dispatch) and again.ticket.item.key == "a-0"
         assert again.ticket.tries == 1 and again.ticket.sent == 2
 
+    @pytest.mark.parametrize(("first_answer", "preexisting"), [(None, False), (400, True)])
+    def test_already_retweeted_after_an_unclear_failure_is_not_preexisting(
+        self, first_answer: int | None, preexisting: bool
+    ) -> None:
+        """ "Already retweeted" right away means the account had retweeted before; after a
+        network failure it means the failed attempt went through, so it is not preexisting."""
+        already = (
+            b'{"errors":[{"message":"You cannot retweet a Tweet that you have already '
+            b'retweeted."}],"title":"Invalid Request","type":"about:blank"}'
+        )
+        scheduler = Scheduler(limit_model("pro"), concurrency=1, retry=no_retry_jitter())
+        load(scheduler, ["a"], 1)
+        answers = [classify(Action.RETWEET, 400, {}, already, PROBLEM)]
+        if first_answer is None:
+            answers.insert(0, classify(Action.RETWEET, None, {}, b"", None))
+        now, results = 0.0, []
+        for answer in answers:
+            step = scheduler.next(now)
+            if isinstance(step, Wait):
+                now = step.until
+                step = scheduler.next(now)
+            assert isinstance(step, Dispatch)
+            results = scheduler.on_response(step.ticket, now, answer)
+        (result,) = results
+        assert (result.status, result.retweeted) == (Status.OK, True)
+        assert result.preexisting is preexisting
+
     def test_transient_failures_end_as_error_after_max_attempts(self) -> None:
         """After ``max_attempts`` transient failures the item ends as error with its last error."""
         scheduler = Scheduler(limit_model("pro"), concurrency=1, retry=no_retry_jitter(2))
