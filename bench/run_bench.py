@@ -1,6 +1,7 @@
 """How close `bulkrt run` comes to the rate-limit bound, and what it costs per item without limits.
 
     .venv/bin/python bench/run_bench.py [--part makespan|throughput|both] [--items 10000]
+        [--concurrency 64] [--tweepy-first]
 
 Every process runs on this machine and talks over 127.0.0.1 only; every subprocess this script
 starts is terminated and waited for, also on errors.
@@ -40,8 +41,11 @@ For each side: wall seconds of the whole client process (start-up and loading in
 per second, client CPU ms per item (user + system of that child alone, from
 ``resource.getrusage(RUSAGE_CHILDREN)`` deltas around it), the span from its first to its last
 request in the sandbox log (the request phase alone), the sandbox's CPU ms per item (``/proc``),
-and the sandbox's status counts for that side's requests. Both sides run in the same invocation
-because the machine is noisy; run the script a few times to see the spread.
+and the sandbox's status counts for that side's requests. ``lead`` is the time from the
+client's start to its first request and ``tail`` from its last request to its exit (the log's
+``ts`` and this script's ``time.time()`` share this host's clock). Both sides run in the same
+invocation because the machine is noisy (bulkrt first; ``--tweepy-first`` swaps them); run the
+script a few times to see the spread.
 """
 
 from __future__ import annotations
@@ -151,6 +155,9 @@ class Measured:
     """A client subprocess that ran to its end."""
 
     returncode: int
+    #: wall-clock (epoch) start and end, comparable with the sandbox log's ``ts`` on this host
+    started: float
+    ended: float
     seconds: float
     cpu: float
     stdout: str
@@ -160,12 +167,14 @@ class Measured:
 def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured:
     """Run a child to completion (killed on timeout or error); its wall and CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
+    started, wall = time.time(), time.perf_counter()
     completed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-    seconds = time.perf_counter() - started
+    seconds, ended = time.perf_counter() - wall, time.time()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Measured(completed.returncode, seconds, cpu, completed.stdout, completed.stderr)
+    return Measured(
+        completed.returncode, started, ended, seconds, cpu, completed.stdout, completed.stderr
+    )
 
 
 def bulkrt_run(sandbox: Sandbox, workdir: Path, job: Path, *options: str) -> Measured:
@@ -333,7 +342,9 @@ class Side:
     name: str
     items: int
     measured: Measured
-    span: float
+    #: the sandbox's times of the side's first and last request
+    first: float
+    last: float
     sandbox_cpu: float
     statuses: dict[str, int]
     outcomes: dict[str, int]
@@ -347,12 +358,12 @@ def measure_side(box: Sandbox, name: str, items: int, client: Any) -> Side:
     measured, outcomes = client()
     sandbox_cpu = box.cpu_seconds() - cpu
     entries = box.get(f"/__sandbox/log?since={since}")["entries"]
-    span = entries[-1]["ts"] - entries[0]["ts"] if entries else 0.0
+    first, last = (entries[0]["ts"], entries[-1]["ts"]) if entries else (math.nan, math.nan)
     statuses = status_delta(stats, box.get("/__sandbox/stats"))
-    return Side(name, items, measured, span, sandbox_cpu, statuses, outcomes)
+    return Side(name, items, measured, first, last, sandbox_cpu, statuses, outcomes)
 
 
-def throughput(workdir: Path, items: int, concurrency: int) -> None:
+def throughput(workdir: Path, items: int, concurrency: int, tweepy_first: bool) -> None:
     """Run part 2 and print its figures."""
     import trustme
 
@@ -398,25 +409,26 @@ def throughput(workdir: Path, items: int, concurrency: int) -> None:
                 return measured, {}
             return measured, dict(json.loads(measured.stdout))
 
-        sides = [
-            measure_side(box, "bulkrt", items, run_bulkrt),
-            measure_side(box, "tweepy", items, run_tweepy),
-        ]
+        order = [("bulkrt", run_bulkrt), ("tweepy", run_tweepy)]
+        if tweepy_first:
+            order.reverse()
+        sides = [measure_side(box, name, items, client) for name, client in order]
     print(f"== throughput, limits off: {items} retweets over {len(oauth1)} OAuth 1.0a ", end="")
     print(f"accounts, {concurrency} in flight, HTTPS")
     print(
-        f"{'client':8} {'items':>6} {'exit':>4} {'wall s':>7} {'items/s':>8} "
-        f"{'CPU ms/item':>11} {'req span s':>10} {'req/s':>7} {'srv CPU ms/item':>15}  "
-        "sandbox statuses / client outcomes"
+        f"{'client':8} {'items':>6} {'exit':>4} {'wall s':>7} {'items/s':>8} {'CPU ms/item':>11} "
+        f"{'lead s':>6} {'req span s':>10} {'req/s':>6} {'tail s':>6} {'srv CPU ms/item':>15}"
     )
     for side in sides:
-        m = side.measured
+        m, span = side.measured, side.last - side.first
         print(
             f"{side.name:8} {side.items:6d} {m.returncode:4d} {m.seconds:7.2f} "
             f"{side.items / m.seconds:8.0f} {m.cpu * 1000 / side.items:11.3f} "
-            f"{side.span:10.2f} {side.items / side.span if side.span else 0:7.0f} "
-            f"{side.sandbox_cpu * 1000 / side.items:15.3f}  {side.statuses} / {side.outcomes}"
+            f"{side.first - m.started:6.2f} {span:10.2f} {side.items / span:6.0f} "
+            f"{m.ended - side.last:6.2f} {side.sandbox_cpu * 1000 / side.items:15.3f}"
         )
+    for side in sides:
+        print(f"{side.name:8} sandbox statuses {side.statuses}; client outcomes {side.outcomes}")
 
 
 def main() -> None:
@@ -424,6 +436,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["makespan", "throughput", "both"], default="both")
     parser.add_argument("--items", type=int, default=10_000, help="throughput items per side")
     parser.add_argument("--concurrency", type=int, default=64, help="throughput in flight")
+    parser.add_argument("--tweepy-first", action="store_true", help="run the baseline first")
     parser.add_argument("--tweepy-worker", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tweepy_worker:
@@ -437,7 +450,7 @@ def main() -> None:
             met = makespan(Path(tmp) / "makespan")
         if args.part in ("throughput", "both"):
             (Path(tmp) / "throughput").mkdir()
-            throughput(Path(tmp) / "throughput", args.items, args.concurrency)
+            throughput(Path(tmp) / "throughput", args.items, args.concurrency, args.tweepy_first)
     sys.exit(0 if met else 1)
 
 
