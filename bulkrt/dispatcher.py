@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -37,6 +38,8 @@ from bulkrt.scheduler import Dispatch, Done, ItemResult, Refresh, Scheduler, Tic
 __all__ = ["DispatchSettings", "Dispatcher", "Tally"]
 
 _log = structlog.get_logger()
+#: records waiting for the ledger writer beyond which no new request is dispatched
+_BACKLOG = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +163,18 @@ class Dispatcher:
                     requests.cancel_scope.deadline = anyio.current_time() + self._settings.grace
         return self.tally
 
+    def _backlogged(self) -> bool:
+        """Whether finished items are waiting for the ledger writer (then nothing new goes out:
+        an item is not done until its line is written)."""
+        assert self._out is not None
+        stats = self._out.statistics()
+        return stats.tasks_waiting_send > 0 or stats.current_buffer_used >= _BACKLOG
+
     async def _loop(self, requests: TaskGroup) -> None:
         while not self.stopping:
+            if self._backlogged():
+                await self._sleep(None)
+                continue
             await self._feed()
             step = self.scheduler.next(self._clock())
             if isinstance(step, Dispatch):
@@ -285,8 +298,17 @@ class Dispatcher:
     async def _write_ledger(self, receive: MemoryObjectReceiveStream[LedgerRecord]) -> None:
         """The one task that writes the ledger: a whole line per write, flushed at once."""
         async with receive:
-            async for record in receive:
-                self._ledger.write(record)
+            async for first in receive:
+                # Write everything already waiting in this same pass: taking one record per
+                # pass of the event loop lets the ledger fall thousands of lines behind the
+                # requests, and a crash would lose those outcomes.
+                batch = [first]
+                with suppress(anyio.WouldBlock, anyio.EndOfStream):
+                    while True:
+                        batch.append(receive.receive_nowait())
+                for record in batch:
+                    self._ledger.write(record)
+                self._poke()  # dispatching may be held back while records wait
         self._ledger.sync()
 
     def _log_events(self) -> None:

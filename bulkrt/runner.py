@@ -53,6 +53,9 @@ class RunSettings:
     window: float | None = None
     concurrency: int = 32
     max_attempts: int = 5
+    #: backoff between attempts: seconds before the first retry, and the most between two
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
     max_rps: float | None = None
     dry_run: bool = False
     campaign: str | None = None
@@ -167,7 +170,11 @@ async def _dispatch(
     scheduler = Scheduler(
         settings.model(),
         concurrency=settings.concurrency,
-        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        retry=RetryPolicy(
+            max_attempts=settings.max_attempts,
+            initial=settings.backoff_initial,
+            maximum=max(settings.backoff_initial, settings.backoff_max),
+        ),
         park=settings.park_policy(),
     )
     stopped: list[signal.Signals] = []

@@ -94,6 +94,20 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     help="Attempts per item for transient failures (5xx, network, timeouts).",
 )
 @click.option(
+    "--backoff-initial",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds before the first retry of a transient failure (then doubling, jittered).",
+)
+@click.option(
+    "--backoff-max",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="The longest wait between two attempts of one item.",
+)
+@click.option(
     "--max-rps", type=click.FloatRange(min=0.01), help="An app-wide cap on requests per second."
 )
 @click.option(
@@ -143,6 +157,8 @@ def command(
     window: float | None,
     concurrency: int,
     max_attempts: int,
+    backoff_initial: float,
+    backoff_max: float,
     max_rps: float | None,
     dry_run: bool,
     campaign: str | None,
@@ -174,6 +190,8 @@ def command(
         window=window,
         concurrency=concurrency,
         max_attempts=max_attempts,
+        backoff_initial=backoff_initial,
+        backoff_max=backoff_max,
         max_rps=max_rps,
         dry_run=dry_run,
         campaign=campaign,

@@ -60,16 +60,19 @@ def _fault_rates(fault_rate: float, faults: tuple[str, ...]) -> dict[FaultKind, 
 
 def _hidden_caps(specs: tuple[str, ...]) -> tuple[HiddenCap, ...]:
     caps = []
+    shared = frozenset({Endpoint.RETWEET, Endpoint.POST_TWEET})
     for spec in specs:
-        limit, sep, seconds = spec.partition("/")
+        limit, _, rest = spec.partition("/")
+        seconds, _, scope = rest.partition("/")
         try:
-            caps.append(
-                HiddenCap(
-                    int(limit), float(seconds), frozenset({Endpoint.RETWEET, Endpoint.POST_TWEET})
-                )
-            )
+            if scope not in ("", "user", "app"):
+                raise ValueError(scope)
+            caps.append(HiddenCap(int(limit), float(seconds), shared, per_app=scope == "app"))
         except ValueError:
-            raise click.BadParameter(f"{spec!r}: use LIMIT/SECONDS, e.g. 300/10800") from None
+            raise click.BadParameter(
+                f"{spec!r}: use LIMIT/SECONDS[/user|app], e.g. 300/10800 (per user) or "
+                "300/10800/app (per user and for the whole app)"
+            ) from None
     return tuple(caps)
 
 
@@ -155,7 +158,7 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
     "--hidden-cap",
     multiple=True,
     metavar="LIMIT/SECONDS",
-    help="A retweet cap no header shows (repeatable).",
+    help="A cap on retweets and posts that no header shows, per user (/app: also per app).",
 )
 @click.option(
     "--already-retweeted", type=_choice(AlreadyRetweetedMode), default="error", show_default=True

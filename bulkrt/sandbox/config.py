@@ -72,6 +72,8 @@ class HiddenCap:
     seconds: float
     #: the endpoints that share the cap
     endpoints: frozenset[Endpoint]
+    #: counted per user; and also for the whole app when ``per_app``
+    per_app: bool = False
 
 
 _MINUTES_15 = 900.0
@@ -99,7 +101,8 @@ def tier_windows(tier: Tier) -> dict[Endpoint, Window]:
 def tier_hidden_caps(tier: Tier) -> tuple[HiddenCap, ...]:
     """The caps of a preset that no header shows."""
     if tier is Tier.LAUNCH:
-        return (HiddenCap(300, 3 * 3600.0, frozenset({Endpoint.RETWEET, Endpoint.POST_TWEET})),)
+        shared = frozenset({Endpoint.RETWEET, Endpoint.POST_TWEET})
+        return (HiddenCap(300, 3 * 3600.0, shared, per_app=True),)
     return ()
 
 

@@ -90,7 +90,8 @@ class RateLimits:
             if endpoint in cap.endpoints:
                 window = Window(cap.limit, cap.seconds)
                 views.append(count((user_id, "hidden", index), window, now))
-                views.append(count((self._app_id, "hidden-app", index), window, now))
+                if cap.per_app:
+                    views.append(count((self._app_id, "hidden-app", index), window, now))
         return views
 
     # -- decisions -------------------------------------------------------------------------

@@ -1,0 +1,332 @@
+"""`bulkrt run` end to end: the real CLI in a subprocess against the sandbox on a real socket,
+with short windows. Assertions are on what an operator sees: exit codes, messages, the ledger,
+and the sandbox's recorded state."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from bulkrt.commands.sandbox import write_accounts_file
+from bulkrt.ledger_writer import LedgerWriter
+from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
+from bulkrt.sandbox.config import Endpoint, HiddenCap
+
+
+@dataclass
+class World:
+    """A sandbox, the accounts file it wrote, and paths for a job and a ledger."""
+
+    sandbox: Sandbox
+    dir: Path
+
+    @property
+    def accounts(self) -> Path:
+        return self.dir / "accounts.json"
+
+    @property
+    def ledger(self) -> Path:
+        return self.dir / "ledger.jsonl"
+
+    def user_id(self, name: str) -> str:
+        return next(u.user_id for u in self.sandbox.state.world.users if u.name == name)
+
+    def retweets(self, name: str) -> set[str]:
+        return set(self.sandbox.state.retweets[self.user_id(name)])
+
+    def job(self, rows: list[tuple[str, str, str]], name: str = "campaign.csv") -> Path:
+        path = self.dir / name
+        lines = ["account,tweet_id,action"] + [",".join(row) for row in rows]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def lines(self) -> list[dict[str, Any]]:
+        if not self.ledger.exists():
+            return []
+        return [json.loads(line) for line in self.ledger.read_text().splitlines()]
+
+    def run_args(self, job: Path, *extra: str) -> list[str]:
+        """`bulkrt run` against this sandbox, with short windows and short retry backoff."""
+        options = {
+            "--accounts": str(self.accounts),
+            "--ledger": str(self.ledger),
+            "--api-base": self.sandbox.url,
+            "--limit": str(self.sandbox.config.limit),
+            "--window": str(self.sandbox.config.window),
+            "--backoff-initial": "0.1",
+            "--backoff-max": "0.5",
+        }
+        flat = [part for pair in options.items() for part in pair]
+        return [sys.executable, "-m", "bulkrt", "run", str(job), *flat, "--no-progress", *extra]
+
+    async def run(self, job: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:
+        return await anyio.run_process(self.run_args(job, *extra), check=False)
+
+
+MakeWorld = Callable[..., Awaitable[World]]
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait until ``condition`` holds (it watches another process), failing after ``seconds``."""
+    with anyio.fail_after(seconds):
+        while True:
+            if condition():
+                return
+            await anyio.sleep(0.05)
+
+
+@pytest.fixture
+async def make_world(tmp_path: Path) -> AsyncIterator[MakeWorld]:
+    """Start a sandbox (keyword arguments of `SandboxConfig`) with 5-per-2-s windows."""
+    sandboxes: list[Sandbox] = []
+
+    async def make(**config: Any) -> World:
+        config.setdefault("users", 6)
+        config.setdefault("limit", 5)
+        config.setdefault("window", 2.0)
+        sandbox = Sandbox(SandboxConfig(**config), clock=OffsetClock())
+        await sandbox.start()
+        sandboxes.append(sandbox)
+        world = World(sandbox, tmp_path)
+        expires = sandbox.clock.now() + sandbox.config.token_ttl
+        write_accounts_file(world.accounts, sandbox.state.world.accounts_file(expires_at=expires))
+        return world
+
+    yield make
+    for sandbox in sandboxes:
+        await sandbox.close()
+
+
+def rows(
+    accounts: list[str], per_account: int, action: str = "retweet", first: int = 100
+) -> list[tuple[str, str, str]]:
+    return [(a, str(first + n), action) for n in range(per_account) for a in accounts]
+
+
+ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
+
+
+class TestCampaign:
+    async def test_a_campaign_ends_ok_with_no_avoidable_429(self, make_world: MakeWorld) -> None:
+        """Six accounts x 12 retweets at 5 per 2 s: exit 0, every item ok in the ledger, every
+        retweet in the sandbox, and not one 429."""
+        world = await make_world()
+        done = await world.run(world.job(rows(ACCOUNTS, 12)))
+        assert done.returncode == 0, done.stderr.decode()
+        assert "72 ok, 0 rejected, 0 error" in done.stdout.decode()
+        lines = world.lines()
+        assert len(lines) == 72
+        assert {line["status"] for line in lines} == {"ok"}
+        assert all(line["retweeted"] is True and line["attempts"] == 1 for line in lines)
+        assert list(lines[0]) == [
+            "schema", "ts", "run", "key", "campaign", "account", "user_id", "tweet_id", "action",
+            "status", "retweeted", "preexisting", "http", "error", "attempts",
+        ]  # fmt: skip
+        for account in ACCOUNTS:
+            assert world.retweets(account) == {str(100 + n) for n in range(12)}
+        assert "429" not in world.sandbox.state.stats()["by_status"]
+
+    async def test_rejected_items_are_recorded_and_exit_1(self, make_world: MakeWorld) -> None:
+        """A deleted and a protected Tweet end rejected with the API's error; the rest end ok;
+        the exit code is 1 and the summary says so."""
+        world = await make_world(
+            deleted_tweets=frozenset({"900"}), protected_tweets=frozenset({"901"})
+        )
+        job = world.job(
+            [
+                ("acct001", "900", "retweet"),
+                ("acct002", "901", "retweet"),
+                ("acct003", "20", "retweet"),
+            ]
+        )
+        done = await world.run(job)
+        assert done.returncode == 1
+        assert "1 ok, 2 rejected, 0 error" in done.stdout.decode()
+        by_tweet = {line["tweet_id"]: line for line in world.lines()}
+        assert by_tweet["900"]["status"] == "rejected"
+        assert by_tweet["900"]["error"]["type"] == "resource-not-found"
+        assert by_tweet["901"]["status"] == "rejected"
+        assert by_tweet["901"]["http"] == 403
+        assert by_tweet["20"]["status"] == "ok"
+
+    async def test_already_retweeted_is_ok_and_preexisting(self, make_world: MakeWorld) -> None:
+        """A retweet the account had already made ends ok, retweeted, preexisting: true."""
+        world = await make_world()
+        world.sandbox.state.retweets[world.user_id("acct002")].add("55")
+        done = await world.run(
+            world.job([("acct002", "55", "retweet"), ("acct002", "56", "retweet")])
+        )
+        assert done.returncode == 0
+        by_tweet = {line["tweet_id"]: line for line in world.lines()}
+        assert (by_tweet["55"]["status"], by_tweet["55"]["preexisting"]) == ("ok", True)
+        assert (by_tweet["56"]["status"], by_tweet["56"]["preexisting"]) == ("ok", False)
+
+    async def test_a_retweet_then_undo_of_one_tweet_keep_their_order(
+        self, make_world: MakeWorld
+    ) -> None:
+        """Items of one account go in file order: retweet, undo, retweet ends retweeted."""
+        world = await make_world()
+        job = world.job(
+            [("acct001", "7", "retweet"), ("acct001", "7", "undo"), ("acct001", "7", "retweet")]
+        )
+        done = await world.run(job)
+        assert done.returncode == 0, done.stderr.decode()
+        assert [line["retweeted"] for line in world.lines()] == [True, False, True]
+        assert world.retweets("acct001") == {"7"}
+
+
+class TestFaultsAndAuth:
+    async def test_transient_faults_are_retried_to_ok(self, make_world: MakeWorld) -> None:
+        """Under 5xx (JSON, HTML, empty) and connection resets, every item still ends ok, within
+        the attempt bound, and the sandbox holds exactly the job's retweets."""
+        faults = {
+            FaultKind.E500: 0.08, FaultKind.E503: 0.08, FaultKind.E502_HTML: 0.04,
+            FaultKind.E504_EMPTY: 0.04, FaultKind.RESET: 0.03, FaultKind.RESET_AFTER: 0.03,
+        }  # fmt: skip
+        world = await make_world(fault_rates=faults, seed=1)
+        done = await world.run(world.job(rows(ACCOUNTS, 8)), "--max-attempts", "10")
+        assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+        lines = world.lines()
+        assert len(lines) == 48 and {line["status"] for line in lines} == {"ok"}
+        assert max(line["attempts"] for line in lines) > 1
+        assert max(line["attempts"] for line in lines) <= 10
+        for account in ACCOUNTS:
+            assert world.retweets(account) == {str(100 + n) for n in range(8)}
+        stats = world.sandbox.state.stats()
+        assert stats["by_fault"]
+        assert "429" not in stats["by_status"]
+
+    async def test_an_expiring_token_is_refreshed_once_and_persisted(
+        self, make_world: MakeWorld
+    ) -> None:
+        """OAuth 2.0 tokens near expiry are refreshed once per account; the rotated refresh token
+        is in the accounts file and the old one no longer works."""
+        world = await make_world(token_ttl=30)
+        before = json.loads(world.accounts.read_text())["accounts"]
+        done = await world.run(world.job(rows(ACCOUNTS, 3)))
+        assert done.returncode == 0, done.stderr.decode()
+        oauth2 = [name for name in ACCOUNTS if "oauth2" in before[name]]
+        assert world.sandbox.state.stats()["refreshes"] == len(oauth2) == 3
+        after = json.loads(world.accounts.read_text())["accounts"]
+        for name in oauth2:
+            assert after[name]["oauth2"]["refresh_token"] != before[name]["oauth2"]["refresh_token"]
+            reuse = world.sandbox.state.auth.tokens.token(
+                {
+                    "grant_type": "refresh_token",
+                    "client_id": before[name]["oauth2"]["client_id"],
+                    "refresh_token": before[name]["oauth2"]["refresh_token"],
+                },
+                None,
+                world.sandbox.clock.now(),
+            )
+            assert reuse.status == 400
+
+    async def test_refused_credentials_pause_only_that_account(self, make_world: MakeWorld) -> None:
+        """An account whose OAuth 1.0a secret is wrong ends in error, named in the summary; the
+        other accounts finish ok; exit 1."""
+        world = await make_world()
+        document = json.loads(world.accounts.read_text())
+        document["accounts"]["acct001"]["oauth1"]["access_token_secret"] = "wrong" * 9
+        world.accounts.write_text(json.dumps(document))
+        done = await world.run(world.job(rows(["acct001", "acct002", "acct003"], 4)))
+        assert done.returncode == 1
+        out = done.stdout.decode()
+        assert "account acct001" in out and "OAuth 1.0a" in out
+        by_account: dict[str, set[str]] = {}
+        for line in world.lines():
+            by_account.setdefault(line["account"], set()).add(line["status"])
+        assert by_account == {"acct001": {"error"}, "acct002": {"ok"}, "acct003": {"ok"}}
+        unauthorized = world.sandbox.state.stats()["by_status"]["401"]
+        # the first wave went out before the first 401 came back; nothing was sent after it
+        assert unauthorized <= 4
+
+    async def test_a_hidden_cap_parks_only_its_account(self, make_world: MakeWorld) -> None:
+        """A cap no header shows (3 per 3 h) stops acct001's 4th retweet with a 429 while its
+        window has room: acct001 is parked, the others finish, and after the cap's period acct001
+        finishes too, with a handful of 429s in all."""
+        cap = HiddenCap(3, 10_800, frozenset({Endpoint.RETWEET}))
+        world = await make_world(hidden_caps=(cap,), timestamp_skew=10**6)
+        job = world.job(rows(["acct001"], 6) + rows(["acct003", "acct005"], 3, first=300))
+        async with await anyio.open_process(world.run_args(job)) as process:
+            await eventually(lambda: "429" in world.sandbox.state.stats()["by_status"])
+            # acct003 and acct005 (6 items) and acct001's first three
+            await eventually(lambda: len(world.lines()) >= 9)
+            assert isinstance(world.sandbox.clock, OffsetClock)
+            world.sandbox.clock.advance(10_800)
+            with anyio.fail_after(30):
+                await process.wait()
+        assert process.returncode == 0
+        assert world.retweets("acct001") == {str(100 + n) for n in range(6)}
+        assert world.sandbox.state.stats()["by_status"]["429"] <= 4
+
+
+class TestStopAndResume:
+    async def test_sigint_stops_cleanly_and_the_same_command_resumes(
+        self, make_world: MakeWorld
+    ) -> None:
+        """SIGINT mid-run exits 130 with the resume command, every ledger line whole; running the
+        same command again finishes with every item ok and the sandbox in the job's state."""
+        world = await make_world(limit=2)
+        job = world.job(rows(["acct001", "acct002", "acct003", "acct004"], 10))
+        args = world.run_args(job)
+        async with await anyio.open_process(args) as process:
+            await eventually(lambda: len(world.lines()) >= 8)
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(30):
+                await process.wait()
+            assert process.stdout is not None
+            out = (await process.stdout.receive()).decode()
+        assert process.returncode == 130
+        assert "To resume, run the same command again" in out
+        stopped_at = len(world.lines())
+        assert 8 <= stopped_at < 40
+        again = await anyio.run_process(args, check=False)
+        assert again.returncode == 0, again.stderr.decode()
+        assert f"{stopped_at} already finished" in again.stdout.decode()
+        lines = world.lines()
+        assert len(lines) == 40 and {line["status"] for line in lines} == {"ok"}
+        assert len({line["key"] for line in lines}) == 40
+        for account in ("acct001", "acct002", "acct003", "acct004"):
+            assert world.retweets(account) == {str(100 + n) for n in range(10)}
+        posts = world.sandbox.state.stats()["requests"]
+        assert posts <= 40 + 16  # at most the requests in flight at the stop were repeated
+
+    async def test_a_second_run_on_a_locked_ledger_exits_2(self, make_world: MakeWorld) -> None:
+        """While another process holds the ledger, run exits 2 and sends nothing."""
+        world = await make_world()
+        with LedgerWriter(world.ledger):
+            done = await world.run(world.job(rows(ACCOUNTS, 1)))
+        assert done.returncode == 2
+        assert "locked" in done.stderr.decode()
+        assert world.sandbox.state.stats()["requests"] == 0
+
+    async def test_dry_run_plans_and_sends_nothing(self, make_world: MakeWorld) -> None:
+        """--dry-run prints counts, the expected duration and the cost; no request, no ledger."""
+        world = await make_world()
+        done = await world.run(world.job(rows(ACCOUNTS, 12)), "--dry-run", "--tier", "payg")
+        assert done.returncode == 0
+        out = done.stdout.decode()
+        assert "would send 72 requests (72 retweets, 0 undos)" in out
+        assert "expected duration" in out and "0m04s" in out
+        assert "$1.080" in out
+        assert not world.ledger.exists()
+        assert world.sandbox.state.stats()["requests"] == 0
+
+    async def test_bad_input_exits_2_and_sends_nothing(self, make_world: MakeWorld) -> None:
+        """A job row with an unknown account is reported as FILE:LINE: field and nothing is sent."""
+        world = await make_world()
+        job = world.job([("acct001", "1", "retweet"), ("nobody", "2", "retweet")])
+        done = await world.run(job)
+        assert done.returncode == 2
+        assert f"{job}:3: account:" in done.stderr.decode()
+        assert world.sandbox.state.stats()["requests"] == 0
+        assert not world.ledger.exists()
