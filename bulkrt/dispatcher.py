@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import anyio
@@ -30,6 +30,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from bulkrt.client import Authorizer, XClient
 from bulkrt.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed
 from bulkrt.items import Action, Item, Status
+from bulkrt.journal import SentJournal
 from bulkrt.ledger import ErrorInfo, LedgerRecord
 from bulkrt.ledger_writer import LedgerWriter
 from bulkrt.outcome import ApiError, Decision, FailureKind, Outcome, classify
@@ -94,6 +95,7 @@ class Dispatcher:
         ledger: LedgerWriter,
         *,
         run_id: str,
+        journal: SentJournal | None = None,
         settings: DispatchSettings | None = None,
         tally: Tally | None = None,
         clock: Callable[[], float] = time.time,
@@ -105,6 +107,7 @@ class Dispatcher:
         self._auth = authorizers
         self._user_ids = user_ids
         self._ledger = ledger
+        self._journal = journal
         self._settings = settings or DispatchSettings()
         self._clock = clock
         self._rps = AsyncLimiter(self._settings.max_rps, 1.0) if self._settings.max_rps else None
@@ -205,6 +208,8 @@ class Dispatcher:
         item = ticket.item
         auth = self._auth[item.account]
         generation = auth.generation if isinstance(auth, OAuth2Bearer) else 0
+        if self._journal is not None and item.action is Action.RETWEET:
+            self._journal.mark(item.key)
         with structlog.contextvars.bound_contextvars(account=item.account, item=item.key):
             outcome = await self._exchange(item, auth)
         if outcome.decision is Decision.AUTH_FAILED:
@@ -277,8 +282,21 @@ class Dispatcher:
         assert self._out is not None
         for result in results:
             self._pending -= 1
+            if self._journal is not None:
+                result = self._settle_journal(result)
             self.tally.count(result)
             await self._out.send(self._ledger_record(result))
+
+    def _settle_journal(self, result: ItemResult) -> ItemResult:
+        """Correct ``preexisting`` of a retweet a crashed run may have sent; drop finished keys."""
+        assert self._journal is not None
+        key = result.item.key
+        if result.preexisting and self._journal.sent_before(key):
+            # The crashed run's request most likely went through: the campaign made the retweet.
+            result = replace(result, preexisting=False)
+        if result.status is not Status.ERROR:
+            self._journal.finished(key)
+        return result
 
     def _ledger_record(self, result: ItemResult) -> LedgerRecord:
         error = result.error

@@ -26,6 +26,7 @@ from bulkrt.credentials import TokenSet, authorizer_for, expires_datetime
 from bulkrt.dispatcher import Dispatcher, DispatchSettings, Tally
 from bulkrt.exitcodes import ExitCode
 from bulkrt.items import Action, Item, Status
+from bulkrt.journal import SentJournal
 from bulkrt.ledger_reader import FinishedKeys, finished_keys
 from bulkrt.ledger_writer import LedgerWriter
 from bulkrt.loader import JobCheck, JobFormat, check_jobs, open_jobs, read_items
@@ -98,23 +99,25 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             return ExitCode.OK
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
             finished = finished_keys(settings.ledger)  # read under the lock
+            journal = SentJournal(settings.ledger)
+            journal.open(finished=finished)
             tally = Tally(total=check.items, accounts=sorted({a for a, _ in check.counts}))
-            items = _unfinished(read_items(files, accounts, check), finished, tally)
-            expected = _dry_run(iter(()), finished, model, counts=check.counts).duration
-            run_id = secrets.token_hex(6)
-            stopped = anyio.run(
-                _dispatch,
-                settings,
-                accounts,
-                check,
-                ledger,
-                items,
-                tally,
-                run_id,
-                expected,
-                out,
-                backend="asyncio",
+            run = _Run(
+                settings=settings,
+                accounts=accounts,
+                check=check,
+                ledger=ledger,
+                journal=journal,
+                tally=tally,
+                run_id=secrets.token_hex(6),
+                expected=_dry_run(iter(()), finished, model, counts=check.counts).duration,
+                out=out,
             )
+            items = _unfinished(read_items(files, accounts, check), finished, tally)
+            try:
+                stopped = anyio.run(_dispatch, run, items, backend="asyncio")
+            finally:
+                journal.close()
     if stopped is not None:
         out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
@@ -154,18 +157,27 @@ def _dry_run(
     return plan(pending, model, done=done)
 
 
-async def _dispatch(
-    settings: RunSettings,
-    accounts: Accounts,
-    check: JobCheck,
-    ledger: LedgerWriter,
-    items: Iterator[Item],
-    tally: Tally,
-    run_id: str,
-    expected: float,
-    out: Progress,
-) -> signal.Signals | None:
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What the async part of a run works with."""
+
+    settings: RunSettings
+    accounts: Accounts
+    check: JobCheck
+    ledger: LedgerWriter
+    journal: SentJournal
+    tally: Tally
+    run_id: str
+    #: seconds the limit model expects the run to take
+    expected: float
+    out: Progress
+
+
+async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
     """The async part of a run; returns the signal that stopped it, if one did."""
+    settings, accounts, check, tally, run_id = (
+        run.settings, run.accounts, run.check, run.tally, run.run_id
+    )  # fmt: skip
     used = sorted({account for account, _ in check.counts})
     scheduler = Scheduler(
         settings.model(),
@@ -187,16 +199,17 @@ async def _dispatch(
             client,
             authorizers,
             {name: accounts[name].user_id for name in used},
-            ledger,
+            run.ledger,
             run_id=run_id,
             tally=tally,
+            journal=run.journal,
             settings=DispatchSettings(
                 lookahead=settings.lookahead, grace=settings.grace, max_rps=settings.max_rps
             ),
         )
         async with anyio.create_task_group() as helpers:
             helpers.start_soon(_watch_signals, dispatcher, stopped)
-            helpers.start_soon(out.follow, dispatcher, expected)
+            helpers.start_soon(run.out.follow, dispatcher, run.expected)
             _log.info("run_started", run=run_id, items=check.items, accounts=len(used))
             await dispatcher.run(items)
             helpers.cancel_scope.cancel()

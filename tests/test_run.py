@@ -20,6 +20,7 @@ from bulkrt.commands.sandbox import write_accounts_file
 from bulkrt.ledger_writer import LedgerWriter
 from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
 from bulkrt.sandbox.config import Endpoint, HiddenCap
+from bulkrt.sandbox.faults import ScriptedFault
 
 
 @dataclass
@@ -299,6 +300,36 @@ class TestStopAndResume:
             assert world.retweets(account) == {str(100 + n) for n in range(10)}
         posts = world.sandbox.state.stats()["requests"]
         assert posts <= 40 + 16  # at most the requests in flight at the stop were repeated
+
+    async def test_a_retweet_sent_just_before_a_crash_is_not_taken_for_preexisting(
+        self, make_world: MakeWorld
+    ) -> None:
+        """A retweet the API made while the run was killed (no ledger line) comes back "already
+        retweeted" on resume: it is recorded as the campaign's (preexisting: false), a retweet the
+        account had before is preexisting: true, and the rollback undoes exactly the first."""
+        world = await make_world(stall_seconds=60)
+        world.sandbox.state.retweets[world.user_id("acct001")].add("501")
+        world.sandbox.state.faults.script(
+            ScriptedFault(FaultKind.STALL, user_id=world.user_id("acct001"))
+        )
+        job = world.job([("acct001", "500", "retweet"), ("acct001", "501", "retweet")])
+        async with await anyio.open_process(world.run_args(job)) as process:
+            await eventually(lambda: "500" in world.retweets("acct001"))
+            process.kill()
+            await process.wait()
+        assert "500" not in {line["tweet_id"] for line in world.lines()}  # killed before its answer
+        again = await world.run(job)
+        assert again.returncode == 0, again.stderr.decode()
+        by_tweet = {line["tweet_id"]: line for line in world.lines()}
+        assert (by_tweet["500"]["status"], by_tweet["500"]["preexisting"]) == ("ok", False)
+        assert (by_tweet["501"]["status"], by_tweet["501"]["preexisting"]) == ("ok", True)
+        undo = world.dir / "undo.csv"
+        rolled = await anyio.run_process(
+            [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo)],
+            check=False,
+        )
+        assert rolled.returncode == 0
+        assert undo.read_text().splitlines()[1:] == ["campaign-rollback,acct001,500,undo"]
 
     async def test_a_second_run_on_a_locked_ledger_exits_2(self, make_world: MakeWorld) -> None:
         """While another process holds the ledger, run exits 2 and sends nothing."""
