@@ -43,6 +43,8 @@ __all__ = ["LedgerWriter"]
 
 _log = structlog.get_logger()
 _MASK = "[redacted]"
+#: how many searched values `LedgerWriter` remembers
+_REMEMBERED = 10_000
 
 
 class LedgerWriter:
@@ -68,6 +70,8 @@ class LedgerWriter:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._secrets = _secret_pattern(secrets)
+        #: free-text values already searched for secrets, and whether one was found
+        self._verdicts: dict[str, bool] = {}
         self._sync_lines = sync_lines
         self._sync_seconds = sync_seconds
         self._clock = clock
@@ -107,12 +111,32 @@ class LedgerWriter:
     def write(self, record: LedgerRecord) -> None:
         """Append ``record`` as one line in one write; fsync if a group is due."""
         text = record.to_json()
-        if self._secrets is not None:
+        if self._secrets is not None and self._may_hold_secret(record):
             text = self._secrets.sub(_MASK, text)
         self._write((text + "\n").encode())
         self.lines += 1
         self._unsynced += 1
         self.sync_if_due()
+
+    def _may_hold_secret(self, record: LedgerRecord) -> bool:
+        """Whether a free-text field of ``record`` holds a secret.
+
+        The other fields are digits, enums, timestamps or numbers bulkrt makes itself, so only
+        these are searched; verdicts on repeated values (campaigns, accounts) are remembered.
+        """
+        assert self._secrets is not None
+        values = [record.campaign, record.account, record.key]
+        if record.error is not None:
+            values += [record.error.type, record.error.title or "", record.error.detail or ""]
+        for value in values:
+            verdict = self._verdicts.get(value)
+            if verdict is None:
+                verdict = self._secrets.search(value) is not None
+                if len(self._verdicts) < _REMEMBERED:
+                    self._verdicts[value] = verdict
+            if verdict:
+                return True
+        return False
 
     def sync_if_due(self) -> None:
         """fsync when enough lines or enough time have gone by since the last sync."""

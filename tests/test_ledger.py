@@ -144,6 +144,18 @@ class TestWriter:
         assert "tok-0123456789" not in text
         assert json.loads(text)["error"]["detail"] == 'token "[redacted]" rejected'
 
+    @pytest.mark.parametrize("field", ["campaign", "account", "key"])
+    def test_a_secret_in_any_free_text_field_is_masked(self, tmp_path: Path, field: str) -> None:
+        """A secret pasted into a campaign, account name or item id never reaches the ledger,
+        even after the same value was written clean before."""
+        path = tmp_path / "l.jsonl"
+        with LedgerWriter(path, secrets=["sekrit-0123456789"]) as ledger:
+            ledger.write(RECORD)
+            ledger.write(replace(RECORD, **{field: "x-sekrit-0123456789-y"}))
+        first, second = path.read_text().splitlines()
+        assert "sekrit" not in first + second
+        assert json.loads(second)[field] == "x-[redacted]-y"
+
     def test_a_second_writer_is_refused_with_the_holder_named(self, tmp_path: Path) -> None:
         """While one writer holds the lock, another is refused with the holder's pid named."""
         path = tmp_path / "l.jsonl"
