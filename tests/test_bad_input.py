@@ -1,10 +1,9 @@
 """Bad input as a table: each case exits 2 naming FILE:LINE: field, and leaves the ledger alone.
 
-`CASES` is the table; it is meant to be run against `bulkrt run` too, once that exists:
-`write_case` writes a case's files into an empty directory and returns the arguments naming
-them (``--ledger`` included); run the real CLI there with `ENV`, expect exit 2, a stderr line
-starting with ``expect``, `LEDGER_LINE` still the whole ledger, and (for `run`) no request at
-the sandbox.
+`CASES` is the table, run against both `bulkrt validate` and `bulkrt run`: `write_case` writes
+a case's files into an empty directory and returns the arguments naming them (``--ledger``
+included); the real CLI runs there with `ENV` and must exit 2, print a stderr line starting with
+``expect``, and leave `LEDGER_LINE` the whole ledger.
 """
 
 from __future__ import annotations
@@ -375,16 +374,23 @@ def write_case(case: BadInput, directory: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("command", ["validate", "run"])
 def test_bad_input_exits_2_naming_the_spot_and_leaves_the_ledger_alone(
-    case: BadInput, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: BadInput, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each bad input exits 2, prints FILE:LINE: field:, and leaves the ledger byte-identical."""
+    """Each bad input exits 2, prints FILE:LINE: field:, and leaves the ledger byte-identical;
+    `run` takes no lock and sends nothing (its API base is a closed port: a request would end
+    as an error line in the ledger)."""
     monkeypatch.chdir(tmp_path)
     args = write_case(case, tmp_path)
+    if command == "run":
+        args = [*args, "--api-base", "http://127.0.0.1:9", "--no-progress"]
 
     result = CliRunner(env=ENV).invoke(
-        main, ["validate", *args], input=case.job if case.stdin_format else None
+        main, [command, *args], input=case.job if case.stdin_format else None
     )
+    assert not (tmp_path / "ledger.jsonl.lock").exists()
+    assert not (tmp_path / "ledger.jsonl.sent").exists()
 
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
