@@ -90,9 +90,12 @@ class Progress:
         with Live(
             self._render(dispatcher, finish), console=self._err, refresh_per_second=4
         ) as live:
-            while True:
-                await anyio.sleep(0.5)
-                live.update(self._render(dispatcher, finish))
+            try:
+                while True:
+                    await anyio.sleep(0.5)
+                    live.update(self._render(dispatcher, finish))
+            finally:  # cancelled when the run ends: leave the final counts on the screen
+                live.update(self._render(dispatcher, finish), refresh=True)
 
     def _render(self, dispatcher: Dispatcher, finish: float) -> Group:
         t = dispatcher.tally
@@ -107,12 +110,17 @@ class Progress:
         )
         states: Counter[AccountState] = Counter()
         notable = Table(box=None, show_header=False, padding=(0, 2))
+        scheduler = dispatcher.scheduler
         for account in t.accounts:
-            state = dispatcher.scheduler.state(account, now)
+            state = scheduler.state(account, now)
             states[state] += 1
             if state in (AccountState.PARKED, AccountState.PAUSED) and notable.row_count < 6:
-                notable.add_row(account, state.value)
+                until = scheduler.resumes_at(account, now)
+                notable.add_row(account, state.value, f"until {_clock(until)}" if until else "")
         summary = "  ".join(f"{state.value} {n}" for state, n in sorted(states.items()))
+        waits = [w for a in t.accounts if (w := scheduler.resumes_at(a, now)) is not None]
+        if waits:
+            summary += f"  (next window opens {_clock(min(waits))})"
         return Group(head, Text(f"accounts: {summary}"), notable)
 
     # -- after --------------------------------------------------------------------------------

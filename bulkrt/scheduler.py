@@ -583,6 +583,14 @@ class Scheduler:
         events, self._events = self._events, []
         return events
 
+    def resumes_at(self, account: str, now: float) -> float | None:
+        """When a waiting or parked ``account`` may send next, if that is a known time."""
+        state = self._accounts.get(account)
+        if state is None or state.stopped is not None:
+            return None
+        gate = self._gate(state, now)
+        return gate if isinstance(gate, float) else None
+
     def state(self, account: str, now: float) -> AccountState:
         """Where ``account`` stands at ``now``."""
         state = self._accounts.get(account)

@@ -151,7 +151,8 @@ class TestWriter:
         path = tmp_path / "l.jsonl"
         with LedgerWriter(path, secrets=["sekrit-0123456789"]) as ledger:
             ledger.write(RECORD)
-            ledger.write(replace(RECORD, **{field: "x-sekrit-0123456789-y"}))
+            fields: dict[str, str] = {field: "x-sekrit-0123456789-y"}
+            ledger.write(replace(RECORD, **fields))  # type: ignore[arg-type]
         first, second = path.read_text().splitlines()
         assert "sekrit" not in first + second
         assert json.loads(second)[field] == "x-[redacted]-y"

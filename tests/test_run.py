@@ -185,6 +185,42 @@ class TestCampaign:
         assert world.retweets("acct001") == {"7"}
 
 
+class TestWhatTheOperatorSees:
+    async def test_the_progress_display_ends_with_the_final_counts(
+        self, make_world: MakeWorld
+    ) -> None:
+        """With --progress the live display's last frame shows every item done, the counts and
+        the expected finish from the limit model."""
+        world = await make_world()
+        done = await world.run(world.job(rows(ACCOUNTS, 2)), "--progress")
+        assert done.returncode == 0
+        err = done.stderr.decode()
+        assert "12/12 items" in err and "ok 12" in err and "rejected 0" in err
+        assert "(limit model)" in err and "accounts: finished 6" in err
+
+    async def test_without_a_terminal_progress_is_logged(self, make_world: MakeWorld) -> None:
+        """Without a terminal, a run_progress log line reports done and total every few seconds."""
+        world = await make_world(limit=1, window=3.0)
+        done = await world.run(world.job(rows(["acct001"], 3)))
+        assert done.returncode == 0
+        assert "run_progress" in done.stderr.decode()
+        assert "total=3" in done.stderr.decode()
+
+    async def test_the_demo_restores_every_account(self, tmp_path: Path) -> None:
+        """`bulkrt demo` runs the example campaign, resumes, rolls back, and finds every account
+        as it was before the campaign."""
+        demo = await anyio.run_process(
+            [sys.executable, "-m", "bulkrt", "demo", "--dir", str(tmp_path / "demo")], check=False
+        )
+        out = demo.stdout.decode()
+        assert demo.returncode == 0, out + demo.stderr.decode()
+        assert "40 items: 40 ok" in out
+        assert "40 already finished before it" in out
+        assert "39 undo item(s); 1 retweet made before the campaign left alone" in out
+        assert "every account's retweets are as before the campaign: yes" in out
+        assert (tmp_path / "demo" / "ledger.jsonl").read_text().count("\n") == 79
+
+
 class TestFaultsAndAuth:
     async def test_transient_faults_are_retried_to_ok(self, make_world: MakeWorld) -> None:
         """Under 5xx (JSON, HTML, empty) and connection resets, every item still ends ok, within
