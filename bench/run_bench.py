@@ -57,7 +57,6 @@ import json
 import math
 import os
 import resource
-import socket
 import ssl
 import subprocess
 import sys
@@ -72,7 +71,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+
+from bulkrt.sandbox.loopback import LoopbackResolver
 
 BULKRT = [sys.executable, "-m", "bulkrt"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -276,30 +276,6 @@ def makespan(workdir: Path) -> bool:
 
 
 # -- part 2: throughput ------------------------------------------------------------------------
-
-
-class LoopbackResolver(AbstractResolver):
-    """Resolves every host name to the sandbox's loopback address and port."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            {
-                "hostname": host,
-                "host": "127.0.0.1",
-                "port": self.port,
-                "family": socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 async def tweepy_retweets(spec: dict[str, Any]) -> dict[str, int]:

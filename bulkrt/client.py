@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
@@ -154,36 +154,30 @@ class XClient:
 
     async def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> Exchange:
         """``POST /2/oauth2/token`` with a form body (and Basic auth for a confidential client)."""
-        session = self._require_session()
         auth = aiohttp.BasicAuth(*basic) if basic is not None else None
-        try:
-            async with session.post(
-                f"{self.base_url}/2/oauth2/token",
-                data=dict(form),
-                auth=auth,
-                timeout=self._client_timeout(),
-                middlewares=(_one_attempt(),),
-            ) as response:
-                return await _exchange(response)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return Exchange(None, failure=_failure(exc))
+        return await self._request(
+            "POST", f"{self.base_url}/2/oauth2/token", data=dict(form), auth=auth
+        )
 
     async def _send(
         self, method: str, url: str, auth: Authorizer, body: bytes | None, content_type: str | None
     ) -> Exchange:
-        session = self._require_session()
         # Signed here, once per attempt: a fresh nonce and timestamp every time.
         headers = {"Authorization": await auth.authorization(method, url)}
         if content_type is not None:
             headers["Content-Type"] = content_type
+        return await self._request(method, url, data=body, headers=headers)
+
+    async def _request(self, method: str, url: str, **options: Any) -> Exchange:
+        """One HTTP exchange, never resent by aiohttp; a failure comes back as an `Exchange`."""
+        session = self._require_session()
         try:
             async with session.request(
                 method,
                 url,
-                data=body,
-                headers=headers,
                 timeout=self._client_timeout(),
                 middlewares=(_one_attempt(),),
+                **options,
             ) as response:
                 return await _exchange(response)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

@@ -15,6 +15,12 @@ import click
 
 from bulkrt import logs
 from bulkrt.client import Timeouts
+from bulkrt.commands.options import (
+    accounts_option,
+    campaign_option,
+    format_option,
+    jobs_argument,
+)
 from bulkrt.errors import InputError, LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.loader import JobFormat
@@ -41,14 +47,8 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
 
 
 @click.command("run")
-@click.argument("jobs", nargs=-1, required=True, metavar="JOB...")
-@click.option(
-    "--accounts",
-    "accounts_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The accounts file (JSON).",
-)
+@jobs_argument
+@accounts_option
 @click.option(
     "--ledger",
     required=True,
@@ -115,13 +115,8 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     is_flag=True,
     help="Plan only: counts, expected duration and cost; send and write nothing.",
 )
-@click.option("--campaign", help="Campaign of rows that name none (default: the job file's name).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice([f.value for f in JobFormat]),
-    help="Job file format (default: from the name; required for '-').",
-)
+@campaign_option
+@format_option
 @click.option(
     "--connect-timeout", default=10.0, show_default=True, help="Seconds to wait for a connection."
 )

@@ -16,6 +16,12 @@ import click
 
 from bulkrt import logs
 from bulkrt.accounts import load_accounts
+from bulkrt.commands.options import (
+    accounts_option,
+    campaign_option,
+    format_option,
+    jobs_argument,
+)
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.ledger_reader import finished_keys
@@ -32,21 +38,10 @@ class _AnyAccount:
 
 
 @click.command("validate")
-@click.argument("jobs", nargs=-1, required=True, metavar="JOB...")
-@click.option(
-    "--accounts",
-    "accounts_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The accounts file the job's accounts must be in.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice([f.value for f in JobFormat]),
-    help="Format of the job files (default: from the name; required for '-').",
-)
-@click.option("--campaign", help="Campaign of rows that name none (default: the file's name).")
+@jobs_argument
+@accounts_option
+@format_option
+@campaign_option
 @click.option(
     "--ledger",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bulkrt.tiers import Tier
+
 __all__ = [
     "AlreadyRetweetedMode",
     "BodyCheck",
@@ -38,22 +40,6 @@ class Endpoint(StrEnum):
     USERS_ME = "users_me"
     #: ``POST /2/tweets`` (served only so that posting shares the launch preset's 3-hour cap)
     POST_TWEET = "post_tweet"
-
-
-class Tier(StrEnum):
-    """Rate-limit presets, from SPEC §4.1."""
-
-    #: 1 request / 15 min per user and endpoint
-    FREE = "free"
-    #: 5 / 15 min
-    BASIC = "basic"
-    #: 50 / 15 min
-    PRO = "pro"
-    #: pay-per-use: 50 / 15 min, no per-app bucket
-    PAYG = "payg"
-    #: the launch-era limits: 50 / 15 min, plus a 300 / 3 h POST cap (per user and per app)
-    #: shared with ``POST /2/tweets`` that no header shows
-    LAUNCH = "launch"
 
 
 @dataclass(frozen=True, slots=True)

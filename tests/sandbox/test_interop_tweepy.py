@@ -6,7 +6,6 @@ loopback, as a real deployment's DNS would."""
 
 from __future__ import annotations
 
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,38 +14,12 @@ import aiohttp
 import pytest
 import trustme
 import tweepy
-from aiohttp.abc import AbstractResolver, ResolveResult
 from tweepy.asynchronous import AsyncClient
 
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
+from bulkrt.sandbox.loopback import LoopbackResolver
 
 TWEET = "1228393702244134912"
-
-
-class LoopbackResolver(AbstractResolver):
-    """Resolves every host name to the sandbox's loopback address and port."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.asked: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.asked.append(host)
-        return [
-            {
-                "hostname": host,
-                "host": "127.0.0.1",
-                "port": self.port,
-                "family": socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 @pytest.fixture
