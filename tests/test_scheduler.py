@@ -689,6 +689,7 @@ PURE_MODULES = [
     "bulkrt.retry_policy",
     "bulkrt.windows",
     "bulkrt.scheduler",
+    "bulkrt.work",
     "bulkrt.plan",
 ]
 
