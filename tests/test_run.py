@@ -367,6 +367,27 @@ class TestStopAndResume:
         assert rolled.returncode == 0
         assert undo.read_text().splitlines()[1:] == ["campaign-rollback,acct001,500,undo"]
 
+    async def test_sigterm_exits_143(self, make_world: MakeWorld) -> None:
+        """SIGTERM stops a run the same clean way, with exit code 143."""
+        world = await make_world(limit=1)
+        job = world.job(rows(["acct001"], 5))
+        async with await anyio.open_process(world.run_args(job)) as process:
+            await eventually(lambda: len(world.lines()) >= 1)
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await process.wait()
+        assert process.returncode == 143
+        assert 1 <= len(world.lines()) < 5
+
+    async def test_max_rps_spreads_requests_app_wide(self, make_world: MakeWorld) -> None:
+        """With --max-rps 5, ten requests across accounts take at least a second."""
+        world = await make_world(unlimited=True)
+        done = await world.run(world.job(rows(ACCOUNTS[:5], 2)), "--max-rps", "5")
+        assert done.returncode == 0
+        times = [entry["ts"] for entry in world.sandbox.state.log]
+        assert len(times) == 10
+        assert max(times) - min(times) >= 0.9
+
     async def test_a_second_run_on_a_locked_ledger_exits_2(self, make_world: MakeWorld) -> None:
         """While another process holds the ledger, run exits 2 and sends nothing."""
         world = await make_world()
