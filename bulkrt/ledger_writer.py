@@ -24,12 +24,11 @@ Usage (from a single writer task)::
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
 import socket
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -38,13 +37,11 @@ import structlog
 
 from bulkrt.errors import LedgerError, LedgerLockedError
 from bulkrt.ledger import LedgerRecord
+from bulkrt.redaction import Redactor
 
 __all__ = ["LedgerWriter"]
 
 _log = structlog.get_logger()
-_MASK = "[redacted]"
-#: how many searched values `LedgerWriter` remembers
-_REMEMBERED = 10_000
 
 
 class LedgerWriter:
@@ -69,9 +66,7 @@ class LedgerWriter:
     ) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self._secrets = _secret_pattern(secrets)
-        #: free-text values already searched for secrets, and whether one was found
-        self._verdicts: dict[str, bool] = {}
+        self._redactor = Redactor(secrets)
         self._sync_lines = sync_lines
         self._sync_seconds = sync_seconds
         self._clock = clock
@@ -110,33 +105,38 @@ class LedgerWriter:
 
     def write(self, record: LedgerRecord) -> None:
         """Append ``record`` as one line in one write; fsync if a group is due."""
+        if self._redactor:
+            record = self._redacted(record)
         text = record.to_json()
-        if self._secrets is not None and self._may_hold_secret(record):
-            text = self._secrets.sub(_MASK, text)
         self._write((text + "\n").encode())
         self.lines += 1
         self._unsynced += 1
         self.sync_if_due()
 
-    def _may_hold_secret(self, record: LedgerRecord) -> bool:
-        """Whether a free-text field of ``record`` holds a secret.
+    def _redacted(self, record: LedgerRecord) -> LedgerRecord:
+        """``record`` with any secret in its free-text fields masked.
 
-        The other fields are digits, enums, timestamps or numbers bulkrt makes itself, so only
-        these are searched; verdicts on repeated values (campaigns, accounts) are remembered.
+        The other fields are digits, enums, timestamps or numbers bulkrt makes itself.
         """
-        assert self._secrets is not None
-        values = [record.campaign, record.account, record.key]
-        if record.error is not None:
-            values += [record.error.type, record.error.title or "", record.error.detail or ""]
-        for value in values:
-            verdict = self._verdicts.get(value)
-            if verdict is None:
-                verdict = self._secrets.search(value) is not None
-                if len(self._verdicts) < _REMEMBERED:
-                    self._verdicts[value] = verdict
-            if verdict:
-                return True
-        return False
+        mask = self._redactor.mask
+        masked = replace(
+            record,
+            campaign=mask(record.campaign),
+            account=mask(record.account),
+            key=mask(record.key),
+        )
+        error = record.error
+        if error is not None:
+            masked = replace(
+                masked,
+                error=replace(
+                    error,
+                    type=mask(error.type),
+                    title=mask(error.title) if error.title else error.title,
+                    detail=mask(error.detail) if error.detail else error.detail,
+                ),
+            )
+        return masked
 
     def sync_if_due(self) -> None:
         """fsync when enough lines or enough time have gone by since the last sync."""
@@ -202,16 +202,6 @@ class LedgerWriter:
                 written += os.write(self._fd, data[written:])
         except OSError as exc:
             raise LedgerError(self.path, f"cannot write the ledger: {exc.strerror}") from None
-
-
-def _secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    # Longest first, so a secret that contains another is masked whole.
-    # Each secret is masked as written and as JSON escapes it inside a string.
-    forms = {form for s in secrets if s for form in (s, json.dumps(s, ensure_ascii=False)[1:-1])}
-    values = sorted(forms, key=len, reverse=True)
-    if not values:
-        return None
-    return re.compile("|".join(re.escape(v) for v in values))
 
 
 def _fsync_dir(directory: Path) -> None:

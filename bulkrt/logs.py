@@ -12,10 +12,12 @@ from typing import Any
 
 import structlog
 
+from bulkrt.redaction import MASK, Redactor
+
 __all__ = ["configure", "redact_secrets", "register_secrets"]
 
 #: values that must never reach a log line (tokens, keys, secrets), registered as they are loaded
-_SECRETS: set[str] = set()
+_REDACTOR = Redactor()
 #: event keys whose values are always masked, whatever they hold
 _SECRET_KEYS = frozenset(
     {
@@ -29,21 +31,17 @@ _SECRET_KEYS = frozenset(
         "token",
     }
 )
-_MASK = "[redacted]"
+_MASK = MASK
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
     """Remember secret values so the redacting processor masks them wherever they appear."""
-    # Very short values would mask ordinary words; real credentials are long.
-    _SECRETS.update(v for v in values if v and len(v) >= 8)
+    _REDACTOR.add(values)
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        for secret in _SECRETS:
-            if secret in value:
-                value = value.replace(secret, _MASK)
-        return value
+        return _REDACTOR.mask(value)
     if isinstance(value, dict):
         return {k: _MASK if str(k).lower() in _SECRET_KEYS else _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
