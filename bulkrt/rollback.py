@@ -2,10 +2,19 @@
 Tweet) the selected campaigns retweeted to its state before them.
 
 For each pair the ledger's lines of the selected campaigns (and of their ``-rollback`` campaigns)
-are read in order. A pair is undone when its latest state is ``retweeted: true`` and the
+are read in order. A pair is undone when its latest ``ok`` state is ``retweeted: true`` and the
 campaign did not find it already retweeted: when the first ``ok`` retweet of the pair was
 ``preexisting``, the account had retweeted the Tweet by itself, so it is left alone unless
-``include_preexisting`` is given.
+``include_preexisting`` is given. `select_undo` is the pure choice over records; `plan_rollback`
+reads a ledger into it and `write_undo_job` writes the result as a job file.
+
+>>> from bulkrt.ledger import LedgerRecord
+>>> def line(tweet: str, preexisting: bool) -> LedgerRecord:
+...     return LedgerRecord("t", "r", tweet, "spring", "acme", "1", tweet, Action.RETWEET,
+...                         Status.OK, True, preexisting, 200, None, 1)
+>>> plan = select_undo([line("20", False), line("21", True)], source="ledger.jsonl")
+>>> [row.tweet_id for row in plan.undo], plan.kept_preexisting
+(['20'], 1)
 """
 
 from __future__ import annotations
@@ -14,18 +23,32 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TextIO, cast
 
 from bulkrt.errors import BulkrtError
 from bulkrt.items import Action, Status
 from bulkrt.ledger import LedgerRecord
 from bulkrt.ledger_reader import read_ledger
 
-__all__ = ["ROLLBACK_SUFFIX", "RollbackError", "RollbackPlan", "plan_rollback", "write_undo_job"]
+__all__ = [
+    "ROLLBACK_SUFFIX",
+    "RollbackError",
+    "RollbackPlan",
+    "UndoRow",
+    "plan_rollback",
+    "select_undo",
+    "write_undo_job",
+]
 
 ROLLBACK_SUFFIX = "-rollback"
+#: files beside a ledger that an undo job must never overwrite
+_LEDGER_SIDECARS = ("", ".lock", ".sent")
 
 
 class RollbackError(BulkrtError):
@@ -34,10 +57,15 @@ class RollbackError(BulkrtError):
 
 @dataclass(slots=True)
 class _Pair:
+    """What the selected lines say about one (account, Tweet), in ledger order."""
+
     campaign: str
+    #: the latest ``ok`` state; None while no line ended ok
     retweeted: bool | None = None
     #: the first ok retweet found the Tweet already retweeted: the state before the campaign
     preexisting: bool | None = None
+    #: some line ended ``error`` (so with no ok line its state is unknown, not refused)
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +77,135 @@ class UndoRow:
     tweet_id: str
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RollbackPlan:
-    """What a rollback selected, and what it left alone and why."""
+    """What a rollback selected, and what it left alone and why (each count is of pairs)."""
 
-    campaigns: list[str]
-    undo: list[UndoRow] = field(default_factory=list)
-    #: pairs kept because they were retweeted before the campaign
+    campaigns: tuple[str, ...]
+    undo: tuple[UndoRow, ...] = ()
+    #: retweeted before the campaign (its first ok retweet was ``preexisting``)
     kept_preexisting: int = 0
-    #: pairs whose latest state is already not retweeted
+    #: latest state is already not retweeted (undone by the campaign or an earlier rollback)
     already_undone: int = 0
-    #: pairs whose latest state is unknown (e.g. every attempt failed)
+    #: every line was ``rejected``: the API refused, so nothing was retweeted
+    never_retweeted: int = 0
+    #: no line ended ok and some ended ``error``: the retweet may or may not exist
     unknown: int = 0
+
+    def summary(self, out: str, *, include_preexisting: bool) -> list[str]:
+        """The lines `bulkrt rollback` prints: what was selected, what was left alone and why."""
+        campaigns = ", ".join(self.campaigns)
+        lines = [f"{len(self.undo)} undo item(s) for campaign(s) {campaigns} -> {out}"]
+        if include_preexisting:
+            lines.append("  including retweets made before the campaign (--include-preexisting)")
+        left = [
+            (self.kept_preexisting, "retweeted before the campaign (--include-preexisting: undo)"),
+            (self.already_undone, "no longer retweeted"),
+            (self.never_retweeted, "never retweeted: the API refused them (rejected)"),
+            (self.unknown, "state unknown: their items ended error; run the campaign's job again "
+                           "to finish them, then roll back again"),
+        ]  # fmt: skip
+        lines += [f"  left alone: {n} {why}" for n, why in left if n]
+        if not any(n for n, _ in left):
+            lines.append("  left alone: none")
+        return lines
+
+
+def select_undo(
+    records: Iterable[LedgerRecord],
+    *,
+    source: str,
+    campaigns: Sequence[str] = (),
+    accounts: Sequence[str] = (),
+    include_preexisting: bool = False,
+) -> RollbackPlan:
+    """Choose the undo items from ``records`` (a ledger in order, named ``source`` in messages).
+
+    Every campaign when ``campaigns`` is empty; every account when ``accounts`` is empty.
+    Raises `RollbackError` for a ``-rollback`` campaign, or a campaign or account with no lines.
+    """
+    wanted, only = set(campaigns), set(accounts)
+    refused = sorted(c for c in wanted if c.endswith(ROLLBACK_SUFFIX))
+    if refused:
+        raise RollbackError(
+            f"{', '.join(refused)}: a rollback campaign cannot be rolled back; to retweet again, "
+            f"run the original campaign's job"
+        )
+    pairs: dict[tuple[str, str], _Pair] = {}
+    seen: set[str] = set()
+    rollbacks: set[str] = set()
+    seen_accounts: set[str] = set()
+    for record in records:
+        is_rollback = record.campaign.endswith(ROLLBACK_SUFFIX)
+        base = record.campaign.removesuffix(ROLLBACK_SUFFIX)
+        if wanted and base not in wanted:
+            continue
+        if is_rollback:
+            rollbacks.add(record.campaign)
+        else:
+            seen.add(base)
+        if only and record.account not in only:
+            continue
+        seen_accounts.add(record.account)
+        _apply(pairs.setdefault((record.account, record.tweet_id), _Pair(base)), record)
+    _check_selection(source, wanted, seen, rollbacks, only, seen_accounts)
+    undo: list[UndoRow] = []
+    counts = {"kept": 0, "undone": 0, "refused": 0, "unknown": 0}
+    for (account, tweet_id), pair in pairs.items():
+        if pair.campaign not in seen:
+            continue  # a rollback campaign's own pair whose campaign has no line: nothing to do
+        if pair.retweeted is None:
+            counts["unknown" if pair.failed else "refused"] += 1
+        elif not pair.retweeted:
+            counts["undone"] += 1
+        elif pair.preexisting and not include_preexisting:
+            counts["kept"] += 1
+        else:
+            undo.append(UndoRow(pair.campaign + ROLLBACK_SUFFIX, account, tweet_id))
+    return RollbackPlan(
+        campaigns=tuple(sorted(seen)),
+        undo=tuple(undo),
+        kept_preexisting=counts["kept"],
+        already_undone=counts["undone"],
+        never_retweeted=counts["refused"],
+        unknown=counts["unknown"],
+    )
+
+
+def _check_selection(
+    source: str,
+    wanted: set[str],
+    seen: set[str],
+    rollbacks: set[str],
+    only: set[str],
+    seen_accounts: set[str],
+) -> None:
+    if wanted - seen:
+        raise RollbackError(
+            f"no lines of campaign(s) {', '.join(sorted(wanted - seen))} in {source}"
+        )
+    if not seen:
+        if rollbacks:
+            raise RollbackError(
+                f"{source} holds only rollback campaign(s) ({', '.join(sorted(rollbacks))}); "
+                f"a rollback cannot be rolled back"
+            )
+        raise RollbackError(f"{source} holds no campaign to roll back")
+    if only - seen_accounts:
+        raise RollbackError(
+            f"no lines of account(s) {', '.join(sorted(only - seen_accounts))} in campaign(s) "
+            f"{', '.join(sorted(seen))} of {source}"
+        )
+
+
+def _apply(pair: _Pair, record: LedgerRecord) -> None:
+    if record.status is Status.ERROR:
+        pair.failed = True
+    if record.status is not Status.OK or record.retweeted is None:
+        return
+    if record.action is Action.RETWEET and pair.preexisting is None:
+        pair.preexisting = record.preexisting
+    pair.retweeted = record.retweeted
 
 
 def plan_rollback(
@@ -70,68 +215,64 @@ def plan_rollback(
     accounts: Sequence[str] = (),
     include_preexisting: bool = False,
 ) -> RollbackPlan:
-    """Read ``ledger`` and choose the undo items; every campaign when ``campaigns`` is empty."""
-    wanted = set(campaigns)
-    refused = sorted(c for c in wanted if c.endswith(ROLLBACK_SUFFIX))
-    if refused:
-        raise RollbackError(
-            f"{', '.join(refused)}: a rollback campaign cannot be rolled back; to retweet again, "
-            f"run the original campaign's job"
-        )
-    pairs: dict[tuple[str, str], _Pair] = {}
-    seen: set[str] = set()
-    for record in read_ledger(ledger):
-        base = record.campaign.removesuffix(ROLLBACK_SUFFIX)
-        if (wanted and base not in wanted) or (accounts and record.account not in accounts):
-            continue
-        if not record.campaign.endswith(ROLLBACK_SUFFIX):
-            seen.add(base)
-        _apply(pairs.setdefault((record.account, record.tweet_id), _Pair(base)), record)
-    if wanted - seen:
-        raise RollbackError(
-            f"no lines of campaign(s) {', '.join(sorted(wanted - seen))} in {ledger}"
-        )
-    if not seen:
-        raise RollbackError(f"{ledger} holds no campaign to roll back")
-    result = RollbackPlan(sorted(seen))
-    for (account, tweet_id), pair in pairs.items():
-        if pair.retweeted is None:
-            result.unknown += 1
-        elif not pair.retweeted:
-            result.already_undone += 1
-        elif pair.preexisting and not include_preexisting:
-            result.kept_preexisting += 1
-        else:
-            result.undo.append(UndoRow(pair.campaign + ROLLBACK_SUFFIX, account, tweet_id))
-    return result
+    """Read ``ledger`` and choose the undo items (see `select_undo`)."""
+    return select_undo(
+        read_ledger(ledger),
+        source=str(ledger),
+        campaigns=campaigns,
+        accounts=accounts,
+        include_preexisting=include_preexisting,
+    )
 
 
-def _apply(pair: _Pair, record: LedgerRecord) -> None:
-    if record.status is not Status.OK or record.retweeted is None:
-        return
-    if record.action is Action.RETWEET and pair.preexisting is None:
-        pair.preexisting = record.preexisting
-    pair.retweeted = record.retweeted
+def write_undo_job(path: Path, rows: Iterable[UndoRow], *, ledger: Path | None = None) -> int:
+    """Write the undo job as CSV or JSONL (by the name, ``.gz`` compressed too); returns rows.
 
-
-def write_undo_job(path: Path, rows: Iterable[UndoRow]) -> int:
-    """Write the undo job as CSV or JSONL (by the name, ``.gz`` compressed too); returns rows."""
+    The file is replaced atomically (a temporary file beside it, then a rename), and never when
+    it is ``ledger`` or one of its sidecar files.
+    """
     name = path.name.removesuffix(".gz")
     if not name.endswith((".csv", ".jsonl", ".ndjson")):
         raise RollbackError(f"{path}: name the undo job .csv or .jsonl (optionally .gz)")
-    buffer = io.StringIO()
+    if ledger is not None and _is_ledger_file(path, ledger):
+        raise RollbackError(f"{path}: that is the ledger's own file; name another --out")
     count = 0
-    if name.endswith(".csv"):
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["campaign", "account", "tweet_id", "action"])
-        for row in rows:
-            writer.writerow([row.campaign, row.account, row.tweet_id, Action.UNDO.value])
-            count += 1
-    else:
-        for row in rows:
-            entry = {"campaign": row.campaign, "account": row.account, "tweet_id": row.tweet_id}
-            buffer.write(json.dumps({**entry, "action": Action.UNDO.value}) + "\n")
-            count += 1
-    data = buffer.getvalue().encode()
-    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    with _replacing(path) as stream:
+        if name.endswith(".csv"):
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow(["campaign", "account", "tweet_id", "action"])
+            for row in rows:
+                writer.writerow([row.campaign, row.account, row.tweet_id, Action.UNDO.value])
+                count += 1
+        else:
+            for row in rows:
+                entry = {"campaign": row.campaign, "account": row.account, "tweet_id": row.tweet_id}
+                stream.write(json.dumps({**entry, "action": Action.UNDO.value}) + "\n")
+                count += 1
     return count
+
+
+def _is_ledger_file(path: Path, ledger: Path) -> bool:
+    target = path.resolve()
+    return any(target == Path(f"{ledger}{suffix}").resolve() for suffix in _LEDGER_SIDECARS)
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[TextIO]:
+    """A text stream whose content replaces ``path`` (gzip when it ends ``.gz``) on success."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            gz = path.name.endswith(".gz")
+            packed = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb")) if gz else raw
+            with io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
+                yield text
+                text.flush()
+                if packed is not raw:
+                    packed.close()
+                raw.flush()
+                os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

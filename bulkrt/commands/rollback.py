@@ -43,26 +43,27 @@ def command(
 ) -> None:
     """Write an undo job for every (account, Tweet) the campaign(s) left retweeted.
 
+    A campaign's rollback (NAME-rollback) is part of it: undos it already made are not repeated.
     Retweets that existed before the campaign are left alone unless --include-preexisting.
-    Run the job with `bulkrt run OUT --ledger LEDGER ...` to record the undos in the same ledger.
+    A rollback campaign cannot itself be rolled back. Exit 2 when the ledger cannot be read or
+    holds nothing to select. Run the job with `bulkrt run OUT --ledger LEDGER ...` to record
+    the undos in the same ledger.
     """
     logs.configure()
     try:
         plan = plan_rollback(
             ledger, campaigns=campaigns, accounts=accounts, include_preexisting=include_preexisting
         )
-        written = write_undo_job(out, plan.undo)
+        write_undo_job(out, plan.undo, ledger=ledger)
     except (RollbackError, LedgerError) as exc:
         click.echo(f"bulkrt rollback: {exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
     except OSError as exc:
         click.echo(f"bulkrt rollback: cannot write {out}: {exc.strerror or exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
-    click.echo(f"bulkrt rollback: {written} undo item(s) for {', '.join(plan.campaigns)} -> {out}")
-    if plan.kept_preexisting:
-        note = "" if include_preexisting else " (--include-preexisting undoes them too)"
-        click.echo(f"  left alone: {plan.kept_preexisting} retweeted before the campaign{note}")
-    if plan.already_undone:
-        click.echo(f"  left alone: {plan.already_undone} no longer retweeted")
-    if plan.unknown:
-        click.echo(f"  left alone: {plan.unknown} whose state is unknown (no item ended ok)")
+    lines = plan.summary(str(out), include_preexisting=include_preexisting)
+    click.echo("bulkrt rollback: " + "\n".join(lines))
+    if plan.undo:
+        click.echo(f"to undo them: bulkrt run {out} --accounts FILE --ledger {ledger}")
+    else:
+        click.echo("nothing to undo")
