@@ -1,0 +1,157 @@
+"""Trying hard to break bulkrt's promises (issue 6): a fault soak, kills at random moments, and
+an audit that no secret leaks anywhere an operator or a file can see. The real CLI runs in
+subprocesses against the sandbox on a real socket."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from bulkrt.sandbox import FaultKind
+from bulkrt.sandbox.faults import ScriptedFault
+from tests.test_run import MakeWorld, World, eventually, rows
+
+ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
+
+
+def final_states(world: World) -> dict[tuple[str, str], dict[str, object]]:
+    """Each key's latest ledger line."""
+    latest: dict[tuple[str, str], dict[str, object]] = {}
+    for line in world.lines():
+        latest[(str(line["account"]), str(line["key"]))] = line
+    return latest
+
+
+class TestFaultSoak:
+    async def test_every_item_ends_ok_under_5xx_resets_stalls_and_latency(
+        self, make_world: MakeWorld
+    ) -> None:
+        """With 20% 5xx, 2% connection resets, stalls past the client's timeout and added
+        latency, every item still ends ok within bounded attempts, and the sandbox holds exactly
+        the job's retweets."""
+        faults = {
+            FaultKind.E500: 0.05, FaultKind.E502_HTML: 0.05, FaultKind.E503: 0.05,
+            FaultKind.E504_EMPTY: 0.05, FaultKind.RESET: 0.01, FaultKind.RESET_AFTER: 0.01,
+            FaultKind.STALL: 0.01,
+        }  # fmt: skip
+        world = await make_world(fault_rates=faults, seed=11, latency_ms=5, stall_seconds=2)
+        # and, for certain, two stalls and two resets among the first requests
+        for kind in (FaultKind.STALL, FaultKind.RESET):
+            world.sandbox.state.faults.script(ScriptedFault(kind, count=2))
+        job = world.job(rows(ACCOUNTS, 15))
+        done = await world.run(job, "--max-attempts", "12", "--read-timeout", "0.5")
+        assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-2000:]
+        lines = world.lines()
+        assert len(lines) == 90 and {line["status"] for line in lines} == {"ok"}
+        assert max(int(line["attempts"]) for line in lines) <= 12
+        assert not any(line["preexisting"] for line in lines)
+        for account in ACCOUNTS:
+            assert world.retweets(account) == {str(100 + n) for n in range(15)}
+        by_fault = world.sandbox.state.stats()["by_fault"]
+        assert {"500", "503", "reset", "stall"} <= set(by_fault)
+
+
+class TestChaos:
+    async def test_random_kills_lose_and_repeat_nothing(self, make_world: MakeWorld) -> None:
+        """SIGKILL at random moments, then the same command until it exits 0: every item has its
+        final line, the sandbox's state is exactly the job's, the requests sent beyond one per
+        item are bounded by what was in flight at each kill, and no ledger line is damaged."""
+        chance = random.Random(20261126)
+        accounts = [f"acct{n:03d}" for n in range(1, 25)]
+        world = await make_world(users=24, limit=20, window=1.0)
+        # every account: retweets 100.., and undoes 2 of 3 Tweets it had retweeted before
+        for account in accounts:
+            world.sandbox.state.retweets[world.user_id(account)].update({"7", "8", "9"})
+        job_rows = rows(accounts, 80) + [(a, t, "undo") for a in accounts for t in ("7", "8")]
+        job = world.job(job_rows)
+        items, concurrency, kills = len(job_rows), 16, 0
+        args = world.run_args(job, "--concurrency", str(concurrency))
+        for _ in range(4):
+            async with await anyio.open_process(args) as process:
+                await anyio.sleep(chance.uniform(0.4, 1.6))
+                if process.returncode is None:
+                    process.kill()
+                    kills += 1
+                await process.wait()
+        for _ in range(5):  # then run to the end (a run killed before finishing resumes)
+            finished = await world.run(job, "--concurrency", str(concurrency))
+            if finished.returncode == 0:
+                break
+        assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+        assert kills >= 2
+        raw = world.ledger.read_text()
+        assert raw.endswith("\n")
+        lines = [json.loads(line) for line in raw.splitlines()]  # every line whole
+        latest = final_states(world)
+        assert len(latest) == items
+        assert {line["status"] for line in latest.values()} == {"ok"}
+        for account in accounts:
+            assert world.retweets(account) == {str(100 + n) for n in range(80)} | {"9"}
+        stats = world.sandbox.state.stats()["by_status"]
+        answered = sum(n for status, n in stats.items() if status != "429")
+        assert answered <= items + kills * 2 * concurrency
+        assert len(lines) - items <= kills * 2 * concurrency
+
+
+class TestSecretsAudit:
+    async def test_no_secret_reaches_output_logs_or_files(self, make_world: MakeWorld) -> None:
+        """Runs that succeed, fail (refused credentials, refreshed tokens) and crash print and
+        write no credential of either kind: not on stdout or stderr (JSON logs, verbose), not in
+        the ledger or its sidecars."""
+        world = await make_world(confidential_client=True, token_ttl=30)
+        document = json.loads(world.accounts.read_text())
+        document["accounts"]["acct003"]["oauth1"]["access_token_secret"] = "wrong-secret-0123456789"
+        world.accounts.write_text(json.dumps(document))
+        world.accounts.chmod(0o600)
+        job = world.job(rows(ACCOUNTS, 6))
+        outputs: list[bytes] = []
+        ok_run = await world.run(job, "-v", "--log-json")
+        outputs += [ok_run.stdout, ok_run.stderr]
+        assert ok_run.returncode == 1  # acct003's credentials are refused
+        crash_job = world.job(rows(ACCOUNTS, 40, first=500), name="crash.csv")
+        async with await anyio.open_process(world.run_args(crash_job, "-v")) as process:
+            await eventually(lambda: len(world.lines()) > 40)
+            process.kill()
+            await process.wait()
+            for stream in (process.stdout, process.stderr):
+                assert stream is not None
+                async for chunk in stream:
+                    outputs.append(chunk)
+        rollback = await anyio.run_process(
+            [sys.executable, "-m", "bulkrt", "status", str(world.ledger), "--json"], check=False
+        )
+        outputs += [rollback.stdout, rollback.stderr]
+        files = [world.ledger, world.ledger.with_name("ledger.jsonl.sent")]
+        outputs += [path.read_bytes() for path in files if path.exists()]
+        secrets = _secrets_of(json.loads(world.accounts.read_text())) | _secrets_of(document)
+        assert world.sandbox.state.stats()["refreshes"] >= 3  # rotated tokens are secrets too
+        text = b"\n".join(outputs).decode(errors="replace")
+        assert len(secrets) >= 10
+        leaked = sorted(secret for secret in secrets if secret in text)
+        assert leaked == []
+
+
+def _secrets_of(document: dict[str, object]) -> set[str]:
+    found: set[str] = set()
+    accounts = document["accounts"]
+    assert isinstance(accounts, dict)
+    for account in accounts.values():
+        for kind, names in (
+            ("oauth1", ("consumer_secret", "access_token", "access_token_secret")),
+            ("oauth2", ("client_secret", "access_token", "refresh_token")),
+        ):
+            credentials = account.get(kind) or {}
+            found.update(str(credentials[n]) for n in names if credentials.get(n))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _quiet_warnings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Nothing to set: subprocesses inherit a plain environment."""
+    monkeypatch.delenv("BULKRT_API_BASE", raising=False)
+    assert tmp_path.exists()
