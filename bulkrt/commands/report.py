@@ -1,0 +1,83 @@
+"""`bulkrt report`: one self-contained HTML page showing what a ledger's runs did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bulkrt import logs
+from bulkrt.errors import LedgerError
+from bulkrt.exitcodes import ExitCode
+from bulkrt.ledger import LedgerRecord
+from bulkrt.ledger_reader import scan_ledger
+from bulkrt.report import Report, ReportBuilder
+from bulkrt.report_html import render_html
+from bulkrt.status import summarise_ledger
+from bulkrt.tiers import Tier, limit_model
+
+__all__ = ["build_report", "command"]
+
+
+def build_report(ledger: Path, *, tier: Tier, limit: int | None, window: float | None) -> Report:
+    """Read ``ledger`` into a `Report`: the lines the summary counted, so a run appending to
+    the ledger meanwhile cannot make the chart and the totals disagree."""
+    summary = summarise_ledger(ledger)
+    builder = ReportBuilder()
+    read = 0
+    for line in scan_ledger(ledger):
+        if read >= summary.lines:
+            break
+        try:
+            record = LedgerRecord.from_json(line.data)
+        except ValueError:
+            continue  # counted (and warned about) by the summary
+        builder.add(record)
+        read += 1
+    return builder.build(summary, limit_model(tier, limit=limit, window=window).retweet)
+
+
+@click.command("report")
+@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--html",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML page to write (self-contained: open it in any browser, offline).",
+)
+@click.option(
+    "--tier",
+    type=click.Choice([t.value for t in Tier]),
+    default=Tier.PRO.value,
+    show_default=True,
+    help="The rate limits the requests chart compares with.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Requests per window (as for run).")
+@click.option("--window", type=click.FloatRange(min=0.001), help="Window seconds (as for run).")
+def command(ledger: Path, out: Path, tier: str, limit: int | None, window: float | None) -> None:
+    """Write an HTML report of LEDGER: totals, requests over time against the rate-limit
+    windows, per-account progress, the kinds of error with an example each, and the runs.
+
+    Give the --tier (or --limit/--window) the runs used, so the chart marks their limits.
+    Exit 2 when the ledger cannot be read or the page cannot be written.
+    """
+    logs.configure()
+    if out.exists() and ledger.exists() and out.resolve() == ledger.resolve():
+        click.echo(f"bulkrt report: {out}: that is the ledger; name another --html", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
+    try:
+        report = build_report(ledger, tier=Tier(tier), limit=limit, window=window)
+        out.write_text(render_html(report, ledger=str(ledger)), encoding="utf-8")
+    except LedgerError as exc:
+        click.echo(f"bulkrt report: {exc}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+    except OSError as exc:
+        click.echo(f"bulkrt report: cannot write {out}: {exc.strerror or exc}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+    status = report.summary.by_status
+    click.echo(
+        f"bulkrt report: {out}: {report.summary.items} items ({status['ok']} ok, "
+        f"{status['rejected']} rejected, {status['error']} error), {len(report.accounts)} "
+        f"account(s), {report.requests} requests; open it in a browser"
+    )

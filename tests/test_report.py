@@ -1,0 +1,277 @@
+"""`bulkrt report`: the report model from hand-written ledgers (totals, timeline against the rate
+limit, error kinds with examples, bounded memory), the HTML's escaping, and the page as headless
+chromium renders it: the DOM it builds and a screenshot that shows the charts."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import structlog
+
+from bulkrt.items import Action, Status
+from bulkrt.ledger import ErrorInfo, LedgerRecord
+from bulkrt.report import MAX_KINDS, MAX_SLOTS, Report, ReportBuilder
+from bulkrt.report_html import COLOURS, render_html
+from bulkrt.status import Tally
+from bulkrt.tiers import WindowLimit
+
+START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+OK = LedgerRecord(
+    ts="2026-11-26T01:00:00.000Z", run="run-1", key="k", campaign="spring", account="acct001",
+    user_id="1001", tweet_id="20", action=Action.RETWEET, status=Status.OK, retweeted=True,
+    preexisting=False, http=200, error=None, attempts=1,
+)  # fmt: skip
+NOT_FOUND = ErrorInfo(
+    "https://api.twitter.com/2/problems/resource-not-found", "Not Found Error",
+    "Could not find tweet with id: [900].",
+)  # fmt: skip
+HOSTILE = "<script>document.title='owned'</script><img src=x onerror=alert(1)>"
+
+
+def at(seconds: float) -> str:
+    return (START + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def campaign_ledger() -> list[LedgerRecord]:
+    """Three accounts over 12 s: retweets, one rejected, one error then ok on a second run, and
+    the rollback's undos; one account's name and an error's detail try to inject markup."""
+    records = [
+        replace(OK, ts=at(n * 0.5), key=f"r{n}", account=f"acct00{n % 3 + 1}", tweet_id=str(n))
+        for n in range(12)
+    ]
+    records += [
+        replace(OK, ts=at(6.2), key="bad", account="acct002", tweet_id="900",
+                status=Status.REJECTED, retweeted=None, http=404, error=NOT_FOUND),
+        replace(OK, ts=at(6.4), key="net", account="acct003", status=Status.ERROR,
+                retweeted=None, http=None, attempts=5,
+                error=ErrorInfo("network", "connection reset", HOSTILE)),
+        replace(OK, ts=at(9.0), run="run-2", key="net", account="acct003", attempts=2),
+        replace(OK, ts=at(9.1), run="run-2", key="odd", account=HOSTILE, preexisting=True),
+    ]  # fmt: skip
+    records += [
+        replace(OK, ts=at(10 + n * 0.2), run="run-3", key=f"u{n}", campaign="spring-rollback",
+                account=f"acct00{n % 3 + 1}", tweet_id=str(n), action=Action.UNDO,
+                retweeted=False)
+        for n in range(6)
+    ]  # fmt: skip
+    return records
+
+
+SHORT_WINDOWS = WindowLimit(5, 3.0)
+
+
+def build(records: list[LedgerRecord], window: WindowLimit = SHORT_WINDOWS) -> Report:
+    """The report of ``records``, with item counts by latest line as `bulkrt status` makes."""
+    builder = ReportBuilder()
+    latest: dict[str, LedgerRecord] = {}
+    for record in records:
+        builder.add(record)
+        latest[record.key] = record
+    tally = Tally()
+    tally.lines = len(records)
+    for r in latest.values():
+        tally.add((r.status, r.action, r.account, r.error.kind if r.error else None))
+    return builder.build(tally.summary("ledger.jsonl"), window)
+
+
+class TestModel:
+    def test_totals_accounts_runs_and_errors(self) -> None:
+        """Items count by latest line, requests by attempts; each error kind has its first line
+        as the example, and the runs are listed in order with their lines."""
+        report = build(campaign_ledger())
+        assert report.summary.items == 21
+        assert report.summary.by_status == {"ok": 20, "rejected": 1, "error": 0}
+        assert report.requests == 12 + 1 + 5 + 2 + 1 + 6
+        assert report.preexisting == 1
+        by_name = {row.account: row for row in report.accounts}
+        assert (by_name["acct003"].ok, by_name["acct003"].lines, by_name["acct003"].requests) == (
+            7, 8, 13,
+        )  # fmt: skip
+        kinds = {kind.kind: kind for kind in report.errors}
+        assert (kinds["resource-not-found"].items, kinds["resource-not-found"].lines) == (1, 1)
+        assert kinds["resource-not-found"].example.tweet_id == "900"
+        assert (kinds["network"].items, kinds["network"].lines) == (0, 1)  # ok on resume
+        assert [(r.run, r.lines) for r in report.runs] == [
+            ("run-1", 14), ("run-2", 2), ("run-3", 6),
+        ]  # fmt: skip
+        assert (report.first, report.last) == (at(0), at(11))
+
+    def test_a_short_run_has_bars_finer_than_a_window(self) -> None:
+        """11 s of lines against 5-s windows: 0.1-s bars, no capacity line (windows marked
+        instead), and the bars add up to every request."""
+        timeline = build(campaign_ledger(), WindowLimit(5, 5.0)).timeline
+        assert timeline.width == 0.1 and timeline.capacity is None
+        assert sum(b.retweet + b.undo for b in timeline.buckets) == 27
+        assert sum(b.undo for b in timeline.buckets) == 6
+
+    def test_a_long_run_has_a_bar_per_window_and_the_limit_to_compare(self) -> None:
+        """Lines over 10 windows: one bar per window, and the capacity is limit x accounts."""
+        records = [replace(OK, ts=at(n), key=f"k{n}", account=f"a{n % 4}") for n in range(30)]
+        timeline = build(records, WindowLimit(5, 3.0)).timeline
+        assert timeline.width == 3.0
+        assert [b.retweet for b in timeline.buckets] == [3] * 10
+        assert timeline.capacity == 5 * 4
+
+    def test_memory_stays_bounded_on_a_long_ledger(self) -> None:
+        """200,000 lines over 23 days keep at most MAX_SLOTS time slots and MAX_KINDS error
+        kinds, and no request is lost from the timeline."""
+        builder = ReportBuilder()
+        for n in range(200_000):
+            error = ErrorInfo(f"kind-{n // 10 % 100}") if n % 10 == 0 else None
+            status = Status.ERROR if error else Status.OK
+            ts = (START + timedelta(seconds=n * 10)).isoformat()
+            builder.add(replace(OK, ts=ts, key=str(n), error=error, status=status))
+            assert len(builder.slots) <= MAX_SLOTS
+        assert len(builder.kind_lines) == len(builder.examples) == MAX_KINDS
+        assert sum(r + u for r, u in builder.slots.values()) == 200_000
+        timeline = builder.build(Tally().summary("l"), WindowLimit(50, 900.0)).timeline
+        assert len(timeline.buckets) <= 121
+        assert sum(b.retweet for b in timeline.buckets) == 200_000
+
+
+def test_every_ledger_string_is_escaped() -> None:
+    """An account name or error detail holding markup appears as text, never as markup."""
+    page = render_html(build(campaign_ledger()), ledger="<ledger>.jsonl")
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;document.title=&#x27;owned&#x27;&lt;/script&gt;" in page
+    assert "&lt;ledger&gt;.jsonl" in page
+    assert "http://" not in page and "https://" not in page.replace(NOT_FOUND.type, "")
+
+
+# --- the real CLI, rendered by headless chromium ----------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; CI has it)"
+)
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """Nothing here configures structlog in-process, but keep the defaults as other modules do."""
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Path:
+    """`bulkrt report` (the real CLI) on the campaign ledger, with a torn last line."""
+    ledger = tmp_path / "ledger.jsonl"
+    lines = "".join(r.to_json() + "\n" for r in campaign_ledger())
+    ledger.write_text(lines + '{"schema":1,"ts"', encoding="utf-8")
+    out = tmp_path / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkrt", "report", str(ledger), "--html", str(out),
+         "--limit", "5", "--window", "3"],
+        capture_output=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert "21 items (20 ok, 1 rejected, 0 error), 4 account(s)" in done.stdout.decode()
+    return out
+
+
+def chromium(page: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Headless chromium on ``page``, offline, with a throwaway profile."""
+    assert CHROMIUM is not None
+    profile = page.parent / "chromium-profile"
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", "--window-size=1200,1600", *args,
+         page.as_uri()],
+        capture_output=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def png_pixels(path: Path) -> set[tuple[int, int, int]]:
+    """The distinct RGB colours of an 8-bit RGB or RGBA, non-interlaced PNG."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, width, height, channels = 8, 0, 0, 0
+    idat = b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and colour in (2, 6) and interlace == 0
+            channels = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride = zlib.decompress(idat), width * channels
+    previous = bytearray(stride)
+    colours: set[tuple[int, int, int]] = set()
+    for row in range(height):
+        start = row * (stride + 1)
+        filter_type, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if filter_type == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif filter_type == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif filter_type == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif filter_type == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                guess = left if pa <= pb and pa <= pc else up if pb <= pc else corner
+                line[i] = (line[i] + guess) & 0xFF
+        colours.update((line[i], line[i + 1], line[i + 2]) for i in range(0, stride, channels * 4))
+        previous = line
+    return colours
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+@needs_chromium
+class TestInTheBrowser:
+    def test_the_page_shows_totals_tables_and_charts(self, page: Path) -> None:
+        """Chromium's DOM of the page holds the totals, a row per account, the error kinds with
+        their example, both charts with their bars and the limit line, and the hostile name
+        only as text."""
+        done = chromium(page, "--dump-dom")
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        dom = done.stdout.decode()
+        assert "<title>bulkrt report:" in dom
+        for total in (
+            "<b>21</b><span>items (by latest line)</span>",
+            "<b>20</b><span>ok</span>",
+            "<b>1</b><span>rejected</span>",
+            "<b>27</b><span>requests (HTTP ",
+            "<b>1</b><span>unreadable lines</span>",
+        ):
+            assert total in dom
+        for account in ("acct001", "acct002", "acct003"):
+            assert f"<tr><td>{account}</td>" in dom
+        assert "<td>resource-not-found</td>" in dom and "Could not find tweet with id: [900]" in dom
+        assert dom.count('class="retweet"') >= 3 and dom.count('class="undo"') >= 1
+        # 11 s against 3-s windows: a bar per window and the limit of 4 accounts x 5 to compare
+        assert 'id="capacity"' in dom and "limit per endpoint: 20" in dom
+        assert 'id="accounts-chart"' in dom
+        assert "&lt;script&gt;" in dom and "owned" not in dom.split("<title>")[1].split("</")[0]
+        assert "<script" not in dom
+
+    def test_the_screenshot_shows_the_charts_in_colour(self, page: Path) -> None:
+        """The screenshot is a real picture: many colours, among them the retweet, undo, ok and
+        rejected colours of the charts."""
+        shot = page.parent / "report.png"
+        done = chromium(page, f"--screenshot={shot}")
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        colours = png_pixels(shot)
+        assert len(colours) > 20
+        for name in ("retweet", "undo", "ok", "rejected"):
+            assert rgb(COLOURS[name]) in colours, name
