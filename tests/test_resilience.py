@@ -4,6 +4,7 @@ subprocesses against the sandbox on a real socket."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import random
 import sys
@@ -13,6 +14,7 @@ import anyio
 import pytest
 
 from bulkrt.sandbox import FaultKind
+from bulkrt.sandbox.config import Endpoint
 from bulkrt.sandbox.faults import ScriptedFault
 from tests.test_run import MakeWorld, World, eventually, rows
 
@@ -96,6 +98,87 @@ class TestChaos:
         answered = sum(n for status, n in stats.items() if status != "429")
         assert answered <= items + kills * 2 * concurrency
         assert len(lines) - items <= kills * 2 * concurrency
+
+
+class TestKillDuringRefresh:
+    """An OAuth 2.0 refresh rotates the refresh token: the one moment a kill can strand an account
+    is after the token endpoint answered and before the new tokens are in the accounts file."""
+
+    async def _killed_refresh(self, world: World, *, hold_write_back: bool) -> None:
+        """Start a run whose acct002 token needs refreshing and SIGKILL it right after the token
+        endpoint answered: while the write-back waits for the accounts file's lock (held here),
+        or once the new refresh token is in the file."""
+        before = json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"]
+        job = world.job(rows(["acct001", "acct002", "acct003"], 3))
+        lock = world.accounts.with_name("accounts.json.lock")
+        with lock.open("a") as held:
+            if hold_write_back:
+                fcntl.flock(held, fcntl.LOCK_EX)
+            async with await anyio.open_process(world.run_args(job)) as process:
+                if hold_write_back:
+                    await eventually(lambda: world.sandbox.state.stats()["refreshes"] >= 1)
+                else:
+                    await eventually(
+                        lambda: (
+                            json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"][
+                                "refresh_token"
+                            ]
+                            != before["refresh_token"]
+                        )
+                    )
+                process.kill()
+                await process.wait()
+
+    async def test_a_kill_before_the_write_back_names_the_account_to_reauthorise(
+        self, make_world: MakeWorld
+    ) -> None:
+        """Killed with the rotated tokens not yet written: the next run says which account needs
+        authorising again and how, ends that account's items in error, and finishes the others."""
+        world = await make_world(token_ttl=30)
+        await self._killed_refresh(world, hold_write_back=True)
+        again = await world.run(world.job(rows(["acct001", "acct002", "acct003"], 3)))
+        assert again.returncode == 1
+        out = again.stdout.decode()
+        assert "account acct002" in out and "authorise the app again" in out
+        statuses: dict[str, set[str]] = {}
+        for line in final_states(world).values():
+            statuses.setdefault(str(line["account"]), set()).add(str(line["status"]))
+        assert statuses["acct002"] == {"error"}
+        assert statuses["acct001"] == {"ok"}
+        assert statuses["acct003"] == {"ok"}
+        assert world.retweets("acct001") == world.retweets("acct003") == {"100", "101", "102"}
+
+    async def test_a_kill_before_the_token_endpoint_answers_costs_nothing(
+        self, make_world: MakeWorld
+    ) -> None:
+        """Killed while its refresh request waits in front of the token endpoint (which then
+        drops it unprocessed): the refresh token still works, and the next run finishes."""
+        world = await make_world(token_ttl=30, stall_seconds=1.0)
+        world.sandbox.state.faults.script(
+            ScriptedFault(FaultKind.HOLD, endpoint=Endpoint.OAUTH2_TOKEN)
+        )
+        job = world.job(rows(["acct001", "acct002", "acct003"], 3))
+        async with await anyio.open_process(world.run_args(job)) as process:
+            await eventually(lambda: world.sandbox.state.stats()["by_fault"].get("hold") == 1)
+            process.kill()
+            await process.wait()
+        await anyio.sleep(1.5)  # the held request is dropped once its client is gone
+        assert world.sandbox.state.stats()["refreshes"] == 0
+        again = await world.run(job)
+        assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()[-1500:]
+        assert world.sandbox.state.stats()["refreshes"] == 1
+        assert world.retweets("acct002") == {"100", "101", "102"}
+
+    async def test_a_kill_after_the_write_back_costs_nothing(self, make_world: MakeWorld) -> None:
+        """Killed once the rotated tokens are in the accounts file: the next run authenticates
+        with them and every item ends ok."""
+        world = await make_world(token_ttl=30)
+        await self._killed_refresh(world, hold_write_back=False)
+        again = await world.run(world.job(rows(["acct001", "acct002", "acct003"], 3)))
+        assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()[-1500:]
+        assert {str(line["status"]) for line in final_states(world).values()} == {"ok"}
+        for account in ("acct001", "acct002", "acct003"):
+            assert world.retweets(account) == {"100", "101", "102"}
 
 
 class TestSecretsAudit:

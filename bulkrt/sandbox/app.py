@@ -84,6 +84,9 @@ def _api(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResp
         fault = state.faults.decide(identity, path_user_id, endpoint)
         if state.config.latency_ms > 0:
             await asyncio.sleep(state.config.latency_ms / 1000)
+        if fault is FaultKind.HOLD and not await _held(request):
+            state.record(request.method, request.path, path_user_id, "dropped", fault, clock.now())
+            return web.Response(status=504)  # never delivered: the client is gone
         # Faults at the edge: the request never reaches the API and is not counted.
         if fault in (FaultKind.RESET, FaultKind.E502_HTML, FaultKind.E504_EMPTY):
             state.record(request.method, request.path, path_user_id, str(fault), fault, clock.now())
@@ -128,12 +131,34 @@ async def _form(request: web.Request) -> dict[str, str]:
     return params
 
 
-async def _token(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+async def _held(request: web.Request) -> bool:
+    """Hold a request for ``stall_seconds``; whether its client is still there to be answered."""
+    await asyncio.sleep(request.app[STATE].config.stall_seconds)
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
+
+
+async def _token(request: web.Request) -> web.StreamResponse:
+    """``POST /2/oauth2/token``; faults can hold, stall or reset it like the API's endpoints."""
+    state, clock = request.app[STATE], request.app[CLOCK]
     params = await _form(request)
-    reply = state.auth.tokens.token(
-        params, request.headers.get("Authorization"), request.app[CLOCK].now()
-    )
+    identity = f"{request.method} {request.path} {sorted(params.items())}".encode()
+    fault = state.faults.decide(identity, None, Endpoint.OAUTH2_TOKEN)
+    if fault is not None:
+        state.by_fault[fault.value] += 1
+    if fault is FaultKind.HOLD and not await _held(request):
+        return web.Response(status=504)  # the client is gone; the refresh never happened
+    if fault is FaultKind.RESET:
+        _reset(request)
+        return web.Response(status=502)
+    if fault in (FaultKind.E500, FaultKind.E503):
+        return render(state.problems.server_error(int(fault)))
+    reply = state.auth.tokens.token(params, request.headers.get("Authorization"), clock.now())
+    if fault is FaultKind.RESET_AFTER:
+        _reset(request)
+        return web.Response(status=502)
+    if fault is FaultKind.STALL:
+        await asyncio.sleep(state.config.stall_seconds)
     return render(reply)
 
 

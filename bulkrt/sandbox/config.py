@@ -40,6 +40,8 @@ class Endpoint(StrEnum):
     USERS_ME = "users_me"
     #: ``POST /2/tweets`` (served only so that posting shares the launch preset's 3-hour cap)
     POST_TWEET = "post_tweet"
+    #: ``POST /2/oauth2/token`` (no rate limit here; faults only)
+    OAUTH2_TOKEN = "oauth2_token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,9 @@ class FaultKind(StrEnum):
     #: the request takes effect, but its answer is held back for ``stall_seconds`` (longer than a
     #: client's timeout)
     STALL = "stall"
+    #: the request waits ``stall_seconds`` before it is processed, and is dropped unprocessed if
+    #: the client has gone by then (a request stuck in front of the API)
+    HOLD = "hold"
     #: a 200 that carries both ``data`` and an ``errors`` array
     PARTIAL = "partial"
     #: the generic 403 sent as ``application/json`` instead of ``application/problem+json``

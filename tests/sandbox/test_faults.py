@@ -130,6 +130,28 @@ class TestInjectedFaults:
                 pass
         assert await api.retweets_of(user) == []  # it acted before its answer was held back
 
+    async def test_a_held_request_whose_client_left_never_takes_effect(
+        self, make_api: MakeApi
+    ) -> None:
+        """A held request is processed only if its client is still waiting: one that timed out
+        is dropped, and the retweet never happens."""
+        api = await make_api(stall_seconds=0.5)
+        user = api.users[0]
+        await script(api, "hold")
+        path = f"/2/users/{user.user_id}/retweets"
+        authorization = api.oauth1("POST", api.sandbox.url + path, user)
+        with pytest.raises(asyncio.TimeoutError):
+            async with api.session.post(
+                api.sandbox.url + path,
+                json={"tweet_id": TWEET},
+                headers={"Authorization": authorization},
+                timeout=aiohttp.ClientTimeout(total=0.1),
+            ):
+                pass
+        await asyncio.sleep(0.8)
+        assert await api.retweets_of(user) == []
+        assert (await api.stats())["by_status"] == {"dropped": 1}
+
     async def test_latency_is_added_to_every_answer(self, make_api: MakeApi) -> None:
         """With latency configured, an answer is not back before that time has passed."""
         api = await make_api(latency_ms=200)
