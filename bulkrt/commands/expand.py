@@ -1,0 +1,171 @@
+"""`bulkrt expand`: write a campaign's job file as the cross product of accounts and Tweets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from bulkrt import logs
+from bulkrt.errors import Problem
+from bulkrt.exitcodes import ExitCode
+from bulkrt.expand import expand, read_accounts, read_tweets, split_entries, write_job
+from bulkrt.items import Action
+from bulkrt.rollback import ROLLBACK_SUFFIX
+
+__all__ = ["command"]
+
+_ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
+
+
+class _BadInput(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
+def _read_text(path: Path, option: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _BadInput([Problem(str(path), None, "file", f"invalid UTF-8: {exc}")]) from None
+    except OSError as exc:
+        problem = Problem(str(path), None, "file", f"cannot read ({option}): {exc.strerror}")
+        raise _BadInput([problem]) from None
+
+
+def _accounts_document_names(path: Path, text: str) -> list[tuple[int | None, str]]:
+    """The names of an accounts JSON file (no line numbers: JSON keys have none to report)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _BadInput([Problem(str(path), exc.lineno, "file", f"bad JSON: {exc.msg}")]) from None
+    accounts = document.get("accounts") if isinstance(document, dict) else None
+    if not isinstance(accounts, dict) or not accounts:
+        raise _BadInput([Problem(str(path), None, "accounts", "no accounts object with names")])
+    return [(None, str(name)) for name in accounts]
+
+
+def _entries(value: str, option: str) -> tuple[list[tuple[int | None, str]], str, str]:
+    """Entries of a list option: (entries, source for messages, what their numbers count)."""
+    path = Path(value)
+    if path.is_file():
+        text = _read_text(path, option)
+        if option == "--accounts" and text.lstrip().startswith("{"):
+            return _accounts_document_names(path, text), str(path), "line"
+        return list(split_entries(text)), str(path), "line"
+    parts = [part.strip() for part in value.split(",")]
+    if not any(parts):
+        raise _BadInput([Problem(option, None, option.lstrip("-"), "empty list")])
+    return list(enumerate(parts, start=1)), option, "entry"
+
+
+def _known_accounts(path: Path | None) -> set[str] | None:
+    if path is None:
+        return None
+    names = _accounts_document_names(path, _read_text(path, "--accounts-file"))
+    return {name for _, name in names}
+
+
+@click.command("expand")
+@click.option(
+    "--accounts",
+    "accounts_arg",
+    required=True,
+    metavar="NAMES_OR_FILE",
+    help="Comma-separated account names, or a file: one name a line, or an accounts JSON file "
+    "(all its names).",
+)
+@click.option(
+    "--tweets",
+    "tweets_arg",
+    required=True,
+    metavar="IDS_OR_FILE",
+    help="Comma-separated Tweet IDs or post URLs, or a file of them, one a line.",
+)
+@click.option(
+    "--action",
+    type=click.Choice(sorted(_ACTIONS)),
+    default="retweet",
+    show_default=True,
+    help="The action of every row.",
+)
+@click.option("--campaign", required=True, help="The campaign of every row.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The job file to write (.csv or .jsonl, optionally .gz).",
+)
+@click.option(
+    "--accounts-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check every account name against this accounts file.",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def command(
+    accounts_arg: str,
+    tweets_arg: str,
+    action: str,
+    campaign: str,
+    out: Path,
+    accounts_file: Path | None,
+    force: bool,
+) -> None:
+    """Write the job of every (account, Tweet) pair: each Tweet across every account.
+
+    Lists may be files (blank lines and # comments skipped). Every bad entry is reported as
+    FILE:LINE: field: what is wrong (--tweets:N for the Nth entry of a list), and nothing is
+    written; exit 2. Then run the job with `bulkrt validate` and `bulkrt run`.
+    """
+    logs.configure()
+    try:
+        accounts, tweets = _plan(accounts_arg, tweets_arg, campaign, out, accounts_file, force)
+        written = write_job(out, expand(accounts, tweets, _ACTIONS[action], campaign))
+    except _BadInput as bad:
+        for problem in bad.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"bulkrt expand: {len(bad.problems)} problem(s); nothing written", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+    except (OSError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        click.echo(f"bulkrt expand: cannot write {out}: {detail}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+    click.echo(
+        f"bulkrt expand: {len(accounts)} account(s) x {len(tweets)} Tweet(s) = {written} "
+        f"{_ACTIONS[action].value} item(s) of campaign {campaign} -> {out}"
+    )
+
+
+def _plan(
+    accounts_arg: str,
+    tweets_arg: str,
+    campaign: str,
+    out: Path,
+    accounts_file: Path | None,
+    force: bool,
+) -> tuple[list[str], list[str]]:
+    """The checked account names and Tweet IDs; raise `_BadInput` listing every problem."""
+    problems: list[Problem] = []
+    if not campaign.strip():
+        problems.append(Problem("--campaign", None, "campaign", "empty"))
+    elif campaign.endswith(ROLLBACK_SUFFIX):
+        message = f"{campaign!r} ends with {ROLLBACK_SUFFIX!r}, which rollback jobs use"
+        problems.append(Problem("--campaign", None, "campaign", message))
+    if out.exists() and not force:
+        problems.append(Problem(str(out), None, "--out", "exists; --force replaces it"))
+    if not out.name.removesuffix(".gz").endswith((".csv", ".jsonl", ".ndjson")):
+        problems.append(Problem(str(out), None, "--out", "name it .csv or .jsonl (optionally .gz)"))
+    known = _known_accounts(accounts_file)
+    entries, source, unit = _entries(accounts_arg, "--accounts")
+    accounts, bad = read_accounts(entries, source=source, unit=unit, known=known)
+    problems += bad
+    entries, source, unit = _entries(tweets_arg, "--tweets")
+    tweets, bad = read_tweets(((n or 0, text) for n, text in entries), source=source, unit=unit)
+    problems += bad
+    if not problems and not (accounts and tweets):
+        problems.append(Problem("--accounts", None, "account", "no accounts or no Tweets"))
+    if problems:
+        raise _BadInput(problems)
+    return accounts, tweets
