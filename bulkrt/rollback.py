@@ -19,19 +19,12 @@ reads a ledger into it and `write_undo_job` writes the result as a job file.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TextIO, cast
 
 from bulkrt.errors import BulkrtError
+from bulkrt.expand import JobRow, write_job
 from bulkrt.items import Action, Status
 from bulkrt.ledger import LedgerRecord
 from bulkrt.ledger_reader import read_ledger
@@ -228,51 +221,18 @@ def plan_rollback(
 def write_undo_job(path: Path, rows: Iterable[UndoRow], *, ledger: Path | None = None) -> int:
     """Write the undo job as CSV or JSONL (by the name, ``.gz`` compressed too); returns rows.
 
-    The file is replaced atomically (a temporary file beside it, then a rename), and never when
-    it is ``ledger`` or one of its sidecar files.
+    The file is replaced atomically (`bulkrt.expand.write_job`), and never when it is
+    ``ledger`` or one of its sidecar files.
     """
-    name = path.name.removesuffix(".gz")
-    if not name.endswith((".csv", ".jsonl", ".ndjson")):
-        raise RollbackError(f"{path}: name the undo job .csv or .jsonl (optionally .gz)")
     if ledger is not None and _is_ledger_file(path, ledger):
         raise RollbackError(f"{path}: that is the ledger's own file; name another --out")
-    count = 0
-    with _replacing(path) as stream:
-        if name.endswith(".csv"):
-            writer = csv.writer(stream, lineterminator="\n")
-            writer.writerow(["campaign", "account", "tweet_id", "action"])
-            for row in rows:
-                writer.writerow([row.campaign, row.account, row.tweet_id, Action.UNDO.value])
-                count += 1
-        else:
-            for row in rows:
-                entry = {"campaign": row.campaign, "account": row.account, "tweet_id": row.tweet_id}
-                stream.write(json.dumps({**entry, "action": Action.UNDO.value}) + "\n")
-                count += 1
-    return count
+    undo = (JobRow(row.campaign, row.account, row.tweet_id, Action.UNDO) for row in rows)
+    try:
+        return write_job(path, undo)
+    except ValueError as exc:
+        raise RollbackError(str(exc)) from None
 
 
 def _is_ledger_file(path: Path, ledger: Path) -> bool:
     target = path.resolve()
     return any(target == Path(f"{ledger}{suffix}").resolve() for suffix in _LEDGER_SIDECARS)
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[TextIO]:
-    """A text stream whose content replaces ``path`` (gzip when it ends ``.gz``) on success."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            gz = path.name.endswith(".gz")
-            packed = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb")) if gz else raw
-            with io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
-                yield text
-                text.flush()
-                if packed is not raw:
-                    packed.close()
-                raw.flush()
-                os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

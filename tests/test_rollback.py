@@ -173,7 +173,7 @@ def test_the_undo_job_is_written_by_its_extension(tmp_path: Path, name: str) -> 
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("undo.txt", "name the undo job .csv or .jsonl"),
+        ("undo.txt", "name the job .csv or .jsonl"),
         ("ledger.jsonl", "that is the ledger's own file"),
         ("sub/../ledger.jsonl", "that is the ledger's own file"),
     ],
