@@ -239,9 +239,16 @@ async def rollback(world: World, *extra: str) -> subprocess.CompletedProcess[byt
 
 
 async def campaign(world: World) -> dict[str, set[str]]:
-    """Run the campaign (every account retweets every Tweet); return the state before it."""
+    """Build the campaign with `bulkrt expand` (every account retweets every Tweet) and run it;
+    return the state before it."""
     before = state(world)
-    done = await world.run(world.job([(a, t, "retweet") for a in ACCOUNTS for t in TWEETS]))
+    job = world.dir / "campaign.csv"
+    expand = ["expand", "--accounts", ",".join(ACCOUNTS), "--tweets", ",".join(TWEETS),
+              "--campaign", "campaign", "--out", str(job),
+              "--accounts-file", str(world.accounts)]  # fmt: skip
+    expanded = CliRunner().invoke(main, expand)
+    assert expanded.exit_code == 0, expanded.output
+    done = await world.run(job)
     assert done.returncode == 0, done.stderr.decode()
     assert state(world) == {a: before[a] | set(TWEETS) for a in ACCOUNTS}
     return before
