@@ -64,8 +64,8 @@ class TestChaos:
         final line, the sandbox's state is exactly the job's, the requests sent beyond one per
         item are bounded by what was in flight at each kill, and no ledger line is damaged."""
         chance = random.Random(20261126)
-        accounts = [f"acct{n:03d}" for n in range(1, 25)]
-        world = await make_world(users=24, limit=20, window=1.0)
+        accounts = [f"acct{n:03d}" for n in range(1, 41)]
+        world = await make_world(users=40, limit=20, window=1.0)
         # every account: retweets 100.., and undoes 2 of 3 Tweets it had retweeted before
         for account in accounts:
             world.sandbox.state.retweets[world.user_id(account)].update({"7", "8", "9"})
