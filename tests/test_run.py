@@ -388,6 +388,28 @@ class TestStopAndResume:
         assert len(times) == 10
         assert max(times) - min(times) >= 0.9
 
+    async def test_a_torn_last_line_is_skipped_and_its_item_sent_again(
+        self, make_world: MakeWorld
+    ) -> None:
+        """A ledger whose last line a crash tore resumes: the torn line is skipped with a warning,
+        its item is sent again, and every item ends ok."""
+        world = await make_world()
+        first = await world.run(world.job(rows(["acct001"], 2)))
+        assert first.returncode == 0
+        whole = world.ledger.read_text().splitlines()
+        world.ledger.write_text(whole[0] + "\n" + whole[1][:40])  # the crash cut line 2
+        again = await world.run(world.job(rows(["acct001"], 3)))
+        assert again.returncode == 0, again.stderr.decode()
+        # the writer ends the torn line before appending; the resume scan then skips it
+        assert "ledger_torn_line_closed" in again.stderr.decode()
+        assert "ledger_line_skipped" in again.stderr.decode()
+        assert "1 already finished before it" in again.stdout.decode()
+        raw = world.ledger.read_text().splitlines()
+        assert raw[1] == whole[1][:40]  # the torn line stays, closed, and is never read again
+        latest = {json.loads(line)["tweet_id"]: json.loads(line)["status"] for line in raw[2:]}
+        assert latest == {"101": "ok", "102": "ok"}
+        assert world.retweets("acct001") == {"100", "101", "102"}
+
     async def test_a_second_run_on_a_locked_ledger_exits_2(self, make_world: MakeWorld) -> None:
         """While another process holds the ledger, run exits 2 and sends nothing."""
         world = await make_world()
