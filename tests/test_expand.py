@@ -5,7 +5,9 @@ without --force."""
 from __future__ import annotations
 
 import csv
+import doctest
 import gzip
+import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,3 +161,9 @@ class TestCommand:
         forced = expand(*args, "--force")
         assert forced.exit_code == 0
         assert out.read_text() == "campaign,account,tweet_id,action\nc,acct001,20,retweet\n"
+
+
+def test_the_docstring_example_holds() -> None:
+    """The example in `bulkrt.expand`'s docstring runs as written."""
+    failed, tried = doctest.testmod(importlib.import_module("bulkrt.expand"))
+    assert tried > 0 and failed == 0

@@ -4,6 +4,8 @@ chromium renders it: the DOM it builds and a screenshot that shows the charts.""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import shutil
 import struct
 import subprocess
@@ -275,3 +277,9 @@ class TestInTheBrowser:
         assert len(colours) > 20
         for name in ("retweet", "undo", "ok", "rejected"):
             assert rgb(COLOURS[name]) in colours, name
+
+
+def test_the_docstring_example_holds() -> None:
+    """The example in `bulkrt.report`'s docstring runs as written."""
+    failed, tried = doctest.testmod(importlib.import_module("bulkrt.report"))
+    assert tried > 0 and failed == 0

@@ -5,7 +5,9 @@ the real CLI: every account's retweets end exactly as before the campaign."""
 from __future__ import annotations
 
 import csv
+import doctest
 import gzip
+import importlib
 import io
 import json
 import signal
@@ -355,3 +357,9 @@ def test_the_cli_refuses_to_overwrite_the_ledger(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "that is the ledger's own file" in result.output
     assert ledger.read_text() == OK.to_json() + "\n"
+
+
+def test_the_docstring_example_holds() -> None:
+    """The example in `bulkrt.rollback`'s docstring runs as written."""
+    failed, tried = doctest.testmod(importlib.import_module("bulkrt.rollback"))
+    assert tried > 0 and failed == 0
