@@ -185,7 +185,7 @@ class TestSecretsAudit:
     async def test_no_secret_reaches_output_logs_or_files(self, make_world: MakeWorld) -> None:
         """Runs that succeed, fail (refused credentials, refreshed tokens) and crash print and
         write no credential of either kind: not on stdout or stderr (JSON logs, verbose), not in
-        the ledger or its sidecars."""
+        the ledger or its sidecars, not in status, the HTML report or the rollback job."""
         world = await make_world(confidential_client=True, token_ttl=30)
         document = json.loads(world.accounts.read_text())
         document["accounts"]["acct003"]["oauth1"]["access_token_secret"] = "wrong-secret-0123456789"
@@ -205,11 +205,17 @@ class TestSecretsAudit:
                 assert stream is not None
                 async for chunk in stream:
                     outputs.append(chunk)
-        rollback = await anyio.run_process(
-            [sys.executable, "-m", "bulkrt", "status", str(world.ledger), "--json"], check=False
-        )
-        outputs += [rollback.stdout, rollback.stderr]
-        files = [world.ledger, world.ledger.with_name("ledger.jsonl.sent")]
+        report = world.dir / "report.html"
+        for command in (
+            ["status", str(world.ledger), "--json"],
+            ["report", str(world.ledger), "--html", str(report)],
+            ["rollback", str(world.ledger), "--out", str(world.dir / "undo.csv")],
+        ):
+            done = await anyio.run_process([sys.executable, "-m", "bulkrt", *command], check=False)
+            assert done.returncode == 0, done.stderr.decode()
+            outputs += [done.stdout, done.stderr]
+        files = [world.ledger, world.ledger.with_name("ledger.jsonl.sent"), report]
+        files.append(world.dir / "undo.csv")
         outputs += [path.read_bytes() for path in files if path.exists()]
         secrets = _secrets_of(json.loads(world.accounts.read_text())) | _secrets_of(document)
         assert world.sandbox.state.stats()["refreshes"] >= 3  # rotated tokens are secrets too
