@@ -4,6 +4,7 @@ protected Tweets, blocks, faults, tokens, the clock) for tests and operators."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -77,9 +78,13 @@ class _Inspection:
         return web.json_response(self.state.stats())
 
     async def get_log(self, request: web.Request) -> web.Response:
-        since = int(request.query.get("since", "0"))
-        entries = list(self.state.log)[since:]
-        return web.json_response({"entries": entries, "next": since + len(entries)})
+        """Requests from number ``since`` on (numbers count every request ever logged; the log
+        keeps only the latest ``log_size``, and ``first`` says which is the oldest kept)."""
+        log = self.state.log
+        first = self.state.requests - len(log)
+        start = max(int(request.query.get("since", "0")), first)
+        entries = list(itertools.islice(log, start - first, None))
+        return web.json_response({"entries": entries, "next": start + len(entries), "first": first})
 
     async def put_tweet(self, request: web.Request) -> web.Response:
         tweet_id = request.match_info["tweet_id"]

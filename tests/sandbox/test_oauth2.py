@@ -244,6 +244,21 @@ class TestInspection:
         later = (await api.call("GET", "/__sandbox/log?since=1", auth="none")).json
         assert [e["method"] for e in later["entries"]] == ["DELETE"]
 
+    async def test_log_numbers_stay_stable_when_old_entries_are_dropped(
+        self, make_api: MakeApi
+    ) -> None:
+        """With a log of 3 entries, after 5 requests `since` still counts from the first request
+        ever, and ``first`` names the oldest entry kept."""
+        api = await make_api(log_size=3)
+        user = api.users[0]
+        for n in range(5):
+            await api.retweet(user, str(n + 1))
+        log = (await api.call("GET", "/__sandbox/log", auth="none")).json
+        assert (log["first"], log["next"], len(log["entries"])) == (2, 5, 3)
+        later = (await api.call("GET", "/__sandbox/log?since=4", auth="none")).json
+        assert [e["path"] for e in later["entries"]] == [f"/2/users/{user.user_id}/retweets"]
+        assert later["next"] == 5
+
     async def test_unknown_users_are_404_on_the_inspection_api(self, api: Api) -> None:
         """Asking for the retweets of a user the sandbox does not have is a 404."""
         answer = await api.call("GET", "/__sandbox/users/123/retweets", auth="none")
