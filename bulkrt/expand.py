@@ -171,6 +171,10 @@ def replacing(path: Path) -> Iterator[TextIO]:
                     packed.close()
                 raw.flush()
                 os.fsync(raw.fileno())
+        # mkstemp makes the file private; a job file is an ordinary file (mode from the umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
