@@ -126,13 +126,17 @@ class OAuth2Bearer:
         self._lock = anyio.Lock()
         #: increases with every refresh, so a caller can say which token it saw fail
         self.generation = 0
+        #: how long before expiry a token counts as stale
+        self._ahead = REFRESH_AHEAD
 
     def __repr__(self) -> str:
         return f"OAuth2Bearer(account={self.account!r}, generation={self.generation})"
 
     def _stale(self) -> bool:
         expires = self._tokens.expires_at
-        return expires is not None and self._clock() >= expires - REFRESH_AHEAD
+        # Refresh a minute ahead, or after half the lifetime of a token that lives less than
+        # two minutes (else a fresh short-lived token would look stale at once).
+        return expires is not None and self._clock() >= expires - self._ahead
 
     async def authorization(self, method: str, url: str) -> str:
         if self._stale():
@@ -157,6 +161,8 @@ class OAuth2Bearer:
             tokens = self._read(answer)
             # Persist first: the old refresh token is already dead.
             await self._persist(self.account, tokens)
+            if tokens.expires_at is not None:
+                self._ahead = min(REFRESH_AHEAD, (tokens.expires_at - self._clock()) / 2)
             self._tokens = tokens
             self.generation += 1
             _log.info("token_refreshed", account=self.account, generation=self.generation)
