@@ -136,8 +136,9 @@ class _Account:
     parked_at: float = -1.0
     #: hidden limits in a row (reset by any other response)
     parks: int = 0
-    #: after a park, one request at a time until a response other than 429
-    probing: bool = False
+    #: one request at a time until a response other than 429: at the start (slow start: bad
+    #: credentials or an unknown limit cost one request, not a burst) and after a park
+    probing: bool = True
     #: the end of the last 429 wait; a 429 to a request sent after it is a hidden limit
     waited_until: float | None = None
     #: bumped by each credential refresh; a 401 to an older request is not held against it

@@ -192,6 +192,15 @@ ACCOUNTS = [f"u{n:02}" for n in range(20)]
 TICK = 0.1
 
 
+def warm(scheduler: Scheduler, *accounts: str, now: float = 0.0) -> None:
+    """Send and answer one item of each account: a new account sends one request at a time
+    until its first answer (slow start), so tests of later behaviour begin after it."""
+    for _ in accounts:
+        step = scheduler.next(now)
+        assert isinstance(step, Dispatch)
+        assert scheduler.on_response(step.ticket, now, ok())[0].status is Status.OK
+
+
 def short_windows(**kwargs: object) -> Scheduler:
     """A scheduler for 5 requests per 3-second window, concurrency 16."""
     margins = Margins(skew=0.0)
@@ -337,13 +346,26 @@ class TestDecisions:
     def test_round_robin_between_ready_accounts(self) -> None:
         """Two accounts with room are served alternately."""
         scheduler = short_windows()
-        load(scheduler, ["a", "b"], 3)
+        load(scheduler, ["a", "b"], 4)
+        warm(scheduler, "a", "b")
         order = []
         for _ in range(4):
             step = scheduler.next(0.0)
             assert isinstance(step, Dispatch)
             order.append(step.ticket.item.account)
         assert order == ["a", "b", "a", "b"]
+
+    def test_a_new_account_sends_one_request_until_its_first_answer(self) -> None:
+        """Slow start: a new account's second request waits for the first answer, so refused
+        credentials or an unknown limit cost one request, not a burst; then it opens up."""
+        scheduler = Scheduler(limit_model("pro"), concurrency=8)
+        load(scheduler, ["a"], 4)
+        first = scheduler.next(0.0)
+        assert isinstance(first, Dispatch)
+        assert isinstance(scheduler.next(0.0), Idle)
+        scheduler.on_response(first.ticket, 0.1, ok())
+        burst = [scheduler.next(0.1) for _ in range(3)]
+        assert all(isinstance(step, Dispatch) for step in burst)
 
     def test_concurrency_cap_answers_idle(self) -> None:
         """With ``concurrency`` requests in flight nothing more goes out."""
@@ -527,7 +549,8 @@ class TestDecisions:
         """An item in flight when its account is paused ends as error even if its own answer
         asks for a retry; a success that was in flight still counts as ok."""
         scheduler = Scheduler(limit_model("pro"), concurrency=4, retry=no_retry_jitter())
-        load(scheduler, ["a"], 4)
+        load(scheduler, ["a"], 5)
+        warm(scheduler, "a")
         steps = [scheduler.next(0.0) for _ in range(3)]
         assert all(isinstance(step, Dispatch) for step in steps)
         first, second, third = (step.ticket for step in steps if isinstance(step, Dispatch))
@@ -535,7 +558,7 @@ class TestDecisions:
         scheduler.on_response(first, 0.1, denied)
         assert scheduler.next(0.1) == Refresh("a")
         paused = scheduler.on_refreshed("a", 0.2, ok=False)
-        assert sorted(r.item.key for r in paused) == ["a-0", "a-3"]
+        assert sorted(r.item.key for r in paused) == ["a-1", "a-4"]
         flaky = classify(Action.RETWEET, 503, {}, UNAVAILABLE, PROBLEM)
         (late,) = scheduler.on_response(second, 0.3, flaky)
         assert late.status is Status.ERROR and late.error is not None
@@ -548,7 +571,8 @@ class TestDecisions:
         """A 401 to a request sent with the old credentials is resent, not held against the
         refreshed ones."""
         scheduler = Scheduler(limit_model("pro"), concurrency=4)
-        load(scheduler, ["a"], 2)
+        load(scheduler, ["a"], 3)
+        warm(scheduler, "a")
         first, second = scheduler.next(0.0), scheduler.next(0.0)
         assert isinstance(first, Dispatch) and isinstance(second, Dispatch)
         denied = classify(Action.RETWEET, 401, {}, UNAUTHORIZED, PROBLEM)
