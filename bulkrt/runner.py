@@ -29,7 +29,7 @@ from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
 from bulkrt.ledger_reader import FinishedKeys, finished_keys
 from bulkrt.ledger_writer import LedgerWriter
-from bulkrt.loader import JobCheck, JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.plan import Plan, plan
 from bulkrt.progress import Progress
 from bulkrt.retry_policy import ParkPolicy, RetryPolicy
@@ -110,7 +110,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 journal=journal,
                 tally=tally,
                 run_id=secrets.token_hex(6),
-                expected=_dry_run(iter(()), finished, model, counts=check.counts).duration,
+                expected=_expected_duration(files, accounts, check, finished, model),
                 out=out,
             )
             items = _unfinished(read_items(files, accounts, check), finished, tally)
@@ -126,6 +126,20 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected
     )
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+
+
+def _expected_duration(
+    files: list[JobFile],
+    accounts: Accounts,
+    check: JobCheck,
+    finished: FinishedKeys,
+    model: LimitModel,
+) -> float:
+    """How long the limit model expects the run to take: over the whole job on a first run, and
+    over what is left (one more pass over the job files) when resuming."""
+    if not len(finished):
+        return _dry_run(iter(()), finished, model, counts=check.counts).duration
+    return _dry_run(read_items(files, accounts, check), finished, model).duration
 
 
 def _unfinished(items: Iterator[Item], finished: FinishedKeys, tally: Tally) -> Iterator[Item]:
