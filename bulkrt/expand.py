@@ -17,17 +17,12 @@ for the third entry of a list), all of them, not just the first.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
-import os
-import tempfile
 from collections.abc import Container, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TextIO, cast
 
+from bulkrt.atomic import replacing
 from bulkrt.errors import Problem
 from bulkrt.items import Action
 from bulkrt.tweet_ids import parse_tweet_id
@@ -38,7 +33,6 @@ __all__ = [
     "expand",
     "read_accounts",
     "read_tweets",
-    "replacing",
     "split_entries",
     "write_job",
 ]
@@ -140,7 +134,7 @@ def write_job(path: Path, rows: Iterable[JobRow]) -> int:
     if not name.endswith(JOB_SUFFIXES):
         raise ValueError(f"{path}: name the job .csv or .jsonl (optionally .gz)")
     count = 0
-    with replacing(path) as stream:
+    with replacing(path, compress=path.name.endswith(".gz")) as stream:
         if name.endswith(".csv"):
             writer = csv.writer(stream, lineterminator="\n")
             writer.writerow(["campaign", "account", "tweet_id", "action"])
@@ -153,29 +147,3 @@ def write_job(path: Path, rows: Iterable[JobRow]) -> int:
                 stream.write(json.dumps({**entry, "action": row.action.value}) + "\n")
                 count += 1
     return count
-
-
-@contextmanager
-def replacing(path: Path) -> Iterator[TextIO]:
-    """A text stream whose content replaces ``path`` (gzip when it ends ``.gz``) on success:
-    a temporary file beside it, fsync, rename. On failure ``path`` is left as it was."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            gz = path.name.endswith(".gz")
-            packed = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb")) if gz else raw
-            with io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
-                yield text
-                text.flush()
-                if packed is not raw:
-                    packed.close()
-                raw.flush()
-                os.fsync(raw.fileno())
-        # mkstemp makes the file private; a job file is an ordinary file (mode from the umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Container
 from pathlib import Path
+
+from bulkrt.atomic import replacing
 
 __all__ = ["SentJournal"]
 
@@ -76,14 +77,5 @@ class SentJournal:
             return
         os.close(self._fd)
         self._fd = -1
-        keep = sorted(self._earlier | self._pending)
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.writelines(key + "\n" for key in keep)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with replacing(self.path) as out:
+            out.writelines(key + "\n" for key in sorted(self._earlier | self._pending))

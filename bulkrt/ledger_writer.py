@@ -35,6 +35,7 @@ from types import TracebackType
 
 import structlog
 
+from bulkrt.atomic import fsync_directory
 from bulkrt.errors import LedgerError, LedgerLockedError
 from bulkrt.ledger import LedgerRecord
 from bulkrt.redaction import Redactor
@@ -96,7 +97,7 @@ class LedgerWriter:
             created = not self.path.exists()
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             if created:
-                _fsync_dir(self.path.parent)
+                fsync_directory(self.path.parent)
             self._close_torn_line()
         except OSError as exc:
             self.close()
@@ -202,11 +203,3 @@ class LedgerWriter:
                 written += os.write(self._fd, data[written:])
         except OSError as exc:
             raise LedgerError(self.path, f"cannot write the ledger: {exc.strerror}") from None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

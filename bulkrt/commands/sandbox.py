@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import ssl
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from bulkrt.atomic import replacing
 from bulkrt.exitcodes import ExitCode
 from bulkrt.sandbox.config import (
     TRANSIENT_FAULTS,
@@ -78,18 +77,9 @@ def _hidden_caps(specs: tuple[str, ...]) -> tuple[HiddenCap, ...]:
 
 def write_accounts_file(path: Path, accounts: dict[str, Any]) -> None:
     """Write an accounts file readable only by its owner, atomically (temp file, fsync, rename)."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(accounts, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with replacing(path, mode=0o600) as out:
+        json.dump(accounts, out, indent=2)
+        out.write("\n")
 
 
 async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
