@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from bulkrt.accounts import load_accounts, save_oauth2_tokens
@@ -214,10 +213,3 @@ class TestWriteBack:
         self._save(accounts_file, "at-fresh-0123456789", None)
         event = redact_secrets(None, "info", {"event": "x", "v": "at-fresh-0123456789"})
         assert event["v"] == "[redacted]"
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> object:
-    """Keep structlog's global configuration as each test found it."""
-    yield
-    structlog.reset_defaults()

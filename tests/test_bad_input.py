@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import structlog
 from click.testing import CliRunner
 
 from bulkrt.cli import main
@@ -345,13 +344,6 @@ CASES = [
         accounts=_accounts_with(("accounts", "acct001", "user_id"), ...),
     ),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> object:
-    """The CLI configures structlog to the runner's stderr; put the defaults back afterwards."""
-    yield
-    structlog.reset_defaults()
 
 
 def write_case(case: BadInput, directory: Path) -> list[str]:

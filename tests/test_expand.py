@@ -9,24 +9,15 @@ import doctest
 import gzip
 import importlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from click.testing import CliRunner, Result
 
 from bulkrt.cli import main
 from bulkrt.commands.sandbox import write_accounts_file
 from bulkrt.expand import read_accounts, read_tweets, split_entries
 from bulkrt.sandbox import Sandbox, SandboxConfig
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> Iterator[None]:
-    """The CLI configures structlog to the runner's stderr; put the defaults back afterwards."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture

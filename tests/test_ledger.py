@@ -6,13 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from bulkrt.errors import LedgerError, LedgerLockedError
@@ -49,13 +47,6 @@ RECORD = LedgerRecord(
 def _record(n: int, status: Status = Status.OK) -> LedgerRecord:
     key = derived_key("spring", "acct001", "retweet", str(20 + n), 0)
     return replace(RECORD, key=key, tweet_id=str(20 + n), status=status)
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> Iterator[None]:
-    """Keep structlog's global configuration as each test found it."""
-    yield
-    structlog.reset_defaults()
 
 
 class TestRecord:

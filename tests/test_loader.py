@@ -9,11 +9,9 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from click.testing import CliRunner
 
 from bulkrt.cli import main
@@ -25,13 +23,6 @@ from bulkrt.rows import Row, check_row
 from bulkrt.tweet_ids import parse_tweet_id
 
 ACCOUNTS = frozenset({"acct001", "acct002"})
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> Iterator[None]:
-    """The CLI configures structlog to the runner's stderr; put the defaults back afterwards."""
-    yield
-    structlog.reset_defaults()
 
 
 def _items(*paths: str, campaign: str | None = None, fmt: JobFormat | None = None) -> list[Item]:

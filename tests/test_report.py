@@ -11,13 +11,11 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import structlog
 
 from bulkrt.items import Action, Status
 from bulkrt.ledger import ErrorInfo, LedgerRecord
@@ -155,13 +153,6 @@ CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; CI has it)"
 )
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> Iterator[None]:
-    """Nothing here configures structlog in-process, but keep the defaults as other modules do."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -13,14 +13,13 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
 import pytest
-import structlog
 from click.testing import CliRunner
 
 from bulkrt.cli import main
@@ -196,13 +195,6 @@ def test_the_undo_job_never_replaces_the_wrong_file(
 
 ACCOUNTS = ["acct001", "acct002", "acct003", "acct004"]
 TWEETS = [str(100 + n) for n in range(5)]
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> Iterator[None]:
-    """The CLI configures structlog to the runner's stderr; put the defaults back afterwards."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture

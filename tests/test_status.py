@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import structlog
 from click.testing import CliRunner
 
 from bulkrt.cli import main
@@ -34,13 +32,6 @@ BASE = LedgerRecord(
 )
 NOT_FOUND = ErrorInfo("https://api.twitter.com/2/problems/resource-not-found", "Not Found")
 NETWORK = ErrorInfo("network", "connection reset")
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> Iterator[None]:
-    """The CLI configures structlog to the runner's stderr; put the defaults back afterwards."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture
