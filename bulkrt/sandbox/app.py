@@ -115,12 +115,28 @@ def _api(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResp
             _reset(request)
             return web.Response(status=502)  # never delivered
         state.record(request.method, request.path, path_user_id, str(reply.status), fault, now)
+        if state.config.echo_secrets:
+            _echo(reply, f"Authorization: {request.headers.get('Authorization', '')}")
         if fault is FaultKind.STALL:
             # The request has taken effect; only its answer is late (past the client's timeout).
             await asyncio.sleep(state.config.stall_seconds)
         return render(reply, started)
 
     return handler
+
+
+def _echo(reply: Reply, sent: str) -> None:
+    """Put what the client sent into the error texts of ``reply`` (an echoing API or proxy)."""
+    body = reply.body
+    if body is None or (reply.status < 400 and "errors" not in body):
+        return
+    for key in ("detail", "error_description"):
+        if key in body:
+            body[key] = f"{body[key]} (request: {sent})"
+    errors = body.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict):
+            error["detail"] = f"{error.get('detail', '')} (request: {sent})"
 
 
 async def _form(request: web.Request) -> dict[str, str]:
@@ -154,6 +170,8 @@ async def _token(request: web.Request) -> web.StreamResponse:
     if fault in (FaultKind.E500, FaultKind.E503):
         return render(state.problems.server_error(int(fault)))
     reply = state.auth.tokens.token(params, request.headers.get("Authorization"), clock.now())
+    if state.config.echo_secrets:
+        _echo(reply, f"refresh_token={params.get('refresh_token', '')}")
     if fault is FaultKind.RESET_AFTER:
         _reset(request)
         return web.Response(status=502)

@@ -235,6 +235,12 @@ class SandboxConfig:
     token_ttl: float = 7200.0
     #: authorization codes must be exchanged within this many seconds
     code_ttl: float = 30.0
+    #: the token endpoint answers a refresh without a new ``refresh_token`` (RFC 6749 §6 allows
+    #: it; the old one then stays valid)
+    omit_refresh_token: bool = False
+    #: error bodies echo what was sent: the ``Authorization`` header of API requests and the
+    #: refresh token of token requests (as some APIs and proxies do), to test redaction
+    echo_secrets: bool = False
     #: the OAuth 2.0 client is confidential (Basic auth on the token endpoint) instead of public
     confidential_client: bool = False
     #: the app is enrolled in a plan that includes these endpoints (else 403 client-forbidden)
