@@ -55,12 +55,13 @@ class TestSharedAccountsFile:
         """Two and four runs at once (own jobs and ledgers, one accounts file, tokens living 2 s,
         so each refreshes several times): all exit 0 with every item ok, the file stays valid
         with no leftovers, and its tokens work for a later run."""
-        world = await make_world(token_ttl=1.5, limit=8, window=1.0)
+        # 100 ms per request, two at a time: each run takes a few seconds, tokens live 1.5 s
+        world = await make_world(token_ttl=1.5, limit=100, window=1.0, latency_ms=100)
         commands = []
         for n in range(processes):
             job = world.job(rows(ACCOUNTS, 10, first=1000 * (n + 1)), name=f"job{n}.csv")
             ledger = world.dir / f"ledger{n}.jsonl"
-            commands.append(await run_with(world, job, ledger))
+            commands.append(await run_with(world, job, ledger, "--concurrency", "2"))
         results: list[subprocess.CompletedProcess[bytes]] = []
 
         async def one(args: list[str]) -> None:
@@ -78,8 +79,9 @@ class TestSharedAccountsFile:
             for account in ACCOUNTS:
                 wanted = {str(1000 * (n + 1) + i) for i in range(10)}
                 assert wanted <= world.retweets(account)
-        # several refreshes per account, each adopted rather than repeated by the others
+        # several refreshes per account, adopted by the other runs rather than repeated
         assert world.sandbox.state.stats()["refreshes"] >= 3 * len(OAUTH2)
+        assert any(b"token_adopted" in done.stderr for done in results)
         load_accounts(world.accounts)  # still a valid accounts file
         assert leftovers(world.dir) == []
         later = await world.run(world.job(rows(ACCOUNTS, 2, first=9000), name="later.csv"))
