@@ -1,6 +1,6 @@
 """The accounts file on disk: reading its JSON document, and keeping OAuth 2.0 tokens in it.
 
-`bulkrt.accounts` checks the document and builds the credentials. `FileCredentialStore` is the
+`bulkrt.accounts` checks the document and builds the credentials. `bulkrt.file_store` makes it the
 accounts file as a `bulkrt.tokens.CredentialStore`: a lease holds ``<file>.lock`` (an ``flock``,
 so every process sharing the file takes turns), re-reads the file, and writes rotated tokens back
 before it is released. A write-back changes only the account's ``access_token``,
@@ -22,33 +22,32 @@ interrupted after the file was complete but before the rename.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
 import stat
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
 import structlog
 
 from bulkrt.atomic import replacing
 from bulkrt.errors import AccountsError, Problem
 from bulkrt.logs import register_secrets
-from bulkrt.tokens import LostRefresh, TokenSet
+from bulkrt.tokens import TokenSet
 
 __all__ = [
     "ENV_PREFIX",
-    "FileCredentialStore",
+    "PRIVATE_MODE",
     "read_document",
     "recover_write_back",
     "save_oauth2_tokens",
+    "target_of",
 ]
 
 _log = structlog.get_logger()
@@ -56,9 +55,7 @@ _log = structlog.get_logger()
 #: how a value names an environment variable to read the secret from
 ENV_PREFIX = "env:"
 #: the most an accounts file holding a secret may be readable by
-_PRIVATE = 0o600
-#: how often a waiting lease tries the lock again (seconds)
-_POLL = 0.02
+PRIVATE_MODE = 0o600
 
 
 def target_of(path: Path | str) -> Path:
@@ -83,7 +80,7 @@ def save_oauth2_tokens(
         access_token, refresh_token, expires_at.timestamp() if expires_at is not None else None
     )
     with _locked(target):
-        _write_tokens(target, account, tokens)
+        write_tokens(target, account, tokens)
 
 
 def read_document(path: Path) -> Any:
@@ -103,77 +100,6 @@ def read_document(path: Path) -> Any:
         # the message and position only: never the text, which holds secrets
         problem = Problem(name, exc.lineno, "json", f"{exc.msg} (column {exc.colno})")
         raise AccountsError([problem]) from None
-
-
-class FileCredentialStore:
-    """The accounts file as a credential store shared by every process that uses it."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-
-    @property
-    def target(self) -> Path:
-        return target_of(self.path)
-
-    @asynccontextmanager
-    async def lease(self, account: str) -> AsyncIterator[_FileLease]:
-        target = self.target
-        fd = await _acquire(target)
-        try:
-            lease = _FileLease(target, account)
-            await anyio.to_thread.run_sync(lease.load)
-            yield lease
-        finally:
-            os.close(fd)
-
-
-class _FileLease:
-    """One account's tokens in the accounts file, read and written while the lock is held."""
-
-    def __init__(self, target: Path, account: str) -> None:
-        self._target = target
-        self._account = account
-        self._stored: TokenSet | None = None
-        self._lost: LostRefresh | None = None
-
-    @property
-    def stored(self) -> TokenSet | None:
-        return self._stored
-
-    @property
-    def lost(self) -> LostRefresh | None:
-        return self._lost
-
-    def load(self) -> None:
-        self._stored = _stored_tokens(self._target, self._account)
-        mark = _read_marks(self._target).get(self._account)
-        self._lost = None
-        if (
-            isinstance(mark, dict)
-            and self._stored is not None
-            and mark.get("token") == _fingerprint(self._stored.refresh_token)
-        ):
-            self._lost = LostRefresh(str(mark.get("since", "")), int(mark.get("pid", 0)))
-
-    async def reread(self) -> TokenSet | None:
-        await anyio.to_thread.run_sync(self.load)
-        return self._stored
-
-    async def begin_refresh(self) -> None:
-        token = self._stored.refresh_token if self._stored is not None else None
-        mark = {"token": _fingerprint(token), "since": _iso(datetime.now(UTC)), "pid": os.getpid()}
-        await anyio.to_thread.run_sync(_set_mark, self._target, self._account, mark)
-
-    async def abandon_refresh(self) -> None:
-        await anyio.to_thread.run_sync(_set_mark, self._target, self._account, None)
-
-    async def save(self, tokens: TokenSet) -> None:
-        def write() -> None:
-            _write_tokens(self._target, self._account, tokens)
-            _set_mark(self._target, self._account, None)
-            self.load()
-
-        await anyio.to_thread.run_sync(write)
 
 
 def recover_write_back(path: Path | str) -> list[str]:
@@ -197,7 +123,7 @@ def recover_write_back(path: Path | str) -> list[str]:
             newer = tmp.stat().st_mtime_ns >= current.st_mtime_ns
             complete = _same_accounts(tmp, target)
             if newer and complete and not adopted:
-                os.chmod(tmp, stat.S_IMODE(current.st_mode) & _PRIVATE)
+                os.chmod(tmp, stat.S_IMODE(current.st_mode) & PRIVATE_MODE)
                 os.replace(tmp, target)
                 adopted = True
                 notes.append(
@@ -222,7 +148,7 @@ def recover_write_back(path: Path | str) -> list[str]:
 # -- internals -------------------------------------------------------------------------------
 
 
-def _stored_tokens(target: Path, account: str) -> TokenSet | None:
+def stored_tokens(target: Path, account: str) -> TokenSet | None:
     document = read_document(target)
     try:
         oauth2 = document["accounts"][account]["oauth2"]
@@ -252,7 +178,7 @@ def _resolve(value: object) -> str | None:
     return value
 
 
-def _write_tokens(target: Path, account: str, tokens: TokenSet) -> None:
+def write_tokens(target: Path, account: str, tokens: TokenSet) -> None:
     """Write ``tokens`` into the account's entry (the lock is held by the caller)."""
     register_secrets([tokens.access_token, tokens.refresh_token])
     document = read_document(target)
@@ -265,7 +191,7 @@ def _write_tokens(target: Path, account: str, tokens: TokenSet) -> None:
         raise AccountsError([Problem(str(target), None, where, "missing")]) from None
     new: dict[str, str | None] = {
         "access_token": tokens.access_token,
-        "expires_at": _iso(datetime.fromtimestamp(tokens.expires_at, UTC))
+        "expires_at": iso(datetime.fromtimestamp(tokens.expires_at, UTC))
         if tokens.expires_at is not None
         else None,
     }
@@ -286,14 +212,14 @@ def _write_tokens(target: Path, account: str, tokens: TokenSet) -> None:
             )
         oauth2[key] = value
     mode = stat.S_IMODE(target.stat().st_mode)
-    if mode & ~_PRIVATE:
+    if mode & ~PRIVATE_MODE:
         _log.warning(
             "accounts_file_narrowed",
             path=str(target),
-            mode=f"{mode & _PRIVATE:04o}",
+            mode=f"{mode & PRIVATE_MODE:04o}",
             detail=f"it was {mode:04o}; it now holds rotated tokens in clear",
         )
-    with replacing(target, mode=mode & _PRIVATE) as out:
+    with replacing(target, mode=mode & PRIVATE_MODE) as out:
         out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -307,7 +233,7 @@ def _same_accounts(candidate: Path, target: Path) -> bool:
         return False
 
 
-def _fingerprint(token: str | None) -> str:
+def fingerprint(token: str | None) -> str:
     return hashlib.sha256((token or "").encode()).hexdigest()[:32]
 
 
@@ -315,7 +241,7 @@ def _marks_path(target: Path) -> Path:
     return target.with_name(target.name + ".refreshing")
 
 
-def _read_marks(target: Path) -> dict[str, Any]:
+def read_marks(target: Path) -> dict[str, Any]:
     try:
         marks = json.loads(_marks_path(target).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -323,9 +249,9 @@ def _read_marks(target: Path) -> dict[str, Any]:
     return marks if isinstance(marks, dict) else {}
 
 
-def _set_mark(target: Path, account: str, mark: dict[str, Any] | None) -> None:
+def set_mark(target: Path, account: str, mark: dict[str, Any] | None) -> None:
     """Record (or clear, with None) the refresh in flight of ``account``; durable on return."""
-    marks = _read_marks(target)
+    marks = read_marks(target)
     if mark is None:
         if account not in marks:
             return
@@ -336,41 +262,24 @@ def _set_mark(target: Path, account: str, mark: dict[str, Any] | None) -> None:
     if not marks:
         path.unlink(missing_ok=True)
         return
-    with replacing(path, mode=_PRIVATE) as out:
+    with replacing(path, mode=PRIVATE_MODE) as out:
         out.write(json.dumps(marks, indent=2) + "\n")
 
 
-def _iso(when: datetime) -> str:
+def iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _lock_path(target: Path) -> Path:
+def lock_path(target: Path) -> Path:
     return target.with_name(target.name + ".lock")
 
 
 @contextmanager
 def _locked(target: Path) -> Iterator[None]:
     """Hold ``<target>.lock`` exclusively (waiting for it)."""
-    fd = os.open(_lock_path(target), os.O_RDWR | os.O_CREAT, _PRIVATE)
+    fd = os.open(lock_path(target), os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
-
-
-async def _acquire(target: Path) -> int:
-    """Take ``<target>.lock`` without blocking the event loop; returns the descriptor to close."""
-    fd = os.open(_lock_path(target), os.O_RDWR | os.O_CREAT, _PRIVATE)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-            await anyio.sleep(_POLL)
-    except BaseException:
-        os.close(fd)
-        raise

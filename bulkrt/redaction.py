@@ -16,11 +16,25 @@ from collections.abc import Iterable
 
 import ahocorasick
 
-__all__ = ["MASK", "MIN_LENGTH", "Redactor"]
+__all__ = ["MASK", "MIN_LENGTH", "SHOWN_MAX", "Redactor", "shown"]
 
 MASK = "[redacted]"
 #: the shortest value treated as a secret
 MIN_LENGTH = 8
+#: the longest input value an error message quotes; a longer one could be a secret (an accounts
+#: file passed where a job or Tweet list is expected), so only its length is given
+SHOWN_MAX = 20
+
+
+def shown(value: str) -> str:
+    """``value`` as an input error may show it: quoted when short, else only its length.
+
+    >>> shown("abc"), shown("1036518367961303124-TVXpxJ9uvdhjt00tjfI2bebuROrNCH")
+    ("'abc'", 'a 50-character value (not shown: it could hold a secret)')
+    """
+    if len(value) <= SHOWN_MAX:
+        return repr(value)
+    return f"a {len(value)}-character value (not shown: it could hold a secret)"
 
 
 class _Level:

@@ -21,11 +21,12 @@ import anyio
 import structlog
 
 from bulkrt.accounts import Accounts, load_accounts
-from bulkrt.accounts_file import FileCredentialStore, recover_write_back
+from bulkrt.accounts_file import recover_write_back
 from bulkrt.client import Authorizer, Timeouts, XClient
 from bulkrt.credentials import authorizer_for
 from bulkrt.dispatcher import Dispatcher, DispatchSettings, Tally
 from bulkrt.exitcodes import ExitCode
+from bulkrt.file_store import FileCredentialStore
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
 from bulkrt.ledger_reader import FinishedKeys, finished_keys

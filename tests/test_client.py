@@ -13,7 +13,6 @@ import anyio
 import pytest
 
 from bulkrt.accounts import Account, load_accounts
-from bulkrt.accounts_file import FileCredentialStore
 from bulkrt.client import Timeouts, XClient
 from bulkrt.commands.sandbox import write_accounts_file
 from bulkrt.credentials import (
@@ -22,6 +21,7 @@ from bulkrt.credentials import (
     ReauthorizationNeeded,
     TokenSet,
 )
+from bulkrt.file_store import FileCredentialStore
 from bulkrt.outcome import FailureKind
 from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
 from bulkrt.sandbox.faults import ScriptedFault
