@@ -40,6 +40,7 @@ __all__ = [
     "RefreshLost",
     "TokenSet",
     "authorizer_for",
+    "refused_advice",
 ]
 
 _log = structlog.get_logger()
@@ -287,6 +288,41 @@ class OAuth2Bearer:
         if answer.http in (400, 401):
             raise ReauthorizationNeeded(self.account, detail or f"HTTP {answer.http}")
         raise RefreshFailed(self.account, detail or f"HTTP {answer.http}")
+
+
+#: what the operator must do, per kind of 403 that refuses an account's credentials
+_ADVICE = {
+    "unsupported-authentication": "the API refused the kind of token used (an app-only token "
+    "where a user token is needed): put the account's OAuth 1.0a user credentials or OAuth 2.0 "
+    "user tokens in the accounts file",
+    "oauth1-permissions": "the app's OAuth 1.0a permissions do not allow retweeting: set the "
+    "app to Read and Write in the developer portal, then have the account authorise it again "
+    "(its access token keeps the permissions it was issued with)",
+    "client-forbidden": "the app is not enrolled in a plan that includes these endpoints: "
+    "attach it to a project with access to them in the developer portal",
+}
+
+
+def refused_advice(account: str, kind: str, oauth1: bool) -> str:
+    """The "needs attention" line for an account whose credentials a 401 or 403 refused."""
+    if kind in _ADVICE:
+        return f"account {account}: {_ADVICE[kind]}"
+    if kind != "unauthorized":  # a 403 naming missing OAuth 2.0 scopes
+        return (
+            f"account {account}: its OAuth 2.0 token lacks the scopes retweeting needs "
+            f"(tweet.read, tweet.write, users.read, and offline.access to refresh): authorise "
+            f"the app again for this account with those scopes"
+        )
+    if oauth1:
+        return (
+            f"account {account}: the API refused its OAuth 1.0a credentials (401); check the "
+            f"consumer key and secret and the access token and secret in the accounts file, "
+            f"or authorise the app again for this account"
+        )
+    return (
+        f"account {account}: the API refused its OAuth 2.0 access token right after a refresh "
+        f"(401); authorise the app again for this account"
+    )
 
 
 def authorizer_for(
