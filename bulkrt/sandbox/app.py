@@ -7,11 +7,14 @@ Routes answer under any Host (api.x.com, api.twitter.com, localhost), as the API
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import secrets
 import socket
 import struct
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -87,6 +90,9 @@ def _api(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResp
         if fault is FaultKind.HOLD and not await _held(request):
             state.record(request.method, request.path, path_user_id, "dropped", fault, clock.now())
             return web.Response(status=504)  # never delivered: the client is gone
+        if fault in (FaultKind.GZIP_BOMB, FaultKind.OVERSIZED):
+            state.record(request.method, request.path, path_user_id, str(fault), fault, clock.now())
+            return await _huge(request, fault)
         # Faults at the edge: the request never reaches the API and is not counted.
         if fault in (FaultKind.RESET, FaultKind.E502_HTML, FaultKind.E504_EMPTY):
             state.record(request.method, request.path, path_user_id, str(fault), fault, clock.now())
@@ -123,6 +129,40 @@ def _api(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResp
         return render(reply, started)
 
     return handler
+
+
+_MIB = 1 << 20
+
+
+@functools.cache
+def _gzip_bomb(mebibytes: int = 1024) -> bytes:
+    """A gzip body of about 1 MB that inflates to ``mebibytes`` MiB of zeros: one deflate block
+    of a MiB, repeated (each is byte-aligned and refers to nothing before it)."""
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    one = block.compress(bytes(_MIB)) + block.flush(zlib.Z_SYNC_FLUSH)
+    crc = 0
+    for _ in range(mebibytes):
+        crc = zlib.crc32(bytes(_MIB), crc)
+    end = zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    trailer = struct.pack("<II", crc, (mebibytes * _MIB) & 0xFFFFFFFF)
+    return header + one * mebibytes + end + trailer
+
+
+async def _huge(request: web.Request, fault: FaultKind) -> web.StreamResponse:
+    """A 200 too large for any client to read whole: a gzip bomb, or 64 MiB sent plainly."""
+    headers = {"Content-Type": "application/json"}
+    if fault is FaultKind.GZIP_BOMB:
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(status=200, body=_gzip_bomb(), headers=headers)
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_length = 64 * _MIB
+    await response.prepare(request)
+    padding = b" " * _MIB
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        for _ in range(64):
+            await response.write(padding)
+    return response
 
 
 def _echo(reply: Reply, sent: str) -> None:

@@ -188,6 +188,10 @@ class FaultKind(StrEnum):
     PARTIAL = "partial"
     #: the generic 403 sent as ``application/json`` instead of ``application/problem+json``
     JSON_403 = "403-json"
+    #: a 200 whose 1 MB gzip body inflates to 1 GiB (a decompression bomb); not processed
+    GZIP_BOMB = "gzip-bomb"
+    #: a 200 with a 64 MiB body, far beyond any answer of the API; not processed
+    OVERSIZED = "oversized"
 
 
 #: the faults ``--fault-rate`` spreads its rate over: all transient, all safe to retry
