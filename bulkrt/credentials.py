@@ -30,6 +30,7 @@ from oauthlib.oauth1 import Client as OAuth1Client
 
 from bulkrt.accounts import Account, OAuth1, OAuth2
 from bulkrt.errors import BulkrtError
+from bulkrt.logs import mask_secrets
 from bulkrt.tokens import CredentialStore, TokenLease, TokenSet
 
 __all__ = [
@@ -53,6 +54,7 @@ class ReauthorizationNeeded(BulkrtError):
     """The account's refresh token was refused: only the account owner can authorise again."""
 
     def __init__(self, account: str, detail: str) -> None:
+        detail = mask_secrets(detail)  # printed in the summary: never a token, even echoed
         super().__init__(
             f"account {account}: the OAuth 2.0 refresh token was refused ({detail}); "
             f"authorise the app again for this account and put the new tokens in the accounts file"
@@ -66,6 +68,7 @@ class RefreshFailed(BulkrtError):
     token was not rotated, and a later attempt may work."""
 
     def __init__(self, account: str, detail: str) -> None:
+        detail = mask_secrets(detail)
         super().__init__(f"account {account}: refreshing the OAuth 2.0 token failed: {detail}")
         self.account = account
         self.detail = detail
@@ -77,6 +80,7 @@ class RefreshLost(ReauthorizationNeeded):
     like a refused one, and is not refreshed again in this run."""
 
     def __init__(self, account: str, detail: str) -> None:
+        detail = mask_secrets(detail)
         BulkrtError.__init__(
             self,
             f"account {account}: the OAuth 2.0 token refresh was sent but its answer was lost "
