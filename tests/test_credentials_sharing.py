@@ -108,9 +108,10 @@ class TestLateAnswers:
     async def test_a_run_stopped_during_a_refresh_uses_the_answer_when_continued(
         self, make_world: MakeWorld
     ) -> None:
-        """SIGSTOP while the token answer is on its way, SIGCONT 3 s later (six read timeouts):
-        the answer waiting in the socket is used; one refresh in all, every item ok."""
-        world = await make_world(token_ttl=30, stall_seconds=0.5)
+        """SIGSTOP while the token answer is on its way (the server rotated and answers 2 s
+        later), SIGCONT a second later, when the 0.5 s read timeout has long passed: the answer
+        that arrives after the pause is read and used; one refresh per account, every item ok."""
+        world = await make_world(token_ttl=30, stall_seconds=2)
         world.sandbox.state.faults.script(
             ScriptedFault(FaultKind.STALL, endpoint=Endpoint.OAUTH2_TOKEN)
         )
@@ -118,7 +119,7 @@ class TestLateAnswers:
         async with await anyio.open_process(world.run_args(job, "--read-timeout", "0.5")) as proc:
             await eventually(lambda: world.sandbox.state.stats()["refreshes"] >= 1)
             proc.send_signal(signal.SIGSTOP)
-            await anyio.sleep(3)
+            await anyio.sleep(1)
             proc.send_signal(signal.SIGCONT)
             await proc.wait()
             assert proc.returncode == 0
