@@ -75,9 +75,13 @@ class Redactor:
                 batch.append(secret)
         if not batch:
             return
-        while self._levels and len(self._levels[-1].secrets) <= len(batch):
-            batch = self._levels.pop().secrets + batch
-        self._levels.append(_Level(batch))
+        # Built aside and swapped in whole: a mask running in another thread meanwhile (the
+        # accounts file is read in worker threads) still sees every secret known before.
+        levels = list(self._levels)
+        while levels and len(levels[-1].secrets) <= len(batch):
+            batch = levels.pop().secrets + batch
+        levels.append(_Level(batch))
+        self._levels = levels
 
     def __bool__(self) -> bool:
         return bool(self._levels)
@@ -87,17 +91,19 @@ class Redactor:
 
     def holds(self, text: str) -> bool:
         """Whether ``text`` contains a known secret."""
+        levels = self._levels
         if len(text) < MIN_LENGTH:
             return False
-        return any(next(level.automaton.iter(text), None) is not None for level in self._levels)
+        return any(next(level.automaton.iter(text), None) is not None for level in levels)
 
     def mask(self, text: str) -> str:
         """``text`` with every known secret replaced by `MASK` (leftmost first, longest wins)."""
-        if len(text) < MIN_LENGTH or not self._levels:
+        levels = self._levels
+        if len(text) < MIN_LENGTH or not levels:
             return text
         # the longest secret starting at each position where one starts
         longest: dict[int, int] = {}
-        for level in self._levels:
+        for level in levels:
             for end, length in level.automaton.iter(text):
                 start = end - length + 1
                 if length > longest.get(start, 0):
