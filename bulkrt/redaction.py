@@ -12,6 +12,7 @@ would mask ordinary words.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 import ahocorasick
@@ -58,9 +59,11 @@ class Redactor:
     ('token "[redacted]" refused', False)
     """
 
-    __slots__ = ("_known", "_levels")
+    __slots__ = ("_adding", "_known", "_levels")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        #: one `add` at a time (threads may learn secrets concurrently)
+        self._adding = threading.Lock()
         self._known: set[str] = set()
         #: largest first; each at least twice the size of the next
         self._levels: list[_Level] = []
@@ -68,6 +71,10 @@ class Redactor:
 
     def add(self, secrets: Iterable[str | None]) -> None:
         """Learn more secrets (``None``, empty and short values are ignored)."""
+        with self._adding:
+            self._add(secrets)
+
+    def _add(self, secrets: Iterable[str | None]) -> None:
         batch: list[str] = []
         for secret in secrets:
             if secret and len(secret) >= MIN_LENGTH and secret not in self._known:
