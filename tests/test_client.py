@@ -25,6 +25,7 @@ from bulkrt.file_store import FileCredentialStore
 from bulkrt.outcome import FailureKind
 from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
 from bulkrt.sandbox.faults import ScriptedFault
+from bulkrt.sandbox.oauth2 import DEFAULT_SCOPES
 from bulkrt.tokens import TokenLease
 
 
@@ -228,3 +229,45 @@ class TestOAuth2:
                 await bearer.refresh(seen=0)
         assert "account acct002" in str(refused.value)
         assert "authorise the app again" in str(refused.value)
+
+
+class TestRefusedRefresh:
+    async def test_a_refused_refresh_rereads_the_file_before_giving_up(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """The refresh token was spent elsewhere, and new tokens reach the file while the refresh
+        is under way (written by something that took no lock): the refusal is followed by one
+        re-read, the new tokens are adopted, and the request succeeds with them."""
+        account = load_accounts(accounts_path)["acct002"]
+        assert account.oauth2 is not None
+        tokens = sandbox.state.auth.tokens
+        spend = {"grant_type": "refresh_token", "client_id": account.oauth2.client_id}
+        tokens.token({**spend, "refresh_token": account.oauth2.refresh_token or ""}, None, 0)
+        access, refresh = tokens.issue(
+            account.user_id, frozenset(DEFAULT_SCOPES), sandbox.clock.now()
+        )
+        file_store = FileCredentialStore(accounts_path)
+
+        class Meanwhile:
+            @asynccontextmanager
+            async def lease(self, name: str) -> AsyncIterator[TokenLease]:
+                async with file_store.lease(name) as lease:
+                    path = anyio.Path(accounts_path)
+                    document = json.loads(await path.read_text())
+                    oauth2 = document["accounts"][name]["oauth2"]
+                    oauth2["access_token"], oauth2["refresh_token"] = access, refresh
+                    await path.write_text(json.dumps(document))
+                    yield lease
+
+        async with XClient(sandbox.url) as client:
+            bearer = OAuth2Bearer(
+                account.name,
+                account.oauth2,
+                token_endpoint=client.token,
+                store=Meanwhile(),
+                clock=sandbox.clock.now,
+            )
+            await bearer.refresh(seen=0)
+            exchange = await client.retweet(bearer, account.user_id, "20")
+        assert exchange.http == 200
+        assert bearer.generation == 1
