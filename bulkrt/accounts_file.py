@@ -110,8 +110,19 @@ def recover_write_back(path: Path | str) -> list[str]:
     notes: list[str] = []
     if not target.exists():
         return notes
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[^.]+\.tmp$")
+    try:
+        if not any(pattern.match(p.name) for p in target.parent.iterdir()):
+            return notes  # nothing to recover: no lock needed (the directory may be read-only)
+        return _recover(target, pattern)
+    except OSError as exc:
+        _log.warning("accounts_file_leftover_unchecked", path=str(target), detail=str(exc))
+        return notes
+
+
+def _recover(target: Path, pattern: re.Pattern[str]) -> list[str]:
+    notes: list[str] = []
     with _locked(target):
-        pattern = re.compile(rf"^\.{re.escape(target.name)}\.[^.]+\.tmp$")
         leftovers = sorted(
             (p for p in target.parent.iterdir() if pattern.match(p.name)),
             key=lambda p: p.stat().st_mtime_ns,
