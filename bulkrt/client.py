@@ -1,6 +1,14 @@
 """The one place bulkrt talks HTTP to the X API: an aiohttp session with connect and read
 timeouts, one fresh signature per attempt, and every answer returned as a plain `Exchange`.
 
+Bodies are read in chunks up to `MAX_BODY` bytes *after* decompression, so an answer larger than
+any the API sends (or a small gzip body that inflates to gigabytes) is a ``bad_response`` failure
+and memory stays bounded whatever the server sends.
+
+A token request is the exception to the read timeout: once it is sent, the server may rotate the
+refresh token, and its answer is the only copy of the new one, so it is waited for up to
+``Timeouts.token_answer`` (see `bulkrt.credentials`).
+
 Nothing here decides what an answer means (`bulkrt.outcome` does) or retries (the dispatcher
 does, through the scheduler). In particular aiohttp's own silent resend of an idempotent request
 after a dropped connection is refused: a resend must be signed afresh (a replayed OAuth 1.0a nonce
@@ -58,6 +66,12 @@ class Timeouts:
     connect: float = 10.0
     read: float = 30.0
     total: float = 60.0
+    #: a sent token request waits this long for its answer, whatever ``read`` and ``total`` say
+    token_answer: float = 300.0
+
+
+#: the largest body bulkrt reads, decoded (the API's answers are a few hundred bytes)
+MAX_BODY = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,14 @@ class Exchange:
     body: bytes = b""
     content_type: str | None = None
     failure: TransportFailure | None = None
+    #: whether the request may have reached the server (False only when connecting failed)
+    sent: bool = True
+
+    def describe(self) -> str:
+        """The HTTP status, or what replaced the answer, in a few words."""
+        if self.http is not None:
+            return f"HTTP {self.http}"
+        return self.failure.detail if self.failure is not None else "no answer"
 
     def json(self) -> object:
         """The body as JSON, or None when it is not JSON."""
@@ -155,8 +177,13 @@ class XClient:
     async def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> Exchange:
         """``POST /2/oauth2/token`` with a form body (and Basic auth for a confidential client)."""
         auth = aiohttp.BasicAuth(*basic) if basic is not None else None
+        t = self._timeouts
+        # No read timeout short of `token_answer`: a late answer holds the rotated token.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=t.connect, sock_read=max(t.read, t.token_answer)
+        )
         return await self._request(
-            "POST", f"{self.base_url}/2/oauth2/token", data=dict(form), auth=auth
+            "POST", f"{self.base_url}/2/oauth2/token", data=dict(form), auth=auth, timeout=timeout
         )
 
     async def _send(
@@ -171,17 +198,14 @@ class XClient:
     async def _request(self, method: str, url: str, **options: Any) -> Exchange:
         """One HTTP exchange, never resent by aiohttp; a failure comes back as an `Exchange`."""
         session = self._require_session()
+        options.setdefault("timeout", self._client_timeout())
         try:
             async with session.request(
-                method,
-                url,
-                timeout=self._client_timeout(),
-                middlewares=(_one_attempt(),),
-                **options,
+                method, url, middlewares=(_one_attempt(),), **options
             ) as response:
                 return await _exchange(response)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return Exchange(None, failure=_failure(exc))
+            return Exchange(None, failure=_failure(exc), sent=not _unsent(exc))
 
     def _client_timeout(self) -> aiohttp.ClientTimeout:
         t = self._timeouts
@@ -194,9 +218,29 @@ class XClient:
 
 
 async def _exchange(response: ClientResponse) -> Exchange:
-    body = await response.read()
     headers = {name.lower(): value for name, value in response.headers.items()}
-    return Exchange(response.status, headers, body, response.headers.get("Content-Type"))
+    declared = response.content_length
+    if declared is not None and declared > MAX_BODY and "content-encoding" not in headers:
+        return _oversized(response.status)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY:
+            return _oversized(response.status)
+        chunks.append(chunk)
+    content_type = response.headers.get("Content-Type")
+    return Exchange(response.status, headers, b"".join(chunks), content_type)
+
+
+def _oversized(status: int) -> Exchange:
+    detail = f"HTTP {status} with a body over {MAX_BODY} bytes (decoded); not read"
+    return Exchange(None, failure=TransportFailure(FailureKind.BAD_RESPONSE, detail))
+
+
+def _unsent(exc: BaseException) -> bool:
+    """Whether the request certainly never reached the server (connecting failed)."""
+    return isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
 
 
 def _failure(exc: BaseException) -> TransportFailure:

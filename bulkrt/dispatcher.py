@@ -28,7 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from bulkrt.client import Authorizer, XClient
-from bulkrt.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed
+from bulkrt.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed, refused_advice
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
 from bulkrt.ledger import ErrorInfo, LedgerRecord
@@ -214,6 +214,10 @@ class Dispatcher:
             outcome = await self._exchange(item, auth)
         if outcome.decision is Decision.AUTH_FAILED:
             self._failed_generation[item.account] = generation
+        if outcome.decision is Decision.CREDENTIALS_REFUSED and outcome.error is not None:
+            oauth1 = not isinstance(auth, OAuth2Bearer)
+            advice = refused_advice(item.account, outcome.error.type, oauth1)
+            self.tally.reauthorize.setdefault(item.account, advice)
         await self._record(self.scheduler.on_response(ticket, self._clock(), outcome))
         self._poke()
 
@@ -263,18 +267,21 @@ class Dispatcher:
             except RefreshFailed as exc:
                 self.tally.reauthorize[account] = str(exc)
         else:
-            self.tally.reauthorize[account] = (
-                f"account {account}: the API refused its OAuth 1.0a credentials (401); check the "
-                f"consumer key and secret and the access token and secret in the accounts file, "
-                f"or authorise the app again for this account"
-            )
+            self.tally.reauthorize[account] = refused_advice(account, "unauthorized", oauth1=True)
+        error = None
         if not ok:
             _log.error(
                 "account_needs_reauthorization",
                 account=account,
                 detail=self.tally.reauthorize[account],
             )
-        await self._record(self.scheduler.on_refreshed(account, self._clock(), ok))
+            cause = (
+                "OAuth 2.0 token refresh failed"
+                if isinstance(auth, OAuth2Bearer)
+                else "OAuth 1.0a credentials refused; nothing to refresh"
+            )
+            error = ApiError("unauthorized", "Unauthorized", cause)
+        await self._record(self.scheduler.on_refreshed(account, self._clock(), ok, error))
         self._poke()
 
     # -- results -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 from bulkrt.atomic import replacing
 from bulkrt.errors import Problem
 from bulkrt.items import Action
+from bulkrt.redaction import shown
 from bulkrt.tweet_ids import parse_tweet_id
 
 __all__ = [
@@ -76,10 +77,12 @@ def read_accounts(
     first: dict[str, int | None] = {}
     for number, name in entries:
         if any(ord(c) < 32 or ord(c) == 127 for c in name):
-            problems.append(Problem(source, number, "account", f"control character in {name!r}"))
+            problems.append(
+                Problem(source, number, "account", f"control character in {shown(name)}")
+            )
         elif name in first:
             problems.append(
-                Problem(source, number, "account", f"{name!r} repeats {unit} {first[name]}")
+                Problem(source, number, "account", f"{shown(name)} repeats {unit} {first[name]}")
             )
         elif known is not None and name not in known:
             problems.append(
@@ -87,7 +90,7 @@ def read_accounts(
                     source,
                     number,
                     "account",
-                    f"unknown account {name!r} (not in the accounts file)",
+                    f"unknown account {shown(name)} (not in the accounts file)",
                 )
             )
         else:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from bulkrt.errors import Problem
+from bulkrt.redaction import shown
 from bulkrt.rows import KNOWN_FIELDS, REQUIRED_FIELDS
 
 __all__ = ["JobFile", "JobFormat", "RawRow", "read_raw_rows"]
@@ -168,7 +169,10 @@ def _check_header(job: JobFile, header: list[str], line: int, warn: WarningSink)
     missing = [name for name in REQUIRED_FIELDS if name not in header]
     if missing:
         return Problem(
-            job.name, line, missing[0], f"missing column (header has: {', '.join(header)})"
+            job.name,
+            line,
+            missing[0],
+            f"missing column (header has: {', '.join(shown(name) for name in header)})",
         )
     for name in header:
         if name not in KNOWN_FIELDS:

@@ -104,6 +104,10 @@ class LedgerWriter:
             raise LedgerError(self.path, f"cannot open the ledger: {exc.strerror or exc}") from None
         self._last_sync = self._clock()
 
+    def learn(self, secrets: Iterable[str | None]) -> None:
+        """Mask these secrets too from now on (tokens issued during the run)."""
+        self._redactor.add(secrets)
+
     def write(self, record: LedgerRecord) -> None:
         """Append ``record`` as one line in one write; fsync if a group is due."""
         if self._redactor:

@@ -49,6 +49,15 @@ class Decision(StrEnum):
     HIDDEN_LIMIT = "hidden_limit"
     #: a 401: refresh the credentials once, then pause the account
     AUTH_FAILED = "auth_failed"
+    #: a 403 about the credentials themselves (their kind, the app's permissions or plan):
+    #: nothing an item or a refresh changes, so the account is paused at once
+    CREDENTIALS_REFUSED = "credentials_refused"
+
+
+#: the 403 problem types that refuse the account's credentials, not the item
+CREDENTIAL_PROBLEMS = frozenset(
+    {"unsupported-authentication", "oauth1-permissions", "client-forbidden"}
+)
 
 
 class FailureKind(StrEnum):
@@ -175,6 +184,11 @@ def _is_already_retweeted(doc: Any) -> bool:
     return any("already retweeted" in m.lower() for m in messages)
 
 
+def _refuses_credentials(error: ApiError) -> bool:
+    """Whether a 403 is about the credentials (their kind, permissions, plan or scopes)."""
+    return error.type in CREDENTIAL_PROBLEMS or "oauth 2.0 scopes" in error.detail.lower()
+
+
 def _done(status: Status, http: int | None, **kwargs: Any) -> Outcome:
     return Outcome(Decision.DONE, status=status, http=http, **kwargs)
 
@@ -240,6 +254,8 @@ def classify(
         return Outcome(Decision.AUTH_FAILED, http=http, error=error, limits=limits)
     if http == 408 or http >= 500:
         return Outcome(Decision.RETRY, http=http, error=error, limits=limits)
+    if http == 403 and _refuses_credentials(error):
+        return Outcome(Decision.CREDENTIALS_REFUSED, http=http, error=error, limits=limits)
     if 400 <= http < 500:
         return _done(Status.REJECTED, http, error=error, limits=limits)
     # 1xx/3xx: nothing a resend would change; the next run tries again.

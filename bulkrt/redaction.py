@@ -1,20 +1,54 @@
-"""Finding and masking known secret values in text, in time linear in the text and independent
-of how many secrets there are (an accounts file of 10,000 accounts holds some 30,000).
+"""Finding and masking known secret values in text, in time linear in the text and in the number
+of secrets, whatever prefixes the secrets share (OAuth 1.0a access tokens begin with the user id,
+and ids made near each other share their leading digits).
 
-Every secret of at least `MIN_LENGTH` characters is indexed by its first `MIN_LENGTH`
-characters; a text is scanned once, looking each of its windows of that length up in the index.
-Shorter values are not treated as secrets: they would mask ordinary words.
+The search is Aho-Corasick (pyahocorasick). Secrets arrive during a run too (every rotated token
+is masked from the moment it exists), and an automaton cannot grow once built, so the secrets are
+kept in levels of doubling size, like a binary counter: a new secret makes a level of its own and
+equal-sized levels merge, so each secret is rebuilt into an automaton O(log n) times in all and a
+text is scanned once per level. Values shorter than `MIN_LENGTH` are not treated as secrets: they
+would mask ordinary words.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
-__all__ = ["MASK", "MIN_LENGTH", "Redactor"]
+import ahocorasick
+
+__all__ = ["MASK", "MIN_LENGTH", "SHOWN_MAX", "Redactor", "shown"]
 
 MASK = "[redacted]"
 #: the shortest value treated as a secret
 MIN_LENGTH = 8
+#: the longest input value an error message quotes; a longer one could be a secret (an accounts
+#: file passed where a job or Tweet list is expected), so only its length is given
+SHOWN_MAX = 20
+
+
+def shown(value: str) -> str:
+    """``value`` as an input error may show it: quoted when short, else only its length.
+
+    >>> shown("abc"), shown("1036518367961303124-TVXpxJ9uvdhjt00tjfI2bebuROrNCH")
+    ("'abc'", 'a 50-character value (not shown: it could hold a secret)')
+    """
+    if len(value) <= SHOWN_MAX:
+        return repr(value)
+    return f"a {len(value)}-character value (not shown: it could hold a secret)"
+
+
+class _Level:
+    """Some secrets and the automaton that finds them."""
+
+    __slots__ = ("automaton", "secrets")
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = secrets
+        self.automaton = ahocorasick.Automaton()
+        for secret in secrets:
+            self.automaton.add_word(secret, len(secret))
+        self.automaton.make_automaton()
 
 
 class Redactor:
@@ -25,49 +59,70 @@ class Redactor:
     ('token "[redacted]" refused', False)
     """
 
-    __slots__ = ("_index",)
+    __slots__ = ("_adding", "_known", "_levels")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        #: first MIN_LENGTH characters -> the secrets that start so, longest first
-        self._index: dict[str, list[str]] = {}
+        #: one `add` at a time (threads may learn secrets concurrently)
+        self._adding = threading.Lock()
+        self._known: set[str] = set()
+        #: largest first; each at least twice the size of the next
+        self._levels: list[_Level] = []
         self.add(secrets)
 
     def add(self, secrets: Iterable[str | None]) -> None:
         """Learn more secrets (``None``, empty and short values are ignored)."""
+        with self._adding:
+            self._add(secrets)
+
+    def _add(self, secrets: Iterable[str | None]) -> None:
+        batch: list[str] = []
         for secret in secrets:
-            if secret and len(secret) >= MIN_LENGTH:
-                bucket = self._index.setdefault(secret[:MIN_LENGTH], [])
-                if secret not in bucket:
-                    bucket.append(secret)
-                    bucket.sort(key=len, reverse=True)
+            if secret and len(secret) >= MIN_LENGTH and secret not in self._known:
+                self._known.add(secret)
+                batch.append(secret)
+        if not batch:
+            return
+        # Built aside and swapped in whole: a mask running in another thread meanwhile (the
+        # accounts file is read in worker threads) still sees every secret known before.
+        levels = list(self._levels)
+        while levels and len(levels[-1].secrets) <= len(batch):
+            batch = levels.pop().secrets + batch
+        levels.append(_Level(batch))
+        self._levels = levels
 
     def __bool__(self) -> bool:
-        return bool(self._index)
+        return bool(self._levels)
+
+    def __len__(self) -> int:
+        return len(self._known)
 
     def holds(self, text: str) -> bool:
         """Whether ``text`` contains a known secret."""
-        index = self._index
-        if not index or len(text) < MIN_LENGTH:
+        levels = self._levels
+        if len(text) < MIN_LENGTH:
             return False
-        for i in range(len(text) - MIN_LENGTH + 1):
-            bucket = index.get(text[i : i + MIN_LENGTH])
-            if bucket is not None and any(text.startswith(s, i) for s in bucket):
-                return True
-        return False
+        return any(next(level.automaton.iter(text), None) is not None for level in levels)
 
     def mask(self, text: str) -> str:
-        """``text`` with every known secret replaced by `MASK` (the longest match wins)."""
-        if not self.holds(text):
+        """``text`` with every known secret replaced by `MASK` (leftmost first, longest wins)."""
+        levels = self._levels
+        if len(text) < MIN_LENGTH or not levels:
+            return text
+        # the longest secret starting at each position where one starts
+        longest: dict[int, int] = {}
+        for level in levels:
+            for end, length in level.automaton.iter(text):
+                start = end - length + 1
+                if length > longest.get(start, 0):
+                    longest[start] = length
+        if not longest:
             return text
         out: list[str] = []
-        i = start = 0
-        while i <= len(text) - MIN_LENGTH:
-            bucket = self._index.get(text[i : i + MIN_LENGTH])
-            found = next((s for s in bucket if text.startswith(s, i)), None) if bucket else None
-            if found is None:
-                i += 1
+        done = 0
+        for start in sorted(longest):
+            if start < done:
                 continue
-            out += [text[start:i], MASK]
-            i = start = i + len(found)
-        out.append(text[start:])
+            out += [text[done:start], MASK]
+            done = start + longest[start]
+        out.append(text[done:])
         return "".join(out)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bulkrt.errors import Problem
 from bulkrt.items import Action
+from bulkrt.redaction import shown
 from bulkrt.tweet_ids import parse_tweet_id
 
 __all__ = ["KNOWN_FIELDS", "REQUIRED_FIELDS", "Row", "check_row"]
@@ -88,7 +89,7 @@ def check_row(
 
     account = values["account"]
     if account and account not in accounts:
-        bad("account", f"unknown account {account!r} (not in the accounts file)")
+        bad("account", f"unknown account {shown(account)} (not in the accounts file)")
 
     tweet_id = ""
     if values["tweet_id"]:
@@ -101,7 +102,10 @@ def check_row(
     if values["action"]:
         action = _ACTIONS.get(values["action"].lower())
         if action is None:
-            bad("action", f"unknown action {values['action']!r} (use retweet, undo or unretweet)")
+            bad(
+                "action",
+                f"unknown action {shown(values['action'])} (use retweet, undo or unretweet)",
+            )
 
     item_id = values["id"] or None
     if item_id is not None and item_id.startswith("["):
@@ -139,7 +143,7 @@ def _text(raw: object, name: str, bad: _Reporter) -> str | None:
         bad(name, f"too long ({len(value)} characters, at most {_MAX_TEXT})")
         return None
     if _CONTROLS.search(value):
-        bad(name, f"control character in {value!r}")
+        bad(name, f"control character in {shown(value)}")
         return None
     return value
 

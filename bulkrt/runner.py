@@ -20,16 +20,19 @@ from pathlib import Path
 import anyio
 import structlog
 
-from bulkrt.accounts import Accounts, load_accounts, save_oauth2_tokens
+from bulkrt.accounts import Accounts, load_accounts
+from bulkrt.accounts_file import recover_write_back
 from bulkrt.client import Authorizer, Timeouts, XClient
-from bulkrt.credentials import TokenSet, authorizer_for, expires_datetime
+from bulkrt.credentials import authorizer_for
 from bulkrt.dispatcher import Dispatcher, DispatchSettings, Tally
 from bulkrt.exitcodes import ExitCode
+from bulkrt.file_store import FileCredentialStore
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
 from bulkrt.ledger_reader import FinishedKeys, finished_keys
 from bulkrt.ledger_writer import LedgerWriter
 from bulkrt.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.logs import register_secrets
 from bulkrt.plan import Plan, plan
 from bulkrt.progress import Progress
 from bulkrt.retry_policy import ParkPolicy, RetryPolicy
@@ -89,6 +92,8 @@ class RunSettings:
 
 def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     """Run (or plan) the job; raises `bulkrt.errors.InputError`/`LedgerError` for bad input."""
+    if not settings.dry_run:
+        recover_write_back(settings.accounts)  # a crash's rotated tokens; each note is logged
     accounts = load_accounts(settings.accounts)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
         check = check_jobs(files, accounts, on_warning=out.warning)
@@ -207,7 +212,7 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
     async with XClient(
         settings.api_base, timeouts=settings.timeouts, max_connections=settings.concurrency
     ) as client:
-        authorizers = _authorizers(accounts, used, client)
+        authorizers = _authorizers(accounts, used, client, run.ledger)
         dispatcher = Dispatcher(
             scheduler,
             client,
@@ -231,22 +236,23 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
     return stopped[0] if stopped else None
 
 
-def _authorizers(accounts: Accounts, used: Sequence[str], client: XClient) -> dict[str, Authorizer]:
-    async def persist(name: str, tokens: TokenSet) -> None:
-        def write() -> None:
-            save_oauth2_tokens(
-                accounts.path,
-                name,
-                access_token=tokens.access_token,
-                refresh_token=tokens.refresh_token,
-                expires_at=expires_datetime(tokens),
-            )
+def _authorizers(
+    accounts: Accounts, used: Sequence[str], client: XClient, ledger: LedgerWriter
+) -> dict[str, Authorizer]:
+    store = FileCredentialStore(accounts.path)
 
-        await anyio.to_thread.run_sync(write)
+    def learn(values: list[str | None]) -> None:
+        """Every token issued during the run is masked from the moment it exists."""
+        register_secrets(values)
+        ledger.learn(values)
 
     return {
         name: authorizer_for(
-            accounts[name], token_endpoint=client.token, persist=persist, clock=time.time
+            accounts[name],
+            token_endpoint=client.token,
+            store=store,
+            clock=time.time,
+            on_secret=learn,
         )
         for name in used
     }

@@ -347,6 +347,9 @@ class Scheduler:
                 self.work.put_back(ticket)  # sent before the park began: it is counted already
                 return []
             return self._park(account, ticket, now, outcome)
+        if decision is Decision.CREDENTIALS_REFUSED:
+            self.work.put_back(ticket)
+            return self._pause(account, now, outcome.error, outcome.http)
         if decision is Decision.AUTH_FAILED:
             if flight.generation < account.generation:
                 self.work.put_back(ticket)  # sent with the credentials before the refresh
@@ -403,7 +406,9 @@ class Scheduler:
         self.work.put_back(ticket)  # resent after the refresh
         return []
 
-    def on_refreshed(self, account: str, now: float, ok: bool) -> list[ItemResult]:
+    def on_refreshed(
+        self, account: str, now: float, ok: bool, error: ApiError | None = None
+    ) -> list[ItemResult]:
         """The shell's refresh of ``account`` ended; returns items that finished because of it.
 
         ``ok=False`` (no refresh possible, e.g. OAuth 1.0a, or the token endpoint refused)
@@ -415,7 +420,7 @@ class Scheduler:
             state.auth = _Auth.REFRESHED
             state.generation += 1
             return []
-        error = ApiError("unauthorized", "Unauthorized", "credentials refused; refresh failed")
+        error = error or ApiError("unauthorized", "Unauthorized", "credentials refused")
         return self._pause(state, now, error, 401)
 
     def _pause(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from bulkrt.redaction import shown
+
 __all__ = ["MAX_TWEET_ID", "parse_tweet_id"]
 
 #: the largest ID X can issue: IDs are signed 64-bit integers
@@ -44,20 +46,20 @@ def parse_tweet_id(text: str) -> str:
     if _ANY_URL.match(value):
         match = _POST_URL.fullmatch(value)
         if match is None:
-            raise ValueError(f"not a post URL on x.com or twitter.com: {value!r}")
+            raise ValueError(f"not a post URL on x.com or twitter.com: {shown(value)}")
         return _check_digits(match["id"], value)
     return _check_digits(value, value)
 
 
-def _check_digits(digits: str, shown: str) -> str:
+def _check_digits(digits: str, value: str) -> str:
     if not _DIGITS.fullmatch(digits):
         if digits.isascii() and digits.isdigit():
-            raise ValueError(f"too long ({len(digits)} digits, at most 19): {shown!r}")
-        raise ValueError(f"not a Tweet ID (1-19 digits) or post URL: {shown!r}")
+            raise ValueError(f"too long ({len(digits)} digits, at most 19)")
+        raise ValueError(f"not a Tweet ID (1-19 digits) or post URL: {shown(value)}")
     if len(digits) > 1 and digits.startswith("0"):
-        raise ValueError(f"leading zero in Tweet ID: {shown!r}")
+        raise ValueError(f"leading zero in Tweet ID: {shown(value)}")
     if int(digits) == 0:
         raise ValueError("Tweet ID 0 does not exist")
     if int(digits) > MAX_TWEET_ID:
-        raise ValueError(f"too large for a Tweet ID (above 2**63-1): {shown!r}")
+        raise ValueError(f"too large for a Tweet ID (above 2**63-1): {shown(value)}")
     return digits

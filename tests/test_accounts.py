@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bulkrt.accounts import load_accounts, save_oauth2_tokens
+from bulkrt.accounts_file import recover_write_back
 from bulkrt.errors import AccountsError
 from bulkrt.logs import redact_secrets
 
@@ -213,3 +214,38 @@ class TestWriteBack:
         self._save(accounts_file, "at-fresh-0123456789", None)
         event = redact_secrets(None, "info", {"event": "x", "v": "at-fresh-0123456789"})
         assert event["v"] == "[redacted]"
+
+
+class TestCrashLeftovers:
+    def test_an_older_or_incomplete_leftover_is_named_not_adopted(
+        self, accounts_file: Path
+    ) -> None:
+        """A leftover temporary file older than the accounts file is named with the command that
+        adopts it; an incomplete one is named as such; neither replaces the file."""
+        before = accounts_file.read_bytes()
+        older = accounts_file.with_name(".accounts.json.old123.tmp")
+        older.write_bytes(before)
+        os.utime(older, (1, 1))
+        broken = accounts_file.with_name(".accounts.json.brk456.tmp")
+        broken.write_text('{"accounts": {"acme": ')
+        notes = recover_write_back(accounts_file)
+        assert accounts_file.read_bytes() == before
+        assert any(f"mv {older} " in note for note in notes)
+        assert any("incomplete" in note and str(broken) in note for note in notes)
+
+    def test_a_newer_complete_leftover_is_adopted_and_made_private(
+        self, accounts_file: Path
+    ) -> None:
+        """A complete temporary file newer than the accounts file (a write-back killed before its
+        rename) replaces it, with the file's mode narrowed to at most 0600."""
+        accounts_file.chmod(0o644)
+        document = json.loads(accounts_file.read_text())
+        document["accounts"]["beta"]["oauth2"]["refresh_token"] = "rt-rotated-0123456789"
+        leftover = accounts_file.with_name(".accounts.json.new789.tmp")
+        leftover.write_text(json.dumps(document))
+        notes = recover_write_back(accounts_file)
+        assert len(notes) == 1 and "adopted .accounts.json.new789.tmp" in notes[0]
+        written = json.loads(accounts_file.read_text())["accounts"]["beta"]["oauth2"]
+        assert written["refresh_token"] == "rt-rotated-0123456789"
+        assert stat.S_IMODE(accounts_file.stat().st_mode) == 0o600
+        assert not leftover.exists()

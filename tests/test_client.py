@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
 
-from bulkrt.accounts import Account, load_accounts, save_oauth2_tokens
+from bulkrt.accounts import Account, load_accounts
 from bulkrt.client import Timeouts, XClient
 from bulkrt.commands.sandbox import write_accounts_file
 from bulkrt.credentials import (
@@ -19,11 +20,13 @@ from bulkrt.credentials import (
     OAuth2Bearer,
     ReauthorizationNeeded,
     TokenSet,
-    expires_datetime,
 )
+from bulkrt.file_store import FileCredentialStore
 from bulkrt.outcome import FailureKind
 from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
 from bulkrt.sandbox.faults import ScriptedFault
+from bulkrt.sandbox.oauth2 import DEFAULT_SCOPES
+from bulkrt.tokens import TokenLease
 
 
 @pytest.fixture
@@ -48,26 +51,36 @@ def bearer_for(
     sandbox: Sandbox, client: XClient, account: Account, path: Path, persisted: list[TokenSet]
 ) -> OAuth2Bearer:
     assert account.oauth2 is not None
-
-    async def persist(name: str, tokens: TokenSet) -> None:
-        await anyio.to_thread.run_sync(
-            lambda: save_oauth2_tokens(
-                path,
-                name,
-                access_token=tokens.access_token,
-                refresh_token=tokens.refresh_token,
-                expires_at=expires_datetime(tokens),
-            )
-        )
-        persisted.append(tokens)
-
     return OAuth2Bearer(
         account.name,
         account.oauth2,
         token_endpoint=client.token,
-        persist=persist,
+        store=Recording(FileCredentialStore(path), persisted),
         clock=sandbox.clock.now,
     )
+
+
+class Recording:
+    """The accounts file as a credential store, noting each save (or failing it, to test that)."""
+
+    def __init__(
+        self, store: FileCredentialStore, saved: list[TokenSet], fail: Exception | None = None
+    ) -> None:
+        self.store, self.saved, self.fail = store, saved, fail
+
+    @asynccontextmanager
+    async def lease(self, account: str) -> AsyncIterator[TokenLease]:
+        async with self.store.lease(account) as lease:
+            real_save = lease.save
+
+            async def save(tokens: TokenSet) -> None:
+                if self.fail is not None:
+                    raise self.fail
+                await real_save(tokens)
+                self.saved.append(tokens)
+
+            lease.save = save  # type: ignore[method-assign]
+            yield lease
 
 
 class TestOAuth1:
@@ -159,17 +172,14 @@ class TestOAuth2:
         """If the tokens cannot be persisted, the refresh fails and no request uses the new one."""
         account = load_accounts(accounts_path)["acct002"]
         assert account.oauth2 is not None
-
-        async def broken(name: str, tokens: TokenSet) -> None:
-            raise OSError("disk full")
-
+        broken = Recording(FileCredentialStore(accounts_path), [], fail=OSError("disk full"))
         assert isinstance(sandbox.clock, OffsetClock)
         async with XClient(sandbox.url) as client:
             bearer = OAuth2Bearer(
                 account.name,
                 account.oauth2,
                 token_endpoint=client.token,
-                persist=broken,
+                store=broken,
                 clock=sandbox.clock.now,
             )
             sandbox.clock.advance(70)
@@ -219,3 +229,45 @@ class TestOAuth2:
                 await bearer.refresh(seen=0)
         assert "account acct002" in str(refused.value)
         assert "authorise the app again" in str(refused.value)
+
+
+class TestRefusedRefresh:
+    async def test_a_refused_refresh_rereads_the_file_before_giving_up(
+        self, sandbox: Sandbox, accounts_path: Path
+    ) -> None:
+        """The refresh token was spent elsewhere, and new tokens reach the file while the refresh
+        is under way (written by something that took no lock): the refusal is followed by one
+        re-read, the new tokens are adopted, and the request succeeds with them."""
+        account = load_accounts(accounts_path)["acct002"]
+        assert account.oauth2 is not None
+        tokens = sandbox.state.auth.tokens
+        spend = {"grant_type": "refresh_token", "client_id": account.oauth2.client_id}
+        tokens.token({**spend, "refresh_token": account.oauth2.refresh_token or ""}, None, 0)
+        access, refresh = tokens.issue(
+            account.user_id, frozenset(DEFAULT_SCOPES), sandbox.clock.now()
+        )
+        file_store = FileCredentialStore(accounts_path)
+
+        class Meanwhile:
+            @asynccontextmanager
+            async def lease(self, name: str) -> AsyncIterator[TokenLease]:
+                async with file_store.lease(name) as lease:
+                    path = anyio.Path(accounts_path)
+                    document = json.loads(await path.read_text())
+                    oauth2 = document["accounts"][name]["oauth2"]
+                    oauth2["access_token"], oauth2["refresh_token"] = access, refresh
+                    await path.write_text(json.dumps(document))
+                    yield lease
+
+        async with XClient(sandbox.url) as client:
+            bearer = OAuth2Bearer(
+                account.name,
+                account.oauth2,
+                token_endpoint=client.token,
+                store=Meanwhile(),
+                clock=sandbox.clock.now,
+            )
+            await bearer.refresh(seen=0)
+            exchange = await client.retweet(bearer, account.user_id, "20")
+        assert exchange.http == 200
+        assert bearer.generation == 1

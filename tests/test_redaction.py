@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bulkrt.redaction import MASK, Redactor
+from bulkrt.redaction import MASK, Redactor, shown
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,39 @@ def test_thirty_thousand_secrets_are_matched_exactly() -> None:
     redactor = Redactor(secrets)
     assert all(redactor.holds(f"detail {s}.") for s in secrets[::997])
     assert not redactor.holds("detail tok0000001-99999.")
+
+
+def test_secrets_sharing_long_prefixes_are_each_masked_exactly() -> None:
+    """20,000 secrets that share their first 19 characters (OAuth 1.0a tokens of ids made near
+    each other): each is masked whole, overlapping secrets mask their longest, a near miss is
+    left alone."""
+    secrets = [f"1036518367961303124-{n:06d}x" for n in range(20_000)]
+    redactor = Redactor(secrets)
+    for secret in secrets[::613]:
+        assert redactor.mask(f"token {secret}, again {secret}") == f"token {MASK}, again {MASK}"
+    assert redactor.mask("1036518367961303124-020000x") == "1036518367961303124-020000x"
+    redactor.add(["1036518367961303124-000001x-longer"])
+    assert redactor.mask("<1036518367961303124-000001x-longer>") == f"<{MASK}>"
+
+
+def test_secrets_learned_during_a_run_are_masked_with_the_first_ones() -> None:
+    """Secrets added one by one after start-up (rotated tokens) are masked at once, alongside
+    the start-up secrets, and adding a known one again changes nothing."""
+    redactor = Redactor([f"startup-secret-{n:04d}" for n in range(100)])
+    rotated = [f"rotated-token-{n:04d}-abcdef" for n in range(300)]
+    for n, token in enumerate(rotated):
+        redactor.add([token, token])
+        assert redactor.mask(f"a {token} b startup-secret-0042") == f"a {MASK} b {MASK}"
+        assert len(redactor) == 100 + n + 1
+    assert all(redactor.holds(token) for token in rotated)
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [("abc", True), ("12345678901234567890", True), ("1036518367961303124-TVXpxJ9uvdhjt", False)],
+)
+def test_input_errors_quote_only_short_values(value: str, quoted: bool) -> None:
+    """A value of up to 20 characters is quoted in an input error; a longer one (it could be a
+    secret) is described by its length only."""
+    assert (value in shown(value)) is quoted
+    assert str(len(value)) in shown(value) or quoted

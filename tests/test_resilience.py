@@ -4,7 +4,6 @@ subprocesses against the sandbox on a real socket."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import random
 import sys
@@ -104,42 +103,45 @@ class TestKillDuringRefresh:
     """An OAuth 2.0 refresh rotates the refresh token: the one moment a kill can strand an account
     is after the token endpoint answered and before the new tokens are in the accounts file."""
 
-    async def _killed_refresh(self, world: World, *, hold_write_back: bool) -> None:
-        """Start a run whose acct002 token needs refreshing and SIGKILL it right after the token
-        endpoint answered: while the write-back waits for the accounts file's lock (held here),
-        or once the new refresh token is in the file."""
+    async def _killed_refresh(self, world: World, *, answer_lost: bool) -> None:
+        """Start a run whose acct002 token needs refreshing and SIGKILL it after the token endpoint
+        rotated the refresh token: while its answer is still held back by the sandbox (so the
+        process never saw the new tokens), or once the new refresh token is in the file."""
         before = json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"]
         job = world.job(rows(["acct001", "acct002", "acct003"], 3))
-        lock = world.accounts.with_name("accounts.json.lock")
-        with lock.open("a") as held:
-            if hold_write_back:
-                fcntl.flock(held, fcntl.LOCK_EX)
-            async with await anyio.open_process(world.run_args(job)) as process:
-                if hold_write_back:
-                    await eventually(lambda: world.sandbox.state.stats()["refreshes"] >= 1)
-                else:
-                    await eventually(
-                        lambda: (
-                            json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"][
-                                "refresh_token"
-                            ]
-                            != before["refresh_token"]
-                        )
+        if answer_lost:
+            world.sandbox.state.faults.script(
+                ScriptedFault(FaultKind.STALL, endpoint=Endpoint.OAUTH2_TOKEN)
+            )
+        async with await anyio.open_process(world.run_args(job)) as process:
+            if answer_lost:
+                await eventually(lambda: world.sandbox.state.stats()["refreshes"] >= 1)
+            else:
+                await eventually(
+                    lambda: (
+                        json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"][
+                            "refresh_token"
+                        ]
+                        != before["refresh_token"]
                     )
-                process.kill()
-                await process.wait()
+                )
+            process.kill()
+            await process.wait()
 
     async def test_a_kill_before_the_write_back_names_the_account_to_reauthorise(
         self, make_world: MakeWorld
     ) -> None:
-        """Killed with the rotated tokens not yet written: the next run says which account needs
-        authorising again and how, ends that account's items in error, and finishes the others."""
-        world = await make_world(token_ttl=30)
-        await self._killed_refresh(world, hold_write_back=True)
+        """Killed after the server rotated but before its answer arrived: the next run warns that
+        the refresh token may be spent before it presents it, then says which account needs
+        authorising again and why, ends that account's items in error, and finishes the others."""
+        world = await make_world(token_ttl=30, stall_seconds=60)
+        await self._killed_refresh(world, answer_lost=True)
         again = await world.run(world.job(rows(["acct001", "acct002", "acct003"], 3)))
         assert again.returncode == 1
         out = again.stdout.decode()
         assert "account acct002" in out and "authorise the app again" in out
+        assert "whose answer was lost" in out, out + again.stderr.decode()
+        assert "refresh_token_may_be_spent" in again.stderr.decode()
         statuses: dict[str, set[str]] = {}
         for line in final_states(world).values():
             statuses.setdefault(str(line["account"]), set()).add(str(line["status"]))
@@ -173,7 +175,7 @@ class TestKillDuringRefresh:
         """Killed once the rotated tokens are in the accounts file: the next run authenticates
         with them and every item ends ok."""
         world = await make_world(token_ttl=30)
-        await self._killed_refresh(world, hold_write_back=False)
+        await self._killed_refresh(world, answer_lost=False)
         again = await world.run(world.job(rows(["acct001", "acct002", "acct003"], 3)))
         assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()[-1500:]
         assert {str(line["status"]) for line in final_states(world).values()} == {"ok"}

@@ -7,11 +7,14 @@ Routes answer under any Host (api.x.com, api.twitter.com, localhost), as the API
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import secrets
 import socket
 import struct
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -87,6 +90,9 @@ def _api(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResp
         if fault is FaultKind.HOLD and not await _held(request):
             state.record(request.method, request.path, path_user_id, "dropped", fault, clock.now())
             return web.Response(status=504)  # never delivered: the client is gone
+        if fault in (FaultKind.GZIP_BOMB, FaultKind.OVERSIZED):
+            state.record(request.method, request.path, path_user_id, str(fault), fault, clock.now())
+            return await _huge(request, fault)
         # Faults at the edge: the request never reaches the API and is not counted.
         if fault in (FaultKind.RESET, FaultKind.E502_HTML, FaultKind.E504_EMPTY):
             state.record(request.method, request.path, path_user_id, str(fault), fault, clock.now())
@@ -115,12 +121,62 @@ def _api(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResp
             _reset(request)
             return web.Response(status=502)  # never delivered
         state.record(request.method, request.path, path_user_id, str(reply.status), fault, now)
+        if state.config.echo_secrets:
+            _echo(reply, f"Authorization: {request.headers.get('Authorization', '')}")
         if fault is FaultKind.STALL:
             # The request has taken effect; only its answer is late (past the client's timeout).
             await asyncio.sleep(state.config.stall_seconds)
         return render(reply, started)
 
     return handler
+
+
+_MIB = 1 << 20
+
+
+@functools.cache
+def _gzip_bomb(mebibytes: int = 1024) -> bytes:
+    """A gzip body of about 1 MB that inflates to ``mebibytes`` MiB of zeros: one deflate block
+    of a MiB, repeated (each is byte-aligned and refers to nothing before it)."""
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    one = block.compress(bytes(_MIB)) + block.flush(zlib.Z_SYNC_FLUSH)
+    crc = 0
+    for _ in range(mebibytes):
+        crc = zlib.crc32(bytes(_MIB), crc)
+    end = zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    trailer = struct.pack("<II", crc, (mebibytes * _MIB) & 0xFFFFFFFF)
+    return header + one * mebibytes + end + trailer
+
+
+async def _huge(request: web.Request, fault: FaultKind) -> web.StreamResponse:
+    """A 200 too large for any client to read whole: a gzip bomb, or 64 MiB sent plainly."""
+    headers = {"Content-Type": "application/json"}
+    if fault is FaultKind.GZIP_BOMB:
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(status=200, body=_gzip_bomb(), headers=headers)
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_length = 64 * _MIB
+    await response.prepare(request)
+    padding = b" " * _MIB
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        for _ in range(64):
+            await response.write(padding)
+    return response
+
+
+def _echo(reply: Reply, sent: str) -> None:
+    """Put what the client sent into the error texts of ``reply`` (an echoing API or proxy)."""
+    body = reply.body
+    if body is None or (reply.status < 400 and "errors" not in body):
+        return
+    for key in ("detail", "error_description"):
+        if key in body:
+            body[key] = f"{body[key]} (request: {sent})"
+    errors = body.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict):
+            error["detail"] = f"{error.get('detail', '')} (request: {sent})"
 
 
 async def _form(request: web.Request) -> dict[str, str]:
@@ -154,6 +210,8 @@ async def _token(request: web.Request) -> web.StreamResponse:
     if fault in (FaultKind.E500, FaultKind.E503):
         return render(state.problems.server_error(int(fault)))
     reply = state.auth.tokens.token(params, request.headers.get("Authorization"), clock.now())
+    if state.config.echo_secrets:
+        _echo(reply, f"refresh_token={params.get('refresh_token', '')}")
     if fault is FaultKind.RESET_AFTER:
         _reset(request)
         return web.Response(status=502)

@@ -34,7 +34,12 @@ class Authenticator:
     def __init__(self, config: SandboxConfig, world: World, problems: Problems, now: float) -> None:
         self._problems = problems
         app = world.app
-        self.tokens = TokenStore(app, ttl=config.token_ttl, code_ttl=config.code_ttl)
+        self.tokens = TokenStore(
+            app,
+            ttl=config.token_ttl,
+            code_ttl=config.code_ttl,
+            rotate=not config.omit_refresh_token,
+        )
         oauth1_tokens = {}
         # Every user holds credentials of both kinds; the accounts file lists one per account.
         for user in world.users:

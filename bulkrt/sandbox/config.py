@@ -188,6 +188,10 @@ class FaultKind(StrEnum):
     PARTIAL = "partial"
     #: the generic 403 sent as ``application/json`` instead of ``application/problem+json``
     JSON_403 = "403-json"
+    #: a 200 whose 1 MB gzip body inflates to 1 GiB (a decompression bomb); not processed
+    GZIP_BOMB = "gzip-bomb"
+    #: a 200 with a 64 MiB body, far beyond any answer of the API; not processed
+    OVERSIZED = "oversized"
 
 
 #: the faults ``--fault-rate`` spreads its rate over: all transient, all safe to retry
@@ -235,6 +239,12 @@ class SandboxConfig:
     token_ttl: float = 7200.0
     #: authorization codes must be exchanged within this many seconds
     code_ttl: float = 30.0
+    #: the token endpoint answers a refresh without a new ``refresh_token`` (RFC 6749 §6 allows
+    #: it; the old one then stays valid)
+    omit_refresh_token: bool = False
+    #: error bodies echo what was sent: the ``Authorization`` header of API requests and the
+    #: refresh token of token requests (as some APIs and proxies do), to test redaction
+    echo_secrets: bool = False
     #: the OAuth 2.0 client is confidential (Basic auth on the token endpoint) instead of public
     confidential_client: bool = False
     #: the app is enrolled in a plan that includes these endpoints (else 403 client-forbidden)

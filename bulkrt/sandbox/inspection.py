@@ -132,6 +132,10 @@ class _Inspection:
             {"access_token": access, "refresh_token": refresh, "expires_at": expires_at}
         )
 
+    async def get_issued(self, request: web.Request) -> web.Response:
+        """Every OAuth 2.0 access and refresh token the sandbox ever issued (secrets audits)."""
+        return web.json_response({"tokens": self.state.auth.tokens.issued})
+
     async def patch_app(self, request: web.Request) -> web.Response:
         body = await _json(request)
         if "enrolled" in body:
@@ -170,6 +174,7 @@ def add_inspection_routes(app: web.Application, state: SandboxState, clock: Cloc
         ("POST", "/__sandbox/blocks", handlers.post_block),
         ("POST", "/__sandbox/faults", handlers.post_fault),
         ("POST", "/__sandbox/oauth2/tokens", handlers.post_token),
+        ("GET", "/__sandbox/oauth2/issued", handlers.get_issued),
         ("PATCH", "/__sandbox/app", handlers.patch_app),
         ("GET", "/__sandbox/clock", handlers.get_clock),
         ("POST", "/__sandbox/clock", handlers.post_clock),

@@ -64,8 +64,12 @@ class TokenStore:
     ('42', True)
     """
 
-    def __init__(self, app: App, *, ttl: float, code_ttl: float) -> None:
+    def __init__(self, app: App, *, ttl: float, code_ttl: float, rotate: bool = True) -> None:
         self.app = app
+        #: a refresh rotates the refresh token (else it answers without one and the old one stays)
+        self.rotate = rotate
+        #: every access and refresh token ever issued, for audits that no secret leaked
+        self.issued: list[str] = []
         self.ttl = ttl
         self.code_ttl = code_ttl
         self._access: dict[str, Grant] = {}
@@ -90,10 +94,12 @@ class TokenStore:
         """Issue an access token (and a refresh token when ``offline.access`` is granted)."""
         access = access or secrets.token_urlsafe(48)
         self._access[access] = Grant(user_id, scopes, now + (self.ttl if ttl is None else ttl))
+        self.issued.append(access)
         if "offline.access" not in scopes:
             return access, None
         refresh = refresh or secrets.token_urlsafe(48)
         self._refresh[refresh] = (user_id, scopes)
+        self.issued.append(refresh)
         return access, refresh
 
     def lookup(self, token: str, now: float) -> Grant | None:
@@ -155,14 +161,19 @@ class TokenStore:
         refused = self._client_ok(params, authorization)
         if refused is not None:
             return refused
+        kept: str | None = None
         if grant_type == "refresh_token":
-            held = self._refresh.pop(params.get("refresh_token", ""), None)
+            sent = params.get("refresh_token", "")
+            held = self._refresh.pop(sent, None)
             if held is None:
                 return _token_error(
                     400, "invalid_request", "Value passed for the token was invalid."
                 )
             user_id, scopes = held
             self.refreshes += 1
+            if not self.rotate:
+                self._refresh[sent] = held
+                kept = sent
         else:
             code = self._codes.pop(params.get("code", ""), None)
             if (
@@ -182,7 +193,9 @@ class TokenStore:
                     400, "invalid_request", "Value passed for the code verifier was invalid."
                 )
             user_id, scopes = code.user_id, code.scopes
-        access, refresh = self.issue(user_id, scopes, now)
+        access, refresh = self.issue(user_id, scopes, now, refresh=kept)
+        if kept is not None:
+            refresh = None  # the old one stays valid, and the answer carries none
         body: dict[str, object] = {
             "token_type": "bearer",
             "expires_in": int(self.ttl),
