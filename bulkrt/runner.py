@@ -13,17 +13,20 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import anyio
+import click
 import structlog
 
 from bulkrt.accounts import Accounts, load_accounts, save_oauth2_tokens
 from bulkrt.client import Authorizer, Timeouts, XClient
 from bulkrt.credentials import TokenSet, authorizer_for, expires_datetime
 from bulkrt.dispatcher import Dispatcher, DispatchSettings, Tally
+from bulkrt.errors import InputError, LedgerError, Problem, StorageError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
@@ -91,6 +94,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     """Run (or plan) the job; raises `bulkrt.errors.InputError`/`LedgerError` for bad input."""
     accounts = load_accounts(settings.accounts)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
+        _check_ledger_path(settings.ledger, settings.accounts, files)
         check = check_jobs(files, accounts, on_warning=out.warning)
         model = settings.model()
         if settings.dry_run:
@@ -116,8 +120,12 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             items = _unfinished(read_items(files, accounts, check), finished, tally)
             try:
                 stopped = anyio.run(_dispatch, run, items, backend="asyncio")
-            finally:
+            except StorageError as exc:
                 journal.close()
+                return _storage_failed(exc, tally, out)
+            journal.close()
+            if journal.failure is not None:
+                return _storage_failed(journal.failure, tally, out)
     if stopped is not None:
         out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
@@ -126,6 +134,31 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected
     )
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+
+
+def _check_ledger_path(ledger: Path, accounts: Path, files: Sequence[JobFile]) -> None:
+    """Refuse a ``--ledger`` that is (under any name) the accounts file or a job file."""
+    if not ledger.exists():
+        return
+    inputs = [("the accounts file", accounts)] + [(f"the job file {f.name}", f.path) for f in files]
+    for what, path in inputs:
+        with suppress(OSError):
+            if ledger.samefile(path):
+                message = f"is {what}; name a ledger file of its own"
+                raise InputError([Problem(str(ledger), None, "--ledger", message)])
+
+
+def _storage_failed(exc: LedgerError, tally: Tally, out: Progress) -> ExitCode:
+    """One message for a ledger or journal that could not be written, and the resume command."""
+    command = shlex.join(["bulkrt", *sys.argv[1:]])
+    del out  # the message goes to stderr whatever the display
+    click.echo(
+        f"bulkrt run: stopped: cannot write {exc.path}: {exc.message}. Nothing more was sent "
+        f"after {tally.finished} of {tally.total} items; free space (or fix the disk), then "
+        f"resume with the same command:\n  {command}",
+        err=True,
+    )
+    return ExitCode.STORAGE_FAILED
 
 
 def _expected_duration(

@@ -48,6 +48,13 @@ def _render(summary: LedgerSummary, console: Console) -> None:
         console.print(
             f"{summary.unreadable} unreadable line(s) skipped (torn by a crash?)", soft_wrap=True
         )
+    if summary.undecided:
+        console.print(
+            f"{summary.undecided} retweet(s) of undecidable origin (preexisting: null): the "
+            f"campaign or the account may have made them; `bulkrt rollback` undoes and lists "
+            f"them unless --leave-undecided",
+            soft_wrap=True,
+        )
     for title, rows in (("action", summary.by_action), ("account", summary.by_account)):
         if rows:
             console.print(_table(title, statuses, rows))
