@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -109,6 +109,7 @@ class Dispatcher:
         settings: DispatchSettings | None = None,
         tally: Tally | None = None,
         clock: Callable[[], float] = time.time,
+        superseded: Container[str] = (),
     ) -> None:
         self.scheduler = scheduler
         self.tally = tally or Tally()
@@ -118,6 +119,8 @@ class Dispatcher:
         self._user_ids = user_ids
         self._ledger = ledger
         self._journal = journal
+        #: keys not to send: a later item on their (account, Tweet) finished in an earlier run
+        self._superseded = superseded
         self._settings = settings or DispatchSettings()
         self._clock = clock
         self._rps = AsyncLimiter(self._settings.max_rps, 1.0) if self._settings.max_rps else None
@@ -243,6 +246,9 @@ class Dispatcher:
                 self._exhausted = True
                 return
             self._pending += 1
+            if item.key in self._superseded:
+                await self._record([_superseded(item, now)])
+                continue
             await self._record(self.scheduler.add(item, now))
 
     async def _send(self, ticket: Ticket) -> None:
@@ -398,3 +404,14 @@ class Dispatcher:
                 until=datetime.fromtimestamp(event.until, UTC).isoformat() if event.until else None,
                 detail=event.detail or None,
             )
+
+
+def _superseded(item: Item, now: float) -> ItemResult:
+    """The result of an item that must not be sent: the job's later word on its Tweet is in."""
+    error = ApiError(
+        "superseded",
+        "Superseded",
+        "a later item on the same account and Tweet finished in an earlier run; sending this "
+        "one would undo it",
+    )
+    return ItemResult(item, Status.SUPERSEDED, None, False, None, error, 0, now)

@@ -19,7 +19,7 @@ __all__ = ["FINISHED", "SCHEMA", "ErrorInfo", "LedgerRecord", "encoded_key"]
 #: the ``schema`` of the lines this version writes
 SCHEMA = 1
 #: statuses that end an item for good: resume skips keys with a line in one of these
-FINISHED = frozenset({Status.OK, Status.REJECTED})
+FINISHED = frozenset({Status.OK, Status.REJECTED, Status.SUPERSEDED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from bulkrt.errors import InputError, LedgerError, Problem, StorageError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
-from bulkrt.ledger_reader import FinishedKeys, finished_keys
+from bulkrt.ledger_reader import FinishedKeys, finished_keys, identity, read_ledger
 from bulkrt.ledger_writer import LedgerWriter
 from bulkrt.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.plan import Plan, plan
@@ -105,6 +105,11 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             finished = finished_keys(settings.ledger)  # read under the lock
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
+            superseded = _resume_pass(
+                read_items(files, accounts, check) if len(finished) else iter(()),
+                finished,
+                settings.ledger,
+            )
             tally = Tally(total=check.items, accounts=sorted({a for a, _ in check.counts}))
             run = _Run(
                 settings=settings,
@@ -113,6 +118,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 ledger=ledger,
                 journal=journal,
                 tally=tally,
+                superseded=superseded,
                 run_id=secrets.token_hex(6),
                 expected=_expected_duration(files, accounts, check, finished, model),
                 out=out,
@@ -146,6 +152,52 @@ def _check_ledger_path(ledger: Path, accounts: Path, files: Sequence[JobFile]) -
             if ledger.samefile(path):
                 message = f"is {what}; name a ledger file of its own"
                 raise InputError([Problem(str(ledger), None, "--ledger", message)])
+
+
+def _resume_pass(items: Iterator[Item], finished: FinishedKeys, ledger: Path) -> set[str]:
+    """Before a resumed run sends anything: check every finished key against its row, and find
+    the unfinished items a later item on the same (account, Tweet) has overtaken.
+
+    A key the ledger holds as finished for another row (another campaign, account, Tweet or
+    action: an ``id`` reused) is an input error, never a silent skip. An unfinished item
+    followed, in job order, by a finished one on the same account and Tweet is *superseded*:
+    sending it now would reverse the job's later word on that Tweet, so it is recorded as
+    ``superseded`` and not sent.
+    """
+    superseded: set[str] = set()
+    waiting: dict[tuple[str, str], list[str]] = {}
+    for item in items:
+        pair = (item.account, item.tweet_id)
+        if item.key not in finished:
+            waiting.setdefault(pair, []).append(item.key)
+            continue
+        row = identity(item.campaign, item.account, item.tweet_id, item.action.value)
+        if not finished.same_row(item.key, row):
+            raise InputError([_reused_key(item, ledger)])
+        superseded.update(waiting.pop(pair, ()))
+    return superseded
+
+
+def _reused_key(item: Item, ledger: Path) -> Problem:
+    """The problem of a key the ledger finished for another row, naming both rows."""
+    earlier = next((r for r in read_ledger(ledger) if r.key == item.key), None)
+    then = (
+        f"campaign {earlier.campaign!r}, account {earlier.account}, {earlier.action} of Tweet "
+        f"{earlier.tweet_id}"
+        if earlier is not None
+        else "another row"
+    )
+    now = (
+        f"campaign {item.campaign!r}, account {item.account}, {item.action} of Tweet "
+        f"{item.tweet_id}"
+    )
+    return Problem(
+        item.source,
+        item.line,
+        "id",
+        f"{item.key!r} is already finished in the ledger {ledger} for {then}; this row is "
+        f"{now}. Give each item its own id (or use another ledger)",
+    )
 
 
 def _storage_failed(exc: LedgerError, tally: Tally, out: Progress) -> ExitCode:
@@ -214,6 +266,8 @@ class _Run:
     ledger: LedgerWriter
     journal: SentJournal
     tally: Tally
+    #: keys not to send (`_resume_pass`)
+    superseded: set[str]
     run_id: str
     #: seconds the limit model expects the run to take
     expected: float
@@ -250,6 +304,7 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
             run_id=run_id,
             tally=tally,
             journal=run.journal,
+            superseded=run.superseded,
             settings=DispatchSettings(
                 lookahead=settings.lookahead, grace=settings.grace, max_rps=settings.max_rps
             ),

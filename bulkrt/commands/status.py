@@ -41,7 +41,7 @@ def command(ledger: Path, as_json: bool) -> None:
 
 
 def _render(summary: LedgerSummary, console: Console) -> None:
-    statuses = [s.value for s in Status]
+    statuses = [s.value for s in Status if s is not Status.SUPERSEDED or summary.by_status[s.value]]
     counts = ", ".join(f"{summary.by_status[s]} {s}" for s in statuses)
     console.print(f"{summary.ledger}: {summary.items} items: {counts}", soft_wrap=True)
     if summary.unreadable:
