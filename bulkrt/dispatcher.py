@@ -185,8 +185,6 @@ class Dispatcher:
                         deadline = anyio.current_time() + self._settings.grace
                         requests.cancel_scope.deadline = deadline
             background.cancel_scope.cancel()
-        if self.failure is not None:
-            raise self.failure
         return self.tally
 
     async def _sync_periodically(self) -> None:

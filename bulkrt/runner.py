@@ -315,6 +315,8 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
             _log.info("run_started", run=run_id, items=check.items, accounts=len(used))
             await dispatcher.run(items)
             helpers.cancel_scope.cancel()
+        if dispatcher.failure is not None:
+            raise dispatcher.failure
     _log.info("run_finished", run=run_id, requests=tally.requests)
     return stopped[0] if stopped else None
 
