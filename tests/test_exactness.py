@@ -389,3 +389,25 @@ class TestOrderAndIdentity:
         assert "campaign 'spring', account acct001, retweet of Tweet 101" in err
         assert "campaign 'autumn', account acct001, retweet of Tweet 200" in err
         assert world.sandbox.state.requests == sent
+
+
+class TestDone:
+    async def test_a_run_whose_items_all_ended_exits_despite_a_far_window_wait(
+        self, make_world: MakeWorld
+    ) -> None:
+        """An account's last item waits 15 minutes for its window when its credentials are
+        revoked and the refresh is refused: every item then has its line, and the run exits
+        (1, items in error) at once instead of idling until the window opens."""
+        world = await make_world(limit=3, window=900.0, latency_ms=400)
+        account = json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"]
+        job = world.job([("acct002", str(100 + n), "retweet") for n in range(4)])
+        async with await anyio.open_process(world.run_args(job)) as process:
+            await eventually(lambda: "100" in world.retweets("acct002"))
+            tokens = world.sandbox.state.auth.tokens
+            for token in (account["access_token"], account["refresh_token"]):
+                revoked = tokens.revoke({"token": token, "client_id": account["client_id"]}, None)
+                assert revoked.status == 200
+            with anyio.fail_after(30):
+                code = await process.wait()
+        assert code == 1
+        assert [line["status"] for line in world.lines()] == ["ok", "error", "error", "error"]
