@@ -148,13 +148,28 @@ def _lines(path: Path) -> Iterator[_Line]:
 
 
 def read_origins(ledger: Path) -> dict[tuple[str, str, str], Origin]:
-    """Per (campaign, account, Tweet), the origin the journal settled for its retweet."""
+    """Per (campaign, account, Tweet), who made its retweet as far as the journal knows.
+
+    The first settled origin of the pair's retweet items (the first says what was there before
+    the campaign); else ``UNDECIDED`` when an attempt may have been applied and no answer
+    settled it (the item ended ``rejected`` or ``error`` after a timeout, or a crash): the
+    retweet may exist, made by the campaign or by the owner.
+    """
+    states: dict[str, KeyState] = {}
+    pairs: dict[str, tuple[str, str, str]] = {}
     origins: dict[tuple[str, str, str], Origin] = {}
     for line in _lines(journal_path(ledger)):
+        if not line.account:
+            continue  # a legacy line: no pair to name
+        triple = (line.campaign, line.account, line.tweet_id)
+        pairs[line.key] = triple
+        states.setdefault(line.key, KeyState()).apply(line.event)
         verdict = _ORIGIN_EVENTS.get(line.event)
-        if verdict is not None and line.account:
-            # The first retweet of a pair says what was there before the campaign.
-            origins.setdefault((line.campaign, line.account, line.tweet_id), verdict)
+        if verdict is not None:
+            origins.setdefault(triple, verdict)
+    for key, state in states.items():
+        if state.origin is None and (state.possible or state.open):
+            origins.setdefault(pairs[key], Origin.UNDECIDED)
     return origins
 
 
