@@ -210,7 +210,10 @@ class SentJournal:
             if line.key not in finished:
                 self._earlier.setdefault(line.key, KeyState()).apply(line.event)
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                os.write(self._fd, b"\n")  # end a torn last line, so this run's lines stay whole
         except OSError as exc:
             raise LedgerError(self.path, f"cannot open the journal: {exc.strerror}") from None
 

@@ -751,6 +751,7 @@ PURE_MODULES = [
     "bulkrt.scheduler",
     "bulkrt.work",
     "bulkrt.plan",
+    "bulkrt.attribution",
 ]
 
 
