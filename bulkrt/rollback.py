@@ -33,7 +33,7 @@ from bulkrt.attribution import Origin, preexisting
 from bulkrt.errors import BulkrtError
 from bulkrt.expand import JobRow, write_job
 from bulkrt.items import Action, Status
-from bulkrt.journal import read_origins
+from bulkrt.journal import journal_path, read_origins
 from bulkrt.ledger import LedgerRecord
 from bulkrt.ledger_reader import read_ledger
 
@@ -306,4 +306,6 @@ def write_undo_job(path: Path, rows: Iterable[UndoRow], *, ledger: Path | None =
 
 def _is_ledger_file(path: Path, ledger: Path) -> bool:
     target = path.resolve()
+    if target == journal_path(ledger):
+        return True
     return any(target == Path(f"{ledger}{suffix}").resolve() for suffix in _LEDGER_SIDECARS)
