@@ -244,7 +244,11 @@ def _unsent(exc: BaseException) -> bool:
 
 
 def _failure(exc: BaseException) -> TransportFailure:
+    # A connection that was never made carried no request: proof the attempt had no effect.
+    unsent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
     if isinstance(exc, TimeoutError):
+        if unsent:
+            return TransportFailure(FailureKind.TIMEOUT, "no connection within the timeout", True)
         return TransportFailure(FailureKind.TIMEOUT, "no answer within the timeout")
     detail = str(exc) or type(exc).__name__
-    return TransportFailure(FailureKind.NETWORK, f"{type(exc).__name__}: {detail}")
+    return TransportFailure(FailureKind.NETWORK, f"{type(exc).__name__}: {detail}", unsent)

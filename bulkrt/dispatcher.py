@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,9 +27,12 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from bulkrt.attribution import Effect, Origin, effect_of, origin, preexisting
 from bulkrt.client import Authorizer, XClient
 from bulkrt.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed, refused_advice
+from bulkrt.errors import LedgerError, StorageError
 from bulkrt.items import Action, Item, Status
+from bulkrt.journal import Event as JournalEvent
 from bulkrt.journal import SentJournal
 from bulkrt.ledger import ErrorInfo, LedgerRecord
 from bulkrt.ledger_writer import LedgerWriter
@@ -41,6 +44,13 @@ __all__ = ["DispatchSettings", "Dispatcher", "Tally"]
 _log = structlog.get_logger()
 #: records waiting for the ledger writer beyond which no new request is dispatched
 _BACKLOG = 256
+#: how often an idle ledger is checked for lines older than its sync interval
+_SYNC_TICK = 0.25
+_ORIGIN_EVENT = {
+    Origin.CAMPAIGN: JournalEvent.MADE,
+    Origin.OWNER: JournalEvent.OWNER,
+    Origin.UNDECIDED: JournalEvent.UNDECIDED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,7 @@ class Dispatcher:
         settings: DispatchSettings | None = None,
         tally: Tally | None = None,
         clock: Callable[[], float] = time.time,
+        superseded: Container[str] = (),
     ) -> None:
         self.scheduler = scheduler
         self.tally = tally or Tally()
@@ -108,6 +119,8 @@ class Dispatcher:
         self._user_ids = user_ids
         self._ledger = ledger
         self._journal = journal
+        #: keys not to send: a later item on their (account, Tweet) finished in an earlier run
+        self._superseded = superseded
         self._settings = settings or DispatchSettings()
         self._clock = clock
         self._rps = AsyncLimiter(self._settings.max_rps, 1.0) if self._settings.max_rps else None
@@ -121,6 +134,8 @@ class Dispatcher:
         self._requests: TaskGroup | None = None
         #: set by `stop`: no new request goes out
         self.stopping = False
+        #: the first failure to write the ledger or the journal; the run stops on it
+        self.failure: StorageError | None = None
 
     # -- control -------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -156,15 +171,42 @@ class Dispatcher:
         self._items = items
         send, receive = anyio.create_memory_object_stream[LedgerRecord](max_buffer_size=1024)
         self._out = send
-        async with anyio.create_task_group() as writers:
-            writers.start_soon(self._write_ledger, receive)
-            async with send, anyio.create_task_group() as requests:
-                self._requests = requests
-                await self._loop(requests)
-                if self.stopping:
-                    # Let the requests in flight answer, but not for ever.
-                    requests.cancel_scope.deadline = anyio.current_time() + self._settings.grace
+        async with anyio.create_task_group() as background:
+            background.start_soon(self._sync_periodically)
+            if self._journal is not None:
+                background.start_soon(self._journal.flush_forever)
+            async with anyio.create_task_group() as writers:
+                writers.start_soon(self._write_ledger, receive)
+                async with send, anyio.create_task_group() as requests:
+                    self._requests = requests
+                    await self._loop(requests)
+                    if self.stopping:
+                        # Let the requests in flight answer, but not for ever.
+                        deadline = anyio.current_time() + self._settings.grace
+                        requests.cancel_scope.deadline = deadline
+            background.cancel_scope.cancel()
         return self.tally
+
+    async def _sync_periodically(self) -> None:
+        """fsync the ledger within its sync interval of a write, also while nothing happens
+        (a long rate-limit wait must not leave lines unsynced)."""
+        while True:
+            await anyio.sleep(_SYNC_TICK)
+            if self._journal is not None and self._journal.failure is not None:
+                self._storage_failed(self._journal.failure)
+                return
+            try:
+                self._ledger.sync_if_due()
+            except LedgerError as exc:
+                self._storage_failed(exc)
+                return
+
+    def _storage_failed(self, exc: LedgerError | None) -> None:
+        """The ledger or the journal cannot be written: send nothing more, keep the first cause."""
+        if self.failure is None and exc is not None:
+            self.failure = StorageError(exc.path, exc.message)
+            _log.error("storage_failed", path=exc.path, detail=exc.message)
+        self.stop()
 
     def _backlogged(self) -> bool:
         """Whether finished items are waiting for the ledger writer (then nothing new goes out:
@@ -202,16 +244,26 @@ class Dispatcher:
                 self._exhausted = True
                 return
             self._pending += 1
+            if item.key in self._superseded:
+                await self._record([_superseded(item, now)])
+                continue
             await self._record(self.scheduler.add(item, now))
 
     async def _send(self, ticket: Ticket) -> None:
         item = ticket.item
         auth = self._auth[item.account]
         generation = auth.generation if isinstance(auth, OAuth2Bearer) else 0
-        if self._journal is not None and item.action is Action.RETWEET:
-            self._journal.mark(item.key)
+        journal = self._journal if item.action is Action.RETWEET else None
+        if journal is not None and not await journal.before_send(item):
+            self._storage_failed(journal.failure)  # not sent: the run stops
+            return
         with structlog.contextvars.bound_contextvars(account=item.account, item=item.key):
             outcome = await self._exchange(item, auth)
+        if journal is not None:
+            effect = effect_of(outcome)
+            if effect is not Effect.ANSWERED:
+                none = effect is Effect.NONE
+                journal.record(item, JournalEvent.NONE if none else JournalEvent.MAYBE)
         if outcome.decision is Decision.AUTH_FAILED:
             self._failed_generation[item.account] = generation
         if outcome.decision is Decision.CREDENTIALS_REFUSED and outcome.error is not None:
@@ -231,11 +283,10 @@ class Dispatcher:
         except ReauthorizationNeeded as exc:
             self.tally.reauthorize[item.account] = str(exc)
             error = ApiError("reauthorization-needed", "Unauthorized", str(exc))
-            return Outcome(Decision.AUTH_FAILED, error=error)
+            return Outcome(Decision.AUTH_FAILED, error=error, unsent=True)
         except RefreshFailed as exc:
-            return Outcome(
-                Decision.RETRY, error=ApiError(FailureKind.NETWORK, "Refresh failed", str(exc))
-            )
+            error = ApiError(FailureKind.NETWORK, "Refresh failed", str(exc))
+            return Outcome(Decision.RETRY, error=error, unsent=True)
         self.tally.requests += 1
         return classify(
             item.action,
@@ -295,14 +346,20 @@ class Dispatcher:
             await self._out.send(self._ledger_record(result))
 
     def _settle_journal(self, result: ItemResult) -> ItemResult:
-        """Correct ``preexisting`` of a retweet a crashed run may have sent; drop finished keys."""
+        """Settle who made a retweet found in place, with the journal's evidence of earlier runs,
+        and record the origin of every retweet that exists (bulkrt.attribution)."""
         assert self._journal is not None
-        key = result.item.key
-        if result.preexisting and self._journal.sent_before(key):
-            # The crashed run's request most likely went through: the campaign made the retweet.
-            result = replace(result, preexisting=False)
-        if result.status is not Status.ERROR:
-            self._journal.finished(key)
+        item = result.item
+        if item.action is not Action.RETWEET or result.status is not Status.OK:
+            return result
+        if result.preexisting is False:
+            verdict = Origin.CAMPAIGN  # a 2xx retweeted:true: the campaign made it
+        else:  # "already retweeted"; None: an attempt of this run may have been applied
+            earlier = self._journal.evidence(item.key)
+            evidence = replace(earlier, possible=earlier.possible or result.preexisting is None)
+            verdict = origin(evidence)
+            result = replace(result, preexisting=preexisting(verdict))
+        self._journal.record(item, _ORIGIN_EVENT[verdict])
         return result
 
     def _ledger_record(self, result: ItemResult) -> LedgerRecord:
@@ -331,10 +388,18 @@ class Dispatcher:
                 with suppress(anyio.WouldBlock, anyio.EndOfStream):
                     while True:
                         batch.append(receive.receive_nowait())
-                for record in batch:
-                    self._ledger.write(record)
+                if self.failure is None:
+                    try:
+                        for record in batch:
+                            self._ledger.write(record)
+                    except LedgerError as exc:
+                        self._storage_failed(exc)  # later records are dropped: resent on resume
                 self._poke()  # dispatching may be held back while records wait
-        self._ledger.sync()
+        if self.failure is None:
+            try:
+                self._ledger.sync()
+            except LedgerError as exc:
+                self._storage_failed(exc)
 
     def _log_events(self) -> None:
         for event in self.scheduler.drain_events():
@@ -344,3 +409,14 @@ class Dispatcher:
                 until=datetime.fromtimestamp(event.until, UTC).isoformat() if event.until else None,
                 detail=event.detail or None,
             )
+
+
+def _superseded(item: Item, now: float) -> ItemResult:
+    """The result of an item that must not be sent: the job's later word on its Tweet is in."""
+    error = ApiError(
+        "superseded",
+        "Superseded",
+        "a later item on the same account and Tweet finished in an earlier run; sending this "
+        "one would undo it",
+    )
+    return ItemResult(item, Status.SUPERSEDED, None, False, None, error, 0, now)

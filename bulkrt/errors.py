@@ -93,6 +93,11 @@ class LedgerError(BulkrtError):
         return f"{type(self).__name__}(path={self.path!r}, message={self.message!r})"
 
 
+class StorageError(LedgerError):
+    """Writing the ledger or its journal failed during a run (a full disk, an I/O error): the run
+    stopped, sending nothing more; the same command resumes once the cause is fixed."""
+
+
 class LedgerLockedError(LedgerError):
     """Another process holds the ledger's exclusive lock; ``holder`` says who, when it is known."""
 

@@ -26,6 +26,9 @@ class Status(StrEnum):
     REJECTED = "rejected"
     #: transient failures exhausted, or the account's credentials failed; retried on the next run
     ERROR = "error"
+    #: never sent: a later item on the same account and Tweet finished in an earlier run, so
+    #: sending this one would undo the job's last word on that Tweet
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True, slots=True)

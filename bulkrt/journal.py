@@ -1,81 +1,302 @@
-"""Which retweets a crashed run may already have sent: ``<ledger>.sent``, a sidecar of the ledger.
+"""The durable record of what a campaign's retweets did: ``<ledger>.sent``, a sidecar of the ledger.
 
-A retweet that reached the API just before a crash has no ledger line, so the resumed run sends
-it again and hears "already retweeted". Without more, that reads as a retweet the account had
-made by itself (``preexisting``), and a rollback would leave it behind. So before the first
-request of each retweet item, its key is appended here (one write, no fsync: it survives the
-process, as the ledger's unsynced lines do). A resumed run loads the keys that are still not
-finished, and an "already retweeted" for one of them is the campaign's own retweet.
+The ledger says how items ended; this journal says, per retweet item, what its attempts may
+have done to the account -- the evidence `bulkrt.attribution` needs -- and it is written so that
+it survives what the ledger may not (a line lost in a crash or by damage, an older backup).
 
-At the end of every run the file is rewritten (temporary file, fsync, rename) with only the keys
-that are still unfinished, so it stays small.
+One JSON object a line, appended, never rewritten::
+
+    {"e":"sent","key":"k1","campaign":"spring","account":"acme","tweet_id":"20"}
+
+Events (``e``), in the order they happened for a key:
+
+* ``sent`` -- a request for the key may leave from now on. It is on disk (fsynced) *before* the
+  request leaves; keys are grouped, one fsync per batch (a flusher task writes whatever
+  accumulated while the previous fsync ran, and releases those requests together). A ``sent``
+  that no later event closes is an attempt that may have been applied (a crash in flight).
+* ``none`` -- the answers since the last ``sent`` prove those attempts had no effect (429,
+  401, 403, a refused connection, a refresh that failed before sending); the next attempt
+  writes ``sent`` again.
+* ``maybe`` -- an attempt's answer left it possibly applied (a timeout, a reset, a 5xx). Sticky.
+* ``made`` / ``owner`` / ``undecided`` -- the retweet exists and its origin was settled: the
+  campaign made it, the account's owner had it before, or the evidence cannot decide.
+
+The journal is never compacted while the campaign's retweets are recorded in it: it is the
+record `bulkrt.rollback` trusts, beside the ledger, for who made each retweet (`read_origins`).
+A later run reads the state of every key the ledger does not hold as finished (`KeyState`), so
+a retweet whose ledger line was lost is settled by the journal's evidence, not by a guess.
+
+Legacy lines (a bare key, written by earlier versions before a first send) read as ``sent``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Container
+from collections.abc import Container, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
-from bulkrt.atomic import replacing
+import anyio
 
-__all__ = ["SentJournal"]
+from bulkrt.attribution import Evidence, Origin
+from bulkrt.errors import LedgerError
+from bulkrt.items import Item
+
+__all__ = ["Event", "KeyState", "SentJournal", "journal_path", "read_origins"]
+
+
+class Event(StrEnum):
+    """One journal line's event (see the module docstring)."""
+
+    SENT = "sent"
+    NONE = "none"
+    MAYBE = "maybe"
+    MADE = "made"
+    OWNER = "owner"
+    UNDECIDED = "undecided"
+
+
+_ORIGIN_EVENTS = {
+    Event.MADE: Origin.CAMPAIGN,
+    Event.OWNER: Origin.OWNER,
+    Event.UNDECIDED: Origin.UNDECIDED,
+}
+
+
+@dataclass(slots=True)
+class KeyState:
+    """What the journal knows of one key, folded over its events in order.
+
+    >>> state = KeyState()
+    >>> for event in (Event.SENT, Event.NONE, Event.SENT):
+    ...     state.apply(event)
+    >>> state.evidence()
+    Evidence(possible=True, made=False, owner=False)
+    """
+
+    #: a ``sent`` not closed by ``none`` or an origin: an attempt that may have been applied
+    open: bool = False
+    possible: bool = False
+    origin: Origin | None = None
+
+    def apply(self, event: Event) -> None:
+        if event is Event.SENT:
+            self.open = True
+        elif event is Event.NONE:
+            self.open = False
+        elif event is Event.MAYBE:
+            self.possible = True
+        else:
+            self.origin = _ORIGIN_EVENTS[event]
+            self.open = False
+
+    def evidence(self) -> Evidence:
+        """The evidence these events give `bulkrt.attribution.origin`."""
+        return Evidence(
+            possible=self.possible or self.open or self.origin is Origin.UNDECIDED,
+            made=self.origin is Origin.CAMPAIGN,
+            owner=self.origin is Origin.OWNER,
+        )
+
+
+def journal_path(ledger: Path) -> Path:
+    """The journal of ``ledger``: beside the file the ledger's name resolves to."""
+    real = ledger.resolve()
+    return real.with_name(real.name + ".sent")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    event: Event
+    key: str
+    campaign: str = ""
+    account: str = ""
+    tweet_id: str = ""
+
+
+def _parse(raw: str) -> _Line | None:
+    text = raw.rstrip("\n")
+    if not text or not raw.endswith("\n"):
+        return None  # a torn last line: its request never left (the fsync came first)
+    if not text.startswith("{"):
+        return _Line(Event.SENT, text)
+    try:
+        doc = json.loads(text)
+        return _Line(
+            Event(doc["e"]),
+            str(doc["key"]),
+            str(doc.get("campaign", "")),
+            str(doc.get("account", "")),
+            str(doc.get("tweet_id", "")),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _lines(path: Path) -> Iterator[_Line]:
+    with (
+        contextlib.suppress(FileNotFoundError),
+        path.open("r", encoding="utf-8", errors="replace") as lines,
+    ):
+        for raw in lines:
+            line = _parse(raw)
+            if line is not None:
+                yield line
+
+
+def read_origins(ledger: Path) -> dict[tuple[str, str, str], Origin]:
+    """Per (campaign, account, Tweet), who made its retweet as far as the journal knows.
+
+    The first settled origin of the pair's retweet items (the first says what was there before
+    the campaign); else ``UNDECIDED`` when an attempt may have been applied and no answer
+    settled it (the item ended ``rejected`` or ``error`` after a timeout, or a crash): the
+    retweet may exist, made by the campaign or by the owner.
+    """
+    states: dict[str, KeyState] = {}
+    pairs: dict[str, tuple[str, str, str]] = {}
+    origins: dict[tuple[str, str, str], Origin] = {}
+    for line in _lines(journal_path(ledger)):
+        if not line.account:
+            continue  # a legacy line: no pair to name
+        triple = (line.campaign, line.account, line.tweet_id)
+        pairs[line.key] = triple
+        states.setdefault(line.key, KeyState()).apply(line.event)
+        verdict = _ORIGIN_EVENTS.get(line.event)
+        if verdict is not None:
+            origins.setdefault(triple, verdict)
+    for key, state in states.items():
+        if state.origin is None and (state.possible or state.open):
+            origins.setdefault(pairs[key], Origin.UNDECIDED)
+    return origins
+
+
+@dataclass(slots=True)
+class _Batch:
+    lines: list[bytes] = field(default_factory=list)
+    #: set once the lines are on disk; made by the first sender that waits for this batch
+    durable: anyio.Event | None = None
 
 
 class SentJournal:
-    """The keys of retweet items sent but not finished, kept beside the ledger.
+    """The journal of one ledger, for one run (call everything from the one event loop).
 
     >>> import tempfile, pathlib
+    >>> from bulkrt.items import Action
     >>> ledger = pathlib.Path(tempfile.mkdtemp()) / "l.jsonl"
-    >>> journal = SentJournal(ledger); journal.open(finished=set()); journal.mark("k1")
-    >>> journal.close(); again = SentJournal(ledger); again.open(finished=set())
-    >>> again.sent_before("k1"), again.sent_before("k2")
-    (True, False)
+    >>> item = Item("k1", "c", "acme", "20", Action.RETWEET, "job.csv", 2)
+    >>> journal = SentJournal(ledger); journal.open(finished=set())
+    >>> journal.record(item, Event.SENT); journal.close()
+    >>> again = SentJournal(ledger); again.open(finished=set()); again.evidence("k1")
+    Evidence(possible=True, made=False, owner=False)
     """
 
     def __init__(self, ledger: Path) -> None:
-        self.path = ledger.with_name(ledger.name + ".sent")
-        #: keys an earlier run sent and no run has finished
-        self._earlier: set[str] = set()
-        #: keys this run has sent and not finished
-        self._pending: set[str] = set()
+        self.path = journal_path(ledger)
+        #: what earlier runs recorded of keys the ledger does not hold as finished
+        self._earlier: dict[str, KeyState] = {}
+        #: keys with a ``sent`` not closed yet (this run)
+        self._open: set[str] = set()
+        self._batch = _Batch()
+        self._kick: anyio.Event | None = None
+        self._failure: LedgerError | None = None
         self._fd = -1
 
     def open(self, *, finished: Container[str]) -> None:
-        """Load what earlier runs sent and did not finish; call it under the ledger's lock."""
-        with (
-            contextlib.suppress(FileNotFoundError),
-            self.path.open("r", encoding="utf-8", errors="replace") as lines,
-        ):
-            for line in lines:
-                key = line.rstrip("\n")
-                if key and line.endswith("\n") and key not in finished:
-                    self._earlier.add(key)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """Load what earlier runs recorded; call it under the ledger's lock."""
+        for line in _lines(self.path):
+            if line.key not in finished:
+                self._earlier.setdefault(line.key, KeyState()).apply(line.event)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                os.write(self._fd, b"\n")  # end a torn last line, so this run's lines stay whole
+        except OSError as exc:
+            raise LedgerError(self.path, f"cannot open the journal: {exc.strerror}") from None
 
-    def sent_before(self, key: str) -> bool:
-        """Whether a run before this one may have sent ``key``'s retweet."""
-        return key in self._earlier
+    @property
+    def failure(self) -> LedgerError | None:
+        """The error that stopped the journal's writes, if one did."""
+        return self._failure
 
-    def mark(self, key: str) -> None:
-        """Note that ``key``'s retweet is about to be sent (once per run)."""
-        if key in self._pending:
-            return
-        self._pending.add(key)
-        if self._fd >= 0 and "\n" not in key:
-            os.write(self._fd, (key + "\n").encode())
+    def evidence(self, key: str) -> Evidence:
+        """What earlier runs' attempts of ``key`` prove."""
+        state = self._earlier.get(key)
+        return state.evidence() if state is not None else Evidence()
 
-    def finished(self, key: str) -> None:
-        """``key`` has its final line in the ledger."""
-        self._pending.discard(key)
-        self._earlier.discard(key)
+    def record(self, item: Item, event: Event) -> None:
+        """Queue ``event`` for ``item``; it is written with the next batch."""
+        if event is Event.SENT:
+            self._open.add(item.key)
+        elif event is not Event.MAYBE:
+            self._open.discard(item.key)
+        doc = {
+            "e": event.value,
+            "key": item.key,
+            "campaign": item.campaign,
+            "account": item.account,
+            "tweet_id": item.tweet_id,
+        }
+        line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self._batch.lines.append(line.encode("utf-8", "surrogatepass"))
+        if self._kick is not None:
+            self._kick.set()
 
-    def close(self) -> None:
-        """Keep only the keys still unfinished (atomically), and close the file."""
+    async def before_send(self, item: Item) -> bool:
+        """Make ``item``'s ``sent`` durable before its request leaves; False: do not send."""
+        if self._failure is not None:
+            return False
+        if item.key in self._open:
+            return True
+        self.record(item, Event.SENT)
+        durable = self._batch.durable
+        if durable is None:
+            durable = self._batch.durable = anyio.Event()
+        if self._kick is None:  # no flusher task (tests of the core): write at once
+            self._flush_now()
+        await durable.wait()
+        return self._failure is None
+
+    async def flush_forever(self) -> None:
+        """The flusher task: write and fsync each batch in a worker thread, then release it."""
+        self._kick = anyio.Event()
+        while True:
+            await self._kick.wait()
+            self._kick = anyio.Event()
+            batch, self._batch = self._batch, _Batch()
+            if batch.lines and self._failure is None:
+                await anyio.to_thread.run_sync(self._write, b"".join(batch.lines))
+            if batch.durable is not None:
+                batch.durable.set()
+
+    def _flush_now(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        if batch.lines and self._failure is None:
+            self._write(b"".join(batch.lines))
+        if batch.durable is not None:
+            batch.durable.set()
+
+    def _write(self, data: bytes) -> None:
         if self._fd < 0:
             return
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)  # no torn line stays behind
+            self._failure = LedgerError(self.path, f"cannot write the journal: {exc.strerror}")
+
+    def close(self) -> None:
+        """Write what is queued and close; never raises (the failure stays in `failure`)."""
+        if self._fd < 0:
+            return
+        self._flush_now()
         os.close(self._fd)
         self._fd = -1
-        with replacing(self.path) as out:
-            out.writelines(key + "\n" for key in sorted(self._earlier | self._pending))

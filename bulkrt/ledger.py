@@ -19,7 +19,7 @@ __all__ = ["FINISHED", "SCHEMA", "ErrorInfo", "LedgerRecord", "encoded_key"]
 #: the ``schema`` of the lines this version writes
 SCHEMA = 1
 #: statuses that end an item for good: resume skips keys with a line in one of these
-FINISHED = frozenset({Status.OK, Status.REJECTED})
+FINISHED = frozenset({Status.OK, Status.REJECTED, Status.SUPERSEDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,10 @@ class LedgerRecord:
     action: Action
     status: Status
     retweeted: bool | None
-    preexisting: bool
+    #: an ok retweet found the Tweet already retweeted: true when the account had made it,
+    #: false when the campaign had, None (``null``) when the evidence cannot decide
+    #: (`bulkrt.attribution`)
+    preexisting: bool | None
     http: int | None
     error: ErrorInfo | None
     attempts: int
@@ -79,7 +82,7 @@ class LedgerRecord:
         at: datetime,
         status: Status,
         retweeted: bool | None,
-        preexisting: bool = False,
+        preexisting: bool | None = False,
         http: int | None = None,
         error: ErrorInfo | None = None,
         attempts: int,
@@ -151,7 +154,7 @@ class LedgerRecord:
                 action=Action(data["action"]),
                 status=Status(data["status"]),
                 retweeted=data["retweeted"],
-                preexisting=bool(data["preexisting"]),
+                preexisting=_preexisting(data["preexisting"]),
                 http=data["http"],
                 error=_error(data["error"]),
                 attempts=int(data["attempts"]),
@@ -170,6 +173,10 @@ def _str(data: dict[str, Any], name: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string")
     return value
+
+
+def _preexisting(value: object) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _error(value: object) -> ErrorInfo | None:

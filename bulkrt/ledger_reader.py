@@ -31,6 +31,7 @@ __all__ = [
     "FinishedKeys",
     "LedgerLine",
     "finished_keys",
+    "identity",
     "quick_key",
     "read_ledger",
     "scan_ledger",
@@ -45,9 +46,15 @@ _HEAD = re.compile(
     rb'\{"schema":1,"ts":"[^"\\]*","run":"[^"\\]*(?:\\.[^"\\]*)*",'
     rb'"key":("[^"\\]*(?:\\.[^"\\]*)*"),'
 )
+#: what follows the key in a line `LedgerRecord.to_json` wrote: the row's identity
+_IDENT = re.compile(
+    rb'"campaign":("[^"\\]*(?:\\.[^"\\]*)*"),"account":("[^"\\]*(?:\\.[^"\\]*)*"),'
+    rb'"user_id":"[^"\\]*","tweet_id":"([^"\\]*)","action":"([a-z]+)",'
+)
 _STATUS = b'"status":"'
 _OK = b'ok"'
 _REJECTED = b'rejected"'
+_SUPERSEDED = b'superseded"'
 
 
 class LedgerLine(NamedTuple):
@@ -113,18 +120,35 @@ def line_key(path: Path | str, line: LedgerLine) -> tuple[bytes, str] | None:
     return encoded_key(record.key), record.status.value
 
 
+def identity(campaign: str, account: str, tweet_id: str, action: str) -> int:
+    """The hash of what a key stands for: its row's campaign, account, Tweet and action."""
+    return hash((encoded_key(campaign), encoded_key(account), tweet_id.encode(), action.encode()))
+
+
+def _record_identity(record: LedgerRecord) -> int:
+    return identity(record.campaign, record.account, record.tweet_id, record.action.value)
+
+
 class FinishedKeys:
-    """The keys a ledger holds as finished (``ok`` or ``rejected``), for ``key in finished``.
+    """The keys a ledger holds as finished (``ok``, ``rejected`` or ``superseded``), for
+    ``key in finished``, with the identity of the row each was finished for (`same_row`).
 
     Exact up to a 64-bit hash collision: with a million finished keys, the chance that some
     unfinished key is taken for finished is about 3 in 100 million.
     """
 
-    __slots__ = ("_hashes", "_rejected")
+    __slots__ = ("_hashes", "_rejected", "_rows")
 
-    def __init__(self, hashes: array[int], rejected: array[int] | None = None) -> None:
-        # sorted() makes a transient list of the hashes; the array then holds 8 bytes a key.
+    def __init__(
+        self,
+        hashes: array[int],
+        rejected: array[int] | None = None,
+        rows: array[int] | None = None,
+    ) -> None:
+        # sorted() makes a transient list of the hashes; the arrays then hold 16 bytes a key.
         self._hashes = array("q", sorted(hashes))
+        #: per finished line, the hash of (its key's hash, its row's `identity`); None: unknown
+        self._rows = array("q", sorted(rows)) if rows is not None else None
         #: the subset that ended ``rejected`` (few, in practice)
         self._rejected = array("q", sorted(rejected or ()))
 
@@ -134,6 +158,12 @@ class FinishedKeys:
     def rejected(self, key: str) -> bool:
         """Whether ``key`` ended ``rejected`` (so a resumed job cannot end all ``ok``)."""
         return _holds(self._rejected, hash(encoded_key(key)))
+
+    def same_row(self, key: str, row: int) -> bool:
+        """Whether a finished ``key`` was finished for the row of `identity` ``row``."""
+        if self._rows is None:
+            return True
+        return _holds(self._rows, hash((hash(encoded_key(key)), row)))
 
     def __len__(self) -> int:
         """How many finished lines were found (a key finished twice counts twice)."""
@@ -148,36 +178,51 @@ def _holds(hashes: array[int], h: int) -> bool:
 def finished_keys(path: Path | str) -> FinishedKeys:
     """The keys the ledger at ``path`` holds as finished; none when it does not exist yet."""
     hashes: array[int] = array("q")
+    rows: array[int] = array("q")
     rejected: array[int] = array("q")
     if not Path(path).exists():
         return FinishedKeys(hashes)
     finished = {status.value for status in FINISHED}
     # The loop is `line_key` inlined for lines in the usual shape: this is the hot path of resume.
-    append, head_match = hashes.append, _HEAD.match
+    append, head_match, ident_match = hashes.append, _HEAD.match, _IDENT.match
+    add_row = rows.append
     end = 0
     with _open(path) as stream:
         for number, raw in enumerate(stream, start=1):
             end += len(raw)
             head = head_match(raw)
             if head is not None and raw.endswith(b"}\n"):
+                ident = ident_match(raw, head.end())
                 at = raw.find(_STATUS, head.end()) + len(_STATUS)
                 key = head.group(1)
-                if at >= len(_STATUS) and b"\\u" not in key and b"\\/" not in key:
-                    if raw.startswith(_OK, at):
-                        append(hash(key))
+                if (
+                    ident is not None
+                    and at >= len(_STATUS)
+                    and b"\\u" not in key
+                    and b"\\/" not in key
+                ):
+                    if raw.startswith(_OK, at) or raw.startswith(_SUPERSEDED, at):
+                        append(h := hash(key))
+                        add_row(hash((h, hash(ident.groups()))))
                     elif raw.startswith(_REJECTED, at):
-                        append(hash(key))
-                        rejected.append(hash(key))
+                        append(h := hash(key))
+                        add_row(hash((h, hash(ident.groups()))))
+                        rejected.append(h)
                     continue
             data = raw.rstrip(b"\r\n")
             if not data.strip(b" \t\x00"):
                 continue
-            found = line_key(path, LedgerLine(number, data, raw.endswith(b"\n"), end))
-            if found is not None and found[1] in finished:
-                append(hash(found[0]))
-                if found[1] == Status.REJECTED:
-                    rejected.append(hash(found[0]))
-    return FinishedKeys(hashes, rejected)
+            try:
+                record = LedgerRecord.from_json(data)
+            except ValueError as exc:
+                warn_skipped(path, LedgerLine(number, data, raw.endswith(b"\n"), end), str(exc))
+                continue
+            if record.status.value in finished:
+                append(h := hash(encoded_key(record.key)))
+                add_row(hash((h, _record_identity(record))))
+                if record.status is Status.REJECTED:
+                    rejected.append(h)
+    return FinishedKeys(hashes, rejected, rows)
 
 
 def warn_skipped(path: Path | str, line: LedgerLine, reason: str) -> None:

@@ -3,14 +3,19 @@
 Each record becomes one ``os.write`` of one line on a descriptor opened with ``O_APPEND``, so the
 line reaches the operating system at once (no user-space buffer to lose). ``fsync`` is what makes
 it survive a power cut; it is grouped: after every 100 lines, at the first write a second or
-more after the last sync, on `LedgerWriter.sync_if_due` (for a writer task that goes quiet) and
-on close. A crash can so lose at most the last group, and those items are sent again on resume.
+more after the last sync, on `LedgerWriter.sync_if_due` (the run calls it four times a second,
+so a line written just before a long rate-limit wait is on disk within a second) and on close.
+A crash can so lose at most the last second of lines, and those items are sent again on resume.
 
-The lock is ``fcntl.flock`` on a sidecar file ``<ledger>.lock`` (taken without waiting; the
-ledger itself is never touched to take it). The holder writes its pid, host and start time
-there, so a second run can say who holds it. The kernel releases the lock when the process
-dies, so a stale ``.lock`` file never blocks anyone; it is left in place on purpose (deleting it
-would let two processes lock two different files).
+The lock is ``fcntl.flock`` on a sidecar file ``<ledger>.lock`` (taken without waiting), named
+from the path the ledger's name resolves to, so a symlink shares its target's lock; then on the
+ledger's own inode, so a hard link (another name) is refused too. A line is one ``write``; a
+write that fails (a full disk, an I/O error) cuts the file back to the line's start, marks the
+writer broken and raises `LedgerError`: no torn line stays in the middle of the ledger. The
+holder writes its pid, host and start time into ``.lock``, so a second run can say who holds
+it. The kernel releases the lock when the process dies, so a stale ``.lock`` file never
+blocks anyone; it is left in place on purpose (deleting it would let two processes lock two
+different files).
 
 If a crash left a torn last line, the writer first ends it with a newline, so its own lines
 stay whole; readers skip the torn line with a warning.
@@ -28,6 +33,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +72,9 @@ class LedgerWriter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        # Sidecars belong to the file, not to one of its names: a symlink shares its target's.
+        real = self.path.resolve()
+        self.lock_path = real.with_name(real.name + ".lock")
         self._redactor = Redactor(secrets)
         self._sync_lines = sync_lines
         self._sync_seconds = sync_seconds
@@ -75,6 +83,10 @@ class LedgerWriter:
         self._lock_fd = -1
         self._unsynced = 0
         self._last_sync = 0.0
+        #: the ledger's size: where the next line starts
+        self._end = 0
+        #: a write or sync failed: nothing more is written, and `close` does not sync
+        self.broken = False
         #: lines written by this writer
         self.lines = 0
 
@@ -98,7 +110,12 @@ class LedgerWriter:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             if created:
                 fsync_directory(self.path.parent)
+            self._lock_inode()
+            self._end = os.fstat(self._fd).st_size
             self._close_torn_line()
+        except LedgerLockedError:
+            self.close()
+            raise
         except OSError as exc:
             self.close()
             raise LedgerError(self.path, f"cannot open the ledger: {exc.strerror or exc}") from None
@@ -158,6 +175,7 @@ class LedgerWriter:
         try:
             os.fsync(self._fd)
         except OSError as exc:
+            self.broken = True
             raise LedgerError(self.path, f"cannot sync the ledger: {exc.strerror}") from None
         self._unsynced = 0
         self._last_sync = self._clock()
@@ -165,7 +183,7 @@ class LedgerWriter:
     def close(self) -> None:
         """Sync, close the ledger and release the lock; safe to call twice."""
         try:
-            if self._fd >= 0:
+            if self._fd >= 0 and not self.broken:
                 self.sync()
         finally:
             if self._fd >= 0:
@@ -192,6 +210,15 @@ class LedgerWriter:
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode(), 0)
         self._lock_fd = fd
 
+    def _lock_inode(self) -> None:
+        """Lock the ledger's inode too: a hard link (another name, another ``.lock``) shares it."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = -1
+            raise LedgerLockedError(self.path, None) from None
+
     def _close_torn_line(self) -> None:
         size = os.fstat(self._fd).st_size
         if size and os.pread(self._fd, 1, size - 1) != b"\n":
@@ -199,11 +226,18 @@ class LedgerWriter:
             self._write(b"\n")
 
     def _write(self, data: bytes) -> None:
+        """Append ``data`` (whole lines); on failure cut the file back to where it started."""
+        if self.broken:
+            raise LedgerError(self.path, "the ledger could not be written before")
         try:
             written = os.write(self._fd, data)
-            # A regular file takes the whole line at once; a short write (disk full) is finished
-            # rather than left torn, or reported.
+            # A regular file takes the whole line at once; a short write (a disk filling up) is
+            # finished if the disk takes the rest, and otherwise cut back below.
             while written < len(data):
                 written += os.write(self._fd, data[written:])
         except OSError as exc:
+            self.broken = True
+            with suppress(OSError):
+                os.ftruncate(self._fd, self._end)  # no torn line stays in the middle
             raise LedgerError(self.path, f"cannot write the ledger: {exc.strerror}") from None
+        self._end += len(data)

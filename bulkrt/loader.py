@@ -81,6 +81,7 @@ def open_jobs(
     problems: list[Problem] = []
     files: list[JobFile] = []
     seen: set[str] = set()
+    seen_files: set[tuple[int, int]] = set()
     with tempfile.TemporaryDirectory(prefix="bulkrt-stdin-") as spool:
         for path in paths:
             name = _STDIN_NAME if path == STDIN else path
@@ -103,10 +104,25 @@ def open_jobs(
                 continue
             else:
                 target = Path(path)
+                if not _first_time(target, seen_files):
+                    problems.append(
+                        Problem(name, None, "file", "given more than once (under another name)")
+                    )
+                    continue
             files.append(JobFile(target, name, file_fmt, campaign or _campaign_of(path)))
         if problems:
             raise JobInputError(problems)
         yield files
+
+
+def _first_time(path: Path, seen: set[tuple[int, int]]) -> bool:
+    """Whether ``path`` is a file not seen yet (by device and inode: links and spellings alike)."""
+    info = path.stat()
+    identity = (info.st_dev, info.st_ino)
+    if identity in seen:
+        return False
+    seen.add(identity)
+    return True
 
 
 def check_jobs(

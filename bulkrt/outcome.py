@@ -79,6 +79,9 @@ class TransportFailure:
 
     kind: FailureKind
     detail: str = ""
+    #: the failure came before any byte of the request left (connection refused, connect
+    #: timeout, credentials that could not be refreshed): proof the attempt had no effect
+    unsent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ class Outcome:
     until: float | None = None
     #: the rate-limit headers of the response (every response carries them, errors included)
     limits: RateLimitSnapshot = field(default_factory=RateLimitSnapshot)
+    #: no byte of the request left the machine (see `TransportFailure.unsent`)
+    unsent: bool = False
 
 
 def problem_kind(type_uri: str, title: str = "", http: int | None = None) -> str:
@@ -240,7 +245,8 @@ def classify(
     if transport_error is not None or http is None:
         failure = transport_error or TransportFailure(FailureKind.NETWORK, "no response")
         title = "Timed out" if failure.kind is FailureKind.TIMEOUT else "Network error"
-        return Outcome(Decision.RETRY, error=ApiError(failure.kind, title, failure.detail))
+        error = ApiError(failure.kind, title, failure.detail)
+        return Outcome(Decision.RETRY, error=error, unsent=failure.unsent)
     limits = parse_rate_limits(headers)
     doc = _parse(body, content_type)
     if 200 <= http < 300:

@@ -5,8 +5,13 @@ For each pair the ledger's lines of the selected campaigns (and of their ``-roll
 are read in order. A pair is undone when its latest ``ok`` state is ``retweeted: true`` and the
 campaign did not find it already retweeted: when the first ``ok`` retweet of the pair was
 ``preexisting``, the account had retweeted the Tweet by itself, so it is left alone unless
-``include_preexisting`` is given. `select_undo` is the pure choice over records; `plan_rollback`
-reads a ledger into it and `write_undo_job` writes the result as a job file.
+``include_preexisting`` is given. When its origin is undecidable (``preexisting: null``,
+`bulkrt.attribution`) the campaign is its likely author: it is undone and listed, unless
+``leave_undecided``. The journal beside the ledger (`bulkrt.journal`) is trusted too: its
+recorded origin of a retweet wins over the ledger's, and a retweet it records as made by the
+campaign is undone even when the ledger lost its lines. `select_undo` is the pure choice over
+records; `plan_rollback` reads a ledger into it and `write_undo_job` writes the result as a job
+file.
 
 >>> from bulkrt.ledger import LedgerRecord
 >>> def line(tweet: str, preexisting: bool) -> LedgerRecord:
@@ -19,13 +24,16 @@ reads a ledger into it and `write_undo_job` writes the result as a job file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
+from bulkrt.attribution import Origin, preexisting
 from bulkrt.errors import BulkrtError
 from bulkrt.expand import JobRow, write_job
 from bulkrt.items import Action, Status
+from bulkrt.journal import journal_path, read_origins
 from bulkrt.ledger import LedgerRecord
 from bulkrt.ledger_reader import read_ledger
 
@@ -48,6 +56,13 @@ class RollbackError(BulkrtError):
     """The rollback asked for cannot be made (nothing selected, a rollback of a rollback)."""
 
 
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+_UNSET = _Unset.UNSET
+
+
 @dataclass(slots=True)
 class _Pair:
     """What the selected lines say about one (account, Tweet), in ledger order."""
@@ -55,8 +70,9 @@ class _Pair:
     campaign: str
     #: the latest ``ok`` state; None while no line ended ok
     retweeted: bool | None = None
-    #: the first ok retweet found the Tweet already retweeted: the state before the campaign
-    preexisting: bool | None = None
+    #: whether the first ok retweet found the Tweet already retweeted: the state before the
+    #: campaign (None: undecidable, `bulkrt.attribution`); unset while no retweet ended ok
+    preexisting: bool | None | _Unset = _UNSET
     #: some line ended ``error`` (so with no ok line its state is unknown, not refused)
     failed: bool = False
 
@@ -84,6 +100,10 @@ class RollbackPlan:
     never_retweeted: int = 0
     #: no line ended ok and some ended ``error``: the retweet may or may not exist
     unknown: int = 0
+    #: retweets of undecidable origin (``preexisting: null``): in ``undo`` unless left alone
+    undecided: tuple[UndoRow, ...] = ()
+    #: whether the undecided retweets were left alone (``--leave-undecided``)
+    undecided_left: bool = False
 
     def summary(self, out: str, *, include_preexisting: bool) -> list[str]:
         """The lines `bulkrt rollback` prints: what was selected, what was left alone and why."""
@@ -99,6 +119,13 @@ class RollbackPlan:
                            "to finish them, then roll back again"),
         ]  # fmt: skip
         lines += [f"  left alone: {n} {why}" for n, why in left if n]
+        if self.undecided:
+            what = "left alone (--leave-undecided)" if self.undecided_left else "undone"
+            lines.append(
+                f"  {len(self.undecided)} of undecidable origin (the campaign or the account "
+                f"may have made them), {what}:"
+            )
+            lines += [f"    {row.account} {row.tweet_id}" for row in self.undecided]
         if not any(n for n, _ in left):
             lines.append("  left alone: none")
         return lines
@@ -111,10 +138,15 @@ def select_undo(
     campaigns: Sequence[str] = (),
     accounts: Sequence[str] = (),
     include_preexisting: bool = False,
+    leave_undecided: bool = False,
+    origins: Mapping[tuple[str, str, str], Origin] | None = None,
 ) -> RollbackPlan:
     """Choose the undo items from ``records`` (a ledger in order, named ``source`` in messages).
 
     Every campaign when ``campaigns`` is empty; every account when ``accounts`` is empty.
+    ``origins`` (the journal's, `bulkrt.journal.read_origins`) wins over the ledger's
+    ``preexisting``, and adds the retweets whose ledger lines were lost. Retweets of
+    undecidable origin are undone unless ``leave_undecided``.
     Raises `RollbackError` for a ``-rollback`` campaign, or a campaign or account with no lines.
     """
     wanted, only = set(campaigns), set(accounts)
@@ -141,20 +173,36 @@ def select_undo(
             continue
         seen_accounts.add(record.account)
         _apply(pairs.setdefault((record.account, record.tweet_id), _Pair(base)), record)
+    _apply_origins(pairs, origins or {}, seen, only)
     _check_selection(source, wanted, seen, rollbacks, only, seen_accounts)
+    return _choose(pairs, seen, include_preexisting, leave_undecided)
+
+
+def _choose(
+    pairs: dict[tuple[str, str], _Pair],
+    seen: set[str],
+    include_preexisting: bool,
+    leave_undecided: bool,
+) -> RollbackPlan:
     undo: list[UndoRow] = []
+    undecided: list[UndoRow] = []
     counts = {"kept": 0, "undone": 0, "refused": 0, "unknown": 0}
     for (account, tweet_id), pair in pairs.items():
         if pair.campaign not in seen:
             continue  # a rollback campaign's own pair whose campaign has no line: nothing to do
+        row = UndoRow(pair.campaign + ROLLBACK_SUFFIX, account, tweet_id)
         if pair.retweeted is None:
             counts["unknown" if pair.failed else "refused"] += 1
         elif not pair.retweeted:
             counts["undone"] += 1
-        elif pair.preexisting and not include_preexisting:
+        elif pair.preexisting is None:
+            undecided.append(row)
+            if not leave_undecided:
+                undo.append(row)
+        elif pair.preexisting is True and not include_preexisting:
             counts["kept"] += 1
         else:
-            undo.append(UndoRow(pair.campaign + ROLLBACK_SUFFIX, account, tweet_id))
+            undo.append(row)
     return RollbackPlan(
         campaigns=tuple(sorted(seen)),
         undo=tuple(undo),
@@ -162,7 +210,27 @@ def select_undo(
         already_undone=counts["undone"],
         never_retweeted=counts["refused"],
         unknown=counts["unknown"],
+        undecided=tuple(undecided),
+        undecided_left=leave_undecided,
     )
+
+
+def _apply_origins(
+    pairs: dict[tuple[str, str], _Pair],
+    origins: Mapping[tuple[str, str, str], Origin],
+    seen: set[str],
+    only: set[str],
+) -> None:
+    """Let the journal's origins win, and add the retweets whose ledger lines were lost."""
+    for (campaign, account, tweet_id), verdict in origins.items():
+        if campaign not in seen or (only and account not in only):
+            continue  # not selected (``seen`` holds only the selected, non-rollback campaigns)
+        pair = pairs.setdefault((account, tweet_id), _Pair(campaign))
+        if pair.campaign != campaign:
+            continue
+        if pair.retweeted is None:
+            pair.retweeted = True  # the journal saw it retweeted; its ok line was lost
+        pair.preexisting = preexisting(verdict)
 
 
 def _check_selection(
@@ -196,7 +264,7 @@ def _apply(pair: _Pair, record: LedgerRecord) -> None:
         pair.failed = True
     if record.status is not Status.OK or record.retweeted is None:
         return
-    if record.action is Action.RETWEET and pair.preexisting is None:
+    if record.action is Action.RETWEET and pair.preexisting is _UNSET:
         pair.preexisting = record.preexisting
     pair.retweeted = record.retweeted
 
@@ -207,14 +275,17 @@ def plan_rollback(
     campaigns: Sequence[str] = (),
     accounts: Sequence[str] = (),
     include_preexisting: bool = False,
+    leave_undecided: bool = False,
 ) -> RollbackPlan:
-    """Read ``ledger`` and choose the undo items (see `select_undo`)."""
+    """Read ``ledger`` and its journal and choose the undo items (see `select_undo`)."""
     return select_undo(
         read_ledger(ledger),
         source=str(ledger),
         campaigns=campaigns,
         accounts=accounts,
         include_preexisting=include_preexisting,
+        leave_undecided=leave_undecided,
+        origins=read_origins(Path(ledger)),
     )
 
 
@@ -235,4 +306,6 @@ def write_undo_job(path: Path, rows: Iterable[UndoRow], *, ledger: Path | None =
 
 def _is_ledger_file(path: Path, ledger: Path) -> bool:
     target = path.resolve()
+    if target == journal_path(ledger):
+        return True
     return any(target == Path(f"{ledger}{suffix}").resolve() for suffix in _LEDGER_SIDECARS)

@@ -29,8 +29,9 @@ KNOWN_FIELDS = frozenset({*REQUIRED_FIELDS, "campaign", "id"})
 _Reporter = Callable[[str, str], None]
 
 _ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
-#: what undecodable bytes become when a line is decoded with ``surrogateescape``
-_SURROGATES = re.compile("[\udc80-\udcff]")
+#: what cannot be written as UTF-8: undecodable bytes (decoded with ``surrogateescape``) and lone
+#: UTF-16 surrogates (a JSON ``"\ud800"``); a valid pair is one code point once decoded
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _CONTROLS = re.compile("[\x00-\x1f\x7f]")
 #: longest campaign, account or id value accepted; longer values are almost surely a mistake
 _MAX_TEXT = 200
@@ -111,10 +112,12 @@ def check_row(
     if item_id is not None and item_id.startswith("["):
         bad("id", "may not start with '[' (reserved for the keys bulkrt derives)")
 
+    campaign = _campaign(values["campaign"], default_campaign, bad)
+
     if problems or account is None or action is None:
         return problems
     return Row(
-        campaign=values["campaign"] or default_campaign,
+        campaign=campaign,
         account=account,
         tweet_id=tweet_id,
         action=action,
@@ -122,6 +125,13 @@ def check_row(
         source=source,
         line=line,
     )
+
+
+def _campaign(value: str | None, default: str, bad: _Reporter) -> str:
+    """The row's campaign, or the default one (a file name may hold undecodable bytes)."""
+    if not value and _SURROGATES.search(default):
+        bad("campaign", "invalid UTF-8 in the default campaign (the job file's name)")
+    return value or default
 
 
 def _text(raw: object, name: str, bad: _Reporter) -> str | None:
@@ -137,7 +147,7 @@ def _text(raw: object, name: str, bad: _Reporter) -> str | None:
         bad(name, f"must be a string, not {_json_type(raw)}")
         return None
     if _SURROGATES.search(value):
-        bad(name, "invalid UTF-8")
+        bad(name, "invalid UTF-8 (an undecodable byte or a lone surrogate)")
         return None
     if len(value) > _MAX_TEXT:
         bad(name, f"too long ({len(value)} characters, at most {_MAX_TEXT})")

@@ -13,11 +13,13 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import anyio
+import click
 import structlog
 
 from bulkrt.accounts import Accounts, load_accounts
@@ -25,11 +27,12 @@ from bulkrt.accounts_file import recover_write_back
 from bulkrt.client import Authorizer, Timeouts, XClient
 from bulkrt.credentials import authorizer_for
 from bulkrt.dispatcher import Dispatcher, DispatchSettings, Tally
+from bulkrt.errors import InputError, LedgerError, Problem, StorageError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.file_store import FileCredentialStore
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
-from bulkrt.ledger_reader import FinishedKeys, finished_keys
+from bulkrt.ledger_reader import FinishedKeys, finished_keys, identity, read_ledger
 from bulkrt.ledger_writer import LedgerWriter
 from bulkrt.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.logs import register_secrets
@@ -96,6 +99,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         recover_write_back(settings.accounts)  # a crash's rotated tokens; each note is logged
     accounts = load_accounts(settings.accounts)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
+        _check_ledger_path(settings.ledger, settings.accounts, files)
         check = check_jobs(files, accounts, on_warning=out.warning)
         model = settings.model()
         if settings.dry_run:
@@ -106,6 +110,11 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             finished = finished_keys(settings.ledger)  # read under the lock
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
+            superseded = _resume_pass(
+                read_items(files, accounts, check) if len(finished) else iter(()),
+                finished,
+                settings.ledger,
+            )
             tally = Tally(total=check.items, accounts=sorted({a for a, _ in check.counts}))
             run = _Run(
                 settings=settings,
@@ -114,6 +123,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 ledger=ledger,
                 journal=journal,
                 tally=tally,
+                superseded=superseded,
                 run_id=secrets.token_hex(6),
                 expected=_expected_duration(files, accounts, check, finished, model),
                 out=out,
@@ -121,8 +131,12 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             items = _unfinished(read_items(files, accounts, check), finished, tally)
             try:
                 stopped = anyio.run(_dispatch, run, items, backend="asyncio")
-            finally:
+            except StorageError as exc:
                 journal.close()
+                return _storage_failed(exc, tally, out)
+            journal.close()
+            if journal.failure is not None:
+                return _storage_failed(journal.failure, tally, out)
     if stopped is not None:
         out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
@@ -131,6 +145,77 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected
     )
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+
+
+def _check_ledger_path(ledger: Path, accounts: Path, files: Sequence[JobFile]) -> None:
+    """Refuse a ``--ledger`` that is (under any name) the accounts file or a job file."""
+    if not ledger.exists():
+        return
+    inputs = [("the accounts file", accounts)] + [(f"the job file {f.name}", f.path) for f in files]
+    for what, path in inputs:
+        with suppress(OSError):
+            if ledger.samefile(path):
+                message = f"is {what}; name a ledger file of its own"
+                raise InputError([Problem(str(ledger), None, "--ledger", message)])
+
+
+def _resume_pass(items: Iterator[Item], finished: FinishedKeys, ledger: Path) -> set[str]:
+    """Before a resumed run sends anything: check every finished key against its row, and find
+    the unfinished items a later item on the same (account, Tweet) has overtaken.
+
+    A key the ledger holds as finished for another row (another campaign, account, Tweet or
+    action: an ``id`` reused) is an input error, never a silent skip. An unfinished item
+    followed, in job order, by a finished one on the same account and Tweet is *superseded*:
+    sending it now would reverse the job's later word on that Tweet, so it is recorded as
+    ``superseded`` and not sent.
+    """
+    superseded: set[str] = set()
+    waiting: dict[tuple[str, str], list[str]] = {}
+    for item in items:
+        pair = (item.account, item.tweet_id)
+        if item.key not in finished:
+            waiting.setdefault(pair, []).append(item.key)
+            continue
+        row = identity(item.campaign, item.account, item.tweet_id, item.action.value)
+        if not finished.same_row(item.key, row):
+            raise InputError([_reused_key(item, ledger)])
+        superseded.update(waiting.pop(pair, ()))
+    return superseded
+
+
+def _reused_key(item: Item, ledger: Path) -> Problem:
+    """The problem of a key the ledger finished for another row, naming both rows."""
+    earlier = next((r for r in read_ledger(ledger) if r.key == item.key), None)
+    then = (
+        f"campaign {earlier.campaign!r}, account {earlier.account}, {earlier.action} of Tweet "
+        f"{earlier.tweet_id}"
+        if earlier is not None
+        else "another row"
+    )
+    now = (
+        f"campaign {item.campaign!r}, account {item.account}, {item.action} of Tweet "
+        f"{item.tweet_id}"
+    )
+    return Problem(
+        item.source,
+        item.line,
+        "id",
+        f"{item.key!r} is already finished in the ledger {ledger} for {then}; this row is "
+        f"{now}. Give each item its own id (or use another ledger)",
+    )
+
+
+def _storage_failed(exc: LedgerError, tally: Tally, out: Progress) -> ExitCode:
+    """One message for a ledger or journal that could not be written, and the resume command."""
+    command = shlex.join(["bulkrt", *sys.argv[1:]])
+    del out  # the message goes to stderr whatever the display
+    click.echo(
+        f"bulkrt run: stopped: cannot write {exc.path}: {exc.message}. Nothing more was sent "
+        f"after {tally.finished} of {tally.total} items; free space (or fix the disk), then "
+        f"resume with the same command:\n  {command}",
+        err=True,
+    )
+    return ExitCode.STORAGE_FAILED
 
 
 def _expected_duration(
@@ -186,6 +271,8 @@ class _Run:
     ledger: LedgerWriter
     journal: SentJournal
     tally: Tally
+    #: keys not to send (`_resume_pass`)
+    superseded: set[str]
     run_id: str
     #: seconds the limit model expects the run to take
     expected: float
@@ -222,6 +309,7 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
             run_id=run_id,
             tally=tally,
             journal=run.journal,
+            superseded=run.superseded,
             settings=DispatchSettings(
                 lookahead=settings.lookahead, grace=settings.grace, max_rps=settings.max_rps
             ),
@@ -232,6 +320,8 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
             _log.info("run_started", run=run_id, items=check.items, accounts=len(used))
             await dispatcher.run(items)
             helpers.cancel_scope.cancel()
+        if dispatcher.failure is not None:
+            raise dispatcher.failure
     _log.info("run_finished", run=run_id, requests=tally.requests)
     return stopped[0] if stopped else None
 

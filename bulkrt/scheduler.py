@@ -30,6 +30,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from bulkrt.attribution import Effect, Evidence, effect_of, origin, preexisting
 from bulkrt.items import Item, Status
 from bulkrt.outcome import ApiError, Decision, Outcome
 from bulkrt.retry_policy import ParkPolicy, RetryPolicy
@@ -235,6 +236,10 @@ class Scheduler:
             name = self._refresh_due.popleft()
             self._accounts[name].auth = _Auth.REFRESHING
             return Refresh(name)
+        if not len(self.work) and not self.in_flight and not self._refreshing():
+            # Waits still held (a window, a park) belong to accounts with nothing left.
+            self._sleeping.clear()
+            return Done()
         while self._sleeping and self._sleeping[0][0] <= now:
             self._wake(heapq.heappop(self._sleeping)[2])
         if self.in_flight < self.concurrency:
@@ -311,6 +316,8 @@ class Scheduler:
     def on_response(self, ticket: Ticket, now: float, outcome: Outcome) -> list[ItemResult]:
         """Record how ``ticket``'s request went; returns the items that finished."""
         flight = self._in_flight.pop(ticket.serial)
+        if effect_of(outcome) is Effect.POSSIBLE and not flight.ticket.maybe_applied:
+            flight = replace(flight, ticket=replace(flight.ticket, maybe_applied=True))
         ticket = flight.ticket
         name = ticket.item.account
         account = self._accounts[name]
@@ -442,9 +449,14 @@ class Scheduler:
             item=ticket.item,
             status=outcome.status or Status.ERROR,
             retweeted=outcome.retweeted,
-            # "Already retweeted" after an attempt that failed without a clear answer most
-            # likely means that attempt went through: the campaign made the retweet.
-            preexisting=outcome.preexisting and ticket.tries == 0,
+            # "Already retweeted" is the owner's retweet only when every earlier attempt of this
+            # run is proved to have had no effect; else nobody can tell (bulkrt.attribution).
+            # The dispatcher adds what the journal knows of earlier runs.
+            preexisting=(
+                preexisting(origin(Evidence(possible=ticket.maybe_applied)))
+                if outcome.preexisting
+                else False
+            ),
             http=outcome.http if ticket.sent else None,
             error=outcome.error,
             attempts=ticket.sent,

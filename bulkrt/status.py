@@ -49,6 +49,9 @@ class LedgerSummary:
     by_account: dict[str, dict[str, int]]
     #: error kind -> items whose latest line is ``rejected`` or ``error`` with that kind
     errors: dict[str, int] = field(default_factory=dict)
+    #: ok retweets of undecidable origin (``preexisting: null``): rollback undoes them unless
+    #: told to leave them alone
+    undecided: int = 0
 
     def to_json(self) -> str:
         """Sorted, indented JSON with every status present (zero when no item has it)."""
@@ -62,6 +65,7 @@ class LedgerSummary:
                 "by_action": self.by_action,
                 "by_account": self.by_account,
                 "errors": self.errors,
+                "undecided_origin": self.undecided,
             },
             indent=2,
             sort_keys=True,
@@ -79,6 +83,7 @@ class Tally:
         self._action: defaultdict[str, Counter[Status]] = defaultdict(Counter)
         self._account: defaultdict[str, Counter[Status]] = defaultdict(Counter)
         self._errors: Counter[str] = Counter()
+        self.undecided = 0
 
     def add(self, entry: _Entry) -> None:
         """Count one item by its latest state."""
@@ -100,6 +105,7 @@ class Tally:
             by_action={a: _all_statuses(c) for a, c in sorted(self._action.items())},
             by_account={a: _all_statuses(c) for a, c in sorted(self._account.items())},
             errors=dict(sorted(self._errors.items(), key=lambda kv: (-kv[1], kv[0]))),
+            undecided=self.undecided,
         )
 
 
@@ -131,6 +137,8 @@ def summarise_ledger(path: Path | str) -> LedgerSummary:
             warn_skipped(path, line, str(exc))
             continue
         tally.lines += 1
+        if record.preexisting is None and record.status is Status.OK:
+            tally.undecided += 1
         kind = record.error.kind if record.error is not None else None
         entry = (record.status, record.action, record.account, kind)
         if hash(encoded_key(record.key)) in repeated:

@@ -39,6 +39,8 @@ class Ticket:
     tries: int = 0
     #: a retry must not go before this time
     not_before: float = 0.0
+    #: an attempt of this run may have been applied (`bulkrt.attribution.Effect.POSSIBLE`)
+    maybe_applied: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,8 @@ class ItemResult:
     item: Item
     status: Status
     retweeted: bool | None
-    preexisting: bool
+    #: see `bulkrt.ledger.LedgerRecord.preexisting`
+    preexisting: bool | None
     http: int | None
     error: ApiError | None
     attempts: int

@@ -299,6 +299,20 @@ CASES = [
         job_name="jobs.jsonl",
     ),
     BadInput(
+        "jsonl-lone-surrogate-id",
+        "A lone UTF-16 surrogate in a JSONL id cannot be written as UTF-8 and is refused.",
+        b'{"account":"acct001","tweet_id":"20","action":"retweet","id":"a\\ud800"}\n',
+        "jobs.jsonl:1: id: invalid UTF-8",
+        job_name="jobs.jsonl",
+    ),
+    BadInput(
+        "jsonl-lone-surrogate-campaign",
+        "A lone UTF-16 surrogate in a JSONL campaign is refused like one in any text field.",
+        b'{"account":"acct001","tweet_id":"20","action":"retweet","campaign":"\\udfff"}\n',
+        "jobs.jsonl:1: campaign: invalid UTF-8",
+        job_name="jobs.jsonl",
+    ),
+    BadInput(
         "jsonl-number-id-decimal",
         "A JSON number with a fraction is not a tweet_id.",
         b'{"account":"acct001","tweet_id":20.5,"action":"retweet"}\n',

@@ -255,3 +255,47 @@ class TestResume:
         ]
         assert [_record(n).key in finished for n in range(3)] == [True, True, True]
         assert [(e["event"], e["line"]) for e in logs] == [("ledger_line_skipped", 3)] * 2
+
+
+def test_the_journal_docstring_examples_hold() -> None:
+    """The journal's examples (its fold of events, a sent key read back) run as written."""
+    import doctest
+
+    import bulkrt.journal
+
+    failed, tried = doctest.testmod(bulkrt.journal)
+    assert tried and not failed
+
+
+def test_the_journal_settles_origins_for_rollback(tmp_path: Path) -> None:
+    """The journal gives rollback the first settled origin of each pair, and a pair whose only
+    attempt may have been applied and was never settled (then refused) as undecided."""
+    from bulkrt.attribution import Origin
+    from bulkrt.journal import Event, SentJournal, read_origins
+
+    ledger = tmp_path / "l.jsonl"
+    journal = SentJournal(ledger)
+    journal.open(finished=set())
+    made = Item("k1", "c", "acme", "20", Action.RETWEET, "j.csv", 2)
+    owner = Item("k2", "c", "acme", "21", Action.RETWEET, "j.csv", 3)
+    refused = Item("k3", "c", "acme", "22", Action.RETWEET, "j.csv", 4)
+    for item, events in (
+        (made, [Event.SENT, Event.MAYBE, Event.MADE]),
+        (owner, [Event.SENT, Event.NONE, Event.SENT, Event.OWNER]),
+        (refused, [Event.SENT, Event.MAYBE, Event.NONE]),
+    ):
+        for event in events:
+            journal.record(item, event)
+    journal.close()
+    with (tmp_path / "l.jsonl.sent").open("a") as torn:
+        torn.write('{"e":"made","key":"k4","campa')  # a power cut mid-line
+    assert read_origins(ledger) == {
+        ("c", "acme", "20"): Origin.CAMPAIGN,
+        ("c", "acme", "21"): Origin.OWNER,
+        ("c", "acme", "22"): Origin.UNDECIDED,
+    }
+    again = SentJournal(ledger)
+    again.open(finished={"k1"})
+    assert again.evidence("k2").owner and again.evidence("k3").possible
+    assert again.evidence("k1") == again.evidence("unknown")  # finished keys are not loaded
+    again.close()

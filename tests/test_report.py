@@ -89,7 +89,7 @@ class TestModel:
         as the example, and the runs are listed in order with their lines."""
         report = build(campaign_ledger())
         assert report.summary.items == 21
-        assert report.summary.by_status == {"ok": 20, "rejected": 1, "error": 0}
+        assert report.summary.by_status == {"ok": 20, "rejected": 1, "error": 0, "superseded": 0}
         assert report.requests == 12 + 1 + 5 + 2 + 1 + 6
         assert report.preexisting == 1
         by_name = {row.account: row for row in report.accounts}

@@ -341,8 +341,9 @@ class TestStopAndResume:
         self, make_world: MakeWorld
     ) -> None:
         """A retweet the API made while the run was killed (no ledger line) comes back "already
-        retweeted" on resume: it is recorded as the campaign's (preexisting: false), a retweet the
-        account had before is preexisting: true, and the rollback undoes exactly the first."""
+        retweeted" on resume: its attempt may have been applied, so its origin is undecidable
+        (preexisting: null), never the account's; a retweet the account had before is
+        preexisting: true, and the rollback undoes (and lists) exactly the first."""
         world = await make_world(stall_seconds=60)
         world.sandbox.state.retweets[world.user_id("acct001")].add("501")
         world.sandbox.state.faults.script(
@@ -357,7 +358,7 @@ class TestStopAndResume:
         again = await world.run(job)
         assert again.returncode == 0, again.stderr.decode()
         by_tweet = {line["tweet_id"]: line for line in world.lines()}
-        assert (by_tweet["500"]["status"], by_tweet["500"]["preexisting"]) == ("ok", False)
+        assert (by_tweet["500"]["status"], by_tweet["500"]["preexisting"]) == ("ok", None)
         assert (by_tweet["501"]["status"], by_tweet["501"]["preexisting"]) == ("ok", True)
         undo = world.dir / "undo.csv"
         rolled = await anyio.run_process(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from bulkrt.items import Action, Item, Status
-from bulkrt.outcome import Decision, Outcome, classify
+from bulkrt.outcome import Decision, FailureKind, Outcome, TransportFailure, classify
 from bulkrt.ratelimits import LimitReading, RateLimitSnapshot
 from bulkrt.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.scheduler import (
@@ -405,12 +405,30 @@ class TestDecisions:
         assert isinstance(again, Dispatch) and again.ticket.item.key == "a-0"
         assert again.ticket.tries == 1 and again.ticket.sent == 2
 
-    @pytest.mark.parametrize(("first_answer", "preexisting"), [(None, False), (400, True)])
-    def test_already_retweeted_after_an_unclear_failure_is_not_preexisting(
-        self, first_answer: int | None, preexisting: bool
+    @pytest.mark.parametrize(
+        ("first", "preexisting"),
+        [
+            ("none", True),
+            ("reset after sending", None),
+            ("503", None),
+            ("connection refused", True),
+            ("hidden 429", True),
+        ],
+    )
+    def test_already_retweeted_is_attributed_by_the_evidence_of_earlier_attempts(
+        self, first: str, preexisting: bool | None
     ) -> None:
-        """ "Already retweeted" right away means the account had retweeted before; after a
-        network failure it means the failed attempt went through, so it is not preexisting."""
+        """ "Already retweeted" is the owner's when every earlier attempt is proved to have had
+        no effect (none, a refused connection, a 429), and of undecidable origin (None) after an
+        attempt that may have been applied (a reset after sending, a 5xx)."""
+        refused = TransportFailure(FailureKind.NETWORK, "refused", unsent=True)
+        earlier = {
+            "none": None,
+            "reset after sending": classify(Action.RETWEET, None, {}, b"", None),
+            "503": classify(Action.RETWEET, 503, {}, b"{}", PROBLEM),
+            "connection refused": classify(Action.RETWEET, None, {}, b"", None, refused),
+            "hidden 429": classify(Action.RETWEET, 429, {}, b"{}", PROBLEM),
+        }[first]
         already = (
             b'{"errors":[{"message":"You cannot retweet a Tweet that you have already '
             b'retweeted."}],"title":"Invalid Request","type":"about:blank"}'
@@ -418,8 +436,8 @@ class TestDecisions:
         scheduler = Scheduler(limit_model("pro"), concurrency=1, retry=no_retry_jitter())
         load(scheduler, ["a"], 1)
         answers = [classify(Action.RETWEET, 400, {}, already, PROBLEM)]
-        if first_answer is None:
-            answers.insert(0, classify(Action.RETWEET, None, {}, b"", None))
+        if earlier is not None:
+            answers.insert(0, earlier)
         now, results = 0.0, []
         for answer in answers:
             step = scheduler.next(now)
@@ -431,6 +449,24 @@ class TestDecisions:
         (result,) = results
         assert (result.status, result.retweeted) == (Status.OK, True)
         assert result.preexisting is preexisting
+
+    def test_done_when_nothing_is_left_whatever_waits_remain(self) -> None:
+        """An account whose items all ended while it waited for its window (paused after a
+        refused refresh) leaves no stale wait: with no item, nothing in flight and no refresh,
+        the scheduler says Done at once, not Wait until the far window."""
+        scheduler = Scheduler(limit_model("basic", limit=3, window=900), concurrency=4)
+        load(scheduler, ["a"], 4)
+        warm(scheduler, "a")
+        first, second = scheduler.next(1.0), scheduler.next(1.0)
+        assert isinstance(first, Dispatch) and isinstance(second, Dispatch)
+        assert isinstance(scheduler.next(1.0), Wait)  # the last item waits for the window
+        refused = classify(Action.RETWEET, 401, {}, b"{}", PROBLEM)
+        assert scheduler.on_response(first.ticket, 2.0, refused) == []
+        assert scheduler.next(2.0) == Refresh("a")
+        ended = scheduler.on_refreshed("a", 3.0, ok=False)
+        ended += scheduler.on_response(second.ticket, 4.0, ok())
+        assert len(ended) == 3
+        assert scheduler.next(4.0) == Done()
 
     def test_transient_failures_end_as_error_after_max_attempts(self) -> None:
         """After ``max_attempts`` transient failures the item ends as error with its last error."""
@@ -715,6 +751,7 @@ PURE_MODULES = [
     "bulkrt.scheduler",
     "bulkrt.work",
     "bulkrt.plan",
+    "bulkrt.attribution",
 ]
 
 

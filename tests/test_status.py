@@ -54,14 +54,14 @@ def test_items_are_counted_by_their_latest_line(ledger: Path) -> None:
     """An item that failed and then succeeded counts once, as ok; its old error is not a kind."""
     summary = summarise_ledger(ledger)
     assert (summary.lines, summary.unreadable, summary.items) == (5, 1, 4)
-    assert summary.by_status == {"ok": 2, "rejected": 1, "error": 1}
+    assert summary.by_status == {"ok": 2, "rejected": 1, "error": 1, "superseded": 0}
     assert summary.by_account == {
-        "acct001": {"ok": 2, "rejected": 0, "error": 0},
-        "acct002": {"ok": 0, "rejected": 1, "error": 1},
+        "acct001": {"ok": 2, "rejected": 0, "error": 0, "superseded": 0},
+        "acct002": {"ok": 0, "rejected": 1, "error": 1, "superseded": 0},
     }
     assert summary.by_action == {
-        "retweet": {"ok": 2, "rejected": 1, "error": 0},
-        "undo": {"ok": 0, "rejected": 0, "error": 1},
+        "retweet": {"ok": 2, "rejected": 1, "error": 0, "superseded": 0},
+        "undo": {"ok": 0, "rejected": 0, "error": 1, "superseded": 0},
     }
     assert summary.errors == {"network": 1, "resource-not-found": 1}
 
@@ -72,7 +72,7 @@ def test_json_output_is_stable_sorted_and_complete(ledger: Path) -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert list(document) == sorted(document)
-    assert document["by_status"] == {"error": 1, "ok": 2, "rejected": 1}
+    assert document["by_status"] == {"error": 1, "ok": 2, "rejected": 1, "superseded": 0}
     assert document["items"] == 4
     assert document["unreadable_lines"] == 1
     assert document["ledger"] == str(ledger)
@@ -110,4 +110,5 @@ def test_an_empty_ledger_has_no_items(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_text("")
     summary = summarise_ledger(path)
-    assert (summary.items, summary.by_status) == (0, {"ok": 0, "rejected": 0, "error": 0})
+    empty = {"ok": 0, "rejected": 0, "error": 0, "superseded": 0}
+    assert (summary.items, summary.by_status) == (0, empty)

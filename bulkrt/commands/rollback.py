@@ -34,12 +34,19 @@ __all__ = ["command"]
     is_flag=True,
     help="Also undo retweets the accounts had made before the campaign.",
 )
+@click.option(
+    "--leave-undecided",
+    is_flag=True,
+    help="Leave alone the retweets of undecidable origin (preexisting: null) instead of undoing "
+    "them; they are listed either way.",
+)
 def command(
     ledger: Path,
     out: Path,
     campaigns: tuple[str, ...],
     accounts: tuple[str, ...],
     include_preexisting: bool,
+    leave_undecided: bool,
 ) -> None:
     """Write an undo job for every (account, Tweet) the campaign(s) left retweeted.
 
@@ -52,7 +59,11 @@ def command(
     logs.configure()
     try:
         plan = plan_rollback(
-            ledger, campaigns=campaigns, accounts=accounts, include_preexisting=include_preexisting
+            ledger,
+            campaigns=campaigns,
+            accounts=accounts,
+            include_preexisting=include_preexisting,
+            leave_undecided=leave_undecided,
         )
         write_undo_job(out, plan.undo, ledger=ledger)
     except (RollbackError, LedgerError) as exc:

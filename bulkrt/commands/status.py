@@ -41,12 +41,19 @@ def command(ledger: Path, as_json: bool) -> None:
 
 
 def _render(summary: LedgerSummary, console: Console) -> None:
-    statuses = [s.value for s in Status]
+    statuses = [s.value for s in Status if s is not Status.SUPERSEDED or summary.by_status[s.value]]
     counts = ", ".join(f"{summary.by_status[s]} {s}" for s in statuses)
     console.print(f"{summary.ledger}: {summary.items} items: {counts}", soft_wrap=True)
     if summary.unreadable:
         console.print(
             f"{summary.unreadable} unreadable line(s) skipped (torn by a crash?)", soft_wrap=True
+        )
+    if summary.undecided:
+        console.print(
+            f"{summary.undecided} retweet(s) of undecidable origin (preexisting: null): the "
+            f"campaign or the account may have made them; `bulkrt rollback` undoes and lists "
+            f"them unless --leave-undecided",
+            soft_wrap=True,
         )
     for title, rows in (("action", summary.by_action), ("account", summary.by_account)):
         if rows:
