@@ -1,21 +1,20 @@
-"""Finding and masking known secret values in text, in time linear in the text and in the number
-of secrets, whatever prefixes the secrets share (OAuth 1.0a access tokens begin with the user id,
-and ids made near each other share their leading digits).
+"""Finding and masking known secret values in text, in time linear in the text, whatever the
+number of secrets and whatever prefixes they share (OAuth 1.0a access tokens begin with the user
+id, and ids made near each other share their leading digits).
 
-The search is Aho-Corasick (pyahocorasick). Secrets arrive during a run too (every rotated token
-is masked from the moment it exists), and an automaton cannot grow once built, so the secrets are
-kept in levels of doubling size, like a binary counter: a new secret makes a level of its own and
-equal-sized levels merge, so each secret is rebuilt into an automaton O(log n) times in all and a
-text is scanned once per level. Values shorter than `MIN_LENGTH` are not treated as secrets: they
-would mask ordinary words.
+The secrets are kept in a set, and their first `MIN_LENGTH` characters are indexed with the
+lengths of the secrets that start so (longest first). A text is scanned once: at each position the
+window of `MIN_LENGTH` characters is looked up, and where it starts a secret, one set lookup per
+length tells which secret is there. The cost per position depends on how many different lengths
+the secrets have, never on how many share a prefix (a bucket of the secrets themselves, searched
+one by one, made 100,000 prefix-sharing tokens quadratic). Learning a secret costs one insertion,
+so tokens issued during a run are added as they appear. Values shorter than `MIN_LENGTH` are not
+treated as secrets: they would mask ordinary words.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
-
-import ahocorasick
 
 __all__ = ["MASK", "MIN_LENGTH", "SHOWN_MAX", "Redactor", "shown"]
 
@@ -38,19 +37,6 @@ def shown(value: str) -> str:
     return f"a {len(value)}-character value (not shown: it could hold a secret)"
 
 
-class _Level:
-    """Some secrets and the automaton that finds them."""
-
-    __slots__ = ("automaton", "secrets")
-
-    def __init__(self, secrets: list[str]) -> None:
-        self.secrets = secrets
-        self.automaton = ahocorasick.Automaton()
-        for secret in secrets:
-            self.automaton.add_word(secret, len(secret))
-        self.automaton.make_automaton()
-
-
 class Redactor:
     """Knows a set of secrets and masks them wherever they appear.
 
@@ -59,70 +45,61 @@ class Redactor:
     ('token "[redacted]" refused', False)
     """
 
-    __slots__ = ("_adding", "_known", "_levels")
+    __slots__ = ("_lengths", "_secrets")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        #: one `add` at a time (threads may learn secrets concurrently)
-        self._adding = threading.Lock()
-        self._known: set[str] = set()
-        #: largest first; each at least twice the size of the next
-        self._levels: list[_Level] = []
+        self._secrets: set[str] = set()
+        #: first MIN_LENGTH characters -> the lengths of the secrets that start so, longest first
+        self._lengths: dict[str, tuple[int, ...]] = {}
         self.add(secrets)
 
     def add(self, secrets: Iterable[str | None]) -> None:
         """Learn more secrets (``None``, empty and short values are ignored)."""
-        with self._adding:
-            self._add(secrets)
-
-    def _add(self, secrets: Iterable[str | None]) -> None:
-        batch: list[str] = []
         for secret in secrets:
-            if secret and len(secret) >= MIN_LENGTH and secret not in self._known:
-                self._known.add(secret)
-                batch.append(secret)
-        if not batch:
-            return
-        # Built aside and swapped in whole: a mask running in another thread meanwhile (the
-        # accounts file is read in worker threads) still sees every secret known before.
-        levels = list(self._levels)
-        while levels and len(levels[-1].secrets) <= len(batch):
-            batch = levels.pop().secrets + batch
-        levels.append(_Level(batch))
-        self._levels = levels
+            if secret and len(secret) >= MIN_LENGTH and secret not in self._secrets:
+                # the set first: whoever finds the length in the index finds the secret too
+                self._secrets.add(secret)
+                head = secret[:MIN_LENGTH]
+                lengths = self._lengths.get(head, ())
+                if len(secret) not in lengths:
+                    self._lengths[head] = tuple(sorted((*lengths, len(secret)), reverse=True))
 
     def __bool__(self) -> bool:
-        return bool(self._levels)
+        return bool(self._secrets)
 
     def __len__(self) -> int:
-        return len(self._known)
+        return len(self._secrets)
+
+    def _at(self, text: str, i: int) -> int:
+        """The length of the longest secret at ``text[i:]``, or 0."""
+        lengths = self._lengths.get(text[i : i + MIN_LENGTH])
+        if lengths is not None:
+            room = len(text) - i
+            for n in lengths:
+                if n <= room and text[i : i + n] in self._secrets:
+                    return n
+        return 0
 
     def holds(self, text: str) -> bool:
         """Whether ``text`` contains a known secret."""
-        levels = self._levels
-        if len(text) < MIN_LENGTH:
+        if not self._lengths:
             return False
-        return any(next(level.automaton.iter(text), None) is not None for level in levels)
+        return any(self._at(text, i) for i in range(len(text) - MIN_LENGTH + 1))
 
     def mask(self, text: str) -> str:
         """``text`` with every known secret replaced by `MASK` (leftmost first, longest wins)."""
-        levels = self._levels
-        if len(text) < MIN_LENGTH or not levels:
-            return text
-        # the longest secret starting at each position where one starts
-        longest: dict[int, int] = {}
-        for level in levels:
-            for end, length in level.automaton.iter(text):
-                start = end - length + 1
-                if length > longest.get(start, 0):
-                    longest[start] = length
-        if not longest:
+        if not self._lengths or len(text) < MIN_LENGTH:
             return text
         out: list[str] = []
-        done = 0
-        for start in sorted(longest):
-            if start < done:
+        i = done = 0
+        while i <= len(text) - MIN_LENGTH:
+            n = self._at(text, i)
+            if n == 0:
+                i += 1
                 continue
-            out += [text[done:start], MASK]
-            done = start + longest[start]
+            out += [text[done:i], MASK]
+            i = done = i + n
+        if not out:
+            return text
         out.append(text[done:])
         return "".join(out)
