@@ -192,9 +192,11 @@ class Dispatcher:
         (a long rate-limit wait must not leave lines unsynced)."""
         while True:
             await anyio.sleep(_SYNC_TICK)
-            if self._journal is not None and self._journal.failure is not None:
-                self._storage_failed(self._journal.failure)
-                return
+            if self._journal is not None:
+                if self._journal.failure is not None:
+                    self._storage_failed(self._journal.failure)
+                    return
+                self._journal.flush()
             try:
                 self._ledger.sync_if_due()
             except LedgerError as exc:

@@ -228,7 +228,8 @@ class SentJournal:
         return state.evidence() if state is not None else Evidence()
 
     def record(self, item: Item, event: Event) -> None:
-        """Queue ``event`` for ``item``; it is written with the next batch."""
+        """Queue ``event`` for ``item``; it is written with the next batch: at once for a
+        ``sent`` (its request waits for it), within a quarter of a second for the others."""
         if event is Event.SENT:
             self._open.add(item.key)
         elif event is not Event.MAYBE:
@@ -242,7 +243,12 @@ class SentJournal:
         }
         line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
         self._batch.lines.append(line.encode("utf-8", "surrogatepass"))
-        if self._kick is not None:
+        if event is Event.SENT and self._kick is not None:
+            self._kick.set()  # a request waits for it; the others go with it or with `flush`
+
+    def flush(self) -> None:
+        """Have the flusher write what is queued (the run calls it four times a second)."""
+        if self._batch.lines and self._kick is not None:
             self._kick.set()
 
     async def before_send(self, item: Item) -> bool:

@@ -180,7 +180,9 @@ def damage(ledger: Path, how: str) -> None:
     data = ledger.read_bytes()
     if how == "mid-line cut":
         lines = data.splitlines(keepends=True)
-        middle = len(lines) // 2
+        # the middle one of the campaign's own retweets (so the damage can mislead a resume)
+        own = [n for n, line in enumerate(lines) if b'"preexisting":false' in line] or [0]
+        middle = own[len(own) // 2]
         lines[middle] = lines[middle][: len(lines[middle]) // 2] + b"\n"
         ledger.write_bytes(b"".join(lines))
     elif how == "zeroed tail":
