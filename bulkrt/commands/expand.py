@@ -12,6 +12,7 @@ from bulkrt.errors import Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.expand import expand, read_accounts, read_tweets, split_entries, write_job
 from bulkrt.items import Action
+from bulkrt.outputs import refusal
 from bulkrt.rollback import ROLLBACK_SUFFIX
 
 __all__ = ["command"]
@@ -153,8 +154,16 @@ def _plan(
     elif campaign.endswith(ROLLBACK_SUFFIX):
         message = f"{campaign!r} ends with {ROLLBACK_SUFFIX!r}, which rollback jobs use"
         problems.append(Problem("--campaign", None, "campaign", message))
-    if out.exists() and not force:
-        problems.append(Problem(str(out), None, "--out", "exists; --force replaces it"))
+    inputs = {
+        f"the {option} file it reads": Path(value)
+        for option, value in (("--accounts", accounts_arg), ("--tweets", tweets_arg))
+        if Path(value).is_file()
+    }
+    if accounts_file is not None:
+        inputs["the --accounts-file it reads"] = accounts_file
+    refused = refusal(out, force=force, inputs=inputs)
+    if refused is not None:
+        problems.append(Problem(str(out), None, "--out", refused))
     if not out.name.removesuffix(".gz").endswith((".csv", ".jsonl", ".ndjson")):
         problems.append(Problem(str(out), None, "--out", "name it .csv or .jsonl (optionally .gz)"))
     known = _known_accounts(accounts_file)

@@ -11,6 +11,7 @@ from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.ledger import LedgerRecord
 from bulkrt.ledger_reader import scan_ledger
+from bulkrt.outputs import refusal
 from bulkrt.report import Report, ReportBuilder
 from bulkrt.report_html import render_html
 from bulkrt.status import summarise_ledger
@@ -55,7 +56,10 @@ def build_report(ledger: Path, *, tier: Tier, limit: int | None, window: float |
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Requests per window (as for run).")
 @click.option("--window", type=click.FloatRange(min=0.001), help="Window seconds (as for run).")
-def command(ledger: Path, out: Path, tier: str, limit: int | None, window: float | None) -> None:
+@click.option("--force", is_flag=True, help="Replace --html if it exists (never a ledger).")
+def command(
+    ledger: Path, out: Path, tier: str, limit: int | None, window: float | None, force: bool
+) -> None:
     """Write an HTML report of LEDGER: totals, requests over time against the rate-limit
     windows, per-account progress, the kinds of error with an example each, and the runs.
 
@@ -63,8 +67,9 @@ def command(ledger: Path, out: Path, tier: str, limit: int | None, window: float
     Exit 2 when the ledger cannot be read or the page cannot be written.
     """
     logs.configure()
-    if out.exists() and ledger.exists() and out.resolve() == ledger.resolve():
-        click.echo(f"bulkrt report: {out}: that is the ledger; name another --html", err=True)
+    refused = refusal(out, force=force, inputs={"the ledger it reads": ledger})
+    if refused is not None:
+        click.echo(f"bulkrt report: --html {out} {refused}; nothing written", err=True)
         raise SystemExit(ExitCode.BAD_INPUT)
     try:
         report = build_report(ledger, tier=Tier(tier), limit=limit, window=window)

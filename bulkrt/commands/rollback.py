@@ -9,6 +9,7 @@ import click
 from bulkrt import logs
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
+from bulkrt.outputs import refusal
 from bulkrt.rollback import RollbackError, plan_rollback, write_undo_job
 
 __all__ = ["command"]
@@ -34,12 +35,14 @@ __all__ = ["command"]
     is_flag=True,
     help="Also undo retweets the accounts had made before the campaign.",
 )
+@click.option("--force", is_flag=True, help="Replace --out if it exists (never a ledger or job).")
 def command(
     ledger: Path,
     out: Path,
     campaigns: tuple[str, ...],
     accounts: tuple[str, ...],
     include_preexisting: bool,
+    force: bool,
 ) -> None:
     """Write an undo job for every (account, Tweet) the campaign(s) left retweeted.
 
@@ -50,6 +53,10 @@ def command(
     the undos in the same ledger.
     """
     logs.configure()
+    refused = refusal(out, force=force, inputs={"the ledger's own file": ledger})
+    if refused is not None:
+        click.echo(f"bulkrt rollback: --out {out} {refused}; nothing written", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     try:
         plan = plan_rollback(
             ledger, campaigns=campaigns, accounts=accounts, include_preexisting=include_preexisting

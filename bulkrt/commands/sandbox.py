@@ -13,6 +13,7 @@ import click
 
 from bulkrt.atomic import replacing
 from bulkrt.exitcodes import ExitCode
+from bulkrt.outputs import ACCOUNTS_FILE, refusal
 from bulkrt.sandbox.config import (
     TRANSIENT_FAULTS,
     AlreadyRetweetedMode,
@@ -116,6 +117,7 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the users as an accounts file for `bulkrt run`.",
 )
+@click.option("--force", is_flag=True, help="Replace --accounts-out if it exists.")
 @click.option(
     "--tier",
     type=_choice(Tier),
@@ -242,6 +244,12 @@ def command(**options: Any) -> None:
     """
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if options["accounts_out"] is not None:
+        refused = refusal(
+            options["accounts_out"], force=options["force"], inputs={}, writes=ACCOUNTS_FILE
+        )
+        if refused is not None:
+            raise click.UsageError(f"--accounts-out {options['accounts_out']} {refused}")
     config = SandboxConfig(
         users=options["users"],
         seed=options["seed"],

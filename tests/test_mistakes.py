@@ -1,0 +1,253 @@
+"""An operator's mistake costs a clear message, never a file: each case runs the real CLI in a
+subprocess and checks the exit code, that the message says what went wrong and what to do, and
+that every file that was there before is still there with the same bytes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+LEDGER_LINE = (
+    '{"schema":1,"ts":"2026-11-26T01:00:00.000Z","run":"r1","key":"k1","campaign":"spring",'
+    '"account":"acct001","user_id":"1001","tweet_id":"20","action":"retweet","status":"ok",'
+    '"retweeted":true,"preexisting":false,"http":200,"error":null,"attempts":1}\n'
+)
+JOB = "account,tweet_id,action\nacct001,20,retweet\n"
+ACCOUNTS = (
+    '{"accounts": {"acct001": {"user_id": "1001", "oauth1": {"consumer_key": "ck", '
+    '"consumer_secret": "cs", "access_token": "at", "access_token_secret": "ats"}}}}\n'
+)
+
+
+def bulkrt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real `bulkrt` command in a subprocess, run in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "bulkrt", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One operator mistake: the files present, the command, and what it must answer."""
+
+    name: str
+    files: dict[str, str]
+    args: tuple[str, ...]
+    code: int
+    #: fragments the message must hold: what went wrong, and what to do
+    says: tuple[str, ...]
+    #: files the command may create (nothing existing may change)
+    creates: frozenset[str] = field(default_factory=frozenset)
+
+
+FILE_MISTAKES = [
+    Mistake(
+        "demo into a non-empty directory it did not make",
+        {"precious.txt": "keep me\n", ".git/HEAD": "ref: refs/heads/main\n"},
+        ("demo", "--dir", "."),
+        2,
+        ("not empty and was not made by `bulkrt demo`", "name a new directory"),
+    ),
+    Mistake(
+        "rollback --out over an existing file",
+        {"ledger.jsonl": LEDGER_LINE, "notes.csv": "mine\n"},
+        ("rollback", "ledger.jsonl", "--out", "notes.csv"),
+        2,
+        ("notes.csv exists", "--force replaces it", "nothing written"),
+    ),
+    Mistake(
+        "rollback --out over the campaign's own job file",
+        {"ledger.jsonl": LEDGER_LINE, "spring.csv": JOB},
+        ("rollback", "ledger.jsonl", "--out", "spring.csv"),
+        2,
+        ("spring.csv exists", "--force replaces it"),
+    ),
+    Mistake(
+        "rollback --out over the ledger it reads, even with --force",
+        {"ledger.jsonl": LEDGER_LINE},
+        ("rollback", "ledger.jsonl", "--out", "ledger.jsonl", "--force"),
+        2,
+        ("that is the ledger's own file", "name another file"),
+    ),
+    Mistake(
+        "rollback --out over another ledger, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "old.jsonl": LEDGER_LINE},
+        ("rollback", "ledger.jsonl", "--out", "old.jsonl", "--force"),
+        2,
+        ("is a bulkrt ledger", "never writes over one, even with --force"),
+    ),
+    Mistake(
+        "rollback --out over an accounts file, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "accounts.csv": ACCOUNTS},
+        ("rollback", "ledger.jsonl", "--out", "accounts.csv", "--force"),
+        2,
+        ("is a bulkrt accounts file", "name another file"),
+    ),
+    Mistake(
+        "report --html over an existing page",
+        {"ledger.jsonl": LEDGER_LINE, "report.html": "<p>last week's</p>\n"},
+        ("report", "ledger.jsonl", "--html", "report.html"),
+        2,
+        ("report.html exists", "--force replaces it"),
+    ),
+    Mistake(
+        "report --html over the ledger, even with --force",
+        {"ledger.jsonl": LEDGER_LINE},
+        ("report", "ledger.jsonl", "--html", "ledger.jsonl", "--force"),
+        2,
+        ("that is the ledger it reads",),
+    ),
+    Mistake(
+        "expand --out over the accounts file it checks names against, even with --force",
+        {"accounts.json": ACCOUNTS},
+        (
+            "expand",
+            "--accounts",
+            "acct001",
+            "--tweets",
+            "20",
+            "--campaign",
+            "c",
+            "--out",
+            "accounts.json",
+            "--accounts-file",
+            "accounts.json",
+            "--force",
+        ),
+        2,
+        ("that is the --accounts-file it reads",),
+    ),  # fmt: skip
+    Mistake(
+        "expand --out over a ledger, even with --force",
+        {"ledger.jsonl": LEDGER_LINE},
+        (
+            "expand",
+            "--accounts",
+            "acct001",
+            "--tweets",
+            "20",
+            "--campaign",
+            "c",
+            "--out",
+            "ledger.jsonl",
+            "--force",
+        ),
+        2,
+        ("is a bulkrt ledger", "never writes over one"),
+    ),  # fmt: skip
+    Mistake(
+        "sandbox --accounts-out over a job file",
+        {"spring.csv": JOB},
+        ("sandbox", "--accounts-out", "spring.csv", "--port", "0"),
+        2,
+        ("spring.csv exists", "--force replaces it"),
+    ),
+    Mistake(
+        "sandbox --accounts-out over a ledger, even with --force",
+        {"ledger.jsonl": LEDGER_LINE},
+        ("sandbox", "--accounts-out", "ledger.jsonl", "--port", "0", "--force"),
+        2,
+        ("is a bulkrt ledger",),
+    ),
+    Mistake(
+        "the ledger given as the job of a run",
+        {"ledger.jsonl": LEDGER_LINE, "accounts.json": ACCOUNTS},
+        (
+            "run",
+            "ledger.jsonl",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "out.jsonl",
+            "--dry-run",
+        ),
+        2,
+        ("ledger.jsonl:1", "this is a bulkrt ledger", "not a job", "bulkrt rollback LEDGER"),
+    ),  # fmt: skip
+    Mistake(
+        "the ledger given as the job of validate",
+        {"ledger.jsonl": LEDGER_LINE, "accounts.json": ACCOUNTS},
+        ("validate", "ledger.jsonl", "--accounts", "accounts.json"),
+        2,
+        ("ledger.jsonl:1", "this is a bulkrt ledger", "give the campaign's job file"),
+    ),
+]
+
+
+@pytest.mark.parametrize("mistake", FILE_MISTAKES, ids=lambda m: m.name)
+def test_a_mistake_costs_a_message_and_no_file(mistake: Mistake, tmp_path: Path) -> None:
+    """The command exits with its code, says what went wrong and what to do, and every file
+    that was there is still there, byte for byte."""
+    for name, text in mistake.files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    before = snapshot(tmp_path)
+    done = bulkrt(*mistake.args, cwd=tmp_path)
+    message = done.stdout + done.stderr
+    assert done.returncode == mistake.code, message
+    for fragment in mistake.says:
+        assert fragment in message, message
+    assert "Traceback" not in message
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) - set(before) <= mistake.creates
+
+
+FORCED: list[tuple[str, Callable[[Path], tuple[str, ...]]]] = [
+    ("rollback", lambda d: ("rollback", "ledger.jsonl", "--out", "undo.csv", "--force")),
+    ("report", lambda d: ("report", "ledger.jsonl", "--html", "undo.csv", "--force")),
+    ("expand", lambda d: ("expand", "--accounts", "acct001", "--tweets", "20", "--campaign",
+                          "c", "--out", "undo.csv", "--force")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "args"), FORCED, ids=[name for name, _ in FORCED])
+def test_force_replaces_an_ordinary_file(
+    name: str, args: Callable[[Path], tuple[str, ...]], tmp_path: Path
+) -> None:
+    """With --force an existing file that is no ledger, accounts file or input is replaced."""
+    (tmp_path / "ledger.jsonl").write_text(LEDGER_LINE)
+    (tmp_path / "undo.csv").write_text("old\n")
+    done = bulkrt(*args(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "undo.csv").read_text() != "old\n"
+    assert (tmp_path / "ledger.jsonl").read_text() == LEDGER_LINE
+
+
+def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
+    tmp_path: Path,
+) -> None:
+    """A second demo in the directory the first made rewrites its own files and leaves an
+    operator's file there alone."""
+    first = bulkrt("demo", "--dir", "demo", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (tmp_path / "demo" / "mine.txt").write_text("keep\n")
+    again = bulkrt("demo", "--dir", "demo", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (tmp_path / "demo" / "mine.txt").read_text() == "keep\n"
+    assert (tmp_path / "demo" / "ledger.jsonl").read_text().count("\n") == 79
+
+
+def test_the_outputs_module_examples_hold() -> None:
+    """The examples in `bulkrt.outputs`' docstring run as shown."""
+    import doctest
+
+    import bulkrt.outputs
+
+    failed, tried = doctest.testmod(bulkrt.outputs)
+    assert tried > 0 and failed == 0
