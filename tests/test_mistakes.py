@@ -4,6 +4,7 @@ that every file that was there before is still there with the same bytes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -251,3 +252,70 @@ def test_the_outputs_module_examples_hold() -> None:
 
     failed, tried = doctest.testmod(bulkrt.outputs)
     assert tried > 0 and failed == 0
+
+
+OPTION_MISTAKES = [
+    ("--read-timeout", "nan", "'nan' is not a finite number"),
+    ("--read-timeout", "-1", "is not in the range 0<x<=600"),
+    ("--connect-timeout", "0", "is not in the range 0<x<=600"),
+    ("--window", "inf", "'inf' is not a finite number"),
+    ("--window", "0", "is not in the range x>=0.001"),
+    ("--limit", "0", "is not in the range x>=1"),
+    ("--grace", "nan", "'nan' is not a finite number"),
+    ("--backoff-initial", "-1", "is not in the range 0<=x<=3600"),
+    ("--backoff-max", "nan", "'nan' is not a finite number"),
+    ("--max-rps", "0", "is not in the range x>=0.01"),
+    ("--concurrency", "0", "is not in the range x>=1"),
+    ("--max-attempts", "-3", "is not in the range x>=1"),
+    ("--price-retweet", "nan", "not a price in dollars"),
+    ("--price-undo", "-0.01", "a price cannot be negative"),
+    ("--api-base", "127.0.0.1:8787", "has no scheme: give http://127.0.0.1:8787"),
+    ("--api-base", "https://api.x.com/2/", "ends in the API's own path '/2'"),
+    ("--api-base", "https://api.x.com/v2", "give https://api.x.com"),
+    ("--api-base", "http://api.example.com", "plain http to another machine"),
+    ("--api-base", "ftp://api.x.com", "the scheme must be https"),
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"), OPTION_MISTAKES, ids=[f"{o} {v}" for o, v, _ in OPTION_MISTAKES]
+)
+def test_a_bad_option_value_exits_2_naming_the_option(
+    option: str, value: str, says: str, tmp_path: Path
+) -> None:
+    """A value out of range, not finite or not usable exits 2 naming the option and what is
+    wrong, before any file is read or written."""
+    (tmp_path / "spring.csv").write_text(JOB)
+    (tmp_path / "accounts.json").write_text(ACCOUNTS)
+    before = snapshot(tmp_path)
+    done = bulkrt(
+        "run", "spring.csv", "--accounts", "accounts.json", "--ledger", "ledger.jsonl",
+        "--no-progress", f"{option}={value}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for '{option}'" in done.stderr
+    assert says in done.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_a_bad_api_base_from_the_environment_says_where_it_came_from(tmp_path: Path) -> None:
+    """A forgotten BULKRT_API_BASE with the API's path in it is refused, naming the variable."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkrt", "run", "spring.csv", "--accounts", "a.json",
+         "--ledger", "l.jsonl"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+        env={**os.environ, "BULKRT_API_BASE": "http://127.0.0.1:8787/2"},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "(from BULKRT_API_BASE)" in done.stderr
+    assert "give http://127.0.0.1:8787" in done.stderr
+
+
+def test_plain_http_elsewhere_is_accepted_when_asked(tmp_path: Path) -> None:
+    """--allow-insecure-http lets a plain http base on another host through to the input checks."""
+    done = bulkrt(
+        "run", "missing.csv", "--accounts", "a.json", "--ledger", "l.jsonl",
+        "--api-base", "http://api.example.com", "--allow-insecure-http", cwd=tmp_path,
+    )  # fmt: skip
+    assert "--api-base" not in done.stderr
+    assert "a.json" in done.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bulkrt import logs
+from bulkrt.commands.options import Seconds
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.ledger import LedgerRecord
@@ -55,7 +56,7 @@ def build_report(ledger: Path, *, tier: Tier, limit: int | None, window: float |
     help="The rate limits the requests chart compares with.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Requests per window (as for run).")
-@click.option("--window", type=click.FloatRange(min=0.001), help="Window seconds (as for run).")
+@click.option("--window", type=Seconds(min=0.001), help="Window seconds (as for run).")
 @click.option("--force", is_flag=True, help="Replace --html if it exists (never a ledger).")
 def command(
     ledger: Path, out: Path, tier: str, limit: int | None, window: float | None, force: bool

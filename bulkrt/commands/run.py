@@ -12,10 +12,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from bulkrt import logs
+from bulkrt.api_base import api_base as checked_api_base
 from bulkrt.client import Timeouts
 from bulkrt.commands.options import (
+    Seconds,
     accounts_option,
     campaign_option,
     format_option,
@@ -41,9 +44,22 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
         price = Decimal(value)
     except InvalidOperation:
         raise click.BadParameter(f"{value!r} is not a price in dollars") from None
+    if not price.is_finite():
+        raise click.BadParameter(f"{value!r} is not a price in dollars")
     if price < 0:
         raise click.BadParameter("a price cannot be negative")
     return price
+
+
+def _api_base(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return checked_api_base(
+            value, allow_insecure_http=bool(ctx.params.get("allow_insecure_http"))
+        )
+    except ValueError as exc:
+        source = ctx.get_parameter_source(param.name or "")
+        where = " (from BULKRT_API_BASE)" if source is ParameterSource.ENVIRONMENT else ""
+        raise click.BadParameter(f"{exc}{where}") from None
 
 
 @click.command("run")
@@ -56,11 +72,19 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     help="The JSONL ledger to append outcomes to (created if missing).",
 )
 @click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    is_eager=True,
+    help="Accept a plain http:// --api-base on another machine (credentials travel unencrypted).",
+)
+@click.option(
     "--api-base",
     envvar="BULKRT_API_BASE",
     default="https://api.x.com",
     show_default=True,
-    help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL.",
+    callback=_api_base,
+    help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL: scheme and host, "
+    "without the API's /2 (http only to this machine).",
 )
 @click.option(
     "--tier",
@@ -76,7 +100,7 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
 )
 @click.option(
     "--window",
-    type=click.FloatRange(min=0.001),
+    type=Seconds(min=0.001),
     help="Window length in seconds (overrides the tier).",
 )
 @click.option(
@@ -97,19 +121,17 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     "--backoff-initial",
     default=1.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0, max=3600),
     help="Seconds before the first retry of a transient failure (then doubling, jittered).",
 )
 @click.option(
     "--backoff-max",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0, max=86400),
     help="The longest wait between two attempts of one item.",
 )
-@click.option(
-    "--max-rps", type=click.FloatRange(min=0.01), help="An app-wide cap on requests per second."
-)
+@click.option("--max-rps", type=Seconds(min=0.01), help="An app-wide cap on requests per second.")
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -118,10 +140,18 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
 @campaign_option
 @format_option
 @click.option(
-    "--connect-timeout", default=10.0, show_default=True, help="Seconds to wait for a connection."
+    "--connect-timeout",
+    default=10.0,
+    show_default=True,
+    type=Seconds(min=0, min_open=True, max=600),
+    help="Seconds to wait for a connection.",
 )
 @click.option(
-    "--read-timeout", default=30.0, show_default=True, help="Seconds to wait for an answer."
+    "--read-timeout",
+    default=30.0,
+    show_default=True,
+    type=Seconds(min=0, min_open=True, max=600),
+    help="Seconds to wait for an answer.",
 )
 @click.option(
     "--price-retweet", callback=_price, help="Dollars per retweet request, for the dry-run cost."
@@ -133,6 +163,7 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     "--grace",
     default=20.0,
     show_default=True,
+    type=Seconds(min=0, max=600),
     help="Seconds requests in flight get to finish after SIGINT/SIGTERM.",
 )
 @click.option(
@@ -146,6 +177,7 @@ def command(
     jobs: tuple[str, ...],
     accounts_path: Path,
     ledger: Path,
+    allow_insecure_http: bool,
     api_base: str,
     tier: str,
     limit: int | None,

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from bulkrt.atomic import replacing
+from bulkrt.commands.options import Seconds
 from bulkrt.exitcodes import ExitCode
 from bulkrt.outputs import ACCOUNTS_FILE, refusal
 from bulkrt.sandbox.config import (
@@ -102,11 +103,18 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default)."
 )
-@click.option("--port", default=8787, show_default=True, help="Port to bind; 0 picks a free one.")
+@click.option(
+    "--port",
+    default=8787,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind; 0 picks a free one.",
+)
 @click.option(
     "--users",
     default=3,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Users to create (odd: OAuth 1.0a, even: OAuth 2.0).",
 )
 @click.option(
@@ -132,7 +140,7 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
 )
 @click.option(
     "--window",
-    type=click.FloatRange(min=0.001),
+    type=Seconds(min=0.001),
     help="Window length in seconds for retweet and undo.",
 )
 @click.option("--no-limits", is_flag=True, help="Serve without rate limits (for benchmarks).")
@@ -177,12 +185,14 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
     "--timestamp-skew",
     default=300.0,
     show_default=True,
+    type=Seconds(min=0),
     help="OAuth 1.0a timestamp window, seconds.",
 )
 @click.option(
     "--token-ttl",
     default=7200.0,
     show_default=True,
+    type=Seconds(min=1),
     help="OAuth 2.0 access-token lifetime, seconds.",
 )
 @click.option(
@@ -204,7 +214,7 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
 @click.option(
     "--fault-rate",
     default=0.0,
-    type=click.FloatRange(0, 1),
+    type=Seconds(0, 1),
     help="Rate of transient faults (5xx and resets), spread evenly.",
 )
 @click.option(
@@ -217,13 +227,14 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
 @click.option(
     "--latency-ms",
     default=0.0,
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0, max=600_000),
     help="Delay added to every API answer.",
 )
 @click.option(
     "--stall-seconds",
     default=30.0,
     show_default=True,
+    type=Seconds(min=0, max=3600),
     help="How long a `stall` fault holds the answer.",
 )
 @click.option(
