@@ -29,6 +29,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from bulkrt.client import Authorizer, XClient
 from bulkrt.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed
+from bulkrt.first_answers import FirstAnswers, Misconfiguration
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
 from bulkrt.ledger import ErrorInfo, LedgerRecord
@@ -73,6 +74,8 @@ class Tally:
     requests: int = 0
     #: accounts whose credentials failed, with what the operator must do
     reauthorize: dict[str, str] = field(default_factory=dict)
+    #: set when the first answers proved the API base wrong; the run stopped early
+    misconfiguration: Misconfiguration | None = None
 
     @property
     def finished(self) -> int:
@@ -99,8 +102,10 @@ class Dispatcher:
         settings: DispatchSettings | None = None,
         tally: Tally | None = None,
         clock: Callable[[], float] = time.time,
+        first_answers: FirstAnswers | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self._first_answers = first_answers
         self.tally = tally or Tally()
         self.run_id = run_id
         self._client = client
@@ -214,8 +219,24 @@ class Dispatcher:
             outcome = await self._exchange(item, auth)
         if outcome.decision is Decision.AUTH_FAILED:
             self._failed_generation[item.account] = generation
+        self._watch_first_answers(item.account, outcome)
         await self._record(self.scheduler.on_response(ticket, self._clock(), outcome))
         self._poke()
+
+    def _watch_first_answers(self, account: str, outcome: Outcome) -> None:
+        """Stop the run when its first answers prove the API base wrong (see `first_answers`)."""
+        if self._first_answers is None or self.tally.misconfiguration is not None:
+            return
+        proof = self._first_answers.observe(account, outcome)
+        if proof is not None:
+            self.tally.misconfiguration = proof
+            _log.error(
+                "run_misconfigured",
+                base=self._client.base_url,
+                cause=proof.cause,
+                detail=proof.detail,
+            )
+            self.stop()
 
     async def _exchange(self, item: Item, auth: Authorizer) -> Outcome:
         """Send one request for ``item`` and say what its answer means."""

@@ -139,6 +139,20 @@ class Progress:
             click.echo(f"  see `bulkrt status {ledger}` for the errors; items in error are retried")
             click.echo("  when the same command runs again")
 
+    def misconfigured(self, tally: Tally, api_base: str) -> None:
+        """Say why the run stopped early, with the base it used and what to check."""
+        proof = tally.misconfiguration
+        assert proof is not None
+        click.echo(
+            f"bulkrt run: stopped early: {proof.cause} at {api_base}\n"
+            f"  {proof.detail}\n"
+            f"  check --api-base (or BULKRT_API_BASE): the X API is https://api.x.com, a local "
+            f"sandbox http://127.0.0.1:PORT as `bulkrt sandbox` prints it, with no /2 after it;\n"
+            f"  nothing was marked finished ({tally.by_status[Status.ERROR]} item(s) answered "
+            f"so far are `error`): the same command sends every unfinished item once the base "
+            f"is right"
+        )
+
     def stopped(self, tally: Tally, signal_name: str, command: str) -> None:
         click.echo(
             f"bulkrt run: stopped by {signal_name} after {tally.finished} of {tally.total} items; "

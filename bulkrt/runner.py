@@ -25,6 +25,7 @@ from bulkrt.client import Authorizer, Timeouts, XClient
 from bulkrt.credentials import TokenSet, authorizer_for, expires_datetime
 from bulkrt.dispatcher import Dispatcher, DispatchSettings, Tally
 from bulkrt.exitcodes import ExitCode
+from bulkrt.first_answers import FirstAnswers
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
 from bulkrt.ledger_reader import FinishedKeys, finished_keys
@@ -122,6 +123,9 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
     out.summary(tally, settings.ledger)
+    if tally.misconfiguration is not None:
+        out.misconfigured(tally, settings.api_base)
+        return ExitCode.MISCONFIGURED
     failed = (
         tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected
     )
@@ -220,6 +224,7 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
             settings=DispatchSettings(
                 lookahead=settings.lookahead, grace=settings.grace, max_rps=settings.max_rps
             ),
+            first_answers=FirstAnswers(used),
         )
         async with anyio.create_task_group() as helpers:
             helpers.start_soon(_watch_signals, dispatcher, stopped)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from bulkrt.items import Item, Status
+from bulkrt.limit_evidence import teachable
 from bulkrt.outcome import ApiError, Decision, Outcome
 from bulkrt.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.tiers import LimitModel
@@ -316,7 +317,7 @@ class Scheduler:
         account = self._accounts[name]
         account.in_flight -= 1
         self._tweets_in_flight[(name, ticket.item.tweet_id)] -= 1
-        if self.limiter.settle(flight.permit, now, outcome.limits):
+        if self.limiter.settle(flight.permit, now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         if outcome.http is not None and outcome.http != 429:
             account.parks = 0

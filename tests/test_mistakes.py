@@ -5,13 +5,20 @@ that every file that was there before is still there with the same bytes."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import pytest
+
+from bulkrt.sandbox import FaultKind
+from bulkrt.sandbox.config import RateLimitHeaders
+from tests.test_run import ACCOUNTS as NAMES
+from tests.test_run import MakeWorld, rows
 
 LEDGER_LINE = (
     '{"schema":1,"ts":"2026-11-26T01:00:00.000Z","run":"r1","key":"k1","campaign":"spring",'
@@ -244,13 +251,17 @@ def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
     assert (tmp_path / "demo" / "ledger.jsonl").read_text().count("\n") == 79
 
 
-def test_the_outputs_module_examples_hold() -> None:
-    """The examples in `bulkrt.outputs`' docstring run as shown."""
+@pytest.mark.parametrize(
+    "module",
+    ["bulkrt.outputs", "bulkrt.api_base", "bulkrt.first_answers", "bulkrt.limit_evidence",
+     "bulkrt.commands.options"],
+)  # fmt: skip
+def test_the_module_examples_hold(module: str) -> None:
+    """The examples in the module's docstrings run as shown."""
     import doctest
+    import importlib
 
-    import bulkrt.outputs
-
-    failed, tried = doctest.testmod(bulkrt.outputs)
+    failed, tried = doctest.testmod(importlib.import_module(module))
     assert tried > 0 and failed == 0
 
 
@@ -319,3 +330,107 @@ def test_plain_http_elsewhere_is_accepted_when_asked(tmp_path: Path) -> None:
     )  # fmt: skip
     assert "--api-base" not in done.stderr
     assert "a.json" in done.stderr
+
+
+# -- odd servers: the first answers prove the API base wrong -----------------------------------
+
+
+@dataclass(frozen=True)
+class OddServer:
+    """An API base that cannot be the X API, and what the run must say about it."""
+
+    name: str
+    #: the base, given the sandbox's URL and the URL of a server answering HTML pages
+    base: Callable[[str, str], str]
+    says: tuple[str, ...]
+
+
+ODD_SERVERS = [
+    OddServer(
+        "nothing listening",
+        lambda sandbox, html: "http://127.0.0.1:9",
+        ("no connection to the API base at http://127.0.0.1:9", "check --api-base"),
+    ),
+    OddServer(
+        "a host name that does not resolve",
+        lambda sandbox, html: "https://no-such-host.invalid",
+        ("host name does not resolve", "https://no-such-host.invalid"),
+    ),
+    OddServer(
+        "the sandbox under a path it does not serve (a 404 page)",
+        lambda sandbox, html: f"{sandbox}/api",
+        ("an answer that is not the X API's", "HTTP 404", "/api\n"),
+    ),
+    OddServer(
+        "a proxy answering an HTML 403 page",
+        lambda sandbox, html: html,
+        ("an answer that is not the X API's", "HTTP 403 with an HTML page"),
+    ),
+]
+
+
+@pytest.fixture
+async def html_server() -> AsyncIterator[str]:
+    """A server that answers every request with a proxy's HTML 403 page; yields its URL."""
+    from aiohttp import web
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=403, text="<html>Forbidden</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("server", ODD_SERVERS, ids=lambda s: s.name)
+async def test_a_wrong_api_base_stops_early_and_loses_nothing(
+    server: OddServer, make_world: MakeWorld, html_server: str
+) -> None:
+    """The run stops after the first answers with exit 3, naming the cause and the base; no item
+    is marked ok or rejected, and the same job against the right base then sends everything."""
+    world = await make_world()
+    job = world.job(rows(NAMES, 4))
+    args = world.run_args(job)
+    args[args.index("--api-base") + 1] = server.base(world.sandbox.url, html_server)
+    wrong = await anyio.run_process(args, check=False)
+    out = wrong.stdout.decode() + wrong.stderr.decode()
+    assert wrong.returncode == 3, out
+    for fragment in server.says:
+        assert fragment in out, out
+    assert "Traceback" not in out
+    assert {line["status"] for line in world.lines()} <= {"error"}
+    requests = int(re.search(r"(\d+) requests", out).group(1))  # type: ignore[union-attr]
+    assert requests <= len(NAMES), out  # one per account at most: slow start, then the stop
+    right = await world.run(job)
+    assert right.returncode == 0, right.stdout.decode() + right.stderr.decode()
+    for account in NAMES:
+        assert world.retweets(account) == {str(100 + n) for n in range(4)}
+
+
+async def test_a_sandbox_like_xs_emulator_finishes_with_every_item_ok(
+    make_world: MakeWorld,
+) -> None:
+    """Against static `15 / 14 / now+900` headers on every 5xx, limiting off, the run learns no
+    limit from them: every item ends ok and no account ever waits for a window."""
+    faults = {FaultKind.E500: 0.2, FaultKind.E503: 0.1}
+    world = await make_world(
+        unlimited=True, rate_limit_headers=RateLimitHeaders.STATIC, fault_rates=faults, seed=3
+    )
+    args = world.run_args(world.job(rows(NAMES, 30)), "--max-attempts", "20", "-v")
+    args[args.index("--limit") + 1] = "100"
+    args[args.index("--window") + 1] = "600"
+    done = await anyio.run_process(args, check=False)
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, out
+    assert {line["status"] for line in world.lines()} == {"ok"}
+    assert len(world.lines()) == 180
+    assert world.sandbox.state.stats()["by_fault"]["500"] > 15  # more than the static limit
+    assert "rate_limited" not in out and "account_parked" not in out
+    for account in NAMES:
+        assert world.retweets(account) == {str(100 + n) for n in range(30)}
