@@ -27,6 +27,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from bulkrt import waits
 from bulkrt.client import Authorizer, XClient
 from bulkrt.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed
 from bulkrt.first_answers import FirstAnswers, Misconfiguration
@@ -35,7 +36,7 @@ from bulkrt.journal import SentJournal
 from bulkrt.ledger import ErrorInfo, LedgerRecord
 from bulkrt.ledger_writer import LedgerWriter
 from bulkrt.outcome import ApiError, Decision, FailureKind, Outcome, classify
-from bulkrt.scheduler import Dispatch, Done, ItemResult, Refresh, Scheduler, Ticket, Wait
+from bulkrt.scheduler import Dispatch, Done, Event, ItemResult, Refresh, Scheduler, Ticket, Wait
 
 __all__ = ["DispatchSettings", "Dispatcher", "Tally"]
 
@@ -126,6 +127,9 @@ class Dispatcher:
         self._requests: TaskGroup | None = None
         #: set by `stop`: no new request goes out
         self.stopping = False
+        #: each account's latest event: why it waits, for the progress display
+        self.last_event: dict[str, Event] = {}
+        self._warned_until = 0.0
 
     # -- control -------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -193,6 +197,8 @@ class Dispatcher:
                 if self._exhausted:
                     return
             else:
+                if isinstance(step, Wait):
+                    self._warn_long_wait(step.until)
                 await self._sleep(step.until if isinstance(step, Wait) else None)
                 self._log_events()
         self._log_events()
@@ -350,11 +356,28 @@ class Dispatcher:
                 self._poke()  # dispatching may be held back while records wait
         self._ledger.sync()
 
+    def _warn_long_wait(self, until: float) -> None:
+        """Warn once per wait when nothing can go for longer than `waits.LONG_WAIT`."""
+        now = self._clock()
+        if until - now <= waits.LONG_WAIT or until == self._warned_until:
+            return
+        self._warned_until = until
+        waiting = sorted(a for a, e in self.last_event.items() if e.until and e.until > now)
+        _log.warning(
+            "run_waiting",
+            until=datetime.fromtimestamp(until, UTC).isoformat(),
+            seconds=round(until - now),
+            reason="every account with items left has spent its rate-limit window"
+            + (f" ({', '.join(waiting[:5])} after a 429 or a park)" if waiting else ""),
+        )
+
     def _log_events(self) -> None:
         for event in self.scheduler.drain_events():
-            _log.info(
+            self.last_event[event.account] = event
+            log = _log.warning if waits.is_long(event) else _log.info
+            log(
                 event.kind.value,
                 account=event.account,
                 until=datetime.fromtimestamp(event.until, UTC).isoformat() if event.until else None,
-                detail=event.detail or None,
+                reason=waits.reason(event),
             )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -17,21 +16,39 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from bulkrt import waits
 from bulkrt.dispatcher import Dispatcher, Tally
 from bulkrt.errors import Problem
 from bulkrt.items import Status
 from bulkrt.plan import Plan
 from bulkrt.scheduler import AccountState
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "expected_finish"]
 
 _log = structlog.get_logger()
 #: seconds between log lines when there is no terminal
 LOG_EVERY = 5.0
 
 
-def _clock(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+def _clock(epoch: float, now: float | None = None) -> str:
+    """The time of ``epoch``, with its date when that is not today."""
+    return waits.when(epoch, time.time() if now is None else now)
+
+
+def expected_finish(
+    planned: float, now: float, *, left: int, to_send: int, expected: float, resumes: list[float]
+) -> float:
+    """When the run should end, as it goes: the plan's finish, pushed later when the remaining
+    share of the planned duration ends later (limits learned lower than the model's make items
+    go slower), and never before the last waiting account may send again.
+
+    >>> expected_finish(100.0, 50.0, left=10, to_send=10, expected=100.0, resumes=[])
+    150.0
+    >>> expected_finish(100.0, 10.0, left=5, to_send=10, expected=100.0, resumes=[400.0])
+    400.0
+    """
+    share = expected * left / to_send if to_send else 0.0
+    return max([planned, now + share, *resumes]) if left else max(planned, now)
 
 
 def _duration(seconds: float) -> str:
@@ -48,6 +65,9 @@ class Progress:
     def __init__(self, *, live: bool | None = None) -> None:
         self._err = Console(stderr=True)
         self.live = self._err.is_terminal if live is None else live
+        #: the limit model's duration of this run, and the items it plans to send (`follow`)
+        self._expected = 0.0
+        self._to_send = 0
 
     # -- before -------------------------------------------------------------------------------
     def warning(self, problem: Problem) -> None:
@@ -73,6 +93,8 @@ class Progress:
     async def follow(self, dispatcher: Dispatcher, expected: float) -> None:
         """Show progress until cancelled."""
         finish = time.time() + expected
+        self._expected = expected
+        self._to_send = max(0, dispatcher.tally.total - dispatcher.tally.skipped)
         if not self.live:
             while True:
                 await anyio.sleep(LOG_EVERY)
@@ -97,30 +119,46 @@ class Progress:
             finally:  # cancelled when the run ends: leave the final counts on the screen
                 live.update(self._render(dispatcher, finish), refresh=True)
 
-    def _render(self, dispatcher: Dispatcher, finish: float) -> Group:
+    def _render(self, dispatcher: Dispatcher, planned: float) -> Group:
         t = dispatcher.tally
         now = time.time()
+        scheduler = dispatcher.scheduler
+        resumes = [w for a in t.accounts if (w := scheduler.resumes_at(a, now)) is not None]
+        finish = expected_finish(
+            planned,
+            now,
+            left=t.total - t.finished,
+            to_send=self._to_send,
+            expected=self._expected,
+            resumes=resumes,
+        )
         head = Text.assemble(
             (f"{t.finished}/{t.total} items ", "bold"),
             (f"ok {t.by_status[Status.OK] + t.skipped - t.skipped_rejected}  ", "green"),
             (f"rejected {t.by_status[Status.REJECTED] + t.skipped_rejected}  ", "yellow"),
             (f"error {t.by_status[Status.ERROR]}  ", "red"),
             f"requests {t.requests}  in flight {dispatcher.scheduler.in_flight}  ",
-            f"expected finish {_clock(finish)} (limit model)",
+            f"expected finish {_clock(finish, now)} (limit model)",
         )
         states: Counter[AccountState] = Counter()
         notable = Table(box=None, show_header=False, padding=(0, 2))
-        scheduler = dispatcher.scheduler
         for account in t.accounts:
             state = scheduler.state(account, now)
             states[state] += 1
-            if state in (AccountState.PARKED, AccountState.PAUSED) and notable.row_count < 6:
-                until = scheduler.resumes_at(account, now)
-                notable.add_row(account, state.value, f"until {_clock(until)}" if until else "")
+            until = scheduler.resumes_at(account, now)
+            long_wait = state is AccountState.WAITING and until is not None and until > now + 5
+            shown = state in (AccountState.PARKED, AccountState.PAUSED) or long_wait
+            if shown and notable.row_count < 6:
+                event = dispatcher.last_event.get(account)
+                notable.add_row(
+                    Text(account),
+                    state.value,
+                    f"until {_clock(until, now)}" if until else "",
+                    Text(waits.reason(event) if event else ""),
+                )
         summary = "  ".join(f"{state.value} {n}" for state, n in sorted(states.items()))
-        waits = [w for a in t.accounts if (w := scheduler.resumes_at(a, now)) is not None]
-        if waits:
-            summary += f"  (next window opens {_clock(min(waits))})"
+        if resumes:
+            summary += f"  (next window opens {_clock(min(resumes), now)})"
         return Group(head, Text(f"accounts: {summary}"), notable)
 
     # -- after --------------------------------------------------------------------------------

@@ -28,11 +28,13 @@ from __future__ import annotations
 import heapq
 from collections import Counter, deque
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from bulkrt.items import Item, Status
 from bulkrt.limit_evidence import teachable
 from bulkrt.outcome import ApiError, Decision, Outcome
+from bulkrt.ratelimits import implausible_reset
 from bulkrt.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.tiers import LimitModel
 from bulkrt.windows import Limiter, Margins, Permit, WindowLimiter
@@ -189,6 +191,7 @@ class Scheduler:
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self.park = park or ParkPolicy()
+        self.model = model
         self.limiter: Limiter = limiter or WindowLimiter(model, margins)
         self.work: WorkSource = work or AccountQueues()
         self._accounts: dict[str, _Account] = {}
@@ -340,7 +343,9 @@ class Scheduler:
         ticket = flight.ticket
         decision = outcome.decision
         if decision is Decision.WAIT_RATE_LIMIT:
-            if account.waited_until is None or flight.sent_at < account.waited_until:
+            if self._implausible(account, ticket, now, outcome):
+                decision = Decision.HIDDEN_LIMIT
+            elif account.waited_until is None or flight.sent_at < account.waited_until:
                 return self._wait_for_reset(account, ticket, now, outcome)
             decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, still refused
         if decision is Decision.HIDDEN_LIMIT:
@@ -362,6 +367,17 @@ class Scheduler:
             ticket = replace(ticket, tries=tries)
             outcome = replace(outcome, status=Status.ERROR)
         return [self._result(ticket, now, outcome)]
+
+    def _implausible(self, account: _Account, ticket: Ticket, now: float, outcome: Outcome) -> bool:
+        """Whether a 429's reset lies implausibly far ahead: then it is parked, not waited for."""
+        period = self.model.window_for(ticket.item.action).period
+        reset = implausible_reset(outcome.limits, now, period)
+        if reset is None:
+            return False
+        when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        detail = f"429 reset {when} is implausibly far ahead: parked instead of waiting for it"
+        self._emit(EventKind.SKEW, account.name, now, reset, detail)
+        return True
 
     def _wait_for_reset(
         self, account: _Account, ticket: Ticket, now: float, outcome: Outcome
@@ -386,7 +402,18 @@ class Scheduler:
         account.parked_at = now
         account.probing = True
         account.parked_until = max(account.parked_until, now + self.park.delay(account.parks))
-        self._emit(EventKind.PARKED, account.name, now, account.parked_until)
+        error = outcome.error
+        why = f"{outcome.http or 'no'} answer" + (
+            f" ({error.title}: {error.detail})" if error else ""
+        )
+        self._emit(
+            EventKind.PARKED,
+            account.name,
+            now,
+            account.parked_until,
+            f"park {account.parks}: a 429 its headers do not explain (a hidden limit, or a reset "
+            f"not worth waiting for): {why}",
+        )
         return []
 
     def _auth_failed(
