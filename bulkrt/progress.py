@@ -4,6 +4,7 @@ the limit model), a log line every few seconds otherwise, and a plain summary on
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,7 +24,7 @@ from bulkrt.items import Status
 from bulkrt.plan import Plan
 from bulkrt.scheduler import AccountState
 
-__all__ = ["Progress", "expected_finish"]
+__all__ = ["Progress", "expected_finish", "summary_hints"]
 
 _log = structlog.get_logger()
 #: seconds between log lines when there is no terminal
@@ -57,6 +58,30 @@ def _duration(seconds: float) -> str:
     return (
         f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
     )
+
+
+def summary_hints(tally: Tally, ledger: str) -> list[str]:
+    """What the operator can do about what is left, one hint per kind of item left.
+
+    >>> t = Tally(total=3); t.skipped_rejected = 2
+    >>> [hint.split(":")[0] for hint in summary_hints(t, "l.jsonl")]
+    ['2 rejected item(s) are final (the API refused them)']
+    """
+    quoted = shlex.quote(ledger)
+    hints = []
+    error = tally.by_status[Status.ERROR]
+    rejected = tally.by_status[Status.REJECTED] + tally.skipped_rejected
+    if error:
+        hints.append(
+            f"{error} item(s) in error: the same command retries them (and only them); "
+            f"`bulkrt status {quoted}` lists why they failed"
+        )
+    if rejected:
+        hints.append(
+            f"{rejected} rejected item(s) are final (the API refused them): `bulkrt status "
+            f"{quoted}` says why; fix the job and run it under a new campaign to try them again"
+        )
+    return hints
 
 
 class Progress:
@@ -173,9 +198,8 @@ class Progress:
         )
         for _, message in sorted(tally.reauthorize.items()):
             click.echo(f"  needs attention: {message}")
-        if rejected or error or tally.skipped_rejected:
-            click.echo(f"  see `bulkrt status {ledger}` for the errors; items in error are retried")
-            click.echo("  when the same command runs again")
+        for hint in summary_hints(tally, str(ledger)):
+            click.echo(f"  {hint}")
 
     def misconfigured(self, tally: Tally, api_base: str) -> None:
         """Say why the run stopped early, with the base it used and what to check."""
