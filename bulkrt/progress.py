@@ -4,6 +4,7 @@ the limit model), a log line every few seconds otherwise, and a plain summary on
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections import Counter
@@ -84,12 +85,55 @@ def summary_hints(tally: Tally, ledger: str) -> list[str]:
     return hints
 
 
+def summary_json(tally: Tally, ledger: str, api_base: str) -> dict[str, object]:
+    """The run's summary as `bulkrt run --json` prints it."""
+    proof = tally.misconfiguration
+    return {
+        "ledger": ledger,
+        "items": tally.total,
+        "this_run": {status.value: tally.by_status[status] for status in Status},
+        "finished_before": {"items": tally.skipped, "rejected": tally.skipped_rejected},
+        "requests": tally.requests,
+        "needs_attention": dict(sorted(tally.reauthorize.items())),
+        "hints": summary_hints(tally, ledger),
+        "stopped_early": None
+        if proof is None
+        else {"cause": proof.cause, "detail": proof.detail, "api_base": api_base},
+    }
+
+
+def plan_json(plan: Plan, items: int) -> dict[str, object]:
+    """A dry run's plan as `bulkrt run --dry-run --json` prints it."""
+    return {
+        "items": items,
+        "requests": plan.requests,
+        "retweets": plan.retweets,
+        "undos": plan.undos,
+        "already_done": plan.already_done,
+        "duration_seconds": round(plan.duration, 3),
+        "limits": plan.limits_note,
+        "cost_dollars": str(plan.cost),
+        "prices": plan.price_note,
+        "accounts": {
+            a.account: {
+                "retweets": a.retweets,
+                "undos": a.undos,
+                "already_done": a.already_done,
+                "last_request_seconds": round(a.last_request_at, 3),
+            }
+            for a in plan.accounts
+        },
+    }
+
+
 class Progress:
     """Reports a run to the operator; ``live=None``: a live display if stderr is a terminal."""
 
-    def __init__(self, *, live: bool | None = None) -> None:
+    def __init__(self, *, live: bool | None = None, json: bool = False) -> None:
         self._err = Console(stderr=True)
         self.live = self._err.is_terminal if live is None else live
+        #: summaries as one JSON object on stdout, for scripts
+        self.json = json
         #: the limit model's duration of this run, and the items it plans to send (`follow`)
         self._expected = 0.0
         self._to_send = 0
@@ -100,6 +144,9 @@ class Progress:
 
     def plan(self, plan: Plan, items: int) -> None:
         """Print a dry run's plan: per account, totals, the duration and the cost."""
+        if self.json:
+            click.echo(json.dumps(plan_json(plan, items), sort_keys=True))
+            return
         click.echo(f"dry run: {items} items; nothing is sent and the ledger is not written")
         click.echo(f"{'account':<16} {'retweets':>8} {'undos':>6} {'done':>6} {'last request':>14}")
         for account in plan.accounts:
@@ -111,7 +158,7 @@ class Progress:
             f"would send {plan.requests} requests ({plan.retweets} retweets, {plan.undos} undos); "
             f"{plan.already_done} items already finished in the ledger"
         )
-        click.echo(f"expected duration under the {plan.tier} limits: {_duration(plan.duration)}")
+        click.echo(f"expected duration under {plan.limits_note}: {_duration(plan.duration)}")
         click.echo(f"estimated cost: ${plan.cost:.3f} ({plan.price_note})")
 
     # -- during -------------------------------------------------------------------------------
@@ -187,7 +234,12 @@ class Progress:
         return Group(head, Text(f"accounts: {summary}"), notable)
 
     # -- after --------------------------------------------------------------------------------
-    def summary(self, tally: Tally, ledger: Path) -> None:
+    def summary(self, tally: Tally, ledger: Path, *, api_base: str = "") -> None:
+        """The run's summary on stdout (one JSON object with ``--json``); when the first answers
+        proved the API base wrong, why it stopped early and what to check."""
+        if self.json:
+            click.echo(json.dumps(summary_json(tally, str(ledger), api_base), sort_keys=True))
+            return
         ok = tally.by_status[Status.OK]
         rejected = tally.by_status[Status.REJECTED]
         error = tally.by_status[Status.ERROR]
@@ -200,11 +252,9 @@ class Progress:
             click.echo(f"  needs attention: {message}")
         for hint in summary_hints(tally, str(ledger)):
             click.echo(f"  {hint}")
-
-    def misconfigured(self, tally: Tally, api_base: str) -> None:
-        """Say why the run stopped early, with the base it used and what to check."""
         proof = tally.misconfiguration
-        assert proof is not None
+        if proof is None:
+            return
         click.echo(
             f"bulkrt run: stopped early: {proof.cause} at {api_base}\n"
             f"  {proof.detail}\n"
@@ -216,6 +266,15 @@ class Progress:
         )
 
     def stopped(self, tally: Tally, signal_name: str, command: str) -> None:
+        if self.json:
+            document = {
+                "stopped_by": signal_name,
+                "finished": tally.finished,
+                "total": tally.total,
+                "resume": command,
+            }
+            click.echo(json.dumps(document, sort_keys=True))
+            return
         click.echo(
             f"bulkrt run: stopped by {signal_name} after {tally.finished} of {tally.total} items; "
             f"the ledger is flushed. To resume, run the same command again:\n  {command}"

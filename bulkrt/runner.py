@@ -122,9 +122,8 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     if stopped is not None:
         out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
-    out.summary(tally, settings.ledger)
+    out.summary(tally, settings.ledger, api_base=settings.api_base)
     if tally.misconfiguration is not None:
-        out.misconfigured(tally, settings.api_base)
         return ExitCode.MISCONFIGURED
     failed = (
         tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected

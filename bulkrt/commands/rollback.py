@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import click
@@ -36,6 +38,7 @@ __all__ = ["command"]
     help="Also undo retweets the accounts had made before the campaign.",
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists (never a ledger or job).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, for scripts.")
 def command(
     ledger: Path,
     out: Path,
@@ -43,6 +46,7 @@ def command(
     accounts: tuple[str, ...],
     include_preexisting: bool,
     force: bool,
+    as_json: bool,
 ) -> None:
     """Write an undo job for every (account, Tweet) the campaign(s) left retweeted.
 
@@ -68,9 +72,36 @@ def command(
     except OSError as exc:
         click.echo(f"bulkrt rollback: cannot write {out}: {exc.strerror or exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
+    if as_json:
+        document = {
+            "out": str(out),
+            "campaigns": list(plan.campaigns),
+            "undo": len(plan.undo),
+            "left_alone": {
+                "preexisting": plan.kept_preexisting,
+                "already_undone": plan.already_undone,
+                "never_retweeted": plan.never_retweeted,
+                "unknown": plan.unknown,
+            },
+            "next": shlex.join(
+                ["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)]
+            )
+            if plan.undo
+            else None,
+        }
+        click.echo(json.dumps(document, sort_keys=True))
+        return
     lines = plan.summary(str(out), include_preexisting=include_preexisting)
     click.echo("bulkrt rollback: " + "\n".join(lines))
     if plan.undo:
-        click.echo(f"to undo them: bulkrt run {out} --accounts FILE --ledger {ledger}")
+        command = shlex.join(
+            ["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)]
+        )
+        click.echo(f"to undo them: {command}")
     else:
         click.echo("nothing to undo")
+
+
+def _next_command(out: Path, ledger: Path) -> str:
+    """The `bulkrt run` that makes the undos and records them in the same ledger."""
+    return shlex.join(["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)])

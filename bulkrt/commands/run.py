@@ -171,6 +171,12 @@ def _api_base(ctx: click.Context, param: click.Parameter, value: str) -> str:
     default=None,
     help="Live progress display (default: when stderr is a terminal).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary (or the dry run's plan) as one JSON object on stdout, for scripts.",
+)
 @click.option("--log-json", is_flag=True, help="Log JSON lines on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every state change, not only warnings.")
 def command(
@@ -196,6 +202,7 @@ def command(
     price_undo: Decimal | None,
     grace: float,
     progress: bool | None,
+    as_json: bool,
     log_json: bool,
     verbose: bool,
 ) -> None:
@@ -204,7 +211,7 @@ def command(
     Every account is kept inside its rate limits; each finished item's outcome is appended to
     the ledger. Re-running the same command resumes where it stopped.
     """
-    display = Progress(live=progress)
+    display = Progress(live=progress, json=as_json)
     level = logging.INFO if verbose or not display.live else logging.WARNING
     logs.configure(json=log_json, level=level)
     settings = RunSettings(

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bulkrt import logs
 from bulkrt.errors import LedgerError
@@ -37,7 +38,8 @@ def command(ledger: Path, as_json: bool) -> None:
     if as_json:
         click.echo(summary.to_json())
     else:
-        _render(summary, Console(highlight=False, width=max(Console().width, 60)))
+        # Ledger text (account names, error kinds, the path) is data, never rich markup.
+        _render(summary, Console(highlight=False, markup=False, width=max(Console().width, 60)))
 
 
 def _render(summary: LedgerSummary, console: Console) -> None:
@@ -54,7 +56,7 @@ def _render(summary: LedgerSummary, console: Console) -> None:
     if summary.errors:
         errors = Table("error kind", "items", title="errors (items not ok)", title_justify="left")
         for kind, n in summary.errors.items():
-            errors.add_row(kind, str(n))
+            errors.add_row(Text(kind), str(n))
         console.print(errors)
     if summary.by_status[Status.ERROR]:
         console.print(
@@ -65,5 +67,5 @@ def _render(summary: LedgerSummary, console: Console) -> None:
 def _table(title: str, statuses: list[str], rows: dict[str, dict[str, int]]) -> Table:
     table = Table(title, *statuses, "total", title=f"by {title}", title_justify="left")
     for name, counts in rows.items():
-        table.add_row(name, *(str(counts[s]) for s in statuses), str(sum(counts.values())))
+        table.add_row(Text(name), *(str(counts[s]) for s in statuses), str(sum(counts.values())))
     return table
