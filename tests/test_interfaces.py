@@ -4,6 +4,7 @@ printed as data (never as markup), and a dry run that names where its limits cam
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,27 @@ async def test_the_dry_run_names_where_its_limits_come_from(make_world: MakeWorl
         del args[at : at + 2]
     tier = await anyio.run_process([*args, "--tier", "basic"], check=False)
     assert "expected duration under the basic tier limits (5 per 15 min" in tier.stdout.decode()
+
+
+def test_a_fifo_or_dev_stdin_works_as_the_job(tmp_path: Path) -> None:
+    """A named pipe and /dev/stdin (a pipe behind it) are read as jobs, not "no such file"."""
+    job = "account,tweet_id,action\nacct001,20,retweet\nacct001,21,retweet\n"
+    (tmp_path / "accounts.json").write_text(
+        '{"accounts": {"acct001": {"user_id": "1", "oauth1": {"consumer_key": "a", '
+        '"consumer_secret": "b", "access_token": "c", "access_token_secret": "d"}}}}'
+    )
+    fifo = tmp_path / "job.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"printf '%s' '{job}' > {fifo}"])
+    done = bulkrt("validate", str(fifo), "--format", "csv", "--accounts", "accounts.json",
+                  cwd=tmp_path)  # fmt: skip
+    writer.wait(10)
+    assert done.returncode == 0, done.stderr
+    assert "ok: 2 items" in done.stdout
+    piped = subprocess.run(
+        [sys.executable, "-m", "bulkrt", "validate", "/dev/stdin", "--format", "csv",
+         "--accounts", "accounts.json"],
+        cwd=tmp_path, input=job, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert "ok: 2 items" in piped.stdout
