@@ -97,7 +97,16 @@ def _retweets(sandbox: Sandbox) -> dict[str, frozenset[str]]:
     return {u.name: frozenset(sandbox.state.retweets[u.user_id]) for u in sandbox.state.world.users}
 
 
-@click.command("demo")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt demo",
+        "  bulkrt demo --dir /tmp/bulkrt-demo",
+    ]
+)
+
+
+@click.command("demo", epilog=_EXAMPLES)
 @click.option(
     "--dir",
     "workdir",

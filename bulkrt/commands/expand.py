@@ -69,7 +69,18 @@ def _known_accounts(path: Path | None) -> set[str] | None:
     return {name for _, name in names}
 
 
-@click.command("expand")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt expand --accounts acct001,acct002 --tweets 1861359704022656025 \\",
+        "      --campaign spring --out spring.csv",
+        "  bulkrt expand --accounts accounts.json --tweets tweets.txt --campaign spring \\",
+        "      --out spring.csv",
+    ]
+)
+
+
+@click.command("expand", epilog=_EXAMPLES)
 @click.option(
     "--accounts",
     "accounts_arg",

@@ -39,7 +39,16 @@ def build_report(ledger: Path, *, tier: Tier, limit: int | None, window: float |
     return builder.build(summary, limit_model(tier, limit=limit, window=window).retweet)
 
 
-@click.command("report")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt report spring.jsonl --html spring.html --tier pro",
+        "  bulkrt report bulkrt-demo/ledger.jsonl --html demo.html --limit 5 --window 3",
+    ]
+)
+
+
+@click.command("report", epilog=_EXAMPLES)
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--html",

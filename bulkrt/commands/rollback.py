@@ -17,7 +17,17 @@ from bulkrt.rollback import RollbackError, plan_rollback, write_undo_job
 __all__ = ["command"]
 
 
-@click.command("rollback")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt rollback spring.jsonl --out undo.csv",
+        "  bulkrt rollback spring.jsonl --campaign spring --account acct003 --out undo.csv",
+        "  bulkrt run undo.csv --accounts accounts.json --ledger spring.jsonl",
+    ]
+)
+
+
+@click.command("rollback", epilog=_EXAMPLES)
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--out",

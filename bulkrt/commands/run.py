@@ -62,7 +62,18 @@ def _api_base(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(f"{exc}{where}") from None
 
 
-@click.command("run")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt run spring.csv --accounts accounts.json --ledger spring.jsonl --dry-run",
+        "  bulkrt run spring.csv --accounts accounts.json --ledger spring.jsonl",
+        "  bulkrt run spring.csv --accounts accounts.json --ledger spring.jsonl --json",
+        "  zcat big.csv.gz | bulkrt run - --format csv --accounts accounts.json --ledger big.jsonl",
+    ]
+)
+
+
+@click.command("run", epilog=_EXAMPLES)
 @jobs_argument
 @accounts_option
 @click.option(

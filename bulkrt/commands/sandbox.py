@@ -99,7 +99,16 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
         await stop.wait()
 
 
-@click.command("sandbox")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt sandbox --users 6 --limit 5 --window 3 --accounts-out accounts.json",
+        "  bulkrt sandbox --port 0 --no-limits --rate-limit-headers static --fault-rate 0.1",
+    ]
+)
+
+
+@click.command("sandbox", epilog=_EXAMPLES)
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default)."
 )

@@ -22,7 +22,16 @@ from bulkrt.status import LedgerSummary, summarise_ledger
 __all__ = ["command"]
 
 
-@click.command("status")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt status spring.jsonl",
+        "  bulkrt status spring.jsonl --json",
+    ]
+)
+
+
+@click.command("status", epilog=_EXAMPLES)
 @click.argument("ledger", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON, for scripts.")
 def command(ledger: Path, as_json: bool) -> None:

@@ -42,7 +42,16 @@ class _AnyAccount:
         return True
 
 
-@click.command("validate")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt validate spring.csv --accounts accounts.json",
+        "  bulkrt validate spring.csv --accounts accounts.json --ledger spring.jsonl --json",
+    ]
+)
+
+
+@click.command("validate", epilog=_EXAMPLES)
 @jobs_argument
 @accounts_option
 @format_option
