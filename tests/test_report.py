@@ -105,6 +105,23 @@ class TestModel:
         ]  # fmt: skip
         assert (report.first, report.last) == (at(0), at(11))
 
+    def test_each_run_names_its_campaigns_and_each_campaign_its_requests(self) -> None:
+        """The runs list the campaigns of their lines; the campaigns table counts each
+        campaign's lines and requests per action, and they add up to the whole ledger's."""
+        report = build(campaign_ledger())
+        campaigns = {r.run: r.campaigns for r in report.runs}
+        assert campaigns["run-3"] == ("spring-rollback",)
+        assert "spring" in campaigns["run-1"]
+        rows = {c.campaign: c for c in report.campaigns}
+        assert rows["spring-rollback"].undo_requests == 6
+        assert rows["spring-rollback"].retweet_requests == 0
+        assert sum(c.lines for c in report.campaigns) == report.summary.lines
+        assert (
+            sum(c.retweet_requests + c.undo_requests for c in report.campaigns) == report.requests
+        )
+        page = render_html(report, ledger="ledger.jsonl")
+        assert '<h2 id="campaigns">Campaigns</h2>' in page and "spring-rollback" in page
+
     def test_a_short_run_has_bars_finer_than_a_window(self) -> None:
         """11 s of lines against 5-s windows: 0.1-s bars, no capacity line (windows marked
         instead), and the bars add up to every request."""
