@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ACCOUNTS_FILE", "LEDGER", "kind_of", "refusal"]
+__all__ = ["ACCOUNTS_FILE", "LEDGER", "kind_of", "ledger_refusal", "refusal"]
 
 #: what `kind_of` calls a ledger and an accounts file
 LEDGER = "a bulkrt ledger"
@@ -86,3 +86,24 @@ def refusal(
     if not force:
         return "exists; --force replaces it"
     return None
+
+
+def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
+    """Why ``ledger`` must not be appended to, or None: it is one of the ``inputs`` (a job, the
+    accounts file), or an existing, non-empty file that is not a bulkrt ledger."""
+    for what, path in inputs.items():
+        if _same_file(ledger, path):
+            return f"that is {what}; name the campaign's ledger (a .jsonl file of its own)"
+    if ledger.is_dir():
+        return "is a directory; name a file"
+    try:
+        empty = ledger.stat().st_size == 0
+    except OSError:
+        return None  # missing: the run creates it (or says why it cannot)
+    kind = kind_of(ledger)
+    if empty or kind == LEDGER:
+        return None
+    return (
+        f"exists and is {kind or 'not a bulkrt ledger'}: bulkrt appends only to its own "
+        f"ledgers; name a new file or the campaign's ledger"
+    )

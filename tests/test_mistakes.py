@@ -188,6 +188,27 @@ FILE_MISTAKES = [
         ("ledger.jsonl:1", "this is a bulkrt ledger", "not a job", "bulkrt rollback LEDGER"),
     ),  # fmt: skip
     Mistake(
+        "the job file given as the ledger",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "./spring.csv"),
+        2,
+        ("--ledger spring.csv: that is the job spring.csv", "name the campaign's ledger"),
+    ),
+    Mistake(
+        "the accounts file given as the ledger",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "accounts.json"),
+        2,
+        ("that is the accounts file", "nothing was sent"),
+    ),
+    Mistake(
+        "another campaign's job file given as the ledger",
+        {"spring.csv": JOB, "autumn.csv": JOB, "accounts.json": ACCOUNTS},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "autumn.csv"),
+        2,
+        ("exists and is not a bulkrt ledger", "name a new file or the campaign's ledger"),
+    ),
+    Mistake(
         "the ledger given as the job of validate",
         {"ledger.jsonl": LEDGER_LINE, "accounts.json": ACCOUNTS},
         ("validate", "ledger.jsonl", "--accounts", "accounts.json"),

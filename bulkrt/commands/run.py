@@ -27,6 +27,7 @@ from bulkrt.commands.options import (
 from bulkrt.errors import InputError, LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.loader import JobFormat
+from bulkrt.outputs import ledger_refusal
 from bulkrt.progress import Progress
 from bulkrt.runner import RunSettings, run_job
 from bulkrt.tiers import Tier
@@ -249,6 +250,16 @@ def command(
         grace=grace,
         progress=progress,
     )
+    refused = ledger_refusal(
+        ledger,
+        inputs={
+            **{f"the job {job}": Path(job) for job in jobs if job != "-"},
+            "the accounts file": accounts_path,
+        },
+    )
+    if refused is not None:
+        click.echo(f"bulkrt run: --ledger {ledger}: {refused}; nothing was sent", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     try:
         code = run_job(settings, display)
     except InputError as exc:
