@@ -2,7 +2,8 @@
 
 Re-running the same command resumes: items the ledger holds as ``ok`` or ``rejected`` are skipped.
 Exit codes: 0 every item ok, 1 some item rejected or in error, 2 bad usage or input (nothing
-sent, ledger untouched), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
+sent, ledger untouched), 3 the first answers proved the API base wrong (stopped early, nothing
+marked finished), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
 """
 
 from __future__ import annotations
