@@ -24,6 +24,7 @@ from bulkrt.errors import Problem
 from bulkrt.items import Status
 from bulkrt.plan import Plan
 from bulkrt.scheduler import AccountState
+from bulkrt.windows import WindowLimiter
 
 __all__ = ["Progress", "expected_finish", "summary_hints"]
 
@@ -38,18 +39,26 @@ def _clock(epoch: float, now: float | None = None) -> str:
 
 
 def expected_finish(
-    planned: float, now: float, *, left: int, to_send: int, expected: float, resumes: list[float]
+    planned: float,
+    now: float,
+    *,
+    left: int,
+    to_send: int,
+    expected: float,
+    resumes: list[float],
+    slowdown: float = 1.0,
 ) -> float:
     """When the run should end, as it goes: the plan's finish, pushed later when the remaining
     share of the planned duration ends later (limits learned lower than the model's make items
-    go slower), and never before the last waiting account may send again.
+    go slower: ``slowdown`` times the model's pace), and never before the last waiting account
+    may send again.
 
     >>> expected_finish(100.0, 50.0, left=10, to_send=10, expected=100.0, resumes=[])
     150.0
     >>> expected_finish(100.0, 10.0, left=5, to_send=10, expected=100.0, resumes=[400.0])
     400.0
     """
-    share = expected * left / to_send if to_send else 0.0
+    share = expected * left / to_send * max(1.0, slowdown) if to_send else 0.0
     return max([planned, now + share, *resumes]) if left else max(planned, now)
 
 
@@ -195,6 +204,7 @@ class Progress:
         t = dispatcher.tally
         now = time.time()
         scheduler = dispatcher.scheduler
+        limiter = scheduler.limiter
         resumes = [w for a in t.accounts if (w := scheduler.resumes_at(a, now)) is not None]
         finish = expected_finish(
             planned,
@@ -203,6 +213,7 @@ class Progress:
             to_send=self._to_send,
             expected=self._expected,
             resumes=resumes,
+            slowdown=limiter.slowdown() if isinstance(limiter, WindowLimiter) else 1.0,
         )
         head = Text.assemble(
             (f"{t.finished}/{t.total} items ", "bold"),

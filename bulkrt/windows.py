@@ -299,6 +299,11 @@ class WindowLimiter:
         """The window of ``key``, if one exists yet (for tests and progress display)."""
         return self._windows.get(key)
 
+    def slowdown(self) -> float:
+        """How many times slower than the model the limits learned from headers make sending:
+        the largest ``model_limit / limit`` over the windows (1.0 while none is lower)."""
+        return max((w.model_limit / w.limit for w in self._windows.values()), default=1.0)
+
     def _keys(self, account: str, action: Action) -> tuple[BudgetKey, ...]:
         keys: list[BudgetKey] = [(account, action.value)]
         for cap in self.model.caps_for(action):

@@ -12,10 +12,12 @@ from bulkrt.items import Action, Item, Status
 from bulkrt.limit_evidence import learned_limit, teachable
 from bulkrt.outcome import Decision, classify
 from bulkrt.progress import expected_finish
+from bulkrt.ratelimits import parse_rate_limits
 from bulkrt.retry_policy import ParkPolicy
 from bulkrt.scheduler import AccountState, Dispatch, Event, EventKind, Scheduler
 from bulkrt.tiers import limit_model
 from bulkrt.waits import LONG_WAIT, is_long, reason, when
+from bulkrt.windows import WindowLimiter
 from tests.test_run import MakeWorld, rows
 
 PROBLEM = "application/problem+json"
@@ -145,3 +147,21 @@ async def test_a_run_that_must_wait_long_says_so_at_warning(make_world: MakeWorl
     assert "spent its rate-limit window" in line
     assert process.returncode == 130
     assert len(world.lines()) == 2
+
+
+def test_the_expected_finish_follows_a_limit_learned_lower_than_the_model() -> None:
+    """Headers that teach a limit half the model's make the limiter report twice the pace,
+    and the expected finish moves out by that factor."""
+    limiter = WindowLimiter(limit_model("pro", limit=50, window=900))
+    permit = limiter.acquire("acme", Action.RETWEET, NOW)
+    assert limiter.slowdown() == 1.0
+    limiter.settle(permit, NOW + 0.1, parse_rate_limits(
+        {"x-rate-limit-limit": "25", "x-rate-limit-remaining": "24",
+         "x-rate-limit-reset": str(int(NOW + 900))}
+    ))  # fmt: skip
+    assert limiter.slowdown() == 2.0
+    plain = expected_finish(0.0, NOW, left=10, to_send=10, expected=100.0, resumes=[])
+    slowed = expected_finish(
+        0.0, NOW, left=10, to_send=10, expected=100.0, resumes=[], slowdown=limiter.slowdown()
+    )
+    assert (plain - NOW, slowed - NOW) == (100.0, 200.0)
