@@ -23,28 +23,43 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ACCOUNTS_FILE", "LEDGER", "kind_of", "ledger_refusal", "refusal"]
+__all__ = [
+    "ACCOUNTS_FILE",
+    "JOB",
+    "LEDGER",
+    "kind_of",
+    "ledger_refusal",
+    "not_a_ledger",
+    "refusal",
+]
 
 #: what `kind_of` calls a ledger and an accounts file
 LEDGER = "a bulkrt ledger"
 ACCOUNTS_FILE = "a bulkrt accounts file"
+JOB = "a bulkrt job file"
 
-#: how much of an existing file is read to tell what it is
+#: how much of an existing file is read to tell what it is, and how many of its lines
 _SNIFF = 64 * 1024
+_SNIFF_LINES = 20
 
 
 def kind_of(path: Path) -> str | None:
-    """What bulkrt file ``path`` holds, from its first bytes: ``"a bulkrt ledger"``,
-    ``"a bulkrt accounts file"``, or None (anything else, or unreadable)."""
+    """What bulkrt file ``path`` holds, from its first bytes: `LEDGER`, `ACCOUNTS_FILE`, `JOB`
+    (a CSV job's header), or None (anything else, or unreadable)."""
     try:
         with path.open("rb") as stream:
             head = stream.read(_SNIFF)
     except OSError:
         return None
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    if first.startswith('{"schema":') and '"run":' in first and '"key":' in first:
+    lines = [line for line in text.splitlines()[:_SNIFF_LINES] if line.strip()]
+    first = lines[0] if lines else ""
+    # any of the first lines: a crash may have torn a ledger's first line
+    if any(_is_ledger_line(line) for line in lines):
         return LEDGER
+    header = first.lower()
+    if "account" in header and "tweet_id" in header:
+        return JOB
     if first.lstrip().startswith("{") and '"accounts"' in text:
         try:
             document = json.loads(head.decode("utf-8"))
@@ -54,6 +69,31 @@ def kind_of(path: Path) -> str | None:
         if isinstance(document, dict) and isinstance(document.get("accounts"), dict):
             return ACCOUNTS_FILE
     return None
+
+
+def _is_ledger_line(line: str) -> bool:
+    return line.startswith('{"schema":') and '"run":' in line and '"key":' in line
+
+
+def not_a_ledger(path: Path) -> str | None:
+    """Why ``path``, given as a ledger to read, is not one, or None (a ledger, an empty or a
+    missing file: the reader says what is wrong with those).
+
+    >>> import tempfile, pathlib
+    >>> job = pathlib.Path(tempfile.mkdtemp()) / "spring.csv"
+    >>> _ = job.write_text("account,tweet_id,action\\nacme,20,retweet\\n")
+    >>> not_a_ledger(job)
+    'is a bulkrt job file, not a ledger: give the --ledger file of the run'
+    """
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+    except OSError:
+        return None
+    kind = kind_of(path)
+    if kind == LEDGER:
+        return None
+    return f"is {kind or 'not a bulkrt ledger'}, not a ledger: give the --ledger file of the run"
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -81,7 +121,7 @@ def refusal(
     if not out.exists():
         return None
     kind = kind_of(out)
-    if kind is not None and kind != writes:
+    if kind in (LEDGER, ACCOUNTS_FILE) and kind != writes:
         return f"is {kind}; bulkrt never writes over one, even with --force: name another file"
     if not force:
         return "exists; --force replaces it"

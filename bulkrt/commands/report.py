@@ -12,7 +12,7 @@ from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.ledger import LedgerRecord
 from bulkrt.ledger_reader import scan_ledger
-from bulkrt.outputs import refusal
+from bulkrt.outputs import not_a_ledger, refusal
 from bulkrt.report import Report, ReportBuilder
 from bulkrt.report_html import render_html
 from bulkrt.status import summarise_ledger
@@ -77,6 +77,10 @@ def command(
     Exit 2 when the ledger cannot be read or the page cannot be written.
     """
     logs.configure()
+    wrong = not_a_ledger(ledger)
+    if wrong is not None:
+        click.echo(f"bulkrt report: {ledger} {wrong}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     refused = refusal(out, force=force, inputs={"the ledger it reads": ledger})
     if refused is not None:
         click.echo(f"bulkrt report: --html {out} {refused}; nothing written", err=True)

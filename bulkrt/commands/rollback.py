@@ -11,7 +11,7 @@ import click
 from bulkrt import logs
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
-from bulkrt.outputs import refusal
+from bulkrt.outputs import not_a_ledger, refusal
 from bulkrt.rollback import RollbackError, plan_rollback, write_undo_job
 
 __all__ = ["command"]
@@ -67,6 +67,10 @@ def command(
     the undos in the same ledger.
     """
     logs.configure()
+    wrong = not_a_ledger(ledger)
+    if wrong is not None:
+        click.echo(f"bulkrt rollback: {ledger} {wrong}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     refused = refusal(out, force=force, inputs={"the ledger's own file": ledger})
     if refused is not None:
         click.echo(f"bulkrt rollback: --out {out} {refused}; nothing written", err=True)

@@ -17,6 +17,7 @@ from bulkrt import logs
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.items import Status
+from bulkrt.outputs import not_a_ledger
 from bulkrt.status import LedgerSummary, summarise_ledger
 
 __all__ = ["command"]
@@ -37,6 +38,10 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
 def command(ledger: Path, as_json: bool) -> None:
     """Summarise LEDGER: items per status, action and account, and the kinds of error."""
     logs.configure()
+    wrong = not_a_ledger(ledger)
+    if wrong is not None:
+        click.echo(f"bulkrt status: {ledger} {wrong}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     try:
         if ledger.is_dir():
             raise LedgerError(ledger, "is a directory, not a ledger")
