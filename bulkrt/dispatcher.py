@@ -338,6 +338,7 @@ class Dispatcher:
             http=result.http,
             error=ErrorInfo(str(error.type), error.title, error.detail) if error else None,
             attempts=result.attempts,
+            sent=None if result.sent_at is None else datetime.fromtimestamp(result.sent_at, UTC),
         )
 
     async def _write_ledger(self, receive: MemoryObjectReceiveStream[LedgerRecord]) -> None:

@@ -58,7 +58,8 @@ _STEPS = tuple(
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """Requests that finished in ``[start, start + width)`` (epoch seconds), per action."""
+    """Requests sent in ``[start, start + width)`` (epoch seconds), per action (a line's
+    requests all count at its last send: the ledger keeps no earlier send times)."""
 
     start: float
     retweet: int
@@ -222,14 +223,16 @@ class ReportBuilder:
             later[1], later[2] = record.ts, int(later[2]) + 1
 
     def _add_time(self, record: LedgerRecord) -> None:
+        """Count the line's requests at its send time (``sent``), or, on lines written before
+        that field, when it finished (``ts``)."""
         try:
-            at = datetime.fromisoformat(record.ts).timestamp()
+            at = datetime.fromisoformat(record.sent or record.ts).timestamp()
         except ValueError:
             return
         if self.first_at is None or at < self.first_at:
-            self.first_at, self.first_ts = at, record.ts
+            self.first_at, self.first_ts = at, record.sent or record.ts
         if self.last_at is None or at > self.last_at:
-            self.last_at, self.last_ts = at, record.ts
+            self.last_at, self.last_ts = at, record.sent or record.ts
         slot = self.slots.setdefault(int(at * 1000) // self.step, [0, 0])
         slot[record.action is Action.UNDO] += record.attempts
         if len(self.slots) > MAX_SLOTS:

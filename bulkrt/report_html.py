@@ -259,7 +259,8 @@ def _requests_caption(timeline: Timeline, plot: _Plot) -> str:
     return (
         f'<figcaption><span class="key"><i style="background:{COLOURS["retweet"]}"></i>retweet'
         f'<i style="background:{COLOURS["undo"]}"></i>undo</span> · requests (HTTP attempts) '
-        f"by the time their item finished, UTC; {note}. Each account's own windows start at "
+        f"by the time their item's last request was sent (when it finished, on older lines), "
+        f"UTC; {note}. Each account's own windows start at "
         f"its first request, so the lines are a guide.</figcaption></figure>"
     )
 

@@ -366,7 +366,7 @@ class Scheduler:
                 return []
             ticket = replace(ticket, tries=tries)
             outcome = replace(outcome, status=Status.ERROR)
-        return [self._result(ticket, now, outcome)]
+        return [self._result(ticket, now, outcome, sent_at=flight.sent_at)]
 
     def _implausible(self, account: _Account, ticket: Ticket, now: float, outcome: Outcome) -> bool:
         """Whether a 429's reset lies implausibly far ahead: then it is parked, not waited for."""
@@ -460,7 +460,9 @@ class Scheduler:
         failed = Outcome(Decision.DONE, status=Status.ERROR, http=http, error=error)
         return [self._result(t, now, failed) for t in self.work.drain(account.name)]
 
-    def _result(self, ticket: Ticket, now: float, outcome: Outcome) -> ItemResult:
+    def _result(
+        self, ticket: Ticket, now: float, outcome: Outcome, sent_at: float | None = None
+    ) -> ItemResult:
         return ItemResult(
             item=ticket.item,
             status=outcome.status or Status.ERROR,
@@ -472,6 +474,7 @@ class Scheduler:
             error=outcome.error,
             attempts=ticket.sent,
             finished_at=now,
+            sent_at=sent_at,
         )
 
     def _emit(
