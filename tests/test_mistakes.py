@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -289,10 +290,17 @@ def test_force_replaces_an_ordinary_file(
 def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
     tmp_path: Path,
 ) -> None:
-    """A second demo in the directory the first made rewrites its own files and leaves an
-    operator's file there alone."""
+    """The demo prints run commands complete enough to run as shown (here as a dry run, its
+    sandbox being gone); a second demo in the directory the first made rewrites its own files
+    and leaves an operator's file there alone."""
     first = bulkrt("demo", "--dir", "demo", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
+    shown = next(line for line in first.stdout.splitlines() if line.startswith("== the campaign"))
+    command = shlex.split(shown.split(": ", 1)[1])
+    assert command[:2] == ["bulkrt", "run"] and "--accounts" in command
+    planned = bulkrt(*command[1:], "--dry-run", cwd=tmp_path)  # as printed, minus the sandbox
+    assert planned.returncode == 0, planned.stderr
+    assert "already finished in the ledger" in planned.stdout
     (tmp_path / "demo" / "mine.txt").write_text("keep\n")
     again = bulkrt("demo", "--dir", "demo", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
