@@ -27,17 +27,19 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from bulkrt import waits
 from bulkrt.attribution import Effect, Origin, effect_of, origin, preexisting
 from bulkrt.client import Authorizer, XClient
 from bulkrt.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed, refused_advice
 from bulkrt.errors import LedgerError, StorageError
+from bulkrt.first_answers import FirstAnswers, Misconfiguration
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import Event as JournalEvent
 from bulkrt.journal import SentJournal
 from bulkrt.ledger import ErrorInfo, LedgerRecord
 from bulkrt.ledger_writer import LedgerWriter
 from bulkrt.outcome import ApiError, Decision, FailureKind, Outcome, classify
-from bulkrt.scheduler import Dispatch, Done, ItemResult, Refresh, Scheduler, Ticket, Wait
+from bulkrt.scheduler import Dispatch, Done, Event, ItemResult, Refresh, Scheduler, Ticket, Wait
 
 __all__ = ["DispatchSettings", "Dispatcher", "Tally"]
 
@@ -83,6 +85,8 @@ class Tally:
     requests: int = 0
     #: accounts whose credentials failed, with what the operator must do
     reauthorize: dict[str, str] = field(default_factory=dict)
+    #: set when the first answers proved the API base wrong; the run stopped early
+    misconfiguration: Misconfiguration | None = None
 
     @property
     def finished(self) -> int:
@@ -110,8 +114,10 @@ class Dispatcher:
         tally: Tally | None = None,
         clock: Callable[[], float] = time.time,
         superseded: Container[str] = (),
+        first_answers: FirstAnswers | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self._first_answers = first_answers
         self.tally = tally or Tally()
         self.run_id = run_id
         self._client = client
@@ -136,6 +142,9 @@ class Dispatcher:
         self.stopping = False
         #: the first failure to write the ledger or the journal; the run stops on it
         self.failure: StorageError | None = None
+        #: each account's latest event: why it waits, for the progress display
+        self.last_event: dict[str, Event] = {}
+        self._warned_until = 0.0
 
     # -- control -------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -232,6 +241,8 @@ class Dispatcher:
                 if self._exhausted:
                     return
             else:
+                if isinstance(step, Wait):
+                    self._warn_long_wait(step.until)
                 await self._sleep(step.until if isinstance(step, Wait) else None)
                 self._log_events()
         self._log_events()
@@ -272,8 +283,24 @@ class Dispatcher:
             oauth1 = not isinstance(auth, OAuth2Bearer)
             advice = refused_advice(item.account, outcome.error.type, oauth1)
             self.tally.reauthorize.setdefault(item.account, advice)
+        self._watch_first_answers(item.account, outcome)
         await self._record(self.scheduler.on_response(ticket, self._clock(), outcome))
         self._poke()
+
+    def _watch_first_answers(self, account: str, outcome: Outcome) -> None:
+        """Stop the run when its first answers prove the API base wrong (see `first_answers`)."""
+        if self._first_answers is None or self.tally.misconfiguration is not None:
+            return
+        proof = self._first_answers.observe(account, outcome)
+        if proof is not None:
+            self.tally.misconfiguration = proof
+            _log.error(
+                "run_misconfigured",
+                base=self._client.base_url,
+                cause=proof.cause,
+                detail=proof.detail,
+            )
+            self.stop()
 
     async def _exchange(self, item: Item, auth: Authorizer) -> Outcome:
         """Send one request for ``item`` and say what its answer means."""
@@ -377,6 +404,7 @@ class Dispatcher:
             http=result.http,
             error=ErrorInfo(str(error.type), error.title, error.detail) if error else None,
             attempts=result.attempts,
+            sent=None if result.sent_at is None else datetime.fromtimestamp(result.sent_at, UTC),
         )
 
     async def _write_ledger(self, receive: MemoryObjectReceiveStream[LedgerRecord]) -> None:
@@ -403,13 +431,30 @@ class Dispatcher:
             except LedgerError as exc:
                 self._storage_failed(exc)
 
+    def _warn_long_wait(self, until: float) -> None:
+        """Warn once per wait when nothing can go for longer than `waits.LONG_WAIT`."""
+        now = self._clock()
+        if until - now <= waits.LONG_WAIT or until == self._warned_until:
+            return
+        self._warned_until = until
+        waiting = sorted(a for a, e in self.last_event.items() if e.until and e.until > now)
+        _log.warning(
+            "run_waiting",
+            until=datetime.fromtimestamp(until, UTC).isoformat(),
+            seconds=round(until - now),
+            reason="every account with items left has spent its rate-limit window"
+            + (f" ({', '.join(waiting[:5])} after a 429 or a park)" if waiting else ""),
+        )
+
     def _log_events(self) -> None:
         for event in self.scheduler.drain_events():
-            _log.info(
+            self.last_event[event.account] = event
+            log = _log.warning if waits.is_long(event) else _log.info
+            log(
                 event.kind.value,
                 account=event.account,
                 until=datetime.fromtimestamp(event.until, UTC).isoformat() if event.until else None,
-                detail=event.detail or None,
+                reason=waits.reason(event),
             )
 
 

@@ -14,6 +14,9 @@ class ExitCode(IntEnum):
     ITEMS_FAILED = 1
     #: bad usage or bad input: nothing was sent and the ledger is untouched
     BAD_INPUT = 2
+    #: the first answers proved the API base wrong (nothing answers there, or not the API):
+    #: the run stopped early; answered items are ``error`` and the next run retries them
+    MISCONFIGURED = 3
     #: the ledger or its journal could not be written (a full disk, an I/O error): nothing more
     #: was sent; the same command resumes once the cause is fixed (EX_IOERR)
     STORAGE_FAILED = 74

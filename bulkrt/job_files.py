@@ -29,7 +29,7 @@ from bulkrt.errors import Problem
 from bulkrt.redaction import shown
 from bulkrt.rows import KNOWN_FIELDS, REQUIRED_FIELDS
 
-__all__ = ["JobFile", "JobFormat", "RawRow", "read_raw_rows"]
+__all__ = ["LEDGER_GIVEN_AS_JOB", "JobFile", "JobFormat", "RawRow", "read_raw_rows"]
 
 
 class JobFormat(StrEnum):
@@ -65,6 +65,12 @@ class RawRow:
 #: receives a warning (an unknown column, for instance) that does not stop the job
 WarningSink = Callable[[Problem], None]
 
+#: fields of a ledger line that no job row has: a ledger given as a job is refused by name
+_LEDGER_FIELDS = frozenset({"schema", "run", "key", "status"})
+LEDGER_GIVEN_AS_JOB = (
+    "this is a bulkrt ledger (outcomes of runs), not a job: nothing was read from it; give the "
+    "campaign's job file, or `bulkrt rollback LEDGER --out undo.csv` to write the undo job"
+)
 _GZIP_ERRORS = (EOFError, OSError, zlib.error)
 _JSON_KINDS = {
     list: "an array",
@@ -200,6 +206,9 @@ def _jsonl_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawR
             kind = _JSON_KINDS.get(type(value), type(value).__name__)
             yield Problem(job.name, line, "row", f"must be a JSON object, not {kind}")
             continue
+        if seen_rows == 1 and value.keys() >= _LEDGER_FIELDS:
+            yield Problem(job.name, line, "file", LEDGER_GIVEN_AS_JOB)
+            return
         for name in value.keys() - KNOWN_FIELDS - warned:
             warned.add(name)
             warn(Problem(job.name, line, name, "unknown field, ignored"))

@@ -71,6 +71,8 @@ class LedgerRecord:
     error: ErrorInfo | None
     attempts: int
     schema: int = SCHEMA
+    #: when the item's last request was sent (optional, after ``attempts``; older lines lack it)
+    sent: str | None = None
 
     @classmethod
     def of(
@@ -86,10 +88,11 @@ class LedgerRecord:
         http: int | None = None,
         error: ErrorInfo | None = None,
         attempts: int,
+        sent: datetime | None = None,
     ) -> LedgerRecord:
         """The record of ``item``'s outcome, known at ``at`` (a timezone-aware time)."""
         return cls(
-            ts=at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            ts=_stamp(at),
             run=run,
             key=item.key,
             campaign=item.campaign,
@@ -103,6 +106,7 @@ class LedgerRecord:
             http=http,
             error=error,
             attempts=attempts,
+            sent=None if sent is None else _stamp(sent),
         )
 
     def to_json(self) -> str:
@@ -129,6 +133,8 @@ class LedgerRecord:
             },
             "attempts": self.attempts,
         }  # fmt: skip
+        if self.sent is not None:
+            ordered["sent"] = self.sent
         return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -158,9 +164,15 @@ class LedgerRecord:
                 http=data["http"],
                 error=_error(data["error"]),
                 attempts=int(data["attempts"]),
+                sent=data["sent"] if isinstance(data.get("sent"), str) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"bad field: {exc}") from None
+
+
+def _stamp(at: datetime) -> str:
+    """A ledger timestamp: UTC, milliseconds, ``Z``."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def encoded_key(key: str) -> bytes:

@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import shutil
+import stat
 import sys
 import tempfile
 from collections import Counter
@@ -99,6 +100,11 @@ def open_jobs(
                 target = Path(spool) / "stdin"
                 with target.open("wb") as out:
                     shutil.copyfileobj(stdin or sys.stdin.buffer, out)
+            elif _is_stream(Path(path)):
+                # A FIFO or /dev/stdin can be read once only: spool it like standard input.
+                target = Path(spool) / f"stream-{len(files)}"
+                with Path(path).open("rb") as source, target.open("wb") as out:
+                    shutil.copyfileobj(source, out)
             elif not Path(path).is_file():
                 problems.append(Problem(name, None, "file", "no such file"))
                 continue
@@ -220,6 +226,16 @@ def _duplicate_ids(
                 yield Problem(
                     entry.source, entry.line, "id", f"duplicate id {entry.id!r} (first at {where})"
                 )
+
+
+def _is_stream(path: Path) -> bool:
+    """Whether ``path`` is readable once only (a FIFO, a character device such as a pipe
+    behind /dev/stdin), rather than a regular file or nothing."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
 def _format_of(path: str) -> JobFormat | None:

@@ -71,6 +71,9 @@ class FailureKind(StrEnum):
     BAD_RESPONSE = "bad_response"
     #: a 2xx whose ``retweeted`` contradicts the action (SPEC §2.2 "retweeted surprises")
     UNEXPECTED_STATE = "unexpected_state"
+    #: an answer the API cannot have given (an HTML page, a 4xx without its problem body): a
+    #: wrong API base or a proxy; the item ends ``error``, so the next run retries it
+    NOT_API = "not_the_api"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +236,41 @@ def _classify_rate_limited(http: int, doc: Any, limits: RateLimitSnapshot) -> Ou
     return Outcome(Decision.HIDDEN_LIMIT, http=http, error=error, limits=limits)
 
 
+def _not_api(http: int, doc: Any, content_type: str | None) -> ApiError | None:
+    """The error of an answer the API cannot have given, or None: an HTML page below 500 (a
+    5xx page may come from a gateway in front of the API), a 404/405 for the route itself, or a
+    4xx other than 429 without a problem body (``type``, ``title``, ``detail`` or ``errors``)."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype in ("text/html", "application/xhtml+xml") and http < 500:
+        return ApiError(
+            FailureKind.NOT_API, "Not the API", f"HTTP {http} with an HTML page ({ctype})"
+        )
+    if http in (404, 405) and isinstance(doc, dict) and not _problems(doc):
+        # The API's not-found for an item names the resource (``resource-not-found``); a bare
+        # ``about:blank`` 404/405 means the path itself does not exist at this base.
+        type_uri = _text(doc.get("type")).strip()
+        if type_uri in ("", "about:blank"):
+            return ApiError(
+                FailureKind.NOT_API,
+                "No such route",
+                f"HTTP {http} ({_text(doc.get('title')) or _reason(http)}) for the endpoint "
+                f"itself, not for an item: the API base's path is wrong",
+            )
+    if 400 <= http < 500 and http != 429:
+        shaped = isinstance(doc, dict) and (
+            isinstance(doc.get("errors"), list)
+            or any(k in doc for k in ("type", "title", "detail"))
+        )
+        if not shaped:
+            kind = "not JSON" if doc is None else "JSON without a problem"
+            return ApiError(
+                FailureKind.NOT_API,
+                "Not the API",
+                f"HTTP {http} ({_reason(http)}) with a body that is {kind}",
+            )
+    return None
+
+
 def classify(
     action: Action,
     http: int | None,
@@ -249,6 +287,9 @@ def classify(
         return Outcome(Decision.RETRY, error=error, unsent=failure.unsent)
     limits = parse_rate_limits(headers)
     doc = _parse(body, content_type)
+    not_api = _not_api(http, doc, content_type)
+    if not_api is not None:
+        return _done(Status.ERROR, http, error=not_api, limits=limits)
     if 200 <= http < 300:
         return _classify_success(action, http, doc, limits)
     if http == 400 and action is Action.RETWEET and _is_already_retweeted(doc):

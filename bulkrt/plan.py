@@ -56,6 +56,8 @@ class Plan:
     cost: Decimal
     #: where the prices come from
     price_note: str
+    #: where the limits come from (the tier, or --limit/--window)
+    limits_note: str = ""
 
     @property
     def requests(self) -> int:
@@ -161,4 +163,5 @@ def plan(
         duration=max(slowest, app_cap_duration(counts, model)),
         cost=sum((a.cost for a in accounts), Decimal(0)),
         price_note=model.prices.note,
+        limits_note=model.source or f"the {model.tier} limits",
     )

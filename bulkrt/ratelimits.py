@@ -16,7 +16,16 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["LimitReading", "RateLimitSnapshot", "parse_rate_limits"]
+__all__ = [
+    "DAY_HORIZON",
+    "LimitReading",
+    "RateLimitSnapshot",
+    "implausible_reset",
+    "parse_rate_limits",
+]
+
+#: the furthest a 24-hour limit's reset may lie ahead (a day, plus an hour for clocks)
+DAY_HORIZON = 86_400.0 + 3600.0
 
 _WINDOW = "x-rate-limit"
 _USER_DAY = "x-user-limit-24hour"
@@ -106,3 +115,30 @@ def parse_rate_limits(headers: Mapping[str, str]) -> RateLimitSnapshot:
         user_day=_reading(lowered, _USER_DAY),
         app_day=_reading(lowered, _APP_DAY),
     )
+
+
+def implausible_reset(limits: RateLimitSnapshot, now: float, period: float) -> float | None:
+    """The reset of a spent limit that lies implausibly far ahead of ``now``, or None.
+
+    A window of ``period`` seconds resets within two periods (at least 30 minutes); a 24-hour
+    limit within `DAY_HORIZON`. A reset beyond that (a year-2100 header, a wrong clock) is not
+    worth waiting for blindly: the scheduler parks the account instead, which retries sooner and
+    gives up after a few parks.
+
+    >>> def spent(reset): return parse_rate_limits(
+    ...     {"x-rate-limit-remaining": "0", "x-rate-limit-reset": reset})
+    >>> implausible_reset(spent("4102444800"), now=1_800_000_000, period=900)
+    4102444800.0
+    >>> implausible_reset(spent("1800000600"), now=1_800_000_000, period=900) is None
+    True
+    """
+    horizons = (
+        (limits.window, now + 2 * max(period, 900.0)),
+        (limits.user_day, now + DAY_HORIZON),
+        (limits.app_day, now + DAY_HORIZON),
+    )
+    for reading, horizon in horizons:
+        reset = reading.reset if reading is not None and reading.exhausted else None
+        if reset is not None and reset > horizon:
+            return reset
+    return None

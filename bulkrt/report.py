@@ -31,6 +31,7 @@ __all__ = [
     "MAX_SLOTS",
     "AccountRow",
     "Bucket",
+    "CampaignRow",
     "ErrorKind",
     "Report",
     "ReportBuilder",
@@ -43,6 +44,8 @@ MAX_SLOTS = 4096
 #: the most runs and error kinds listed one by one
 MAX_RUNS = 50
 MAX_KINDS = 40
+MAX_CAMPAIGNS = 50
+MAX_RUN_CAMPAIGNS = 5
 #: about how many bars the requests chart shows at most
 MAX_BARS = 120
 #: slot widths in milliseconds, finest first
@@ -55,7 +58,8 @@ _STEPS = tuple(
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """Requests that finished in ``[start, start + width)`` (epoch seconds), per action."""
+    """Requests sent in ``[start, start + width)`` (epoch seconds), per action (a line's
+    requests all count at its last send: the ledger keeps no earlier send times)."""
 
     start: float
     retweet: int
@@ -111,6 +115,20 @@ class RunSpan:
     first: str
     last: str
     lines: int
+    #: the campaigns of its lines, in the order they first appear (at most `MAX_RUN_CAMPAIGNS`)
+    campaigns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRow:
+    """One campaign: its lines, its requests (HTTP attempts) per action, its first and last line."""
+
+    campaign: str
+    lines: int
+    retweet_requests: int
+    undo_requests: int
+    first: str
+    last: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +147,8 @@ class Report:
     runs: tuple[RunSpan, ...]
     #: runs in the ledger (more than ``runs`` lists when there were over `MAX_RUNS`)
     run_count: int
+    #: each campaign (the first `MAX_CAMPAIGNS`), in the order it first appears
+    campaigns: tuple[CampaignRow, ...] = ()
 
 
 @dataclass(slots=True)
@@ -155,6 +175,9 @@ class ReportBuilder:
     examples: dict[str, LedgerRecord] = field(default_factory=dict)
     runs: dict[str, list[str | int]] = field(default_factory=dict)
     run_order: list[str] = field(default_factory=list)
+    run_campaigns: dict[str, list[str]] = field(default_factory=dict)
+    #: campaign -> [lines, retweet requests, undo requests, first ts, last ts]
+    campaigns: dict[str, list[str | int]] = field(default_factory=dict)
 
     def add(self, record: LedgerRecord) -> None:
         """Count one ledger line."""
@@ -170,7 +193,22 @@ class ReportBuilder:
                 self.kind_lines[kind] += 1
                 self.examples.setdefault(kind, record)
         self._add_run(record)
+        self._add_campaign(record)
         self._add_time(record)
+
+    def _add_campaign(self, record: LedgerRecord) -> None:
+        row = self.campaigns.get(record.campaign)
+        if row is None:
+            if len(self.campaigns) >= MAX_CAMPAIGNS:
+                return
+            row = self.campaigns[record.campaign] = [0, 0, 0, record.ts, record.ts]
+        row[0] = int(row[0]) + 1
+        at = 2 if record.action is Action.UNDO else 1
+        row[at] = int(row[at]) + record.attempts
+        row[4] = record.ts
+        names = self.run_campaigns.setdefault(record.run, [])
+        if record.campaign not in names and len(names) < MAX_RUN_CAMPAIGNS:
+            names.append(record.campaign)
 
     def _add_run(self, record: LedgerRecord) -> None:
         run = self.runs.get(record.run)
@@ -185,14 +223,16 @@ class ReportBuilder:
             later[1], later[2] = record.ts, int(later[2]) + 1
 
     def _add_time(self, record: LedgerRecord) -> None:
+        """Count the line's requests at its send time (``sent``), or, on lines written before
+        that field, when it finished (``ts``)."""
         try:
-            at = datetime.fromisoformat(record.ts).timestamp()
+            at = datetime.fromisoformat(record.sent or record.ts).timestamp()
         except ValueError:
             return
         if self.first_at is None or at < self.first_at:
-            self.first_at, self.first_ts = at, record.ts
+            self.first_at, self.first_ts = at, record.sent or record.ts
         if self.last_at is None or at > self.last_at:
-            self.last_at, self.last_ts = at, record.ts
+            self.last_at, self.last_ts = at, record.sent or record.ts
         slot = self.slots.setdefault(int(at * 1000) // self.step, [0, 0])
         slot[record.action is Action.UNDO] += record.attempts
         if len(self.slots) > MAX_SLOTS:
@@ -227,7 +267,14 @@ class ReportBuilder:
                 self.kind_lines.items(), key=lambda kv: (-summary.errors.get(kv[0], 0), -kv[1])
             )
         )
-        runs = tuple(RunSpan(r, str(v[0]), str(v[1]), int(v[2])) for r, v in self.runs.items())
+        runs = tuple(
+            RunSpan(r, str(v[0]), str(v[1]), int(v[2]), tuple(self.run_campaigns.get(r, ())))
+            for r, v in self.runs.items()
+        )
+        campaigns = tuple(
+            CampaignRow(name, int(v[0]), int(v[1]), int(v[2]), str(v[3]), str(v[4]))
+            for name, v in self.campaigns.items()
+        )
         return Report(
             summary=summary,
             requests=self.requests,
@@ -239,6 +286,7 @@ class ReportBuilder:
             errors=errors,
             runs=runs,
             run_count=len(self.run_order) + ("(later runs)" in self.runs),
+            campaigns=campaigns,
         )
 
     def _timeline(self, window: WindowLimit, accounts: int) -> Timeline:

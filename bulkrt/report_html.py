@@ -78,6 +78,8 @@ def render_html(report: Report, *, ledger: str, generated: datetime | None = Non
         _accounts_table(report.accounts),
         '<h2 id="errors">Kinds of error</h2>',
         _errors_table(report),
+        '<h2 id="campaigns">Campaigns</h2>',
+        _campaigns_table(report),
         '<h2 id="runs">Runs</h2>',
         _runs_table(report),
         "</body></html>\n",
@@ -257,7 +259,8 @@ def _requests_caption(timeline: Timeline, plot: _Plot) -> str:
     return (
         f'<figcaption><span class="key"><i style="background:{COLOURS["retweet"]}"></i>retweet'
         f'<i style="background:{COLOURS["undo"]}"></i>undo</span> · requests (HTTP attempts) '
-        f"by the time their item finished, UTC; {note}. Each account's own windows start at "
+        f"by the time their item's last request was sent (when it finished, on older lines), "
+        f"UTC; {note}. Each account's own windows start at "
         f"its first request, so the lines are a guide.</figcaption></figure>"
     )
 
@@ -373,6 +376,19 @@ def _errors_table(report: Report) -> str:
 def _runs_table(report: Report) -> str:
     if not report.runs:
         return '<p class="note">No runs.</p>'
-    head = [("run", False), ("first line", False), ("last line", False), ("lines", True)]
-    body = [(r.run, r.first, r.last, r.lines) for r in report.runs]
+    head = [("run", False), ("campaigns", False), ("first line", False), ("last line", False),
+            ("lines", True)]  # fmt: skip
+    body = [(r.run, ", ".join(r.campaigns), r.first, r.last, r.lines) for r in report.runs]
     return _table(head, body, "runs-table")
+
+
+def _campaigns_table(report: Report) -> str:
+    if not report.campaigns:
+        return '<p class="note">No campaigns.</p>'
+    head = [("campaign", False), ("lines", True), ("retweet requests", True),
+            ("undo requests", True), ("first line", False), ("last line", False)]  # fmt: skip
+    body = [
+        (c.campaign, c.lines, c.retweet_requests, c.undo_requests, c.first, c.last)
+        for c in report.campaigns
+    ]
+    return _table(head, body, "campaigns-table")

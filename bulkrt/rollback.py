@@ -113,10 +113,11 @@ class RollbackPlan:
             lines.append("  including retweets made before the campaign (--include-preexisting)")
         left = [
             (self.kept_preexisting, "retweeted before the campaign (--include-preexisting: undo)"),
-            (self.already_undone, "no longer retweeted"),
-            (self.never_retweeted, "never retweeted: the API refused them (rejected)"),
-            (self.unknown, "state unknown: their items ended error; run the campaign's job again "
-                           "to finish them, then roll back again"),
+            (self.already_undone, "no longer retweeted: nothing to undo"),
+            (self.never_retweeted, "never retweeted (the API rejected them): nothing to undo"),
+            (self.unknown, "state unknown: their latest items ended error; run the campaign's "
+                           "job again with the same --ledger (it retries only those), then roll "
+                           "back again"),
         ]  # fmt: skip
         lines += [f"  left alone: {n} {why}" for n, why in left if n]
         if self.undecided:
@@ -260,8 +261,10 @@ def _check_selection(
 
 
 def _apply(pair: _Pair, record: LedgerRecord) -> None:
-    if record.status is Status.ERROR:
-        pair.failed = True
+    if record.status is not Status.OK:
+        # The latest outcome counts: an error a later run turned into a rejection is final
+        # (resume skips it), so it is no longer unknown.
+        pair.failed = record.status is Status.ERROR
     if record.status is not Status.OK or record.retweeted is None:
         return
     if record.action is Action.RETWEET and pair.preexisting is _UNSET:

@@ -30,6 +30,7 @@ from bulkrt.dispatcher import Dispatcher, DispatchSettings, Tally
 from bulkrt.errors import InputError, LedgerError, Problem, StorageError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.file_store import FileCredentialStore
+from bulkrt.first_answers import FirstAnswers
 from bulkrt.items import Action, Item, Status
 from bulkrt.journal import SentJournal
 from bulkrt.ledger_reader import FinishedKeys, finished_keys, identity, read_ledger
@@ -140,7 +141,9 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     if stopped is not None:
         out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
-    out.summary(tally, settings.ledger)
+    out.summary(tally, settings.ledger, api_base=settings.api_base)
+    if tally.misconfiguration is not None:
+        return ExitCode.MISCONFIGURED
     failed = (
         tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected
     )
@@ -313,6 +316,7 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
             settings=DispatchSettings(
                 lookahead=settings.lookahead, grace=settings.grace, max_rps=settings.max_rps
             ),
+            first_answers=FirstAnswers(used),
         )
         async with anyio.create_task_group() as helpers:
             helpers.start_soon(_watch_signals, dispatcher, stopped)

@@ -28,11 +28,14 @@ from __future__ import annotations
 import heapq
 from collections import Counter, deque
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from bulkrt.attribution import Effect, Evidence, effect_of, origin, preexisting
 from bulkrt.items import Item, Status
+from bulkrt.limit_evidence import teachable
 from bulkrt.outcome import ApiError, Decision, Outcome
+from bulkrt.ratelimits import implausible_reset
 from bulkrt.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.tiers import LimitModel
 from bulkrt.windows import Limiter, Margins, Permit, WindowLimiter
@@ -189,6 +192,7 @@ class Scheduler:
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self.park = park or ParkPolicy()
+        self.model = model
         self.limiter: Limiter = limiter or WindowLimiter(model, margins)
         self.work: WorkSource = work or AccountQueues()
         self._accounts: dict[str, _Account] = {}
@@ -323,7 +327,7 @@ class Scheduler:
         account = self._accounts[name]
         account.in_flight -= 1
         self._tweets_in_flight[(name, ticket.item.tweet_id)] -= 1
-        if self.limiter.settle(flight.permit, now, outcome.limits):
+        if self.limiter.settle(flight.permit, now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         if outcome.http is not None and outcome.http != 429:
             account.parks = 0
@@ -346,7 +350,9 @@ class Scheduler:
         ticket = flight.ticket
         decision = outcome.decision
         if decision is Decision.WAIT_RATE_LIMIT:
-            if account.waited_until is None or flight.sent_at < account.waited_until:
+            if self._implausible(account, ticket, now, outcome):
+                decision = Decision.HIDDEN_LIMIT
+            elif account.waited_until is None or flight.sent_at < account.waited_until:
                 return self._wait_for_reset(account, ticket, now, outcome)
             decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, still refused
         if decision is Decision.HIDDEN_LIMIT:
@@ -370,7 +376,18 @@ class Scheduler:
                 return []
             ticket = replace(ticket, tries=tries)
             outcome = replace(outcome, status=Status.ERROR)
-        return [self._result(ticket, now, outcome)]
+        return [self._result(ticket, now, outcome, sent_at=flight.sent_at)]
+
+    def _implausible(self, account: _Account, ticket: Ticket, now: float, outcome: Outcome) -> bool:
+        """Whether a 429's reset lies implausibly far ahead: then it is parked, not waited for."""
+        period = self.model.window_for(ticket.item.action).period
+        reset = implausible_reset(outcome.limits, now, period)
+        if reset is None:
+            return False
+        when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        detail = f"429 reset {when} is implausibly far ahead: parked instead of waiting for it"
+        self._emit(EventKind.SKEW, account.name, now, reset, detail)
+        return True
 
     def _wait_for_reset(
         self, account: _Account, ticket: Ticket, now: float, outcome: Outcome
@@ -395,7 +412,18 @@ class Scheduler:
         account.parked_at = now
         account.probing = True
         account.parked_until = max(account.parked_until, now + self.park.delay(account.parks))
-        self._emit(EventKind.PARKED, account.name, now, account.parked_until)
+        error = outcome.error
+        why = f"{outcome.http or 'no'} answer" + (
+            f" ({error.title}: {error.detail})" if error else ""
+        )
+        self._emit(
+            EventKind.PARKED,
+            account.name,
+            now,
+            account.parked_until,
+            f"park {account.parks}: a 429 its headers do not explain (a hidden limit, or a reset "
+            f"not worth waiting for): {why}",
+        )
         return []
 
     def _auth_failed(
@@ -444,7 +472,9 @@ class Scheduler:
         failed = Outcome(Decision.DONE, status=Status.ERROR, http=http, error=error)
         return [self._result(t, now, failed) for t in self.work.drain(account.name)]
 
-    def _result(self, ticket: Ticket, now: float, outcome: Outcome) -> ItemResult:
+    def _result(
+        self, ticket: Ticket, now: float, outcome: Outcome, sent_at: float | None = None
+    ) -> ItemResult:
         return ItemResult(
             item=ticket.item,
             status=outcome.status or Status.ERROR,
@@ -461,6 +491,7 @@ class Scheduler:
             error=outcome.error,
             attempts=ticket.sent,
             finished_at=now,
+            sent_at=sent_at,
         )
 
     def _emit(

@@ -130,6 +130,8 @@ class LimitModel:
     undo: WindowLimit
     caps: tuple[HiddenCap, ...] = ()
     prices: Prices = field(default=FLAT_PRICES)
+    #: where the limits come from, for the operator (`limit_model` says)
+    source: str = ""
 
     def window_for(self, action: Action) -> WindowLimit:
         """The per-user window of the endpoint that ``action`` calls."""
@@ -163,4 +165,26 @@ def limit_model(
     if prices is None:
         prices = PAYG_PRICES if tier is Tier.PAYG else FLAT_PRICES
     caps = (LAUNCH_POST_CAP, LAUNCH_APP_POST_CAP) if tier is Tier.LAUNCH else ()
-    return LimitModel(tier=tier, retweet=per_window, undo=per_window, caps=caps, prices=prices)
+    source = _source(tier, per_window, limit=limit is not None, window=window is not None)
+    return LimitModel(
+        tier=tier, retweet=per_window, undo=per_window, caps=caps, prices=prices, source=source
+    )
+
+
+def _source(tier: Tier, per_window: WindowLimit, *, limit: bool, window: bool) -> str:
+    """Where the model's limits come from, e.g. ``--limit 5 per --window 3 s``.
+
+    >>> _source(Tier.PRO, WindowLimit(50, 900.0), limit=False, window=False)
+    'the pro tier limits (50 per 15 min per account and endpoint)'
+    >>> _source(Tier.PRO, WindowLimit(5, 3.0), limit=True, window=True)
+    '--limit 5 per --window 3 s (per account and endpoint)'
+    """
+    seconds = per_window.period
+    span = f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g} s"
+    count = f"--limit {per_window.limit}" if limit else f"{per_window.limit}"
+    length = f"--window {span}" if window else span
+    if not limit and not window:
+        return f"the {tier} tier limits ({count} per {length} per account and endpoint)"
+    if limit and window:
+        return f"{count} per {length} (per account and endpoint)"
+    return f"{count} per {length} (the rest from the {tier} tier; per account and endpoint)"

@@ -19,8 +19,10 @@ round trip per request per window. Also:
 - a reset that disagrees with ``first response + period`` by more than the reset's rounding
   and clock skew (the ``--window`` model is wrong, or the window opened earlier): the group
   counts until the reset plus :attr:`Margins.reset` instead;
-- ``x-rate-limit-limit`` replaces the model's limit; 24-hour headers become windows of their
-  own (per user, per app) that work the same way.
+- ``x-rate-limit-limit`` replaces the model's limit, but never lowers it below a tenth of it
+  (`bulkrt.limit_evidence.learned_limit`); 24-hour headers become windows of their own (per
+  user, per app) that work the same way. Only answers that can only come from the API's rate
+  limiter reach a window (`bulkrt.limit_evidence.teachable`): never a 5xx's headers.
 
 **Margins.** ``x-rate-limit-reset`` is whole epoch seconds (the sandbox rounds up; X may round
 either way) on the server's clock, so a wait taken from it adds :attr:`Margins.reset`:
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
 from bulkrt.items import Action
+from bulkrt.limit_evidence import learned_limit
 from bulkrt.ratelimits import LimitReading, RateLimitSnapshot
 from bulkrt.tiers import CapScope, LimitModel
 
@@ -118,12 +121,15 @@ class Window:
         "in_flight",
         "limit",
         "margins",
+        "model_limit",
         "period",
     )
 
     def __init__(self, limit: int, period: float, margins: Margins | None = None) -> None:
         #: the most requests counted at once (the model's, until a header says otherwise)
         self.limit = limit
+        #: the model's limit, which a header's may move from only so far (`learned_limit`)
+        self.model_limit = limit
         #: seconds a request stays counted after its response, without better knowledge
         self.period = period
         self.margins = margins or Margins()
@@ -189,7 +195,7 @@ class Window:
 
     def _count(self, now: float, reading: LimitReading | None, ours: int) -> bool:
         if reading is not None and reading.limit is not None and reading.limit >= 1:
-            self.limit = reading.limit
+            self.limit = learned_limit(self.model_limit, reading.limit)
         if reading is None or reading.remaining is None or reading.reset is None:
             self._loose_entries(now, ours)
             return False
@@ -203,7 +209,8 @@ class Window:
         if group is None:
             group = self._groups[reset] = _Group(self._expiry(now, reset))
         group.ours += ours
-        group.server_used = max(group.server_used, self.limit - reading.remaining)
+        reported = reading.limit if reading.limit is not None else self.limit
+        group.server_used = max(group.server_used, reported - reading.remaining)
         return skewed
 
     def _loose_entries(self, now: float, count: int) -> None:
@@ -291,6 +298,11 @@ class WindowLimiter:
     def window(self, key: BudgetKey) -> Window | None:
         """The window of ``key``, if one exists yet (for tests and progress display)."""
         return self._windows.get(key)
+
+    def slowdown(self) -> float:
+        """How many times slower than the model the limits learned from headers make sending:
+        the largest ``model_limit / limit`` over the windows (1.0 while none is lower)."""
+        return max((w.model_limit / w.limit for w in self._windows.values()), default=1.0)
 
     def _keys(self, account: str, action: Action) -> tuple[BudgetKey, ...]:
         keys: list[BudgetKey] = [(account, action.value)]

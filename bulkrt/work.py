@@ -57,6 +57,8 @@ class ItemResult:
     attempts: int
     #: ``now`` when the outcome was known
     finished_at: float
+    #: when its last request was sent (None when none was)
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,41 @@ class TestModel:
         ]  # fmt: skip
         assert (report.first, report.last) == (at(0), at(11))
 
+    def test_each_run_names_its_campaigns_and_each_campaign_its_requests(self) -> None:
+        """The runs list the campaigns of their lines; the campaigns table counts each
+        campaign's lines and requests per action, and they add up to the whole ledger's."""
+        report = build(campaign_ledger())
+        campaigns = {r.run: r.campaigns for r in report.runs}
+        assert campaigns["run-3"] == ("spring-rollback",)
+        assert "spring" in campaigns["run-1"]
+        rows = {c.campaign: c for c in report.campaigns}
+        assert rows["spring-rollback"].undo_requests == 6
+        assert rows["spring-rollback"].retweet_requests == 0
+        assert sum(c.lines for c in report.campaigns) == report.summary.lines
+        assert (
+            sum(c.retweet_requests + c.undo_requests for c in report.campaigns) == report.requests
+        )
+        page = render_html(report, ledger="ledger.jsonl")
+        assert '<h2 id="campaigns">Campaigns</h2>' in page and "spring-rollback" in page
+
+    def test_requests_count_when_they_were_sent_not_when_their_item_finished(self) -> None:
+        """Five requests sent within one 3-s window whose items finished 10 s later (a slow
+        answer) fall in the first window's bars, so no bar exceeds what was really sent."""
+        records = [
+            replace(OK, key=f"k{n}", tweet_id=str(n), sent=at(n * 0.1), ts=at(10 + n))
+            for n in range(5)
+        ]
+        records.append(replace(OK, key="late", sent=at(11), ts=at(11)))
+        report = build(records)
+        sent_early = sum(
+            b.retweet for b in report.timeline.buckets if b.start < START.timestamp() + 3
+        )
+        assert sent_early == 5
+        assert report.first == at(0)
+        line = records[0].to_json()
+        assert line.endswith(f',"sent":"{at(0)}"}}')
+        assert LedgerRecord.from_json(line) == records[0]
+
     def test_a_short_run_has_bars_finer_than_a_window(self) -> None:
         """11 s of lines against 5-s windows: 0.1-s bars, no capacity line (windows marked
         instead), and the bars add up to every request."""

@@ -144,10 +144,17 @@ def test_the_summary_says_what_was_left_alone_and_why() -> None:
     assert plan.summary("undo.csv", include_preexisting=False) == [
         "1 undo item(s) for campaign(s) spring -> undo.csv",
         "  left alone: 1 retweeted before the campaign (--include-preexisting: undo)",
-        "  left alone: 1 never retweeted: the API refused them (rejected)",
-        "  left alone: 1 state unknown: their items ended error; run the campaign's job again "
-        "to finish them, then roll back again",
+        "  left alone: 1 never retweeted (the API rejected them): nothing to undo",
+        "  left alone: 1 state unknown: their latest items ended error; run the campaign's job "
+        "again with the same --ledger (it retries only those), then roll back again",
     ]
+
+
+def test_an_error_a_later_run_turned_into_a_rejection_is_not_unknown() -> None:
+    """A pair whose error was followed by a rejection is final (resume skips it): the summary
+    counts it as never retweeted, not as unknown advice that would send nothing."""
+    plan = select_undo([FAILED, replace(REFUSED, tweet_id=FAILED.tweet_id)], source="l")
+    assert (plan.never_retweeted, plan.unknown) == (1, 0)
 
 
 ROWS = [UndoRow("s-rollback", "acme", "20"), UndoRow("s-rollback", "a,b", "21")]

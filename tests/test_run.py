@@ -130,7 +130,7 @@ class TestCampaign:
         assert all(line["retweeted"] is True and line["attempts"] == 1 for line in lines)
         assert list(lines[0]) == [
             "schema", "ts", "run", "key", "campaign", "account", "user_id", "tweet_id", "action",
-            "status", "retweeted", "preexisting", "http", "error", "attempts",
+            "status", "retweeted", "preexisting", "http", "error", "attempts", "sent",
         ]  # fmt: skip
         for account in ACCOUNTS:
             assert world.retweets(account) == {str(100 + n) for n in range(12)}

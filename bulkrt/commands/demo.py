@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
+import shlex
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 import click
@@ -26,7 +27,22 @@ from bulkrt.tiers import Tier
 
 __all__ = ["command"]
 
-_JOB = Path(__file__).resolve().parents[2] / "jobs" / "example-campaign.csv"
+#: the example job: package data in a wheel (see pyproject.toml), ``jobs/`` in a source checkout
+_PACKAGED = resources.files("bulkrt") / "examples" / "example-campaign.csv"
+_JOB = (
+    Path(str(_PACKAGED))
+    if _PACKAGED.is_file()
+    else Path(__file__).resolve().parents[2] / "jobs" / "example-campaign.csv"
+)
+#: the file that marks a directory the demo made, and the files it writes there
+MARKER = ".bulkrt-demo"
+_OWN_FILES = (
+    "accounts.json",
+    "ledger.jsonl",
+    "ledger.jsonl.lock",
+    "ledger.jsonl.sent",
+    "undo.csv",
+)
 #: the demo's short windows: 5 requests per 3 seconds per account and endpoint
 LIMIT, WINDOW = 5, 3.0
 
@@ -58,18 +74,47 @@ def _sandbox_thread(config: SandboxConfig) -> Iterator[Sandbox]:
         loop.close()
 
 
+def _prepare(workdir: Path) -> str | None:
+    """Make ``workdir`` ready for the demo, or say why it cannot be used.
+
+    A missing or empty directory is taken (and marked as the demo's); one the demo made before
+    loses only the files the demo writes; any other directory is refused, never emptied.
+    """
+    if workdir.is_dir() and any(workdir.iterdir()):
+        if not (workdir / MARKER).is_file():
+            return (
+                f"--dir {workdir} is not empty and was not made by `bulkrt demo`; the demo never "
+                f"deletes files it did not write: name a new directory, e.g. --dir bulkrt-demo"
+            )
+        for name in _OWN_FILES:
+            (workdir / name).unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("made by `bulkrt demo`; it rewrites its own files here\n")
+    return None
+
+
 def _retweets(sandbox: Sandbox) -> dict[str, frozenset[str]]:
     return {u.name: frozenset(sandbox.state.retweets[u.user_id]) for u in sandbox.state.world.users}
 
 
-@click.command("demo")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt demo",
+        "  bulkrt demo --dir /tmp/bulkrt-demo",
+    ]
+)
+
+
+@click.command("demo", epilog=_EXAMPLES)
 @click.option(
     "--dir",
     "workdir",
     default="bulkrt-demo",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the demo writes its accounts file, ledger and undo job (emptied first).",
+    help="Where the demo writes its accounts file, ledger and undo job: a new or empty "
+    "directory, or one an earlier demo made (its files are rewritten, nothing else is touched).",
 )
 @click.option(
     "--job",
@@ -84,8 +129,13 @@ def command(workdir: Path, job: str) -> None:
     Needs no credentials and no network: the sandbox is a local emulator of the X API.
     """
     logs.configure(level=logging.WARNING)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    try:
+        refused = _prepare(workdir)
+    except OSError as exc:
+        refused = f"--dir {workdir}: {exc.strerror or exc}"
+    if refused is not None:
+        click.echo(f"bulkrt demo: {refused}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     accounts, ledger, undo = (
         workdir / "accounts.json",
         workdir / "ledger.jsonl",
@@ -107,7 +157,12 @@ def command(workdir: Path, job: str) -> None:
         )
 
         def run(job_path: Path | str, title: str) -> ExitCode:
-            click.echo(f"\n== {title}: bulkrt run {job_path} --ledger {ledger}")
+            shown = shlex.join(
+                ["bulkrt", "run", str(job_path), "--accounts", str(accounts), "--ledger",
+                 str(ledger), "--api-base", sandbox.url, "--limit", str(LIMIT), "--window",
+                 f"{WINDOW:g}"]
+            )  # fmt: skip
+            click.echo(f"\n== {title}: {shown}")
             settings = RunSettings(
                 jobs=(str(job_path),),
                 accounts=accounts,
@@ -127,7 +182,8 @@ def command(workdir: Path, job: str) -> None:
         plan = plan_rollback(ledger)
         written = write_undo_job(undo, plan.undo)
         click.echo(
-            f"\n== rollback: bulkrt rollback {ledger} --out {undo}\n"
+            f"\n== rollback: {shlex.join(['bulkrt', 'rollback', str(ledger), '--out', str(undo)])}"
+            "\n"
             f"{written} undo item(s); {plan.kept_preexisting} retweet made before the campaign "
             f"left alone"
         )
@@ -137,6 +193,26 @@ def command(workdir: Path, job: str) -> None:
     click.echo(f"\nledger {ledger}: {summary.lines} lines; `bulkrt status {ledger}` shows more")
     click.echo(
         f"every account's retweets are as before the campaign: {'yes' if restored else 'NO'}"
+    )
+    click.echo(
+        "the demo's sandbox stopped with it; to run the commands above yourself, serve one in "
+        "another terminal with "
+        + shlex.join(
+            [
+                "bulkrt",
+                "sandbox",
+                "--users",
+                "6",
+                "--limit",
+                str(LIMIT),
+                "--window",
+                f"{WINDOW:g}",
+                "--accounts-out",
+                str(accounts),
+                "--force",
+            ]
+        )  # fmt: skip
+        + " and give --api-base http://127.0.0.1:8787"
     )
     if not restored:
         raise SystemExit(ExitCode.ITEMS_FAILED)

@@ -12,6 +12,7 @@ from bulkrt.errors import Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.expand import expand, read_accounts, read_tweets, split_entries, write_job
 from bulkrt.items import Action
+from bulkrt.outputs import refusal
 from bulkrt.rollback import ROLLBACK_SUFFIX
 
 __all__ = ["command"]
@@ -68,7 +69,18 @@ def _known_accounts(path: Path | None) -> set[str] | None:
     return {name for _, name in names}
 
 
-@click.command("expand")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt expand --accounts acct001,acct002 --tweets 1861359704022656025 \\",
+        "      --campaign spring --out spring.csv",
+        "  bulkrt expand --accounts accounts.json --tweets tweets.txt --campaign spring \\",
+        "      --out spring.csv",
+    ]
+)
+
+
+@click.command("expand", epilog=_EXAMPLES)
 @click.option(
     "--accounts",
     "accounts_arg",
@@ -153,8 +165,16 @@ def _plan(
     elif campaign.endswith(ROLLBACK_SUFFIX):
         message = f"{campaign!r} ends with {ROLLBACK_SUFFIX!r}, which rollback jobs use"
         problems.append(Problem("--campaign", None, "campaign", message))
-    if out.exists() and not force:
-        problems.append(Problem(str(out), None, "--out", "exists; --force replaces it"))
+    inputs = {
+        f"the {option} file it reads": Path(value)
+        for option, value in (("--accounts", accounts_arg), ("--tweets", tweets_arg))
+        if Path(value).is_file()
+    }
+    if accounts_file is not None:
+        inputs["the --accounts-file it reads"] = accounts_file
+    refused = refusal(out, force=force, inputs=inputs)
+    if refused is not None:
+        problems.append(Problem(str(out), None, "--out", refused))
     if not out.name.removesuffix(".gz").endswith((".csv", ".jsonl", ".ndjson")):
         problems.append(Problem(str(out), None, "--out", "name it .csv or .jsonl (optionally .gz)"))
     known = _known_accounts(accounts_file)

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import click
 
 from bulkrt.loader import JobFormat
 
-__all__ = ["accounts_option", "campaign_option", "format_option", "jobs_argument"]
+__all__ = [
+    "Seconds",
+    "accounts_option",
+    "campaign_option",
+    "format_option",
+    "jobs_argument",
+]
+
+
+class Seconds(click.FloatRange):
+    """A finite number in a range: ``nan`` and ``inf`` are refused (exit 2, naming the option),
+    as a plain `click.FloatRange` would accept them.
+
+    >>> Seconds(min=0, min_open=True).convert("nan", None, None)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.BadParameter: 'nan' is not a finite number.
+    """
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
 
 #: ``JOB...``: one or more job files, ``-`` for standard input
 jobs_argument = click.argument("jobs", nargs=-1, required=True, metavar="JOB...")

@@ -7,10 +7,12 @@ from pathlib import Path
 import click
 
 from bulkrt import logs
+from bulkrt.commands.options import Seconds
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.ledger import LedgerRecord
 from bulkrt.ledger_reader import scan_ledger
+from bulkrt.outputs import not_a_ledger, refusal
 from bulkrt.report import Report, ReportBuilder
 from bulkrt.report_html import render_html
 from bulkrt.status import summarise_ledger
@@ -37,7 +39,16 @@ def build_report(ledger: Path, *, tier: Tier, limit: int | None, window: float |
     return builder.build(summary, limit_model(tier, limit=limit, window=window).retweet)
 
 
-@click.command("report")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt report spring.jsonl --html spring.html --tier pro",
+        "  bulkrt report bulkrt-demo/ledger.jsonl --html demo.html --limit 5 --window 3",
+    ]
+)
+
+
+@click.command("report", epilog=_EXAMPLES)
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--html",
@@ -54,8 +65,11 @@ def build_report(ledger: Path, *, tier: Tier, limit: int | None, window: float |
     help="The rate limits the requests chart compares with.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Requests per window (as for run).")
-@click.option("--window", type=click.FloatRange(min=0.001), help="Window seconds (as for run).")
-def command(ledger: Path, out: Path, tier: str, limit: int | None, window: float | None) -> None:
+@click.option("--window", type=Seconds(min=0.001), help="Window seconds (as for run).")
+@click.option("--force", is_flag=True, help="Replace --html if it exists (never a ledger).")
+def command(
+    ledger: Path, out: Path, tier: str, limit: int | None, window: float | None, force: bool
+) -> None:
     """Write an HTML report of LEDGER: totals, requests over time against the rate-limit
     windows, per-account progress, the kinds of error with an example each, and the runs.
 
@@ -63,8 +77,13 @@ def command(ledger: Path, out: Path, tier: str, limit: int | None, window: float
     Exit 2 when the ledger cannot be read or the page cannot be written.
     """
     logs.configure()
-    if out.exists() and ledger.exists() and out.resolve() == ledger.resolve():
-        click.echo(f"bulkrt report: {out}: that is the ledger; name another --html", err=True)
+    wrong = not_a_ledger(ledger)
+    if wrong is not None:
+        click.echo(f"bulkrt report: {ledger} {wrong}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
+    refused = refusal(out, force=force, inputs={"the ledger it reads": ledger})
+    if refused is not None:
+        click.echo(f"bulkrt report: --html {out} {refused}; nothing written", err=True)
         raise SystemExit(ExitCode.BAD_INPUT)
     try:
         report = build_report(ledger, tier=Tier(tier), limit=limit, window=window)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import click
@@ -9,12 +11,23 @@ import click
 from bulkrt import logs
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
+from bulkrt.outputs import not_a_ledger, refusal
 from bulkrt.rollback import RollbackError, plan_rollback, write_undo_job
 
 __all__ = ["command"]
 
 
-@click.command("rollback")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt rollback spring.jsonl --out undo.csv",
+        "  bulkrt rollback spring.jsonl --campaign spring --account acct003 --out undo.csv",
+        "  bulkrt run undo.csv --accounts accounts.json --ledger spring.jsonl",
+    ]
+)
+
+
+@click.command("rollback", epilog=_EXAMPLES)
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -40,6 +53,8 @@ __all__ = ["command"]
     help="Leave alone the retweets of undecidable origin (preexisting: null) instead of undoing "
     "them; they are listed either way.",
 )
+@click.option("--force", is_flag=True, help="Replace --out if it exists (never a ledger or job).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, for scripts.")
 def command(
     ledger: Path,
     out: Path,
@@ -47,6 +62,8 @@ def command(
     accounts: tuple[str, ...],
     include_preexisting: bool,
     leave_undecided: bool,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Write an undo job for every (account, Tweet) the campaign(s) left retweeted.
 
@@ -57,6 +74,14 @@ def command(
     the undos in the same ledger.
     """
     logs.configure()
+    wrong = not_a_ledger(ledger)
+    if wrong is not None:
+        click.echo(f"bulkrt rollback: {ledger} {wrong}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
+    refused = refusal(out, force=force, inputs={"the ledger's own file": ledger})
+    if refused is not None:
+        click.echo(f"bulkrt rollback: --out {out} {refused}; nothing written", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     try:
         plan = plan_rollback(
             ledger,
@@ -72,9 +97,36 @@ def command(
     except OSError as exc:
         click.echo(f"bulkrt rollback: cannot write {out}: {exc.strerror or exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
+    if as_json:
+        document = {
+            "out": str(out),
+            "campaigns": list(plan.campaigns),
+            "undo": len(plan.undo),
+            "left_alone": {
+                "preexisting": plan.kept_preexisting,
+                "already_undone": plan.already_undone,
+                "never_retweeted": plan.never_retweeted,
+                "unknown": plan.unknown,
+            },
+            "next": shlex.join(
+                ["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)]
+            )
+            if plan.undo
+            else None,
+        }
+        click.echo(json.dumps(document, sort_keys=True))
+        return
     lines = plan.summary(str(out), include_preexisting=include_preexisting)
     click.echo("bulkrt rollback: " + "\n".join(lines))
     if plan.undo:
-        click.echo(f"to undo them: bulkrt run {out} --accounts FILE --ledger {ledger}")
+        command = shlex.join(
+            ["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)]
+        )
+        click.echo(f"to undo them: {command}")
     else:
         click.echo("nothing to undo")
+
+
+def _next_command(out: Path, ledger: Path) -> str:
+    """The `bulkrt run` that makes the undos and records them in the same ledger."""
+    return shlex.join(["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)])

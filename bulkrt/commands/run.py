@@ -2,7 +2,8 @@
 
 Re-running the same command resumes: items the ledger holds as ``ok`` or ``rejected`` are skipped.
 Exit codes: 0 every item ok, 1 some item rejected or in error, 2 bad usage or input (nothing
-sent, ledger untouched), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
+sent, ledger untouched), 3 the first answers proved the API base wrong (stopped early, nothing
+marked finished), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from bulkrt import logs
+from bulkrt.api_base import api_base as checked_api_base
 from bulkrt.client import Timeouts
 from bulkrt.commands.options import (
+    Seconds,
     accounts_option,
     campaign_option,
     format_option,
@@ -24,6 +28,7 @@ from bulkrt.commands.options import (
 from bulkrt.errors import InputError, LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.loader import JobFormat
+from bulkrt.outputs import ledger_refusal
 from bulkrt.progress import Progress
 from bulkrt.runner import RunSettings, run_job
 from bulkrt.tiers import Tier
@@ -41,12 +46,36 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
         price = Decimal(value)
     except InvalidOperation:
         raise click.BadParameter(f"{value!r} is not a price in dollars") from None
+    if not price.is_finite():
+        raise click.BadParameter(f"{value!r} is not a price in dollars")
     if price < 0:
         raise click.BadParameter("a price cannot be negative")
     return price
 
 
-@click.command("run")
+def _api_base(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return checked_api_base(
+            value, allow_insecure_http=bool(ctx.params.get("allow_insecure_http"))
+        )
+    except ValueError as exc:
+        source = ctx.get_parameter_source(param.name or "")
+        where = " (from BULKRT_API_BASE)" if source is ParameterSource.ENVIRONMENT else ""
+        raise click.BadParameter(f"{exc}{where}") from None
+
+
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt run spring.csv --accounts accounts.json --ledger spring.jsonl --dry-run",
+        "  bulkrt run spring.csv --accounts accounts.json --ledger spring.jsonl",
+        "  bulkrt run spring.csv --accounts accounts.json --ledger spring.jsonl --json",
+        "  zcat big.csv.gz | bulkrt run - --format csv --accounts accounts.json --ledger big.jsonl",
+    ]
+)
+
+
+@click.command("run", epilog=_EXAMPLES)
 @jobs_argument
 @accounts_option
 @click.option(
@@ -56,11 +85,19 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     help="The JSONL ledger to append outcomes to (created if missing).",
 )
 @click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    is_eager=True,
+    help="Accept a plain http:// --api-base on another machine (credentials travel unencrypted).",
+)
+@click.option(
     "--api-base",
     envvar="BULKRT_API_BASE",
     default="https://api.x.com",
     show_default=True,
-    help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL.",
+    callback=_api_base,
+    help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL: scheme and host, "
+    "without the API's /2 (http only to this machine).",
 )
 @click.option(
     "--tier",
@@ -76,7 +113,7 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
 )
 @click.option(
     "--window",
-    type=click.FloatRange(min=0.001),
+    type=Seconds(min=0.001),
     help="Window length in seconds (overrides the tier).",
 )
 @click.option(
@@ -97,19 +134,17 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     "--backoff-initial",
     default=1.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0, max=3600),
     help="Seconds before the first retry of a transient failure (then doubling, jittered).",
 )
 @click.option(
     "--backoff-max",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0, max=86400),
     help="The longest wait between two attempts of one item.",
 )
-@click.option(
-    "--max-rps", type=click.FloatRange(min=0.01), help="An app-wide cap on requests per second."
-)
+@click.option("--max-rps", type=Seconds(min=0.01), help="An app-wide cap on requests per second.")
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -118,10 +153,18 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
 @campaign_option
 @format_option
 @click.option(
-    "--connect-timeout", default=10.0, show_default=True, help="Seconds to wait for a connection."
+    "--connect-timeout",
+    default=10.0,
+    show_default=True,
+    type=Seconds(min=0, min_open=True, max=600),
+    help="Seconds to wait for a connection.",
 )
 @click.option(
-    "--read-timeout", default=30.0, show_default=True, help="Seconds to wait for an answer."
+    "--read-timeout",
+    default=30.0,
+    show_default=True,
+    type=Seconds(min=0, min_open=True, max=600),
+    help="Seconds to wait for an answer.",
 )
 @click.option(
     "--price-retweet", callback=_price, help="Dollars per retweet request, for the dry-run cost."
@@ -133,6 +176,7 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     "--grace",
     default=20.0,
     show_default=True,
+    type=Seconds(min=0, max=600),
     help="Seconds requests in flight get to finish after SIGINT/SIGTERM.",
 )
 @click.option(
@@ -140,12 +184,19 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     default=None,
     help="Live progress display (default: when stderr is a terminal).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary (or the dry run's plan) as one JSON object on stdout, for scripts.",
+)
 @click.option("--log-json", is_flag=True, help="Log JSON lines on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every state change, not only warnings.")
 def command(
     jobs: tuple[str, ...],
     accounts_path: Path,
     ledger: Path,
+    allow_insecure_http: bool,
     api_base: str,
     tier: str,
     limit: int | None,
@@ -164,6 +215,7 @@ def command(
     price_undo: Decimal | None,
     grace: float,
     progress: bool | None,
+    as_json: bool,
     log_json: bool,
     verbose: bool,
 ) -> None:
@@ -172,7 +224,7 @@ def command(
     Every account is kept inside its rate limits; each finished item's outcome is appended to
     the ledger. Re-running the same command resumes where it stopped.
     """
-    display = Progress(live=progress)
+    display = Progress(live=progress, json=as_json)
     level = logging.INFO if verbose or not display.live else logging.WARNING
     logs.configure(json=log_json, level=level)
     settings = RunSettings(
@@ -199,6 +251,16 @@ def command(
         grace=grace,
         progress=progress,
     )
+    refused = ledger_refusal(
+        ledger,
+        inputs={
+            **{f"the job {job}": Path(job) for job in jobs if job != "-"},
+            "the accounts file": accounts_path,
+        },
+    )
+    if refused is not None:
+        click.echo(f"bulkrt run: --ledger {ledger}: {refused}; nothing was sent", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     try:
         code = run_job(settings, display)
     except InputError as exc:

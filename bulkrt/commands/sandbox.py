@@ -12,7 +12,9 @@ from typing import Any
 import click
 
 from bulkrt.atomic import replacing
+from bulkrt.commands.options import Seconds
 from bulkrt.exitcodes import ExitCode
+from bulkrt.outputs import ACCOUNTS_FILE, refusal
 from bulkrt.sandbox.config import (
     TRANSIENT_FAULTS,
     AlreadyRetweetedMode,
@@ -97,15 +99,31 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
         await stop.wait()
 
 
-@click.command("sandbox")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt sandbox --users 6 --limit 5 --window 3 --accounts-out accounts.json",
+        "  bulkrt sandbox --port 0 --no-limits --rate-limit-headers static --fault-rate 0.1",
+    ]
+)
+
+
+@click.command("sandbox", epilog=_EXAMPLES)
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default)."
 )
-@click.option("--port", default=8787, show_default=True, help="Port to bind; 0 picks a free one.")
+@click.option(
+    "--port",
+    default=8787,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind; 0 picks a free one.",
+)
 @click.option(
     "--users",
     default=3,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Users to create (odd: OAuth 1.0a, even: OAuth 2.0).",
 )
 @click.option(
@@ -116,6 +134,7 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the users as an accounts file for `bulkrt run`.",
 )
+@click.option("--force", is_flag=True, help="Replace --accounts-out if it exists.")
 @click.option(
     "--tier",
     type=_choice(Tier),
@@ -130,7 +149,7 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
 )
 @click.option(
     "--window",
-    type=click.FloatRange(min=0.001),
+    type=Seconds(min=0.001),
     help="Window length in seconds for retweet and undo.",
 )
 @click.option("--no-limits", is_flag=True, help="Serve without rate limits (for benchmarks).")
@@ -175,12 +194,14 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
     "--timestamp-skew",
     default=300.0,
     show_default=True,
+    type=Seconds(min=0),
     help="OAuth 1.0a timestamp window, seconds.",
 )
 @click.option(
     "--token-ttl",
     default=7200.0,
     show_default=True,
+    type=Seconds(min=1),
     help="OAuth 2.0 access-token lifetime, seconds.",
 )
 @click.option(
@@ -202,7 +223,7 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
 @click.option(
     "--fault-rate",
     default=0.0,
-    type=click.FloatRange(0, 1),
+    type=Seconds(0, 1),
     help="Rate of transient faults (5xx and resets), spread evenly.",
 )
 @click.option(
@@ -215,13 +236,14 @@ async def _serve(sandbox: Sandbox, accounts_out: Path | None) -> None:
 @click.option(
     "--latency-ms",
     default=0.0,
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0, max=600_000),
     help="Delay added to every API answer.",
 )
 @click.option(
     "--stall-seconds",
     default=30.0,
     show_default=True,
+    type=Seconds(min=0, max=3600),
     help="How long a `stall` fault holds the answer.",
 )
 @click.option(
@@ -242,6 +264,12 @@ def command(**options: Any) -> None:
     """
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if options["accounts_out"] is not None:
+        refused = refusal(
+            options["accounts_out"], force=options["force"], inputs={}, writes=ACCOUNTS_FILE
+        )
+        if refused is not None:
+            raise click.UsageError(f"--accounts-out {options['accounts_out']} {refused}")
     config = SandboxConfig(
         users=options["users"],
         seed=options["seed"],

@@ -11,22 +11,37 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bulkrt import logs
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.items import Status
+from bulkrt.outputs import not_a_ledger
 from bulkrt.status import LedgerSummary, summarise_ledger
 
 __all__ = ["command"]
 
 
-@click.command("status")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt status spring.jsonl",
+        "  bulkrt status spring.jsonl --json",
+    ]
+)
+
+
+@click.command("status", epilog=_EXAMPLES)
 @click.argument("ledger", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON, for scripts.")
 def command(ledger: Path, as_json: bool) -> None:
     """Summarise LEDGER: items per status, action and account, and the kinds of error."""
     logs.configure()
+    wrong = not_a_ledger(ledger)
+    if wrong is not None:
+        click.echo(f"bulkrt status: {ledger} {wrong}", err=True)
+        raise SystemExit(ExitCode.BAD_INPUT)
     try:
         if ledger.is_dir():
             raise LedgerError(ledger, "is a directory, not a ledger")
@@ -37,7 +52,8 @@ def command(ledger: Path, as_json: bool) -> None:
     if as_json:
         click.echo(summary.to_json())
     else:
-        _render(summary, Console(highlight=False, width=max(Console().width, 60)))
+        # Ledger text (account names, error kinds, the path) is data, never rich markup.
+        _render(summary, Console(highlight=False, markup=False, width=max(Console().width, 60)))
 
 
 def _render(summary: LedgerSummary, console: Console) -> None:
@@ -61,7 +77,7 @@ def _render(summary: LedgerSummary, console: Console) -> None:
     if summary.errors:
         errors = Table("error kind", "items", title="errors (items not ok)", title_justify="left")
         for kind, n in summary.errors.items():
-            errors.add_row(kind, str(n))
+            errors.add_row(Text(kind), str(n))
         console.print(errors)
     if summary.by_status[Status.ERROR]:
         console.print(
@@ -72,5 +88,5 @@ def _render(summary: LedgerSummary, console: Console) -> None:
 def _table(title: str, statuses: list[str], rows: dict[str, dict[str, int]]) -> Table:
     table = Table(title, *statuses, "total", title=f"by {title}", title_justify="left")
     for name, counts in rows.items():
-        table.add_row(name, *(str(counts[s]) for s in statuses), str(sum(counts.values())))
+        table.add_row(Text(name), *(str(counts[s]) for s in statuses), str(sum(counts.values())))
     return table

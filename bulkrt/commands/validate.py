@@ -8,7 +8,9 @@ When the accounts file itself is broken, the job files are still checked (all bu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Container
+from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
 
@@ -29,6 +31,9 @@ from bulkrt.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, r
 
 __all__ = ["command"]
 
+#: problems listed in ``--json`` output (all are counted, and all printed on stderr)
+_JSON_PROBLEMS = 1000
+
 
 class _AnyAccount:
     """Stands in for the accounts when their file is broken: every name passes."""
@@ -37,7 +42,16 @@ class _AnyAccount:
         return True
 
 
-@click.command("validate")
+#: shown at the end of `--help`
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt validate spring.csv --accounts accounts.json",
+        "  bulkrt validate spring.csv --accounts accounts.json --ledger spring.jsonl --json",
+    ]
+)
+
+
+@click.command("validate", epilog=_EXAMPLES)
 @jobs_argument
 @accounts_option
 @format_option
@@ -47,12 +61,19 @@ class _AnyAccount:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also count the items this ledger already holds as finished (read only).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result (the counts, or every problem) as one JSON object on stdout.",
+)
 def command(
     jobs: tuple[str, ...],
     accounts_path: Path,
     fmt: str | None,
     campaign: str | None,
     ledger: Path | None,
+    as_json: bool,
 ) -> None:
     """Check JOB files (CSV or JSONL, '.gz', '-' for stdin) and the accounts file; send nothing.
 
@@ -60,12 +81,8 @@ def command(
     otherwise prints the items per account and action and exits 0.
     """
     logs.configure()
-    problems = 0
-
-    def report(problem: Problem) -> None:
-        nonlocal problems
-        problems += 1
-        click.echo(str(problem), err=True)
+    problems = _Problems(files=len(jobs), as_json=as_json)
+    report, fail = problems.report, problems.fail
 
     def warn(problem: Problem) -> None:
         click.echo(f"warning: {problem}", err=True)
@@ -81,18 +98,47 @@ def command(
             try:
                 check = check_jobs(files, accounts, on_problem=report, on_warning=warn)
             except JobInputError:
-                _fail(problems, len(jobs))  # every problem was printed as it was found
-            if problems:
-                _fail(problems, len(jobs))
+                fail()  # every problem was printed as it was found
+            if problems.count:
+                fail()
             finished = _finished(files, accounts, check, ledger)
     except JobInputError as exc:  # files missing, unknown format, or changed while read
         for problem in exc.problems:
             report(problem)
-        _fail(problems, len(jobs))
+        fail()
     except LedgerError as exc:
         click.echo(f"bulkrt validate: {exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
+    if as_json:
+        click.echo(json.dumps(_counts_json(check, len(jobs), finished), sort_keys=True))
+        return
     _print_counts(check, len(jobs), finished, ledger)
+
+
+class _Problems:
+    """Every problem found, printed on stderr as found; ``fail`` ends the command (exit 2)."""
+
+    def __init__(self, *, files: int, as_json: bool) -> None:
+        self.count = 0
+        self._files = files
+        self._as_json = as_json
+        self._kept: list[Problem] = []
+
+    def report(self, problem: Problem) -> None:
+        self.count += 1
+        click.echo(str(problem), err=True)
+        if self._as_json and len(self._kept) < _JSON_PROBLEMS:
+            self._kept.append(problem)
+
+    def fail(self) -> NoReturn:
+        if self._as_json:
+            document = {
+                "ok": False,
+                "problems": self.count,
+                "first": [asdict(p) for p in self._kept],
+            }
+            click.echo(json.dumps(document, sort_keys=True))
+        _fail(self.count, self._files)
 
 
 def _finished(
@@ -114,6 +160,20 @@ def _fail(problems: int, files: int) -> NoReturn:
         err=True,
     )
     raise SystemExit(ExitCode.BAD_INPUT)
+
+
+def _counts_json(check: JobCheck, files: int, finished: int | None) -> dict[str, object]:
+    by_account: dict[str, dict[str, int]] = {}
+    for (account, action), n in sorted(check.counts.items()):
+        by_account.setdefault(account, {})[action.value] = n
+    return {
+        "ok": True,
+        "items": check.items,
+        "files": files,
+        "by_account": by_account,
+        "finished": finished,
+        "to_send": None if finished is None else check.items - finished,
+    }
 
 
 def _print_counts(check: JobCheck, files: int, finished: int | None, ledger: Path | None) -> None:

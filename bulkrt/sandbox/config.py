@@ -141,6 +141,9 @@ class RateLimitHeaders(StrEnum):
     STALE = "stale"
     #: no rate-limit headers at all
     NONE = "none"
+    #: like X's own open-source emulator: ``limit 15 / remaining 14 / reset now+900`` on every
+    #: 429 and 5xx whatever the window holds, and no rate-limit headers on other answers
+    STATIC = "static"
 
 
 class BodyCheck(StrEnum):

@@ -21,6 +21,7 @@ from bulkrt.sandbox.config import (
     Endpoint,
     FaultKind,
     NotFoundMode,
+    RateLimitHeaders,
     SandboxConfig,
     SuccessIdField,
     UndoNotFoundMode,
@@ -97,6 +98,8 @@ class SandboxState:
         admission = self.limits.admit(who.user_id, call.endpoint, now)
         reply = admission.refused or self._injected(fault) or self._serve(who, call, now)
         reply.headers.update(admission.headers)
+        if self.config.rate_limit_headers is RateLimitHeaders.STATIC:
+            _static_headers(reply, now)
         return reply
 
     def _injected(self, fault: FaultKind | None) -> Reply | None:
@@ -270,3 +273,17 @@ class SandboxState:
             "by_fault": dict(sorted(self.by_fault.items())),
             "refreshes": self.auth.tokens.refreshes,
         }
+
+
+def _static_headers(reply: Reply, now: float) -> None:
+    """`RateLimitHeaders.STATIC`: the emulator's fixed headers on a 429 or 5xx, none elsewhere."""
+    for name in [n for n in reply.headers if n.lower().startswith("x-rate-limit-")]:
+        del reply.headers[name]
+    if reply.status == 429 or reply.status >= 500:
+        reply.headers.update(
+            {
+                "x-rate-limit-limit": "15",
+                "x-rate-limit-remaining": "14",
+                "x-rate-limit-reset": str(int(now) + 900),
+            }
+        )

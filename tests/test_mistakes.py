@@ -1,0 +1,493 @@
+"""An operator's mistake costs a clear message, never a file: each case runs the real CLI in a
+subprocess and checks the exit code, that the message says what went wrong and what to do, and
+that every file that was there before is still there with the same bytes."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import pytest
+
+from bulkrt.sandbox import FaultKind
+from bulkrt.sandbox.config import RateLimitHeaders
+from tests.test_run import ACCOUNTS as NAMES
+from tests.test_run import MakeWorld, rows
+
+LEDGER_LINE = (
+    '{"schema":1,"ts":"2026-11-26T01:00:00.000Z","run":"r1","key":"k1","campaign":"spring",'
+    '"account":"acct001","user_id":"1001","tweet_id":"20","action":"retweet","status":"ok",'
+    '"retweeted":true,"preexisting":false,"http":200,"error":null,"attempts":1}\n'
+)
+JOB = "account,tweet_id,action\nacct001,20,retweet\n"
+ACCOUNTS = (
+    '{"accounts": {"acct001": {"user_id": "1001", "oauth1": {"consumer_key": "ck", '
+    '"consumer_secret": "cs", "access_token": "at", "access_token_secret": "ats"}}}}\n'
+)
+
+
+def bulkrt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real `bulkrt` command in a subprocess, run in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "bulkrt", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One operator mistake: the files present, the command, and what it must answer."""
+
+    name: str
+    files: dict[str, str]
+    args: tuple[str, ...]
+    code: int
+    #: fragments the message must hold: what went wrong, and what to do
+    says: tuple[str, ...]
+    #: files the command may create (nothing existing may change)
+    creates: frozenset[str] = field(default_factory=frozenset)
+
+
+FILE_MISTAKES = [
+    Mistake(
+        "demo into a non-empty directory it did not make",
+        {"precious.txt": "keep me\n", ".git/HEAD": "ref: refs/heads/main\n"},
+        ("demo", "--dir", "."),
+        2,
+        ("not empty and was not made by `bulkrt demo`", "name a new directory"),
+    ),
+    Mistake(
+        "rollback --out over an existing file",
+        {"ledger.jsonl": LEDGER_LINE, "notes.csv": "mine\n"},
+        ("rollback", "ledger.jsonl", "--out", "notes.csv"),
+        2,
+        ("notes.csv exists", "--force replaces it", "nothing written"),
+    ),
+    Mistake(
+        "rollback --out over the campaign's own job file",
+        {"ledger.jsonl": LEDGER_LINE, "spring.csv": JOB},
+        ("rollback", "ledger.jsonl", "--out", "spring.csv"),
+        2,
+        ("spring.csv exists", "--force replaces it"),
+    ),
+    Mistake(
+        "rollback --out over the ledger it reads, even with --force",
+        {"ledger.jsonl": LEDGER_LINE},
+        ("rollback", "ledger.jsonl", "--out", "ledger.jsonl", "--force"),
+        2,
+        ("that is the ledger's own file", "name another file"),
+    ),
+    Mistake(
+        "rollback --out over another ledger, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "old.jsonl": LEDGER_LINE},
+        ("rollback", "ledger.jsonl", "--out", "old.jsonl", "--force"),
+        2,
+        ("is a bulkrt ledger", "never writes over one, even with --force"),
+    ),
+    Mistake(
+        "rollback --out over an accounts file, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "accounts.csv": ACCOUNTS},
+        ("rollback", "ledger.jsonl", "--out", "accounts.csv", "--force"),
+        2,
+        ("is a bulkrt accounts file", "name another file"),
+    ),
+    Mistake(
+        "report --html over an existing page",
+        {"ledger.jsonl": LEDGER_LINE, "report.html": "<p>last week's</p>\n"},
+        ("report", "ledger.jsonl", "--html", "report.html"),
+        2,
+        ("report.html exists", "--force replaces it"),
+    ),
+    Mistake(
+        "report --html over the ledger, even with --force",
+        {"ledger.jsonl": LEDGER_LINE},
+        ("report", "ledger.jsonl", "--html", "ledger.jsonl", "--force"),
+        2,
+        ("that is the ledger it reads",),
+    ),
+    Mistake(
+        "expand --out over the accounts file it checks names against, even with --force",
+        {"accounts.json": ACCOUNTS},
+        (
+            "expand",
+            "--accounts",
+            "acct001",
+            "--tweets",
+            "20",
+            "--campaign",
+            "c",
+            "--out",
+            "accounts.json",
+            "--accounts-file",
+            "accounts.json",
+            "--force",
+        ),
+        2,
+        ("that is the --accounts-file it reads",),
+    ),  # fmt: skip
+    Mistake(
+        "expand --out over a ledger, even with --force",
+        {"ledger.jsonl": LEDGER_LINE},
+        (
+            "expand",
+            "--accounts",
+            "acct001",
+            "--tweets",
+            "20",
+            "--campaign",
+            "c",
+            "--out",
+            "ledger.jsonl",
+            "--force",
+        ),
+        2,
+        ("is a bulkrt ledger", "never writes over one"),
+    ),  # fmt: skip
+    Mistake(
+        "sandbox --accounts-out over a job file",
+        {"spring.csv": JOB},
+        ("sandbox", "--accounts-out", "spring.csv", "--port", "0"),
+        2,
+        ("spring.csv exists", "--force replaces it"),
+    ),
+    Mistake(
+        "sandbox --accounts-out over a ledger, even with --force",
+        {"ledger.jsonl": LEDGER_LINE},
+        ("sandbox", "--accounts-out", "ledger.jsonl", "--port", "0", "--force"),
+        2,
+        ("is a bulkrt ledger",),
+    ),
+    Mistake(
+        "the ledger given as the job of a run",
+        {"ledger.jsonl": LEDGER_LINE, "accounts.json": ACCOUNTS},
+        (
+            "run",
+            "ledger.jsonl",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "out.jsonl",
+            "--dry-run",
+        ),
+        2,
+        ("ledger.jsonl:1", "this is a bulkrt ledger", "not a job", "bulkrt rollback LEDGER"),
+    ),  # fmt: skip
+    Mistake(
+        "the job file given as the ledger",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "./spring.csv"),
+        2,
+        ("--ledger spring.csv: that is the job spring.csv", "name the campaign's ledger"),
+    ),
+    Mistake(
+        "the accounts file given as the ledger",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "accounts.json"),
+        2,
+        ("that is the accounts file", "nothing was sent"),
+    ),
+    Mistake(
+        "another campaign's job file given as the ledger",
+        {"spring.csv": JOB, "autumn.csv": JOB, "accounts.json": ACCOUNTS},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "autumn.csv"),
+        2,
+        ("exists and is a bulkrt job file", "name a new file or the campaign's ledger"),
+    ),
+    Mistake(
+        "a notes file given as the ledger",
+        {"spring.csv": JOB, "notes.txt": "call Bob\n", "accounts.json": ACCOUNTS},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "notes.txt"),
+        2,
+        ("exists and is not a bulkrt ledger",),
+    ),
+    Mistake(
+        "status of a job file",
+        {"spring.csv": JOB},
+        ("status", "spring.csv"),
+        2,
+        ("spring.csv is a bulkrt job file, not a ledger", "give the --ledger file of the run"),
+    ),
+    Mistake(
+        "report of a job file",
+        {"spring.csv": JOB},
+        ("report", "spring.csv", "--html", "spring.html"),
+        2,
+        ("spring.csv is a bulkrt job file, not a ledger",),
+    ),
+    Mistake(
+        "rollback of the accounts file",
+        {"accounts.json": ACCOUNTS},
+        ("rollback", "accounts.json", "--out", "undo.csv"),
+        2,
+        ("accounts.json is a bulkrt accounts file, not a ledger",),
+    ),
+    Mistake(
+        "the ledger given as the job of validate",
+        {"ledger.jsonl": LEDGER_LINE, "accounts.json": ACCOUNTS},
+        ("validate", "ledger.jsonl", "--accounts", "accounts.json"),
+        2,
+        ("ledger.jsonl:1", "this is a bulkrt ledger", "give the campaign's job file"),
+    ),
+]
+
+
+@pytest.mark.parametrize("mistake", FILE_MISTAKES, ids=lambda m: m.name)
+def test_a_mistake_costs_a_message_and_no_file(mistake: Mistake, tmp_path: Path) -> None:
+    """The command exits with its code, says what went wrong and what to do, and every file
+    that was there is still there, byte for byte."""
+    for name, text in mistake.files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    before = snapshot(tmp_path)
+    done = bulkrt(*mistake.args, cwd=tmp_path)
+    message = done.stdout + done.stderr
+    assert done.returncode == mistake.code, message
+    for fragment in mistake.says:
+        assert fragment in message, message
+    assert "Traceback" not in message
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) - set(before) <= mistake.creates
+
+
+FORCED: list[tuple[str, Callable[[Path], tuple[str, ...]]]] = [
+    ("rollback", lambda d: ("rollback", "ledger.jsonl", "--out", "undo.csv", "--force")),
+    ("report", lambda d: ("report", "ledger.jsonl", "--html", "undo.csv", "--force")),
+    ("expand", lambda d: ("expand", "--accounts", "acct001", "--tweets", "20", "--campaign",
+                          "c", "--out", "undo.csv", "--force")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "args"), FORCED, ids=[name for name, _ in FORCED])
+def test_force_replaces_an_ordinary_file(
+    name: str, args: Callable[[Path], tuple[str, ...]], tmp_path: Path
+) -> None:
+    """With --force an existing file that is no ledger, accounts file or input is replaced."""
+    (tmp_path / "ledger.jsonl").write_text(LEDGER_LINE)
+    (tmp_path / "undo.csv").write_text("old\n")
+    done = bulkrt(*args(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "undo.csv").read_text() != "old\n"
+    assert (tmp_path / "ledger.jsonl").read_text() == LEDGER_LINE
+
+
+def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
+    tmp_path: Path,
+) -> None:
+    """The demo prints run commands complete enough to run as shown (here as a dry run, its
+    sandbox being gone); a second demo in the directory the first made rewrites its own files
+    and leaves an operator's file there alone."""
+    first = bulkrt("demo", "--dir", "demo", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    shown = next(line for line in first.stdout.splitlines() if line.startswith("== the campaign"))
+    command = shlex.split(shown.split(": ", 1)[1])
+    assert command[:2] == ["bulkrt", "run"] and "--accounts" in command
+    planned = bulkrt(*command[1:], "--dry-run", cwd=tmp_path)  # as printed, minus the sandbox
+    assert planned.returncode == 0, planned.stderr
+    assert "already finished in the ledger" in planned.stdout
+    (tmp_path / "demo" / "mine.txt").write_text("keep\n")
+    again = bulkrt("demo", "--dir", "demo", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (tmp_path / "demo" / "mine.txt").read_text() == "keep\n"
+    assert (tmp_path / "demo" / "ledger.jsonl").read_text().count("\n") == 79
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["bulkrt.outputs", "bulkrt.api_base", "bulkrt.first_answers", "bulkrt.limit_evidence",
+     "bulkrt.commands.options"],
+)  # fmt: skip
+def test_the_module_examples_hold(module: str) -> None:
+    """The examples in the module's docstrings run as shown."""
+    import doctest
+    import importlib
+
+    failed, tried = doctest.testmod(importlib.import_module(module))
+    assert tried > 0 and failed == 0
+
+
+OPTION_MISTAKES = [
+    ("--read-timeout", "nan", "'nan' is not a finite number"),
+    ("--read-timeout", "-1", "is not in the range 0<x<=600"),
+    ("--connect-timeout", "0", "is not in the range 0<x<=600"),
+    ("--window", "inf", "'inf' is not a finite number"),
+    ("--window", "0", "is not in the range x>=0.001"),
+    ("--limit", "0", "is not in the range x>=1"),
+    ("--grace", "nan", "'nan' is not a finite number"),
+    ("--backoff-initial", "-1", "is not in the range 0<=x<=3600"),
+    ("--backoff-max", "nan", "'nan' is not a finite number"),
+    ("--max-rps", "0", "is not in the range x>=0.01"),
+    ("--concurrency", "0", "is not in the range x>=1"),
+    ("--max-attempts", "-3", "is not in the range x>=1"),
+    ("--price-retweet", "nan", "not a price in dollars"),
+    ("--price-undo", "-0.01", "a price cannot be negative"),
+    ("--api-base", "127.0.0.1:8787", "has no scheme: give http://127.0.0.1:8787"),
+    ("--api-base", "https://api.x.com/2/", "ends in the API's own path '/2'"),
+    ("--api-base", "https://api.x.com/v2", "give https://api.x.com"),
+    ("--api-base", "http://api.example.com", "plain http to another machine"),
+    ("--api-base", "ftp://api.x.com", "the scheme must be https"),
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"), OPTION_MISTAKES, ids=[f"{o} {v}" for o, v, _ in OPTION_MISTAKES]
+)
+def test_a_bad_option_value_exits_2_naming_the_option(
+    option: str, value: str, says: str, tmp_path: Path
+) -> None:
+    """A value out of range, not finite or not usable exits 2 naming the option and what is
+    wrong, before any file is read or written."""
+    (tmp_path / "spring.csv").write_text(JOB)
+    (tmp_path / "accounts.json").write_text(ACCOUNTS)
+    before = snapshot(tmp_path)
+    done = bulkrt(
+        "run", "spring.csv", "--accounts", "accounts.json", "--ledger", "ledger.jsonl",
+        "--no-progress", f"{option}={value}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for '{option}'" in done.stderr
+    assert says in done.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_a_bad_api_base_from_the_environment_says_where_it_came_from(tmp_path: Path) -> None:
+    """A forgotten BULKRT_API_BASE with the API's path in it is refused, naming the variable."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkrt", "run", "spring.csv", "--accounts", "a.json",
+         "--ledger", "l.jsonl"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+        env={**os.environ, "BULKRT_API_BASE": "http://127.0.0.1:8787/2"},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "(from BULKRT_API_BASE)" in done.stderr
+    assert "give http://127.0.0.1:8787" in done.stderr
+
+
+def test_plain_http_elsewhere_is_accepted_when_asked(tmp_path: Path) -> None:
+    """--allow-insecure-http lets a plain http base on another host through to the input checks."""
+    done = bulkrt(
+        "run", "missing.csv", "--accounts", "a.json", "--ledger", "l.jsonl",
+        "--api-base", "http://api.example.com", "--allow-insecure-http", cwd=tmp_path,
+    )  # fmt: skip
+    assert "--api-base" not in done.stderr
+    assert "a.json" in done.stderr
+
+
+# -- odd servers: the first answers prove the API base wrong -----------------------------------
+
+
+@dataclass(frozen=True)
+class OddServer:
+    """An API base that cannot be the X API, and what the run must say about it."""
+
+    name: str
+    #: the base, given the sandbox's URL and the URL of a server answering HTML pages
+    base: Callable[[str, str], str]
+    says: tuple[str, ...]
+
+
+ODD_SERVERS = [
+    OddServer(
+        "nothing listening",
+        lambda sandbox, html: "http://127.0.0.1:9",
+        ("no connection to the API base at http://127.0.0.1:9", "check --api-base"),
+    ),
+    OddServer(
+        "a host name that does not resolve",
+        lambda sandbox, html: "https://no-such-host.invalid",
+        ("host name does not resolve", "https://no-such-host.invalid"),
+    ),
+    OddServer(
+        "the sandbox under a path it does not serve (a 404 page)",
+        lambda sandbox, html: f"{sandbox}/api",
+        ("an answer that is not the X API's", "HTTP 404", "/api\n"),
+    ),
+    OddServer(
+        "a proxy answering an HTML 403 page",
+        lambda sandbox, html: html,
+        ("an answer that is not the X API's", "HTTP 403 with an HTML page"),
+    ),
+]
+
+
+@pytest.fixture
+async def html_server() -> AsyncIterator[str]:
+    """A server that answers every request with a proxy's HTML 403 page; yields its URL."""
+    from aiohttp import web
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=403, text="<html>Forbidden</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("server", ODD_SERVERS, ids=lambda s: s.name)
+async def test_a_wrong_api_base_stops_early_and_loses_nothing(
+    server: OddServer, make_world: MakeWorld, html_server: str
+) -> None:
+    """The run stops after the first answers with exit 3, naming the cause and the base; no item
+    is marked ok or rejected, and the same job against the right base then sends everything."""
+    world = await make_world()
+    job = world.job(rows(NAMES, 4))
+    args = world.run_args(job)
+    args[args.index("--api-base") + 1] = server.base(world.sandbox.url, html_server)
+    wrong = await anyio.run_process(args, check=False)
+    out = wrong.stdout.decode() + wrong.stderr.decode()
+    assert wrong.returncode == 3, out
+    for fragment in server.says:
+        assert fragment in out, out
+    assert "Traceback" not in out
+    assert {line["status"] for line in world.lines()} <= {"error"}
+    requests = int(re.search(r"(\d+) requests", out).group(1))  # type: ignore[union-attr]
+    assert requests <= len(NAMES), out  # one per account at most: slow start, then the stop
+    right = await world.run(job)
+    assert right.returncode == 0, right.stdout.decode() + right.stderr.decode()
+    for account in NAMES:
+        assert world.retweets(account) == {str(100 + n) for n in range(4)}
+
+
+async def test_a_sandbox_like_xs_emulator_finishes_with_every_item_ok(
+    make_world: MakeWorld,
+) -> None:
+    """Against static `15 / 14 / now+900` headers on every 5xx, limiting off, the run learns no
+    limit from them: every item ends ok and no account ever waits for a window."""
+    faults = {FaultKind.E500: 0.2, FaultKind.E503: 0.1}
+    world = await make_world(
+        unlimited=True, rate_limit_headers=RateLimitHeaders.STATIC, fault_rates=faults, seed=3
+    )
+    args = world.run_args(world.job(rows(NAMES, 30)), "--max-attempts", "20", "-v")
+    args[args.index("--limit") + 1] = "100"
+    args[args.index("--window") + 1] = "600"
+    done = await anyio.run_process(args, check=False)
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, out
+    assert {line["status"] for line in world.lines()} == {"ok"}
+    assert len(world.lines()) == 180
+    assert world.sandbox.state.stats()["by_fault"]["500"] > 15  # more than the static limit
+    assert "rate_limited" not in out and "account_parked" not in out
+    for account in NAMES:
+        assert world.retweets(account) == {str(100 + n) for n in range(30)}
