@@ -13,7 +13,6 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -100,7 +99,6 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         recover_write_back(settings.accounts)  # a crash's rotated tokens; each note is logged
     accounts = load_accounts(settings.accounts)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
-        _check_ledger_path(settings.ledger, settings.accounts, files)
         check = check_jobs(files, accounts, on_warning=out.warning)
         model = settings.model()
         if settings.dry_run:
@@ -148,18 +146,6 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected
     )
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
-
-
-def _check_ledger_path(ledger: Path, accounts: Path, files: Sequence[JobFile]) -> None:
-    """Refuse a ``--ledger`` that is (under any name) the accounts file or a job file."""
-    if not ledger.exists():
-        return
-    inputs = [("the accounts file", accounts)] + [(f"the job file {f.name}", f.path) for f in files]
-    for what, path in inputs:
-        with suppress(OSError):
-            if ledger.samefile(path):
-                message = f"is {what}; name a ledger file of its own"
-                raise InputError([Problem(str(ledger), None, "--ledger", message)])
 
 
 def _resume_pass(items: Iterator[Item], finished: FinishedKeys, ledger: Path) -> set[str]:

@@ -42,7 +42,7 @@ async def roll_back(world: World, *extra: str) -> str:
         [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo), *extra]
     )
     assert made.returncode == 0, made.stderr.decode()
-    if "nothing to undo" not in made.stdout.decode():
+    if "nothing to undo" not in made.stdout.decode().splitlines():
         done = await world.run(undo)
         assert done.returncode == 0, done.stderr.decode()
     return made.stdout.decode()
@@ -82,8 +82,8 @@ class TestProvedNoEffect:
         job = world.job([("acct001", "100", "retweet"), ("acct001", "101", "retweet")])
         refused = with_option(world.run_args(job, "--max-attempts", "2"), "--api-base", CLOSED_PORT)
         first = await run_args(refused)
-        assert first.returncode == 1, first.stderr.decode()
-        assert {line["status"] for line in world.lines()} == {"error"}
+        assert first.returncode == 3, first.stderr.decode()  # the API base answers nothing
+        assert {line["status"] for line in world.lines()} <= {"error"}  # nothing finished
         again = await world.run(job)
         assert again.returncode == 0, again.stderr.decode()
         lines = by_tweet(world, "acct001")
@@ -333,7 +333,7 @@ class TestPaths:
         for target in (world.accounts, job):
             refused = await run_args(with_option(world.run_args(job), "--ledger", str(target)))
             assert refused.returncode == 2, refused.stderr.decode()
-            assert "--ledger: is the" in refused.stderr.decode()
+            assert ": that is the" in refused.stderr.decode()
         twice = world.run_args(job)
         twice.insert(5, str(job.parent / "." / job.name))
         again = await run_args(twice)

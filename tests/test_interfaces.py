@@ -45,7 +45,7 @@ async def test_run_validate_and_rollback_print_one_json_object_with_json(
     done = await world.run(job, "--json")
     assert done.returncode == 0, done.stderr.decode()
     summary = json.loads(done.stdout.decode())
-    assert summary["this_run"] == {"ok": 6, "rejected": 0, "error": 0}
+    assert summary["this_run"] == {"ok": 6, "rejected": 0, "error": 0, "superseded": 0}
     assert summary["stopped_early"] is None and summary["hints"] == []
     undo = world.dir / "undo.csv"
     made = bulkrt("rollback", str(world.ledger), "--out", str(undo), "--json", cwd=world.dir)

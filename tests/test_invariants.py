@@ -125,7 +125,7 @@ async def test_campaign_then_rollback_restores_every_account(
     # been applied, then a refusal): they count as undecidable too.
     listed = [line.split() for line in rolled.stdout.decode().splitlines()]
     undecided |= {(row[0], row[1]) for row in listed if len(row) == 2 and row[0] in ACCOUNTS}
-    if "nothing to undo" not in rolled.stdout.decode():
+    if "nothing to undo" not in rolled.stdout.decode().splitlines():
         await run_until_done(world, "undo.csv", rng, chaos, kill=True, damage_ok=False)
 
     after = {account: world.retweets(account) for account in ACCOUNTS}

@@ -460,7 +460,7 @@ class TestDecisions:
         first, second = scheduler.next(1.0), scheduler.next(1.0)
         assert isinstance(first, Dispatch) and isinstance(second, Dispatch)
         assert isinstance(scheduler.next(1.0), Wait)  # the last item waits for the window
-        refused = classify(Action.RETWEET, 401, {}, b"{}", PROBLEM)
+        refused = classify(Action.RETWEET, 401, {}, UNAUTHORIZED, PROBLEM)
         assert scheduler.on_response(first.ticket, 2.0, refused) == []
         assert scheduler.next(2.0) == Refresh("a")
         ended = scheduler.on_refreshed("a", 3.0, ok=False)
