@@ -1,6 +1,6 @@
 """The accounts file: each account's user id and credentials, with ``env:`` secrets resolved.
 
-Format (CONTRACT "Accounts file")::
+Format (README "Accounts file")::
 
     {"accounts": {"<name>": {"user_id": "<digits>",
                              "oauth1": {"consumer_key", "consumer_secret",

@@ -1,4 +1,4 @@
-"""The process exit codes operators and scripts rely on (CONTRACT "Exit codes")."""
+"""The process exit codes operators and scripts rely on (README "Exit codes")."""
 
 from enum import IntEnum
 

@@ -35,7 +35,7 @@ class Status(StrEnum):
 class Item:
     """One row of a job file: an action for one account on one Tweet.
 
-    ``key`` is the item's identity for resume (CONTRACT "Item identity and resume");
+    ``key`` is the item's identity for resume (README "Job files": an item's key);
     ``source`` and ``line`` say where it was read, for messages.
     """
 

@@ -1,4 +1,4 @@
-"""Item keys (CONTRACT "Item identity and resume"), counted without holding every row in memory.
+"""Item keys (README "Job files": an item's key), counted without holding every row in memory.
 
 A row's key is its ``id`` when it has one. Otherwise it is the JSON array text
 ``["<campaign>","<account>","<action>","<tweet_id>",<n>]`` (compact separators, UTF-8, no ASCII

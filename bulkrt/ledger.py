@@ -1,7 +1,7 @@
 """A ledger line as a record: `LedgerRecord` and its error, serialised one line per record.
 
-A ledger line (CONTRACT "The ledger") is `LedgerRecord.to_json`: compact JSON, fields in
-CONTRACT order with ``schema`` first, UTF-8 without ASCII escaping. `bulkrt.ledger_reader`
+A ledger line (README "The ledger") is `LedgerRecord.to_json`: compact JSON, fields in the
+README's order with ``schema`` first, UTF-8 without ASCII escaping. `bulkrt.ledger_reader`
 relies on that exact shape to scan a ledger fast; `bulkrt.ledger_writer` appends the lines.
 """
 

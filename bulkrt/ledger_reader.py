@@ -4,12 +4,12 @@ Reading tolerates what a crash can leave behind. A torn last line (no newline, n
 is skipped with a ``ledger_torn_line_skipped`` warning; an unreadable line inside the file (a
 torn line that a later run closed with a newline before appending) with ``ledger_line_skipped``.
 
-Resume (CONTRACT): an item is skipped when its key has an ``ok`` or ``rejected`` line. The scan
-must take a million lines in well under three seconds, so it does not parse lines in the exact
-shape `LedgerRecord.to_json` writes: one anchored regular expression takes the key's JSON text,
-and ``"status":"`` is found after it (JSON escapes every ``"`` inside a string, so that text can
-only be the real field). Lines of any other shape are parsed in full. `FinishedKeys` keeps one
-64-bit hash of each finished key's JSON text in a sorted ``array('q')``: 8 bytes a key.
+Resume (README "The ledger"): an item is skipped when its key has an ``ok`` or ``rejected``
+line. The scan must take a million lines in well under three seconds, so it does not parse lines
+in the exact shape `LedgerRecord.to_json` writes: one anchored regular expression takes the key's
+JSON text, and ``"status":"`` is found after it (JSON escapes every ``"`` inside a string, so that
+text can only be the real field). Lines of any other shape are parsed in full. `FinishedKeys`
+keeps one 64-bit hash of each finished key's JSON text in a sorted ``array('q')``: 8 bytes a key.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def check_jobs(
 def read_items(
     files: Sequence[JobFile], accounts: Container[str], check: JobCheck
 ) -> Iterator[Item]:
-    """Yield the items of ``files`` in file order, each with its key (CONTRACT "Item identity").
+    """Yield the items of ``files`` in file order, each with its key (README "Job files").
 
     ``check`` must come from `check_jobs` on the same files in this process. Raises
     `JobInputError` if a file changed since and now holds a bad row.

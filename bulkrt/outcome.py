@@ -1,4 +1,4 @@
-"""What one HTTP exchange means for an item: a final status, or what to do next (SPEC §6.5).
+"""What one HTTP exchange means for an item: a final status, or what to do next (docs/api.md §6.5).
 
 ``classify`` is pure: it reads the status, headers and body of a response (or the transport
 failure that replaced it) and returns an :class:`Outcome`. It never raises.
@@ -32,7 +32,7 @@ __all__ = [
     "problem_kind",
 ]
 
-#: the 400 message of a retweet of a Tweet the account has already retweeted (SPEC §2.2)
+#: the 400 message of a retweet of a Tweet the account has already retweeted (docs/api.md §2.2)
 ALREADY_RETWEETED = "You cannot retweet a Tweet that you have already retweeted."
 
 
@@ -69,7 +69,7 @@ class FailureKind(StrEnum):
     TIMEOUT = "timeout"
     #: a response the client cannot read (not JSON, unexpected shape)
     BAD_RESPONSE = "bad_response"
-    #: a 2xx whose ``retweeted`` contradicts the action (SPEC §2.2 "retweeted surprises")
+    #: a 2xx whose ``retweeted`` contradicts the action (docs/api.md §2.2 "retweeted surprises")
     UNEXPECTED_STATE = "unexpected_state"
     #: an answer the API cannot have given (an HTML page, a 4xx without its problem body): a
     #: wrong API base or a proxy; the item ends ``error``, so the next run retries it
@@ -217,7 +217,7 @@ def _classify_success(action: Action, http: int, doc: Any, limits: RateLimitSnap
         )
         return _done(Status.ERROR, http, retweeted=retweeted, error=error, limits=limits)
     if isinstance(doc, dict) and _problems(doc):
-        # An errors-only 200: resource-not-found for a deleted or unknown Tweet (SPEC §2.2).
+        # An errors-only 200: resource-not-found for a deleted or unknown Tweet (docs/api.md §2.2).
         return _done(Status.REJECTED, http, error=_api_error(doc, http), limits=limits)
     error = ApiError(
         FailureKind.BAD_RESPONSE,

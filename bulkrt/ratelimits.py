@@ -1,7 +1,7 @@
 """Rate-limit headers of an X API response, read into a frozen snapshot.
 
 Every response carries ``x-rate-limit-limit/remaining/reset`` for the per-user, per-endpoint
-window; some also carry ``x-user-limit-24hour-*`` and ``x-app-limit-24hour-*`` (SPEC §4.2).
+window; some also carry ``x-user-limit-24hour-*`` and ``x-app-limit-24hour-*`` (docs/api.md §4.2).
 Values that are missing or not numbers read as ``None``; nothing here raises.
 
 >>> snap = parse_rate_limits({"X-Rate-Limit-Limit": "50", "x-rate-limit-remaining": "0",
@@ -70,7 +70,7 @@ class RateLimitSnapshot:
         return (r for r in (self.window, self.user_day, self.app_day) if r is not None)
 
     def exhausted_until(self) -> float | None:
-        """The latest reset among readings with nothing remaining (SPEC §6.5), or None."""
+        """The latest reset among readings with nothing remaining (docs/api.md §6.5), or None."""
         resets = [r.reset for r in self.readings() if r.exhausted and r.reset is not None]
         return max(resets) if resets else None
 

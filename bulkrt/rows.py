@@ -1,6 +1,6 @@
 """Checking one job-file row: a pure function from raw fields to a `Row` or a list of problems.
 
-Fields (CONTRACT "Job files"): ``account``, ``tweet_id``, ``action`` are required; ``campaign``
+Fields (README "Job files"): ``account``, ``tweet_id``, ``action`` are required; ``campaign``
 and ``id`` are optional. Values are stripped of surrounding whitespace. ``action`` is
 case-insensitive: ``retweet``, ``undo``, or ``unretweet`` (an alias of ``undo``). An ``id`` may
 not start with ``[``: that form is reserved for the keys bulkrt derives (see `bulkrt.keys`).
@@ -52,7 +52,7 @@ class Row:
 
     @property
     def identity(self) -> tuple[str, ...]:
-        """What makes two rows the same item: the ``id``, else the four values of the CONTRACT."""
+        """What makes two rows the same item: the ``id``, else the four values of a row."""
         if self.id is not None:
             return (self.id,)
         return (self.campaign, self.account, self.action.value, self.tweet_id)

@@ -1,6 +1,6 @@
 """The client-side limit model of each ``--tier``: windows per endpoint, hidden caps, prices.
 
-The model seeds the scheduler until response headers say otherwise (SPEC §4.1).
+The model seeds the scheduler until response headers say otherwise (docs/api.md §4.1).
 
 >>> model = limit_model(Tier.BASIC, limit=5, window=3)
 >>> model.window_for(Action.RETWEET)
@@ -83,7 +83,7 @@ class HiddenCap:
 
 
 #: launch-era "300 requests per 3-hour window (per user, per app)" on POST retweets, shared
-#: with posting (SPEC §4.1): one cap for each account ...
+#: with posting (docs/api.md §4.1): one cap for each account ...
 LAUNCH_POST_CAP = HiddenCap(
     name="post-3h",
     window=WindowLimit(300, 10_800.0),
@@ -112,7 +112,7 @@ class Prices:
         return self.retweet if action is Action.RETWEET else self.undo
 
 
-#: SPEC §4.1 pricing page: "User Interaction: Create" $0.015, "Interaction: Delete" $0.010
+#: docs/api.md §4.1 pricing page: "User Interaction: Create" $0.015, "Interaction: Delete" $0.010
 PAYG_PRICES = Prices(
     Decimal("0.015"),
     Decimal("0.010"),

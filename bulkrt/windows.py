@@ -4,7 +4,7 @@
 ``period`` seconds after its response arrived (in flight, it counts). The server processed it
 somewhere between our send and our receipt of the answer, so on our own clock whatever server
 window counted it ended no later than ``response time + period``. That is safe against a fixed
-window starting at the first request (what X does, SPEC §4.1), a fixed window aligned
+window starting at the first request (what X does, docs/api.md §4.1), a fixed window aligned
 anywhere, and a sliding window, with no clock synchronisation.
 
 **Once headers arrive** they tell the truth about the server's current window (X's windows are

@@ -22,7 +22,7 @@ def test_python_m_bulkrt_help_lists_the_commands_and_the_authorisation_rule() ->
 
 
 def test_unknown_command_is_a_usage_error() -> None:
-    """An unknown subcommand exits 2, the CONTRACT's code for bad usage."""
+    """An unknown subcommand exits 2, the README's code for bad usage."""
     proc = subprocess.run(
         [sys.executable, "-m", "bulkrt", "no-such-command"],
         capture_output=True,

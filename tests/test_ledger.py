@@ -20,8 +20,8 @@ from bulkrt.ledger import ErrorInfo, LedgerRecord
 from bulkrt.ledger_reader import finished_keys, read_ledger
 from bulkrt.ledger_writer import LedgerWriter
 
-#: the ledger fields, in the CONTRACT's order
-CONTRACT_FIELDS = [
+#: the ledger fields, in the README's order
+LEDGER_FIELDS = [
     "schema", "ts", "run", "key", "campaign", "account", "user_id", "tweet_id", "action",
     "status", "retweeted", "preexisting", "http", "error", "attempts",
 ]  # fmt: skip
@@ -51,10 +51,10 @@ def _record(n: int, status: Status = Status.OK) -> LedgerRecord:
 
 class TestRecord:
     def test_a_line_has_exactly_the_contract_fields_in_order(self) -> None:
-        """to_json writes one line with the CONTRACT's fields, schema first, and nothing else."""
+        """to_json writes one line with the README's fields, schema first, and nothing else."""
         line = RECORD.to_json()
         assert "\n" not in line
-        assert list(json.loads(line)) == CONTRACT_FIELDS
+        assert list(json.loads(line)) == LEDGER_FIELDS
         assert json.loads(line)["schema"] == 1
 
     def test_a_line_reads_back_as_the_same_record(self) -> None:

@@ -1,4 +1,4 @@
-"""Outcome classification: one row per response form of SPEC §2-3, with the SPEC's bodies."""
+"""Outcome classification: one row per response form of docs/api.md §2-3, with its bodies."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ NOT_FOUND_404 = (
     b'{"title":"Not Found Error","type":"https://api.twitter.com/2/problems/resource-not-found",'
     b'"status":404,"detail":"Could not find tweet with id: [20]."}'
 )
-FORBIDDEN = b'{\n  "title": "Forbidden",\n  "type": "about:blank",\n  "status": 403,\n  "detail": "Forbidden"\n}'  # noqa: E501 - the 93-byte pretty body of SPEC §3.1
+FORBIDDEN = b'{\n  "title": "Forbidden",\n  "type": "about:blank",\n  "status": 403,\n  "detail": "Forbidden"\n}'  # noqa: E501 - the 93-byte pretty body of docs/api.md §3.1
 UNSUPPORTED_AUTH = (
     b'{"title":"Unsupported Authentication","detail":"Authenticating with OAuth 2.0 '
     b"Application-Only is forbidden for this endpoint.  Supported authentication types are "
@@ -189,7 +189,7 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.case for r in ROWS])
 def test_classify(row: Row) -> None:
-    """Each response form of SPEC §2-3 gets its documented status or decision."""
+    """Each response form of docs/api.md §2-3 gets its documented status or decision."""
     out = classify(row.action, row.http, dict(row.headers), row.body, row.ctype, row.failure)
     assert out.decision is row.decision
     assert out.status is row.status

@@ -74,7 +74,7 @@ def no_retry_jitter(max_attempts: int = 3) -> RetryPolicy:
 
 @dataclass
 class FixedWindowServer:
-    """X's per-user, per-endpoint fixed windows that start at the first request (SPEC §4.1)."""
+    """X's per-user, per-endpoint fixed windows that start at the first request (api.md §4.1)."""
 
     limit: int
     period: float

@@ -1,7 +1,7 @@
 """What a sandbox emulates: rate-limit presets, the switches for disputed API behaviour, and faults.
 
-Every switch defaults to the behaviour `SPEC.md` recommends for the real API; the alternatives exist
-so a client's tolerance of the other readings can be tested too.
+Every switch defaults to the behaviour docs/api.md recommends for the real API; the alternatives
+exist so a client's tolerance of the other readings can be tested too.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def tier_hidden_caps(tier: Tier) -> tuple[HiddenCap, ...]:
 
 
 class AlreadyRetweetedMode(StrEnum):
-    """The answer to retweeting a Tweet the user has already retweeted (SPEC §2.2)."""
+    """The answer to retweeting a Tweet the user has already retweeted (docs/api.md §2.2)."""
 
     #: 400 invalid-request, "You cannot retweet a Tweet that you have already retweeted." (field)
     ERROR = "error"
@@ -209,7 +209,7 @@ TRANSIENT_FAULTS: tuple[FaultKind, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class SandboxConfig:
-    """Everything that shapes a sandbox's behaviour; the defaults follow SPEC's recommendations."""
+    """Everything that shapes a sandbox's behaviour; the defaults follow docs/api.md."""
 
     #: users created at start, with deterministic credentials derived from ``seed``
     users: int = 3

@@ -1,7 +1,7 @@
 """OAuth 2.0 as X runs it: user access tokens that expire, refresh tokens that rotate on every use,
 single-use authorization codes with PKCE, revocation, and app-only bearer tokens.
 
-The token endpoint's answers follow X's observed behaviour (SPEC §5.2) rather than the RFC's
+The token endpoint's answers follow X's observed behaviour (docs/api.md §5.2) rather than the RFC's
 letter: a used or unknown refresh token is a 400 ``invalid_request``, not ``invalid_grant``; a
 confidential client without Basic auth is a 401 ``unauthorized_client``. Parameters are read from
 the form body or the query string, since the official TypeScript SDK sends them in the query.

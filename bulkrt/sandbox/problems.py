@@ -1,4 +1,4 @@
-"""The API's error bodies (SPEC §3), built as plain values: status, JSON body and content type."""
+"""The API's error bodies (docs/api.md §3), as plain values: status, JSON body and content type."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ class World:
     users: tuple[SandboxUser, ...]
 
     def accounts_file(self, *, expires_at: float) -> dict[str, Any]:
-        """The users as an accounts file in the CONTRACT's format, ready for ``bulkrt run``."""
+        """The users as an accounts file in the README's format, ready for ``bulkrt run``."""
         stamp = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         accounts: dict[str, Any] = {}
         for user in self.users:

@@ -1,5 +1,6 @@
 """Authentication as the sandbox checks it: OAuth 1.0a signatures, timestamps and nonces, OAuth 2.0
-user tokens, app-only tokens, app permissions, scopes and enrolment (SPEC checklist items 7-15)."""
+user tokens, app-only tokens, app permissions, scopes and enrolment
+(docs/api.md checklist items 7-15)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ UNAUTHORIZED = {
 
 
 class TestOAuth1Verifier:
-    """The verifier against the X documentation's worked example (SPEC §5.1 test vector)."""
+    """The verifier against the X documentation's worked example (docs/api.md §5.1 test vector)."""
 
     URL = "https://api.x.com/1.1/statuses/update.json?include_entities=true"
     BODY = b"status=Hello%20Ladies%20%2B%20Gentlemen%2C%20a%20signed%20OAuth%20request%21"

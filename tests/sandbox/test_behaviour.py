@@ -1,5 +1,5 @@
 """The sandbox's retweet and undo endpoints over real HTTP: routes, request validation, and the
-state each request leaves behind (SPEC checklist items 1-6 and 16-23)."""
+state each request leaves behind (docs/api.md checklist items 1-6 and 16-23)."""
 
 from __future__ import annotations
 

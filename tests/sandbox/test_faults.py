@@ -1,6 +1,6 @@
-"""Error formatting and fault injection over real sockets (SPEC checklist items 29-31): problem
-bodies, the API's extra headers, 5xx in JSON, HTML and empty forms, resets before and after the
-request takes effect, stalls, partial answers, and seeded reproducibility."""
+"""Error formatting and fault injection over real sockets (docs/api.md checklist items 29-31):
+problem bodies, the API's extra headers, 5xx in JSON, HTML and empty forms, resets before and after
+the request takes effect, stalls, partial answers, and seeded reproducibility."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The OAuth 2.0 token endpoints over HTTP (SPEC checklist items 32-37): refresh with rotation,
-public and confidential clients, form or query parameters, expiry on the sandbox clock, revocation,
-and single-use authorization codes with PKCE."""
+"""The OAuth 2.0 token endpoints over HTTP (docs/api.md checklist items 32-37): refresh with
+rotation, public and confidential clients, form or query parameters, expiry on the sandbox clock,
+revocation, and single-use authorization codes with PKCE."""
 
 from __future__ import annotations
 

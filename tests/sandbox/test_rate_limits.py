@@ -1,6 +1,6 @@
 """The sandbox's rate limits over HTTP: fixed per-user, per-endpoint windows that open at the first
 request, the presets, headers on every response, 24-hour caps, hidden caps and the 429 forms
-(SPEC checklist items 24-28)."""
+(docs/api.md checklist items 24-28)."""
 
 from __future__ import annotations
 
