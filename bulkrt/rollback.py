@@ -7,11 +7,11 @@ campaign did not find it already retweeted: when the first ``ok`` retweet of the
 ``preexisting``, the account had retweeted the Tweet by itself, so it is left alone unless
 ``include_preexisting`` is given. When its origin is undecidable (``preexisting: null``,
 `bulkrt.attribution`) the campaign is its likely author: it is undone and listed, unless
-``leave_undecided``. The journal beside the ledger (`bulkrt.journal`) is trusted too: its
-recorded origin of a retweet wins over the ledger's, and a retweet it records as made by the
-campaign is undone even when the ledger lost its lines. `select_undo` is the pure choice over
-records; `plan_rollback` reads a ledger into it and `write_undo_job` writes the result as a job
-file.
+``leave_undecided``. The journal beside the ledger (`bulkrt.journal`) is trusted too: a
+retweet it records as made by the campaign is undone whatever the ledger says or lost, and
+its other verdicts fill in pairs the ledger holds no ``ok`` retweet line for (`_apply_origins`).
+`select_undo` is the pure choice over records; `plan_rollback` reads a ledger into it and
+`write_undo_job` writes the result as a job file.
 
 >>> from bulkrt.ledger import LedgerRecord
 >>> def line(tweet: str, preexisting: bool) -> LedgerRecord:
@@ -222,13 +222,25 @@ def _apply_origins(
     seen: set[str],
     only: set[str],
 ) -> None:
-    """Let the journal's origins win, and add the retweets whose ledger lines were lost."""
+    """Add what the journal knows to what the ledger says.
+
+    The ledger's first ``ok`` retweet of a pair was attributed with all the evidence there was
+    (the journal's included), so it stands, with one exception: a journal that saw the campaign
+    make the retweet (a 2xx ``retweeted: true``) wins, because that is proof whatever a later
+    line says (a repeated row hears "already retweeted"). Every other journal verdict, and the
+    undecidable origin it infers from an attempt that no answer settled (a kill can drop the
+    settling event after the ledger line was written), only fills in pairs whose retweet has
+    no ``ok`` line in the ledger: lines that were lost, or items that ended refused or in error
+    after an attempt that may have been applied.
+    """
     for (campaign, account, tweet_id), verdict in origins.items():
         if campaign not in seen or (only and account not in only):
             continue  # not selected (``seen`` holds only the selected, non-rollback campaigns)
         pair = pairs.setdefault((account, tweet_id), _Pair(campaign))
         if pair.campaign != campaign:
             continue
+        if verdict is not Origin.CAMPAIGN and pair.preexisting is not _UNSET:
+            continue  # the ledger's own attribution of the pair stands
         if pair.retweeted is None:
             pair.retweeted = True  # the journal saw it retweeted; its ok line was lost
         pair.preexisting = preexisting(verdict)

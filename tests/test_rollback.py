@@ -15,13 +15,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
 import pytest
 from click.testing import CliRunner
 
+from bulkrt.attribution import Origin
 from bulkrt.cli import main
 from bulkrt.commands.sandbox import write_accounts_file
 from bulkrt.items import Action, Status
@@ -57,8 +58,11 @@ class Case:
     campaigns: tuple[str, ...] = ()
     accounts: tuple[str, ...] = ()
     include_preexisting: bool = False
+    #: the journal's verdicts, per (campaign, account, Tweet)
+    origins: dict[tuple[str, str, str], Origin] = field(default_factory=dict)
 
 
+PAIR = ("spring", "acme", "20")
 CASES = [
     Case("the campaign's retweet is undone", [OK], ["acme:20"]),
     Case("a pre-existing retweet is kept", [PRE], [], kept=1),
@@ -86,6 +90,14 @@ CASES = [
           replace(FAILED, tweet_id="23"), replace(OK, tweet_id="24", preexisting=True),
           replace(UNDONE, tweet_id="21")],
          ["acme:20"], kept=1, undone=1, refused=1, unknown=1),
+    Case("an unsettled journal entry (a kill dropped its settling event) leaves the ledger's "
+         "owner line standing", [PRE], [], kept=1, origins={PAIR: Origin.UNDECIDED}),
+    Case("a journal begun after the first retweet (the old one deleted) cannot turn it into "
+         "the owner's", [OK, replace(PRE, key="k2")], ["acme:20"], origins={PAIR: Origin.OWNER}),
+    Case("the journal's proof that the campaign made it wins over a later 'already retweeted'",
+         [PRE], ["acme:20"], origins={PAIR: Origin.CAMPAIGN}),
+    Case("an attempt that may have applied, then a refusal: undecidable, undone",
+         [REFUSED], ["acme:20"], origins={PAIR: Origin.UNDECIDED}),
 ]  # fmt: skip
 
 
@@ -98,6 +110,7 @@ def test_select_undo(case: Case) -> None:
         campaigns=case.campaigns,
         accounts=case.accounts,
         include_preexisting=case.include_preexisting,
+        origins=case.origins,
     )
     assert [f"{row.account}:{row.tweet_id}" for row in plan.undo] == case.undo
     assert all(row.campaign.endswith("-rollback") for row in plan.undo)
