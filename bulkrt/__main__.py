@@ -1,6 +1,6 @@
 """`python -m bulkrt` is the `bulkrt` console script."""
 
-from bulkrt.cli import main
+from bulkrt.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

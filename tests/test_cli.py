@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -41,3 +45,44 @@ def test_every_command_help_ends_with_examples_of_itself(name: str) -> None:
     assert result.exit_code == 0, result.output
     examples = result.output.split("Examples:\n", 1)[1].splitlines()
     assert examples and any(f"bulkrt {name}" in line for line in examples)
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_before_sending_is_a_clean_stop(
+    tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
+    """SIGINT or SIGTERM while a command still loads its input (here `run` reading its job from
+    a standard input that never ends) exits 130 or 143 with one line: no traceback, no click
+    "Aborted!" with exit 1, no silent death."""
+    accounts = tmp_path / "accounts.json"
+    keys = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+    oauth1 = {key: f"{key}-value" for key in keys}
+    accounts.write_text(json.dumps({"accounts": {"acme": {"user_id": "1", "oauth1": oauth1}}}))
+    accounts.chmod(0o600)
+    ledger = tmp_path / "ledger.jsonl"
+    args = ["run", "-", "--format", "csv", "--accounts", str(accounts), "--ledger", str(ledger)]
+    with subprocess.Popen(
+        [sys.executable, "-m", "bulkrt", *args],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    ) as process:
+        deadline = time.monotonic() + 60
+        while not _catches(process.pid, signum) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # into the command, reading standard input
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    text = stderr.decode()
+    assert process.returncode == code, text
+    assert f"stopped by {signum.name}" in text
+    assert "Traceback" not in text and "Aborted" not in text
+    assert not ledger.exists() or ledger.read_bytes() == b""
