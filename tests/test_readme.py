@@ -238,3 +238,31 @@ def test_unknown_columns_warn_once_per_column_as_the_readme_says(tmp_path: Path)
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2
     assert "note" in warnings[0] and "owner" in warnings[1]
+
+
+def test_the_command_table_matches_the_commands() -> None:
+    """The README's command table lists every `bulkrt` command once, and every option it shows
+    for a command is one that command takes; so does every option in the `bulkrt run` table."""
+    import click
+
+    from bulkrt.cli import main
+
+    table = README.split("## Commands\n\n", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `bulkrt (\w+)([^`]*)` \|", table, re.M)
+    context = click.Context(main)
+    assert sorted(name for name, _ in rows) == sorted(main.list_commands(context))
+    run_table = README.split("### `bulkrt run`", 1)[1].split("How it behaves:", 1)[0]
+    shown = [(name, options) for name, options in rows]
+    firsts = [
+        re.split(r"(?<!\\)\|", line)[1]
+        for line in run_table.splitlines()
+        if line.startswith("| `--")
+    ]
+    assert len(firsts) >= 13 and any("--tier" in cell for cell in firsts)
+    shown.append(("run", " ".join(firsts)))
+    for name, options in shown:
+        command = main.get_command(context, name)
+        assert command is not None, name
+        takes = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+        for option in re.findall(r"--[a-z][a-z-]*", options):
+            assert option in takes, (name, option)
