@@ -2,8 +2,9 @@
 per-account counts, runs, and error kinds with one example each (pure: no files, no clock).
 
 Memory does not grow with the ledger: the timeline keeps at most `MAX_SLOTS` time slots (it
-coarsens its slots when a long ledger needs more), runs and error kinds are capped, and per
-account only a few counters are kept. Items are counted by their latest line by
+coarsens its slots when a long ledger needs more), each split among at most
+`MAX_CHART_CAMPAIGNS` campaigns and one part for the later ones; runs and error kinds are
+capped, and per account only a few counters are kept. Items are counted by their latest line by
 `bulkrt.status.summarise_ledger`; this module counts lines and requests (``attempts``).
 
 >>> from bulkrt.ledger import LedgerRecord
@@ -199,6 +200,7 @@ class ReportBuilder:
     #: the chart's campaigns (the first `MAX_CHART_CAMPAIGNS`), and (slot, campaign's index in
     #: it, or `MAX_CHART_CAMPAIGNS` for the later ones) -> [retweet, undo] requests
     chart_campaigns: list[str] = field(default_factory=list)
+    chart_places: dict[str, int] = field(default_factory=dict)
     campaign_slots: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
     def add(self, record: LedgerRecord) -> None:
@@ -265,13 +267,13 @@ class ReportBuilder:
 
     def _chart_index(self, campaign: str) -> int:
         """The campaign's place in the chart's stack (`MAX_CHART_CAMPAIGNS`: the later ones)."""
-        try:
-            return self.chart_campaigns.index(campaign)
-        except ValueError:
+        index = self.chart_places.get(campaign)
+        if index is None:
             if len(self.chart_campaigns) >= MAX_CHART_CAMPAIGNS:
                 return MAX_CHART_CAMPAIGNS
+            index = self.chart_places[campaign] = len(self.chart_campaigns)
             self.chart_campaigns.append(campaign)
-            return len(self.chart_campaigns) - 1
+        return index
 
     def _coarsen(self) -> None:
         while len(self.slots) > MAX_SLOTS // 2:
