@@ -64,14 +64,21 @@ class ReauthorizationNeeded(BulkrtError):
 
 
 class RefreshFailed(BulkrtError):
-    """The token endpoint could not be reached or answered with a server error; the refresh
-    token was not rotated, and a later attempt may work."""
+    """The token endpoint could not be reached or answered with a server error, or something
+    that is not a token endpoint answered; the refresh token was not rotated, and a later attempt
+    may work."""
 
-    def __init__(self, account: str, detail: str) -> None:
+    def __init__(
+        self, account: str, detail: str, *, http: int | None = None, not_api: bool = False
+    ) -> None:
         detail = mask_secrets(detail)
         super().__init__(f"account {account}: refreshing the OAuth 2.0 token failed: {detail}")
         self.account = account
         self.detail = detail
+        #: the answer's HTTP status; None when there was none
+        self.http = http
+        #: the answer cannot be a token endpoint's (an HTML page, a 4xx without an OAuth error)
+        self.not_api = not_api
 
 
 class RefreshLost(ReauthorizationNeeded):
@@ -100,6 +107,9 @@ class TokenAnswer(Protocol):
 
     @property
     def sent(self) -> bool: ...
+
+    @property
+    def content_type(self) -> str | None: ...
 
     def json(self) -> object: ...
 
@@ -284,6 +294,9 @@ class OAuth2Bearer:
             # RFC 6749 §6: without a new refresh token the old one stays valid.
             new_refresh = refresh if isinstance(refresh, str) and refresh else old_refresh
             return TokenSet(body["access_token"], new_refresh, expires_at)
+        foreign = _not_token_endpoint(answer, body)
+        if foreign is not None:
+            raise RefreshFailed(self.account, foreign, http=answer.http, not_api=True)
         detail = ""
         if isinstance(body, dict):
             # only the error code: a description may echo what was sent, such as the token
@@ -291,7 +304,23 @@ class OAuth2Bearer:
             detail = str(error) if isinstance(error, str) and error.isidentifier() else ""
         if answer.http in (400, 401):
             raise ReauthorizationNeeded(self.account, detail or f"HTTP {answer.http}")
-        raise RefreshFailed(self.account, detail or f"HTTP {answer.http}")
+        raise RefreshFailed(self.account, detail or f"HTTP {answer.http}", http=answer.http)
+
+
+def _not_token_endpoint(answer: TokenAnswer, body: object) -> str | None:
+    """Why a refused token request's answer cannot be a token endpoint's, or None: an HTML page,
+    or a 4xx (not 429) without an OAuth error code (RFC 6749 §5.2). A 5xx may come from a
+    gateway in front of the endpoint."""
+    http = answer.http
+    if http is None or not 400 <= http < 500 or http == 429:
+        return None
+    ctype = (answer.content_type or "").split(";")[0].strip().lower()
+    if ctype in ("text/html", "application/xhtml+xml"):
+        return f"HTTP {http} with an HTML page ({ctype})"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return None
+    kind = "not JSON" if body is None else "JSON without an OAuth error code"
+    return f"HTTP {http} with a body that is {kind}: not a token endpoint's answer"
 
 
 #: what the operator must do, per kind of 403 that refuses an account's credentials

@@ -293,14 +293,29 @@ class Dispatcher:
             return
         proof = self._first_answers.observe(account, outcome)
         if proof is not None:
-            self.tally.misconfiguration = proof
-            _log.error(
-                "run_misconfigured",
-                base=self._client.base_url,
-                cause=proof.cause,
-                detail=proof.detail,
+            self._misconfigured(proof)
+
+    def _misconfigured(self, proof: Misconfiguration) -> None:
+        """The API base is proved wrong: say so and stop the run."""
+        self.tally.misconfiguration = proof
+        _log.error(
+            "run_misconfigured", base=self._client.base_url, cause=proof.cause, detail=proof.detail
+        )
+        self.stop()
+
+    def _watch_refresh(self, account: str, failed: RefreshFailed) -> bool:
+        """Stop the run when a failed token refresh proves the API base wrong (see
+        `first_answers`); True when the run stops for that (the base, not the account, is at
+        fault)."""
+        if self._first_answers is None:
+            return False
+        if self.tally.misconfiguration is None:
+            proof = self._first_answers.observe_refresh(
+                account, failed.http, failed.detail, not_api=failed.not_api
             )
-            self.stop()
+            if proof is not None:
+                self._misconfigured(proof)
+        return self.tally.misconfiguration is not None
 
     async def _exchange(self, item: Item, auth: Authorizer) -> Outcome:
         """Send one request for ``item`` and say what its answer means."""
@@ -314,6 +329,7 @@ class Dispatcher:
             error = ApiError("reauthorization-needed", "Unauthorized", str(exc))
             return Outcome(Decision.AUTH_FAILED, error=error, unsent=True)
         except RefreshFailed as exc:
+            self._watch_refresh(item.account, exc)
             error = ApiError(FailureKind.NETWORK, "Refresh failed", str(exc))
             return Outcome(Decision.RETRY, error=error, unsent=True)
         self.tally.requests += 1
@@ -345,16 +361,18 @@ class Dispatcher:
             except ReauthorizationNeeded as exc:
                 self.tally.reauthorize[account] = str(exc)
             except RefreshFailed as exc:
-                self.tally.reauthorize[account] = str(exc)
+                if not self._watch_refresh(account, exc):
+                    self.tally.reauthorize[account] = str(exc)
         else:
             self.tally.reauthorize[account] = refused_advice(account, "unauthorized", oauth1=True)
         error = None
-        if not ok:
+        if not ok and account in self.tally.reauthorize:
             _log.error(
                 "account_needs_reauthorization",
                 account=account,
                 detail=self.tally.reauthorize[account],
             )
+        if not ok:
             cause = (
                 "OAuth 2.0 token refresh failed"
                 if isinstance(auth, OAuth2Bearer)

@@ -14,6 +14,11 @@ A timeout or a connection that breaks after it was made proves nothing (a slow o
 looks like that), nor does a 5xx (a gateway may answer for the API). Any other answer proves the
 API is there: a success, a problem body, a 401, a 429.
 
+An OAuth 2.0 account whose token must be refreshed first sends the refresh to the token
+endpoint at the same base (`observe_refresh`): a refresh that fails to connect counts like a
+request that did, and an answer that cannot be the token endpoint's (an HTML page, a 4xx
+without an OAuth error code) proves the base wrong like one to a request.
+
 >>> from bulkrt.outcome import ApiError, Decision, Outcome
 >>> watch = FirstAnswers(["a", "b"])
 >>> refused = Outcome(Decision.RETRY, error=ApiError("network", "Network error",
@@ -22,6 +27,9 @@ API is there: a success, a problem body, a 401, a 429.
 True
 >>> watch.observe("b", refused).cause
 'no connection to the API base'
+>>> FirstAnswers(["c"]).observe_refresh("c", 404, "HTTP 404 with an HTML page (text/html)",
+...     not_api=True).detail
+'OAuth 2.0 token refresh: HTTP 404 with an HTML page (text/html)'
 """
 
 from __future__ import annotations
@@ -68,22 +76,42 @@ class FirstAnswers:
         if outcome.http is None:
             if error is None or error.type != FailureKind.NETWORK:
                 return None
-            if not error.detail.startswith(_NO_CONNECTION):
-                return None
-            self._unreachable.add(account)
-            if len(self._unreachable) >= self._needed:
-                accounts = len(self._unreachable)
-                dns = "DNS" in error.detail.split(":", 1)[0]
-                return Misconfiguration(
-                    "the API base's host name does not resolve"
-                    if dns
-                    else "no connection to the API base",
-                    f"{error.detail} (the first request of {accounts} account(s))",
-                )
-            return None
+            return self._unreachable_proof(account, error.detail, "the first request")
         if error is not None and error.type == FailureKind.NOT_API:
             return Misconfiguration("an answer that is not the X API's", error.detail)
         if outcome.http >= 500:
             return None
         self.proven = True
         return None
+
+    def observe_refresh(
+        self, account: str, http: int | None, detail: str, *, not_api: bool
+    ) -> Misconfiguration | None:
+        """Take a failed OAuth 2.0 token refresh of ``account``: its HTTP status (None: no
+        answer), what it got, and whether the answer cannot be a token endpoint's; return the
+        proof once the failures show one."""
+        if self.proven:
+            return None
+        if http is None:
+            return self._unreachable_proof(account, detail, "the first OAuth 2.0 token refresh")
+        if not_api:
+            return Misconfiguration(
+                "an answer that is not the X API's", f"OAuth 2.0 token refresh: {detail}"
+            )
+        if http < 500:
+            self.proven = True  # the token endpoint answered in its own shape
+        return None
+
+    def _unreachable_proof(self, account: str, detail: str, what: str) -> Misconfiguration | None:
+        """Count ``account`` unreachable when ``detail`` says no connection was made; the proof
+        once enough accounts are."""
+        if not detail.startswith(_NO_CONNECTION):
+            return None
+        self._unreachable.add(account)
+        if len(self._unreachable) < self._needed:
+            return None
+        dns = "DNS" in detail.split(":", 1)[0]
+        return Misconfiguration(
+            "the API base's host name does not resolve" if dns else "no connection to the API base",
+            f"{detail} ({what} of {len(self._unreachable)} account(s))",
+        )

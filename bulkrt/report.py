@@ -2,8 +2,9 @@
 per-account counts, runs, and error kinds with one example each (pure: no files, no clock).
 
 Memory does not grow with the ledger: the timeline keeps at most `MAX_SLOTS` time slots (it
-coarsens its slots when a long ledger needs more), runs and error kinds are capped, and per
-account only a few counters are kept. Items are counted by their latest line by
+coarsens its slots when a long ledger needs more), each split among at most
+`MAX_CHART_CAMPAIGNS` campaigns and one part for the later ones; runs and error kinds are
+capped, and per account only a few counters are kept. Items are counted by their latest line by
 `bulkrt.status.summarise_ledger`; this module counts lines and requests (``attempts``).
 
 >>> from bulkrt.ledger import LedgerRecord
@@ -28,9 +29,11 @@ from bulkrt.status import LedgerSummary
 from bulkrt.tiers import WindowLimit
 
 __all__ = [
+    "MAX_CHART_CAMPAIGNS",
     "MAX_SLOTS",
     "AccountRow",
     "Bucket",
+    "CampaignRequests",
     "CampaignRow",
     "ErrorKind",
     "Report",
@@ -48,12 +51,24 @@ MAX_CAMPAIGNS = 50
 MAX_RUN_CAMPAIGNS = 5
 #: about how many bars the requests chart shows at most
 MAX_BARS = 120
+#: campaigns the requests chart stacks one by one; later ones share one "other campaigns" part
+MAX_CHART_CAMPAIGNS = 8
 #: slot widths in milliseconds, finest first
 _STEPS = tuple(
     int(seconds * 1000)
     for seconds in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
                     7200, 21600, 43200, 86400)
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRequests:
+    """One campaign's part of a bar: its requests per action."""
+
+    #: the campaign, or None for the campaigns after the first `MAX_CHART_CAMPAIGNS`
+    campaign: str | None
+    retweet: int
+    undo: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +79,8 @@ class Bucket:
     start: float
     retweet: int
     undo: int
+    #: the same requests per campaign, in the timeline's campaign order (only those with any)
+    campaigns: tuple[CampaignRequests, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +93,8 @@ class Timeline:
     window: WindowLimit
     #: accounts in the ledger: together they may send ``window.limit`` each per window
     accounts: int
+    #: the campaigns the bars stack, in the order they first appear; None: the later ones
+    campaigns: tuple[str | None, ...] = ()
 
     @property
     def capacity(self) -> float | None:
@@ -178,6 +197,11 @@ class ReportBuilder:
     run_campaigns: dict[str, list[str]] = field(default_factory=dict)
     #: campaign -> [lines, retweet requests, undo requests, first ts, last ts]
     campaigns: dict[str, list[str | int]] = field(default_factory=dict)
+    #: the chart's campaigns (the first `MAX_CHART_CAMPAIGNS`), and (slot, campaign's index in
+    #: it, or `MAX_CHART_CAMPAIGNS` for the later ones) -> [retweet, undo] requests
+    chart_campaigns: list[str] = field(default_factory=list)
+    chart_places: dict[str, int] = field(default_factory=dict)
+    campaign_slots: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
     def add(self, record: LedgerRecord) -> None:
         """Count one ledger line."""
@@ -233,10 +257,23 @@ class ReportBuilder:
             self.first_at, self.first_ts = at, record.sent or record.ts
         if self.last_at is None or at > self.last_at:
             self.last_at, self.last_ts = at, record.sent or record.ts
-        slot = self.slots.setdefault(int(at * 1000) // self.step, [0, 0])
+        index = int(at * 1000) // self.step
+        slot = self.slots.setdefault(index, [0, 0])
         slot[record.action is Action.UNDO] += record.attempts
+        cell = self.campaign_slots.setdefault((index, self._chart_index(record.campaign)), [0, 0])
+        cell[record.action is Action.UNDO] += record.attempts
         if len(self.slots) > MAX_SLOTS:
             self._coarsen()
+
+    def _chart_index(self, campaign: str) -> int:
+        """The campaign's place in the chart's stack (`MAX_CHART_CAMPAIGNS`: the later ones)."""
+        index = self.chart_places.get(campaign)
+        if index is None:
+            if len(self.chart_campaigns) >= MAX_CHART_CAMPAIGNS:
+                return MAX_CHART_CAMPAIGNS
+            index = self.chart_places[campaign] = len(self.chart_campaigns)
+            self.chart_campaigns.append(campaign)
+        return index
 
     def _coarsen(self) -> None:
         while len(self.slots) > MAX_SLOTS // 2:
@@ -247,6 +284,12 @@ class ReportBuilder:
                 slot[0] += retweet
                 slot[1] += undo
             self.slots = merged
+            cells: dict[tuple[int, int], list[int]] = {}
+            for (index, campaign), (retweet, undo) in self.campaign_slots.items():
+                cell = cells.setdefault((index * old // self.step, campaign), [0, 0])
+                cell[0] += retweet
+                cell[1] += undo
+            self.campaign_slots = cells
 
     def build(self, summary: LedgerSummary, window: WindowLimit) -> Report:
         """The report of the records added so far, with item counts from ``summary``."""
@@ -306,8 +349,22 @@ class ReportBuilder:
             bar = totals.setdefault((index * self.step - origin) // width_ms, [0, 0])
             bar[0] += retweet
             bar[1] += undo
+        parts: dict[tuple[int, int], list[int]] = {}
+        for (index, campaign), (retweet, undo) in self.campaign_slots.items():
+            part = parts.setdefault(((index * self.step - origin) // width_ms, campaign), [0, 0])
+            part[0] += retweet
+            part[1] += undo
+        # the stack's order: the chart's campaigns as they first appeared, then the later ones
+        order: dict[int, str | None] = dict(enumerate(self.chart_campaigns))
+        if any(campaign == MAX_CHART_CAMPAIGNS for _, campaign in self.campaign_slots):
+            order[MAX_CHART_CAMPAIGNS] = None
         count = (int(self.last_at * 1000) - origin) // width_ms + 1
-        buckets = tuple(
-            Bucket((origin + n * width_ms) / 1000, *totals.get(n, (0, 0))) for n in range(count)
-        )
-        return Timeline(buckets, width_ms / 1000, window, accounts)
+        buckets = []
+        for n in range(count):
+            retweet, undo = totals.get(n, (0, 0))
+            stack = tuple(
+                CampaignRequests(name, *parts[n, c]) for c, name in order.items() if (n, c) in parts
+            )
+            buckets.append(Bucket((origin + n * width_ms) / 1000, retweet, undo, stack))
+        names = tuple(order.values())
+        return Timeline(tuple(buckets), width_ms / 1000, window, accounts, names)

@@ -1,8 +1,10 @@
 """The campaign report as one self-contained HTML page: inline CSS and inline SVG charts drawn
 here, no script, nothing fetched. Every text that comes from the ledger is escaped (`_e`).
 
-The page reads top to bottom: totals, requests over time against the rate limit, per-account
-progress (stacked bars), the accounts table, the kinds of error with an example each, the runs.
+The page reads top to bottom: totals, requests over time against the rate limit (stacked by
+campaign, undos striped, with a key naming each campaign's colour), per-account progress
+(stacked bars), the accounts table, the kinds of error with an example each, the campaigns, the
+runs.
 """
 
 from __future__ import annotations
@@ -16,20 +18,31 @@ from datetime import UTC, datetime
 from bulkrt import __version__
 from bulkrt.report import AccountRow, Report, Timeline
 
-__all__ = ["MAX_CHART_ACCOUNTS", "MAX_TABLE_ACCOUNTS", "render_html"]
+__all__ = [
+    "CAMPAIGN_COLOURS",
+    "COLOURS",
+    "MAX_CHART_ACCOUNTS",
+    "MAX_TABLE_ACCOUNTS",
+    "OTHER_CAMPAIGNS",
+    "render_html",
+]
 
 #: accounts drawn in the progress chart, and listed in the table, at most
 MAX_CHART_ACCOUNTS = 40
 MAX_TABLE_ACCOUNTS = 1000
 COLOURS = {
-    "retweet": "#1d9bf0",
-    "undo": "#8e44ad",
     "ok": "#2e7d32",
     "rejected": "#f9a825",
     "error": "#c62828",
     "limit": "#d32f2f",
     "grid": "#dddddd",
 }
+#: the requests chart's colour of each campaign, in the order the campaigns first appear
+#: (`bulkrt.report.MAX_CHART_CAMPAIGNS` of them), and of the later ones together
+CAMPAIGN_COLOURS = (
+    "#1d9bf0", "#ef6c00", "#8e44ad", "#00897b", "#6d4c41", "#e91e63", "#7cb342", "#546e7a",
+)  # fmt: skip
+OTHER_CAMPAIGNS = "#9e9e9e"
 
 _CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; color: #222; margin: 24px auto; max-width: 1100px;
@@ -47,6 +60,7 @@ th, td { border-bottom: 1px solid #e5e5e5; padding: 4px 8px; text-align: left;
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 0; } figcaption, .note { color: #555; font-size: 12px; margin: 4px 0; }
 .key i { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 10px; }
+.key i.striped { background: repeating-linear-gradient(45deg, #555 0 2px, #fff 2px 4px); }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
 """
 
@@ -158,6 +172,7 @@ def _requests_chart(timeline: Timeline) -> str:
     out = [
         f'<figure><svg id="requests-chart" width="{plot.width}" height="{plot.height}" '
         f'viewBox="0 0 {plot.width} {plot.height}" role="img" aria-label="requests over time">',
+        _stripes(timeline),
         *_grid(plot, scale_max),
         *_window_lines(plot, timeline),
         *_request_bars(plot, timeline),
@@ -207,23 +222,55 @@ def _window_lines(plot: _Plot, timeline: Timeline) -> list[str]:
     return lines
 
 
+def _campaign_colour(timeline: Timeline, campaign: str | None) -> tuple[int, str]:
+    """The campaign's place in the chart's stack and its colour."""
+    index = timeline.campaigns.index(campaign)
+    if campaign is None:
+        return index, OTHER_CAMPAIGNS
+    return index, CAMPAIGN_COLOURS[index % len(CAMPAIGN_COLOURS)]
+
+
+def _stripes(timeline: Timeline) -> str:
+    """One striped fill per campaign, for its undo requests."""
+    patterns = []
+    for campaign in timeline.campaigns:
+        index, colour = _campaign_colour(timeline, campaign)
+        patterns.append(
+            f'<pattern id="undo-{index}" width="6" height="6" patternUnits="userSpaceOnUse" '
+            f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#ffffff"/>'
+            f'<rect width="3" height="6" fill="{colour}"/></pattern>'
+        )
+    return f"<defs>{''.join(patterns)}</defs>"
+
+
+def _campaign_name(campaign: str | None) -> str:
+    return "other campaigns" if campaign is None else campaign
+
+
 def _request_bars(plot: _Plot, timeline: Timeline) -> list[str]:
+    """Each bar stacks its campaigns in the order they first appear: retweets in the campaign's
+    colour, undos striped in it."""
     bar_w = plot.plot_w / len(timeline.buckets)
     rects = []
     for i, bucket in enumerate(timeline.buckets):
         x = plot.left + i * bar_w
         when = _clock(bucket.start, timeline.width < 1)
-        label = f"{when}: {bucket.retweet} retweet, {bucket.undo} undo"
+        whole = f"the bar: {bucket.retweet} retweet, {bucket.undo} undo"
         base = float(plot.top + plot.plot_h)
-        for kind, value in (("retweet", bucket.retweet), ("undo", bucket.undo)):
-            if value:
-                h = value / plot.scale_max * plot.plot_h
-                base -= h
-                rects.append(
-                    f'<rect class="{kind}" x="{x + 0.5:.1f}" y="{base:.1f}" '
-                    f'width="{max(bar_w - 1, 0.6):.1f}" height="{h:.1f}" '
-                    f'fill="{COLOURS[kind]}"><title>{_e(label)}</title></rect>'
-                )
+        for part in bucket.campaigns:
+            index, colour = _campaign_colour(timeline, part.campaign)
+            name = _campaign_name(part.campaign)
+            for kind, value in (("retweet", part.retweet), ("undo", part.undo)):
+                if value:
+                    h = value / plot.scale_max * plot.plot_h
+                    base -= h
+                    fill = colour if kind == "retweet" else f"url(#undo-{index})"
+                    label = f"{when} · {name}: {value} {kind} ({whole})"
+                    rects.append(
+                        f'<rect class="{kind}" data-campaign="{_e(name)}" x="{x + 0.5:.1f}" '
+                        f'y="{base:.1f}" width="{max(bar_w - 1, 0.6):.1f}" height="{h:.1f}" '
+                        f'fill="{fill}"><title>{_e(label)}</title></rect>'
+                    )
     return rects
 
 
@@ -256,9 +303,15 @@ def _requests_caption(timeline: Timeline, plot: _Plot) -> str:
             f"account and endpoint; {timeline.accounts} account(s): up to "
             f"{limit.limit * timeline.accounts:,} per window and endpoint)"
         )
+    key = "".join(
+        f'<span class="campaign"><i style="background:{_campaign_colour(timeline, c)[1]}"></i>'
+        f"{_e(_campaign_name(c))}</span>"
+        for c in timeline.campaigns
+    )
     return (
-        f'<figcaption><span class="key"><i style="background:{COLOURS["retweet"]}"></i>retweet'
-        f'<i style="background:{COLOURS["undo"]}"></i>undo</span> · requests (HTTP attempts) '
+        f'<figcaption><span class="key" id="requests-key">{key}<i class="striped"></i>'
+        f"striped: undo</span> · requests (HTTP attempts) per campaign, retweets solid and undos "
+        f"striped in the campaign's colour, "
         f"by the time their item's last request was sent (when it finished, on older lines), "
         f"UTC; {note}. Each account's own windows start at "
         f"its first request, so the lines are a guide.</figcaption></figure>"

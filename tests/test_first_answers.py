@@ -43,6 +43,19 @@ ANSWERS: list[tuple[int | None, bytes, str | None, bool, bool]] = [
 ]  # fmt: skip
 
 
+#: failed OAuth 2.0 token refreshes as `bulkrt.credentials.RefreshFailed` reports them: (http,
+#: detail, not a token endpoint's answer, only the API can have sent it)
+REFRESHES: list[tuple[int | None, str, bool, bool]] = [
+    (None, "ClientConnectorError: Cannot connect to host h:1", False, False),
+    (None, "ClientConnectorDNSError: Cannot connect to host h:1", False, False),
+    (None, "ServerDisconnectedError: Server disconnected", False, False),
+    (404, "HTTP 404 with an HTML page (text/html)", True, False),
+    (401, "HTTP 401 with a body that is not JSON: not a token endpoint's answer", True, False),
+    (403, "invalid_client", False, True),
+    (503, "HTTP 503", False, False),
+]
+
+
 def _outcome(index: int) -> Outcome:
     http, body, ctype, _, _ = ANSWERS[index]
     if http is None:
@@ -59,26 +72,32 @@ def _outcome(index: int) -> Outcome:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_early_stop_never_follows_an_api_answer_and_never_rejects(seed: int) -> None:
-    """Over a random sequence of answers from random accounts: the proof comes only from a
-    non-API answer or from refused connections of CONNECT_PROOF accounts (all, when fewer),
-    only while no API answer has come; a non-API answer is an `error`, never `rejected`, and
-    teaches no limit."""
+    """Over a random sequence of answers and failed token refreshes from random accounts: the
+    proof comes only from a non-API answer or from refused connections (of requests or
+    refreshes) of CONNECT_PROOF accounts (all, when fewer), only while no API answer has come; a
+    non-API answer is an `error`, never `rejected`, and teaches no limit."""
     rng = random.Random(seed)
     accounts = [f"a{n}" for n in range(rng.randint(1, 6))]
     watch = FirstAnswers(accounts)
     api_seen = False
     refused: set[str] = set()
     for _ in range(rng.randint(1, 30)):
-        index = rng.randrange(len(ANSWERS))
         account = rng.choice(accounts)
-        outcome = _outcome(index)
-        _, _, _, only_api, not_api = ANSWERS[index]
-        if not_api:
-            assert outcome.status is Status.ERROR
-            assert teachable(outcome).empty
-        if outcome.http is None and index == len(ANSWERS) - 1:
-            refused.add(account)
-        proof = watch.observe(account, outcome)
+        if rng.random() < 0.3:
+            http, detail, not_api, only_api = rng.choice(REFRESHES)
+            if detail.startswith("ClientConnector"):
+                refused.add(account)
+            proof = watch.observe_refresh(account, http, detail, not_api=not_api)
+        else:
+            index = rng.randrange(len(ANSWERS))
+            outcome = _outcome(index)
+            _, _, _, only_api, not_api = ANSWERS[index]
+            if not_api:
+                assert outcome.status is Status.ERROR
+                assert teachable(outcome).empty
+            if outcome.http is None and index == len(ANSWERS) - 1:
+                refused.add(account)
+            proof = watch.observe(account, outcome)
         if proof is not None:
             assert not api_seen
             connect_proof = len(refused) >= min(len(accounts), CONNECT_PROOF)

@@ -4,6 +4,7 @@ that every file that was there before is still there with the same bytes."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -392,6 +393,19 @@ def test_plain_http_elsewhere_is_accepted_when_asked(tmp_path: Path) -> None:
 # -- odd servers: the first answers prove the API base wrong -----------------------------------
 
 
+#: the sandbox's OAuth 2.0 users (even ones)
+OAUTH2 = tuple(NAMES[1::2])
+
+
+def expire_oauth2_tokens(accounts: Path) -> None:
+    """Make every OAuth 2.0 access token in ``accounts`` expired, so it must be refreshed."""
+    data = json.loads(accounts.read_text())
+    for entry in data["accounts"].values():
+        if "oauth2" in entry:
+            entry["oauth2"]["expires_at"] = "2020-01-01T00:00:00Z"
+    accounts.write_text(json.dumps(data))
+
+
 @dataclass(frozen=True)
 class OddServer:
     """An API base that cannot be the X API, and what the run must say about it."""
@@ -400,6 +414,11 @@ class OddServer:
     #: the base, given the sandbox's URL and the URL of a server answering HTML pages
     base: Callable[[str, str], str]
     says: tuple[str, ...]
+    #: the job's accounts
+    accounts: tuple[str, ...] = tuple(NAMES)
+    #: the OAuth 2.0 access tokens in the accounts file have expired: the first thing each
+    #: account sends is a token refresh
+    expired: bool = False
 
 
 ODD_SERVERS = [
@@ -422,6 +441,31 @@ ODD_SERVERS = [
         "a proxy answering an HTML 403 page",
         lambda sandbox, html: html,
         ("an answer that is not the X API's", "HTTP 403 with an HTML page"),
+    ),
+    OddServer(
+        "nothing listening for the token refresh of OAuth 2.0 accounts",
+        lambda sandbox, html: "http://127.0.0.1:9",
+        (
+            "no connection to the API base at http://127.0.0.1:9",
+            "token refresh",
+            "check --api-base",
+        ),
+        accounts=OAUTH2,
+        expired=True,
+    ),
+    OddServer(
+        "a 404 page for the token refresh of OAuth 2.0 accounts",
+        lambda sandbox, html: f"{sandbox}/api",
+        ("an answer that is not the X API's", "token refresh", "HTTP 404", "/api\n"),
+        accounts=OAUTH2,
+        expired=True,
+    ),
+    OddServer(
+        "a proxy's HTML 403 page for the token refresh of OAuth 2.0 accounts",
+        lambda sandbox, html: html,
+        ("an answer that is not the X API's", "token refresh", "HTML"),
+        accounts=OAUTH2,
+        expired=True,
     ),
 ]
 
@@ -452,7 +496,10 @@ async def test_a_wrong_api_base_stops_early_and_loses_nothing(
     """The run stops after the first answers with exit 3, naming the cause and the base; no item
     is marked ok or rejected, and the same job against the right base then sends everything."""
     world = await make_world()
-    job = world.job(rows(NAMES, 4))
+    if server.expired:
+        expire_oauth2_tokens(world.accounts)
+    accounts = list(server.accounts)
+    job = world.job(rows(accounts, 4))
     args = world.run_args(job)
     args[args.index("--api-base") + 1] = server.base(world.sandbox.url, html_server)
     wrong = await anyio.run_process(args, check=False)
@@ -463,10 +510,11 @@ async def test_a_wrong_api_base_stops_early_and_loses_nothing(
     assert "Traceback" not in out
     assert {line["status"] for line in world.lines()} <= {"error"}
     requests = int(re.search(r"(\d+) requests", out).group(1))  # type: ignore[union-attr]
-    assert requests <= len(NAMES), out  # one per account at most: slow start, then the stop
+    assert requests <= len(accounts), out  # one per account at most: slow start, then the stop
+    assert "needs attention" not in out, out  # the base is the cause, not the accounts
     right = await world.run(job)
     assert right.returncode == 0, right.stdout.decode() + right.stderr.decode()
-    for account in NAMES:
+    for account in accounts:
         assert world.retweets(account) == {str(100 + n) for n in range(4)}
 
 

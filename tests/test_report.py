@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import re
 import shutil
 import struct
 import subprocess
@@ -19,8 +20,8 @@ import pytest
 
 from bulkrt.items import Action, Status
 from bulkrt.ledger import ErrorInfo, LedgerRecord
-from bulkrt.report import MAX_KINDS, MAX_SLOTS, Report, ReportBuilder
-from bulkrt.report_html import COLOURS, render_html
+from bulkrt.report import MAX_CHART_CAMPAIGNS, MAX_KINDS, MAX_SLOTS, Report, ReportBuilder
+from bulkrt.report_html import CAMPAIGN_COLOURS, COLOURS, render_html
 from bulkrt.status import Tally
 from bulkrt.tiers import WindowLimit
 
@@ -156,6 +157,30 @@ class TestModel:
         assert [b.retweet for b in timeline.buckets] == [3] * 10
         assert timeline.capacity == 5 * 4
 
+    def test_each_bar_stacks_its_campaigns_and_they_add_up_to_it(self) -> None:
+        """Every bar's campaign parts add up to its retweets and undos, each campaign's parts to
+        its requests in the campaigns table; campaigns beyond MAX_CHART_CAMPAIGNS share one
+        part (None) after the others, in the order campaigns first appear."""
+        records = campaign_ledger() + [
+            replace(OK, ts=at(11 + n * 0.5), key=f"c{n}", campaign=f"extra-{n}")
+            for n in range(MAX_CHART_CAMPAIGNS)
+        ]
+        report = build(records, WindowLimit(5, 3.0))
+        timeline = report.timeline
+        named = ["spring", "spring-rollback"] + [f"extra-{n}" for n in range(6)]
+        assert timeline.campaigns == (*named, None)
+        for bucket in timeline.buckets:
+            assert sum(p.retweet for p in bucket.campaigns) == bucket.retweet
+            assert sum(p.undo for p in bucket.campaigns) == bucket.undo
+            order = [timeline.campaigns.index(p.campaign) for p in bucket.campaigns]
+            assert order == sorted(order)
+        requests = {c.campaign: c.retweet_requests + c.undo_requests for c in report.campaigns}
+        drawn: dict[str | None, int] = {}
+        for part in (p for b in timeline.buckets for p in b.campaigns):
+            drawn[part.campaign] = drawn.get(part.campaign, 0) + part.retweet + part.undo
+        assert {name: drawn[name] for name in named} == {name: requests[name] for name in named}
+        assert drawn[None] == 2  # extra-6 and extra-7
+
     def test_memory_stays_bounded_on_a_long_ledger(self) -> None:
         """200,000 lines over 23 days keep at most MAX_SLOTS time slots and MAX_KINDS error
         kinds, and no request is lost from the timeline."""
@@ -167,6 +192,7 @@ class TestModel:
             builder.add(replace(OK, ts=ts, key=str(n), error=error, status=status))
             assert len(builder.slots) <= MAX_SLOTS
         assert len(builder.kind_lines) == len(builder.examples) == MAX_KINDS
+        assert len(builder.campaign_slots) <= MAX_SLOTS
         assert sum(r + u for r, u in builder.slots.values()) == 200_000
         timeline = builder.build(Tally().summary("l"), WindowLimit(50, 900.0)).timeline
         assert len(timeline.buckets) <= 121
@@ -293,16 +319,53 @@ class TestInTheBrowser:
         assert "&lt;script&gt;" in dom and "owned" not in dom.split("<title>")[1].split("</")[0]
         assert "<script" not in dom
 
+    def test_the_requests_chart_stacks_campaigns_with_a_key(self, page: Path) -> None:
+        """In chromium's DOM, the requests chart's key names each campaign with its colour, in
+        the order they first appear; each bar part is drawn in its campaign's colour (undos in
+        its stripes) and says its campaign; and the parts of each campaign add up to its
+        requests in the campaigns table (spring 21 retweets, its rollback 6 undos)."""
+        done = chromium(page, "--dump-dom")
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        dom = done.stdout.decode()
+        key = dom.split('id="requests-key">', 1)[1].split("</figcaption>", 1)[0]
+        legend = re.findall(r'<i style="background:\s*(#\w+);?"></i>([^<]+)</span>', key)
+        assert [name for _, name in legend] == ["spring", "spring-rollback"]
+        colour = {name: c.lower() for c, name in legend}
+        assert colour == {"spring": CAMPAIGN_COLOURS[0], "spring-rollback": CAMPAIGN_COLOURS[1]}
+        chart = dom.split('id="requests-chart"', 1)[1].split("</svg>", 1)[0]
+        stripes = dict(
+            re.findall(r'<pattern id="(undo-\d)".*?<rect width="3"[^>]*fill="(#\w+)"', chart)
+        )
+        drawn: dict[tuple[str, str], int] = {}
+        bars = re.findall(
+            r'<rect class="(\w+)" data-campaign="([^"]+)"[^>]*fill="([^"]+)"><title>[^<]*: '
+            r"(\d+) \1 ",
+            chart,
+        )
+        assert len(bars) >= 4
+        for kind, name, fill, count in bars:
+            seen = fill if kind == "retweet" else stripes[fill[5:-1]]
+            assert seen == colour[name], (kind, name, fill)
+            drawn[name, kind] = drawn.get((name, kind), 0) + int(count)
+        assert drawn == {("spring", "retweet"): 21, ("spring-rollback", "undo"): 6}
+        table = dom.split('id="campaigns-table"', 1)[1].split("</table>", 1)[0]
+        assert re.search(r"<td>spring</td><td[^>]*>\d+</td><td[^>]*>21</td><td[^>]*>0</td>", table)
+        assert re.search(
+            r"<td>spring-rollback</td><td[^>]*>6</td><td[^>]*>0</td><td[^>]*>6</td>", table
+        )
+
     def test_the_screenshot_shows_the_charts_in_colour(self, page: Path) -> None:
-        """The screenshot is a real picture: many colours, among them the retweet, undo, ok and
-        rejected colours of the charts."""
+        """The screenshot is a real picture: many colours, among them both campaigns' colours
+        in the requests chart and the ok and rejected colours of the progress chart."""
         shot = page.parent / "report.png"
         done = chromium(page, f"--screenshot={shot}")
         assert done.returncode == 0, done.stderr.decode()[-2000:]
         colours = png_pixels(shot)
         assert len(colours) > 20
-        for name in ("retweet", "undo", "ok", "rejected"):
+        for name in ("ok", "rejected"):
             assert rgb(COLOURS[name]) in colours, name
+        for colour in CAMPAIGN_COLOURS[:2]:
+            assert rgb(colour) in colours, colour
 
 
 def test_the_docstring_example_holds() -> None:
