@@ -403,7 +403,11 @@ class Dispatcher:
             verdict = Origin.CAMPAIGN  # a 2xx retweeted:true: the campaign made it
         else:  # "already retweeted"; None: an attempt of this run may have been applied
             earlier = self._journal.evidence(item.key)
-            evidence = replace(earlier, possible=earlier.possible or result.preexisting is None)
+            evidence = replace(
+                earlier,
+                possible=earlier.possible or result.preexisting is None,
+                made=earlier.made or self._journal.made(item),
+            )
             verdict = origin(evidence)
             result = replace(result, preexisting=preexisting(verdict))
         self._journal.record(item, _ORIGIN_EVENT[verdict])

@@ -199,6 +199,8 @@ class SentJournal:
         self._earlier: dict[str, KeyState] = {}
         #: keys with a ``sent`` not closed yet (this run)
         self._open: set[str] = set()
+        #: the (campaign, account, Tweet) whose retweet the campaign made, in any run
+        self._made: set[tuple[str, str, str]] = set()
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
@@ -207,6 +209,8 @@ class SentJournal:
     def open(self, *, finished: Container[str]) -> None:
         """Load what earlier runs recorded; call it under the ledger's lock."""
         for line in _lines(self.path):
+            if line.event is Event.MADE and line.account:
+                self._made.add((line.campaign, line.account, line.tweet_id))
             if line.key not in finished:
                 self._earlier.setdefault(line.key, KeyState()).apply(line.event)
         try:
@@ -227,9 +231,17 @@ class SentJournal:
         state = self._earlier.get(key)
         return state.evidence() if state is not None else Evidence()
 
+    def made(self, item: Item) -> bool:
+        """Whether the campaign made the retweet of ``item``'s account and Tweet (another item
+        of it, in this run or an earlier one): then an "already retweeted" for ``item`` is that
+        retweet, not the owner's."""
+        return (item.campaign, item.account, item.tweet_id) in self._made
+
     def record(self, item: Item, event: Event) -> None:
         """Queue ``event`` for ``item``; it is written with the next batch: at once for a
         ``sent`` (its request waits for it), within a quarter of a second for the others."""
+        if event is Event.MADE:
+            self._made.add((item.campaign, item.account, item.tweet_id))
         if event is Event.SENT:
             self._open.add(item.key)
         elif event is not Event.MAYBE:

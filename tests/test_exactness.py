@@ -141,6 +141,27 @@ class TestProvedNoEffect:
 
 
 class TestUndecidable:
+    async def test_a_repeated_row_of_a_retweet_the_campaign_made_is_the_campaigns(
+        self, make_world: MakeWorld
+    ) -> None:
+        """A job that retweets one Tweet twice (a repeated row) hears "already retweeted" the
+        second time: that retweet is the campaign's (preexisting: false), in the run that made
+        it and in a later run too, while an owner's retweet in the same job stays the owner's."""
+        world = await make_world()
+        world.sandbox.state.retweets[world.user_id("acct001")].add("101")
+        rows = [("acct001", "100", "retweet"), ("acct001", "101", "retweet")]
+        job = world.job(rows + rows)
+        done = await world.run(job)
+        assert done.returncode == 0, done.stderr.decode()
+        origins = [(line["tweet_id"], line["preexisting"]) for line in world.lines()]
+        assert origins == [("100", False), ("101", True), ("100", False), ("101", True)]
+        again = world.job(rows * 3)  # a third row of each, sent by a later run
+        assert (await world.run(again)).returncode == 0
+        assert [(line["tweet_id"], line["preexisting"]) for line in world.lines()[-2:]] == [
+            ("100", False),
+            ("101", True),
+        ]
+
     async def test_a_timed_out_retweet_then_already_retweeted_is_undecided_and_undone(
         self, make_world: MakeWorld
     ) -> None:
