@@ -200,8 +200,10 @@ class XClient:
         session = self._require_session()
         options.setdefault("timeout", self._client_timeout())
         try:
+            # The API never redirects; a redirect is a proxy's or a wrong base's answer, to be
+            # classified as such (following it would turn a POST into a GET elsewhere).
             async with session.request(
-                method, url, middlewares=(_one_attempt(),), **options
+                method, url, middlewares=(_one_attempt(),), allow_redirects=False, **options
             ) as response:
                 return await _exchange(response)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

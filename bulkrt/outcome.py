@@ -237,10 +237,17 @@ def _classify_rate_limited(http: int, doc: Any, limits: RateLimitSnapshot) -> Ou
 
 
 def _not_api(http: int, doc: Any, content_type: str | None) -> ApiError | None:
-    """The error of an answer the API cannot have given, or None: an HTML page below 500 (a
-    5xx page may come from a gateway in front of the API), a 404/405 for the route itself, or a
-    4xx other than 429 without a problem body (``type``, ``title``, ``detail`` or ``errors``)."""
+    """The error of an answer the API cannot have given, or None: a redirect, an HTML page
+    below 500 (a 5xx page may come from a gateway in front of the API), a 404/405 for the route
+    itself, or a 4xx other than 429 without a problem body (``type``, ``title``, ``detail`` or
+    ``errors``)."""
     ctype = (content_type or "").split(";")[0].strip().lower()
+    if 300 <= http < 400:
+        return ApiError(
+            FailureKind.NOT_API,
+            "Not the API",
+            f"HTTP {http} ({_reason(http)}): a redirect, which the API never sends",
+        )
     if ctype in ("text/html", "application/xhtml+xml") and http < 500:
         return ApiError(
             FailureKind.NOT_API, "Not the API", f"HTTP {http} with an HTML page ({ctype})"

@@ -443,6 +443,11 @@ ODD_SERVERS = [
         ("an answer that is not the X API's", "HTTP 403 with an HTML page"),
     ),
     OddServer(
+        "a server that redirects (plain HTTP sent on to HTTPS, a moved host)",
+        lambda sandbox, html: f"{html}/moved",
+        ("an answer that is not the X API's", "HTTP 302 (Found): a redirect"),
+    ),
+    OddServer(
         "nothing listening for the token refresh of OAuth 2.0 accounts",
         lambda sandbox, html: "http://127.0.0.1:9",
         (
@@ -472,10 +477,13 @@ ODD_SERVERS = [
 
 @pytest.fixture
 async def html_server() -> AsyncIterator[str]:
-    """A server that answers every request with a proxy's HTML 403 page; yields its URL."""
+    """A server that answers every request with a proxy's HTML 403 page, or a redirect under
+    /moved; yields its URL."""
     from aiohttp import web
 
     async def refuse(request: web.Request) -> web.Response:
+        if request.path.startswith("/moved"):
+            raise web.HTTPFound("https://example.invalid" + request.path_qs)
         return web.Response(status=403, text="<html>Forbidden</html>", content_type="text/html")
 
     app = web.Application()
