@@ -498,8 +498,8 @@ def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
 
 @pytest.mark.parametrize(
     "module",
-    ["bulkrt.outputs", "bulkrt.api_base", "bulkrt.first_answers", "bulkrt.limit_evidence",
-     "bulkrt.commands.options"],
+    ["bulkrt.outputs", "bulkrt.accounts", "bulkrt.api_base", "bulkrt.first_answers",
+     "bulkrt.limit_evidence", "bulkrt.commands.options"],
 )  # fmt: skip
 def test_the_module_examples_hold(module: str) -> None:
     """The examples in the module's docstrings run as shown."""
