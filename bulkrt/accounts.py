@@ -20,6 +20,7 @@ Refreshed OAuth 2.0 tokens are written back by `save_oauth2_tokens` (from `bulkr
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -202,8 +203,7 @@ class _Reader:
             variable = value.removeprefix(ENV_PREFIX)
             resolved = os.environ.get(variable)
             if not resolved:
-                state = "is empty" if resolved == "" else "is not set"
-                self.bad(where, f"environment variable {variable} {state}")
+                self.bad(where, env_problem(variable, empty=resolved == ""))
                 return None
             return resolved
         return value
@@ -219,6 +219,28 @@ class _Reader:
             self.bad(where, "must be an ISO-8601 time with a zone, e.g. 2026-11-26T02:00:00Z")
             return None
         return parsed
+
+
+#: the longest environment variable name quoted in a message; a longer one may be a secret
+ENV_NAME_SHOWN_MAX = 20
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_problem(variable: str, *, empty: bool) -> str:
+    """What is wrong with ``env:VARIABLE``, quoting the name only when it looks like one.
+
+    >>> env_problem("X_TOKEN", empty=False)
+    'environment variable X_TOKEN is not set'
+    >>> env_problem("kr8XOGAqYubE3xPq9-Lw2sZrT0aBcDeFgHiJkLmNoPqRs", empty=False)[-66:]
+    'is not set (45 characters, not shown: a secret pasted after env:?)'
+    """
+    state = "is empty" if empty else "is not set"
+    if len(variable) <= ENV_NAME_SHOWN_MAX and _ENV_NAME.fullmatch(variable):
+        return f"environment variable {variable} {state}"
+    return (
+        f"names an environment variable that {state} ({len(variable)} characters, not shown: "
+        f"a secret pasted after {ENV_PREFIX}?)"
+    )
 
 
 def _secrets_of(oauth1: OAuth1 | None, oauth2: OAuth2 | None) -> list[str | None]:

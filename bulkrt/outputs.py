@@ -1,5 +1,10 @@
-"""Whether a command may write its output file: never over a file it reads, a ledger or an
-accounts file (not even with ``--force``), and over any other existing file only with ``--force``.
+"""Whether a command may write its output file: never over a file it reads, a ledger, a
+ledger's journal (``<ledger>.sent``), a lock (``<ledger>.lock``, ``<accounts>.lock``) or an
+operator's accounts file, not even with ``--force``. An existing bulkrt file is replaced only by
+the command that writes that kind, with ``--force``: `expand --out` a job file, `rollback --out`
+an earlier undo job (every row an ``undo``; never a job holding retweet rows), `sandbox
+--accounts-out` an accounts file a sandbox wrote (marked ``"written_by": "bulkrt sandbox"``).
+`report --html` replaces no bulkrt file. Any other existing file is replaced only with ``--force``.
 
 Every command that writes a file (`rollback --out`, `report --html`, `expand --out`,
 `sandbox --accounts-out`) asks `refusal` first and stops with exit 2 on its answer, so an
@@ -19,14 +24,26 @@ True
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
+
+from bulkrt.errors import Problem
+from bulkrt.items import Action
+from bulkrt.job_files import JobFile, JobFormat, read_raw_rows
 
 __all__ = [
     "ACCOUNTS_FILE",
     "JOB",
+    "JOURNAL",
     "LEDGER",
+    "LOCK",
+    "SANDBOX_ACCOUNTS",
+    "SANDBOX_MARK",
+    "UNDO_JOB",
     "kind_of",
     "ledger_refusal",
     "not_a_ledger",
@@ -37,6 +54,23 @@ __all__ = [
 LEDGER = "a bulkrt ledger"
 ACCOUNTS_FILE = "a bulkrt accounts file"
 JOB = "a bulkrt job file"
+JOURNAL = "a ledger's journal (<ledger>.sent)"
+LOCK = "the lock of a ledger or accounts file"
+#: an accounts file `bulkrt sandbox --accounts-out` wrote (it carries `SANDBOX_MARK`)
+SANDBOX_ACCOUNTS = "an accounts file a bulkrt sandbox wrote"
+#: a job file whose every row is an ``undo`` (what `bulkrt rollback --out` writes)
+UNDO_JOB = "an undo job file"
+
+#: the top-level key and value `bulkrt sandbox` writes into its accounts files; the accounts
+#: loader ignores top-level keys other than ``accounts``, and a token write-back keeps them
+SANDBOX_MARK = ("written_by", "bulkrt sandbox")
+
+#: the kinds of file each kind a command ``writes`` may replace (with ``--force``)
+_REPLACEABLE = {
+    JOB: frozenset({JOB, UNDO_JOB}),
+    UNDO_JOB: frozenset({UNDO_JOB}),
+    SANDBOX_ACCOUNTS: frozenset({SANDBOX_ACCOUNTS}),
+}
 
 #: how much of an existing file is read to tell what it is, and how many of its lines
 _SNIFF = 64 * 1024
@@ -44,12 +78,33 @@ _SNIFF_LINES = 20
 
 
 def kind_of(path: Path) -> str | None:
-    """What bulkrt file ``path`` holds, from its first bytes: `LEDGER`, `ACCOUNTS_FILE`, `JOB`
-    (a CSV job's header), or None (anything else, or unreadable)."""
+    """What bulkrt file ``path`` holds: `LEDGER`, `JOURNAL`, `LOCK` (by its name beside a ledger
+    or accounts file), `ACCOUNTS_FILE`, `SANDBOX_ACCOUNTS`, `JOB` (a CSV header or a JSONL row
+    naming account and tweet_id, maybe gzipped), `UNDO_JOB`, or None (anything else, or
+    unreadable)."""
+    owners = {".sent": (LEDGER,), ".lock": (LEDGER, ACCOUNTS_FILE)}
+    for suffix, by_name in ((".sent", JOURNAL), (".lock", LOCK)):
+        if not path.name.endswith(suffix) or path.name == suffix:
+            continue
+        owner = path.with_name(path.name.removesuffix(suffix))
+        if owner.is_file() and _sniff_kind(owner) in owners[suffix]:
+            return by_name
+    kind = _sniff_kind(path)
+    if kind == JOB and _all_undo(path):
+        return UNDO_JOB
+    if kind == ACCOUNTS_FILE and _sandbox_wrote(path):
+        return SANDBOX_ACCOUNTS
+    return kind
+
+
+def _sniff_kind(path: Path) -> str | None:
     try:
         with path.open("rb") as stream:
             head = stream.read(_SNIFF)
-    except OSError:
+        if head.startswith(b"\x1f\x8b"):
+            with gzip.open(path, "rb") as stream:
+                head = stream.read(_SNIFF)
+    except (OSError, EOFError, zlib.error):
         return None
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = [line for line in text.splitlines()[:_SNIFF_LINES] if line.strip()]
@@ -57,9 +112,18 @@ def kind_of(path: Path) -> str | None:
     # any of the first lines: a crash may have torn a ledger's first line
     if any(_is_ledger_line(line) for line in lines):
         return LEDGER
+    if any(_is_journal_line(line) for line in lines):
+        return JOURNAL
     header = first.lower()
     if "account" in header and "tweet_id" in header:
-        return JOB
+        if not header.lstrip().startswith("{"):
+            return JOB
+        try:
+            row = json.loads(first)
+        except ValueError:
+            row = None
+        if isinstance(row, dict) and "account" in row and "tweet_id" in row:
+            return JOB
     if first.lstrip().startswith("{") and '"accounts"' in text:
         try:
             document = json.loads(head.decode("utf-8"))
@@ -73,6 +137,37 @@ def kind_of(path: Path) -> str | None:
 
 def _is_ledger_line(line: str) -> bool:
     return line.startswith('{"schema":') and '"run":' in line and '"key":' in line
+
+
+def _is_journal_line(line: str) -> bool:
+    return line.startswith('{"e":') and '"key":' in line
+
+
+def _all_undo(path: Path) -> bool:
+    """Whether every row of the job ``path`` is an ``undo`` (read whole; any problem: no)."""
+    name = path.name.removesuffix(".gz")
+    fmt = JobFormat.JSONL if name.endswith((".jsonl", ".ndjson")) else JobFormat.CSV
+    job = JobFile(path, str(path), fmt, "")
+    try:
+        for row in read_raw_rows(job, lambda problem: None):
+            if isinstance(row, Problem):
+                return False
+            action = row.fields.get("action")
+            if not isinstance(action, str) or action.strip().lower() != Action.UNDO:
+                return False
+    except (OSError, EOFError, zlib.error, csv.Error):
+        return False
+    return True
+
+
+def _sandbox_wrote(path: Path) -> bool:
+    """Whether the accounts file ``path`` carries `SANDBOX_MARK` (read whole)."""
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, ValueError):
+        return False
+    key, value = SANDBOX_MARK
+    return isinstance(document, dict) and document.get(key) == value
 
 
 def not_a_ledger(path: Path) -> str | None:
@@ -109,9 +204,10 @@ def refusal(
     """Why ``out`` must not be written, or None when it may.
 
     ``inputs`` names the files the command reads (``{"the ledger it reads": path}``); ``out``
-    is never one of them. An existing ledger or accounts file is never replaced (except the kind
-    the command itself ``writes``, with ``force``: `sandbox --accounts-out` rewrites its own
-    accounts file); any other existing file only with ``force``.
+    is never one of them. An existing bulkrt file (`kind_of`) is replaced only when it is of
+    the kind the command ``writes`` (`JOB`: a job or an undo job; `UNDO_JOB`: an undo job only;
+    `SANDBOX_ACCOUNTS`: an accounts file a sandbox wrote), and only with ``force``; a ledger,
+    journal, lock or operator's accounts file never. Any other existing file only with ``force``.
     """
     for what, path in inputs.items():
         if _same_file(out, path):
@@ -121,8 +217,15 @@ def refusal(
     if not out.exists():
         return None
     kind = kind_of(out)
-    if kind in (LEDGER, ACCOUNTS_FILE) and kind != writes:
-        return f"is {kind}; bulkrt never writes over one, even with --force: name another file"
+    if kind is not None and kind not in _REPLACEABLE.get(writes or "", frozenset()):
+        if kind == JOB and writes == UNDO_JOB:
+            return (
+                f"is {kind} holding retweet rows; rollback replaces only an earlier undo job, "
+                f"even with --force: name another file"
+            )
+        if kind in (LEDGER, JOURNAL, LOCK, ACCOUNTS_FILE):
+            return f"is {kind}; bulkrt never writes over one, even with --force: name another file"
+        return f"is {kind}; this command does not replace one, even with --force: name another file"
     if not force:
         return "exists; --force replaces it"
     return None

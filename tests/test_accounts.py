@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -249,3 +251,35 @@ class TestCrashLeftovers:
         assert written["refresh_token"] == "rt-rotated-0123456789"
         assert stat.S_IMODE(accounts_file.stat().st_mode) == 0o600
         assert not leftover.exists()
+
+
+PASTED_SECRET = "kr8XOGAqYubE3xPq9Lw2sZrT0aBcDeFgHiJkLmNoPqRsT"  # 45 characters
+
+
+@pytest.mark.parametrize(
+    "name",
+    [PASTED_SECRET, "1036518367961303124-TVXpxJ9", "A" * 21],
+    ids=["45-char secret", "not a name", "21 characters"],
+)
+def test_validate_never_quotes_a_secret_pasted_after_env(name: str, tmp_path: Path) -> None:
+    """`bulkrt validate` with `env:<not a short variable name>` exits 2 giving the length only,
+    and no 6-character piece of the value appears in what it prints."""
+    document = json.loads(json.dumps(DOCUMENT))
+    document["accounts"]["acme"]["oauth1"]["access_token_secret"] = f"env:{name}"
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps(document))
+    accounts.chmod(0o600)
+    (tmp_path / "job.csv").write_text("account,tweet_id,action\nacme,20,retweet\n")
+    env = {k: v for k, v in os.environ.items() if k != name}
+    env.update(TEST_ACME_CONSUMER_SECRET="cs", TEST_BETA_ACCESS="a", TEST_BETA_REFRESH="r")
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkrt", "validate", "job.csv", "--accounts", "accounts.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert (
+        f"accounts.acme.oauth1.access_token_secret: names an environment variable that is not "
+        f"set ({len(name)} characters, not shown: a secret pasted after env:?)"
+    ) in out
+    assert not any(name[i : i + 6] in out for i in range(len(name) - 5)), out

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,9 @@ LEDGER_LINE = (
     '"retweeted":true,"preexisting":false,"http":200,"error":null,"attempts":1}\n'
 )
 JOB = "account,tweet_id,action\nacct001,20,retweet\n"
+JSONL_JOB = '{"account": "acct001", "tweet_id": "20", "action": "retweet"}\n'
+UNDO_JOB = "account,tweet_id,action,campaign\nacct001,20,undo,spring-rollback\n"
+JOURNAL_LINE = '{"e":"sent","key":"k1","campaign":"spring","account":"acct001","tweet_id":"20"}\n'
 ACCOUNTS = (
     '{"accounts": {"acct001": {"user_id": "1001", "oauth1": {"consumer_key": "ck", '
     '"consumer_secret": "cs", "access_token": "at", "access_token_secret": "ats"}}}}\n'
@@ -85,7 +89,116 @@ FILE_MISTAKES = [
         {"ledger.jsonl": LEDGER_LINE, "spring.csv": JOB},
         ("rollback", "ledger.jsonl", "--out", "spring.csv"),
         2,
-        ("spring.csv exists", "--force replaces it"),
+        ("spring.csv is a bulkrt job file holding retweet rows", "only an earlier undo job"),
+    ),
+    Mistake(
+        "rollback --out over the campaign's own job file, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "spring.csv": JOB},
+        ("rollback", "ledger.jsonl", "--out", "spring.csv", "--force"),
+        2,
+        ("is a bulkrt job file holding retweet rows", "even with --force", "nothing written"),
+    ),
+    Mistake(
+        "rollback --out over a JSONL job holding retweet rows, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "spring.jsonl": JSONL_JOB},
+        ("rollback", "ledger.jsonl", "--out", "spring.jsonl", "--force"),
+        2,
+        ("is a bulkrt job file holding retweet rows",),
+    ),
+    Mistake(
+        "rollback --out over a job mixing undo and retweet rows, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "mixed.csv": UNDO_JOB + "acct001,21,retweet,spring\n"},
+        ("rollback", "ledger.jsonl", "--out", "mixed.csv", "--force"),
+        2,
+        ("is a bulkrt job file holding retweet rows",),
+    ),
+    Mistake(
+        "rollback --out over the ledger's journal, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "ledger.jsonl.sent": JOURNAL_LINE},
+        ("rollback", "ledger.jsonl", "--out", "ledger.jsonl.sent", "--force"),
+        2,
+        ("is a ledger's journal (<ledger>.sent)", "never writes over one, even with --force"),
+    ),
+    Mistake(
+        "report --html over the ledger's journal, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "ledger.jsonl.sent": JOURNAL_LINE},
+        ("report", "ledger.jsonl", "--html", "ledger.jsonl.sent", "--force"),
+        2,
+        ("is a ledger's journal (<ledger>.sent)", "never writes over one, even with --force"),
+    ),
+    Mistake(
+        "report --html over another ledger's empty journal, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "old.jsonl": LEDGER_LINE, "old.jsonl.sent": ""},
+        ("report", "ledger.jsonl", "--html", "old.jsonl.sent", "--force"),
+        2,
+        ("is a ledger's journal (<ledger>.sent)",),
+    ),
+    Mistake(
+        "report --html over a journal whose ledger is gone, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "gone.jsonl.sent": JOURNAL_LINE},
+        ("report", "ledger.jsonl", "--html", "gone.jsonl.sent", "--force"),
+        2,
+        ("is a ledger's journal (<ledger>.sent)",),
+    ),
+    Mistake(
+        "report --html over the ledger's lock, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "ledger.jsonl.lock": ""},
+        ("report", "ledger.jsonl", "--html", "ledger.jsonl.lock", "--force"),
+        2,
+        ("is the lock of a ledger or accounts file", "never writes over one"),
+    ),
+    Mistake(
+        "report --html over a job file, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "spring.csv": JOB},
+        ("report", "ledger.jsonl", "--html", "spring.csv", "--force"),
+        2,
+        ("spring.csv is a bulkrt job file", "does not replace one, even with --force"),
+    ),
+    Mistake(
+        "report --html over an undo job, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "undo.csv": UNDO_JOB},
+        ("report", "ledger.jsonl", "--html", "undo.csv", "--force"),
+        2,
+        ("undo.csv is an undo job file", "does not replace one, even with --force"),
+    ),
+    Mistake(
+        "report --html over an accounts file, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "accounts.json": ACCOUNTS},
+        ("report", "ledger.jsonl", "--html", "accounts.json", "--force"),
+        2,
+        ("is a bulkrt accounts file", "never writes over one, even with --force"),
+    ),
+    Mistake(
+        "expand --out over a ledger's journal, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "ledger.jsonl.sent": JOURNAL_LINE},
+        (
+            "expand",
+            "--accounts",
+            "acct001",
+            "--tweets",
+            "20",
+            "--campaign",
+            "c",
+            "--out",
+            "ledger.jsonl.sent",
+            "--force",
+        ),
+        2,
+        ("is a ledger's journal (<ledger>.sent)",),
+    ),  # fmt: skip
+    Mistake(
+        "status of a ledger's journal",
+        {"ledger.jsonl": LEDGER_LINE, "ledger.jsonl.sent": JOURNAL_LINE},
+        ("status", "ledger.jsonl.sent"),
+        2,
+        ("ledger.jsonl.sent is a ledger's journal (<ledger>.sent), not a ledger",),
+    ),
+    Mistake(
+        "rollback of a ledger's journal",
+        {"ledger.jsonl": LEDGER_LINE, "ledger.jsonl.sent": JOURNAL_LINE},
+        ("rollback", "ledger.jsonl.sent", "--out", "undo.csv"),
+        2,
+        ("ledger.jsonl.sent is a ledger's journal (<ledger>.sent), not a ledger",),
     ),
     Mistake(
         "rollback --out over the ledger it reads, even with --force",
@@ -165,7 +278,28 @@ FILE_MISTAKES = [
         {"spring.csv": JOB},
         ("sandbox", "--accounts-out", "spring.csv", "--port", "0"),
         2,
-        ("spring.csv exists", "--force replaces it"),
+        ("spring.csv is a bulkrt job file", "does not replace one"),
+    ),
+    Mistake(
+        "sandbox --accounts-out over a job file, even with --force",
+        {"spring.csv": JOB},
+        ("sandbox", "--accounts-out", "spring.csv", "--port", "0", "--force"),
+        2,
+        ("spring.csv is a bulkrt job file", "even with --force"),
+    ),
+    Mistake(
+        "sandbox --accounts-out over an operator's accounts file, even with --force",
+        {"accounts.json": ACCOUNTS},
+        ("sandbox", "--accounts-out", "accounts.json", "--port", "0", "--force"),
+        2,
+        ("accounts.json is a bulkrt accounts file", "never writes over one, even with --force"),
+    ),
+    Mistake(
+        "sandbox --accounts-out over a ledger's journal, even with --force",
+        {"ledger.jsonl": LEDGER_LINE, "ledger.jsonl.sent": JOURNAL_LINE},
+        ("sandbox", "--accounts-out", "ledger.jsonl.sent", "--port", "0", "--force"),
+        2,
+        ("is a ledger's journal (<ledger>.sent)",),
     ),
     Mistake(
         "sandbox --accounts-out over a ledger, even with --force",
@@ -288,6 +422,59 @@ def test_force_replaces_an_ordinary_file(
     assert (tmp_path / "ledger.jsonl").read_text() == LEDGER_LINE
 
 
+FORCED_OVER_OWN_KIND = [
+    ("rollback over an earlier undo job", UNDO_JOB,
+     ("rollback", "ledger.jsonl", "--out", "undo.csv", "--force")),
+    ("expand over a job file", JOB,
+     ("expand", "--accounts", "acct001", "--tweets", "21", "--campaign", "c", "--out", "undo.csv",
+      "--force")),
+    ("expand over an undo job", UNDO_JOB,
+     ("expand", "--accounts", "acct001", "--tweets", "21", "--campaign", "c", "--out", "undo.csv",
+      "--force")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "args"), FORCED_OVER_OWN_KIND, ids=[n for n, _, _ in FORCED_OVER_OWN_KIND]
+)
+def test_force_replaces_a_file_of_the_kind_the_command_writes(
+    name: str, old: str, args: tuple[str, ...], tmp_path: Path
+) -> None:
+    """With --force, rollback replaces an earlier undo job and expand a job file."""
+    (tmp_path / "ledger.jsonl").write_text(LEDGER_LINE)
+    (tmp_path / "undo.csv").write_text(old)
+    done = bulkrt(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "undo.csv").read_text() not in ("", old)
+    assert (tmp_path / "ledger.jsonl").read_text() == LEDGER_LINE
+
+
+def test_sandbox_force_replaces_only_the_accounts_file_a_sandbox_wrote(tmp_path: Path) -> None:
+    """`sandbox --accounts-out --force` replaces a file an earlier sandbox wrote (its marker
+    kept, the new file loads), while the same file without the marker is refused above."""
+    from bulkrt.accounts import load_accounts
+    from bulkrt.commands.sandbox import write_accounts_file
+
+    path = tmp_path / "accounts.json"
+    write_accounts_file(path, {"accounts": {"old": {"user_id": "1", "oauth1": {
+        "consumer_key": "ck", "consumer_secret": "cs", "access_token": "at",
+        "access_token_secret": "ats"}}}})  # fmt: skip
+    assert "old" in load_accounts(path).by_name  # the marker does not bother the loader
+    with subprocess.Popen(
+        [sys.executable, "-m", "bulkrt", "sandbox", "--port", "0", "--users", "2",
+         "--accounts-out", "accounts.json", "--force"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as server:  # fmt: skip
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        server.send_signal(signal.SIGINT)
+        _, errors = server.communicate(timeout=30)
+    assert "listening on" in line, line + errors
+    accounts = load_accounts(path)
+    assert "old" not in accounts.by_name and len(accounts.by_name) == 2
+    assert json.loads(path.read_text())["written_by"] == "bulkrt sandbox"
+
+
 def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
     tmp_path: Path,
 ) -> None:
@@ -311,8 +498,8 @@ def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
 
 @pytest.mark.parametrize(
     "module",
-    ["bulkrt.outputs", "bulkrt.api_base", "bulkrt.first_answers", "bulkrt.limit_evidence",
-     "bulkrt.commands.options"],
+    ["bulkrt.outputs", "bulkrt.accounts", "bulkrt.api_base", "bulkrt.first_answers",
+     "bulkrt.limit_evidence", "bulkrt.commands.options"],
 )  # fmt: skip
 def test_the_module_examples_hold(module: str) -> None:
     """The examples in the module's docstrings run as shown."""

@@ -12,7 +12,7 @@ from bulkrt.errors import Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.expand import expand, read_accounts, read_tweets, split_entries, write_job
 from bulkrt.items import Action
-from bulkrt.outputs import refusal
+from bulkrt.outputs import JOB, refusal
 from bulkrt.rollback import ROLLBACK_SUFFIX
 
 __all__ = ["command"]
@@ -172,7 +172,7 @@ def _plan(
     }
     if accounts_file is not None:
         inputs["the --accounts-file it reads"] = accounts_file
-    refused = refusal(out, force=force, inputs=inputs)
+    refused = refusal(out, force=force, inputs=inputs, writes=JOB)
     if refused is not None:
         problems.append(Problem(str(out), None, "--out", refused))
     if not out.name.removesuffix(".gz").endswith((".csv", ".jsonl", ".ndjson")):

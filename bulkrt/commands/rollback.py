@@ -11,7 +11,7 @@ import click
 from bulkrt import logs
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
-from bulkrt.outputs import not_a_ledger, refusal
+from bulkrt.outputs import UNDO_JOB, not_a_ledger, refusal
 from bulkrt.rollback import RollbackError, plan_rollback, write_undo_job
 
 __all__ = ["command"]
@@ -78,7 +78,7 @@ def command(
     if wrong is not None:
         click.echo(f"bulkrt rollback: {ledger} {wrong}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT)
-    refused = refusal(out, force=force, inputs={"the ledger's own file": ledger})
+    refused = refusal(out, force=force, inputs={"the ledger's own file": ledger}, writes=UNDO_JOB)
     if refused is not None:
         click.echo(f"bulkrt rollback: --out {out} {refused}; nothing written", err=True)
         raise SystemExit(ExitCode.BAD_INPUT)

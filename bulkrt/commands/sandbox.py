@@ -14,7 +14,7 @@ import click
 from bulkrt.atomic import replacing
 from bulkrt.commands.options import Seconds
 from bulkrt.exitcodes import ExitCode
-from bulkrt.outputs import ACCOUNTS_FILE, refusal
+from bulkrt.outputs import SANDBOX_ACCOUNTS, SANDBOX_MARK, refusal
 from bulkrt.sandbox.config import (
     TRANSIENT_FAULTS,
     AlreadyRetweetedMode,
@@ -78,9 +78,12 @@ def _hidden_caps(specs: tuple[str, ...]) -> tuple[HiddenCap, ...]:
 
 
 def write_accounts_file(path: Path, accounts: dict[str, Any]) -> None:
-    """Write an accounts file readable only by its owner, atomically (temp file, fsync, rename)."""
+    """Write an accounts file readable only by its owner, atomically (temp file, fsync, rename),
+    marked ``"written_by": "bulkrt sandbox"`` (`SANDBOX_MARK`, which the accounts loader
+    ignores) so that a later ``--accounts-out --force`` may replace it and no other."""
+    key, value = SANDBOX_MARK
     with replacing(path, mode=0o600) as out:
-        json.dump(accounts, out, indent=2)
+        json.dump({key: value, **accounts}, out, indent=2)
         out.write("\n")
 
 
@@ -134,7 +137,13 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the users as an accounts file for `bulkrt run`.",
 )
-@click.option("--force", is_flag=True, help="Replace --accounts-out if it exists.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --accounts-out if it exists and a sandbox wrote it (it holds "
+    '"written_by": "bulkrt sandbox"); an operator\'s accounts file, a job, a ledger or its '
+    "journal is never replaced.",
+)
 @click.option(
     "--tier",
     type=_choice(Tier),
@@ -266,7 +275,7 @@ def command(**options: Any) -> None:
         raise click.UsageError("--tls-cert and --tls-key go together")
     if options["accounts_out"] is not None:
         refused = refusal(
-            options["accounts_out"], force=options["force"], inputs={}, writes=ACCOUNTS_FILE
+            options["accounts_out"], force=options["force"], inputs={}, writes=SANDBOX_ACCOUNTS
         )
         if refused is not None:
             raise click.UsageError(f"--accounts-out {options['accounts_out']} {refused}")
