@@ -224,6 +224,8 @@ class _Reader:
 #: the longest environment variable name quoted in a message; a longer one may be a secret
 ENV_NAME_SHOWN_MAX = 20
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: conventional names (upper case) are shown at any length: a random secret is mixed case
+_ENV_NAME_UPPER = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 def env_problem(variable: str, *, empty: bool) -> str:
@@ -231,11 +233,14 @@ def env_problem(variable: str, *, empty: bool) -> str:
 
     >>> env_problem("X_TOKEN", empty=False)
     'environment variable X_TOKEN is not set'
+    >>> env_problem("TEST_ACME_CONSUMER_SECRET", empty=True)  # upper case: a name, not a secret
+    'environment variable TEST_ACME_CONSUMER_SECRET is empty'
     >>> env_problem("kr8XOGAqYubE3xPq9-Lw2sZrT0aBcDeFgHiJkLmNoPqRs", empty=False)[-66:]
     'is not set (45 characters, not shown: a secret pasted after env:?)'
     """
     state = "is empty" if empty else "is not set"
-    if len(variable) <= ENV_NAME_SHOWN_MAX and _ENV_NAME.fullmatch(variable):
+    conventional = len(variable) <= 100 and _ENV_NAME_UPPER.fullmatch(variable)
+    if conventional or (len(variable) <= ENV_NAME_SHOWN_MAX and _ENV_NAME.fullmatch(variable)):
         return f"environment variable {variable} {state}"
     return (
         f"names an environment variable that {state} ({len(variable)} characters, not shown: "

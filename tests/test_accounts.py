@@ -258,8 +258,8 @@ PASTED_SECRET = "kr8XOGAqYubE3xPq9Lw2sZrT0aBcDeFgHiJkLmNoPqRsT"  # 45 characters
 
 @pytest.mark.parametrize(
     "name",
-    [PASTED_SECRET, "1036518367961303124-TVXpxJ9", "A" * 21],
-    ids=["45-char secret", "not a name", "21 characters"],
+    [PASTED_SECRET, "1036518367961303124-TVXpxJ9", "aB" * 10 + "c"],
+    ids=["45-char secret", "not a name", "21 characters in mixed case"],
 )
 def test_validate_never_quotes_a_secret_pasted_after_env(name: str, tmp_path: Path) -> None:
     """`bulkrt validate` with `env:<not a short variable name>` exits 2 giving the length only,
