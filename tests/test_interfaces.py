@@ -11,19 +11,8 @@ from pathlib import Path
 
 import anyio
 
+from tests.test_mistakes import bulkrt
 from tests.test_run import ACCOUNTS, MakeWorld, rows
-
-
-def bulkrt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real `bulkrt` command in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "bulkrt", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_run_validate_and_rollback_print_one_json_object_with_json(

@@ -219,7 +219,7 @@ class TestSecretsAudit:
         files = [world.ledger, world.ledger.with_name("ledger.jsonl.sent"), report]
         files.append(world.dir / "undo.csv")
         outputs += [path.read_bytes() for path in files if path.exists()]
-        secrets = _secrets_of(json.loads(world.accounts.read_text())) | _secrets_of(document)
+        secrets = secrets_of(json.loads(world.accounts.read_text())) | secrets_of(document)
         assert world.sandbox.state.stats()["refreshes"] >= 3  # rotated tokens are secrets too
         text = b"\n".join(outputs).decode(errors="replace")
         assert len(secrets) >= 10
@@ -227,7 +227,8 @@ class TestSecretsAudit:
         assert leaked == []
 
 
-def _secrets_of(document: dict[str, object]) -> set[str]:
+def secrets_of(document: dict[str, object]) -> set[str]:
+    """The secret values of an accounts document."""
     found: set[str] = set()
     accounts = document["accounts"]
     assert isinstance(accounts, dict)

@@ -13,24 +13,10 @@ from pathlib import Path
 import aiohttp
 import anyio
 
+from tests.test_resilience import secrets_of
 from tests.test_run import MakeWorld, eventually, rows
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
-
-
-def secrets_of(document: dict[str, object]) -> set[str]:
-    """The secret values of an accounts document."""
-    found: set[str] = set()
-    accounts = document["accounts"]
-    assert isinstance(accounts, dict)
-    for account in accounts.values():
-        for kind, names in (
-            ("oauth1", ("consumer_secret", "access_token", "access_token_secret")),
-            ("oauth2", ("client_secret", "access_token", "refresh_token")),
-        ):
-            credentials = account.get(kind) or {}
-            found.update(str(credentials[n]) for n in names if credentials.get(n))
-    return found
 
 
 class TestSecretsAudit:
