@@ -44,6 +44,21 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith((".tmp", ".refreshing")))
 
 
+async def run_all_ok(commands: list[list[str]]) -> list[subprocess.CompletedProcess[bytes]]:
+    """Run ``commands`` as processes at once; each must exit 0. Returns their results."""
+    results: list[subprocess.CompletedProcess[bytes]] = []
+
+    async def one(args: list[str]) -> None:
+        results.append(await anyio.run_process(args, check=False))
+
+    async with anyio.create_task_group() as group:
+        for args in commands:
+            group.start_soon(one, args)
+    for done in results:
+        assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-3000:]
+    return results
+
+
 async def run_with(world: World, job: Path, ledger: Path, *extra: str) -> list[str]:
     args = world.run_args(job, *extra)
     args[args.index("--ledger") + 1] = str(ledger)
@@ -65,16 +80,7 @@ class TestSharedAccountsFile:
             job = world.job(rows(ACCOUNTS, 10, first=1000 * (n + 1)), name=f"job{n}.csv")
             ledger = world.dir / f"ledger{n}.jsonl"
             commands.append(await run_with(world, job, ledger, "--concurrency", "2"))
-        results: list[subprocess.CompletedProcess[bytes]] = []
-
-        async def one(args: list[str]) -> None:
-            results.append(await anyio.run_process(args, check=False))
-
-        async with anyio.create_task_group() as group:
-            for args in commands:
-                group.start_soon(one, args)
-        for done in results:
-            assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-3000:]
+        results = await run_all_ok(commands)
         for n in range(processes):
             ledger = world.dir / f"ledger{n}.jsonl"
             assert len(ledger.read_text().splitlines()) == 6 * 10
@@ -112,16 +118,7 @@ class TestSharedAccountsFile:
             concurrency = str(chance.randint(1, 4))
             ledger = world.dir / f"ledger{n}.jsonl"
             commands.append(await run_with(world, job, ledger, "--concurrency", concurrency))
-        results: list[subprocess.CompletedProcess[bytes]] = []
-
-        async def one(args: list[str]) -> None:
-            results.append(await anyio.run_process(args, check=False))
-
-        async with anyio.create_task_group() as group:
-            for args in commands:
-                group.start_soon(one, args)
-        for done in results:
-            assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-3000:]
+        for done in await run_all_ok(commands):
             assert b"refresh token was refused" not in done.stdout
         for n in range(len(commands)):
             assert ledger_statuses(world.dir / f"ledger{n}.jsonl") == {"ok"}

@@ -199,14 +199,7 @@ class TestSecretsAudit:
         outputs += [ok_run.stdout, ok_run.stderr]
         assert ok_run.returncode == 1  # acct003's credentials are refused
         crash_job = world.job(rows(ACCOUNTS, 40, first=500), name="crash.csv")
-        async with await anyio.open_process(world.run_args(crash_job, "-v")) as process:
-            await eventually(lambda: len(world.lines()) > 40)
-            process.kill()
-            await process.wait()
-            for stream in (process.stdout, process.stderr):
-                assert stream is not None
-                async for chunk in stream:
-                    outputs.append(chunk)
+        outputs += await killed_mid_run(world, crash_job, after_lines=40)
         report = world.dir / "report.html"
         for command in (
             ["status", str(world.ledger), "--json"],
@@ -225,6 +218,21 @@ class TestSecretsAudit:
         assert len(secrets) >= 10
         leaked = sorted(secret for secret in secrets if secret in text)
         assert leaked == []
+
+
+async def killed_mid_run(world: World, job: Path, *, after_lines: int) -> list[bytes]:
+    """Run ``job`` with -v, SIGKILL it once the ledger has more than ``after_lines`` lines, and
+    return what it printed (stdout and stderr) until then."""
+    printed: list[bytes] = []
+    async with await anyio.open_process(world.run_args(job, "-v")) as process:
+        await eventually(lambda: len(world.lines()) > after_lines)
+        process.kill()
+        await process.wait()
+        for stream in (process.stdout, process.stderr):
+            assert stream is not None
+            async for chunk in stream:
+                printed.append(chunk)
+    return printed
 
 
 def secrets_of(document: dict[str, object]) -> set[str]:

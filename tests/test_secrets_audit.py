@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import anyio
 
-from tests.test_resilience import secrets_of
-from tests.test_run import MakeWorld, eventually, rows
+from tests.test_resilience import killed_mid_run, secrets_of
+from tests.test_run import MakeWorld, rows
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
 
@@ -43,14 +43,7 @@ class TestSecretsAudit:
         assert "needs attention: account acct006" in first.stdout.decode()
         held |= secrets_of(json.loads(world.accounts.read_text()))
         crash_job = world.job(rows(ACCOUNTS[:4], 40, first=500), name="crash.csv")
-        async with await anyio.open_process(world.run_args(crash_job, "-v")) as process:
-            await eventually(lambda: len(world.lines()) > 80)
-            process.kill()
-            await process.wait()
-            for stream in (process.stdout, process.stderr):
-                assert stream is not None
-                async for chunk in stream:
-                    outputs.append(chunk)
+        outputs += await killed_mid_run(world, crash_job, after_lines=80)
         report = world.dir / "report.html"
         for command in (
             ["status", str(world.ledger)],
