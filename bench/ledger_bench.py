@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bulkrt.items import Action, Status
-from bulkrt.keys import derived_key
-from bulkrt.ledger import ErrorInfo, LedgerRecord
-from bulkrt.ledger_reader import finished_keys
-from bulkrt.status import summarise_ledger
+from bulkrt.core.items import Action, Status
+from bulkrt.jobs.keys import derived_key
+from bulkrt.ledger.counts import summarise_ledger
+from bulkrt.ledger.reader import finished_keys
+from bulkrt.ledger.record import ErrorInfo, LedgerRecord
 
 
 def _peak_rss_mb() -> float:

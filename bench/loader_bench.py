@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from bulkrt.loader import JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.jobs.loader import JobFormat, check_jobs, open_jobs, read_items
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bulkrt.accounts import load_accounts, save_oauth2_tokens
-from bulkrt.accounts_file import recover_write_back
 from bulkrt.errors import AccountsError
 from bulkrt.logs import redact_secrets
+from bulkrt.shell.accounts import load_accounts, save_oauth2_tokens
+from bulkrt.shell.accounts_file import recover_write_back
 
 DOCUMENT: dict[str, object] = {
     "accounts": {

@@ -12,21 +12,21 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bulkrt.accounts import Account, load_accounts
-from bulkrt.client import Timeouts, XClient
 from bulkrt.commands.sandbox import write_accounts_file
-from bulkrt.credentials import (
+from bulkrt.core.outcome import FailureKind
+from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
+from bulkrt.sandbox.faults import ScriptedFault
+from bulkrt.sandbox.oauth2 import DEFAULT_SCOPES
+from bulkrt.shell.accounts import Account, load_accounts
+from bulkrt.shell.client import Timeouts, XClient
+from bulkrt.shell.credentials import (
     OAuth1Signer,
     OAuth2Bearer,
     ReauthorizationNeeded,
     TokenSet,
 )
-from bulkrt.file_store import FileCredentialStore
-from bulkrt.outcome import FailureKind
-from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
-from bulkrt.sandbox.faults import ScriptedFault
-from bulkrt.sandbox.oauth2 import DEFAULT_SCOPES
-from bulkrt.tokens import TokenLease
+from bulkrt.shell.file_store import FileCredentialStore
+from bulkrt.shell.tokens import TokenLease
 
 
 @pytest.fixture

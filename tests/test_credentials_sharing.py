@@ -17,10 +17,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bulkrt.accounts import load_accounts
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import Endpoint
 from bulkrt.sandbox.faults import ScriptedFault
+from bulkrt.shell.accounts import load_accounts
 from tests.test_run import MakeWorld, World, eventually, rows
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]

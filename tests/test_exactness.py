@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from bulkrt.sandbox import FaultKind, OffsetClock
-from bulkrt.sandbox.config import Endpoint, HiddenCap
+from bulkrt.sandbox.config import Endpoint, HiddenLimit
 from bulkrt.sandbox.faults import ScriptedFault
 from tests.test_run import MakeWorld, World, eventually
 
@@ -119,7 +119,7 @@ class TestProvedNoEffect:
         """A hidden cap answers 429 (refused, not applied) to the retweet of a Tweet the owner
         had retweeted; SIGINT while the account is parked, then resume: "already retweeted" is
         the owner's (preexisting: true), and the campaign plus its rollback leave it in place."""
-        cap = HiddenCap(1, 60.0, frozenset({Endpoint.RETWEET}))
+        cap = HiddenLimit(1, 60.0, frozenset({Endpoint.RETWEET}))
         world = await make_world(hidden_caps=(cap,))
         owner = world.user_id("acct001")
         world.sandbox.state.retweets[owner].add("101")

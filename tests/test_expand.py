@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from bulkrt.cli import main
 from bulkrt.commands.sandbox import write_accounts_file
-from bulkrt.expand import read_accounts, read_tweets, split_entries
+from bulkrt.jobs.campaign import read_accounts, read_tweets, split_entries
 from bulkrt.sandbox import Sandbox, SandboxConfig
 
 
@@ -155,6 +155,6 @@ class TestCommand:
 
 
 def test_the_docstring_example_holds() -> None:
-    """The example in `bulkrt.expand`'s docstring runs as written."""
-    failed, tried = doctest.testmod(importlib.import_module("bulkrt.expand"))
+    """The example in `bulkrt.jobs.campaign`'s docstring runs as written."""
+    failed, tried = doctest.testmod(importlib.import_module("bulkrt.jobs.campaign"))
     assert tried > 0 and failed == 0

@@ -12,10 +12,10 @@ import random
 
 import pytest
 
-from bulkrt.first_answers import CONNECT_PROOF, FirstAnswers
-from bulkrt.items import Action, Status
-from bulkrt.limit_evidence import teachable
-from bulkrt.outcome import FailureKind, Outcome, TransportFailure, classify
+from bulkrt.core.first_answers import CONNECT_PROOF, FirstAnswers
+from bulkrt.core.items import Action, Status
+from bulkrt.core.limit_evidence import teachable
+from bulkrt.core.outcome import FailureKind, Outcome, TransportFailure, classify
 
 SEEDS = range(int(os.environ.get("BULKRT_SEEDS", "25")))
 PROBLEM = "application/problem+json"
@@ -43,7 +43,7 @@ ANSWERS: list[tuple[int | None, bytes, str | None, bool, bool]] = [
 ]  # fmt: skip
 
 
-#: failed OAuth 2.0 token refreshes as `bulkrt.credentials.RefreshFailed` reports them: (http,
+#: failed OAuth 2.0 token refreshes as `bulkrt.shell.credentials.RefreshFailed` reports them: (http,
 #: detail, not a token endpoint's answer, only the API can have sent it)
 REFRESHES: list[tuple[int | None, str, bool, bool]] = [
     (None, "ClientConnectorError: Cannot connect to host h:1", False, False),

@@ -1,53 +1,114 @@
-"""The package's import rules, read from the source: one module talks HTTP, the runtime never
-depends on the sandbox, and the pure core needs no I/O library."""
+"""The package's shape, read from the source: which wing may import which, that importing the
+pure core loads no I/O library (checked transitively, in a fresh interpreter), and that no two
+modules or classes share a name. Each wing's ``__init__`` docstring states its rule in words."""
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bulkrt"
-#: modules allowed to import the sandbox: the sandbox itself, its command and the demo
-SANDBOX_USERS = ("sandbox/", "commands/sandbox.py", "commands/demo.py")
-#: the one runtime module that holds an aiohttp session (the sandbox serves with aiohttp.web)
-HTTP_MODULES = ("client.py", "sandbox/")
-PURE = (
-    "items.py", "ratelimits.py", "tiers.py", "outcome.py", "retry_policy.py", "windows.py",
-    "scheduler.py", "work.py", "plan.py", "keys.py", "rows.py", "tweet_ids.py", "ledger.py",
-    "rollback.py",
-)  # fmt: skip
-
-
-def imports(path: Path) -> set[str]:
-    """Every module name ``path`` imports (absolute names)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
 MODULES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
+#: the foundation every wing may use: exceptions, exit codes, secret masking, atomic files, logs
+FOUNDATION = {"bulkrt", "errors", "exitcodes", "redaction", "atomic", "logs"}
+#: wing -> the wings (and foundation modules) its modules may import, besides themselves
+MAY_IMPORT: dict[str, set[str]] = {
+    "core": {"bulkrt", "errors", "redaction"},
+    "jobs": {"bulkrt", "errors", "redaction", "atomic", "core"},
+    "ledger": FOUNDATION | {"core", "jobs"},
+    "reporting": FOUNDATION | {"core", "ledger"},
+    "shell": FOUNDATION | {"core", "jobs", "ledger"},
+    "sandbox": {"bulkrt", "core"},
+    "commands": FOUNDATION | {"core", "jobs", "ledger", "reporting", "shell", "sandbox"},
+    # the foundation itself
+    "errors": set(),
+    "exitcodes": set(),
+    "redaction": set(),
+    "atomic": set(),
+    "logs": {"redaction"},
+    "cli": {"bulkrt"},
+    "__main__": {"cli"},
+    "__init__": set(),
+}
+#: what importing the pure core must not load: the network, an event loop, the shell's tools
+NOT_IN_CORE = {"aiohttp", "anyio", "asyncio", "aiolimiter", "structlog", "trio", "redis", "rich",
+               "click", "yarl", "multidict"}  # fmt: skip
+
+
+def wing(module: str) -> str:
+    """The wing of a module path: ``core/scheduler.py`` -> ``core``, ``errors.py`` -> ``errors``."""
+    return module.split("/")[0].removesuffix(".py")
+
+
+def bulkrt_imports(path: Path) -> set[str]:
+    """The wings and foundation modules ``path`` imports (``bulkrt.core.items`` -> ``core``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "bulkrt":
+                names = [f"bulkrt.{alias.name}" for alias in node.names]
+            else:
+                names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "bulkrt":
+                found.add(parts[1] if len(parts) > 1 and parts[1] != "__version__" else "bulkrt")
+    return found
 
 
 def test_the_package_was_found() -> None:
     """The rules below look at the real package (a wrong path would check nothing)."""
-    assert {"client.py", "dispatcher.py", "sandbox/state.py"} <= set(MODULES)
+    assert {"core/scheduler.py", "shell/dispatcher.py", "sandbox/state.py"} <= set(MODULES)
+    assert {wing(m) for m in MODULES} <= set(MAY_IMPORT)
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_import_rules(module: str) -> None:
-    """Only the sandbox, its command and the demo import the sandbox; only the client and the
-    sandbox import aiohttp; the pure core imports neither aiohttp, anyio nor aiolimiter."""
-    names = imports(PACKAGE / module)
-    tops = {name.split(".")[0] for name in names}
-    if not module.startswith(SANDBOX_USERS):
-        assert not any(n == "bulkrt.sandbox" or n.startswith("bulkrt.sandbox.") for n in names)
-    if not module.startswith(HTTP_MODULES):
-        assert "aiohttp" not in tops
-    if module in PURE:
-        assert not tops & {"aiohttp", "anyio", "aiolimiter", "structlog"}
+def test_wing_rules(module: str) -> None:
+    """Each module imports only its own wing and the wings its wing may use."""
+    own = wing(module)
+    used = bulkrt_imports(PACKAGE / module) - {own}
+    assert used <= MAY_IMPORT[own], f"{module} imports {sorted(used - MAY_IMPORT[own])}"
+
+
+def test_importing_the_core_loads_no_io() -> None:
+    """In a fresh interpreter, importing every core module loads no network or event-loop library
+    and no bulkrt module outside the core and the pure foundation (a transitive check)."""
+    core = [m.removesuffix(".py").replace("/", ".") for m in MODULES if wing(m) == "core"]
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {core!r}: importlib.import_module('bulkrt.' + name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    loaded = json.loads(subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout)  # fmt: skip
+    assert len(core) > 10
+    assert "bulkrt.core.scheduler" in loaded
+    assert not {n for n in loaded if n.split(".")[0] in NOT_IN_CORE}
+    pure = ("bulkrt", "bulkrt.errors", "bulkrt.redaction", "bulkrt.core")
+    assert [n for n in loaded if n.startswith("bulkrt") and not n.startswith(pure)] == []
+
+
+def test_no_two_modules_share_a_name() -> None:
+    """A module's name says which one it is: no two files (``__init__`` aside) share one."""
+    names = Counter(Path(m).stem for m in MODULES if not m.endswith("__init__.py"))
+    assert [n for n, count in names.items() if count > 1] == []
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """A class name says which one it is, across the whole package."""
+    classes: Counter[str] = Counter()
+    for module in MODULES:
+        for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
+            if isinstance(node, ast.ClassDef):
+                classes[node.name] += 1
+    assert [n for n, count in classes.items() if count > 1] == []

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from bulkrt.core.items import Action, Item, Status
 from bulkrt.errors import LedgerError, LedgerLockedError
-from bulkrt.items import Action, Item, Status
-from bulkrt.keys import derived_key
-from bulkrt.ledger import ErrorInfo, LedgerRecord
-from bulkrt.ledger_reader import finished_keys, read_ledger
-from bulkrt.ledger_writer import LedgerWriter
+from bulkrt.jobs.keys import derived_key
+from bulkrt.ledger.reader import finished_keys, read_ledger
+from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.ledger.writer import LedgerWriter
 
 #: the ledger fields, in the README's order
 LEDGER_FIELDS = [
@@ -166,7 +166,7 @@ class TestWriter:
             [
                 sys.executable,
                 "-c",
-                "import sys; from bulkrt.ledger_writer import LedgerWriter\n"
+                "import sys; from bulkrt.ledger.writer import LedgerWriter\n"
                 f"w = LedgerWriter({str(path)!r}); w.open(); print('locked', flush=True)\n"
                 "sys.stdin.read()",
             ],
@@ -261,17 +261,17 @@ def test_the_journal_docstring_examples_hold() -> None:
     """The journal's examples (its fold of events, a sent key read back) run as written."""
     import doctest
 
-    import bulkrt.journal
+    import bulkrt.ledger.journal
 
-    failed, tried = doctest.testmod(bulkrt.journal)
+    failed, tried = doctest.testmod(bulkrt.ledger.journal)
     assert tried and not failed
 
 
 def test_the_journal_settles_origins_for_rollback(tmp_path: Path) -> None:
     """The journal gives rollback the first settled origin of each pair, and a pair whose only
     attempt may have been applied and was never settled (then refused) as undecided."""
-    from bulkrt.attribution import Origin
-    from bulkrt.journal import Event, SentJournal, read_origins
+    from bulkrt.core.attribution import Origin
+    from bulkrt.ledger.journal import JournalEvent, SentJournal, read_origins
 
     ledger = tmp_path / "l.jsonl"
     journal = SentJournal(ledger)
@@ -280,9 +280,9 @@ def test_the_journal_settles_origins_for_rollback(tmp_path: Path) -> None:
     owner = Item("k2", "c", "acme", "21", Action.RETWEET, "j.csv", 3)
     refused = Item("k3", "c", "acme", "22", Action.RETWEET, "j.csv", 4)
     for item, events in (
-        (made, [Event.SENT, Event.MAYBE, Event.MADE]),
-        (owner, [Event.SENT, Event.NONE, Event.SENT, Event.OWNER]),
-        (refused, [Event.SENT, Event.MAYBE, Event.NONE]),
+        (made, [JournalEvent.SENT, JournalEvent.MAYBE, JournalEvent.MADE]),
+        (owner, [JournalEvent.SENT, JournalEvent.NONE, JournalEvent.SENT, JournalEvent.OWNER]),
+        (refused, [JournalEvent.SENT, JournalEvent.MAYBE, JournalEvent.NONE]),
     ):
         for event in events:
             journal.record(item, event)

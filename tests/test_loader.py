@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from bulkrt.cli import main
+from bulkrt.core.items import Action, Item
 from bulkrt.errors import JobInputError, Problem
-from bulkrt.items import Action, Item
-from bulkrt.keys import derived_key
-from bulkrt.loader import JobFormat, check_jobs, open_jobs, read_items
-from bulkrt.rows import Row, check_row
-from bulkrt.tweet_ids import parse_tweet_id
+from bulkrt.jobs.keys import derived_key
+from bulkrt.jobs.loader import JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.jobs.rows import Row, check_row
+from bulkrt.jobs.tweet_ids import parse_tweet_id
 
 ACCOUNTS = frozenset({"acct001", "acct002"})
 
@@ -317,7 +317,13 @@ class TestValidateCommand:
 
 
 #: the modules of this layer that decide without doing I/O beyond reading files
-PURE_MODULES = ["bulkrt.errors", "bulkrt.tweet_ids", "bulkrt.rows", "bulkrt.keys", "bulkrt.ledger"]
+PURE_MODULES = [
+    "bulkrt.errors",
+    "bulkrt.jobs.tweet_ids",
+    "bulkrt.jobs.rows",
+    "bulkrt.jobs.keys",
+    "bulkrt.ledger.record",
+]
 
 
 @pytest.mark.parametrize("name", PURE_MODULES)
@@ -330,8 +336,8 @@ def test_docstring_examples_hold(name: str) -> None:
 def test_loading_imports_no_network_library() -> None:
     """Loading, validating and the ledger import neither aiohttp, anyio nor the sandbox."""
     code = (
-        "import sys, bulkrt.loader, bulkrt.accounts, bulkrt.ledger_reader, bulkrt.ledger_writer,"
-        " bulkrt.status\n"
+        "import sys, bulkrt.jobs.loader, bulkrt.shell.accounts, bulkrt.ledger.reader,"
+        " bulkrt.ledger.writer, bulkrt.ledger.counts\n"
         "print(','.join(m for m in ('aiohttp', 'anyio', 'aiolimiter', 'bulkrt.sandbox')"
         " if m in sys.modules))"
     )

@@ -452,8 +452,8 @@ def test_force_replaces_a_file_of_the_kind_the_command_writes(
 def test_sandbox_force_replaces_only_the_accounts_file_a_sandbox_wrote(tmp_path: Path) -> None:
     """`sandbox --accounts-out --force` replaces a file an earlier sandbox wrote (its marker
     kept, the new file loads), while the same file without the marker is refused above."""
-    from bulkrt.accounts import load_accounts
     from bulkrt.commands.sandbox import write_accounts_file
+    from bulkrt.shell.accounts import load_accounts
 
     path = tmp_path / "accounts.json"
     write_accounts_file(path, {"accounts": {"old": {"user_id": "1", "oauth1": {
@@ -498,8 +498,8 @@ def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
 
 @pytest.mark.parametrize(
     "module",
-    ["bulkrt.outputs", "bulkrt.accounts", "bulkrt.api_base", "bulkrt.first_answers",
-     "bulkrt.limit_evidence", "bulkrt.commands.options"],
+    ["bulkrt.commands.outputs", "bulkrt.shell.accounts", "bulkrt.core.api_base",
+     "bulkrt.core.first_answers", "bulkrt.core.limit_evidence", "bulkrt.commands.options"],
 )  # fmt: skip
 def test_the_module_examples_hold(module: str) -> None:
     """The examples in the module's docstrings run as shown."""

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from bulkrt.items import Action, Status
-from bulkrt.outcome import (
+from bulkrt.core.items import Action, Status
+from bulkrt.core.outcome import (
     ALREADY_RETWEETED,
     Decision,
     FailureKind,

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from bulkrt.items import Action
-from bulkrt.plan import last_request_at, plan
-from bulkrt.tiers import Prices, Tier, limit_model
+from bulkrt.core.items import Action
+from bulkrt.core.plan import last_request_at, plan
+from bulkrt.core.tiers import Prices, Tier, limit_model
 
 RT, UNDO = Action.RETWEET, Action.UNDO
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bulkrt.ratelimits import LimitReading, RateLimitSnapshot, parse_rate_limits
+from bulkrt.core.ratelimits import LimitReading, RateLimitSnapshot, parse_rate_limits
 
 
 @pytest.mark.parametrize(

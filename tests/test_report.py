@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from bulkrt.items import Action, Status
-from bulkrt.ledger import ErrorInfo, LedgerRecord
-from bulkrt.report import MAX_CHART_CAMPAIGNS, MAX_KINDS, MAX_SLOTS, Report, ReportBuilder
-from bulkrt.report_html import CAMPAIGN_COLOURS, COLOURS, render_html
-from bulkrt.status import Tally
-from bulkrt.tiers import WindowLimit
+from bulkrt.core.items import Action, Status
+from bulkrt.core.tiers import WindowLimit
+from bulkrt.ledger.counts import StatusTally
+from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.reporting.model import MAX_CHART_CAMPAIGNS, MAX_KINDS, MAX_SLOTS, Report, ReportBuilder
+from bulkrt.reporting.page import CAMPAIGN_COLOURS, COLOURS, render_html
 
 START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 OK = LedgerRecord(
@@ -77,7 +77,7 @@ def build(records: list[LedgerRecord], window: WindowLimit = SHORT_WINDOWS) -> R
     for record in records:
         builder.add(record)
         latest[record.key] = record
-    tally = Tally()
+    tally = StatusTally()
     tally.lines = len(records)
     for r in latest.values():
         tally.add((r.status, r.action, r.account, r.error.kind if r.error else None))
@@ -194,7 +194,7 @@ class TestModel:
         assert len(builder.kind_lines) == len(builder.examples) == MAX_KINDS
         assert len(builder.campaign_slots) <= MAX_SLOTS
         assert sum(r + u for r, u in builder.slots.values()) == 200_000
-        timeline = builder.build(Tally().summary("l"), WindowLimit(50, 900.0)).timeline
+        timeline = builder.build(StatusTally().summary("l"), WindowLimit(50, 900.0)).timeline
         assert len(timeline.buckets) <= 121
         assert sum(b.retweet for b in timeline.buckets) == 200_000
 
@@ -369,6 +369,6 @@ class TestInTheBrowser:
 
 
 def test_the_docstring_example_holds() -> None:
-    """The example in `bulkrt.report`'s docstring runs as written."""
-    failed, tried = doctest.testmod(importlib.import_module("bulkrt.report"))
+    """The example in `bulkrt.reporting.model`'s docstring runs as written."""
+    failed, tried = doctest.testmod(importlib.import_module("bulkrt.reporting.model"))
     assert tried > 0 and failed == 0

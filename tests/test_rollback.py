@@ -22,12 +22,12 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from bulkrt.attribution import Origin
 from bulkrt.cli import main
 from bulkrt.commands.sandbox import write_accounts_file
-from bulkrt.items import Action, Status
-from bulkrt.ledger import ErrorInfo, LedgerRecord
-from bulkrt.rollback import RollbackError, UndoRow, select_undo, write_undo_job
+from bulkrt.core.attribution import Origin
+from bulkrt.core.items import Action, Status
+from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.ledger.undo import RollbackError, UndoRow, select_undo, write_undo_job
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
 from tests.test_run import World, eventually
 
@@ -372,6 +372,6 @@ def test_the_cli_refuses_to_overwrite_the_ledger(tmp_path: Path) -> None:
 
 
 def test_the_docstring_example_holds() -> None:
-    """The example in `bulkrt.rollback`'s docstring runs as written."""
-    failed, tried = doctest.testmod(importlib.import_module("bulkrt.rollback"))
+    """The example in `bulkrt.ledger.undo`'s docstring runs as written."""
+    failed, tried = doctest.testmod(importlib.import_module("bulkrt.ledger.undo"))
     assert tried > 0 and failed == 0

@@ -17,9 +17,9 @@ import anyio
 import pytest
 
 from bulkrt.commands.sandbox import write_accounts_file
-from bulkrt.ledger_writer import LedgerWriter
+from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
-from bulkrt.sandbox.config import Endpoint, HiddenCap
+from bulkrt.sandbox.config import Endpoint, HiddenLimit
 from bulkrt.sandbox.faults import ScriptedFault
 
 
@@ -290,7 +290,7 @@ class TestFaultsAndAuth:
         """A cap no header shows (3 per 3 h) stops acct001's 4th retweet with a 429 while its
         window has room: acct001 is parked, the others finish, and after the cap's period acct001
         finishes too, with a handful of 429s in all."""
-        cap = HiddenCap(3, 10_800, frozenset({Endpoint.RETWEET}))
+        cap = HiddenLimit(3, 10_800, frozenset({Endpoint.RETWEET}))
         world = await make_world(hidden_caps=(cap,), timestamp_skew=10**6)
         job = world.job(rows(["acct001"], 6) + rows(["acct003", "acct005"], 3, first=300))
         async with await anyio.open_process(world.run_args(job)) as process:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bulkrt.items import Action, Item, Status
-from bulkrt.outcome import Decision, FailureKind, Outcome, TransportFailure, classify
-from bulkrt.ratelimits import LimitReading, RateLimitSnapshot
-from bulkrt.retry_policy import ParkPolicy, RetryPolicy
-from bulkrt.scheduler import (
+from bulkrt.core.items import Action, Item, Status
+from bulkrt.core.limiter import USER_DAY, BudgetWindow, Margins, WindowLimiter
+from bulkrt.core.outcome import Decision, FailureKind, Outcome, TransportFailure, classify
+from bulkrt.core.ratelimits import LimitReading, RateLimitSnapshot
+from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
+from bulkrt.core.scheduler import (
     AccountState,
     Dispatch,
     Done,
@@ -33,8 +34,7 @@ from bulkrt.scheduler import (
     Ticket,
     Wait,
 )
-from bulkrt.tiers import limit_model
-from bulkrt.windows import USER_DAY, Margins, Window, WindowLimiter
+from bulkrt.core.tiers import limit_model
 
 PROBLEM = "application/problem+json"
 OK_BODY = {
@@ -660,7 +660,7 @@ class TestWindow:
 
     def test_requests_count_until_a_period_after_their_response(self) -> None:
         """A full window frees one slot ``period`` after each response arrived."""
-        window = Window(limit=2, period=10.0)
+        window = BudgetWindow(limit=2, period=10.0)
         window.acquire(0.0)
         window.acquire(0.0)
         assert window.ready_at(0.0) is None
@@ -671,7 +671,7 @@ class TestWindow:
 
     def test_consistent_exhausted_header_adds_no_wait(self) -> None:
         """A ``remaining: 0`` whose (rounded-up) reset matches our own log costs nothing extra."""
-        window = Window(limit=2, period=3.0, margins=Margins(skew=0.0))
+        window = BudgetWindow(limit=2, period=3.0, margins=Margins(skew=0.0))
         window.acquire(0.0)
         window.acquire(0.0)
         window.release(0.002, LimitReading(2, 1, 4.0))
@@ -681,14 +681,14 @@ class TestWindow:
     def test_server_counting_more_than_us_adds_phantoms_until_reset(self) -> None:
         """When the server reports more used than we sent, the difference counts until the
         reset plus margin."""
-        window = Window(limit=5, period=900.0, margins=Margins())
+        window = BudgetWindow(limit=5, period=900.0, margins=Margins())
         window.acquire(0.0)
         assert window.release(1.0, LimitReading(5, 0, 300.0)) is False
         assert window.ready_at(1.0) == pytest.approx(302.0)
 
     def test_limit_header_replaces_the_model(self) -> None:
         """``x-rate-limit-limit`` becomes the window's limit."""
-        window = Window(limit=1, period=900.0)
+        window = BudgetWindow(limit=1, period=900.0)
         window.acquire(0.0)
         window.release(1.0, LimitReading(50, 49, 900.0))
         assert window.limit == 50 and window.ready_at(1.0) == 1.0
@@ -699,7 +699,7 @@ class TestWindow:
     )
     def test_reset_out_of_range_is_flagged(self, reset: float | None, skewed: bool) -> None:
         """Resets far in the past or far ahead are flagged as suspected clock skew."""
-        window = Window(limit=5, period=900.0, margins=Margins())
+        window = BudgetWindow(limit=5, period=900.0, margins=Margins())
         assert window.observe(100.0, LimitReading(5, 4, reset)) is skewed
 
     def test_day_headers_become_a_window_of_their_own(self) -> None:
@@ -743,15 +743,15 @@ def test_seeded_runs_are_reproducible() -> None:
 
 
 PURE_MODULES = [
-    "bulkrt.ratelimits",
-    "bulkrt.tiers",
-    "bulkrt.outcome",
-    "bulkrt.retry_policy",
-    "bulkrt.windows",
-    "bulkrt.scheduler",
-    "bulkrt.work",
-    "bulkrt.plan",
-    "bulkrt.attribution",
+    "bulkrt.core.ratelimits",
+    "bulkrt.core.tiers",
+    "bulkrt.core.outcome",
+    "bulkrt.core.retry_policy",
+    "bulkrt.core.limiter",
+    "bulkrt.core.scheduler",
+    "bulkrt.core.work",
+    "bulkrt.core.plan",
+    "bulkrt.core.attribution",
 ]
 
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from bulkrt.cli import main
-from bulkrt.items import Action, Status
-from bulkrt.ledger import ErrorInfo, LedgerRecord
-from bulkrt.status import summarise_ledger
+from bulkrt.core.items import Action, Status
+from bulkrt.ledger.counts import summarise_ledger
+from bulkrt.ledger.record import ErrorInfo, LedgerRecord
 
 BASE = LedgerRecord(
     ts="2026-11-26T01:00:00Z",

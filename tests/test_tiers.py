@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from bulkrt.items import Action
-from bulkrt.tiers import (
+from bulkrt.core.items import Action
+from bulkrt.core.tiers import (
     LAUNCH_APP_POST_CAP,
     LAUNCH_POST_CAP,
     CapScope,

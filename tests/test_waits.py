@@ -8,16 +8,16 @@ import signal
 
 import anyio
 
-from bulkrt.items import Action, Item, Status
-from bulkrt.limit_evidence import learned_limit, teachable
-from bulkrt.outcome import Decision, classify
-from bulkrt.progress import expected_finish
-from bulkrt.ratelimits import parse_rate_limits
-from bulkrt.retry_policy import ParkPolicy
-from bulkrt.scheduler import AccountState, Dispatch, Event, EventKind, Scheduler
-from bulkrt.tiers import limit_model
-from bulkrt.waits import LONG_WAIT, is_long, reason, when
-from bulkrt.windows import WindowLimiter
+from bulkrt.core.items import Action, Item, Status
+from bulkrt.core.limit_evidence import learned_limit, teachable
+from bulkrt.core.limiter import WindowLimiter
+from bulkrt.core.outcome import Decision, classify
+from bulkrt.core.ratelimits import parse_rate_limits
+from bulkrt.core.retry_policy import ParkPolicy
+from bulkrt.core.scheduler import AccountEvent, AccountState, Dispatch, EventKind, Scheduler
+from bulkrt.core.tiers import limit_model
+from bulkrt.core.waits import LONG_WAIT, is_long, reason, when
+from bulkrt.shell.progress import expected_finish
 from tests.test_run import MakeWorld, rows
 
 PROBLEM = "application/problem+json"
@@ -107,12 +107,12 @@ def test_a_learned_limit_never_falls_below_a_tenth_of_the_model() -> None:
 
 def test_a_long_wait_is_a_warning_with_its_date_and_reason() -> None:
     """A wait longer than LONG_WAIT is long; it is told with the date when not today, and why."""
-    long = Event(EventKind.RATE_LIMITED, "acme", NOW, NOW + LONG_WAIT + 1)
-    short = Event(EventKind.RATE_LIMITED, "acme", NOW, NOW + 30)
+    long = AccountEvent(EventKind.RATE_LIMITED, "acme", NOW, NOW + LONG_WAIT + 1)
+    short = AccountEvent(EventKind.RATE_LIMITED, "acme", NOW, NOW + 30)
     assert is_long(long) and not is_long(short)
     assert when(NOW + 2 * 86_400, NOW).count("-") == 2
     assert ":" in when(NOW + 1, NOW) and "-" not in when(NOW + 1, NOW)
-    parked = Event(EventKind.PARKED, "acme", NOW, NOW + 60, "park 1: HTTP 429")
+    parked = AccountEvent(EventKind.PARKED, "acme", NOW, NOW + 60, "park 1: HTTP 429")
     assert reason(parked) == "a 429 its headers do not explain; parked: park 1: HTTP 429"
 
 

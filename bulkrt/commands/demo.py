@@ -17,13 +17,13 @@ import click
 
 from bulkrt import logs
 from bulkrt.commands.sandbox import write_accounts_file
+from bulkrt.core.tiers import Tier
 from bulkrt.exitcodes import ExitCode
-from bulkrt.progress import Progress
-from bulkrt.rollback import plan_rollback, write_undo_job
-from bulkrt.runner import RunSettings, run_job
+from bulkrt.ledger.counts import summarise_ledger
+from bulkrt.ledger.undo import plan_rollback, write_undo_job
 from bulkrt.sandbox import Sandbox, SandboxConfig
-from bulkrt.status import summarise_ledger
-from bulkrt.tiers import Tier
+from bulkrt.shell.progress import Progress
+from bulkrt.shell.runner import RunSettings, run_job
 
 __all__ = ["command"]
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from bulkrt import logs
+from bulkrt.commands.outputs import JOB, refusal
+from bulkrt.core.items import Action
 from bulkrt.errors import Problem
 from bulkrt.exitcodes import ExitCode
-from bulkrt.expand import expand, read_accounts, read_tweets, split_entries, write_job
-from bulkrt.items import Action
-from bulkrt.outputs import JOB, refusal
-from bulkrt.rollback import ROLLBACK_SUFFIX
+from bulkrt.jobs.campaign import expand, read_accounts, read_tweets, split_entries, write_job
+from bulkrt.ledger.undo import ROLLBACK_SUFFIX
 
 __all__ = ["command"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bulkrt.loader import JobFormat
+from bulkrt.jobs.loader import JobFormat
 
 __all__ = [
     "Seconds",

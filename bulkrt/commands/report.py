@@ -8,15 +8,15 @@ import click
 
 from bulkrt import logs
 from bulkrt.commands.options import Seconds
+from bulkrt.commands.outputs import not_a_ledger, refusal
+from bulkrt.core.tiers import Tier, limit_model
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
-from bulkrt.ledger import LedgerRecord
-from bulkrt.ledger_reader import scan_ledger
-from bulkrt.outputs import not_a_ledger, refusal
-from bulkrt.report import Report, ReportBuilder
-from bulkrt.report_html import render_html
-from bulkrt.status import summarise_ledger
-from bulkrt.tiers import Tier, limit_model
+from bulkrt.ledger.counts import summarise_ledger
+from bulkrt.ledger.reader import scan_ledger
+from bulkrt.ledger.record import LedgerRecord
+from bulkrt.reporting.model import Report, ReportBuilder
+from bulkrt.reporting.page import render_html
 
 __all__ = ["build_report", "command"]
 

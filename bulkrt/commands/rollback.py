@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from bulkrt import logs
+from bulkrt.commands.outputs import UNDO_JOB, not_a_ledger, refusal
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
-from bulkrt.outputs import UNDO_JOB, not_a_ledger, refusal
-from bulkrt.rollback import RollbackError, plan_rollback, write_undo_job
+from bulkrt.ledger.undo import RollbackError, plan_rollback, write_undo_job
 
 __all__ = ["command"]
 

@@ -16,8 +16,6 @@ import click
 from click.core import ParameterSource
 
 from bulkrt import logs
-from bulkrt.api_base import api_base as checked_api_base
-from bulkrt.client import Timeouts
 from bulkrt.commands.options import (
     Seconds,
     accounts_option,
@@ -25,13 +23,15 @@ from bulkrt.commands.options import (
     format_option,
     jobs_argument,
 )
+from bulkrt.commands.outputs import ledger_refusal
+from bulkrt.core.api_base import api_base as checked_api_base
+from bulkrt.core.tiers import Tier
 from bulkrt.errors import InputError, LedgerError
 from bulkrt.exitcodes import ExitCode
-from bulkrt.loader import JobFormat
-from bulkrt.outputs import ledger_refusal
-from bulkrt.progress import Progress
-from bulkrt.runner import RunSettings, run_job
-from bulkrt.tiers import Tier
+from bulkrt.jobs.loader import JobFormat
+from bulkrt.shell.client import Timeouts
+from bulkrt.shell.progress import Progress
+from bulkrt.shell.runner import RunSettings, run_job
 
 __all__ = ["command"]
 

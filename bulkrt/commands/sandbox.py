@@ -13,15 +13,15 @@ import click
 
 from bulkrt.atomic import replacing
 from bulkrt.commands.options import Seconds
+from bulkrt.commands.outputs import SANDBOX_ACCOUNTS, SANDBOX_MARK, refusal
 from bulkrt.exitcodes import ExitCode
-from bulkrt.outputs import SANDBOX_ACCOUNTS, SANDBOX_MARK, refusal
 from bulkrt.sandbox.config import (
     TRANSIENT_FAULTS,
     AlreadyRetweetedMode,
     BodyCheck,
     Endpoint,
     FaultKind,
-    HiddenCap,
+    HiddenLimit,
     NotFoundMode,
     RateLimitBody,
     RateLimitHeaders,
@@ -59,7 +59,7 @@ def _fault_rates(fault_rate: float, faults: tuple[str, ...]) -> dict[FaultKind, 
     return rates
 
 
-def _hidden_caps(specs: tuple[str, ...]) -> tuple[HiddenCap, ...]:
+def _hidden_caps(specs: tuple[str, ...]) -> tuple[HiddenLimit, ...]:
     caps = []
     shared = frozenset({Endpoint.RETWEET, Endpoint.POST_TWEET})
     for spec in specs:
@@ -68,7 +68,7 @@ def _hidden_caps(specs: tuple[str, ...]) -> tuple[HiddenCap, ...]:
         try:
             if scope not in ("", "user", "app"):
                 raise ValueError(scope)
-            caps.append(HiddenCap(int(limit), float(seconds), shared, per_app=scope == "app"))
+            caps.append(HiddenLimit(int(limit), float(seconds), shared, per_app=scope == "app"))
         except ValueError:
             raise click.BadParameter(
                 f"{spec!r}: use LIMIT/SECONDS[/user|app], e.g. 300/10800 (per user) or "

@@ -14,11 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from bulkrt import logs
+from bulkrt.commands.outputs import not_a_ledger
+from bulkrt.core.items import Status
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
-from bulkrt.items import Status
-from bulkrt.outputs import not_a_ledger
-from bulkrt.status import LedgerSummary, summarise_ledger
+from bulkrt.ledger.counts import LedgerSummary, summarise_ledger
 
 __all__ = ["command"]
 

@@ -17,7 +17,6 @@ from typing import NoReturn
 import click
 
 from bulkrt import logs
-from bulkrt.accounts import load_accounts
 from bulkrt.commands.options import (
     accounts_option,
     campaign_option,
@@ -26,8 +25,9 @@ from bulkrt.commands.options import (
 )
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
-from bulkrt.ledger_reader import finished_keys
-from bulkrt.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.ledger.reader import finished_keys
+from bulkrt.shell.accounts import load_accounts
 
 __all__ = ["command"]
 

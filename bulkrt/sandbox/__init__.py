@@ -1,6 +1,7 @@
 """A local, stateful emulator of the X API v2 endpoints bulkrt uses, over real HTTP.
 
-The runtime never imports this package; tests, the demo and benchmarks do.
+The runtime never imports this package; tests, the demo and benchmarks do. It may import only
+the core (the tiers it emulates).
 """
 
 from bulkrt.sandbox.clock import ManualClock, OffsetClock, SystemClock

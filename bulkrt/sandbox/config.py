@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bulkrt.tiers import Tier
+from bulkrt.core.tiers import Tier
 
 __all__ = [
     "AlreadyRetweetedMode",
     "BodyCheck",
     "Endpoint",
     "FaultKind",
-    "HiddenCap",
+    "HiddenLimit",
     "NotFoundMode",
     "RateLimitBody",
     "RateLimitHeaders",
@@ -24,7 +24,7 @@ __all__ = [
     "SuccessIdField",
     "Tier",
     "UndoNotFoundMode",
-    "Window",
+    "FixedWindow",
     "tier_windows",
 ]
 
@@ -45,7 +45,7 @@ class Endpoint(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
+class FixedWindow:
     """A fixed window: at most ``limit`` requests in ``seconds``, counted from the first request."""
 
     limit: int
@@ -53,7 +53,7 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
-class HiddenCap:
+class HiddenLimit:
     """A limit no response header reveals; hitting it gives a 429 while remaining > 0."""
 
     limit: int
@@ -68,16 +68,16 @@ _MINUTES_15 = 900.0
 _DAY = 86_400.0
 
 
-def tier_windows(tier: Tier) -> dict[Endpoint, Window]:
+def tier_windows(tier: Tier) -> dict[Endpoint, FixedWindow]:
     """The per-user window of each endpoint under a preset."""
     per_15_min = {Tier.FREE: 1, Tier.BASIC: 5}.get(tier, 50)
-    retweets = Window(per_15_min, _MINUTES_15)
+    retweets = FixedWindow(per_15_min, _MINUTES_15)
     if tier is Tier.FREE:
-        users_me, post_tweet = Window(25, _DAY), Window(17, _DAY)
+        users_me, post_tweet = FixedWindow(25, _DAY), FixedWindow(17, _DAY)
     elif tier is Tier.BASIC:
-        users_me, post_tweet = Window(100, _DAY), Window(100, _DAY)
+        users_me, post_tweet = FixedWindow(100, _DAY), FixedWindow(100, _DAY)
     else:
-        users_me, post_tweet = Window(75, _MINUTES_15), Window(100, _MINUTES_15)
+        users_me, post_tweet = FixedWindow(75, _MINUTES_15), FixedWindow(100, _MINUTES_15)
     return {
         Endpoint.RETWEET: retweets,
         Endpoint.UNDO: retweets,
@@ -86,11 +86,11 @@ def tier_windows(tier: Tier) -> dict[Endpoint, Window]:
     }
 
 
-def tier_hidden_caps(tier: Tier) -> tuple[HiddenCap, ...]:
+def tier_hidden_caps(tier: Tier) -> tuple[HiddenLimit, ...]:
     """The caps of a preset that no header shows."""
     if tier is Tier.LAUNCH:
         shared = frozenset({Endpoint.RETWEET, Endpoint.POST_TWEET})
-        return (HiddenCap(300, 3 * 3600.0, shared, per_app=True),)
+        return (HiddenLimit(300, 3 * 3600.0, shared, per_app=True),)
     return ()
 
 
@@ -224,7 +224,7 @@ class SandboxConfig:
     user_day_limit: int | None = None
     app_day_limit: int | None = None
     #: extra caps that no header shows, on top of the preset's
-    hidden_caps: tuple[HiddenCap, ...] = ()
+    hidden_caps: tuple[HiddenLimit, ...] = ()
     already_retweeted: AlreadyRetweetedMode = AlreadyRetweetedMode.ERROR
     not_found: NotFoundMode = NotFoundMode.ERRORS_200
     undo_not_found: UndoNotFoundMode = UndoNotFoundMode.NOOP
@@ -270,19 +270,19 @@ class SandboxConfig:
             if not isinstance(value, kind):
                 object.__setattr__(self, name, kind(value))
 
-    def windows(self) -> dict[Endpoint, Window]:
+    def windows(self) -> dict[Endpoint, FixedWindow]:
         """The per-user window of every endpoint, after ``limit``/``window`` overrides."""
         windows = tier_windows(self.tier)
         if self.limit is not None or self.window is not None:
             for endpoint in (Endpoint.RETWEET, Endpoint.UNDO):
                 base = windows[endpoint]
-                windows[endpoint] = Window(
+                windows[endpoint] = FixedWindow(
                     self.limit if self.limit is not None else base.limit,
                     self.window if self.window is not None else base.seconds,
                 )
         return windows
 
-    def all_hidden_caps(self) -> tuple[HiddenCap, ...]:
+    def all_hidden_caps(self) -> tuple[HiddenLimit, ...]:
         return tier_hidden_caps(self.tier) + self.hidden_caps
 
     def validate(self) -> None:

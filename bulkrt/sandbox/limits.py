@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from bulkrt.sandbox.config import (
     Endpoint,
+    FixedWindow,
     RateLimitBody,
     RateLimitHeaders,
     SandboxConfig,
-    Window,
 )
 from bulkrt.sandbox.problems import Problems, Reply
 from bulkrt.sandbox.windows import WindowCounter, WindowView
@@ -74,10 +74,10 @@ class RateLimits:
         count = self._counter.take if take else self._counter.view
         views = []
         if self._config.user_day_limit is not None:
-            window = Window(self._config.user_day_limit, _DAY)
+            window = FixedWindow(self._config.user_day_limit, _DAY)
             views.append(("x-user-limit-24hour", count((user_id, "day"), window, now)))
         if self._config.app_day_limit is not None:
-            window = Window(self._config.app_day_limit, _DAY)
+            window = FixedWindow(self._config.app_day_limit, _DAY)
             views.append(("x-app-limit-24hour", count((self._app_id, "app-day"), window, now)))
         return views
 
@@ -88,7 +88,7 @@ class RateLimits:
         views = []
         for index, cap in enumerate(self._hidden):
             if endpoint in cap.endpoints:
-                window = Window(cap.limit, cap.seconds)
+                window = FixedWindow(cap.limit, cap.seconds)
                 views.append(count((user_id, "hidden", index), window, now))
                 if cap.per_app:
                     views.append(count((self._app_id, "hidden-app", index), window, now))

@@ -7,7 +7,7 @@ import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from bulkrt.sandbox.config import Window
+from bulkrt.sandbox.config import FixedWindow
 
 __all__ = ["WindowCounter", "WindowView"]
 
@@ -30,7 +30,7 @@ class WindowCounter:
     """Counts requests per key (user and endpoint, or app) in fixed windows.
 
     >>> counter = WindowCounter()
-    >>> w = Window(limit=2, seconds=60)
+    >>> w = FixedWindow(limit=2, seconds=60)
     >>> counter.take("u", w, now=100.0).remaining, counter.take("u", w, now=101.0).remaining
     (1, 0)
     >>> counter.view("u", w, now=161.0).remaining  # the window that opened at 100 has ended
@@ -43,13 +43,13 @@ class WindowCounter:
         #: key -> (start of the open window, requests counted in it)
         self._open: dict[Hashable, tuple[float, int]] = {}
 
-    def _current(self, key: Hashable, window: Window, now: float) -> tuple[float, int] | None:
+    def _current(self, key: Hashable, window: FixedWindow, now: float) -> tuple[float, int] | None:
         state = self._open.get(key)
         if state is None or now >= state[0] + window.seconds:
             return None
         return state
 
-    def view(self, key: Hashable, window: Window, now: float) -> WindowView:
+    def view(self, key: Hashable, window: FixedWindow, now: float) -> WindowView:
         """The window as it stands, without counting a request."""
         state = self._current(key, window, now)
         start, used = state if state is not None else (now, 0)
@@ -57,7 +57,7 @@ class WindowCounter:
             window.limit, max(0, window.limit - used), math.ceil(start + window.seconds)
         )
 
-    def take(self, key: Hashable, window: Window, now: float) -> WindowView:
+    def take(self, key: Hashable, window: FixedWindow, now: float) -> WindowView:
         """Count one request (the caller has checked there is room) and return the new view."""
         state = self._current(key, window, now)
         start, used = state if state is not None else (now, 0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bulkrt.sandbox.config import Endpoint, HiddenCap, SandboxConfig, Tier, Window
+from bulkrt.sandbox.config import Endpoint, FixedWindow, HiddenLimit, SandboxConfig, Tier
 from tests.sandbox.conftest import MakeApi
 
 RATE_HEADERS = ("x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset")
@@ -32,8 +32,8 @@ class TestPresets:
     ) -> None:
         """Retweet and undo each get the preset's requests per 15 minutes, per user."""
         windows = SandboxConfig(tier=tier).windows()
-        assert windows[Endpoint.RETWEET] == Window(per_15_min, 900)
-        assert windows[Endpoint.UNDO] == Window(per_15_min, 900)
+        assert windows[Endpoint.RETWEET] == FixedWindow(per_15_min, 900)
+        assert windows[Endpoint.UNDO] == FixedWindow(per_15_min, 900)
 
     def test_only_launch_has_the_hidden_three_hour_cap_shared_with_posting(self) -> None:
         """Launch adds 300 per 3 hours over retweets and posts; the other presets add nothing."""
@@ -189,7 +189,7 @@ class TestHiddenCaps:
     async def test_a_hidden_cap_is_shared_with_posting(self, make_api: MakeApi) -> None:
         """Posts made elsewhere use up the same hidden cap as retweets."""
         api = await make_api(
-            hidden_caps=(HiddenCap(3, 10800, frozenset({Endpoint.RETWEET, Endpoint.POST_TWEET})),)
+            hidden_caps=(HiddenLimit(3, 10800, frozenset({Endpoint.RETWEET, Endpoint.POST_TWEET})),)
         )
         user = api.users[0]
         for text in ("a", "b"):

@@ -1,0 +1,252 @@
+"""Whether a command may write its output file: never over a file it reads, a ledger, a
+ledger's journal (``<ledger>.sent``), a lock (``<ledger>.lock``, ``<accounts>.lock``) or an
+operator's accounts file, not even with ``--force``. An existing bulkrt file is replaced only by
+the command that writes that kind, with ``--force``: `expand --out` a job file, `rollback --out`
+an earlier undo job (every row an ``undo``; never a job holding retweet rows), `sandbox
+--accounts-out` an accounts file a sandbox wrote (marked ``"written_by": "bulkrt sandbox"``).
+`report --html` replaces no bulkrt file. Any other existing file is replaced only with ``--force``.
+
+Every command that writes a file (`rollback --out`, `report --html`, `expand --out`,
+`sandbox --accounts-out`) asks `refusal` first and stops with exit 2 on its answer, so an
+operator's mistake in a path costs a message, never a file.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> ledger = d / "ledger.jsonl"
+>>> _ = ledger.write_text('{"schema":1,"ts":"t","run":"r","key":"k"}\\n')
+>>> refusal(ledger, force=True, inputs={})
+'is a bulkrt ledger; bulkrt never writes over one, even with --force: name another file'
+>>> refusal(ledger, force=False, inputs={"the ledger it reads": ledger})
+'that is the ledger it reads; name another file'
+>>> refusal(d / "new.csv", force=False, inputs={"the ledger it reads": ledger}) is None
+True
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from bulkrt.core.items import Action
+from bulkrt.errors import Problem
+from bulkrt.jobs.job_files import JobFile, JobFormat, read_raw_rows
+
+__all__ = [
+    "ACCOUNTS_FILE",
+    "JOB",
+    "JOURNAL",
+    "LEDGER",
+    "LOCK",
+    "SANDBOX_ACCOUNTS",
+    "SANDBOX_MARK",
+    "UNDO_JOB",
+    "kind_of",
+    "ledger_refusal",
+    "not_a_ledger",
+    "refusal",
+]
+
+#: what `kind_of` calls a ledger and an accounts file
+LEDGER = "a bulkrt ledger"
+ACCOUNTS_FILE = "a bulkrt accounts file"
+JOB = "a bulkrt job file"
+JOURNAL = "a ledger's journal (<ledger>.sent)"
+LOCK = "the lock of a ledger or accounts file"
+#: an accounts file `bulkrt sandbox --accounts-out` wrote (it carries `SANDBOX_MARK`)
+SANDBOX_ACCOUNTS = "an accounts file a bulkrt sandbox wrote"
+#: a job file whose every row is an ``undo`` (what `bulkrt rollback --out` writes)
+UNDO_JOB = "an undo job file"
+
+#: the top-level key and value `bulkrt sandbox` writes into its accounts files; the accounts
+#: loader ignores top-level keys other than ``accounts``, and a token write-back keeps them
+SANDBOX_MARK = ("written_by", "bulkrt sandbox")
+
+#: the kinds of file each kind a command ``writes`` may replace (with ``--force``)
+_REPLACEABLE = {
+    JOB: frozenset({JOB, UNDO_JOB}),
+    UNDO_JOB: frozenset({UNDO_JOB}),
+    SANDBOX_ACCOUNTS: frozenset({SANDBOX_ACCOUNTS}),
+}
+
+#: how much of an existing file is read to tell what it is, and how many of its lines
+_SNIFF = 64 * 1024
+_SNIFF_LINES = 20
+
+
+def kind_of(path: Path) -> str | None:
+    """What bulkrt file ``path`` holds: `LEDGER`, `JOURNAL`, `LOCK` (by its name beside a ledger
+    or accounts file), `ACCOUNTS_FILE`, `SANDBOX_ACCOUNTS`, `JOB` (a CSV header or a JSONL row
+    naming account and tweet_id, maybe gzipped), `UNDO_JOB`, or None (anything else, or
+    unreadable)."""
+    owners = {".sent": (LEDGER,), ".lock": (LEDGER, ACCOUNTS_FILE)}
+    for suffix, by_name in ((".sent", JOURNAL), (".lock", LOCK)):
+        if not path.name.endswith(suffix) or path.name == suffix:
+            continue
+        owner = path.with_name(path.name.removesuffix(suffix))
+        if owner.is_file() and _sniff_kind(owner) in owners[suffix]:
+            return by_name
+    kind = _sniff_kind(path)
+    if kind == JOB and _all_undo(path):
+        return UNDO_JOB
+    if kind == ACCOUNTS_FILE and _sandbox_wrote(path):
+        return SANDBOX_ACCOUNTS
+    return kind
+
+
+def _sniff_kind(path: Path) -> str | None:
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(_SNIFF)
+        if head.startswith(b"\x1f\x8b"):
+            with gzip.open(path, "rb") as stream:
+                head = stream.read(_SNIFF)
+    except (OSError, EOFError, zlib.error):
+        return None
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = [line for line in text.splitlines()[:_SNIFF_LINES] if line.strip()]
+    first = lines[0] if lines else ""
+    # any of the first lines: a crash may have torn a ledger's first line
+    if any(_is_ledger_line(line) for line in lines):
+        return LEDGER
+    if any(_is_journal_line(line) for line in lines):
+        return JOURNAL
+    header = first.lower()
+    if "account" in header and "tweet_id" in header:
+        if not header.lstrip().startswith("{"):
+            return JOB
+        try:
+            row = json.loads(first)
+        except ValueError:
+            row = None
+        if isinstance(row, dict) and "account" in row and "tweet_id" in row:
+            return JOB
+    if first.lstrip().startswith("{") and '"accounts"' in text:
+        try:
+            document = json.loads(head.decode("utf-8"))
+        except ValueError:
+            # Cut short by the sniff, or not JSON: the key at the top is a strong enough sign.
+            return ACCOUNTS_FILE if text.lstrip().startswith('{"accounts"') else None
+        if isinstance(document, dict) and isinstance(document.get("accounts"), dict):
+            return ACCOUNTS_FILE
+    return None
+
+
+def _is_ledger_line(line: str) -> bool:
+    return line.startswith('{"schema":') and '"run":' in line and '"key":' in line
+
+
+def _is_journal_line(line: str) -> bool:
+    return line.startswith('{"e":') and '"key":' in line
+
+
+def _all_undo(path: Path) -> bool:
+    """Whether every row of the job ``path`` is an ``undo`` (read whole; any problem: no)."""
+    name = path.name.removesuffix(".gz")
+    fmt = JobFormat.JSONL if name.endswith((".jsonl", ".ndjson")) else JobFormat.CSV
+    job = JobFile(path, str(path), fmt, "")
+    try:
+        for row in read_raw_rows(job, lambda problem: None):
+            if isinstance(row, Problem):
+                return False
+            action = row.fields.get("action")
+            if not isinstance(action, str) or action.strip().lower() != Action.UNDO:
+                return False
+    except (OSError, EOFError, zlib.error, csv.Error):
+        return False
+    return True
+
+
+def _sandbox_wrote(path: Path) -> bool:
+    """Whether the accounts file ``path`` carries `SANDBOX_MARK` (read whole)."""
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, ValueError):
+        return False
+    key, value = SANDBOX_MARK
+    return isinstance(document, dict) and document.get(key) == value
+
+
+def not_a_ledger(path: Path) -> str | None:
+    """Why ``path``, given as a ledger to read, is not one, or None (a ledger, an empty or a
+    missing file: the reader says what is wrong with those).
+
+    >>> import tempfile, pathlib
+    >>> job = pathlib.Path(tempfile.mkdtemp()) / "spring.csv"
+    >>> _ = job.write_text("account,tweet_id,action\\nacme,20,retweet\\n")
+    >>> not_a_ledger(job)
+    'is a bulkrt job file, not a ledger: give the --ledger file of the run'
+    """
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+    except OSError:
+        return None
+    kind = kind_of(path)
+    if kind == LEDGER:
+        return None
+    return f"is {kind or 'not a bulkrt ledger'}, not a ledger: give the --ledger file of the run"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.absolute() == b.absolute()
+
+
+def refusal(
+    out: Path, *, force: bool, inputs: Mapping[str, Path], writes: str | None = None
+) -> str | None:
+    """Why ``out`` must not be written, or None when it may.
+
+    ``inputs`` names the files the command reads (``{"the ledger it reads": path}``); ``out``
+    is never one of them. An existing bulkrt file (`kind_of`) is replaced only when it is of
+    the kind the command ``writes`` (`JOB`: a job or an undo job; `UNDO_JOB`: an undo job only;
+    `SANDBOX_ACCOUNTS`: an accounts file a sandbox wrote), and only with ``force``; a ledger,
+    journal, lock or operator's accounts file never. Any other existing file only with ``force``.
+    """
+    for what, path in inputs.items():
+        if _same_file(out, path):
+            return f"that is {what}; name another file"
+    if out.is_dir():
+        return "is a directory; name a file"
+    if not out.exists():
+        return None
+    kind = kind_of(out)
+    if kind is not None and kind not in _REPLACEABLE.get(writes or "", frozenset()):
+        if kind == JOB and writes == UNDO_JOB:
+            return (
+                f"is {kind} holding retweet rows; rollback replaces only an earlier undo job, "
+                f"even with --force: name another file"
+            )
+        if kind in (LEDGER, JOURNAL, LOCK, ACCOUNTS_FILE):
+            return f"is {kind}; bulkrt never writes over one, even with --force: name another file"
+        return f"is {kind}; this command does not replace one, even with --force: name another file"
+    if not force:
+        return "exists; --force replaces it"
+    return None
+
+
+def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
+    """Why ``ledger`` must not be appended to, or None: it is one of the ``inputs`` (a job, the
+    accounts file), or an existing, non-empty file that is not a bulkrt ledger."""
+    for what, path in inputs.items():
+        if _same_file(ledger, path):
+            return f"that is {what}; name the campaign's ledger (a .jsonl file of its own)"
+    if ledger.is_dir():
+        return "is a directory; name a file"
+    try:
+        empty = ledger.stat().st_size == 0
+    except OSError:
+        return None  # missing: the run creates it (or says why it cannot)
+    kind = kind_of(ledger)
+    if empty or kind == LEDGER:
+        return None
+    return (
+        f"exists and is {kind or 'not a bulkrt ledger'}: bulkrt appends only to its own "
+        f"ledgers; name a new file or the campaign's ledger"
+    )

@@ -1,0 +1,361 @@
+"""Rate budgets per (account, endpoint): a log of our own requests, sharpened by headers.
+
+**Before any header** a :class:`BudgetWindow` is a sliding log: a request counts from its send until
+``period`` seconds after its response arrived (in flight, it counts). The server processed it
+somewhere between our send and our receipt of the answer, so on our own clock whatever server
+window counted it ended no later than ``response time + period``. That is safe against a fixed
+window starting at the first request (what X does, docs/api.md §4.1), a fixed window aligned
+anywhere, and a sliding window, with no clock synchronisation.
+
+**Once headers arrive** they tell the truth about the server's current window (X's windows are
+fixed and start at the first request). Responses that report the same ``x-rate-limit-reset``
+were counted in the same server window, which started no later than the first of those
+responses arrived; so the whole group stops counting at ``first response + period``, all at
+once, as the server's window does. A log alone would free the slots one by one and drift a
+round trip per request per window. Also:
+
+- ``limit - remaining`` larger than the group (another client shares the account, or the
+  window opened before this run): the group counts as the server says;
+- a reset that disagrees with ``first response + period`` by more than the reset's rounding
+  and clock skew (the ``--window`` model is wrong, or the window opened earlier): the group
+  counts until the reset plus :attr:`Margins.reset` instead;
+- ``x-rate-limit-limit`` replaces the model's limit, but never lowers it below a tenth of it
+  (`bulkrt.core.limit_evidence.learned_limit`); 24-hour headers become windows of their own (per
+  user, per app) that work the same way. Only answers that can only come from the API's rate
+  limiter reach a window (`bulkrt.core.limit_evidence.teachable`): never a 5xx's headers.
+
+**Margins.** ``x-rate-limit-reset`` is whole epoch seconds (the sandbox rounds up; X may round
+either way) on the server's clock, so a wait taken from it adds :attr:`Margins.reset`:
+:attr:`Margins.rounding` (1 s) plus :attr:`Margins.skew` (default 1 s; 0 is right when the
+sandbox runs on this host). A reset that lies in the past by more than that, or absurdly far
+ahead, is flagged as suspected clock skew and not trusted. The causal bound needs no margin.
+Windows shorter than a second are not supported (two windows could share a reset).
+
+``now`` is epoch seconds on the same scale as ``x-rate-limit-reset`` (the shell passes
+``time.time()``; tests pass a fake clock).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+from bulkrt.core.items import Action
+from bulkrt.core.limit_evidence import learned_limit
+from bulkrt.core.ratelimits import LimitReading, RateLimitSnapshot
+from bulkrt.core.tiers import CapScope, LimitModel
+
+__all__ = [
+    "APP",
+    "APP_DAY",
+    "DAY",
+    "USER_DAY",
+    "BudgetKey",
+    "Limiter",
+    "Margins",
+    "Permit",
+    "BudgetWindow",
+    "WindowLimiter",
+]
+
+#: the owner of app-wide budgets in a :data:`BudgetKey`
+APP = ""
+#: budget names of the 24-hour windows learnt from headers
+USER_DAY = "user-24h"
+APP_DAY = "app-24h"
+DAY = 86_400.0
+
+#: ``(owner, name)``: owner is an account name or :data:`APP`; name is an endpoint
+#: (``retweet``/``undo``), a hidden cap, or a 24-hour window
+BudgetKey: TypeAlias = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Margins:
+    """Safety margins around what the server's clock says."""
+
+    #: ``x-rate-limit-reset`` is whole seconds, so the true reset may be up to 1 s later
+    rounding: float = 1.0
+    #: how far our clock may disagree with X's
+    skew: float = 1.0
+    #: a reset further ahead than this (seconds) is clamped and flagged
+    horizon: float = DAY + 3600.0
+
+    @property
+    def reset(self) -> float:
+        """Added to every wait taken from ``x-rate-limit-reset``."""
+        return self.rounding + self.skew
+
+
+@dataclass(slots=True)
+class _Group:
+    """Our answered requests that the server counted in one window (one reported reset)."""
+
+    #: when the server's window is over on our clock, at the latest
+    expires: float
+    #: our responses that reported this reset
+    ours: int = 0
+    #: ``limit - remaining`` at its highest
+    server_used: int = 0
+
+    @property
+    def weight(self) -> int:
+        return max(self.ours, self.server_used)
+
+
+class BudgetWindow:
+    """One rate budget: at most ``limit`` requests counted at once over ``period`` seconds.
+
+    >>> w = BudgetWindow(limit=2, period=10.0)
+    >>> w.acquire(0.0); w.acquire(0.0); w.ready_at(0.0) is None   # both in flight
+    True
+    >>> _ = w.release(1.0); _ = w.release(1.5); w.ready_at(2.0)     # no headers: a sliding log
+    11.0
+    """
+
+    __slots__ = (
+        "_blocked_until",
+        "_groups",
+        "_loose",
+        "in_flight",
+        "limit",
+        "margins",
+        "model_limit",
+        "period",
+    )
+
+    def __init__(self, limit: int, period: float, margins: Margins | None = None) -> None:
+        #: the most requests counted at once (the model's, until a header says otherwise)
+        self.limit = limit
+        #: the model's limit, which a header's may move from only so far (`learned_limit`)
+        self.model_limit = limit
+        #: seconds a request stays counted after its response, without better knowledge
+        self.period = period
+        self.margins = margins or Margins()
+        #: requests sent and not answered yet
+        self.in_flight = 0
+        # ascending expiries of answered requests that no usable header placed in a window
+        self._loose: list[float] = []
+        # server windows by reported reset
+        self._groups: dict[float, _Group] = {}
+        self._blocked_until = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"BudgetWindow(limit={self.limit}, period={self.period}, in_flight={self.in_flight}, "
+            f"loose={len(self._loose)}, groups={len(self._groups)}, "
+            f"blocked_until={self._blocked_until})"
+        )
+
+    def _prune(self, now: float) -> None:
+        cut = bisect.bisect_right(self._loose, now)
+        if cut:
+            del self._loose[:cut]
+        for reset in [r for r, g in self._groups.items() if g.expires <= now]:
+            del self._groups[reset]
+
+    def counted(self, now: float) -> int:
+        """Requests that count against the window at ``now``, in flight included."""
+        self._prune(now)
+        return len(self._loose) + sum(g.weight for g in self._groups.values()) + self.in_flight
+
+    def ready_at(self, now: float) -> float | None:
+        """When a request may go: ``now`` or later, or None until a response frees a slot."""
+        self._prune(now)
+        free = self.limit - self.in_flight
+        if free <= 0:
+            return None
+        entries = [(expiry, 1) for expiry in self._loose]
+        entries += [(g.expires, g.weight) for g in self._groups.values()]
+        entries.sort()
+        counted = sum(weight for _, weight in entries)
+        at = max(now, self._blocked_until)
+        for expiry, weight in entries:
+            if counted < free:
+                break
+            counted -= weight
+            at = max(at, expiry)
+        return at
+
+    def acquire(self, now: float) -> None:
+        """Count a request sent at ``now``."""
+        self.in_flight += 1
+
+    def release(self, now: float, reading: LimitReading | None = None) -> bool:
+        """The request ended at ``now`` with these headers (None: no response, or a budget no
+        header reports). Returns True when the reset suggests clock skew."""
+        self.in_flight = max(0, self.in_flight - 1)
+        return self._count(now, reading, ours=1)
+
+    def observe(self, now: float, reading: LimitReading) -> bool:
+        """Learn from headers about a window we did not count this request in (a 24-hour
+        window first seen now). Returns True when the reset suggests clock skew."""
+        return self._count(now, reading, ours=0)
+
+    def _count(self, now: float, reading: LimitReading | None, ours: int) -> bool:
+        if reading is not None and reading.limit is not None and reading.limit >= 1:
+            self.limit = learned_limit(self.model_limit, reading.limit)
+        if reading is None or reading.remaining is None or reading.reset is None:
+            self._loose_entries(now, ours)
+            return False
+        reset, skewed = reading.reset, False
+        if reset < now - self.margins.reset:
+            self._loose_entries(now, ours)  # a reset in the past tells nothing we can use
+            return True
+        if reset > now + self.margins.horizon:
+            reset, skewed = now + self.margins.horizon, True
+        group = self._groups.get(reset)
+        if group is None:
+            group = self._groups[reset] = _Group(self._expiry(now, reset))
+        group.ours += ours
+        reported = reading.limit if reading.limit is not None else self.limit
+        group.server_used = max(group.server_used, reported - reading.remaining)
+        return skewed
+
+    def _loose_entries(self, now: float, count: int) -> None:
+        for _ in range(count):
+            bisect.insort(self._loose, now + self.period)
+
+    def _expiry(self, now: float, reset: float) -> float:
+        """When a server window first heard of at ``now``, reporting ``reset``, is over."""
+        causal = now + self.period
+        if abs(reset - causal) <= self.margins.reset:
+            return causal  # the header confirms our model; our bound is the sharper one
+        return reset + self.margins.reset
+
+    def block(self, until: float) -> None:
+        """Send nothing before ``until`` (a 429's reset, already padded)."""
+        self._blocked_until = max(self._blocked_until, until)
+
+    def padded_reset(self, now: float, reset: float | None) -> tuple[float, bool]:
+        """The time to wait for after a 429 that named ``reset``, and whether skew is suspected.
+
+        A reset in the past (or missing) still waits :attr:`Margins.reset` seconds, so a wrong
+        header cannot drive a tight loop of 429s.
+        """
+        if reset is None:
+            return now + self.margins.reset, False
+        skewed = not (now - self.margins.reset <= reset <= now + self.margins.horizon)
+        clamped = min(max(reset, now), now + self.margins.horizon)
+        return clamped + self.margins.reset, skewed
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """The budgets one request was counted against; hand it back when the request ends."""
+
+    account: str
+    action: Action
+    keys: tuple[BudgetKey, ...]
+
+
+class Limiter(Protocol):
+    """Where the scheduler asks whether a request may go, and reports how it went.
+
+    The in-memory :class:`WindowLimiter` implements it. The calls are synchronous because the
+    scheduler is pure; a Redis-backed version (shared by several machines) keeps the same
+    calls over a local view and reconciles with the shared keys in the async shell (an atomic
+    check-and-count before each send that may veto it, and the ``settle`` data pushed after).
+    """
+
+    def ready_at(self, account: str, action: Action, now: float) -> float | None:
+        """When a request of ``action`` for ``account`` may go (None: after a response)."""
+        ...
+
+    def acquire(self, account: str, action: Action, now: float) -> Permit:
+        """Count a request that goes now; only after ``ready_at`` returned ``<= now``."""
+        ...
+
+    def settle(self, permit: Permit, now: float, limits: RateLimitSnapshot) -> bool:
+        """The request ended at ``now`` with these headers; True when clock skew is suspected."""
+        ...
+
+    def block(
+        self, account: str, action: Action, now: float, reset: float | None
+    ) -> tuple[float, bool]:
+        """After a 429 naming ``reset``: block the endpoint; until when, and whether skewed."""
+        ...
+
+
+class WindowLimiter:
+    """The in-memory :class:`Limiter`: one :class:`BudgetWindow` per budget, created on first use.
+
+    >>> from bulkrt.core.tiers import limit_model
+    >>> limiter = WindowLimiter(limit_model("basic", limit=1, window=3))
+    >>> permit = limiter.acquire("acme", Action.RETWEET, 0.0)
+    >>> limiter.settle(permit, 0.2, RateLimitSnapshot())
+    False
+    >>> limiter.ready_at("acme", Action.RETWEET, 1.0), limiter.ready_at("acme", Action.UNDO, 1.0)
+    (3.2, 1.0)
+    """
+
+    def __init__(self, model: LimitModel, margins: Margins | None = None) -> None:
+        self.model = model
+        self.margins = margins or Margins()
+        self._windows: dict[BudgetKey, BudgetWindow] = {}
+
+    def window(self, key: BudgetKey) -> BudgetWindow | None:
+        """The window of ``key``, if one exists yet (for tests and progress display)."""
+        return self._windows.get(key)
+
+    def slowdown(self) -> float:
+        """How many times slower than the model the limits learned from headers make sending:
+        the largest ``model_limit / limit`` over the windows (1.0 while none is lower)."""
+        return max((w.model_limit / w.limit for w in self._windows.values()), default=1.0)
+
+    def _keys(self, account: str, action: Action) -> tuple[BudgetKey, ...]:
+        keys: list[BudgetKey] = [(account, action.value)]
+        for cap in self.model.caps_for(action):
+            owner = APP if cap.scope is CapScope.APP else account
+            keys.append((owner, cap.name))
+            self._ensure((owner, cap.name), cap.window.limit, cap.window.period)
+        endpoint = self.model.window_for(action)
+        self._ensure(keys[0], endpoint.limit, endpoint.period)
+        keys += [k for k in ((account, USER_DAY), (APP, APP_DAY)) if k in self._windows]
+        return tuple(keys)
+
+    def _ensure(self, key: BudgetKey, limit: int, period: float) -> BudgetWindow:
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = BudgetWindow(limit, period, self.margins)
+        return window
+
+    def ready_at(self, account: str, action: Action, now: float) -> float | None:
+        at = now
+        for key in self._keys(account, action):
+            ready = self._windows[key].ready_at(now)
+            if ready is None:
+                return None
+            at = max(at, ready)
+        return at
+
+    def acquire(self, account: str, action: Action, now: float) -> Permit:
+        keys = self._keys(account, action)
+        for key in keys:
+            self._windows[key].acquire(now)
+        return Permit(account, action, keys)
+
+    def settle(self, permit: Permit, now: float, limits: RateLimitSnapshot) -> bool:
+        readings = {
+            (permit.account, permit.action.value): limits.window,
+            (permit.account, USER_DAY): limits.user_day,
+            (APP, APP_DAY): limits.app_day,
+        }
+        skewed = False
+        for key in permit.keys:
+            skewed = self._windows[key].release(now, readings.pop(key, None)) or skewed
+        for key, reading in readings.items():  # 24-hour windows this request was not counted in
+            if reading is None or reading.limit is None or reading.limit < 1:
+                continue
+            window = self._windows.get(key) or self._ensure(key, reading.limit, DAY)
+            skewed = window.observe(now, reading) or skewed
+        return skewed
+
+    def block(
+        self, account: str, action: Action, now: float, reset: float | None
+    ) -> tuple[float, bool]:
+        window = self._windows[(account, action.value)]
+        until, skewed = window.padded_reset(now, reset)
+        window.block(until)
+        return until, skewed

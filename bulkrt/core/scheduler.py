@@ -1,0 +1,536 @@
+"""Which item goes next, and when: the dispatcher's pure core.
+
+The :class:`Scheduler` holds each account's items in file order, asks a :class:`Limiter`
+whether the account's window has room (requests in flight included), and answers the async
+shell with one :data:`Step` at a time. It never sleeps and never reads a clock: every call
+takes ``now``. The shell's loop is a few lines::
+
+    while not isinstance(step := scheduler.next(clock()), Done):
+        match step:
+            case Dispatch(ticket):  start a task: send, classify, then
+                                    results = scheduler.on_response(ticket, clock(), outcome)
+            case Refresh(account):  refresh once (single flight), then
+                                    results = scheduler.on_refreshed(account, clock(), ok)
+            case Wait(until):       sleep until ``until`` or until a task reports, whichever first
+            case Idle():            wait until a task reports
+        write ``results`` to the ledger; log ``scheduler.drain_events()``
+
+What it honours: a global cap on requests in flight (waiting accounts hold no slot); per
+account, file order (a retried or rate-limited item stays at the head, and the account's next
+item waits behind it; two items on the same Tweet are never in flight together); the
+windows of the limiter; 429 waits that spend no attempt; parking after a hidden limit; one
+credential refresh, then a pause that ends the account's items as ``error``. Accounts with
+room are served round-robin, so a large account cannot starve the others.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, deque
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from bulkrt.core.attribution import Effect, Evidence, effect_of, origin, preexisting
+from bulkrt.core.items import Item, Status
+from bulkrt.core.limit_evidence import teachable
+from bulkrt.core.limiter import Limiter, Margins, Permit, WindowLimiter
+from bulkrt.core.outcome import ApiError, Decision, Outcome
+from bulkrt.core.ratelimits import implausible_reset
+from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
+from bulkrt.core.tiers import LimitModel
+from bulkrt.core.work import (
+    AccountQueues,
+    Dispatch,
+    Done,
+    Idle,
+    ItemResult,
+    Refresh,
+    Step,
+    Ticket,
+    Wait,
+    WorkSource,
+)
+
+__all__ = [
+    "AccountQueues",
+    "AccountState",
+    "Dispatch",
+    "Done",
+    "AccountEvent",
+    "EventKind",
+    "Idle",
+    "ItemResult",
+    "Refresh",
+    "Scheduler",
+    "Step",
+    "Ticket",
+    "Wait",
+    "WorkSource",
+]
+
+
+class AccountState(StrEnum):
+    """Where an account stands, for progress displays."""
+
+    #: has items and may send now
+    READY = "ready"
+    #: waiting for its window, a retry delay or a response
+    WAITING = "waiting"
+    #: a 429 no header explained: nothing goes until the park ends
+    PARKED = "parked"
+    #: its credentials are being refreshed
+    REFRESHING = "refreshing"
+    #: its credentials failed after a refresh, or it was given up after hidden limits:
+    #: its items end as ``error``
+    PAUSED = "paused"
+    #: nothing left to send
+    FINISHED = "finished"
+
+
+class EventKind(StrEnum):
+    """State changes the shell logs (one event each)."""
+
+    #: a 429 with a reset: the endpoint waits for it
+    RATE_LIMITED = "account_rate_limited"
+    #: a hidden limit: the account is parked
+    PARKED = "account_parked"
+    #: too many hidden limits in a row: the account's items end as ``error``
+    GAVE_UP = "account_given_up"
+    #: a 401: the credentials are refreshed once
+    REFRESH = "account_refresh"
+    #: a 401 after the refresh: the account's items end as ``error``
+    PAUSED = "account_paused"
+    #: a reset far in the past or future: the clocks may disagree
+    SKEW = "clock_skew_suspected"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    """One state change of an account."""
+
+    kind: EventKind
+    account: str
+    at: float
+    until: float | None = None
+    detail: str = ""
+
+
+class _Auth(StrEnum):
+    #: credentials believed good
+    OK = "ok"
+    #: a 401 came back: refresh before sending more
+    NEEDS_REFRESH = "needs_refresh"
+    #: the shell is refreshing
+    REFRESHING = "refreshing"
+    #: refreshed once since the last good response; another 401 pauses the account
+    REFRESHED = "refreshed"
+    #: given up for this run
+    PAUSED = "paused"
+
+
+@dataclass(slots=True)
+class _Account:
+    name: str
+    auth: _Auth = _Auth.OK
+    #: set when the account is paused or given up: every item of it ends with this error
+    stopped: ApiError | None = None
+    parked_until: float = 0.0
+    #: when the current park was decided; 429s to requests sent before it add no park
+    parked_at: float = -1.0
+    #: hidden limits in a row (reset by any other response)
+    parks: int = 0
+    #: one request at a time until a response other than 429: at the start (slow start: bad
+    #: credentials or an unknown limit cost one request, not a burst) and after a park
+    probing: bool = True
+    #: the end of the last 429 wait; a 429 to a request sent after it is a hidden limit
+    waited_until: float | None = None
+    #: bumped by each credential refresh; a 401 to an older request is not held against it
+    generation: int = 0
+    in_flight: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    ticket: Ticket
+    permit: Permit
+    sent_at: float
+    generation: int
+
+
+# what _gate answers: dispatch now, a time to wake, or wait for a response/refresh
+_NOW = "now"
+_AWAIT = "await"
+_EMPTY = "empty"
+
+
+class Scheduler:
+    """Decides which item goes next; see the module docstring for the shell's loop.
+
+    >>> from bulkrt.core.items import Action
+    >>> from bulkrt.core.tiers import limit_model
+    >>> s = Scheduler(limit_model("basic", limit=1, window=3), concurrency=4)
+    >>> s.add(Item("k1", "c", "acme", "20", Action.RETWEET, "job.csv", 2))
+    []
+    >>> step = s.next(0.0); step.ticket.item.key
+    'k1'
+    """
+
+    def __init__(
+        self,
+        model: LimitModel,
+        *,
+        concurrency: int,
+        retry: RetryPolicy | None = None,
+        park: ParkPolicy | None = None,
+        margins: Margins | None = None,
+        limiter: Limiter | None = None,
+        work: WorkSource | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.park = park or ParkPolicy()
+        self.model = model
+        self.limiter: Limiter = limiter or WindowLimiter(model, margins)
+        self.work: WorkSource = work or AccountQueues()
+        self._accounts: dict[str, _Account] = {}
+        self._serial = 0
+        self._in_flight: dict[int, _Flight] = {}
+        self._tweets_in_flight: Counter[tuple[str, str]] = Counter()
+        self._ready: deque[str] = deque()
+        self._in_ready: set[str] = set()
+        self._sleeping: list[tuple[float, int, str]] = []
+        self._awaiting: set[str] = set()
+        self._refresh_due: deque[str] = deque()
+        self._events: list[AccountEvent] = []
+
+    # -- feeding --------------------------------------------------------------------------
+
+    def add(self, item: Item, now: float = 0.0) -> list[ItemResult]:
+        """Queue ``item`` behind its account's earlier items.
+
+        Returns its result at once (``error``) when the account is already paused.
+        """
+        self._serial += 1
+        self.work.put(Ticket(self._serial, item))
+        account = self._account(item.account)
+        self._wake(item.account)
+        if account.stopped is not None:
+            return self._fail_all(account, now, account.stopped, None)
+        return []
+
+    def _account(self, name: str) -> _Account:
+        account = self._accounts.get(name)
+        if account is None:
+            account = self._accounts[name] = _Account(name)
+        return account
+
+    # -- choosing -------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not reported yet."""
+        return len(self._in_flight)
+
+    def next(self, now: float) -> Step:
+        """The next thing the shell should do at ``now``."""
+        if self._refresh_due:
+            name = self._refresh_due.popleft()
+            self._accounts[name].auth = _Auth.REFRESHING
+            return Refresh(name)
+        if not len(self.work) and not self.in_flight and not self._refreshing():
+            # Waits still held (a window, a park) belong to accounts with nothing left.
+            self._sleeping.clear()
+            return Done()
+        while self._sleeping and self._sleeping[0][0] <= now:
+            self._wake(heapq.heappop(self._sleeping)[2])
+        if self.in_flight < self.concurrency:
+            ticket = self._pick(now)
+            if ticket is not None:
+                return Dispatch(ticket)
+        if self._ready and self.in_flight >= self.concurrency:
+            return Idle()
+        if self._sleeping:
+            return Wait(self._sleeping[0][0])
+        if self.in_flight or self._refreshing():
+            return Idle()
+        if len(self.work):
+            # Unreachable by design (an account waits on time, a response or a refresh);
+            # re-check everyone shortly rather than hang the run.
+            for name in self.work.accounts():
+                self._wake(name)
+            return Wait(now + 1.0)
+        return Done()
+
+    def _pick(self, now: float) -> Ticket | None:
+        """Dispatch the first ready account's head, round-robin; re-file the others."""
+        for _ in range(len(self._ready)):
+            name = self._ready.popleft()
+            self._in_ready.discard(name)
+            gate = self._gate(self._accounts[name], now)
+            if gate == _NOW:
+                self._wake(name)  # back of the line: round-robin
+                return self._dispatch(name, now)
+            if isinstance(gate, float):
+                heapq.heappush(self._sleeping, (gate, self._serial, name))
+            elif gate == _AWAIT:
+                self._awaiting.add(name)
+        return None
+
+    def _refreshing(self) -> bool:
+        return any(a.auth is _Auth.REFRESHING for a in self._accounts.values())
+
+    def _gate(self, account: _Account, now: float) -> float | str:
+        ticket = self.work.head(account.name)
+        if ticket is None or account.stopped is not None:
+            return _EMPTY
+        if account.auth in (_Auth.NEEDS_REFRESH, _Auth.REFRESHING):
+            return _AWAIT
+        wake = max(account.parked_until, ticket.not_before)
+        if wake > now:
+            return wake
+        if self._tweets_in_flight[(account.name, ticket.item.tweet_id)]:
+            return _AWAIT
+        if account.probing and account.in_flight:
+            return _AWAIT
+        ready = self.limiter.ready_at(account.name, ticket.item.action, now)
+        if ready is None:
+            return _AWAIT
+        return ready if ready > now else _NOW
+
+    def _dispatch(self, name: str, now: float) -> Ticket:
+        ticket = self.work.take(name)
+        ticket = replace(ticket, sent=ticket.sent + 1)
+        permit = self.limiter.acquire(name, ticket.item.action, now)
+        account = self._accounts[name]
+        self._in_flight[ticket.serial] = _Flight(ticket, permit, now, account.generation)
+        self._tweets_in_flight[(name, ticket.item.tweet_id)] += 1
+        account.in_flight += 1
+        return ticket
+
+    def _wake(self, name: str) -> None:
+        if name not in self._in_ready:
+            self._in_ready.add(name)
+            self._ready.append(name)
+
+    # -- learning -------------------------------------------------------------------------
+
+    def on_response(self, ticket: Ticket, now: float, outcome: Outcome) -> list[ItemResult]:
+        """Record how ``ticket``'s request went; returns the items that finished."""
+        flight = self._in_flight.pop(ticket.serial)
+        if effect_of(outcome) is Effect.POSSIBLE and not flight.ticket.maybe_applied:
+            flight = replace(flight, ticket=replace(flight.ticket, maybe_applied=True))
+        ticket = flight.ticket
+        name = ticket.item.account
+        account = self._accounts[name]
+        account.in_flight -= 1
+        self._tweets_in_flight[(name, ticket.item.tweet_id)] -= 1
+        if self.limiter.settle(flight.permit, now, teachable(outcome)):
+            self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
+        if outcome.http is not None and outcome.http != 429:
+            account.parks = 0
+            account.probing = False
+            account.waited_until = None
+            if outcome.http != 401 and account.auth is _Auth.REFRESHED:
+                account.auth = _Auth.OK
+        results = self._apply(account, flight, now, outcome)
+        if account.stopped is not None:  # an answer that came back after the account stopped
+            results += self._fail_all(account, now, account.stopped, outcome.http)
+        for waiting in self._awaiting:
+            self._wake(waiting)
+        self._awaiting.clear()
+        self._wake(name)
+        return results
+
+    def _apply(
+        self, account: _Account, flight: _Flight, now: float, outcome: Outcome
+    ) -> list[ItemResult]:
+        ticket = flight.ticket
+        decision = outcome.decision
+        if decision is Decision.WAIT_RATE_LIMIT:
+            if self._implausible(account, ticket, now, outcome):
+                decision = Decision.HIDDEN_LIMIT
+            elif account.waited_until is None or flight.sent_at < account.waited_until:
+                return self._wait_for_reset(account, ticket, now, outcome)
+            decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, still refused
+        if decision is Decision.HIDDEN_LIMIT:
+            if flight.sent_at < account.parked_at:
+                self.work.put_back(ticket)  # sent before the park began: it is counted already
+                return []
+            return self._park(account, ticket, now, outcome)
+        if decision is Decision.CREDENTIALS_REFUSED:
+            self.work.put_back(ticket)
+            return self._pause(account, now, outcome.error, outcome.http)
+        if decision is Decision.AUTH_FAILED:
+            if flight.generation < account.generation:
+                self.work.put_back(ticket)  # sent with the credentials before the refresh
+                return []
+            return self._auth_failed(account, ticket, now, outcome)
+        if decision is Decision.RETRY:
+            tries = ticket.tries + 1
+            if not self.retry.exhausted(tries):
+                delay = self.retry.delay(tries)
+                self.work.put_back(replace(ticket, tries=tries, not_before=now + delay))
+                return []
+            ticket = replace(ticket, tries=tries)
+            outcome = replace(outcome, status=Status.ERROR)
+        return [self._result(ticket, now, outcome, sent_at=flight.sent_at)]
+
+    def _implausible(self, account: _Account, ticket: Ticket, now: float, outcome: Outcome) -> bool:
+        """Whether a 429's reset lies implausibly far ahead: then it is parked, not waited for."""
+        period = self.model.window_for(ticket.item.action).period
+        reset = implausible_reset(outcome.limits, now, period)
+        if reset is None:
+            return False
+        when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        detail = f"429 reset {when} is implausibly far ahead: parked instead of waiting for it"
+        self._emit(EventKind.SKEW, account.name, now, reset, detail)
+        return True
+
+    def _wait_for_reset(
+        self, account: _Account, ticket: Ticket, now: float, outcome: Outcome
+    ) -> list[ItemResult]:
+        until, skewed = self.limiter.block(account.name, ticket.item.action, now, outcome.until)
+        if skewed:
+            self._emit(EventKind.SKEW, account.name, now, until, "429 reset out of range")
+        self._emit(EventKind.RATE_LIMITED, account.name, now, until)
+        account.waited_until = max(account.waited_until or 0.0, until)
+        self.work.put_back(ticket)
+        return []
+
+    def _park(
+        self, account: _Account, ticket: Ticket, now: float, outcome: Outcome
+    ) -> list[ItemResult]:
+        account.parks += 1
+        self.work.put_back(ticket)
+        if self.park.gives_up(account.parks):
+            self._emit(EventKind.GAVE_UP, account.name, now, detail=f"{account.parks} parks")
+            account.stopped = outcome.error or ApiError("hidden-limit", "Too Many Requests", "")
+            return self._fail_all(account, now, account.stopped, outcome.http)
+        account.parked_at = now
+        account.probing = True
+        account.parked_until = max(account.parked_until, now + self.park.delay(account.parks))
+        error = outcome.error
+        why = f"{outcome.http or 'no'} answer" + (
+            f" ({error.title}: {error.detail})" if error else ""
+        )
+        self._emit(
+            EventKind.PARKED,
+            account.name,
+            now,
+            account.parked_until,
+            f"park {account.parks}: a 429 its headers do not explain (a hidden limit, or a reset "
+            f"not worth waiting for): {why}",
+        )
+        return []
+
+    def _auth_failed(
+        self, account: _Account, ticket: Ticket, now: float, outcome: Outcome
+    ) -> list[ItemResult]:
+        if account.auth is _Auth.OK:
+            account.auth = _Auth.NEEDS_REFRESH
+            self._refresh_due.append(account.name)
+            self._emit(EventKind.REFRESH, account.name, now)
+        if account.auth is _Auth.REFRESHED:
+            self.work.put_back(ticket)
+            return self._pause(account, now, outcome.error, outcome.http)
+        if account.auth is _Auth.PAUSED:
+            return [self._result(ticket, now, replace(outcome, status=Status.ERROR))]
+        self.work.put_back(ticket)  # resent after the refresh
+        return []
+
+    def on_refreshed(
+        self, account: str, now: float, ok: bool, error: ApiError | None = None
+    ) -> list[ItemResult]:
+        """The shell's refresh of ``account`` ended; returns items that finished because of it.
+
+        ``ok=False`` (no refresh possible, e.g. OAuth 1.0a, or the token endpoint refused)
+        pauses the account.
+        """
+        state = self._accounts[account]
+        self._wake(account)
+        if ok:
+            state.auth = _Auth.REFRESHED
+            state.generation += 1
+            return []
+        error = error or ApiError("unauthorized", "Unauthorized", "credentials refused")
+        return self._pause(state, now, error, 401)
+
+    def _pause(
+        self, account: _Account, now: float, error: ApiError | None, http: int | None
+    ) -> list[ItemResult]:
+        account.auth = _Auth.PAUSED
+        account.stopped = error or ApiError("unauthorized", "Unauthorized", "")
+        self._emit(EventKind.PAUSED, account.name, now, detail=account.stopped.detail)
+        return self._fail_all(account, now, account.stopped, http)
+
+    def _fail_all(
+        self, account: _Account, now: float, error: ApiError | None, http: int | None
+    ) -> list[ItemResult]:
+        failed = Outcome(Decision.DONE, status=Status.ERROR, http=http, error=error)
+        return [self._result(t, now, failed) for t in self.work.drain(account.name)]
+
+    def _result(
+        self, ticket: Ticket, now: float, outcome: Outcome, sent_at: float | None = None
+    ) -> ItemResult:
+        return ItemResult(
+            item=ticket.item,
+            status=outcome.status or Status.ERROR,
+            retweeted=outcome.retweeted,
+            # "Already retweeted" is the owner's retweet only when every earlier attempt of this
+            # run is proved to have had no effect; else nobody can tell (bulkrt.core.attribution).
+            # The dispatcher adds what the journal knows of earlier runs.
+            preexisting=(
+                preexisting(origin(Evidence(possible=ticket.maybe_applied)))
+                if outcome.preexisting
+                else False
+            ),
+            http=outcome.http if ticket.sent else None,
+            error=outcome.error,
+            attempts=ticket.sent,
+            finished_at=now,
+            sent_at=sent_at,
+        )
+
+    def _emit(
+        self,
+        kind: EventKind,
+        account: str,
+        now: float,
+        until: float | None = None,
+        detail: str = "",
+    ) -> None:
+        self._events.append(AccountEvent(kind, account, now, until, detail))
+
+    # -- telling --------------------------------------------------------------------------
+
+    def drain_events(self) -> list[AccountEvent]:
+        """The state changes since the last call, oldest first."""
+        events, self._events = self._events, []
+        return events
+
+    def resumes_at(self, account: str, now: float) -> float | None:
+        """When a waiting or parked ``account`` may send next, if that is a known time."""
+        state = self._accounts.get(account)
+        if state is None or state.stopped is not None:
+            return None
+        gate = self._gate(state, now)
+        return gate if isinstance(gate, float) else None
+
+    def state(self, account: str, now: float) -> AccountState:
+        """Where ``account`` stands at ``now``."""
+        state = self._accounts.get(account)
+        if state is None:
+            return AccountState.FINISHED
+        if state.stopped is not None:
+            return AccountState.PAUSED
+        if state.auth in (_Auth.NEEDS_REFRESH, _Auth.REFRESHING):
+            return AccountState.REFRESHING
+        if self.work.head(account) is None:
+            return AccountState.WAITING if state.in_flight else AccountState.FINISHED
+        if state.parked_until > now:
+            return AccountState.PARKED
+        gate = self._gate(state, now)
+        return AccountState.READY if gate == _NOW else AccountState.WAITING

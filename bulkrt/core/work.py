@@ -1,0 +1,170 @@
+"""The items a run still has to send, as the scheduler holds them: tickets in per-account queues
+(`WorkSource`, in memory as `AccountQueues`; a Redis-backed source can take its place), and the
+steps and results the scheduler hands to the async shell."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+from bulkrt.core.items import Item, Status
+from bulkrt.core.outcome import ApiError
+
+__all__ = [
+    "AccountQueues",
+    "Dispatch",
+    "Done",
+    "Idle",
+    "ItemResult",
+    "Refresh",
+    "Step",
+    "Ticket",
+    "Wait",
+    "WorkSource",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An item on its way through the scheduler, with what it has spent so far."""
+
+    #: position in the order items were added (file order); unique per scheduler
+    serial: int
+    item: Item
+    #: HTTP requests sent for the item (the ledger's ``attempts``)
+    sent: int = 0
+    #: attempts counted against ``--max-attempts`` (429s and auth replays are not)
+    tries: int = 0
+    #: a retry must not go before this time
+    not_before: float = 0.0
+    #: an attempt of this run may have been applied (`bulkrt.core.attribution.Effect.POSSIBLE`)
+    maybe_applied: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """How an item ended: what the shell writes to the ledger."""
+
+    item: Item
+    status: Status
+    retweeted: bool | None
+    #: see `bulkrt.ledger.record.LedgerRecord.preexisting`
+    preexisting: bool | None
+    http: int | None
+    error: ApiError | None
+    attempts: int
+    #: ``now`` when the outcome was known
+    finished_at: float
+    #: when its last request was sent (None when none was)
+    sent_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Send this ticket's request now, then report with ``on_response``."""
+
+    ticket: Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """Refresh this account's credentials once, then report with ``on_refreshed``."""
+
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Nothing may go before ``until``; call ``next`` then, or earlier when a request ends."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """Nothing can go until a request in flight (or a refresh) ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Every item has a result."""
+
+
+Step: TypeAlias = Dispatch | Refresh | Wait | Idle | Done
+
+
+class WorkSource(Protocol):
+    """Per-account queues of tickets in file order (in memory now; Redis-backed later)."""
+
+    def put(self, ticket: Ticket) -> None:
+        """Append a new ticket behind its account's others."""
+        ...
+
+    def put_back(self, ticket: Ticket) -> None:
+        """Return a taken ticket ahead of every later ticket of its account."""
+        ...
+
+    def head(self, account: str) -> Ticket | None:
+        """The account's next ticket, without taking it."""
+        ...
+
+    def take(self, account: str) -> Ticket:
+        """Remove and return the account's next ticket."""
+        ...
+
+    def drain(self, account: str) -> list[Ticket]:
+        """Remove and return all the account's tickets."""
+        ...
+
+    def accounts(self) -> Iterable[str]:
+        """Accounts that have tickets."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class AccountQueues:
+    """The in-memory :class:`WorkSource`: one deque per account.
+
+    >>> from bulkrt.core.items import Action
+    >>> queues = AccountQueues()
+    >>> for n in (1, 2):
+    ...     queues.put(Ticket(n, Item(f"k{n}", "c", "acme", str(n), Action.RETWEET, "j.csv", n)))
+    >>> first = queues.take("acme"); queues.put_back(first); queues.head("acme").serial
+    1
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[str, deque[Ticket]] = {}
+        self._size = 0
+
+    def put(self, ticket: Ticket) -> None:
+        self._queues.setdefault(ticket.item.account, deque()).append(ticket)
+        self._size += 1
+
+    def put_back(self, ticket: Ticket) -> None:
+        queue = self._queues.setdefault(ticket.item.account, deque())
+        index = next((i for i, t in enumerate(queue) if t.serial > ticket.serial), len(queue))
+        queue.insert(index, ticket)
+        self._size += 1
+
+    def head(self, account: str) -> Ticket | None:
+        queue = self._queues.get(account)
+        return queue[0] if queue else None
+
+    def take(self, account: str) -> Ticket:
+        self._size -= 1
+        return self._queues[account].popleft()
+
+    def drain(self, account: str) -> list[Ticket]:
+        tickets = list(self._queues.pop(account, ()))
+        self._size -= len(tickets)
+        return tickets
+
+    def accounts(self) -> Iterator[str]:
+        return (name for name, queue in self._queues.items() if queue)
+
+    def __len__(self) -> int:
+        return self._size

@@ -1,0 +1,217 @@
+"""Reading one job file, CSV or JSONL (maybe gzip), as a stream of raw rows and file-level problems.
+
+Lines are read as bytes and decoded one at a time, so memory does not grow with the file and an
+invalid UTF-8 byte is reported at its line. A UTF-8 BOM at the start and CRLF line endings are
+accepted; blank lines are skipped.
+
+CSV: the first non-blank row is the header (names are stripped and lower-cased). A missing
+required column or a repeated column stops that file with a problem on the header line. A
+row with more or fewer values than the header has columns is a problem. JSONL: every
+non-blank line must be one JSON object.
+
+Unknown columns (CSV) and keys (JSONL) are *not* errors: they are reported once per file, as
+warnings, and ignored, so operators can keep notes beside the fields bulkrt reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from bulkrt.errors import Problem
+from bulkrt.jobs.rows import KNOWN_FIELDS, REQUIRED_FIELDS
+from bulkrt.redaction import shown
+
+__all__ = ["LEDGER_GIVEN_AS_JOB", "JobFile", "JobFormat", "RawRow", "read_raw_rows"]
+
+
+class JobFormat(StrEnum):
+    """How a job file is written."""
+
+    #: comma-separated values with a header row
+    CSV = "csv"
+    #: one JSON object per line
+    JSONL = "jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class JobFile:
+    """A job file ready to read: its bytes, its name in messages, its format and its campaign."""
+
+    #: the bytes to read (standard input is first spooled to a temporary file)
+    path: Path
+    #: the file as the operator named it, used in every message
+    name: str
+    fmt: JobFormat
+    #: the campaign of rows that name none
+    campaign: str
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One row as read, before its fields are checked."""
+
+    line: int
+    fields: dict[str, object]
+
+
+#: receives a warning (an unknown column, for instance) that does not stop the job
+WarningSink = Callable[[Problem], None]
+
+#: fields of a ledger line that no job row has: a ledger given as a job is refused by name
+_LEDGER_FIELDS = frozenset({"schema", "run", "key", "status"})
+LEDGER_GIVEN_AS_JOB = (
+    "this is a bulkrt ledger (outcomes of runs), not a job: nothing was read from it; give the "
+    "campaign's job file, or `bulkrt rollback LEDGER --out undo.csv` to write the undo job"
+)
+_GZIP_ERRORS = (EOFError, OSError, zlib.error)
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
+_JSON_KINDS[type(None)] = "null"
+
+
+def read_raw_rows(job: JobFile, warn: WarningSink) -> Iterator[RawRow | Problem]:
+    """Yield the rows of ``job`` in file order, with a `Problem` wherever one cannot be read."""
+    lines = _Lines(job)
+    rows = (
+        _csv_rows(job, lines, warn) if job.fmt is JobFormat.CSV else _jsonl_rows(job, lines, warn)
+    )
+    try:
+        yield from rows
+    except _GZIP_ERRORS as exc:
+        where = "cannot read" if lines.number == 0 else "cannot read past the line before"
+        yield Problem(job.name, lines.number + 1, "file", f"{where}: {exc}")
+
+
+class _Lines:
+    """The decoded lines of a file, counting them; undecodable bytes become lone surrogates."""
+
+    def __init__(self, job: JobFile) -> None:
+        self._job = job
+        #: how many physical lines have been handed out
+        self.number = 0
+        #: line numbers that held invalid UTF-8
+        self.undecodable: set[int] = set()
+
+    def __iter__(self) -> Iterator[str]:
+        with _open(self._job.path) as stream:
+            for raw in stream:
+                self.number += 1
+                if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    self.undecodable.add(self.number)
+                    yield raw.decode("utf-8", errors="surrogateescape")
+
+
+def _open(path: Path) -> BinaryIO:
+    if path.name.endswith(".gz"):
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def _csv_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow | Problem]:
+    reader = csv.reader(iter(lines))
+    header: list[str] | None = None
+    header_line = 0
+    seen_rows = 0
+    while True:
+        start = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            seen_rows += 1
+            yield Problem(job.name, start, "row", f"not valid CSV: {exc}")
+            continue
+        if not any(v.strip() for v in values):
+            continue
+        if header is None:
+            header, header_line = [v.strip().lower() for v in values], start
+            problem = _check_header(job, header, header_line, warn)
+            if problem is not None:
+                yield problem
+                return
+            continue
+        seen_rows += 1
+        if len(values) != len(header):
+            yield Problem(
+                job.name,
+                start,
+                "row",
+                f"{len(values)} values, but the header has {len(header)} columns",
+            )
+            continue
+        yield RawRow(start, dict(zip(header, values, strict=True)))
+    if header is None:
+        yield Problem(
+            job.name, 1, "header", "file is empty; expected a header row: account,tweet_id,action"
+        )
+    elif seen_rows == 0:
+        yield Problem(job.name, header_line, "file", "no items after the header")
+
+
+def _check_header(job: JobFile, header: list[str], line: int, warn: WarningSink) -> Problem | None:
+    if any("\udc80" <= ch <= "\udcff" for name in header for ch in name):
+        return Problem(job.name, line, "header", "invalid UTF-8")
+    for name in header:
+        if header.count(name) > 1:
+            return Problem(job.name, line, name or "header", "column appears more than once")
+    missing = [name for name in REQUIRED_FIELDS if name not in header]
+    if missing:
+        return Problem(
+            job.name,
+            line,
+            missing[0],
+            f"missing column (header has: {', '.join(shown(name) for name in header)})",
+        )
+    for name in header:
+        if name not in KNOWN_FIELDS:
+            warn(Problem(job.name, line, name or "(empty)", "unknown column, ignored"))
+    return None
+
+
+def _jsonl_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow | Problem]:
+    seen_rows = 0
+    warned: set[str] = set()
+    for text in lines:
+        if not text.strip():
+            continue
+        seen_rows += 1
+        line = lines.number
+        if line in lines.undecodable:
+            yield Problem(job.name, line, "row", "invalid UTF-8")
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Problem(job.name, line, "row", f"not valid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        if not isinstance(value, dict):
+            kind = _JSON_KINDS.get(type(value), type(value).__name__)
+            yield Problem(job.name, line, "row", f"must be a JSON object, not {kind}")
+            continue
+        if seen_rows == 1 and value.keys() >= _LEDGER_FIELDS:
+            yield Problem(job.name, line, "file", LEDGER_GIVEN_AS_JOB)
+            return
+        for name in value.keys() - KNOWN_FIELDS - warned:
+            warned.add(name)
+            warn(Problem(job.name, line, name, "unknown field, ignored"))
+        yield RawRow(line, value)
+    if seen_rows == 0:
+        yield Problem(job.name, 1, "file", "no items (the file is empty)")

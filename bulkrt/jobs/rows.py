@@ -1,0 +1,170 @@
+"""Checking one job-file row: a pure function from raw fields to a `Row` or a list of problems.
+
+Fields (README "Job files"): ``account``, ``tweet_id``, ``action`` are required; ``campaign``
+and ``id`` are optional. Values are stripped of surrounding whitespace. ``action`` is
+case-insensitive: ``retweet``, ``undo``, or ``unretweet`` (an alias of ``undo``). An ``id`` may
+not start with ``[``: that form is reserved for the keys bulkrt derives (see `bulkrt.jobs.keys`).
+Unknown fields are not checked here; the reader warns about them once per file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Container, Mapping
+from dataclasses import dataclass
+
+from bulkrt.core.items import Action
+from bulkrt.errors import Problem
+from bulkrt.jobs.tweet_ids import parse_tweet_id
+from bulkrt.redaction import shown
+
+__all__ = ["KNOWN_FIELDS", "REQUIRED_FIELDS", "Row", "check_row"]
+
+#: the fields every row must have, in the order problems are reported
+REQUIRED_FIELDS = ("account", "tweet_id", "action")
+#: every field bulkrt reads; others are ignored with a warning
+KNOWN_FIELDS = frozenset({*REQUIRED_FIELDS, "campaign", "id"})
+
+#: reports a problem with one field: (field, message)
+_Reporter = Callable[[str, str], None]
+
+_ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
+#: what cannot be written as UTF-8: undecodable bytes (decoded with ``surrogateescape``) and lone
+#: UTF-16 surrogates (a JSON ``"\ud800"``); a valid pair is one code point once decoded
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")
+#: longest campaign, account or id value accepted; longer values are almost surely a mistake
+_MAX_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A valid row of a job file, before it has a key (keys depend on the rows before it)."""
+
+    campaign: str
+    account: str
+    tweet_id: str
+    action: Action
+    #: the operator's own item id, when the row gives one
+    id: str | None
+    source: str
+    line: int
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """What makes two rows the same item: the ``id``, else the four values of a row."""
+        if self.id is not None:
+            return (self.id,)
+        return (self.campaign, self.account, self.action.value, self.tweet_id)
+
+
+def check_row(
+    fields: Mapping[str, object],
+    *,
+    source: str,
+    line: int,
+    accounts: Container[str],
+    default_campaign: str,
+) -> Row | list[Problem]:
+    """Return the row ``fields`` describe, or every problem with it (one per bad field).
+
+    >>> fields = {"account": "acme", "tweet_id": "https://x.com/a/status/20", "action": "Unretweet"}
+    >>> row = check_row(fields, source="j.csv", line=2, accounts={"acme"}, default_campaign="c")
+    >>> row.tweet_id, row.action.value, row.campaign, row.identity
+    ('20', 'undo', 'c', ('c', 'acme', 'undo', '20'))
+    >>> [str(p) for p in check_row({}, source="j.csv", line=3, accounts=(), default_campaign="c")]
+    ['j.csv:3: account: missing', 'j.csv:3: tweet_id: missing', 'j.csv:3: action: missing']
+    """
+    problems: list[Problem] = []
+
+    def bad(field: str, message: str) -> None:
+        problems.append(Problem(source, line, field, message))
+
+    values: dict[str, str | None] = {}
+    for name in (*REQUIRED_FIELDS, "campaign", "id"):
+        values[name] = _text(fields.get(name), name, bad)
+
+    for name in REQUIRED_FIELDS:
+        if not values[name] and not any(p.field == name for p in problems):
+            bad(name, "missing")
+
+    account = values["account"]
+    if account and account not in accounts:
+        bad("account", f"unknown account {shown(account)} (not in the accounts file)")
+
+    tweet_id = ""
+    if values["tweet_id"]:
+        try:
+            tweet_id = parse_tweet_id(values["tweet_id"])
+        except ValueError as exc:
+            bad("tweet_id", str(exc))
+
+    action = None
+    if values["action"]:
+        action = _ACTIONS.get(values["action"].lower())
+        if action is None:
+            bad(
+                "action",
+                f"unknown action {shown(values['action'])} (use retweet, undo or unretweet)",
+            )
+
+    item_id = values["id"] or None
+    if item_id is not None and item_id.startswith("["):
+        bad("id", "may not start with '[' (reserved for the keys bulkrt derives)")
+
+    campaign = _campaign(values["campaign"], default_campaign, bad)
+
+    if problems or account is None or action is None:
+        return problems
+    return Row(
+        campaign=campaign,
+        account=account,
+        tweet_id=tweet_id,
+        action=action,
+        id=item_id,
+        source=source,
+        line=line,
+    )
+
+
+def _campaign(value: str | None, default: str, bad: _Reporter) -> str:
+    """The row's campaign, or the default one (a file name may hold undecodable bytes)."""
+    if not value and _SURROGATES.search(default):
+        bad("campaign", "invalid UTF-8 in the default campaign (the job file's name)")
+    return value or default
+
+
+def _text(raw: object, name: str, bad: _Reporter) -> str | None:
+    """The stripped text of one field, or None (reporting why) when it is unusable."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        value = raw.strip()
+    elif isinstance(raw, int) and not isinstance(raw, bool) and name == "tweet_id":
+        # A bare JSON number: exact here, though many tools round it above 2**53.
+        value = str(raw)
+    else:
+        bad(name, f"must be a string, not {_json_type(raw)}")
+        return None
+    if _SURROGATES.search(value):
+        bad(name, "invalid UTF-8 (an undecodable byte or a lone surrogate)")
+        return None
+    if len(value) > _MAX_TEXT:
+        bad(name, f"too long ({len(value)} characters, at most {_MAX_TEXT})")
+        return None
+    if _CONTROLS.search(value):
+        bad(name, f"control character in {shown(value)}")
+        return None
+    return value
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

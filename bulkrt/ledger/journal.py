@@ -1,0 +1,320 @@
+"""The durable record of what a campaign's retweets did: ``<ledger>.sent``, a sidecar of the ledger.
+
+The ledger says how items ended; this journal says, per retweet item, what its attempts may
+have done to the account -- the evidence `bulkrt.core.attribution` needs -- and it is written so
+that it survives what the ledger may not (a line lost in a crash or by damage, an older backup).
+
+One JSON object a line, appended, never rewritten::
+
+    {"e":"sent","key":"k1","campaign":"spring","account":"acme","tweet_id":"20"}
+
+Events (``e``), in the order they happened for a key:
+
+* ``sent`` -- a request for the key may leave from now on. It is on disk (fsynced) *before* the
+  request leaves; keys are grouped, one fsync per batch (a flusher task writes whatever
+  accumulated while the previous fsync ran, and releases those requests together). A ``sent``
+  that no later event closes is an attempt that may have been applied (a crash in flight).
+* ``none`` -- the answers since the last ``sent`` prove those attempts had no effect (429,
+  401, 403, a refused connection, a refresh that failed before sending); the next attempt
+  writes ``sent`` again.
+* ``maybe`` -- an attempt's answer left it possibly applied (a timeout, a reset, a 5xx). Sticky.
+* ``made`` / ``owner`` / ``undecided`` -- the retweet exists and its origin was settled: the
+  campaign made it, the account's owner had it before, or the evidence cannot decide.
+
+The journal is never compacted while the campaign's retweets are recorded in it: it is the
+record `bulkrt.ledger.undo` trusts, beside the ledger, for who made each retweet (`read_origins`).
+A later run reads the state of every key the ledger does not hold as finished (`KeyState`), so
+a retweet whose ledger line was lost is settled by the journal's evidence, not by a guess.
+
+Legacy lines (a bare key, written by earlier versions before a first send) read as ``sent``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Container, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import anyio
+
+from bulkrt.core.attribution import Evidence, Origin
+from bulkrt.core.items import Item
+from bulkrt.errors import LedgerError
+
+__all__ = ["JournalEvent", "KeyState", "SentJournal", "journal_path", "read_origins"]
+
+
+class JournalEvent(StrEnum):
+    """One journal line's event (see the module docstring)."""
+
+    SENT = "sent"
+    NONE = "none"
+    MAYBE = "maybe"
+    MADE = "made"
+    OWNER = "owner"
+    UNDECIDED = "undecided"
+
+
+_ORIGIN_EVENTS = {
+    JournalEvent.MADE: Origin.CAMPAIGN,
+    JournalEvent.OWNER: Origin.OWNER,
+    JournalEvent.UNDECIDED: Origin.UNDECIDED,
+}
+
+
+@dataclass(slots=True)
+class KeyState:
+    """What the journal knows of one key, folded over its events in order.
+
+    >>> state = KeyState()
+    >>> for event in (JournalEvent.SENT, JournalEvent.NONE, JournalEvent.SENT):
+    ...     state.apply(event)
+    >>> state.evidence()
+    Evidence(possible=True, made=False, owner=False)
+    """
+
+    #: a ``sent`` not closed by ``none`` or an origin: an attempt that may have been applied
+    open: bool = False
+    possible: bool = False
+    origin: Origin | None = None
+
+    def apply(self, event: JournalEvent) -> None:
+        if event is JournalEvent.SENT:
+            self.open = True
+        elif event is JournalEvent.NONE:
+            self.open = False
+        elif event is JournalEvent.MAYBE:
+            self.possible = True
+        else:
+            self.origin = _ORIGIN_EVENTS[event]
+            self.open = False
+
+    def evidence(self) -> Evidence:
+        """The evidence these events give `bulkrt.core.attribution.origin`."""
+        return Evidence(
+            possible=self.possible or self.open or self.origin is Origin.UNDECIDED,
+            made=self.origin is Origin.CAMPAIGN,
+            owner=self.origin is Origin.OWNER,
+        )
+
+
+def journal_path(ledger: Path) -> Path:
+    """The journal of ``ledger``: beside the file the ledger's name resolves to."""
+    real = ledger.resolve()
+    return real.with_name(real.name + ".sent")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    event: JournalEvent
+    key: str
+    campaign: str = ""
+    account: str = ""
+    tweet_id: str = ""
+
+
+def _parse(raw: str) -> _Line | None:
+    text = raw.rstrip("\n")
+    if not text or not raw.endswith("\n"):
+        return None  # a torn last line: its request never left (the fsync came first)
+    if not text.startswith("{"):
+        return _Line(JournalEvent.SENT, text)
+    try:
+        doc = json.loads(text)
+        return _Line(
+            JournalEvent(doc["e"]),
+            str(doc["key"]),
+            str(doc.get("campaign", "")),
+            str(doc.get("account", "")),
+            str(doc.get("tweet_id", "")),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _lines(path: Path) -> Iterator[_Line]:
+    with (
+        contextlib.suppress(FileNotFoundError),
+        path.open("r", encoding="utf-8", errors="replace") as lines,
+    ):
+        for raw in lines:
+            line = _parse(raw)
+            if line is not None:
+                yield line
+
+
+def read_origins(ledger: Path) -> dict[tuple[str, str, str], Origin]:
+    """Per (campaign, account, Tweet), who made its retweet as far as the journal knows.
+
+    The first settled origin of the pair's retweet items (the first says what was there before
+    the campaign); else ``UNDECIDED`` when an attempt may have been applied and no answer
+    settled it (the item ended ``rejected`` or ``error`` after a timeout, or a crash): the
+    retweet may exist, made by the campaign or by the owner.
+    """
+    states: dict[str, KeyState] = {}
+    pairs: dict[str, tuple[str, str, str]] = {}
+    origins: dict[tuple[str, str, str], Origin] = {}
+    for line in _lines(journal_path(ledger)):
+        if not line.account:
+            continue  # a legacy line: no pair to name
+        triple = (line.campaign, line.account, line.tweet_id)
+        pairs[line.key] = triple
+        states.setdefault(line.key, KeyState()).apply(line.event)
+        verdict = _ORIGIN_EVENTS.get(line.event)
+        if verdict is not None:
+            origins.setdefault(triple, verdict)
+    for key, state in states.items():
+        if state.origin is None and (state.possible or state.open):
+            origins.setdefault(pairs[key], Origin.UNDECIDED)
+    return origins
+
+
+@dataclass(slots=True)
+class _Batch:
+    lines: list[bytes] = field(default_factory=list)
+    #: set once the lines are on disk; made by the first sender that waits for this batch
+    durable: anyio.Event | None = None
+
+
+class SentJournal:
+    """The journal of one ledger, for one run (call everything from the one event loop).
+
+    >>> import tempfile, pathlib
+    >>> from bulkrt.core.items import Action
+    >>> ledger = pathlib.Path(tempfile.mkdtemp()) / "l.jsonl"
+    >>> item = Item("k1", "c", "acme", "20", Action.RETWEET, "job.csv", 2)
+    >>> journal = SentJournal(ledger); journal.open(finished=set())
+    >>> journal.record(item, JournalEvent.SENT); journal.close()
+    >>> again = SentJournal(ledger); again.open(finished=set()); again.evidence("k1")
+    Evidence(possible=True, made=False, owner=False)
+    """
+
+    def __init__(self, ledger: Path) -> None:
+        self.path = journal_path(ledger)
+        #: what earlier runs recorded of keys the ledger does not hold as finished
+        self._earlier: dict[str, KeyState] = {}
+        #: keys with a ``sent`` not closed yet (this run)
+        self._open: set[str] = set()
+        #: the (campaign, account, Tweet) whose retweet the campaign made, in any run
+        self._made: set[tuple[str, str, str]] = set()
+        self._batch = _Batch()
+        self._kick: anyio.Event | None = None
+        self._failure: LedgerError | None = None
+        self._fd = -1
+
+    def open(self, *, finished: Container[str]) -> None:
+        """Load what earlier runs recorded; call it under the ledger's lock."""
+        for line in _lines(self.path):
+            if line.event is JournalEvent.MADE and line.account:
+                self._made.add((line.campaign, line.account, line.tweet_id))
+            if line.key not in finished:
+                self._earlier.setdefault(line.key, KeyState()).apply(line.event)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                os.write(self._fd, b"\n")  # end a torn last line, so this run's lines stay whole
+        except OSError as exc:
+            raise LedgerError(self.path, f"cannot open the journal: {exc.strerror}") from None
+
+    @property
+    def failure(self) -> LedgerError | None:
+        """The error that stopped the journal's writes, if one did."""
+        return self._failure
+
+    def evidence(self, key: str) -> Evidence:
+        """What earlier runs' attempts of ``key`` prove."""
+        state = self._earlier.get(key)
+        return state.evidence() if state is not None else Evidence()
+
+    def made(self, item: Item) -> bool:
+        """Whether the campaign made the retweet of ``item``'s account and Tweet (another item
+        of it, in this run or an earlier one): then an "already retweeted" for ``item`` is that
+        retweet, not the owner's."""
+        return (item.campaign, item.account, item.tweet_id) in self._made
+
+    def record(self, item: Item, event: JournalEvent) -> None:
+        """Queue ``event`` for ``item``; it is written with the next batch: at once for a
+        ``sent`` (its request waits for it), within a quarter of a second for the others."""
+        if event is JournalEvent.MADE:
+            self._made.add((item.campaign, item.account, item.tweet_id))
+        if event is JournalEvent.SENT:
+            self._open.add(item.key)
+        elif event is not JournalEvent.MAYBE:
+            self._open.discard(item.key)
+        doc = {
+            "e": event.value,
+            "key": item.key,
+            "campaign": item.campaign,
+            "account": item.account,
+            "tweet_id": item.tweet_id,
+        }
+        line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self._batch.lines.append(line.encode("utf-8", "surrogatepass"))
+        if event is JournalEvent.SENT and self._kick is not None:
+            self._kick.set()  # a request waits for it; the others go with it or with `flush`
+
+    def flush(self) -> None:
+        """Have the flusher write what is queued (the run calls it four times a second)."""
+        if self._batch.lines and self._kick is not None:
+            self._kick.set()
+
+    async def before_send(self, item: Item) -> bool:
+        """Make ``item``'s ``sent`` durable before its request leaves; False: do not send."""
+        if self._failure is not None:
+            return False
+        if item.key in self._open:
+            return True
+        self.record(item, JournalEvent.SENT)
+        durable = self._batch.durable
+        if durable is None:
+            durable = self._batch.durable = anyio.Event()
+        if self._kick is None:  # no flusher task (tests of the core): write at once
+            self._flush_now()
+        await durable.wait()
+        return self._failure is None
+
+    async def flush_forever(self) -> None:
+        """The flusher task: write and fsync each batch in a worker thread, then release it."""
+        self._kick = anyio.Event()
+        while True:
+            await self._kick.wait()
+            self._kick = anyio.Event()
+            batch, self._batch = self._batch, _Batch()
+            if batch.lines and self._failure is None:
+                await anyio.to_thread.run_sync(self._write, b"".join(batch.lines))
+            if batch.durable is not None:
+                batch.durable.set()
+
+    def _flush_now(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        if batch.lines and self._failure is None:
+            self._write(b"".join(batch.lines))
+        if batch.durable is not None:
+            batch.durable.set()
+
+    def _write(self, data: bytes) -> None:
+        if self._fd < 0:
+            return
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)  # no torn line stays behind
+            self._failure = LedgerError(self.path, f"cannot write the journal: {exc.strerror}")
+
+    def close(self) -> None:
+        """Write what is queued and close; never raises (the failure stays in `failure`)."""
+        if self._fd < 0:
+            return
+        self._flush_now()
+        os.close(self._fd)
+        self._fd = -1

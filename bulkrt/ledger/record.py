@@ -1,0 +1,199 @@
+"""A ledger line as a record: `LedgerRecord` and its error, serialised one line per record.
+
+A ledger line (README "The ledger") is `LedgerRecord.to_json`: compact JSON, fields in the
+README's order with ``schema`` first, UTF-8 without ASCII escaping. `bulkrt.ledger.reader`
+relies on that exact shape to scan a ledger fast; `bulkrt.ledger.writer` appends the lines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bulkrt.core.items import Action, Item, Status
+
+__all__ = ["FINISHED", "SCHEMA", "ErrorInfo", "LedgerRecord", "encoded_key"]
+
+#: the ``schema`` of the lines this version writes
+SCHEMA = 1
+#: statuses that end an item for good: resume skips keys with a line in one of these
+FINISHED = frozenset({Status.OK, Status.REJECTED, Status.SUPERSEDED})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why an item did not end ``ok``: the API's problem body, or a local description."""
+
+    #: the problem type URI (``https://api.twitter.com/2/problems/...``) or a local kind
+    type: str
+    title: str | None = None
+    detail: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The short name `bulkrt status` groups errors by: the last segment of ``type``."""
+        return self.type.rstrip("/").rsplit("/", 1)[-1] or self.type
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One finished attempt-chain of an item, exactly as one ledger line holds it.
+
+    >>> record = LedgerRecord(
+    ...     ts="2026-11-26T01:00:00.000Z", run="r1", key="k1", campaign="c", account="acme",
+    ...     user_id="1001", tweet_id="20", action=Action.RETWEET, status=Status.OK,
+    ...     retweeted=True, preexisting=False, http=200, error=None, attempts=1,
+    ... )
+    >>> line = record.to_json()  # one line, no newline
+    >>> line[:40]
+    '{"schema":1,"ts":"2026-11-26T01:00:00.00'
+    >>> LedgerRecord.from_json(line) == record
+    True
+    """
+
+    ts: str
+    run: str
+    key: str
+    campaign: str
+    account: str
+    user_id: str
+    tweet_id: str
+    action: Action
+    status: Status
+    retweeted: bool | None
+    #: an ok retweet found the Tweet already retweeted: true when the account had made it,
+    #: false when the campaign had, None (``null``) when the evidence cannot decide
+    #: (`bulkrt.core.attribution`)
+    preexisting: bool | None
+    http: int | None
+    error: ErrorInfo | None
+    attempts: int
+    schema: int = SCHEMA
+    #: when the item's last request was sent (optional, after ``attempts``; older lines lack it)
+    sent: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        item: Item,
+        *,
+        run: str,
+        user_id: str,
+        at: datetime,
+        status: Status,
+        retweeted: bool | None,
+        preexisting: bool | None = False,
+        http: int | None = None,
+        error: ErrorInfo | None = None,
+        attempts: int,
+        sent: datetime | None = None,
+    ) -> LedgerRecord:
+        """The record of ``item``'s outcome, known at ``at`` (a timezone-aware time)."""
+        return cls(
+            ts=_stamp(at),
+            run=run,
+            key=item.key,
+            campaign=item.campaign,
+            account=item.account,
+            user_id=user_id,
+            tweet_id=item.tweet_id,
+            action=item.action,
+            status=status,
+            retweeted=retweeted,
+            preexisting=preexisting,
+            http=http,
+            error=error,
+            attempts=attempts,
+            sent=None if sent is None else _stamp(sent),
+        )
+
+    def to_json(self) -> str:
+        """The ledger line for this record, without its newline."""
+        error = self.error
+        # Built by hand rather than with dataclasses.asdict, which deep-copies every value:
+        # this runs once per item.
+        ordered = {
+            "schema": self.schema,
+            "ts": self.ts,
+            "run": self.run,
+            "key": self.key,
+            "campaign": self.campaign,
+            "account": self.account,
+            "user_id": self.user_id,
+            "tweet_id": self.tweet_id,
+            "action": self.action.value,
+            "status": self.status.value,
+            "retweeted": self.retweeted,
+            "preexisting": self.preexisting,
+            "http": self.http,
+            "error": None if error is None else {
+                "type": error.type, "title": error.title, "detail": error.detail
+            },
+            "attempts": self.attempts,
+        }  # fmt: skip
+        if self.sent is not None:
+            ordered["sent"] = self.sent
+        return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str | bytes) -> LedgerRecord:
+        """Parse one ledger line; raise ValueError saying what is wrong with it."""
+        try:
+            data = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"unknown schema {data.get('schema')!r}")
+        try:
+            return cls(
+                ts=_str(data, "ts"),
+                run=_str(data, "run"),
+                key=_str(data, "key"),
+                campaign=_str(data, "campaign"),
+                account=_str(data, "account"),
+                user_id=_str(data, "user_id"),
+                tweet_id=_str(data, "tweet_id"),
+                action=Action(data["action"]),
+                status=Status(data["status"]),
+                retweeted=data["retweeted"],
+                preexisting=_preexisting(data["preexisting"]),
+                http=data["http"],
+                error=_error(data["error"]),
+                attempts=int(data["attempts"]),
+                sent=data["sent"] if isinstance(data.get("sent"), str) else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad field: {exc}") from None
+
+
+def _stamp(at: datetime) -> str:
+    """A ledger timestamp: UTC, milliseconds, ``Z``."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encoded_key(key: str) -> bytes:
+    """The bytes that stand for ``key`` inside a line `LedgerRecord.to_json` writes."""
+    return json.dumps(key, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _str(data: dict[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string")
+    return value
+
+
+def _preexisting(value: object) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _error(value: object) -> ErrorInfo | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise TypeError("error must be an object with a type")
+    return ErrorInfo(value["type"], value.get("title"), value.get("detail"))

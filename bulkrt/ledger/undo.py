@@ -1,0 +1,326 @@
+"""Undo exactly what a campaign did: from a ledger, the undo items that return every (account,
+Tweet) the selected campaigns retweeted to its state before them.
+
+For each pair the ledger's lines of the selected campaigns (and of their ``-rollback`` campaigns)
+are read in order. A pair is undone when its latest ``ok`` state is ``retweeted: true`` and the
+campaign did not find it already retweeted: when the first ``ok`` retweet of the pair was
+``preexisting``, the account had retweeted the Tweet by itself, so it is left alone unless
+``include_preexisting`` is given. When its origin is undecidable (``preexisting: null``,
+`bulkrt.core.attribution`) the campaign is its likely author: it is undone and listed, unless
+``leave_undecided``. The journal beside the ledger (`bulkrt.ledger.journal`) is trusted too: a
+retweet it records as made by the campaign is undone whatever the ledger says or lost, and
+its other verdicts fill in pairs the ledger holds no ``ok`` retweet line for (`_apply_origins`).
+`select_undo` is the pure choice over records; `plan_rollback` reads a ledger into it and
+`write_undo_job` writes the result as a job file.
+
+>>> from bulkrt.ledger.record import LedgerRecord
+>>> def line(tweet: str, preexisting: bool) -> LedgerRecord:
+...     return LedgerRecord("t", "r", tweet, "spring", "acme", "1", tweet, Action.RETWEET,
+...                         Status.OK, True, preexisting, 200, None, 1)
+>>> plan = select_undo([line("20", False), line("21", True)], source="ledger.jsonl")
+>>> [row.tweet_id for row in plan.undo], plan.kept_preexisting
+(['20'], 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from bulkrt.core.attribution import Origin, preexisting
+from bulkrt.core.items import Action, Status
+from bulkrt.errors import BulkrtError
+from bulkrt.jobs.campaign import JobRow, write_job
+from bulkrt.ledger.journal import journal_path, read_origins
+from bulkrt.ledger.reader import read_ledger
+from bulkrt.ledger.record import LedgerRecord
+
+__all__ = [
+    "ROLLBACK_SUFFIX",
+    "RollbackError",
+    "RollbackPlan",
+    "UndoRow",
+    "plan_rollback",
+    "select_undo",
+    "write_undo_job",
+]
+
+ROLLBACK_SUFFIX = "-rollback"
+#: files beside a ledger that an undo job must never overwrite
+_LEDGER_SIDECARS = ("", ".lock", ".sent")
+
+
+class RollbackError(BulkrtError):
+    """The rollback asked for cannot be made (nothing selected, a rollback of a rollback)."""
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+_UNSET = _Unset.UNSET
+
+
+@dataclass(slots=True)
+class _Pair:
+    """What the selected lines say about one (account, Tweet), in ledger order."""
+
+    campaign: str
+    #: the latest ``ok`` state; None while no line ended ok
+    retweeted: bool | None = None
+    #: whether the first ok retweet found the Tweet already retweeted: the state before the
+    #: campaign (None: undecidable, `bulkrt.core.attribution`); unset while no retweet ended ok
+    preexisting: bool | None | _Unset = _UNSET
+    #: some line ended ``error`` (so with no ok line its state is unknown, not refused)
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UndoRow:
+    """One row of the undo job."""
+
+    campaign: str
+    account: str
+    tweet_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackPlan:
+    """What a rollback selected, and what it left alone and why (each count is of pairs)."""
+
+    campaigns: tuple[str, ...]
+    undo: tuple[UndoRow, ...] = ()
+    #: retweeted before the campaign (its first ok retweet was ``preexisting``)
+    kept_preexisting: int = 0
+    #: latest state is already not retweeted (undone by the campaign or an earlier rollback)
+    already_undone: int = 0
+    #: every line was ``rejected``: the API refused, so nothing was retweeted
+    never_retweeted: int = 0
+    #: no line ended ok and some ended ``error``: the retweet may or may not exist
+    unknown: int = 0
+    #: retweets of undecidable origin (``preexisting: null``): in ``undo`` unless left alone
+    undecided: tuple[UndoRow, ...] = ()
+    #: whether the undecided retweets were left alone (``--leave-undecided``)
+    undecided_left: bool = False
+
+    def summary(self, out: str, *, include_preexisting: bool) -> list[str]:
+        """The lines `bulkrt rollback` prints: what was selected, what was left alone and why."""
+        campaigns = ", ".join(self.campaigns)
+        lines = [f"{len(self.undo)} undo item(s) for campaign(s) {campaigns} -> {out}"]
+        if include_preexisting:
+            lines.append("  including retweets made before the campaign (--include-preexisting)")
+        left = [
+            (self.kept_preexisting, "retweeted before the campaign (--include-preexisting: undo)"),
+            (self.already_undone, "no longer retweeted: nothing to undo"),
+            (self.never_retweeted, "never retweeted (the API rejected them): nothing to undo"),
+            (self.unknown, "state unknown: their latest items ended error; run the campaign's "
+                           "job again with the same --ledger (it retries only those), then roll "
+                           "back again"),
+        ]  # fmt: skip
+        lines += [f"  left alone: {n} {why}" for n, why in left if n]
+        if self.undecided:
+            what = "left alone (--leave-undecided)" if self.undecided_left else "undone"
+            lines.append(
+                f"  {len(self.undecided)} of undecidable origin (the campaign or the account "
+                f"may have made them), {what}:"
+            )
+            lines += [f"    {row.account} {row.tweet_id}" for row in self.undecided]
+        if not any(n for n, _ in left):
+            lines.append("  left alone: none")
+        return lines
+
+
+def select_undo(
+    records: Iterable[LedgerRecord],
+    *,
+    source: str,
+    campaigns: Sequence[str] = (),
+    accounts: Sequence[str] = (),
+    include_preexisting: bool = False,
+    leave_undecided: bool = False,
+    origins: Mapping[tuple[str, str, str], Origin] | None = None,
+) -> RollbackPlan:
+    """Choose the undo items from ``records`` (a ledger in order, named ``source`` in messages).
+
+    Every campaign when ``campaigns`` is empty; every account when ``accounts`` is empty.
+    ``origins`` (the journal's, `bulkrt.ledger.journal.read_origins`) wins over the ledger's
+    ``preexisting``, and adds the retweets whose ledger lines were lost. Retweets of
+    undecidable origin are undone unless ``leave_undecided``.
+    Raises `RollbackError` for a ``-rollback`` campaign, or a campaign or account with no lines.
+    """
+    wanted, only = set(campaigns), set(accounts)
+    refused = sorted(c for c in wanted if c.endswith(ROLLBACK_SUFFIX))
+    if refused:
+        raise RollbackError(
+            f"{', '.join(refused)}: a rollback campaign cannot be rolled back; to retweet again, "
+            f"run the original campaign's job"
+        )
+    pairs: dict[tuple[str, str], _Pair] = {}
+    seen: set[str] = set()
+    rollbacks: set[str] = set()
+    seen_accounts: set[str] = set()
+    for record in records:
+        is_rollback = record.campaign.endswith(ROLLBACK_SUFFIX)
+        base = record.campaign.removesuffix(ROLLBACK_SUFFIX)
+        if wanted and base not in wanted:
+            continue
+        if is_rollback:
+            rollbacks.add(record.campaign)
+        else:
+            seen.add(base)
+        if only and record.account not in only:
+            continue
+        seen_accounts.add(record.account)
+        _apply(pairs.setdefault((record.account, record.tweet_id), _Pair(base)), record)
+    _apply_origins(pairs, origins or {}, seen, only)
+    _check_selection(source, wanted, seen, rollbacks, only, seen_accounts)
+    return _choose(pairs, seen, include_preexisting, leave_undecided)
+
+
+def _choose(
+    pairs: dict[tuple[str, str], _Pair],
+    seen: set[str],
+    include_preexisting: bool,
+    leave_undecided: bool,
+) -> RollbackPlan:
+    undo: list[UndoRow] = []
+    undecided: list[UndoRow] = []
+    counts = {"kept": 0, "undone": 0, "refused": 0, "unknown": 0}
+    for (account, tweet_id), pair in pairs.items():
+        if pair.campaign not in seen:
+            continue  # a rollback campaign's own pair whose campaign has no line: nothing to do
+        row = UndoRow(pair.campaign + ROLLBACK_SUFFIX, account, tweet_id)
+        if pair.retweeted is None:
+            counts["unknown" if pair.failed else "refused"] += 1
+        elif not pair.retweeted:
+            counts["undone"] += 1
+        elif pair.preexisting is None:
+            undecided.append(row)
+            if not leave_undecided:
+                undo.append(row)
+        elif pair.preexisting is True and not include_preexisting:
+            counts["kept"] += 1
+        else:
+            undo.append(row)
+    return RollbackPlan(
+        campaigns=tuple(sorted(seen)),
+        undo=tuple(undo),
+        kept_preexisting=counts["kept"],
+        already_undone=counts["undone"],
+        never_retweeted=counts["refused"],
+        unknown=counts["unknown"],
+        undecided=tuple(undecided),
+        undecided_left=leave_undecided,
+    )
+
+
+def _apply_origins(
+    pairs: dict[tuple[str, str], _Pair],
+    origins: Mapping[tuple[str, str, str], Origin],
+    seen: set[str],
+    only: set[str],
+) -> None:
+    """Add what the journal knows to what the ledger says.
+
+    The ledger's first ``ok`` retweet of a pair was attributed with all the evidence there was
+    (the journal's included), so it stands, with one exception: a journal that saw the campaign
+    make the retweet (a 2xx ``retweeted: true``) wins, because that is proof whatever a later
+    line says (a repeated row hears "already retweeted"). Every other journal verdict, and the
+    undecidable origin it infers from an attempt that no answer settled (a kill can drop the
+    settling event after the ledger line was written), only fills in pairs whose retweet has
+    no ``ok`` line in the ledger: lines that were lost, or items that ended refused or in error
+    after an attempt that may have been applied.
+    """
+    for (campaign, account, tweet_id), verdict in origins.items():
+        if campaign not in seen or (only and account not in only):
+            continue  # not selected (``seen`` holds only the selected, non-rollback campaigns)
+        pair = pairs.setdefault((account, tweet_id), _Pair(campaign))
+        if pair.campaign != campaign:
+            continue
+        if verdict is not Origin.CAMPAIGN and pair.preexisting is not _UNSET:
+            continue  # the ledger's own attribution of the pair stands
+        if pair.retweeted is None:
+            pair.retweeted = True  # the journal saw it retweeted; its ok line was lost
+        pair.preexisting = preexisting(verdict)
+
+
+def _check_selection(
+    source: str,
+    wanted: set[str],
+    seen: set[str],
+    rollbacks: set[str],
+    only: set[str],
+    seen_accounts: set[str],
+) -> None:
+    if wanted - seen:
+        raise RollbackError(
+            f"no lines of campaign(s) {', '.join(sorted(wanted - seen))} in {source}"
+        )
+    if not seen:
+        if rollbacks:
+            raise RollbackError(
+                f"{source} holds only rollback campaign(s) ({', '.join(sorted(rollbacks))}); "
+                f"a rollback cannot be rolled back"
+            )
+        raise RollbackError(f"{source} holds no campaign to roll back")
+    if only - seen_accounts:
+        raise RollbackError(
+            f"no lines of account(s) {', '.join(sorted(only - seen_accounts))} in campaign(s) "
+            f"{', '.join(sorted(seen))} of {source}"
+        )
+
+
+def _apply(pair: _Pair, record: LedgerRecord) -> None:
+    if record.status is not Status.OK:
+        # The latest outcome counts: an error a later run turned into a rejection is final
+        # (resume skips it), so it is no longer unknown.
+        pair.failed = record.status is Status.ERROR
+    if record.status is not Status.OK or record.retweeted is None:
+        return
+    if record.action is Action.RETWEET and pair.preexisting is _UNSET:
+        pair.preexisting = record.preexisting
+    pair.retweeted = record.retweeted
+
+
+def plan_rollback(
+    ledger: Path | str,
+    *,
+    campaigns: Sequence[str] = (),
+    accounts: Sequence[str] = (),
+    include_preexisting: bool = False,
+    leave_undecided: bool = False,
+) -> RollbackPlan:
+    """Read ``ledger`` and its journal and choose the undo items (see `select_undo`)."""
+    return select_undo(
+        read_ledger(ledger),
+        source=str(ledger),
+        campaigns=campaigns,
+        accounts=accounts,
+        include_preexisting=include_preexisting,
+        leave_undecided=leave_undecided,
+        origins=read_origins(Path(ledger)),
+    )
+
+
+def write_undo_job(path: Path, rows: Iterable[UndoRow], *, ledger: Path | None = None) -> int:
+    """Write the undo job as CSV or JSONL (by the name, ``.gz`` compressed too); returns rows.
+
+    The file is replaced atomically (`bulkrt.jobs.campaign.write_job`), and never when it is
+    ``ledger`` or one of its sidecar files.
+    """
+    if ledger is not None and _is_ledger_file(path, ledger):
+        raise RollbackError(f"{path}: that is the ledger's own file; name another --out")
+    undo = (JobRow(row.campaign, row.account, row.tweet_id, Action.UNDO) for row in rows)
+    try:
+        return write_job(path, undo)
+    except ValueError as exc:
+        raise RollbackError(str(exc)) from None
+
+
+def _is_ledger_file(path: Path, ledger: Path) -> bool:
+    target = path.resolve()
+    if target == journal_path(ledger):
+        return True
+    return any(target == Path(f"{ledger}{suffix}").resolve() for suffix in _LEDGER_SIDECARS)

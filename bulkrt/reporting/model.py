@@ -1,0 +1,370 @@
+"""The campaign report's model: ledger records folded, as they stream, into a timeline of requests,
+per-account counts, runs, and error kinds with one example each (pure: no files, no clock).
+
+Memory does not grow with the ledger: the timeline keeps at most `MAX_SLOTS` time slots (it
+coarsens its slots when a long ledger needs more), each split among at most
+`MAX_CHART_CAMPAIGNS` campaigns and one part for the later ones; runs and error kinds are
+capped, and per account only a few counters are kept. Items are counted by their latest line by
+`bulkrt.ledger.counts.summarise_ledger`; this module counts lines and requests (``attempts``).
+
+>>> from bulkrt.ledger.record import LedgerRecord
+>>> from bulkrt.core.items import Action, Status
+>>> builder = ReportBuilder()
+>>> builder.add(LedgerRecord("2026-11-26T01:00:00.000Z", "r1", "k", "spring", "acme", "1", "20",
+...                          Action.RETWEET, Status.OK, True, False, 200, None, 2))
+>>> builder.requests, builder.first_at == builder.last_at
+(2, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bulkrt.core.items import Action, Status
+from bulkrt.core.tiers import WindowLimit
+from bulkrt.ledger.counts import LedgerSummary
+from bulkrt.ledger.record import LedgerRecord
+
+__all__ = [
+    "MAX_CHART_CAMPAIGNS",
+    "MAX_SLOTS",
+    "AccountRow",
+    "Bucket",
+    "CampaignRequests",
+    "CampaignRow",
+    "ErrorKind",
+    "Report",
+    "ReportBuilder",
+    "RunSpan",
+    "Timeline",
+]
+
+#: the most time slots the streaming timeline keeps before it coarsens them
+MAX_SLOTS = 4096
+#: the most runs and error kinds listed one by one
+MAX_RUNS = 50
+MAX_KINDS = 40
+MAX_CAMPAIGNS = 50
+MAX_RUN_CAMPAIGNS = 5
+#: about how many bars the requests chart shows at most
+MAX_BARS = 120
+#: campaigns the requests chart stacks one by one; later ones share one "other campaigns" part
+MAX_CHART_CAMPAIGNS = 8
+#: slot widths in milliseconds, finest first
+_STEPS = tuple(
+    int(seconds * 1000)
+    for seconds in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
+                    7200, 21600, 43200, 86400)
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRequests:
+    """One campaign's part of a bar: its requests per action."""
+
+    #: the campaign, or None for the campaigns after the first `MAX_CHART_CAMPAIGNS`
+    campaign: str | None
+    retweet: int
+    undo: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Requests sent in ``[start, start + width)`` (epoch seconds), per action (a line's
+    requests all count at its last send: the ledger keeps no earlier send times)."""
+
+    start: float
+    retweet: int
+    undo: int
+    #: the same requests per campaign, in the timeline's campaign order (only those with any)
+    campaigns: tuple[CampaignRequests, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """The requests chart: equal buckets, and the rate limit to compare them with."""
+
+    buckets: tuple[Bucket, ...]
+    #: seconds per bucket
+    width: float
+    window: WindowLimit
+    #: accounts in the ledger: together they may send ``window.limit`` each per window
+    accounts: int
+    #: the campaigns the bars stack, in the order they first appear; None: the later ones
+    campaigns: tuple[str | None, ...] = ()
+
+    @property
+    def capacity(self) -> float | None:
+        """Requests per bucket and endpoint all accounts may send; None if a bucket < a window."""
+        if self.width < self.window.period:
+            return None
+        return self.window.limit * self.accounts * self.width / self.window.period
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """One account's items by their latest status, and its lines and requests."""
+
+    account: str
+    ok: int
+    rejected: int
+    error: int
+    lines: int
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    """Items (by latest line) and lines with one kind of error, and the first line of it."""
+
+    kind: str
+    items: int
+    lines: int
+    example: LedgerRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpan:
+    """One `bulkrt run` as the ledger shows it: its first and last line, and its lines."""
+
+    run: str
+    first: str
+    last: str
+    lines: int
+    #: the campaigns of its lines, in the order they first appear (at most `MAX_RUN_CAMPAIGNS`)
+    campaigns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRow:
+    """One campaign: its lines, its requests (HTTP attempts) per action, its first and last line."""
+
+    campaign: str
+    lines: int
+    retweet_requests: int
+    undo_requests: int
+    first: str
+    last: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything the HTML report shows."""
+
+    summary: LedgerSummary
+    requests: int
+    #: ok retweets that found the Tweet already retweeted
+    preexisting: int
+    first: str | None
+    last: str | None
+    timeline: Timeline
+    accounts: tuple[AccountRow, ...]
+    errors: tuple[ErrorKind, ...]
+    runs: tuple[RunSpan, ...]
+    #: runs in the ledger (more than ``runs`` lists when there were over `MAX_RUNS`)
+    run_count: int
+    #: each campaign (the first `MAX_CAMPAIGNS`), in the order it first appears
+    campaigns: tuple[CampaignRow, ...] = ()
+
+
+@dataclass(slots=True)
+class _AccountCounts:
+    lines: int = 0
+    requests: int = 0
+
+
+@dataclass(slots=True)
+class ReportBuilder:
+    """Folds ledger records, in ledger order, into what `build` turns into a `Report`."""
+
+    requests: int = 0
+    preexisting: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    first_ts: str | None = None
+    last_ts: str | None = None
+    #: milliseconds per slot of ``slots`` (grows when the slots would exceed `MAX_SLOTS`)
+    step: int = _STEPS[0]
+    slots: dict[int, list[int]] = field(default_factory=dict)
+    accounts: dict[str, _AccountCounts] = field(default_factory=dict)
+    kind_lines: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, LedgerRecord] = field(default_factory=dict)
+    runs: dict[str, list[str | int]] = field(default_factory=dict)
+    run_order: list[str] = field(default_factory=list)
+    run_campaigns: dict[str, list[str]] = field(default_factory=dict)
+    #: campaign -> [lines, retweet requests, undo requests, first ts, last ts]
+    campaigns: dict[str, list[str | int]] = field(default_factory=dict)
+    #: the chart's campaigns (the first `MAX_CHART_CAMPAIGNS`), and (slot, campaign's index in
+    #: it, or `MAX_CHART_CAMPAIGNS` for the later ones) -> [retweet, undo] requests
+    chart_campaigns: list[str] = field(default_factory=list)
+    chart_places: dict[str, int] = field(default_factory=dict)
+    campaign_slots: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+
+    def add(self, record: LedgerRecord) -> None:
+        """Count one ledger line."""
+        self.requests += record.attempts
+        account = self.accounts.setdefault(record.account, _AccountCounts())
+        account.lines += 1
+        account.requests += record.attempts
+        if record.status is Status.OK and record.action is Action.RETWEET and record.preexisting:
+            self.preexisting += 1
+        if record.error is not None and record.status is not Status.OK:
+            kind = record.error.kind
+            if kind in self.kind_lines or len(self.kind_lines) < MAX_KINDS:
+                self.kind_lines[kind] += 1
+                self.examples.setdefault(kind, record)
+        self._add_run(record)
+        self._add_campaign(record)
+        self._add_time(record)
+
+    def _add_campaign(self, record: LedgerRecord) -> None:
+        row = self.campaigns.get(record.campaign)
+        if row is None:
+            if len(self.campaigns) >= MAX_CAMPAIGNS:
+                return
+            row = self.campaigns[record.campaign] = [0, 0, 0, record.ts, record.ts]
+        row[0] = int(row[0]) + 1
+        at = 2 if record.action is Action.UNDO else 1
+        row[at] = int(row[at]) + record.attempts
+        row[4] = record.ts
+        names = self.run_campaigns.setdefault(record.run, [])
+        if record.campaign not in names and len(names) < MAX_RUN_CAMPAIGNS:
+            names.append(record.campaign)
+
+    def _add_run(self, record: LedgerRecord) -> None:
+        run = self.runs.get(record.run)
+        if run is not None:
+            run[1], run[2] = record.ts, int(run[2]) + 1
+        elif len(self.runs) < MAX_RUNS:
+            self.runs[record.run] = [record.ts, record.ts, 1]
+            self.run_order.append(record.run)
+        else:
+            self.runs.setdefault("(later runs)", [record.ts, record.ts, 0])
+            later = self.runs["(later runs)"]
+            later[1], later[2] = record.ts, int(later[2]) + 1
+
+    def _add_time(self, record: LedgerRecord) -> None:
+        """Count the line's requests at its send time (``sent``), or, on lines written before
+        that field, when it finished (``ts``)."""
+        try:
+            at = datetime.fromisoformat(record.sent or record.ts).timestamp()
+        except ValueError:
+            return
+        if self.first_at is None or at < self.first_at:
+            self.first_at, self.first_ts = at, record.sent or record.ts
+        if self.last_at is None or at > self.last_at:
+            self.last_at, self.last_ts = at, record.sent or record.ts
+        index = int(at * 1000) // self.step
+        slot = self.slots.setdefault(index, [0, 0])
+        slot[record.action is Action.UNDO] += record.attempts
+        cell = self.campaign_slots.setdefault((index, self._chart_index(record.campaign)), [0, 0])
+        cell[record.action is Action.UNDO] += record.attempts
+        if len(self.slots) > MAX_SLOTS:
+            self._coarsen()
+
+    def _chart_index(self, campaign: str) -> int:
+        """The campaign's place in the chart's stack (`MAX_CHART_CAMPAIGNS`: the later ones)."""
+        index = self.chart_places.get(campaign)
+        if index is None:
+            if len(self.chart_campaigns) >= MAX_CHART_CAMPAIGNS:
+                return MAX_CHART_CAMPAIGNS
+            index = self.chart_places[campaign] = len(self.chart_campaigns)
+            self.chart_campaigns.append(campaign)
+        return index
+
+    def _coarsen(self) -> None:
+        while len(self.slots) > MAX_SLOTS // 2:
+            old, self.step = self.step, next((s for s in _STEPS if s > self.step), self.step * 2)
+            merged: dict[int, list[int]] = {}
+            for index, (retweet, undo) in self.slots.items():
+                slot = merged.setdefault(index * old // self.step, [0, 0])
+                slot[0] += retweet
+                slot[1] += undo
+            self.slots = merged
+            cells: dict[tuple[int, int], list[int]] = {}
+            for (index, campaign), (retweet, undo) in self.campaign_slots.items():
+                cell = cells.setdefault((index * old // self.step, campaign), [0, 0])
+                cell[0] += retweet
+                cell[1] += undo
+            self.campaign_slots = cells
+
+    def build(self, summary: LedgerSummary, window: WindowLimit) -> Report:
+        """The report of the records added so far, with item counts from ``summary``."""
+        accounts = tuple(
+            AccountRow(
+                name,
+                counts.get(Status.OK, 0),
+                counts.get(Status.REJECTED, 0),
+                counts.get(Status.ERROR, 0),
+                self.accounts[name].lines if name in self.accounts else 0,
+                self.accounts[name].requests if name in self.accounts else 0,
+            )
+            for name, counts in summary.by_account.items()
+        )
+        errors = tuple(
+            ErrorKind(kind, summary.errors.get(kind, 0), lines, self.examples[kind])
+            for kind, lines in sorted(
+                self.kind_lines.items(), key=lambda kv: (-summary.errors.get(kv[0], 0), -kv[1])
+            )
+        )
+        runs = tuple(
+            RunSpan(r, str(v[0]), str(v[1]), int(v[2]), tuple(self.run_campaigns.get(r, ())))
+            for r, v in self.runs.items()
+        )
+        campaigns = tuple(
+            CampaignRow(name, int(v[0]), int(v[1]), int(v[2]), str(v[3]), str(v[4]))
+            for name, v in self.campaigns.items()
+        )
+        return Report(
+            summary=summary,
+            requests=self.requests,
+            preexisting=self.preexisting,
+            first=self.first_ts,
+            last=self.last_ts,
+            timeline=self._timeline(window, max(1, len(accounts))),
+            accounts=accounts,
+            errors=errors,
+            runs=runs,
+            run_count=len(self.run_order) + ("(later runs)" in self.runs),
+            campaigns=campaigns,
+        )
+
+    def _timeline(self, window: WindowLimit, accounts: int) -> Timeline:
+        if self.first_at is None or self.last_at is None:
+            return Timeline((), 1.0, window, accounts)
+        span = self.last_at - self.first_at + self.step / 1000
+        windows = span / window.period
+        if windows >= 3:
+            # whole windows per bar, so the bars compare with the limit itself
+            width_ms = int(window.period * 1000) * math.ceil(windows / MAX_BARS)
+        else:
+            width_ms = next((s for s in _STEPS if s * MAX_BARS >= span * 1000), _STEPS[-1])
+        width_ms = max(width_ms, self.step)
+        origin = int(self.first_at * 1000) // self.step * self.step
+        totals: dict[int, list[int]] = {}
+        for index, (retweet, undo) in self.slots.items():
+            bar = totals.setdefault((index * self.step - origin) // width_ms, [0, 0])
+            bar[0] += retweet
+            bar[1] += undo
+        parts: dict[tuple[int, int], list[int]] = {}
+        for (index, campaign), (retweet, undo) in self.campaign_slots.items():
+            part = parts.setdefault(((index * self.step - origin) // width_ms, campaign), [0, 0])
+            part[0] += retweet
+            part[1] += undo
+        # the stack's order: the chart's campaigns as they first appeared, then the later ones
+        order: dict[int, str | None] = dict(enumerate(self.chart_campaigns))
+        if any(campaign == MAX_CHART_CAMPAIGNS for _, campaign in self.campaign_slots):
+            order[MAX_CHART_CAMPAIGNS] = None
+        count = (int(self.last_at * 1000) - origin) // width_ms + 1
+        buckets = []
+        for n in range(count):
+            retweet, undo = totals.get(n, (0, 0))
+            stack = tuple(
+                CampaignRequests(name, *parts[n, c]) for c, name in order.items() if (n, c) in parts
+            )
+            buckets.append(Bucket((origin + n * width_ms) / 1000, retweet, undo, stack))
+        names = tuple(order.values())
+        return Timeline(tuple(buckets), width_ms / 1000, window, accounts, names)

@@ -1,0 +1,385 @@
+"""Per-account authorisation for API requests: OAuth 1.0a signatures made afresh for every
+attempt, and OAuth 2.0 bearer tokens refreshed single-flight, persisted before they are used.
+
+A refresh rotates the refresh token (the old one stops working), so it happens under the credential
+store's lease (`bulkrt.shell.tokens`): the stored tokens are read first and adopted if another
+process rotated them already; otherwise the refresh is marked as begun, sent, and its answer saved
+before the lease ends and before the new access token is used.
+
+Why the token request has no ordinary read timeout: once the request is sent, the server may rotate
+the refresh token at any moment, and its answer is then the only copy of the new one. Giving up on a
+slow answer cannot undo the rotation; it only throws the new token away. So the answer is waited for
+as long as the connection lives (`bulkrt.shell.client.Timeouts.token_answer`, five minutes, bounds a
+server that never answers); a process stopped by SIGSTOP (a sleeping laptop) finds the answer in its
+socket when it continues and uses it. Only when the answer is truly lost (the connection broke or
+the five minutes passed after the request was sent) is the account paused, with a message that says
+the server may have rotated its refresh token, so the token in the accounts file may be spent; the
+mark of that refresh stays, and the next run says so again before it presents that token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import anyio
+import structlog
+from oauthlib.oauth1 import Client as OAuth1Client
+
+from bulkrt.errors import BulkrtError
+from bulkrt.logs import mask_secrets
+from bulkrt.shell.accounts import Account, OAuth1, OAuth2
+from bulkrt.shell.tokens import CredentialStore, TokenLease, TokenSet
+
+__all__ = [
+    "OAuth1Signer",
+    "OAuth2Bearer",
+    "ReauthorizationNeeded",
+    "RefreshFailed",
+    "RefreshLost",
+    "TokenSet",
+    "authorizer_for",
+    "refused_advice",
+]
+
+_log = structlog.get_logger()
+
+#: refresh this long before the access token's expiry, so no request goes out with a dying token
+REFRESH_AHEAD = 60.0
+
+
+class ReauthorizationNeeded(BulkrtError):
+    """The account's refresh token was refused: only the account owner can authorise again."""
+
+    def __init__(self, account: str, detail: str) -> None:
+        detail = mask_secrets(detail)  # printed in the summary: never a token, even echoed
+        super().__init__(
+            f"account {account}: the OAuth 2.0 refresh token was refused ({detail}); "
+            f"authorise the app again for this account and put the new tokens in the accounts file"
+        )
+        self.account = account
+        self.detail = detail
+
+
+class RefreshFailed(BulkrtError):
+    """The token endpoint could not be reached or answered with a server error, or something
+    that is not a token endpoint answered; the refresh token was not rotated, and a later attempt
+    may work."""
+
+    def __init__(
+        self, account: str, detail: str, *, http: int | None = None, not_api: bool = False
+    ) -> None:
+        detail = mask_secrets(detail)
+        super().__init__(f"account {account}: refreshing the OAuth 2.0 token failed: {detail}")
+        self.account = account
+        self.detail = detail
+        #: the answer's HTTP status; None when there was none
+        self.http = http
+        #: the answer cannot be a token endpoint's (an HTML page, a 4xx without an OAuth error)
+        self.not_api = not_api
+
+
+class RefreshLost(ReauthorizationNeeded):
+    """The token request was sent but its answer never arrived: the server may have rotated the
+    refresh token, and then the one in the accounts file is spent. The account needs attention
+    like a refused one, and is not refreshed again in this run."""
+
+    def __init__(self, account: str, detail: str) -> None:
+        detail = mask_secrets(detail)
+        BulkrtError.__init__(
+            self,
+            f"account {account}: the OAuth 2.0 token refresh was sent but its answer was lost "
+            f"({detail}); the server may have rotated the refresh token, so the one in the "
+            f"accounts file may already be spent. The next run tries it once more and says "
+            f"whether it works; if it is refused, authorise the app again for this account",
+        )
+        self.account = account
+        self.detail = detail
+
+
+class TokenAnswer(Protocol):
+    """What the token endpoint answered (`bulkrt.shell.client.Exchange` has this shape)."""
+
+    @property
+    def http(self) -> int | None: ...
+
+    @property
+    def sent(self) -> bool: ...
+
+    @property
+    def content_type(self) -> str | None: ...
+
+    def json(self) -> object: ...
+
+    def describe(self) -> str: ...
+
+
+#: posts a form to the token endpoint, with Basic credentials for a confidential client
+TokenEndpoint = Callable[[Mapping[str, str], tuple[str, str] | None], Awaitable[TokenAnswer]]
+#: called with every token the run comes to know, the moment it exists (for redaction)
+SecretSink = Callable[[list[str | None]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class OAuth1Signer:
+    """Signs each request with HMAC-SHA1; every call uses a new nonce and timestamp.
+
+    The JSON body is not part of the signature (RFC 5849 §3.4.1.3.1), as with tweepy.
+    """
+
+    credentials: OAuth1
+
+    async def authorization(self, method: str, url: str) -> str:
+        c = self.credentials
+        client = OAuth1Client(
+            c.consumer_key, c.consumer_secret, c.access_token, c.access_token_secret
+        )
+        _, headers, _ = client.sign(url, method)  # type: ignore[arg-type]  # stubs want a Literal
+        return str(headers["Authorization"])
+
+
+def _ignore(_values: list[str | None]) -> None:
+    return None
+
+
+class OAuth2Bearer:
+    """The bearer token of one OAuth 2.0 account, refreshed ahead of expiry and after a 401.
+
+    Concurrent requests share one refresh: whoever finds the token stale refreshes it, the others
+    wait on the lock and then use the new token. Other processes are kept in step by the store's
+    lease (see the module's docstring).
+    """
+
+    def __init__(
+        self,
+        account: str,
+        credentials: OAuth2,
+        *,
+        token_endpoint: TokenEndpoint,
+        store: CredentialStore,
+        clock: Callable[[], float],
+        on_secret: SecretSink = _ignore,
+    ) -> None:
+        self.account = account
+        self._client_id = credentials.client_id
+        self._client_secret = credentials.client_secret
+        expires = credentials.expires_at.timestamp() if credentials.expires_at else None
+        self._tokens = TokenSet(credentials.access_token, credentials.refresh_token, expires)
+        self._token_endpoint = token_endpoint
+        self._store = store
+        self._clock = clock
+        self._on_secret = on_secret
+        self._lock = anyio.Lock()
+        #: why the refresh token was refused, until the store holds other tokens
+        self._refused: ReauthorizationNeeded | None = None
+        #: increases with every refresh or adoption, so a caller can say which token it saw fail
+        self.generation = 0
+        #: how long before expiry a token counts as stale (a token from the file expiring within
+        #: a minute is refreshed at once)
+        self._ahead = REFRESH_AHEAD
+
+    def __repr__(self) -> str:
+        return f"OAuth2Bearer(account={self.account!r}, generation={self.generation})"
+
+    def _ahead_for(self, tokens: TokenSet) -> float:
+        # Refresh a minute ahead, or after half the lifetime of a token that lives less than
+        # two minutes (else a fresh short-lived token would look stale at once).
+        if tokens.expires_at is None:
+            return REFRESH_AHEAD
+        return max(0.0, min(REFRESH_AHEAD, (tokens.expires_at - self._clock()) / 2))
+
+    def _stale(self, tokens: TokenSet | None = None) -> bool:
+        expires = (tokens or self._tokens).expires_at
+        return expires is not None and self._clock() >= expires - self._ahead
+
+    async def authorization(self, method: str, url: str) -> str:
+        if self._stale():
+            await self.refresh(seen=self.generation)
+        return f"Bearer {self._tokens.access_token}"
+
+    def _use(self, tokens: TokenSet) -> None:
+        self._on_secret([tokens.access_token, tokens.refresh_token])
+        self._ahead = self._ahead_for(tokens)
+        self._tokens = tokens
+        self.generation += 1
+
+    async def refresh(self, *, seen: int) -> None:
+        """Refresh the token unless someone already did since generation ``seen`` was used
+        (in this process, or in another one sharing the store: then its tokens are adopted)."""
+        async with self._lock:
+            if self.generation != seen:
+                return
+            async with self._store.lease(self.account) as lease:
+                stored = lease.stored
+                if stored is not None and stored.access_token != self._tokens.access_token:
+                    self._use(stored)
+                    _log.info("token_adopted", account=self.account, generation=self.generation)
+                    self._refused = None
+                    if not self._stale(stored):
+                        return
+                if self._refused is not None:
+                    raise self._refused  # the same token again would be refused again
+                try:
+                    await self._rotate(lease)
+                except ReauthorizationNeeded as refused:
+                    self._refused = refused
+                    raise
+
+    async def _rotate(self, lease: TokenLease) -> None:
+        """Send the refresh and save its answer (the lease is held)."""
+        refresh_token = self._tokens.refresh_token
+        if not refresh_token:
+            raise ReauthorizationNeeded(self.account, "the accounts file has no refresh token")
+        lost = lease.lost
+        if lost is not None:
+            _log.warning(
+                "refresh_token_may_be_spent",
+                account=self.account,
+                detail=f"a refresh begun at {lost.since} by process {lost.pid} with this refresh "
+                f"token lost its answer; trying the token once more",
+            )
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        basic = None
+        if self._client_secret is None:
+            form["client_id"] = self._client_id
+        else:
+            basic = (self._client_id, self._client_secret)
+        await lease.begin_refresh()
+        answer = await self._token_endpoint(form, basic)
+        if answer.http is None:
+            if answer.sent:
+                raise RefreshLost(self.account, answer.describe())
+            await lease.abandon_refresh()
+            raise RefreshFailed(self.account, answer.describe())
+        try:
+            tokens = self._read(answer, refresh_token)
+        except ReauthorizationNeeded as refused:
+            await lease.abandon_refresh()
+            again = await lease.reread()
+            if again is not None and again.access_token != self._tokens.access_token:
+                self._use(again)  # someone put new tokens in the file meanwhile
+                _log.info("token_adopted", account=self.account, generation=self.generation)
+                return
+            if lost is not None:
+                raise ReauthorizationNeeded(
+                    self.account,
+                    f"{refused.detail}; it was most likely spent by the refresh begun at "
+                    f"{lost.since} whose answer was lost",
+                ) from None
+            raise
+        except RefreshFailed:
+            await lease.abandon_refresh()
+            raise
+        # Save first: the old refresh token is already dead.
+        self._on_secret([tokens.access_token, tokens.refresh_token])
+        await lease.save(tokens)
+        self._use(tokens)
+        _log.info("token_refreshed", account=self.account, generation=self.generation)
+
+    def _read(self, answer: TokenAnswer, old_refresh: str) -> TokenSet:
+        body = answer.json()
+        if (
+            answer.http == 200
+            and isinstance(body, dict)
+            and isinstance(body.get("access_token"), str)
+            and body["access_token"]
+        ):
+            expires_in = body.get("expires_in")
+            expires_at = (
+                self._clock() + float(expires_in) if isinstance(expires_in, int | float) else None
+            )
+            refresh = body.get("refresh_token")
+            # RFC 6749 §6: without a new refresh token the old one stays valid.
+            new_refresh = refresh if isinstance(refresh, str) and refresh else old_refresh
+            return TokenSet(body["access_token"], new_refresh, expires_at)
+        foreign = _not_token_endpoint(answer, body)
+        if foreign is not None:
+            raise RefreshFailed(self.account, foreign, http=answer.http, not_api=True)
+        detail = ""
+        if isinstance(body, dict):
+            # only the error code: a description may echo what was sent, such as the token
+            error = body.get("error")
+            detail = str(error) if isinstance(error, str) and error.isidentifier() else ""
+        if answer.http in (400, 401):
+            raise ReauthorizationNeeded(self.account, detail or f"HTTP {answer.http}")
+        raise RefreshFailed(self.account, detail or f"HTTP {answer.http}", http=answer.http)
+
+
+def _not_token_endpoint(answer: TokenAnswer, body: object) -> str | None:
+    """Why a refused token request's answer cannot be a token endpoint's, or None: an HTML page,
+    or a 4xx (not 429) without an OAuth error code (RFC 6749 §5.2). A 5xx may come from a
+    gateway in front of the endpoint."""
+    http = answer.http
+    if http is None or not 400 <= http < 500 or http == 429:
+        return None
+    ctype = (answer.content_type or "").split(";")[0].strip().lower()
+    if ctype in ("text/html", "application/xhtml+xml"):
+        return f"HTTP {http} with an HTML page ({ctype})"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return None
+    kind = "not JSON" if body is None else "JSON without an OAuth error code"
+    return f"HTTP {http} with a body that is {kind}: not a token endpoint's answer"
+
+
+#: what the operator must do, per kind of 403 that refuses an account's credentials
+_ADVICE = {
+    "unsupported-authentication": "the API refused the kind of token used (an app-only token "
+    "where a user token is needed): put the account's OAuth 1.0a user credentials or OAuth 2.0 "
+    "user tokens in the accounts file",
+    "oauth1-permissions": "the app's OAuth 1.0a permissions do not allow retweeting: set the "
+    "app to Read and Write in the developer portal, then have the account authorise it again "
+    "(its access token keeps the permissions it was issued with)",
+    "client-forbidden": "the app is not enrolled in a plan that includes these endpoints: "
+    "attach it to a project with access to them in the developer portal",
+}
+
+
+def refused_advice(account: str, kind: str, oauth1: bool) -> str:
+    """The "needs attention" line for an account whose credentials a 401 or 403 refused."""
+    if kind in _ADVICE:
+        return f"account {account}: {_ADVICE[kind]}"
+    if kind != "unauthorized":  # a 403 naming missing OAuth 2.0 scopes
+        return (
+            f"account {account}: its OAuth 2.0 token lacks the scopes retweeting needs "
+            f"(tweet.read, tweet.write, users.read, and offline.access to refresh): authorise "
+            f"the app again for this account with those scopes"
+        )
+    if oauth1:
+        return (
+            f"account {account}: the API refused its OAuth 1.0a credentials (401); check the "
+            f"consumer key and secret and the access token and secret in the accounts file, "
+            f"or authorise the app again for this account"
+        )
+    return (
+        f"account {account}: the API refused its OAuth 2.0 access token right after a refresh "
+        f"(401); authorise the app again for this account"
+    )
+
+
+def authorizer_for(
+    account: Account,
+    *,
+    token_endpoint: TokenEndpoint,
+    store: CredentialStore,
+    clock: Callable[[], float],
+    on_secret: SecretSink = _ignore,
+) -> OAuth1Signer | OAuth2Bearer:
+    """The authorizer of an account: OAuth 1.0a when it has those credentials, else OAuth 2.0."""
+    if account.oauth1 is not None:
+        return OAuth1Signer(account.oauth1)
+    assert account.oauth2 is not None, "load_accounts guarantees one kind of credentials"
+    return OAuth2Bearer(
+        account.name,
+        account.oauth2,
+        token_endpoint=token_endpoint,
+        store=store,
+        clock=clock,
+        on_secret=on_secret,
+    )
+
+
+def expires_datetime(tokens: TokenSet) -> datetime | None:
+    """The expiry as the accounts file stores it."""
+    return datetime.fromtimestamp(tokens.expires_at, UTC) if tokens.expires_at is not None else None

@@ -1,0 +1,292 @@
+"""What an operator sees while a run goes and when it ends: a live display on a terminal (done
+of total, ok/rejected/error, requests, accounts waiting and until when, the expected finish from
+the limit model), a log line every few seconds otherwise, and a plain summary on stdout."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import click
+import structlog
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from bulkrt.core import waits
+from bulkrt.core.items import Status
+from bulkrt.core.limiter import WindowLimiter
+from bulkrt.core.plan import Plan
+from bulkrt.core.scheduler import AccountState
+from bulkrt.errors import Problem
+from bulkrt.shell.dispatcher import Dispatcher, RunTally
+
+__all__ = ["Progress", "expected_finish", "summary_hints"]
+
+_log = structlog.get_logger()
+#: seconds between log lines when there is no terminal
+LOG_EVERY = 5.0
+
+
+def _clock(epoch: float, now: float | None = None) -> str:
+    """The time of ``epoch``, with its date when that is not today."""
+    return waits.when(epoch, time.time() if now is None else now)
+
+
+def expected_finish(
+    planned: float,
+    now: float,
+    *,
+    left: int,
+    to_send: int,
+    expected: float,
+    resumes: list[float],
+    slowdown: float = 1.0,
+) -> float:
+    """When the run should end, as it goes: the plan's finish, pushed later when the remaining
+    share of the planned duration ends later (limits learned lower than the model's make items
+    go slower: ``slowdown`` times the model's pace), and never before the last waiting account
+    may send again.
+
+    >>> expected_finish(100.0, 50.0, left=10, to_send=10, expected=100.0, resumes=[])
+    150.0
+    >>> expected_finish(100.0, 10.0, left=5, to_send=10, expected=100.0, resumes=[400.0])
+    400.0
+    """
+    share = expected * left / to_send * max(1.0, slowdown) if to_send else 0.0
+    return max([planned, now + share, *resumes]) if left else max(planned, now)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return (
+        f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+    )
+
+
+def summary_hints(tally: RunTally, ledger: str) -> list[str]:
+    """What the operator can do about what is left, one hint per kind of item left.
+
+    >>> t = RunTally(total=3); t.skipped_rejected = 2
+    >>> [hint.split(":")[0] for hint in summary_hints(t, "l.jsonl")]
+    ['2 rejected item(s) are final (the API refused them)']
+    """
+    quoted = shlex.quote(ledger)
+    hints = []
+    error = tally.by_status[Status.ERROR]
+    rejected = tally.by_status[Status.REJECTED] + tally.skipped_rejected
+    if error:
+        hints.append(
+            f"{error} item(s) in error: the same command retries them (and only them); "
+            f"`bulkrt status {quoted}` lists why they failed"
+        )
+    if rejected:
+        hints.append(
+            f"{rejected} rejected item(s) are final (the API refused them): `bulkrt status "
+            f"{quoted}` says why; fix the job and run it under a new campaign to try them again"
+        )
+    return hints
+
+
+def summary_json(tally: RunTally, ledger: str, api_base: str) -> dict[str, object]:
+    """The run's summary as `bulkrt run --json` prints it."""
+    proof = tally.misconfiguration
+    return {
+        "ledger": ledger,
+        "items": tally.total,
+        "this_run": {status.value: tally.by_status[status] for status in Status},
+        "finished_before": {"items": tally.skipped, "rejected": tally.skipped_rejected},
+        "requests": tally.requests,
+        "needs_attention": dict(sorted(tally.reauthorize.items())),
+        "hints": summary_hints(tally, ledger),
+        "stopped_early": None
+        if proof is None
+        else {"cause": proof.cause, "detail": proof.detail, "api_base": api_base},
+    }
+
+
+def plan_json(plan: Plan, items: int) -> dict[str, object]:
+    """A dry run's plan as `bulkrt run --dry-run --json` prints it."""
+    return {
+        "items": items,
+        "requests": plan.requests,
+        "retweets": plan.retweets,
+        "undos": plan.undos,
+        "already_done": plan.already_done,
+        "duration_seconds": round(plan.duration, 3),
+        "limits": plan.limits_note,
+        "cost_dollars": str(plan.cost),
+        "prices": plan.price_note,
+        "accounts": {
+            a.account: {
+                "retweets": a.retweets,
+                "undos": a.undos,
+                "already_done": a.already_done,
+                "last_request_seconds": round(a.last_request_at, 3),
+            }
+            for a in plan.accounts
+        },
+    }
+
+
+class Progress:
+    """Reports a run to the operator; ``live=None``: a live display if stderr is a terminal."""
+
+    def __init__(self, *, live: bool | None = None, json: bool = False) -> None:
+        self._err = Console(stderr=True)
+        self.live = self._err.is_terminal if live is None else live
+        #: summaries as one JSON object on stdout, for scripts
+        self.json = json
+        #: the limit model's duration of this run, and the items it plans to send (`follow`)
+        self._expected = 0.0
+        self._to_send = 0
+
+    # -- before -------------------------------------------------------------------------------
+    def warning(self, problem: Problem) -> None:
+        click.echo(f"warning: {problem}", err=True)
+
+    def plan(self, plan: Plan, items: int) -> None:
+        """Print a dry run's plan: per account, totals, the duration and the cost."""
+        if self.json:
+            click.echo(json.dumps(plan_json(plan, items), sort_keys=True))
+            return
+        click.echo(f"dry run: {items} items; nothing is sent and the ledger is not written")
+        click.echo(f"{'account':<16} {'retweets':>8} {'undos':>6} {'done':>6} {'last request':>14}")
+        for account in plan.accounts:
+            click.echo(
+                f"{account.account:<16} {account.retweets:>8} {account.undos:>6} "
+                f"{account.already_done:>6} {_duration(account.last_request_at):>14}"
+            )
+        click.echo(
+            f"would send {plan.requests} requests ({plan.retweets} retweets, {plan.undos} undos); "
+            f"{plan.already_done} items already finished in the ledger"
+        )
+        click.echo(f"expected duration under {plan.limits_note}: {_duration(plan.duration)}")
+        click.echo(f"estimated cost: ${plan.cost:.3f} ({plan.price_note})")
+
+    # -- during -------------------------------------------------------------------------------
+    async def follow(self, dispatcher: Dispatcher, expected: float) -> None:
+        """Show progress until cancelled."""
+        finish = time.time() + expected
+        self._expected = expected
+        self._to_send = max(0, dispatcher.tally.total - dispatcher.tally.skipped)
+        if not self.live:
+            while True:
+                await anyio.sleep(LOG_EVERY)
+                t = dispatcher.tally
+                _log.info(
+                    "run_progress",
+                    done=t.finished,
+                    total=t.total,
+                    ok=t.by_status[Status.OK],
+                    rejected=t.by_status[Status.REJECTED],
+                    error=t.by_status[Status.ERROR],
+                    requests=t.requests,
+                    in_flight=dispatcher.scheduler.in_flight,
+                )
+        with Live(
+            self._render(dispatcher, finish), console=self._err, refresh_per_second=4
+        ) as live:
+            try:
+                while True:
+                    await anyio.sleep(0.5)
+                    live.update(self._render(dispatcher, finish))
+            finally:  # cancelled when the run ends: leave the final counts on the screen
+                live.update(self._render(dispatcher, finish), refresh=True)
+
+    def _render(self, dispatcher: Dispatcher, planned: float) -> Group:
+        t = dispatcher.tally
+        now = time.time()
+        scheduler = dispatcher.scheduler
+        limiter = scheduler.limiter
+        resumes = [w for a in t.accounts if (w := scheduler.resumes_at(a, now)) is not None]
+        finish = expected_finish(
+            planned,
+            now,
+            left=t.total - t.finished,
+            to_send=self._to_send,
+            expected=self._expected,
+            resumes=resumes,
+            slowdown=limiter.slowdown() if isinstance(limiter, WindowLimiter) else 1.0,
+        )
+        head = Text.assemble(
+            (f"{t.finished}/{t.total} items ", "bold"),
+            (f"ok {t.by_status[Status.OK] + t.skipped - t.skipped_rejected}  ", "green"),
+            (f"rejected {t.by_status[Status.REJECTED] + t.skipped_rejected}  ", "yellow"),
+            (f"error {t.by_status[Status.ERROR]}  ", "red"),
+            f"requests {t.requests}  in flight {dispatcher.scheduler.in_flight}  ",
+            f"expected finish {_clock(finish, now)} (limit model)",
+        )
+        states: Counter[AccountState] = Counter()
+        notable = Table(box=None, show_header=False, padding=(0, 2))
+        for account in t.accounts:
+            state = scheduler.state(account, now)
+            states[state] += 1
+            until = scheduler.resumes_at(account, now)
+            long_wait = state is AccountState.WAITING and until is not None and until > now + 5
+            shown = state in (AccountState.PARKED, AccountState.PAUSED) or long_wait
+            if shown and notable.row_count < 6:
+                event = dispatcher.last_event.get(account)
+                notable.add_row(
+                    Text(account),
+                    state.value,
+                    f"until {_clock(until, now)}" if until else "",
+                    Text(waits.reason(event) if event else ""),
+                )
+        summary = "  ".join(f"{state.value} {n}" for state, n in sorted(states.items()))
+        if resumes:
+            summary += f"  (next window opens {_clock(min(resumes), now)})"
+        return Group(head, Text(f"accounts: {summary}"), notable)
+
+    # -- after --------------------------------------------------------------------------------
+    def summary(self, tally: RunTally, ledger: Path, *, api_base: str = "") -> None:
+        """The run's summary on stdout (one JSON object with ``--json``); when the first answers
+        proved the API base wrong, why it stopped early and what to check."""
+        if self.json:
+            click.echo(json.dumps(summary_json(tally, str(ledger), api_base), sort_keys=True))
+            return
+        ok = tally.by_status[Status.OK]
+        rejected = tally.by_status[Status.REJECTED]
+        error = tally.by_status[Status.ERROR]
+        click.echo(
+            f"bulkrt run: {tally.total} items: {ok} ok, {rejected} rejected, {error} error in this "
+            f"run; {tally.skipped} already finished before it ({tally.skipped_rejected} rejected); "
+            f"{tally.requests} requests"
+        )
+        for _, message in sorted(tally.reauthorize.items()):
+            click.echo(f"  needs attention: {message}")
+        for hint in summary_hints(tally, str(ledger)):
+            click.echo(f"  {hint}")
+        proof = tally.misconfiguration
+        if proof is None:
+            return
+        click.echo(
+            f"bulkrt run: stopped early: {proof.cause} at {api_base}\n"
+            f"  {proof.detail}\n"
+            f"  check --api-base (or BULKRT_API_BASE): the X API is https://api.x.com, a local "
+            f"sandbox http://127.0.0.1:PORT as `bulkrt sandbox` prints it, with no /2 after it;\n"
+            f"  nothing was marked finished ({tally.by_status[Status.ERROR]} item(s) answered "
+            f"so far are `error`): the same command sends every unfinished item once the base "
+            f"is right"
+        )
+
+    def stopped(self, tally: RunTally, signal_name: str, command: str) -> None:
+        if self.json:
+            document = {
+                "stopped_by": signal_name,
+                "finished": tally.finished,
+                "total": tally.total,
+                "resume": command,
+            }
+            click.echo(json.dumps(document, sort_keys=True))
+            return
+        click.echo(
+            f"bulkrt run: stopped by {signal_name} after {tally.finished} of {tally.total} items; "
+            f"the ledger is flushed. To resume, run the same command again:\n  {command}"
+        )
