@@ -5,9 +5,7 @@ without --force."""
 from __future__ import annotations
 
 import csv
-import doctest
 import gzip
-import importlib
 import json
 from pathlib import Path
 
@@ -152,9 +150,3 @@ class TestCommand:
         forced = expand(*args, "--force")
         assert forced.exit_code == 0
         assert out.read_text() == "campaign,account,tweet_id,action\nc,acct001,20,retweet\n"
-
-
-def test_the_docstring_example_holds() -> None:
-    """The example in `bulkrt.jobs.campaign`'s docstring runs as written."""
-    failed, tried = doctest.testmod(importlib.import_module("bulkrt.jobs.campaign"))
-    assert tried > 0 and failed == 0

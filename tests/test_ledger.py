@@ -257,16 +257,6 @@ class TestResume:
         assert [(e["event"], e["line"]) for e in logs] == [("ledger_line_skipped", 3)] * 2
 
 
-def test_the_journal_docstring_examples_hold() -> None:
-    """The journal's examples (its fold of events, a sent key read back) run as written."""
-    import doctest
-
-    import bulkrt.ledger.journal
-
-    failed, tried = doctest.testmod(bulkrt.ledger.journal)
-    assert tried and not failed
-
-
 def test_the_journal_settles_origins_for_rollback(tmp_path: Path) -> None:
     """The journal gives rollback the first settled origin of each pair, and a pair whose only
     attempt may have been applied and was never settled (then refused) as undecided."""

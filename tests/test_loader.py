@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import doctest
 import gzip
-import importlib
 import io
 import json
 import subprocess
@@ -314,23 +312,6 @@ class TestValidateCommand:
         assert f"warning: {job}:1: note: unknown column, ignored" in result.stderr
         assert "accounts_file_readable_by_others" in result.stderr
         assert f"chmod 600 {accounts}" in result.stderr
-
-
-#: the modules of this layer that decide without doing I/O beyond reading files
-PURE_MODULES = [
-    "bulkrt.errors",
-    "bulkrt.jobs.tweet_ids",
-    "bulkrt.jobs.rows",
-    "bulkrt.jobs.keys",
-    "bulkrt.ledger.record",
-]
-
-
-@pytest.mark.parametrize("name", PURE_MODULES)
-def test_docstring_examples_hold(name: str) -> None:
-    """The examples in the pure modules' docstrings run as written."""
-    failed, tried = doctest.testmod(importlib.import_module(name))
-    assert tried > 0 and failed == 0
 
 
 def test_loading_imports_no_network_library() -> None:

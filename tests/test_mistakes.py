@@ -496,20 +496,6 @@ def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
     assert (tmp_path / "demo" / "ledger.jsonl").read_text().count("\n") == 79
 
 
-@pytest.mark.parametrize(
-    "module",
-    ["bulkrt.commands.outputs", "bulkrt.shell.accounts", "bulkrt.core.api_base",
-     "bulkrt.core.first_answers", "bulkrt.core.limit_evidence", "bulkrt.commands.options"],
-)  # fmt: skip
-def test_the_module_examples_hold(module: str) -> None:
-    """The examples in the module's docstrings run as shown."""
-    import doctest
-    import importlib
-
-    failed, tried = doctest.testmod(importlib.import_module(module))
-    assert tried > 0 and failed == 0
-
-
 OPTION_MISTAKES = [
     ("--read-timeout", "nan", "'nan' is not a finite number"),
     ("--read-timeout", "-1", "is not in the range 0<x<=600"),

@@ -5,9 +5,7 @@ the real CLI: every account's retweets end exactly as before the campaign."""
 from __future__ import annotations
 
 import csv
-import doctest
 import gzip
-import importlib
 import io
 import json
 import signal
@@ -369,9 +367,3 @@ def test_the_cli_refuses_to_overwrite_the_ledger(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "that is the ledger's own file" in result.output
     assert ledger.read_text() == OK.to_json() + "\n"
-
-
-def test_the_docstring_example_holds() -> None:
-    """The example in `bulkrt.ledger.undo`'s docstring runs as written."""
-    failed, tried = doctest.testmod(importlib.import_module("bulkrt.ledger.undo"))
-    assert tried > 0 and failed == 0

@@ -105,7 +105,10 @@ class OAuth1Verifier:
     """Checks ``Authorization: OAuth ...`` headers against known consumers and access tokens.
 
     >>> v = OAuth1Verifier(consumers={"ck": "cs"}, tokens={}, skew=300)
-    >>> v.verify("POST", "http://127.0.0.1/2/users/1/retweets", {}, b"", now=0).reason
+    >>> url = "http://127.0.0.1/2/users/1/retweets"
+    >>> v.verify("POST", url, {"Authorization": "OAuth"}, b"", now=0).reason
+    'malformed Authorization header'
+    >>> v.verify("POST", url, {"Authorization": 'OAuth oauth_consumer_key="ck"'}, b"", now=0).reason
     'malformed or missing OAuth parameters'
     """
 
