@@ -16,6 +16,7 @@ from bulkrt.core.first_answers import CONNECT_PROOF, FirstAnswers
 from bulkrt.core.items import Action, Status
 from bulkrt.core.limit_evidence import teachable
 from bulkrt.core.outcome import FailureKind, Outcome, TransportFailure, classify
+from bulkrt.core.ratelimits import RateLimitSnapshot
 
 SEEDS = range(int(os.environ.get("BULKRT_SEEDS", "25")))
 PROBLEM = "application/problem+json"
@@ -94,7 +95,7 @@ def test_the_early_stop_never_follows_an_api_answer_and_never_rejects(seed: int)
             _, _, _, only_api, not_api = ANSWERS[index]
             if not_api:
                 assert outcome.status is Status.ERROR
-                assert teachable(outcome).empty
+                assert teachable(outcome) == RateLimitSnapshot()
             if outcome.http is None and index == len(ANSWERS) - 1:
                 refused.add(account)
             proof = watch.observe(account, outcome)

@@ -55,28 +55,21 @@ def test_24_hour_headers() -> None:
     assert snap.user_day == LimitReading(1000, 0, 80000.0)
     assert snap.app_day == LimitReading(100000, 99, 90000.0)
     assert snap.exhausted_until() == 80000.0
-    assert not snap.has_room()
 
 
 @pytest.mark.parametrize(
-    ("snap", "until", "room", "empty"),
+    ("snap", "until"),
     [
-        (RateLimitSnapshot(), None, False, True),
-        (RateLimitSnapshot(LimitReading(50, 0, 10.0)), 10.0, False, False),
-        (RateLimitSnapshot(LimitReading(50, 0, None)), None, False, False),
-        (RateLimitSnapshot(LimitReading(50, 7, 10.0)), None, True, False),
+        (RateLimitSnapshot(), None),
+        (RateLimitSnapshot(LimitReading(50, 0, 10.0)), 10.0),
+        (RateLimitSnapshot(LimitReading(50, 0, None)), None),
+        (RateLimitSnapshot(LimitReading(50, 7, 10.0)), None),
         (
             RateLimitSnapshot(LimitReading(50, 0, 10.0), app_day=LimitReading(9, 0, 20.0)),
             20.0,
-            False,
-            False,
         ),
     ],
 )
-def test_snapshot_queries(
-    snap: RateLimitSnapshot, until: float | None, room: bool, empty: bool
-) -> None:
-    """exhausted_until takes the latest spent reset; has_room needs every reading to have room."""
+def test_snapshot_queries(snap: RateLimitSnapshot, until: float | None) -> None:
+    """exhausted_until takes the latest reset among the readings with nothing remaining."""
     assert snap.exhausted_until() == until
-    assert snap.has_room() is room
-    assert snap.empty is empty

@@ -65,9 +65,8 @@ def test_unknown_tier_is_refused() -> None:
 def test_prices() -> None:
     """Pay-per-use bills list prices per request; flat tiers bill nothing, with a note."""
     payg = limit_model("payg").prices
-    assert payg.for_action(Action.RETWEET) == Decimal("0.015")
-    assert payg.for_action(Action.UNDO) == Decimal("0.010")
+    assert (payg.retweet, payg.undo) == (Decimal("0.015"), Decimal("0.010"))
     flat = limit_model("pro").prices
-    assert flat.for_action(Action.RETWEET) == 0 and "flat" in flat.note
+    assert flat.retweet == flat.undo == 0 and "flat" in flat.note
     custom = Prices(Decimal("0.02"), Decimal("0.01"), note="contract")
     assert limit_model("payg", prices=custom).prices is custom

@@ -12,7 +12,7 @@ from bulkrt.core.items import Action, Item, Status
 from bulkrt.core.limit_evidence import learned_limit, teachable
 from bulkrt.core.limiter import WindowLimiter
 from bulkrt.core.outcome import Decision, classify
-from bulkrt.core.ratelimits import parse_rate_limits
+from bulkrt.core.ratelimits import RateLimitSnapshot, parse_rate_limits
 from bulkrt.core.retry_policy import ParkPolicy
 from bulkrt.core.scheduler import AccountEvent, AccountState, Dispatch, EventKind, Scheduler
 from bulkrt.core.tiers import limit_model
@@ -75,6 +75,8 @@ def test_a_plausible_429_reset_is_waited_for() -> None:
 
 
 STATIC = {"x-rate-limit-limit": "15", "x-rate-limit-remaining": "14", "x-rate-limit-reset": "1"}
+#: what an answer whose headers teach no limit yields
+NOTHING = RateLimitSnapshot()
 
 
 def test_headers_of_5xx_and_non_api_answers_teach_nothing() -> None:
@@ -89,11 +91,11 @@ def test_headers_of_5xx_and_non_api_answers_teach_nothing() -> None:
         (429, TOO_MANY, PROBLEM),  # remaining 14: headers contradict the 429
     ]
     for http, body, ctype in untrusted:
-        assert teachable(classify(Action.RETWEET, http, STATIC, body, ctype)).empty, http
+        assert teachable(classify(Action.RETWEET, http, STATIC, body, ctype)) == NOTHING, http
     ok = classify(Action.RETWEET, 200, STATIC, b'{"data":{"retweeted":true}}', "application/json")
-    assert ok.status is Status.OK and not teachable(ok).empty
+    assert ok.status is Status.OK and teachable(ok) != NOTHING
     spent = {**STATIC, "x-rate-limit-remaining": "0"}
-    assert not teachable(classify(Action.RETWEET, 429, spent, TOO_MANY, PROBLEM)).empty
+    assert teachable(classify(Action.RETWEET, 429, spent, TOO_MANY, PROBLEM)) != NOTHING
 
 
 def test_a_learned_limit_never_falls_below_a_tenth_of_the_model() -> None:

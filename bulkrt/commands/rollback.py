@@ -125,8 +125,3 @@ def command(
         click.echo(f"to undo them: {command}")
     else:
         click.echo("nothing to undo")
-
-
-def _next_command(out: Path, ledger: Path) -> str:
-    """The `bulkrt run` that makes the undos and records them in the same ledger."""
-    return shlex.join(["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)])

@@ -249,7 +249,6 @@ def command(
         price_retweet=price_retweet,
         price_undo=price_undo,
         grace=grace,
-        progress=progress,
     )
     refused = ledger_refusal(
         ledger,

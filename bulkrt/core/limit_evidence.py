@@ -13,8 +13,8 @@ Untrusted headers are dropped: the request still counts in bulkrt's own log of r
 >>> from bulkrt.core.outcome import classify
 >>> static = {"x-rate-limit-limit": "15", "x-rate-limit-remaining": "14",
 ...           "x-rate-limit-reset": "1900000000"}
->>> teachable(classify(Action.RETWEET, 500, static, b"{}", "application/json")).empty
-True
+>>> teachable(classify(Action.RETWEET, 500, static, b"{}", "application/json"))
+RateLimitSnapshot(window=None, user_day=None, app_day=None)
 >>> ok = b'{"data":{"retweeted":true}}'
 >>> teachable(classify(Action.RETWEET, 200, static, ok, "application/json")).window.limit
 15

@@ -155,11 +155,6 @@ class BudgetWindow:
         for reset in [r for r, g in self._groups.items() if g.expires <= now]:
             del self._groups[reset]
 
-    def counted(self, now: float) -> int:
-        """Requests that count against the window at ``now``, in flight included."""
-        self._prune(now)
-        return len(self._loose) + sum(g.weight for g in self._groups.values()) + self.in_flight
-
     def ready_at(self, now: float) -> float | None:
         """When a request may go: ``now`` or later, or None until a response frees a slot."""
         self._prune(now)

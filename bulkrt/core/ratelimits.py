@@ -60,11 +60,6 @@ class RateLimitSnapshot:
     #: ``x-app-limit-24hour-*``, when present
     app_day: LimitReading | None = None
 
-    @property
-    def empty(self) -> bool:
-        """True when the response carried none of the rate-limit headers."""
-        return self.window is None and self.user_day is None and self.app_day is None
-
     def readings(self) -> Iterable[LimitReading]:
         """The readings that are present, window first."""
         return (r for r in (self.window, self.user_day, self.app_day) if r is not None)
@@ -73,11 +68,6 @@ class RateLimitSnapshot:
         """The latest reset among readings with nothing remaining (docs/api.md §6.5), or None."""
         resets = [r.reset for r in self.readings() if r.exhausted and r.reset is not None]
         return max(resets) if resets else None
-
-    def has_room(self) -> bool:
-        """True when some reading says requests remain and none says the window is spent."""
-        readings = [r for r in self.readings() if r.remaining is not None]
-        return bool(readings) and all(r.remaining for r in readings)
 
 
 def _int(value: str | None) -> int | None:

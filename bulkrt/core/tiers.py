@@ -107,10 +107,6 @@ class Prices:
     #: where the prices come from, shown next to the estimate
     note: str = ""
 
-    def for_action(self, action: Action) -> Decimal:
-        """The price of one request of ``action``."""
-        return self.retweet if action is Action.RETWEET else self.undo
-
 
 #: docs/api.md §4.1 pricing page: "User Interaction: Create" $0.015, "Interaction: Delete" $0.010
 PAYG_PRICES = Prices(

@@ -107,19 +107,6 @@ def quick_key(line: LedgerLine) -> tuple[bytes, bytes] | None:
     return key, status
 
 
-def line_key(path: Path | str, line: LedgerLine) -> tuple[bytes, str] | None:
-    """The key's JSON text (as `encoded_key` gives it) and the status of any readable line."""
-    quick = quick_key(line)
-    if quick is not None:
-        return quick[0], quick[1].decode()
-    try:
-        record = LedgerRecord.from_json(line.data)
-    except ValueError as exc:
-        warn_skipped(path, line, str(exc))
-        return None
-    return encoded_key(record.key), record.status.value
-
-
 def identity(campaign: str, account: str, tweet_id: str, action: str) -> int:
     """The hash of what a key stands for: its row's campaign, account, Tweet and action."""
     return hash((encoded_key(campaign), encoded_key(account), tweet_id.encode(), action.encode()))
@@ -183,7 +170,7 @@ def finished_keys(path: Path | str) -> FinishedKeys:
     if not Path(path).exists():
         return FinishedKeys(hashes)
     finished = {status.value for status in FINISHED}
-    # The loop is `line_key` inlined for lines in the usual shape: this is the hot path of resume.
+    # The loop reads lines in the usual shape by pattern, not JSON: this is the hot path of resume.
     append, head_match, ident_match = hashes.append, _HEAD.match, _IDENT.match
     add_row = rows.append
     end = 0

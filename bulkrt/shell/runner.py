@@ -72,8 +72,6 @@ class RunSettings:
     price_undo: Decimal | None = None
     lookahead: int = 50_000
     grace: float = 20.0
-    #: None: a live display on a terminal, log lines otherwise
-    progress: bool | None = None
 
     def model(self) -> LimitModel:
         prices = None
