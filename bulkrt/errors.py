@@ -1,13 +1,21 @@
 """The exceptions bulkrt raises, and the `Problem` record that names one bad spot in an input file.
 
-The tree (other modules add their branches here, under `BulkrtError`)::
+The tree: every exception bulkrt defines derives from `BulkrtError` and lives here, unless it is
+private to one module (``_BadInput`` in `bulkrt.commands.expand`); `tests/test_layering.py`
+checks both, and names the one class deliberately outside the tree::
 
     BulkrtError                     anything bulkrt raises on purpose
     ├── InputError                  bad input: nothing was sent, the ledger is untouched (exit 2)
     │   ├── JobInputError           job files: carries every `Problem` found (file, line, field)
     │   └── AccountsError           the accounts file: carries every `Problem` found
-    └── LedgerError                 the ledger cannot be read or written
-        └── LedgerLockedError       another process holds the ledger's lock (exit 2)
+    ├── LedgerError                 the ledger cannot be read or written
+    │   ├── StorageError            writing it failed during a run (exit 74)
+    │   └── LedgerLockedError       another process holds the ledger's lock (exit 2)
+    ├── RollbackError               the rollback asked for cannot be made (exit 2)
+    ├── ReauthorizationNeeded       an OAuth 2.0 refresh token was refused: the account needs
+    │   │                           its owner (its items end ``error``)
+    │   └── RefreshLost             a token refresh was sent and its answer lost
+    └── RefreshFailed               a token refresh failed; a later attempt may work
 
 A `Problem` prints as ``FILE:LINE: field: what is wrong`` (``FILE: field: ...`` when no line
 applies), the form `bulkrt validate` and `bulkrt run` show to operators.
@@ -19,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bulkrt.redaction import mask_secrets
+
 __all__ = [
     "AccountsError",
     "BulkrtError",
@@ -27,6 +37,11 @@ __all__ = [
     "LedgerError",
     "LedgerLockedError",
     "Problem",
+    "ReauthorizationNeeded",
+    "RefreshFailed",
+    "RefreshLost",
+    "RollbackError",
+    "StorageError",
 ]
 
 
@@ -107,3 +122,56 @@ class LedgerLockedError(LedgerError):
         super().__init__(
             path, f"ledger is locked {who}; only one `bulkrt run` may write a ledger at a time"
         )
+
+
+class RollbackError(BulkrtError):
+    """The rollback asked for cannot be made (nothing selected, a rollback of a rollback)."""
+
+
+class ReauthorizationNeeded(BulkrtError):
+    """The account's refresh token was refused: only the account owner can authorise again."""
+
+    def __init__(self, account: str, detail: str) -> None:
+        detail = mask_secrets(detail)  # printed in the summary: never a token, even echoed
+        super().__init__(
+            f"account {account}: the OAuth 2.0 refresh token was refused ({detail}); "
+            f"authorise the app again for this account and put the new tokens in the accounts file"
+        )
+        self.account = account
+        self.detail = detail
+
+
+class RefreshFailed(BulkrtError):
+    """The token endpoint could not be reached or answered with a server error, or something
+    that is not a token endpoint answered; the refresh token was not rotated, and a later attempt
+    may work."""
+
+    def __init__(
+        self, account: str, detail: str, *, http: int | None = None, not_api: bool = False
+    ) -> None:
+        detail = mask_secrets(detail)
+        super().__init__(f"account {account}: refreshing the OAuth 2.0 token failed: {detail}")
+        self.account = account
+        self.detail = detail
+        #: the answer's HTTP status; None when there was none
+        self.http = http
+        #: the answer cannot be a token endpoint's (an HTML page, a 4xx without an OAuth error)
+        self.not_api = not_api
+
+
+class RefreshLost(ReauthorizationNeeded):
+    """The token request was sent but its answer never arrived: the server may have rotated the
+    refresh token, and then the one in the accounts file is spent. The account needs attention
+    like a refused one, and is not refreshed again in this run."""
+
+    def __init__(self, account: str, detail: str) -> None:
+        detail = mask_secrets(detail)
+        BulkrtError.__init__(
+            self,
+            f"account {account}: the OAuth 2.0 token refresh was sent but its answer was lost "
+            f"({detail}); the server may have rotated the refresh token, so the one in the "
+            f"accounts file may already be spent. The next run tries it once more and says "
+            f"whether it works; if it is refused, authorise the app again for this account",
+        )
+        self.account = account
+        self.detail = detail

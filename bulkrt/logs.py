@@ -12,12 +12,12 @@ from typing import Any
 
 import structlog
 
-from bulkrt.redaction import MASK, Redactor
+from bulkrt.redaction import MASK, SECRETS, mask_secrets
 
 __all__ = ["configure", "mask_secrets", "redact_secrets", "register_secrets"]
 
 #: values that must never reach a log line (tokens, keys, secrets), registered as they are loaded
-_REDACTOR = Redactor()
+_REDACTOR = SECRETS
 #: event keys whose values are always masked, whatever they hold
 _SECRET_KEYS = frozenset(
     {
@@ -37,11 +37,6 @@ _MASK = MASK
 def register_secrets(values: Iterable[str | None]) -> None:
     """Remember secret values so the redacting processor masks them wherever they appear."""
     _REDACTOR.add(values)
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` with every registered secret masked (for messages printed outside the logs)."""
-    return _REDACTOR.mask(text)
 
 
 def _scrub(value: Any) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["MASK", "MIN_LENGTH", "SHOWN_MAX", "Redactor", "shown"]
+__all__ = ["MASK", "MIN_LENGTH", "SECRETS", "SHOWN_MAX", "Redactor", "mask_secrets", "shown"]
 
 MASK = "[redacted]"
 #: the shortest value treated as a secret
@@ -97,3 +97,14 @@ class Redactor:
             return text
         out.append(text[done:])
         return "".join(out)
+
+
+#: the secrets this process has loaded (credentials, tokens issued during a run): the logs mask
+#: them in every line (`bulkrt.logs`), and messages printed outside the logs through `mask_secrets`
+SECRETS = Redactor()
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every secret this process has loaded masked (for messages printed outside
+    the logs, such as an exception's)."""
+    return SECRETS.mask(text)

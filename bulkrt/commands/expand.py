@@ -10,7 +10,7 @@ import click
 from bulkrt import logs
 from bulkrt.commands.outputs import JOB, refusal
 from bulkrt.core.items import Action
-from bulkrt.errors import Problem
+from bulkrt.errors import BulkrtError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.campaign import expand, read_accounts, read_tweets, split_entries, write_job
 from bulkrt.ledger.undo import ROLLBACK_SUFFIX
@@ -20,7 +20,9 @@ __all__ = ["command"]
 _ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
 
 
-class _BadInput(Exception):
+class _BadInput(BulkrtError):
+    """Bad --accounts or --tweets entries: every problem found."""
+
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__(problems)
         self.problems = problems

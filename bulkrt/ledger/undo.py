@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bulkrt.core.attribution import Origin, preexisting
 from bulkrt.core.items import Action, Status
-from bulkrt.errors import BulkrtError
+from bulkrt.errors import RollbackError
 from bulkrt.jobs.campaign import JobRow, write_job
 from bulkrt.ledger.journal import journal_path, read_origins
 from bulkrt.ledger.reader import read_ledger
@@ -50,10 +50,6 @@ __all__ = [
 ROLLBACK_SUFFIX = "-rollback"
 #: files beside a ledger that an undo job must never overwrite
 _LEDGER_SIDECARS = ("", ".lock", ".sent")
-
-
-class RollbackError(BulkrtError):
-    """The rollback asked for cannot be made (nothing selected, a rollback of a rollback)."""
 
 
 class _Unset(Enum):

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
 import anyio
 import structlog
 from oauthlib.oauth1 import Client as OAuth1Client
 
-from bulkrt.errors import BulkrtError
-from bulkrt.logs import mask_secrets
+from bulkrt.errors import ReauthorizationNeeded, RefreshFailed, RefreshLost
 from bulkrt.shell.accounts import Account, OAuth1, OAuth2
 from bulkrt.shell.tokens import CredentialStore, TokenLease, TokenSet
 
@@ -48,55 +46,6 @@ _log = structlog.get_logger()
 
 #: refresh this long before the access token's expiry, so no request goes out with a dying token
 REFRESH_AHEAD = 60.0
-
-
-class ReauthorizationNeeded(BulkrtError):
-    """The account's refresh token was refused: only the account owner can authorise again."""
-
-    def __init__(self, account: str, detail: str) -> None:
-        detail = mask_secrets(detail)  # printed in the summary: never a token, even echoed
-        super().__init__(
-            f"account {account}: the OAuth 2.0 refresh token was refused ({detail}); "
-            f"authorise the app again for this account and put the new tokens in the accounts file"
-        )
-        self.account = account
-        self.detail = detail
-
-
-class RefreshFailed(BulkrtError):
-    """The token endpoint could not be reached or answered with a server error, or something
-    that is not a token endpoint answered; the refresh token was not rotated, and a later attempt
-    may work."""
-
-    def __init__(
-        self, account: str, detail: str, *, http: int | None = None, not_api: bool = False
-    ) -> None:
-        detail = mask_secrets(detail)
-        super().__init__(f"account {account}: refreshing the OAuth 2.0 token failed: {detail}")
-        self.account = account
-        self.detail = detail
-        #: the answer's HTTP status; None when there was none
-        self.http = http
-        #: the answer cannot be a token endpoint's (an HTML page, a 4xx without an OAuth error)
-        self.not_api = not_api
-
-
-class RefreshLost(ReauthorizationNeeded):
-    """The token request was sent but its answer never arrived: the server may have rotated the
-    refresh token, and then the one in the accounts file is spent. The account needs attention
-    like a refused one, and is not refreshed again in this run."""
-
-    def __init__(self, account: str, detail: str) -> None:
-        detail = mask_secrets(detail)
-        BulkrtError.__init__(
-            self,
-            f"account {account}: the OAuth 2.0 token refresh was sent but its answer was lost "
-            f"({detail}); the server may have rotated the refresh token, so the one in the "
-            f"accounts file may already be spent. The next run tries it once more and says "
-            f"whether it works; if it is refused, authorise the app again for this account",
-        )
-        self.account = account
-        self.detail = detail
 
 
 class TokenAnswer(Protocol):
@@ -378,8 +327,3 @@ def authorizer_for(
         clock=clock,
         on_secret=on_secret,
     )
-
-
-def expires_datetime(tokens: TokenSet) -> datetime | None:
-    """The expiry as the accounts file stores it."""
-    return datetime.fromtimestamp(tokens.expires_at, UTC) if tokens.expires_at is not None else None
