@@ -19,7 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bulkrt"
 MODULES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
 #: the foundation every wing may use: exceptions, exit codes, secret masking, atomic files, logs
 FOUNDATION = {"bulkrt", "errors", "exitcodes", "redaction", "atomic", "logs"}
-#: wing -> the wings (and foundation modules) its modules may import, besides themselves
+#: wing -> the wings (and foundation modules) its modules may import, besides themselves: the one
+#: list of these rules (the wings' docstrings and the README say them in words). The pure core is
+#: the ``core`` wing, every module under ``bulkrt/core/``.
 MAY_IMPORT: dict[str, set[str]] = {
     "core": {"bulkrt", "errors", "redaction"},
     "jobs": {"bulkrt", "errors", "redaction", "atomic", "core"},
@@ -98,6 +100,70 @@ def test_importing_the_core_loads_no_io() -> None:
     assert not {n for n in loaded if n.split(".")[0] in NOT_IN_CORE}
     pure = ("bulkrt", "bulkrt.errors", "bulkrt.redaction", "bulkrt.core")
     assert [n for n in loaded if n.startswith("bulkrt") and not n.startswith(pure)] == []
+
+
+def test_the_wings_form_layers() -> None:
+    """The rules give the wings one direction: no wing may import, even through others, a wing
+    that may import it (no cycle between wings)."""
+
+    def reach(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for used in MAY_IMPORT[todo.pop()] - {"bulkrt"} - seen:
+                seen.add(used)
+                todo.append(used)
+        return seen
+
+    assert [w for w in MAY_IMPORT if w != "bulkrt" and w in reach(w)] == []
+
+
+#: command modules that other command modules may import: what the commands share, and the
+#: sandbox command's accounts-file writer, which the demo reuses
+SHARED_COMMANDS = {"options", "outputs", "sandbox"}
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if wing(m) == "commands"])
+def test_a_command_imports_no_other_command(module: str) -> None:
+    """Nothing imports a command but `bulkrt.cli` (by name, on first use): a command module
+    imports of its wing only what the commands share."""
+    used: set[str] = set()
+    for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bulkrt.commands."):
+            used.add((node.module or "").split(".")[2])
+    assert used <= SHARED_COMMANDS, module
+    if module != "commands/demo.py":
+        assert "sandbox" not in used, module
+
+
+def loaded_by(*modules: str) -> set[str]:
+    """The bulkrt modules a fresh interpreter has loaded after importing ``modules``."""
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {list(modules)!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(n for n in sys.modules if n.startswith('bulkrt'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    )
+    return set(json.loads(done.stdout))
+
+
+def test_the_runtime_never_loads_the_sandbox() -> None:
+    """Importing every module outside the sandbox (the demo and the sandbox command aside) loads
+    no sandbox module, and `bulkrt sandbox` loads neither the shell nor the ledger."""
+    runtime = [
+        "bulkrt." + m.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for m in MODULES
+        if wing(m) != "sandbox"
+        and m not in {"commands/demo.py", "commands/sandbox.py", "__main__.py"}
+    ]
+    loaded = loaded_by(*runtime)
+    assert {"bulkrt.shell.runner", "bulkrt.commands.run"} <= loaded
+    assert [n for n in loaded if n.startswith("bulkrt.sandbox")] == []
+    serving = loaded_by("bulkrt.commands.sandbox")
+    assert "bulkrt.sandbox.server" in serving
+    assert [n for n in serving if n.startswith(("bulkrt.shell", "bulkrt.ledger"))] == []
 
 
 def test_no_two_modules_share_a_name() -> None:
