@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bulkrt.core.items import Action, Item, Status
+from bulkrt.core.items import Action, ErrorDetail, Item, Status
 from bulkrt.errors import LedgerError, LedgerLockedError
 from bulkrt.jobs.keys import derived_key
 from bulkrt.ledger.reader import finished_keys, read_ledger
-from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.writer import LedgerWriter
 
 #: the ledger fields, in the README's order
@@ -64,7 +64,7 @@ class TestRecord:
             campaign="été",
             status=Status.REJECTED,
             retweeted=None,
-            error=ErrorInfo("https://api.twitter.com/2/problems/resource-not-found", "Not Found"),
+            error=ErrorDetail("https://api.twitter.com/2/problems/resource-not-found", "Not Found"),
         )
         assert LedgerRecord.from_json(record.to_json()) == record
 
@@ -89,8 +89,8 @@ class TestRecord:
 
     def test_error_kind_is_the_last_segment_of_the_type(self) -> None:
         """Problem type URIs group by their last path segment; local kinds stay as they are."""
-        assert ErrorInfo("https://api.twitter.com/2/problems/usage-capped").kind == "usage-capped"
-        assert ErrorInfo("network").kind == "network"
+        assert ErrorDetail("https://api.twitter.com/2/problems/usage-capped").kind == "usage-capped"
+        assert ErrorDetail("network").kind == "network"
 
 
 class TestWriter:
@@ -128,7 +128,7 @@ class TestWriter:
     def test_secrets_are_never_written(self, tmp_path: Path) -> None:
         """A secret inside an error detail is masked before the line is written."""
         path = tmp_path / "l.jsonl"
-        error = ErrorInfo("about:blank", "Unauthorized", 'token "tok-0123456789" rejected')
+        error = ErrorDetail("about:blank", "Unauthorized", 'token "tok-0123456789" rejected')
         with LedgerWriter(path, secrets=["tok-0123456789"]) as ledger:
             ledger.write(replace(RECORD, status=Status.ERROR, error=error))
         text = path.read_text()

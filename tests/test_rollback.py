@@ -25,8 +25,8 @@ from click.testing import CliRunner
 from bulkrt.cli import main
 from bulkrt.commands.sandbox import write_accounts_file
 from bulkrt.core.attribution import Origin
-from bulkrt.core.items import Action, Status
-from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.core.items import Action, ErrorDetail, Status
+from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.undo import RollbackError, UndoRow, select_undo, write_undo_job
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
 from tests.test_run import World, eventually
@@ -39,9 +39,9 @@ OK = LedgerRecord(
 PRE = replace(OK, preexisting=True)
 UNDONE = replace(OK, action=Action.UNDO, retweeted=False)
 ROLLED = replace(UNDONE, campaign="spring-rollback")
-FAILED = replace(OK, status=Status.ERROR, retweeted=None, http=None, error=ErrorInfo("network"))
+FAILED = replace(OK, status=Status.ERROR, retweeted=None, http=None, error=ErrorDetail("network"))
 REFUSED = replace(OK, status=Status.REJECTED, retweeted=None, http=404,
-                  error=ErrorInfo("resource-not-found"))  # fmt: skip
+                  error=ErrorDetail("resource-not-found"))  # fmt: skip
 
 
 @dataclass(frozen=True)
