@@ -21,8 +21,8 @@ from pathlib import Path
 from bulkrt.core.items import Action, ErrorDetail, Status
 from bulkrt.jobs.keys import derived_key
 from bulkrt.ledger.counts import summarise_ledger
-from bulkrt.ledger.reader import finished_keys
 from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.resume import finished_keys
 
 
 def _peak_rss_mb() -> float:
