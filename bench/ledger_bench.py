@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bulkrt.core.items import Action, Status
+from bulkrt.core.items import Action, ErrorDetail, Status
 from bulkrt.jobs.keys import derived_key
 from bulkrt.ledger.counts import summarise_ledger
-from bulkrt.ledger.reader import finished_keys
-from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.resume import finished_keys
 
 
 def _peak_rss_mb() -> float:
@@ -34,7 +34,7 @@ def _key(n: int) -> str:
 
 
 def _write_ledger(path: Path, lines: int) -> None:
-    error = ErrorInfo("https://api.twitter.com/2/problems/resource-not-found", "Not Found", "x")
+    error = ErrorDetail("https://api.twitter.com/2/problems/resource-not-found", "Not Found", "x")
     template = LedgerRecord(
         ts="2026-11-26T01:00:00Z",
         run="run-1",

@@ -14,7 +14,13 @@ from click.testing import CliRunner, Result
 
 from bulkrt.cli import main
 from bulkrt.commands.sandbox import write_accounts_file
+from bulkrt.core.items import Action
+from bulkrt.jobs.campaign import expand as cross_product
 from bulkrt.jobs.campaign import read_accounts, read_tweets, split_entries
+from bulkrt.jobs.job_writer import write_job
+from bulkrt.jobs.keys import derived_key
+from bulkrt.jobs.loader import check_jobs, open_jobs, read_items
+from bulkrt.jobs.rows import Row
 from bulkrt.sandbox import Sandbox, SandboxConfig
 
 
@@ -64,6 +70,48 @@ def test_read_accounts_reports_repeats_unknown_names_and_control_characters() ->
         "n.txt:6: account: unknown account 'nobody' (not in the accounts file)",
         "n.txt:7: account: control character in 'bad\\tname'",
     ]
+
+
+def test_read_accounts_reports_invalid_utf8() -> None:
+    """A name holding an undecodable byte (from the command line) is a problem, not a crash
+    when the job is written."""
+    undecodable = b"caf\xe9".decode("utf-8", "surrogateescape")
+    names, bad = read_accounts([(1, undecodable), (2, "acme")], source="--accounts")
+    assert names == ["acme"]
+    assert [str(p) for p in bad] == ["--accounts:1: account: invalid UTF-8"]
+
+
+#: names that need quoting or escaping in CSV and JSON, and a row repeated (keys ...,0 and ...,1)
+HOSTILE = ["acme", "a,b", 'say "hi"', "ünï \u2028 x", "semi;colon"]
+JOB_NAMES = ["j.csv", "j.jsonl", "j.ndjson", "j.csv.gz", "j.jsonl.gz"]
+
+
+@pytest.mark.parametrize("name", JOB_NAMES)
+def test_written_rows_read_back_as_the_same_rows(tmp_path: Path, name: str) -> None:
+    """Whatever the format, the rows `write_job` writes are read back as the same rows, in
+    order, with the keys derived from their four values (a repeated row counted)."""
+    rows = [
+        *cross_product(HOSTILE, ["20", "21"], Action.RETWEET, "spring, 2026"),
+        Row("spring, 2026", "a,b", "20", Action.RETWEET),
+        *cross_product(HOSTILE, ["20"], Action.UNDO, "spring-rollback"),
+    ]
+    path = tmp_path / name
+    assert write_job(path, rows) == len(rows)
+    with open_jobs([str(path)], fmt=None, campaign=None) as files:
+        check = check_jobs(files, set(HOSTILE))
+        items = list(read_items(files, set(HOSTILE), check))
+    assert [Row(i.campaign, i.account, i.tweet_id, i.action) for i in items] == rows
+    first = 2 if ".csv" in name else 1  # after the CSV header
+    assert [i.line for i in items] == list(range(first, first + len(rows)))
+    assert items[len(HOSTILE) * 2].key == derived_key("spring, 2026", "a,b", "retweet", "20", 1)
+    assert items[1].key == derived_key("spring, 2026", "a,b", "retweet", "20", 0)
+
+
+def test_write_job_refuses_a_name_of_no_job_format(tmp_path: Path) -> None:
+    """A job named neither .csv nor .jsonl/.ndjson is refused and nothing is written."""
+    with pytest.raises(ValueError, match="name the job .csv or .jsonl"):
+        write_job(tmp_path / "j.txt", [Row("c", "acme", "20", Action.RETWEET)])
+    assert list(tmp_path.iterdir()) == []
 
 
 class TestCommand:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,11 +15,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bulkrt.core.items import Action, Item, Status
-from bulkrt.errors import LedgerError, LedgerLockedError
+from bulkrt.core.items import Action, ErrorDetail, Item, Status
+from bulkrt.errors import InputError, LedgerError, LedgerLockedError
 from bulkrt.jobs.keys import derived_key
-from bulkrt.ledger.reader import finished_keys, read_ledger
-from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.ledger.reader import read_ledger
+from bulkrt.ledger.record import FINISHED, LedgerRecord
+from bulkrt.ledger.resume import finished_keys, plan_resume
 from bulkrt.ledger.writer import LedgerWriter
 
 #: the ledger fields, in the README's order
@@ -64,7 +67,7 @@ class TestRecord:
             campaign="été",
             status=Status.REJECTED,
             retweeted=None,
-            error=ErrorInfo("https://api.twitter.com/2/problems/resource-not-found", "Not Found"),
+            error=ErrorDetail("https://api.twitter.com/2/problems/resource-not-found", "Not Found"),
         )
         assert LedgerRecord.from_json(record.to_json()) == record
 
@@ -89,8 +92,8 @@ class TestRecord:
 
     def test_error_kind_is_the_last_segment_of_the_type(self) -> None:
         """Problem type URIs group by their last path segment; local kinds stay as they are."""
-        assert ErrorInfo("https://api.twitter.com/2/problems/usage-capped").kind == "usage-capped"
-        assert ErrorInfo("network").kind == "network"
+        assert ErrorDetail("https://api.twitter.com/2/problems/usage-capped").kind == "usage-capped"
+        assert ErrorDetail("network").kind == "network"
 
 
 class TestWriter:
@@ -128,7 +131,7 @@ class TestWriter:
     def test_secrets_are_never_written(self, tmp_path: Path) -> None:
         """A secret inside an error detail is masked before the line is written."""
         path = tmp_path / "l.jsonl"
-        error = ErrorInfo("about:blank", "Unauthorized", 'token "tok-0123456789" rejected')
+        error = ErrorDetail("about:blank", "Unauthorized", 'token "tok-0123456789" rejected')
         with LedgerWriter(path, secrets=["tok-0123456789"]) as ledger:
             ledger.write(replace(RECORD, status=Status.ERROR, error=error))
         text = path.read_text()
@@ -255,6 +258,88 @@ class TestResume:
         ]
         assert [_record(n).key in finished for n in range(3)] == [True, True, True]
         assert [(e["event"], e["line"]) for e in logs] == [("ledger_line_skipped", 3)] * 2
+
+
+#: seeds of the randomised resume-pass test; run many by hand with ``BULKRT_RESUME_SEEDS=3000``
+RESUME_SEEDS = range(int(os.environ.get("BULKRT_RESUME_SEEDS", "40")))
+
+
+def _as_line(item: Item, status: Status) -> LedgerRecord:
+    """The ledger line of ``item`` ending ``status``."""
+    return replace(
+        RECORD,
+        key=item.key,
+        campaign=item.campaign,
+        account=item.account,
+        tweet_id=item.tweet_id,
+        action=item.action,
+        status=status,
+    )
+
+
+class TestPlanResume:
+    @pytest.mark.parametrize("seed", RESUME_SEEDS)
+    def test_the_one_pass_matches_the_definitions(self, tmp_path: Path, seed: int) -> None:
+        """Over random jobs and ledgers, the resume pass supersedes exactly the unfinished items
+        that a later finished item on the same (account, Tweet) overtook, and counts exactly the
+        finished items, so what is left is the unfinished items per (account, action)."""
+        rng = random.Random(seed)
+        items = [
+            Item(f"k{n}", "spring", rng.choice(["acct001", "acct002"]),
+                 str(20 + rng.randrange(4)), rng.choice(list(Action)), "job.csv", n + 2)
+            for n in range(rng.randint(1, 40))
+        ]  # fmt: skip
+        done = {item.key for item in items if rng.random() < 0.5}
+        path = tmp_path / "l.jsonl"
+        with LedgerWriter(path) as ledger:
+            for item in rng.sample(items, len(items)):  # a ledger's order is not the job's
+                if item.key in done:
+                    ledger.write(_as_line(item, rng.choice(sorted(FINISHED))))
+                elif rng.random() < 0.5:
+                    ledger.write(_as_line(item, Status.ERROR))
+        resume = plan_resume(items, finished_keys(path), path)
+        assert resume.superseded == {
+            item.key
+            for n, item in enumerate(items)
+            if item.key not in done
+            and any(
+                later.key in done
+                and (later.account, later.tweet_id) == (item.account, item.tweet_id)
+                for later in items[n + 1 :]
+            )
+        }
+        counts = Counter((item.account, item.action) for item in items)
+        unfinished = Counter((i.account, i.action) for i in items if i.key not in done)
+        assert resume.left(counts) == dict(unfinished)
+        assert resume.done_per_account() == dict(Counter(i.account for i in items if i.key in done))
+
+    def test_a_key_finished_for_another_row_is_an_input_error(self, tmp_path: Path) -> None:
+        """A key the ledger finished for another row (an ``id`` reused) stops the resume with
+        one problem at the row, naming both rows."""
+        path = tmp_path / "l.jsonl"
+        first = Item("launch", "spring", "acct001", "20", Action.RETWEET, "job.csv", 2)
+        with LedgerWriter(path) as ledger:
+            ledger.write(_as_line(first, Status.OK))
+        reused = replace(first, tweet_id="21", line=3)
+        with pytest.raises(InputError) as caught:
+            plan_resume([reused], finished_keys(path), path)
+        assert [str(p) for p in caught.value.problems] == [
+            f"job.csv:3: id: 'launch' is already finished in the ledger {path} for campaign "
+            "'spring', account acct001, retweet of Tweet 20; this row is campaign 'spring', "
+            "account acct001, retweet of Tweet 21. Give each item its own id (or use another "
+            "ledger)"
+        ]
+        assert plan_resume([first], finished_keys(path), path).superseded == frozenset()
+
+
+def test_the_journal_docstring_examples_hold() -> None:
+    """The journal's examples (its fold of events, a sent key read back) run as written."""
+    import doctest
+
+    import bulkrt.ledger.journal
+
+    failed, tried = doctest.testmod(bulkrt.ledger.journal)
+    assert tried and not failed
 
 
 def test_the_journal_settles_origins_for_rollback(tmp_path: Path) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 from click.testing import CliRunner
 
@@ -19,6 +21,7 @@ from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.loader import JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.jobs.rows import Row, check_row
 from bulkrt.jobs.tweet_ids import parse_tweet_id
+from tests.test_run import MakeWorld
 
 ACCOUNTS = frozenset({"acct001", "acct002"})
 
@@ -318,9 +321,61 @@ def test_loading_imports_no_network_library() -> None:
     """Loading, validating and the ledger import neither aiohttp, anyio nor the sandbox."""
     code = (
         "import sys, bulkrt.jobs.loader, bulkrt.shell.accounts, bulkrt.ledger.reader,"
-        " bulkrt.ledger.writer, bulkrt.ledger.counts\n"
+        " bulkrt.ledger.writer, bulkrt.ledger.counts, bulkrt.ledger.resume\n"
         "print(','.join(m for m in ('aiohttp', 'anyio', 'aiolimiter', 'bulkrt.sandbox')"
         " if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+#: `bulkrt` with each open of a job file (`job_files._open`, once per pass) noted in the file
+#: that ``BULKRT_TEST_OPENS`` names: the real CLI in its own process, the seam counted
+COUNTING_BULKRT = """
+import os, sys
+from bulkrt.jobs import job_files
+from bulkrt.cli import main
+
+real_open = job_files._open
+
+def counting_open(path):
+    with open(os.environ["BULKRT_TEST_OPENS"], "a") as log:
+        log.write(f"{path}\\n")
+    return real_open(path)
+
+job_files._open = counting_open
+main(sys.argv[1:], prog_name="bulkrt")
+"""
+
+
+async def test_a_run_reads_the_job_twice_and_a_resume_three_times(
+    make_world: MakeWorld, tmp_path: Path
+) -> None:
+    """A first run reads its job file twice (validate, send) and a resume three times (validate;
+    check the finished keys, find the superseded items and count what is left; send): the
+    estimate of the finish reads nothing. The resumed run sends only the new items."""
+    world = await make_world(users=2, limit=20)
+    opens = tmp_path / "opens.txt"
+    env = {**os.environ, "BULKRT_TEST_OPENS": str(opens)}
+    job = world.job([(a, t, "retweet") for t in ("20", "21", "22") for a in ("acct001", "acct002")])
+
+    async def run() -> list[str]:
+        args = world.run_args(job)
+        assert args[1:3] == ["-m", "bulkrt"]
+        opens.write_text("")
+        done = await anyio.run_process(
+            [args[0], "-c", COUNTING_BULKRT, *args[3:]], check=False, env=env
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        return opens.read_text().splitlines()
+
+    assert await run() == [str(job)] * 2
+    job.write_text(job.read_text() + "acct001,23,retweet\nacct002,23,retweet\n")
+    assert await run() == [str(job)] * 3
+    tweets = {"20", "21", "22", "23"}
+    assert (world.retweets("acct001"), world.retweets("acct002")) == (tweets, tweets)
+    lines = world.lines()
+    assert sorted((line["account"], line["tweet_id"]) for line in lines) == sorted(
+        (a, t) for t in tweets for a in ("acct001", "acct002")
+    )
+    assert {line["status"] for line in lines} == {"ok"}

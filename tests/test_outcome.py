@@ -212,7 +212,7 @@ def test_problem_fields_reach_the_ledger_error() -> None:
     out = classify(RT, 403, {}, UNSUPPORTED_AUTH, PROBLEM)
     assert out.error is not None
     assert out.error.title == "Unsupported Authentication"
-    assert out.error.detail.startswith("Authenticating with OAuth 2.0 Application-Only")
+    assert (out.error.detail or "").startswith("Authenticating with OAuth 2.0 Application-Only")
 
 
 def test_wait_until_is_the_latest_spent_reset() -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bulkrt.core.items import Action, Status
+from bulkrt.core.items import Action, ErrorDetail, Status
 from bulkrt.core.tiers import WindowLimit
 from bulkrt.ledger.counts import StatusTally
-from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.ledger.record import LedgerRecord
 from bulkrt.reporting.model import MAX_CHART_CAMPAIGNS, MAX_KINDS, MAX_SLOTS, Report, ReportBuilder
 from bulkrt.reporting.page import CAMPAIGN_COLOURS, COLOURS, render_html
 
@@ -29,7 +29,7 @@ OK = LedgerRecord(
     user_id="1001", tweet_id="20", action=Action.RETWEET, status=Status.OK, retweeted=True,
     preexisting=False, http=200, error=None, attempts=1,
 )  # fmt: skip
-NOT_FOUND = ErrorInfo(
+NOT_FOUND = ErrorDetail(
     "https://api.twitter.com/2/problems/resource-not-found", "Not Found Error",
     "Could not find tweet with id: [900].",
 )  # fmt: skip
@@ -52,7 +52,7 @@ def campaign_ledger() -> list[LedgerRecord]:
                 status=Status.REJECTED, retweeted=None, http=404, error=NOT_FOUND),
         replace(OK, ts=at(6.4), key="net", account="acct003", status=Status.ERROR,
                 retweeted=None, http=None, attempts=5,
-                error=ErrorInfo("network", "connection reset", HOSTILE)),
+                error=ErrorDetail("network", "connection reset", HOSTILE)),
         replace(OK, ts=at(9.0), run="run-2", key="net", account="acct003", attempts=2),
         replace(OK, ts=at(9.1), run="run-2", key="odd", account=HOSTILE, preexisting=True),
     ]  # fmt: skip
@@ -184,7 +184,7 @@ class TestModel:
         kinds, and no request is lost from the timeline."""
         builder = ReportBuilder()
         for n in range(200_000):
-            error = ErrorInfo(f"kind-{n // 10 % 100}") if n % 10 == 0 else None
+            error = ErrorDetail(f"kind-{n // 10 % 100}") if n % 10 == 0 else None
             status = Status.ERROR if error else Status.OK
             ts = (START + timedelta(seconds=n * 10)).isoformat()
             builder.add(replace(OK, ts=ts, key=str(n), error=error, status=status))

@@ -23,9 +23,10 @@ from click.testing import CliRunner
 from bulkrt.cli import main
 from bulkrt.commands.sandbox import write_accounts_file
 from bulkrt.core.attribution import Origin
-from bulkrt.core.items import Action, Status
-from bulkrt.ledger.record import ErrorInfo, LedgerRecord
-from bulkrt.ledger.undo import RollbackError, UndoRow, select_undo, write_undo_job
+from bulkrt.core.items import Action, ErrorDetail, Status
+from bulkrt.jobs.rows import Row
+from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.undo import RollbackError, select_undo, write_undo_job
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
 from tests.test_run import World, eventually
 
@@ -37,9 +38,9 @@ OK = LedgerRecord(
 PRE = replace(OK, preexisting=True)
 UNDONE = replace(OK, action=Action.UNDO, retweeted=False)
 ROLLED = replace(UNDONE, campaign="spring-rollback")
-FAILED = replace(OK, status=Status.ERROR, retweeted=None, http=None, error=ErrorInfo("network"))
+FAILED = replace(OK, status=Status.ERROR, retweeted=None, http=None, error=ErrorDetail("network"))
 REFUSED = replace(OK, status=Status.REJECTED, retweeted=None, http=404,
-                  error=ErrorInfo("resource-not-found"))  # fmt: skip
+                  error=ErrorDetail("resource-not-found"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def test_an_error_a_later_run_turned_into_a_rejection_is_not_unknown() -> None:
     assert (plan.never_retweeted, plan.unknown) == (1, 0)
 
 
-ROWS = [UndoRow("s-rollback", "acme", "20"), UndoRow("s-rollback", "a,b", "21")]
+ROWS = [Row("s-rollback", "acme", "20", Action.UNDO), Row("s-rollback", "a,b", "21", Action.UNDO)]
 
 
 @pytest.mark.parametrize("name", ["undo.csv", "undo.jsonl", "undo.csv.gz", "undo.jsonl.gz"])

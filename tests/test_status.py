@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from bulkrt.cli import main
-from bulkrt.core.items import Action, Status
+from bulkrt.core.items import Action, ErrorDetail, Status
 from bulkrt.ledger.counts import summarise_ledger
-from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.ledger.record import LedgerRecord
 
 BASE = LedgerRecord(
     ts="2026-11-26T01:00:00Z",
@@ -30,8 +30,8 @@ BASE = LedgerRecord(
     error=None,
     attempts=1,
 )
-NOT_FOUND = ErrorInfo("https://api.twitter.com/2/problems/resource-not-found", "Not Found")
-NETWORK = ErrorInfo("network", "connection reset")
+NOT_FOUND = ErrorDetail("https://api.twitter.com/2/problems/resource-not-found", "Not Found")
+NETWORK = ErrorDetail("network", "connection reset")
 
 
 @pytest.fixture

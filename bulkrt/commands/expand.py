@@ -9,15 +9,15 @@ import click
 
 from bulkrt import logs
 from bulkrt.commands.outputs import JOB, refusal
-from bulkrt.core.items import Action
 from bulkrt.errors import BulkrtError, Problem
 from bulkrt.exitcodes import ExitCode
-from bulkrt.jobs.campaign import expand, read_accounts, read_tweets, split_entries, write_job
+from bulkrt.jobs.campaign import expand, read_accounts, read_tweets, split_entries
+from bulkrt.jobs.job_files import format_of
+from bulkrt.jobs.job_writer import write_job
+from bulkrt.jobs.rows import ACTIONS
 from bulkrt.ledger.undo import ROLLBACK_SUFFIX
 
 __all__ = ["command"]
-
-_ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
 
 
 class _BadInput(BulkrtError):
@@ -100,7 +100,7 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
 )
 @click.option(
     "--action",
-    type=click.Choice(sorted(_ACTIONS)),
+    type=click.Choice(sorted(ACTIONS)),
     default="retweet",
     show_default=True,
     help="The action of every row.",
@@ -136,7 +136,7 @@ def command(
     logs.configure()
     try:
         accounts, tweets = _plan(accounts_arg, tweets_arg, campaign, out, accounts_file, force)
-        written = write_job(out, expand(accounts, tweets, _ACTIONS[action], campaign))
+        written = write_job(out, expand(accounts, tweets, ACTIONS[action], campaign))
     except _BadInput as bad:
         for problem in bad.problems:
             click.echo(str(problem), err=True)
@@ -148,7 +148,7 @@ def command(
         raise SystemExit(ExitCode.BAD_INPUT) from None
     click.echo(
         f"bulkrt expand: {len(accounts)} account(s) x {len(tweets)} Tweet(s) = {written} "
-        f"{_ACTIONS[action].value} item(s) of campaign {campaign} -> {out}"
+        f"{ACTIONS[action].value} item(s) of campaign {campaign} -> {out}"
     )
 
 
@@ -177,7 +177,7 @@ def _plan(
     refused = refusal(out, force=force, inputs=inputs, writes=JOB)
     if refused is not None:
         problems.append(Problem(str(out), None, "--out", refused))
-    if not out.name.removesuffix(".gz").endswith((".csv", ".jsonl", ".ndjson")):
+    if format_of(out.name) is None:
         problems.append(Problem(str(out), None, "--out", "name it .csv or .jsonl (optionally .gz)"))
     known = _known_accounts(accounts_file)
     entries, source, unit = _entries(accounts_arg, "--accounts")

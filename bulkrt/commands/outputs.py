@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bulkrt.core.items import Action
 from bulkrt.errors import Problem
-from bulkrt.jobs.job_files import JobFile, JobFormat, read_raw_rows
+from bulkrt.jobs.job_files import JobFile, JobFormat, format_of, read_raw_rows
 
 __all__ = [
     "ACCOUNTS_FILE",
@@ -145,8 +145,7 @@ def _is_journal_line(line: str) -> bool:
 
 def _all_undo(path: Path) -> bool:
     """Whether every row of the job ``path`` is an ``undo`` (read whole; any problem: no)."""
-    name = path.name.removesuffix(".gz")
-    fmt = JobFormat.JSONL if name.endswith((".jsonl", ".ndjson")) else JobFormat.CSV
+    fmt = format_of(path.name) or JobFormat.CSV
     job = JobFile(path, str(path), fmt, "")
     try:
         for row in read_raw_rows(job, lambda problem: None):

@@ -26,7 +26,7 @@ from bulkrt.commands.options import (
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
-from bulkrt.ledger.reader import finished_keys
+from bulkrt.ledger.resume import finished_keys
 from bulkrt.shell.accounts import load_accounts
 
 __all__ = ["command"]

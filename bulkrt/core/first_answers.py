@@ -19,9 +19,10 @@ endpoint at the same base (`observe_refresh`): a refresh that fails to connect c
 request that did, and an answer that cannot be the token endpoint's (an HTML page, a 4xx
 without an OAuth error code) proves the base wrong like one to a request.
 
->>> from bulkrt.core.outcome import ApiError, Decision, Outcome
+>>> from bulkrt.core.items import ErrorDetail
+>>> from bulkrt.core.outcome import Decision, Outcome
 >>> watch = FirstAnswers(["a", "b"])
->>> refused = Outcome(Decision.RETRY, error=ApiError("network", "Network error",
+>>> refused = Outcome(Decision.RETRY, error=ErrorDetail("network", "Network error",
 ...     "ClientConnectorError: Cannot connect to host 127.0.0.1:9 [Connection refused]"))
 >>> watch.observe("a", refused) is None
 True
@@ -76,9 +77,9 @@ class FirstAnswers:
         if outcome.http is None:
             if error is None or error.type != FailureKind.NETWORK:
                 return None
-            return self._unreachable_proof(account, error.detail, "the first request")
+            return self._unreachable_proof(account, error.detail or "", "the first request")
         if error is not None and error.type == FailureKind.NOT_API:
-            return Misconfiguration("an answer that is not the X API's", error.detail)
+            return Misconfiguration("an answer that is not the X API's", error.detail or "")
         if outcome.http >= 500:
             return None
         self.proven = True

@@ -1,11 +1,12 @@
-"""The records every stage shares: an item of work, its action, and the status it ends in."""
+"""The records every stage shares: an item of work, its action, the status it ends in, and why
+it did not end ``ok``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Action", "Item", "Status"]
+__all__ = ["Action", "ErrorDetail", "Item", "Status"]
 
 
 class Action(StrEnum):
@@ -46,3 +47,27 @@ class Item:
     action: Action
     source: str
     line: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """Why an item did not end ``ok``: the API's problem, or a local description. The classifier
+    makes it, the scheduler keeps it for a paused account, and it is the ledger's ``error``.
+
+    >>> ErrorDetail("https://api.twitter.com/2/problems/usage-capped", "Usage capped").kind
+    'usage-capped'
+    >>> ErrorDetail("network").kind
+    'network'
+    """
+
+    #: the last path segment of the problem ``type`` URI (the classifier's form), a local kind
+    #: (`bulkrt.core.outcome.FailureKind`), or, in older ledgers, the whole URI
+    type: str
+    #: None only when a ledger line holds ``null``
+    title: str | None = None
+    detail: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The short name errors are grouped by: the last path segment of ``type``."""
+        return self.type.rstrip("/").rsplit("/", 1)[-1] or self.type

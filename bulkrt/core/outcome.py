@@ -18,12 +18,11 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
-from bulkrt.core.items import Action, Status
+from bulkrt.core.items import Action, ErrorDetail, Status
 from bulkrt.core.ratelimits import RateLimitSnapshot, parse_rate_limits
 
 __all__ = [
     "ALREADY_RETWEETED",
-    "ApiError",
     "Decision",
     "FailureKind",
     "Outcome",
@@ -88,16 +87,6 @@ class TransportFailure:
 
 
 @dataclass(frozen=True, slots=True)
-class ApiError:
-    """The ledger's ``error`` object: a problem body, or a local description."""
-
-    #: the last path segment of the problem ``type`` URI, or a :class:`FailureKind`
-    type: str
-    title: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
 class Outcome:
     """The meaning of one exchange for its item."""
 
@@ -110,7 +99,7 @@ class Outcome:
     preexisting: bool = False
     #: the HTTP status, None without a response
     http: int | None = None
-    error: ApiError | None = None
+    error: ErrorDetail | None = None
     #: for WAIT_RATE_LIMIT: the reset the headers gave (server epoch seconds, not clamped)
     until: float | None = None
     #: the rate-limit headers of the response (every response carries them, errors included)
@@ -162,12 +151,12 @@ def _problems(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in errors if isinstance(e, dict)]
 
 
-def _api_error(doc: Any, http: int | None) -> ApiError:
+def _api_error(doc: Any, http: int | None) -> ErrorDetail:
     """The ledger error of a problem body, an invalid-request envelope or an ``errors`` array."""
     if not isinstance(doc, dict):
         title = _reason(http) if http is not None else "Unreadable response"
         detail = f"HTTP {http} with a body that is not JSON"
-        return ApiError(FailureKind.BAD_RESPONSE, title, detail)
+        return ErrorDetail(FailureKind.BAD_RESPONSE, title, detail)
     inner = _problems(doc)
     first = inner[0] if inner else {}
     type_uri = _text(doc.get("type")) or _text(first.get("type"))
@@ -182,7 +171,7 @@ def _api_error(doc: Any, http: int | None) -> ApiError:
     )
     if not title and not type_uri and "code" in first:  # v1.1 form: {"errors":[{"code":88,...}]}
         title = _text(first.get("message"))
-    return ApiError(problem_kind(type_uri, title, http), title or _reason(http or 0), detail)
+    return ErrorDetail(problem_kind(type_uri, title, http), title or _reason(http or 0), detail)
 
 
 def _is_already_retweeted(doc: Any) -> bool:
@@ -192,9 +181,9 @@ def _is_already_retweeted(doc: Any) -> bool:
     return any("already retweeted" in m.lower() for m in messages)
 
 
-def _refuses_credentials(error: ApiError) -> bool:
+def _refuses_credentials(error: ErrorDetail) -> bool:
     """Whether a 403 is about the credentials (their kind, permissions, plan or scopes)."""
-    return error.type in CREDENTIAL_PROBLEMS or "oauth 2.0 scopes" in error.detail.lower()
+    return error.type in CREDENTIAL_PROBLEMS or "oauth 2.0 scopes" in (error.detail or "").lower()
 
 
 def _done(status: Status, http: int | None, **kwargs: Any) -> Outcome:
@@ -209,7 +198,7 @@ def _classify_success(action: Action, http: int, doc: Any, limits: RateLimitSnap
             return _done(Status.OK, http, retweeted=retweeted, limits=limits)
         # A retweet answered retweeted:false (or an undo answered true): do not retry blindly.
         wanted = "retweeted" if action is Action.RETWEET else "not retweeted"
-        error = ApiError(
+        error = ErrorDetail(
             FailureKind.UNEXPECTED_STATE,
             "Unexpected state",
             f"HTTP {http} reported retweeted={str(retweeted).lower()} after {action}, "
@@ -219,7 +208,7 @@ def _classify_success(action: Action, http: int, doc: Any, limits: RateLimitSnap
     if isinstance(doc, dict) and _problems(doc):
         # An errors-only 200: resource-not-found for a deleted or unknown Tweet (docs/api.md §2.2).
         return _done(Status.REJECTED, http, error=_api_error(doc, http), limits=limits)
-    error = ApiError(
+    error = ErrorDetail(
         FailureKind.BAD_RESPONSE,
         "Unreadable response",
         f"HTTP {http} without data.retweeted or errors",
@@ -236,20 +225,20 @@ def _classify_rate_limited(http: int, doc: Any, limits: RateLimitSnapshot) -> Ou
     return Outcome(Decision.HIDDEN_LIMIT, http=http, error=error, limits=limits)
 
 
-def _not_api(http: int, doc: Any, content_type: str | None) -> ApiError | None:
+def _not_api(http: int, doc: Any, content_type: str | None) -> ErrorDetail | None:
     """The error of an answer the API cannot have given, or None: a redirect, an HTML page
     below 500 (a 5xx page may come from a gateway in front of the API), a 404/405 for the route
     itself, or a 4xx other than 429 without a problem body (``type``, ``title``, ``detail`` or
     ``errors``)."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     if 300 <= http < 400:
-        return ApiError(
+        return ErrorDetail(
             FailureKind.NOT_API,
             "Not the API",
             f"HTTP {http} ({_reason(http)}): a redirect, which the API never sends",
         )
     if ctype in ("text/html", "application/xhtml+xml") and http < 500:
-        return ApiError(
+        return ErrorDetail(
             FailureKind.NOT_API, "Not the API", f"HTTP {http} with an HTML page ({ctype})"
         )
     if http in (404, 405) and isinstance(doc, dict) and not _problems(doc):
@@ -257,7 +246,7 @@ def _not_api(http: int, doc: Any, content_type: str | None) -> ApiError | None:
         # ``about:blank`` 404/405 means the path itself does not exist at this base.
         type_uri = _text(doc.get("type")).strip()
         if type_uri in ("", "about:blank"):
-            return ApiError(
+            return ErrorDetail(
                 FailureKind.NOT_API,
                 "No such route",
                 f"HTTP {http} ({_text(doc.get('title')) or _reason(http)}) for the endpoint "
@@ -270,7 +259,7 @@ def _not_api(http: int, doc: Any, content_type: str | None) -> ApiError | None:
         )
         if not shaped:
             kind = "not JSON" if doc is None else "JSON without a problem"
-            return ApiError(
+            return ErrorDetail(
                 FailureKind.NOT_API,
                 "Not the API",
                 f"HTTP {http} ({_reason(http)}) with a body that is {kind}",
@@ -290,7 +279,7 @@ def classify(
     if transport_error is not None or http is None:
         failure = transport_error or TransportFailure(FailureKind.NETWORK, "no response")
         title = "Timed out" if failure.kind is FailureKind.TIMEOUT else "Network error"
-        error = ApiError(failure.kind, title, failure.detail)
+        error = ErrorDetail(failure.kind, title, failure.detail)
         return Outcome(Decision.RETRY, error=error, unsent=failure.unsent)
     limits = parse_rate_limits(headers)
     doc = _parse(body, content_type)

@@ -32,10 +32,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from bulkrt.core.attribution import Effect, Evidence, effect_of, origin, preexisting
-from bulkrt.core.items import Item, Status
+from bulkrt.core.items import ErrorDetail, Item, Status
 from bulkrt.core.limit_evidence import teachable
 from bulkrt.core.limiter import Limiter, Margins, Permit, WindowLimiter
-from bulkrt.core.outcome import ApiError, Decision, Outcome
+from bulkrt.core.outcome import Decision, Outcome
 from bulkrt.core.ratelimits import implausible_reset
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.core.tiers import LimitModel
@@ -134,7 +134,7 @@ class _Account:
     name: str
     auth: _Auth = _Auth.OK
     #: set when the account is paused or given up: every item of it ends with this error
-    stopped: ApiError | None = None
+    stopped: ErrorDetail | None = None
     parked_until: float = 0.0
     #: when the current park was decided; 429s to requests sent before it add no park
     parked_at: float = -1.0
@@ -407,7 +407,7 @@ class Scheduler:
         self.work.put_back(ticket)
         if self.park.gives_up(account.parks):
             self._emit(EventKind.GAVE_UP, account.name, now, detail=f"{account.parks} parks")
-            account.stopped = outcome.error or ApiError("hidden-limit", "Too Many Requests", "")
+            account.stopped = outcome.error or ErrorDetail("hidden-limit", "Too Many Requests", "")
             return self._fail_all(account, now, account.stopped, outcome.http)
         account.parked_at = now
         account.probing = True
@@ -442,7 +442,7 @@ class Scheduler:
         return []
 
     def on_refreshed(
-        self, account: str, now: float, ok: bool, error: ApiError | None = None
+        self, account: str, now: float, ok: bool, error: ErrorDetail | None = None
     ) -> list[ItemResult]:
         """The shell's refresh of ``account`` ended; returns items that finished because of it.
 
@@ -455,19 +455,19 @@ class Scheduler:
             state.auth = _Auth.REFRESHED
             state.generation += 1
             return []
-        error = error or ApiError("unauthorized", "Unauthorized", "credentials refused")
+        error = error or ErrorDetail("unauthorized", "Unauthorized", "credentials refused")
         return self._pause(state, now, error, 401)
 
     def _pause(
-        self, account: _Account, now: float, error: ApiError | None, http: int | None
+        self, account: _Account, now: float, error: ErrorDetail | None, http: int | None
     ) -> list[ItemResult]:
         account.auth = _Auth.PAUSED
-        account.stopped = error or ApiError("unauthorized", "Unauthorized", "")
-        self._emit(EventKind.PAUSED, account.name, now, detail=account.stopped.detail)
+        account.stopped = error or ErrorDetail("unauthorized", "Unauthorized", "")
+        self._emit(EventKind.PAUSED, account.name, now, detail=account.stopped.detail or "")
         return self._fail_all(account, now, account.stopped, http)
 
     def _fail_all(
-        self, account: _Account, now: float, error: ApiError | None, http: int | None
+        self, account: _Account, now: float, error: ErrorDetail | None, http: int | None
     ) -> list[ItemResult]:
         failed = Outcome(Decision.DONE, status=Status.ERROR, http=http, error=error)
         return [self._result(t, now, failed) for t in self.work.drain(account.name)]

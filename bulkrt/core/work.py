@@ -9,8 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from bulkrt.core.items import Item, Status
-from bulkrt.core.outcome import ApiError
+from bulkrt.core.items import ErrorDetail, Item, Status
 
 __all__ = [
     "AccountQueues",
@@ -53,7 +52,7 @@ class ItemResult:
     #: see `bulkrt.ledger.record.LedgerRecord.preexisting`
     preexisting: bool | None
     http: int | None
-    error: ApiError | None
+    error: ErrorDetail | None
     attempts: int
     #: ``now`` when the outcome was known
     finished_at: float

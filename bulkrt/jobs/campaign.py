@@ -1,5 +1,5 @@
-"""Building job files: a campaign as the cross product of accounts and Tweets (`expand`), from
-names and IDs checked the way job files are, and writing any job file (`write_job`).
+"""A campaign as the cross product of accounts and Tweets (`expand`), from names and IDs checked
+the way job files are; `bulkrt.jobs.job_writer` writes the rows.
 
 The lists come from the command line (comma-separated) or from files (one entry a line; blank
 lines and ``#`` comments skipped; for accounts, an accounts JSON file gives all its names).
@@ -16,40 +16,15 @@ for the third entry of a list), all of them, not just the first.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Container, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
-from bulkrt.atomic import replacing
 from bulkrt.core.items import Action
 from bulkrt.errors import Problem
+from bulkrt.jobs.rows import Row, has_control, has_lone_surrogate
 from bulkrt.jobs.tweet_ids import parse_tweet_id
 from bulkrt.redaction import shown
 
-__all__ = [
-    "JOB_SUFFIXES",
-    "JobRow",
-    "expand",
-    "read_accounts",
-    "read_tweets",
-    "split_entries",
-    "write_job",
-]
-
-#: the names a job file may have (optionally ``.gz`` after them)
-JOB_SUFFIXES = (".csv", ".jsonl", ".ndjson")
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    """One row of a job file that bulkrt writes."""
-
-    campaign: str
-    account: str
-    tweet_id: str
-    action: Action
+__all__ = ["expand", "read_accounts", "read_tweets", "split_entries"]
 
 
 def split_entries(text: str) -> list[tuple[int, str]]:
@@ -69,14 +44,17 @@ def read_accounts(
     unit: str = "line",
     known: Container[str] | None = None,
 ) -> tuple[list[str], list[Problem]]:
-    """Account names in order, and every problem: a control character, a repeat, or (with
+    """Account names in order, and every problem: invalid UTF-8 (an undecodable byte given on
+    the command line), a control character, a repeat, or (with
     ``known``, the accounts file's names) a name the accounts file lacks. ``unit`` names what
     the entries' numbers count in messages (``line``, or ``entry`` of a list)."""
     names: list[str] = []
     problems: list[Problem] = []
     first: dict[str, int | None] = {}
     for number, name in entries:
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        if has_lone_surrogate(name):
+            problems.append(Problem(source, number, "account", "invalid UTF-8"))
+        elif has_control(name):
             problems.append(
                 Problem(source, number, "account", f"control character in {shown(name)}")
             )
@@ -123,30 +101,8 @@ def read_tweets(
 
 def expand(
     accounts: Sequence[str], tweets: Sequence[str], action: Action, campaign: str
-) -> Iterator[JobRow]:
+) -> Iterator[Row]:
     """Every (account, Tweet) pair: Tweet by Tweet, each across every account."""
     for tweet_id in tweets:
         for account in accounts:
-            yield JobRow(campaign, account, tweet_id, action)
-
-
-def write_job(path: Path, rows: Iterable[JobRow]) -> int:
-    """Write ``rows`` as CSV or JSONL by the name (``.gz``: compressed), replacing ``path``
-    atomically; returns the rows written. Raise ValueError for a name of neither kind."""
-    name = path.name.removesuffix(".gz")
-    if not name.endswith(JOB_SUFFIXES):
-        raise ValueError(f"{path}: name the job .csv or .jsonl (optionally .gz)")
-    count = 0
-    with replacing(path, compress=path.name.endswith(".gz")) as stream:
-        if name.endswith(".csv"):
-            writer = csv.writer(stream, lineterminator="\n")
-            writer.writerow(["campaign", "account", "tweet_id", "action"])
-            for row in rows:
-                writer.writerow([row.campaign, row.account, row.tweet_id, row.action.value])
-                count += 1
-        else:
-            for row in rows:
-                entry = {"campaign": row.campaign, "account": row.account, "tweet_id": row.tweet_id}
-                stream.write(json.dumps({**entry, "action": row.action.value}) + "\n")
-                count += 1
-    return count
+            yield Row(campaign, account, tweet_id, action)

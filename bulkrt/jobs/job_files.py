@@ -19,17 +19,25 @@ import csv
 import gzip
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from bulkrt.errors import Problem
-from bulkrt.jobs.rows import KNOWN_FIELDS, REQUIRED_FIELDS
+from bulkrt.jobs.rows import KNOWN_FIELDS, REQUIRED_FIELDS, has_lone_surrogate
 from bulkrt.redaction import shown
 
-__all__ = ["LEDGER_GIVEN_AS_JOB", "JobFile", "JobFormat", "RawRow", "read_raw_rows"]
+__all__ = [
+    "LEDGER_GIVEN_AS_JOB",
+    "SUFFIXES",
+    "JobFile",
+    "JobFormat",
+    "RawRow",
+    "format_of",
+    "read_raw_rows",
+]
 
 
 class JobFormat(StrEnum):
@@ -39,6 +47,24 @@ class JobFormat(StrEnum):
     CSV = "csv"
     #: one JSON object per line
     JSONL = "jsonl"
+
+
+#: the names a job file may have, and the format each means (``.gz`` may follow any of them)
+SUFFIXES: Mapping[str, JobFormat] = {
+    ".csv": JobFormat.CSV,
+    ".jsonl": JobFormat.JSONL,
+    ".ndjson": JobFormat.JSONL,
+}
+
+
+def format_of(name: str) -> JobFormat | None:
+    """The format a job file's name says, or None for a name of neither kind.
+
+    >>> format_of("spring.ndjson.gz"), format_of("spring.txt")
+    (<JobFormat.JSONL: 'jsonl'>, None)
+    """
+    name = name.removesuffix(".gz")
+    return next((fmt for suffix, fmt in SUFFIXES.items() if name.endswith(suffix)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +82,8 @@ class JobFile:
 
 @dataclass(frozen=True, slots=True)
 class RawRow:
-    """One row as read, before its fields are checked."""
+    """One row as read, before its fields are checked (`bulkrt.jobs.rows.check_row` makes it a
+    `bulkrt.jobs.rows.Row`)."""
 
     line: int
     fields: dict[str, object]
@@ -167,7 +194,7 @@ def _csv_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow
 
 
 def _check_header(job: JobFile, header: list[str], line: int, warn: WarningSink) -> Problem | None:
-    if any("\udc80" <= ch <= "\udcff" for name in header for ch in name):
+    if any(has_lone_surrogate(name) for name in header):
         return Problem(job.name, line, "header", "invalid UTF-8")
     for name in header:
         if header.count(name) > 1:

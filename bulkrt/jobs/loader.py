@@ -36,7 +36,15 @@ import structlog
 
 from bulkrt.core.items import Action, Item
 from bulkrt.errors import JobInputError, Problem
-from bulkrt.jobs.job_files import JobFile, JobFormat, RawRow, WarningSink, read_raw_rows
+from bulkrt.jobs.job_files import (
+    SUFFIXES,
+    JobFile,
+    JobFormat,
+    RawRow,
+    WarningSink,
+    format_of,
+    read_raw_rows,
+)
 from bulkrt.jobs.keys import KeyCounter, RepeatFinder, item_key
 from bulkrt.jobs.rows import Row, check_row
 
@@ -48,7 +56,6 @@ STDIN = "-"
 _STDIN_NAME = "<stdin>"
 #: how many problems `check_jobs` keeps in the error it raises (all are passed to ``on_problem``)
 _KEEP_PROBLEMS = 1000
-_SUFFIXES = {".csv": JobFormat.CSV, ".jsonl": JobFormat.JSONL, ".ndjson": JobFormat.JSONL}
 
 _log = structlog.get_logger()
 
@@ -90,7 +97,7 @@ def open_jobs(
                 problems.append(Problem(name, None, "file", "given more than once"))
                 continue
             seen.add(path)
-            file_fmt = fmt or _format_of(path)
+            file_fmt = fmt or format_of(path)
             if file_fmt is None:
                 problems.append(
                     Problem(name, None, "file", "unknown format; use --format csv|jsonl")
@@ -238,16 +245,11 @@ def _is_stream(path: Path) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
-def _format_of(path: str) -> JobFormat | None:
-    name = path.removesuffix(".gz")
-    return next((fmt for suffix, fmt in _SUFFIXES.items() if name.endswith(suffix)), None)
-
-
 def _campaign_of(path: str) -> str:
     if path == STDIN:
         return "stdin"
     name = Path(path).name.removesuffix(".gz")
-    for suffix in _SUFFIXES:
+    for suffix in SUFFIXES:
         name = name.removesuffix(suffix)
     return name
 

@@ -1,4 +1,5 @@
-"""Checking one job-file row: a pure function from raw fields to a `Row` or a list of problems.
+"""A job file's row: `Row`, the one checked shape that job files are read into and written from,
+and `check_row`, a pure function from raw fields to a `Row` or a list of problems.
 
 Fields (README "Job files"): ``account``, ``tweet_id``, ``action`` are required; ``campaign``
 and ``id`` are optional. Values are stripped of surrounding whitespace. ``action`` is
@@ -18,7 +19,15 @@ from bulkrt.errors import Problem
 from bulkrt.jobs.tweet_ids import parse_tweet_id
 from bulkrt.redaction import shown
 
-__all__ = ["KNOWN_FIELDS", "REQUIRED_FIELDS", "Row", "check_row"]
+__all__ = [
+    "ACTIONS",
+    "KNOWN_FIELDS",
+    "REQUIRED_FIELDS",
+    "Row",
+    "check_row",
+    "has_control",
+    "has_lone_surrogate",
+]
 
 #: the fields every row must have, in the order problems are reported
 REQUIRED_FIELDS = ("account", "tweet_id", "action")
@@ -28,7 +37,8 @@ KNOWN_FIELDS = frozenset({*REQUIRED_FIELDS, "campaign", "id"})
 #: reports a problem with one field: (field, message)
 _Reporter = Callable[[str, str], None]
 
-_ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
+#: the ``action`` values a job file (or ``bulkrt expand --action``) may give, lower-cased
+ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
 #: what cannot be written as UTF-8: undecodable bytes (decoded with ``surrogateescape``) and lone
 #: UTF-16 surrogates (a JSON ``"\ud800"``); a valid pair is one code point once decoded
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -37,18 +47,45 @@ _CONTROLS = re.compile("[\x00-\x1f\x7f]")
 _MAX_TEXT = 200
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds what UTF-8 cannot write: an undecodable byte or a lone surrogate.
+
+    >>> undecodable = b"caf\\xe9".decode("utf-8", "surrogateescape")
+    >>> has_lone_surrogate(undecodable), has_lone_surrogate("café")
+    (True, False)
+    """
+    return _SURROGATES.search(text) is not None
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (C0 or DEL), never valid in a name or an id.
+
+    >>> has_control("acme\\n"), has_control("acme")
+    (True, False)
+    """
+    return _CONTROLS.search(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A valid row of a job file, before it has a key (keys depend on the rows before it)."""
+    """A valid row of a job file, before it has a key (keys depend on the rows before it).
+
+    Reading makes one per row (`check_row`); `bulkrt expand` and `bulkrt rollback` write them
+    (`bulkrt.jobs.job_writer`), without an ``id`` or a place.
+
+    >>> Row("spring", "acme", "20", Action.RETWEET).identity
+    ('spring', 'acme', 'retweet', '20')
+    """
 
     campaign: str
     account: str
     tweet_id: str
     action: Action
     #: the operator's own item id, when the row gives one
-    id: str | None
-    source: str
-    line: int
+    id: str | None = None
+    #: where the row was read, for messages (empty, and line 0, for a row bulkrt writes)
+    source: str = ""
+    line: int = 0
 
     @property
     def identity(self) -> tuple[str, ...]:
@@ -101,7 +138,7 @@ def check_row(
 
     action = None
     if values["action"]:
-        action = _ACTIONS.get(values["action"].lower())
+        action = ACTIONS.get(values["action"].lower())
         if action is None:
             bad(
                 "action",
@@ -129,7 +166,7 @@ def check_row(
 
 def _campaign(value: str | None, default: str, bad: _Reporter) -> str:
     """The row's campaign, or the default one (a file name may hold undecodable bytes)."""
-    if not value and _SURROGATES.search(default):
+    if not value and has_lone_surrogate(default):
         bad("campaign", "invalid UTF-8 in the default campaign (the job file's name)")
     return value or default
 
@@ -146,13 +183,13 @@ def _text(raw: object, name: str, bad: _Reporter) -> str | None:
     else:
         bad(name, f"must be a string, not {_json_type(raw)}")
         return None
-    if _SURROGATES.search(value):
+    if has_lone_surrogate(value):
         bad(name, "invalid UTF-8 (an undecodable byte or a lone surrogate)")
         return None
     if len(value) > _MAX_TEXT:
         bad(name, f"too long ({len(value)} characters, at most {_MAX_TEXT})")
         return None
-    if _CONTROLS.search(value):
+    if has_control(value):
         bad(name, f"control character in {shown(value)}")
         return None
     return value

@@ -2,7 +2,7 @@
 
 Items are counted by their *latest* line (README "The ledger": the latest line of a key is its
 state), so an item that failed and then succeeded on resume counts once, as ``ok``. Error kinds
-are counted over items whose latest status is not ``ok``, by `ErrorInfo.kind`.
+are counted over items whose latest status is not ``ok``, by `ErrorDetail.kind`.
 
 Like resume, this runs in memory that barely grows with the ledger: a first pass notes every
 key's hash in `bulkrt.jobs.keys.RepeatFinder` (a fixed bitmap), a second counts lines whose key

@@ -1,4 +1,5 @@
-"""A ledger line as a record: `LedgerRecord` and its error, serialised one line per record.
+"""A ledger line as a record: `LedgerRecord` (its error is `bulkrt.core.items.ErrorDetail`),
+serialised one line per record.
 
 A ledger line (README "The ledger") is `LedgerRecord.to_json`: compact JSON, fields in the
 README's order with ``schema`` first, UTF-8 without ASCII escaping. `bulkrt.ledger.reader`
@@ -12,29 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bulkrt.core.items import Action, Item, Status
+from bulkrt.core.items import Action, ErrorDetail, Item, Status
 
-__all__ = ["FINISHED", "SCHEMA", "ErrorInfo", "LedgerRecord", "encoded_key"]
+__all__ = ["FINISHED", "SCHEMA", "LedgerRecord", "encoded_key"]
 
 #: the ``schema`` of the lines this version writes
 SCHEMA = 1
 #: statuses that end an item for good: resume skips keys with a line in one of these
 FINISHED = frozenset({Status.OK, Status.REJECTED, Status.SUPERSEDED})
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    """Why an item did not end ``ok``: the API's problem body, or a local description."""
-
-    #: the problem type URI (``https://api.twitter.com/2/problems/...``) or a local kind
-    type: str
-    title: str | None = None
-    detail: str | None = None
-
-    @property
-    def kind(self) -> str:
-        """The short name `bulkrt status` groups errors by: the last segment of ``type``."""
-        return self.type.rstrip("/").rsplit("/", 1)[-1] or self.type
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +54,7 @@ class LedgerRecord:
     #: (`bulkrt.core.attribution`)
     preexisting: bool | None
     http: int | None
-    error: ErrorInfo | None
+    error: ErrorDetail | None
     attempts: int
     schema: int = SCHEMA
     #: when the item's last request was sent (optional, after ``attempts``; older lines lack it)
@@ -86,7 +72,7 @@ class LedgerRecord:
         retweeted: bool | None,
         preexisting: bool | None = False,
         http: int | None = None,
-        error: ErrorInfo | None = None,
+        error: ErrorDetail | None = None,
         attempts: int,
         sent: datetime | None = None,
     ) -> LedgerRecord:
@@ -191,9 +177,9 @@ def _preexisting(value: object) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _error(value: object) -> ErrorInfo | None:
+def _error(value: object) -> ErrorDetail | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         raise TypeError("error must be an object with a type")
-    return ErrorInfo(value["type"], value.get("title"), value.get("detail"))
+    return ErrorDetail(value["type"], value.get("title"), value.get("detail"))

@@ -32,7 +32,8 @@ from pathlib import Path
 from bulkrt.core.attribution import Origin, preexisting
 from bulkrt.core.items import Action, Status
 from bulkrt.errors import RollbackError
-from bulkrt.jobs.campaign import JobRow, write_job
+from bulkrt.jobs.job_writer import write_job
+from bulkrt.jobs.rows import Row
 from bulkrt.ledger.journal import journal_path, read_origins
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import LedgerRecord
@@ -41,7 +42,6 @@ __all__ = [
     "ROLLBACK_SUFFIX",
     "RollbackError",
     "RollbackPlan",
-    "UndoRow",
     "plan_rollback",
     "select_undo",
     "write_undo_job",
@@ -74,20 +74,12 @@ class _Pair:
 
 
 @dataclass(frozen=True, slots=True)
-class UndoRow:
-    """One row of the undo job."""
-
-    campaign: str
-    account: str
-    tweet_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class RollbackPlan:
     """What a rollback selected, and what it left alone and why (each count is of pairs)."""
 
     campaigns: tuple[str, ...]
-    undo: tuple[UndoRow, ...] = ()
+    #: the rows of the undo job: ``undo`` actions of the ``-rollback`` campaign
+    undo: tuple[Row, ...] = ()
     #: retweeted before the campaign (its first ok retweet was ``preexisting``)
     kept_preexisting: int = 0
     #: latest state is already not retweeted (undone by the campaign or an earlier rollback)
@@ -97,7 +89,7 @@ class RollbackPlan:
     #: no line ended ok and some ended ``error``: the retweet may or may not exist
     unknown: int = 0
     #: retweets of undecidable origin (``preexisting: null``): in ``undo`` unless left alone
-    undecided: tuple[UndoRow, ...] = ()
+    undecided: tuple[Row, ...] = ()
     #: whether the undecided retweets were left alone (``--leave-undecided``)
     undecided_left: bool = False
 
@@ -181,13 +173,13 @@ def _choose(
     include_preexisting: bool,
     leave_undecided: bool,
 ) -> RollbackPlan:
-    undo: list[UndoRow] = []
-    undecided: list[UndoRow] = []
+    undo: list[Row] = []
+    undecided: list[Row] = []
     counts = {"kept": 0, "undone": 0, "refused": 0, "unknown": 0}
     for (account, tweet_id), pair in pairs.items():
         if pair.campaign not in seen:
             continue  # a rollback campaign's own pair whose campaign has no line: nothing to do
-        row = UndoRow(pair.campaign + ROLLBACK_SUFFIX, account, tweet_id)
+        row = Row(pair.campaign + ROLLBACK_SUFFIX, account, tweet_id, Action.UNDO)
         if pair.retweeted is None:
             counts["unknown" if pair.failed else "refused"] += 1
         elif not pair.retweeted:
@@ -300,17 +292,16 @@ def plan_rollback(
     )
 
 
-def write_undo_job(path: Path, rows: Iterable[UndoRow], *, ledger: Path | None = None) -> int:
+def write_undo_job(path: Path, rows: Iterable[Row], *, ledger: Path | None = None) -> int:
     """Write the undo job as CSV or JSONL (by the name, ``.gz`` compressed too); returns rows.
 
-    The file is replaced atomically (`bulkrt.jobs.campaign.write_job`), and never when it is
+    The file is replaced atomically (`bulkrt.jobs.job_writer.write_job`), and never when it is
     ``ledger`` or one of its sidecar files.
     """
     if ledger is not None and _is_ledger_file(path, ledger):
         raise RollbackError(f"{path}: that is the ledger's own file; name another --out")
-    undo = (JobRow(row.campaign, row.account, row.tweet_id, Action.UNDO) for row in rows)
     try:
-        return write_job(path, undo)
+        return write_job(path, rows)
     except ValueError as exc:
         raise RollbackError(str(exc)) from None
 

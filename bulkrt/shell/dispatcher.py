@@ -30,8 +30,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from bulkrt.core import waits
 from bulkrt.core.attribution import Effect, Origin, effect_of, origin, preexisting
 from bulkrt.core.first_answers import FirstAnswers, Misconfiguration
-from bulkrt.core.items import Action, Item, Status
-from bulkrt.core.outcome import ApiError, Decision, FailureKind, Outcome, classify
+from bulkrt.core.items import Action, ErrorDetail, Item, Status
+from bulkrt.core.outcome import Decision, FailureKind, Outcome, classify
 from bulkrt.core.scheduler import (
     AccountEvent,
     Dispatch,
@@ -44,7 +44,7 @@ from bulkrt.core.scheduler import (
 )
 from bulkrt.errors import LedgerError, StorageError
 from bulkrt.ledger.journal import JournalEvent, SentJournal
-from bulkrt.ledger.record import ErrorInfo, LedgerRecord
+from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.shell.client import Authorizer, XClient
 from bulkrt.shell.credentials import (
@@ -339,11 +339,11 @@ class Dispatcher:
             exchange = await send(auth, self._user_ids[item.account], item.tweet_id)
         except ReauthorizationNeeded as exc:
             self.tally.reauthorize[item.account] = str(exc)
-            error = ApiError("reauthorization-needed", "Unauthorized", str(exc))
+            error = ErrorDetail("reauthorization-needed", "Unauthorized", str(exc))
             return Outcome(Decision.AUTH_FAILED, error=error, unsent=True)
         except RefreshFailed as exc:
             self._watch_refresh(item.account, exc)
-            error = ApiError(FailureKind.NETWORK, "Refresh failed", str(exc))
+            error = ErrorDetail(FailureKind.NETWORK, "Refresh failed", str(exc))
             return Outcome(Decision.RETRY, error=error, unsent=True)
         self.tally.requests += 1
         return classify(
@@ -391,7 +391,7 @@ class Dispatcher:
                 if isinstance(auth, OAuth2Bearer)
                 else "OAuth 1.0a credentials refused; nothing to refresh"
             )
-            error = ApiError("unauthorized", "Unauthorized", cause)
+            error = ErrorDetail("unauthorized", "Unauthorized", cause)
         await self._record(self.scheduler.on_refreshed(account, self._clock(), ok, error))
         self._poke()
 
@@ -437,7 +437,7 @@ class Dispatcher:
             retweeted=result.retweeted,
             preexisting=result.preexisting,
             http=result.http,
-            error=ErrorInfo(str(error.type), error.title, error.detail) if error else None,
+            error=ErrorDetail(str(error.type), error.title, error.detail) if error else None,
             attempts=result.attempts,
             sent=None if result.sent_at is None else datetime.fromtimestamp(result.sent_at, UTC),
         )
@@ -495,7 +495,7 @@ class Dispatcher:
 
 def _superseded(item: Item, now: float) -> ItemResult:
     """The result of an item that must not be sent: the job's later word on its Tweet is in."""
-    error = ApiError(
+    error = ErrorDetail(
         "superseded",
         "Superseded",
         "a later item on the same account and Tweet finished in an earlier run; sending this "

@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -27,11 +27,11 @@ from bulkrt.core.plan import Plan, plan
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import PAYG_PRICES, LimitModel, Prices, Tier, limit_model
-from bulkrt.errors import InputError, LedgerError, Problem, StorageError
+from bulkrt.errors import LedgerError, StorageError
 from bulkrt.exitcodes import ExitCode
-from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.jobs.loader import JobCheck, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal
-from bulkrt.ledger.reader import FinishedKeys, finished_keys, identity, read_ledger
+from bulkrt.ledger.resume import FinishedKeys, ResumePlan, finished_keys, plan_resume
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.logs import register_secrets
 from bulkrt.shell.accounts import Accounts, load_accounts
@@ -107,10 +107,10 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             finished = finished_keys(settings.ledger)  # read under the lock
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
-            superseded = _resume_pass(
-                read_items(files, accounts, check) if len(finished) else iter(()),
-                finished,
-                settings.ledger,
+            resume = (
+                plan_resume(read_items(files, accounts, check), finished, settings.ledger)
+                if len(finished)
+                else ResumePlan()
             )
             tally = RunTally(total=check.items, accounts=sorted({a for a, _ in check.counts}))
             run = _Run(
@@ -120,9 +120,9 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 ledger=ledger,
                 journal=journal,
                 tally=tally,
-                superseded=superseded,
+                superseded=resume.superseded,
                 run_id=secrets.token_hex(6),
-                expected=_expected_duration(files, accounts, check, finished, model),
+                expected=_expected_duration(check, resume, model),
                 out=out,
             )
             items = _unfinished(read_items(files, accounts, check), finished, tally)
@@ -146,52 +146,6 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
 
 
-def _resume_pass(items: Iterator[Item], finished: FinishedKeys, ledger: Path) -> set[str]:
-    """Before a resumed run sends anything: check every finished key against its row, and find
-    the unfinished items a later item on the same (account, Tweet) has overtaken.
-
-    A key the ledger holds as finished for another row (another campaign, account, Tweet or
-    action: an ``id`` reused) is an input error, never a silent skip. An unfinished item
-    followed, in job order, by a finished one on the same account and Tweet is *superseded*:
-    sending it now would reverse the job's later word on that Tweet, so it is recorded as
-    ``superseded`` and not sent.
-    """
-    superseded: set[str] = set()
-    waiting: dict[tuple[str, str], list[str]] = {}
-    for item in items:
-        pair = (item.account, item.tweet_id)
-        if item.key not in finished:
-            waiting.setdefault(pair, []).append(item.key)
-            continue
-        row = identity(item.campaign, item.account, item.tweet_id, item.action.value)
-        if not finished.same_row(item.key, row):
-            raise InputError([_reused_key(item, ledger)])
-        superseded.update(waiting.pop(pair, ()))
-    return superseded
-
-
-def _reused_key(item: Item, ledger: Path) -> Problem:
-    """The problem of a key the ledger finished for another row, naming both rows."""
-    earlier = next((r for r in read_ledger(ledger) if r.key == item.key), None)
-    then = (
-        f"campaign {earlier.campaign!r}, account {earlier.account}, {earlier.action} of Tweet "
-        f"{earlier.tweet_id}"
-        if earlier is not None
-        else "another row"
-    )
-    now = (
-        f"campaign {item.campaign!r}, account {item.account}, {item.action} of Tweet "
-        f"{item.tweet_id}"
-    )
-    return Problem(
-        item.source,
-        item.line,
-        "id",
-        f"{item.key!r} is already finished in the ledger {ledger} for {then}; this row is "
-        f"{now}. Give each item its own id (or use another ledger)",
-    )
-
-
 def _storage_failed(exc: LedgerError, tally: RunTally, out: Progress) -> ExitCode:
     """One message for a ledger or journal that could not be written, and the resume command."""
     command = shlex.join(["bulkrt", *sys.argv[1:]])
@@ -205,18 +159,14 @@ def _storage_failed(exc: LedgerError, tally: RunTally, out: Progress) -> ExitCod
     return ExitCode.STORAGE_FAILED
 
 
-def _expected_duration(
-    files: list[JobFile],
-    accounts: Accounts,
-    check: JobCheck,
-    finished: FinishedKeys,
-    model: LimitModel,
-) -> float:
-    """How long the limit model expects the run to take: over the whole job on a first run, and
-    over what is left (one more pass over the job files) when resuming."""
-    if not len(finished):
-        return _dry_run(iter(()), finished, model, counts=check.counts).duration
-    return _dry_run(read_items(files, accounts, check), finished, model).duration
+def _expected_duration(check: JobCheck, resume: ResumePlan, model: LimitModel) -> float:
+    """How long the limit model expects the run to take, over what is left of the job (all of
+    it on a first run): the counts come from the validation and resume passes, so the estimate
+    reads no job file."""
+    pending: dict[str, list[Action]] = {}
+    for (account, action), n in resume.left(check.counts).items():
+        pending.setdefault(account, []).extend([action] * n)
+    return plan(pending, model, done=resume.done_per_account()).duration
 
 
 def _unfinished(items: Iterator[Item], finished: FinishedKeys, tally: RunTally) -> Iterator[Item]:
@@ -228,14 +178,8 @@ def _unfinished(items: Iterator[Item], finished: FinishedKeys, tally: RunTally) 
         yield item
 
 
-def _dry_run(
-    items: Iterator[Item],
-    finished: FinishedKeys,
-    model: LimitModel,
-    *,
-    counts: Mapping[tuple[str, Action], int] | None = None,
-) -> Plan:
-    """The plan of the items not finished yet (or, given ``counts``, of all of them)."""
+def _dry_run(items: Iterator[Item], finished: FinishedKeys, model: LimitModel) -> Plan:
+    """The plan of the items not finished yet."""
     pending: dict[str, list[Action]] = {}
     done: dict[str, int] = {}
     for item in items:
@@ -243,8 +187,6 @@ def _dry_run(
             done[item.account] = done.get(item.account, 0) + 1
         else:
             pending.setdefault(item.account, []).append(item.action)
-    for (account, action), n in (counts or {}).items():
-        pending.setdefault(account, []).extend([action] * n)
     return plan(pending, model, done=done)
 
 
@@ -258,8 +200,8 @@ class _Run:
     ledger: LedgerWriter
     journal: SentJournal
     tally: RunTally
-    #: keys not to send (`_resume_pass`)
-    superseded: set[str]
+    #: keys not to send (`bulkrt.ledger.resume.plan_resume`)
+    superseded: frozenset[str]
     run_id: str
     #: seconds the limit model expects the run to take
     expected: float
