@@ -49,8 +49,9 @@ Answer = Callable[[Action, str], Exchange]
 
 @dataclass
 class FakeSender:
-    """A scripted `Sender`: each send answers after ``latency`` virtual seconds with the next
-    scripted answer (then ``ok``); each refresh with the next scripted report."""
+    """A scripted `Sender`: each send takes the next scripted answer (then ``ok``) and gives it
+    after its delay (then ``latency``) in virtual seconds; each refresh the next scripted report
+    (then refreshed)."""
 
     user_id: str = "1"
     refreshable: bool = True
@@ -61,13 +62,16 @@ class FakeSender:
     sent: list[tuple[float, str]] = field(default_factory=list)
     refreshed_at: list[float] = field(default_factory=list)
     on_send: Callable[[], None] | None = None
+    #: per send, how long its answer takes (then ``latency``)
+    delays: list[float] = field(default_factory=list)
 
     async def send(self, action: Action, tweet_id: str) -> Exchange:
         self.sent.append((asyncio.get_running_loop().time(), tweet_id))
         if self.on_send is not None:
             self.on_send()
-        await asyncio.sleep(self.latency)
-        return self.answers.pop(0) if self.answers else ok(action)
+        answer = self.answers.pop(0) if self.answers else ok(action)  # in the order sent
+        await asyncio.sleep(self.delays.pop(0) if self.delays else self.latency)
+        return answer
 
     async def refresh(self) -> RefreshReport:
         self.refreshed_at.append(asyncio.get_running_loop().time())
@@ -204,6 +208,24 @@ async def test_a_401_is_refreshed_once_then_resent(ledger_path: Path) -> None:
     assert [tweet for _, tweet in sender.sent] == ["100", "100", "101"]
     assert written["a-0"].status is Status.OK and written["a-0"].attempts == 2
     assert stats.count(Status.OK) == 2 and stats.reauthorize == {}
+
+
+async def test_a_401_to_credentials_older_than_the_refresh_costs_no_second_refresh(
+    ledger_path: Path,
+) -> None:
+    """Two requests in flight under the same credentials both get 401: the first makes the one
+    refresh; the second, answered after it, was sent under the old credentials (the scheduler
+    owns the credential generation), so it is resent, not refreshed again nor paused."""
+    sender = FakeSender(
+        answers=[ok(), unauthorized(), unauthorized()],
+        delays=[0.0, 1.0, 5.0],  # item 0 ends slow start; items 1 and 2 go out together
+    )
+    with LedgerWriter(ledger_path) as ledger:
+        stats = await dispatcher(ledger, {"a": sender}).run(items({"a": 3}))
+    assert len(sender.refreshed_at) == 1
+    assert sender.sent[1][0] == sender.sent[2][0]  # both under the first credentials
+    assert [r.status for r in lines(ledger_path)] == [Status.OK] * 3
+    assert stats.reauthorize == {}
 
 
 async def test_a_refused_refresh_pauses_only_its_account(ledger_path: Path) -> None:
