@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bulkrt.core.credential_refresh import REFRESH_RETRY, RefreshReport, RefreshVerdict
+from bulkrt.core.first_answers import FirstAnswers
 from bulkrt.core.items import Action, Item, Status
 from bulkrt.core.retry_policy import RetryPolicy
 from bulkrt.core.scheduler import Scheduler
@@ -324,3 +325,31 @@ async def test_a_ledger_that_cannot_be_written_stops_the_run(ledger_path: Path) 
     assert d.failure is not None and "No space left" in d.failure.message
     assert len(lines(ledger_path)) == 3 == stats.finished
     assert len(sender.sent) <= 5  # the failing line's item, at most one more in flight
+
+
+async def test_a_token_endpoint_that_is_not_the_apis_stops_the_run(ledger_path: Path) -> None:
+    """When the first refresh (ahead of any request) gets an answer no token endpoint gives, the
+    API base is proved wrong: the run stops with that proof, blames no account, and leaves the
+    item unfinished for the next run."""
+    report = RefreshReport(
+        RefreshVerdict.FAILED,
+        "account a: refreshing the OAuth 2.0 token failed: HTTP 404 with an HTML page",
+        "HTTP 404 with an HTML page (text/html)",
+        http=404,
+        not_api=True,
+    )
+    sender = FakeSender(answers=[Exchange(None, sent=False, credentials=report)])
+    with LedgerWriter(ledger_path) as ledger:
+        d = Dispatcher(
+            scheduler(),
+            {"a": sender},
+            ledger,
+            run_id="r1",
+            clock=asyncio.get_running_loop().time,
+            first_answers=FirstAnswers(["a"]),
+        )
+        stats = await d.run(items({"a": 3}))
+    assert stats.misconfiguration is not None
+    assert "HTML page" in stats.misconfiguration.detail
+    assert stats.reauthorize == {} and stats.requests == 0
+    assert len(sender.sent) == 1 and lines(ledger_path) == []
