@@ -380,15 +380,6 @@ class TestStopAndResume:
         assert process.returncode == 143
         assert 1 <= len(world.lines()) < 5
 
-    async def test_max_rps_spreads_requests_app_wide(self, make_world: MakeWorld) -> None:
-        """With --max-rps 5, ten requests across accounts take at least a second."""
-        world = await make_world(unlimited=True)
-        done = await world.run(world.job(rows(ACCOUNTS[:5], 2)), "--max-rps", "5")
-        assert done.returncode == 0
-        times = [entry["ts"] for entry in world.sandbox.state.log]
-        assert len(times) == 10
-        assert max(times) - min(times) >= 0.9
-
     async def test_a_torn_last_line_is_skipped_and_its_item_sent_again(
         self, make_world: MakeWorld
     ) -> None:

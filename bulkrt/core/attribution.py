@@ -46,13 +46,13 @@ the journal before it was sent, and no answer closed it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from bulkrt.core.items import Status
 from bulkrt.core.outcome import Decision, FailureKind, Outcome
 
-__all__ = ["Effect", "Evidence", "Origin", "effect_of", "origin", "preexisting"]
+__all__ = ["Effect", "Evidence", "Origin", "effect_of", "origin", "preexisting", "settled_origin"]
 
 
 class Effect(StrEnum):
@@ -116,3 +116,23 @@ def origin(evidence: Evidence) -> Origin:
 def preexisting(verdict: Origin) -> bool | None:
     """The ledger's ``preexisting`` for a verdict: true, false, or null when undecidable."""
     return {Origin.OWNER: True, Origin.CAMPAIGN: False, Origin.UNDECIDED: None}[verdict]
+
+
+def settled_origin(found: bool | None, earlier: Evidence, *, made: bool) -> Origin:
+    """Who made the retweet an ``ok`` retweet item ends with, settled with the journal's evidence
+    of earlier runs: ``found`` is the item's ``preexisting`` as this run saw it (False: a 2xx
+    ``retweeted: true``, the campaign made it; None: an attempt of this run may have been
+    applied), ``earlier`` what the journal holds of earlier attempts, ``made`` whether the journal
+    knows an attempt applied.
+
+    >>> settled_origin(False, Evidence(owner=True), made=False)
+    <Origin.CAMPAIGN: 'campaign'>
+    >>> settled_origin(None, Evidence(), made=False), settled_origin(True, Evidence(), made=False)
+    (<Origin.UNDECIDED: 'undecided'>, <Origin.OWNER: 'owner'>)
+    """
+    if found is False:
+        return Origin.CAMPAIGN
+    evidence = replace(
+        earlier, possible=earlier.possible or found is None, made=earlier.made or made
+    )
+    return origin(evidence)

@@ -179,6 +179,13 @@ class ResumePlan:
     superseded: frozenset[str] = frozenset()
     #: items the ledger holds as finished (the run skips them), per (account, action)
     done: Mapping[tuple[str, Action], int] = field(default_factory=dict)
+    #: how many of the finished items ended ``rejected`` (a resumed job cannot end all ``ok``)
+    rejected: int = 0
+
+    @property
+    def skipped(self) -> int:
+        """Items the ledger holds as finished: the run skips them."""
+        return sum(self.done.values())
 
     def left(self, counts: Mapping[tuple[str, Action], int]) -> dict[tuple[str, Action], int]:
         """Items per (account, action) still to send, of a job holding ``counts`` (`JobCheck`)."""
@@ -203,6 +210,7 @@ def plan_resume(items: Iterable[Item], finished: FinishedKeys, ledger: Path) -> 
     """
     superseded: set[str] = set()
     done: Counter[tuple[str, Action]] = Counter()
+    rejected = 0
     waiting: dict[tuple[str, str], list[str]] = {}
     for item in items:
         pair = (item.account, item.tweet_id)
@@ -213,8 +221,9 @@ def plan_resume(items: Iterable[Item], finished: FinishedKeys, ledger: Path) -> 
         if not finished.same_row(item.key, row):
             raise InputError([_reused_key(item, ledger)])
         done[item.account, item.action] += 1
+        rejected += finished.rejected(item.key)
         superseded.update(waiting.pop(pair, ()))
-    return ResumePlan(frozenset(superseded), dict(done))
+    return ResumePlan(frozenset(superseded), dict(done), rejected)
 
 
 def _reused_key(item: Item, ledger: Path) -> Problem:

@@ -35,6 +35,7 @@ import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 
 from bulkrt import __version__
+from bulkrt.core.credential_refresh import RefreshReport
 from bulkrt.core.outcome import FailureKind, TransportFailure
 
 __all__ = ["Authorizer", "Exchange", "StaticAuthorization", "Timeouts", "XClient"]
@@ -86,11 +87,15 @@ class Exchange:
     failure: TransportFailure | None = None
     #: whether the request may have reached the server (False only when connecting failed)
     sent: bool = True
+    #: set when the request never went out: the credentials could not be refreshed first
+    credentials: RefreshReport | None = None
 
     def describe(self) -> str:
         """The HTTP status, or what replaced the answer, in a few words."""
         if self.http is not None:
             return f"HTTP {self.http}"
+        if self.credentials is not None:
+            return self.credentials.message
         return self.failure.detail if self.failure is not None else "no answer"
 
     def json(self) -> object:

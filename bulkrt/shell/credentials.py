@@ -27,6 +27,7 @@ import anyio
 import structlog
 from oauthlib.oauth1 import Client as OAuth1Client
 
+from bulkrt.core.credential_refresh import refused_advice
 from bulkrt.errors import ReauthorizationNeeded, RefreshFailed, RefreshLost
 from bulkrt.shell.accounts import Account, OAuth1, OAuth2
 from bulkrt.shell.tokens import CredentialStore, TokenLease, TokenSet
@@ -123,14 +124,12 @@ class OAuth2Bearer:
         self._lock = anyio.Lock()
         #: why the refresh token was refused, until the store holds other tokens
         self._refused: ReauthorizationNeeded | None = None
-        #: increases with every refresh or adoption, so a caller can say which token it saw fail
-        self.generation = 0
         #: how long before expiry a token counts as stale (a token from the file expiring within
         #: a minute is refreshed at once)
         self._ahead = REFRESH_AHEAD
 
     def __repr__(self) -> str:
-        return f"OAuth2Bearer(account={self.account!r}, generation={self.generation})"
+        return f"OAuth2Bearer(account={self.account!r})"
 
     def _ahead_for(self, tokens: TokenSet) -> float:
         # Refresh a minute ahead, or after half the lifetime of a token that lives less than
@@ -145,36 +144,39 @@ class OAuth2Bearer:
 
     async def authorization(self, method: str, url: str) -> str:
         if self._stale():
-            await self.refresh(seen=self.generation)
+            async with self._lock:
+                if self._stale():  # not refreshed by another request meanwhile
+                    await self._refresh_locked()
         return f"Bearer {self._tokens.access_token}"
 
     def _use(self, tokens: TokenSet) -> None:
         self._on_secret([tokens.access_token, tokens.refresh_token])
         self._ahead = self._ahead_for(tokens)
         self._tokens = tokens
-        self.generation += 1
 
-    async def refresh(self, *, seen: int) -> None:
-        """Refresh the token unless someone already did since generation ``seen`` was used
-        (in this process, or in another one sharing the store: then its tokens are adopted)."""
+    async def refresh(self) -> None:
+        """Refresh the token (after a 401: the caller, the scheduler, asks once per credential
+        generation), or adopt the tokens another process sharing the store rotated already."""
         async with self._lock:
-            if self.generation != seen:
-                return
-            async with self._store.lease(self.account) as lease:
-                stored = lease.stored
-                if stored is not None and stored.access_token != self._tokens.access_token:
-                    self._use(stored)
-                    _log.info("token_adopted", account=self.account, generation=self.generation)
-                    self._refused = None
-                    if not self._stale(stored):
-                        return
-                if self._refused is not None:
-                    raise self._refused  # the same token again would be refused again
-                try:
-                    await self._rotate(lease)
-                except ReauthorizationNeeded as refused:
-                    self._refused = refused
-                    raise
+            await self._refresh_locked()
+
+    async def _refresh_locked(self) -> None:
+        """`refresh`, with the lock held."""
+        async with self._store.lease(self.account) as lease:
+            stored = lease.stored
+            if stored is not None and stored.access_token != self._tokens.access_token:
+                self._use(stored)
+                _log.info("token_adopted", account=self.account)
+                self._refused = None
+                if not self._stale(stored):
+                    return
+            if self._refused is not None:
+                raise self._refused  # the same token again would be refused again
+            try:
+                await self._rotate(lease)
+            except ReauthorizationNeeded as refused:
+                self._refused = refused
+                raise
 
     async def _rotate(self, lease: TokenLease) -> None:
         """Send the refresh and save its answer (the lease is held)."""
@@ -209,7 +211,7 @@ class OAuth2Bearer:
             again = await lease.reread()
             if again is not None and again.access_token != self._tokens.access_token:
                 self._use(again)  # someone put new tokens in the file meanwhile
-                _log.info("token_adopted", account=self.account, generation=self.generation)
+                _log.info("token_adopted", account=self.account)
                 return
             if lost is not None:
                 raise ReauthorizationNeeded(
@@ -225,7 +227,7 @@ class OAuth2Bearer:
         self._on_secret([tokens.access_token, tokens.refresh_token])
         await lease.save(tokens)
         self._use(tokens)
-        _log.info("token_refreshed", account=self.account, generation=self.generation)
+        _log.info("token_refreshed", account=self.account)
 
     def _read(self, answer: TokenAnswer, old_refresh: str) -> TokenSet:
         body = answer.json()
@@ -270,41 +272,6 @@ def _not_token_endpoint(answer: TokenAnswer, body: object) -> str | None:
         return None
     kind = "not JSON" if body is None else "JSON without an OAuth error code"
     return f"HTTP {http} with a body that is {kind}: not a token endpoint's answer"
-
-
-#: what the operator must do, per kind of 403 that refuses an account's credentials
-_ADVICE = {
-    "unsupported-authentication": "the API refused the kind of token used (an app-only token "
-    "where a user token is needed): put the account's OAuth 1.0a user credentials or OAuth 2.0 "
-    "user tokens in the accounts file",
-    "oauth1-permissions": "the app's OAuth 1.0a permissions do not allow retweeting: set the "
-    "app to Read and Write in the developer portal, then have the account authorise it again "
-    "(its access token keeps the permissions it was issued with)",
-    "client-forbidden": "the app is not enrolled in a plan that includes these endpoints: "
-    "attach it to a project with access to them in the developer portal",
-}
-
-
-def refused_advice(account: str, kind: str, oauth1: bool) -> str:
-    """The "needs attention" line for an account whose credentials a 401 or 403 refused."""
-    if kind in _ADVICE:
-        return f"account {account}: {_ADVICE[kind]}"
-    if kind != "unauthorized":  # a 403 naming missing OAuth 2.0 scopes
-        return (
-            f"account {account}: its OAuth 2.0 token lacks the scopes retweeting needs "
-            f"(tweet.read, tweet.write, users.read, and offline.access to refresh): authorise "
-            f"the app again for this account with those scopes"
-        )
-    if oauth1:
-        return (
-            f"account {account}: the API refused its OAuth 1.0a credentials (401); check the "
-            f"consumer key and secret and the access token and secret in the accounts file, "
-            f"or authorise the app again for this account"
-        )
-    return (
-        f"account {account}: the API refused its OAuth 2.0 access token right after a refresh "
-        f"(401); authorise the app again for this account"
-    )
 
 
 def authorizer_for(

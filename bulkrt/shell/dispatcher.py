@@ -7,8 +7,14 @@ interleave. The scheduler is pure and synchronous; every call to it happens betw
 the one event loop, so it needs no lock. Items are fed lazily, at most ``lookahead`` at a time,
 so memory does not grow with the job file.
 
-    dispatcher = Dispatcher(scheduler, client, authorizers, user_ids, ledger, run_id="r1")
-    await dispatcher.run(items)          # returns when every item has a line, or after a stop
+    dispatcher = Dispatcher(scheduler, senders, ledger, run_id="r1")
+    stats = await dispatcher.run(items)  # returns when every item has a line, or after a stop
+
+Its one seam to the outside is a `bulkrt.shell.sender.Sender` per account: whatever speaks that
+Protocol (HTTP, a scripted fake, a simulation in virtual time) can be driven. Every decision is
+the core's (the scheduler, `classify`, `bulkrt.core.credential_refresh`,
+`bulkrt.core.attribution`); the dispatcher sends, sleeps and writes. What the run has done is
+published as an immutable `RunStats` (`stats()`), counted once each ledger line is written.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import anyio
@@ -25,13 +31,23 @@ import structlog
 from aiolimiter import AsyncLimiter
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from bulkrt.core import waits
-from bulkrt.core.attribution import Effect, Origin, effect_of, origin, preexisting
+from bulkrt.core.attribution import Effect, Origin, effect_of, preexisting, settled_origin
+from bulkrt.core.credential_refresh import (
+    REFRESH_RETRY,
+    RefreshReport,
+    RefreshVerdict,
+    refresh_end,
+    refresh_retry_delay,
+    refused_advice,
+    unsent_outcome,
+)
 from bulkrt.core.first_answers import FirstAnswers, Misconfiguration
 from bulkrt.core.items import Action, ErrorDetail, Item, Status
-from bulkrt.core.outcome import Decision, FailureKind, Outcome, classify
+from bulkrt.core.outcome import Decision, Outcome, classify
+from bulkrt.core.retry_policy import RetryPolicy
+from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import (
     AccountEvent,
     Dispatch,
@@ -46,15 +62,9 @@ from bulkrt.errors import LedgerError, StorageError
 from bulkrt.ledger.journal import JournalEvent, SentJournal
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.writer import LedgerWriter
-from bulkrt.shell.client import Authorizer, XClient
-from bulkrt.shell.credentials import (
-    OAuth2Bearer,
-    ReauthorizationNeeded,
-    RefreshFailed,
-    refused_advice,
-)
+from bulkrt.shell.sender import Sender
 
-__all__ = ["DispatchSettings", "Dispatcher", "RunTally"]
+__all__ = ["DispatchSettings", "Dispatcher"]
 
 _log = structlog.get_logger()
 #: records waiting for the ledger writer beyond which no new request is dispatched
@@ -78,36 +88,10 @@ class DispatchSettings:
     grace: float = 20.0
     #: an app-wide cap on requests per second (aiolimiter), None for none
     max_rps: float | None = None
-
-
-@dataclass(slots=True)
-class RunTally:
-    """What a run has done so far, for the progress display and the summary."""
-
-    #: items of the job, including those finished by earlier runs
-    total: int = 0
-    #: the accounts of the job
-    accounts: list[str] = field(default_factory=list)
-    #: items skipped because the ledger holds them as finished, and how many of those are rejected
-    skipped: int = 0
-    skipped_rejected: int = 0
-    by_status: Counter[Status] = field(default_factory=Counter)
-    #: per account, the items finished in this run
-    by_account: dict[str, Counter[Status]] = field(default_factory=dict)
-    #: HTTP requests sent
-    requests: int = 0
-    #: accounts whose credentials failed, with what the operator must do
-    reauthorize: dict[str, str] = field(default_factory=dict)
-    #: set when the first answers proved the API base wrong; the run stopped early
-    misconfiguration: Misconfiguration | None = None
-
-    @property
-    def finished(self) -> int:
-        return self.skipped + sum(self.by_status.values())
-
-    def count(self, result: ItemResult) -> None:
-        self.by_status[result.status] += 1
-        self.by_account.setdefault(result.item.account, Counter())[result.status] += 1
+    #: how often, and how far apart, a failed credential refresh is tried
+    refresh_retry: RetryPolicy = REFRESH_RETRY
+    #: where requests go, for the log line of a misconfigured run
+    api_base: str = ""
 
 
 class Dispatcher:
@@ -116,26 +100,27 @@ class Dispatcher:
     def __init__(
         self,
         scheduler: Scheduler,
-        client: XClient,
-        authorizers: Mapping[str, Authorizer],
-        user_ids: Mapping[str, str],
+        senders: Mapping[str, Sender],
         ledger: LedgerWriter,
         *,
         run_id: str,
         journal: SentJournal | None = None,
         settings: DispatchSettings | None = None,
-        tally: RunTally | None = None,
+        stats: RunStats | None = None,
         clock: Callable[[], float] = time.time,
         superseded: Container[str] = (),
         first_answers: FirstAnswers | None = None,
     ) -> None:
         self.scheduler = scheduler
         self._first_answers = first_answers
-        self.tally = tally or RunTally()
+        #: what the run starts from (total, accounts, items finished before it)
+        self._base = stats or RunStats()
+        self._by_status: Counter[Status] = Counter()
+        self._requests_sent = 0
+        self._reauthorize: dict[str, str] = {}
+        self._misconfiguration: Misconfiguration | None = None
         self.run_id = run_id
-        self._client = client
-        self._auth = authorizers
-        self._user_ids = user_ids
+        self._senders = senders
         self._ledger = ledger
         self._journal = journal
         #: keys not to send: a later item on their (account, Tweet) finished in an earlier run
@@ -147,8 +132,6 @@ class Dispatcher:
         self._pending = 0
         self._items: Iterator[Item] = iter(())
         self._exhausted = False
-        #: the credential generation a 401 was answered to, per account
-        self._failed_generation: dict[str, int] = {}
         self._out: MemoryObjectSendStream[LedgerRecord] | None = None
         self._requests: TaskGroup | None = None
         #: set by `stop`: no new request goes out
@@ -158,6 +141,17 @@ class Dispatcher:
         #: each account's latest event: why it waits, for the progress display
         self.last_event: dict[str, AccountEvent] = {}
         self._warned_until = 0.0
+
+    def stats(self) -> RunStats:
+        """What the run has done so far, as an immutable snapshot."""
+        return replace(
+            self._base,
+            by_status=dict(self._by_status),
+            requests=self._requests_sent,
+            in_flight=self.scheduler.in_flight,
+            reauthorize=dict(self._reauthorize),
+            misconfiguration=self._misconfiguration,
+        )
 
     # -- control -------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -188,8 +182,8 @@ class Dispatcher:
         self._wake = anyio.Event()
 
     # -- the run -------------------------------------------------------------------------------
-    async def run(self, items: Iterator[Item]) -> RunTally:
-        """Send every item (or stop early on `stop`); returns the tally."""
+    async def run(self, items: Iterator[Item]) -> RunStats:
+        """Send every item (or stop early on `stop`); returns what the run did."""
         self._items = items
         send, receive = anyio.create_memory_object_stream[LedgerRecord](max_buffer_size=1024)
         self._out = send
@@ -207,7 +201,7 @@ class Dispatcher:
                         deadline = anyio.current_time() + self._settings.grace
                         requests.cancel_scope.deadline = deadline
             background.cancel_scope.cancel()
-        return self.tally
+        return self.stats()
 
     async def _sync_periodically(self) -> None:
         """fsync the ledger within its sync interval of a write, also while nothing happens
@@ -277,32 +271,28 @@ class Dispatcher:
 
     async def _send(self, ticket: Ticket) -> None:
         item = ticket.item
-        auth = self._auth[item.account]
-        generation = auth.generation if isinstance(auth, OAuth2Bearer) else 0
         journal = self._journal if item.action is Action.RETWEET else None
         if journal is not None and not await journal.before_send(item):
             self._storage_failed(journal.failure)  # not sent: the run stops
             return
         with structlog.contextvars.bound_contextvars(account=item.account, item=item.key):
-            outcome = await self._exchange(item, auth)
+            outcome = await self._exchange(item)
         if journal is not None:
             effect = effect_of(outcome)
             if effect is not Effect.ANSWERED:
                 none = effect is Effect.NONE
                 journal.record(item, JournalEvent.NONE if none else JournalEvent.MAYBE)
-        if outcome.decision is Decision.AUTH_FAILED:
-            self._failed_generation[item.account] = generation
         if outcome.decision is Decision.CREDENTIALS_REFUSED and outcome.error is not None:
-            oauth1 = not isinstance(auth, OAuth2Bearer)
+            oauth1 = not self._senders[item.account].refreshable
             advice = refused_advice(item.account, outcome.error.type, oauth1)
-            self.tally.reauthorize.setdefault(item.account, advice)
+            self._reauthorize.setdefault(item.account, advice)
         self._watch_first_answers(item.account, outcome)
         await self._record(self.scheduler.on_response(ticket, self._clock(), outcome))
         self._poke()
 
     def _watch_first_answers(self, account: str, outcome: Outcome) -> None:
         """Stop the run when its first answers prove the API base wrong (see `first_answers`)."""
-        if self._first_answers is None or self.tally.misconfiguration is not None:
+        if self._first_answers is None or self._misconfiguration is not None:
             return
         proof = self._first_answers.observe(account, outcome)
         if proof is not None:
@@ -310,42 +300,38 @@ class Dispatcher:
 
     def _misconfigured(self, proof: Misconfiguration) -> None:
         """The API base is proved wrong: say so and stop the run."""
-        self.tally.misconfiguration = proof
-        _log.error(
-            "run_misconfigured", base=self._client.base_url, cause=proof.cause, detail=proof.detail
-        )
+        self._misconfiguration = proof
+        base = self._settings.api_base
+        _log.error("run_misconfigured", base=base, cause=proof.cause, detail=proof.detail)
         self.stop()
 
-    def _watch_refresh(self, account: str, failed: RefreshFailed) -> bool:
+    def _watch_refresh(self, account: str, report: RefreshReport) -> bool:
         """Stop the run when a failed token refresh proves the API base wrong (see
         `first_answers`); True when the run stops for that (the base, not the account, is at
         fault)."""
         if self._first_answers is None:
             return False
-        if self.tally.misconfiguration is None:
+        if self._misconfiguration is None:
             proof = self._first_answers.observe_refresh(
-                account, failed.http, failed.detail, not_api=failed.not_api
+                account, report.http, report.detail, not_api=report.not_api
             )
             if proof is not None:
                 self._misconfigured(proof)
-        return self.tally.misconfiguration is not None
+        return self._misconfiguration is not None
 
-    async def _exchange(self, item: Item, auth: Authorizer) -> Outcome:
+    async def _exchange(self, item: Item) -> Outcome:
         """Send one request for ``item`` and say what its answer means."""
-        send = self._client.retweet if item.action is Action.RETWEET else self._client.undo
-        try:
-            if self._rps is not None:
-                await self._rps.acquire()
-            exchange = await send(auth, self._user_ids[item.account], item.tweet_id)
-        except ReauthorizationNeeded as exc:
-            self.tally.reauthorize[item.account] = str(exc)
-            error = ErrorDetail("reauthorization-needed", "Unauthorized", str(exc))
-            return Outcome(Decision.AUTH_FAILED, error=error, unsent=True)
-        except RefreshFailed as exc:
-            self._watch_refresh(item.account, exc)
-            error = ErrorDetail(FailureKind.NETWORK, "Refresh failed", str(exc))
-            return Outcome(Decision.RETRY, error=error, unsent=True)
-        self.tally.requests += 1
+        if self._rps is not None:
+            await self._rps.acquire()
+        exchange = await self._senders[item.account].send(item.action, item.tweet_id)
+        report = exchange.credentials
+        if report is not None:  # never sent: the credentials could not be refreshed first
+            if report.verdict is RefreshVerdict.FAILED:
+                self._watch_refresh(item.account, report)
+            else:
+                self._reauthorize[item.account] = report.message
+            return unsent_outcome(report)
+        self._requests_sent += 1
         return classify(
             item.action,
             exchange.http,
@@ -356,43 +342,25 @@ class Dispatcher:
         )
 
     async def _refresh(self, account: str) -> None:
-        """Refresh an account's credentials once (OAuth 2.0), then tell the scheduler."""
-        auth = self._auth[account]
-        ok = False
-        if isinstance(auth, OAuth2Bearer):
-            seen = self._failed_generation.get(account, auth.generation)
-            try:
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(RefreshFailed),
-                    stop=stop_after_attempt(3),
-                    wait=wait_exponential(multiplier=1, max=10),
-                    reraise=True,
-                ):
-                    with attempt:
-                        await auth.refresh(seen=seen)
-                ok = True
-            except ReauthorizationNeeded as exc:
-                self.tally.reauthorize[account] = str(exc)
-            except RefreshFailed as exc:
-                if not self._watch_refresh(account, exc):
-                    self.tally.reauthorize[account] = str(exc)
-        else:
-            self.tally.reauthorize[account] = refused_advice(account, "unauthorized", oauth1=True)
-        error = None
-        if not ok and account in self.tally.reauthorize:
-            _log.error(
-                "account_needs_reauthorization",
-                account=account,
-                detail=self.tally.reauthorize[account],
-            )
-        if not ok:
-            cause = (
-                "OAuth 2.0 token refresh failed"
-                if isinstance(auth, OAuth2Bearer)
-                else "OAuth 1.0a credentials refused; nothing to refresh"
-            )
-            error = ErrorDetail("unauthorized", "Unauthorized", cause)
-        await self._record(self.scheduler.on_refreshed(account, self._clock(), ok, error))
+        """Refresh an account's credentials (retried per the core's policy), then tell the
+        scheduler."""
+        sender = self._senders[account]
+        attempts = 0
+        while True:
+            attempts += 1
+            report = await sender.refresh()
+            delay = refresh_retry_delay(report, attempts, self._settings.refresh_retry)
+            if delay is None:
+                break
+            await anyio.sleep(delay)
+        misconfigured = report.verdict is RefreshVerdict.FAILED and self._watch_refresh(
+            account, report
+        )
+        end = refresh_end(account, report, misconfigured=misconfigured)
+        if end.advice is not None:
+            self._reauthorize[account] = end.advice
+            _log.error("account_needs_reauthorization", account=account, detail=end.advice)
+        await self._record(self.scheduler.on_refreshed(account, self._clock(), end.ok, end.error))
         self._poke()
 
     # -- results -------------------------------------------------------------------------------
@@ -402,36 +370,30 @@ class Dispatcher:
             self._pending -= 1
             if self._journal is not None:
                 result = self._settle_journal(result)
-            self.tally.count(result)
             await self._out.send(self._ledger_record(result))
 
     def _settle_journal(self, result: ItemResult) -> ItemResult:
-        """Settle who made a retweet found in place, with the journal's evidence of earlier runs,
-        and record the origin of every retweet that exists (bulkrt.core.attribution)."""
+        """Settle who made a retweet found in place, with the journal's evidence of earlier runs
+        (`bulkrt.core.attribution.settled_origin`), and journal the origin of every retweet that
+        exists."""
         assert self._journal is not None
         item = result.item
         if item.action is not Action.RETWEET or result.status is not Status.OK:
             return result
-        if result.preexisting is False:
-            verdict = Origin.CAMPAIGN  # a 2xx retweeted:true: the campaign made it
-        else:  # "already retweeted"; None: an attempt of this run may have been applied
-            earlier = self._journal.evidence(item.key)
-            evidence = replace(
-                earlier,
-                possible=earlier.possible or result.preexisting is None,
-                made=earlier.made or self._journal.made(item),
-            )
-            verdict = origin(evidence)
-            result = replace(result, preexisting=preexisting(verdict))
+        verdict = settled_origin(
+            result.preexisting,
+            self._journal.evidence(item.key),
+            made=self._journal.made(item),
+        )
         self._journal.record(item, _ORIGIN_EVENT[verdict])
-        return result
+        return replace(result, preexisting=preexisting(verdict))
 
     def _ledger_record(self, result: ItemResult) -> LedgerRecord:
         error = result.error
         return LedgerRecord.of(
             result.item,
             run=self.run_id,
-            user_id=self._user_ids[result.item.account],
+            user_id=self._senders[result.item.account].user_id,
             at=datetime.fromtimestamp(result.finished_at, UTC),
             status=result.status,
             retweeted=result.retweeted,
@@ -457,6 +419,7 @@ class Dispatcher:
                     try:
                         for record in batch:
                             self._ledger.write(record)
+                            self._by_status[record.status] += 1  # counted once written
                     except LedgerError as exc:
                         self._storage_failed(exc)  # later records are dropped: resent on resume
                 self._poke()  # dispatching may be held back while records wait

@@ -8,7 +8,9 @@ import json
 import shlex
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import click
@@ -22,15 +24,27 @@ from bulkrt.core import waits
 from bulkrt.core.items import Status
 from bulkrt.core.limiter import WindowLimiter
 from bulkrt.core.plan import Plan
-from bulkrt.core.scheduler import AccountState
+from bulkrt.core.run_stats import RunStats
+from bulkrt.core.scheduler import AccountEvent, AccountState, Scheduler
 from bulkrt.errors import Problem
-from bulkrt.shell.dispatcher import Dispatcher, RunTally
 
-__all__ = ["Progress", "expected_finish", "summary_hints"]
+__all__ = ["Progress", "RunView", "expected_finish", "summary_hints"]
 
 _log = structlog.get_logger()
 #: seconds between log lines when there is no terminal
 LOG_EVERY = 5.0
+
+
+class RunView(Protocol):
+    """What the display reads of a running run (the dispatcher has this shape)."""
+
+    @property
+    def scheduler(self) -> Scheduler: ...
+
+    @property
+    def last_event(self) -> Mapping[str, AccountEvent]: ...
+
+    def stats(self) -> RunStats: ...
 
 
 def _clock(epoch: float, now: float | None = None) -> str:
@@ -70,17 +84,17 @@ def _duration(seconds: float) -> str:
     )
 
 
-def summary_hints(tally: RunTally, ledger: str) -> list[str]:
+def summary_hints(tally: RunStats, ledger: str) -> list[str]:
     """What the operator can do about what is left, one hint per kind of item left.
 
-    >>> t = RunTally(total=3); t.skipped_rejected = 2
+    >>> t = RunStats(total=3, skipped_rejected=2)
     >>> [hint.split(":")[0] for hint in summary_hints(t, "l.jsonl")]
     ['2 rejected item(s) are final (the API refused them)']
     """
     quoted = shlex.quote(ledger)
     hints = []
-    error = tally.by_status[Status.ERROR]
-    rejected = tally.by_status[Status.REJECTED] + tally.skipped_rejected
+    error = tally.count(Status.ERROR)
+    rejected = tally.count(Status.REJECTED) + tally.skipped_rejected
     if error:
         hints.append(
             f"{error} item(s) in error: the same command retries them (and only them); "
@@ -94,13 +108,13 @@ def summary_hints(tally: RunTally, ledger: str) -> list[str]:
     return hints
 
 
-def summary_json(tally: RunTally, ledger: str, api_base: str) -> dict[str, object]:
+def summary_json(tally: RunStats, ledger: str, api_base: str) -> dict[str, object]:
     """The run's summary as `bulkrt run --json` prints it."""
     proof = tally.misconfiguration
     return {
         "ledger": ledger,
         "items": tally.total,
-        "this_run": {status.value: tally.by_status[status] for status in Status},
+        "this_run": {status.value: tally.count(status) for status in Status},
         "finished_before": {"items": tally.skipped, "rejected": tally.skipped_rejected},
         "requests": tally.requests,
         "needs_attention": dict(sorted(tally.reauthorize.items())),
@@ -171,24 +185,25 @@ class Progress:
         click.echo(f"estimated cost: ${plan.cost:.3f} ({plan.price_note})")
 
     # -- during -------------------------------------------------------------------------------
-    async def follow(self, dispatcher: Dispatcher, expected: float) -> None:
+    async def follow(self, dispatcher: RunView, expected: float) -> None:
         """Show progress until cancelled."""
         finish = time.time() + expected
         self._expected = expected
-        self._to_send = max(0, dispatcher.tally.total - dispatcher.tally.skipped)
+        start = dispatcher.stats()
+        self._to_send = max(0, start.total - start.skipped)
         if not self.live:
             while True:
                 await anyio.sleep(LOG_EVERY)
-                t = dispatcher.tally
+                t = dispatcher.stats()
                 _log.info(
                     "run_progress",
                     done=t.finished,
                     total=t.total,
-                    ok=t.by_status[Status.OK],
-                    rejected=t.by_status[Status.REJECTED],
-                    error=t.by_status[Status.ERROR],
+                    ok=t.count(Status.OK),
+                    rejected=t.count(Status.REJECTED),
+                    error=t.count(Status.ERROR),
                     requests=t.requests,
-                    in_flight=dispatcher.scheduler.in_flight,
+                    in_flight=t.in_flight,
                 )
         with Live(
             self._render(dispatcher, finish), console=self._err, refresh_per_second=4
@@ -200,8 +215,8 @@ class Progress:
             finally:  # cancelled when the run ends: leave the final counts on the screen
                 live.update(self._render(dispatcher, finish), refresh=True)
 
-    def _render(self, dispatcher: Dispatcher, planned: float) -> Group:
-        t = dispatcher.tally
+    def _render(self, dispatcher: RunView, planned: float) -> Group:
+        t = dispatcher.stats()
         now = time.time()
         scheduler = dispatcher.scheduler
         limiter = scheduler.limiter
@@ -217,10 +232,10 @@ class Progress:
         )
         head = Text.assemble(
             (f"{t.finished}/{t.total} items ", "bold"),
-            (f"ok {t.by_status[Status.OK] + t.skipped - t.skipped_rejected}  ", "green"),
-            (f"rejected {t.by_status[Status.REJECTED] + t.skipped_rejected}  ", "yellow"),
-            (f"error {t.by_status[Status.ERROR]}  ", "red"),
-            f"requests {t.requests}  in flight {dispatcher.scheduler.in_flight}  ",
+            (f"ok {t.count(Status.OK) + t.skipped - t.skipped_rejected}  ", "green"),
+            (f"rejected {t.count(Status.REJECTED) + t.skipped_rejected}  ", "yellow"),
+            (f"error {t.count(Status.ERROR)}  ", "red"),
+            f"requests {t.requests}  in flight {t.in_flight}  ",
             f"expected finish {_clock(finish, now)} (limit model)",
         )
         states: Counter[AccountState] = Counter()
@@ -245,15 +260,15 @@ class Progress:
         return Group(head, Text(f"accounts: {summary}"), notable)
 
     # -- after --------------------------------------------------------------------------------
-    def summary(self, tally: RunTally, ledger: Path, *, api_base: str = "") -> None:
+    def summary(self, tally: RunStats, ledger: Path, *, api_base: str = "") -> None:
         """The run's summary on stdout (one JSON object with ``--json``); when the first answers
         proved the API base wrong, why it stopped early and what to check."""
         if self.json:
             click.echo(json.dumps(summary_json(tally, str(ledger), api_base), sort_keys=True))
             return
-        ok = tally.by_status[Status.OK]
-        rejected = tally.by_status[Status.REJECTED]
-        error = tally.by_status[Status.ERROR]
+        ok = tally.count(Status.OK)
+        rejected = tally.count(Status.REJECTED)
+        error = tally.count(Status.ERROR)
         click.echo(
             f"bulkrt run: {tally.total} items: {ok} ok, {rejected} rejected, {error} error in this "
             f"run; {tally.skipped} already finished before it ({tally.skipped_rejected} rejected); "
@@ -271,12 +286,12 @@ class Progress:
             f"  {proof.detail}\n"
             f"  check --api-base (or BULKRT_API_BASE): the X API is https://api.x.com, a local "
             f"sandbox http://127.0.0.1:PORT as `bulkrt sandbox` prints it, with no /2 after it;\n"
-            f"  nothing was marked finished ({tally.by_status[Status.ERROR]} item(s) answered "
+            f"  nothing was marked finished ({tally.count(Status.ERROR)} item(s) answered "
             f"so far are `error`): the same command sends every unfinished item once the base "
             f"is right"
         )
 
-    def stopped(self, tally: RunTally, signal_name: str, command: str) -> None:
+    def stopped(self, tally: RunStats, signal_name: str, command: str) -> None:
         if self.json:
             document = {
                 "stopped_by": signal_name,

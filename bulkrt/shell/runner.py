@@ -25,6 +25,7 @@ from bulkrt.core.first_answers import FirstAnswers
 from bulkrt.core.items import Action, Item, Status
 from bulkrt.core.plan import Plan, plan
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
+from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import PAYG_PRICES, LimitModel, Prices, Tier, limit_model
 from bulkrt.errors import LedgerError, StorageError
@@ -36,11 +37,12 @@ from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.logs import register_secrets
 from bulkrt.shell.accounts import Accounts, load_accounts
 from bulkrt.shell.accounts_file import recover_write_back
-from bulkrt.shell.client import Authorizer, Timeouts, XClient
+from bulkrt.shell.client import Timeouts, XClient
 from bulkrt.shell.credentials import authorizer_for
-from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings, RunTally
+from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
 from bulkrt.shell.file_store import FileCredentialStore
 from bulkrt.shell.progress import Progress
+from bulkrt.shell.sender import HttpSender
 
 __all__ = ["RunSettings", "run_job"]
 
@@ -112,26 +114,33 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 if len(finished)
                 else ResumePlan()
             )
-            tally = RunTally(total=check.items, accounts=sorted({a for a, _ in check.counts}))
+            start = RunStats(
+                total=check.items,
+                accounts=tuple(sorted({a for a, _ in check.counts})),
+                skipped=resume.skipped,
+                skipped_rejected=resume.rejected,
+            )
             run = _Run(
                 settings=settings,
                 accounts=accounts,
                 check=check,
                 ledger=ledger,
                 journal=journal,
-                tally=tally,
+                start=start,
                 superseded=resume.superseded,
                 run_id=secrets.token_hex(6),
                 expected=_expected_duration(check, resume, model),
                 out=out,
             )
-            items = _unfinished(read_items(files, accounts, check), finished, tally)
+            items = _unfinished(read_items(files, accounts, check), finished)
+            ended: list[RunStats] = []
             try:
-                stopped = anyio.run(_dispatch, run, items, backend="asyncio")
+                stopped = anyio.run(_dispatch, run, items, ended, backend="asyncio")
             except StorageError as exc:
                 journal.close()
-                return _storage_failed(exc, tally, out)
+                return _storage_failed(exc, ended[0] if ended else start, out)
             journal.close()
+            tally = ended[0]
             if journal.failure is not None:
                 return _storage_failed(journal.failure, tally, out)
     if stopped is not None:
@@ -140,13 +149,11 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     out.summary(tally, settings.ledger, api_base=settings.api_base)
     if tally.misconfiguration is not None:
         return ExitCode.MISCONFIGURED
-    failed = (
-        tally.by_status[Status.REJECTED] + tally.by_status[Status.ERROR] + tally.skipped_rejected
-    )
+    failed = tally.count(Status.REJECTED) + tally.count(Status.ERROR) + tally.skipped_rejected
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
 
 
-def _storage_failed(exc: LedgerError, tally: RunTally, out: Progress) -> ExitCode:
+def _storage_failed(exc: LedgerError, tally: RunStats, out: Progress) -> ExitCode:
     """One message for a ledger or journal that could not be written, and the resume command."""
     command = shlex.join(["bulkrt", *sys.argv[1:]])
     del out  # the message goes to stderr whatever the display
@@ -169,13 +176,8 @@ def _expected_duration(check: JobCheck, resume: ResumePlan, model: LimitModel) -
     return plan(pending, model, done=resume.done_per_account()).duration
 
 
-def _unfinished(items: Iterator[Item], finished: FinishedKeys, tally: RunTally) -> Iterator[Item]:
-    for item in items:
-        if item.key in finished:
-            tally.skipped += 1
-            tally.skipped_rejected += finished.rejected(item.key)
-            continue
-        yield item
+def _unfinished(items: Iterator[Item], finished: FinishedKeys) -> Iterator[Item]:
+    return (item for item in items if item.key not in finished)
 
 
 def _dry_run(items: Iterator[Item], finished: FinishedKeys, model: LimitModel) -> Plan:
@@ -199,7 +201,8 @@ class _Run:
     check: JobCheck
     ledger: LedgerWriter
     journal: SentJournal
-    tally: RunTally
+    #: what the run starts from
+    start: RunStats
     #: keys not to send (`bulkrt.ledger.resume.plan_resume`)
     superseded: frozenset[str]
     run_id: str
@@ -208,11 +211,12 @@ class _Run:
     out: Progress
 
 
-async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
-    """The async part of a run; returns the signal that stopped it, if one did."""
-    settings, accounts, check, tally, run_id = (
-        run.settings, run.accounts, run.check, run.tally, run.run_id
-    )  # fmt: skip
+async def _dispatch(
+    run: _Run, items: Iterator[Item], ended: list[RunStats]
+) -> signal.Signals | None:
+    """The async part of a run; returns the signal that stopped it, if one did, and puts what
+    the run did in ``ended`` (also when the ledger could not be written)."""
+    settings, accounts, check, run_id = run.settings, run.accounts, run.check, run.run_id
     used = sorted({account for account, _ in check.counts})
     scheduler = Scheduler(
         settings.model(),
@@ -228,19 +232,19 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
     async with XClient(
         settings.api_base, timeouts=settings.timeouts, max_connections=settings.concurrency
     ) as client:
-        authorizers = _authorizers(accounts, used, client, run.ledger)
         dispatcher = Dispatcher(
             scheduler,
-            client,
-            authorizers,
-            {name: accounts[name].user_id for name in used},
+            _senders(accounts, used, client, run.ledger),
             run.ledger,
             run_id=run_id,
-            tally=tally,
+            stats=run.start,
             journal=run.journal,
             superseded=run.superseded,
             settings=DispatchSettings(
-                lookahead=settings.lookahead, grace=settings.grace, max_rps=settings.max_rps
+                lookahead=settings.lookahead,
+                grace=settings.grace,
+                max_rps=settings.max_rps,
+                api_base=client.base_url,
             ),
             first_answers=FirstAnswers(used),
         )
@@ -248,17 +252,18 @@ async def _dispatch(run: _Run, items: Iterator[Item]) -> signal.Signals | None:
             helpers.start_soon(_watch_signals, dispatcher, stopped)
             helpers.start_soon(run.out.follow, dispatcher, run.expected)
             _log.info("run_started", run=run_id, items=check.items, accounts=len(used))
-            await dispatcher.run(items)
+            stats = await dispatcher.run(items)
             helpers.cancel_scope.cancel()
+        ended.append(stats)
         if dispatcher.failure is not None:
             raise dispatcher.failure
-    _log.info("run_finished", run=run_id, requests=tally.requests)
+    _log.info("run_finished", run=run_id, requests=stats.requests)
     return stopped[0] if stopped else None
 
 
-def _authorizers(
+def _senders(
     accounts: Accounts, used: Sequence[str], client: XClient, ledger: LedgerWriter
-) -> dict[str, Authorizer]:
+) -> dict[str, HttpSender]:
     store = FileCredentialStore(accounts.path)
 
     def learn(values: list[str | None]) -> None:
@@ -267,12 +272,16 @@ def _authorizers(
         ledger.learn(values)
 
     return {
-        name: authorizer_for(
-            accounts[name],
-            token_endpoint=client.token,
-            store=store,
-            clock=time.time,
-            on_secret=learn,
+        name: HttpSender(
+            client,
+            authorizer_for(
+                accounts[name],
+                token_endpoint=client.token,
+                store=store,
+                clock=time.time,
+                on_secret=learn,
+            ),
+            accounts[name].user_id,
         )
         for name in used
     }

@@ -1,0 +1,159 @@
+"""What a credential refresh's result means: whether to try it again and when, what the item
+whose request could not go out becomes, how the account ends when the refresh is refused, and
+what the operator must do about it. Pure: the shell reports a `RefreshReport`, this decides.
+
+A refresh ends one of four ways (`RefreshVerdict`): the account has new credentials; the token
+endpoint refused the refresh token (only the owner can authorise again); the refresh failed in a
+way a later attempt may fix (no answer, a server error); or the account has nothing to refresh
+(OAuth 1.0a). A failed refresh is retried per `REFRESH_RETRY`, the one set of numbers for it.
+
+>>> failed = RefreshReport(RefreshVerdict.FAILED, "account a: refreshing failed: HTTP 503")
+>>> [refresh_retry_delay(failed, n) for n in (1, 2, 3)]
+[1.0, 2.0, None]
+>>> refresh_retry_delay(RefreshReport(RefreshVerdict.REFUSED, "refused"), 1) is None
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bulkrt.core.items import ErrorDetail
+from bulkrt.core.outcome import Decision, FailureKind, Outcome
+from bulkrt.core.retry_policy import RetryPolicy
+
+__all__ = [
+    "REFRESH_RETRY",
+    "RefreshEnd",
+    "RefreshReport",
+    "RefreshVerdict",
+    "refresh_end",
+    "refresh_retry_delay",
+    "refused_advice",
+    "unsent_outcome",
+]
+
+#: a token refresh that failed (no answer, a server error) is tried 3 times, 1 s then 2 s apart
+REFRESH_RETRY = RetryPolicy(max_attempts=3, initial=1.0, maximum=10.0, jitter=0.0)
+
+
+class RefreshVerdict(StrEnum):
+    """How one attempt to refresh an account's credentials ended."""
+
+    #: the account has new credentials
+    REFRESHED = "refreshed"
+    #: the refresh token was refused (or its rotation lost): the owner must authorise again
+    REFUSED = "refused"
+    #: no answer, a server error or an answer that is not a token endpoint's; may work later
+    FAILED = "failed"
+    #: nothing to refresh (OAuth 1.0a credentials)
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    """The result of one refresh attempt, as the shell's sender reports it."""
+
+    verdict: RefreshVerdict
+    #: the operator's line for a refused or failed refresh (never a token)
+    message: str = ""
+    #: what the token endpoint answered, in a few words
+    detail: str = ""
+    #: the token endpoint's HTTP status; None without an answer
+    http: int | None = None
+    #: the answer cannot be a token endpoint's (an HTML page, a 4xx without an OAuth error)
+    not_api: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshEnd:
+    """How an account's refresh ends: refreshed, or paused with ``error`` and ``advice``."""
+
+    ok: bool
+    #: the error every paused item carries
+    error: ErrorDetail | None = None
+    #: the "needs attention" line; None when the run stopped for a wrong API base instead
+    advice: str | None = None
+
+
+def refresh_retry_delay(
+    report: RefreshReport, attempts: int, policy: RetryPolicy = REFRESH_RETRY
+) -> float | None:
+    """Seconds before trying the refresh again after ``attempts`` attempts, or None to stop."""
+    if report.verdict is not RefreshVerdict.FAILED or policy.exhausted(attempts):
+        return None
+    return policy.delay(attempts)
+
+
+def refresh_end(account: str, report: RefreshReport, *, misconfigured: bool = False) -> RefreshEnd:
+    """The end of an account's refresh, given its last attempt (``misconfigured``: the failures
+    proved the API base wrong, so the base, not the account, needs attention).
+
+    >>> refresh_end("a", RefreshReport(RefreshVerdict.REFRESHED)).ok
+    True
+    >>> end = refresh_end("a", RefreshReport(RefreshVerdict.UNSUPPORTED))
+    >>> end.error.detail, end.advice.split(":")[0]
+    ('OAuth 1.0a credentials refused; nothing to refresh', 'account a')
+    """
+    if report.verdict is RefreshVerdict.REFRESHED:
+        return RefreshEnd(ok=True)
+    if report.verdict is RefreshVerdict.UNSUPPORTED:
+        cause = "OAuth 1.0a credentials refused; nothing to refresh"
+        advice: str | None = refused_advice(account, "unauthorized", oauth1=True)
+    else:
+        cause = "OAuth 2.0 token refresh failed"
+        advice = None if misconfigured else report.message
+    return RefreshEnd(
+        ok=False, error=ErrorDetail("unauthorized", "Unauthorized", cause), advice=advice
+    )
+
+
+def unsent_outcome(report: RefreshReport) -> Outcome:
+    """The outcome of a request that never went out because the account's credentials could
+    not be refreshed first: refused, the account's refresh logic takes over (AUTH_FAILED);
+    failed, the item is retried like any transient failure.
+
+    >>> unsent_outcome(RefreshReport(RefreshVerdict.FAILED, "m")).decision
+    <Decision.RETRY: 'retry'>
+    """
+    if report.verdict is RefreshVerdict.FAILED:
+        error = ErrorDetail(FailureKind.NETWORK, "Refresh failed", report.message)
+        return Outcome(Decision.RETRY, error=error, unsent=True)
+    error = ErrorDetail("reauthorization-needed", "Unauthorized", report.message)
+    return Outcome(Decision.AUTH_FAILED, error=error, unsent=True)
+
+
+#: what the operator must do, per kind of 403 that refuses an account's credentials
+_ADVICE = {
+    "unsupported-authentication": "the API refused the kind of token used (an app-only token "
+    "where a user token is needed): put the account's OAuth 1.0a user credentials or OAuth 2.0 "
+    "user tokens in the accounts file",
+    "oauth1-permissions": "the app's OAuth 1.0a permissions do not allow retweeting: set the "
+    "app to Read and Write in the developer portal, then have the account authorise it again "
+    "(its access token keeps the permissions it was issued with)",
+    "client-forbidden": "the app is not enrolled in a plan that includes these endpoints: "
+    "attach it to a project with access to them in the developer portal",
+}
+
+
+def refused_advice(account: str, kind: str, oauth1: bool) -> str:
+    """The "needs attention" line for an account whose credentials a 401 or 403 refused."""
+    if kind in _ADVICE:
+        return f"account {account}: {_ADVICE[kind]}"
+    if kind != "unauthorized":  # a 403 naming missing OAuth 2.0 scopes
+        return (
+            f"account {account}: its OAuth 2.0 token lacks the scopes retweeting needs "
+            f"(tweet.read, tweet.write, users.read, and offline.access to refresh): authorise "
+            f"the app again for this account with those scopes"
+        )
+    if oauth1:
+        return (
+            f"account {account}: the API refused its OAuth 1.0a credentials (401); check the "
+            f"consumer key and secret and the access token and secret in the accounts file, "
+            f"or authorise the app again for this account"
+        )
+    return (
+        f"account {account}: the API refused its OAuth 2.0 access token right after a refresh "
+        f"(401); authorise the app again for this account"
+    )
