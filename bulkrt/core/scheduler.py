@@ -26,7 +26,7 @@ room are served round-robin, so a large account cannot starve the others.
 from __future__ import annotations
 
 import heapq
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -198,7 +198,12 @@ class Scheduler:
         self._accounts: dict[str, _Account] = {}
         self._serial = 0
         self._in_flight: dict[int, _Flight] = {}
-        self._tweets_in_flight: Counter[tuple[str, str]] = Counter()
+        # requests in flight per (account, Tweet); an entry goes when it drops to zero
+        self._tweets_in_flight: dict[tuple[str, str], int] = {}
+        # accounts whose auth is REFRESHING
+        self._refreshes = 0
+        # accounts forgotten (see `_forget`) after an answer ended their slow start
+        self._proven: set[str] = set()
         self._ready: deque[str] = deque()
         self._in_ready: set[str] = set()
         self._sleeping: list[tuple[float, int, str]] = []
@@ -224,8 +229,34 @@ class Scheduler:
     def _account(self, name: str) -> _Account:
         account = self._accounts.get(name)
         if account is None:
-            account = self._accounts[name] = _Account(name)
+            proven = name in self._proven
+            if proven:
+                self._proven.discard(name)
+            account = self._accounts[name] = _Account(name, probing=not proven)
         return account
+
+    def _forget(self, account: _Account, now: float) -> None:
+        """Drop ``account``'s record when nothing in it can matter any more: no item queued,
+        nothing in flight, credentials good, no park, no 429 wait or hidden-limit count. An
+        item of it that comes later starts from a fresh record (the limiter keeps its windows
+        until they pass); only the end of its slow start is remembered, in `_proven`."""
+        if (
+            account.in_flight
+            or account.stopped is not None
+            or account.auth is not _Auth.OK
+            or account.parks
+            or account.waited_until is not None
+            or account.parked_until > now
+            or self.work.head(account.name) is not None
+        ):
+            return
+        del self._accounts[account.name]
+        if not account.probing:
+            self._proven.add(account.name)
+
+    def _set_auth(self, account: _Account, auth: _Auth) -> None:
+        self._refreshes += (auth is _Auth.REFRESHING) - (account.auth is _Auth.REFRESHING)
+        account.auth = auth
 
     # -- choosing -------------------------------------------------------------------------
 
@@ -238,7 +269,7 @@ class Scheduler:
         """The next thing the shell should do at ``now``."""
         if self._refresh_due:
             name = self._refresh_due.popleft()
-            self._accounts[name].auth = _Auth.REFRESHING
+            self._set_auth(self._accounts[name], _Auth.REFRESHING)
             return Refresh(name)
         if not len(self.work) and not self.in_flight and not self._refreshing():
             # Waits still held (a window, a park) belong to accounts with nothing left.
@@ -269,7 +300,10 @@ class Scheduler:
         for _ in range(len(self._ready)):
             name = self._ready.popleft()
             self._in_ready.discard(name)
-            gate = self._gate(self._accounts[name], now)
+            account = self._accounts.get(name)
+            if account is None:  # forgotten: nothing of it is queued
+                continue
+            gate = self._gate(account, now)
             if gate == _NOW:
                 self._wake(name)  # back of the line: round-robin
                 return self._dispatch(name, now)
@@ -277,10 +311,12 @@ class Scheduler:
                 heapq.heappush(self._sleeping, (gate, self._serial, name))
             elif gate == _AWAIT:
                 self._awaiting.add(name)
+            else:
+                self._forget(account, now)
         return None
 
     def _refreshing(self) -> bool:
-        return any(a.auth is _Auth.REFRESHING for a in self._accounts.values())
+        return self._refreshes > 0
 
     def _gate(self, account: _Account, now: float) -> float | str:
         ticket = self.work.head(account.name)
@@ -291,7 +327,7 @@ class Scheduler:
         wake = max(account.parked_until, ticket.not_before)
         if wake > now:
             return wake
-        if self._tweets_in_flight[(account.name, ticket.item.tweet_id)]:
+        if (account.name, ticket.item.tweet_id) in self._tweets_in_flight:
             return _AWAIT
         if account.probing and account.in_flight:
             return _AWAIT
@@ -301,12 +337,13 @@ class Scheduler:
         return ready if ready > now else _NOW
 
     def _dispatch(self, name: str, now: float) -> Ticket:
-        ticket = self.work.take(name)
-        ticket = replace(ticket, sent=ticket.sent + 1)
+        t = self.work.take(name)
+        ticket = Ticket(t.serial, t.item, t.sent + 1, t.tries, t.not_before, t.maybe_applied)
         permit = self.limiter.acquire(name, ticket.item.action, now)
         account = self._accounts[name]
         self._in_flight[ticket.serial] = _Flight(ticket, permit, now, account.generation)
-        self._tweets_in_flight[(name, ticket.item.tweet_id)] += 1
+        key = (name, ticket.item.tweet_id)
+        self._tweets_in_flight[key] = self._tweets_in_flight.get(key, 0) + 1
         account.in_flight += 1
         return ticket
 
@@ -326,7 +363,10 @@ class Scheduler:
         name = ticket.item.account
         account = self._accounts[name]
         account.in_flight -= 1
-        self._tweets_in_flight[(name, ticket.item.tweet_id)] -= 1
+        key = (name, ticket.item.tweet_id)
+        left = self._tweets_in_flight.pop(key) - 1
+        if left:
+            self._tweets_in_flight[key] = left
         if self.limiter.settle(flight.permit, now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         if outcome.http is not None and outcome.http != 429:
@@ -334,7 +374,7 @@ class Scheduler:
             account.probing = False
             account.waited_until = None
             if outcome.http != 401 and account.auth is _Auth.REFRESHED:
-                account.auth = _Auth.OK
+                self._set_auth(account, _Auth.OK)
         results = self._apply(account, flight, now, outcome)
         if account.stopped is not None:  # an answer that came back after the account stopped
             results += self._fail_all(account, now, account.stopped, outcome.http)
@@ -430,7 +470,7 @@ class Scheduler:
         self, account: _Account, ticket: Ticket, now: float, outcome: Outcome
     ) -> list[ItemResult]:
         if account.auth is _Auth.OK:
-            account.auth = _Auth.NEEDS_REFRESH
+            self._set_auth(account, _Auth.NEEDS_REFRESH)
             self._refresh_due.append(account.name)
             self._emit(EventKind.REFRESH, account.name, now)
         if account.auth is _Auth.REFRESHED:
@@ -452,7 +492,7 @@ class Scheduler:
         state = self._accounts[account]
         self._wake(account)
         if ok:
-            state.auth = _Auth.REFRESHED
+            self._set_auth(state, _Auth.REFRESHED)
             state.generation += 1
             return []
         error = error or ApiError("unauthorized", "Unauthorized", "credentials refused")
@@ -461,7 +501,7 @@ class Scheduler:
     def _pause(
         self, account: _Account, now: float, error: ApiError | None, http: int | None
     ) -> list[ItemResult]:
-        account.auth = _Auth.PAUSED
+        self._set_auth(account, _Auth.PAUSED)
         account.stopped = error or ApiError("unauthorized", "Unauthorized", "")
         self._emit(EventKind.PAUSED, account.name, now, detail=account.stopped.detail)
         return self._fail_all(account, now, account.stopped, http)
