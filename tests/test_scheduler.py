@@ -716,6 +716,21 @@ class TestWindow:
         assert limiter.ready_at("b", Action.RETWEET, 2.0) == 2.0
 
 
+def test_idle_windows_are_dropped_and_learnt_limits_kept() -> None:
+    """A window is dropped once everything it counted has passed (a later request finds a
+    fresh one with the same answer), but a window whose limit a header lowered stays."""
+    limiter = WindowLimiter(limit_model("pro"), Margins(skew=0.0))
+    limiter.settle(limiter.acquire("a", Action.RETWEET, 0.0), 1.0, RateLimitSnapshot())
+    lowered = RateLimitSnapshot(LimitReading(25, 24, 902.0))
+    limiter.settle(limiter.acquire("b", Action.RETWEET, 0.0), 2.0, lowered)
+    assert limiter.window(("a", "retweet")) is not None
+    limiter.settle(limiter.acquire("c", Action.RETWEET, 1000.0), 1000.5, RateLimitSnapshot())
+    assert limiter.window(("a", "retweet")) is None
+    assert limiter.ready_at("a", Action.RETWEET, 1001.0) == 1001.0
+    kept = limiter.window(("b", "retweet"))
+    assert kept is not None and kept.limit == 25 and limiter.slowdown() == 2.0
+
+
 def test_seeded_runs_are_reproducible() -> None:
     """Two runs with the same RNG seed make the same decisions at the same times."""
 
