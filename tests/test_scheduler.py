@@ -5,10 +5,11 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import os
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -24,6 +25,7 @@ from bulkrt.core.scheduler import (
     EventKind,
     Idle,
     ItemResult,
+    Overview,
     Refresh,
     Scheduler,
     Step,
@@ -710,6 +712,21 @@ class TestWindow:
         assert limiter.ready_at("b", Action.RETWEET, 2.0) == 2.0
 
 
+def test_idle_windows_are_dropped_and_learnt_limits_kept() -> None:
+    """A window is dropped once everything it counted has passed (a later request finds a
+    fresh one with the same answer), but a window whose limit a header lowered stays."""
+    limiter = WindowLimiter(limit_model("pro"), Margins(skew=0.0))
+    limiter.settle(limiter.acquire("a", Action.RETWEET, 0.0), 1.0, RateLimitSnapshot())
+    lowered = RateLimitSnapshot(LimitReading(25, 24, 902.0))
+    limiter.settle(limiter.acquire("b", Action.RETWEET, 0.0), 2.0, lowered)
+    assert limiter.window(("a", "retweet")) is not None
+    limiter.settle(limiter.acquire("c", Action.RETWEET, 1000.0), 1000.5, RateLimitSnapshot())
+    assert limiter.window(("a", "retweet")) is None
+    assert limiter.ready_at("a", Action.RETWEET, 1001.0) == 1001.0
+    kept = limiter.window(("b", "retweet"))
+    assert kept is not None and kept.limit == 25 and limiter.slowdown() == 2.0
+
+
 def test_seeded_runs_are_reproducible() -> None:
     """Two runs with the same RNG seed make the same decisions at the same times."""
 
@@ -736,3 +753,141 @@ def test_seeded_runs_are_reproducible() -> None:
 
     assert one_run(7) == one_run(7)
     assert one_run(7) != one_run(8)
+
+
+# -- randomized: interleavings of add / dispatch / answer / 429 / 401 / refresh ---------------
+
+#: seeds run in CI; ``BULKRT_SCHEDULER_SEEDS=2000`` runs that many by hand
+SEEDS = range(int(os.environ.get("BULKRT_SCHEDULER_SEEDS", "25")))
+HIDDEN = b'{"title":"Too Many Requests","type":"about:blank","status":429,"detail":"hidden"}'
+
+
+def walked(scheduler: Scheduler, accounts: set[str], now: float, top: int) -> Overview:
+    """What walking `state` and `resumes_at` over every account says, as an `Overview`."""
+    states = Counter(scheduler.state(a, now) for a in accounts)
+    resumes = sorted((t, a) for a in accounts if (t := scheduler.resumes_at(a, now)) is not None)
+    return Overview(now, tuple((s, states[s]) for s in AccountState), tuple(resumes[:top]))
+
+
+def agrees(got: Overview, walk: Overview, latest_walked: float | None) -> bool:
+    """The overview equals the walk, and its ``latest`` is no earlier than the latest
+    `resumes_at` (an account's resume may be a first check before its window opens later)."""
+    if replace(got, latest=None) != walk:
+        return False
+    if latest_walked is None:
+        return True
+    return got.latest is not None and got.latest >= latest_walked
+
+
+def latest_resume(scheduler: Scheduler, accounts: set[str], now: float) -> float | None:
+    """The latest `resumes_at` over every account."""
+    return max(
+        (t for a in accounts if (t := scheduler.resumes_at(a, now)) is not None), default=None
+    )
+
+
+class RandomRun:
+    """One seeded run against a server whose windows match the model, with random faults."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = rng = random.Random(seed)
+        accounts = [f"a{n}" for n in range(rng.randint(1, 7))]
+        self.rows = [
+            item(rng.choice(accounts), n, rng.choice(list(Action)), tweet=str(rng.randint(1, 4)))
+            for n in range(rng.randint(1, 60))
+        ]
+        limit, period = rng.randint(1, 4), rng.choice([1, 2, 5])
+        self.scheduler = Scheduler(
+            limit_model("basic", limit=limit, window=period),
+            concurrency=rng.randint(1, 5),
+            retry=RetryPolicy(max_attempts=3, initial=0.1, maximum=1.0, rng=random.Random(seed)),
+            park=ParkPolicy(base=0.5, maximum=2.0, give_up_after=3, rng=random.Random(seed)),
+            margins=Margins(skew=0.0),
+        )
+        self.server = FixedWindowServer(limit=limit, period=float(period))
+        self.fault_rate = rng.choice([0.0, 0.1, 0.3])
+        self.now, self.seq, self.fed = 0.0, 0, 0
+        self.added: set[str] = set()
+        self.flying: Counter[tuple[str, str]] = Counter()
+        self.events: list[tuple[float, int, Ticket]] = []
+        self.reported: Counter[str] = Counter()
+
+    def feed(self) -> None:
+        """Add the next rows now and then, as the dispatcher's lookahead does."""
+        while self.fed < len(self.rows) and self.rng.random() < 0.3:
+            row = self.rows[self.fed]
+            self.added.add(row.account)
+            self.reported.update(r.item.key for r in self.scheduler.add(row, self.now))
+            self.fed += 1
+
+    def dispatch(self, ticket: Ticket) -> None:
+        """Send: never a second request on one (account, Tweet); answered 0-300 ms later."""
+        key = (ticket.item.account, ticket.item.tweet_id)
+        assert not self.flying[key], f"two requests in flight on {key}"
+        self.flying[key] += 1
+        self.seq += 1
+        heapq.heappush(self.events, (self.now + self.rng.uniform(0.0, 0.3), self.seq, ticket))
+
+    def answer(self) -> None:
+        """The earliest answer arrives: the server's, or a 503, a hidden 429 or a 401."""
+        at, _, ticket = heapq.heappop(self.events)
+        self.now = max(self.now, at)
+        self.flying[(ticket.item.account, ticket.item.tweet_id)] -= 1
+        status, head, body = self.server.handle(ticket.item, self.now)
+        if self.rng.random() < self.fault_rate:
+            faults: list[Reply] = [
+                (503, {}, UNAVAILABLE),
+                (429, {}, HIDDEN),
+                (401, {}, UNAUTHORIZED),
+            ]
+            status, head, body = self.rng.choice(faults)
+        outcome = classify(ticket.item.action, status, head, body, PROBLEM)
+        self.reported.update(r.item.key for r in self.scheduler.on_response(ticket, at, outcome))
+
+    def step(self) -> bool:
+        """One step of the shell's loop; False once Done with every row fed."""
+        scheduler, now = self.scheduler, self.now
+        step = scheduler.next(now)
+        if isinstance(step, Done) and self.fed == len(self.rows):
+            return False
+        if isinstance(step, Dispatch):
+            self.dispatch(step.ticket)
+        elif isinstance(step, Refresh):
+            results = scheduler.on_refreshed(step.account, now, self.rng.random() < 0.7)
+            self.reported.update(r.item.key for r in results)
+        elif self.events and (not isinstance(step, Wait) or self.events[0][0] <= step.until):
+            self.answer()
+        elif isinstance(step, Wait):
+            self.now = max(now, step.until)
+        else:
+            assert isinstance(step, Done), "Idle with nothing in flight would hang the shell"
+        return True
+
+    def run(self) -> None:
+        """Play to the end, comparing the overview with a walk at random moments."""
+        for _ in range(20_000):
+            self.feed()
+            if self.rng.random() < 0.3:
+                top = self.rng.randint(1, 4)
+                got = self.scheduler.overview(self.now, top)
+                walk = walked(self.scheduler, self.added, self.now, top)
+                assert agrees(got, walk, latest_resume(self.scheduler, self.added, self.now))
+            if not self.step():
+                break
+        else:
+            raise AssertionError("the run did not finish")
+        assert not self.events and self.scheduler.in_flight == 0
+        assert self.reported == Counter(r.key for r in self.rows), "each item reported once"
+        assert not [k for k, n in self.server.statuses.items() if k[1] == 429 and n]
+        final = self.scheduler.overview(self.now, 3)
+        assert final == walked(self.scheduler, self.added, self.now, 3)
+        assert final.latest is None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_interleavings_keep_the_invariants(seed: int) -> None:
+    """For random interleavings of adds, answers (503, hidden 429, 401), refreshes and waits,
+    no (account, Tweet) has two requests in flight, a server whose windows match the model
+    never answers 429, every item is reported exactly once, the run ends Done, and
+    ``overview`` always equals walking every account's ``state`` and ``resumes_at``."""
+    RandomRun(seed).run()

@@ -38,6 +38,8 @@ Windows shorter than a second are not supported (two windows could share a reset
 from __future__ import annotations
 
 import bisect
+import heapq
+from array import array
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
@@ -119,10 +121,12 @@ class BudgetWindow:
         "_groups",
         "_loose",
         "in_flight",
+        "key",
         "limit",
         "margins",
         "model_limit",
         "period",
+        "sweep_at",
     )
 
     def __init__(self, limit: int, period: float, margins: Margins | None = None) -> None:
@@ -136,15 +140,20 @@ class BudgetWindow:
         #: requests sent and not answered yet
         self.in_flight = 0
         # ascending expiries of answered requests that no usable header placed in a window
-        self._loose: list[float] = []
-        # server windows by reported reset
-        self._groups: dict[float, _Group] = {}
+        # (an array of doubles: 8 bytes an entry)
+        self._loose = array("d")
+        # server windows by reported reset (None until a header reports one)
+        self._groups: dict[float, _Group] | None = None
         self._blocked_until = 0.0
+        #: the budget this window counts, when a `WindowLimiter` holds it
+        self.key: BudgetKey | None = None
+        #: when the holding `WindowLimiter` looks again whether the window is idle (0: never)
+        self.sweep_at = 0.0
 
     def __repr__(self) -> str:
         return (
             f"BudgetWindow(limit={self.limit}, period={self.period}, in_flight={self.in_flight}, "
-            f"loose={len(self._loose)}, groups={len(self._groups)}, "
+            f"loose={len(self._loose)}, groups={len(self._groups or ())}, "
             f"blocked_until={self._blocked_until})"
         )
 
@@ -152,8 +161,28 @@ class BudgetWindow:
         cut = bisect.bisect_right(self._loose, now)
         if cut:
             del self._loose[:cut]
-        for reset in [r for r, g in self._groups.items() if g.expires <= now]:
-            del self._groups[reset]
+        groups = self._groups
+        if groups:
+            for reset in [r for r, g in groups.items() if g.expires <= now]:
+                del groups[reset]
+
+    def counted(self, now: float) -> int:
+        """Requests that count against the window at ``now``, in flight included."""
+        self._prune(now)
+        weights = sum(g.weight for g in self._groups.values()) if self._groups else 0
+        return len(self._loose) + weights + self.in_flight
+
+    def idle(self, now: float) -> bool:
+        """Whether the window holds nothing a fresh one would not: nothing counted or in flight,
+        no block, and the model's limit (a limit learnt from a header is kept)."""
+        return (
+            not self.counted(now) and self._blocked_until <= now and self.limit == self.model_limit
+        )
+
+    def horizon(self) -> float:
+        """When everything the window counts now (answered requests, a block) has passed."""
+        ends = [g.expires for g in self._groups.values()] if self._groups else []
+        return max([self._blocked_until, self._loose[-1] if self._loose else 0.0, *ends])
 
     def ready_at(self, now: float) -> float | None:
         """When a request may go: ``now`` or later, or None until a response frees a slot."""
@@ -161,11 +190,14 @@ class BudgetWindow:
         free = self.limit - self.in_flight
         if free <= 0:
             return None
+        at = max(now, self._blocked_until)
+        if not self._groups:  # a plain sliding log: the expiry that frees enough room
+            over = len(self._loose) - free
+            return at if over < 0 else max(at, self._loose[over])
         entries = [(expiry, 1) for expiry in self._loose]
         entries += [(g.expires, g.weight) for g in self._groups.values()]
         entries.sort()
         counted = sum(weight for _, weight in entries)
-        at = max(now, self._blocked_until)
         for expiry, weight in entries:
             if counted < free:
                 break
@@ -200,6 +232,8 @@ class BudgetWindow:
             return True
         if reset > now + self.margins.horizon:
             reset, skewed = now + self.margins.horizon, True
+        if self._groups is None:
+            self._groups = {}
         group = self._groups.get(reset)
         if group is None:
             group = self._groups[reset] = _Group(self._expiry(now, reset))
@@ -274,7 +308,10 @@ class Limiter(Protocol):
 
 
 class WindowLimiter:
-    """The in-memory :class:`Limiter`: one :class:`BudgetWindow` per budget, created on first use.
+    """The in-memory :class:`Limiter`: one :class:`BudgetWindow` per budget, created on first use
+    and dropped once it is idle again (everything it counted has passed, `BudgetWindow.idle`):
+    a fresh window would answer the same, so memory follows the budgets in use, not every
+    account ever served.
 
     >>> from bulkrt.core.tiers import limit_model
     >>> limiter = WindowLimiter(limit_model("basic", limit=1, window=3))
@@ -289,6 +326,19 @@ class WindowLimiter:
         self.model = model
         self.margins = margins or Margins()
         self._windows: dict[BudgetKey, BudgetWindow] = {}
+        # per action: its endpoint's window and its hidden caps as (app-wide, name, limit, period)
+        self._endpoint = {action: model.window_for(action) for action in Action}
+        self._caps = {
+            action: tuple(
+                (cap.scope is CapScope.APP, cap.name, cap.window.limit, cap.window.period)
+                for cap in model.caps_for(action)
+            )
+            for action in Action
+        }
+        # whether any 24-hour window was ever learnt (until then no request looks for one)
+        self._days = False
+        # (when, key): look then whether the window of key is idle; one entry per window
+        self._sweeps: list[tuple[float, BudgetKey]] = []
 
     def window(self, key: BudgetKey) -> BudgetWindow | None:
         """The window of ``key``, if one exists yet (for tests and progress display)."""
@@ -300,21 +350,51 @@ class WindowLimiter:
         return max((w.model_limit / w.limit for w in self._windows.values()), default=1.0)
 
     def _keys(self, account: str, action: Action) -> tuple[BudgetKey, ...]:
-        keys: list[BudgetKey] = [(account, action.value)]
-        for cap in self.model.caps_for(action):
-            owner = APP if cap.scope is CapScope.APP else account
-            keys.append((owner, cap.name))
-            self._ensure((owner, cap.name), cap.window.limit, cap.window.period)
-        endpoint = self.model.window_for(action)
-        self._ensure(keys[0], endpoint.limit, endpoint.period)
-        keys += [k for k in ((account, USER_DAY), (APP, APP_DAY)) if k in self._windows]
+        endpoint: BudgetKey = (account, action.value)
+        if endpoint not in self._windows:
+            window = self._endpoint[action]
+            self._ensure(endpoint, window.limit, window.period)
+        caps = self._caps[action]
+        if not caps and not self._days:
+            return (endpoint,)
+        keys: list[BudgetKey] = [endpoint]
+        for app_wide, name, limit, period in caps:
+            key = (APP if app_wide else account, name)
+            keys.append(key)
+            self._ensure(key, limit, period)
+        if self._days:
+            keys += [k for k in ((account, USER_DAY), (APP, APP_DAY)) if k in self._windows]
         return tuple(keys)
 
     def _ensure(self, key: BudgetKey, limit: int, period: float) -> BudgetWindow:
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = BudgetWindow(limit, period, self.margins)
+            window.key = key
+            if key[1] in (USER_DAY, APP_DAY):
+                self._days = True
         return window
+
+    def _schedule(self, window: BudgetWindow, now: float) -> None:
+        """Look again at ``window`` once what it counts now has passed (if not booked yet; a
+        window that has nothing left to pass yet is not idle keeps what it learnt)."""
+        if not window.sweep_at and window.key is not None and (at := window.horizon()) > now:
+            window.sweep_at = at
+            heapq.heappush(self._sweeps, (at, window.key))
+
+    def _sweep(self, now: float) -> None:
+        """Drop the windows that are idle at ``now``; book a later look at the others."""
+        sweeps = self._sweeps
+        while sweeps and sweeps[0][0] <= now:
+            when, key = heapq.heappop(sweeps)
+            window = self._windows.get(key)
+            if window is None or window.sweep_at != when:
+                continue
+            window.sweep_at = 0.0
+            if window.idle(now):
+                del self._windows[key]
+            elif not window.in_flight:  # one in flight books its look when it settles
+                self._schedule(window, now)
 
     def ready_at(self, account: str, action: Action, now: float) -> float | None:
         at = now
@@ -326,6 +406,7 @@ class WindowLimiter:
         return at
 
     def acquire(self, account: str, action: Action, now: float) -> Permit:
+        self._sweep(now)
         keys = self._keys(account, action)
         for key in keys:
             self._windows[key].acquire(now)
@@ -339,18 +420,24 @@ class WindowLimiter:
         }
         skewed = False
         for key in permit.keys:
-            skewed = self._windows[key].release(now, readings.pop(key, None)) or skewed
+            window = self._windows[key]
+            skewed = window.release(now, readings.pop(key, None)) or skewed
+            self._schedule(window, now)
         for key, reading in readings.items():  # 24-hour windows this request was not counted in
             if reading is None or reading.limit is None or reading.limit < 1:
                 continue
             window = self._windows.get(key) or self._ensure(key, reading.limit, DAY)
             skewed = window.observe(now, reading) or skewed
+            self._schedule(window, now)
+        self._sweep(now)
         return skewed
 
     def block(
         self, account: str, action: Action, now: float, reset: float | None
     ) -> tuple[float, bool]:
-        window = self._windows[(account, action.value)]
+        endpoint = self._endpoint[action]
+        window = self._ensure((account, action.value), endpoint.limit, endpoint.period)
         until, skewed = window.padded_reset(now, reset)
         window.block(until)
+        self._schedule(window, now)
         return until, skewed

@@ -26,7 +26,7 @@ room are served round-robin, so a large account cannot starve the others.
 from __future__ import annotations
 
 import heapq
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -55,6 +55,7 @@ from bulkrt.core.work import (
 __all__ = [
     "AccountQueues",
     "AccountState",
+    "Overview",
     "Dispatch",
     "Done",
     "AccountEvent",
@@ -198,7 +199,14 @@ class Scheduler:
         self._accounts: dict[str, _Account] = {}
         self._serial = 0
         self._in_flight: dict[int, _Flight] = {}
-        self._tweets_in_flight: Counter[tuple[str, str]] = Counter()
+        # requests in flight per (account, Tweet); an entry goes when it drops to zero
+        self._tweets_in_flight: dict[tuple[str, str], int] = {}
+        # accounts whose auth is REFRESHING
+        self._refreshes = 0
+        # accounts forgotten (see `_forget`), and those of them still in their slow start
+        self._retired: set[str] = set()
+        self._unproven: set[str] = set()
+        self._view = _View()
         self._ready: deque[str] = deque()
         self._in_ready: set[str] = set()
         self._sleeping: list[tuple[float, int, str]] = []
@@ -216,6 +224,7 @@ class Scheduler:
         self._serial += 1
         self.work.put(Ticket(self._serial, item))
         account = self._account(item.account)
+        self._touch(item.account)
         self._wake(item.account)
         if account.stopped is not None:
             return self._fail_all(account, now, account.stopped, None)
@@ -224,8 +233,41 @@ class Scheduler:
     def _account(self, name: str) -> _Account:
         account = self._accounts.get(name)
         if account is None:
-            account = self._accounts[name] = _Account(name)
+            probing = name not in self._retired or name in self._unproven
+            self._retired.discard(name)
+            self._unproven.discard(name)
+            account = self._accounts[name] = _Account(name, probing=probing)
         return account
+
+    def _forget(self, account: _Account, now: float) -> None:
+        """Drop ``account``'s record when nothing in it can matter any more: no item queued,
+        nothing in flight, credentials good, no park, no 429 wait or hidden-limit count. An
+        item of it that comes later starts from a fresh record (the limiter keeps its windows
+        until they pass); only its name and whether its slow start is over are kept."""
+        if (
+            account.in_flight
+            or account.stopped is not None
+            or account.auth is not _Auth.OK
+            or account.parks
+            or account.waited_until is not None
+            or account.parked_until > now
+            or self.work.head(account.name) is not None
+        ):
+            return
+        del self._accounts[account.name]
+        self._retired.add(account.name)
+        if account.probing:
+            self._unproven.add(account.name)
+        self._touch(account.name)
+
+    def _touch(self, name: str) -> None:
+        """``name``'s state may have changed: the overview looks at it again."""
+        if self._view.on:
+            self._view.dirty.add(name)
+
+    def _set_auth(self, account: _Account, auth: _Auth) -> None:
+        self._refreshes += (auth is _Auth.REFRESHING) - (account.auth is _Auth.REFRESHING)
+        account.auth = auth
 
     # -- choosing -------------------------------------------------------------------------
 
@@ -238,7 +280,8 @@ class Scheduler:
         """The next thing the shell should do at ``now``."""
         if self._refresh_due:
             name = self._refresh_due.popleft()
-            self._accounts[name].auth = _Auth.REFRESHING
+            self._set_auth(self._accounts[name], _Auth.REFRESHING)
+            self._touch(name)
             return Refresh(name)
         if not len(self.work) and not self.in_flight and not self._refreshing():
             # Waits still held (a window, a park) belong to accounts with nothing left.
@@ -269,7 +312,10 @@ class Scheduler:
         for _ in range(len(self._ready)):
             name = self._ready.popleft()
             self._in_ready.discard(name)
-            gate = self._gate(self._accounts[name], now)
+            account = self._accounts.get(name)
+            if account is None:  # forgotten: nothing of it is queued
+                continue
+            gate = self._gate(account, now)
             if gate == _NOW:
                 self._wake(name)  # back of the line: round-robin
                 return self._dispatch(name, now)
@@ -277,10 +323,12 @@ class Scheduler:
                 heapq.heappush(self._sleeping, (gate, self._serial, name))
             elif gate == _AWAIT:
                 self._awaiting.add(name)
+            else:
+                self._forget(account, now)
         return None
 
     def _refreshing(self) -> bool:
-        return any(a.auth is _Auth.REFRESHING for a in self._accounts.values())
+        return self._refreshes > 0
 
     def _gate(self, account: _Account, now: float) -> float | str:
         ticket = self.work.head(account.name)
@@ -291,7 +339,7 @@ class Scheduler:
         wake = max(account.parked_until, ticket.not_before)
         if wake > now:
             return wake
-        if self._tweets_in_flight[(account.name, ticket.item.tweet_id)]:
+        if (account.name, ticket.item.tweet_id) in self._tweets_in_flight:
             return _AWAIT
         if account.probing and account.in_flight:
             return _AWAIT
@@ -301,12 +349,14 @@ class Scheduler:
         return ready if ready > now else _NOW
 
     def _dispatch(self, name: str, now: float) -> Ticket:
-        ticket = self.work.take(name)
-        ticket = replace(ticket, sent=ticket.sent + 1)
+        t = self.work.take(name)
+        ticket = Ticket(t.serial, t.item, t.sent + 1, t.tries, t.not_before, t.maybe_applied)
         permit = self.limiter.acquire(name, ticket.item.action, now)
         account = self._accounts[name]
         self._in_flight[ticket.serial] = _Flight(ticket, permit, now, account.generation)
-        self._tweets_in_flight[(name, ticket.item.tweet_id)] += 1
+        key = (name, ticket.item.tweet_id)
+        self._tweets_in_flight[key] = self._tweets_in_flight.get(key, 0) + 1
+        self._touch(name)
         account.in_flight += 1
         return ticket
 
@@ -326,7 +376,11 @@ class Scheduler:
         name = ticket.item.account
         account = self._accounts[name]
         account.in_flight -= 1
-        self._tweets_in_flight[(name, ticket.item.tweet_id)] -= 1
+        self._touch(name)
+        key = (name, ticket.item.tweet_id)
+        left = self._tweets_in_flight.pop(key) - 1
+        if left:
+            self._tweets_in_flight[key] = left
         if self.limiter.settle(flight.permit, now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         if outcome.http is not None and outcome.http != 429:
@@ -334,7 +388,7 @@ class Scheduler:
             account.probing = False
             account.waited_until = None
             if outcome.http != 401 and account.auth is _Auth.REFRESHED:
-                account.auth = _Auth.OK
+                self._set_auth(account, _Auth.OK)
         results = self._apply(account, flight, now, outcome)
         if account.stopped is not None:  # an answer that came back after the account stopped
             results += self._fail_all(account, now, account.stopped, outcome.http)
@@ -430,7 +484,7 @@ class Scheduler:
         self, account: _Account, ticket: Ticket, now: float, outcome: Outcome
     ) -> list[ItemResult]:
         if account.auth is _Auth.OK:
-            account.auth = _Auth.NEEDS_REFRESH
+            self._set_auth(account, _Auth.NEEDS_REFRESH)
             self._refresh_due.append(account.name)
             self._emit(EventKind.REFRESH, account.name, now)
         if account.auth is _Auth.REFRESHED:
@@ -451,8 +505,9 @@ class Scheduler:
         """
         state = self._accounts[account]
         self._wake(account)
+        self._touch(account)
         if ok:
-            state.auth = _Auth.REFRESHED
+            self._set_auth(state, _Auth.REFRESHED)
             state.generation += 1
             return []
         error = error or ErrorDetail("unauthorized", "Unauthorized", "credentials refused")
@@ -461,7 +516,7 @@ class Scheduler:
     def _pause(
         self, account: _Account, now: float, error: ErrorDetail | None, http: int | None
     ) -> list[ItemResult]:
-        account.auth = _Auth.PAUSED
+        self._set_auth(account, _Auth.PAUSED)
         account.stopped = error or ErrorDetail("unauthorized", "Unauthorized", "")
         self._emit(EventKind.PAUSED, account.name, now, detail=account.stopped.detail or "")
         return self._fail_all(account, now, account.stopped, http)
@@ -534,3 +589,226 @@ class Scheduler:
             return AccountState.PARKED
         gate = self._gate(state, now)
         return AccountState.READY if gate == _NOW else AccountState.WAITING
+
+    def overview(self, now: float, top: int = 5) -> Overview:
+        """How many accounts stand where at ``now``, and the ``top`` soonest known resume times:
+        what walking `state` and `resumes_at` over every account the scheduler was given would
+        say, at a cost that follows what changed since the last call, not the number of accounts.
+
+        The first call (and a call whose ``now`` is earlier than the last one's) indexes every
+        account once; later calls look only at accounts touched since. Budgets shared by all
+        accounts (an app-wide cap, an app-wide 24-hour window) are read when an account is
+        touched, so an account that waits only on one of them may show its earlier answer.
+        """
+        view = self._view
+        if not view.on or now < view.now:
+            self._view = view = _View(on=True, now=now)
+            view.dirty.update(self._accounts)
+        view.advance(now)
+        for name in view.dirty:
+            view.remove(name)
+            account = self._accounts.get(name)
+            if account is not None:
+                self._index(account, now)
+        view.dirty.clear()
+        counts = dict(view.static)
+        counts[AccountState.FINISHED] = counts.get(AccountState.FINISHED, 0) + len(self._retired)
+        parked = view.parked_n
+        ready = view.gated - view.later_n - view.never_n
+        counts[AccountState.PARKED] = parked
+        counts[AccountState.READY] = ready
+        counts[AccountState.WAITING] = counts.get(AccountState.WAITING, 0) + (
+            view.gated - ready - parked
+        )
+        return Overview(
+            at=now,
+            counts=tuple((state, counts.get(state, 0)) for state in AccountState),
+            soonest=view.soonest(now, top),
+            latest=view.latest(now),
+        )
+
+    def _index(self, account: _Account, now: float) -> None:
+        """Enter ``account``'s state as `state` and `resumes_at` would tell it from ``now`` on."""
+        view = self._view
+        name = account.name
+        if account.stopped is not None:
+            view.add_static(name, AccountState.PAUSED)
+            return
+        if account.auth in (_Auth.NEEDS_REFRESH, _Auth.REFRESHING):
+            view.add_static(name, AccountState.REFRESHING)
+            return
+        ticket = self.work.head(name)
+        if ticket is None:
+            busy = AccountState.WAITING if account.in_flight else AccountState.FINISHED
+            view.add_static(name, busy)
+            return
+        wake = max(account.parked_until, ticket.not_before)
+        ready: float | None = None
+        held = (name, ticket.item.tweet_id) in self._tweets_in_flight or (
+            account.probing and account.in_flight
+        )
+        if not held:
+            ready = self.limiter.ready_at(name, ticket.item.action, now)
+        view.add_gated(
+            name, account.parked_until, wake, None if ready is None else max(wake, ready)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Where the accounts stand at one moment, for a progress display (`Scheduler.overview`)."""
+
+    #: the ``now`` it describes
+    at: float
+    #: accounts per state, every `AccountState` listed in its declared order
+    counts: tuple[tuple[AccountState, int], ...]
+    #: the soonest known resume times after ``at``, as (time, account), soonest first
+    soonest: tuple[tuple[float, str], ...]
+    #: the latest moment after ``at`` at which an account stops waiting on time (a park's end, a
+    #: retry delay, a window that opens); None when no account waits on time
+    latest: float | None = None
+
+    def count(self, state: AccountState) -> int:
+        """Accounts in ``state``."""
+        return dict(self.counts)[state]
+
+
+_INF = float("inf")
+
+
+class _View:
+    """The overview's index: counts of the states that time does not change, and heaps of the
+    moments at which time changes the others (a park's end, the moment an account may send).
+
+    An account's entries carry its version; entries of an older version are skipped. Counts of
+    entries still ahead (``parked_n``, ``later_n``) drop as ``now`` passes them.
+    """
+
+    __slots__ = (
+        "dirty",
+        "entries",
+        "gated",
+        "later",
+        "last",
+        "later_n",
+        "never_n",
+        "now",
+        "on",
+        "parked",
+        "parked_n",
+        "resumes",
+        "static",
+        "version",
+    )
+
+    def __init__(self, *, on: bool = False, now: float = 0.0) -> None:
+        self.on = on
+        self.now = now
+        self.dirty: set[str] = set()
+        self.version = 0
+        #: per indexed account: (version, its static state or None, park end, ready time)
+        self.entries: dict[str, tuple[int, AccountState | None, float, float]] = {}
+        self.static: dict[AccountState, int] = {}
+        #: accounts with an item to send, not paused or refreshing
+        self.gated = 0
+        self.parked: list[tuple[float, str, int]] = []
+        self.parked_n = 0
+        self.later: list[tuple[float, str, int]] = []
+        self.later_n = 0
+        #: gated accounts that wait for a response, not for a time
+        self.never_n = 0
+        self.resumes: list[tuple[float, str, int]] = []
+        #: per gated account, the moment after which it waits on no time: a max-heap (negated)
+        self.last: list[tuple[float, str, int]] = []
+
+    def _valid(self, name: str, version: int) -> bool:
+        entry = self.entries.get(name)
+        return entry is not None and entry[0] == version
+
+    def advance(self, now: float) -> None:
+        """Let the entries at or before ``now`` pass."""
+        for heap, attr in ((self.parked, "parked_n"), (self.later, "later_n")):
+            while heap and heap[0][0] <= now:
+                _, name, version = heapq.heappop(heap)
+                if self._valid(name, version):
+                    setattr(self, attr, getattr(self, attr) - 1)
+        self.now = now
+
+    def remove(self, name: str) -> None:
+        entry = self.entries.pop(name, None)
+        if entry is None:
+            return
+        _, static, park_end, ready = entry
+        if static is not None:
+            self.static[static] -= 1
+            return
+        self.gated -= 1
+        if park_end > self.now:
+            self.parked_n -= 1
+        if ready == _INF:
+            self.never_n -= 1
+        elif ready > self.now:
+            self.later_n -= 1
+
+    def add_static(self, name: str, state: AccountState) -> None:
+        self.version += 1
+        self.entries[name] = (self.version, state, 0.0, 0.0)
+        self.static[state] = self.static.get(state, 0) + 1
+
+    def add_gated(self, name: str, park_end: float, wake: float, ready: float | None) -> None:
+        self.version += 1
+        version = self.version
+        at = _INF if ready is None else ready
+        self.entries[name] = (version, None, park_end, at)
+        self.gated += 1
+        if park_end > self.now:
+            self.parked_n += 1
+            heapq.heappush(self.parked, (park_end, name, version))
+        if at == _INF:
+            self.never_n += 1
+        elif at > self.now:
+            self.later_n += 1
+            heapq.heappush(self.later, (at, name, version))
+        for moment in {wake, at}:
+            if self.now < moment < _INF:
+                heapq.heappush(self.resumes, (moment, name, version))
+        final = at if at < _INF else wake  # a park ends by ``wake``
+        if self.now < final < _INF:
+            heapq.heappush(self.last, (-final, name, version))
+        if len(self.resumes) > 64 + 4 * len(self.entries):  # mostly stale: rebuild
+            self.resumes = [e for e in self.resumes if self._valid(e[1], e[2])]
+            heapq.heapify(self.resumes)
+        if len(self.last) > 64 + 4 * len(self.entries):
+            self.last = [e for e in self.last if self._valid(e[1], e[2])]
+            heapq.heapify(self.last)
+
+    def latest(self, now: float) -> float | None:
+        """The latest moment after ``now`` at which an account stops waiting on time (a park's
+        end, a retry delay, a window that opens), or None when none waits on time."""
+        heap = self.last
+        while heap:
+            negated, name, version = heap[0]
+            if -negated <= now:
+                return None  # the latest has passed, so every other one has too
+            if self._valid(name, version):
+                return -negated
+            heapq.heappop(heap)
+        return None
+
+    def soonest(self, now: float, top: int) -> tuple[tuple[float, str], ...]:
+        """The ``top`` soonest resume times after ``now``: each account's first entry ahead."""
+        found: list[tuple[float, str]] = []
+        seen: set[str] = set()
+        keep: list[tuple[float, str, int]] = []
+        heap = self.resumes
+        while heap and len(found) < top:
+            moment, name, version = heapq.heappop(heap)
+            if moment <= now or not self._valid(name, version):
+                continue  # passed, or replaced: never needed again
+            keep.append((moment, name, version))
+            if name not in seen:
+                seen.add(name)
+                found.append((moment, name))
+        for entry in keep:
+            heapq.heappush(heap, entry)
+        return tuple(found)

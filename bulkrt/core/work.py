@@ -155,7 +155,11 @@ class AccountQueues:
 
     def take(self, account: str) -> Ticket:
         self._size -= 1
-        return self._queues[account].popleft()
+        queue = self._queues[account]
+        ticket = queue.popleft()
+        if not queue:  # an account with nothing queued costs nothing here
+            del self._queues[account]
+        return ticket
 
     def drain(self, account: str) -> list[Ticket]:
         tickets = list(self._queues.pop(account, ()))
@@ -163,7 +167,7 @@ class AccountQueues:
         return tickets
 
     def accounts(self) -> Iterator[str]:
-        return (name for name, queue in self._queues.items() if queue)
+        return iter(self._queues)
 
     def __len__(self) -> int:
         return self._size

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +32,8 @@ __all__ = ["Progress", "RunView", "expected_finish", "summary_hints"]
 _log = structlog.get_logger()
 #: seconds between log lines when there is no terminal
 LOG_EVERY = 5.0
+#: accounts the live display lists by name: the soonest to send again
+_SHOWN = 6
 
 
 class RunView(Protocol):
@@ -216,18 +217,20 @@ class Progress:
                 live.update(self._render(dispatcher, finish), refresh=True)
 
     def _render(self, dispatcher: RunView, planned: float) -> Group:
+        """One frame: its cost follows what changed since the last frame and the few accounts
+        shown, not the number of accounts (`Scheduler.overview`)."""
         t = dispatcher.stats()
         now = time.time()
         scheduler = dispatcher.scheduler
         limiter = scheduler.limiter
-        resumes = [w for a in t.accounts if (w := scheduler.resumes_at(a, now)) is not None]
+        overview = scheduler.overview(now, top=_SHOWN)
         finish = expected_finish(
             planned,
             now,
             left=t.total - t.finished,
             to_send=self._to_send,
             expected=self._expected,
-            resumes=resumes,
+            resumes=[] if overview.latest is None else [overview.latest],
             slowdown=limiter.slowdown() if isinstance(limiter, WindowLimiter) else 1.0,
         )
         head = Text.assemble(
@@ -238,25 +241,25 @@ class Progress:
             f"requests {t.requests}  in flight {t.in_flight}  ",
             f"expected finish {_clock(finish, now)} (limit model)",
         )
-        states: Counter[AccountState] = Counter()
         notable = Table(box=None, show_header=False, padding=(0, 2))
-        for account in t.accounts:
+        for until, account in overview.soonest:
             state = scheduler.state(account, now)
-            states[state] += 1
-            until = scheduler.resumes_at(account, now)
-            long_wait = state is AccountState.WAITING and until is not None and until > now + 5
-            shown = state in (AccountState.PARKED, AccountState.PAUSED) or long_wait
-            if shown and notable.row_count < 6:
+            long_wait = state is AccountState.WAITING and until > now + 5
+            if state in (AccountState.PARKED, AccountState.PAUSED) or long_wait:
                 event = dispatcher.last_event.get(account)
                 notable.add_row(
                     Text(account),
                     state.value,
-                    f"until {_clock(until, now)}" if until else "",
+                    f"until {_clock(until, now)}",
                     Text(waits.reason(event) if event else ""),
                 )
-        summary = "  ".join(f"{state.value} {n}" for state, n in sorted(states.items()))
-        if resumes:
-            summary += f"  (next window opens {_clock(min(resumes), now)})"
+        for account in sorted(t.reauthorize)[: max(0, _SHOWN - notable.row_count)]:
+            event = dispatcher.last_event.get(account)
+            reason = waits.reason(event) if event else ""
+            notable.add_row(Text(account), AccountState.PAUSED.value, "", Text(reason))
+        summary = "  ".join(f"{state.value} {n}" for state, n in overview.counts if n)
+        if overview.soonest:
+            summary += f"  (next window opens {_clock(overview.soonest[0][0], now)})"
         return Group(head, Text(f"accounts: {summary}"), notable)
 
     # -- after --------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""How the scheduler's cost grows with the number of accounts: `Scheduler` alone, in virtual time.
+
+Run by hand::
+
+    .venv/bin/python -m bench.scheduler_bench [--accounts 1000 10000 100000 1000000]
+        [--per-account 5] [--concurrency 64] [--lookahead 50000] [--profile cprofile|memory]
+
+No shell and no I/O: each N runs in a fresh subprocess that builds a `Scheduler` with
+``limit_model("pro")`` (50 retweets per 15 minutes per account) and feeds it N accounts x 5
+retweets in job order (every account's first Tweet, then every account's second, ...), lazily,
+keeping at most ``lookahead`` items in the scheduler as the dispatcher does. A ``Dispatch`` is
+answered at the same virtual ``now`` with the `Outcome` that `classify` gives a 200
+``retweeted: true`` (no rate-limit headers); up to ``concurrency`` requests are in flight and are
+answered, oldest first, when the scheduler says ``Idle``. ``Wait(until)`` moves ``now`` to
+``until``. Every item must come back exactly once, as ``ok``.
+
+Reported per N: wall seconds (feeding, items' creation included), microseconds per item, peak
+RSS of the subprocess, and bytes per account (peak RSS less the RSS before the run, over N).
+``--profile cprofile`` prints the 25 costliest functions; ``--profile memory`` prints the 15
+largest tracemalloc sites at the peak (slower; memory figures are then tracemalloc's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import deque
+from collections.abc import Iterator
+
+from bulkrt.core.items import Action, Item, Status
+from bulkrt.core.outcome import Outcome, classify
+from bulkrt.core.scheduler import Dispatch, Done, Refresh, Scheduler, Ticket, Wait
+from bulkrt.core.tiers import limit_model
+
+OK_BODY = b'{"data": {"retweeted": true}}'
+
+
+def _rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _current_rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def _items(accounts: int, per: int) -> Iterator[Item]:
+    for n in range(per):
+        tweet = str(10**12 + n)
+        for a in range(accounts):
+            name = f"user{a}"
+            yield Item(f"{name}:{tweet}", "bench", name, tweet, Action.RETWEET, "job.csv", 2 + a)
+
+
+class _Driver:
+    """The dispatcher's loop without I/O: lazy feeding, instant answers, a virtual clock."""
+
+    def __init__(self, accounts: int, per: int, concurrency: int, lookahead: int) -> None:
+        self.ok: Outcome = classify(Action.RETWEET, 200, {}, OK_BODY, "application/json")
+        assert self.ok.status is Status.OK, self.ok
+        self.scheduler = Scheduler(limit_model("pro"), concurrency=concurrency)
+        self.items = _items(accounts, per)
+        self.lookahead = lookahead
+        self.pending = self.finished = 0
+        self.exhausted = False
+        self.flying: deque[Ticket] = deque()
+        self.now = 0.0
+
+    def feed(self) -> None:
+        """Add up to 1000 items, keeping at most ``lookahead`` in the scheduler."""
+        for _ in range(max(0, min(1000, self.lookahead - self.pending))):
+            item = next(self.items, None)
+            if item is None:
+                self.exhausted = True
+                return
+            self.pending += 1
+            if self.scheduler.add(item, self.now):
+                raise AssertionError("an item ended on being added")
+
+    def answer(self) -> None:
+        """Answer every request in flight, oldest first, with a 200."""
+        while self.flying:
+            for result in self.scheduler.on_response(self.flying.popleft(), self.now, self.ok):
+                if result.status is not Status.OK:
+                    raise AssertionError(result)
+                self.finished += 1
+                self.pending -= 1
+
+    def run(self) -> None:
+        """Until every item came back."""
+        while True:
+            if not self.exhausted:
+                self.feed()
+            step = self.scheduler.next(self.now)
+            if isinstance(step, Dispatch):
+                self.flying.append(step.ticket)
+            elif isinstance(step, Done):
+                if self.exhausted:
+                    return
+            elif isinstance(step, Refresh):
+                raise AssertionError("no 401 is ever answered")
+            else:
+                if isinstance(step, Wait):
+                    self.now = max(self.now, step.until)
+                self.answer()
+
+
+def drive(accounts: int, per: int, concurrency: int, lookahead: int) -> dict[str, float]:
+    """Play one run; returns its figures."""
+    driver = _Driver(accounts, per, concurrency, lookahead)
+    total = accounts * per
+    rss_before = _current_rss_bytes()
+    started = time.perf_counter()
+    driver.run()
+    seconds = time.perf_counter() - started
+    if driver.finished != total:
+        raise AssertionError(f"{driver.finished} of {total} items came back")
+    peak = _rss_bytes()
+    return {
+        "accounts": accounts,
+        "items": total,
+        "seconds": seconds,
+        "us_per_item": seconds * 1e6 / total,
+        "peak_rss_mb": peak / 2**20,
+        "bytes_per_account": (peak - rss_before) / accounts,
+        "virtual_end": driver.now,
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    """One N in this process; prints its figures as JSON (and a profile on stderr)."""
+    n = args.accounts[0]
+    if args.profile == "cprofile":
+        profile = cProfile.Profile()
+        figures = profile.runcall(drive, n, args.per_account, args.concurrency, args.lookahead)
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    elif args.profile == "memory":
+        tracemalloc.start()
+        figures = drive(n, args.per_account, args.concurrency, args.lookahead)
+        snapshot = tracemalloc.take_snapshot()
+        _, peak = tracemalloc.get_traced_memory()
+        figures["tracemalloc_peak_mb"] = peak / 2**20
+        figures["tracemalloc_now_bytes_per_account"] = (
+            sum(s.size for s in snapshot.statistics("filename")) / n
+        )
+        for stat in snapshot.statistics("lineno")[:15]:
+            print(stat, file=sys.stderr)
+    else:
+        figures = drive(n, args.per_account, args.concurrency, args.lookahead)
+    print(json.dumps(figures))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, nargs="+", default=[1000, 10_000, 100_000, 10**6])
+    parser.add_argument("--per-account", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--lookahead", type=int, default=50_000)
+    parser.add_argument("--profile", choices=("cprofile", "memory"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    print(
+        f"{'accounts':>9} {'items':>9} {'wall s':>8} {'us/item':>8} {'peak RSS MB':>11} "
+        f"{'B/account':>10}"
+    )
+    for n in args.accounts:
+        argv = [sys.executable, "-m", "bench.scheduler_bench", "--child", "--accounts", str(n)]
+        argv += ["--per-account", str(args.per_account), "--concurrency", str(args.concurrency)]
+        argv += ["--lookahead", str(args.lookahead)]
+        if args.profile:
+            argv += ["--profile", args.profile]
+        out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout
+        f = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"{f['accounts']:>9} {f['items']:>9} {f['seconds']:>8.2f} {f['us_per_item']:>8.2f} "
+            f"{f['peak_rss_mb']:>11.1f} {f['bytes_per_account']:>10.0f}",
+            flush=True,
+        )
+        if args.profile == "memory":
+            print(f"  tracemalloc: {f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
