@@ -25,7 +25,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "reporting": FOUNDATION | {"core", "ledger"},
     "shell": FOUNDATION | {"core", "jobs", "ledger"},
     "sandbox": {"bulkrt", "core"},
-    "commands": FOUNDATION | {"core", "jobs", "ledger", "reporting", "shell", "sandbox"},
+    "simulation": FOUNDATION | {"core", "jobs", "ledger", "shell", "sandbox"},
+    "commands": FOUNDATION
+    | {"core", "jobs", "ledger", "reporting", "shell", "sandbox", "simulation"},
     # the foundation itself
     "errors": set(),
     "exitcodes": set(),
@@ -36,6 +38,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": set(),
 }
+#: the sandbox's pure state modules: all the simulation may import of the sandbox (never its
+#: aiohttp app, server, loopback or inspection routes)
+SANDBOX_STATE = {"state", "config", "limits", "faults", "clock", "problems", "world", "windows",
+                 "auth", "oauth1", "oauth2"}  # fmt: skip
 #: what importing the pure core must not load: the network, an event loop, the shell's tools
 NOT_IN_CORE = {"aiohttp", "anyio", "asyncio", "aiolimiter", "structlog", "trio", "redis", "rich",
                "click", "yarl", "multidict"}  # fmt: skip
@@ -112,3 +118,30 @@ def test_no_two_classes_share_a_name() -> None:
             if isinstance(node, ast.ClassDef):
                 classes[node.name] += 1
     assert [n for n, count in classes.items() if count > 1] == []
+
+
+def test_the_simulation_uses_only_the_sandbox_state() -> None:
+    """The simulation imports only the sandbox's pure state modules, and importing it (in a
+    fresh interpreter) loads none of the sandbox's web modules, directly or transitively."""
+    for module in (m for m in MODULES if wing(m) == "simulation"):
+        tree = ast.parse((PACKAGE / module).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "bulkrt.sandbox"
+            ):
+                assert (node.module or "").split(".")[2:3][0] in SANDBOX_STATE, (
+                    module,
+                    node.module,
+                )
+    script = (
+        "import importlib, json, sys, pkgutil, bulkrt.simulation as s\n"
+        "for m in pkgutil.iter_modules(s.__path__):\n"
+        "    importlib.import_module(s.__name__ + '.' + m.name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    loaded = json.loads(subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout)  # fmt: skip
+    assert "bulkrt.simulation.harness" in loaded and "bulkrt.sandbox.state" in loaded
+    web = {f"bulkrt.sandbox.{name}" for name in ("app", "server", "loopback", "inspection")}
+    assert web.isdisjoint(loaded)

@@ -4,10 +4,14 @@ The runtime never imports this package; tests, the demo and benchmarks do. It ma
 the core (the tiers it emulates).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from bulkrt.sandbox.clock import ManualClock, OffsetClock, SystemClock
 from bulkrt.sandbox.config import Endpoint, FaultKind, SandboxConfig, Tier
-from bulkrt.sandbox.server import Sandbox
 from bulkrt.sandbox.state import SandboxState
+
+if TYPE_CHECKING:
+    from bulkrt.sandbox.server import Sandbox
 
 __all__ = [
     "Endpoint",
@@ -20,3 +24,12 @@ __all__ = [
     "SystemClock",
     "Tier",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`Sandbox` (the aiohttp server) loads on first use: the pure state needs no web server."""
+    if name == "Sandbox":
+        from bulkrt.sandbox.server import Sandbox
+
+        return Sandbox
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
