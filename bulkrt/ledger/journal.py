@@ -84,6 +84,8 @@ class KeyState:
 
     def apply(self, event: JournalEvent) -> None:
         if event is JournalEvent.SENT:
+            # a ``sent`` while one is open: a run ended (a crash) with that attempt unanswered
+            self.possible = self.possible or self.open
             self.open = True
         elif event is JournalEvent.NONE:
             self.open = False
