@@ -8,6 +8,7 @@ marked finished), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
 
 from __future__ import annotations
 
+import functools
 import logging
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -32,6 +33,7 @@ from bulkrt.jobs.loader import JobFormat
 from bulkrt.shell.client import Timeouts
 from bulkrt.shell.progress import Progress
 from bulkrt.shell.runner import RunSettings, run_job
+from bulkrt.simulation.estimate import estimate
 
 __all__ = ["command"]
 
@@ -241,6 +243,7 @@ def command(
         backoff_max=backoff_max,
         max_rps=max_rps,
         dry_run=dry_run,
+        estimate=functools.partial(estimate, concurrency=concurrency, max_rps=max_rps),
         campaign=campaign,
         fmt=JobFormat(fmt) if fmt else None,
         timeouts=Timeouts(

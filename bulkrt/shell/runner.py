@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +23,7 @@ import structlog
 
 from bulkrt.core.first_answers import FirstAnswers
 from bulkrt.core.items import Action, Item, Status
-from bulkrt.core.plan import Plan, plan
+from bulkrt.core.plan import Plan, Timing, plan
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import PAYG_PRICES, LimitModel, Prices, Tier, limit_model
@@ -74,6 +74,8 @@ class RunSettings:
     grace: float = 20.0
     #: None: a live display on a terminal, log lines otherwise
     progress: bool | None = None
+    #: when pending requests may go (the commands pass the simulation's), None: no estimate
+    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing] | None = None
 
     def model(self) -> LimitModel:
         prices = None
@@ -103,7 +105,8 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         model = settings.model()
         if settings.dry_run:
             finished = finished_keys(settings.ledger)
-            out.plan(_dry_run(read_items(files, accounts, check), finished, model), check.items)
+            pending = read_items(files, accounts, check)
+            out.plan(_dry_run(pending, finished, model, settings.estimate), check.items)
             return ExitCode.OK
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
             finished = finished_keys(settings.ledger)  # read under the lock
@@ -124,7 +127,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 tally=tally,
                 superseded=superseded,
                 run_id=secrets.token_hex(6),
-                expected=_expected_duration(files, accounts, check, finished, model),
+                expected=_expected_duration(files, accounts, check, finished, settings),
                 out=out,
             )
             items = _unfinished(read_items(files, accounts, check), finished, tally)
@@ -212,13 +215,14 @@ def _expected_duration(
     accounts: Accounts,
     check: JobCheck,
     finished: FinishedKeys,
-    model: LimitModel,
+    settings: RunSettings,
 ) -> float:
     """How long the limit model expects the run to take: over the whole job on a first run, and
     over what is left (one more pass over the job files) when resuming."""
+    model, estimate = settings.model(), settings.estimate
     if not len(finished):
-        return _dry_run(iter(()), finished, model, counts=check.counts).duration
-    return _dry_run(read_items(files, accounts, check), finished, model).duration
+        return _dry_run(iter(()), finished, model, estimate, counts=check.counts).duration
+    return _dry_run(read_items(files, accounts, check), finished, model, estimate).duration
 
 
 def _unfinished(items: Iterator[Item], finished: FinishedKeys, tally: RunTally) -> Iterator[Item]:
@@ -234,6 +238,7 @@ def _dry_run(
     items: Iterator[Item],
     finished: FinishedKeys,
     model: LimitModel,
+    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing] | None,
     *,
     counts: Mapping[tuple[str, Action], int] | None = None,
 ) -> Plan:
@@ -247,7 +252,7 @@ def _dry_run(
             pending.setdefault(item.account, []).append(item.action)
     for (account, action), n in (counts or {}).items():
         pending.setdefault(account, []).extend([action] * n)
-    return plan(pending, model, done=done)
+    return plan(pending, model, done=done, timing=estimate(pending, model) if estimate else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,8 @@ class SimRun:
     #: the run was killed (``crash_after``) before it finished
     crashed: bool
     tally: RunTally
+    #: per account, seconds from the start until its last request went
+    last_request: dict[str, float]
 
 
 class Simulation:
@@ -175,6 +177,11 @@ class Simulation:
             throttled=self.state.by_status["429"] - throttled,
             crashed=crashed,
             tally=tally,
+            last_request={
+                name: sender.last_by_user[uid] - clock.start
+                for name, uid in self.user_ids.items()
+                if uid in sender.last_by_user
+            },
         )
 
     def _dispatcher(

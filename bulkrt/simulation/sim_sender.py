@@ -74,6 +74,8 @@ class SimSender:
         self.requests = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
+        #: per user id, the virtual time of its last request
+        self.last_by_user: dict[str, float] = {}
 
     async def retweet(self, auth: Authorizer, user_id: str, tweet_id: str) -> Exchange:
         """``POST /2/users/{user_id}/retweets`` with ``{"tweet_id": ...}``."""
@@ -98,7 +100,7 @@ class SimSender:
             body, headers = b"", {}
         url = SIM_BASE + path
         headers["Authorization"] = await auth.authorization(method, url)
-        self._note_sent()
+        self._note_sent(user_id)
         state = self.state
         fault = state.faults.decide(f"{method} {path} ".encode() + body, user_id, endpoint)
         await self._travel()
@@ -132,8 +134,9 @@ class SimSender:
         await self._travel()
         return _rendered(reply)
 
-    def _note_sent(self) -> None:
+    def _note_sent(self, user_id: str) -> None:
         now = self._clock()
+        self.last_by_user[user_id] = now
         self.requests += 1
         if self.first_at is None:
             self.first_at = now
