@@ -8,11 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bulkrt.core.attribution import effect_of
 from bulkrt.core.items import Action, Item
+from bulkrt.core.outcome import classify
 from bulkrt.core.tiers import Tier, limit_model
 from bulkrt.sandbox.config import FaultKind, SandboxConfig
+from bulkrt.sandbox.faults import ScriptedFault
+from bulkrt.sandbox.state import SandboxState
+from bulkrt.shell.client import Exchange, StaticAuthorization, Timeouts, XClient
 from bulkrt.simulation.estimate import estimate
 from bulkrt.simulation.harness import SimSettings, Simulation
+from bulkrt.simulation.sim_sender import SimSender
+from tests.sandbox.conftest import MakeApi, make_api  # noqa: F401  # the sandbox-over-HTTP fixture
 
 ACCOUNTS = ["acct001", "acct002", "acct003"]
 FAULTS = {kind: 0.03 for kind in FaultKind}
@@ -102,3 +111,40 @@ def test_the_dry_run_estimate_is_the_simulated_makespan(tmp_path: Path) -> None:
     timing = estimate({a: [Action.RETWEET] * 17 for a in ACCOUNTS}, limit_model("basic", limit=5,
                       window=2))  # fmt: skip
     assert timing.duration == run.makespan
+
+
+def meaning(exchange: Exchange) -> tuple[object, ...]:
+    """What an exchange means to bulkrt: the classification, the failure kind, whether it may
+    have been sent, and the attribution effect."""
+    outcome = classify(
+        Action.RETWEET, exchange.http, exchange.headers, exchange.body, exchange.content_type,
+        exchange.failure,
+    )  # fmt: skip
+    error = outcome.error.type if outcome.error is not None else None
+    failure = exchange.failure.kind if exchange.failure is not None else None
+    window = outcome.limits.window
+    return (outcome.decision, outcome.status, outcome.http, error, failure, exchange.sent,
+            effect_of(outcome), window and (window.limit, window.remaining))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", [None, *FaultKind])
+async def test_each_fault_means_to_bulkrt_what_it_means_over_http(
+    make_api: MakeApi, kind: FaultKind | None
+) -> None:
+    """For every fault kind the sandbox injects (and none), the simulated answer means to
+    bulkrt exactly what the real client reads from the sandbox over HTTP, and leaves the
+    retweet applied or not alike."""
+    api = await make_api(stall_seconds=0.4)
+    user = api.users[1]
+    auth = StaticAuthorization(f"Bearer {user.oauth2_access_token}")
+    state = SandboxState(SandboxConfig(users=3, stall_seconds=0.4), now=api.now())
+    if kind is not None:
+        api.sandbox.state.faults.script(ScriptedFault(kind))
+        state.faults.script(ScriptedFault(kind))
+    timeouts = Timeouts(connect=1.0, read=0.2, total=5.0)
+    async with XClient(api.sandbox.url, timeouts=timeouts) as client:
+        real = await client.retweet(auth, user.user_id, "20")
+    sender = SimSender(state, clock=api.now, read_timeout=0.2)
+    simulated = await sender.retweet(auth, user.user_id, "20")
+    assert meaning(simulated) == meaning(real)
+    assert state.retweets[user.user_id] == api.sandbox.state.retweets[user.user_id]
