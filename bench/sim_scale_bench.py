@@ -43,11 +43,11 @@ class Grid:
 
 def one(accounts: int, per: int, directory: Path) -> dict[str, float]:
     """Simulate one size in this process; what it measured."""
-    import structlog  # noqa: PLC0415 (the child only)
-    from structlog.testing import capture_logs  # noqa: PLC0415
+    import structlog
+    from structlog.testing import capture_logs
 
-    from bulkrt.sandbox.config import SandboxConfig, Tier  # noqa: PLC0415
-    from bulkrt.simulation.harness import Simulation  # noqa: PLC0415
+    from bulkrt.sandbox.config import SandboxConfig, Tier
+    from bulkrt.simulation.harness import Simulation
 
     del structlog
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -129,7 +129,8 @@ def meaning(exchange: Exchange) -> tuple[object, ...]:
 
 @pytest.mark.parametrize("kind", [None, *FaultKind])
 async def test_each_fault_means_to_bulkrt_what_it_means_over_http(
-    make_api: MakeApi, kind: FaultKind | None
+    make_api: MakeApi,  # noqa: F811  # the fixture imported above
+    kind: FaultKind | None,
 ) -> None:
     """For every fault kind the sandbox injects (and none), the simulated answer means to
     bulkrt exactly what the real client reads from the sandbox over HTTP, and leaves the
