@@ -75,7 +75,7 @@ class RunSettings:
     #: None: a live display on a terminal, log lines otherwise
     progress: bool | None = None
     #: when pending requests may go (the commands pass the simulation's), None: no estimate
-    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing] | None = None
+    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None = None
 
     def model(self) -> LimitModel:
         prices = None
@@ -238,7 +238,7 @@ def _dry_run(
     items: Iterator[Item],
     finished: FinishedKeys,
     model: LimitModel,
-    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing] | None,
+    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None,
     *,
     counts: Mapping[tuple[str, Action], int] | None = None,
 ) -> Plan:

@@ -57,7 +57,7 @@ def estimate(
     names = list(sim.user_ids)
     # The simulated run's log lines are not the operator's: they are captured and dropped.
     with capture_logs(), tempfile.TemporaryDirectory(prefix="bulkrt-dry-run-") as scratch:
-        run = sim.run(_Job(busy, names), Path(scratch) / "dry-run.ledger.jsonl")
+        run = sim.run(_Job(busy, names), Path(scratch) / "simulated")
     by_name = dict(zip(names, busy, strict=False))
     last = {by_name[name]: seconds for name, seconds in run.last_request.items()}
     return Timing(last, run.makespan)
