@@ -45,8 +45,9 @@ SIM_SEEDS = int(os.environ.get("BULKRT_SIM_SEEDS", "200"))
 ACCOUNTS = ["acct001", "acct002", "acct003", "acct004"]
 TWEETS = [str(500 + n) for n in range(8)]
 CONCURRENCY = 8
-#: the simulated seeds are split over this many test cases (so ``-n 2`` shares them out)
-BLOCKS = 4
+#: the simulated seeds are split over this many test cases, about 50 each (so ``-n 2`` shares
+#: them out and no case nears the per-test timeout)
+BLOCKS = max(4, SIM_SEEDS // 50)
 #: faults after which the request may have been applied, as far as the client can tell (a body
 #: too large to read is never processed, but the client cannot know that)
 AMBIGUOUS = (

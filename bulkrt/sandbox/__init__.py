@@ -1,7 +1,8 @@
 """A local, stateful emulator of the X API v2 endpoints bulkrt uses, over real HTTP.
 
-The runtime never imports this package; tests, the demo and benchmarks do. It may import only
-the core (the tiers it emulates).
+Tests, the demo and benchmarks run it; the runtime uses only its pure state, through
+`bulkrt.simulation` (the dry run's estimate). It may import only the core (the tiers it
+emulates).
 """
 
 from typing import TYPE_CHECKING, Any
