@@ -4,6 +4,7 @@ the sandbox's faults, and the source of the dry run's estimate."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,25 @@ async def test_each_fault_means_to_bulkrt_what_it_means_over_http(
     simulated = await sender.retweet(auth, user.user_id, "20")
     assert meaning(simulated) == meaning(real)
     assert state.retweets[user.user_id] == api.sandbox.state.retweets[user.user_id]
+
+
+def test_a_seeded_simulation_replays_in_another_process(tmp_path: Path) -> None:
+    """The same seed gives the same ledger and journal in interpreters with different string
+    hashing (nothing in the run depends on the order of a set)."""
+    script = (
+        "import hashlib, sys, pathlib\n"
+        "from tests.test_simulation import simulated_ledger\n"
+        "print(hashlib.sha256(simulated_ledger(pathlib.Path(sys.argv[1]), 11)).hexdigest())\n"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        directory = tmp_path / hash_seed
+        directory.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(directory)],
+            capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1 and "" not in digests
