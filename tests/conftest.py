@@ -1,7 +1,9 @@
 """Fixtures shared across test modules."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 
+import looptime
 import pytest
 import structlog
 
@@ -13,3 +15,13 @@ def _reset_structlog() -> Iterator[None]:
     """The CLI configures structlog; put the defaults back after every test."""
     yield
     structlog.reset_defaults()
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The event loop of each async test: a `looptime` loop (virtual time: it jumps to the next
+    timer whenever every task waits) for tests marked ``virtual_time``, asyncio's own otherwise."""
+    if item.get_closest_marker("virtual_time") is not None:
+        return {"virtual_time": looptime.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}

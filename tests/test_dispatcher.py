@@ -30,7 +30,8 @@ from bulkrt.shell.client import Exchange
 from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
 from bulkrt.shell.sender import Sender
 
-pytestmark = pytest.mark.looptime
+pytestmark = pytest.mark.virtual_time
+
 
 JSON = "application/json"
 

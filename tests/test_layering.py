@@ -29,7 +29,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "reporting": FOUNDATION | {"core", "ledger"},
     "shell": FOUNDATION | {"core", "jobs", "ledger"},
     "sandbox": {"bulkrt", "core"},
-    "commands": FOUNDATION | {"core", "jobs", "ledger", "reporting", "shell", "sandbox"},
+    "simulation": FOUNDATION | {"core", "jobs", "ledger", "shell", "sandbox"},
+    "commands": FOUNDATION
+    | {"core", "jobs", "ledger", "reporting", "shell", "sandbox", "simulation"},
     # the foundation itself
     "errors": {"redaction"},
     "exitcodes": set(),
@@ -40,6 +42,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": set(),
 }
+#: the sandbox's pure state modules: all the simulation may import of the sandbox (never its
+#: aiohttp app, server, loopback or inspection routes)
+SANDBOX_STATE = {"state", "config", "limits", "faults", "clock", "problems", "world", "windows",
+                 "auth", "oauth1", "oauth2"}  # fmt: skip
 #: what importing the pure core must not load: the network, an event loop, the shell's tools
 NOT_IN_CORE = {"aiohttp", "anyio", "asyncio", "aiolimiter", "structlog", "trio", "redis", "rich",
                "click", "yarl", "multidict"}  # fmt: skip
@@ -150,12 +156,13 @@ def loaded_by(*modules: str) -> set[str]:
 
 
 def test_the_runtime_never_loads_the_sandbox() -> None:
-    """Importing every module outside the sandbox (the demo and the sandbox command aside) loads
-    no sandbox module, and `bulkrt sandbox` loads neither the shell nor the ledger."""
+    """Importing every module outside the sandbox (the simulation, the demo and the sandbox
+    command aside) loads no sandbox module, and `bulkrt sandbox` loads neither the shell nor the
+    ledger. (`bulkrt run` loads the simulation only for its estimate, when it needs one.)"""
     runtime = [
         "bulkrt." + m.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
         for m in MODULES
-        if wing(m) != "sandbox"
+        if wing(m) not in {"sandbox", "simulation"}
         and m not in {"commands/demo.py", "commands/sandbox.py", "__main__.py"}
     ]
     loaded = loaded_by(*runtime)
@@ -265,3 +272,30 @@ def test_every_shared_exception_lives_in_errors() -> None:
         for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert not {alias.name for alias in node.names} & private, module
+
+
+def test_the_simulation_uses_only_the_sandbox_state() -> None:
+    """The simulation imports only the sandbox's pure state modules, and importing it (in a
+    fresh interpreter) loads none of the sandbox's web modules, directly or transitively."""
+    for module in (m for m in MODULES if wing(m) == "simulation"):
+        tree = ast.parse((PACKAGE / module).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "bulkrt.sandbox"
+            ):
+                assert (node.module or "").split(".")[2:3][0] in SANDBOX_STATE, (
+                    module,
+                    node.module,
+                )
+    script = (
+        "import importlib, json, sys, pkgutil, bulkrt.simulation as s\n"
+        "for m in pkgutil.iter_modules(s.__path__):\n"
+        "    importlib.import_module(s.__name__ + '.' + m.name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    loaded = json.loads(subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout)  # fmt: skip
+    assert "bulkrt.simulation.harness" in loaded and "bulkrt.sandbox.state" in loaded
+    web = {f"bulkrt.sandbox.{name}" for name in ("app", "server", "loopback", "inspection")}
+    assert web.isdisjoint(loaded)

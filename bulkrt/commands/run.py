@@ -8,7 +8,9 @@ marked finished), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -25,7 +27,9 @@ from bulkrt.commands.options import (
 )
 from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.core.api_base import api_base as checked_api_base
-from bulkrt.core.tiers import Tier
+from bulkrt.core.items import Action
+from bulkrt.core.plan import Timing
+from bulkrt.core.tiers import LimitModel, Tier
 from bulkrt.errors import InputError, LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobFormat
@@ -37,6 +41,29 @@ __all__ = ["command"]
 
 #: problems printed before the rest are only counted
 _SHOW_PROBLEMS = 50
+
+
+#: a real run simulates its job for the live display's expected finish only up to this many
+#: requests (the simulation costs about a millisecond per request today; a dry run always does)
+_ESTIMATE_BEFORE_A_RUN = 20_000
+
+
+def _estimate(
+    pending: Mapping[str, Sequence[Action]],
+    model: LimitModel,
+    *,
+    dry_run: bool,
+    concurrency: int,
+    max_rps: float | None,
+) -> Timing | None:
+    """When the pending requests may go: the job simulated against the limit model."""
+    if not dry_run and sum(len(actions) for actions in pending.values()) > _ESTIMATE_BEFORE_A_RUN:
+        return None
+    # Loaded here, not with the command: the virtual clock and the sandbox's state are needed
+    # only once the job has been read.
+    from bulkrt.simulation.estimate import estimate
+
+    return estimate(pending, model, concurrency=concurrency, max_rps=max_rps)
 
 
 def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
@@ -241,6 +268,9 @@ def command(
         backoff_max=backoff_max,
         max_rps=max_rps,
         dry_run=dry_run,
+        estimate=functools.partial(
+            _estimate, dry_run=dry_run, concurrency=concurrency, max_rps=max_rps
+        ),
         campaign=campaign,
         fmt=JobFormat(fmt) if fmt else None,
         timeouts=Timeouts(

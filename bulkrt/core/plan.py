@@ -1,17 +1,12 @@
 """The ``--dry-run`` plan: requests per account, the expected duration and the cost.
 
-Pure arithmetic over the limit model, starting from empty windows and assuming every request
-succeeds at its first attempt with no latency (so it is the floor a real run approaches).
-Each account sends in file order; its endpoint windows are fixed windows that start at their
-first request, as X's are; a hidden cap (launch) is counted as a sliding window, as the
-scheduler does. Accounts run side by side, so the run takes as long as its slowest account,
-or, under an app-wide cap, at least as long as the cap needs for all accounts' requests
-(an estimate: the two bounds are combined with ``max``).
+Counts and prices are arithmetic over the job; the timing comes from simulating the job against
+the limit model (`bulkrt.simulation.estimate`), so the estimate is what the real scheduler does.
 
 >>> from bulkrt.core.tiers import limit_model
->>> p = plan({"acme": [Action.RETWEET] * 60}, limit_model("basic", limit=5, window=3))
->>> p.duration, p.requests
-(33.0, 60)
+>>> p = plan({"acme": [Action.RETWEET] * 60}, limit_model("payg"), timing=Timing({"acme": 9}, 9))
+>>> p.duration, p.requests, p.cost
+(9, 60, Decimal('0.900'))
 """
 
 from __future__ import annotations
@@ -21,9 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bulkrt.core.items import Action
-from bulkrt.core.tiers import CapScope, HiddenCap, LimitModel, Tier
+from bulkrt.core.tiers import LimitModel, Tier
 
-__all__ = ["AccountPlan", "Plan", "app_cap_duration", "last_request_at", "plan"]
+__all__ = ["AccountPlan", "Plan", "Timing", "plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,57 +75,13 @@ class Plan:
         return sum(a.already_done for a in self.accounts)
 
 
-def last_request_at(actions: Sequence[Action], model: LimitModel) -> float:
-    """Seconds from the start until the last of ``actions`` (one account, file order) may go.
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When a run's requests may go: each account's last one and the run's, in seconds from its
+    start (the simulation of the job says, `bulkrt.simulation`)."""
 
-    >>> from bulkrt.core.tiers import limit_model
-    >>> last_request_at([Action.RETWEET] * 11, limit_model("basic"))
-    1800.0
-    """
-    now = 0.0
-    windows: dict[Action, tuple[float, int]] = {}  # endpoint -> (window start, requests in it)
-    caps: dict[str, list[float]] = {}  # hidden cap -> send times
-    for action in actions:
-        window = model.window_for(action)
-        while True:
-            start, used = windows.get(action, (now, 0))
-            if now >= start + window.period:
-                start, used = now, 0
-            if used >= window.limit:
-                now = start + window.period
-                continue
-            later = now
-            for cap in _user_caps(model, action):
-                sent = caps.setdefault(cap.name, [])
-                if len(sent) >= cap.window.limit:
-                    later = max(later, sent[-cap.window.limit] + cap.window.period)
-            if later == now:
-                break
-            now = later
-        windows[action] = (start, used + 1)
-        for cap in _user_caps(model, action):
-            caps[cap.name].append(now)
-    return now
-
-
-def _user_caps(model: LimitModel, action: Action) -> list[HiddenCap]:
-    return [cap for cap in model.caps_for(action) if cap.scope is CapScope.USER]
-
-
-def app_cap_duration(counts: Mapping[Action, int], model: LimitModel) -> float:
-    """Seconds until the last request may go under the app-wide caps alone.
-
-    >>> from bulkrt.core.tiers import limit_model
-    >>> app_cap_duration({Action.RETWEET: 301}, limit_model("launch"))
-    10800.0
-    """
-    longest = 0.0
-    for cap in model.caps:
-        if cap.scope is CapScope.APP:
-            n = sum(counts.get(action, 0) for action in cap.actions)
-            if n:
-                longest = max(longest, ((n - 1) // cap.window.limit) * cap.window.period)
-    return longest
+    last_request: Mapping[str, float]
+    duration: float
 
 
 def plan(
@@ -138,29 +89,27 @@ def plan(
     model: LimitModel,
     *,
     done: Mapping[str, int] | None = None,
+    timing: Timing | None = None,
 ) -> Plan:
     """The plan for ``pending`` (each account's unfinished items, in file order).
 
-    ``done`` counts each account's items that the ledger already has as finished.
+    ``done`` counts each account's items that the ledger already has as finished; ``timing``
+    says when the requests may go (None: no estimate, every time 0).
     """
     done = done or {}
+    timing = timing or Timing({}, 0.0)
     accounts = []
     for account in sorted(set(pending) | set(done)):
         actions = pending.get(account, ())
         retweets = sum(1 for a in actions if a is Action.RETWEET)
         undos = len(actions) - retweets
         cost = retweets * model.prices.retweet + undos * model.prices.undo
-        last = last_request_at(actions, model) if actions else 0.0
+        last = timing.last_request.get(account, 0.0)
         accounts.append(AccountPlan(account, retweets, undos, done.get(account, 0), last, cost))
-    counts = {
-        Action.RETWEET: sum(a.retweets for a in accounts),
-        Action.UNDO: sum(a.undos for a in accounts),
-    }
-    slowest = max((a.last_request_at for a in accounts), default=0.0)
     return Plan(
         tier=model.tier,
         accounts=tuple(accounts),
-        duration=max(slowest, app_cap_duration(counts, model)),
+        duration=timing.duration,
         cost=sum((a.cost for a in accounts), Decimal(0)),
         price_note=model.prices.note,
         limits_note=model.source or f"the {model.tier} limits",

@@ -210,7 +210,7 @@ class Scheduler:
         self._ready: deque[str] = deque()
         self._in_ready: set[str] = set()
         self._sleeping: list[tuple[float, int, str]] = []
-        self._awaiting: set[str] = set()
+        self._awaiting: dict[str, None] = {}  # a set in insertion order: seeded runs replay
         self._refresh_due: deque[str] = deque()
         self._events: list[AccountEvent] = []
 
@@ -322,7 +322,7 @@ class Scheduler:
             if isinstance(gate, float):
                 heapq.heappush(self._sleeping, (gate, self._serial, name))
             elif gate == _AWAIT:
-                self._awaiting.add(name)
+                self._awaiting[name] = None
             else:
                 self._forget(account, now)
         return None

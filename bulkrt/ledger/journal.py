@@ -84,6 +84,8 @@ class KeyState:
 
     def apply(self, event: JournalEvent) -> None:
         if event is JournalEvent.SENT:
+            # a ``sent`` while one is open: a run ended (a crash) with that attempt unanswered
+            self.possible = self.possible or self.open
             self.open = True
         elif event is JournalEvent.NONE:
             self.open = False
@@ -193,8 +195,11 @@ class SentJournal:
     Evidence(possible=True, made=False, owner=False)
     """
 
-    def __init__(self, ledger: Path) -> None:
+    def __init__(self, ledger: Path, *, inline: bool = False) -> None:
         self.path = journal_path(ledger)
+        #: the flusher writes on the event loop instead of a worker thread (a simulation in
+        #: virtual time, where a thread would make the run depend on the wall clock)
+        self._inline = inline
         #: what earlier runs recorded of keys the ledger does not hold as finished
         self._earlier: dict[str, KeyState] = {}
         #: keys with a ``sent`` not closed yet (this run)
@@ -285,7 +290,9 @@ class SentJournal:
             await self._kick.wait()
             self._kick = anyio.Event()
             batch, self._batch = self._batch, _Batch()
-            if batch.lines and self._failure is None:
+            if batch.lines and self._failure is None and self._inline:
+                self._write(b"".join(batch.lines))
+            elif batch.lines and self._failure is None:
                 await anyio.to_thread.run_sync(self._write, b"".join(batch.lines))
             if batch.durable is not None:
                 batch.durable.set()
@@ -310,6 +317,11 @@ class SentJournal:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, start)  # no torn line stays behind
             self._failure = LedgerError(self.path, f"cannot write the journal: {exc.strerror}")
+
+    def crash(self) -> None:
+        """Close as a crash would (a simulation's kill): what is queued is never written."""
+        self._batch = _Batch()
+        self.close()
 
     def close(self) -> None:
         """Write what is queued and close; never raises (the failure stays in `failure`)."""

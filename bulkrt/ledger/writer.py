@@ -89,6 +89,8 @@ class LedgerWriter:
         self.broken = False
         #: lines written by this writer
         self.lines = 0
+        #: the ledger's size at the last fsync: what a crash cannot take away
+        self.synced = 0
 
     def __enter__(self) -> LedgerWriter:
         self.open()
@@ -113,6 +115,7 @@ class LedgerWriter:
             self._lock_inode()
             self._end = os.fstat(self._fd).st_size
             self._close_torn_line()
+            self.synced = self._end
         except LedgerLockedError:
             self.close()
             raise
@@ -179,6 +182,15 @@ class LedgerWriter:
             raise LedgerError(self.path, f"cannot sync the ledger: {exc.strerror}") from None
         self._unsynced = 0
         self._last_sync = self._clock()
+        self.synced = self._end
+
+    def crash(self) -> None:
+        """Close as a crash would (a simulation's kill): no sync, and the lines written since
+        the last fsync are gone."""
+        if self._fd >= 0 and not self.broken:
+            os.ftruncate(self._fd, self.synced)
+        self.broken = True
+        self.close()
 
     def close(self) -> None:
         """Sync, close the ledger and release the lock; safe to call twice."""

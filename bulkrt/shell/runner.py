@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +23,7 @@ import structlog
 
 from bulkrt.core.first_answers import FirstAnswers
 from bulkrt.core.items import Action, Item, Status
-from bulkrt.core.plan import Plan, plan
+from bulkrt.core.plan import Plan, Timing, plan
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
@@ -74,6 +74,8 @@ class RunSettings:
     price_undo: Decimal | None = None
     lookahead: int = 50_000
     grace: float = 20.0
+    #: when pending requests may go (the commands pass the simulation's), None: no estimate
+    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None = None
 
     def model(self) -> LimitModel:
         prices = None
@@ -103,7 +105,8 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         model = settings.model()
         if settings.dry_run:
             finished = finished_keys(settings.ledger)
-            out.plan(_dry_run(read_items(files, accounts, check), finished, model), check.items)
+            pending = read_items(files, accounts, check)
+            out.plan(_dry_run(pending, finished, model, settings.estimate), check.items)
             return ExitCode.OK
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
             finished = finished_keys(settings.ledger)  # read under the lock
@@ -129,7 +132,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 start=start,
                 superseded=resume.superseded,
                 run_id=secrets.token_hex(6),
-                expected=_expected_duration(check, resume, model),
+                expected=_expected_duration(check, resume, settings),
                 out=out,
             )
             items = _unfinished(read_items(files, accounts, check), finished)
@@ -166,21 +169,27 @@ def _storage_failed(exc: LedgerError, tally: RunStats, out: Progress) -> ExitCod
     return ExitCode.STORAGE_FAILED
 
 
-def _expected_duration(check: JobCheck, resume: ResumePlan, model: LimitModel) -> float:
-    """How long the limit model expects the run to take, over what is left of the job (all of
-    it on a first run): the counts come from the validation and resume passes, so the estimate
-    reads no job file."""
+def _expected_duration(check: JobCheck, resume: ResumePlan, settings: RunSettings) -> float:
+    """How long the run should take, over what is left of the job (all of it on a first run):
+    the counts come from the validation and resume passes, so the estimate reads no job file."""
     pending: dict[str, list[Action]] = {}
     for (account, action), n in resume.left(check.counts).items():
         pending.setdefault(account, []).extend([action] * n)
-    return plan(pending, model, done=resume.done_per_account()).duration
+    model, estimate = settings.model(), settings.estimate
+    timing = estimate(pending, model) if estimate else None
+    return plan(pending, model, done=resume.done_per_account(), timing=timing).duration
 
 
 def _unfinished(items: Iterator[Item], finished: FinishedKeys) -> Iterator[Item]:
     return (item for item in items if item.key not in finished)
 
 
-def _dry_run(items: Iterator[Item], finished: FinishedKeys, model: LimitModel) -> Plan:
+def _dry_run(
+    items: Iterator[Item],
+    finished: FinishedKeys,
+    model: LimitModel,
+    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None,
+) -> Plan:
     """The plan of the items not finished yet."""
     pending: dict[str, list[Action]] = {}
     done: dict[str, int] = {}
@@ -189,7 +198,7 @@ def _dry_run(items: Iterator[Item], finished: FinishedKeys, model: LimitModel) -
             done[item.account] = done.get(item.account, 0) + 1
         else:
             pending.setdefault(item.account, []).append(item.action)
-    return plan(pending, model, done=done)
+    return plan(pending, model, done=done, timing=estimate(pending, model) if estimate else None)
 
 
 @dataclass(frozen=True, slots=True)
