@@ -21,7 +21,7 @@ import random
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +71,27 @@ class Chaos:
 
     kills: int = 0
     damages: list[str] = field(default_factory=list)
+
+
+def assert_restored(
+    seed: int,
+    chaos: Chaos,
+    before: Mapping[str, set[str]],
+    after: Mapping[str, set[str]],
+    faults: Mapping[str, int],
+    undecided: set[tuple[str, str]],
+) -> None:
+    """The invariant, after the campaign, its resumes, its rollback and the rollback's resumes:
+    nothing the campaign made stays; an owner's retweet is gone only if its origin was
+    undecidable; and undecidable origins are no more than the ambiguous faults plus what the
+    kills left in flight."""
+    ambiguous = sum(faults.get(kind.value, 0) for kind in AMBIGUOUS) + chaos.kills * CONCURRENCY
+    context = f"seed {seed}: {chaos}, faults {dict(faults)}, undecided {sorted(undecided)}"
+    for account in ACCOUNTS:
+        assert not after[account] - before[account], context  # nothing the campaign made stays
+        lost = {(account, tweet) for tweet in before[account] - after[account]}
+        assert lost <= undecided, context  # an owner's retweet goes only if undecidable
+    assert len(undecided) <= ambiguous, context
 
 
 async def run_until_done(
@@ -150,14 +171,7 @@ async def test_campaign_then_rollback_restores_every_account_in_real_processes(
         await run_until_done(world, "undo.csv", rng, chaos, kill=True, damage_ok=False)
 
     after = {account: world.retweets(account) for account in ACCOUNTS}
-    faults = world.sandbox.state.stats()["by_fault"]
-    ambiguous = sum(faults.get(kind.value, 0) for kind in AMBIGUOUS) + chaos.kills * CONCURRENCY
-    context = f"seed {seed}: {chaos}, faults {faults}, undecided {sorted(undecided)}"
-    for account in ACCOUNTS:
-        assert not after[account] - before[account], context  # nothing the campaign made stays
-        lost = {(account, tweet) for tweet in before[account] - after[account]}
-        assert lost <= undecided, context  # an owner's retweet goes only if undecidable
-    assert len(undecided) <= ambiguous, context
+    assert_restored(seed, chaos, before, after, world.sandbox.state.stats()["by_fault"], undecided)
 
 
 # -- the same promise in virtual time ------------------------------------------------------------
@@ -230,14 +244,7 @@ def check_seed(seed: int, directory: Path) -> None:
         sim_until_done(sim, undo, ledger, rng, chaos, damage_ok=False)
 
     after = {a: state.retweets[sim.user_ids[a]] for a in ACCOUNTS}
-    faults = state.stats()["by_fault"]
-    ambiguous = sum(faults.get(kind.value, 0) for kind in AMBIGUOUS) + chaos.kills * CONCURRENCY
-    context = f"seed {seed}: {chaos}, faults {faults}, undecided {sorted(undecided)}"
-    for account in ACCOUNTS:
-        assert not after[account] - before[account], context  # nothing the campaign made stays
-        lost = {(account, tweet) for tweet in before[account] - after[account]}
-        assert lost <= undecided, context  # an owner's retweet goes only if undecidable
-    assert len(undecided) <= ambiguous, context
+    assert_restored(seed, chaos, before, after, state.stats()["by_fault"], undecided)
 
 
 @pytest.fixture
