@@ -286,17 +286,19 @@ class Scheduler:
             self._set_auth(self._accounts[name], _Auth.REFRESHING)
             self._touch(name)
             return Refresh(name)
-        if not len(self.work) and not self.in_flight and not self._refreshing():
+        in_flight = len(self._in_flight)
+        if not in_flight and not len(self.work) and not self._refreshes:
             # Waits still held (a window, a park) belong to accounts with nothing left.
             self._sleeping.clear()
             return Done()
-        while self._sleeping and self._sleeping[0][0] <= now:
-            self._wake(heapq.heappop(self._sleeping)[2])
-        if self.in_flight < self.concurrency:
+        sleeping = self._sleeping
+        while sleeping and sleeping[0][0] <= now:
+            self._wake(heapq.heappop(sleeping)[2])
+        if in_flight < self.concurrency:
             ticket = self._pick(now)
             if ticket is not None:
                 return Dispatch(ticket)
-        if self._ready and self.in_flight >= self.concurrency:
+        elif self._ready:
             return Idle()
         if self._sleeping:
             return Wait(self._sleeping[0][0])
@@ -312,19 +314,21 @@ class Scheduler:
 
     def _pick(self, now: float) -> Ticket | None:
         """Dispatch the first ready account's head, round-robin; re-file the others."""
-        for _ in range(len(self._ready)):
-            name = self._ready.popleft()
-            self._in_ready.discard(name)
-            account = self._accounts.get(name)
+        ready, in_ready, accounts = self._ready, self._in_ready, self._accounts
+        for _ in range(len(ready)):
+            name = ready.popleft()
+            in_ready.discard(name)
+            account = accounts.get(name)
             if account is None:  # forgotten: nothing of it is queued
                 continue
             gate = self._gate(account, now)
-            if gate == _NOW:
-                self._wake(name)  # back of the line: round-robin
+            if gate is _NOW:
+                in_ready.add(name)  # back of the line: round-robin
+                ready.append(name)
                 return self._dispatch(name, now)
             if isinstance(gate, float):
                 heapq.heappush(self._sleeping, (gate, self._serial, name))
-            elif gate == _AWAIT:
+            elif gate is _AWAIT:
                 self._awaiting[name] = None
             else:
                 self._forget(account, now)
