@@ -226,9 +226,11 @@ class Scheduler:
         """
         self._serial += 1
         self.work.put(Ticket(self._serial, item))
-        account = self._account(item.account)
-        self._touch(item.account)
-        self._wake(item.account)
+        name = item.account
+        account = self._account(name)
+        if self._view.on:
+            self._view.dirty.add(name)
+        self._wake(name)
         if account.stopped is not None:
             return self._fail_all(account, now, account.stopped, None)
         return []
@@ -386,7 +388,8 @@ class Scheduler:
         name = ticket.item.account
         account = self._accounts[name]
         account.in_flight -= 1
-        self._touch(name)
+        if self._view.on:
+            self._view.dirty.add(name)
         key = (name, ticket.item.tweet_id)
         left = self._tweets_in_flight.pop(key) - 1
         if left:
@@ -402,9 +405,10 @@ class Scheduler:
         results = self._apply(account, flight, now, outcome)
         if account.stopped is not None:  # an answer that came back after the account stopped
             results += self._fail_all(account, now, account.stopped, outcome.http)
-        for waiting in self._awaiting:
-            self._wake(waiting)
-        self._awaiting.clear()
+        if self._awaiting:
+            for waiting in self._awaiting:
+                self._wake(waiting)
+            self._awaiting.clear()
         self._wake(name)
         return results
 
