@@ -15,9 +15,10 @@ answered, oldest first, when the scheduler says ``Idle``. ``Wait(until)`` moves 
 ``until``. Every item must come back exactly once, as ``ok``.
 
 Reported per N: wall seconds (feeding, items' creation included), microseconds per item, peak
-RSS of the subprocess, bytes per account (peak RSS less the RSS before the run, over N), and the
+RSS of the subprocess, bytes per account (peak RSS less the RSS before the run, over N), the
 seconds the cyclic garbage collector took (timed with ``gc.callbacks``) with its count of full
-(generation-2) collections. The load average is printed first: the machine may be shared.
+(generation-2) collections, and CPU microseconds per item (less sensitive than wall time to
+other processes on a shared machine). The load average is printed first.
 ``--profile cprofile`` prints the 25 costliest functions; ``--profile memory`` prints the 15
 largest tracemalloc sites at the peak (slower; memory figures are then tracemalloc's).
 """
@@ -139,11 +140,12 @@ def drive(accounts: int, per: int, concurrency: int, lookahead: int) -> dict[str
     rss_before = _current_rss_bytes()
     collector = _GcTimer()
     gc.callbacks.append(collector)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         driver.run()
     finally:
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         gc.callbacks.remove(collector)
     if driver.finished != total:
         raise AssertionError(f"{driver.finished} of {total} items came back")
@@ -153,6 +155,7 @@ def drive(accounts: int, per: int, concurrency: int, lookahead: int) -> dict[str
         "items": total,
         "seconds": seconds,
         "us_per_item": seconds * 1e6 / total,
+        "cpu_us_per_item": cpu * 1e6 / total,
         "peak_rss_mb": peak / 2**20,
         "bytes_per_account": (peak - rss_before) / accounts,
         "virtual_end": driver.now,
@@ -199,7 +202,7 @@ def main() -> None:
     print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(
         f"{'accounts':>9} {'items':>9} {'wall s':>8} {'us/item':>8} {'peak RSS MB':>11} "
-        f"{'B/account':>10} {'gc s':>6} {'gc full':>7}"
+        f"{'B/account':>10} {'gc s':>6} {'gc full':>7} {'cpu us/item':>11}"
     )
     for n in args.accounts:
         argv = [sys.executable, "-m", "bench.scheduler_bench", "--child", "--accounts", str(n)]
@@ -212,7 +215,7 @@ def main() -> None:
         print(
             f"{f['accounts']:>9} {f['items']:>9} {f['seconds']:>8.2f} {f['us_per_item']:>8.2f} "
             f"{f['peak_rss_mb']:>11.1f} {f['bytes_per_account']:>10.0f} "
-            f"{f['gc_seconds']:>6.2f} {f['gc_full']:>7}",
+            f"{f['gc_seconds']:>6.2f} {f['gc_full']:>7} {f['cpu_us_per_item']:>11.2f}",
             flush=True,
         )
         if args.profile == "memory":
