@@ -15,7 +15,10 @@ answered, oldest first, when the scheduler says ``Idle``. ``Wait(until)`` moves 
 ``until``. Every item must come back exactly once, as ``ok``.
 
 Reported per N: wall seconds (feeding, items' creation included), microseconds per item, peak
-RSS of the subprocess, and bytes per account (peak RSS less the RSS before the run, over N).
+RSS of the subprocess, bytes per account (peak RSS less the RSS before the run, over N), the
+seconds the cyclic garbage collector took (timed with ``gc.callbacks``) with its count of full
+(generation-2) collections, and CPU microseconds per item (less sensitive than wall time to
+other processes on a shared machine). The load average is printed first.
 ``--profile cprofile`` prints the 25 costliest functions; ``--profile memory`` prints the 15
 largest tracemalloc sites at the peak (slower; memory figures are then tracemalloc's).
 """
@@ -24,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
+import os
 import pstats
 import resource
 import subprocess
@@ -49,6 +54,22 @@ def _rss_bytes() -> int:
 def _current_rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+class _GcTimer:
+    """Time spent in the cyclic garbage collector, and its full collections, while installed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.full += info["generation"] == 2
 
 
 def _items(accounts: int, per: int) -> Iterator[Item]:
@@ -117,9 +138,15 @@ def drive(accounts: int, per: int, concurrency: int, lookahead: int) -> dict[str
     driver = _Driver(accounts, per, concurrency, lookahead)
     total = accounts * per
     rss_before = _current_rss_bytes()
-    started = time.perf_counter()
-    driver.run()
-    seconds = time.perf_counter() - started
+    collector = _GcTimer()
+    gc.callbacks.append(collector)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    try:
+        driver.run()
+    finally:
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        gc.callbacks.remove(collector)
     if driver.finished != total:
         raise AssertionError(f"{driver.finished} of {total} items came back")
     peak = _rss_bytes()
@@ -128,9 +155,12 @@ def drive(accounts: int, per: int, concurrency: int, lookahead: int) -> dict[str
         "items": total,
         "seconds": seconds,
         "us_per_item": seconds * 1e6 / total,
+        "cpu_us_per_item": cpu * 1e6 / total,
         "peak_rss_mb": peak / 2**20,
         "bytes_per_account": (peak - rss_before) / accounts,
         "virtual_end": driver.now,
+        "gc_seconds": collector.seconds,
+        "gc_full": collector.full,
     }
 
 
@@ -169,9 +199,10 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(
         f"{'accounts':>9} {'items':>9} {'wall s':>8} {'us/item':>8} {'peak RSS MB':>11} "
-        f"{'B/account':>10}"
+        f"{'B/account':>10} {'gc s':>6} {'gc full':>7} {'cpu us/item':>11}"
     )
     for n in args.accounts:
         argv = [sys.executable, "-m", "bench.scheduler_bench", "--child", "--accounts", str(n)]
@@ -183,7 +214,8 @@ def main() -> None:
         f = json.loads(out.strip().splitlines()[-1])
         print(
             f"{f['accounts']:>9} {f['items']:>9} {f['seconds']:>8.2f} {f['us_per_item']:>8.2f} "
-            f"{f['peak_rss_mb']:>11.1f} {f['bytes_per_account']:>10.0f}",
+            f"{f['peak_rss_mb']:>11.1f} {f['bytes_per_account']:>10.0f} "
+            f"{f['gc_seconds']:>6.2f} {f['gc_full']:>7} {f['cpu_us_per_item']:>11.2f}",
             flush=True,
         )
         if args.profile == "memory":

@@ -181,8 +181,10 @@ class BudgetWindow:
 
     def horizon(self) -> float:
         """When everything the window counts now (answered requests, a block) has passed."""
-        ends = [g.expires for g in self._groups.values()] if self._groups else []
-        return max([self._blocked_until, self._loose[-1] if self._loose else 0.0, *ends])
+        loose = self._loose[-1] if self._loose else 0.0
+        if not self._groups:
+            return max(self._blocked_until, loose)
+        return max([self._blocked_until, loose, *(g.expires for g in self._groups.values())])
 
     def ready_at(self, now: float) -> float | None:
         """When a request may go: ``now`` or later, or None until a response frees a slot."""
@@ -213,6 +215,14 @@ class BudgetWindow:
         """The request ended at ``now`` with these headers (None: no response, or a budget no
         header reports). Returns True when the reset suggests clock skew."""
         self.in_flight = max(0, self.in_flight - 1)
+        if reading is None:  # the common case: no header, one more entry in the log
+            loose = self._loose
+            expiry = now + self.period
+            if not loose or loose[-1] <= expiry:
+                loose.append(expiry)
+            else:
+                bisect.insort(loose, expiry)
+            return False
         return self._count(now, reading, ours=1)
 
     def observe(self, now: float, reading: LimitReading) -> bool:
@@ -328,6 +338,8 @@ class WindowLimiter:
         self._windows: dict[BudgetKey, BudgetWindow] = {}
         # per action: its endpoint's window and its hidden caps as (app-wide, name, limit, period)
         self._endpoint = {action: model.window_for(action) for action in Action}
+        # per action: its endpoint's budget name (``action.value``, read once: it is hot)
+        self._names = {action: action.value for action in Action}
         self._caps = {
             action: tuple(
                 (cap.scope is CapScope.APP, cap.name, cap.window.limit, cap.window.period)
@@ -350,7 +362,7 @@ class WindowLimiter:
         return max((w.model_limit / w.limit for w in self._windows.values()), default=1.0)
 
     def _keys(self, account: str, action: Action) -> tuple[BudgetKey, ...]:
-        endpoint: BudgetKey = (account, action.value)
+        endpoint: BudgetKey = (account, self._names[action])
         if endpoint not in self._windows:
             window = self._endpoint[action]
             self._ensure(endpoint, window.limit, window.period)
@@ -396,7 +408,22 @@ class WindowLimiter:
             elif not window.in_flight:  # one in flight books its look when it settles
                 self._schedule(window, now)
 
+    def _alone(self, account: str, action: Action) -> BudgetWindow | None:
+        """The endpoint's window (created if need be) when it is the only budget ``action``
+        counts against (no hidden cap, no 24-hour window learnt): the common case, kept short."""
+        if self._caps[action] or self._days:
+            return None
+        key = (account, self._names[action])
+        window = self._windows.get(key)
+        if window is None:
+            endpoint = self._endpoint[action]
+            window = self._ensure(key, endpoint.limit, endpoint.period)
+        return window
+
     def ready_at(self, account: str, action: Action, now: float) -> float | None:
+        alone = self._alone(account, action)
+        if alone is not None:
+            return alone.ready_at(now)  # never earlier than ``now``
         at = now
         for key in self._keys(account, action):
             ready = self._windows[key].ready_at(now)
@@ -407,12 +434,23 @@ class WindowLimiter:
 
     def acquire(self, account: str, action: Action, now: float) -> Permit:
         self._sweep(now)
+        alone = self._alone(account, action)
+        if alone is not None:
+            alone.acquire(now)
+            return Permit(account, action, (alone.key or (account, self._names[action]),))
         keys = self._keys(account, action)
         for key in keys:
             self._windows[key].acquire(now)
         return Permit(account, action, keys)
 
     def settle(self, permit: Permit, now: float, limits: RateLimitSnapshot) -> bool:
+        if limits.window is None and limits.user_day is None and limits.app_day is None:
+            for key in permit.keys:  # the common case: no header to learn from
+                window = self._windows[key]
+                window.release(now)
+                self._schedule(window, now)
+            self._sweep(now)
+            return False
         readings = {
             (permit.account, permit.action.value): limits.window,
             (permit.account, USER_DAY): limits.user_day,

@@ -30,6 +30,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from bulkrt.core.attribution import Effect, Evidence, effect_of, origin, preexisting
 from bulkrt.core.items import ErrorDetail, Item, Status
@@ -151,8 +152,10 @@ class _Account:
     in_flight: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Flight:
+class _Flight(NamedTuple):
+    """A request in flight (a tuple: one is made per request, and a frozen dataclass costs three
+    times as much to build)."""
+
     ticket: Ticket
     permit: Permit
     sent_at: float
@@ -223,9 +226,11 @@ class Scheduler:
         """
         self._serial += 1
         self.work.put(Ticket(self._serial, item))
-        account = self._account(item.account)
-        self._touch(item.account)
-        self._wake(item.account)
+        name = item.account
+        account = self._account(name)
+        if self._view.on:
+            self._view.dirty.add(name)
+        self._wake(name)
         if account.stopped is not None:
             return self._fail_all(account, now, account.stopped, None)
         return []
@@ -283,17 +288,19 @@ class Scheduler:
             self._set_auth(self._accounts[name], _Auth.REFRESHING)
             self._touch(name)
             return Refresh(name)
-        if not len(self.work) and not self.in_flight and not self._refreshing():
+        in_flight = len(self._in_flight)
+        if not in_flight and not len(self.work) and not self._refreshes:
             # Waits still held (a window, a park) belong to accounts with nothing left.
             self._sleeping.clear()
             return Done()
-        while self._sleeping and self._sleeping[0][0] <= now:
-            self._wake(heapq.heappop(self._sleeping)[2])
-        if self.in_flight < self.concurrency:
+        sleeping = self._sleeping
+        while sleeping and sleeping[0][0] <= now:
+            self._wake(heapq.heappop(sleeping)[2])
+        if in_flight < self.concurrency:
             ticket = self._pick(now)
             if ticket is not None:
                 return Dispatch(ticket)
-        if self._ready and self.in_flight >= self.concurrency:
+        elif self._ready:
             return Idle()
         if self._sleeping:
             return Wait(self._sleeping[0][0])
@@ -309,19 +316,21 @@ class Scheduler:
 
     def _pick(self, now: float) -> Ticket | None:
         """Dispatch the first ready account's head, round-robin; re-file the others."""
-        for _ in range(len(self._ready)):
-            name = self._ready.popleft()
-            self._in_ready.discard(name)
-            account = self._accounts.get(name)
+        ready, in_ready, accounts = self._ready, self._in_ready, self._accounts
+        for _ in range(len(ready)):
+            name = ready.popleft()
+            in_ready.discard(name)
+            account = accounts.get(name)
             if account is None:  # forgotten: nothing of it is queued
                 continue
             gate = self._gate(account, now)
-            if gate == _NOW:
-                self._wake(name)  # back of the line: round-robin
+            if gate is _NOW:
+                in_ready.add(name)  # back of the line: round-robin
+                ready.append(name)
                 return self._dispatch(name, now)
             if isinstance(gate, float):
                 heapq.heappush(self._sleeping, (gate, self._serial, name))
-            elif gate == _AWAIT:
+            elif gate is _AWAIT:
                 self._awaiting[name] = None
             else:
                 self._forget(account, now)
@@ -334,14 +343,17 @@ class Scheduler:
         ticket = self.work.head(account.name)
         if ticket is None or account.stopped is not None:
             return _EMPTY
-        if account.auth in (_Auth.NEEDS_REFRESH, _Auth.REFRESHING):
+        auth = account.auth
+        if auth is _Auth.NEEDS_REFRESH or auth is _Auth.REFRESHING:
             return _AWAIT
-        wake = max(account.parked_until, ticket.not_before)
+        wake = account.parked_until
+        if ticket.not_before > wake:
+            wake = ticket.not_before
         if wake > now:
             return wake
-        if (account.name, ticket.item.tweet_id) in self._tweets_in_flight:
-            return _AWAIT
-        if account.probing and account.in_flight:
+        if account.in_flight and (
+            account.probing or (account.name, ticket.item.tweet_id) in self._tweets_in_flight
+        ):
             return _AWAIT
         ready = self.limiter.ready_at(account.name, ticket.item.action, now)
         if ready is None:
@@ -371,12 +383,13 @@ class Scheduler:
         """Record how ``ticket``'s request went; returns the items that finished."""
         flight = self._in_flight.pop(ticket.serial)
         if effect_of(outcome) is Effect.POSSIBLE and not flight.ticket.maybe_applied:
-            flight = replace(flight, ticket=replace(flight.ticket, maybe_applied=True))
+            flight = flight._replace(ticket=replace(flight.ticket, maybe_applied=True))
         ticket = flight.ticket
         name = ticket.item.account
         account = self._accounts[name]
         account.in_flight -= 1
-        self._touch(name)
+        if self._view.on:
+            self._view.dirty.add(name)
         key = (name, ticket.item.tweet_id)
         left = self._tweets_in_flight.pop(key) - 1
         if left:
@@ -392,9 +405,10 @@ class Scheduler:
         results = self._apply(account, flight, now, outcome)
         if account.stopped is not None:  # an answer that came back after the account stopped
             results += self._fail_all(account, now, account.stopped, outcome.http)
-        for waiting in self._awaiting:
-            self._wake(waiting)
-        self._awaiting.clear()
+        if self._awaiting:
+            for waiting in self._awaiting:
+                self._wake(waiting)
+            self._awaiting.clear()
         self._wake(name)
         return results
 

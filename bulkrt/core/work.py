@@ -140,7 +140,10 @@ class AccountQueues:
         self._size = 0
 
     def put(self, ticket: Ticket) -> None:
-        self._queues.setdefault(ticket.item.account, deque()).append(ticket)
+        queue = self._queues.get(ticket.item.account)
+        if queue is None:
+            queue = self._queues[ticket.item.account] = deque()
+        queue.append(ticket)
         self._size += 1
 
     def put_back(self, ticket: Ticket) -> None:

@@ -16,17 +16,24 @@ from typing import Any
 __all__ = ["App", "AuthKind", "SandboxUser", "World", "build_world"]
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
+_TABLES: dict[str, bytes] = {}
 
 
 def derive(seed: int, label: str, length: int, alphabet: str = _ALPHANUMERIC) -> str:
-    """A deterministic pseudo-random string for ``label`` under ``seed``."""
-    out: list[str] = []
+    """A deterministic pseudo-random string for ``label`` under ``seed``: each byte of a SHA-256
+    digest picks ``alphabet[byte % len(alphabet)]``."""
+    table = _TABLES.get(alphabet)
+    if table is None:  # byte -> character, as one str.translate table (built once per alphabet)
+        table = _TABLES[alphabet] = bytes.maketrans(
+            bytes(range(256)), bytes(ord(alphabet[b % len(alphabet)]) for b in range(256))
+        )
+    out = b""
     counter = 0
     while len(out) < length:
         digest = hashlib.sha256(f"bulkrt-sandbox:{seed}:{label}:{counter}".encode()).digest()
-        out.extend(alphabet[b % len(alphabet)] for b in digest)
+        out += digest.translate(table)
         counter += 1
-    return "".join(out[:length])
+    return out[:length].decode("ascii")
 
 
 class AuthKind(StrEnum):
