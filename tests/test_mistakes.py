@@ -352,6 +352,84 @@ FILE_MISTAKES = [
         ("exists and is not a bulkrt ledger",),
     ),
     Mistake(
+        "a ledger's lock given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.lock": ""},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.lock"),
+        2,
+        ("--ledger l.jsonl.lock: is the lock of l.jsonl", "name the campaign's ledger"),
+    ),
+    Mistake(
+        "the accounts file's lock given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "accounts.json.lock": ""},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "accounts.json.lock"),
+        2,
+        ("is the lock of accounts.json", "nothing was sent"),
+    ),
+    Mistake(
+        "a lock holding ledger lines given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": "", "l.jsonl.lock": LEDGER_LINE},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.lock"),
+        2,
+        ("is the lock of l.jsonl",),
+    ),
+    Mistake(
+        "a ledger's journal given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.sent": ""},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.sent"),
+        2,
+        ("is the journal of l.jsonl", "(<ledger>.sent)"),
+    ),
+    Mistake(
+        "a journal whose ledger is gone given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "gone.jsonl.sent": JOURNAL_LINE},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "gone.jsonl.sent"),
+        2,
+        ("exists and is a ledger's journal",),
+    ),
+    Mistake(
+        "a ledger's lock given as the ledger of a dry run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.lock": ""},
+        (
+            "run",
+            "spring.csv",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "l.jsonl.lock",
+            "--dry-run",
+        ),
+        2,
+        ("is the lock of l.jsonl",),
+    ),
+    Mistake(
+        "the accounts file given as the ledger of validate",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        ("validate", "spring.csv", "--accounts", "accounts.json", "--ledger", "accounts.json"),
+        2,
+        ("--ledger: that is the accounts file", "name the campaign's ledger"),
+    ),
+    Mistake(
+        "a job file given as the ledger of validate",
+        {"spring.csv": JOB, "autumn.csv": JOB, "accounts.json": ACCOUNTS},
+        ("validate", "spring.csv", "--accounts", "accounts.json", "--ledger", "autumn.csv"),
+        2,
+        ("autumn.csv: --ledger: exists and is a bulkrt job file",),
+    ),
+    Mistake(
+        "a ledger's lock given as the ledger of validate",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.lock": ""},
+        ("validate", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.lock"),
+        2,
+        ("is the lock of l.jsonl",),
+    ),
+    Mistake(
+        "a ledger's journal given as the ledger of validate",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.sent": ""},
+        ("validate", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.sent"),
+        2,
+        ("is the journal of l.jsonl",),
+    ),
+    Mistake(
         "status of a job file",
         {"spring.csv": JOB},
         ("status", "spring.csv"),
@@ -385,7 +463,7 @@ FILE_MISTAKES = [
 @pytest.mark.parametrize("mistake", FILE_MISTAKES, ids=lambda m: m.name)
 def test_a_mistake_costs_a_message_and_no_file(mistake: Mistake, tmp_path: Path) -> None:
     """The command exits with its code, says what went wrong and what to do, and every file
-    that was there is still there, byte for byte."""
+    that was there is still there, byte for byte, with no new file beside them."""
     for name, text in mistake.files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -398,6 +476,7 @@ def test_a_mistake_costs_a_message_and_no_file(mistake: Mistake, tmp_path: Path)
     assert "Traceback" not in message
     after = snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) - set(before) <= mistake.creates
     assert set(after) - set(before) <= mistake.creates
 
 

@@ -9,7 +9,7 @@ When the accounts file itself is broken, the job files are still checked (all bu
 from __future__ import annotations
 
 import json
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
@@ -23,13 +23,14 @@ from bulkrt.commands.options import (
     format_option,
     jobs_argument,
 )
+from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.ledger.resume import finished_keys
 from bulkrt.shell.accounts import load_accounts
 
-__all__ = ["command"]
+__all__ = ["command", "problems_document"]
 
 #: problems listed in ``--json`` output (all are counted, and all printed on stderr)
 _JSON_PROBLEMS = 1000
@@ -87,6 +88,16 @@ def command(
     def warn(problem: Problem) -> None:
         click.echo(f"warning: {problem}", err=True)
 
+    if ledger is not None:
+        refused = ledger_refusal(
+            ledger,
+            inputs={
+                **{f"the job {job}": Path(job) for job in jobs if job != "-"},
+                "the accounts file": accounts_path,
+            },
+        )
+        if refused is not None:
+            report(Problem(str(ledger), None, "--ledger", refused))
     accounts: Container[str] = _AnyAccount()
     try:
         accounts = load_accounts(accounts_path)
@@ -132,13 +143,18 @@ class _Problems:
 
     def fail(self) -> NoReturn:
         if self._as_json:
-            document = {
-                "ok": False,
-                "problems": self.count,
-                "first": [asdict(p) for p in self._kept],
-            }
-            click.echo(json.dumps(document, sort_keys=True))
+            click.echo(json.dumps(problems_document(self.count, self._kept), sort_keys=True))
         _fail(self.count, self._files)
+
+
+def problems_document(count: int, problems: Sequence[Problem]) -> dict[str, object]:
+    """What ``--json`` prints when the input has problems: ``ok`` false, their ``count``, and
+    the first `_JSON_PROBLEMS` of them (file, line, field, message)."""
+    return {
+        "ok": False,
+        "problems": count,
+        "first": [asdict(p) for p in problems[:_JSON_PROBLEMS]],
+    }
 
 
 def _finished(
