@@ -430,6 +430,20 @@ FILE_MISTAKES = [
         ("is the journal of l.jsonl",),
     ),
     Mistake(
+        "status of a ledger's empty lock",
+        {"l.jsonl": LEDGER_LINE, "l.jsonl.lock": ""},
+        ("status", "l.jsonl.lock"),
+        2,
+        ("l.jsonl.lock is the lock of l.jsonl", "give the --ledger file of the run"),
+    ),
+    Mistake(
+        "report of a ledger's empty journal",
+        {"l.jsonl": LEDGER_LINE, "l.jsonl.sent": ""},
+        ("report", "l.jsonl.sent", "--html", "r.html"),
+        2,
+        ("l.jsonl.sent is the journal of l.jsonl",),
+    ),
+    Mistake(
         "status of a job file",
         {"spring.csv": JOB},
         ("status", "spring.csv"),

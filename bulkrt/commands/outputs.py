@@ -180,14 +180,20 @@ def not_a_ledger(path: Path) -> str | None:
     'is a bulkrt job file, not a ledger: give the --ledger file of the run'
     """
     try:
-        if not path.is_file() or path.stat().st_size == 0:
+        if not path.is_file():
             return None
+        if path.stat().st_size == 0:
+            named = _named_as(path)  # an empty lock or journal is no empty ledger
+            return None if named is None else f"is {named}, not a ledger: {_GIVE_LEDGER}"
     except OSError:
         return None
     kind = kind_of(path)
     if kind == LEDGER:
         return None
-    return f"is {kind or 'not a bulkrt ledger'}, not a ledger: give the --ledger file of the run"
+    return f"is {kind or 'not a bulkrt ledger'}, not a ledger: {_GIVE_LEDGER}"
+
+
+_GIVE_LEDGER = "give the --ledger file of the run"
 
 
 def _same_file(a: Path, b: Path) -> bool:
