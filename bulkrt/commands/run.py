@@ -66,7 +66,14 @@ def _estimate(
     return estimate(pending, model, concurrency=concurrency, max_rps=max_rps)
 
 
+#: the highest price per request, in dollars, and the finest step of one (``--price-*``)
+_MAX_PRICE = Decimal(1000)
+_PRICE_STEP = Decimal("1e-12")
+
+
 def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
+    """A price in dollars per request: finite, 0 to `_MAX_PRICE`, no finer than `_PRICE_STEP`
+    (so a cost stays a plain, short number); anything else exits 2 naming the option."""
     if value is None:
         return None
     try:
@@ -77,6 +84,11 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
         raise click.BadParameter(f"{value!r} is not a price in dollars")
     if price < 0:
         raise click.BadParameter("a price cannot be negative")
+    if price > _MAX_PRICE:
+        raise click.BadParameter(f"{value!r} is more than {_MAX_PRICE} dollars per request")
+    step = _PRICE_STEP.adjusted()
+    if price and (price.adjusted() < step or price != price.quantize(_PRICE_STEP)):
+        raise click.BadParameter(f"{value!r} is finer than {_PRICE_STEP:f} dollars")
     return price
 
 
