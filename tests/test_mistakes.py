@@ -898,3 +898,26 @@ async def test_a_sandbox_like_xs_emulator_finishes_with_every_item_ok(
     assert "rate_limited" not in out and "account_parked" not in out
     for account in NAMES:
         assert world.retweets(account) == {str(100 + n) for n in range(30)}
+
+
+def test_run_json_on_bad_input_prints_what_validate_json_prints(tmp_path: Path) -> None:
+    """`run --json` that exits 2 on a bad row prints on stdout the very JSON document
+    `validate --json` prints for the same input, and for a refused --ledger the same shape
+    naming the option; nothing is written."""
+    (tmp_path / "spring.csv").write_text(JOB + "acct001,abc,retweet\n")
+    (tmp_path / "accounts.json").write_text(ACCOUNTS)
+    (tmp_path / "accounts.json").chmod(0o600)
+    common = ("spring.csv", "--accounts", "accounts.json", "--json")
+    checked = bulkrt("validate", *common, cwd=tmp_path)
+    ran = bulkrt("run", *common, "--ledger", "l.jsonl", cwd=tmp_path)
+    assert checked.returncode == ran.returncode == 2, ran.stderr
+    document = json.loads(checked.stdout)
+    assert document["ok"] is False and document["problems"] == 1
+    assert json.loads(ran.stdout) == document
+    refused = bulkrt("run", *common, "--ledger", "accounts.json", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    shown = json.loads(refused.stdout)
+    assert shown["ok"] is False and shown["problems"] == 1
+    assert shown["first"][0]["field"] == "--ledger"
+    assert "that is the accounts file" in shown["first"][0]["message"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.json", "spring.csv"]

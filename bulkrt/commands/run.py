@@ -9,6 +9,7 @@ marked finished), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -26,11 +27,12 @@ from bulkrt.commands.options import (
     jobs_argument,
 )
 from bulkrt.commands.outputs import ledger_refusal
+from bulkrt.commands.validate import problems_document
 from bulkrt.core.api_base import api_base as checked_api_base
 from bulkrt.core.items import Action
 from bulkrt.core.plan import Timing
 from bulkrt.core.tiers import LimitModel, Tier
-from bulkrt.errors import InputError, LedgerError
+from bulkrt.errors import InputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobFormat
 from bulkrt.shell.client import Timeouts
@@ -300,11 +302,13 @@ def command(
         },
     )
     if refused is not None:
+        _json_problems(as_json, 1, [Problem(str(ledger), None, "--ledger", refused)])
         click.echo(f"bulkrt run: --ledger {ledger}: {refused}; nothing was sent", err=True)
         raise SystemExit(ExitCode.BAD_INPUT)
     try:
         code = run_job(settings, display)
     except InputError as exc:
+        _json_problems(as_json, exc.total, exc.problems)
         for problem in exc.problems[:_SHOW_PROBLEMS]:
             click.echo(str(problem), err=True)
         hidden = exc.total - min(len(exc.problems), _SHOW_PROBLEMS)
@@ -313,6 +317,13 @@ def command(
         click.echo(f"bulkrt run: {exc.total} problem(s) in the input; nothing was sent", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
     except LedgerError as exc:
+        _json_problems(as_json, 1, [Problem(exc.path, None, "ledger", exc.message)])
         click.echo(f"bulkrt run: {exc}; nothing was sent", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
     raise SystemExit(code)
+
+
+def _json_problems(as_json: bool, count: int, problems: Sequence[Problem]) -> None:
+    """With ``--json``, print the input's problems on stdout as `bulkrt validate --json` does."""
+    if as_json:
+        click.echo(json.dumps(problems_document(count, problems), sort_keys=True))
