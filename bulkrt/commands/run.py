@@ -25,9 +25,9 @@ from bulkrt.commands.options import (
     campaign_option,
     format_option,
     jobs_argument,
+    problems_document,
 )
 from bulkrt.commands.outputs import ledger_refusal
-from bulkrt.commands.validate import problems_document
 from bulkrt.core.api_base import api_base as checked_api_base
 from bulkrt.core.items import Action
 from bulkrt.core.plan import Timing

@@ -9,8 +9,7 @@ When the accounts file itself is broken, the job files are still checked (all bu
 from __future__ import annotations
 
 import json
-from collections.abc import Container, Sequence
-from dataclasses import asdict
+from collections.abc import Container
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,10 +17,12 @@ import click
 
 from bulkrt import logs
 from bulkrt.commands.options import (
+    JSON_PROBLEMS,
     accounts_option,
     campaign_option,
     format_option,
     jobs_argument,
+    problems_document,
 )
 from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
@@ -30,10 +31,7 @@ from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jo
 from bulkrt.ledger.resume import finished_keys
 from bulkrt.shell.accounts import load_accounts
 
-__all__ = ["command", "problems_document"]
-
-#: problems listed in ``--json`` output (all are counted, and all printed on stderr)
-_JSON_PROBLEMS = 1000
+__all__ = ["command"]
 
 
 class _AnyAccount:
@@ -138,23 +136,13 @@ class _Problems:
     def report(self, problem: Problem) -> None:
         self.count += 1
         click.echo(str(problem), err=True)
-        if self._as_json and len(self._kept) < _JSON_PROBLEMS:
+        if self._as_json and len(self._kept) < JSON_PROBLEMS:
             self._kept.append(problem)
 
     def fail(self) -> NoReturn:
         if self._as_json:
             click.echo(json.dumps(problems_document(self.count, self._kept), sort_keys=True))
         _fail(self.count, self._files)
-
-
-def problems_document(count: int, problems: Sequence[Problem]) -> dict[str, object]:
-    """What ``--json`` prints when the input has problems: ``ok`` false, their ``count``, and
-    the first `_JSON_PROBLEMS` of them (file, line, field, message)."""
-    return {
-        "ok": False,
-        "problems": count,
-        "first": [asdict(p) for p in problems[:_JSON_PROBLEMS]],
-    }
 
 
 def _finished(
