@@ -89,3 +89,33 @@ def test_a_signal_before_sending_is_a_clean_stop(
     assert f"stopped by {signum.name}" in text
     assert "Traceback" not in text and "Aborted" not in text
     assert not ledger.exists() or ledger.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("retweet", "undo", "cost"),
+    [("0.000000000001", "1E+2", "100.000000000001"), ("1e-12", "0", "0.000000000001")],
+)
+def test_a_dry_run_prints_its_cost_in_plain_notation(
+    tmp_path: Path, retweet: str, undo: str, cost: str
+) -> None:
+    """A dry run's cost reads as a plain decimal number in --json and in the text, never in
+    scientific notation, whatever notation the prices were given in."""
+    job = tmp_path / "spring.csv"
+    job.write_text("account,tweet_id,action\nacme,20,retweet\nacme,21,undo\n")
+    accounts = tmp_path / "accounts.json"
+    keys = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+    oauth1 = {key: f"{key}-value" for key in keys}
+    accounts.write_text(json.dumps({"accounts": {"acme": {"user_id": "1", "oauth1": oauth1}}}))
+    accounts.chmod(0o600)
+    args = [
+        "run", str(job), "--accounts", str(accounts), "--ledger", str(tmp_path / "l.jsonl"),
+        "--dry-run", "--price-retweet", retweet, "--price-undo", undo,
+    ]  # fmt: skip
+    runner = CliRunner()
+    as_json = runner.invoke(main, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["cost_dollars"] == cost
+    text = runner.invoke(main, args)
+    assert text.exit_code == 0, text.output
+    line = next(line for line in text.stdout.splitlines() if line.startswith("estimated cost"))
+    assert "E" not in line.split("(")[0] and "$" in line, line

@@ -174,18 +174,18 @@ async def test_requests_in_flight_are_abandoned_after_the_grace_period(ledger_pa
 
 @pytest.mark.parametrize("rps", [2.0, 4.0])
 async def test_max_rps_caps_the_requests_per_second(ledger_path: Path, rps: float) -> None:
-    """With ``--max-rps R`` no second of the run sees more requests than aiolimiter's bucket
-    allows (R at once, then R per second), across all accounts."""
+    """With ``--max-rps R`` no 1-second window of the run, the first one included, holds more
+    than R requests across all accounts."""
     senders = {name: FakeSender() for name in "abcdef"}
     with LedgerWriter(ledger_path) as ledger:
         d = dispatcher(ledger, senders, DispatchSettings(max_rps=rps))
         await d.run(items(dict.fromkeys("abcdef", 10)))
     times = sorted(t for s in senders.values() for t, _ in s.sent)
     assert len(times) == 60 == len(lines(ledger_path))
-    burst = int(rps)
-    # a leaky bucket of R: any 2R consecutive sends span at least one second
-    assert all(times[i + 2 * burst] - times[i] >= 1.0 - 1e-6 for i in range(60 - 2 * burst))
-    assert times[-1] - times[0] >= (60 - burst) / rps - 1e-6
+    cap = int(rps)
+    # any R + 1 consecutive sends span at least a second: a window [t, t + 1) holds at most R
+    assert all(times[i + cap] - times[i] >= 1.0 - 1e-6 for i in range(60 - cap))
+    assert times[-1] - times[0] >= 59 / rps - 1e-6
 
 
 async def test_without_max_rps_instant_answers_take_no_time(ledger_path: Path) -> None:

@@ -352,6 +352,183 @@ FILE_MISTAKES = [
         ("exists and is not a bulkrt ledger",),
     ),
     Mistake(
+        "a ledger's lock given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.lock": ""},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.lock"),
+        2,
+        ("--ledger l.jsonl.lock: is the lock of l.jsonl", "name the campaign's ledger"),
+    ),
+    Mistake(
+        "the accounts file's lock given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "accounts.json.lock": ""},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "accounts.json.lock"),
+        2,
+        ("is the lock of accounts.json", "nothing was sent"),
+    ),
+    Mistake(
+        "a lock holding ledger lines given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": "", "l.jsonl.lock": LEDGER_LINE},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.lock"),
+        2,
+        ("is the lock of l.jsonl",),
+    ),
+    Mistake(
+        "a ledger's journal given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.sent": ""},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.sent"),
+        2,
+        ("is the journal of l.jsonl", "(<ledger>.sent)"),
+    ),
+    Mistake(
+        "a journal whose ledger is gone given as the ledger of a run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "gone.jsonl.sent": JOURNAL_LINE},
+        ("run", "spring.csv", "--accounts", "accounts.json", "--ledger", "gone.jsonl.sent"),
+        2,
+        ("exists and is a ledger's journal",),
+    ),
+    Mistake(
+        "a ledger's lock given as the ledger of a dry run",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.lock": ""},
+        (
+            "run",
+            "spring.csv",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "l.jsonl.lock",
+            "--dry-run",
+        ),
+        2,
+        ("is the lock of l.jsonl",),
+    ),
+    Mistake(
+        "the accounts file given as the ledger of validate",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        ("validate", "spring.csv", "--accounts", "accounts.json", "--ledger", "accounts.json"),
+        2,
+        ("--ledger: that is the accounts file", "name the campaign's ledger"),
+    ),
+    Mistake(
+        "a job file given as the ledger of validate",
+        {"spring.csv": JOB, "autumn.csv": JOB, "accounts.json": ACCOUNTS},
+        ("validate", "spring.csv", "--accounts", "accounts.json", "--ledger", "autumn.csv"),
+        2,
+        ("autumn.csv: --ledger: exists and is a bulkrt job file",),
+    ),
+    Mistake(
+        "a ledger's lock given as the ledger of validate",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.lock": ""},
+        ("validate", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.lock"),
+        2,
+        ("is the lock of l.jsonl",),
+    ),
+    Mistake(
+        "a ledger's journal given as the ledger of validate",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS, "l.jsonl": LEDGER_LINE, "l.jsonl.sent": ""},
+        ("validate", "spring.csv", "--accounts", "accounts.json", "--ledger", "l.jsonl.sent"),
+        2,
+        ("is the journal of l.jsonl",),
+    ),
+    Mistake(
+        "status of a ledger's empty lock",
+        {"l.jsonl": LEDGER_LINE, "l.jsonl.lock": ""},
+        ("status", "l.jsonl.lock"),
+        2,
+        ("l.jsonl.lock is the lock of l.jsonl", "give the --ledger file of the run"),
+    ),
+    Mistake(
+        "report of a ledger's empty journal",
+        {"l.jsonl": LEDGER_LINE, "l.jsonl.sent": ""},
+        ("report", "l.jsonl.sent", "--html", "r.html"),
+        2,
+        ("l.jsonl.sent is the journal of l.jsonl",),
+    ),
+    Mistake(
+        "an overflowing --price-undo",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        (
+            "run",
+            "spring.csv",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "l.jsonl",
+            "--dry-run",
+            "--price-undo",
+            "1e999999999",
+        ),
+        2,
+        ("Invalid value for '--price-undo'", "more than 1000 dollars per request"),
+    ),
+    Mistake(
+        "a 400-digit --price-retweet",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        (
+            "run",
+            "spring.csv",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "l.jsonl",
+            "--dry-run",
+            "--price-retweet",
+            "1e400",
+        ),
+        2,
+        ("Invalid value for '--price-retweet'", "more than 1000 dollars"),
+    ),
+    Mistake(
+        "a negative --price-undo",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        (
+            "run",
+            "spring.csv",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "l.jsonl",
+            "--dry-run",
+            "--price-undo",
+            "-0.5",
+        ),
+        2,
+        ("Invalid value for '--price-undo'", "cannot be negative"),
+    ),
+    Mistake(
+        "a --price-retweet that is not a number",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        (
+            "run",
+            "spring.csv",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "l.jsonl",
+            "--dry-run",
+            "--price-retweet",
+            "nan",
+        ),
+        2,
+        ("Invalid value for '--price-retweet'", "'nan' is not a price in dollars"),
+    ),
+    Mistake(
+        "a --price-undo finer than a trillionth of a dollar",
+        {"spring.csv": JOB, "accounts.json": ACCOUNTS},
+        (
+            "run",
+            "spring.csv",
+            "--accounts",
+            "accounts.json",
+            "--ledger",
+            "l.jsonl",
+            "--dry-run",
+            "--price-undo",
+            "1e-999999999",
+        ),
+        2,
+        ("Invalid value for '--price-undo'", "finer than 0.000000000001 dollars"),
+    ),
+    Mistake(
         "status of a job file",
         {"spring.csv": JOB},
         ("status", "spring.csv"),
@@ -385,7 +562,7 @@ FILE_MISTAKES = [
 @pytest.mark.parametrize("mistake", FILE_MISTAKES, ids=lambda m: m.name)
 def test_a_mistake_costs_a_message_and_no_file(mistake: Mistake, tmp_path: Path) -> None:
     """The command exits with its code, says what went wrong and what to do, and every file
-    that was there is still there, byte for byte."""
+    that was there is still there, byte for byte, with no new file beside them."""
     for name, text in mistake.files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -398,6 +575,7 @@ def test_a_mistake_costs_a_message_and_no_file(mistake: Mistake, tmp_path: Path)
     assert "Traceback" not in message
     after = snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) - set(before) <= mistake.creates
     assert set(after) - set(before) <= mistake.creates
 
 
@@ -720,3 +898,26 @@ async def test_a_sandbox_like_xs_emulator_finishes_with_every_item_ok(
     assert "rate_limited" not in out and "account_parked" not in out
     for account in NAMES:
         assert world.retweets(account) == {str(100 + n) for n in range(30)}
+
+
+def test_run_json_on_bad_input_prints_what_validate_json_prints(tmp_path: Path) -> None:
+    """`run --json` that exits 2 on a bad row prints on stdout the very JSON document
+    `validate --json` prints for the same input, and for a refused --ledger the same shape
+    naming the option; nothing is written."""
+    (tmp_path / "spring.csv").write_text(JOB + "acct001,abc,retweet\n")
+    (tmp_path / "accounts.json").write_text(ACCOUNTS)
+    (tmp_path / "accounts.json").chmod(0o600)
+    common = ("spring.csv", "--accounts", "accounts.json", "--json")
+    checked = bulkrt("validate", *common, cwd=tmp_path)
+    ran = bulkrt("run", *common, "--ledger", "l.jsonl", cwd=tmp_path)
+    assert checked.returncode == ran.returncode == 2, ran.stderr
+    document = json.loads(checked.stdout)
+    assert document["ok"] is False and document["problems"] == 1
+    assert json.loads(ran.stdout) == document
+    refused = bulkrt("run", *common, "--ledger", "accounts.json", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    shown = json.loads(refused.stdout)
+    assert shown["ok"] is False and shown["problems"] == 1
+    assert shown["first"][0]["field"] == "--ledger"
+    assert "that is the accounts file" in shown["first"][0]["message"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.json", "spring.csv"]

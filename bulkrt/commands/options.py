@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
+from bulkrt.errors import Problem
 from bulkrt.jobs.loader import JobFormat
 
 __all__ = [
+    "JSON_PROBLEMS",
     "Seconds",
     "accounts_option",
     "campaign_option",
     "format_option",
     "jobs_argument",
+    "problems_document",
 ]
 
 
@@ -62,3 +67,17 @@ format_option = click.option(
 campaign_option = click.option(
     "--campaign", help="Campaign of rows that name none (default: the job file's name)."
 )
+
+
+#: problems listed in ``--json`` output (all are counted, and all printed on stderr)
+JSON_PROBLEMS = 1000
+
+
+def problems_document(count: int, problems: Sequence[Problem]) -> dict[str, object]:
+    """What ``--json`` prints when the input has problems (`validate`, `run`): ``ok`` false,
+    their ``count``, and the first `JSON_PROBLEMS` of them (file, line, field, message)."""
+    return {
+        "ok": False,
+        "problems": count,
+        "first": [asdict(p) for p in problems[:JSON_PROBLEMS]],
+    }

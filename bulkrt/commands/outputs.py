@@ -180,14 +180,20 @@ def not_a_ledger(path: Path) -> str | None:
     'is a bulkrt job file, not a ledger: give the --ledger file of the run'
     """
     try:
-        if not path.is_file() or path.stat().st_size == 0:
+        if not path.is_file():
             return None
+        if path.stat().st_size == 0:
+            named = _named_as(path)  # an empty lock or journal is no empty ledger
+            return None if named is None else f"is {named}, not a ledger: {_GIVE_LEDGER}"
     except OSError:
         return None
     kind = kind_of(path)
     if kind == LEDGER:
         return None
-    return f"is {kind or 'not a bulkrt ledger'}, not a ledger: give the --ledger file of the run"
+    return f"is {kind or 'not a bulkrt ledger'}, not a ledger: {_GIVE_LEDGER}"
+
+
+_GIVE_LEDGER = "give the --ledger file of the run"
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -230,14 +236,39 @@ def refusal(
     return None
 
 
+def _named_as(path: Path) -> str | None:
+    """What bulkrt file ``path``'s name makes it, whatever it holds (a lock is empty): the
+    journal (``.sent``) of the ledger beside it, the lock (``.lock``) of the ledger or accounts
+    file beside it, or None (no such name, or nothing beside it)."""
+    for suffix, what in ((".sent", "the journal"), (".lock", "the lock")):
+        if not path.name.endswith(suffix) or path.name == suffix:
+            continue
+        owner = path.with_name(path.name.removesuffix(suffix))
+        if owner.is_file():
+            return f"{what} of {owner.name} ({JOURNAL if suffix == '.sent' else LOCK})"
+    return None
+
+
 def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
     """Why ``ledger`` must not be appended to, or None: it is one of the ``inputs`` (a job, the
-    accounts file), or an existing, non-empty file that is not a bulkrt ledger."""
+    accounts file), a lock or journal by its name beside the file it serves (even empty), or an
+    existing, non-empty file that is not a bulkrt ledger.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "spring.jsonl").write_text('{"schema":1,"ts":"t","run":"r","key":"k"}\\n')
+    >>> (d / "spring.jsonl.lock").touch()
+    >>> print(ledger_refusal(d / "spring.jsonl.lock", inputs={}))  # doctest: +ELLIPSIS
+    is the lock of spring.jsonl (the lock of a ledger or accounts file), not a ledger: ...
+    """
     for what, path in inputs.items():
         if _same_file(ledger, path):
             return f"that is {what}; name the campaign's ledger (a .jsonl file of its own)"
     if ledger.is_dir():
         return "is a directory; name a file"
+    named = _named_as(ledger)
+    if named is not None:
+        return f"is {named}, not a ledger: bulkrt never appends to one; name the campaign's ledger"
     try:
         empty = ledger.stat().st_size == 0
     except OSError:

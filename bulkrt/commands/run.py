@@ -9,6 +9,7 @@ marked finished), 130/143 stopped by SIGINT/SIGTERM after a clean stop.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -24,13 +25,14 @@ from bulkrt.commands.options import (
     campaign_option,
     format_option,
     jobs_argument,
+    problems_document,
 )
 from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.core.api_base import api_base as checked_api_base
 from bulkrt.core.items import Action
 from bulkrt.core.plan import Timing
 from bulkrt.core.tiers import LimitModel, Tier
-from bulkrt.errors import InputError, LedgerError
+from bulkrt.errors import InputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobFormat
 from bulkrt.shell.client import Timeouts
@@ -66,7 +68,14 @@ def _estimate(
     return estimate(pending, model, concurrency=concurrency, max_rps=max_rps)
 
 
+#: the highest price per request, in dollars, and the finest step of one (``--price-*``)
+_MAX_PRICE = Decimal(1000)
+_PRICE_STEP = Decimal("1e-12")
+
+
 def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
+    """A price in dollars per request: finite, 0 to `_MAX_PRICE`, no finer than `_PRICE_STEP`
+    (so a cost stays a plain, short number); anything else exits 2 naming the option."""
     if value is None:
         return None
     try:
@@ -77,6 +86,11 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
         raise click.BadParameter(f"{value!r} is not a price in dollars")
     if price < 0:
         raise click.BadParameter("a price cannot be negative")
+    if price > _MAX_PRICE:
+        raise click.BadParameter(f"{value!r} is more than {_MAX_PRICE} dollars per request")
+    step = _PRICE_STEP.adjusted()
+    if price and (price.adjusted() < step or price != price.quantize(_PRICE_STEP)):
+        raise click.BadParameter(f"{value!r} is finer than {_PRICE_STEP:f} dollars")
     return price
 
 
@@ -288,11 +302,13 @@ def command(
         },
     )
     if refused is not None:
+        _json_problems(as_json, 1, [Problem(str(ledger), None, "--ledger", refused)])
         click.echo(f"bulkrt run: --ledger {ledger}: {refused}; nothing was sent", err=True)
         raise SystemExit(ExitCode.BAD_INPUT)
     try:
         code = run_job(settings, display)
     except InputError as exc:
+        _json_problems(as_json, exc.total, exc.problems)
         for problem in exc.problems[:_SHOW_PROBLEMS]:
             click.echo(str(problem), err=True)
         hidden = exc.total - min(len(exc.problems), _SHOW_PROBLEMS)
@@ -301,6 +317,13 @@ def command(
         click.echo(f"bulkrt run: {exc.total} problem(s) in the input; nothing was sent", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
     except LedgerError as exc:
+        _json_problems(as_json, 1, [Problem(exc.path, None, "ledger", exc.message)])
         click.echo(f"bulkrt run: {exc}; nothing was sent", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
     raise SystemExit(code)
+
+
+def _json_problems(as_json: bool, count: int, problems: Sequence[Problem]) -> None:
+    """With ``--json``, print the input's problems on stdout as `bulkrt validate --json` does."""
+    if as_json:
+        click.echo(json.dumps(problems_document(count, problems), sort_keys=True))

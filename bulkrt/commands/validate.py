@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Container
-from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,11 +17,14 @@ import click
 
 from bulkrt import logs
 from bulkrt.commands.options import (
+    JSON_PROBLEMS,
     accounts_option,
     campaign_option,
     format_option,
     jobs_argument,
+    problems_document,
 )
+from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
@@ -30,9 +32,6 @@ from bulkrt.ledger.resume import finished_keys
 from bulkrt.shell.accounts import load_accounts
 
 __all__ = ["command"]
-
-#: problems listed in ``--json`` output (all are counted, and all printed on stderr)
-_JSON_PROBLEMS = 1000
 
 
 class _AnyAccount:
@@ -87,6 +86,16 @@ def command(
     def warn(problem: Problem) -> None:
         click.echo(f"warning: {problem}", err=True)
 
+    if ledger is not None:
+        refused = ledger_refusal(
+            ledger,
+            inputs={
+                **{f"the job {job}": Path(job) for job in jobs if job != "-"},
+                "the accounts file": accounts_path,
+            },
+        )
+        if refused is not None:
+            report(Problem(str(ledger), None, "--ledger", refused))
     accounts: Container[str] = _AnyAccount()
     try:
         accounts = load_accounts(accounts_path)
@@ -127,17 +136,12 @@ class _Problems:
     def report(self, problem: Problem) -> None:
         self.count += 1
         click.echo(str(problem), err=True)
-        if self._as_json and len(self._kept) < _JSON_PROBLEMS:
+        if self._as_json and len(self._kept) < JSON_PROBLEMS:
             self._kept.append(problem)
 
     def fail(self) -> NoReturn:
         if self._as_json:
-            document = {
-                "ok": False,
-                "problems": self.count,
-                "first": [asdict(p) for p in self._kept],
-            }
-            click.echo(json.dumps(document, sort_keys=True))
+            click.echo(json.dumps(problems_document(self.count, self._kept), sort_keys=True))
         _fail(self.count, self._files)
 
 

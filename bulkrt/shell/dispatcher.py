@@ -127,7 +127,9 @@ class Dispatcher:
         self._superseded = superseded
         self._settings = settings or DispatchSettings()
         self._clock = clock
-        self._rps = AsyncLimiter(self._settings.max_rps, 1.0) if self._settings.max_rps else None
+        # a bucket of one, refilled every 1/R s: no burst, so no 1 s window sees more than R
+        rps = self._settings.max_rps
+        self._rps = AsyncLimiter(1, 1.0 / rps) if rps else None
         self._wake = anyio.Event()
         self._pending = 0
         self._items: Iterator[Item] = iter(())

@@ -136,7 +136,7 @@ def plan_json(plan: Plan, items: int) -> dict[str, object]:
         "already_done": plan.already_done,
         "duration_seconds": round(plan.duration, 3),
         "limits": plan.limits_note,
-        "cost_dollars": str(plan.cost),
+        "cost_dollars": f"{plan.cost:f}",
         "prices": plan.price_note,
         "accounts": {
             a.account: {
