@@ -25,7 +25,8 @@ async def test_run_validate_and_rollback_print_one_json_object_with_json(
     valid = bulkrt("validate", str(job), "--accounts", str(world.accounts), "--json", cwd=world.dir)
     assert valid.returncode == 0, valid.stderr
     assert json.loads(valid.stdout) == {
-        "ok": True, "items": 6, "files": 1, "finished": None, "to_send": None,
+        "ok": True, "items": 6, "files": 1, "finished": None, "superseded": None,
+        "to_send": None,
         "by_account": {"acct001": {"retweet": 3}, "acct002": {"retweet": 3}},
     }  # fmt: skip
     planned = await world.run(job, "--dry-run", "--json")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
 from decimal import Decimal
 
 import pytest
+from click.testing import CliRunner
 
+from bulkrt.cli import main
 from bulkrt.core.items import Action
 from bulkrt.core.plan import Timing, plan
 from bulkrt.core.tiers import Prices, Tier, limit_model
+from bulkrt.sandbox import FaultKind
+from bulkrt.sandbox.faults import ScriptedFault
 from bulkrt.simulation.estimate import estimate
+from tests.test_run import MakeWorld
 
 RT, UNDO = Action.RETWEET, Action.UNDO
 
@@ -81,3 +88,54 @@ def test_empty_plan() -> None:
     result = plan({}, limit_model("pro"))
     assert (result.requests, result.duration, result.cost) == (0, 0.0, Decimal(0))
     assert result.accounts == ()
+
+
+def _accounted(summary: str) -> tuple[int, int]:
+    """The run's text summary: its item total and the items it accounts for."""
+    found = re.search(
+        r"(\d+) items: (\d+) ok, (\d+) rejected, (\d+) error(?:, (\d+) superseded)? in this "
+        r"run; (\d+) already finished before it",
+        summary,
+    )
+    assert found is not None, summary
+    total, *parts = (int(n) if n else 0 for n in found.groups())
+    return total, sum(parts)
+
+
+async def test_superseded_items_are_planned_as_the_run_records_them(
+    make_world: MakeWorld,
+) -> None:
+    """After a retweet ended error and its later undo ok, the dry run and `validate --ledger`
+    plan 0 to send and 1 superseded, the real run sends nothing and its text summary accounts
+    for every item, naming the superseded one."""
+    world = await make_world()
+    world.sandbox.state.faults.script(
+        ScriptedFault(FaultKind.E500, count=1, user_id=world.user_id("acct001"))
+    )
+    job = world.job([("acct001", "100", "retweet"), ("acct001", "100", "undo")])
+    assert (await world.run(job, "--max-attempts", "1")).returncode == 1
+    dry = await world.run(job, "--dry-run")
+    assert dry.returncode == 0, dry.stderr.decode()
+    assert "would send 0 requests (0 retweets, 0 undos); 1 items already finished in the " \
+        "ledger; 1 superseded" in dry.stdout.decode()  # fmt: skip
+    document = json.loads((await world.run(job, "--dry-run", "--json")).stdout)
+    assert (document["requests"], document["already_done"], document["superseded"]) == (0, 1, 1)
+    assert document["accounts"]["acct001"]["superseded"] == 1
+    validate = ["validate", str(job), "--accounts", str(world.accounts), "--ledger"]
+    checked = CliRunner().invoke(main, [*validate, str(world.ledger)])
+    assert checked.exit_code == 0, checked.output
+    assert "1 of these items already finished; 1 superseded (not sent); 0 to send" in (
+        checked.output
+    )
+    as_json = CliRunner().invoke(main, [*validate, str(world.ledger), "--json"])
+    counts = json.loads(as_json.output)
+    assert (counts["finished"], counts["superseded"], counts["to_send"]) == (1, 1, 0)
+    requests = world.sandbox.state.requests
+    real = await world.run(job)
+    assert real.returncode == 0, real.stderr.decode()
+    assert world.sandbox.state.requests == requests
+    assert world.lines()[-1]["status"] == "superseded"
+    out = real.stdout.decode()
+    assert "1 superseded in this run" in out
+    total, accounted = _accounted(out)
+    assert total == accounted == 2

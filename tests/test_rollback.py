@@ -59,6 +59,8 @@ class Case:
     include_preexisting: bool = False
     #: the journal's verdicts, per (campaign, account, Tweet)
     origins: dict[tuple[str, str, str], Origin] = field(default_factory=dict)
+    #: the undo rows no ledger line names (the journal alone recorded them)
+    journal_alone: tuple[str, ...] = ()
 
 
 PAIR = ("spring", "acme", "20")
@@ -97,6 +99,18 @@ CASES = [
          [PRE], ["acme:20"], origins={PAIR: Origin.CAMPAIGN}),
     Case("an attempt that may have applied, then a refusal: undecidable, undone",
          [REFUSED], ["acme:20"], origins={PAIR: Origin.UNDECIDED}),
+    Case("a campaign whose every ledger line is gone is undone from the journal's 'made'",
+         [], ["acme:20"], origins={PAIR: Origin.CAMPAIGN}, journal_alone=("acme:20",)),
+    Case("a journal-only campaign is found by name beside the ledger's campaigns",
+         [replace(OK, campaign="autumn", tweet_id="21")], ["acme:20"], campaigns=("spring",),
+         origins={PAIR: Origin.CAMPAIGN}, journal_alone=("acme:20",)),
+    Case("the journal alone never undoes an owner's retweet",
+         [], [], kept=1, origins={PAIR: Origin.OWNER}),
+    Case("a journal-only campaign's retweet its rollback already undid",
+         [ROLLED], [], undone=1, origins={PAIR: Origin.CAMPAIGN}),
+    Case("the ledger's first ok retweet by an earlier campaign stands: undone once, as the "
+         "ledger's", [replace(OK, campaign="autumn")], ["acme:20"],
+         origins={PAIR: Origin.CAMPAIGN}),
 ]  # fmt: skip
 
 
@@ -115,6 +129,7 @@ def test_select_undo(case: Case) -> None:
     assert all(row.campaign.endswith("-rollback") for row in plan.undo)
     counts = (plan.kept_preexisting, plan.already_undone, plan.never_retweeted, plan.unknown)
     assert counts == (case.kept, case.undone, case.refused, case.unknown)
+    assert tuple(f"{row.account}:{row.tweet_id}" for row in plan.from_journal) == case.journal_alone
 
 
 REFUSALS = [
@@ -337,6 +352,34 @@ class TestRoundTrip:
         again = await world.run(undo)
         assert again.returncode == 0, again.stderr.decode()
         assert f"{killed_at} already finished" in again.stdout.decode()
+        assert state(world) == before
+
+    async def test_a_campaign_only_the_journal_records_is_rolled_back(self, world: World) -> None:
+        """A ledger restored from a backup made before campaign `newer` (its journal kept): the
+        rollback of every campaign, and `--campaign newer`, undo newer's retweets too, list them
+        as from the journal alone, and the accounts end as before both campaigns."""
+        before = state(world)
+        older = world.job([("acct001", "200", "retweet")], name="older.csv")
+        newer = world.job([("acct001", "201", "retweet"), ("acct002", "201", "retweet")],
+                          name="newer.csv")  # fmt: skip
+        assert (await world.run(older)).returncode == 0
+        backup = world.ledger.read_bytes()
+        assert (await world.run(newer)).returncode == 0
+        assert world.retweets("acct002") == before["acct002"] | {"201"}
+        world.ledger.write_bytes(backup)
+        named = await rollback(world, "--campaign", "newer", "--out", str(world.dir / "n.csv"))
+        assert named.returncode == 0, named.stderr.decode()
+        assert "2 undo item(s) for campaign(s) newer" in named.stdout.decode()
+        undo = world.dir / "undo.csv"
+        made = await rollback(world, "--out", str(undo))
+        assert made.returncode == 0, made.stderr.decode()
+        out = made.stdout.decode()
+        assert "3 undo item(s) for campaign(s) newer, older" in out
+        assert "campaign(s) newer: no ledger line left, taken from the journal" in out
+        assert "2 undo item(s) from the journal alone" in out
+        assert "acct002 201" in out and "acct001 200" not in out.split("journal alone")[1]
+        done = await world.run(undo)
+        assert done.returncode == 0, done.stderr.decode()
         assert state(world) == before
 
     async def test_a_rollback_of_a_rollback_is_refused(self, world: World) -> None:

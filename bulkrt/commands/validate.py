@@ -28,7 +28,7 @@ from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
-from bulkrt.ledger.resume import finished_keys
+from bulkrt.ledger.resume import finished_keys, plan_resume
 from bulkrt.shell.accounts import load_accounts
 
 __all__ = ["command"]
@@ -147,13 +147,18 @@ class _Problems:
 
 def _finished(
     files: list[JobFile], accounts: Container[str], check: JobCheck, ledger: Path | None
-) -> int | None:
+) -> tuple[int, int] | None:
+    """The job's items the ledger has finished and those it supersedes (the run's resume pass
+    counts both; neither is sent)."""
     if ledger is None:
         return None
     if ledger.exists() and not ledger.is_file():
         raise LedgerError(ledger, "not a file")
     done = finished_keys(ledger)
-    return sum(1 for item in read_items(files, accounts, check) if item.key in done)
+    if not len(done):
+        return 0, 0
+    resume = plan_resume(read_items(files, accounts, check), done, ledger)
+    return resume.skipped, len(resume.superseded)
 
 
 def _fail(problems: int, files: int) -> NoReturn:
@@ -166,7 +171,8 @@ def _fail(problems: int, files: int) -> NoReturn:
     raise SystemExit(ExitCode.BAD_INPUT)
 
 
-def _counts_json(check: JobCheck, files: int, finished: int | None) -> dict[str, object]:
+def _counts_json(check: JobCheck, files: int, resumed: tuple[int, int] | None) -> dict[str, object]:
+    finished, superseded = resumed or (None, None)
     by_account: dict[str, dict[str, int]] = {}
     for (account, action), n in sorted(check.counts.items()):
         by_account.setdefault(account, {})[action.value] = n
@@ -176,17 +182,22 @@ def _counts_json(check: JobCheck, files: int, finished: int | None) -> dict[str,
         "files": files,
         "by_account": by_account,
         "finished": finished,
-        "to_send": None if finished is None else check.items - finished,
+        "superseded": superseded,
+        "to_send": None if resumed is None else check.items - sum(resumed),
     }
 
 
-def _print_counts(check: JobCheck, files: int, finished: int | None, ledger: Path | None) -> None:
+def _print_counts(
+    check: JobCheck, files: int, resumed: tuple[int, int] | None, ledger: Path | None
+) -> None:
     click.echo(f"ok: {check.items} items in {files} job file(s)")
     width = max((len(account) for account, _ in check.counts), default=7)
     for (account, action), n in sorted(check.counts.items()):
         click.echo(f"  {account:<{width}}  {action.value:<7}  {n}")
-    if finished is not None:
+    if resumed is not None:
+        finished, superseded = resumed
         click.echo(
             f"{ledger}: {finished} of these items already finished; "
-            f"{check.items - finished} to send"
+            + (f"{superseded} superseded (not sent); " if superseded else "")
+            + f"{check.items - finished - superseded} to send"
         )

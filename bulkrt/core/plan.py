@@ -33,6 +33,9 @@ class AccountPlan:
     #: seconds from the start until the account's last request may go
     last_request_at: float
     cost: Decimal
+    #: unfinished items a later finished item on the same Tweet overtook: recorded
+    #: ``superseded``, not sent (`bulkrt.ledger.resume.plan_resume`)
+    superseded: int = 0
 
     @property
     def requests(self) -> int:
@@ -74,6 +77,11 @@ class Plan:
         """Items skipped because the ledger has them finished."""
         return sum(a.already_done for a in self.accounts)
 
+    @property
+    def superseded(self) -> int:
+        """Items recorded ``superseded`` and not sent."""
+        return sum(a.superseded for a in self.accounts)
+
 
 @dataclass(frozen=True, slots=True)
 class Timing:
@@ -89,23 +97,31 @@ def plan(
     model: LimitModel,
     *,
     done: Mapping[str, int] | None = None,
+    superseded: Mapping[str, int] | None = None,
     timing: Timing | None = None,
 ) -> Plan:
-    """The plan for ``pending`` (each account's unfinished items, in file order).
+    """The plan for ``pending`` (each account's items to send, in file order).
 
-    ``done`` counts each account's items that the ledger already has as finished; ``timing``
+    ``done`` counts each account's items that the ledger already has as finished,
+    ``superseded`` those a later finished item overtook (neither is in ``pending``); ``timing``
     says when the requests may go (None: no estimate, every time 0).
     """
     done = done or {}
+    superseded = superseded or {}
     timing = timing or Timing({}, 0.0)
     accounts = []
-    for account in sorted(set(pending) | set(done)):
+    for account in sorted(set(pending) | set(done) | set(superseded)):
         actions = pending.get(account, ())
         retweets = sum(1 for a in actions if a is Action.RETWEET)
         undos = len(actions) - retweets
         cost = retweets * model.prices.retweet + undos * model.prices.undo
         last = timing.last_request.get(account, 0.0)
-        accounts.append(AccountPlan(account, retweets, undos, done.get(account, 0), last, cost))
+        accounts.append(
+            AccountPlan(
+                account, retweets, undos, done.get(account, 0), last, cost,
+                superseded.get(account, 0),
+            )
+        )  # fmt: skip
     return Plan(
         tier=model.tier,
         accounts=tuple(accounts),

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulkrt.core.items import Action, Item, Status
-from bulkrt.errors import InputError, Problem
+from bulkrt.errors import JobInputError, Problem
 from bulkrt.ledger.reader import (
     KEY_HEAD,
     STATUS_FIELD,
@@ -202,7 +202,7 @@ class ResumePlan:
 
 def plan_resume(items: Iterable[Item], finished: FinishedKeys, ledger: Path) -> ResumePlan:
     """Check every finished key against its row and find the superseded items, in one pass
-    over ``items`` (the job in order). Raise `InputError` for a key the ledger finished for
+    over ``items`` (the job in order). Raise `JobInputError` for a key the ledger finished for
     another row (another campaign, account, Tweet or action: an ``id`` reused).
 
     An unfinished item followed, in job order, by a finished one on the same account and Tweet
@@ -219,7 +219,7 @@ def plan_resume(items: Iterable[Item], finished: FinishedKeys, ledger: Path) -> 
             continue
         row = identity(item.campaign, item.account, item.tweet_id, item.action.value)
         if not finished.same_row(item.key, row):
-            raise InputError([_reused_key(item, ledger)])
+            raise JobInputError([_reused_key(item, ledger)])
         done[item.account, item.action] += 1
         rejected += finished.rejected(item.key)
         superseded.update(waiting.pop(pair, ()))

@@ -10,6 +10,8 @@ campaign did not find it already retweeted: when the first ``ok`` retweet of the
 ``leave_undecided``. The journal beside the ledger (`bulkrt.ledger.journal`) is trusted too: a
 retweet it records as made by the campaign is undone whatever the ledger says or lost, and
 its other verdicts fill in pairs the ledger holds no ``ok`` retweet line for (`_apply_origins`).
+A campaign the journal records but the ledger no longer holds a line of (a backup restored, the
+ledger emptied) is selected too, and what came from the journal alone is listed.
 `select_undo` is the pure choice over records; `plan_rollback` reads a ledger into it and
 `write_undo_job` writes the result as a job file.
 
@@ -25,7 +27,7 @@ its other verdicts fill in pairs the ledger holds no ``ok`` retweet line for (`_
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -71,6 +73,8 @@ class _Pair:
     preexisting: bool | None | _Unset = _UNSET
     #: some line ended ``error`` (so with no ok line its state is unknown, not refused)
     failed: bool = False
+    #: some selected ledger line names the pair (False: the journal alone knows it)
+    in_ledger: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,10 @@ class RollbackPlan:
     undecided: tuple[Row, ...] = ()
     #: whether the undecided retweets were left alone (``--leave-undecided``)
     undecided_left: bool = False
+    #: campaigns the journal alone holds (no ledger line of them is left)
+    journal_campaigns: tuple[str, ...] = ()
+    #: undo rows of pairs no ledger line names: the journal alone recorded the retweet
+    from_journal: tuple[Row, ...] = ()
 
     def summary(self, out: str, *, include_preexisting: bool) -> list[str]:
         """The lines `bulkrt rollback` prints: what was selected, what was left alone and why."""
@@ -117,6 +125,17 @@ class RollbackPlan:
             lines += [f"    {row.account} {row.tweet_id}" for row in self.undecided]
         if not any(n for n, _ in left):
             lines.append("  left alone: none")
+        if self.journal_campaigns:
+            lines.append(
+                f"  campaign(s) {', '.join(self.journal_campaigns)}: no ledger line left, "
+                f"taken from the journal"
+            )
+        if self.from_journal:
+            lines.append(
+                f"  {len(self.from_journal)} undo item(s) from the journal alone "
+                f"(their ledger lines are gone):"
+            )
+            lines += [f"    {row.account} {row.tweet_id}" for row in self.from_journal]
         return lines
 
 
@@ -134,7 +153,8 @@ def select_undo(
 
     Every campaign when ``campaigns`` is empty; every account when ``accounts`` is empty.
     ``origins`` (the journal's, `bulkrt.ledger.journal.read_origins`) wins over the ledger's
-    ``preexisting``, and adds the retweets whose ledger lines were lost. Retweets of
+    ``preexisting``, and adds the retweets whose ledger lines were lost, and the campaigns
+    whose every line was lost. Retweets of
     undecidable origin are undone unless ``leave_undecided``.
     Raises `RollbackError` for a ``-rollback`` campaign, or a campaign or account with no lines.
     """
@@ -162,9 +182,18 @@ def select_undo(
             continue
         seen_accounts.add(record.account)
         _apply(pairs.setdefault((record.account, record.tweet_id), _Pair(base)), record)
-    _apply_origins(pairs, origins or {}, seen, only)
+    journal = origins or {}
+    from_journal = {
+        campaign
+        for campaign, _, _ in journal
+        if not campaign.endswith(ROLLBACK_SUFFIX) and (not wanted or campaign in wanted)
+    } - seen
+    seen |= from_journal
+    seen_accounts |= _apply_origins(pairs, journal, seen, only)
     _check_selection(source, wanted, seen, rollbacks, only, seen_accounts)
-    return _choose(pairs, seen, include_preexisting, leave_undecided)
+    plan = _choose(pairs, seen, include_preexisting, leave_undecided)
+    alone = tuple(row for row in plan.undo if not pairs[(row.account, row.tweet_id)].in_ledger)
+    return replace(plan, journal_campaigns=tuple(sorted(from_journal)), from_journal=alone)
 
 
 def _choose(
@@ -209,8 +238,8 @@ def _apply_origins(
     origins: Mapping[tuple[str, str, str], Origin],
     seen: set[str],
     only: set[str],
-) -> None:
-    """Add what the journal knows to what the ledger says.
+) -> set[str]:
+    """Add what the journal knows to what the ledger says; return the accounts it names.
 
     The ledger's first ``ok`` retweet of a pair was attributed with all the evidence there was
     (the journal's included), so it stands, with one exception: a journal that saw the campaign
@@ -221,10 +250,12 @@ def _apply_origins(
     no ``ok`` line in the ledger: lines that were lost, or items that ended refused or in error
     after an attempt that may have been applied.
     """
+    accounts: set[str] = set()
     for (campaign, account, tweet_id), verdict in origins.items():
         if campaign not in seen or (only and account not in only):
             continue  # not selected (``seen`` holds only the selected, non-rollback campaigns)
-        pair = pairs.setdefault((account, tweet_id), _Pair(campaign))
+        accounts.add(account)
+        pair = pairs.setdefault((account, tweet_id), _Pair(campaign, in_ledger=False))
         if pair.campaign != campaign:
             continue
         if verdict is not Origin.CAMPAIGN and pair.preexisting is not _UNSET:
@@ -232,6 +263,7 @@ def _apply_origins(
         if pair.retweeted is None:
             pair.retweeted = True  # the journal saw it retweeted; its ok line was lost
         pair.preexisting = preexisting(verdict)
+    return accounts
 
 
 def _check_selection(

@@ -134,6 +134,7 @@ def plan_json(plan: Plan, items: int) -> dict[str, object]:
         "retweets": plan.retweets,
         "undos": plan.undos,
         "already_done": plan.already_done,
+        "superseded": plan.superseded,
         "duration_seconds": round(plan.duration, 3),
         "limits": plan.limits_note,
         "cost_dollars": f"{plan.cost:f}",
@@ -143,6 +144,7 @@ def plan_json(plan: Plan, items: int) -> dict[str, object]:
                 "retweets": a.retweets,
                 "undos": a.undos,
                 "already_done": a.already_done,
+                "superseded": a.superseded,
                 "last_request_seconds": round(a.last_request_at, 3),
             }
             for a in plan.accounts
@@ -181,6 +183,12 @@ class Progress:
         click.echo(
             f"would send {plan.requests} requests ({plan.retweets} retweets, {plan.undos} undos); "
             f"{plan.already_done} items already finished in the ledger"
+            + (
+                f"; {plan.superseded} superseded (a later finished item on the same Tweet "
+                f"overtook them: recorded, not sent)"
+                if plan.superseded
+                else ""
+            )
         )
         click.echo(f"expected duration under {plan.limits_note}: {_duration(plan.duration)}")
         click.echo(f"estimated cost: ${plan.cost:.3f} ({plan.price_note})")
@@ -272,10 +280,12 @@ class Progress:
         ok = tally.count(Status.OK)
         rejected = tally.count(Status.REJECTED)
         error = tally.count(Status.ERROR)
+        superseded = tally.count(Status.SUPERSEDED)
         click.echo(
-            f"bulkrt run: {tally.total} items: {ok} ok, {rejected} rejected, {error} error in this "
-            f"run; {tally.skipped} already finished before it ({tally.skipped_rejected} rejected); "
-            f"{tally.requests} requests"
+            f"bulkrt run: {tally.total} items: {ok} ok, {rejected} rejected, {error} error"
+            + (f", {superseded} superseded" if superseded else "")
+            + f" in this run; {tally.skipped} already finished before it "
+            f"({tally.skipped_rejected} rejected); {tally.requests} requests"
         )
         for _, message in sorted(tally.reauthorize.items()):
             click.echo(f"  needs attention: {message}")

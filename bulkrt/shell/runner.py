@@ -105,8 +105,13 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         model = settings.model()
         if settings.dry_run:
             finished = finished_keys(settings.ledger)
+            resume = (
+                plan_resume(read_items(files, accounts, check), finished, settings.ledger)
+                if len(finished)
+                else ResumePlan()
+            )
             pending = read_items(files, accounts, check)
-            out.plan(_dry_run(pending, finished, model, settings.estimate), check.items)
+            out.plan(_dry_run(pending, finished, resume, model, settings.estimate), check.items)
             return ExitCode.OK
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
             finished = finished_keys(settings.ledger)  # read under the lock
@@ -187,18 +192,23 @@ def _unfinished(items: Iterator[Item], finished: FinishedKeys) -> Iterator[Item]
 def _dry_run(
     items: Iterator[Item],
     finished: FinishedKeys,
+    resume: ResumePlan,
     model: LimitModel,
     estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None,
 ) -> Plan:
-    """The plan of the items not finished yet."""
+    """The plan of the items the run would send: neither finished nor superseded."""
     pending: dict[str, list[Action]] = {}
     done: dict[str, int] = {}
+    superseded: dict[str, int] = {}
     for item in items:
         if item.key in finished:
             done[item.account] = done.get(item.account, 0) + 1
+        elif item.key in resume.superseded:
+            superseded[item.account] = superseded.get(item.account, 0) + 1
         else:
             pending.setdefault(item.account, []).append(item.action)
-    return plan(pending, model, done=done, timing=estimate(pending, model) if estimate else None)
+    timing = estimate(pending, model) if estimate else None
+    return plan(pending, model, done=done, superseded=superseded, timing=timing)
 
 
 @dataclass(frozen=True, slots=True)
