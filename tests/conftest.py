@@ -3,10 +3,10 @@
 import asyncio
 from collections.abc import Callable, Iterator
 
-import looptime
 import pytest
 import structlog
 
+from bulkrt.simulation.virtual_time import virtual_loop
 from tests.test_run import make_world  # noqa: F401  # re-exported: the sandbox-world fixture
 
 
@@ -23,5 +23,5 @@ def pytest_asyncio_loop_factories(
     """The event loop of each async test: a `looptime` loop (virtual time: it jumps to the next
     timer whenever every task waits) for tests marked ``virtual_time``, asyncio's own otherwise."""
     if item.get_closest_marker("virtual_time") is not None:
-        return {"virtual_time": looptime.new_event_loop}
+        return {"virtual_time": virtual_loop}
     return {"asyncio": asyncio.new_event_loop}

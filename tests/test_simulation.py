@@ -114,6 +114,33 @@ def test_the_dry_run_estimate_is_the_simulated_makespan(tmp_path: Path) -> None:
     assert timing.duration == run.makespan
 
 
+def test_the_dry_run_honours_max_rps(tmp_path: Path) -> None:
+    """With ``--max-rps 5`` the dry run's duration is what the app-wide cap makes it: 120
+    requests, the first at once and then one every 0.2 s (23.8 s), not the windows' 0 s; and the
+    estimate finishes (a virtual clock must not stall on the limiter's waits)."""
+    accounts = {
+        "accounts": {a: {"user_id": str(100 + n), "oauth1": {
+            "consumer_key": "ck", "consumer_secret": "cs", "access_token": f"{100 + n}-t",
+            "access_token_secret": "ts"}} for n, a in enumerate(ACCOUNTS)}
+    }  # fmt: skip
+    (tmp_path / "accounts.json").write_text(json.dumps(accounts))
+    job = tmp_path / "spring.csv"
+    job.write_text("account,tweet_id,action\n" + "".join(
+        f"{i.account},{i.tweet_id},retweet\n" for i in items(40)))  # fmt: skip
+    argv = [sys.executable, "-m", "bulkrt", "run", str(job), "--accounts",
+            str(tmp_path / "accounts.json"), "--ledger", str(tmp_path / "l.jsonl"), "--dry-run",
+            "--json", "--limit", "50", "--window", "1", "--tier", "basic"]  # fmt: skip
+    capped = json.loads(
+        subprocess.run(
+            [*argv, "--max-rps", "5"], capture_output=True, text=True, check=True, timeout=60
+        ).stdout  # fmt: skip
+    )
+    free = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    assert capped["requests"] == free["requests"] == 120
+    assert capped["duration_seconds"] == 23.8
+    assert free["duration_seconds"] < 5
+
+
 def meaning(exchange: Exchange) -> tuple[object, ...]:
     """What an exchange means to bulkrt: the classification, the failure kind, whether it may
     have been sent, and the attribution effect."""
