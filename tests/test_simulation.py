@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,9 +87,9 @@ def test_known_limits_mean_no_429(tmp_path: Path) -> None:
     assert 4.0 <= run.makespan < 5.0
 
 
-def test_the_dry_run_estimate_is_the_simulated_makespan(tmp_path: Path) -> None:
-    """``bulkrt run --dry-run`` prints as its duration the makespan of the same job simulated
-    against the same limits."""
+def dry_run(tmp_path: Path, per_account: int, *options: str) -> dict[str, Any]:
+    """`bulkrt run --dry-run --json --tier basic` of ``per_account`` retweets on each of
+    `ACCOUNTS` (OAuth 1.0a credentials that are never used), with ``options``."""
     accounts = {
         "accounts": {a: {"user_id": str(100 + n), "oauth1": {
             "consumer_key": "ck", "consumer_secret": "cs", "access_token": f"{100 + n}-t",
@@ -97,14 +98,21 @@ def test_the_dry_run_estimate_is_the_simulated_makespan(tmp_path: Path) -> None:
     (tmp_path / "accounts.json").write_text(json.dumps(accounts))
     job = tmp_path / "spring.csv"
     job.write_text("account,tweet_id,action\n" + "".join(
-        f"{i.account},{i.tweet_id},retweet\n" for i in items(17)))  # fmt: skip
+        f"{i.account},{i.tweet_id},retweet\n" for i in items(per_account)))  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "bulkrt", "run", str(job), "--accounts",
          str(tmp_path / "accounts.json"), "--ledger", str(tmp_path / "l.jsonl"), "--dry-run",
-         "--json", "--limit", "5", "--window", "2", "--tier", "basic"],
-        capture_output=True, text=True, check=True,
+         "--json", "--tier", "basic", *options],
+        capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
-    plan = json.loads(done.stdout)
+    plan: dict[str, Any] = json.loads(done.stdout)
+    return plan
+
+
+def test_the_dry_run_estimate_is_the_simulated_makespan(tmp_path: Path) -> None:
+    """``bulkrt run --dry-run`` prints as its duration the makespan of the same job simulated
+    against the same limits."""
+    plan = dry_run(tmp_path, 17, "--limit", "5", "--window", "2")
     sim = Simulation(SandboxConfig(users=3, tier=Tier.BASIC, limit=5, window=2.0))
     run = sim.run(items(17), tmp_path / "sim.jsonl")
     assert plan["duration_seconds"] == round(run.makespan, 3)
@@ -118,24 +126,8 @@ def test_the_dry_run_honours_max_rps(tmp_path: Path) -> None:
     """With ``--max-rps 5`` the dry run's duration is what the app-wide cap makes it: 120
     requests, the first at once and then one every 0.2 s (23.8 s), not the windows' 0 s; and the
     estimate finishes (a virtual clock must not stall on the limiter's waits)."""
-    accounts = {
-        "accounts": {a: {"user_id": str(100 + n), "oauth1": {
-            "consumer_key": "ck", "consumer_secret": "cs", "access_token": f"{100 + n}-t",
-            "access_token_secret": "ts"}} for n, a in enumerate(ACCOUNTS)}
-    }  # fmt: skip
-    (tmp_path / "accounts.json").write_text(json.dumps(accounts))
-    job = tmp_path / "spring.csv"
-    job.write_text("account,tweet_id,action\n" + "".join(
-        f"{i.account},{i.tweet_id},retweet\n" for i in items(40)))  # fmt: skip
-    argv = [sys.executable, "-m", "bulkrt", "run", str(job), "--accounts",
-            str(tmp_path / "accounts.json"), "--ledger", str(tmp_path / "l.jsonl"), "--dry-run",
-            "--json", "--limit", "50", "--window", "1", "--tier", "basic"]  # fmt: skip
-    capped = json.loads(
-        subprocess.run(
-            [*argv, "--max-rps", "5"], capture_output=True, text=True, check=True, timeout=60
-        ).stdout  # fmt: skip
-    )
-    free = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    capped = dry_run(tmp_path, 40, "--limit", "50", "--window", "1", "--max-rps", "5")
+    free = dry_run(tmp_path, 40, "--limit", "50", "--window", "1")
     assert capped["requests"] == free["requests"] == 120
     assert capped["duration_seconds"] == 23.8
     assert free["duration_seconds"] < 5
