@@ -489,8 +489,7 @@ class Scheduler:
             account.name,
             now,
             account.parked_until,
-            f"park {account.parks}: a 429 its headers do not explain (a hidden limit, or a reset "
-            f"not worth waiting for): {why}",
+            f"park {account.parks} (a hidden limit, or a reset not worth waiting for): {why}",
         )
         return []
 
