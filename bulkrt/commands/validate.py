@@ -155,8 +155,6 @@ def _finished(
     if ledger.exists() and not ledger.is_file():
         raise LedgerError(ledger, "not a file")
     done = finished_keys(ledger)
-    if not len(done):
-        return 0, 0
     resume = plan_resume(read_items(files, accounts, check), done, ledger)
     return resume.skipped, len(resume.superseded)
 

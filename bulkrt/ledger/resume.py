@@ -207,7 +207,11 @@ def plan_resume(items: Iterable[Item], finished: FinishedKeys, ledger: Path) -> 
 
     An unfinished item followed, in job order, by a finished one on the same account and Tweet
     is *superseded*: sending it now would reverse the job's later word on that Tweet.
+
+    A ledger with no finished key costs no pass: ``items`` is not read.
     """
+    if not len(finished):
+        return ResumePlan()
     superseded: set[str] = set()
     done: Counter[tuple[str, Action]] = Counter()
     rejected = 0

@@ -105,11 +105,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         model = settings.model()
         if settings.dry_run:
             finished = finished_keys(settings.ledger)
-            resume = (
-                plan_resume(read_items(files, accounts, check), finished, settings.ledger)
-                if len(finished)
-                else ResumePlan()
-            )
+            resume = plan_resume(read_items(files, accounts, check), finished, settings.ledger)
             pending = read_items(files, accounts, check)
             out.plan(_dry_run(pending, finished, resume, model, settings.estimate), check.items)
             return ExitCode.OK
@@ -117,11 +113,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             finished = finished_keys(settings.ledger)  # read under the lock
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
-            resume = (
-                plan_resume(read_items(files, accounts, check), finished, settings.ledger)
-                if len(finished)
-                else ResumePlan()
-            )
+            resume = plan_resume(read_items(files, accounts, check), finished, settings.ledger)
             start = RunStats(
                 total=check.items,
                 accounts=tuple(sorted({a for a, _ in check.counts})),
@@ -198,17 +190,18 @@ def _dry_run(
 ) -> Plan:
     """The plan of the items the run would send: neither finished nor superseded."""
     pending: dict[str, list[Action]] = {}
-    done: dict[str, int] = {}
     superseded: dict[str, int] = {}
     for item in items:
         if item.key in finished:
-            done[item.account] = done.get(item.account, 0) + 1
-        elif item.key in resume.superseded:
+            continue
+        if item.key in resume.superseded:
             superseded[item.account] = superseded.get(item.account, 0) + 1
         else:
             pending.setdefault(item.account, []).append(item.action)
     timing = estimate(pending, model) if estimate else None
-    return plan(pending, model, done=done, superseded=superseded, timing=timing)
+    return plan(
+        pending, model, done=resume.done_per_account(), superseded=superseded, timing=timing
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,7 +146,7 @@ class Simulation:
             finished = finished_keys(ledger)
             journal = SentJournal(ledger, inline=True)
             journal.open(finished=finished)
-            resume = plan_resume(items, finished, ledger) if len(finished) else ResumePlan()
+            resume = plan_resume(items, finished, ledger)
             start = RunStats(
                 total=sum(1 for _ in items),
                 accounts=tuple(sorted({item.account for item in items})),
