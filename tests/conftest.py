@@ -7,6 +7,7 @@ import pytest
 import structlog
 
 from bulkrt.simulation.virtual_time import virtual_loop
+from tests.redis_server import RedisServer
 from tests.test_run import make_world  # noqa: F401  # re-exported: the sandbox-world fixture
 
 
@@ -25,3 +26,13 @@ def pytest_asyncio_loop_factories(
     if item.get_closest_marker("virtual_time") is not None:
         return {"virtual_time": virtual_loop}
     return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real ``redis-server`` on a free loopback port, stopped after the test."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

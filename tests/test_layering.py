@@ -30,8 +30,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "shell": FOUNDATION | {"core", "jobs", "ledger"},
     "sandbox": {"bulkrt", "core"},
     "simulation": FOUNDATION | {"core", "jobs", "ledger", "shell", "sandbox"},
+    "fleet": FOUNDATION | {"core", "jobs", "ledger", "shell"},
     "commands": FOUNDATION
-    | {"core", "jobs", "ledger", "reporting", "shell", "sandbox", "simulation"},
+    | {"core", "jobs", "ledger", "reporting", "shell", "sandbox", "simulation", "fleet"},
     # the foundation itself
     "errors": {"redaction"},
     "exitcodes": set(),
