@@ -891,3 +891,23 @@ def test_random_interleavings_keep_the_invariants(seed: int) -> None:
     never answers 429, every item is reported exactly once, the run ends Done, and
     ``overview`` always equals walking every account's ``state`` and ``resumes_at``."""
     RandomRun(seed).run()
+
+
+def test_a_request_held_by_a_shared_budget_waits_without_spending_an_attempt() -> None:
+    """The multi-machine mode's shared budget can refuse a request before it leaves (another
+    worker or run spent the window): the account's items wait until the budget frees, in order,
+    and the item's attempts count only the request that went out."""
+    s = Scheduler(limit_model("pro"), concurrency=4)
+    s.add(item("acme", 1, tweet="7"), 0.0)
+    s.add(item("acme", 2, Action.UNDO, tweet="7"), 0.0)
+    first = s.next(0.0)
+    assert isinstance(first, Dispatch) and first.ticket.item.key == "acme-1"
+    assert s.on_response(first.ticket, 0.1, Outcome(Decision.HELD, until=30.0, unsent=True)) == []
+    assert s.next(0.2) == Wait(30.0)  # neither the held item nor the undo behind it goes
+    assert [e.kind for e in s.drain_events()] == [EventKind.HELD]
+    again = s.next(30.0)
+    assert isinstance(again, Dispatch) and again.ticket.item.key == "acme-1"
+    (result,) = s.on_response(again.ticket, 30.5, ok())
+    assert (result.item.key, result.status, result.attempts) == ("acme-1", Status.OK, 1)
+    undo = s.next(30.5)
+    assert isinstance(undo, Dispatch) and undo.ticket.item.key == "acme-2"

@@ -51,6 +51,9 @@ class Decision(StrEnum):
     #: a 403 about the credentials themselves (their kind, the app's permissions or plan):
     #: nothing an item or a refresh changes, so the account is paused at once
     CREDENTIALS_REFUSED = "credentials_refused"
+    #: never sent: a budget shared with other processes (the multi-machine mode) is spent
+    #: until ``Outcome.until``; wait, resend, no attempt spent
+    HELD = "held"
 
 
 #: the 403 problem types that refuse the account's credentials, not the item

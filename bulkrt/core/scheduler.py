@@ -105,6 +105,8 @@ class EventKind(StrEnum):
     PAUSED = "account_paused"
     #: a reset far in the past or future: the clocks may disagree
     SKEW = "clock_skew_suspected"
+    #: the budget shared with other runs or workers (the multi-machine mode) is spent
+    HELD = "account_held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +419,12 @@ class Scheduler:
     ) -> list[ItemResult]:
         ticket = flight.ticket
         decision = outcome.decision
+        if decision is Decision.HELD:
+            # Not sent: no attempt spent; the account's next item goes when the budget frees.
+            until = outcome.until if outcome.until is not None else now
+            self.work.put_back(replace(ticket, sent=ticket.sent - 1, not_before=until))
+            self._emit(EventKind.HELD, account.name, now, until)
+            return []
         if decision is Decision.WAIT_RATE_LIMIT:
             if self._implausible(account, ticket, now, outcome):
                 decision = Decision.HIDDEN_LIMIT

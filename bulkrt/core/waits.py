@@ -31,6 +31,7 @@ _REASONS = {
     EventKind.REFRESH: "refreshing its credentials after a 401",
     EventKind.PAUSED: "its credentials were refused",
     EventKind.SKEW: "a reset that does not fit the clock",
+    EventKind.HELD: "its window is spent by other runs or workers sharing it; waiting",
 }
 
 

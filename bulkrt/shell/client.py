@@ -89,6 +89,9 @@ class Exchange:
     sent: bool = True
     #: set when the request never went out: the credentials could not be refreshed first
     credentials: RefreshReport | None = None
+    #: set when the request never went out: a rate-limit budget shared with other processes
+    #: (the multi-machine mode) is spent until then (epoch seconds)
+    held_until: float | None = None
 
     def describe(self) -> str:
         """The HTTP status, or what replaced the answer, in a few words."""

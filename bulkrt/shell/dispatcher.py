@@ -25,6 +25,7 @@ from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 import anyio
 import structlog
@@ -33,7 +34,14 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkrt.core import waits
-from bulkrt.core.attribution import Effect, Origin, effect_of, preexisting, settled_origin
+from bulkrt.core.attribution import (
+    Effect,
+    Evidence,
+    Origin,
+    effect_of,
+    preexisting,
+    settled_origin,
+)
 from bulkrt.core.credential_refresh import (
     REFRESH_RETRY,
     RefreshReport,
@@ -59,12 +67,11 @@ from bulkrt.core.scheduler import (
     Wait,
 )
 from bulkrt.errors import LedgerError, StorageError
-from bulkrt.ledger.journal import JournalEvent, SentJournal
+from bulkrt.ledger.journal import JournalEvent
 from bulkrt.ledger.record import LedgerRecord
-from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.shell.sender import Sender
 
-__all__ = ["DispatchSettings", "Dispatcher"]
+__all__ = ["DispatchSettings", "Dispatcher", "Journal", "LedgerSink"]
 
 _log = structlog.get_logger()
 #: records waiting for the ledger writer beyond which no new request is dispatched
@@ -76,6 +83,36 @@ _ORIGIN_EVENT = {
     Origin.OWNER: JournalEvent.OWNER,
     Origin.UNDECIDED: JournalEvent.UNDECIDED,
 }
+
+
+class LedgerSink(Protocol):
+    """Where finished items' lines go: the ledger file (`LedgerWriter`), or in the multi-machine
+    mode the shared results that the driving run writes to it. A failure raises `LedgerError`."""
+
+    def write(self, record: LedgerRecord) -> None: ...
+
+    def sync_if_due(self) -> None: ...
+
+    def sync(self) -> None: ...
+
+
+class Journal(Protocol):
+    """The attribution evidence of retweet attempts (`SentJournal`, or a shared one)."""
+
+    @property
+    def failure(self) -> LedgerError | None: ...
+
+    def evidence(self, key: str) -> Evidence: ...
+
+    def made(self, item: Item) -> bool: ...
+
+    def record(self, item: Item, event: JournalEvent) -> None: ...
+
+    def flush(self) -> None: ...
+
+    async def before_send(self, item: Item) -> bool: ...
+
+    async def flush_forever(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +138,10 @@ class Dispatcher:
         self,
         scheduler: Scheduler,
         senders: Mapping[str, Sender],
-        ledger: LedgerWriter,
+        ledger: LedgerSink,
         *,
         run_id: str,
-        journal: SentJournal | None = None,
+        journal: Journal | None = None,
         settings: DispatchSettings | None = None,
         stats: RunStats | None = None,
         clock: Callable[[], float] = time.time,
@@ -333,6 +370,8 @@ class Dispatcher:
             else:
                 self._reauthorize[item.account] = report.message
             return unsent_outcome(report)
+        if exchange.held_until is not None:  # never sent: the shared budget is spent
+            return Outcome(Decision.HELD, until=exchange.held_until, unsent=True)
         self._requests_sent += 1
         return classify(
             item.action,
