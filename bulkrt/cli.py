@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "report": "bulkrt.commands.report",
     "sandbox": "bulkrt.commands.sandbox",
     "demo": "bulkrt.commands.demo",
+    "worker": "bulkrt.commands.worker",
 }
 
 

@@ -9,18 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
+from bulkrt.core.api_base import api_base as checked_api_base
 from bulkrt.errors import Problem
 from bulkrt.jobs.loader import JobFormat
 
 __all__ = [
     "JSON_PROBLEMS",
+    "REDIS_PREFIX",
     "Seconds",
     "accounts_option",
     "campaign_option",
+    "checked_api_base_option",
     "format_option",
     "jobs_argument",
+    "lease_option",
     "problems_document",
+    "redis_option",
 ]
 
 
@@ -81,3 +87,44 @@ def problems_document(count: int, problems: Sequence[Problem]) -> dict[str, obje
         "problems": count,
         "first": [asdict(p) for p in problems[:JSON_PROBLEMS]],
     }
+
+
+#: where every key of the multi-machine mode lives in Redis
+REDIS_PREFIX = "bulkrt:"
+
+
+def _redis_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise click.BadParameter(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+    return value
+
+
+redis_option = click.option(
+    "--redis",
+    "redis_url",
+    envvar="BULKRT_REDIS",
+    callback=_redis_url,
+    help="Multi-machine mode: share the job, every account's budget and credentials with the "
+    "workers on this Redis (redis:// or rediss://, env BULKRT_REDIS).",
+)
+lease_option = click.option(
+    "--lease-seconds",
+    default=15.0,
+    show_default=True,
+    type=Seconds(min=1, max=600),
+    help="Multi-machine mode: how long an account stays with a worker that stopped answering "
+    "before another takes it over.",
+)
+
+
+def checked_api_base_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--api-base``: checked by `bulkrt.core.api_base`; a bad one exits 2 naming where it
+    came from."""
+    try:
+        return checked_api_base(
+            value, allow_insecure_http=bool(ctx.params.get("allow_insecure_http"))
+        )
+    except ValueError as exc:
+        source = ctx.get_parameter_source(param.name or "")
+        where = " (from BULKRT_API_BASE)" if source is ParameterSource.ENVIRONMENT else ""
+        raise click.BadParameter(f"{exc}{where}") from None

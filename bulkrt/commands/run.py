@@ -16,19 +16,21 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 from bulkrt import logs
 from bulkrt.commands.options import (
+    REDIS_PREFIX,
     Seconds,
     accounts_option,
     campaign_option,
+    checked_api_base_option,
     format_option,
     jobs_argument,
+    lease_option,
     problems_document,
+    redis_option,
 )
 from bulkrt.commands.outputs import ledger_refusal
-from bulkrt.core.api_base import api_base as checked_api_base
 from bulkrt.core.items import Action
 from bulkrt.core.plan import Timing
 from bulkrt.core.tiers import LimitModel, Tier
@@ -94,17 +96,6 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Dec
     return price
 
 
-def _api_base(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        return checked_api_base(
-            value, allow_insecure_http=bool(ctx.params.get("allow_insecure_http"))
-        )
-    except ValueError as exc:
-        source = ctx.get_parameter_source(param.name or "")
-        where = " (from BULKRT_API_BASE)" if source is ParameterSource.ENVIRONMENT else ""
-        raise click.BadParameter(f"{exc}{where}") from None
-
-
 #: shown at the end of `--help`
 _EXAMPLES = "\b\nExamples:\n" + "\n".join(
     [
@@ -136,7 +127,7 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
     envvar="BULKRT_API_BASE",
     default="https://api.x.com",
     show_default=True,
-    callback=_api_base,
+    callback=checked_api_base_option,
     help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL: scheme and host, "
     "without the API's /2 (http only to this machine).",
 )
@@ -231,6 +222,8 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
     is_flag=True,
     help="Print the summary (or the dry run's plan) as one JSON object on stdout, for scripts.",
 )
+@redis_option
+@lease_option
 @click.option("--log-json", is_flag=True, help="Log JSON lines on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every state change, not only warnings.")
 def command(
@@ -257,6 +250,8 @@ def command(
     grace: float,
     progress: bool | None,
     as_json: bool,
+    redis_url: str | None,
+    lease_seconds: float,
     log_json: bool,
     verbose: bool,
 ) -> None:
@@ -306,7 +301,15 @@ def command(
         click.echo(f"bulkrt run: --ledger {ledger}: {refused}; nothing was sent", err=True)
         raise SystemExit(ExitCode.BAD_INPUT)
     try:
-        code = run_job(settings, display)
+        if redis_url is not None and not dry_run:
+            # Loaded here: without --redis, the multi-machine mode (and redis-py) never is.
+            from bulkrt.fleet.driver import drive_job
+
+            code = drive_job(
+                settings, redis_url, display, prefix=REDIS_PREFIX, lease_ttl=lease_seconds
+            )
+        else:
+            code = run_job(settings, display)
     except InputError as exc:
         _json_problems(as_json, exc.total, exc.problems)
         for problem in exc.problems[:_SHOW_PROBLEMS]:

@@ -6,6 +6,7 @@ every status present), the stable form for scripts. A missing or unreadable ledg
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bulkrt import logs
+from bulkrt.commands.options import REDIS_PREFIX, redis_option
 from bulkrt.commands.outputs import not_a_ledger
 from bulkrt.core.items import Status
 from bulkrt.errors import LedgerError
@@ -28,16 +30,28 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
     [
         "  bulkrt status spring.jsonl",
         "  bulkrt status spring.jsonl --json",
+        "  bulkrt status --redis redis://queue.internal:6379/0",
     ]
 )
 
 
 @click.command("status", epilog=_EXAMPLES)
-@click.argument("ledger", type=click.Path(path_type=Path))
+@click.argument("ledger", type=click.Path(path_type=Path), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON, for scripts.")
-def command(ledger: Path, as_json: bool) -> None:
-    """Summarise LEDGER: items per status, action and account, and the kinds of error."""
+@redis_option
+def command(ledger: Path | None, as_json: bool, redis_url: str | None) -> None:
+    """Summarise LEDGER: items per status, action and account, and the kinds of error; or, with
+    --redis, the live progress of every job and worker on that Redis."""
     logs.configure()
+    if redis_url is not None:
+        # Loaded here: without --redis, redis-py never is.
+        from bulkrt.fleet.live_status import fleet_status, render_fleet_status
+
+        status = fleet_status(redis_url, REDIS_PREFIX)
+        click.echo(json.dumps(status, sort_keys=True) if as_json else render_fleet_status(status))
+        return
+    if ledger is None:
+        raise click.UsageError("give a LEDGER, or --redis URL for the live progress")
     wrong = not_a_ledger(ledger)
     if wrong is not None:
         click.echo(f"bulkrt status: {ledger} {wrong}", err=True)

@@ -19,7 +19,7 @@ import tenacity
 from tenacity import stop_after_attempt, wait_exponential
 from tenacity.wait import wait_base
 
-__all__ = ["ParkPolicy", "RetryPolicy", "wait_seeded_jitter"]
+__all__ = ["ParkPolicy", "RetryPolicy", "park_policy_for", "wait_seeded_jitter"]
 
 
 class wait_seeded_jitter(wait_base):
@@ -95,3 +95,14 @@ class ParkPolicy:
     def gives_up(self, parks: int) -> bool:
         """True when ``parks`` hidden limits in a row mean the account is given up for this run."""
         return self.give_up_after is not None and parks >= self.give_up_after
+
+
+def park_policy_for(window: float | None) -> ParkPolicy:
+    """Hidden-limit parks: minutes on the real API, a few windows on a sandbox's short one.
+
+    >>> park_policy_for(None).base, park_policy_for(2.0).base
+    (120.0, 4.0)
+    """
+    if window is not None and window < 60:
+        return ParkPolicy(base=max(1.0, 2 * window), maximum=max(10.0, 20 * window))
+    return ParkPolicy()

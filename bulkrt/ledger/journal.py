@@ -45,7 +45,14 @@ from bulkrt.core.attribution import Evidence, Origin
 from bulkrt.core.items import Item
 from bulkrt.errors import LedgerError
 
-__all__ = ["JournalEvent", "KeyState", "SentJournal", "journal_path", "read_origins"]
+__all__ = [
+    "JournalEvent",
+    "KeyState",
+    "SentJournal",
+    "journal_line",
+    "journal_path",
+    "read_origins",
+]
 
 
 class JournalEvent(StrEnum):
@@ -102,6 +109,18 @@ class KeyState:
             made=self.origin is Origin.CAMPAIGN,
             owner=self.origin is Origin.OWNER,
         )
+
+
+def journal_line(item: Item, event: JournalEvent) -> str:
+    """The journal's line for ``event`` of ``item``, without its newline."""
+    doc = {
+        "e": event.value,
+        "key": item.key,
+        "campaign": item.campaign,
+        "account": item.account,
+        "tweet_id": item.tweet_id,
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 def journal_path(ledger: Path) -> Path:
@@ -251,14 +270,7 @@ class SentJournal:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:
             self._open.discard(item.key)
-        doc = {
-            "e": event.value,
-            "key": item.key,
-            "campaign": item.campaign,
-            "account": item.account,
-            "tweet_id": item.tweet_id,
-        }
-        line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = journal_line(item, event) + "\n"
         self._batch.lines.append(line.encode("utf-8", "surrogatepass"))
         if event is JournalEvent.SENT and self._kick is not None:
             self._kick.set()  # a request waits for it; the others go with it or with `flush`

@@ -46,7 +46,7 @@ from bulkrt.errors import LedgerError, LedgerLockedError
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.redaction import Redactor
 
-__all__ = ["LedgerWriter"]
+__all__ = ["LedgerWriter", "redacted"]
 
 _log = structlog.get_logger()
 
@@ -131,37 +131,12 @@ class LedgerWriter:
     def write(self, record: LedgerRecord) -> None:
         """Append ``record`` as one line in one write; fsync if a group is due."""
         if self._redactor:
-            record = self._redacted(record)
+            record = redacted(record, self._redactor)
         text = record.to_json()
         self._write((text + "\n").encode())
         self.lines += 1
         self._unsynced += 1
         self.sync_if_due()
-
-    def _redacted(self, record: LedgerRecord) -> LedgerRecord:
-        """``record`` with any secret in its free-text fields masked.
-
-        The other fields are digits, enums, timestamps or numbers bulkrt makes itself.
-        """
-        mask = self._redactor.mask
-        masked = replace(
-            record,
-            campaign=mask(record.campaign),
-            account=mask(record.account),
-            key=mask(record.key),
-        )
-        error = record.error
-        if error is not None:
-            masked = replace(
-                masked,
-                error=replace(
-                    error,
-                    type=mask(error.type),
-                    title=mask(error.title) if error.title else error.title,
-                    detail=mask(error.detail) if error.detail else error.detail,
-                ),
-            )
-        return masked
 
     def sync_if_due(self) -> None:
         """fsync when enough lines or enough time have gone by since the last sync."""
@@ -253,3 +228,29 @@ class LedgerWriter:
                 os.ftruncate(self._fd, self._end)  # no torn line stays in the middle
             raise LedgerError(self.path, f"cannot write the ledger: {exc.strerror}") from None
         self._end += len(data)
+
+
+def redacted(record: LedgerRecord, redactor: Redactor) -> LedgerRecord:
+    """``record`` with any secret in its free-text fields masked.
+
+    The other fields are digits, enums, timestamps or numbers bulkrt makes itself.
+    """
+    mask = redactor.mask
+    masked = replace(
+        record,
+        campaign=mask(record.campaign),
+        account=mask(record.account),
+        key=mask(record.key),
+    )
+    error = record.error
+    if error is not None:
+        masked = replace(
+            masked,
+            error=replace(
+                error,
+                type=mask(error.type),
+                title=mask(error.title) if error.title else error.title,
+                detail=mask(error.detail) if error.detail else error.detail,
+            ),
+        )
+    return masked

@@ -24,7 +24,7 @@ import structlog
 from bulkrt.core.first_answers import FirstAnswers
 from bulkrt.core.items import Action, Item, Status
 from bulkrt.core.plan import Plan, Timing, plan
-from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
+from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy, park_policy_for
 from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import PAYG_PRICES, LimitModel, Prices, Tier, limit_model
@@ -90,9 +90,7 @@ class RunSettings:
 
     def park_policy(self) -> ParkPolicy:
         """Hidden-limit parks: minutes on the real API, a few windows on a short sandbox one."""
-        if self.window is not None and self.window < 60:
-            return ParkPolicy(base=max(1.0, 2 * self.window), maximum=max(10.0, 20 * self.window))
-        return ParkPolicy()
+        return park_policy_for(self.window)
 
 
 def run_job(settings: RunSettings, out: Progress) -> ExitCode:

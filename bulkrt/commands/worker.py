@@ -1,0 +1,177 @@
+"""`bulkrt worker`: add a worker to the runs that share a Redis (the multi-machine mode), on any
+machine, until SIGINT/SIGTERM.
+
+It takes accounts with queued items (its fair share), runs their items inside every account's
+shared rate-limit budget, and hands the results to Redis, from which each job's driving
+``bulkrt run --redis`` writes its ledger. A first SIGINT/SIGTERM stops it cleanly: requests in
+flight finish (within ``--grace``), their results are handed over, its accounts are released,
+and their other items stay queued for the other workers (exit 130/143). A second one stops it
+at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+import anyio
+import click
+
+from bulkrt import logs
+from bulkrt.commands.options import (
+    REDIS_PREFIX,
+    Seconds,
+    accounts_option,
+    checked_api_base_option,
+    lease_option,
+)
+from bulkrt.core.retry_policy import RetryPolicy, park_policy_for
+from bulkrt.core.tiers import Tier, limit_model
+from bulkrt.errors import InputError
+from bulkrt.exitcodes import ExitCode
+from bulkrt.shell.accounts import load_accounts
+from bulkrt.shell.accounts_file import recover_write_back
+from bulkrt.shell.client import Timeouts
+
+__all__ = ["command"]
+
+_EXAMPLES = "\b\nExamples:\n" + "\n".join(
+    [
+        "  bulkrt worker --redis redis://queue.internal:6379/0 --accounts accounts.json",
+        "  BULKRT_REDIS=rediss://:secret@queue.internal:6380/0 bulkrt worker --accounts a.json",
+    ]
+)
+
+
+def _required_redis(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    if value is None:
+        raise click.BadParameter("a worker needs the Redis its runs share (or BULKRT_REDIS)")
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise click.BadParameter(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+    return value
+
+
+@click.command("worker", epilog=_EXAMPLES)
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="BULKRT_REDIS",
+    callback=_required_redis,
+    help="The Redis the runs share (redis:// or rediss://, env BULKRT_REDIS).",
+)
+@accounts_option
+@click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    is_eager=True,
+    help="Accept a plain http:// --api-base on another machine (credentials travel unencrypted).",
+)
+@click.option(
+    "--api-base",
+    envvar="BULKRT_API_BASE",
+    default="https://api.x.com",
+    show_default=True,
+    callback=checked_api_base_option,
+    help="Where requests go (env BULKRT_API_BASE).",
+)
+@click.option(
+    "--tier", type=click.Choice([t.value for t in Tier]), default="pro", show_default=True
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Requests per window per user.")
+@click.option("--window", type=Seconds(min=0.001), help="Window length in seconds.")
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-attempts", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-rps", type=Seconds(min=0.01), help="A cap on this worker's requests/s.")
+@click.option("--read-timeout", default=30.0, show_default=True, type=Seconds(min=0.1, max=600))
+@click.option("--grace", default=20.0, show_default=True, type=Seconds(min=0, max=600))
+@lease_option
+@click.option("--log-json", is_flag=True, help="Log JSON lines on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every state change.")
+def command(
+    redis_url: str,
+    accounts_path: Path,
+    allow_insecure_http: bool,
+    api_base: str,
+    tier: str,
+    limit: int | None,
+    window: float | None,
+    concurrency: int,
+    max_attempts: int,
+    max_rps: float | None,
+    read_timeout: float,
+    grace: float,
+    lease_seconds: float,
+    log_json: bool,
+    verbose: bool,
+) -> None:
+    """Work on the jobs published on a Redis, until SIGINT/SIGTERM."""
+    logs.configure(json=log_json, level=logging.INFO if verbose else logging.WARNING)
+    # Loaded here: the command's --help needs neither redis-py nor the engine.
+    from bulkrt.fleet.worker import FleetWorker, WorkerSettings
+
+    recover_write_back(accounts_path)
+    try:
+        accounts = load_accounts(accounts_path)
+    except InputError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+    model = limit_model(Tier(tier), limit=limit, window=window)
+    settings = WorkerSettings(
+        model=model,
+        api_base=api_base,
+        concurrency=concurrency,
+        retry=RetryPolicy(max_attempts=max_attempts),
+        timeouts=Timeouts(read=read_timeout, total=10.0 + 2 * read_timeout),
+        grace=grace,
+        max_rps=max_rps,
+        lease_ttl=lease_seconds,
+        prefix=REDIS_PREFIX,
+        park=park_policy_for(window),
+    )
+
+    async def work() -> signal.Signals | None:
+        from bulkrt.fleet.connection import connect
+
+        redis = await connect(redis_url)
+        worker = FleetWorker(
+            redis,
+            accounts,
+            settings,
+            info={"host": socket.gethostname(), "pid": str(os.getpid()), "role": "worker"},
+        )
+        stopped: list[signal.Signals] = []
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if stopped:
+                        worker.abandon()
+                        continue
+                    stopped.append(signum)
+                    click.echo(f"bulkrt worker: stopping ({signum.name}); finishing requests in "
+                               f"flight (up to {grace:g} s)", err=True)  # fmt: skip
+                    worker.stop()
+
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(watch)
+                click.echo(f"bulkrt worker {worker.name} started", err=True)
+                await worker.run()
+                tasks.cancel_scope.cancel()
+        finally:
+            await redis.aclose()
+        click.echo(
+            f"bulkrt worker {worker.name} stopped: {worker.finished} item(s) finished, "
+            f"{worker.requests} request(s) sent",
+            err=True,
+        )
+        return stopped[0] if stopped else None
+
+    stopped = anyio.run(work, backend="asyncio")
+    if stopped is None:
+        raise SystemExit(ExitCode.OK)
+    raise SystemExit(ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED)

@@ -1,0 +1,362 @@
+"""``bulkrt run --redis URL``: the run that drives a job in the multi-machine mode.
+
+It checks the input exactly as the embedded run does (nothing is published before every check
+passed), takes the ledger's lock, reads what the ledger holds as finished, and publishes the
+rest of the job to Redis, each item with what the ledger's journal says of its earlier attempts.
+Then it works on the job itself (a `FleetWorker`, beside any ``bulkrt worker`` on the same Redis)
+and *pumps*: it copies the job's results from Redis into the ledger, and the shared journal into
+``<ledger>.sent``, fsyncs, and only then deletes them from Redis. The ledger stays the one
+record that ``status``, ``rollback`` and ``report`` read, in the same format.
+
+The job's name in Redis comes from this host and the ledger's real path, so running the same
+command again after the driver died (or was stopped) finds the job still published, copies what
+the workers finished meanwhile, and goes on; nothing is published twice. A driver stopped by
+SIGINT/SIGTERM leaves the job to the other workers: its results wait in Redis until the same
+command is run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import structlog
+from redis.asyncio import Redis
+
+from bulkrt.core.items import Status
+from bulkrt.core.retry_policy import RetryPolicy
+from bulkrt.core.run_stats import RunStats
+from bulkrt.errors import LedgerError
+from bulkrt.exitcodes import ExitCode
+from bulkrt.fleet.connection import connect, patiently
+from bulkrt.fleet.store import FleetStore, JobMeta
+from bulkrt.fleet.worker import FleetWorker, WorkerSettings, item_payload
+from bulkrt.jobs.loader import check_jobs, open_jobs, read_items
+from bulkrt.ledger.journal import SentJournal, journal_path
+from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.resume import finished_keys, plan_resume
+from bulkrt.ledger.writer import LedgerWriter
+from bulkrt.shell.accounts import Accounts, load_accounts
+from bulkrt.shell.accounts_file import recover_write_back
+from bulkrt.shell.progress import Progress
+from bulkrt.shell.runner import RunSettings
+
+__all__ = ["drive_job", "job_name", "worker_settings"]
+
+_log = structlog.get_logger()
+#: items published per round trip
+_PUBLISH_BATCH = 1000
+#: results copied into the ledger per fsync
+_PUMP_BATCH = 1000
+#: how often the pump looks for results when it found none
+_PUMP_IDLE = 0.2
+
+
+def job_name(ledger: Path) -> str:
+    """The job's name in Redis: one per (host, ledger file), stable across restarts."""
+    where = f"{socket.gethostname()}:{ledger.resolve()}"
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
+def worker_settings(settings: RunSettings, prefix: str, lease_ttl: float) -> WorkerSettings:
+    """The settings of the driver's own worker, from the run's."""
+    return WorkerSettings(
+        model=settings.model(),
+        api_base=settings.api_base,
+        concurrency=settings.concurrency,
+        retry=RetryPolicy(
+            max_attempts=settings.max_attempts,
+            initial=settings.backoff_initial,
+            maximum=max(settings.backoff_initial, settings.backoff_max),
+        ),
+        park=settings.park_policy(),
+        timeouts=settings.timeouts,
+        grace=settings.grace,
+        max_rps=settings.max_rps,
+        lease_ttl=lease_ttl,
+        prefix=prefix,
+    )
+
+
+@dataclass(slots=True)
+class _Pumped:
+    """What the pump copied into the ledger."""
+
+    by_status: Counter[Status] = field(default_factory=Counter)
+    lines: int = 0
+
+
+def drive_job(
+    settings: RunSettings, redis_url: str, out: Progress, *, prefix: str, lease_ttl: float
+) -> ExitCode:
+    """Run (publish, work on, and record) the job through Redis; see the module docstring."""
+    recover_write_back(settings.accounts)
+    accounts = load_accounts(settings.accounts)
+    with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
+        check = check_jobs(files, accounts, on_warning=out.warning)
+        with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
+            finished = finished_keys(settings.ledger)
+            resume = plan_resume(read_items(files, accounts, check), finished, settings.ledger)
+            journal = SentJournal(settings.ledger)
+            journal.open(finished=finished)
+            journal.close()  # its evidence is loaded; the pump appends to its file from now on
+            payloads = (
+                (
+                    item.account,
+                    item.key,
+                    item_payload(
+                        item,
+                        journal.evidence(item.key),
+                        journal.made(item),
+                        superseded=item.key in resume.superseded,
+                    ),
+                )
+                for item in read_items(files, accounts, check)
+                if item.key not in finished
+            )
+            start = RunStats(
+                total=check.items,
+                accounts=tuple(sorted({a for a, _ in check.counts})),
+                skipped=resume.skipped,
+                skipped_rejected=resume.rejected,
+            )
+            drive = _Drive(settings, accounts, ledger, prefix, lease_ttl, start)
+            stopped = anyio.run(drive.run, redis_url, payloads, backend="asyncio")
+    tally = drive.tally()
+    if stopped is not None:
+        out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
+        return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
+    out.summary(tally, settings.ledger, api_base=settings.api_base)
+    failed = tally.count(Status.REJECTED) + tally.count(Status.ERROR) + tally.skipped_rejected
+    return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+
+
+class _Drive:
+    """The async part of a driven run."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        accounts: Accounts,
+        ledger: LedgerWriter,
+        prefix: str,
+        lease_ttl: float,
+        start: RunStats,
+    ) -> None:
+        self.settings = settings
+        self.accounts = accounts
+        self.ledger = ledger
+        self.prefix = prefix
+        self.lease_ttl = lease_ttl
+        self.start = start
+        self.job = job_name(settings.ledger)
+        self.pumped = _Pumped()
+        self.journal_file = journal_path(settings.ledger)
+        self.stopped: list[signal.Signals] = []
+
+    def tally(self) -> RunStats:
+        return RunStats(
+            total=self.start.total,
+            accounts=self.start.accounts,
+            skipped=self.start.skipped,
+            skipped_rejected=self.start.skipped_rejected,
+            by_status=dict(self.pumped.by_status),
+        )
+
+    async def run(
+        self, url: str, payloads: Iterable[tuple[str, str, str]]
+    ) -> signal.Signals | None:
+        redis = await connect(url)
+        try:
+            return await self._run(redis, payloads)
+        finally:
+            await redis.aclose()
+
+    async def _run(
+        self, redis: Redis, payloads: Iterable[tuple[str, str, str]]
+    ) -> signal.Signals | None:
+        store = FleetStore(redis, self.prefix)
+        meta = JobMeta(
+            self.job,
+            str(self.settings.ledger.resolve()),
+            socket.gethostname(),
+            os.getpid(),
+            self.start.total - self.start.skipped,
+            time.time(),
+        )
+        if await patiently(lambda: store.register_job(meta), what="registering the job"):
+            await self._publish(store, payloads)
+        else:
+            _log.info("job_found", job=self.job, detail="published by an earlier run; resuming")
+        worker = FleetWorker(
+            redis,
+            self.accounts,
+            worker_settings(self.settings, self.prefix, self.lease_ttl),
+            info={"host": socket.gethostname(), "pid": str(os.getpid()), "role": "driver"},
+        )
+        done = [False]
+
+        async def job_done() -> bool:
+            status = await patiently(lambda: store.job_meta(self.job), what="the job's state")
+            return status is None or (status.published and status.queued == 0)
+
+        async def watch_done() -> None:
+            while not done[0]:
+                done[0] = await job_done()
+                await anyio.sleep(_PUMP_IDLE)
+
+        finished = anyio.Event()
+        async with anyio.create_task_group() as helpers:
+            helpers.start_soon(self._watch_signals, worker)
+            helpers.start_soon(watch_done)
+            async with anyio.create_task_group() as pumping:
+                pumping.start_soon(self._pump_forever, store, finished)
+                await worker.run(until=lambda: done[0])
+                finished.set()
+            helpers.cancel_scope.cancel()
+        if not self.stopped and await job_done():
+            await patiently(lambda: store.finish_job(self.job), what="forgetting the job")
+        return self.stopped[0] if self.stopped else None
+
+    async def _publish(self, store: FleetStore, payloads: Iterable[tuple[str, str, str]]) -> None:
+        batch: list[tuple[int, str, str, str]] = []
+        serial = 0
+        for account, key, payload in payloads:
+            serial += 1
+            batch.append((serial, self.accounts[account].user_id, key, payload))
+            if len(batch) >= _PUBLISH_BATCH:
+                await patiently(lambda b=batch: store.publish(self.job, b), what="publishing")
+                batch = []
+        if batch:
+            await patiently(lambda: store.publish(self.job, batch), what="publishing")
+        await patiently(lambda: store.finish_publishing(self.job), what="publishing")
+        _log.info("job_published", job=self.job, items=serial)
+
+    async def _pump_forever(self, store: FleetStore, finished: anyio.Event) -> None:
+        """Copy results and journal lines until the worker is done, then once more."""
+        last_journal = self._last_journal_entry()
+        tail = self._ledger_tail()
+        while True:
+            ending = finished.is_set()
+            copied = await self._pump_journal(store, last_journal)
+            if copied:
+                last_journal = copied
+            lines = await self._pump_results(store, tail)
+            tail = set()
+            if ending:
+                return
+            if not lines:
+                with anyio.move_on_after(_PUMP_IDLE):
+                    await finished.wait()
+
+    async def _pump_results(self, store: FleetStore, tail: set[str]) -> int:
+        total = 0
+        while True:
+            entries = await patiently(
+                lambda: store.results(self.job, count=_PUMP_BATCH), what="reading results"
+            )
+            if not entries:
+                return total
+            for _, line in entries:
+                record = LedgerRecord.from_json(line)
+                if record.to_json() in tail:
+                    continue  # copied before a crash that came before its deletion
+                self.ledger.write(record)
+                self.pumped.by_status[record.status] += 1
+                self.pumped.lines += 1
+            self.ledger.sync()
+            ids = [entry for entry, _ in entries]
+            await patiently(
+                lambda ids=ids: store.drop_results(self.job, ids), what="dropping results"
+            )
+            total += len(entries)
+
+    async def _pump_journal(self, store: FleetStore, last: str | None) -> str | None:
+        """Append the shared journal's new lines to ``<ledger>.sent``; the id of the last."""
+        newest = None
+        while True:
+            entries = await patiently(
+                lambda: store.journal_lines(self.job, count=_PUMP_BATCH), what="reading journal"
+            )
+            if not entries:
+                return newest
+            data = []
+            for entry, line in entries:
+                if last is not None and _entry_order(entry) <= _entry_order(last):
+                    continue  # copied before a crash that came before its deletion
+                doc = json.loads(line)
+                doc["fleet"] = f"{self.job}/{entry}"
+                data.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+                newest = entry
+            if data:
+                self._append_journal("".join(data).encode("utf-8", "surrogatepass"))
+            ids = [entry for entry, _ in entries]
+            await patiently(
+                lambda ids=ids: store.drop_journal(self.job, ids), what="dropping journal"
+            )
+
+    def _append_journal(self, data: bytes) -> None:
+        fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            detail = f"cannot write the journal: {exc.strerror}"
+            raise LedgerError(self.journal_file, detail) from None
+        finally:
+            os.close(fd)
+
+    def _last_journal_entry(self) -> str | None:
+        """The id of the last shared journal line of this job already in the file."""
+        last = None
+        prefix = f'"fleet":"{self.job}/'
+        with contextlib.suppress(FileNotFoundError), self.journal_file.open("rb") as lines:
+            for raw in lines:
+                text = raw.decode("utf-8", "replace")
+                start = text.find(prefix)
+                if start >= 0:
+                    last = text[start + len(prefix) :].split('"', 1)[0]
+        return last
+
+    def _ledger_tail(self) -> set[str]:
+        """The ledger's last lines (at most one pump batch can have been copied twice)."""
+        path = self.settings.ledger
+        with contextlib.suppress(FileNotFoundError), path.open("rb") as ledger:
+            size = ledger.seek(0, os.SEEK_END)
+            ledger.seek(max(0, size - 2_000_000))
+            return {line.decode("utf-8", "replace").rstrip("\n") for line in ledger.readlines()}
+        return set()
+
+    async def _watch_signals(self, worker: FleetWorker) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self.stopped:
+                    worker.abandon()
+                    continue
+                self.stopped.append(signum)
+                _log.warning("run_stopping", signal=signum.name, grace=self.settings.grace)
+                worker.stop()
+
+
+def _entry_order(entry: str) -> tuple[int, int]:
+    """A stream entry id as a comparable pair.
+
+    >>> _entry_order("1700000000000-2") < _entry_order("1700000000001-0")
+    True
+    """
+    ms, _, seq = entry.partition("-")
+    return int(ms), int(seq or 0)

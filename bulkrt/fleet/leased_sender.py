@@ -1,0 +1,110 @@
+"""A `bulkrt.shell.sender.Sender` for an account whose lease this worker holds: before each
+request leaves, it takes a place in the account's shared budget (`bulkrt.fleet.budget`), checked
+against the lease's fence in the same atomic step; after each answer, it teaches the budget what
+the rate-limit headers said, so every worker and every job on the same Redis learns a 429 at once.
+
+A request the budget refuses never leaves: the dispatcher gets `Exchange.held_until` (the core's
+``HELD``: wait, no attempt spent). So does every request before the lease's quiet period ends (the
+previous holder died; what it had in flight must land first). A fence that no longer matches
+means the lease was lost: `on_lost` is told and the request is held (the session is abandoned).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from bulkrt.core.credential_refresh import RefreshReport
+from bulkrt.core.items import Action
+from bulkrt.core.ratelimits import parse_rate_limits
+from bulkrt.core.tiers import LimitModel
+from bulkrt.fleet.budget import SharedBudget
+from bulkrt.fleet.connection import patiently
+from bulkrt.fleet.store import Lease
+from bulkrt.shell.client import Exchange
+from bulkrt.shell.sender import Sender
+
+__all__ = ["LeasedSender"]
+
+#: how long a request refused for a lost lease is held (its session is abandoned meanwhile)
+_LOST_HOLD = 3600.0
+
+
+class LeasedSender:
+    """Wraps the account's real sender with the shared budget and the lease's fence."""
+
+    def __init__(
+        self,
+        inner: Sender,
+        budget: SharedBudget,
+        lease: Lease,
+        model: LimitModel,
+        *,
+        park: float,
+        on_lost: Callable[[Lease], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._inner = inner
+        self._budget = budget
+        self._lease = lease
+        self._model = model
+        #: how long a 429 that no header explains blocks the account for every worker
+        self._park = park
+        self._on_lost = on_lost
+        self._clock = clock
+
+    @property
+    def user_id(self) -> str:
+        return self._inner.user_id
+
+    @property
+    def refreshable(self) -> bool:
+        return self._inner.refreshable
+
+    async def refresh(self) -> RefreshReport:
+        return await self._inner.refresh()
+
+    async def send(self, action: Action, tweet_id: str) -> Exchange:
+        now = self._clock()
+        lease = self._lease
+        if lease.quiet_until > now:
+            return Exchange(None, sent=False, held_until=lease.quiet_until)
+        endpoint = action.value
+        windows = [(endpoint, self._model.window_for(action))]
+        windows += [(cap.name, cap.window) for cap in self._model.caps_for(action)]
+        for name, window in windows:
+            admission = await patiently(
+                lambda name=name, window=window: self._budget.acquire(
+                    lease.user_id,
+                    name,
+                    limit=window.limit,
+                    window=window.period,
+                    lease=(lease.worker, lease.fence),
+                ),
+                what="the shared rate-limit budget",
+            )
+            if admission.ok:
+                continue
+            if admission.reason == "lease":
+                self._on_lost(lease)
+                return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
+            return Exchange(None, sent=False, held_until=self._clock() + admission.retry_after)
+        exchange = await self._inner.send(action, tweet_id)
+        if exchange.http is not None:
+            await self._teach(endpoint, exchange)
+        return exchange
+
+    async def _teach(self, endpoint: str, exchange: Exchange) -> None:
+        window = parse_rate_limits(exchange.headers).window
+        await patiently(
+            lambda: self._budget.learn(
+                self._lease.user_id,
+                endpoint,
+                status=exchange.http,
+                limit=window.limit if window else None,
+                remaining=window.remaining if window else None,
+                reset=window.reset if window else None,
+                park=self._park,
+            ),
+            what="the shared rate-limit budget",
+        )

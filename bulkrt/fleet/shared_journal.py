@@ -1,0 +1,205 @@
+"""The sent journal of the multi-machine mode: the same events as `bulkrt.ledger.journal` (the
+evidence `bulkrt.core.attribution` needs to tell the campaign's retweets from the owners'), kept
+in Redis because any worker may send a job's retweets, and a later holder of an account must see
+what an earlier one (killed mid-request) may have done.
+
+Per job, one Lua call appends a batch of events atomically to:
+
+* ``journal:<job>``, a stream of the journal's own lines, which the driving ``bulkrt run`` copies
+  into ``<ledger>.sent`` (then deletes), so `bulkrt rollback` reads the same file as ever;
+* ``jstate:<job>``, per item key the events so far as one letter each, which a worker loads when
+  it takes an account over (what this job's earlier holders did, on top of the earlier runs'
+  evidence the driver published with each item);
+* ``made:<job>``, the (campaign, account, Tweet) triples whose retweet the campaign made.
+
+A ``sent`` is in Redis before its request leaves (the request waits for the call that wrote it).
+With ``appendfsync always`` it survives a Redis crash too; with ``everysec`` the last second's
+marks may not, and an attempt in flight at that moment could then be taken for the owner's
+(the README says to run Redis with ``appendfsync always``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+from redis.asyncio import Redis
+
+from bulkrt.core.attribution import Evidence
+from bulkrt.core.items import Item
+from bulkrt.errors import LedgerError
+from bulkrt.fleet.connection import patiently
+from bulkrt.ledger.journal import JournalEvent, KeyState, journal_line
+
+__all__ = ["SharedJournal", "event_codes", "load_journal_state"]
+
+_CODE = {
+    JournalEvent.SENT: "s",
+    JournalEvent.NONE: "n",
+    JournalEvent.MAYBE: "m",
+    JournalEvent.MADE: "M",
+    JournalEvent.OWNER: "o",
+    JournalEvent.UNDECIDED: "u",
+}
+_EVENT = {code: event for event, code in _CODE.items()}
+
+# KEYS: stream, state hash, made set; ARGV: per event (key, code, line, triple), four each
+_APPEND = """
+for i = 1, #ARGV, 4 do
+  redis.call('XADD', KEYS[1], '*', 'line', ARGV[i + 2])
+  local was = redis.call('HGET', KEYS[2], ARGV[i]) or ''
+  redis.call('HSET', KEYS[2], ARGV[i], was .. ARGV[i + 1])
+  if ARGV[i + 1] == 'M' then redis.call('SADD', KEYS[3], ARGV[i + 3]) end
+end
+return #ARGV / 4
+"""
+
+
+def event_codes(codes: str) -> list[JournalEvent]:
+    """The events of a key's ``jstate`` letters, in order.
+
+    >>> event_codes("snsM")
+    [<JournalEvent.SENT: 'sent'>, <JournalEvent.NONE: 'none'>, <JournalEvent.SENT: 'sent'>, \
+<JournalEvent.MADE: 'made'>]
+    """
+    return [_EVENT[code] for code in codes]
+
+
+def _triple(item: Item) -> str:
+    return "\x00".join((item.campaign, item.account, item.tweet_id))
+
+
+def _keys(prefix: str, job: str) -> list[str]:
+    return [f"{prefix}journal:{job}", f"{prefix}jstate:{job}", f"{prefix}made:{job}"]
+
+
+async def load_journal_state(
+    redis: Redis, prefix: str, items: Sequence[tuple[str, Item, Evidence, bool]]
+) -> tuple[dict[str, KeyState], set[tuple[str, str, str]]]:
+    """What a worker taking accounts over must know of their items: per key, the earlier runs'
+    evidence (published with the item) with this job's events since folded on top; and the
+    triples whose retweet the campaign made (earlier runs, or this job on any worker).
+
+    ``items`` are (job, item, earlier evidence, made by an earlier run)."""
+    states: dict[str, KeyState] = {}
+    made: set[tuple[str, str, str]] = set()
+    if not items:
+        return states, made
+    pipe = redis.pipeline(transaction=False)
+    for job, item, _, _ in items:
+        _, state_key, made_key = _keys(prefix, job)
+        pipe.hget(state_key, item.key)
+        pipe.sismember(made_key, _triple(item))
+    answers = await patiently(pipe.execute, what="loading the shared journal")
+    for n, (_, item, earlier, made_before) in enumerate(items):
+        codes, made_now = answers[2 * n], answers[2 * n + 1]
+        state = KeyState(possible=earlier.possible)
+        if earlier.made:
+            state.apply(JournalEvent.MADE)
+        elif earlier.owner:
+            state.apply(JournalEvent.OWNER)
+        for event in event_codes(codes.decode() if isinstance(codes, bytes) else codes or ""):
+            state.apply(event)
+        states[item.key] = state
+        if made_before or made_now:
+            made.add((item.campaign, item.account, item.tweet_id))
+    return states, made
+
+
+@dataclass(slots=True)
+class _Batch:
+    events: list[tuple[str, Item, JournalEvent]] = field(default_factory=list)
+    durable: anyio.Event | None = None
+
+
+class SharedJournal:
+    """The `bulkrt.shell.dispatcher.Journal` of one worker session (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        jobs: Mapping[str, str],
+        earlier: Mapping[str, KeyState],
+        made: Iterable[tuple[str, str, str]],
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        #: item key -> its job
+        self._jobs = jobs
+        self._earlier = dict(earlier)
+        self._made = set(made)
+        self._open: set[str] = set()
+        self._batch = _Batch()
+        self._kick: anyio.Event | None = None
+        self._script = redis.register_script(_APPEND)
+
+    @property
+    def failure(self) -> LedgerError | None:
+        """Never set: while Redis cannot be reached, the journal (and the sends) wait."""
+        return None
+
+    def evidence(self, key: str) -> Evidence:
+        state = self._earlier.get(key)
+        return state.evidence() if state is not None else Evidence()
+
+    def made(self, item: Item) -> bool:
+        return (item.campaign, item.account, item.tweet_id) in self._made
+
+    def record(self, item: Item, event: JournalEvent) -> None:
+        if event is JournalEvent.MADE:
+            self._made.add((item.campaign, item.account, item.tweet_id))
+        if event is JournalEvent.SENT:
+            self._open.add(item.key)
+        elif event is not JournalEvent.MAYBE:
+            self._open.discard(item.key)
+        self._batch.events.append((self._jobs[item.key], item, event))
+        if event is JournalEvent.SENT and self._kick is not None:
+            self._kick.set()
+
+    def flush(self) -> None:
+        if self._batch.events and self._kick is not None:
+            self._kick.set()
+
+    async def before_send(self, item: Item) -> bool:
+        if item.key in self._open:
+            return True
+        self.record(item, JournalEvent.SENT)
+        durable = self._batch.durable
+        if durable is None:
+            durable = self._batch.durable = anyio.Event()
+        if self._kick is None:
+            await self._write(self._take())
+        await durable.wait()
+        return True
+
+    async def flush_forever(self) -> None:
+        self._kick = anyio.Event()
+        while True:
+            await self._kick.wait()
+            self._kick = anyio.Event()
+            await self._write(self._take())
+
+    async def close(self) -> None:
+        """Write what is queued (the session's last events)."""
+        await self._write(self._take())
+
+    def _take(self) -> _Batch:
+        batch, self._batch = self._batch, _Batch()
+        return batch
+
+    async def _write(self, batch: _Batch) -> None:
+        by_job: dict[str, list[str]] = {}
+        for job, item, event in batch.events:
+            by_job.setdefault(job, []).extend(
+                (item.key, _CODE[event], journal_line(item, event), _triple(item))
+            )
+        for job, args in by_job.items():
+            keys = _keys(self._prefix, job)
+            await patiently(
+                lambda keys=keys, args=args: self._script(keys=keys, args=args),
+                what="writing the shared journal",
+            )
+        if batch.durable is not None:
+            batch.durable.set()

@@ -1,0 +1,425 @@
+"""The worker of the multi-machine mode: it takes leases on accounts with queued items, runs
+their items through the same `Scheduler` and `Dispatcher` as the embedded mode, and hands every
+finished item to the job's results in Redis. ``bulkrt worker`` is one of these until stopped; a
+``bulkrt run --redis`` runs one beside its ledger pump.
+
+The loop, once a second or when a session ends:
+
+* it beats (``workers``), renews its leases, and reaps the leases of workers that died
+  (`bulkrt.fleet.store.FleetStore.reap`: they come back after a quiet period);
+* it claims accounts up to its fair share (accounts with work / live workers) and starts a
+  *session* on them: their queued items, in order, through a fresh scheduler and dispatcher, with
+  a `LeasedSender` per account (the shared budget, the lease's fence), a `SharedResults` sink
+  and a `SharedJournal`;
+* an account whose items are all finished is released at once (its later items, if a job
+  published more meanwhile, go to whoever claims it next).
+
+A lease that is lost (this process stalled past its TTL, or Redis lost it) abandons the whole
+session at once: nothing more is sent or recorded for its accounts, whose items stay queued for
+the next holder (at least once: at most the requests in flight are sent twice). SIGINT/SIGTERM
+(`stop`) stop every session cleanly: requests in flight finish within the grace period, their
+results are handed over, the leases are released, and what was not sent stays queued.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import anyio
+import structlog
+from redis.asyncio import Redis
+
+from bulkrt.core.attribution import Evidence
+from bulkrt.core.items import Action, Item
+from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
+from bulkrt.core.run_stats import RunStats
+from bulkrt.core.scheduler import Scheduler
+from bulkrt.core.tiers import LimitModel
+from bulkrt.fleet.budget import SharedBudget
+from bulkrt.fleet.connection import patiently
+from bulkrt.fleet.credentials_store import RedisCredentialStore
+from bulkrt.fleet.leased_sender import LeasedSender
+from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
+from bulkrt.fleet.shared_results import SharedResults
+from bulkrt.fleet.store import FleetStore, Lease
+from bulkrt.logs import register_secrets
+from bulkrt.redaction import Redactor
+from bulkrt.shell.accounts import Accounts
+from bulkrt.shell.client import Authorizer, Timeouts, XClient
+from bulkrt.shell.credentials import authorizer_for
+from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
+from bulkrt.shell.sender import HttpSender, Sender
+
+__all__ = ["FleetWorker", "WorkerSettings", "item_payload", "payload_item", "worker_name"]
+
+_log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How a worker behaves (``bulkrt worker``'s options, or ``bulkrt run --redis``'s)."""
+
+    model: LimitModel
+    api_base: str = "https://api.x.com"
+    concurrency: int = 32
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    park: ParkPolicy = field(default_factory=ParkPolicy)
+    timeouts: Timeouts = Timeouts()
+    grace: float = 20.0
+    max_rps: float | None = None
+    #: seconds a lease lives without renewal (renewed every third of it)
+    lease_ttl: float = 15.0
+    #: how often the loop beats, renews, reaps and claims
+    tick: float = 1.0
+    #: most accounts one session takes
+    session_accounts: int = 1000
+    prefix: str = "bulkrt:"
+
+
+def worker_name() -> str:
+    """A name unique to this process: host, pid and a random suffix (the ledger's ``run``)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def item_payload(item: Item, evidence: Evidence, made: bool, *, superseded: bool = False) -> str:
+    """An item as published for the workers, with what earlier runs' journal says of it, and
+    whether it is superseded (recorded so, never sent: `bulkrt.ledger.resume`)."""
+    return json.dumps(
+        {
+            "key": item.key,
+            "campaign": item.campaign,
+            "account": item.account,
+            "tweet_id": item.tweet_id,
+            "action": item.action.value,
+            "source": item.source,
+            "line": item.line,
+            "evidence": [evidence.possible, evidence.made, evidence.owner],
+            "made": made,
+            "superseded": superseded,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def payload_item(payload: str) -> tuple[Item, Evidence, bool, bool]:
+    """The inverse of `item_payload`: the item, its evidence, made, superseded.
+
+    >>> item = Item("k", "c", "acme", "20", Action.UNDO, "job.csv", 3)
+    >>> payload_item(item_payload(item, Evidence(possible=True), False)) == (
+    ...     item, Evidence(possible=True), False, False)
+    True
+    """
+    doc = json.loads(payload)
+    possible, made, owner = doc["evidence"]
+    item = Item(
+        doc["key"],
+        doc["campaign"],
+        doc["account"],
+        doc["tweet_id"],
+        Action(doc["action"]),
+        doc["source"],
+        doc["line"],
+    )
+    return item, Evidence(possible, made, owner), bool(doc["made"]), bool(doc["superseded"])
+
+
+@dataclass(slots=True)
+class _Session:
+    """Accounts taken together, and the dispatcher that runs their items."""
+
+    leases: dict[str, Lease]
+    dispatcher: Dispatcher | None = None
+    lost: bool = False
+    released: set[str] = field(default_factory=set)
+
+
+class FleetWorker:
+    """One worker process's engine (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        accounts: Accounts,
+        settings: WorkerSettings,
+        *,
+        name: str | None = None,
+        info: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name or worker_name()
+        self._redis = redis
+        self._accounts = accounts
+        self._settings = settings
+        self._store = FleetStore(redis, settings.prefix)
+        self._budget = SharedBudget(redis, settings.prefix)
+        self._by_user = {account.user_id: name for name, account in accounts.items()}
+        self._info = dict(info or {})
+        self._sessions: list[_Session] = []
+        self._authorizers: dict[str, Authorizer] = {}
+        self._redactor = Redactor(accounts.secrets())
+        self._stopping = False
+        self._wake = anyio.Event()
+        self._unknown_warned: set[str] = set()
+        self.started = time.time()
+        #: items this worker finished (lines handed to Redis), requests it sent
+        self.finished = 0
+        self.requests = 0
+
+    def stop(self) -> None:
+        """Stop cleanly: no new claim, sessions finish their requests in flight and hand over."""
+        self._stopping = True
+        for session in self._sessions:
+            if session.dispatcher is not None:
+                session.dispatcher.stop()
+        self._wake.set()
+
+    def abandon(self) -> None:
+        """Stop at once: requests in flight are abandoned (their items stay queued)."""
+        self.stop()
+        for session in self._sessions:
+            if session.dispatcher is not None:
+                session.dispatcher.abandon()
+
+    @property
+    def held(self) -> int:
+        """Accounts this worker holds now."""
+        return sum(len(s.leases) - len(s.released) for s in self._sessions if not s.lost)
+
+    async def run(self, *, until: Callable[[], bool] | None = None) -> None:
+        """Work until `stop` (or until ``until()`` says so while no session runs)."""
+        settings = self._settings
+        async with (
+            XClient(
+                settings.api_base, timeouts=settings.timeouts, max_connections=settings.concurrency
+            ) as client,
+            anyio.create_task_group() as sessions,
+        ):
+            while not self._stopping:
+                await self._tend()
+                if not self._stopping:
+                    leases = await self._claim()
+                    if leases:
+                        session = _Session({})
+                        self._sessions.append(session)
+                        sessions.start_soon(self._session, session, leases, client)
+                        continue
+                if until is not None and not self._sessions and until():
+                    break
+                with anyio.move_on_after(settings.tick):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+            self.stop()
+        await patiently(lambda: self._store.leave(self.name), what="leaving the worker list")
+
+    async def _tend(self) -> None:
+        """Beat, renew the leases held, and reap the leases of workers that died."""
+        settings = self._settings
+        stats = {"finished": self.finished, "requests": self.requests, "held": self.held}
+        info = {**self._info, "stats": json.dumps(stats), "started": str(self.started)}
+        await patiently(
+            lambda: self._store.beat(self.name, info, 3 * settings.tick + settings.lease_ttl),
+            what="the worker's heartbeat",
+        )
+        for session in self._sessions:
+            held = [lease for name, lease in session.leases.items() if name not in session.released]
+            if session.lost or not held:
+                continue
+            lost = await patiently(
+                lambda held=held: self._store.renew(held, settings.lease_ttl),
+                what="renewing leases",
+            )
+            if lost:
+                self._lost(session, f"{len(lost)} lease(s) lost at renewal")
+        await patiently(lambda: self._store.reap(self._quiet()), what="reaping expired leases")
+
+    def _quiet(self) -> float:
+        """After a lease expired, how long its account waits: a request the dead holder had in
+        flight lands (or times out) first, so the next holder's cannot overtake it."""
+        return self._settings.timeouts.total + self._settings.lease_ttl
+
+    async def _claim(self) -> list[Lease]:
+        """Claim accounts up to this worker's fair share of those with work."""
+        settings = self._settings
+        waiting = await patiently(self._store.waiting, what="counting accounts with work")
+        if not waiting.available:
+            return []
+        live = await patiently(
+            lambda: self._store.workers(live_within=3 * settings.tick + settings.lease_ttl),
+            what="listing live workers",
+        )
+        share = math.ceil((waiting.available + waiting.leased) / max(1, len(live)))
+        room = min(settings.session_accounts, max(1, share) - self.held)
+        if room <= 0:
+            return []
+        return await patiently(
+            lambda: self._store.claim(self.name, room, settings.lease_ttl),
+            what="claiming accounts",
+        )
+
+    def _lost(self, session: _Session, why: str) -> None:
+        if session.lost:
+            return
+        session.lost = True
+        _log.warning("worker_leases_lost", worker=self.name, detail=why)
+        if session.dispatcher is not None:
+            session.dispatcher.abandon()
+
+    async def _session(self, session: _Session, leases: list[Lease], client: XClient) -> None:
+        try:
+            await self._run_session(session, leases, client)
+        finally:
+            self._sessions.remove(session)
+            self._wake.set()
+
+    async def _usable(self, leases: list[Lease]) -> list[Lease]:
+        """The leases of accounts this worker has credentials for; the others are released."""
+        usable: list[Lease] = []
+        for lease in leases:
+            if lease.user_id in self._by_user:
+                usable.append(lease)
+                continue
+            if lease.user_id not in self._unknown_warned:
+                self._unknown_warned.add(lease.user_id)
+                _log.error(
+                    "worker_lacks_account",
+                    user_id=lease.user_id,
+                    detail="a job has items for this user, whose credentials this worker's "
+                    "accounts file does not hold; left to the other workers",
+                )
+            await self._release(lease)
+        return usable
+
+    async def _queued(
+        self, leases: list[Lease]
+    ) -> tuple[list[tuple[str, Item, Evidence, bool]], set[str]]:
+        """The leased accounts' queued items in order, as (job, item, evidence, made), and the
+        keys of those published as superseded."""
+        queued: list[tuple[str, Item, Evidence, bool]] = []
+        superseded: set[str] = set()
+        for lease in leases:
+            rows = await patiently(
+                lambda lease=lease: self._store.queued(lease.user_id), what="reading queued items"
+            )
+            for job, _, payload in rows:
+                item, evidence, made, overtaken = payload_item(payload)
+                queued.append((job, item, evidence, made))
+                if overtaken:
+                    superseded.add(item.key)
+        return queued, superseded
+
+    async def _run_session(self, session: _Session, leases: list[Lease], client: XClient) -> None:
+        settings = self._settings
+        usable = await self._usable(leases)
+        session.leases = {self._by_user[lease.user_id]: lease for lease in usable}
+        if not usable:
+            return
+        queued, superseded = await self._queued(usable)
+        jobs = {item.key: job for job, item, _, _ in queued}
+        remaining: dict[str, int] = {name: 0 for name in session.leases}
+        for _, item, _, _ in queued:
+            remaining[item.account] = remaining.get(item.account, 0) + 1
+        earlier, made = await load_journal_state(self._redis, settings.prefix, queued)
+        journal = SharedJournal(self._redis, settings.prefix, jobs, earlier, made)
+
+        def done(lease: Lease) -> None:
+            name = self._by_user[lease.user_id]
+            if name not in session.released:
+                session.released.add(name)
+                releases.start_soon(self._release, lease)
+
+        sink = SharedResults(
+            self._store,
+            session.leases,
+            jobs,
+            remaining,
+            self._redactor,
+            on_done=done,
+            on_lost=lambda lease: self._lost(session, f"the lease of {lease.user_id} was lost"),
+        )
+        for name, left in remaining.items():
+            if not left:
+                session.released.add(name)
+                await self._release(session.leases[name])
+        scheduler = Scheduler(
+            settings.model,
+            concurrency=settings.concurrency,
+            retry=settings.retry,
+            park=settings.park,
+        )
+        senders = {
+            name: self._sender(name, lease, client, session)
+            for name, lease in session.leases.items()
+        }
+        session.dispatcher = dispatcher = Dispatcher(
+            scheduler,
+            senders,
+            sink,
+            run_id=self.name,
+            journal=journal,
+            superseded=superseded,
+            stats=RunStats(total=len(queued), accounts=tuple(sorted(session.leases))),
+            settings=DispatchSettings(
+                grace=settings.grace, max_rps=settings.max_rps, api_base=client.base_url
+            ),
+        )
+        if self._stopping:
+            dispatcher.stop()
+        _log.info("worker_session", worker=self.name, accounts=len(usable), items=len(queued))
+        async with anyio.create_task_group() as releases:
+            async with anyio.create_task_group() as background:
+                background.start_soon(sink.flush_forever)
+                stats = await dispatcher.run(iter([item for _, item, _, _ in queued]))
+                if not session.lost:
+                    await sink.drain()
+                    await journal.close()
+                background.cancel_scope.cancel()
+            self.requests += stats.requests
+            self.finished += sink.lines
+            if not session.lost:
+                for name, lease in session.leases.items():
+                    if name not in session.released:
+                        session.released.add(name)
+                        releases.start_soon(self._release, lease)
+
+    async def _release(self, lease: Lease) -> None:
+        await patiently(lambda: self._store.release(lease), what="releasing an account")
+        self._wake.set()
+
+    def _sender(self, name: str, lease: Lease, client: XClient, session: _Session) -> Sender:
+        settings = self._settings
+        authorizer = self._authorizers.get(name)
+        if authorizer is None:
+            store = RedisCredentialStore(
+                self._redis,
+                settings.prefix,
+                self._accounts.path,
+                {n: a.user_id for n, a in self._accounts.items()},
+            )
+
+            def learn(values: list[str | None]) -> None:
+                register_secrets(values)
+                self._redactor.add(values)
+
+            authorizer = self._authorizers[name] = authorizer_for(
+                self._accounts[name],
+                token_endpoint=client.token,
+                store=store,
+                clock=time.time,
+                on_secret=learn,
+            )
+        inner = HttpSender(client, authorizer, self._accounts[name].user_id)
+        return LeasedSender(
+            inner,
+            self._budget,
+            lease,
+            settings.model,
+            park=settings.park.base,
+            on_lost=lambda lost: self._lost(session, f"the lease of {lost.user_id} was lost"),
+        )
