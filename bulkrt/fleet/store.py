@@ -8,7 +8,8 @@ read the account's queued items and complete them, each completion fenced by the
 step that touches several keys is one Lua script (`bulkrt.fleet.store_scripts` argues why that
 is safe), and every time comes from Redis ``TIME``, so workers on different machines never
 compare clocks. The scripts build keys from the prefix as they go, so they need one Redis
-server (or one shard), not a cluster spread over slots.
+server (or one shard), not a cluster spread over slots. Redis must never evict keys
+(``maxmemory-policy noeviction``, its default): an evicted lease would read as an expired one.
 
 Times returned here are epoch seconds as Redis saw them.
 

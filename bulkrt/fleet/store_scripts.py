@@ -127,28 +127,23 @@ return 1
 CLAIM = (
     LUA_KEYS
     + """
-local worker, n, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local worker, ttl = ARGV[2], tonumber(ARGV[4])
 local now = now_ms()
 local out = {}
-local got = 0
-while got < n do
-  local popped = redis.call('ZPOPMIN', K_AVAIL)
-  if #popped == 0 then break end
-  local uid = popped[1]
-  if redis.call('ZCARD', k_user_jobs(uid)) > 0 and redis.call('EXISTS', k_lease(uid)) == 0 then
-    local fence = redis.call('INCR', k_fence(uid))
-    redis.call('SET', k_lease(uid), worker .. '|' .. fence, 'PX', ttl)
-    redis.call('ZADD', K_LEASED, now + ttl, uid)
-    local quiet = tonumber(redis.call('HGET', K_QUIET, uid) or '0')
-    if quiet <= now then
-      redis.call('HDEL', K_QUIET, uid)
-      quiet = 0
-    end
-    table.insert(out, uid)
-    table.insert(out, fence)
-    table.insert(out, quiet)
-    got = got + 1
+local popped = redis.call('ZPOPMIN', K_AVAIL, ARGV[3])
+for i = 1, #popped, 2 do
+  local uid = popped[i]
+  local fence = redis.call('INCR', k_fence(uid))
+  redis.call('SET', k_lease(uid), worker .. '|' .. fence, 'PX', ttl)
+  redis.call('ZADD', K_LEASED, now + ttl, uid)
+  local quiet = tonumber(redis.call('HGET', K_QUIET, uid) or '0')
+  if quiet <= now then
+    redis.call('HDEL', K_QUIET, uid)
+    quiet = 0
   end
+  table.insert(out, uid)
+  table.insert(out, fence)
+  table.insert(out, quiet)
 end
 return out
 """
