@@ -26,10 +26,11 @@ FLEET_SEEDS = range(int(os.environ.get("BULKRT_FLEET_SEEDS", "50")))
 Stores = Callable[[int], AbstractAsyncContextManager[list[FleetStore]]]
 
 
-@pytest.fixture
-def stores(redis_server: RedisServer) -> Stores:
-    """`n` stores on the test's redis-server, each on its own client (as separate workers are)."""
-    return stores_on(redis_server)
+@pytest.fixture(params=[False, True], ids=["bytes", "decoded"])
+def stores(redis_server: RedisServer, request: pytest.FixtureRequest) -> Stores:
+    """`n` stores on the test's redis-server, each on its own client (as separate workers are),
+    on clients that return bytes and on clients that decode responses."""
+    return stores_on(redis_server, decode_responses=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +45,17 @@ def unsaved_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSe
         server.kill()
 
 
-def stores_on(redis_server: RedisServer, prefix: str = "bulkrt:") -> Stores:
+def stores_on(
+    redis_server: RedisServer, prefix: str = "bulkrt:", *, decode_responses: bool = False
+) -> Stores:
     """Opens `n` stores under `prefix`, each on its own client, and closes their clients."""
 
     @asynccontextmanager
     async def open_stores(n: int) -> AsyncIterator[list[FleetStore]]:
-        clients = [redis.asyncio.Redis.from_url(redis_server.url) for _ in range(n)]
+        clients = [
+            redis.asyncio.Redis.from_url(redis_server.url, decode_responses=decode_responses)
+            for _ in range(n)
+        ]
         try:
             yield [FleetStore(client, prefix) for client in clients]
         finally:
@@ -291,7 +297,8 @@ async def test_the_journal_keeps_lines_until_dropped(stores: Stores) -> None:
 
 async def test_redis_restarted_loses_nothing(stores: Stores, redis_server: RedisServer) -> None:
     """A redis-server killed and restarted (append-only file, fsync always) still has every
-    published item, the live lease, the results and the journal; the lease keeps working."""
+    published item, the live lease, the results, the journal and the fences; the lease keeps
+    working."""
     async with stores(1) as (store,):
         await store.register_job(meta("spring"))
         await store.publish("spring", [item(n, "101") for n in range(3)])
@@ -316,6 +323,10 @@ async def test_redis_restarted_loses_nothing(stores: Stores, redis_server: Redis
         status = await store.job_meta("spring")
         assert status is not None
         assert (status.done, status.queued) == (2, 3)
+        await expire(store, lease)
+        assert await store.reap(quiet=0) == [lease.user_id]
+        (again,) = await store.claim("w2", n=1, ttl=60)
+        assert (again.user_id, again.fence) == (lease.user_id, lease.fence + 1)
 
 
 async def test_workers_beat_hold_leases_and_leave(stores: Stores) -> None:

@@ -32,6 +32,7 @@ from itertools import islice
 from typing import Any
 
 import redis.asyncio
+from redis.commands.core import AsyncScript
 
 from bulkrt.fleet import store_scripts
 from bulkrt.fleet.keyspace import KeySpace
@@ -140,7 +141,6 @@ class FleetStore:
     def __init__(self, redis: redis.asyncio.Redis, prefix: str = "bulkrt:") -> None:
         self.redis = redis
         self.keys = KeySpace(prefix)
-        self._prefix = prefix
         register = redis.register_script
         self._register_job = register(store_scripts.REGISTER_JOB)
         self._publish = register(store_scripts.PUBLISH)
@@ -158,8 +158,9 @@ class FleetStore:
         self._workers = register(store_scripts.WORKERS)
         self._waiting = register(store_scripts.WAITING)
 
-    async def _run(self, script: Any, *args: object) -> Any:
-        return await script(keys=[], args=[self._prefix, *args])
+    async def _run(self, script: AsyncScript, *args: str | int | float) -> Any:
+        """Run one of the scripts, which all take the key prefix first."""
+        return await script(keys=[], args=[self.keys.prefix, *args])
 
     # -- jobs --------------------------------------------------------------------------------
     async def register_job(self, meta: JobMeta) -> bool:
