@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -45,7 +46,7 @@ from bulkrt.errors import RedisUnavailable
 from bulkrt.logs import register_secrets
 from bulkrt.redaction import mask_secrets
 
-__all__ = ["MAX_CONNECTIONS", "connect", "patiently", "shown_url"]
+__all__ = ["MAX_CONNECTIONS", "address_of", "connect", "patiently", "shown_url"]
 
 T = TypeVar("T")
 
@@ -77,6 +78,17 @@ def shown_url(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASKED}@{host}"))
+
+
+def address_of(redis: Redis) -> str:
+    """The URL of the server ``redis`` talks to, without its password (for `patiently`)."""
+    pool = redis.connection_pool
+    options = pool.connection_kwargs
+    if "path" in options:
+        return f"unix://{options['path']}"
+    scheme = "rediss" if issubclass(pool.connection_class, SSLConnection) else "redis"
+    user = f"{options['username']}@" if options.get("username") else ""
+    return f"{scheme}://{user}{options.get('host')}:{options.get('port')}/{options.get('db', 0)}"
 
 
 async def connect(url: str, *, max_connections: int = MAX_CONNECTIONS) -> Redis:
