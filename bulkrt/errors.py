@@ -12,6 +12,7 @@ checks both, and names the one class deliberately outside the tree::
     │   ├── StorageError            writing it failed during a run (exit 74)
     │   └── LedgerLockedError       another process holds the ledger's lock (exit 2)
     ├── RollbackError               the rollback asked for cannot be made (exit 2)
+    ├── RedisUnavailable            the Redis of ``--redis`` cannot be reached, or refuses us
     ├── ReauthorizationNeeded       an OAuth 2.0 refresh token was refused: the account needs
     │   │                           its owner (its items end ``error``)
     │   └── RefreshLost             a token refresh was sent and its answer lost
@@ -39,6 +40,7 @@ __all__ = [
     "Problem",
     "ReauthorizationNeeded",
     "RefreshFailed",
+    "RedisUnavailable",
     "RefreshLost",
     "RollbackError",
     "StorageError",
@@ -126,6 +128,20 @@ class LedgerLockedError(LedgerError):
 
 class RollbackError(BulkrtError):
     """The rollback asked for cannot be made (nothing selected, a rollback of a rollback)."""
+
+
+class RedisUnavailable(BulkrtError):
+    """The Redis of the multi-machine mode cannot be reached, refuses our credentials, or its URL
+    is not one; ``url`` is shown with its password masked."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        detail = mask_secrets(detail)
+        super().__init__(f"redis {url}: {detail}")
+        self.url = url
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r}, detail={self.detail!r})"
 
 
 class ReauthorizationNeeded(BulkrtError):

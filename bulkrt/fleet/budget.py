@@ -1,0 +1,237 @@
+"""The rate-limit budget that every process of the multi-machine mode shares: per account (its
+platform user id) and endpoint, a sliding-window log of the requests admitted, and a "blocked
+until" deadline learned from the API's answers.
+
+Why no window is ever overspent, whoever sends: a request goes out only after `SharedBudget.acquire`
+admitted it, and admission is one Lua script, so Redis runs it alone: it drops the entries older
+than the window, counts the rest, and adds the new one only when fewer than ``limit`` remain. Its
+one clock is Redis's ``TIME``, read inside the script, so the processes' own clocks (on several
+machines, possibly skewed) never enter the count. Two jobs, two drivers, or a worker taking over
+an account another one held all draw from the same log.
+
+What the log cannot know, the answers tell (`SharedBudget.learn`): a 429, or
+``x-rate-limit-remaining: 0``, blocks the endpoint until the window's reset (a later deadline is
+never shortened); a remaining count lower than the log allows (requests sent by something else,
+a limit lower than the caller's model) adds placeholder entries, timed to leave the log when the
+server's window resets, so the log is never looser than the server; a 429 the headers do not
+explain (a cap no header shows) blocks for the ``park`` the caller chose. Learning only ever
+tightens the budget, so it is accepted from any process, even one whose lease has lapsed.
+
+An admission may be tied to a lease (``lease=(worker, fence)``): the script refuses it unless
+``u:{uid}:lease`` still holds ``worker|fence``, so a worker that lost its account (stalled,
+partitioned) cannot spend the next holder's budget.
+
+Stored in Redis (prefix first, the user id as a hash tag so one account's keys share a slot):
+``u:{uid}:sw:<endpoint>`` a sorted set of admissions scored by Redis time in milliseconds (each
+expires one window after its last admission); ``u:{uid}:blk:<endpoint>`` the blocked-until deadline
+in milliseconds, expiring at it. Neither holds a secret.
+
+>>> budget = SharedBudget(redis, "bulkrt:")  # doctest: +SKIP
+>>> await budget.acquire("2244994945", Action.RETWEET, limit=50, window=900, lease=None)
+... # doctest: +SKIP
+BudgetAdmission(ok=True, retry_after=0.0, reason=None, at=1764777600.123)
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bulkrt.core.items import Action
+
+__all__ = ["BudgetAdmission", "Refusal", "SharedBudget"]
+
+
+class Refusal(StrEnum):
+    """Why a request was not admitted."""
+
+    #: the window already holds ``limit`` admissions
+    BUDGET = "budget"
+    #: the endpoint is blocked (a 429, no requests remaining, a cap no header shows)
+    BLOCKED = "blocked"
+    #: the caller's lease on the account is gone (expired, or another worker holds it)
+    LEASE = "lease"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetAdmission:
+    """What `SharedBudget.acquire` answered."""
+
+    #: the request may be sent now
+    ok: bool
+    #: when refused for the budget or a block: seconds until asking again can succeed (0 when
+    #: admitted, or refused for the lease)
+    retry_after: float
+    #: why it was refused; None when admitted
+    reason: Refusal | None
+    #: Redis's clock when it decided (epoch seconds, millisecond resolution)
+    at: float
+
+
+# KEYS: 1 the log, 2 the block, 3 the lease.  ARGV: 1 limit, 2 window (ms), 3 a unique member,
+# 4 the lease as "worker|fence" ("" for none).  Returns {admitted, wait ms, reason, now ms}.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return {0, 0, 'lease', now}
+end
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked > 0 then
+  return {0, blocked, 'blocked', now}
+end
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+  local index = count - limit
+  local freeing = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
+  return {0, tonumber(freeing[2]) + window - now, 'budget', now}
+end
+redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return {1, 0, '', now}
+"""
+
+# KEYS: 1 the log, 2 the block.  ARGV: 1 status (0 for none), 2 limit, 3 remaining (-1 for
+# unknown), 4 reset (epoch ms, 0 for none), 5 window (ms), 6 park (ms), 7 a unique member.
+# Returns the block's deadline in ms (0 when not blocked).
+_LEARN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local status = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local remaining = tonumber(ARGV[3])
+local reset = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local until_ms = 0
+if status == 429 then
+  if reset > now and remaining <= 0 then
+    until_ms = reset
+  else
+    until_ms = now + tonumber(ARGV[6])
+  end
+elseif remaining == 0 and reset > now then
+  until_ms = reset
+end
+if until_ms > now then
+  local held = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if until_ms > held then
+    redis.call('SET', KEYS[2], until_ms, 'PX', until_ms - now)
+  end
+end
+if remaining >= 0 and limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  local missing = limit - remaining - redis.call('ZCARD', KEYS[1])
+  if missing > 0 then
+    local at = now
+    if reset > now and reset - window < now then
+      at = math.max(reset - window, now - window + 1)
+    end
+    for n = 1, missing do
+      redis.call('ZADD', KEYS[1], at, at .. ':' .. ARGV[7] .. ':' .. n)
+    end
+    redis.call('PEXPIRE', KEYS[1], window)
+  end
+end
+local left = redis.call('PTTL', KEYS[2])
+if left > 0 then
+  return now + left
+end
+return 0
+"""
+
+
+def _user_key(prefix: str, uid: str, what: str) -> str:
+    """``{prefix}u:{<uid>}:<what>``: the user id is the hash tag, so one user's keys share a
+    cluster slot (and one script may touch them all)."""
+    return f"{prefix}u:{{{uid}}}:{what}"
+
+
+class SharedBudget:
+    """The shared sliding-window budget of every account and endpoint, in one Redis.
+
+    ``limit`` and ``window`` are the caller's model of the endpoint's limit (the tier, corrected
+    by headers); the log is kept for ``window`` seconds after the last admission.
+    """
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._prefix = prefix
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._learn = redis.register_script(_LEARN)
+
+    async def acquire(
+        self,
+        uid: str,
+        endpoint: Action,
+        *,
+        limit: int,
+        window: float,
+        lease: tuple[str, int] | None,
+    ) -> BudgetAdmission:
+        """Admit one request for ``uid`` on ``endpoint`` now, or say why not and for how long."""
+        if limit < 1 or not window > 0:
+            raise ValueError(f"a window needs a limit of 1 or more and a positive length: {limit=}")
+        keys = [
+            _user_key(self._prefix, uid, f"sw:{endpoint}"),
+            _user_key(self._prefix, uid, f"blk:{endpoint}"),
+            _user_key(self._prefix, uid, "lease"),
+        ]
+        held = "" if lease is None else f"{lease[0]}|{lease[1]}"
+        args: list[str | int] = [limit, _ms(window), secrets.token_hex(8), held]
+        admitted, wait_ms, reason, now_ms = _four(await self._acquire(keys=keys, args=args))
+        return BudgetAdmission(
+            ok=admitted == 1,
+            retry_after=max(0, wait_ms) / 1000,
+            reason=Refusal(reason) if reason else None,
+            at=now_ms / 1000,
+        )
+
+    async def learn(
+        self,
+        uid: str,
+        endpoint: Action,
+        *,
+        status: int | None,
+        limit: int | None,
+        remaining: int | None,
+        reset: float | None,
+        window: float,
+        park: float,
+    ) -> float | None:
+        """Take in what an answer said: its HTTP ``status`` (None when there was no answer) and
+        its ``x-rate-limit-limit``/``-remaining``/``-reset`` headers (``reset`` in epoch
+        seconds; None when absent). ``window`` is the endpoint's window (the log's length);
+        ``park`` is how long a 429 the headers do not explain blocks the endpoint (seconds).
+
+        Returns when the endpoint is blocked until (epoch seconds, Redis's clock), or None."""
+        keys = [
+            _user_key(self._prefix, uid, f"sw:{endpoint}"),
+            _user_key(self._prefix, uid, f"blk:{endpoint}"),
+        ]
+        args: list[str | int] = [
+            status or 0,
+            limit if limit is not None and limit > 0 else 0,
+            remaining if remaining is not None and remaining >= 0 else -1,
+            _ms(reset) if reset is not None and math.isfinite(reset) and reset > 0 else 0,
+            _ms(window),
+            _ms(park),
+            secrets.token_hex(8),
+        ]
+        until_ms = int(await self._learn(keys=keys, args=args))
+        return until_ms / 1000 if until_ms > 0 else None
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _four(answer: Any) -> tuple[int, int, str, int]:
+    admitted, wait_ms, reason, now_ms = answer
+    return int(admitted), int(wait_ms), str(reason), int(now_ms)
