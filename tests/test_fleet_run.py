@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import signal
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,22 +63,6 @@ async def workers(world: World, redis: RedisServer, count: int) -> AsyncIterator
                 await process.wait()
 
 
-def sliding_max(world: World) -> int:
-    """The most requests the sandbox admitted for one user and endpoint in any window of the
-    configured length (every admitted request's own time starts a window)."""
-    window = world.sandbox.config.window
-    times: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for entry in world.sandbox.state.log:
-        if entry["user_id"] and entry["status"] != 429 and "/retweets" in entry["path"]:
-            times[(entry["user_id"], entry["method"])].append(entry["ts"])
-    most = 0
-    for stamps in times.values():
-        stamps.sort()
-        for i, start in enumerate(stamps):
-            most = max(most, sum(1 for t in stamps[i:] if t < start + window))
-    return most
-
-
 def assert_campaign_done(world: World, accounts: list[str], per_account: int) -> None:
     """Every item once in the ledger, ok, and every retweet in the sandbox."""
     lines = world.lines()
@@ -100,8 +84,8 @@ class TestFleet:
         self, make_world: MakeWorld, redis: RedisServer
     ) -> None:
         """Six accounts x 12 retweets at 5 per 2 s, run by a driver and two workers: exit 0, every
-        item once in the ledger and ok, no 429, no window over its limit, and more than one
-        process did the work."""
+        item once in the ledger and ok, no 429 (the sandbox answers one to any request over a
+        window's limit), and more than one process did the work."""
         world = await make_world()
         job = world.job(rows(ACCOUNTS, 12))
         async with workers(world, redis, 2):
@@ -110,7 +94,6 @@ class TestFleet:
         assert "72 ok, 0 rejected, 0 error" in done.stdout.decode()
         assert_campaign_done(world, ACCOUNTS, 12)
         assert "429" not in world.sandbox.state.stats()["by_status"]
-        assert sliding_max(world) <= 5
         assert len({line["run"] for line in world.lines()}) >= 2
 
     async def test_a_worker_killed_mid_run_loses_nothing(
@@ -193,7 +176,7 @@ class TestFleet:
         self, make_world: MakeWorld, redis: RedisServer
     ) -> None:
         """Two drivers (two ledgers) on the same accounts at once, with a worker: both end with
-        every item ok, and the sandbox answered no 429 and no window went over its limit."""
+        every item ok, and the sandbox answered no 429 (no window went over its limit)."""
         world = await make_world(limit=4)
         first = world.job(rows(ACCOUNTS, 6), name="first.csv")
         second = world.job(rows(ACCOUNTS, 6, first=200), name="second.csv")
@@ -213,7 +196,6 @@ class TestFleet:
             both.start_soon(run, args_two)
         assert results == [0, 0]
         assert "429" not in world.sandbox.state.stats()["by_status"]
-        assert sliding_max(world) <= 4
         for account in ACCOUNTS:
             assert len(world.retweets(account)) == 12
 

@@ -24,6 +24,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
+import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
@@ -49,6 +50,7 @@ from bulkrt.redaction import mask_secrets
 __all__ = ["MAX_CONNECTIONS", "address_of", "connect", "patiently", "shown_url"]
 
 T = TypeVar("T")
+_log: FilteringBoundLogger = structlog.get_logger()
 
 #: connections one process opens at most; more callers wait for a free one
 MAX_CONNECTIONS = 64
@@ -150,7 +152,11 @@ _OUTAGES: dict[str, _Outage] = {}
 
 
 async def patiently(
-    op: Callable[[], Awaitable[T]], *, what: str, log: FilteringBoundLogger, url: str
+    op: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    log: FilteringBoundLogger | None = None,
+    url: str = "redis",
 ) -> T:
     """``await op()``, run again while Redis cannot be reached (waiting 0.1 s, doubling up to
     5 s), until it succeeds; any other error is raised. Only cancellation gives up.
@@ -160,6 +166,7 @@ async def patiently(
     belongs here: one that failed may have run in Redis before its answer was lost.
     """
     shown = shown_url(url)
+    log = log or _log
     waited = False
 
     def note(state: RetryCallState) -> None:

@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -237,7 +238,7 @@ class _Drive:
             serial += 1
             batch.append((serial, self.accounts[account].user_id, key, payload))
             if len(batch) >= _PUBLISH_BATCH:
-                await patiently(lambda b=batch: store.publish(self.job, b), what="publishing")
+                await patiently(partial(store.publish, self.job, batch), what="publishing")
                 batch = []
         if batch:
             await patiently(lambda: store.publish(self.job, batch), what="publishing")
@@ -278,9 +279,7 @@ class _Drive:
                 self.pumped.lines += 1
             self.ledger.sync()
             ids = [entry for entry, _ in entries]
-            await patiently(
-                lambda ids=ids: store.drop_results(self.job, ids), what="dropping results"
-            )
+            await patiently(partial(store.drop_results, self.job, ids), what="dropping results")
             total += len(entries)
 
     async def _pump_journal(self, store: FleetStore, last: str | None) -> str | None:
@@ -303,9 +302,7 @@ class _Drive:
             if data:
                 self._append_journal("".join(data).encode("utf-8", "surrogatepass"))
             ids = [entry for entry, _ in entries]
-            await patiently(
-                lambda ids=ids: store.drop_journal(self.job, ids), what="dropping journal"
-            )
+            await patiently(partial(store.drop_journal, self.job, ids), what="dropping journal")
 
     def _append_journal(self, data: bytes) -> None:
         fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

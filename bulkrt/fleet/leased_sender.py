@@ -18,7 +18,7 @@ from bulkrt.core.credential_refresh import RefreshReport
 from bulkrt.core.items import Action
 from bulkrt.core.ratelimits import parse_rate_limits
 from bulkrt.core.tiers import LimitModel
-from bulkrt.fleet.budget import SharedBudget
+from bulkrt.fleet.budget import Refusal, SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.store import Lease
 from bulkrt.shell.client import Exchange
@@ -69,41 +69,38 @@ class LeasedSender:
         lease = self._lease
         if lease.quiet_until > now:
             return Exchange(None, sent=False, held_until=lease.quiet_until)
-        endpoint = action.value
-        windows = [(endpoint, self._model.window_for(action))]
-        windows += [(cap.name, cap.window) for cap in self._model.caps_for(action)]
-        for name, window in windows:
-            admission = await patiently(
-                lambda name=name, window=window: self._budget.acquire(
-                    lease.user_id,
-                    name,
-                    limit=window.limit,
-                    window=window.period,
-                    lease=(lease.worker, lease.fence),
-                ),
-                what="the shared rate-limit budget",
-            )
-            if admission.ok:
-                continue
-            if admission.reason == "lease":
-                self._on_lost(lease)
-                return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
+        window = self._model.window_for(action)
+        admission = await patiently(
+            lambda: self._budget.acquire(
+                lease.user_id,
+                action,
+                limit=window.limit,
+                window=window.period,
+                lease=(lease.worker, lease.fence),
+            ),
+            what="the shared rate-limit budget",
+        )
+        if admission.reason is Refusal.LEASE:
+            self._on_lost(lease)
+            return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
+        if not admission.ok:
             return Exchange(None, sent=False, held_until=self._clock() + admission.retry_after)
         exchange = await self._inner.send(action, tweet_id)
         if exchange.http is not None:
-            await self._teach(endpoint, exchange)
+            await self._teach(action, window.period, exchange)
         return exchange
 
-    async def _teach(self, endpoint: str, exchange: Exchange) -> None:
-        window = parse_rate_limits(exchange.headers).window
+    async def _teach(self, action: Action, period: float, exchange: Exchange) -> None:
+        reading = parse_rate_limits(exchange.headers).window
         await patiently(
             lambda: self._budget.learn(
                 self._lease.user_id,
-                endpoint,
+                action,
                 status=exchange.http,
-                limit=window.limit if window else None,
-                remaining=window.remaining if window else None,
-                reset=window.reset if window else None,
+                limit=reading.limit if reading else None,
+                remaining=reading.remaining if reading else None,
+                reset=reading.reset if reading else None,
+                window=period,
                 park=self._park,
             ),
             what="the shared rate-limit budget",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 from redis.asyncio import Redis
@@ -198,7 +199,7 @@ class SharedJournal:
         for job, args in by_job.items():
             keys = _keys(self._prefix, job)
             await patiently(
-                lambda keys=keys, args=args: self._script(keys=keys, args=args),
+                partial(self._script, keys=keys, args=args),
                 what="writing the shared journal",
             )
         if batch.durable is not None:

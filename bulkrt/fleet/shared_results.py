@@ -12,6 +12,7 @@ fence refuses (the lease was lost) changes nothing: the account's next holder se
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 
 import anyio
 
@@ -82,7 +83,7 @@ class SharedResults:
             for account, entries in by_account.items():
                 lease = self._leases[account]
                 done = await patiently(
-                    lambda lease=lease, entries=entries: self._store.complete_many(lease, entries),
+                    partial(self._store.complete_many, lease, entries),
                     what="handing results to Redis",
                 )
                 if not done:

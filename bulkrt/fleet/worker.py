@@ -31,6 +31,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 import structlog
@@ -232,7 +233,7 @@ class FleetWorker:
             if session.lost or not held:
                 continue
             lost = await patiently(
-                lambda held=held: self._store.renew(held, settings.lease_ttl),
+                partial(self._store.renew, held, settings.lease_ttl),
                 what="renewing leases",
             )
             if lost:
@@ -305,7 +306,7 @@ class FleetWorker:
         superseded: set[str] = set()
         for lease in leases:
             rows = await patiently(
-                lambda lease=lease: self._store.queued(lease.user_id), what="reading queued items"
+                partial(self._store.queued, lease.user_id), what="reading queued items"
             )
             for job, _, payload in rows:
                 item, evidence, made, overtaken = payload_item(payload)
