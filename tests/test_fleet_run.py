@@ -20,14 +20,12 @@ from tests.redis_server import RedisServer
 from tests.test_run import ACCOUNTS, MakeWorld, World, eventually, rows
 
 #: short enough that a killed worker's accounts come back within a few seconds
-FLEET_OPTIONS = ("--lease-seconds", "2", "--read-timeout", "2")
+FLEET_OPTIONS = ("--lease-seconds", "2", "--read-timeout", "2", "--connect-timeout", "1")
 
 
 def driver_args(world: World, job: Path, redis: RedisServer, *extra: str) -> list[str]:
     """`bulkrt run --redis` against the world's sandbox."""
-    return world.run_args(
-        job, "--redis", redis.url, *FLEET_OPTIONS, "--connect-timeout", "1", *extra
-    )
+    return world.run_args(job, "--redis", redis.url, *FLEET_OPTIONS, *extra)
 
 
 def worker_args(world: World, redis: RedisServer, n: int) -> list[str]:
@@ -102,7 +100,7 @@ class TestFleet:
         """SIGKILL to a worker mid-run: its accounts are taken over after the lease and quiet
         period, every item ends once in the ledger, and the extra requests are no more than
         the killed worker could have had in flight."""
-        world = await make_world(limit=3)
+        world = await make_world()
         job = world.job(rows(ACCOUNTS, 8))
         async with (
             workers(world, redis, 2) as procs,
@@ -123,7 +121,7 @@ class TestFleet:
     ) -> None:
         """Redis killed and restarted (append-only file) mid-run: the workers wait for it and
         go on; every item ends once in the ledger, ok."""
-        world = await make_world(limit=3)
+        world = await make_world()
         job = world.job(rows(ACCOUNTS, 8))
         async with (
             workers(world, redis, 1),
@@ -205,7 +203,7 @@ class TestFleet:
         """The driver SIGKILLed mid-run while a worker goes on: its results wait in Redis; the
         same command again copies them into the ledger, finishes the job, and no item has two
         lines."""
-        world = await make_world(limit=3)
+        world = await make_world()
         job = world.job(rows(ACCOUNTS, 6))
         args = driver_args(world, job, redis)
         async with workers(world, redis, 1):

@@ -85,6 +85,7 @@ def _required_redis(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-attempts", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-rps", type=Seconds(min=0.01), help="A cap on this worker's requests/s.")
+@click.option("--connect-timeout", default=10.0, show_default=True, type=Seconds(min=0.1, max=600))
 @click.option("--read-timeout", default=30.0, show_default=True, type=Seconds(min=0.1, max=600))
 @click.option("--grace", default=20.0, show_default=True, type=Seconds(min=0, max=600))
 @lease_option
@@ -101,6 +102,7 @@ def command(
     concurrency: int,
     max_attempts: int,
     max_rps: float | None,
+    connect_timeout: float,
     read_timeout: float,
     grace: float,
     lease_seconds: float,
@@ -125,7 +127,9 @@ def command(
         api_base=api_base,
         concurrency=concurrency,
         retry=RetryPolicy(max_attempts=max_attempts),
-        timeouts=Timeouts(read=read_timeout, total=10.0 + 2 * read_timeout),
+        timeouts=Timeouts(
+            connect=connect_timeout, read=read_timeout, total=connect_timeout + 2 * read_timeout
+        ),
         grace=grace,
         max_rps=max_rps,
         lease_ttl=lease_seconds,

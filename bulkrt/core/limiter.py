@@ -310,6 +310,10 @@ class Limiter(Protocol):
         """The request ended at ``now`` with these headers; True when clock skew is suspected."""
         ...
 
+    def cancel(self, permit: Permit, now: float) -> None:
+        """The request never left (no byte was sent): it counts against nothing."""
+        ...
+
     def block(
         self, account: str, action: Action, now: float, reset: float | None
     ) -> tuple[float, bool]:
@@ -442,6 +446,13 @@ class WindowLimiter:
         for key in keys:
             self._windows[key].acquire(now)
         return Permit(account, action, keys)
+
+    def cancel(self, permit: Permit, now: float) -> None:
+        for key in permit.keys:
+            window = self._windows[key]
+            window.in_flight = max(0, window.in_flight - 1)
+            self._schedule(window, now)
+        self._sweep(now)
 
     def settle(self, permit: Permit, now: float, limits: RateLimitSnapshot) -> bool:
         if limits.window is None and limits.user_day is None and limits.app_day is None:

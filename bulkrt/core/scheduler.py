@@ -396,7 +396,9 @@ class Scheduler:
         left = self._tweets_in_flight.pop(key) - 1
         if left:
             self._tweets_in_flight[key] = left
-        if self.limiter.settle(flight.permit, now, teachable(outcome)):
+        if outcome.unsent:  # never left: the platform counted nothing
+            self.limiter.cancel(flight.permit, now)
+        elif self.limiter.settle(flight.permit, now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         if outcome.http is not None and outcome.http != 429:
             account.parks = 0

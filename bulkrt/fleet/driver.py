@@ -65,6 +65,10 @@ _PUMP_BATCH = 1000
 _PUMP_IDLE = 0.2
 
 
+#: an item as the driver publishes it: (serial, account, key, payload)
+_Published = tuple[int, str, str, str]
+
+
 def job_name(ledger: Path) -> str:
     """The job's name in Redis: one per (host, ledger file), stable across restarts."""
     where = f"{socket.gethostname()}:{ledger.resolve()}"
@@ -97,6 +101,8 @@ class _Pumped:
 
     by_status: Counter[Status] = field(default_factory=Counter)
     lines: int = 0
+    #: HTTP requests the copied items spent (their ``attempts``)
+    requests: int = 0
 
 
 def drive_job(
@@ -113,8 +119,11 @@ def drive_job(
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
             journal.close()  # its evidence is loaded; the pump appends to its file from now on
+            # serials count every item of the job, finished or not, so that a restarted driver
+            # publishing again gives each item the same one (the store skips what it has)
             payloads = (
                 (
+                    serial,
                     item.account,
                     item.key,
                     item_payload(
@@ -124,7 +133,7 @@ def drive_job(
                         superseded=item.key in resume.superseded,
                     ),
                 )
-                for item in read_items(files, accounts, check)
+                for serial, item in enumerate(read_items(files, accounts, check), 1)
                 if item.key not in finished
             )
             start = RunStats(
@@ -174,20 +183,17 @@ class _Drive:
             skipped=self.start.skipped,
             skipped_rejected=self.start.skipped_rejected,
             by_status=dict(self.pumped.by_status),
+            requests=self.pumped.requests,
         )
 
-    async def run(
-        self, url: str, payloads: Iterable[tuple[str, str, str]]
-    ) -> signal.Signals | None:
+    async def run(self, url: str, payloads: Iterable[_Published]) -> signal.Signals | None:
         redis = await connect(url)
         try:
             return await self._run(redis, payloads)
         finally:
             await redis.aclose()
 
-    async def _run(
-        self, redis: Redis, payloads: Iterable[tuple[str, str, str]]
-    ) -> signal.Signals | None:
+    async def _run(self, redis: Redis, payloads: Iterable[_Published]) -> signal.Signals | None:
         store = FleetStore(redis, self.prefix)
         meta = JobMeta(
             self.job,
@@ -201,41 +207,37 @@ class _Drive:
             await self._publish(store, payloads)
         else:
             _log.info("job_found", job=self.job, detail="published by an earlier run; resuming")
+            status = await patiently(partial(store.job_meta, self.job), what="the job's state")
+            if status is not None and not status.published:
+                await self._publish(store, payloads)  # the earlier driver died publishing it
         worker = FleetWorker(
             redis,
             self.accounts,
             worker_settings(self.settings, self.prefix, self.lease_ttl),
             info={"host": socket.gethostname(), "pid": str(os.getpid()), "role": "driver"},
         )
-        done = [False]
 
         async def job_done() -> bool:
-            status = await patiently(lambda: store.job_meta(self.job), what="the job's state")
+            status = await patiently(partial(store.job_meta, self.job), what="the job's state")
             return status is None or (status.published and status.queued == 0)
-
-        async def watch_done() -> None:
-            while not done[0]:
-                done[0] = await job_done()
-                await anyio.sleep(_PUMP_IDLE)
 
         finished = anyio.Event()
         async with anyio.create_task_group() as helpers:
             helpers.start_soon(self._watch_signals, worker)
-            helpers.start_soon(watch_done)
             async with anyio.create_task_group() as pumping:
                 pumping.start_soon(self._pump_forever, store, finished)
-                await worker.run(until=lambda: done[0])
+                await worker.run(until=job_done)
                 finished.set()
             helpers.cancel_scope.cancel()
         if not self.stopped and await job_done():
             await patiently(lambda: store.finish_job(self.job), what="forgetting the job")
         return self.stopped[0] if self.stopped else None
 
-    async def _publish(self, store: FleetStore, payloads: Iterable[tuple[str, str, str]]) -> None:
+    async def _publish(self, store: FleetStore, payloads: Iterable[_Published]) -> None:
         batch: list[tuple[int, str, str, str]] = []
-        serial = 0
-        for account, key, payload in payloads:
-            serial += 1
+        published = 0
+        for serial, account, key, payload in payloads:
+            published += 1
             batch.append((serial, self.accounts[account].user_id, key, payload))
             if len(batch) >= _PUBLISH_BATCH:
                 await patiently(partial(store.publish, self.job, batch), what="publishing")
@@ -243,7 +245,7 @@ class _Drive:
         if batch:
             await patiently(lambda: store.publish(self.job, batch), what="publishing")
         await patiently(lambda: store.finish_publishing(self.job), what="publishing")
-        _log.info("job_published", job=self.job, items=serial)
+        _log.info("job_published", job=self.job, items=published)
 
     async def _pump_forever(self, store: FleetStore, finished: anyio.Event) -> None:
         """Copy results and journal lines until the worker is done, then once more."""
@@ -277,6 +279,7 @@ class _Drive:
                 self.ledger.write(record)
                 self.pumped.by_status[record.status] += 1
                 self.pumped.lines += 1
+                self.pumped.requests += record.attempts
             self.ledger.sync()
             ids = [entry for entry, _ in entries]
             await patiently(partial(store.drop_results, self.job, ids), what="dropping results")

@@ -29,7 +29,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -193,8 +193,8 @@ class FleetWorker:
         """Accounts this worker holds now."""
         return sum(len(s.leases) - len(s.released) for s in self._sessions if not s.lost)
 
-    async def run(self, *, until: Callable[[], bool] | None = None) -> None:
-        """Work until `stop` (or until ``until()`` says so while no session runs)."""
+    async def run(self, *, until: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Work until `stop` (or until ``await until()`` says so while no session runs)."""
         settings = self._settings
         async with (
             XClient(
@@ -211,7 +211,7 @@ class FleetWorker:
                         self._sessions.append(session)
                         sessions.start_soon(self._session, session, leases, client)
                         continue
-                if until is not None and not self._sessions and until():
+                if until is not None and not self._sessions and await until():
                     break
                 with anyio.move_on_after(settings.tick):
                     await self._wake.wait()
@@ -241,9 +241,10 @@ class FleetWorker:
         await patiently(lambda: self._store.reap(self._quiet()), what="reaping expired leases")
 
     def _quiet(self) -> float:
-        """After a lease expired, how long its account waits: a request the dead holder had in
-        flight lands (or times out) first, so the next holder's cannot overtake it."""
-        return self._settings.timeouts.total + self._settings.lease_ttl
+        """After a lease expired, how long its account waits: a request the dead holder sent
+        before it died (so before the lease expired) lands or times out within the request
+        timeout, so the next holder's cannot overtake it."""
+        return self._settings.timeouts.total
 
     async def _claim(self) -> list[Lease]:
         """Claim accounts up to this worker's fair share of those with work."""
