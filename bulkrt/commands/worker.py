@@ -112,7 +112,7 @@ def command(
     """Work on the jobs published on a Redis, until SIGINT/SIGTERM."""
     logs.configure(json=log_json, level=logging.INFO if verbose else logging.WARNING)
     # Loaded here: the command's --help needs neither redis-py nor the engine.
-    from bulkrt.fleet.worker import FleetWorker, WorkerSettings
+    from bulkrt.fleet.engine import FleetWorker, WorkerSettings
 
     recover_write_back(accounts_path)
     try:

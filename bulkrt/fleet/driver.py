@@ -42,8 +42,8 @@ from bulkrt.core.run_stats import RunStats
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.fleet.connection import connect, patiently
+from bulkrt.fleet.engine import FleetWorker, WorkerSettings, item_payload
 from bulkrt.fleet.store import FleetStore, JobMeta
-from bulkrt.fleet.worker import FleetWorker, WorkerSettings, item_payload
 from bulkrt.jobs.loader import check_jobs, open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal, journal_path
 from bulkrt.ledger.record import LedgerRecord

@@ -109,7 +109,7 @@ async def load_journal_state(
 
 
 @dataclass(slots=True)
-class _Batch:
+class _SharedBatch:
     events: list[tuple[str, Item, JournalEvent]] = field(default_factory=list)
     durable: anyio.Event | None = None
 
@@ -132,7 +132,7 @@ class SharedJournal:
         self._earlier = dict(earlier)
         self._made = set(made)
         self._open: set[str] = set()
-        self._batch = _Batch()
+        self._batch = _SharedBatch()
         self._kick: anyio.Event | None = None
         self._script = redis.register_script(_APPEND)
 
@@ -186,11 +186,11 @@ class SharedJournal:
         """Write what is queued (the session's last events)."""
         await self._write(self._take())
 
-    def _take(self) -> _Batch:
-        batch, self._batch = self._batch, _Batch()
+    def _take(self) -> _SharedBatch:
+        batch, self._batch = self._batch, _SharedBatch()
         return batch
 
-    async def _write(self, batch: _Batch) -> None:
+    async def _write(self, batch: _SharedBatch) -> None:
         by_job: dict[str, list[str]] = {}
         for job, item, event in batch.events:
             by_job.setdefault(job, []).extend(
