@@ -182,23 +182,28 @@ class TestAcrossProcesses:
         self, redis: Redis, redis_server: RedisServer
     ) -> None:
         """Four processes ask for 200 admissions each at once on one account (limit 25 per 1.5 s):
-        exactly 25 are admitted, every refusal says when room frees; once the window has passed,
-        the next such batch admits exactly 25 again."""
+        the batch's first window admits exactly 25, and no window more; every refusal says when
+        room frees. Once the window has passed, the next such batch does the same."""
         limit, window = 25, 1.5
-        first = await acquire_in_processes(
-            redis, redis_server.url, processes=4, each=200, limit=limit, window=window, go="go1"
-        )
-        assert sum(1 for ok, *_ in first if ok) == limit
-        refused = [answer for answer in first if not answer[0]]
-        assert {reason for *_, reason in refused} == {"budget"}
-        assert all(0 < retry_after <= window for _, _, retry_after, _ in refused)
-        await anyio.sleep(max(retry_after for _, _, retry_after, _ in refused) + 0.05)
-        second = await acquire_in_processes(
-            redis, redis_server.url, processes=4, each=200, limit=limit, window=window, go="go2"
-        )
-        assert sum(1 for ok, *_ in second if ok) == limit
-        admitted = [round(at * 1000) for ok, at, *_ in first + second if ok]
-        assert overfull_window(admitted, limit, round(window * 1000)) is None
+        window_ms = round(window * 1000)
+        admitted: list[int] = []
+        for go in ("go1", "go2"):
+            if admitted:  # until the last admission has left the window, on Redis's clock
+                await anyio.sleep((admitted[-1] + window_ms) / 1000 - await redis_now(redis) + 0.01)
+            batch = await acquire_in_processes(
+                redis, redis_server.url, processes=4, each=200, limit=limit, window=window, go=go
+            )
+            asked = sorted(round(at * 1000) for _, at, _, _ in batch)
+            ours = sorted(round(at * 1000) for ok, at, _, _ in batch if ok)
+            # a loaded machine may spread the batch over more than one window: the first
+            # window of it is the one that must fill, and it had far more than 25 askers
+            assert sum(1 for at in asked if at < asked[0] + window_ms) > limit
+            assert sum(1 for at in ours if at < asked[0] + window_ms) == limit
+            refused = [answer for answer in batch if not answer[0]]
+            assert {reason for *_, reason in refused} == {"budget"}
+            assert all(0 < retry_after <= window for _, _, retry_after, _ in refused)
+            admitted += ours
+        assert overfull_window(admitted, limit, window_ms) is None
 
     async def test_a_429_learned_by_one_process_holds_back_every_process(
         self, redis: Redis, redis_server: RedisServer

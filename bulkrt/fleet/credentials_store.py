@@ -63,6 +63,8 @@ T = TypeVar("T")
 LOCK_TTL = 30.0
 #: how often a waiting lease tries the lock again (seconds)
 _POLL = 0.02
+#: how long an ending lease tries to release its lock while Redis cannot be reached (seconds)
+_RELEASE_WAIT = 5.0
 
 # KEYS: 1 the lock.  ARGV: 1 owner, 2 ttl (ms).  Taking it again with the same owner (a retry
 # whose first answer was lost) succeeds.
@@ -175,7 +177,9 @@ class RedisCredentialStore:
                 finally:
                     group.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True):
+            # shielded, so a cancelled lease still frees the lock; bounded, since a lock that
+            # cannot be released (Redis down) expires by itself
+            with anyio.move_on_after(_RELEASE_WAIT, shield=True):
                 await self.patiently(
                     lambda: self._release(keys=[lock], args=[owner]), f"unlocking {account}"
                 )
@@ -228,7 +232,13 @@ class _RedisTokenLease:
         """Read Redis's tokens (copying this machine's accounts file in when Redis holds none),
         the mark of a lost refresh, and bring the accounts file up to date."""
         store = self._store
-        in_file = await anyio.to_thread.run_sync(stored_tokens, store._accounts_file, self._account)
+        try:
+            in_file = await anyio.to_thread.run_sync(
+                stored_tokens, store._accounts_file, self._account
+            )
+        except AccountsError as exc:  # Redis may hold the tokens all the same
+            _log.warning("accounts_file_unreadable", account=self._account, detail=str(exc))
+            in_file = None
         fields = ["", "", ""] if in_file is None else _fields(in_file)
         answer = await store.patiently(
             lambda: store._seed(keys=[self._cred], args=fields),
