@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from bulkrt.core.items import Action
 from bulkrt.errors import RedisUnavailable
 from bulkrt.fleet.budget import Refusal, SharedBudget
-from bulkrt.fleet.connection import connect, patiently
+from bulkrt.fleet.connection import address_of, connect, patiently
 from tests.redis_server import RedisServer
 
 PREFIX = "bulkrt:"
@@ -113,7 +113,8 @@ class TestConnection:
 
     async def test_a_wrong_password_is_refused_and_never_shown(self, tmp_path: Path) -> None:
         """A server that wants a password refuses a wrong one: `RedisUnavailable`, whose message
-        masks the password given."""
+        masks the password given; with the right one it answers, and its address as logs show
+        it holds no password."""
         server = RedisServer(tmp_path, password="right-password-123").start()
         try:
             url = f"redis://:wrong-password-456@127.0.0.1:{server.port}/0"
@@ -123,6 +124,7 @@ class TestConnection:
             assert f"redis://:***@127.0.0.1:{server.port}/0" in str(refused.value)
             client = await connect(server.url)
             assert await client.ping()
+            assert address_of(client) == f"redis://127.0.0.1:{server.port}/0"
             await client.aclose()
         finally:
             server.stop()
