@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from bulkrt.core.items import Action
 from bulkrt.errors import RedisUnavailable
 from bulkrt.fleet.budget import Refusal, SharedBudget
-from bulkrt.fleet.connection import connect, patiently
+from bulkrt.fleet.connection import address_of, connect, patiently
 from tests.redis_server import RedisServer
 
 PREFIX = "bulkrt:"
@@ -113,7 +113,8 @@ class TestConnection:
 
     async def test_a_wrong_password_is_refused_and_never_shown(self, tmp_path: Path) -> None:
         """A server that wants a password refuses a wrong one: `RedisUnavailable`, whose message
-        masks the password given."""
+        masks the password given; with the right one it answers, and its address as logs show
+        it holds no password."""
         server = RedisServer(tmp_path, password="right-password-123").start()
         try:
             url = f"redis://:wrong-password-456@127.0.0.1:{server.port}/0"
@@ -123,6 +124,7 @@ class TestConnection:
             assert f"redis://:***@127.0.0.1:{server.port}/0" in str(refused.value)
             client = await connect(server.url)
             assert await client.ping()
+            assert address_of(client) == f"redis://127.0.0.1:{server.port}/0"
             await client.aclose()
         finally:
             server.stop()
@@ -182,23 +184,28 @@ class TestAcrossProcesses:
         self, redis: Redis, redis_server: RedisServer
     ) -> None:
         """Four processes ask for 200 admissions each at once on one account (limit 25 per 1.5 s):
-        exactly 25 are admitted, every refusal says when room frees; once the window has passed,
-        the next such batch admits exactly 25 again."""
+        the batch's first window admits exactly 25, and no window more; every refusal says when
+        room frees. Once the window has passed, the next such batch does the same."""
         limit, window = 25, 1.5
-        first = await acquire_in_processes(
-            redis, redis_server.url, processes=4, each=200, limit=limit, window=window, go="go1"
-        )
-        assert sum(1 for ok, *_ in first if ok) == limit
-        refused = [answer for answer in first if not answer[0]]
-        assert {reason for *_, reason in refused} == {"budget"}
-        assert all(0 < retry_after <= window for _, _, retry_after, _ in refused)
-        await anyio.sleep(max(retry_after for _, _, retry_after, _ in refused) + 0.05)
-        second = await acquire_in_processes(
-            redis, redis_server.url, processes=4, each=200, limit=limit, window=window, go="go2"
-        )
-        assert sum(1 for ok, *_ in second if ok) == limit
-        admitted = [round(at * 1000) for ok, at, *_ in first + second if ok]
-        assert overfull_window(admitted, limit, round(window * 1000)) is None
+        window_ms = round(window * 1000)
+        admitted: list[int] = []
+        for go in ("go1", "go2"):
+            if admitted:  # until the last admission has left the window, on Redis's clock
+                await anyio.sleep((admitted[-1] + window_ms) / 1000 - await redis_now(redis) + 0.01)
+            batch = await acquire_in_processes(
+                redis, redis_server.url, processes=4, each=200, limit=limit, window=window, go=go
+            )
+            asked = sorted(round(at * 1000) for _, at, _, _ in batch)
+            ours = sorted(round(at * 1000) for ok, at, _, _ in batch if ok)
+            # a loaded machine may spread the batch over more than one window: the first
+            # window of it is the one that must fill, and it had far more than 25 askers
+            assert sum(1 for at in asked if at < asked[0] + window_ms) > limit
+            assert sum(1 for at in ours if at < asked[0] + window_ms) == limit
+            refused = [answer for answer in batch if not answer[0]]
+            assert {reason for *_, reason in refused} == {"budget"}
+            assert all(0 < retry_after <= window for _, _, retry_after, _ in refused)
+            admitted += ours
+        assert overfull_window(admitted, limit, window_ms) is None
 
     async def test_a_429_learned_by_one_process_holds_back_every_process(
         self, redis: Redis, redis_server: RedisServer

@@ -95,7 +95,9 @@ if count >= limit then
   return {0, tonumber(freeing[2]) + window - now, 'budget', now}
 end
 redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window)
+if redis.call('PTTL', KEYS[1]) < window then
+  redis.call('PEXPIRE', KEYS[1], window)
+end
 return {1, 0, '', now}
 """
 
@@ -137,7 +139,9 @@ if remaining >= 0 and limit > 0 then
     for n = 1, missing do
       redis.call('ZADD', KEYS[1], at, at .. ':' .. ARGV[7] .. ':' .. n)
     end
-    redis.call('PEXPIRE', KEYS[1], window)
+    if redis.call('PTTL', KEYS[1]) < window then
+      redis.call('PEXPIRE', KEYS[1], window)
+    end
   end
 end
 local left = redis.call('PTTL', KEYS[2])
@@ -158,7 +162,8 @@ class SharedBudget:
     """The shared sliding-window budget of every account and endpoint, in one Redis.
 
     ``limit`` and ``window`` are the caller's model of the endpoint's limit (the tier, corrected
-    by headers); the log is kept for ``window`` seconds after the last admission.
+    by headers); every caller must give one endpoint the same ``window``, since each call drops
+    the entries older than its own. The log lives ``window`` seconds after its last entry.
     """
 
     def __init__(self, redis: Redis, prefix: str) -> None:

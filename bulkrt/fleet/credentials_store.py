@@ -63,6 +63,8 @@ T = TypeVar("T")
 LOCK_TTL = 30.0
 #: how often a waiting lease tries the lock again (seconds)
 _POLL = 0.02
+#: how long an ending lease tries to release its lock while Redis cannot be reached (seconds)
+_RELEASE_WAIT = 5.0
 
 # KEYS: 1 the lock.  ARGV: 1 owner, 2 ttl (ms).  Taking it again with the same owner (a retry
 # whose first answer was lost) succeeds.
@@ -152,7 +154,7 @@ class RedisCredentialStore:
         self._seed = redis.register_script(_SEED)
         self._save = redis.register_script(_SAVE)
 
-    async def patiently(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+    async def _patiently(self, op: Callable[[], Awaitable[T]], what: str) -> T:
         """``op`` (harmless to repeat), waited for while Redis cannot be reached."""
         return await patiently(op, what=what, log=_log, url=self._address)
 
@@ -175,8 +177,10 @@ class RedisCredentialStore:
                 finally:
                     group.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.patiently(
+            # shielded, so a cancelled lease still frees the lock; bounded, since a lock that
+            # cannot be released (Redis down) expires by itself
+            with anyio.move_on_after(_RELEASE_WAIT, shield=True):
+                await self._patiently(
                     lambda: self._release(keys=[lock], args=[owner]), f"unlocking {account}"
                 )
         if failure is not None:
@@ -187,7 +191,7 @@ class RedisCredentialStore:
         ttl = self._lock_ms
         while True:
             # the lock is another process's, in Redis: there is no event to wait on
-            taken = await self.patiently(
+            taken = await self._patiently(
                 lambda: self._take(keys=[lock], args=[owner, ttl]), f"locking {account}"
             )
             if taken:
@@ -228,16 +232,22 @@ class _RedisTokenLease:
         """Read Redis's tokens (copying this machine's accounts file in when Redis holds none),
         the mark of a lost refresh, and bring the accounts file up to date."""
         store = self._store
-        in_file = await anyio.to_thread.run_sync(stored_tokens, store._accounts_file, self._account)
+        try:
+            in_file = await anyio.to_thread.run_sync(
+                stored_tokens, store._accounts_file, self._account
+            )
+        except AccountsError as exc:  # Redis may hold the tokens all the same
+            _log.warning("accounts_file_unreadable", account=self._account, detail=str(exc))
+            in_file = None
         fields = ["", "", ""] if in_file is None else _fields(in_file)
-        answer = await store.patiently(
+        answer = await store._patiently(
             lambda: store._seed(keys=[self._cred], args=fields),
             f"reading the tokens of {self._account}",
         )
         self._stored = _tokens(answer)
         if self._stored is not None:
             register_secrets([self._stored.access_token, self._stored.refresh_token])
-        mark = await store.patiently(
+        mark = await store._patiently(
             lambda: store._redis.get(self._lost_key), f"reading the tokens of {self._account}"
         )
         self._lost = _lost(mark, self._stored)
@@ -258,20 +268,20 @@ class _RedisTokenLease:
                 "pid": os.getpid(),
             }
         )
-        await self._store.patiently(
+        await self._store._patiently(
             lambda: self._store._redis.set(self._lost_key, mark),
             f"marking the refresh of {self._account}",
         )
 
     async def abandon_refresh(self) -> None:
-        await self._store.patiently(
+        await self._store._patiently(
             lambda: self._store._redis.delete(self._lost_key),
             f"clearing the refresh mark of {self._account}",
         )
 
     async def save(self, tokens: TokenSet) -> None:
         store = self._store
-        await store.patiently(
+        await store._patiently(
             lambda: store._save(keys=[self._cred, self._lost_key], args=_fields(tokens)),
             f"saving the rotated tokens of {self._account}",
         )
