@@ -9,9 +9,9 @@ one clock is Redis's ``TIME``, read inside the script, so the processes' own clo
 machines, possibly skewed) never enter the count. Two jobs, two drivers, or a worker taking over
 an account another one held all draw from the same log.
 
-What the log cannot know, the answers tell (`SharedBudget.learn`): a 429, or
-``x-rate-limit-remaining: 0``, blocks the endpoint until the window's reset (a later deadline is
-never shortened); a remaining count lower than the log allows (requests sent by something else,
+What the log cannot know, the answers tell (`SharedBudget.learn`): a 429 blocks the endpoint
+until the window's reset (a later deadline is never shortened); a remaining count lower than the
+log allows (``x-rate-limit-remaining: 0`` included: requests sent by something else,
 a limit lower than the caller's model) adds placeholder entries, timed to leave the log when the
 server's window resets, so the log is never looser than the server; a 429 the headers do not
 explain (a cap no header shows) blocks for the ``park`` the caller chose. Learning only ever
@@ -43,6 +43,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bulkrt.core.items import Action
+from bulkrt.fleet.keyspace import KeySpace
 
 __all__ = ["BudgetAdmission", "Refusal", "SharedBudget"]
 
@@ -119,8 +120,6 @@ if status == 429 then
   else
     until_ms = now + tonumber(ARGV[6])
   end
-elseif remaining == 0 and reset > now then
-  until_ms = reset
 end
 if until_ms > now then
   local held = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -152,12 +151,6 @@ return 0
 """
 
 
-def _user_key(prefix: str, uid: str, what: str) -> str:
-    """``{prefix}u:{<uid>}:<what>``: the user id is the hash tag, so one user's keys share a
-    cluster slot (and one script may touch them all)."""
-    return f"{prefix}u:{{{uid}}}:{what}"
-
-
 class SharedBudget:
     """The shared sliding-window budget of every account and endpoint, in one Redis.
 
@@ -167,7 +160,7 @@ class SharedBudget:
     """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
-        self._prefix = prefix
+        self._keys = KeySpace(prefix)
         self._acquire = redis.register_script(_ACQUIRE)
         self._learn = redis.register_script(_LEARN)
 
@@ -184,9 +177,9 @@ class SharedBudget:
         if limit < 1 or not window > 0:
             raise ValueError(f"a window needs a limit of 1 or more and a positive length: {limit=}")
         keys = [
-            _user_key(self._prefix, uid, f"sw:{endpoint}"),
-            _user_key(self._prefix, uid, f"blk:{endpoint}"),
-            _user_key(self._prefix, uid, "lease"),
+            self._keys.window_log(uid, endpoint),
+            self._keys.blocked(uid, endpoint),
+            self._keys.lease(uid),
         ]
         held = "" if lease is None else f"{lease[0]}|{lease[1]}"
         args: list[str | int] = [limit, _ms(window), secrets.token_hex(8), held]
@@ -217,8 +210,8 @@ class SharedBudget:
 
         Returns when the endpoint is blocked until (epoch seconds, Redis's clock), or None."""
         keys = [
-            _user_key(self._prefix, uid, f"sw:{endpoint}"),
-            _user_key(self._prefix, uid, f"blk:{endpoint}"),
+            self._keys.window_log(uid, endpoint),
+            self._keys.blocked(uid, endpoint),
         ]
         args: list[str | int] = [
             status or 0,

@@ -49,6 +49,7 @@ from redis.exceptions import RedisError
 
 from bulkrt.errors import AccountsError
 from bulkrt.fleet.connection import address_of, patiently
+from bulkrt.fleet.keyspace import KeySpace
 from bulkrt.logs import register_secrets
 from bulkrt.shell.accounts_file import fingerprint, iso, save_oauth2_tokens, stored_tokens
 from bulkrt.shell.tokens import LostRefresh, TokenSet
@@ -118,11 +119,6 @@ return redis.call('HGET', KEYS[1], 'version')
 """
 
 
-def _user_key(prefix: str, uid: str, what: str) -> str:
-    """``{prefix}u:{<uid>}:<what>``: the user id is the hash tag, so a user's keys share a slot."""
-    return f"{prefix}u:{{{uid}}}:{what}"
-
-
 class RedisCredentialStore:
     """OAuth 2.0 tokens kept in Redis and shared by every process that uses it; ``user_ids``
     maps each account name to its platform user id (the key of everything kept per account).
@@ -144,7 +140,7 @@ class RedisCredentialStore:
     ) -> None:
         self._lock_ms = round(lock_ttl * 1000)
         self._redis = redis
-        self._prefix = prefix
+        self._keys = KeySpace(prefix)
         self._accounts_file = Path(accounts_file)
         self._user_ids = dict(user_ids)
         self._address = address_of(redis)
@@ -161,7 +157,7 @@ class RedisCredentialStore:
     @asynccontextmanager
     async def lease(self, account: str) -> AsyncIterator[_RedisTokenLease]:
         uid = self._user_ids[account]
-        lock = _user_key(self._prefix, uid, "refresh")
+        lock = self._keys.refresh_lock(uid)
         owner = secrets.token_hex(16)
         await self._lock(account, lock, owner)
         failure: BaseException | None = None
@@ -215,8 +211,8 @@ class _RedisTokenLease:
     def __init__(self, store: RedisCredentialStore, account: str, uid: str) -> None:
         self._store = store
         self._account = account
-        self._cred = _user_key(store._prefix, uid, "cred")
-        self._lost_key = _user_key(store._prefix, uid, "lost")
+        self._cred = store._keys.credentials(uid)
+        self._lost_key = store._keys.refresh_lost(uid)
         self._stored: TokenSet | None = None
         self._lost: LostRefresh | None = None
 
