@@ -17,6 +17,9 @@ class ExitCode(IntEnum):
     #: the first answers proved the API base wrong (nothing answers there, or not the API):
     #: the run stopped early; answered items are ``error`` and the next run retries them
     MISCONFIGURED = 3
+    #: the multi-machine mode's Redis could not be reached (or refused the credentials) when
+    #: the command started: nothing was published or sent (EX_UNAVAILABLE)
+    REDIS_UNAVAILABLE = 69
     #: the ledger or its journal could not be written (a full disk, an I/O error): nothing more
     #: was sent; the same command resumes once the cause is fixed (EX_IOERR)
     STORAGE_FAILED = 74

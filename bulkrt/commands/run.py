@@ -34,7 +34,7 @@ from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.core.items import Action
 from bulkrt.core.plan import Timing
 from bulkrt.core.tiers import LimitModel, Tier
-from bulkrt.errors import InputError, LedgerError, Problem
+from bulkrt.errors import InputError, LedgerError, Problem, RedisUnavailable
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobFormat
 from bulkrt.shell.client import Timeouts
@@ -319,6 +319,9 @@ def command(
             click.echo(f"... and {hidden} more (`bulkrt validate` lists them all)", err=True)
         click.echo(f"bulkrt run: {exc.total} problem(s) in the input; nothing was sent", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
+    except RedisUnavailable as exc:
+        click.echo(f"bulkrt run: cannot use --redis: {exc}; nothing was sent", err=True)
+        raise SystemExit(ExitCode.REDIS_UNAVAILABLE) from None
     except LedgerError as exc:
         _json_problems(as_json, 1, [Problem(exc.path, None, "ledger", exc.message)])
         click.echo(f"bulkrt run: {exc}; nothing was sent", err=True)

@@ -18,7 +18,7 @@ from bulkrt import logs
 from bulkrt.commands.options import REDIS_PREFIX, redis_option
 from bulkrt.commands.outputs import not_a_ledger
 from bulkrt.core.items import Status
-from bulkrt.errors import LedgerError
+from bulkrt.errors import LedgerError, RedisUnavailable
 from bulkrt.exitcodes import ExitCode
 from bulkrt.ledger.counts import LedgerSummary, summarise_ledger
 
@@ -47,7 +47,11 @@ def command(ledger: Path | None, as_json: bool, redis_url: str | None) -> None:
         # Loaded here: without --redis, redis-py never is.
         from bulkrt.fleet.live_status import fleet_status, render_fleet_status
 
-        status = fleet_status(redis_url, REDIS_PREFIX)
+        try:
+            status = fleet_status(redis_url, REDIS_PREFIX)
+        except RedisUnavailable as exc:
+            click.echo(f"bulkrt status: cannot use --redis: {exc}", err=True)
+            raise SystemExit(ExitCode.REDIS_UNAVAILABLE) from None
         click.echo(json.dumps(status, sort_keys=True) if as_json else render_fleet_status(status))
         return
     if ledger is None:

@@ -30,7 +30,7 @@ from bulkrt.commands.options import (
 )
 from bulkrt.core.retry_policy import RetryPolicy, park_policy_for
 from bulkrt.core.tiers import Tier, limit_model
-from bulkrt.errors import InputError
+from bulkrt.errors import InputError, RedisUnavailable
 from bulkrt.exitcodes import ExitCode
 from bulkrt.shell.accounts import load_accounts
 from bulkrt.shell.accounts_file import recover_write_back
@@ -175,7 +175,11 @@ def command(
         )
         return stopped[0] if stopped else None
 
-    stopped = anyio.run(work, backend="asyncio")
+    try:
+        stopped = anyio.run(work, backend="asyncio")
+    except RedisUnavailable as exc:
+        click.echo(f"bulkrt worker: cannot use --redis: {exc}", err=True)
+        raise SystemExit(ExitCode.REDIS_UNAVAILABLE) from None
     if stopped is None:
         raise SystemExit(ExitCode.OK)
     raise SystemExit(ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED)
