@@ -251,8 +251,12 @@ class _Drive:
         """Copy results and journal lines until the worker is done, then once more."""
         last_journal = self._last_journal_entry()
         tail = self._ledger_tail()
+        beat = 0.0
         while True:
             ending = finished.is_set()
+            if time.monotonic() - beat >= 1.0:  # for `bulkrt status --redis`
+                beat = time.monotonic()
+                await patiently(partial(store.driver_beat, self.job), what="the driver's beat")
             copied = await self._pump_journal(store, last_journal)
             if copied:
                 last_journal = copied
