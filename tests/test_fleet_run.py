@@ -5,6 +5,8 @@ assertion is on what an operator sees: exit codes, the ledger, the sandbox's rec
 from __future__ import annotations
 
 import json
+import os
+import random
 import shutil
 import signal
 import sys
@@ -12,14 +14,21 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from subprocess import DEVNULL
 
 import anyio
 import pytest
 from anyio.abc import Process
 
+from bulkrt.sandbox import FaultKind
+from bulkrt.sandbox.faults import FaultPlan
 from tests.redis_server import RedisServer
+from tests.test_exactness import readable_lines
+from tests.test_invariants import CONCURRENCY, TWEETS, Chaos, assert_restored
 from tests.test_run import ACCOUNTS, MakeWorld, World, eventually, rows
 
+#: seeded fleets of the invariant test (`BULKRT_FLEET_SEEDS=20` runs more by hand)
+FLEET_SEEDS = int(os.environ.get("BULKRT_FLEET_CHAOS_SEEDS", "1"))
 #: short enough that a killed worker's accounts come back within a few seconds
 FLEET_OPTIONS = ("--lease-seconds", "2", "--read-timeout", "2", "--connect-timeout", "1")
 
@@ -29,7 +38,7 @@ def driver_args(world: World, job: Path, redis: RedisServer, *extra: str) -> lis
     return world.run_args(job, "--redis", redis.url, *FLEET_OPTIONS, *extra)
 
 
-def worker_args(world: World, redis: RedisServer, n: int) -> list[str]:
+def worker_args(world: World, redis: RedisServer, n: int, *extra: str) -> list[str]:
     """`bulkrt worker` number ``n``, with its own copy of the accounts file (its own machine)."""
     accounts = world.dir / f"worker{n}-accounts.json"
     if not accounts.exists():
@@ -39,14 +48,23 @@ def worker_args(world: World, redis: RedisServer, n: int) -> list[str]:
     return [
         sys.executable, "-m", "bulkrt", "worker", "--redis", redis.url,
         "--accounts", str(accounts), "--api-base", world.sandbox.url,
-        "--limit", str(config.limit), "--window", str(config.window), *FLEET_OPTIONS,
+        "--limit", str(config.limit), "--window", str(config.window), *FLEET_OPTIONS, *extra,
     ]  # fmt: skip
 
 
 @asynccontextmanager
-async def workers(world: World, redis: RedisServer, count: int) -> AsyncIterator[list[Process]]:
+async def workers(
+    world: World, redis: RedisServer, count: int, *extra: str
+) -> AsyncIterator[list[Process]]:
     """``count`` worker processes, stopped (SIGTERM, then killed) when the block ends."""
-    processes = [await anyio.open_process(worker_args(world, redis, n)) for n in range(count)]
+    processes = [
+        await anyio.open_process(
+            worker_args(world, redis, n, *extra),
+            stdout=DEVNULL,
+            stderr=DEVNULL,
+        )
+        for n in range(count)
+    ]
     try:
         yield processes
     finally:
@@ -260,3 +278,90 @@ class TestFleet:
         text = (await anyio.run_process(status[:-1])).stdout.decode()
         assert "no job is running" in text and "0 worker(s)" in text  # stopped workers leave
         assert driver.returncode == 0
+
+
+async def fleet_until_done(
+    world: World, job: str, redis: RedisServer, rng: random.Random, chaos: Chaos
+) -> None:
+    """Run ``job`` through a driver and 0-2 workers again and again, killing at random the
+    driver, a worker (SIGKILL) or Redis (restarted from its append-only file), until no item is
+    left in error."""
+    args = driver_args(world, world.dir / job, redis, "--concurrency", str(CONCURRENCY))
+    for _ in range(30):
+        count = rng.randint(0, 2)
+        async with workers(world, redis, count, "--concurrency", str(CONCURRENCY)) as procs:
+            if chaos.kills < 3 and rng.random() < 0.6:
+                async with await anyio.open_process(args, stdout=DEVNULL, stderr=DEVNULL) as driver:
+                    await anyio.sleep(rng.uniform(0.6, 2.5))
+                    victim = rng.choice(["driver", "worker", "redis"])
+                    if victim == "redis":
+                        await anyio.to_thread.run_sync(lambda: redis.restart(pause=0.5))
+                        chaos.damages.append("redis restart")
+                    elif driver.returncode is None and (victim == "driver" or not procs):
+                        driver.kill()
+                        chaos.kills += 1
+                    elif procs and procs[0].returncode is None:
+                        procs[0].kill()
+                        chaos.kills += 1
+                    with anyio.fail_after(120):
+                        await driver.wait()
+                    code = driver.returncode
+                    out = b""
+            else:
+                done = await anyio.run_process(args, check=False)
+                code, out = done.returncode, done.stdout
+        if code == 0 or b" 0 error in this run" in out:
+            return
+    pytest.fail(f"{job} did not finish in 30 runs")
+
+
+@pytest.mark.parametrize("seed", range(FLEET_SEEDS))
+async def test_campaign_then_rollback_restores_every_account_across_a_fleet(
+    make_world: MakeWorld, redis: RedisServer, seed: int
+) -> None:
+    """The embedded mode's invariant (tests/test_invariants.py), in the multi-machine mode:
+    whatever faults a seeded campaign meets, and whatever is killed meanwhile (the driver, a
+    worker, Redis), after resume, rollback and the rollback's run every account's retweets are
+    as before, except pairs of undecidable origin, no more of them than attempts that may have
+    been applied."""
+    rng = random.Random(seed)
+    rates = {kind: rng.choice((0.0, 0.02, 0.05)) for kind in FaultKind}
+    accounts = ACCOUNTS[:4]
+    world = await make_world(
+        users=len(accounts), limit=50, window=1.0, fault_rates=rates, seed=seed, stall_seconds=1.0
+    )
+    for account in accounts:
+        own = {tweet for tweet in TWEETS if rng.random() < 0.3}
+        world.sandbox.state.retweets[world.user_id(account)].update(own)
+    before = {account: world.retweets(account) for account in accounts}
+    job_rows = [(a, t, "retweet") for a in accounts for t in TWEETS if rng.random() < 0.7]
+    rng.shuffle(job_rows)
+    world.job(job_rows)
+    chaos = Chaos()
+    await fleet_until_done(world, "campaign.csv", redis, rng, chaos)
+
+    undecided = {
+        (line["account"], line["tweet_id"])
+        for line in readable_lines(world)
+        if line["status"] == "ok" and line["action"] == "retweet" and line["preexisting"] is None
+    }
+    keys = Counter(line["key"] for line in readable_lines(world) if line["status"] == "ok")
+    assert max(keys.values()) == 1  # no item finished twice
+    refusals = (FaultKind.JSON_403,)  # the API's final word (see tests/test_invariants.py)
+    world.sandbox.state.faults = FaultPlan(
+        {kind: rate for kind, rate in rates.items() if kind not in refusals}, seed
+    )
+    undo = world.dir / "undo.csv"
+    rolled = await anyio.run_process(
+        [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo)],
+        check=False,
+    )
+    assert rolled.returncode == 0, rolled.stderr.decode()
+    listed = [line.split() for line in rolled.stdout.decode().splitlines()]
+    undecided |= {(row[0], row[1]) for row in listed if len(row) == 2 and row[0] in accounts}
+    if "nothing to undo" not in rolled.stdout.decode().splitlines():
+        await fleet_until_done(world, "undo.csv", redis, rng, chaos)
+
+    after = {account: world.retweets(account) for account in accounts}
+    faults = world.sandbox.state.stats()["by_fault"]
+    assert_restored(seed, chaos, before, after, faults, undecided)
