@@ -42,7 +42,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bulkrt.core.items import Action
 from bulkrt.fleet.keyspace import KeySpace
 
 __all__ = ["BudgetAdmission", "Refusal", "SharedBudget"]
@@ -167,7 +166,7 @@ class SharedBudget:
     async def acquire(
         self,
         uid: str,
-        endpoint: Action,
+        endpoint: str,
         *,
         limit: int,
         window: float,
@@ -194,7 +193,7 @@ class SharedBudget:
     async def learn(
         self,
         uid: str,
-        endpoint: Action,
+        endpoint: str,
         *,
         status: int | None,
         limit: int | None,

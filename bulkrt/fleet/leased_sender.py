@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 from bulkrt.core.credential_refresh import RefreshReport
 from bulkrt.core.items import Action
 from bulkrt.core.ratelimits import parse_rate_limits
-from bulkrt.core.tiers import LimitModel
+from bulkrt.core.tiers import CapScope, LimitModel
 from bulkrt.fleet.budget import Refusal, SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.store import Lease
@@ -70,21 +71,30 @@ class LeasedSender:
         if lease.quiet_until > now:
             return Exchange(None, sent=False, held_until=lease.quiet_until)
         window = self._model.window_for(action)
-        admission = await patiently(
-            lambda: self._budget.acquire(
-                lease.user_id,
-                action,
-                limit=window.limit,
-                window=window.period,
-                lease=(lease.worker, lease.fence),
-            ),
-            what="the shared rate-limit budget",
-        )
-        if admission.reason is Refusal.LEASE:
-            self._on_lost(lease)
-            return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
-        if not admission.ok:
-            return Exchange(None, sent=False, held_until=self._clock() + admission.retry_after)
+        # the endpoint's window, then each per-account cap the tier is known to have (a cap that
+        # refuses after the window admitted leaves one slot of the window spent: the safe side)
+        budgets = [(str(action), window)] + [
+            (cap.name, cap.window)
+            for cap in self._model.caps_for(action)
+            if cap.scope is CapScope.USER
+        ]
+        for name, limit in budgets:
+            admission = await patiently(
+                partial(
+                    self._budget.acquire,
+                    lease.user_id,
+                    name,
+                    limit=limit.limit,
+                    window=limit.period,
+                    lease=(lease.worker, lease.fence),
+                ),
+                what="the shared rate-limit budget",
+            )
+            if admission.reason is Refusal.LEASE:
+                self._on_lost(lease)
+                return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
+            if not admission.ok:
+                return Exchange(None, sent=False, held_until=self._clock() + admission.retry_after)
         exchange = await self._inner.send(action, tweet_id)
         if exchange.http is not None:
             await self._teach(action, window.period, exchange)
