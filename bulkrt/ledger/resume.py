@@ -20,9 +20,8 @@ A resume reads the job twice, as a first run does, in memory that does not grow 
 `plan_resume` is the scan over items whose keys are known (a list, in the simulation).
 
 `FinishedKeys` keeps one 64-bit hash of each finished key's JSON text in a sorted
-``array('q')``, and one of (key, row identity): 16 bytes a key; plus 8 bytes for each
-(account, Tweet) with a finished item and each row identity with a finished derived key. The
-scan adds 16 bytes for each such (account, Tweet).
+``array('q')``, and one of (key, row identity), and one of its (account, Tweet); a derived key
+one more, of its row identity: 24 to 32 bytes a finished line. The scan adds 16 bytes a line.
 
 >>> import tempfile
 >>> from bulkrt.core.items import Item
@@ -48,7 +47,6 @@ scan adds 16 bytes for each such (account, Tweet).
 from __future__ import annotations
 
 import bisect
-import json
 import os
 import re
 from array import array
@@ -103,17 +101,10 @@ def _record_identity(record: LedgerRecord) -> int:
     return identity(record.campaign, record.account, record.tweet_id, record.action.value)
 
 
-def _pair(account: str, tweet_id: str) -> int:
-    """The hash of an (account, Tweet): the items on it undo or redo one another."""
+def _pair(account: bytes, tweet_id: bytes) -> int:
+    """The hash of an (account, Tweet), the account as a line holds it (JSON text): the items
+    on one pair undo or redo one another."""
     return hash((account, tweet_id))
-
-
-def _text(encoded: bytes) -> str:
-    """The string a JSON string literal (quotes included) stands for."""
-    if b"\\" in encoded:
-        text: str = json.loads(encoded)
-        return text
-    return encoded[1:-1].decode("utf-8", "surrogatepass")
 
 
 class FinishedKeys:
@@ -126,7 +117,7 @@ class FinishedKeys:
     unfinished key is taken for finished is about 3 in 100 million.
     """
 
-    __slots__ = ("_derived", "_hashes", "_pairs", "_rejected", "_rows", "stamp")
+    __slots__ = ("_derived", "_encoded", "_hashes", "_pairs", "_rejected", "_rows", "stamp")
 
     def __init__(
         self,
@@ -144,10 +135,12 @@ class FinishedKeys:
         self._rows = array("q", sorted(rows)) if rows is not None else None
         #: the subset that ended ``rejected`` (few, in practice)
         self._rejected = array("q", sorted(rejected or ()))
-        #: each (account, Tweet) with a finished line, once (`_pair`)
-        self._pairs = array("q", sorted(set(pairs or ())))
-        #: each row identity (`bulkrt.jobs.rows.Row.identity`) with a finished derived key, once
-        self._derived = array("q", sorted(set(derived or ())))
+        #: per finished line, its (account, Tweet) (`_pair`)
+        self._pairs = array("q", sorted(pairs or ()))
+        #: per finished line with a derived key, its row's `identity`
+        self._derived = array("q", sorted(derived or ()))
+        #: campaign and account names as a line holds them (few: one per name)
+        self._encoded: dict[str, bytes] = {}
         #: the ledger as it was read (`LedgerStamp`)
         self.stamp = stamp
 
@@ -164,20 +157,29 @@ class FinishedKeys:
             return True
         return _holds(self._rows, hash((hash(encoded_key(key)), row)))
 
-    def derived_from(self, row_identity: tuple[str, ...]) -> bool:
-        """Whether some finished key was derived from a row of this identity (so the key of
-        such a row must be worked out to know whether it is finished)."""
-        return _holds(self._derived, hash(row_identity))
+    def derived_from(self, row: Row) -> bool:
+        """Whether some finished key was derived from a row with ``row``'s values (so its key
+        must be worked out to know whether it is finished)."""
+        code, action = self._code, row.action.value
+        h = hash((code(row.campaign), code(row.account), row.tweet_id.encode(), action.encode()))
+        return _holds(self._derived, h)
 
     def pair_slot(self, account: str, tweet_id: str) -> int:
-        """Where (account, Tweet) stands among the pairs with a finished line; -1: not there."""
-        h = _pair(account, tweet_id)
+        """Where (account, Tweet) stands among the finished lines' pairs; -1: not there."""
+        h = _pair(self._code(account), tweet_id.encode())
         i = bisect.bisect_left(self._pairs, h)
         return i if i < len(self._pairs) and self._pairs[i] == h else -1
 
+    def _code(self, name: str) -> bytes:
+        """``name`` as a line holds it (`encoded_key`), remembered: a name recurs on many rows."""
+        code = self._encoded.get(name)
+        if code is None:
+            code = self._encoded[name] = encoded_key(name)
+        return code
+
     @property
-    def pairs(self) -> int:
-        """How many (account, Tweet) pairs have a finished line."""
+    def pair_slots(self) -> int:
+        """How many slots `pair_slot` answers from (one per finished line)."""
         return len(self._pairs)
 
     def __len__(self) -> int:
@@ -202,17 +204,15 @@ class _FinishedLines:
         self.pairs: array[int] = array("q")
         self.derived: array[int] = array("q")
 
-    def add(
-        self, key: int, row: int, values: tuple[str, str, str, str], *, derived: bool, refused: bool
-    ) -> None:
-        """One finished line: the hash of its key's JSON text, its row's identity hash, its
-        (campaign, account, action, Tweet), whether its key is derived and whether it was
+    def add(self, key: int, row: int, pair: int, *, derived: bool, refused: bool) -> None:
+        """One finished line: the hash of its key's JSON text, its row's `identity`, its
+        (account, Tweet) (`_pair`), whether its key is derived and whether it was
         ``rejected``."""
         self.hashes.append(key)
         self.rows.append(hash((key, row)))
-        self.pairs.append(_pair(values[1], values[3]))
+        self.pairs.append(pair)
         if derived:
-            self.derived.append(hash(values))
+            self.derived.append(row)
         if refused:
             self.rejected.append(key)
 
@@ -235,7 +235,7 @@ def finished_keys(path: Path | str) -> FinishedKeys:
     finished = {status.value for status in FINISHED}
     # The loop is `bulkrt.ledger.reader.quick_key` inlined for lines in the usual shape: this is
     # the hot path of resume.
-    add, head_match, ident_match = lines.add, KEY_HEAD.match, _IDENT.match
+    add, head_match, ident_match, pair = lines.add, KEY_HEAD.match, _IDENT.match, _pair
     end = 0
     with open_ledger(path) as stream:
         for number, raw in enumerate(stream, start=1):
@@ -254,13 +254,12 @@ def finished_keys(path: Path | str) -> FinishedKeys:
                     done = raw.startswith(_OK, at) or raw.startswith(_SUPERSEDED, at)
                     refused = not done and raw.startswith(_REJECTED, at)
                     if done or refused:
-                        campaign, account, tweet, action = ident.groups()
-                        values = (_text(campaign), _text(account), action.decode(), tweet.decode())
+                        _, account, tweet, _ = row = ident.groups()
                         derived = key.startswith(_DERIVED)
                         add(
                             hash(key),
-                            hash(ident.groups()),
-                            values,
+                            hash(row),
+                            pair(account, tweet),
                             derived=derived,
                             refused=refused,
                         )
@@ -277,7 +276,7 @@ def finished_keys(path: Path | str) -> FinishedKeys:
                 add(
                     hash(encoded_key(record.key)),
                     _record_identity(record),
-                    (record.campaign, record.account, record.action.value, record.tweet_id),
+                    pair(encoded_key(record.account), record.tweet_id.encode()),
                     derived=record.key.startswith("["),
                     refused=record.status is Status.REJECTED,
                 )
@@ -388,8 +387,8 @@ class ResumeScan:
         self._numbers: dict[tuple[str, ...], int] = {}
         #: per (account, Tweet) with a finished line: unfinished items met since the last
         #: finished one on it, and the place of that last finished one
-        self._waiting = array("q", bytes(8 * finished.pairs))
-        self._last = array("q", [-1]) * finished.pairs
+        self._waiting = array("q", bytes(8 * finished.pair_slots))
+        self._last = array("q", [-1]) * finished.pair_slots
         self._done: Counter[tuple[str, Action]] = Counter()
         self._rejected = 0
         self._superseded: Counter[str] = Counter()
@@ -402,7 +401,8 @@ class ResumeScan:
             return
         if row.id is not None:
             key: str | None = row.id
-        elif self._finished.derived_from(values := row.identity):
+        elif self._finished.derived_from(row):
+            values = row.identity
             n = self._numbers.get(values, 0)
             self._numbers[values] = n + 1
             key = derived_key(row.campaign, row.account, row.action.value, row.tweet_id, n)
