@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulkrt.core.items import Action, Item, Status
+from bulkrt.core.run_stats import RunStats
 from bulkrt.errors import JobInputError, Problem
 from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import Row
@@ -319,6 +320,16 @@ class ResumePlan:
         for (account, _), n in self.done.items():
             done[account] += n
         return dict(done)
+
+    def start(self, total: int, accounts: Iterable[str]) -> RunStats:
+        """What a run of a job of ``total`` items on ``accounts`` starts from: the items the
+        ledger holds as finished."""
+        return RunStats(
+            total=total,
+            accounts=tuple(sorted(set(accounts))),
+            skipped=self.skipped,
+            skipped_rejected=self.rejected,
+        )
 
     def remaining(self, items: Iterable[Item]) -> Remaining:
         """The items of ``items`` (the same job, in order, read again) the ledger has not

@@ -131,12 +131,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 resume = plan_resume(items, finished, settings.ledger)
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
-            start = RunStats(
-                total=check.items,
-                accounts=tuple(sorted({a for a, _ in check.counts})),
-                skipped=resume.skipped,
-                skipped_rejected=resume.rejected,
-            )
+            start = resume.start(check.items, (account for account, _ in check.counts))
             remaining = resume.remaining(read_items(files, accounts, check))
             run = _Run(
                 settings=settings,
@@ -185,13 +180,11 @@ def _storage_failed(exc: LedgerError, tally: RunStats, out: Progress) -> ExitCod
 
 def _expected_duration(check: JobCheck, resume: ResumePlan, settings: RunSettings) -> float:
     """How long the run should take, over what is left of the job (all of it on a first run):
-    the counts come from the validation and resume passes, so the estimate reads no job file."""
+    the counts come from the validation pass, so the estimate reads no job file."""
     pending: dict[str, list[Action]] = {}
     for (account, action), n in resume.left(check.counts).items():
         pending.setdefault(account, []).extend([action] * n)
-    model, estimate = settings.model(), settings.estimate
-    timing = estimate(pending, model) if estimate else None
-    return plan(pending, model, done=resume.done_per_account(), timing=timing).duration
+    return _plan(pending, resume, settings.model(), settings.estimate).duration
 
 
 def _dry_run(
@@ -205,6 +198,17 @@ def _dry_run(
     for item in remaining:
         if item.key not in remaining.superseded:
             pending.setdefault(item.account, []).append(item.action)
+    return _plan(pending, resume, model, estimate)
+
+
+def _plan(
+    pending: Mapping[str, Sequence[Action]],
+    resume: ResumePlan,
+    model: LimitModel,
+    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None,
+) -> Plan:
+    """The plan of sending ``pending`` (each account's actions in order) after what the ledger
+    holds as finished, timed by ``estimate`` when given."""
     timing = estimate(pending, model) if estimate else None
     return plan(
         pending, model, done=resume.done_per_account(), superseded=resume.superseded, timing=timing

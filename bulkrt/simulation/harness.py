@@ -147,12 +147,7 @@ class Simulation:
             journal = SentJournal(ledger, inline=True)
             journal.open(finished=finished)
             resume = plan_resume(items, finished, ledger)
-            start = RunStats(
-                total=sum(1 for _ in items),
-                accounts=tuple(sorted({item.account for item in items})),
-                skipped=resume.skipped,
-                skipped_rejected=resume.rejected,
-            )
+            start = resume.start(sum(1 for _ in items), (item.account for item in items))
             remaining = resume.remaining(items)
             dispatcher = self._dispatcher(
                 sender, clock, writer, journal, start, run_id, remaining.superseded
