@@ -117,7 +117,13 @@ async def run_until_done(
             if done.returncode == 0 or b" 0 error in this run" in done.stdout:
                 return  # finished (exit 1 may only mean items the API refused: rejected)
             assert done.returncode == 1, done.stderr.decode()
-        if damage_ok and world.ledger.exists() and rng.random() < 0.3:
+        # a run killed before its first line leaves an empty ledger: nothing to damage
+        if (
+            damage_ok
+            and world.ledger.exists()
+            and world.ledger.stat().st_size
+            and rng.random() < 0.3
+        ):
             how = rng.choice(DAMAGES)
             damage(world.ledger, how)
             chaos.damages.append(how)

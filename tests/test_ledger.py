@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
+import threading
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from structlog.testing import capture_logs
 
+from bulkrt.cli import main
 from bulkrt.core.items import Action, ErrorDetail, Item, Status
 from bulkrt.errors import InputError, LedgerError, LedgerLockedError
 from bulkrt.jobs.keys import derived_key
+from bulkrt.jobs.loader import check_jobs, open_jobs, read_items
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import FINISHED, LedgerRecord
-from bulkrt.ledger.resume import finished_keys, plan_resume
+from bulkrt.ledger.resume import ResumeScan, finished_keys, plan_resume
 from bulkrt.ledger.writer import LedgerWriter
 
 #: the ledger fields, in the README's order
@@ -279,27 +285,39 @@ def _as_line(item: Item, status: Status) -> LedgerRecord:
 
 class TestPlanResume:
     @pytest.mark.parametrize("seed", RESUME_SEEDS)
-    def test_the_one_pass_matches_the_definitions(self, tmp_path: Path, seed: int) -> None:
-        """Over random jobs and ledgers, the resume pass supersedes exactly the unfinished items
-        that a later finished item on the same (account, Tweet) overtook, and counts exactly the
-        finished items, so what is left is the unfinished items per (account, action)."""
+    def test_the_two_passes_match_the_definitions(self, tmp_path: Path, seed: int) -> None:
+        """Over random jobs (rows with an ``id`` and rows repeating their values without one)
+        and ledgers, the scan riding on the validation pass counts exactly the finished items
+        and the unfinished ones a later finished item on the same (account, Tweet) overtook
+        (*superseded*); the second pass yields exactly the unfinished items and marks exactly
+        those superseded. The scan over items whose keys are known agrees."""
         rng = random.Random(seed)
-        items = [
-            Item(f"k{n}", "spring", rng.choice(["acct001", "acct002"]),
-                 str(20 + rng.randrange(4)), rng.choice(list(Action)), "job.csv", n + 2)
-            for n in range(rng.randint(1, 40))
-        ]  # fmt: skip
-        done = {item.key for item in items if rng.random() < 0.5}
-        path = tmp_path / "l.jsonl"
-        with LedgerWriter(path) as ledger:
-            for item in rng.sample(items, len(items)):  # a ledger's order is not the job's
-                if item.key in done:
-                    ledger.write(_as_line(item, rng.choice(sorted(FINISHED))))
-                elif rng.random() < 0.5:
-                    ledger.write(_as_line(item, Status.ERROR))
-        resume = plan_resume(items, finished_keys(path), path)
-        assert resume.superseded == {
-            item.key
+        job = tmp_path / "job.csv"
+        lines = ["id,account,tweet_id,action"]
+        for n in range(rng.randint(1, 40)):
+            item_id = f"k{n}" if rng.random() < 0.3 else ""
+            account = rng.choice(["acct001", "acct002"])
+            lines.append(f"{item_id},{account},{20 + rng.randrange(4)},{rng.choice(list(Action))}")
+        job.write_text("\n".join(lines) + "\n")
+        accounts = {"acct001", "acct002"}
+        with open_jobs([str(job)], fmt=None, campaign=None) as files:
+            items = list(read_items(files, accounts, check_jobs(files, accounts)))
+            done = {item.key for item in items if rng.random() < 0.5}
+            path = tmp_path / "l.jsonl"
+            with LedgerWriter(path) as ledger:
+                for item in rng.sample(items, len(items)):  # a ledger's order is not the job's
+                    if item.key in done:
+                        ledger.write(_as_line(item, rng.choice(sorted(FINISHED))))
+                    elif rng.random() < 0.5:
+                        ledger.write(_as_line(item, Status.ERROR))
+            finished = finished_keys(path)
+            scan = ResumeScan(finished, path)
+            check = check_jobs(files, accounts, on_row=scan.add_row)
+            resume = scan.plan()
+            remaining = resume.remaining(read_items(files, accounts, check))
+            sent = [item.key for item in remaining]
+        superseded = [
+            item
             for n, item in enumerate(items)
             if item.key not in done
             and any(
@@ -307,11 +325,16 @@ class TestPlanResume:
                 and (later.account, later.tweet_id) == (item.account, item.tweet_id)
                 for later in items[n + 1 :]
             )
-        }
+        ]
+        assert sent == [item.key for item in items if item.key not in done]
+        assert remaining.superseded == {item.key for item in superseded}
+        assert resume.superseded == dict(Counter(item.account for item in superseded))
         counts = Counter((item.account, item.action) for item in items)
         unfinished = Counter((i.account, i.action) for i in items if i.key not in done)
         assert resume.left(counts) == dict(unfinished)
         assert resume.done_per_account() == dict(Counter(i.account for i in items if i.key in done))
+        by_items = plan_resume(items, finished, path)
+        assert (by_items.done, by_items.superseded) == (resume.done, resume.superseded)
 
     def test_a_key_finished_for_another_row_is_an_input_error(self, tmp_path: Path) -> None:
         """A key the ledger finished for another row (an ``id`` reused) stops the resume with
@@ -329,7 +352,139 @@ class TestPlanResume:
             "account acct001, retweet of Tweet 21. Give each item its own id (or use another "
             "ledger)"
         ]
-        assert plan_resume([first], finished_keys(path), path).superseded == frozenset()
+        assert plan_resume([first], finished_keys(path), path).superseded == {}
+
+
+class _Opens:
+    """Counts the times any process opens one file, with Linux's inotify: the kernel's own
+    count, with no seam in bulkrt. (An open and the close after it are two events, so the
+    kernel never merges two opens into one.)"""
+
+    _OPEN, _CLOSE_NOWRITE, _HEADER = 0x20, 0x10, struct.Struct("iIII")
+
+    def __init__(self, path: Path) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._fd = self._libc.inotify_init1(os.O_NONBLOCK)
+        watch = self._libc.inotify_add_watch(
+            self._fd, os.fsencode(path), self._OPEN | self._CLOSE_NOWRITE
+        )
+        assert self._fd >= 0 and watch >= 0, os.strerror(ctypes.get_errno())
+
+    def count(self) -> int:
+        """The opens since the last call."""
+        opens = 0
+        while True:
+            try:
+                events = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return opens
+            at = 0
+            while at < len(events):
+                _, mask, _, name = self._HEADER.unpack_from(events, at)
+                opens += bool(mask & self._OPEN)
+                at += self._HEADER.size + name
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _accounts_file(directory: Path) -> Path:
+    """An accounts file with one OAuth 1.0a account, acct001."""
+    oauth1 = {
+        "consumer_key": "ck",
+        "consumer_secret": "cs-xxxxxxxx",
+        "access_token": "1001-at-xxxxxxxx",
+        "access_token_secret": "ats-xxxxxxxx",
+    }
+    path = directory / "accounts.json"
+    path.write_text(json.dumps({"accounts": {"acct001": {"user_id": "1001", "oauth1": oauth1}}}))
+    path.chmod(0o600)
+    return path
+
+
+def test_a_resume_reads_the_job_file_twice(tmp_path: Path) -> None:
+    """A resumed run reads its job file twice (the validation pass, which also plans the resume,
+    and the pass that sends), as its dry run does: the first row, overtaken by the finished undo
+    after it, is recorded ``superseded``; nothing is sent (the API base is a closed port)."""
+    accounts = _accounts_file(tmp_path)
+    rows = [("20", "retweet"), ("20", "undo"), ("21", "retweet")]
+    job = tmp_path / "job.csv"
+    job.write_text("account,tweet_id,action\n" + "".join(f"acct001,{t},{a}\n" for t, a in rows))
+    path = tmp_path / "l.jsonl"
+    first, undo, other = (
+        Item(derived_key("job", "acct001", action, tweet, 0), "job", "acct001", tweet,
+             Action(action), "job.csv", line)
+        for line, (tweet, action) in enumerate(rows, start=2)
+    )  # fmt: skip
+    with LedgerWriter(path) as ledger:
+        ledger.write(_as_line(first, Status.ERROR))
+        ledger.write(_as_line(undo, Status.OK))
+        ledger.write(_as_line(other, Status.OK))
+    args = ["run", str(job), "--accounts", str(accounts), "--ledger", str(path)]
+    args += ["--api-base", "http://127.0.0.1:9", "--no-progress"]
+    opens = _Opens(job)
+    try:
+        planned = CliRunner().invoke(main, [*args, "--dry-run"])
+        assert planned.exit_code == 0, planned.output
+        assert "1 superseded" in planned.output
+        assert opens.count() == 2
+        resumed = CliRunner().invoke(main, args)
+        assert resumed.exit_code == 0, resumed.output
+        assert opens.count() == 2
+    finally:
+        opens.close()
+    *_, last = read_ledger(path)
+    assert (last.key, last.status) == (first.key, Status.SUPERSEDED)
+    assert len(list(read_ledger(path))) == 4
+
+
+def test_a_line_written_between_the_scan_and_the_lock_is_seen(tmp_path: Path) -> None:
+    """The finished keys are read before the ledger's lock (bad input takes none); a line
+    another run wrote in between is found under the lock, and its item is not sent again. The
+    job comes through a FIFO, so the run is held after its read of the ledger until the other
+    run's line is in."""
+    accounts = _accounts_file(tmp_path)
+    path = tmp_path / "l.jsonl"
+    path.write_bytes(b"")
+    job = tmp_path / "job.csv"
+    os.mkfifo(job)
+    done = Item("launch", "job", "acct001", "20", Action.RETWEET, "job.csv", 2)
+
+    def other_run_then_job() -> None:
+        with job.open("wb") as fifo:  # returns once the run opens the job: the ledger is read
+            with LedgerWriter(path) as ledger:
+                ledger.write(_as_line(done, Status.OK))
+            fifo.write(b"id,account,tweet_id,action\nlaunch,acct001,20,retweet\n")
+
+    feeder = threading.Thread(target=other_run_then_job)
+    feeder.start()
+    args = ["run", str(job), "--accounts", str(accounts), "--ledger", str(path)]
+    result = CliRunner().invoke(main, [*args, "--api-base", "http://127.0.0.1:9", "--no-progress"])
+    feeder.join()
+    assert result.exit_code == 0, result.output
+    assert [(r.key, r.status) for r in read_ledger(path)] == [("launch", Status.OK)]
+
+
+def test_the_lock_finds_the_ledger_as_its_keys_were_read(tmp_path: Path) -> None:
+    """The stamp of the finished keys' read equals what the writer's lock finds while nothing
+    was written in between (also with a torn last line, which the writer then ends), and
+    differs once a line was; no ledger on both sides is the same too."""
+    path = tmp_path / "l.jsonl"
+    keys = finished_keys(path)
+    with LedgerWriter(path) as ledger:
+        assert ledger.found == keys.stamp is None
+        ledger.write(_record(1))
+    keys = finished_keys(path)
+    with LedgerWriter(path) as ledger:
+        assert ledger.found == keys.stamp is not None
+    with path.open("ab") as torn:
+        torn.write(b'{"schema":1,"ts"')
+    keys = finished_keys(path)
+    with LedgerWriter(path) as ledger:
+        assert ledger.found == keys.stamp
+        ledger.write(_record(2))
+    with LedgerWriter(path) as ledger:
+        assert ledger.found != keys.stamp
 
 
 def test_the_journal_docstring_examples_hold() -> None:

@@ -156,7 +156,7 @@ def _finished(
         raise LedgerError(ledger, "not a file")
     done = finished_keys(ledger)
     resume = plan_resume(read_items(files, accounts, check), done, ledger)
-    return resume.skipped, len(resume.superseded)
+    return resume.skipped, sum(resume.superseded.values())
 
 
 def _fail(problems: int, files: int) -> NoReturn:

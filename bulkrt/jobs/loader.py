@@ -6,7 +6,7 @@ Reading is done in passes over the files, each in memory that does not grow with
 1. `check_jobs` reads every row, reports every problem (not just the first), counts the items
    per account and action, and notes which row identities may repeat. When some rows have an
    ``id`` and some may repeat, it reads the files once more to find duplicate ``id`` values,
-   which are input errors.
+   which are input errors. A resume plans itself on this pass (``on_row``).
 2. `read_items` reads them again and yields each `Item`, with its key, in file order.
 
 Standard input (``-``) cannot be read twice, so `open_jobs` first copies it to a temporary file.
@@ -144,11 +144,13 @@ def check_jobs(
     *,
     on_problem: Callable[[Problem], None] | None = None,
     on_warning: WarningSink | None = None,
+    on_row: Callable[[Row], None] | None = None,
 ) -> JobCheck:
     """Read every row of ``files`` and return what `read_items` needs, or raise `JobInputError`.
 
     Every problem, in file order, goes to ``on_problem`` as soon as it is found (the error keeps
     the first 1000); warnings (unknown columns) go to ``on_warning``, by default to the log.
+    Each valid row, in file order, goes to ``on_row`` (a resume's scan rides on this pass).
     """
     problems: list[Problem] = []
     total = 0
@@ -170,6 +172,8 @@ def check_jobs(
             counts[entry.account, entry.action] += 1
             finder.add(entry.identity)
             with_id += entry.id is not None
+            if on_row is not None:
+                on_row(entry)
         else:
             for problem in entry:
                 report(problem)

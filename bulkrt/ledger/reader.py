@@ -28,6 +28,7 @@ __all__ = [
     "KEY_HEAD",
     "STATUS_FIELD",
     "LedgerLine",
+    "LedgerStamp",
     "open_ledger",
     "quick_key",
     "read_ledger",
@@ -44,6 +45,9 @@ KEY_HEAD = re.compile(
     rb'\{"schema":1,"ts":"[^"\\]*","run":"[^"\\]*(?:\\.[^"\\]*)*",'
     rb'"key":("[^"\\]*(?:\\.[^"\\]*)*"),'
 )
+#: a ledger as one look saw it: (device, inode, size, modification time in ns); None: no
+#: ledger. Equal stamps mean nothing was written in between (a ledger is only appended to).
+LedgerStamp = tuple[int, int, int, int] | None
 #: what precedes the status in a line `LedgerRecord.to_json` wrote
 STATUS_FIELD = b'"status":"'
 

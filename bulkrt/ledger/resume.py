@@ -1,17 +1,27 @@
 """Resuming a job on its ledger: everything a resumed run needs from the ledger, in one place.
 
+A resume reads the job twice, as a first run does, in memory that does not grow with the job:
+
 - `finished_keys`: the keys the ledger holds as finished (``ok``, ``rejected`` or
   ``superseded``), each with the identity of the row it was finished for (`FinishedKeys`).
   The scan reads lines in `LedgerRecord.to_json`'s exact shape fast, as
   `bulkrt.ledger.reader` does, and parses any other line in full.
-- `plan_resume`: one pass over the job's items, under the ledger's lock, before anything is
-  sent: every finished key is checked against its row (an ``id`` reused for another row is an
-  input error, never a silent skip), the unfinished items a later finished one has overtaken
-  are found (*superseded*), and the finished items are counted per account and action, so the
-  estimate of what is left needs no pass of its own (`ResumePlan.left`).
+- `ResumeScan`, fed every row by the validation pass (`bulkrt.jobs.loader.check_jobs`), before
+  anything is sent: every finished key is checked against its row (an ``id`` reused for another
+  row is an input error, never a silent skip), the finished items are counted per account and
+  action (so the estimate of what is left needs no pass of its own, `ResumePlan.left`), and so
+  are the unfinished items a later finished one has overtaken (*superseded*), per account. For
+  each (account, Tweet) the ledger finished something on, it keeps where in the job its last
+  finished item stands.
+- `ResumePlan.remaining`, over the items of the second pass (the one that sends): the items not
+  finished, each unfinished item before the last finished one on its (account, Tweet) marked
+  superseded as it passes.
+
+`plan_resume` is the scan over items whose keys are known (a list, in the simulation).
 
 `FinishedKeys` keeps one 64-bit hash of each finished key's JSON text in a sorted
-``array('q')``, and one of (key, row identity): 16 bytes a key.
+``array('q')``, and one of (key, row identity), and one of its (account, Tweet); a derived key
+one more, of its row identity: 24 to 32 bytes a finished line. The scan adds 16 bytes a line.
 
 >>> import tempfile
 >>> from bulkrt.core.items import Item
@@ -25,34 +35,51 @@
 >>> finished = finished_keys(ledger)
 >>> "2" in finished, "1" in finished
 (True, False)
->>> resume = plan_resume([item("1", "20"), item("2", "20"), item("3", "21")], finished, ledger)
->>> sorted(resume.superseded), resume.left({("acme", Action.RETWEET): 3})
-(['1'], {('acme', <Action.RETWEET: 'retweet'>): 2})
+>>> job = [item("1", "20"), item("2", "20"), item("3", "21")]
+>>> resume = plan_resume(job, finished, ledger)
+>>> resume.superseded, resume.left({("acme", Action.RETWEET): 3})
+({'acme': 1}, {('acme', <Action.RETWEET: 'retweet'>): 2})
+>>> remaining = resume.remaining(job)
+>>> [item.key for item in remaining], remaining.superseded
+(['1', '3'], {'1'})
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulkrt.core.items import Action, Item, Status
+from bulkrt.core.run_stats import RunStats
 from bulkrt.errors import JobInputError, Problem
+from bulkrt.jobs.keys import derived_key
+from bulkrt.jobs.rows import Row
 from bulkrt.ledger.reader import (
     KEY_HEAD,
     STATUS_FIELD,
     LedgerLine,
+    LedgerStamp,
     open_ledger,
     read_ledger,
     warn_skipped,
 )
 from bulkrt.ledger.record import FINISHED, LedgerRecord, encoded_key
 
-__all__ = ["FinishedKeys", "ResumePlan", "finished_keys", "identity", "plan_resume"]
+__all__ = [
+    "FinishedKeys",
+    "Remaining",
+    "ResumePlan",
+    "ResumeScan",
+    "finished_keys",
+    "identity",
+    "plan_resume",
+]
 
 #: what follows the key in a line `LedgerRecord.to_json` wrote: the row's identity
 _IDENT = re.compile(
@@ -62,6 +89,8 @@ _IDENT = re.compile(
 _OK = b'ok"'
 _REJECTED = b'rejected"'
 _SUPERSEDED = b'superseded"'
+#: how a derived key (`bulkrt.jobs.keys.derived_key`, a JSON array) starts inside a line
+_DERIVED = b'"['
 
 
 def identity(campaign: str, account: str, tweet_id: str, action: str) -> int:
@@ -73,21 +102,33 @@ def _record_identity(record: LedgerRecord) -> int:
     return identity(record.campaign, record.account, record.tweet_id, record.action.value)
 
 
+def _pair(account: bytes, tweet_id: bytes) -> int:
+    """The hash of an (account, Tweet), the account as a line holds it (JSON text): the items
+    on one pair undo or redo one another."""
+    return hash((account, tweet_id))
+
+
 class FinishedKeys:
     """The keys a ledger holds as finished (``ok``, ``rejected`` or ``superseded``), for
-    ``key in finished``, with the identity of the row each was finished for (`same_row`).
+    ``key in finished``, with the identity of the row each was finished for (`same_row`), the
+    (account, Tweet) pairs something was finished on (`pair_slot`), and the row identities a
+    finished derived key was made from (`derived_from`).
 
     Exact up to a 64-bit hash collision: with a million finished keys, the chance that some
     unfinished key is taken for finished is about 3 in 100 million.
     """
 
-    __slots__ = ("_hashes", "_rejected", "_rows")
+    __slots__ = ("_derived", "_encoded", "_hashes", "_pairs", "_rejected", "_rows", "stamp")
 
     def __init__(
         self,
         hashes: array[int],
         rejected: array[int] | None = None,
         rows: array[int] | None = None,
+        *,
+        pairs: array[int] | None = None,
+        derived: array[int] | None = None,
+        stamp: LedgerStamp = None,
     ) -> None:
         # sorted() makes a transient list of the hashes; the arrays then hold 16 bytes a key.
         self._hashes = array("q", sorted(hashes))
@@ -95,6 +136,14 @@ class FinishedKeys:
         self._rows = array("q", sorted(rows)) if rows is not None else None
         #: the subset that ended ``rejected`` (few, in practice)
         self._rejected = array("q", sorted(rejected or ()))
+        #: per finished line, its (account, Tweet) (`_pair`)
+        self._pairs = array("q", sorted(pairs or ()))
+        #: per finished line with a derived key, its row's `identity`
+        self._derived = array("q", sorted(derived or ()))
+        #: campaign and account names as a line holds them (few: one per name)
+        self._encoded: dict[str, bytes] = {}
+        #: the ledger as it was read (`LedgerStamp`)
+        self.stamp = stamp
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and _holds(self._hashes, hash(encoded_key(key)))
@@ -109,6 +158,31 @@ class FinishedKeys:
             return True
         return _holds(self._rows, hash((hash(encoded_key(key)), row)))
 
+    def derived_from(self, row: Row) -> bool:
+        """Whether some finished key was derived from a row with ``row``'s values (so its key
+        must be worked out to know whether it is finished)."""
+        code, action = self._code, row.action.value
+        h = hash((code(row.campaign), code(row.account), row.tweet_id.encode(), action.encode()))
+        return _holds(self._derived, h)
+
+    def pair_slot(self, account: str, tweet_id: str) -> int:
+        """Where (account, Tweet) stands among the finished lines' pairs; -1: not there."""
+        h = _pair(self._code(account), tweet_id.encode())
+        i = bisect.bisect_left(self._pairs, h)
+        return i if i < len(self._pairs) and self._pairs[i] == h else -1
+
+    def _code(self, name: str) -> bytes:
+        """``name`` as a line holds it (`encoded_key`), remembered: a name recurs on many rows."""
+        code = self._encoded.get(name)
+        if code is None:
+            code = self._encoded[name] = encoded_key(name)
+        return code
+
+    @property
+    def pair_slots(self) -> int:
+        """How many slots `pair_slot` answers from (one per finished line)."""
+        return len(self._pairs)
+
     def __len__(self) -> int:
         """How many finished lines were found (a key finished twice counts twice)."""
         return len(self._hashes)
@@ -119,18 +193,50 @@ def _holds(hashes: array[int], h: int) -> bool:
     return i < len(hashes) and hashes[i] == h
 
 
+class _FinishedLines:
+    """The arrays `FinishedKeys` is made of, filled one finished line at a time."""
+
+    __slots__ = ("derived", "hashes", "pairs", "rejected", "rows")
+
+    def __init__(self) -> None:
+        self.hashes: array[int] = array("q")
+        self.rows: array[int] = array("q")
+        self.rejected: array[int] = array("q")
+        self.pairs: array[int] = array("q")
+        self.derived: array[int] = array("q")
+
+    def add(self, key: int, row: int, pair: int, *, derived: bool, refused: bool) -> None:
+        """One finished line: the hash of its key's JSON text, its row's `identity`, its
+        (account, Tweet) (`_pair`), whether its key is derived and whether it was
+        ``rejected``."""
+        self.hashes.append(key)
+        self.rows.append(hash((key, row)))
+        self.pairs.append(pair)
+        if derived:
+            self.derived.append(row)
+        if refused:
+            self.rejected.append(key)
+
+    def keys(self, stamp: LedgerStamp) -> FinishedKeys:
+        return FinishedKeys(
+            self.hashes,
+            self.rejected,
+            self.rows,
+            pairs=self.pairs,
+            derived=self.derived,
+            stamp=stamp,
+        )
+
+
 def finished_keys(path: Path | str) -> FinishedKeys:
     """The keys the ledger at ``path`` holds as finished; none when it does not exist yet."""
-    hashes: array[int] = array("q")
-    rows: array[int] = array("q")
-    rejected: array[int] = array("q")
+    lines = _FinishedLines()
     if not Path(path).exists():
-        return FinishedKeys(hashes)
+        return lines.keys(None)
     finished = {status.value for status in FINISHED}
     # The loop is `bulkrt.ledger.reader.quick_key` inlined for lines in the usual shape: this is
     # the hot path of resume.
-    append, head_match, ident_match = hashes.append, KEY_HEAD.match, _IDENT.match
-    add_row = rows.append
+    add, head_match, ident_match, pair = lines.add, KEY_HEAD.match, _IDENT.match, _pair
     end = 0
     with open_ledger(path) as stream:
         for number, raw in enumerate(stream, start=1):
@@ -146,13 +252,18 @@ def finished_keys(path: Path | str) -> FinishedKeys:
                     and b"\\u" not in key
                     and b"\\/" not in key
                 ):
-                    if raw.startswith(_OK, at) or raw.startswith(_SUPERSEDED, at):
-                        append(h := hash(key))
-                        add_row(hash((h, hash(ident.groups()))))
-                    elif raw.startswith(_REJECTED, at):
-                        append(h := hash(key))
-                        add_row(hash((h, hash(ident.groups()))))
-                        rejected.append(h)
+                    done = raw.startswith(_OK, at) or raw.startswith(_SUPERSEDED, at)
+                    refused = not done and raw.startswith(_REJECTED, at)
+                    if done or refused:
+                        _, account, tweet, _ = row = ident.groups()
+                        derived = key.startswith(_DERIVED)
+                        add(
+                            hash(key),
+                            hash(row),
+                            pair(account, tweet),
+                            derived=derived,
+                            refused=refused,
+                        )
                     continue
             data = raw.rstrip(b"\r\n")
             if not data.strip(b" \t\x00"):
@@ -163,24 +274,35 @@ def finished_keys(path: Path | str) -> FinishedKeys:
                 warn_skipped(path, LedgerLine(number, data, raw.endswith(b"\n"), end), str(exc))
                 continue
             if record.status.value in finished:
-                append(h := hash(encoded_key(record.key)))
-                add_row(hash((h, _record_identity(record))))
-                if record.status is Status.REJECTED:
-                    rejected.append(h)
-    return FinishedKeys(hashes, rejected, rows)
+                add(
+                    hash(encoded_key(record.key)),
+                    _record_identity(record),
+                    pair(encoded_key(record.account), record.tweet_id.encode()),
+                    derived=record.key.startswith("["),
+                    refused=record.status is Status.REJECTED,
+                )
+        info = os.fstat(stream.fileno())
+    # ``end``, not the file's size: a line appended while the scan read makes them differ, and
+    # then the stamp matches no later look at the ledger.
+    return lines.keys((info.st_dev, info.st_ino, end, info.st_mtime_ns))
 
 
 @dataclass(frozen=True, slots=True)
 class ResumePlan:
-    """What a resumed run learns from its one pass over the items before it sends anything."""
+    """What a resumed run learns from the validation pass over the items, before it sends."""
 
-    #: unfinished keys that a later finished item on the same (account, Tweet) overtook: they
-    #: are recorded ``superseded`` and not sent
-    superseded: frozenset[str] = frozenset()
     #: items the ledger holds as finished (the run skips them), per (account, action)
     done: Mapping[tuple[str, Action], int] = field(default_factory=dict)
     #: how many of the finished items ended ``rejected`` (a resumed job cannot end all ``ok``)
     rejected: int = 0
+    #: unfinished items a later finished item on the same (account, Tweet) overtook, per
+    #: account: they are recorded ``superseded`` and not sent
+    superseded: Mapping[str, int] = field(default_factory=dict)
+    #: the ledger's finished keys the plan was made from
+    finished: FinishedKeys = field(default_factory=lambda: FinishedKeys(array("q")), repr=False)
+    #: per (account, Tweet) with a finished line (`FinishedKeys.pair_slot`), the place in the
+    #: job (counted from 0) of its last finished item; -1: none in this job
+    last_finished: array[int] = field(default_factory=lambda: array("q"), repr=False)
 
     @property
     def skipped(self) -> int:
@@ -199,40 +321,163 @@ class ResumePlan:
             done[account] += n
         return dict(done)
 
+    def start(self, total: int, accounts: Iterable[str]) -> RunStats:
+        """What a run of a job of ``total`` items on ``accounts`` starts from: the items the
+        ledger holds as finished."""
+        return RunStats(
+            total=total,
+            accounts=tuple(sorted(set(accounts))),
+            skipped=self.skipped,
+            skipped_rejected=self.rejected,
+        )
+
+    def remaining(self, items: Iterable[Item]) -> Remaining:
+        """The items of ``items`` (the same job, in order, read again) the ledger has not
+        finished; see `Remaining`."""
+        return Remaining(items, self)
+
+
+class Remaining:
+    """The second pass of a resume: iterating yields, in job order, each item the ledger does
+    not hold as finished. A yielded item that a later finished item on its (account, Tweet)
+    overtook has its key added to `superseded` just before it is yielded, so the run records
+    it ``superseded`` rather than send it (`bulkrt.shell.dispatcher.Dispatcher` asks
+    ``item.key in superseded`` as it takes each item)."""
+
+    __slots__ = ("_items", "_plan", "superseded")
+
+    def __init__(self, items: Iterable[Item], plan: ResumePlan) -> None:
+        self._items = items
+        self._plan = plan
+        #: the keys of the superseded items yielded so far
+        self.superseded: set[str] = set()
+
+    def __iter__(self) -> Iterator[Item]:
+        finished, last = self._plan.finished, self._plan.last_finished
+        if not len(finished):
+            yield from self._items
+            return
+        for place, item in enumerate(self._items):
+            if item.key in finished:
+                continue
+            slot = finished.pair_slot(item.account, item.tweet_id)
+            if slot >= 0 and last[slot] > place:
+                self.superseded.add(item.key)
+            yield item
+
+
+class ResumeScan:
+    """The resume's share of the validation pass: fed each row of the job in order (`add_row`,
+    or `add` for an item whose key is known), it makes the `ResumePlan`.
+
+    A row's key is its ``id``, else derived from its values and how many earlier rows had them
+    (`bulkrt.jobs.keys`); the validation pass cannot number every row in fixed memory, so the
+    scan numbers exactly the rows whose values some finished derived key was made from (the
+    only rows that can be finished without an ``id``), in a dict as large as the ledger's
+    share of them.
+    """
+
+    __slots__ = (
+        "_done",
+        "_finished",
+        "_last",
+        "_ledger",
+        "_numbers",
+        "_place",
+        "_rejected",
+        "_reused",
+        "_superseded",
+        "_waiting",
+    )
+
+    def __init__(self, finished: FinishedKeys, ledger: Path) -> None:
+        self._finished = finished
+        self._ledger = ledger
+        self._place = 0
+        #: rows met so far per row identity that some finished derived key was made from
+        self._numbers: dict[tuple[str, ...], int] = {}
+        #: per (account, Tweet) with a finished line: unfinished items met since the last
+        #: finished one on it, and the place of that last finished one
+        self._waiting = array("q", bytes(8 * finished.pair_slots))
+        self._last = array("q", [-1]) * finished.pair_slots
+        self._done: Counter[tuple[str, Action]] = Counter()
+        self._rejected = 0
+        self._superseded: Counter[str] = Counter()
+        #: the first row whose key the ledger finished for another row
+        self._reused: Problem | None = None
+
+    def add_row(self, row: Row) -> None:
+        """Note the next row of the job (the validation pass calls this for each valid row)."""
+        if not len(self._finished):
+            return
+        if row.id is not None:
+            key: str | None = row.id
+        elif self._finished.derived_from(row):
+            values = row.identity
+            n = self._numbers.get(values, 0)
+            self._numbers[values] = n + 1
+            key = derived_key(row.campaign, row.account, row.action.value, row.tweet_id, n)
+        else:
+            key = None  # no finished key was derived from these values: not finished
+        self._add(key, row)
+
+    def add(self, item: Item) -> None:
+        """Note the next item of the job."""
+        if len(self._finished):
+            self._add(item.key, item)
+
+    def _add(self, key: str | None, row: Row | Item) -> None:
+        place = self._place
+        self._place += 1
+        finished = self._finished
+        slot = finished.pair_slot(row.account, row.tweet_id)
+        if key is None or key not in finished:
+            if slot >= 0:
+                self._waiting[slot] += 1
+            return
+        if not finished.same_row(
+            key, identity(row.campaign, row.account, row.tweet_id, row.action.value)
+        ):
+            if self._reused is None:
+                self._reused = _reused_key(key, row, self._ledger)
+            return
+        self._done[row.account, row.action] += 1
+        self._rejected += finished.rejected(key)
+        if slot >= 0:
+            self._superseded[row.account] += self._waiting[slot]
+            self._waiting[slot] = 0
+            self._last[slot] = place
+
+    def plan(self) -> ResumePlan:
+        """The plan of the rows noted; raise `JobInputError` for a key the ledger finished for
+        another row (another campaign, account, Tweet or action: an ``id`` reused)."""
+        if self._reused is not None:
+            raise JobInputError([self._reused])
+        superseded = {account: n for account, n in self._superseded.items() if n}
+        return ResumePlan(dict(self._done), self._rejected, superseded, self._finished, self._last)
+
 
 def plan_resume(items: Iterable[Item], finished: FinishedKeys, ledger: Path) -> ResumePlan:
-    """Check every finished key against its row and find the superseded items, in one pass
-    over ``items`` (the job in order). Raise `JobInputError` for a key the ledger finished for
-    another row (another campaign, account, Tweet or action: an ``id`` reused).
+    """`ResumeScan` over ``items`` (the job in order, keys known): check every finished key
+    against its row, count the finished and the superseded items. Raise `JobInputError` for a
+    key the ledger finished for another row.
 
     An unfinished item followed, in job order, by a finished one on the same account and Tweet
     is *superseded*: sending it now would reverse the job's later word on that Tweet.
 
     A ledger with no finished key costs no pass: ``items`` is not read.
     """
-    if not len(finished):
-        return ResumePlan()
-    superseded: set[str] = set()
-    done: Counter[tuple[str, Action]] = Counter()
-    rejected = 0
-    waiting: dict[tuple[str, str], list[str]] = {}
-    for item in items:
-        pair = (item.account, item.tweet_id)
-        if item.key not in finished:
-            waiting.setdefault(pair, []).append(item.key)
-            continue
-        row = identity(item.campaign, item.account, item.tweet_id, item.action.value)
-        if not finished.same_row(item.key, row):
-            raise JobInputError([_reused_key(item, ledger)])
-        done[item.account, item.action] += 1
-        rejected += finished.rejected(item.key)
-        superseded.update(waiting.pop(pair, ()))
-    return ResumePlan(frozenset(superseded), dict(done), rejected)
+    scan = ResumeScan(finished, ledger)
+    if len(finished):
+        for item in items:
+            scan.add(item)
+    return scan.plan()
 
 
-def _reused_key(item: Item, ledger: Path) -> Problem:
-    """The problem of a key the ledger finished for another row, naming both rows."""
-    earlier = next((r for r in read_ledger(ledger) if r.key == item.key), None)
+def _reused_key(key: str, item: Row | Item, ledger: Path) -> Problem:
+    """The problem of ``item``'s ``key``, which the ledger finished for another row, naming
+    both rows."""
+    earlier = next((r for r in read_ledger(ledger) if r.key == key), None)
     then = (
         f"campaign {earlier.campaign!r}, account {earlier.account}, {earlier.action} of Tweet "
         f"{earlier.tweet_id}"
@@ -247,6 +492,6 @@ def _reused_key(item: Item, ledger: Path) -> Problem:
         item.source,
         item.line,
         "id",
-        f"{item.key!r} is already finished in the ledger {ledger} for {then}; this row is "
+        f"{key!r} is already finished in the ledger {ledger} for {then}; this row is "
         f"{now}. Give each item its own id (or use another ledger)",
     )

@@ -43,6 +43,7 @@ import structlog
 
 from bulkrt.atomic import fsync_directory
 from bulkrt.errors import LedgerError, LedgerLockedError
+from bulkrt.ledger.reader import LedgerStamp
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.redaction import Redactor
 
@@ -91,6 +92,9 @@ class LedgerWriter:
         self.lines = 0
         #: the ledger's size at the last fsync: what a crash cannot take away
         self.synced = 0
+        #: the ledger as the lock found it, before any write (None: this writer created it), so
+        #: a run can tell whether finished keys read before the lock are still the ledger's
+        self.found: LedgerStamp = None
 
     def __enter__(self) -> LedgerWriter:
         self.open()
@@ -113,7 +117,10 @@ class LedgerWriter:
             if created:
                 fsync_directory(self.path.parent)
             self._lock_inode()
-            self._end = os.fstat(self._fd).st_size
+            info = os.fstat(self._fd)
+            self._end = info.st_size
+            if not created:
+                self.found = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
             self._close_torn_line()
             self.synced = self._end
         except LedgerLockedError:

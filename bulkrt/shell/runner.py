@@ -1,8 +1,12 @@
 """`bulkrt run` from settings to exit code: check the input, plan or take the ledger's lock,
 skip what the ledger holds as finished, dispatch the rest, and report.
 
-The order matters for resume: the ledger's lock is taken *before* the finished keys are read, so
-no second run can finish an item in between; nothing is sent before every input check passed.
+The order matters for resume. The job is read twice: the validation pass, which also plans the
+resume (`bulkrt.ledger.resume.ResumeScan`) from the finished keys read just before it, and the
+pass that sends. Bad input takes no lock, so those keys are read before the ledger's lock is
+taken; under the lock, the ledger is checked to be exactly as it was read (`LedgerWriter.found`),
+and read and planned again if another run wrote to it in between, so no second run can finish an
+item unseen. Nothing is sent before every input check passed.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +36,13 @@ from bulkrt.errors import LedgerError, StorageError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal
-from bulkrt.ledger.resume import FinishedKeys, ResumePlan, finished_keys, plan_resume
+from bulkrt.ledger.resume import (
+    Remaining,
+    ResumePlan,
+    ResumeScan,
+    finished_keys,
+    plan_resume,
+)
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.logs import register_secrets
 from bulkrt.shell.accounts import Accounts, load_accounts
@@ -98,26 +108,29 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     if not settings.dry_run:
         recover_write_back(settings.accounts)  # a crash's rotated tokens; each note is logged
     accounts = load_accounts(settings.accounts)
+    # Read before the ledger's lock (bad input takes no lock), so that the validation pass also
+    # plans the resume; under the lock, the ledger is checked to be as it was read.
+    finished = finished_keys(settings.ledger)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
-        check = check_jobs(files, accounts, on_warning=out.warning)
+        scan = ResumeScan(finished, settings.ledger)
+        check = check_jobs(files, accounts, on_warning=out.warning, on_row=scan.add_row)
+        resume = scan.plan()
         model = settings.model()
         if settings.dry_run:
-            finished = finished_keys(settings.ledger)
-            resume = plan_resume(read_items(files, accounts, check), finished, settings.ledger)
-            pending = read_items(files, accounts, check)
-            out.plan(_dry_run(pending, finished, resume, model, settings.estimate), check.items)
+            remaining = resume.remaining(read_items(files, accounts, check))
+            out.plan(_dry_run(remaining, resume, model, settings.estimate), check.items)
             return ExitCode.OK
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
-            finished = finished_keys(settings.ledger)  # read under the lock
+            if ledger.found != finished.stamp:
+                # Another run wrote to the ledger between the read and the lock: read it again
+                # under the lock, and plan again (a third pass over the job, in this case only).
+                finished = finished_keys(settings.ledger)
+                items = read_items(files, accounts, check)
+                resume = plan_resume(items, finished, settings.ledger)
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
-            resume = plan_resume(read_items(files, accounts, check), finished, settings.ledger)
-            start = RunStats(
-                total=check.items,
-                accounts=tuple(sorted({a for a, _ in check.counts})),
-                skipped=resume.skipped,
-                skipped_rejected=resume.rejected,
-            )
+            start = resume.start(check.items, (account for account, _ in check.counts))
+            remaining = resume.remaining(read_items(files, accounts, check))
             run = _Run(
                 settings=settings,
                 accounts=accounts,
@@ -125,15 +138,14 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                 ledger=ledger,
                 journal=journal,
                 start=start,
-                superseded=resume.superseded,
+                superseded=remaining.superseded,
                 run_id=secrets.token_hex(6),
                 expected=_expected_duration(check, resume, settings),
                 out=out,
             )
-            items = _unfinished(read_items(files, accounts, check), finished)
             ended: list[RunStats] = []
             try:
-                stopped = anyio.run(_dispatch, run, items, ended, backend="asyncio")
+                stopped = anyio.run(_dispatch, run, iter(remaining), ended, backend="asyncio")
             except StorageError as exc:
                 journal.close()
                 return _storage_failed(exc, ended[0] if ended else start, out)
@@ -166,39 +178,38 @@ def _storage_failed(exc: LedgerError, tally: RunStats, out: Progress) -> ExitCod
 
 def _expected_duration(check: JobCheck, resume: ResumePlan, settings: RunSettings) -> float:
     """How long the run should take, over what is left of the job (all of it on a first run):
-    the counts come from the validation and resume passes, so the estimate reads no job file."""
+    the counts come from the validation pass, so the estimate reads no job file."""
     pending: dict[str, list[Action]] = {}
     for (account, action), n in resume.left(check.counts).items():
         pending.setdefault(account, []).extend([action] * n)
-    model, estimate = settings.model(), settings.estimate
-    timing = estimate(pending, model) if estimate else None
-    return plan(pending, model, done=resume.done_per_account(), timing=timing).duration
-
-
-def _unfinished(items: Iterator[Item], finished: FinishedKeys) -> Iterator[Item]:
-    return (item for item in items if item.key not in finished)
+    return _plan(pending, resume, settings.model(), settings.estimate).duration
 
 
 def _dry_run(
-    items: Iterator[Item],
-    finished: FinishedKeys,
+    remaining: Remaining,
     resume: ResumePlan,
     model: LimitModel,
     estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None,
 ) -> Plan:
     """The plan of the items the run would send: neither finished nor superseded."""
     pending: dict[str, list[Action]] = {}
-    superseded: dict[str, int] = {}
-    for item in items:
-        if item.key in finished:
-            continue
-        if item.key in resume.superseded:
-            superseded[item.account] = superseded.get(item.account, 0) + 1
-        else:
+    for item in remaining:
+        if item.key not in remaining.superseded:
             pending.setdefault(item.account, []).append(item.action)
+    return _plan(pending, resume, model, estimate)
+
+
+def _plan(
+    pending: Mapping[str, Sequence[Action]],
+    resume: ResumePlan,
+    model: LimitModel,
+    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None,
+) -> Plan:
+    """The plan of sending ``pending`` (each account's actions in order) after what the ledger
+    holds as finished, timed by ``estimate`` when given."""
     timing = estimate(pending, model) if estimate else None
     return plan(
-        pending, model, done=resume.done_per_account(), superseded=superseded, timing=timing
+        pending, model, done=resume.done_per_account(), superseded=resume.superseded, timing=timing
     )
 
 
@@ -213,8 +224,8 @@ class _Run:
     journal: SentJournal
     #: what the run starts from
     start: RunStats
-    #: keys not to send (`bulkrt.ledger.resume.plan_resume`)
-    superseded: frozenset[str]
+    #: keys not to send, filled as the items are read (`bulkrt.ledger.resume.Remaining`)
+    superseded: Container[str]
     run_id: str
     #: seconds the limit model expects the run to take
     expected: float

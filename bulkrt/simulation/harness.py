@@ -17,7 +17,7 @@ requests in flight may or may not have reached the sandbox.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import LimitModel, limit_model
 from bulkrt.ledger.journal import SentJournal
-from bulkrt.ledger.resume import ResumePlan, finished_keys, plan_resume
+from bulkrt.ledger.resume import finished_keys, plan_resume
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.sandbox.config import Endpoint, SandboxConfig
 from bulkrt.sandbox.state import SandboxState
@@ -147,14 +147,12 @@ class Simulation:
             journal = SentJournal(ledger, inline=True)
             journal.open(finished=finished)
             resume = plan_resume(items, finished, ledger)
-            start = RunStats(
-                total=sum(1 for _ in items),
-                accounts=tuple(sorted({item.account for item in items})),
-                skipped=resume.skipped,
-                skipped_rejected=resume.rejected,
+            start = resume.start(sum(1 for _ in items), (item.account for item in items))
+            remaining = resume.remaining(items)
+            dispatcher = self._dispatcher(
+                sender, clock, writer, journal, start, run_id, remaining.superseded
             )
-            dispatcher = self._dispatcher(sender, clock, writer, journal, start, run_id, resume)
-            dispatcher_items = (item for item in items if item.key not in finished)
+            dispatcher_items = iter(remaining)
 
             async def main() -> bool:
                 with anyio.move_on_after(crash_after) as scope:
@@ -197,7 +195,7 @@ class Simulation:
         journal: SentJournal,
         start: RunStats,
         run_id: str,
-        resume: ResumePlan,
+        superseded: Container[str],
     ) -> Dispatcher:
         s = self.settings
         park = ParkPolicy(rng=random.Random(self._rng.random()))
@@ -227,7 +225,7 @@ class Simulation:
             settings=DispatchSettings(lookahead=s.lookahead, grace=s.grace, max_rps=s.max_rps),
             stats=start,
             clock=clock.now,
-            superseded=resume.superseded,
+            superseded=superseded,
             first_answers=FirstAnswers(start.accounts),
         )
 
