@@ -27,7 +27,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,7 @@ import anyio
 import structlog
 from redis.asyncio import Redis
 
-from bulkrt.core.items import Status
+from bulkrt.core.items import Item, Status
 from bulkrt.core.retry_policy import RetryPolicy
 from bulkrt.core.run_stats import RunStats
 from bulkrt.errors import LedgerError
@@ -47,7 +47,7 @@ from bulkrt.fleet.store import FleetStore, JobMeta
 from bulkrt.jobs.loader import check_jobs, open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal, journal_path
 from bulkrt.ledger.record import LedgerRecord
-from bulkrt.ledger.resume import finished_keys, plan_resume
+from bulkrt.ledger.resume import ResumeScan, finished_keys, plan_resume
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.shell.accounts import Accounts, load_accounts
 from bulkrt.shell.accounts_file import recover_write_back
@@ -111,37 +111,38 @@ def drive_job(
     """Run (publish, work on, and record) the job through Redis; see the module docstring."""
     recover_write_back(settings.accounts)
     accounts = load_accounts(settings.accounts)
+    # As `bulkrt.shell.runner.run_job`: the ledger is read before its lock (bad input takes no
+    # lock), the validation pass plans the resume, and under the lock the ledger is checked to
+    # be as it was read.
+    finished = finished_keys(settings.ledger)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
-        check = check_jobs(files, accounts, on_warning=out.warning)
+        scan = ResumeScan(finished, settings.ledger)
+        check = check_jobs(files, accounts, on_warning=out.warning, on_row=scan.add_row)
+        resume = scan.plan()
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
-            finished = finished_keys(settings.ledger)
-            resume = plan_resume(read_items(files, accounts, check), finished, settings.ledger)
+            if ledger.found != finished.stamp:
+                finished = finished_keys(settings.ledger)
+                resume = plan_resume(read_items(files, accounts, check), finished, settings.ledger)
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
             journal.close()  # its evidence is loaded; the pump appends to its file from now on
-            # serials count every item of the job, finished or not, so that a restarted driver
-            # publishing again gives each item the same one (the store skips what it has)
+            numbered = _Numbered(read_items(files, accounts, check))
+            remaining = resume.remaining(numbered)
             payloads = (
                 (
-                    serial,
+                    numbered.serial,
                     item.account,
                     item.key,
                     item_payload(
                         item,
                         journal.evidence(item.key),
                         journal.made(item),
-                        superseded=item.key in resume.superseded,
+                        superseded=item.key in remaining.superseded,
                     ),
                 )
-                for serial, item in enumerate(read_items(files, accounts, check), 1)
-                if item.key not in finished
+                for item in remaining
             )
-            start = RunStats(
-                total=check.items,
-                accounts=tuple(sorted({a for a, _ in check.counts})),
-                skipped=resume.skipped,
-                skipped_rejected=resume.rejected,
-            )
+            start = resume.start(check.items, (account for account, _ in check.counts))
             drive = _Drive(settings, accounts, ledger, prefix, lease_ttl, start)
             stopped = anyio.run(drive.run, redis_url, payloads, backend="asyncio")
     tally = drive.tally()
@@ -151,6 +152,21 @@ def drive_job(
     out.summary(tally, settings.ledger, api_base=settings.api_base)
     failed = tally.count(Status.REJECTED) + tally.count(Status.ERROR) + tally.skipped_rejected
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+
+
+class _Numbered:
+    """The job's items, each numbered in the order read (finished ones too): a restarted
+    driver publishing again gives each item the same serial, so the store skips what it has."""
+
+    def __init__(self, items: Iterator[Item]) -> None:
+        self._items = items
+        #: the number of the item yielded last
+        self.serial = 0
+
+    def __iter__(self) -> Iterator[Item]:
+        for item in self._items:
+            self.serial += 1
+            yield item
 
 
 class _Drive:
