@@ -20,9 +20,11 @@ __all__ = [
     "REDIS_PREFIX",
     "Seconds",
     "accounts_option",
+    "api_base_option",
     "campaign_option",
     "checked_api_base_option",
     "format_option",
+    "insecure_http_option",
     "jobs_argument",
     "lease_option",
     "problems_document",
@@ -128,3 +130,20 @@ def checked_api_base_option(ctx: click.Context, param: click.Parameter, value: s
         source = ctx.get_parameter_source(param.name or "")
         where = " (from BULKRT_API_BASE)" if source is ParameterSource.ENVIRONMENT else ""
         raise click.BadParameter(f"{exc}{where}") from None
+
+
+insecure_http_option = click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    is_eager=True,
+    help="Accept a plain http:// --api-base on another machine (credentials travel unencrypted).",
+)
+api_base_option = click.option(
+    "--api-base",
+    envvar="BULKRT_API_BASE",
+    default="https://api.x.com",
+    show_default=True,
+    callback=checked_api_base_option,
+    help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL: scheme and host, "
+    "without the API's /2 (http only to this machine).",
+)

@@ -22,9 +22,10 @@ from bulkrt.commands.options import (
     REDIS_PREFIX,
     Seconds,
     accounts_option,
+    api_base_option,
     campaign_option,
-    checked_api_base_option,
     format_option,
+    insecure_http_option,
     jobs_argument,
     lease_option,
     problems_document,
@@ -116,21 +117,8 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The JSONL ledger to append outcomes to (created if missing).",
 )
-@click.option(
-    "--allow-insecure-http",
-    is_flag=True,
-    is_eager=True,
-    help="Accept a plain http:// --api-base on another machine (credentials travel unencrypted).",
-)
-@click.option(
-    "--api-base",
-    envvar="BULKRT_API_BASE",
-    default="https://api.x.com",
-    show_default=True,
-    callback=checked_api_base_option,
-    help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL: scheme and host, "
-    "without the API's /2 (http only to this machine).",
-)
+@insecure_http_option
+@api_base_option
 @click.option(
     "--tier",
     type=click.Choice([t.value for t in Tier]),

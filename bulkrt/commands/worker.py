@@ -25,7 +25,8 @@ from bulkrt.commands.options import (
     REDIS_PREFIX,
     Seconds,
     accounts_option,
-    checked_api_base_option,
+    api_base_option,
+    insecure_http_option,
     lease_option,
 )
 from bulkrt.core.retry_policy import RetryPolicy, park_policy_for
@@ -63,20 +64,8 @@ def _required_redis(ctx: click.Context, param: click.Parameter, value: str | Non
     help="The Redis the runs share (redis:// or rediss://, env BULKRT_REDIS).",
 )
 @accounts_option
-@click.option(
-    "--allow-insecure-http",
-    is_flag=True,
-    is_eager=True,
-    help="Accept a plain http:// --api-base on another machine (credentials travel unencrypted).",
-)
-@click.option(
-    "--api-base",
-    envvar="BULKRT_API_BASE",
-    default="https://api.x.com",
-    show_default=True,
-    callback=checked_api_base_option,
-    help="Where requests go (env BULKRT_API_BASE).",
-)
+@insecure_http_option
+@api_base_option
 @click.option(
     "--tier", type=click.Choice([t.value for t in Tier]), default="pro", show_default=True
 )

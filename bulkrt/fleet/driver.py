@@ -47,12 +47,12 @@ from bulkrt.fleet.store import FleetStore, JobMeta
 from bulkrt.jobs.loader import check_jobs, open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal, journal_path
 from bulkrt.ledger.record import LedgerRecord
-from bulkrt.ledger.resume import ResumeScan, finished_keys, plan_resume
+from bulkrt.ledger.resume import ResumeScan, finished_keys
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.shell.accounts import Accounts, load_accounts
 from bulkrt.shell.accounts_file import recover_write_back
 from bulkrt.shell.progress import Progress
-from bulkrt.shell.runner import RunSettings
+from bulkrt.shell.runner import RunSettings, resume_under_lock
 
 __all__ = ["drive_job", "job_name", "worker_settings"]
 
@@ -120,9 +120,9 @@ def drive_job(
         check = check_jobs(files, accounts, on_warning=out.warning, on_row=scan.add_row)
         resume = scan.plan()
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
-            if ledger.found != finished.stamp:
-                finished = finished_keys(settings.ledger)
-                resume = plan_resume(read_items(files, accounts, check), finished, settings.ledger)
+            finished, resume = resume_under_lock(
+                ledger, finished, resume, lambda: read_items(files, accounts, check)
+            )
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
             journal.close()  # its evidence is loaded; the pump appends to its file from now on

@@ -37,6 +37,7 @@ from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal
 from bulkrt.ledger.resume import (
+    FinishedKeys,
     Remaining,
     ResumePlan,
     ResumeScan,
@@ -54,7 +55,7 @@ from bulkrt.shell.file_store import FileCredentialStore
 from bulkrt.shell.progress import Progress
 from bulkrt.shell.sender import HttpSender
 
-__all__ = ["RunSettings", "run_job"]
+__all__ = ["RunSettings", "resume_under_lock", "run_job"]
 
 _log = structlog.get_logger()
 
@@ -121,12 +122,9 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             out.plan(_dry_run(remaining, resume, model, settings.estimate), check.items)
             return ExitCode.OK
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
-            if ledger.found != finished.stamp:
-                # Another run wrote to the ledger between the read and the lock: read it again
-                # under the lock, and plan again (a third pass over the job, in this case only).
-                finished = finished_keys(settings.ledger)
-                items = read_items(files, accounts, check)
-                resume = plan_resume(items, finished, settings.ledger)
+            finished, resume = resume_under_lock(
+                ledger, finished, resume, lambda: read_items(files, accounts, check)
+            )
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
             start = resume.start(check.items, (account for account, _ in check.counts))
@@ -161,6 +159,21 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
         return ExitCode.MISCONFIGURED
     failed = tally.count(Status.REJECTED) + tally.count(Status.ERROR) + tally.skipped_rejected
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+
+
+def resume_under_lock(
+    ledger: LedgerWriter,
+    finished: FinishedKeys,
+    resume: ResumePlan,
+    items: Callable[[], Iterator[Item]],
+) -> tuple[FinishedKeys, ResumePlan]:
+    """What to resume from once ``ledger``'s lock is held: the finished keys and the plan made
+    before it, unless another run wrote to the ledger in between; then the ledger is read again
+    and the job (``items()``) planned again: a third pass over it, in that case only."""
+    if ledger.found == finished.stamp:
+        return finished, resume
+    finished = finished_keys(ledger.path)
+    return finished, plan_resume(items(), finished, ledger.path)
 
 
 def _storage_failed(exc: LedgerError, tally: RunStats, out: Progress) -> ExitCode:
