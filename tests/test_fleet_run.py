@@ -111,6 +111,7 @@ class TestFleet:
         assert "72 ok, 0 rejected, 0 error" in done.stdout.decode()
         assert_campaign_done(world, ACCOUNTS, 12)
         assert "429" not in world.sandbox.state.stats()["by_status"]
+        assert world.sandbox.state.stats()["requests"] == 72  # nothing killed: nothing sent twice
         assert len({line["run"] for line in world.lines()}) >= 2
 
     async def test_a_worker_killed_mid_run_loses_nothing(
@@ -214,6 +215,7 @@ class TestFleet:
             both.start_soon(run, args_two)
         assert results == [0, 0]
         assert "429" not in world.sandbox.state.stats()["by_status"]
+        assert world.sandbox.state.stats()["requests"] == 72
         for account in ACCOUNTS:
             assert len(world.retweets(account)) == 12
 
@@ -365,3 +367,31 @@ async def test_campaign_then_rollback_restores_every_account_across_a_fleet(
     after = {account: world.retweets(account) for account in accounts}
     faults = world.sandbox.state.stats()["by_fault"]
     assert_restored(seed, chaos, before, after, faults, undecided)
+
+
+async def test_a_redis_with_a_password_works_and_the_password_never_shows(
+    make_world: MakeWorld, tmp_path: Path
+) -> None:
+    """A Redis that requires a password: with it in the URL the run works and no output shows it;
+    with a wrong one, `run` and `worker` exit 69 before sending anything, naming the Redis with
+    the password masked."""
+    secret = "s3cret-redis-password"
+    server = RedisServer(tmp_path / "redis", password=secret).start()
+    try:
+        world = await make_world()
+        job = world.job(rows(ACCOUNTS[:2], 2))
+        done = await anyio.run_process(driver_args(world, job, server), check=False)
+        assert done.returncode == 0, done.stderr.decode()
+        assert secret not in (done.stdout + done.stderr).decode()
+        assert_campaign_done(world, ACCOUNTS[:2], 2)
+        sent = world.sandbox.state.stats()["requests"]
+        wrong = server.url.replace(secret, "not-the-password")
+        refused = await anyio.run_process(
+            [a if a != server.url else wrong for a in driver_args(world, job, server)], check=False
+        )
+        err = refused.stderr.decode()
+        assert refused.returncode == 69, err
+        assert "not-the-password" not in err and "***" in err
+        assert world.sandbox.state.stats()["requests"] == sent
+    finally:
+        server.stop()

@@ -236,8 +236,10 @@ class FleetWorker:
                 partial(self._store.renew, held, settings.lease_ttl),
                 what="renewing leases",
             )
-            if lost:
-                self._lost(session, f"{len(lost)} lease(s) lost at renewal")
+            # an account released while the renewal was on its way is not lost: it was let go
+            released = {session.leases[name].user_id for name in session.released}
+            if lost - released:
+                self._lost(session, f"{len(lost - released)} lease(s) lost at renewal")
         await patiently(lambda: self._store.reap(self._quiet()), what="reaping expired leases")
 
     def _quiet(self) -> float:
