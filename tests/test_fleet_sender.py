@@ -105,3 +105,21 @@ async def test_a_worker_whose_lease_moved_on_sends_nothing(redis: Redis) -> None
     refused = await zombie.send(Action.RETWEET, "9")
     assert refused.http is None and refused.held_until is not None
     assert inner.sent == [] and lost == [stale]
+
+
+async def test_a_lease_not_renewed_in_time_sends_nothing_even_once_admitted(
+    redis: Redis,
+) -> None:
+    """A process that stalled past its lease's renewal (by its own clock) is admitted by the
+    budget (Redis still holds its lease) but sends nothing: the lease may already be another's
+    by the time the request would land."""
+    store, budget = FleetStore(redis, PREFIX), SharedBudget(redis, PREFIX)
+    await publish_one(store, 1)
+    (lease,) = await store.claim("A", 1, 30)
+    inner, lost = ScriptedSender(), list[Lease]()
+    stalled = LeasedSender(
+        inner, budget, lease, MODEL, park=60, on_lost=lost.append, valid=lambda: False
+    )
+    held = await stalled.send(Action.RETWEET, "5")
+    assert held.http is None and held.held_until is not None
+    assert inner.sent == [] and lost == [lease]

@@ -137,9 +137,16 @@ class _Session:
     """Accounts taken together, and the dispatcher that runs their items."""
 
     leases: dict[str, Lease]
+    #: until when (monotonic) the leases surely live: one TTL after the claim or the last
+    #: renewal *began*, less a margin; no request leaves after it (a process that stalled there
+    #: cannot send behind the next holder's back)
+    valid_until: float = 0.0
     dispatcher: Dispatcher | None = None
     lost: bool = False
     released: set[str] = field(default_factory=set)
+
+    def valid(self) -> bool:
+        return not self.lost and time.monotonic() < self.valid_until
 
 
 class FleetWorker:
@@ -205,9 +212,10 @@ class FleetWorker:
             while not self._stopping:
                 await self._tend()
                 if not self._stopping:
+                    began = time.monotonic()
                     leases = await self._claim()
                     if leases:
-                        session = _Session({})
+                        session = _Session({}, valid_until=self._valid_until(began))
                         self._sessions.append(session)
                         sessions.start_soon(self._session, session, leases, client)
                         continue
@@ -232,15 +240,22 @@ class FleetWorker:
             held = [lease for name, lease in session.leases.items() if name not in session.released]
             if session.lost or not held:
                 continue
+            began = time.monotonic()
             lost = await patiently(
                 partial(self._store.renew, held, settings.lease_ttl),
                 what="renewing leases",
             )
+            session.valid_until = self._valid_until(began)
             # an account released while the renewal was on its way is not lost: it was let go
             released = {session.leases[name].user_id for name in session.released}
             if lost - released:
                 self._lost(session, f"{len(lost - released)} lease(s) lost at renewal")
         await patiently(lambda: self._store.reap(self._quiet()), what="reaping expired leases")
+
+    def _valid_until(self, began: float) -> float:
+        """Until when leases claimed or renewed by a call that began at ``began`` surely live."""
+        ttl = self._settings.lease_ttl
+        return began + ttl - min(self._settings.tick, ttl / 4)
 
     def _quiet(self) -> float:
         """After a lease expired, how long its account waits: a request the dead holder sent
@@ -426,4 +441,5 @@ class FleetWorker:
             settings.model,
             park=settings.park.base,
             on_lost=lambda lost: self._lost(session, f"the lease of {lost.user_id} was lost"),
+            valid=session.valid,
         )

@@ -6,7 +6,9 @@ the rate-limit headers said, so every worker and every job on the same Redis lea
 A request the budget refuses never leaves: the dispatcher gets `Exchange.held_until` (the core's
 ``HELD``: wait, no attempt spent). So does every request before the lease's quiet period ends (the
 previous holder died; what it had in flight must land first). A fence that no longer matches
-means the lease was lost: `on_lost` is told and the request is held (the session is abandoned).
+means the lease was lost: `on_lost` is told and the request is held (the session is abandoned);
+so does a lease this process has not renewed in time by its own clock (it stalled, or Redis did
+not answer), checked after admission, just before the request leaves.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class LeasedSender:
         *,
         park: float,
         on_lost: Callable[[Lease], None],
+        valid: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._inner = inner
@@ -52,6 +55,8 @@ class LeasedSender:
         #: how long a 429 that no header explains blocks the account for every worker
         self._park = park
         self._on_lost = on_lost
+        #: whether the lease surely still lives by this process's own clock (renewed in time)
+        self._valid = valid
         self._clock = clock
 
     @property
@@ -95,6 +100,11 @@ class LeasedSender:
                 return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
             if not admission.ok:
                 return Exchange(None, sent=False, held_until=self._clock() + admission.retry_after)
+        if not self._valid():
+            # Admitted, but this process stalled (or Redis did not answer its renewals) long
+            # enough that the lease may have passed to another: it must not send now.
+            self._on_lost(lease)
+            return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
         exchange = await self._inner.send(action, tweet_id)
         if exchange.http is not None:
             await self._teach(action, window.period, exchange)
