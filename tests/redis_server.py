@@ -35,19 +35,33 @@ def _free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process on 127.0.0.1; `url` is what ``--redis`` takes."""
 
-    def __init__(self, workdir: Path, *, password: str | None = None, aof: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, *, password: str | None = None, aof: bool = True, tls: bool = False
+    ) -> None:
         self.binary = require_redis_server()
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.password = password
         self.aof = aof
+        #: serve TLS only (``rediss://``), with a certificate from a test CA (`ca_file`)
+        self.tls = tls
+        self.ca_file = self.dir / "ca.pem"
         self.process: subprocess.Popen[bytes] | None = None
+        if tls:
+            import trustme
+
+            ca = trustme.CA()
+            cert = ca.issue_cert("127.0.0.1")
+            ca.cert_pem.write_to_path(str(self.ca_file))
+            cert.private_key_pem.write_to_path(str(self.dir / "key.pem"))
+            cert.cert_chain_pems[0].write_to_path(str(self.dir / "cert.pem"))
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         args = [
@@ -63,6 +77,14 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += [
+                "--tls-cert-file", str(self.dir / "cert.pem"),
+                "--tls-key-file", str(self.dir / "key.pem"),
+                "--tls-ca-cert-file", str(self.ca_file),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -71,7 +93,7 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited {self.process.returncode}:\n{log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    if self._ping():
+                    if self.tls or self._ping():  # a TLS server answers once connected
                         return self
             except OSError:
                 pass

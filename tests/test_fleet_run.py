@@ -369,26 +369,34 @@ async def test_campaign_then_rollback_restores_every_account_across_a_fleet(
     assert_restored(seed, chaos, before, after, faults, undecided)
 
 
-async def test_a_redis_with_a_password_works_and_the_password_never_shows(
+async def test_rediss_with_a_password_works_and_the_password_never_shows(
     make_world: MakeWorld, tmp_path: Path
 ) -> None:
-    """A Redis that requires a password: with it in the URL the run works and no output shows it;
-    with a wrong one, `run` and `worker` exit 69 before sending anything, naming the Redis with
-    the password masked."""
+    """A Redis served over TLS only (``rediss://``, its CA trusted through SSL_CERT_FILE) that
+    requires a password: with it in the URL a driver and a worker run the job and no output shows
+    it; with a wrong one, `run` exits 69 before sending anything, naming the Redis with the
+    password masked."""
     secret = "s3cret-redis-password"
-    server = RedisServer(tmp_path / "redis", password=secret).start()
+    server = RedisServer(tmp_path / "redis", password=secret, tls=True).start()
+    env = {**os.environ, "SSL_CERT_FILE": str(server.ca_file)}
     try:
         world = await make_world()
-        job = world.job(rows(ACCOUNTS[:2], 2))
-        done = await anyio.run_process(driver_args(world, job, server), check=False)
+        job = world.job(rows(ACCOUNTS[:2], 4))
+        worker = await anyio.open_process(worker_args(world, server, 0), env=env)
+        try:
+            done = await anyio.run_process(driver_args(world, job, server), check=False, env=env)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await worker.wait()
         assert done.returncode == 0, done.stderr.decode()
+        assert server.url.startswith("rediss://")
         assert secret not in (done.stdout + done.stderr).decode()
-        assert_campaign_done(world, ACCOUNTS[:2], 2)
+        assert_campaign_done(world, ACCOUNTS[:2], 4)
         sent = world.sandbox.state.stats()["requests"]
         wrong = server.url.replace(secret, "not-the-password")
-        refused = await anyio.run_process(
-            [a if a != server.url else wrong for a in driver_args(world, job, server)], check=False
-        )
+        args = [a if a != server.url else wrong for a in driver_args(world, job, server)]
+        refused = await anyio.run_process(args, check=False, env=env)
         err = refused.stderr.decode()
         assert refused.returncode == 69, err
         assert "not-the-password" not in err and "***" in err
