@@ -390,6 +390,7 @@ async def test_rediss_with_a_password_works_and_the_password_never_shows(
             with anyio.fail_after(30):
                 await worker.wait()
         assert done.returncode == 0, done.stderr.decode()
+        assert worker.returncode == 143  # it connected and worked until stopped (69 otherwise)
         assert server.url.startswith("rediss://")
         assert secret not in (done.stdout + done.stderr).decode()
         assert_campaign_done(world, ACCOUNTS[:2], 4)
