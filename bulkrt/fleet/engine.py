@@ -215,7 +215,10 @@ class FleetWorker:
                     began = time.monotonic()
                     leases = await self._claim()
                     if leases:
-                        session = _Session({}, valid_until=self._valid_until(began))
+                        # counted as held at once (the loop may claim again before the
+                        # session has started)
+                        claimed = {self._by_user.get(ls.user_id, ls.user_id): ls for ls in leases}
+                        session = _Session(claimed, valid_until=self._valid_until(began))
                         self._sessions.append(session)
                         sessions.start_soon(self._session, session, leases, client)
                         continue
