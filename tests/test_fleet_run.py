@@ -241,7 +241,7 @@ class TestFleet:
             both.start_soon(run, args_two)
         assert results == [0, 0]
         assert "429" not in world.sandbox.state.stats()["by_status"]
-        assert world.sandbox.state.stats()["requests"] == 72
+        assert world.sandbox.state.stats()["requests"] == 72, world.sandbox.state.stats()
         for account in ACCOUNTS:
             assert len(world.retweets(account)) == 12
 

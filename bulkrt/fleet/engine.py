@@ -143,7 +143,12 @@ class _Session:
     valid_until: float = 0.0
     dispatcher: Dispatcher | None = None
     lost: bool = False
+    #: the user ids of the accounts let go (released, or never usable here)
     released: set[str] = field(default_factory=set)
+
+    def held(self) -> list[Lease]:
+        """The leases still held."""
+        return [lease for lease in self.leases.values() if lease.user_id not in self.released]
 
     def valid(self) -> bool:
         return not self.lost and time.monotonic() < self.valid_until
@@ -198,7 +203,7 @@ class FleetWorker:
     @property
     def held(self) -> int:
         """Accounts this worker holds now."""
-        return sum(len(s.leases) - len(s.released) for s in self._sessions if not s.lost)
+        return sum(len(s.held()) for s in self._sessions if not s.lost)
 
     async def run(self, *, until: Callable[[], Awaitable[bool]] | None = None) -> None:
         """Work until `stop` (or until ``await until()`` says so while no session runs)."""
@@ -240,7 +245,7 @@ class FleetWorker:
             what="the worker's heartbeat",
         )
         for session in self._sessions:
-            held = [lease for name, lease in session.leases.items() if name not in session.released]
+            held = session.held()
             if session.lost or not held:
                 continue
             began = time.monotonic()
@@ -250,9 +255,8 @@ class FleetWorker:
             )
             session.valid_until = self._valid_until(began)
             # an account released while the renewal was on its way is not lost: it was let go
-            released = {session.leases[name].user_id for name in session.released}
-            if lost - released:
-                self._lost(session, f"{len(lost - released)} lease(s) lost at renewal")
+            if lost - session.released:
+                self._lost(session, f"{len(lost - session.released)} lease(s) lost at renewal")
         await patiently(lambda: self._store.reap(self._quiet()), what="reaping expired leases")
 
     def _valid_until(self, began: float) -> float:
@@ -300,13 +304,14 @@ class FleetWorker:
             self._sessions.remove(session)
             self._wake.set()
 
-    async def _usable(self, leases: list[Lease]) -> list[Lease]:
+    async def _usable(self, session: _Session, leases: list[Lease]) -> list[Lease]:
         """The leases of accounts this worker has credentials for; the others are released."""
         usable: list[Lease] = []
         for lease in leases:
             if lease.user_id in self._by_user:
                 usable.append(lease)
                 continue
+            session.released.add(lease.user_id)  # let go, not lost (see `_tend`)
             if lease.user_id not in self._unknown_warned:
                 self._unknown_warned.add(lease.user_id)
                 _log.error(
@@ -338,7 +343,7 @@ class FleetWorker:
 
     async def _run_session(self, session: _Session, leases: list[Lease], client: XClient) -> None:
         settings = self._settings
-        usable = await self._usable(leases)
+        usable = await self._usable(session, leases)
         session.leases = {self._by_user[lease.user_id]: lease for lease in usable}
         if not usable:
             return
@@ -351,9 +356,8 @@ class FleetWorker:
         journal = SharedJournal(self._redis, settings.prefix, jobs, earlier, made)
 
         def done(lease: Lease) -> None:
-            name = self._by_user[lease.user_id]
-            if name not in session.released:
-                session.released.add(name)
+            if lease.user_id not in session.released:
+                session.released.add(lease.user_id)
                 releases.start_soon(self._release, lease)
 
         sink = SharedResults(
@@ -367,7 +371,7 @@ class FleetWorker:
         )
         for name, left in remaining.items():
             if not left:
-                session.released.add(name)
+                session.released.add(session.leases[name].user_id)
                 await self._release(session.leases[name])
         scheduler = Scheduler(
             settings.model,
@@ -393,7 +397,14 @@ class FleetWorker:
         )
         if self._stopping:
             dispatcher.stop()
-        _log.info("worker_session", worker=self.name, accounts=len(usable), items=len(queued))
+        _log.info(
+            "worker_session",
+            worker=self.name,
+            accounts=len(usable),
+            items=len(queued),
+            users=[lease.user_id for lease in usable[:20]],
+            fences=[lease.fence for lease in usable[:20]],
+        )
         async with anyio.create_task_group() as releases:
             async with anyio.create_task_group() as background:
                 background.start_soon(sink.flush_forever)
@@ -405,10 +416,9 @@ class FleetWorker:
             self.requests += stats.requests
             self.finished += sink.lines
             if not session.lost:
-                for name, lease in session.leases.items():
-                    if name not in session.released:
-                        session.released.add(name)
-                        releases.start_soon(self._release, lease)
+                for lease in session.held():
+                    session.released.add(lease.user_id)
+                    releases.start_soon(self._release, lease)
 
     async def _release(self, lease: Lease) -> None:
         await patiently(lambda: self._store.release(lease), what="releasing an account")

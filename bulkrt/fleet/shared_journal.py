@@ -134,6 +134,9 @@ class SharedJournal:
         self._open: set[str] = set()
         self._batch = _SharedBatch()
         self._kick: anyio.Event | None = None
+        # one write at a time: `close` must wait for a batch the flusher has taken and not
+        # written yet (cancelling the flusher then would lose those events)
+        self._writing = anyio.Lock()
         self._script = redis.register_script(_APPEND)
 
     @property
@@ -191,6 +194,10 @@ class SharedJournal:
         return batch
 
     async def _write(self, batch: _SharedBatch) -> None:
+        async with self._writing:
+            await self._append(batch)
+
+    async def _append(self, batch: _SharedBatch) -> None:
         by_job: dict[str, list[str]] = {}
         for job, item, event in batch.events:
             by_job.setdefault(job, []).extend(

@@ -52,6 +52,10 @@ class SharedResults:
         #: (account, item key, masked line)
         self._pending: list[tuple[str, str, str]] = []
         self._kick = anyio.Event()
+        # one hand-over at a time: the session's last `drain` must wait for a batch the flusher
+        # has taken and not handed over yet (else that batch is cancelled with the flusher, and
+        # its items, still queued, are released and sent again by the next holder)
+        self._handing = anyio.Lock()
         #: lines handed to Redis and accepted
         self.lines = 0
 
@@ -74,7 +78,11 @@ class SharedResults:
             await self.drain()
 
     async def drain(self) -> None:
-        """Hand every queued line to Redis now."""
+        """Hand every queued line to Redis now (after any hand-over under way)."""
+        async with self._handing:
+            await self._hand_over()
+
+    async def _hand_over(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             by_account: dict[str, list[tuple[str, str, str]]] = {}
