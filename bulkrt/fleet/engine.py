@@ -236,6 +236,7 @@ class FleetWorker:
                 partial(self._store.renew, held, settings.lease_ttl),
                 what="renewing leases",
             )
+            lost -= {session.leases[name].user_id for name in session.released}
             if lost:
                 self._lost(session, f"{len(lost)} lease(s) lost at renewal")
         await patiently(lambda: self._store.reap(self._quiet()), what="reaping expired leases")
