@@ -236,6 +236,10 @@ class Makespan:
     statuses: dict[str, int]
     runs: int
     too_many: int
+    sandbox_statuses: dict[str, int]
+    #: retweet requests the sandbox saw, and the accounts it saw more than their items for
+    requests: int
+    repeated: int
     makespan: float
     bound: float
     spread: float
@@ -296,6 +300,9 @@ def makespan_run(
         statuses=ledger_statuses(ledger),
         runs=runs,
         too_many=stats["by_status"].get("429", 0),
+        sandbox_statuses=stats["by_status"],
+        requests=sum(len(t) for t in sent.values()),
+        repeated=sum(len(t) > per_account for t in sent.values()),
         makespan=end - start,
         bound=bound,
         spread=max(t[0] for t in sent.values()) - start,
@@ -330,6 +337,10 @@ def makespan(workdir: Path, per_account: int, concurrency: int, modes: list[str]
     for r in results:
         lateness = " ".join(f"{x:.3f}" for x in r.lateness)
         print(f"- {r.mode}: worst account {r.worst}, its windows' lateness (s): {lateness}")
+        print(
+            f"- {r.mode}: sandbox statuses {r.sandbox_statuses}; {r.requests} retweet requests, "
+            f"{r.repeated} account(s) with more requests than items"
+        )
         print(f"- {r.mode}: goal (<= 1.05, no 429): {'met' if r.met else 'NOT met'}")
     return all(r.met for r in results)
 
