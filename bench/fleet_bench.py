@@ -1,19 +1,25 @@
 """The multi-machine mode (``--redis``) against the rate-limit bound, and what it costs per item
 without limits, beside the embedded mode.
 
-    .venv/bin/python -m bench.fleet_bench [--part makespan|throughput|both] [--items 6000]
-        [--rounds 2] [--concurrency 64]
+    .venv/bin/python -m bench.fleet_bench [--part makespan|throughput|both]
+        [--users 300] [--per-account 20] [--limit 5] [--window 3] [--modes fleet embedded]
+        [--items 6000] [--rounds 2] [--concurrency 64] [--keep] [--verbose]
 
 Every process runs on this machine and talks over 127.0.0.1 only: a real ``redis-server``
 started on a free loopback port (append-only file, ``appendfsync always``, as docs/fleet.md asks
-operators to run it) and ``bulkrt sandbox`` on another. Every subprocess this script starts is
+operators to run it) and ``bulkrt sandbox`` on another. ``--keep`` keeps the work directory
+(ledgers, every process's stderr) and ``--verbose`` gives the makespan's processes ``-v``, to
+see where the time went. Every subprocess this script starts is
 terminated and waited for, also on errors. Each worker gets its own copy of the accounts file
 (its own machine); every fleet process is given the same ``--tier``, ``--limit``, ``--window``
 and ``--concurrency`` (the concurrency is per process).
 
 **Makespan** (goal: within 1.05x the theoretical minimum, zero 429s). A fresh
-``bulkrt sandbox --users 300 --limit 5 --window 3`` per mode, and a job of ``--per-account``
-(20: four windows) retweets for each of the 300 accounts, rows interleaved by account. The
+``bulkrt sandbox --users 300 --limit 5 --window 3`` per mode (``--users``, ``--limit``,
+``--window``), and a job of ``--per-account`` (20: four windows) retweets for each account, rows
+interleaved by account. 300 accounts at 5 per 3 s need 500 requests/s to keep pace, which the
+table's title states: on a small machine the client and the sandbox may not keep it up, in
+either mode, whatever the pacing (a longer ``--window`` asks less). The
 fleet: two ``bulkrt worker`` processes are started and have said they started, then
 ``bulkrt run JOB --redis URL`` drives (three processes in all); the workers are stopped once
 the driver exits. Beside it the same job in the embedded mode (``bulkrt run JOB``). The figures
@@ -34,11 +40,12 @@ Redis: the embedded ``bulkrt run``, and ``bulkrt run --redis`` with 0, 1 and 3 w
 pump included; workers are started, and have said so, before it), items per second, client CPU
 ms per item summed over every bulkrt process (the driver's from ``os.wait4``, each worker's from
 ``/proc/<pid>/stat`` read the moment the driver exits, so its start-up is included and its
-shutdown is not), and Redis **commands** per item: the delta of ``total_commands_processed``
-(commands clients sent; a Lua script's inner calls are not counted, a pipeline counts each of its
-commands) over the driver's run, divided by the items, beside ``total_reads_processed`` per item
-(socket reads the server did: about one per round trip, as a pipeline arrives in one read). Both
-include the workers' idle ticks (beat, renew, reap, claim) over the run.
+shutdown is not), and Redis's work per item over the driver's run: round trips (the delta of
+``total_reads_processed``, the socket reads the server did: one per request, or per pipeline
+chunk), Lua scripts (EVALSHA and EVAL calls in ``INFO commandstats``) and commands
+(``total_commands_processed``, which counts every command a script runs as well). All three
+include the workers' idle ticks (beat, renew, reap, claim) over the run, and the sandbox's
+statuses show requests sent twice (``400``: already retweeted, after an account changed hands).
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ import math
 import os
 import shutil
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -76,7 +84,6 @@ from bench.run_bench import (
 )
 from tests.redis_server import RedisServer
 
-MAKESPAN_USERS, LIMIT, WINDOW = 300, 5, 3.0
 THROUGHPUT_USERS = 100
 LIMITS_OFF = ("--tier", "pro", "--limit", "1000000", "--window", "1")
 #: how long a worker may take to say it started
@@ -143,18 +150,26 @@ class Driven:
     worker_cpu: list[float]
     stdout: str
     stderr: str
-    #: Redis's counters over the run: commands processed, socket reads
-    commands: int
-    reads: int
+    #: Redis's counters over the run (see `redis_counters`)
+    redis: Counter[str]
 
 
-def redis_counters(url: str | None) -> tuple[int, int]:
-    """``total_commands_processed`` and ``total_reads_processed`` (0, 0 without Redis)."""
+def redis_counters(url: str | None) -> Counter[str]:
+    """Redis's ``reads`` (``total_reads_processed``: socket reads, about one per round trip),
+    ``scripts`` (EVALSHA and EVAL calls) and ``commands`` (``total_commands_processed``, which
+    counts the commands a script runs too); empty without Redis."""
+    counters = Counter[str]()
     if url is None:
-        return 0, 0
+        return counters
     with redis.Redis.from_url(url) as client:
         info: dict[str, Any] = client.info("stats")
-    return int(info["total_commands_processed"]), int(info["total_reads_processed"])
+        calls: dict[str, Any] = client.info("commandstats")
+    counters["reads"] = int(info["total_reads_processed"])
+    counters["commands"] = int(info["total_commands_processed"])
+    counters["scripts"] = sum(
+        int(calls.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+    )
+    return counters
 
 
 def drive(
@@ -172,7 +187,7 @@ def drive(
         argv += ["--redis", fleet.redis_url]
     out, err = ledger.with_suffix(".out"), ledger.with_suffix(".err")
     before = [cpu_seconds(pid) for pid in worker_pids]
-    commands, reads = redis_counters(fleet.redis_url)
+    counters = redis_counters(fleet.redis_url)
     started = time.perf_counter()
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=fleet.env, text=True)
@@ -191,7 +206,10 @@ def drive(
             stop(process)
     seconds = time.perf_counter() - started
     worker_cpu = [cpu_seconds(pid) - b for pid, b in zip(worker_pids, before, strict=True)]
-    commands_after, reads_after = redis_counters(fleet.redis_url)
+    counters_after = redis_counters(fleet.redis_url)
+    counters_after.subtract(counters)
+    if fleet.redis_url is not None:  # less this script's own two INFO commands
+        counters_after.subtract({"reads": 2, "commands": 2})
     driven = Driven(
         process.returncode,
         seconds,
@@ -199,8 +217,7 @@ def drive(
         worker_cpu,
         out.read_text(),
         err.read_text(),
-        commands_after - commands - 1,  # less this script's own INFO
-        reads_after - reads - 1,
+        counters_after,
     )
     if driven.returncode != 0:
         print(f"bulkrt run exited {driven.returncode}; stderr tail:", file=sys.stderr)
@@ -224,6 +241,21 @@ def flush(url: str) -> None:
 
 
 # -- part 1: makespan --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The makespan job: accounts, retweets per account, and the limit per window."""
+
+    users: int
+    per_account: int
+    limit: int
+    window: float
+
+    @property
+    def rate(self) -> float:
+        """Requests per second the whole job needs to keep pace with every window."""
+        return self.users * self.limit / self.window
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,14 +289,21 @@ class Makespan:
 
 
 def makespan_run(
-    workdir: Path, mode: str, extra_workers: int, per_account: int, concurrency: int
+    workdir: Path,
+    mode: str,
+    extra_workers: int,
+    shape: Shape,
+    concurrency: int,
+    verbose: bool = False,
 ) -> Makespan:
     """One mode on a fresh sandbox (and a fresh Redis for the fleet)."""
     workdir.mkdir()
-    limits = ["--limit", str(LIMIT), "--window", f"{WINDOW:g}"]
+    per_account, limit, window = shape.per_account, shape.limit, shape.window
+    limits = ["--limit", str(limit), "--window", f"{window:g}"]
     options = ["--tier", "pro", *limits, "--concurrency", str(concurrency)]
+    options += ["-v"] if verbose else []
     with ExitStack() as stack:
-        box = stack.enter_context(sandbox(workdir, "--users", str(MAKESPAN_USERS), *limits))
+        box = stack.enter_context(sandbox(workdir, "--users", str(shape.users), *limits))
         url = stack.enter_context(redis_server(workdir)).url if mode == "fleet" else None
         fleet = Fleet(box, url, workdir, dict(os.environ))
         accounts = box.accounts()
@@ -284,11 +323,11 @@ def makespan_run(
     sent = {name: t for name, t in times.items() if t}
     start = min(t[0] for t in sent.values())
     end = max(t[-1] for t in sent.values())
-    bound = max((math.ceil(len(t) / LIMIT) - 1) * WINDOW for t in sent.values())
+    bound = max((math.ceil(len(t) / limit) - 1) * window for t in sent.values())
     ratios = {
-        name: (t[-1] - t[0]) / ((math.ceil(len(t) / LIMIT) - 1) * WINDOW)
+        name: (t[-1] - t[0]) / ((math.ceil(len(t) / limit) - 1) * window)
         for name, t in sent.items()
-        if len(t) > LIMIT
+        if len(t) > limit
     }
     worst = max(ratios, key=lambda name: ratios[name])
     with ledger.open() as lines:
@@ -308,19 +347,22 @@ def makespan_run(
         spread=max(t[0] for t in sent.values()) - start,
         worst=worst,
         worst_ratio=ratios[worst],
-        lateness=per_window_lateness(sent[worst], LIMIT, WINDOW),
+        lateness=per_window_lateness(sent[worst], limit, window),
     )
 
 
-def makespan(workdir: Path, per_account: int, concurrency: int, modes: list[str]) -> bool:
+def makespan(
+    workdir: Path, shape: Shape, concurrency: int, modes: list[str], verbose: bool
+) -> bool:
     """Run part 1 (fleet of three, then embedded) and print its table; True when met."""
     results = [
-        makespan_run(workdir / mode, mode, 2 if mode == "fleet" else 0, per_account, concurrency)
+        makespan_run(workdir / mode, mode, 2 if mode == "fleet" else 0, shape, concurrency, verbose)
         for mode in modes
     ]
     print(
-        f"\n## Makespan: {MAKESPAN_USERS} accounts x {per_account} retweets, {LIMIT} per "
-        f"{WINDOW:g} s window, concurrency {concurrency} per process\n"
+        f"\n## Makespan: {shape.users} accounts x {shape.per_account} retweets, {shape.limit} "
+        f"per {shape.window:g} s window ({shape.rate:.0f} requests/s to keep pace), "
+        f"concurrency {concurrency} per process\n"
     )
     print(
         "| mode | processes | exit | wall s | makespan s | minimum s | ratio | first-request "
@@ -420,7 +462,8 @@ def throughput(workdir: Path, items: int, rounds: int, concurrency: int) -> None
     options = ["--no-limits", "--users", str(THROUGHPUT_USERS)]
     options += ["--tls-cert", str(workdir / "chain.pem"), "--tls-key", str(workdir / "key.pem")]
     results: dict[str, list[Measured]] = defaultdict(list)
-    with sandbox(workdir, *options) as box, redis_server(workdir) as server:
+    context = ssl.create_default_context(cafile=str(workdir / "ca.pem"))
+    with sandbox(workdir, *options, context=context) as box, redis_server(workdir) as server:
         accounts = box.accounts()
         oauth1 = sorted(name for name, account in accounts.items() if "oauth1" in account)
         run = 0
@@ -445,7 +488,7 @@ def throughput(workdir: Path, items: int, rounds: int, concurrency: int) -> None
                     f"{items / d.seconds:.0f} items/s, CPU {measured.cpu:.2f} s "
                     f"(driver {d.driver_cpu:.2f}, workers "
                     f"{' '.join(f'{c:.2f}' for c in d.worker_cpu) or '-'}), "
-                    f"{d.commands} Redis commands, {d.reads} reads, ledger {measured.statuses}, "
+                    f"Redis {dict(d.redis)}, ledger {measured.statuses}, "
                     f"sandbox {measured.sandbox_statuses}",
                     flush=True,
                 )
@@ -456,26 +499,28 @@ def throughput(workdir: Path, items: int, rounds: int, concurrency: int) -> None
     )
     print(
         "| setup | processes | wall s | items/s | CPU ms/item (all processes) | "
-        "Redis commands/item | Redis reads/item | exits | ledger |"
+        "Redis round trips/item | Redis scripts/item | Redis commands/item | exits | ledger | "
+        "sandbox statuses (all rounds) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
     for setup in SETUPS:
         runs = results[setup.name]
         walls = [m.driven.seconds for m in runs]
         rates = [items / w for w in walls]
         cpus = [m.cpu * 1000 / items for m in runs]
-        commands = [m.driven.commands / items for m in runs]
-        reads = [m.driven.reads / items for m in runs]
-        statuses = Counter[str]()
+        statuses, answers = Counter[str](), Counter[str]()
         for m in runs:
             statuses.update(m.statuses)
-        redis_columns = (
-            f"{spread(commands, '.2f')} | {spread(reads, '.2f')}" if setup.fleet else "- | -"
+            answers.update(m.sandbox_statuses)
+        redis_columns = " | ".join(
+            spread([m.driven.redis[what] / items for m in runs], ".2f") if setup.fleet else "-"
+            for what in ("reads", "scripts", "commands")
         )
         print(
             f"| {setup.name} | {1 + setup.extra_workers} | {spread(walls, '.2f')} | "
             f"{spread(rates, '.0f')} | {spread(cpus, '.3f')} | {redis_columns} | "
-            f"{sorted({m.driven.returncode for m in runs})} | {dict(statuses)} |"
+            f"{sorted({m.driven.returncode for m in runs})} | {dict(statuses)} | "
+            f"{dict(sorted(answers.items()))} |"
         )
 
 
@@ -490,13 +535,19 @@ def spread(values: list[float], fmt: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["makespan", "throughput", "both"], default="both")
+    parser.add_argument("--users", type=int, default=300, help="makespan accounts")
     parser.add_argument("--per-account", type=int, default=20, help="makespan items per account")
+    parser.add_argument("--limit", type=int, default=5, help="makespan requests per window")
+    parser.add_argument("--window", type=float, default=3.0, help="makespan window, seconds")
     parser.add_argument(
         "--modes", nargs="+", choices=["fleet", "embedded"], default=["fleet", "embedded"]
     )
     parser.add_argument("--items", type=int, default=6000, help="throughput items per setup")
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds")
     parser.add_argument("--concurrency", type=int, default=64, help="in flight per process")
+    parser.add_argument(
+        "--verbose", action="store_true", help="makespan: every bulkrt process logs with -v"
+    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (ledgers, process logs)"
     )
@@ -506,7 +557,13 @@ def main() -> None:
     try:
         if args.part in ("makespan", "both"):
             (tmp / "makespan").mkdir()
-            met = makespan(tmp / "makespan", args.per_account, args.concurrency, args.modes)
+            met = makespan(
+                tmp / "makespan",
+                Shape(args.users, args.per_account, args.limit, args.window),
+                args.concurrency,
+                args.modes,
+                args.verbose,
+            )
         if args.part in ("throughput", "both"):
             (tmp / "throughput").mkdir()
             throughput(tmp / "throughput", args.items, args.rounds, args.concurrency)
