@@ -295,21 +295,26 @@ class TestLearning:
         assert answers[3].reason is Refusal.BUDGET
         assert answers[3].retry_after == pytest.approx(reset - answers[3].at, abs=0.01)
 
-    async def test_no_requests_remaining_spends_the_window_until_the_reset(
+    async def test_no_requests_remaining_holds_back_every_other_holder_until_the_reset(
         self, redis: Redis
     ) -> None:
-        """A 200 saying 0 remain, resetting in 20 s, fills the log until then: nothing is admitted
-        before the reset (the log, not a block: a holder whose own admissions fill the window
-        goes on as they leave it, not at the reset's rounded second)."""
+        """A 200 saying 0 remain, resetting in 20 s, learnt by the lease ``w1|1``: another holder
+        (``w2|2``, or one without a lease) is held back until the reset; the learner is not
+        (its scheduler paces on that reset), though the log stays as full as the server says."""
         budget = SharedBudget(redis, PREFIX)
         reset = await redis_now(redis) + 20
         await budget.learn(
             "6", Action.RETWEET, status=200, limit=50, remaining=0, reset=reset, window=900,
-            park=60,
+            park=60, lease=("w1", 1),
         )  # fmt: skip
-        held = await budget.acquire("6", Action.RETWEET, limit=50, window=900, lease=None)
-        assert held.reason is Refusal.BUDGET
-        assert held.retry_after == pytest.approx(reset - held.at, abs=0.01)
+        for other in (("w2", 2), None):
+            await redis.set(f"{PREFIX}u:{{6}}:lease", "w2|2")
+            held = await budget.acquire("6", Action.RETWEET, limit=50, window=900, lease=other)
+            assert held.reason is Refusal.BLOCKED
+            assert held.retry_after == pytest.approx(reset - held.at, abs=0.01)
+        await redis.set(f"{PREFIX}u:{{6}}:lease", "w1|1")
+        own = await budget.acquire("6", Action.RETWEET, limit=50, window=900, lease=("w1", 1))
+        assert own.reason is Refusal.BUDGET  # not blocked: the log (placeholders) decides
 
 
 class TestLease:

@@ -10,8 +10,10 @@ machines, possibly skewed) never enter the count. Two jobs, two drivers, or a wo
 an account another one held all draw from the same log.
 
 What the log cannot know, the answers tell (`SharedBudget.learn`): a 429 blocks the endpoint
-until the window's reset (a later deadline is never shortened); a remaining count lower than the
-log allows (``x-rate-limit-remaining: 0`` included: requests sent by something else,
+until the window's reset (a later deadline is never shortened); ``x-rate-limit-remaining: 0``
+holds back every holder of the account but the one that learnt it (whose scheduler paces on that
+reset) until the reset, so a next holder does not send into the platform's spent window; a
+remaining count lower than the log allows (requests sent by something else,
 a limit lower than the caller's model) adds placeholder entries, timed to leave the log when the
 server's window resets, so the log is never looser than the server; a 429 the headers do not
 explain (a cap no header shows) blocks for the ``park`` the caller chose. Learning only ever
@@ -73,8 +75,9 @@ class BudgetAdmission:
     at: float
 
 
-# KEYS: 1 the log, 2 the block, 3 the lease.  ARGV: 1 limit, 2 window (ms), 3 a unique member,
-# 4 the lease as "worker|fence" ("" for none).  Returns {admitted, wait ms, reason, now ms}.
+# KEYS: 1 the log, 2 the block, 3 the lease, 4 the spent window.  ARGV: 1 limit, 2 window (ms),
+# 3 a unique member, 4 the lease as "worker|fence" ("" for none).
+# Returns {admitted, wait ms, reason, now ms}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -84,6 +87,10 @@ end
 local blocked = redis.call('PTTL', KEYS[2])
 if blocked > 0 then
   return {0, blocked, 'blocked', now}
+end
+local spent = redis.call('GET', KEYS[4])
+if spent and (spent == '' or spent ~= ARGV[4]) then
+  return {0, math.max(1, redis.call('PTTL', KEYS[4])), 'blocked', now}
 end
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -101,8 +108,9 @@ end
 return {1, 0, '', now}
 """
 
-# KEYS: 1 the log, 2 the block.  ARGV: 1 status (0 for none), 2 limit, 3 remaining (-1 for
-# unknown), 4 reset (epoch ms, 0 for none), 5 window (ms), 6 park (ms), 7 a unique member.
+# KEYS: 1 the log, 2 the block, 3 the spent window.  ARGV: 1 status (0 for none), 2 limit,
+# 3 remaining (-1 for unknown), 4 reset (epoch ms, 0 for none), 5 window (ms), 6 park (ms), 7 a
+# unique member, 8 the learner's lease as "worker|fence" ("" for none).
 # Returns the block's deadline in ms (0 when not blocked).
 _LEARN = """
 local t = redis.call('TIME')
@@ -118,6 +126,13 @@ if status == 429 then
     until_ms = reset
   else
     until_ms = now + tonumber(ARGV[6])
+  end
+end
+if status ~= 429 and remaining == 0 and reset > now then
+  -- the window is spent until the reset: the learner's own scheduler knows that reset and paces
+  -- on it; anyone else (a next holder) waits for it
+  if redis.call('PTTL', KEYS[3]) < reset - now then
+    redis.call('SET', KEYS[3], ARGV[8], 'PX', reset - now)
   end
 end
 if until_ms > now then
@@ -179,6 +194,7 @@ class SharedBudget:
             self._keys.window_log(uid, endpoint),
             self._keys.blocked(uid, endpoint),
             self._keys.lease(uid),
+            self._keys.spent(uid, endpoint),
         ]
         held = "" if lease is None else f"{lease[0]}|{lease[1]}"
         args: list[str | int] = [limit, _ms(window), secrets.token_hex(8), held]
@@ -201,16 +217,20 @@ class SharedBudget:
         reset: float | None,
         window: float,
         park: float,
+        lease: tuple[str, int] | None = None,
     ) -> float | None:
         """Take in what an answer said: its HTTP ``status`` (None when there was no answer) and
         its ``x-rate-limit-limit``/``-remaining``/``-reset`` headers (``reset`` in epoch
         seconds; None when absent). ``window`` is the endpoint's window (the log's length);
         ``park`` is how long a 429 the headers do not explain blocks the endpoint (seconds).
+        A window an answer says is spent holds back every holder but ``lease`` (the learner's,
+        whose scheduler paces on the reset itself) until the reset.
 
         Returns when the endpoint is blocked until (epoch seconds, Redis's clock), or None."""
         keys = [
             self._keys.window_log(uid, endpoint),
             self._keys.blocked(uid, endpoint),
+            self._keys.spent(uid, endpoint),
         ]
         args: list[str | int] = [
             status or 0,
@@ -220,6 +240,7 @@ class SharedBudget:
             _ms(window),
             _ms(park),
             secrets.token_hex(8),
+            "" if lease is None else f"{lease[0]}|{lease[1]}",
         ]
         until_ms = int(await self._learn(keys=keys, args=args))
         return until_ms / 1000 if until_ms > 0 else None

@@ -77,6 +77,11 @@ class KeySpace:
         """Until when the platform said the account may not send to one endpoint."""
         return self._user(user_id, f"blk:{endpoint}")
 
+    def spent(self, user_id: str, endpoint: str) -> str:
+        """Until the platform's reset, the lease (``worker|fence``) whose answer said the window
+        was spent: every other holder waits for the reset; that one paces on its own."""
+        return self._user(user_id, f"spent:{endpoint}")
+
     def credentials(self, user_id: str) -> str:
         """The account's OAuth 2.0 tokens and their version (a hash)."""
         return self._user(user_id, "cred")

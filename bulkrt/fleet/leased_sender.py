@@ -122,6 +122,7 @@ class LeasedSender:
                 reset=reading.reset if reading else None,
                 window=period,
                 park=self._park,
+                lease=(self._lease.worker, self._lease.fence),
             ),
             what="the shared rate-limit budget",
         )
