@@ -89,6 +89,22 @@ async def all_results(store: FleetStore, job_id: str) -> list[str]:
     return [text for _, text in await store.results(job_id, count=100_000)]
 
 
+async def test_accounts_published_unavailable_wait_to_be_made_available(stores: Stores) -> None:
+    """A driver publishing a large job keeps its accounts from being claimed half-published:
+    until `make_available`, no account is claimed; then every account with items queued and no
+    lease is, and an account leased meanwhile is not made available twice."""
+    async with stores(1) as (store,):
+        assert await store.register_job(meta("spring", total=3))
+        await store.publish("spring", [item(0, "101"), item(1, "202")], available=False)
+        assert await store.claim("w1", n=5, ttl=30) == []
+        assert await store.make_available("spring") == 2
+        (first,) = await store.claim("w1", n=1, ttl=30)
+        await store.publish("spring", [item(2, first.user_id)], available=False)
+        assert await store.make_available("spring") == 0  # one leased, the other waits already
+        (second,) = await store.claim("w2", n=5, ttl=30)
+        assert {first.user_id, second.user_id} == {"101", "202"}
+
+
 async def test_publish_claim_complete_round_trip(stores: Stores) -> None:
     """Published items reach a worker through a lease and their ledger lines the results stream."""
     async with stores(1) as (store,):

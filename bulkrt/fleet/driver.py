@@ -59,6 +59,9 @@ __all__ = ["drive_job", "job_name", "worker_settings"]
 _log = structlog.get_logger()
 #: items published per round trip
 _PUBLISH_BATCH = 1000
+#: items published before their accounts may be claimed (then again every so many): an account
+#: claimed while its items are still being published is handed from worker to worker as they come
+_AVAILABLE_EVERY = 50_000
 #: results copied into the ledger per fsync
 _PUMP_BATCH = 1000
 #: how often the pump looks for results when it found none
@@ -256,10 +259,17 @@ class _Drive:
             published += 1
             batch.append((serial, self.accounts[account].user_id, key, payload))
             if len(batch) >= _PUBLISH_BATCH:
-                await patiently(partial(store.publish, self.job, batch), what="publishing")
+                await patiently(
+                    partial(store.publish, self.job, batch, available=False), what="publishing"
+                )
                 batch = []
+                if published % _AVAILABLE_EVERY == 0:  # a large job: let the workers start
+                    await patiently(partial(store.make_available, self.job), what="publishing")
         if batch:
-            await patiently(lambda: store.publish(self.job, batch), what="publishing")
+            await patiently(
+                partial(store.publish, self.job, batch, available=False), what="publishing"
+            )
+        await patiently(partial(store.make_available, self.job), what="publishing")
         await patiently(lambda: store.finish_publishing(self.job), what="publishing")
         _log.info("job_published", job=self.job, items=published)
 

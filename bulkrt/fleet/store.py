@@ -146,6 +146,7 @@ class FleetStore:
         self._publish = register(store_scripts.PUBLISH)
         self._finish_publishing = register(store_scripts.FINISH_PUBLISHING)
         self._driver_beat = register(store_scripts.DRIVER_BEAT)
+        self._make_available = register(store_scripts.MAKE_AVAILABLE)
         self._claim = register(store_scripts.CLAIM)
         self._renew = register(store_scripts.RENEW)
         self._release = register(store_scripts.RELEASE)
@@ -170,20 +171,31 @@ class FleetStore:
         return bool(await self._run(self._register_job, meta.job_id, *fields))
 
     async def publish(
-        self, job_id: str, items: Iterable[tuple[int, str, str, str]], batch: int = 1000
+        self,
+        job_id: str,
+        items: Iterable[tuple[int, str, str, str]],
+        batch: int = 1000,
+        *,
+        available: bool = True,
     ) -> int:
         """Queue a registered job's items, given as (serial, user id, item key, item JSON) in
         increasing serial (file) order, one script call per `batch` items; returns how many
         were newly queued. Publishing again after a partial publish queues only what the first
         did not (the items it did publish may have been completed since); items out of serial
         order are refused with `redis.exceptions.ResponseError`, before anything of their batch
-        is written."""
+        is written. With ``available=False`` the accounts wait for `make_available` before any
+        worker may claim them."""
         added = 0
         rows = iter(items)
         while chunk := list(islice(rows, batch)):
             args = [field for item in chunk for field in item]
-            added += int(await self._run(self._publish, job_id, *args))
+            added += int(await self._run(self._publish, job_id, "1" if available else "0", *args))
         return added
+
+    async def make_available(self, job_id: str) -> int:
+        """Let workers claim the accounts the job has published items for (those with items
+        queued and no lease); how many became available."""
+        return int(await self._run(self._make_available, job_id))
 
     async def finish_publishing(self, job_id: str) -> None:
         """Mark every item of the job published."""

@@ -66,6 +66,8 @@ return 1
 )
 
 #: ARGV: prefix, job, then (serial, user id, item key, item JSON) per item -> items newly queued
+#: ARGV[3]: '1' to make the accounts available to claim at once, '0' to leave that to
+#: MAKE_AVAILABLE (a driver publishing a large job, so no account is claimed half-published)
 PUBLISH = (
     LUA_KEYS
     + """
@@ -74,7 +76,7 @@ local seq = redis.call('HGET', k_job(job), 'seq')
 if not seq then return redis.error_reply('ERR bulkrt: job ' .. job .. ' is not registered') end
 local through = tonumber(redis.call('HGET', k_job(job), 'published_through') or '-1')
 local last = through
-for i = 3, #ARGV, 4 do
+for i = 4, #ARGV, 4 do
   local serial = tonumber(ARGV[i])
   if serial > through then
     if serial <= last then
@@ -85,13 +87,13 @@ for i = 3, #ARGV, 4 do
 end
 local now = now_ms()
 local added = 0
-for i = 3, #ARGV, 4 do
+for i = 4, #ARGV, 4 do
   local uid, key = ARGV[i + 1], ARGV[i + 2]
   if tonumber(ARGV[i]) > through and redis.call('HSETNX', k_items(job), key, ARGV[i + 3]) == 1 then
     redis.call('ZADD', k_queue(job, uid), 'NX', ARGV[i], key)
     redis.call('ZADD', k_user_jobs(uid), 'NX', seq, job)
     redis.call('SADD', k_job_users(job), uid)
-    if not redis.call('ZSCORE', K_LEASED, uid) then
+    if ARGV[3] == '1' and not redis.call('ZSCORE', K_LEASED, uid) then
       redis.call('ZADD', K_AVAIL, 'NX', now, uid)
     end
     added = added + 1
@@ -103,6 +105,22 @@ return added
 )
 
 #: ARGV: prefix, job -> 1 when the job exists
+#: ARGV: prefix, job -> how many accounts became available: every account the job published
+#: items for that has items queued and no lease
+MAKE_AVAILABLE = (
+    LUA_KEYS
+    + """
+local now = now_ms()
+local made = 0
+for _, uid in ipairs(redis.call('SMEMBERS', k_job_users(ARGV[2]))) do
+  if redis.call('ZCARD', k_user_jobs(uid)) > 0 and not redis.call('ZSCORE', K_LEASED, uid) then
+    made = made + redis.call('ZADD', K_AVAIL, 'NX', now, uid)
+  end
+end
+return made
+"""
+)
+
 FINISH_PUBLISHING = (
     LUA_KEYS
     + """
