@@ -1,7 +1,9 @@
 """A `bulkrt.shell.sender.Sender` for an account whose lease this worker holds: before each
 request leaves, it takes a place in the account's shared budget (`bulkrt.fleet.budget`), checked
-against the lease's fence in the same atomic step; after each answer, it teaches the budget what
-the rate-limit headers said, so every worker and every job on the same Redis learns a 429 at once.
+against the lease's fence in the same atomic step; after a 429, or an answer saying the window
+is spent, it teaches the budget what the rate-limit headers said, so every worker and every job
+on the same Redis learns it at once (the other answers tell the log nothing it does not hold: the
+holder is the account's only sender).
 
 A request the budget refuses never leaves: the dispatcher gets `Exchange.held_until` (the core's
 ``HELD``: wait, no attempt spent). So does every request before the lease's quiet period ends (the
@@ -111,7 +113,11 @@ class LeasedSender:
         return exchange
 
     async def _teach(self, action: Action, period: float, exchange: Exchange) -> None:
+        """Tell the shared budget what a 429, or an answer saying the window is spent, taught
+        (every other answer agrees with the log: this holder is the account's only sender)."""
         reading = parse_rate_limits(exchange.headers).window
+        if exchange.http != 429 and (reading is None or reading.remaining != 0):
+            return
         await patiently(
             lambda: self._budget.learn(
                 self._lease.user_id,
