@@ -229,7 +229,9 @@ class FleetWorker:
                         continue
                 if until is not None and not self._sessions and await until():
                     break
-                with anyio.move_on_after(settings.tick):
+                # an idle worker looks for work four times a tick: a job just published
+                # is taken up within a quarter of a tick
+                with anyio.move_on_after(settings.tick if self._sessions else settings.tick / 4):
                     await self._wake.wait()
                 self._wake = anyio.Event()
             self.stop()
