@@ -8,7 +8,12 @@ import structlog
 
 from bulkrt.simulation.virtual_time import virtual_loop
 from tests.redis_server import RedisServer
-from tests.test_run import make_world  # noqa: F401  # re-exported: the sandbox-world fixture
+from tests.test_run import (
+    EMBEDDED,
+    FLEET_OPTIONS,
+    RunMode,
+    make_world,  # noqa: F401  # re-exported: the sandbox-world fixture
+)
 
 
 @pytest.fixture(autouse=True)
@@ -36,3 +41,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def run_mode(request: pytest.FixtureRequest) -> RunMode:
+    """Each mode a run-level test runs in, so the two cannot drift: the embedded mode, and the
+    multi-machine mode (`bulkrt run --redis` on a `redis_server` of the test's own, the run
+    alone working on its job). A test asks for it with `tests.test_run.both_modes`."""
+    if request.param == "embedded":
+        return EMBEDDED
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return RunMode("redis", ("--redis", server.url, *FLEET_OPTIONS))

@@ -28,7 +28,7 @@ from bulkrt.jobs.rows import Row
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.undo import RollbackError, select_undo, write_undo_job
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
-from tests.test_run import World, eventually
+from tests.test_run import World, eventually, mode_of
 
 OK = LedgerRecord(
     ts="2026-11-26T01:00:00.000Z", run="r1", key="k", campaign="spring", account="acme",
@@ -232,15 +232,19 @@ TWEETS = [str(100 + n) for n in range(5)]
 
 
 @pytest.fixture
-async def make_world(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[World]]]:
+async def make_world(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[..., Awaitable[World]]]:
     """Start a sandbox of four accounts (``limit`` requests per ``window`` s) in which acct002
-    and acct003 had retweeted some of the campaign's Tweets (and acct003 one other) before it."""
+    and acct003 had retweeted some of the campaign's Tweets (and acct003 one other) before it;
+    its `World` runs jobs in the test's `run_mode`."""
+    mode = mode_of(request)
     async with AsyncExitStack() as stack:
 
         async def make(limit: int = 10, window: float = 1.0) -> World:
             config = SandboxConfig(users=4, limit=limit, window=window)
             sandbox = await stack.enter_async_context(Sandbox(config, clock=OffsetClock()))
-            made = World(sandbox, tmp_path)
+            made = World(sandbox, tmp_path, mode)
             expires = sandbox.clock.now() + config.token_ttl
             accounts = sandbox.state.world.accounts_file(expires_at=expires)
             write_accounts_file(made.accounts, accounts)

@@ -22,13 +22,35 @@ from bulkrt.sandbox import FaultKind, OffsetClock, Sandbox, SandboxConfig
 from bulkrt.sandbox.config import Endpoint, HiddenLimit
 from bulkrt.sandbox.faults import ScriptedFault
 
+#: the `bulkrt run --redis` options of the tests: leases short enough that a killed run's
+#: accounts come back within a few seconds
+FLEET_OPTIONS = ("--lease-seconds", "2", "--read-timeout", "2", "--connect-timeout", "1")
+
+
+@dataclass(frozen=True)
+class RunMode:
+    """How a test's `bulkrt run` works: ``embedded`` (one process, the default) or ``redis``
+    (the multi-machine mode: the run publishes the job to a Redis of its own and works on it)."""
+
+    name: str
+    #: what `World.run_args` adds to every `bulkrt run`
+    options: tuple[str, ...] = ()
+
+
+EMBEDDED = RunMode("embedded")
+
+#: the mark of a test whose body runs in both modes (the `run_mode` fixture of conftest.py)
+both_modes = pytest.mark.usefixtures("run_mode")
+
 
 @dataclass
 class World:
-    """A sandbox, the accounts file it wrote, and paths for a job and a ledger."""
+    """A sandbox, the accounts file it wrote, and paths for a job and a ledger; `mode` says
+    how `run_args` runs a job."""
 
     sandbox: Sandbox
     dir: Path
+    mode: RunMode = EMBEDDED
 
     @property
     def accounts(self) -> Path:
@@ -67,7 +89,10 @@ class World:
             "--backoff-max": "0.5",
         }
         flat = [part for pair in options.items() for part in pair]
-        return [sys.executable, "-m", "bulkrt", "run", str(job), *flat, "--no-progress", *extra]
+        return [
+            sys.executable, "-m", "bulkrt", "run", str(job), *flat, "--no-progress",
+            *self.mode.options, *extra,
+        ]  # fmt: skip
 
     async def run(self, job: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:
         return await anyio.run_process(self.run_args(job, *extra), check=False)
@@ -85,10 +110,21 @@ async def eventually(condition: Callable[[], bool], seconds: float = 30) -> None
             await anyio.sleep(0.05)
 
 
+def mode_of(request: pytest.FixtureRequest) -> RunMode:
+    """The test's `run_mode` if it asks for one (`both_modes`), else the embedded mode."""
+    if "run_mode" in request.fixturenames:
+        mode = request.getfixturevalue("run_mode")
+        assert isinstance(mode, RunMode)
+        return mode
+    return EMBEDDED
+
+
 @pytest.fixture
-async def make_world(tmp_path: Path) -> AsyncIterator[MakeWorld]:
-    """Start a sandbox (keyword arguments of `SandboxConfig`) with 5-per-2-s windows."""
+async def make_world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[MakeWorld]:
+    """Start a sandbox (keyword arguments of `SandboxConfig`) with 5-per-2-s windows; its
+    `World` runs jobs in the test's `run_mode`."""
     sandboxes: list[Sandbox] = []
+    mode = mode_of(request)
 
     async def make(**config: Any) -> World:
         config.setdefault("users", 6)
@@ -97,7 +133,7 @@ async def make_world(tmp_path: Path) -> AsyncIterator[MakeWorld]:
         sandbox = Sandbox(SandboxConfig(**config), clock=OffsetClock())
         await sandbox.start()
         sandboxes.append(sandbox)
-        world = World(sandbox, tmp_path)
+        world = World(sandbox, tmp_path, mode)
         expires = sandbox.clock.now() + sandbox.config.token_ttl
         write_accounts_file(world.accounts, sandbox.state.world.accounts_file(expires_at=expires))
         return world
