@@ -194,6 +194,9 @@ class _Drive:
         self.pumped = _Pumped()
         self.journal_file = journal_path(settings.ledger)
         self.stopped: list[signal.Signals] = []
+        #: the accounts whose credentials need the operator, as the driver's own worker found
+        #: them (the summary's "needs attention" lines; other workers' findings are in their logs)
+        self.reauthorize: dict[str, str] = {}
 
     def tally(self) -> RunStats:
         return RunStats(
@@ -203,6 +206,7 @@ class _Drive:
             skipped_rejected=self.start.skipped_rejected,
             by_status=dict(self.pumped.by_status),
             requests=self.pumped.requests,
+            reauthorize=dict(self.reauthorize),
         )
 
     async def run(self, url: str, payloads: Iterable[_Published]) -> signal.Signals | None:
@@ -235,6 +239,7 @@ class _Drive:
             worker_settings(self.settings, self.prefix, self.lease_ttl),
             info={"host": socket.gethostname(), "pid": str(os.getpid()), "role": "driver"},
         )
+        self.reauthorize = worker.reauthorize
 
         async def job_done() -> bool:
             status = await patiently(partial(store.job_meta, self.job), what="the job's state")

@@ -184,6 +184,9 @@ class FleetWorker:
         #: items this worker finished (lines handed to Redis), requests it sent
         self.finished = 0
         self.requests = 0
+        #: account -> what the operator must do about its credentials (the "needs attention"
+        #: lines of a run's summary), as this worker's sessions found it
+        self.reauthorize: dict[str, str] = {}
 
     def stop(self) -> None:
         """Stop cleanly: no new claim, sessions finish their requests in flight and hand over."""
@@ -417,6 +420,7 @@ class FleetWorker:
                 background.cancel_scope.cancel()
             self.requests += stats.requests
             self.finished += sink.lines
+            self.reauthorize.update(stats.reauthorize)
             if not session.lost:
                 for lease in session.held():
                     session.released.add(lease.user_id)
