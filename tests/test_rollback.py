@@ -28,7 +28,7 @@ from bulkrt.jobs.rows import Row
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.undo import RollbackError, select_undo, write_undo_job
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
-from tests.test_run import World, eventually, mode_of
+from tests.test_run import World, both_modes, eventually, mode_of
 
 OK = LedgerRecord(
     ts="2026-11-26T01:00:00.000Z", run="r1", key="k", campaign="spring", account="acme",
@@ -287,6 +287,7 @@ async def campaign(world: World) -> dict[str, set[str]]:
 
 
 class TestRoundTrip:
+    @both_modes
     async def test_a_campaign_and_its_rollback_leave_every_account_as_before(
         self, world: World
     ) -> None:

@@ -153,6 +153,7 @@ ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
 
 
 class TestCampaign:
+    @both_modes
     async def test_a_campaign_ends_ok_with_no_avoidable_429(self, make_world: MakeWorld) -> None:
         """Six accounts x 12 retweets at 5 per 2 s: exit 0, every item ok in the ledger, every
         retweet in the sandbox, and not one 429."""
@@ -172,6 +173,7 @@ class TestCampaign:
             assert world.retweets(account) == {str(100 + n) for n in range(12)}
         assert "429" not in world.sandbox.state.stats()["by_status"]
 
+    @both_modes
     async def test_rejected_items_are_recorded_and_exit_1(self, make_world: MakeWorld) -> None:
         """A deleted and a protected Tweet end rejected with the API's error; the rest end ok;
         the exit code is 1 and the summary says so."""
@@ -258,6 +260,7 @@ class TestWhatTheOperatorSees:
 
 
 class TestFaultsAndAuth:
+    @both_modes
     async def test_transient_faults_are_retried_to_ok(self, make_world: MakeWorld) -> None:
         """Under 5xx (JSON, HTML, empty) and connection resets, every item still ends ok, within
         the attempt bound, and the sandbox holds exactly the job's retweets."""
@@ -303,6 +306,7 @@ class TestFaultsAndAuth:
             )
             assert reuse.status == 400
 
+    @both_modes
     async def test_refused_credentials_pause_only_that_account(self, make_world: MakeWorld) -> None:
         """An account whose OAuth 1.0a secret is wrong ends in error, named in the summary; the
         other accounts finish ok; exit 1."""
@@ -343,6 +347,7 @@ class TestFaultsAndAuth:
 
 
 class TestStopAndResume:
+    @both_modes
     async def test_sigint_stops_cleanly_and_the_same_command_resumes(
         self, make_world: MakeWorld
     ) -> None:
@@ -373,6 +378,7 @@ class TestStopAndResume:
         posts = world.sandbox.state.stats()["requests"]
         assert posts <= 40 + 16  # at most the requests in flight at the stop were repeated
 
+    @both_modes
     async def test_a_retweet_sent_just_before_a_crash_is_not_taken_for_preexisting(
         self, make_world: MakeWorld
     ) -> None:
@@ -404,6 +410,7 @@ class TestStopAndResume:
         assert rolled.returncode == 0
         assert undo.read_text().splitlines()[1:] == ["campaign-rollback,acct001,500,undo"]
 
+    @both_modes
     async def test_sigterm_exits_143(self, make_world: MakeWorld) -> None:
         """SIGTERM stops a run the same clean way, with exit code 143."""
         world = await make_world(limit=1)
