@@ -16,7 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["MASK", "MIN_LENGTH", "SECRETS", "SHOWN_MAX", "Redactor", "mask_secrets", "shown"]
+__all__ = [
+    "MASK",
+    "MIN_LENGTH",
+    "SECRETS",
+    "SHOWN_MAX",
+    "Redactor",
+    "mask_secrets",
+    "masked_command",
+    "masked_url",
+    "shown",
+]
 
 MASK = "[redacted]"
 #: the shortest value treated as a secret
@@ -108,3 +118,40 @@ def mask_secrets(text: str) -> str:
     """``text`` with every secret this process has loaded masked (for messages printed outside
     the logs, such as an exception's)."""
     return SECRETS.mask(text)
+
+
+#: what stands for a URL's credentials when it is shown
+URL_MASK = "***"
+
+
+def masked_url(url: str) -> str:
+    """``url`` as a message may show it: any password masked, and a lone user part too (``redis://
+    s3cret@host`` is a password given without its colon more often than a user name).
+
+    >>> masked_url("rediss://bulkrt:s3cret@redis.example:6380/0")
+    'rediss://bulkrt:***@redis.example:6380/0'
+    >>> masked_url("redis://:s3cret@127.0.0.1:6379"), masked_url("redis://s3cret@h")
+    ('redis://:***@127.0.0.1:6379', 'redis://***@h')
+    >>> masked_url("redis://127.0.0.1"), masked_url("http//:pw@x")
+    ('redis://127.0.0.1', 'http//:***@x')
+    """
+    scheme, sep, rest = url.partition("//")
+    if not sep:
+        return url
+    userinfo, at, host = rest.partition("@")
+    if not at or "/" in userinfo:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    shown_user = f"{user}:{URL_MASK}" if colon else URL_MASK
+    return f"{scheme}//{shown_user}@{host}"
+
+
+def masked_command(argv: list[str]) -> list[str]:
+    """A command line as a message may show it: every URL's credentials masked (`masked_url`).
+
+    >>> masked_command(["bulkrt", "run", "--redis", "redis://:pw@h:6379/0"])
+    ['bulkrt', 'run', '--redis', 'redis://:***@h:6379/0']
+    >>> masked_command(["bulkrt", "--redis=redis://:pw@h"])
+    ['bulkrt', '--redis=redis://:***@h']
+    """
+    return [masked_url(arg) if "@" in arg and "//" in arg else arg for arg in argv]

@@ -14,6 +14,7 @@ from click.core import ParameterSource
 from bulkrt.core.api_base import api_base as checked_api_base
 from bulkrt.errors import Problem
 from bulkrt.jobs.loader import JobFormat
+from bulkrt.redaction import masked_url
 
 __all__ = [
     "JSON_PROBLEMS",
@@ -29,6 +30,7 @@ __all__ = [
     "lease_option",
     "problems_document",
     "redis_option",
+    "redis_url_callback",
 ]
 
 
@@ -95,9 +97,10 @@ def problems_document(count: int, problems: Sequence[Problem]) -> dict[str, obje
 REDIS_PREFIX = "bulkrt:"
 
 
-def _redis_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-        raise click.BadParameter(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+def redis_url_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--redis``: a redis:// or rediss:// URL, shown with its credentials masked if not."""
+    if value is not None and not value.startswith(("redis://", "rediss://")):
+        raise click.BadParameter(f"{masked_url(value)!r} is not a redis:// or rediss:// URL")
     return value
 
 
@@ -105,7 +108,7 @@ redis_option = click.option(
     "--redis",
     "redis_url",
     envvar="BULKRT_REDIS",
-    callback=_redis_url,
+    callback=redis_url_callback,
     help="Multi-machine mode: share the job, every account's budget and credentials with the "
     "workers on this Redis (redis:// or rediss://, env BULKRT_REDIS).",
 )

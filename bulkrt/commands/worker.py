@@ -28,6 +28,7 @@ from bulkrt.commands.options import (
     api_base_option,
     insecure_http_option,
     lease_option,
+    redis_url_callback,
 )
 from bulkrt.core.retry_policy import RetryPolicy, park_policy_for
 from bulkrt.core.tiers import Tier, limit_model
@@ -50,9 +51,9 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
 def _required_redis(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
     if value is None:
         raise click.BadParameter("a worker needs the Redis its runs share (or BULKRT_REDIS)")
-    if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise click.BadParameter(f"{value!r} is not a redis://, rediss:// or unix:// URL")
-    return value
+    checked = redis_url_callback(ctx, param, value)
+    assert checked is not None
+    return checked
 
 
 @click.command("worker", epilog=_EXAMPLES)

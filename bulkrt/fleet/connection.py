@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import anyio
 import structlog
@@ -45,7 +45,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 
 from bulkrt.errors import RedisUnavailable
 from bulkrt.logs import register_secrets
-from bulkrt.redaction import mask_secrets
+from bulkrt.redaction import mask_secrets, masked_url
 
 __all__ = ["MAX_CONNECTIONS", "address_of", "connect", "patiently", "shown_url"]
 
@@ -68,18 +68,12 @@ MASKED = "***"
 
 
 def shown_url(url: str) -> str:
-    """``url`` as a message may show it: the password masked.
+    """``url`` as a message may show it (`bulkrt.redaction.masked_url`).
 
     >>> shown_url("rediss://bulkrt:s3cret@redis.example:6380/0")
     'rediss://bulkrt:***@redis.example:6380/0'
-    >>> shown_url("redis://:s3cret@127.0.0.1:6379"), shown_url("redis://127.0.0.1")
-    ('redis://:***@127.0.0.1:6379', 'redis://127.0.0.1')
     """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASKED}@{host}"))
+    return masked_url(url)
 
 
 def address_of(redis: Redis) -> str:
@@ -101,7 +95,8 @@ async def connect(url: str, *, max_connections: int = MAX_CONNECTIONS) -> Redis:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
         raise RedisUnavailable(shown, "not a redis:// or rediss:// URL")
-    register_secrets([parts.password])
+    # a lone user part is as often a password given without its colon: masked as one
+    register_secrets([parts.password or parts.username])
     try:
         pool = BlockingConnectionPool.from_url(
             url,

@@ -33,6 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+import click
 import structlog
 from redis.asyncio import Redis
 
@@ -49,6 +50,7 @@ from bulkrt.ledger.journal import SentJournal, journal_path
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.resume import ResumeScan, finished_keys
 from bulkrt.ledger.writer import LedgerWriter
+from bulkrt.redaction import masked_command
 from bulkrt.shell.accounts import Accounts, load_accounts
 from bulkrt.shell.accounts_file import recover_write_back
 from bulkrt.shell.progress import Progress
@@ -70,6 +72,12 @@ _PUMP_IDLE = 0.2
 
 #: an item as the driver publishes it: (serial, account, key, payload)
 _Published = tuple[int, str, str, str]
+
+
+async def _reachable(url: str) -> None:
+    """Raise `bulkrt.errors.RedisUnavailable` now if Redis cannot be used."""
+    redis = await connect(url)
+    await redis.aclose()
 
 
 def job_name(ledger: Path) -> str:
@@ -114,6 +122,7 @@ def drive_job(
     """Run (publish, work on, and record) the job through Redis; see the module docstring."""
     recover_write_back(settings.accounts)
     accounts = load_accounts(settings.accounts)
+    anyio.run(_reachable, redis_url, backend="asyncio")  # before the ledger exists, if new
     # As `bulkrt.shell.runner.run_job`: the ledger is read before its lock (bad input takes no
     # lock), the validation pass plans the resume, and under the lock the ledger is checked to
     # be as it was read.
@@ -150,9 +159,21 @@ def drive_job(
             stopped = anyio.run(drive.run, redis_url, payloads, backend="asyncio")
     tally = drive.tally()
     if stopped is not None:
-        out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
+        out.stopped(tally, stopped.name, shlex.join(masked_command(["bulkrt", *sys.argv[1:]])))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
     out.summary(tally, settings.ledger, api_base=settings.api_base)
+    unfinished = tally.total - tally.finished
+    if unfinished > 0:
+        # The job in Redis did not hold them: it was lost (Redis's data), or the job files
+        # changed since it was published. The ledger knows what is left.
+        click.echo(
+            f"bulkrt run: {unfinished} item(s) of the job files were not run: the job in Redis "
+            f"did not hold them (its data was lost, or the files changed since it was "
+            f"published); run the same command again to send them:\n  "
+            + shlex.join(masked_command(["bulkrt", *sys.argv[1:]])),
+            err=True,
+        )
+        return ExitCode.ITEMS_FAILED
     failed = tally.count(Status.REJECTED) + tally.count(Status.ERROR) + tally.skipped_rejected
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
 

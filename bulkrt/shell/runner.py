@@ -46,6 +46,7 @@ from bulkrt.ledger.resume import (
 )
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.logs import register_secrets
+from bulkrt.redaction import masked_command
 from bulkrt.shell.accounts import Accounts, load_accounts
 from bulkrt.shell.accounts_file import recover_write_back
 from bulkrt.shell.client import Timeouts, XClient
@@ -152,7 +153,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             if journal.failure is not None:
                 return _storage_failed(journal.failure, tally, out)
     if stopped is not None:
-        out.stopped(tally, stopped.name, shlex.join(["bulkrt", *sys.argv[1:]]))
+        out.stopped(tally, stopped.name, shlex.join(masked_command(["bulkrt", *sys.argv[1:]])))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
     out.summary(tally, settings.ledger, api_base=settings.api_base)
     if tally.misconfiguration is not None:
@@ -178,7 +179,7 @@ def resume_under_lock(
 
 def _storage_failed(exc: LedgerError, tally: RunStats, out: Progress) -> ExitCode:
     """One message for a ledger or journal that could not be written, and the resume command."""
-    command = shlex.join(["bulkrt", *sys.argv[1:]])
+    command = shlex.join(masked_command(["bulkrt", *sys.argv[1:]]))
     del out  # the message goes to stderr whatever the display
     click.echo(
         f"bulkrt run: stopped: cannot write {exc.path}: {exc.message}. Nothing more was sent "
