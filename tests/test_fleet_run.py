@@ -20,6 +20,7 @@ import anyio
 import pytest
 from anyio.abc import Process
 
+from bulkrt.fleet.connection import connect
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.faults import FaultPlan
 from tests.redis_server import RedisServer
@@ -245,23 +246,58 @@ class TestFleet:
         for account in ACCOUNTS:
             assert len(world.retweets(account)) == 12
 
-    async def test_a_driver_killed_and_started_again_writes_every_result_once(
+    async def test_a_driver_killed_and_started_again_elsewhere_writes_every_result_once(
         self, make_world: MakeWorld, redis: RedisServer
     ) -> None:
-        """The driver SIGKILLed mid-run while a worker goes on: its results wait in Redis; the
-        same command again copies them into the ledger, finishes the job, and no item has two
-        lines."""
+        """The driver SIGKILLed mid-run while a worker goes on: its results wait in Redis. The
+        same command, run with the ledger and its journal moved to another directory (another
+        machine), finds the job through the journal, copies the results into the ledger,
+        finishes the job, and no item has two lines or was sent twice."""
         world = await make_world()
         job = world.job(rows(ACCOUNTS, 6))
-        args = driver_args(world, job, redis)
         async with workers(world, redis, 1):
-            async with await anyio.open_process(args) as driver:
+            async with await anyio.open_process(driver_args(world, job, redis)) as driver:
                 await eventually(lambda: len(world.lines()) >= 4)
                 driver.kill()
                 await driver.wait()
-            again = await anyio.run_process(args, check=False)
+            elsewhere = world.dir / "elsewhere"
+            elsewhere.mkdir()
+            for name in ("ledger.jsonl", "ledger.jsonl.sent"):
+                shutil.copy(world.dir / name, elsewhere / name)
+            moved = World(world.sandbox, elsewhere, world.mode)
+            shutil.copy(world.accounts, moved.accounts)
+            again = await anyio.run_process(driver_args(moved, job, redis), check=False)
         assert again.returncode == 0, again.stderr.decode()
-        assert_campaign_done(world, ACCOUNTS, 6)
+        assert "job_lost" not in again.stderr.decode()
+        assert_campaign_done(moved, ACCOUNTS, 6)
+        assert world.sandbox.state.stats()["requests"] == 36  # none sent twice
+
+    async def test_a_job_lost_with_redis_data_is_sent_again_never_taken_for_the_owners(
+        self, make_world: MakeWorld, redis: RedisServer
+    ) -> None:
+        """Redis's data lost mid-run (FLUSHALL): the driver exits 1, saying items were not run;
+        the same command publishes again what the ledger has not finished, every item as
+        possibly attempted, so a retweet the lost job made is found in place as of undecidable
+        origin (preexisting: null), never the owner's, and rollback undoes it."""
+        world = await make_world()
+        job = world.job(rows(ACCOUNTS, 8))
+        args = driver_args(world, job, redis)
+        async with await anyio.open_process(args) as driver:
+            await eventually(lambda: len(world.lines()) >= 6)
+            client = await connect(redis.url)
+            await client.flushall()
+            await client.aclose()
+            assert driver.stderr is not None
+            with anyio.fail_after(60):
+                err = b"".join([chunk async for chunk in driver.stderr]).decode()
+                await driver.wait()
+        assert driver.returncode == 1, err
+        assert "were not run" in err
+        again = await anyio.run_process(args, check=False)
+        assert again.returncode == 0, again.stderr.decode()
+        assert "job_lost" in again.stderr.decode()
+        assert_campaign_done(world, ACCOUNTS, 8)
+        assert not [line for line in world.lines() if line["preexisting"] is True]
 
 
 async def fleet_until_done(

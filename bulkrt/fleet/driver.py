@@ -18,9 +18,9 @@ command is run again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -28,15 +28,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
 
 import anyio
 import click
 import structlog
 from redis.asyncio import Redis
 
+from bulkrt.core.attribution import Evidence
 from bulkrt.core.items import Item, Status
 from bulkrt.core.retry_policy import RetryPolicy
 from bulkrt.core.run_stats import RunStats
@@ -56,7 +56,7 @@ from bulkrt.shell.accounts_file import recover_write_back
 from bulkrt.shell.progress import Progress
 from bulkrt.shell.runner import RunSettings, resume_under_lock
 
-__all__ = ["drive_job", "job_name", "worker_settings"]
+__all__ = ["drive_job", "worker_settings"]
 
 _log = structlog.get_logger()
 #: items published per round trip
@@ -64,6 +64,10 @@ _PUBLISH_BATCH = 1000
 #: items published before their accounts may be claimed (then again every so many): an account
 #: claimed while its items are still being published is handed from worker to worker as they come
 _AVAILABLE_EVERY = 50_000
+#: the journal lines naming the job in Redis (`_Drive._name_job`); the journal's readers skip
+#: events they do not know
+_JOB = "fleet-job"
+_JOB_DONE = "fleet-job-done"
 #: results copied into the ledger per fsync
 _PUMP_BATCH = 1000
 #: how often the pump looks for results when it found none
@@ -78,12 +82,6 @@ async def _reachable(url: str) -> None:
     """Raise `bulkrt.errors.RedisUnavailable` now if Redis cannot be used."""
     redis = await connect(url)
     await redis.aclose()
-
-
-def job_name(ledger: Path) -> str:
-    """The job's name in Redis: one per (host, ledger file), stable across restarts."""
-    where = f"{socket.gethostname()}:{ledger.resolve()}"
-    return hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
 def worker_settings(settings: RunSettings, prefix: str, lease_ttl: float) -> WorkerSettings:
@@ -138,6 +136,8 @@ def drive_job(
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
             journal.close()  # its evidence is loaded; the pump appends to its file from now on
+            start = resume.start(check.items, (account for account, _ in check.counts))
+            drive = _Drive(settings, accounts, ledger, prefix, lease_ttl, start)
             numbered = _Numbered(read_items(files, accounts, check))
             remaining = resume.remaining(numbered)
             payloads = (
@@ -147,15 +147,13 @@ def drive_job(
                     item.key,
                     item_payload(
                         item,
-                        journal.evidence(item.key),
+                        _evidence(journal.evidence(item.key), lost_job=drive.lost_job),
                         journal.made(item),
                         superseded=item.key in remaining.superseded,
                     ),
                 )
                 for item in remaining
             )
-            start = resume.start(check.items, (account for account, _ in check.counts))
-            drive = _Drive(settings, accounts, ledger, prefix, lease_ttl, start)
             stopped = anyio.run(drive.run, redis_url, payloads, backend="asyncio")
     tally = drive.tally()
     if stopped is not None:
@@ -176,6 +174,16 @@ def drive_job(
         return ExitCode.ITEMS_FAILED
     failed = tally.count(Status.REJECTED) + tally.count(Status.ERROR) + tally.skipped_rejected
     return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+
+
+def _evidence(earlier: Evidence, *, lost_job: bool) -> Evidence:
+    """What an item is published with: the journal's evidence of its earlier attempts, and,
+    when the job that ran it before was lost with Redis's data, that any may have been applied.
+
+    >>> _evidence(Evidence(), lost_job=True)
+    Evidence(possible=True, made=False, owner=False)
+    """
+    return replace(earlier, possible=True) if lost_job else earlier
 
 
 class _Numbered:
@@ -211,7 +219,11 @@ class _Drive:
         self.prefix = prefix
         self.lease_ttl = lease_ttl
         self.start = start
-        self.job = job_name(settings.ledger)
+        #: the job's name in Redis (`_name_job`)
+        self.job = ""
+        #: set when the journal names a job Redis no longer has (its data was lost): what that
+        #: job had in flight is unknown, so every item is published as possibly attempted
+        self.lost_job = False
         self.pumped = _Pumped()
         self.journal_file = journal_path(settings.ledger)
         self.stopped: list[signal.Signals] = []
@@ -239,6 +251,7 @@ class _Drive:
 
     async def _run(self, redis: Redis, payloads: Iterable[_Published]) -> signal.Signals | None:
         store = FleetStore(redis, self.prefix)
+        await self._name_job(store)
         meta = JobMeta(
             self.job,
             str(self.settings.ledger.resolve()),
@@ -274,9 +287,41 @@ class _Drive:
                 await worker.run(until=job_done)
                 finished.set()
             helpers.cancel_scope.cancel()
-        if not self.stopped and await job_done():
+        status = await patiently(partial(store.job_meta, self.job), what="the job's state")
+        if not self.stopped and status is not None and status.published and not status.queued:
+            self._journal_mark(_JOB_DONE)  # before Redis forgets it: never taken for lost
             await patiently(lambda: store.finish_job(self.job), what="forgetting the job")
         return self.stopped[0] if self.stopped else None
+
+    async def _name_job(self, store: FleetStore) -> None:
+        """The job's name: the one the ledger's journal names, while Redis has it (a driver run
+        again, on this machine or another with the ledger and its journal); else a new one,
+        written to the journal before anything is published."""
+        recorded = None
+        with contextlib.suppress(FileNotFoundError), self.journal_file.open("rb") as lines:
+            for raw in lines:
+                if b'"e":"fleet-job' in raw:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        doc = json.loads(raw)
+                        recorded = None if doc["e"] == _JOB_DONE else str(doc["job"])
+        if recorded is not None:
+            if await patiently(partial(store.job_meta, recorded), what="the job's state"):
+                self.job = recorded
+                return
+            self.lost_job = True
+            _log.warning(
+                "job_lost",
+                job=recorded,
+                detail="the journal names a job Redis no longer holds (its data was lost?): "
+                "publishing what the ledger has not finished again, each item as possibly "
+                "attempted (a retweet found in place is of undecidable origin, never the owner's)",
+            )
+        self.job = secrets.token_hex(8)
+        self._journal_mark(_JOB)
+
+    def _journal_mark(self, event: str) -> None:
+        line = json.dumps({"e": event, "job": self.job}, separators=(",", ":")) + "\n"
+        self._append_journal(line.encode())
 
     async def _publish(self, store: FleetStore, payloads: Iterable[_Published]) -> None:
         batch: list[tuple[int, str, str, str]] = []
