@@ -287,6 +287,8 @@ class _Drive:
                 await worker.run(until=job_done)
                 finished.set()
             helpers.cancel_scope.cancel()
+        # the job's accounts may have had their tokens rotated by other machines
+        await worker.bring_accounts_file_up_to_date(sorted(set(self.start.accounts)))
         status = await patiently(partial(store.job_meta, self.job), what="the job's state")
         if not self.stopped and status is not None and status.published and not status.queued:
             self._journal_mark(_JOB_DONE)  # before Redis forgets it: never taken for lost

@@ -29,7 +29,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -184,6 +184,8 @@ class FleetWorker:
         #: items this worker finished (lines handed to Redis), requests it sent
         self.finished = 0
         self.requests = 0
+        #: the accounts this worker has held
+        self.served: set[str] = set()
         #: account -> what the operator must do about its credentials (the "needs attention"
         #: lines of a run's summary), as this worker's sessions found it
         self.reauthorize: dict[str, str] = {}
@@ -350,6 +352,7 @@ class FleetWorker:
         settings = self._settings
         usable = await self._usable(session, leases)
         session.leases = {self._by_user[lease.user_id]: lease for lease in usable}
+        self.served.update(session.leases)
         if not usable:
             return
         queued, superseded = await self._queued(usable)
@@ -426,6 +429,24 @@ class FleetWorker:
                     session.released.add(lease.user_id)
                     releases.start_soon(self._release, lease)
 
+    async def bring_accounts_file_up_to_date(self, names: Iterable[str]) -> None:
+        """Copy the newest OAuth 2.0 tokens Redis holds for ``names`` into this machine's
+        accounts file (another process may have rotated them), so that the file works on its own
+        again, with or without Redis."""
+        store = self._credential_store()
+        for name in names:
+            if self._accounts[name].oauth2 is not None:
+                async with store.lease(name):
+                    pass  # taking the lease reads Redis's tokens and writes them to the file
+
+    def _credential_store(self) -> RedisCredentialStore:
+        return RedisCredentialStore(
+            self._redis,
+            self._settings.prefix,
+            self._accounts.path,
+            {n: a.user_id for n, a in self._accounts.items()},
+        )
+
     async def _release(self, lease: Lease) -> None:
         await patiently(lambda: self._store.release(lease), what="releasing an account")
         self._wake.set()
@@ -434,12 +455,7 @@ class FleetWorker:
         settings = self._settings
         authorizer = self._authorizers.get(name)
         if authorizer is None:
-            store = RedisCredentialStore(
-                self._redis,
-                settings.prefix,
-                self._accounts.path,
-                {n: a.user_id for n, a in self._accounts.items()},
-            )
+            store = self._credential_store()
 
             def learn(values: list[str | None]) -> None:
                 register_secrets(values)
