@@ -189,7 +189,8 @@ def command(
                 tasks.start_soon(watch)
                 click.echo(f"bulkrt worker {worker.name} started", err=True)
                 await worker.run()
-                await worker.bring_accounts_file_up_to_date(sorted(worker.served))
+                if not worker.abandoned:
+                    await worker.bring_accounts_file_up_to_date(sorted(worker.served))
                 tasks.cancel_scope.cancel()
         finally:
             await redis.aclose()

@@ -227,6 +227,7 @@ class _Drive:
         self.pumped = _Pumped()
         self.journal_file = journal_path(settings.ledger)
         self.stopped: list[signal.Signals] = []
+        self._pumping: anyio.CancelScope | None = None
         #: the accounts whose credentials need the operator, as the driver's own worker found
         #: them (the summary's "needs attention" lines; other workers' findings are in their logs)
         self.reauthorize: dict[str, str] = {}
@@ -283,10 +284,13 @@ class _Drive:
         async with anyio.create_task_group() as helpers:
             helpers.start_soon(self._watch_signals, worker)
             async with anyio.create_task_group() as pumping:
+                self._pumping = pumping.cancel_scope
                 pumping.start_soon(self._pump_forever, store, finished)
                 await worker.run(until=job_done)
                 finished.set()
             helpers.cancel_scope.cancel()
+        if worker.abandoned:  # a second signal: stop at once, Redis reachable or not
+            return self.stopped[0]
         # the job's accounts may have had their tokens rotated by other machines
         await worker.bring_accounts_file_up_to_date(sorted(set(self.start.accounts)))
         status = await patiently(partial(store.job_meta, self.job), what="the job's state")
@@ -448,7 +452,10 @@ class _Drive:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 if self.stopped:
+                    _log.warning("run_stopping_now", signal=signum.name)
                     worker.abandon()
+                    if self._pumping is not None:
+                        self._pumping.cancel()  # what is not copied yet waits in Redis
                     continue
                 self.stopped.append(signum)
                 _log.warning("run_stopping", signal=signum.name, grace=self.settings.grace)

@@ -186,6 +186,9 @@ class FleetWorker:
         self.requests = 0
         #: the accounts this worker has held
         self.served: set[str] = set()
+        #: set by `abandon`: the worker stopped at once, handing nothing over
+        self.abandoned = False
+        self._scope: anyio.CancelScope | None = None
         #: account -> what the operator must do about its credentials (the "needs attention"
         #: lines of a run's summary), as this worker's sessions found it
         self.reauthorize: dict[str, str] = {}
@@ -199,11 +202,15 @@ class FleetWorker:
         self._wake.set()
 
     def abandon(self) -> None:
-        """Stop at once: requests in flight are abandoned (their items stay queued)."""
+        """Stop at once, also while Redis cannot be reached: requests in flight are abandoned
+        and nothing more is handed over (their items stay queued; the leases expire)."""
         self.stop()
+        self.abandoned = True
         for session in self._sessions:
             if session.dispatcher is not None:
                 session.dispatcher.abandon()
+        if self._scope is not None:
+            self._scope.cancel()
 
     @property
     def held(self) -> int:
@@ -211,7 +218,13 @@ class FleetWorker:
         return sum(len(s.held()) for s in self._sessions if not s.lost)
 
     async def run(self, *, until: Callable[[], Awaitable[bool]] | None = None) -> None:
-        """Work until `stop` (or until ``await until()`` says so while no session runs)."""
+        """Work until `stop` (or until ``await until()`` says so while no session runs), or
+        until `abandon`."""
+        with anyio.CancelScope() as self._scope:
+            await self._work(until)
+            await patiently(lambda: self._store.leave(self.name), what="leaving the worker list")
+
+    async def _work(self, until: Callable[[], Awaitable[bool]] | None) -> None:
         settings = self._settings
         async with (
             XClient(
@@ -240,7 +253,6 @@ class FleetWorker:
                     await self._wake.wait()
                 self._wake = anyio.Event()
             self.stop()
-        await patiently(lambda: self._store.leave(self.name), what="leaving the worker list")
 
     async def _tend(self) -> None:
         """Beat, renew the leases held, and reap the leases of workers that died."""
