@@ -423,3 +423,33 @@ async def test_rediss_with_a_password_works_and_the_password_never_shows(
         assert world.sandbox.state.stats()["requests"] == sent
     finally:
         server.stop()
+
+
+async def test_a_worker_whose_accounts_file_disagrees_leaves_those_accounts_alone(
+    make_world: MakeWorld, redis: RedisServer
+) -> None:
+    """A worker whose accounts file gives two accounts each other's user ids: it says so, leaves
+    those accounts to the others, and keeps working; the job ends ok, nothing sent twice."""
+    world = await make_world()
+    job = world.job(rows(ACCOUNTS[:2], 4))
+    swapped = world.dir / "swapped.json"
+    doc = json.loads(world.accounts.read_text())
+    first, second = doc["accounts"]["acct001"], doc["accounts"]["acct002"]
+    first["user_id"], second["user_id"] = second["user_id"], first["user_id"]
+    swapped.write_text(json.dumps(doc))
+    swapped.chmod(0o600)
+    args = worker_args(world, redis, 0)
+    args[args.index("--accounts") + 1] = str(swapped)
+    async with await anyio.open_process(args) as worker:
+        await anyio.sleep(1.0)  # the worker is up and claiming before the job is published
+        done = await anyio.run_process(driver_args(world, job, redis), check=False)
+        alive = worker.returncode is None
+        worker.send_signal(signal.SIGTERM)
+        assert worker.stderr is not None
+        with anyio.fail_after(30):
+            err = b"".join([chunk async for chunk in worker.stderr]).decode()
+            await worker.wait()
+    assert done.returncode == 0, done.stderr.decode()
+    assert alive and worker.returncode == 143, err
+    assert_campaign_done(world, ACCOUNTS[:2], 4)
+    assert world.sandbox.state.stats()["requests"] == 8

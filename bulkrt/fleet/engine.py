@@ -343,7 +343,7 @@ class FleetWorker:
         return usable
 
     async def _queued(
-        self, leases: list[Lease]
+        self, session: _Session, leases: list[Lease]
     ) -> tuple[list[tuple[str, Item, Evidence, bool]], set[str]]:
         """The leased accounts' queued items in order, as (job, item, evidence, made), and the
         keys of those published as superseded."""
@@ -353,12 +353,32 @@ class FleetWorker:
             rows = await patiently(
                 partial(self._store.queued, lease.user_id), what="reading queued items"
             )
-            for job, _, payload in rows:
-                item, evidence, made, overtaken = payload_item(payload)
+            items = [payload_item(payload) + (job,) for job, _, payload in rows]
+            name = self._by_user[lease.user_id]
+            if any(item.account != name for item, *_ in items):
+                await self._mismatched(session, lease, {item.account for item, *_ in items})
+                continue
+            for item, evidence, made, overtaken, job in items:
                 queued.append((job, item, evidence, made))
                 if overtaken:
                     superseded.add(item.key)
         return queued, superseded
+
+    async def _mismatched(self, session: _Session, lease: Lease, names: set[str]) -> None:
+        """The job names the account otherwise than this worker's accounts file does (the files
+        disagree on whose user id is whose): leave it to the other workers."""
+        session.released.add(lease.user_id)
+        del session.leases[self._by_user[lease.user_id]]
+        if lease.user_id not in self._unknown_warned:
+            self._unknown_warned.add(lease.user_id)
+            _log.error(
+                "worker_accounts_file_disagrees",
+                user_id=lease.user_id,
+                detail=f"the job names this user {', '.join(sorted(names))}; this worker's "
+                f"accounts file names it {self._by_user[lease.user_id]}: left to the other "
+                "workers (give every machine the same accounts file)",
+            )
+        await self._release(lease)
 
     async def _run_session(self, session: _Session, leases: list[Lease], client: XClient) -> None:
         settings = self._settings
@@ -367,7 +387,9 @@ class FleetWorker:
         self.served.update(session.leases)
         if not usable:
             return
-        queued, superseded = await self._queued(usable)
+        queued, superseded = await self._queued(session, usable)
+        if not session.leases:
+            return
         jobs = {item.key: job for job, item, _, _ in queued}
         remaining: dict[str, int] = {name: 0 for name in session.leases}
         for _, item, _, _ in queued:
