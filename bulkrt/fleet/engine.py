@@ -142,6 +142,7 @@ class _Session:
     #: cannot send behind the next holder's back)
     valid_until: float = 0.0
     dispatcher: Dispatcher | None = None
+    sink: SharedResults | None = None
     lost: bool = False
     #: the user ids of the accounts let go (released, or never usable here)
     released: set[str] = field(default_factory=set)
@@ -257,7 +258,13 @@ class FleetWorker:
     async def _tend(self) -> None:
         """Beat, renew the leases held, and reap the leases of workers that died."""
         settings = self._settings
-        stats = {"finished": self.finished, "requests": self.requests, "held": self.held}
+        live = [s for s in self._sessions if s.dispatcher is not None and s.sink is not None]
+        stats = {
+            "finished": self.finished + sum(s.sink.lines for s in live if s.sink),
+            "requests": self.requests
+            + sum(s.dispatcher.stats().requests for s in live if s.dispatcher),
+            "held": self.held,
+        }
         info = {**self._info, "stats": json.dumps(stats), "started": str(self.started)}
         await patiently(
             lambda: self._store.beat(self.name, info, 3 * settings.tick + settings.lease_ttl),
@@ -402,7 +409,7 @@ class FleetWorker:
                 session.released.add(lease.user_id)
                 releases.start_soon(self._release, lease)
 
-        sink = SharedResults(
+        session.sink = sink = SharedResults(
             self._store,
             session.leases,
             jobs,
@@ -457,6 +464,7 @@ class FleetWorker:
                 background.cancel_scope.cancel()
             self.requests += stats.requests
             self.finished += sink.lines
+            session.sink = None  # counted in the worker's totals from now on
             self.reauthorize.update(stats.reauthorize)
             if not session.lost:
                 for lease in session.held():

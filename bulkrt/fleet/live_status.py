@@ -5,6 +5,7 @@ driver; per worker, the accounts it holds and what it did; and the accounts that
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -15,8 +16,9 @@ from bulkrt.fleet.store import FleetStore
 
 __all__ = ["fleet_status", "render_fleet_status"]
 
-#: a worker unseen for longer than this (seconds) is listed as gone
-_LIVE_WITHIN = 60.0
+#: a worker unseen for longer than this (seconds) is not listed: it stopped or died (a live one
+#: beats every second)
+_LIVE_WITHIN = 20.0
 
 
 def fleet_status(url: str, prefix: str) -> dict[str, object]:
@@ -54,7 +56,7 @@ def fleet_status(url: str, prefix: str) -> dict[str, object]:
                     "pid": worker.pid,
                     "seen_seconds_ago": round(max(0.0, now - worker.last_seen), 1),
                     "accounts_held": worker.leases,
-                    "stats": worker.stats,
+                    "stats": json.loads(worker.stats),
                 }
                 for worker in workers
             ],
