@@ -57,7 +57,8 @@ def worker_args(world: World, redis: RedisServer, n: int, *extra: str) -> list[s
 async def workers(
     world: World, redis: RedisServer, count: int, *extra: str
 ) -> AsyncIterator[list[Process]]:
-    """``count`` worker processes, stopped (SIGTERM, then killed) when the block ends."""
+    """``count`` worker processes, up (each has beat once, so a driver started now shares the
+    work with them) when the block starts, and stopped (SIGTERM, then killed) when it ends."""
     processes = [
         await anyio.open_process(
             worker_args(world, redis, n, *extra),
@@ -67,6 +68,16 @@ async def workers(
         for n in range(count)
     ]
     try:
+        if count:
+            client = await connect(redis.url)
+            try:
+                with anyio.fail_after(30):
+                    while True:  # polling another process's state
+                        if await client.zcard("bulkrt:workers") >= count:
+                            break
+                        await anyio.sleep(0.05)
+            finally:
+                await client.aclose()
         yield processes
     finally:
         for process in processes:
