@@ -173,7 +173,6 @@ class TestCampaign:
             assert world.retweets(account) == {str(100 + n) for n in range(12)}
         assert "429" not in world.sandbox.state.stats()["by_status"]
 
-    @both_modes
     async def test_rejected_items_are_recorded_and_exit_1(self, make_world: MakeWorld) -> None:
         """A deleted and a protected Tweet end rejected with the API's error; the rest end ok;
         the exit code is 1 and the summary says so."""
