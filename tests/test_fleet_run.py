@@ -22,10 +22,9 @@ from anyio.abc import Process
 
 from bulkrt.fleet.connection import connect
 from bulkrt.sandbox import FaultKind
-from bulkrt.sandbox.faults import FaultPlan
 from tests.redis_server import RedisServer
 from tests.test_exactness import readable_lines
-from tests.test_invariants import CONCURRENCY, TWEETS, Chaos, assert_restored
+from tests.test_invariants import CONCURRENCY, TWEETS, Chaos, assert_restored, roll_back
 from tests.test_run import ACCOUNTS, MakeWorld, World, eventually, rows
 
 #: seeded fleets of the invariant test (`BULKRT_FLEET_SEEDS=20` runs more by hand)
@@ -372,26 +371,10 @@ async def test_campaign_then_rollback_restores_every_account_across_a_fleet(
     chaos = Chaos()
     await fleet_until_done(world, "campaign.csv", redis, rng, chaos)
 
-    undecided = {
-        (line["account"], line["tweet_id"])
-        for line in readable_lines(world)
-        if line["status"] == "ok" and line["action"] == "retweet" and line["preexisting"] is None
-    }
     keys = Counter(line["key"] for line in readable_lines(world) if line["status"] == "ok")
     assert max(keys.values()) == 1  # no item finished twice
-    refusals = (FaultKind.JSON_403,)  # the API's final word (see tests/test_invariants.py)
-    world.sandbox.state.faults = FaultPlan(
-        {kind: rate for kind, rate in rates.items() if kind not in refusals}, seed
-    )
-    undo = world.dir / "undo.csv"
-    rolled = await anyio.run_process(
-        [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo)],
-        check=False,
-    )
-    assert rolled.returncode == 0, rolled.stderr.decode()
-    listed = [line.split() for line in rolled.stdout.decode().splitlines()]
-    undecided |= {(row[0], row[1]) for row in listed if len(row) == 2 and row[0] in accounts}
-    if "nothing to undo" not in rolled.stdout.decode().splitlines():
+    undecided, undos = await roll_back(world, rates, seed)
+    if undos:
         await fleet_until_done(world, "undo.csv", redis, rng, chaos)
 
     after = {account: world.retweets(account) for account in accounts}

@@ -130,6 +130,34 @@ async def run_until_done(
     pytest.fail(f"{job} did not finish in 30 runs")
 
 
+async def roll_back(
+    world: World, rates: Mapping[FaultKind, float], seed: int
+) -> tuple[set[tuple[str, str]], bool]:
+    """After the campaign: the pairs of undecidable origin (``preexisting: null`` in the ledger,
+    and those rollback lists from the journal: an attempt that may have been applied, then a
+    refusal), and whether `bulkrt rollback` wrote undos to ``undo.csv``. The sandbox stops
+    refusing for good (a 403 is the API's final word, not a transient fault: an undo refused so
+    stays refused, which is the rejected status's promise, not this one's)."""
+    undecided = {
+        (line["account"], line["tweet_id"])
+        for line in readable_lines(world)
+        if line["status"] == "ok" and line["action"] == "retweet" and line["preexisting"] is None
+    }
+    refusals = (FaultKind.JSON_403,)
+    world.sandbox.state.faults = FaultPlan(
+        {kind: rate for kind, rate in rates.items() if kind not in refusals}, seed
+    )
+    undo = world.dir / "undo.csv"
+    rolled = await anyio.run_process(
+        [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo)],
+        check=False,
+    )
+    assert rolled.returncode == 0, rolled.stderr.decode()
+    listed = [line.split() for line in rolled.stdout.decode().splitlines()]
+    undecided |= {(row[0], row[1]) for row in listed if len(row) == 2 and row[0] in ACCOUNTS}
+    return undecided, "nothing to undo" not in rolled.stdout.decode().splitlines()
+
+
 @pytest.mark.parametrize("seed", range(SEEDS))
 async def test_campaign_then_rollback_restores_every_account_in_real_processes(
     make_world: MakeWorld, seed: int
@@ -152,28 +180,8 @@ async def test_campaign_then_rollback_restores_every_account_in_real_processes(
     chaos = Chaos()
     await run_until_done(world, "campaign.csv", rng, chaos, kill=True, damage_ok=True)
 
-    undecided = {
-        (line["account"], line["tweet_id"])
-        for line in readable_lines(world)
-        if line["status"] == "ok" and line["action"] == "retweet" and line["preexisting"] is None
-    }
-    # A 403 is the API's final word, not a transient fault: an undo refused so stays refused,
-    # and that is the rejected status's promise, not this one's. The rollback meets every other.
-    refusals = (FaultKind.JSON_403,)
-    world.sandbox.state.faults = FaultPlan(
-        {kind: rate for kind, rate in rates.items() if kind not in refusals}, seed
-    )
-    undo = world.dir / "undo.csv"
-    rolled = await anyio.run_process(
-        [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo)],
-        check=False,
-    )
-    assert rolled.returncode == 0, rolled.stderr.decode()
-    # Rollback also lists pairs only the journal marks undecidable (an attempt that may have
-    # been applied, then a refusal): they count as undecidable too.
-    listed = [line.split() for line in rolled.stdout.decode().splitlines()]
-    undecided |= {(row[0], row[1]) for row in listed if len(row) == 2 and row[0] in ACCOUNTS}
-    if "nothing to undo" not in rolled.stdout.decode().splitlines():
+    undecided, undos = await roll_back(world, rates, seed)
+    if undos:
         await run_until_done(world, "undo.csv", rng, chaos, kill=True, damage_ok=False)
 
     after = {account: world.retweets(account) for account in ACCOUNTS}

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from bulkrt.core.api_base import api_base as checked_api_base
+from bulkrt.core.tiers import Tier
 from bulkrt.errors import Problem
 from bulkrt.jobs.loader import JobFormat
 from bulkrt.redaction import masked_url
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "JSON_PROBLEMS",
@@ -25,12 +28,16 @@ __all__ = [
     "campaign_option",
     "checked_api_base_option",
     "format_option",
+    "grace_option",
     "insecure_http_option",
     "jobs_argument",
     "lease_option",
+    "limit_options",
     "problems_document",
     "redis_option",
     "redis_url_callback",
+    "sending_options",
+    "timeout_options",
 ]
 
 
@@ -149,4 +156,87 @@ api_base_option = click.option(
     callback=checked_api_base_option,
     help="Where requests go (env BULKRT_API_BASE), e.g. a sandbox's URL: scheme and host, "
     "without the API's /2 (http only to this machine).",
+)
+
+
+def _together(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Several options as one decorator, in the order given."""
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+#: ``--tier``, ``--limit``, ``--window``: the rate-limit model of `bulkrt run` and `bulkrt worker`
+limit_options = _together(
+    click.option(
+        "--tier",
+        type=click.Choice([t.value for t in Tier]),
+        default="pro",
+        show_default=True,
+        help="Rate-limit preset used until response headers say otherwise.",
+    ),
+    click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        help="Requests per window per user and endpoint (overrides the tier).",
+    ),
+    click.option(
+        "--window",
+        type=Seconds(min=0.001),
+        help="Window length in seconds (overrides the tier).",
+    ),
+)
+
+
+#: ``--concurrency``, ``--max-attempts``
+sending_options = _together(
+    click.option(
+        "--concurrency",
+        default=32,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Most requests in flight at once, across all accounts.",
+    ),
+    click.option(
+        "--max-attempts",
+        default=5,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Attempts per item for transient failures (5xx, network, timeouts).",
+    ),
+)
+
+
+#: ``--connect-timeout``, ``--read-timeout``
+timeout_options = _together(
+    click.option(
+        "--connect-timeout",
+        default=10.0,
+        show_default=True,
+        type=Seconds(min=0, min_open=True, max=600),
+        help="Seconds to wait for a connection.",
+    ),
+    click.option(
+        "--read-timeout",
+        default=30.0,
+        show_default=True,
+        type=Seconds(min=0, min_open=True, max=600),
+        help="Seconds to wait for an answer.",
+    ),
+)
+
+
+#: ``--grace``
+grace_option = _together(
+    click.option(
+        "--grace",
+        default=20.0,
+        show_default=True,
+        type=Seconds(min=0, max=600),
+        help="Seconds requests in flight get to finish after SIGINT/SIGTERM.",
+    ),
 )

@@ -25,11 +25,15 @@ from bulkrt.commands.options import (
     api_base_option,
     campaign_option,
     format_option,
+    grace_option,
     insecure_http_option,
     jobs_argument,
     lease_option,
+    limit_options,
     problems_document,
     redis_option,
+    sending_options,
+    timeout_options,
 )
 from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.core.items import Action
@@ -119,37 +123,8 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
 )
 @insecure_http_option
 @api_base_option
-@click.option(
-    "--tier",
-    type=click.Choice([t.value for t in Tier]),
-    default="pro",
-    show_default=True,
-    help="Rate-limit preset used until response headers say otherwise.",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    help="Requests per window per user and endpoint (overrides the tier).",
-)
-@click.option(
-    "--window",
-    type=Seconds(min=0.001),
-    help="Window length in seconds (overrides the tier).",
-)
-@click.option(
-    "--concurrency",
-    default=32,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Most requests in flight at once, across all accounts.",
-)
-@click.option(
-    "--max-attempts",
-    default=5,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Attempts per item for transient failures (5xx, network, timeouts).",
-)
+@limit_options
+@sending_options
 @click.option(
     "--backoff-initial",
     default=1.0,
@@ -172,33 +147,14 @@ _EXAMPLES = "\b\nExamples:\n" + "\n".join(
 )
 @campaign_option
 @format_option
-@click.option(
-    "--connect-timeout",
-    default=10.0,
-    show_default=True,
-    type=Seconds(min=0, min_open=True, max=600),
-    help="Seconds to wait for a connection.",
-)
-@click.option(
-    "--read-timeout",
-    default=30.0,
-    show_default=True,
-    type=Seconds(min=0, min_open=True, max=600),
-    help="Seconds to wait for an answer.",
-)
+@timeout_options
 @click.option(
     "--price-retweet", callback=_price, help="Dollars per retweet request, for the dry-run cost."
 )
 @click.option(
     "--price-undo", callback=_price, help="Dollars per undo request, for the dry-run cost."
 )
-@click.option(
-    "--grace",
-    default=20.0,
-    show_default=True,
-    type=Seconds(min=0, max=600),
-    help="Seconds requests in flight get to finish after SIGINT/SIGTERM.",
-)
+@grace_option
 @click.option(
     "--progress/--no-progress",
     default=None,

@@ -26,9 +26,13 @@ from bulkrt.commands.options import (
     Seconds,
     accounts_option,
     api_base_option,
+    grace_option,
     insecure_http_option,
     lease_option,
+    limit_options,
     redis_url_callback,
+    sending_options,
+    timeout_options,
 )
 from bulkrt.core.retry_policy import RetryPolicy, park_policy_for
 from bulkrt.core.tiers import Tier, limit_model
@@ -67,51 +71,11 @@ def _required_redis(ctx: click.Context, param: click.Parameter, value: str | Non
 @accounts_option
 @insecure_http_option
 @api_base_option
-@click.option(
-    "--tier",
-    type=click.Choice([t.value for t in Tier]),
-    default="pro",
-    show_default=True,
-    help="Rate-limit preset of the budget this worker keeps (give every process the same).",
-)
-@click.option("--limit", type=click.IntRange(min=1), help="Requests per window per user.")
-@click.option("--window", type=Seconds(min=0.001), help="Window length in seconds.")
-@click.option(
-    "--concurrency",
-    default=32,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Most requests this worker has in flight at once.",
-)
-@click.option(
-    "--max-attempts",
-    default=5,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Attempts per item for transient failures (5xx, network, timeouts).",
-)
+@limit_options
+@sending_options
 @click.option("--max-rps", type=Seconds(min=0.01), help="A cap on this worker's requests/s.")
-@click.option(
-    "--connect-timeout",
-    default=10.0,
-    show_default=True,
-    type=Seconds(min=0.1, max=600),
-    help="Seconds to wait for a connection.",
-)
-@click.option(
-    "--read-timeout",
-    default=30.0,
-    show_default=True,
-    type=Seconds(min=0.1, max=600),
-    help="Seconds to wait for an answer.",
-)
-@click.option(
-    "--grace",
-    default=20.0,
-    show_default=True,
-    type=Seconds(min=0, max=600),
-    help="Seconds requests in flight get to finish after SIGINT/SIGTERM.",
-)
+@timeout_options
+@grace_option
 @lease_option
 @click.option("--log-json", is_flag=True, help="Log JSON lines on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every state change.")
