@@ -536,3 +536,14 @@ async def test_random_interleavings_keep_every_item_exactly_once(
             status = await finisher.job_meta(job)
             assert status is not None
             assert (status.published, status.done, status.queued) == (True, len(rows), 0)
+
+
+async def test_queued_many_reads_several_accounts_as_queued_does(stores: Stores) -> None:
+    """One round trip for several accounts gives each account's queue as `queued` does, in the
+    order asked, an account with nothing queued included."""
+    async with stores(1) as (store,):
+        assert await store.register_job(meta("spring", total=3))
+        await store.publish("spring", [item(0, "101"), item(1, "202"), item(2, "101")])
+        many = await store.queued_many(["202", "303", "101"])
+        assert many == [await store.queued("202"), [], await store.queued("101")]
+        assert [key for _, key, _ in many[2]] == ["spring-0", "spring-2"]

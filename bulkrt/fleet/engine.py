@@ -356,10 +356,11 @@ class FleetWorker:
         keys of those published as superseded."""
         queued: list[tuple[str, Item, Evidence, bool]] = []
         superseded: set[str] = set()
-        for lease in leases:
-            rows = await patiently(
-                partial(self._store.queued, lease.user_id), what="reading queued items"
-            )
+        every = await patiently(
+            partial(self._store.queued_many, [lease.user_id for lease in leases]),
+            what="reading queued items",
+        )
+        for lease, rows in zip(leases, every, strict=True):
             items = [payload_item(payload) + (job,) for job, _, payload in rows]
             name = self._by_user[lease.user_id]
             if any(item.account != name for item, *_ in items):

@@ -131,6 +131,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _triples(flat: Sequence[Any]) -> list[tuple[str, str, str]]:
+    """A script's flat answer as consecutive (job id, item key, item JSON)."""
+    return [
+        (_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2])) for i in range(0, len(flat), 3)
+    ]
+
+
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
@@ -271,10 +278,15 @@ class FleetStore:
     async def queued(self, user_id: str) -> list[tuple[str, str, str]]:
         """The account's queued items as (job id, item key, item JSON), by job registration
         order, then file order."""
-        flat = await self._run(self._queued, user_id)
-        return [
-            (_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2])) for i in range(0, len(flat), 3)
-        ]
+        return _triples(await self._run(self._queued, user_id))
+
+    async def queued_many(self, user_ids: Sequence[str]) -> list[list[tuple[str, str, str]]]:
+        """`queued` for several accounts in one round trip, in the order given."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                await self._queued(keys=[], args=[self.keys.prefix, user_id], client=pipe)
+            answers = await pipe.execute()
+        return [_triples(flat) for flat in answers]
 
     async def complete(self, lease: Lease, job_id: str, item_key: str, line: str) -> bool:
         """Finish one item: append its ledger line to the job's results and drop it from the
