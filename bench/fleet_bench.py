@@ -56,7 +56,6 @@ import math
 import os
 import shutil
 import signal
-import ssl
 import statistics
 import subprocess
 import sys
@@ -77,14 +76,15 @@ from bench.run_bench import (
     cpu_seconds,
     ledger_statuses,
     per_window_lateness,
+    retweet_times,
     sandbox,
     status_delta,
     stop,
+    tls_sandbox_options,
     write_job,
 )
 from tests.redis_server import RedisServer
 
-THROUGHPUT_USERS = 100
 LIMITS_OFF = ("--tier", "pro", "--limit", "1000000", "--window", "1")
 #: how long a worker may take to say it started
 WORKER_START = 30.0
@@ -315,11 +315,7 @@ def makespan_run(
         driven = drive(fleet, job, ledger, options, [p.pid for p in procs])
         stats = box.get("/__sandbox/stats")
         log = box.get("/__sandbox/log?since=0")["entries"]
-    by_user = {account["user_id"]: name for name, account in accounts.items()}
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for entry in log:
-        if entry["method"] == "POST" and entry["path"].endswith("/retweets"):
-            times[by_user[entry["user_id"]]].append(entry["ts"])
+    times = retweet_times(log, accounts, names)
     sent = {name: t for name, t in times.items() if t}
     start = min(t[0] for t in sent.values())
     end = max(t[-1] for t in sent.values())
@@ -452,17 +448,8 @@ def throughput_run(
 
 def throughput(workdir: Path, items: int, rounds: int, concurrency: int) -> None:
     """Run part 2 and print its table."""
-    import trustme
-
-    authority = trustme.CA()
-    authority.cert_pem.write_to_path(str(workdir / "ca.pem"))
-    certificate = authority.issue_cert("api.twitter.com", "127.0.0.1")
-    certificate.private_key_pem.write_to_path(str(workdir / "key.pem"))
-    certificate.private_key_and_cert_chain_pem.write_to_path(str(workdir / "chain.pem"))
-    options = ["--no-limits", "--users", str(THROUGHPUT_USERS)]
-    options += ["--tls-cert", str(workdir / "chain.pem"), "--tls-key", str(workdir / "key.pem")]
+    options, context = tls_sandbox_options(workdir)
     results: dict[str, list[Measured]] = defaultdict(list)
-    context = ssl.create_default_context(cafile=str(workdir / "ca.pem"))
     with sandbox(workdir, *options, context=context) as box, redis_server(workdir) as server:
         accounts = box.accounts()
         oauth1 = sorted(name for name, account in accounts.items() if "oauth1" in account)

@@ -240,11 +240,7 @@ def makespan(workdir: Path) -> bool:
         )
         stats = box.get("/__sandbox/stats")
         log = box.get("/__sandbox/log?since=0")["entries"]
-    by_user = {account["user_id"]: name for name, account in accounts.items()}
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for entry in log:
-        if entry["method"] == "POST" and entry["path"].endswith("/retweets"):
-            times[by_user[entry["user_id"]]].append(entry["ts"])
+    times = retweet_times(log, accounts, names)
     start = min(t[0] for t in times.values() if t)
     end = max(t[-1] for t in times.values() if t)
     bound = max((math.ceil(len(t) / LIMIT) - 1) * WINDOW for t in times.values())
@@ -339,8 +335,22 @@ def measure_side(box: Sandbox, name: str, items: int, client: Any) -> Side:
     return Side(name, items, measured, first, last, sandbox_cpu, statuses, outcomes)
 
 
-def throughput(workdir: Path, items: int, concurrency: int, tweepy_first: bool) -> None:
-    """Run part 2 and print its figures."""
+def retweet_times(
+    log: list[dict[str, Any]], accounts: dict[str, Any], names: list[str]
+) -> dict[str, list[float]]:
+    """Per account of ``names``, when the sandbox processed each of its retweet requests (its
+    request log's ``ts``, in log order)."""
+    by_user = {account["user_id"]: name for name, account in accounts.items()}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for entry in log:
+        if entry["method"] == "POST" and entry["path"].endswith("/retweets"):
+            times[by_user[entry["user_id"]]].append(entry["ts"])
+    return times
+
+
+def tls_sandbox_options(workdir: Path) -> tuple[list[str], ssl.SSLContext]:
+    """The throughput sandbox's options (limits off, HTTPS with a test CA's certificate for
+    ``api.twitter.com`` and ``127.0.0.1``, written to ``workdir``) and a context trusting it."""
     import trustme
 
     authority = trustme.CA()
@@ -348,9 +358,14 @@ def throughput(workdir: Path, items: int, concurrency: int, tweepy_first: bool) 
     certificate = authority.issue_cert("api.twitter.com", "127.0.0.1")
     certificate.private_key_pem.write_to_path(str(workdir / "key.pem"))
     certificate.private_key_and_cert_chain_pem.write_to_path(str(workdir / "chain.pem"))
-    context = ssl.create_default_context(cafile=str(workdir / "ca.pem"))
     options = ["--no-limits", "--users", str(THROUGHPUT_USERS)]
     options += ["--tls-cert", str(workdir / "chain.pem"), "--tls-key", str(workdir / "key.pem")]
+    return options, ssl.create_default_context(cafile=str(workdir / "ca.pem"))
+
+
+def throughput(workdir: Path, items: int, concurrency: int, tweepy_first: bool) -> None:
+    """Run part 2 and print its figures."""
+    options, context = tls_sandbox_options(workdir)
     with sandbox(workdir, *options, context=context) as box:
         accounts = box.accounts()
         oauth1 = sorted(name for name, account in accounts.items() if "oauth1" in account)
