@@ -109,7 +109,6 @@ class _Pumped:
     """What the pump copied into the ledger."""
 
     by_status: Counter[Status] = field(default_factory=Counter)
-    lines: int = 0
     #: HTTP requests the copied items spent (their ``attempts``)
     requests: int = 0
 
@@ -233,11 +232,9 @@ class _Drive:
         self.reauthorize: dict[str, str] = {}
 
     def tally(self) -> RunStats:
-        return RunStats(
-            total=self.start.total,
-            accounts=self.start.accounts,
-            skipped=self.start.skipped,
-            skipped_rejected=self.start.skipped_rejected,
+        """What the run did: where it started, plus what the pump copied into the ledger."""
+        return replace(
+            self.start,
             by_status=dict(self.pumped.by_status),
             requests=self.pumped.requests,
             reauthorize=dict(self.reauthorize),
@@ -385,7 +382,6 @@ class _Drive:
                     continue  # copied before a crash that came before its deletion
                 self.ledger.write(record)
                 self.pumped.by_status[record.status] += 1
-                self.pumped.lines += 1
                 self.pumped.requests += record.attempts
             self.ledger.sync()
             ids = [entry for entry, _ in entries]

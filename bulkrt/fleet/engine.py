@@ -174,6 +174,10 @@ class FleetWorker:
         self._store = FleetStore(redis, settings.prefix)
         self._budget = SharedBudget(redis, settings.prefix)
         self._by_user = {account.user_id: name for name, account in accounts.items()}
+        #: every account's OAuth 2.0 tokens, shared through Redis (one store for all of them)
+        self._credentials = RedisCredentialStore(
+            redis, settings.prefix, accounts.path, {n: a.user_id for n, a in accounts.items()}
+        )
         self._info = dict(info or {})
         self._sessions: list[_Session] = []
         self._authorizers: dict[str, Authorizer] = {}
@@ -476,19 +480,10 @@ class FleetWorker:
         """Copy the newest OAuth 2.0 tokens Redis holds for ``names`` into this machine's
         accounts file (another process may have rotated them), so that the file works on its own
         again, with or without Redis."""
-        store = self._credential_store()
         for name in names:
             if self._accounts[name].oauth2 is not None:
-                async with store.lease(name):
+                async with self._credentials.lease(name):
                     pass  # taking the lease reads Redis's tokens and writes them to the file
-
-    def _credential_store(self) -> RedisCredentialStore:
-        return RedisCredentialStore(
-            self._redis,
-            self._settings.prefix,
-            self._accounts.path,
-            {n: a.user_id for n, a in self._accounts.items()},
-        )
 
     async def _release(self, lease: Lease) -> None:
         await patiently(lambda: self._store.release(lease), what="releasing an account")
@@ -498,7 +493,6 @@ class FleetWorker:
         settings = self._settings
         authorizer = self._authorizers.get(name)
         if authorizer is None:
-            store = self._credential_store()
 
             def learn(values: list[str | None]) -> None:
                 register_secrets(values)
@@ -507,7 +501,7 @@ class FleetWorker:
             authorizer = self._authorizers[name] = authorizer_for(
                 self._accounts[name],
                 token_endpoint=client.token,
-                store=store,
+                store=self._credentials,
                 clock=time.time,
                 on_secret=learn,
             )
