@@ -40,13 +40,12 @@ from bulkrt.core.attribution import Evidence
 from bulkrt.core.items import Item, Status
 from bulkrt.core.retry_policy import RetryPolicy
 from bulkrt.core.run_stats import RunStats
-from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.fleet.connection import connect, patiently
 from bulkrt.fleet.engine import FleetWorker, WorkerSettings, item_payload
 from bulkrt.fleet.store import FleetStore, JobMeta
 from bulkrt.jobs.loader import check_jobs, open_jobs, read_items
-from bulkrt.ledger.journal import SentJournal, journal_path
+from bulkrt.ledger.journal import SentJournal, append_lines, journal_path
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.resume import ResumeScan, finished_keys
 from bulkrt.ledger.writer import LedgerWriter
@@ -413,13 +412,7 @@ class _Drive:
     def _append_journal(self, data: bytes) -> None:
         fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except OSError as exc:
-            detail = f"cannot write the journal: {exc.strerror}"
-            raise LedgerError(self.journal_file, detail) from None
+            append_lines(fd, self.journal_file, data)
         finally:
             os.close(fd)
 

@@ -49,6 +49,7 @@ __all__ = [
     "JournalEvent",
     "KeyState",
     "SentJournal",
+    "append_lines",
     "journal_line",
     "journal_path",
     "read_origins",
@@ -121,6 +122,21 @@ def journal_line(item: Item, event: JournalEvent) -> str:
         "tweet_id": item.tweet_id,
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def append_lines(fd: int, path: Path, data: bytes) -> None:
+    """Append whole journal lines to the open journal ``fd`` and fsync them; on failure, cut
+    what was written of them (no torn line stays behind) and raise `LedgerError`."""
+    start = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise LedgerError(path, f"cannot write the journal: {exc.strerror}") from None
 
 
 def journal_path(ledger: Path) -> Path:
@@ -319,16 +335,10 @@ class SentJournal:
     def _write(self, data: bytes) -> None:
         if self._fd < 0:
             return
-        start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, start)  # no torn line stays behind
-            self._failure = LedgerError(self.path, f"cannot write the journal: {exc.strerror}")
+            append_lines(self._fd, self.path, data)
+        except LedgerError as exc:
+            self._failure = exc
 
     def crash(self) -> None:
         """Close as a crash would (a simulation's kill): what is queued is never written."""
