@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
+from collections import Counter
 from decimal import Decimal
 
 import pytest
@@ -11,7 +14,7 @@ from click.testing import CliRunner
 
 from bulkrt.cli import main
 from bulkrt.core.items import Action
-from bulkrt.core.plan import Timing, plan
+from bulkrt.core.plan import Timing, plan, rate_bound
 from bulkrt.core.tiers import Prices, Tier, limit_model
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.faults import ScriptedFault
@@ -41,6 +44,32 @@ def test_estimate_waits_for_the_window_with_room(
     timing = estimate({"acme": actions}, limit_model(tier, limit=limit, window=window))
     assert low <= timing.duration < high
     assert timing.last_request == {"acme": timing.duration}
+
+
+#: random jobs of the rate-bound test in CI; more by hand
+BOUND_SEEDS = int(os.environ.get("BULKRT_BOUND_SEEDS", "30"))
+
+
+@pytest.mark.parametrize("seed", range(BOUND_SEEDS))
+def test_a_runs_expected_finish_is_the_limits_bound_the_simulation_never_beats(seed: int) -> None:
+    """A real run's expected finish (`rate_bound`, arithmetic on the counts) is never later than
+    the simulated makespan of the same job, and equals it for a job of retweets alone with
+    ample concurrency: the bound is the limits' own, not a guess."""
+    r = random.Random(seed)
+    tier = r.choice(["pro", "basic", "launch"])
+    model = limit_model(tier, limit=r.randint(1, 6), window=r.choice([1.0, 2.0, 3.0]))
+    mixed = r.random() < 0.5
+    actions = list(Action) if mixed else [RT]
+    pending = {
+        f"a{n}": [r.choice(actions) for _ in range(r.randint(0, 14))] for n in range(r.randint(1, 6))
+    }
+    counts = Counter((account, a) for account, each in pending.items() for a in each)
+    max_rps = r.choice([None, None, 4.0])
+    simulated = estimate(pending, model, concurrency=32, max_rps=max_rps).duration
+    bound = rate_bound(counts, model, max_rps=max_rps)
+    assert bound <= simulated + 1e-9, (pending, bound, simulated)
+    if not mixed and max_rps is None:
+        assert simulated == pytest.approx(bound, abs=1e-6), (pending, bound, simulated)
 
 
 def test_plan_counts_duration_and_cost() -> None:

@@ -52,22 +52,14 @@ __all__ = ["command"]
 _SHOW_PROBLEMS = 50
 
 
-#: a real run simulates its job for the live display's expected finish only up to this many
-#: requests (the simulation costs about a millisecond per request today; a dry run always does)
-_ESTIMATE_BEFORE_A_RUN = 20_000
-
-
 def _estimate(
     pending: Mapping[str, Sequence[Action]],
     model: LimitModel,
     *,
-    dry_run: bool,
     concurrency: int,
     max_rps: float | None,
 ) -> Timing | None:
-    """When the pending requests may go: the job simulated against the limit model."""
-    if not dry_run and sum(len(actions) for actions in pending.values()) > _ESTIMATE_BEFORE_A_RUN:
-        return None
+    """When the pending requests of a dry run may go: the job simulated against the limit model."""
     # Loaded here, not with the command: the virtual clock and the sandbox's state are needed
     # only once the job has been read.
     from bulkrt.simulation.estimate import estimate
@@ -221,9 +213,7 @@ def command(
         backoff_max=backoff_max,
         max_rps=max_rps,
         dry_run=dry_run,
-        estimate=functools.partial(
-            _estimate, dry_run=dry_run, concurrency=concurrency, max_rps=max_rps
-        ),
+        estimate=functools.partial(_estimate, concurrency=concurrency, max_rps=max_rps),
         campaign=campaign,
         fmt=JobFormat(fmt) if fmt else None,
         timeouts=Timeouts(

@@ -1,7 +1,9 @@
 """The ``--dry-run`` plan: requests per account, the expected duration and the cost.
 
-Counts and prices are arithmetic over the job; the timing comes from simulating the job against
-the limit model (`bulkrt.simulation.estimate`), so the estimate is what the real scheduler does.
+Counts and prices are arithmetic over the job; the dry run's timing comes from simulating the job
+against the limit model (`bulkrt.simulation.estimate`), so the estimate is what the real scheduler
+does. A real run's expected finish is `rate_bound`: the limits' own bound, arithmetic over the
+counts, so that a run never spends its start simulating itself.
 
 >>> from bulkrt.core.tiers import limit_model
 >>> p = plan({"acme": [Action.RETWEET] * 60}, limit_model("payg"), timing=Timing({"acme": 9}, 9))
@@ -11,14 +13,16 @@ the limit model (`bulkrt.simulation.estimate`), so the estimate is what the real
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from bulkrt.core.items import Action
-from bulkrt.core.tiers import LimitModel, Tier
+from bulkrt.core.tiers import CapScope, LimitModel, Tier, WindowLimit
 
-__all__ = ["AccountPlan", "Plan", "Timing", "plan"]
+__all__ = ["AccountPlan", "Plan", "Timing", "plan", "rate_bound"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +134,44 @@ def plan(
         price_note=model.prices.note,
         limits_note=model.source or f"the {model.tier} limits",
     )
+
+
+def _windows_needed(requests: int, window: WindowLimit) -> float:
+    """Seconds from the first of ``requests`` to the last under ``window``'s limit: the last
+    cannot go before the start of the window that holds it."""
+    return (math.ceil(requests / window.limit) - 1) * window.period if requests else 0.0
+
+
+def rate_bound(
+    counts: Mapping[tuple[str, Action], int], model: LimitModel, *, max_rps: float | None = None
+) -> float:
+    """The shortest time the limits allow for sending ``counts`` (requests per account and
+    action): the slowest account's endpoint window or per-user cap, a cap shared by the app,
+    or ``--max-rps``; a run that keeps every window full takes about this long.
+
+    >>> from bulkrt.core.tiers import limit_model
+    >>> m = limit_model("pro", limit=5, window=3)
+    >>> rate_bound({("a", Action.RETWEET): 60, ("b", Action.UNDO): 5}, m)
+    33.0
+    >>> rate_bound({("a", Action.RETWEET): 60}, m, max_rps=1.0)
+    59.0
+    """
+    bound = 0.0
+    shared: Counter[str] = Counter()
+    per_user: Counter[tuple[str, str]] = Counter()
+    for (account, action), n in counts.items():
+        bound = max(bound, _windows_needed(n, model.window_for(action)))
+        for cap in model.caps_for(action):
+            if cap.scope is CapScope.APP:
+                shared[cap.name] += n
+            else:
+                per_user[account, cap.name] += n
+    caps = {cap.name: cap.window for cap in model.caps}
+    for (_, name), n in per_user.items():
+        bound = max(bound, _windows_needed(n, caps[name]))
+    for name, n in shared.items():
+        bound = max(bound, _windows_needed(n, caps[name]))
+    total = sum(counts.values())
+    if max_rps and total:
+        bound = max(bound, (total - 1) / max_rps)
+    return bound

@@ -27,7 +27,7 @@ import structlog
 
 from bulkrt.core.first_answers import FirstAnswers
 from bulkrt.core.items import Action, Item, Status
-from bulkrt.core.plan import Plan, Timing, plan
+from bulkrt.core.plan import Plan, Timing, plan, rate_bound
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy, park_policy_for
 from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
@@ -86,7 +86,7 @@ class RunSettings:
     price_undo: Decimal | None = None
     lookahead: int = 50_000
     grace: float = 20.0
-    #: when pending requests may go (the commands pass the simulation's), None: no estimate
+    #: when a dry run's requests may go (the commands pass the simulation's), None: no estimate
     estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None = None
 
     def model(self) -> LimitModel:
@@ -192,11 +192,9 @@ def _storage_failed(exc: LedgerError, tally: RunStats, out: Progress) -> ExitCod
 
 def _expected_duration(check: JobCheck, resume: ResumePlan, settings: RunSettings) -> float:
     """How long the run should take, over what is left of the job (all of it on a first run):
-    the counts come from the validation pass, so the estimate reads no job file."""
-    pending: dict[str, list[Action]] = {}
-    for (account, action), n in resume.left(check.counts).items():
-        pending.setdefault(account, []).extend([action] * n)
-    return _plan(pending, resume, settings.model(), settings.estimate).duration
+    the limits' bound on the validation pass's counts, so the estimate reads no job file and
+    costs nothing before the first request (the dry run simulates the job instead)."""
+    return rate_bound(resume.left(check.counts), settings.model(), max_rps=settings.max_rps)
 
 
 def _dry_run(
@@ -210,17 +208,6 @@ def _dry_run(
     for item in remaining:
         if item.key not in remaining.superseded:
             pending.setdefault(item.account, []).append(item.action)
-    return _plan(pending, resume, model, estimate)
-
-
-def _plan(
-    pending: Mapping[str, Sequence[Action]],
-    resume: ResumePlan,
-    model: LimitModel,
-    estimate: Callable[[Mapping[str, Sequence[Action]], LimitModel], Timing | None] | None,
-) -> Plan:
-    """The plan of sending ``pending`` (each account's actions in order) after what the ledger
-    holds as finished, timed by ``estimate`` when given."""
     timing = estimate(pending, model) if estimate else None
     return plan(
         pending, model, done=resume.done_per_account(), superseded=resume.superseded, timing=timing
