@@ -31,6 +31,8 @@ __all__ = [
 MASK = "[redacted]"
 #: the shortest value treated as a secret
 MIN_LENGTH = 8
+#: how many masked texts a `Redactor` remembers (campaigns and accounts recur on every line)
+_SEEN = 4096
 #: the longest input value an error message quotes; a longer one could be a secret (an accounts
 #: file passed where a job or Tweet list is expected), so only its length is given
 SHOWN_MAX = 20
@@ -55,12 +57,16 @@ class Redactor:
     ('token "[redacted]" refused', 'nothing here')
     """
 
-    __slots__ = ("_lengths", "_secrets")
+    __slots__ = ("_lengths", "_secrets", "_seen", "_shortest")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: set[str] = set()
         #: first MIN_LENGTH characters -> the lengths of the secrets that start so, longest first
         self._lengths: dict[str, tuple[int, ...]] = {}
+        #: the length of the shortest secret: shorter text holds none
+        self._shortest = 0
+        #: recent answers for text that recurs (a campaign, an account), forgotten on `add`
+        self._seen: dict[str, str] = {}
         self.add(secrets)
 
     def add(self, secrets: Iterable[str | None]) -> None:
@@ -69,6 +75,8 @@ class Redactor:
             if secret and len(secret) >= MIN_LENGTH and secret not in self._secrets:
                 # the set first: whoever finds the length in the index finds the secret too
                 self._secrets.add(secret)
+                self._shortest = min(self._shortest or len(secret), len(secret))
+                self._seen.clear()
                 head = secret[:MIN_LENGTH]
                 lengths = self._lengths.get(head, ())
                 if len(secret) not in lengths:
@@ -92,7 +100,20 @@ class Redactor:
 
     def mask(self, text: str) -> str:
         """``text`` with every known secret replaced by `MASK` (leftmost first, longest wins)."""
-        if not self._lengths or len(text) < MIN_LENGTH:
+        if len(text) < self._shortest or not self._shortest:
+            return text
+        seen = self._seen.get(text)
+        if seen is None:
+            seen = self._scan(text)
+            if len(self._seen) >= _SEEN:
+                self._seen.clear()
+            self._seen[text] = seen
+        return seen
+
+    def _scan(self, text: str) -> str:
+        # Most text holds no secret: one set test per position proves it before the scan.
+        heads = [text[i : i + MIN_LENGTH] for i in range(len(text) - MIN_LENGTH + 1)]
+        if self._lengths.keys().isdisjoint(heads):
             return text
         out: list[str] = []
         i = done = 0
