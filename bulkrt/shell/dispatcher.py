@@ -1,10 +1,12 @@
 """The async shell of `bulkrt run`: it feeds items to the scheduler, sends what the scheduler says
 to send, and hands every finished item to the single ledger-writer task.
 
-Structured concurrency only: one task group holds the request and refresh tasks, another the
-ledger writer; a bounded memory object stream carries records to the writer, so lines never
-interleave. The scheduler is pure and synchronous; every call to it happens between awaits on
-the one event loop, so it needs no lock. Items are fed lazily, at most ``lookahead`` at a time,
+Structured concurrency only: one task group holds the request senders and refresh tasks, another the
+ledger writer. Requests go through a pool of long-lived sender tasks fed by a memory object stream
+(grown on demand, up to the scheduler's concurrency: a task per request would cost several times the
+hand-over); a bounded memory object stream carries records to the writer, so lines never interleave.
+The scheduler is pure and synchronous; every call to it happens between awaits on the one event
+loop, so it needs no lock. Items are fed lazily, at most ``lookahead`` at a time,
 so memory does not grow with the job file.
 
     dispatcher = Dispatcher(scheduler, senders, ledger, run_id="r1")
@@ -173,6 +175,10 @@ class Dispatcher:
         self._exhausted = False
         self._out: MemoryObjectSendStream[LedgerRecord] | None = None
         self._requests: TaskGroup | None = None
+        #: tickets for the pool of sender tasks (`_serve`), and how many of them wait for one
+        self._tickets: MemoryObjectSendStream[Ticket] | None = None
+        self._ticket_queue: MemoryObjectReceiveStream[Ticket] | None = None
+        self._senders_idle = 0
         #: set by `stop`: no new request goes out
         self.stopping = False
         #: the first failure to write the ledger or the journal; the run stops on it
@@ -232,9 +238,14 @@ class Dispatcher:
                 background.start_soon(self._journal.flush_forever)
             async with anyio.create_task_group() as writers:
                 writers.start_soon(self._write_ledger, receive)
+                tickets, self._ticket_queue = anyio.create_memory_object_stream[Ticket](
+                    max_buffer_size=self.scheduler.concurrency
+                )
                 async with send, anyio.create_task_group() as requests:
                     self._requests = requests
-                    await self._loop(requests)
+                    with self._ticket_queue, tickets:
+                        self._tickets = tickets
+                        await self._loop(requests)
                     if self.stopping:
                         # Let the requests in flight answer, but not for ever.
                         deadline = anyio.current_time() + self._settings.grace
@@ -280,7 +291,7 @@ class Dispatcher:
             await self._feed()
             step = self.scheduler.next(self._clock())
             if isinstance(step, Dispatch):
-                requests.start_soon(self._send, step.ticket)
+                self._dispatch(requests, step.ticket)
             elif isinstance(step, Refresh):
                 requests.start_soon(self._refresh, step.account)
             elif isinstance(step, Done):
@@ -307,6 +318,25 @@ class Dispatcher:
                 await self._record([_superseded(item, now)])
                 continue
             await self._record(self.scheduler.add(item, now))
+
+    def _dispatch(self, requests: TaskGroup, ticket: Ticket) -> None:
+        """Hand ``ticket`` to an idle sender task, starting one when every one is busy (the
+        scheduler keeps at most its concurrency in flight, so the pool never grows beyond it)."""
+        assert self._tickets is not None and self._ticket_queue is not None
+        if self._senders_idle == 0:
+            self._senders_idle += 1
+            requests.start_soon(self._serve, self._ticket_queue.clone())
+        self._senders_idle -= 1
+        self._tickets.send_nowait(ticket)
+
+    async def _serve(self, tickets: MemoryObjectReceiveStream[Ticket]) -> None:
+        """One sender task: send the tickets it is handed, one at a time, until the loop ends. A
+        ticket handed over just before a stop is not sent (its item stays unfinished)."""
+        async with tickets:
+            async for ticket in tickets:
+                if not self.stopping:
+                    await self._send(ticket)
+                self._senders_idle += 1
 
     async def _send(self, ticket: Ticket) -> None:
         item = ticket.item
