@@ -1,7 +1,7 @@
 """How close `bulkrt run` comes to the rate-limit bound, and what it costs per item without limits.
 
     .venv/bin/python bench/run_bench.py [--part makespan|throughput|both] [--items 10000]
-        [--concurrency 64] [--tweepy-first]
+        [--concurrency 64] [--rounds 3] [--tweepy-first] [--profile FILE]
 
 Every process runs on this machine and talks over 127.0.0.1 only; every subprocess this script
 starts is terminated and waited for, also on errors.
@@ -44,8 +44,11 @@ request in the sandbox log (the request phase alone), the sandbox's CPU ms per i
 and the sandbox's status counts for that side's requests. ``lead`` is the time from the
 client's start to its first request and ``tail`` from its last request to its exit (the log's
 ``ts`` and this script's ``time.time()`` share this host's clock). Both sides run in the same
-invocation because the machine is noisy (bulkrt first; ``--tweepy-first`` swaps them); run the
-script a few times to see the spread.
+invocation because the machine is noisy: ``--rounds`` rounds (3), alternating which side goes
+first (bulkrt in the first round; ``--tweepy-first`` swaps), each round with Tweets of its own;
+the medians of CPU per item and items per second close the table, with bulkrt's over tweepy's.
+``--profile FILE`` adds one bulkrt run under cProfile (not counted in the table), saved to FILE
+and summarised as own time by library, bulkrt module and standard-library module.
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ import csv
 import json
 import math
 import os
+import pstats
 import resource
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,6 +72,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +183,14 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured
     )
 
 
-def bulkrt_run(sandbox: Sandbox, workdir: Path, job: Path, *options: str) -> Measured:
+def bulkrt_run(
+    sandbox: Sandbox, workdir: Path, job: Path, *options: str, wrap: tuple[str, ...] = ()
+) -> Measured:
+    """`bulkrt run` of ``job`` against ``sandbox`` (``wrap``: the interpreter and its options
+    instead of plain ``python``, e.g. to profile it)."""
     ledger = workdir / f"{job.stem}.ledger.jsonl"
-    argv = [*BULKRT, "run", str(job), "--accounts", str(sandbox.accounts_file)]
+    command = [*wrap, "-m", "bulkrt"] if wrap else BULKRT
+    argv = [*command, "run", str(job), "--accounts", str(sandbox.accounts_file)]
     argv += ["--ledger", str(ledger), "--api-base", sandbox.url, "--no-progress", *options]
     env = dict(os.environ)
     if sandbox.context is not None:
@@ -363,33 +374,44 @@ def tls_sandbox_options(workdir: Path) -> tuple[list[str], ssl.SSLContext]:
     return options, ssl.create_default_context(cafile=str(workdir / "ca.pem"))
 
 
-def throughput(workdir: Path, items: int, concurrency: int, tweepy_first: bool) -> None:
-    """Run part 2 and print its figures."""
+def throughput(
+    workdir: Path,
+    items: int,
+    concurrency: int,
+    tweepy_first: bool,
+    rounds: int = 3,
+    profile: Path | None = None,
+) -> None:
+    """Run part 2 (``rounds`` rounds, alternating which side goes first) and print its figures;
+    with ``profile``, one more bulkrt run under cProfile, written there and summarised."""
     options, context = tls_sandbox_options(workdir)
     with sandbox(workdir, *options, context=context) as box:
         accounts = box.accounts()
         oauth1 = sorted(name for name, account in accounts.items() if "oauth1" in account)
-        job = workdir / "throughput.csv"
-        write_job(job, [(oauth1[n % len(oauth1)], BULKRT_TWEETS + n) for n in range(items)])
-        ledger = workdir / "throughput.ledger.jsonl"
 
-        def run_bulkrt() -> tuple[Measured, dict[str, int]]:
+        def run_bulkrt(round_: int, *wrap: str) -> tuple[Measured, dict[str, int]]:
+            # each round its own Tweets, job and ledger: every request of every round is a 200
+            first = BULKRT_TWEETS + round_ * items
+            job = workdir / f"throughput-{round_}.csv"
+            write_job(job, [(oauth1[n % len(oauth1)], first + n) for n in range(items)])
+            ledger = workdir / f"throughput-{round_}.ledger.jsonl"
             measured = bulkrt_run(
                 box,
                 workdir,
                 job,
                 *("--tier", "pro", "--limit", "1000000", "--window", "1"),
                 *("--concurrency", str(concurrency)),
+                wrap=wrap,
             )
             return measured, ledger_statuses(ledger) if ledger.exists() else {}
 
-        def run_tweepy() -> tuple[Measured, dict[str, int]]:
+        def run_tweepy(round_: int) -> tuple[Measured, dict[str, int]]:
             spec = {
                 "ca": str(workdir / "ca.pem"),
                 "port": int(box.url.rsplit(":", 1)[1].rstrip("/")),
                 "concurrency": concurrency,
                 "items": items,
-                "first_tweet": TWEEPY_TWEETS,
+                "first_tweet": TWEEPY_TWEETS + round_ * items,
                 "accounts": [accounts[name] for name in oauth1],
             }
             (workdir / "tweepy.json").write_text(json.dumps(spec))
@@ -400,26 +422,71 @@ def throughput(workdir: Path, items: int, concurrency: int, tweepy_first: bool) 
                 return measured, {}
             return measured, dict(json.loads(measured.stdout))
 
-        order = [("bulkrt", run_bulkrt), ("tweepy", run_tweepy)]
-        if tweepy_first:
-            order.reverse()
-        sides = [measure_side(box, name, items, client) for name, client in order]
+        sides: list[tuple[int, Side]] = []
+        for round_ in range(rounds):
+            order = [("bulkrt", run_bulkrt), ("tweepy", run_tweepy)]
+            if tweepy_first != (round_ % 2 == 1):
+                order.reverse()
+            for name, client in order:
+                sides.append((round_, measure_side(box, name, items, partial(client, round_))))
+        if profile is not None:
+            run_bulkrt(rounds, sys.executable, "-m", "cProfile", "-o", str(profile))
     print(f"== throughput, limits off: {items} retweets over {len(oauth1)} OAuth 1.0a ", end="")
-    print(f"accounts, {concurrency} in flight, HTTPS")
+    print(f"accounts, {concurrency} in flight, HTTPS, {rounds} alternating rounds")
     print(
-        f"{'client':8} {'items':>6} {'exit':>4} {'wall s':>7} {'items/s':>8} {'CPU ms/item':>11} "
-        f"{'lead s':>6} {'req span s':>10} {'req/s':>6} {'tail s':>6} {'srv CPU ms/item':>15}"
+        f"{'round':>5} {'client':8} {'items':>6} {'exit':>4} {'wall s':>7} {'items/s':>8} "
+        f"{'CPU ms/item':>11} {'lead s':>6} {'req span s':>10} {'req/s':>6} {'tail s':>6} "
+        f"{'srv CPU ms/item':>15}"
     )
-    for side in sides:
+    for round_, side in sides:
         m, span = side.measured, side.last - side.first
         print(
-            f"{side.name:8} {side.items:6d} {m.returncode:4d} {m.seconds:7.2f} "
+            f"{round_ + 1:5d} {side.name:8} {side.items:6d} {m.returncode:4d} {m.seconds:7.2f} "
             f"{side.items / m.seconds:8.0f} {m.cpu * 1000 / side.items:11.3f} "
             f"{side.first - m.started:6.2f} {span:10.2f} {side.items / span:6.0f} "
             f"{m.ended - side.last:6.2f} {side.sandbox_cpu * 1000 / side.items:15.3f}"
         )
-    for side in sides:
-        print(f"{side.name:8} sandbox statuses {side.statuses}; client outcomes {side.outcomes}")
+    for round_, side in sides:
+        print(f"round {round_ + 1} {side.name:8} sandbox statuses {side.statuses}; ", end="")
+        print(f"client outcomes {side.outcomes}")
+    cpu = {n: [s.measured.cpu * 1000 / s.items for _, s in sides if s.name == n] for n in NAMES}
+    rate = {n: [s.items / s.measured.seconds for _, s in sides if s.name == n] for n in NAMES}
+    print(
+        f"median over {rounds} rounds: CPU ms/item bulkrt {statistics.median(cpu['bulkrt']):.3f}, "
+        f"tweepy {statistics.median(cpu['tweepy']):.3f} (ratio "
+        f"{statistics.median(cpu['bulkrt']) / statistics.median(cpu['tweepy']):.2f}); items/s "
+        f"bulkrt {statistics.median(rate['bulkrt']):.0f}, tweepy "
+        f"{statistics.median(rate['tweepy']):.0f} (ratio "
+        f"{statistics.median(rate['bulkrt']) / statistics.median(rate['tweepy']):.2f})"
+    )
+    if profile is not None:
+        print(f"== profile of one more bulkrt run ({profile}): own time by package")
+        for share, seconds, where in profile_by_package(profile, top=25):
+            print(f"{share:5.1f}% {seconds:7.2f} s  {where}")
+
+
+#: the two sides of the throughput comparison
+NAMES = ("bulkrt", "tweepy")
+
+
+def profile_by_package(path: Path, top: int) -> list[tuple[float, float, str]]:
+    """A cProfile file's own time summed by where the code lives: a library (its top package),
+    a bulkrt module, a standard-library module, or a built-in; the ``top`` largest, with their
+    share of the whole."""
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    totals: Counter[str] = Counter()
+    for (filename, _, function), (_, _, own, _, _) in stats.items():
+        if "site-packages/" in filename:
+            where = filename.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif "/bulkrt/" in filename:
+            where = "bulkrt/" + filename.split("/bulkrt/", 1)[1]
+        elif filename == "~":
+            where = function
+        else:
+            where = "stdlib/" + Path(filename).name
+        totals[where] += own
+    whole = sum(totals.values()) or 1.0
+    return [(100 * t / whole, t, where) for where, t in totals.most_common(top)]
 
 
 def main() -> None:
@@ -428,6 +495,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000, help="throughput items per side")
     parser.add_argument("--concurrency", type=int, default=64, help="throughput in flight")
     parser.add_argument("--tweepy-first", action="store_true", help="run the baseline first")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds, alternating")
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="also profile one bulkrt run into FILE"
+    )
     parser.add_argument("--tweepy-worker", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tweepy_worker:
@@ -441,7 +512,14 @@ def main() -> None:
             met = makespan(Path(tmp) / "makespan")
         if args.part in ("throughput", "both"):
             (Path(tmp) / "throughput").mkdir()
-            throughput(Path(tmp) / "throughput", args.items, args.concurrency, args.tweepy_first)
+            throughput(
+                Path(tmp) / "throughput",
+                args.items,
+                args.concurrency,
+                args.tweepy_first,
+                args.rounds,
+                args.profile,
+            )
     sys.exit(0 if met else 1)
 
 

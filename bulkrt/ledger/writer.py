@@ -243,21 +243,16 @@ def redacted(record: LedgerRecord, redactor: Redactor) -> LedgerRecord:
     The other fields are digits, enums, timestamps or numbers bulkrt makes itself.
     """
     mask = redactor.mask
-    masked = replace(
-        record,
-        campaign=mask(record.campaign),
-        account=mask(record.account),
-        key=mask(record.key),
-    )
     error = record.error
     if error is not None:
-        masked = replace(
-            masked,
-            error=replace(
-                error,
-                type=mask(error.type),
-                title=mask(error.title) if error.title else error.title,
-                detail=mask(error.detail) if error.detail else error.detail,
-            ),
+        error = replace(
+            error,
+            type=mask(error.type),
+            title=mask(error.title) if error.title else error.title,
+            detail=mask(error.detail) if error.detail else error.detail,
         )
-    return masked
+    masked = (mask(record.campaign), mask(record.account), mask(record.key), error)
+    if masked == (record.campaign, record.account, record.key, record.error):
+        return record  # nothing to mask, the common case: no copy
+    campaign, account, key, error = masked
+    return replace(record, campaign=campaign, account=account, key=key, error=error)

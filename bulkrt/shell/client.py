@@ -145,7 +145,11 @@ class XClient:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._timeouts = timeouts or Timeouts()
+        self._timeouts = t = timeouts or Timeouts()
+        #: every API request's timeouts, made once (not per request)
+        self._timeout = aiohttp.ClientTimeout(
+            total=t.total, sock_connect=t.connect, sock_read=t.read
+        )
         self._max_connections = max_connections
         self._session = session
         self._owns_session = session is None
@@ -206,7 +210,7 @@ class XClient:
     async def _request(self, method: str, url: str, **options: Any) -> Exchange:
         """One HTTP exchange, never resent by aiohttp; a failure comes back as an `Exchange`."""
         session = self._require_session()
-        options.setdefault("timeout", self._client_timeout())
+        options.setdefault("timeout", self._timeout)
         try:
             # The API never redirects; a redirect is a proxy's or a wrong base's answer, to be
             # classified as such (following it would turn a POST into a GET elsewhere).
@@ -216,10 +220,6 @@ class XClient:
                 return await _exchange(response)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return Exchange(None, failure=_failure(exc), sent=not _unsent(exc))
-
-    def _client_timeout(self) -> aiohttp.ClientTimeout:
-        t = self._timeouts
-        return aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.read)
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
