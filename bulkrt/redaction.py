@@ -65,22 +65,29 @@ class Redactor:
         self._lengths: dict[str, tuple[int, ...]] = {}
         #: the length of the shortest secret: shorter text holds none
         self._shortest = 0
-        #: recent answers for text that recurs (a campaign, an account), forgotten on `add`
+        #: recent answers for text that recurs (a campaign, an account); a new one after `add`
         self._seen: dict[str, str] = {}
         self.add(secrets)
 
     def add(self, secrets: Iterable[str | None]) -> None:
-        """Learn more secrets (``None``, empty and short values are ignored)."""
+        """Learn more secrets (``None``, empty and short values are ignored).
+
+        Safe against `mask` on another thread (tokens read from the accounts file are learned on
+        a worker thread): the remembered answers are replaced last, so an answer scanned without
+        a secret learned here goes to the memory replaced, never to the new one."""
+        learned = False
         for secret in secrets:
             if secret and len(secret) >= MIN_LENGTH and secret not in self._secrets:
                 # the set first: whoever finds the length in the index finds the secret too
                 self._secrets.add(secret)
-                self._shortest = min(self._shortest or len(secret), len(secret))
-                self._seen.clear()
                 head = secret[:MIN_LENGTH]
                 lengths = self._lengths.get(head, ())
                 if len(secret) not in lengths:
                     self._lengths[head] = tuple(sorted((*lengths, len(secret)), reverse=True))
+                self._shortest = min(self._shortest or len(secret), len(secret))
+                learned = True
+        if learned:
+            self._seen = {}
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -102,13 +109,14 @@ class Redactor:
         """``text`` with every known secret replaced by `MASK` (leftmost first, longest wins)."""
         if len(text) < self._shortest or not self._shortest:
             return text
-        seen = self._seen.get(text)
-        if seen is None:
-            seen = self._scan(text)
-            if len(self._seen) >= _SEEN:
-                self._seen.clear()
-            self._seen[text] = seen
-        return seen
+        seen = self._seen  # taken before the scan: an `add` meanwhile replaces it
+        answer = seen.get(text)
+        if answer is None:
+            answer = self._scan(text)
+            if len(seen) >= _SEEN:
+                seen.clear()
+            seen[text] = answer
+        return answer
 
     def _scan(self, text: str) -> str:
         # Most text holds no secret: one set test per position proves it before the scan.
