@@ -23,6 +23,7 @@ from bulkrt.core.retry_policy import RetryPolicy
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import limit_model
 from bulkrt.errors import LedgerError
+from bulkrt.ledger.journal import SentJournal
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.writer import LedgerWriter
@@ -186,6 +187,44 @@ async def test_max_rps_caps_the_requests_per_second(ledger_path: Path, rps: floa
     # any R + 1 consecutive sends span at least a second: a window [t, t + 1) holds at most R
     assert all(times[i + cap] - times[i] >= 1.0 - 1e-6 for i in range(60 - cap))
     assert times[-1] - times[0] >= 59 / rps - 1e-6
+
+
+async def test_a_request_waiting_for_its_max_rps_turn_is_not_sent_after_a_stop(
+    ledger_path: Path,
+) -> None:
+    """Requests held back by ``--max-rps`` when the run stops are not sent: nothing leaves after
+    the stop, the run ends at once (not when the last wait would have ended), and the items
+    unsent have no line and no attempt left open in the journal (the resume sends them as
+    never tried)."""
+    senders = {name: FakeSender(latency=0.1) for name in "abcdefgh"}
+    loop = asyncio.get_running_loop()
+    with LedgerWriter(ledger_path) as ledger:
+        journal = SentJournal(ledger_path, inline=True)
+        journal.open(finished=set())
+        d = Dispatcher(
+            scheduler(concurrency=8),
+            dict[str, Sender](senders),
+            ledger,
+            run_id="r1",
+            journal=journal,
+            settings=DispatchSettings(max_rps=1.0),
+            clock=loop.time,
+        )
+        stopped_at = loop.time() + 3.5
+        loop.call_at(stopped_at, d.stop)
+        stats = await d.run(items(dict.fromkeys("abcdefgh", 10)))
+        ended = loop.time()
+        journal.close()
+    sent = sorted(t for s in senders.values() for t, _ in s.sent)
+    assert sent and max(sent) < stopped_at
+    assert ended < stopped_at + 0.5  # the answer of the last request sent, then nothing
+    written = {r.key for r in lines(ledger_path)}
+    assert len(written) == len(sent) == stats.finished
+    again = SentJournal(ledger_path)
+    again.open(finished=written)
+    unsent = [i.key for i in items(dict.fromkeys("abcdefgh", 10)) if i.key not in written]
+    assert unsent and not any(again.evidence(key).possible for key in unsent)
+    again.close()
 
 
 async def test_without_max_rps_instant_answers_take_no_time(ledger_path: Path) -> None:

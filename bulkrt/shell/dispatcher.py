@@ -169,6 +169,8 @@ class Dispatcher:
         # a bucket of one, refilled every 1/R s: no burst, so no 1 s window sees more than R
         rps = self._settings.max_rps
         self._rps = AsyncLimiter(1, 1.0 / rps) if rps else None
+        #: the waits for a ``--max-rps`` turn, cut short by `stop`
+        self._turns: set[anyio.CancelScope] = set()
         self._wake = anyio.Event()
         self._pending = 0
         self._items: Iterator[Item] = iter(())
@@ -200,8 +202,11 @@ class Dispatcher:
 
     # -- control -------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop sending: requests in flight may finish (within the grace period); nothing new."""
+        """Stop sending: requests in flight may finish (within the grace period); nothing new
+        (a request still waiting for its ``--max-rps`` turn is not sent)."""
         self.stopping = True
+        for wait in self._turns:
+            wait.cancel()
         self._poke()
 
     def abandon(self) -> None:
@@ -344,6 +349,12 @@ class Dispatcher:
         if journal is not None and not await journal.before_send(item):
             self._storage_failed(journal.failure)  # not sent: the run stops
             return
+        if not await self._turn():
+            # The run stopped before the request left: not sent (its item stays unfinished,
+            # like a ticket skipped in `_serve`), and the journal says so.
+            if journal is not None:
+                journal.record(item, JournalEvent.NONE)
+            return
         with structlog.contextvars.bound_contextvars(account=item.account, item=item.key):
             outcome = await self._exchange(item)
         if journal is not None:
@@ -388,10 +399,19 @@ class Dispatcher:
                 self._misconfigured(proof)
         return self._misconfiguration is not None
 
+    async def _turn(self) -> bool:
+        """Wait for the request's turn under ``--max-rps``; False when the run stops first."""
+        if self._rps is not None and not self.stopping:
+            with anyio.CancelScope() as wait:
+                self._turns.add(wait)
+                try:
+                    await self._rps.acquire()
+                finally:
+                    self._turns.discard(wait)
+        return not self.stopping
+
     async def _exchange(self, item: Item) -> Outcome:
         """Send one request for ``item`` and say what its answer means."""
-        if self._rps is not None:
-            await self._rps.acquire()
         exchange = await self._senders[item.account].send(item.action, item.tweet_id)
         report = exchange.credentials
         if report is not None:  # never sent: the credentials could not be refreshed first
