@@ -61,7 +61,8 @@ def test_a_runs_expected_finish_is_the_limits_bound_the_simulation_never_beats(s
     mixed = r.random() < 0.5
     actions = list(Action) if mixed else [RT]
     pending = {
-        f"a{n}": [r.choice(actions) for _ in range(r.randint(0, 14))] for n in range(r.randint(1, 6))
+        f"a{n}": [r.choice(actions) for _ in range(r.randint(0, 14))]
+        for n in range(r.randint(1, 6))
     }
     counts = Counter((account, a) for account, each in pending.items() for a in each)
     max_rps = r.choice([None, None, 4.0])
