@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +237,46 @@ async def test_without_max_rps_instant_answers_take_no_time(ledger_path: Path) -
     with LedgerWriter(ledger_path) as ledger:
         await dispatcher(ledger, senders).run(items(dict.fromkeys("abcdef", 10)))
     assert max(t for s in senders.values() for t, _ in s.sent) - start < 0.5
+
+
+@dataclass
+class PassesSender(FakeSender):
+    """A `FakeSender` whose answers take a random number of event-loop passes (0 to 3) and no
+    time, so that answers interleave with the dispatching loop in every order."""
+
+    passes: random.Random = field(default_factory=random.Random)
+
+    async def send(self, action: Action, tweet_id: str) -> Exchange:
+        self.sent.append((asyncio.get_running_loop().time(), tweet_id))
+        if self.on_send is not None:
+            self.on_send()
+        for _ in range(self.passes.randint(0, 3)):
+            await asyncio.sleep(0)
+        return ok(action)
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_the_sender_pool_never_grows_past_the_concurrency(
+    ledger_path: Path, seed: int
+) -> None:
+    """However answers interleave with the loop, the pool of sender tasks grows to the
+    scheduler's concurrency and never past it (a sender is free again as soon as the scheduler
+    has its answer), and every item gets its line."""
+    passes = random.Random(seed)
+    senders: dict[str, FakeSender] = {name: PassesSender(passes=passes) for name in "abcd"}
+    pool: list[int] = []
+
+    def count_senders() -> None:
+        tasks = asyncio.all_tasks()
+        pool.append(sum("Dispatcher._serve" in task.get_name() for task in tasks))
+
+    for sender in senders.values():
+        sender.on_send = count_senders
+    with LedgerWriter(ledger_path) as ledger:
+        d = dispatcher(ledger, senders, sched=scheduler(concurrency=2))
+        stats = await d.run(items(dict.fromkeys("abcd", 30)))
+    assert max(pool) == 2
+    assert stats.finished == len(lines(ledger_path)) == 120
 
 
 async def test_a_401_is_refreshed_once_then_resent(ledger_path: Path) -> None:

@@ -326,7 +326,8 @@ class Dispatcher:
 
     def _dispatch(self, requests: TaskGroup, ticket: Ticket) -> None:
         """Hand ``ticket`` to an idle sender task, starting one when every one is busy (the
-        scheduler keeps at most its concurrency in flight, so the pool never grows beyond it)."""
+        scheduler keeps at most its concurrency in flight and a sender is idle again as soon as
+        the scheduler has its answer, so the pool never grows beyond it)."""
         assert self._tickets is not None and self._ticket_queue is not None
         if self._senders_idle == 0:
             self._senders_idle += 1
@@ -339,22 +340,29 @@ class Dispatcher:
         ticket handed over just before a stop is not sent (its item stays unfinished)."""
         async with tickets:
             async for ticket in tickets:
-                if not self.stopping:
-                    await self._send(ticket)
+                finished = [] if self.stopping else await self._send(ticket)
+                # Free again from here, with no await since the scheduler took the answer: the
+                # loop may hand over the next ticket at once, and the pool stays within the
+                # concurrency (counted free after the line, it grew to twice that).
                 self._senders_idle += 1
+                if finished:
+                    await self._record(finished)
+                self._poke()  # the scheduler may have room again (an answer, a retry)
 
-    async def _send(self, ticket: Ticket) -> None:
+    async def _send(self, ticket: Ticket) -> list[ItemResult]:
+        """Send ``ticket``'s request and give its answer to the scheduler; returns the items
+        that finished."""
         item = ticket.item
         journal = self._journal if item.action is Action.RETWEET else None
         if journal is not None and not await journal.before_send(item):
             self._storage_failed(journal.failure)  # not sent: the run stops
-            return
+            return []
         if not await self._turn():
             # The run stopped before the request left: not sent (its item stays unfinished,
             # like a ticket skipped in `_serve`), and the journal says so.
             if journal is not None:
                 journal.record(item, JournalEvent.NONE)
-            return
+            return []
         with structlog.contextvars.bound_contextvars(account=item.account, item=item.key):
             outcome = await self._exchange(item)
         if journal is not None:
@@ -367,8 +375,7 @@ class Dispatcher:
             advice = refused_advice(item.account, outcome.error.type, oauth1)
             self._reauthorize.setdefault(item.account, advice)
         self._watch_first_answers(item.account, outcome)
-        await self._record(self.scheduler.on_response(ticket, self._clock(), outcome))
-        self._poke()
+        return self.scheduler.on_response(ticket, self._clock(), outcome)
 
     def _watch_first_answers(self, account: str, outcome: Outcome) -> None:
         """Stop the run when its first answers prove the API base wrong (see `first_answers`)."""
