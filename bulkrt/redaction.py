@@ -31,8 +31,10 @@ __all__ = [
 MASK = "[redacted]"
 #: the shortest value treated as a secret
 MIN_LENGTH = 8
-#: how many masked texts a `Redactor` remembers (campaigns and accounts recur on every line)
+#: how many masked texts a `Redactor` remembers (campaigns and accounts recur on every line),
+#: and the longest it remembers (a long text rarely recurs, and would be held until forgotten)
 _SEEN = 4096
+_SEEN_LONGEST = 256
 #: the longest input value an error message quotes; a longer one could be a secret (an accounts
 #: file passed where a job or Tweet list is expected), so only its length is given
 SHOWN_MAX = 20
@@ -109,6 +111,8 @@ class Redactor:
         """``text`` with every known secret replaced by `MASK` (leftmost first, longest wins)."""
         if len(text) < self._shortest or not self._shortest:
             return text
+        if len(text) > _SEEN_LONGEST:
+            return self._scan(text)
         seen = self._seen  # taken before the scan: an `add` meanwhile replaces it
         answer = seen.get(text)
         if answer is None:
