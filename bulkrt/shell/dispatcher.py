@@ -407,8 +407,11 @@ class Dispatcher:
         return self._misconfiguration is not None
 
     async def _turn(self) -> bool:
-        """Wait for the request's turn under ``--max-rps``; False when the run stops first."""
-        if self._rps is not None and not self.stopping:
+        """Wait for the request's turn under ``--max-rps``; False when the run stops first (a
+        request dispatched before a stop, and not held by ``--max-rps``, goes as it always did)."""
+        if self._rps is None:
+            return True
+        if not self.stopping:
             with anyio.CancelScope() as wait:
                 self._turns.add(wait)
                 try:
