@@ -4,6 +4,7 @@ Run by hand::
 
     .venv/bin/python -m bench.scheduler_bench [--accounts 1000 10000 100000 1000000]
         [--per-account 5] [--concurrency 64] [--lookahead 50000] [--profile cprofile|memory]
+        [--top 25]
 
 No shell and no I/O: each N runs in a fresh subprocess that builds a `Scheduler` with
 ``limit_model("pro")`` (50 retweets per 15 minutes per account) and feeds it N accounts x 5
@@ -19,8 +20,8 @@ RSS of the subprocess, bytes per account (peak RSS less the RSS before the run, 
 seconds the cyclic garbage collector took (timed with ``gc.callbacks``) with its count of full
 (generation-2) collections, and CPU microseconds per item (less sensitive than wall time to
 other processes on a shared machine). The load average is printed first.
-``--profile cprofile`` prints the 25 costliest functions; ``--profile memory`` prints the 15
-largest tracemalloc sites at the peak (slower; memory figures are then tracemalloc's).
+``--profile cprofile`` prints the ``--top`` (25) costliest functions; ``--profile memory`` prints
+the 15 largest tracemalloc sites at the peak (slower; memory figures are then tracemalloc's).
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def child(args: argparse.Namespace) -> None:
     if args.profile == "cprofile":
         profile = cProfile.Profile()
         figures = profile.runcall(drive, n, args.per_account, args.concurrency, args.lookahead)
-        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(args.top)
     elif args.profile == "memory":
         tracemalloc.start()
         figures = drive(n, args.per_account, args.concurrency, args.lookahead)
@@ -194,6 +195,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--lookahead", type=int, default=50_000)
     parser.add_argument("--profile", choices=("cprofile", "memory"))
+    parser.add_argument("--top", type=int, default=25, help="functions --profile cprofile prints")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -209,7 +211,7 @@ def main() -> None:
         argv += ["--per-account", str(args.per_account), "--concurrency", str(args.concurrency)]
         argv += ["--lookahead", str(args.lookahead)]
         if args.profile:
-            argv += ["--profile", args.profile]
+            argv += ["--profile", args.profile, "--top", str(args.top)]
         out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout
         f = json.loads(out.strip().splitlines()[-1])
         print(
