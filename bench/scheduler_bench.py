@@ -108,21 +108,25 @@ class _Driver:
 
     def answer(self) -> None:
         """Answer every request in flight, oldest first, with a 200."""
-        while self.flying:
-            for result in self.scheduler.on_response(self.flying.popleft(), self.now, self.ok):
+        flying, on_response, now, ok = self.flying, self.scheduler.on_response, self.now, self.ok
+        finished = 0
+        while flying:
+            for result in on_response(flying.popleft(), now, ok):
                 if result.status is not Status.OK:
                     raise AssertionError(result)
-                self.finished += 1
-                self.pending -= 1
+                finished += 1
+        self.finished += finished
+        self.pending -= finished
 
     def run(self) -> None:
         """Until every item came back."""
+        scheduler, flying = self.scheduler, self.flying
         while True:
-            if not self.exhausted:
+            if not self.exhausted and self.pending < self.lookahead:
                 self.feed()
-            step = self.scheduler.next(self.now)
+            step = scheduler.next(self.now)
             if isinstance(step, Dispatch):
-                self.flying.append(step.ticket)
+                flying.append(step.ticket)
             elif isinstance(step, Done):
                 if self.exhausted:
                     return

@@ -412,18 +412,19 @@ class Scheduler:
             self.limiter.cancel(flight.permit, now)
         elif self.limiter.settle(flight.permit, now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
-        if outcome.http is not None and outcome.http != 429:
+        http = outcome.http
+        if http is not None and http != 429:
             account.parks = 0
             account.probing = False
             account.waited_until = None
-            if outcome.http != 401 and account.auth is _Auth.REFRESHED:
+            if http != 401 and account.auth is _Auth.REFRESHED:
                 self._set_auth(account, _Auth.OK)
         if outcome.decision is Decision.DONE:  # the common case, without `_apply`'s tests
             results = [self._result(flight.ticket, now, outcome, flight.sent_at)]
         else:
             results = self._apply(account, flight, now, outcome)
         if account.stopped is not None:  # an answer that came back after the account stopped
-            results += self._fail_all(account, now, account.stopped, outcome.http)
+            results += self._fail_all(account, now, account.stopped, http)
         if self._awaiting:
             for waiting in self._awaiting:
                 self._wake(waiting)
