@@ -126,7 +126,6 @@ class BudgetWindow:
         "margins",
         "model_limit",
         "period",
-        "permit",
         "sweep_at",
     )
 
@@ -150,9 +149,6 @@ class BudgetWindow:
         self.key: BudgetKey | None = None
         #: when the holding `WindowLimiter` looks again whether the window is idle (0: never)
         self.sweep_at = 0.0
-        #: the `Permit` of a request counted against this window alone (the holding
-        #: `WindowLimiter` hands the same one out again: a permit is immutable)
-        self.permit: Permit | None = None
 
     def __repr__(self) -> str:
         return (
@@ -456,11 +452,7 @@ class WindowLimiter:
             alone = None
         if alone is not None:
             alone.in_flight += 1  # `BudgetWindow.acquire`, inline
-            permit = alone.permit
-            if permit is None:  # the window is this account's and this action's alone
-                permit = Permit(account, action, (alone.key or (account, self._names[action]),))
-                alone.permit = permit
-            return permit
+            return Permit(account, action, (alone.key or (account, self._names[action]),))
         keys = self._keys(account, action)
         for key in keys:
             self._windows[key].acquire(now)

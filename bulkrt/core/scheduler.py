@@ -270,11 +270,13 @@ class Scheduler:
             or self.work.head(account.name) is not None
         ):
             return False
-        del self._accounts[account.name]
-        self._retired.add(account.name)
+        name = account.name
+        del self._accounts[name]
+        self._retired.add(name)
         if account.probing:
-            self._unproven.add(account.name)
-        self._touch(account.name)
+            self._unproven.add(name)
+        if self._view.on:  # `_touch`, inline
+            self._view.dirty.add(name)
         return True
 
     def _touch(self, name: str) -> None:
