@@ -4,6 +4,7 @@ Run by hand::
 
     .venv/bin/python -m bench.scheduler_bench [--accounts 1000 10000 100000 1000000]
         [--per-account 5] [--concurrency 64] [--lookahead 50000] [--profile cprofile|memory]
+        [--top 25]
 
 No shell and no I/O: each N runs in a fresh subprocess that builds a `Scheduler` with
 ``limit_model("pro")`` (50 retweets per 15 minutes per account) and feeds it N accounts x 5
@@ -19,8 +20,8 @@ RSS of the subprocess, bytes per account (peak RSS less the RSS before the run, 
 seconds the cyclic garbage collector took (timed with ``gc.callbacks``) with its count of full
 (generation-2) collections, and CPU microseconds per item (less sensitive than wall time to
 other processes on a shared machine). The load average is printed first.
-``--profile cprofile`` prints the 25 costliest functions; ``--profile memory`` prints the 15
-largest tracemalloc sites at the peak (slower; memory figures are then tracemalloc's).
+``--profile cprofile`` prints the ``--top`` (25) costliest functions; ``--profile memory`` prints
+the 15 largest tracemalloc sites at the peak (slower; memory figures are then tracemalloc's).
 """
 
 from __future__ import annotations
@@ -107,21 +108,25 @@ class _Driver:
 
     def answer(self) -> None:
         """Answer every request in flight, oldest first, with a 200."""
-        while self.flying:
-            for result in self.scheduler.on_response(self.flying.popleft(), self.now, self.ok):
+        flying, on_response, now, ok = self.flying, self.scheduler.on_response, self.now, self.ok
+        finished = 0
+        while flying:
+            for result in on_response(flying.popleft(), now, ok):
                 if result.status is not Status.OK:
                     raise AssertionError(result)
-                self.finished += 1
-                self.pending -= 1
+                finished += 1
+        self.finished += finished
+        self.pending -= finished
 
     def run(self) -> None:
         """Until every item came back."""
+        scheduler, flying = self.scheduler, self.flying
         while True:
-            if not self.exhausted:
+            if not self.exhausted and self.pending < self.lookahead:
                 self.feed()
-            step = self.scheduler.next(self.now)
+            step = scheduler.next(self.now)
             if isinstance(step, Dispatch):
-                self.flying.append(step.ticket)
+                flying.append(step.ticket)
             elif isinstance(step, Done):
                 if self.exhausted:
                     return
@@ -170,7 +175,7 @@ def child(args: argparse.Namespace) -> None:
     if args.profile == "cprofile":
         profile = cProfile.Profile()
         figures = profile.runcall(drive, n, args.per_account, args.concurrency, args.lookahead)
-        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(args.top)
     elif args.profile == "memory":
         tracemalloc.start()
         figures = drive(n, args.per_account, args.concurrency, args.lookahead)
@@ -194,6 +199,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--lookahead", type=int, default=50_000)
     parser.add_argument("--profile", choices=("cprofile", "memory"))
+    parser.add_argument("--top", type=int, default=25, help="functions --profile cprofile prints")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -209,7 +215,7 @@ def main() -> None:
         argv += ["--per-account", str(args.per_account), "--concurrency", str(args.concurrency)]
         argv += ["--lookahead", str(args.lookahead)]
         if args.profile:
-            argv += ["--profile", args.profile]
+            argv += ["--profile", args.profile, "--top", str(args.top)]
         out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout
         f = json.loads(out.strip().splitlines()[-1])
         print(

@@ -33,6 +33,7 @@ from bulkrt.core.scheduler import (
     Wait,
 )
 from bulkrt.core.tiers import limit_model
+from bulkrt.core.work import AccountQueues
 
 PROBLEM = "application/problem+json"
 OK_BODY = {
@@ -725,6 +726,61 @@ def test_idle_windows_are_dropped_and_learnt_limits_kept() -> None:
     assert limiter.ready_at("a", Action.RETWEET, 1001.0) == 1001.0
     kept = limiter.window(("b", "retweet"))
     assert kept is not None and kept.limit == 25 and limiter.slowdown() == 2.0
+
+
+def test_an_account_with_nothing_left_keeps_its_turn_and_its_ended_slow_start() -> None:
+    """An account whose last item is answered counts as finished at once, yet an item added for
+    it before its next turn goes on that turn (ahead of an account woken later), and its slow
+    start stays over: two of its requests may then fly together."""
+    scheduler = Scheduler(limit_model("basic", limit=50, window=900), concurrency=8)
+    scheduler.add(item("a", 1))
+    scheduler.add(item("b", 2))
+    first = scheduler.next(0.0)
+    assert isinstance(first, Dispatch) and first.ticket.item.account == "a"
+    assert [r.status for r in scheduler.on_response(first.ticket, 0.0, ok())] == [Status.OK]
+    assert scheduler.state("a", 0.0) is AccountState.FINISHED
+    assert scheduler.overview(0.0).count(AccountState.FINISHED) == 1
+    for row in (item("c", 3), item("a", 4), item("a", 5)):
+        assert scheduler.add(row, 0.0) == []
+    sent = []
+    while isinstance(step := scheduler.next(0.0), Dispatch):
+        sent.append(step.ticket.item.key)
+    assert sent == ["b-2", "a-4", "c-3", "a-5"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_account_queues_agree_with_a_list_per_account(seed: int) -> None:
+    """`AccountQueues` (one ticket held bare, several in a deque) answers every call as a plain
+    list per account would: put appends, put_back returns a ticket ahead of every later one,
+    take and head read the front, drain empties, and the size counts them all."""
+    rng = random.Random(seed)
+    queues, model = AccountQueues(), dict[str, list[Ticket]]()
+    taken: list[Ticket] = []
+    serial = 0
+    for _ in range(400):
+        account = rng.choice("abc")
+        move = rng.random()
+        if move < 0.4:
+            serial += 1
+            ticket = Ticket(serial, item(account, serial))
+            queues.put(ticket)
+            model.setdefault(account, []).append(ticket)
+        elif move < 0.65 and model.get(account):
+            taken.append(queues.take(account))
+            assert taken[-1] is model[account].pop(0)
+        elif move < 0.85 and taken:
+            back = taken.pop(rng.randrange(len(taken)))
+            queues.put_back(back)
+            line = model.setdefault(back.item.account, [])
+            line.insert(
+                next((i for i, t in enumerate(line) if t.serial > back.serial), len(line)), back
+            )
+        elif move < 0.9:
+            assert queues.drain(account) == model.pop(account, [])
+        model = {a: line for a, line in model.items() if line}
+        assert queues.head(account) is (model[account][0] if account in model else None)
+        assert len(queues) == sum(len(line) for line in model.values())
+        assert sorted(queues.accounts()) == sorted(model)
 
 
 def test_seeded_runs_are_reproducible() -> None:

@@ -188,7 +188,9 @@ class BudgetWindow:
 
     def ready_at(self, now: float) -> float | None:
         """When a request may go: ``now`` or later, or None until a response frees a slot."""
-        self._prune(now)
+        loose = self._loose
+        if (loose and loose[0] <= now) or self._groups:  # else `_prune` has nothing to drop
+            self._prune(now)
         free = self.limit - self.in_flight
         if free <= 0:
             return None
@@ -425,8 +427,11 @@ class WindowLimiter:
         return window
 
     def ready_at(self, account: str, action: Action, now: float) -> float | None:
-        alone = self._alone(account, action)
-        if alone is not None:
+        if not self._days and not self._caps[action]:  # `_alone`, inline: it is hot
+            alone = self._windows.get((account, self._names[action]))
+            if alone is None:
+                alone = self._alone(account, action)
+                assert alone is not None
             return alone.ready_at(now)  # never earlier than ``now``
         at = now
         for key in self._keys(account, action):
@@ -437,10 +442,16 @@ class WindowLimiter:
         return at
 
     def acquire(self, account: str, action: Action, now: float) -> Permit:
-        self._sweep(now)
-        alone = self._alone(account, action)
+        if self._sweeps and self._sweeps[0][0] <= now:
+            self._sweep(now)
+        if not self._days and not self._caps[action]:  # `_alone`, inline: it is hot
+            alone = self._windows.get((account, self._names[action]))
+            if alone is None:
+                alone = self._alone(account, action)
+        else:
+            alone = None
         if alone is not None:
-            alone.acquire(now)
+            alone.in_flight += 1  # `BudgetWindow.acquire`, inline
             return Permit(account, action, (alone.key or (account, self._names[action]),))
         keys = self._keys(account, action)
         for key in keys:
@@ -459,8 +470,10 @@ class WindowLimiter:
             for key in permit.keys:  # the common case: no header to learn from
                 window = self._windows[key]
                 window.release(now)
-                self._schedule(window, now)
-            self._sweep(now)
+                if not window.sweep_at:
+                    self._schedule(window, now)
+            if self._sweeps and self._sweeps[0][0] <= now:
+                self._sweep(now)
             return False
         readings = {
             (permit.account, permit.action.value): limits.window,

@@ -125,7 +125,8 @@ class WorkSource(Protocol):
 
 
 class AccountQueues:
-    """The in-memory :class:`WorkSource`: one deque per account.
+    """The in-memory :class:`WorkSource`: per account, its one ticket, or a deque of several (most
+    accounts of a large job hold one item at a time, and a deque costs half a kilobyte).
 
     >>> from bulkrt.core.items import Action
     >>> queues = AccountQueues()
@@ -136,36 +137,52 @@ class AccountQueues:
     """
 
     def __init__(self) -> None:
-        self._queues: dict[str, deque[Ticket]] = {}
+        self._queues: dict[str, Ticket | deque[Ticket]] = {}
         self._size = 0
 
     def put(self, ticket: Ticket) -> None:
-        queue = self._queues.get(ticket.item.account)
+        account = ticket.item.account
+        queue = self._queues.get(account)
         if queue is None:
-            queue = self._queues[ticket.item.account] = deque()
-        queue.append(ticket)
+            self._queues[account] = ticket
+        elif isinstance(queue, Ticket):
+            self._queues[account] = deque((queue, ticket))
+        else:
+            queue.append(ticket)
         self._size += 1
 
     def put_back(self, ticket: Ticket) -> None:
-        queue = self._queues.setdefault(ticket.item.account, deque())
-        index = next((i for i, t in enumerate(queue) if t.serial > ticket.serial), len(queue))
-        queue.insert(index, ticket)
+        account = ticket.item.account
+        queue = self._queues.get(account)
+        if queue is None:
+            self._queues[account] = ticket
+        else:
+            if isinstance(queue, Ticket):
+                queue = self._queues[account] = deque((queue,))
+            index = next((i for i, t in enumerate(queue) if t.serial > ticket.serial), len(queue))
+            queue.insert(index, ticket)
         self._size += 1
 
     def head(self, account: str) -> Ticket | None:
         queue = self._queues.get(account)
-        return queue[0] if queue else None
+        if queue is None or isinstance(queue, Ticket):
+            return queue
+        return queue[0]
 
     def take(self, account: str) -> Ticket:
         self._size -= 1
         queue = self._queues[account]
-        ticket = queue.popleft()
-        if not queue:  # an account with nothing queued costs nothing here
+        if isinstance(queue, Ticket):
             del self._queues[account]
+            return queue
+        ticket = queue.popleft()
+        if len(queue) == 1:  # back to one ticket: no deque kept for it
+            self._queues[account] = queue[0]
         return ticket
 
     def drain(self, account: str) -> list[Ticket]:
-        tickets = list(self._queues.pop(account, ()))
+        queue = self._queues.pop(account, None)
+        tickets = [] if queue is None else [queue] if isinstance(queue, Ticket) else list(queue)
         self._size -= len(tickets)
         return tickets
 
