@@ -317,6 +317,45 @@ class TestLearning:
         assert own.reason is Refusal.BUDGET  # not blocked: the log (placeholders) decides
 
 
+class TestOwnAdmissions:
+    async def test_a_log_full_of_the_holders_own_admissions_admits_only_that_holder(
+        self, redis: Redis
+    ) -> None:
+        """Under the lease ``w1|1`` a limit of 2 admits a third request (its scheduler paces its
+        own requests); once ``w2|2`` holds the account, or for a caller without a lease, the same
+        log is full until its oldest admission is a window old."""
+        budget = SharedBudget(redis, PREFIX)
+        await redis.set(f"{PREFIX}u:{{8}}:lease", "w1|1")
+        own = [
+            await budget.acquire("8", Action.RETWEET, limit=2, window=900, lease=("w1", 1))
+            for _ in range(3)
+        ]
+        assert [a.ok for a in own] == [True, True, True]
+        await redis.set(f"{PREFIX}u:{{8}}:lease", "w2|2")
+        for other in (("w2", 2), None):
+            held = await budget.acquire("8", Action.RETWEET, limit=2, window=900, lease=other)
+            assert (held.ok, held.reason) == (False, Refusal.BUDGET)
+            assert held.retry_after == pytest.approx(own[1].at + 900 - held.at, abs=0.01)
+
+    async def test_an_earlier_holders_admission_keeps_the_log_strict_for_the_next(
+        self, redis: Redis
+    ) -> None:
+        """One admission by ``w1|1`` and one by the next holder ``w2|2`` fill a limit of 2: the
+        next holder's second request is refused until the earlier holder's admission is a
+        window old, though the rest of the log is its own."""
+        budget = SharedBudget(redis, PREFIX)
+        await redis.set(f"{PREFIX}u:{{9}}:lease", "w1|1")
+        first = await budget.acquire("9", Action.RETWEET, limit=2, window=900, lease=("w1", 1))
+        await redis.set(f"{PREFIX}u:{{9}}:lease", "w2|2")
+        answers = [
+            await budget.acquire("9", Action.RETWEET, limit=2, window=900, lease=("w2", 2))
+            for _ in range(2)
+        ]
+        assert first.ok
+        assert [(a.ok, a.reason) for a in answers] == [(True, None), (False, Refusal.BUDGET)]
+        assert answers[1].retry_after == pytest.approx(first.at + 900 - answers[1].at, abs=0.01)
+
+
 class TestLease:
     async def test_only_the_current_fence_is_admitted(self, redis: Redis) -> None:
         """With the lease held as ``w1|2``: fence 1 of the same worker, and another worker, are

@@ -21,11 +21,18 @@ tightens the budget, so it is accepted from any process, even one whose lease ha
 
 An admission may be tied to a lease (``lease=(worker, fence)``): the script refuses it unless
 ``u:{uid}:lease`` still holds ``worker|fence``, so a worker that lost its account (stalled,
-partitioned) cannot spend the next holder's budget.
+partitioned) cannot spend the next holder's budget. A full log still admits the holder when every
+admission in it is the holder's own under that same lease: one lease is one session of one
+scheduler, which already paces those requests with the embedded mode's limiter (which frees a
+window's slots together when the platform's window resets, where a log frees them one by one, a
+round trip per request per window later). Anything else in the log (an earlier holder's
+admissions, another job's, placeholders learnt from headers, admissions without a lease) keeps
+the log strict, so a next holder, or a second sender, never overspends what the holder spent.
 
 Stored in Redis (prefix first, the user id as a hash tag so one account's keys share a slot):
-``u:{uid}:sw:<endpoint>`` a sorted set of admissions scored by Redis time in milliseconds (each
-expires one window after its last admission); ``u:{uid}:blk:<endpoint>`` the blocked-until deadline
+``u:{uid}:sw:<endpoint>`` a sorted set of admissions scored by Redis time in milliseconds, each
+member ending ``@worker|fence`` when made under a lease (the set expires one window after its
+last admission); ``u:{uid}:blk:<endpoint>`` the blocked-until deadline
 in milliseconds, expiring at it. Neither holds a secret.
 
 >>> budget = SharedBudget(redis, "bulkrt:")  # doctest: +SKIP
@@ -96,12 +103,27 @@ local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
+local own = ''
+if ARGV[4] ~= '' then own = '@' .. ARGV[4] end
 if count >= limit then
-  local index = count - limit
-  local freeing = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
-  return {0, tonumber(freeing[2]) + window - now, 'budget', now}
+  -- full, unless every admission in it is the caller's own under this very lease: its
+  -- scheduler paces those itself (see the module docstring)
+  local foreign = own == ''
+  if not foreign then
+    for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+      if string.sub(member, -#own) ~= own then
+        foreign = true
+        break
+      end
+    end
+  end
+  if foreign then
+    local index = count - limit
+    local freeing = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
+    return {0, tonumber(freeing[2]) + window - now, 'budget', now}
+  end
 end
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3] .. own)
 if redis.call('PTTL', KEYS[1]) < window then
   redis.call('PEXPIRE', KEYS[1], window)
 end
