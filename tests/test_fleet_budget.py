@@ -191,7 +191,8 @@ class TestAcrossProcesses:
         admitted: list[int] = []
         for go in ("go1", "go2"):
             if admitted:  # until the last admission has left the window, on Redis's clock
-                await anyio.sleep((admitted[-1] + window_ms) / 1000 - await redis_now(redis) + 0.01)
+                left = (admitted[-1] + window_ms) / 1000 - await redis_now(redis) + 0.01
+                await anyio.sleep(max(0.0, left))
             batch = await acquire_in_processes(
                 redis, redis_server.url, processes=4, each=200, limit=limit, window=window, go=go
             )
@@ -354,6 +355,63 @@ class TestOwnAdmissions:
         assert first.ok
         assert [(a.ok, a.reason) for a in answers] == [(True, None), (False, Refusal.BUDGET)]
         assert answers[1].retry_after == pytest.approx(first.at + 900 - answers[1].at, abs=0.01)
+
+
+class TestTogether:
+    async def test_admissions_asked_at_once_share_one_round_trip_and_the_limit(
+        self, redis: Redis
+    ) -> None:
+        """Twelve admissions asked at once on one client, four accounts with a limit of 2: each
+        account gets exactly 2, the others are refused for the budget, and Redis read them in
+        a round trip or two, not twelve."""
+        budget = SharedBudget(redis, PREFIX)
+        answers: dict[str, list[bool]] = {uid: [] for uid in ("21", "22", "23", "24")}
+
+        async def ask(uid: str) -> None:
+            admission = await budget.acquire(uid, Action.RETWEET, limit=2, window=900, lease=None)
+            assert admission.ok or admission.reason is Refusal.BUDGET
+            answers[uid].append(admission.ok)
+
+        await budget.acquire("20", Action.RETWEET, limit=2, window=900, lease=None)  # warm
+        before = int((await redis.info("stats"))["total_reads_processed"])
+        async with anyio.create_task_group() as group:
+            for n in range(12):
+                group.start_soon(ask, str(21 + n % 4))
+        after = int((await redis.info("stats"))["total_reads_processed"])
+        assert {uid: sorted(oks) for uid, oks in answers.items()} == {
+            uid: [False, True, True] for uid in answers
+        }
+        assert after - before <= 3  # the batch's reads, and the second INFO's
+
+    async def test_an_admission_cancelled_with_its_batch_leaves_the_others_answered(
+        self, redis: Redis
+    ) -> None:
+        """The task that would send a batch of five admissions (limit 3) is cancelled while the
+        other four wait in it: those four still get their answers (they ask again), and the log
+        holds exactly the limit."""
+        budget = SharedBudget(redis, PREFIX)
+        oks: list[bool] = []
+        scopes: list[anyio.CancelScope] = []
+
+        async def ask() -> None:
+            admission = await budget.acquire("25", Action.RETWEET, limit=3, window=900, lease=None)
+            oks.append(admission.ok)
+
+        async def sender() -> None:
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                await ask()
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                group.start_soon(sender)
+                for _ in range(4):
+                    group.start_soon(ask)
+                await anyio.wait_all_tasks_blocked()
+                scopes[0].cancel()
+        assert len(oks) in (4, 5)  # the sender's own answer, if it came before the cancel
+        assert await redis.zcard(f"{PREFIX}u:{{25}}:sw:retweet") == 3
+        assert oks.count(True) <= 3
 
 
 class TestLease:
