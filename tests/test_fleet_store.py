@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import anyio
 import pytest
 import redis.asyncio
 from redis.exceptions import ResponseError
@@ -103,6 +104,26 @@ async def test_accounts_published_unavailable_wait_to_be_made_available(stores: 
         assert await store.make_available("spring") == 0  # one leased, the other waits already
         (second,) = await store.claim("w2", n=5, ttl=30)
         assert {first.user_id, second.user_id} == {"101", "202"}
+
+
+async def test_making_accounts_available_wakes_the_idle_workers(stores: Stores) -> None:
+    """Accounts made available are announced on the wake channel with how many there are, so
+    idle workers claim at once; making none available announces nothing."""
+    async with stores(1) as (store,):
+        async with store.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(store.keys.wake)
+            assert await store.register_job(meta("spring", total=2))
+            await store.publish("spring", [item(0, "101"), item(1, "202")], available=False)
+            assert await store.make_available("spring") == 2
+            assert await store.make_available("spring") == 0
+            await store.redis.publish(store.keys.wake, "end")  # marks the end of what came
+            messages: list[str | bytes] = []
+            with anyio.fail_after(10):
+                while not messages or messages[-1] not in ("end", b"end"):
+                    message = await pubsub.get_message(timeout=1)
+                    if message is not None:  # None: nothing yet, or a subscription's answer
+                        messages.append(message["data"])
+        assert messages in (["2", "end"], [b"2", b"end"])
 
 
 async def test_publish_claim_complete_round_trip(stores: Stores) -> None:

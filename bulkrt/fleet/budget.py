@@ -21,11 +21,18 @@ tightens the budget, so it is accepted from any process, even one whose lease ha
 
 An admission may be tied to a lease (``lease=(worker, fence)``): the script refuses it unless
 ``u:{uid}:lease`` still holds ``worker|fence``, so a worker that lost its account (stalled,
-partitioned) cannot spend the next holder's budget.
+partitioned) cannot spend the next holder's budget. A full log still admits the holder when every
+admission in it is the holder's own under that same lease: one lease is one session of one
+scheduler, which already paces those requests with the embedded mode's limiter (which frees a
+window's slots together when the platform's window resets, where a log frees them one by one, a
+round trip per request per window later). Anything else in the log (an earlier holder's
+admissions, another job's, placeholders learnt from headers, admissions without a lease) keeps
+the log strict, so a next holder, or a second sender, never overspends what the holder spent.
 
 Stored in Redis (prefix first, the user id as a hash tag so one account's keys share a slot):
-``u:{uid}:sw:<endpoint>`` a sorted set of admissions scored by Redis time in milliseconds (each
-expires one window after its last admission); ``u:{uid}:blk:<endpoint>`` the blocked-until deadline
+``u:{uid}:sw:<endpoint>`` a sorted set of admissions scored by Redis time in milliseconds, each
+member ending ``@worker|fence`` when made under a lease (the set expires one window after its
+last admission); ``u:{uid}:blk:<endpoint>`` the blocked-until deadline
 in milliseconds, expiring at it. Neither holds a secret.
 
 >>> budget = SharedBudget(redis, "bulkrt:")  # doctest: +SKIP
@@ -38,11 +45,14 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from bulkrt.fleet.keyspace import KeySpace
 
@@ -96,12 +106,27 @@ local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
+local own = ''
+if ARGV[4] ~= '' then own = '@' .. ARGV[4] end
 if count >= limit then
-  local index = count - limit
-  local freeing = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
-  return {0, tonumber(freeing[2]) + window - now, 'budget', now}
+  -- full, unless every admission in it is the caller's own under this very lease: its
+  -- scheduler paces those itself (see the module docstring)
+  local foreign = own == ''
+  if not foreign then
+    for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+      if string.sub(member, -#own) ~= own then
+        foreign = true
+        break
+      end
+    end
+  end
+  if foreign then
+    local index = count - limit
+    local freeing = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
+    return {0, tonumber(freeing[2]) + window - now, 'budget', now}
+  end
 end
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3] .. own)
 if redis.call('PTTL', KEYS[1]) < window then
   redis.call('PEXPIRE', KEYS[1], window)
 end
@@ -174,9 +199,13 @@ class SharedBudget:
     """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
         self._keys = KeySpace(prefix)
         self._acquire = redis.register_script(_ACQUIRE)
         self._learn = redis.register_script(_LEARN)
+        #: admissions asked for and not yet on their way (`_admit`)
+        self._asks: list[_Ask] = []
+        self._leading = False
 
     async def acquire(
         self,
@@ -198,13 +227,65 @@ class SharedBudget:
         ]
         held = "" if lease is None else f"{lease[0]}|{lease[1]}"
         args: list[str | int] = [limit, _ms(window), secrets.token_hex(8), held]
-        admitted, wait_ms, reason, now_ms = _four(await self._acquire(keys=keys, args=args))
+        admitted, wait_ms, reason, now_ms = _four(await self._admit(keys, args))
         return BudgetAdmission(
             ok=admitted == 1,
             retry_after=max(0, wait_ms) / 1000,
             reason=Refusal(reason) if reason else None,
             at=now_ms / 1000,
         )
+
+    async def _admit(self, keys: list[str], args: list[str | int]) -> Any:
+        """Run the admission script, together with every other admission asked for in the same
+        pass of the event loop: one pipeline, one round trip, each script call still atomic on
+        its own (a session dispatching a window's worth of requests at once asks for them all
+        together). The first asker sends the batch; whoever asked while it was on its way, or
+        whose batch was cancelled with the task that sent it, asks again."""
+        while True:
+            ask = _Ask(keys, args)
+            self._asks.append(ask)
+            if not self._leading:
+                self._leading = True
+                try:
+                    await anyio.lowlevel.checkpoint()  # let the admissions of this pass join
+                    batch, self._asks = self._asks, []
+                    await self._send(batch)
+                finally:
+                    self._leading = False
+                    # asked while this batch was on its way (or it was cancelled): they ask
+                    # again, the first of them sending the next batch
+                    for left in self._asks:
+                        left.done.set()
+                    self._asks = []
+            await ask.done.wait()
+            if ask.error is not None:
+                raise ask.error
+            if ask.answered:
+                return ask.answer
+
+    async def _send(self, batch: list[_Ask]) -> None:
+        """One pipeline of admission calls; every ask of ``batch`` ends answered, failed, or
+        (when this task is cancelled meanwhile) neither, to be asked again."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for ask in batch:
+                    pipe.evalsha(self._acquire.sha, len(ask.keys), *ask.keys, *ask.args)
+                answers = await pipe.execute(raise_on_error=False)
+            for ask, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, NoScriptError):  # not run (Redis restarted): load, run
+                    answer = await self._acquire(keys=ask.keys, args=ask.args)
+                if isinstance(answer, Exception):
+                    ask.error = answer
+                else:
+                    ask.answer, ask.answered = answer, True
+                ask.done.set()
+        except Exception as exc:
+            for ask in batch:
+                if not ask.done.is_set():
+                    ask.error = exc
+        finally:
+            for ask in batch:
+                ask.done.set()
 
     async def learn(
         self,
@@ -244,6 +325,18 @@ class SharedBudget:
         ]
         until_ms = int(await self._learn(keys=keys, args=args))
         return until_ms / 1000 if until_ms > 0 else None
+
+
+@dataclass(slots=True, eq=False)
+class _Ask:
+    """One admission asked for: its script's keys and arguments, and what came of it."""
+
+    keys: list[str]
+    args: list[str | int]
+    done: anyio.Event = field(default_factory=anyio.Event)
+    answered: bool = False
+    answer: Any = None
+    error: Exception | None = None
 
 
 def _ms(seconds: float) -> int:

@@ -257,13 +257,6 @@ class _Drive:
             self.start.total - self.start.skipped,
             time.time(),
         )
-        if await patiently(lambda: store.register_job(meta), what="registering the job"):
-            await self._publish(store, payloads)
-        else:
-            _log.info("job_found", job=self.job, detail="published by an earlier run; resuming")
-            status = await patiently(partial(store.job_meta, self.job), what="the job's state")
-            if status is not None and not status.published:
-                await self._publish(store, payloads)  # the earlier driver died publishing it
         worker = FleetWorker(
             redis,
             self.accounts,
@@ -271,6 +264,16 @@ class _Drive:
             info={"host": socket.gethostname(), "pid": str(os.getpid()), "role": "driver"},
         )
         self.reauthorize = worker.reauthorize
+        # counted by the waiting workers before the accounts are theirs to claim: each claims
+        # its fair share, this one included, all at once
+        await worker.announce()
+        if await patiently(lambda: store.register_job(meta), what="registering the job"):
+            await self._publish(store, payloads)
+        else:
+            _log.info("job_found", job=self.job, detail="published by an earlier run; resuming")
+            status = await patiently(partial(store.job_meta, self.job), what="the job's state")
+            if status is not None and not status.published:
+                await self._publish(store, payloads)  # the earlier driver died publishing it
 
         async def job_done() -> bool:
             status = await patiently(partial(store.job_meta, self.job), what="the job's state")

@@ -36,6 +36,7 @@ from functools import partial
 import anyio
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bulkrt.core.attribution import Evidence
 from bulkrt.core.items import Action, Item
@@ -61,6 +62,8 @@ from bulkrt.shell.sender import HttpSender, Sender
 __all__ = ["FleetWorker", "WorkerSettings", "item_payload", "payload_item", "worker_name"]
 
 _log = structlog.get_logger()
+#: how long one wait for a wake message lasts (shorter than the connection's answer timeout)
+_LISTEN = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,27 @@ class FleetWorker:
             await patiently(lambda: self._store.leave(self.name), what="leaving the worker list")
 
     async def _work(self, until: Callable[[], Awaitable[bool]] | None) -> None:
+        async with anyio.create_task_group() as listening:
+            listening.start_soon(self._listen)
+            await self._serve(until)
+            listening.cancel_scope.cancel()
+
+    async def _listen(self) -> None:
+        """Wake the loop as soon as a driver makes accounts available (`KeySpace.wake`), so that
+        every idle worker claims its share at once. Only a shortcut: the loop's own look (every
+        quarter tick when idle) finds the accounts anyway, so a message lost while Redis cannot
+        be reached costs a quarter tick at most."""
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._store.keys.wake)
+                    while True:
+                        if await pubsub.get_message(timeout=_LISTEN):
+                            self._wake.set()
+            except (RedisError, OSError):
+                await anyio.sleep(self._settings.tick)
+
+    async def _serve(self, until: Callable[[], Awaitable[bool]] | None) -> None:
         settings = self._settings
         async with (
             XClient(
@@ -259,21 +283,16 @@ class FleetWorker:
                 self._wake = anyio.Event()
             self.stop()
 
+    async def announce(self) -> None:
+        """Beat once now: the workers claiming their fair share count this one from then on (a
+        driver announces its worker before it lets anyone claim its job's accounts, so that the
+        workers already waiting leave it its share)."""
+        await self._beat()
+
     async def _tend(self) -> None:
         """Beat, renew the leases held, and reap the leases of workers that died."""
         settings = self._settings
-        live = [s for s in self._sessions if s.dispatcher is not None and s.sink is not None]
-        stats = {
-            "finished": self.finished + sum(s.sink.lines for s in live if s.sink),
-            "requests": self.requests
-            + sum(s.dispatcher.stats().requests for s in live if s.dispatcher),
-            "held": self.held,
-        }
-        info = {**self._info, "stats": json.dumps(stats), "started": str(self.started)}
-        await patiently(
-            lambda: self._store.beat(self.name, info, 3 * settings.tick + settings.lease_ttl),
-            what="the worker's heartbeat",
-        )
+        await self._beat()
         for session in self._sessions:
             held = session.held()
             if session.lost or not held:
@@ -288,6 +307,22 @@ class FleetWorker:
             if lost - session.released:
                 self._lost(session, f"{len(lost - session.released)} lease(s) lost at renewal")
         await patiently(lambda: self._store.reap(self._quiet()), what="reaping expired leases")
+
+    async def _beat(self) -> None:
+        """Say this worker is alive, with its counts (for `bulkrt status --redis`)."""
+        settings = self._settings
+        live = [s for s in self._sessions if s.dispatcher is not None and s.sink is not None]
+        stats = {
+            "finished": self.finished + sum(s.sink.lines for s in live if s.sink),
+            "requests": self.requests
+            + sum(s.dispatcher.stats().requests for s in live if s.dispatcher),
+            "held": self.held,
+        }
+        info = {**self._info, "stats": json.dumps(stats), "started": str(self.started)}
+        await patiently(
+            lambda: self._store.beat(self.name, info, 3 * settings.tick + settings.lease_ttl),
+            what="the worker's heartbeat",
+        )
 
     def _valid_until(self, began: float) -> float:
         """Until when leases claimed or renewed by a call that began at ``began`` surely live."""

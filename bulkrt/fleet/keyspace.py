@@ -44,6 +44,7 @@ local K_QUIET = P .. 'quiet'
 local K_WORKERS = P .. 'workers'
 local K_JOBS = P .. 'jobs'
 local K_JOB_SEQ = P .. 'job_seq'
+local K_WAKE = P .. 'wake'
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -157,3 +158,9 @@ class KeySpace:
     def job_sequence(self) -> str:
         """The counter that numbers registered jobs."""
         return f"{self.prefix}job_seq"
+
+    @property
+    def wake(self) -> str:
+        """The channel (publish/subscribe, not a key) on which a driver says it made accounts
+        available: idle workers claim at once instead of at their next look."""
+        return f"{self.prefix}wake"

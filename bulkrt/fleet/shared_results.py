@@ -3,10 +3,11 @@ in Redis, from which the driving ``bulkrt run`` writes the operator's ledger.
 
 `SharedResults` speaks the dispatcher's `bulkrt.shell.dispatcher.LedgerSink` seam. Lines are
 masked of every secret the worker knows, queued, and handed to Redis by one task: each batch of
-one account in one fenced Lua call (`bulkrt.fleet.store.FleetStore.complete_many`) that appends
-the lines and takes the items off the queue together, so an item is either finished (its line
-waits in Redis for the driver) or still queued for whoever holds the account next. A batch the
-fence refuses (the lease was lost) changes nothing: the account's next holder sends it again.
+one account in one fenced Lua call (`bulkrt.fleet.store.FleetStore.complete_each`, every
+account's batch in one round trip) that appends the lines and takes the items off the queue
+together, so an item is either finished (its line waits in Redis for the driver) or still queued
+for whoever holds the account next. A batch the fence refuses (the lease was lost) changes
+nothing: the account's next holder sends it again.
 """
 
 from __future__ import annotations
@@ -88,12 +89,12 @@ class SharedResults:
             by_account: dict[str, list[tuple[str, str, str]]] = {}
             for account, key, line in batch:
                 by_account.setdefault(account, []).append((self._jobs[key], key, line))
-            for account, entries in by_account.items():
+            batches = [(self._leases[account], entries) for account, entries in by_account.items()]
+            accepted = await patiently(
+                partial(self._store.complete_each, batches), what="handing results to Redis"
+            )
+            for (account, entries), done in zip(by_account.items(), accepted, strict=True):
                 lease = self._leases[account]
-                done = await patiently(
-                    partial(self._store.complete_many, lease, entries),
-                    what="handing results to Redis",
-                )
                 if not done:
                     self._on_lost(lease)
                     continue

@@ -106,7 +106,7 @@ return added
 
 #: ARGV: prefix, job -> 1 when the job exists
 #: ARGV: prefix, job -> how many accounts became available: every account the job published
-#: items for that has items queued and no lease
+#: items for that has items queued and no lease (published on the wake channel, when any)
 MAKE_AVAILABLE = (
     LUA_KEYS
     + """
@@ -117,6 +117,7 @@ for _, uid in ipairs(redis.call('SMEMBERS', k_job_users(ARGV[2]))) do
     made = made + redis.call('ZADD', K_AVAIL, 'NX', now, uid)
   end
 end
+if made > 0 then redis.call('PUBLISH', K_WAKE, made) end
 return made
 """
 )
