@@ -238,6 +238,13 @@ class TestRfc5849:
         with pytest.raises(ValueError, match="query or fragment|absolute URL|no host"):
             key.authorization("POST", url, "n", 1)
 
+    @pytest.mark.parametrize(("consumer_key", "token"), [("", "1-tok"), ("ck", "")])
+    def test_an_empty_consumer_key_or_token_is_refused(self, consumer_key: str, token: str) -> None:
+        """Key material without a consumer key or an access token raises (oauthlib would silently
+        leave an empty token out of the header)."""
+        with pytest.raises(ValueError, match="consumer key and an access token"):
+            OAuth1Key(consumer_key, "cs", token, "ts")
+
 
 class TestTheAuthorizer:
     async def test_the_sandbox_verifier_accepts_its_signatures(self) -> None:
