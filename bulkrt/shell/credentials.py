@@ -19,17 +19,17 @@ mark of that refresh stays, and the next run says so again before it presents th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
 import structlog
-from oauthlib.oauth1 import Client as OAuth1Client
 
 from bulkrt.core.credential_refresh import refused_advice
 from bulkrt.errors import ReauthorizationNeeded, RefreshFailed, RefreshLost
 from bulkrt.shell.accounts import Account, OAuth1, OAuth2
+from bulkrt.shell.oauth1_signature import OAuth1Key, fresh_nonce
 from bulkrt.shell.tokens import CredentialStore, TokenLease, TokenSet
 
 __all__ = [
@@ -72,22 +72,26 @@ TokenEndpoint = Callable[[Mapping[str, str], tuple[str, str] | None], Awaitable[
 SecretSink = Callable[[list[str | None]], None]
 
 
-@dataclass(frozen=True, slots=True)
 class OAuth1Signer:
-    """Signs each request with HMAC-SHA1; every call uses a new nonce and timestamp.
+    """Signs each request with HMAC-SHA1; every call uses a new nonce and the wall clock's second.
 
-    The JSON body is not part of the signature (RFC 5849 §3.4.1.3.1), as with tweepy.
+    The key material is prepared once (`bulkrt.shell.oauth1_signature.OAuth1Key`). The JSON body
+    is not part of the signature (RFC 5849 §3.4.1.3.1), as with tweepy.
     """
 
-    credentials: OAuth1
+    __slots__ = ("_key",)
 
-    async def authorization(self, method: str, url: str) -> str:
-        c = self.credentials
-        client = OAuth1Client(
+    def __init__(self, credentials: OAuth1) -> None:
+        c = credentials
+        self._key = OAuth1Key(
             c.consumer_key, c.consumer_secret, c.access_token, c.access_token_secret
         )
-        _, headers, _ = client.sign(url, method)  # type: ignore[arg-type]  # stubs want a Literal
-        return str(headers["Authorization"])
+
+    def __repr__(self) -> str:
+        return f"OAuth1Signer({self._key!r})"
+
+    async def authorization(self, method: str, url: str) -> str:
+        return self._key.authorization(method, url, fresh_nonce(), int(time.time()))
 
 
 def _ignore(_values: list[str | None]) -> None:
