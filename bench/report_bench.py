@@ -9,11 +9,13 @@ It writes one ledger in `LedgerRecord.to_json`'s exact shape: ``--accounts`` acc
 campaigns, lines about 5 ms apart with a ``sent`` time, keys in the derived JSON-array form (the
 slow case: every key needs JSON unescaping); 3% ``rejected``, 4% ``error`` that a second run
 sends again (``ok``: those keys have two lines), 5% undos; one line torn inside the file and a
-torn last line. ``--before`` is extracted with ``git archive`` into a temporary folder and run
-with it first on ``PYTHONPATH``. Each command runs as its own process (``python -m bulkrt``),
-the two sides alternating, ``--rounds`` times; reported per command and side: the best wall
-seconds and the peak RSS (``wait4``), and whether the two sides' outputs are byte-identical
-(the page's "made <time>" stamp left out).
+torn last line. ``--before`` is extracted with ``git archive`` into a temporary folder, and
+this tree's ``bulkrt`` copied beside it; each side runs with its copy first on ``PYTHONPATH``
+(from the temporary folder: ``python -m`` puts the working folder first). Each command runs
+as its own process (``python -m bulkrt``), the two sides alternating, ``--rounds`` times;
+reported per command and side: the best wall and CPU (user + system) seconds and the peak RSS
+(``wait4``), and whether the two sides' outputs are byte-identical (the page's "made <time>"
+stamp left out).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,8 +104,9 @@ def write_ledger(path: Path, lines: int) -> None:
         out.write('{"schema":1,"ts":"2026-11-18T00:00:00.000Z","run":"run-2","ke')  # torn
 
 
-def _run(argv: list[str], pythonpath: str) -> tuple[float, float, bytes]:
-    """Wall seconds, peak RSS in MB and stdout of one ``python -m bulkrt`` process."""
+def _run(argv: list[str], pythonpath: str, cwd: Path) -> tuple[float, float, float, bytes]:
+    """Wall seconds, CPU seconds (user + system), peak RSS in MB and stdout of one
+    ``python -m bulkrt`` process."""
     env = {**os.environ, "PYTHONPATH": pythonpath, "COLUMNS": "100"}
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
@@ -111,6 +115,7 @@ def _run(argv: list[str], pythonpath: str) -> tuple[float, float, bytes]:
             stdout=out,
             stderr=subprocess.DEVNULL,
             env=env,
+            cwd=cwd,  # not this tree: ``-m`` puts the working folder before PYTHONPATH
         )
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -119,7 +124,7 @@ def _run(argv: list[str], pythonpath: str) -> tuple[float, float, bytes]:
         output = out.read()
     if process.returncode != 0:
         raise SystemExit(f"{argv} exited {process.returncode}")
-    return wall, usage.ru_maxrss / 1024, output
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output
 
 
 def _extract(ref: str, into: Path) -> None:
@@ -143,7 +148,21 @@ def main() -> None:
         before = tmp / "before"
         before.mkdir()
         _extract(args.before, before)
-        sides = {f"before ({args.before})": str(before), "after (this tree)": str(ROOT)}
+        after = tmp / "after"
+        shutil.copytree(
+            ROOT / "bulkrt", after / "bulkrt"
+        )  # a snapshot: edits meanwhile are not run
+        sides = {f"before ({args.before})": str(before), "after (this tree)": str(after)}
+        for side, path in sides.items():
+            where = subprocess.run(
+                [sys.executable, "-c", "import bulkrt; print(bulkrt.__file__)"],
+                env={**os.environ, "PYTHONPATH": path},
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            assert where.startswith(path), (side, where)
         ledger = tmp / "ledger.jsonl"
         started = time.perf_counter()
         write_ledger(ledger, args.lines)
@@ -158,27 +177,36 @@ def main() -> None:
             "status": ["status", str(ledger)],
             "status --json": ["status", str(ledger), "--json"],
         }
-        best: dict[tuple[str, str], tuple[float, float]] = {}
+        best: dict[tuple[str, str], tuple[float, float, float]] = {}
         outputs: dict[tuple[str, str], bytes] = {}
         for _ in range(args.rounds):
             for name, argv in commands.items():
                 for side, path in sides.items():
-                    wall, rss, output = _run(argv, path)
+                    wall, cpu, rss, output = _run(argv, path, tmp)
                     if name.startswith("report"):
                         page = (tmp / "r.html").read_bytes()
                         output += re.sub(rb"made \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", b"", page)
-                    previous = best.get((name, side), (float("inf"), 0.0))
-                    best[name, side] = (min(previous[0], wall), max(previous[1], rss))
+                    previous = best.get((name, side), (float("inf"), float("inf"), 0.0))
+                    best[name, side] = (
+                        min(previous[0], wall),
+                        min(previous[1], cpu),
+                        max(previous[2], rss),
+                    )
                     outputs[name, side] = output
         names = list(sides)
-        print(f"\n{'command':<16}" + "".join(f"{s:>34}" for s in names) + "   same output")
+        print(f"\n{'command':<16}" + "".join(f"{s:>40}" for s in names) + "   same output")
+        print(f"{'':<16}" + f"{'wall s   CPU s   peak RSS':>40}" * len(names))
         for name in commands:
             cells = "".join(
-                f"{best[name, s][0]:>20.2f} s {best[name, s][1]:>8.0f} MB" for s in names
+                f"{best[name, s][0]:>24.2f} {best[name, s][1]:>7.2f} {best[name, s][2]:>6.0f} MB"
+                for s in names
             )
             same = outputs[name, names[0]] == outputs[name, names[1]]
             print(f"{name:<16}{cells}   {'yes' if same else 'NO'}")
-        print(f"\n(best wall of {args.rounds} rounds, peak RSS; `python -m bulkrt <command>`)")
+        print(
+            f"\n(best wall and CPU of {args.rounds} round(s), highest peak RSS; each command run "
+            f"as `python -m bulkrt <command>`; load average {os.getloadavg()[0]:.1f})"
+        )
 
 
 if __name__ == "__main__":

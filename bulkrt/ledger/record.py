@@ -1,5 +1,7 @@
 """A ledger line as a record: `LedgerRecord` (its error is `bulkrt.core.items.ErrorDetail`),
-serialised one line per record.
+serialised one line per record; and what counting and the report read of a line without
+building its record (`RecordFields`, `line_key`: orjson reads the line, `LedgerRecord.from_json`
+decides every line that is not in the writer's exact types).
 
 A ledger line (README "The ledger") is `LedgerRecord.to_json`: compact JSON, fields in the
 README's order with ``schema`` first, UTF-8 without ASCII escaping. `bulkrt.ledger.reader`
@@ -256,7 +258,6 @@ def line_key(line: bytes) -> str | None:
 _loads = orjson.loads
 _ACTIONS = {action.value: action for action in Action}
 _STATUSES = {status.value: status for status in Status}
-_TEXT_FIELDS = ("ts", "run", "key", "campaign", "account", "user_id", "tweet_id")
 
 
 def _text(value: object) -> bool:
