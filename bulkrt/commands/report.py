@@ -13,8 +13,6 @@ from bulkrt.core.tiers import Tier, limit_model
 from bulkrt.errors import LedgerError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.ledger.counts import summarise_ledger
-from bulkrt.ledger.reader import scan_ledger
-from bulkrt.ledger.record import LedgerRecord
 from bulkrt.reporting.model import Report, ReportBuilder
 from bulkrt.reporting.page import render_html
 
@@ -22,20 +20,11 @@ __all__ = ["build_report", "command"]
 
 
 def build_report(ledger: Path, *, tier: Tier, limit: int | None, window: float | None) -> Report:
-    """Read ``ledger`` into a `Report`: the lines the summary counted, so a run appending to
-    the ledger meanwhile cannot make the chart and the totals disagree."""
-    summary = summarise_ledger(ledger)
+    """Read ``ledger`` into a `Report` in one parse of each line: the summary hands the builder
+    every line it counts, so the chart and the totals always agree, even when a run appends to
+    the ledger meanwhile."""
     builder = ReportBuilder()
-    read = 0
-    for line in scan_ledger(ledger):
-        if read >= summary.lines:
-            break
-        try:
-            record = LedgerRecord.from_json(line.data)
-        except ValueError:
-            continue  # counted (and warned about) by the summary
-        builder.add(record)
-        read += 1
+    summary = summarise_ledger(ledger, each=builder.add)
     return builder.build(summary, limit_model(tier, limit=limit, window=window).retweet)
 
 

@@ -1,5 +1,6 @@
-"""Reading a ledger back: every record (`read_ledger`), or each line's key and status fast
-(`quick_key`; resume's `bulkrt.ledger.resume.finished_keys` scans the same way).
+"""Reading a ledger back: every record (`read_ledger`), or a block of lines at a time
+(`read_blocks`, for counting); resume's `bulkrt.ledger.resume.finished_keys` reads keys and
+statuses fast with `KEY_HEAD`.
 
 Reading tolerates what a crash can leave behind. A torn last line (no newline, not valid JSON)
 is skipped with a ``ledger_torn_line_skipped`` warning; an unreadable line inside the file (a
@@ -29,8 +30,10 @@ __all__ = [
     "STATUS_FIELD",
     "LedgerLine",
     "LedgerStamp",
+    "BLOCK",
+    "LineBlock",
     "open_ledger",
-    "quick_key",
+    "read_blocks",
     "read_ledger",
     "scan_ledger",
     "warn_skipped",
@@ -85,21 +88,50 @@ def read_ledger(path: Path | str) -> Iterator[LedgerRecord]:
             warn_skipped(path, line, str(exc))
 
 
-def quick_key(line: LedgerLine) -> tuple[bytes, bytes] | None:
-    """The key's JSON text and the status of a whole line in `to_json`'s shape; else None."""
-    data = line.data
-    head = KEY_HEAD.match(data) if line.complete and data.endswith(b"}") else None
-    if head is None:
-        return None
-    at = data.find(STATUS_FIELD, head.end())
-    if at < 0:
-        return None
-    start = at + len(STATUS_FIELD)
-    status = data[start : data.find(b'"', start)]
-    key = head.group(1)
-    if b"\\u" in key or b"\\/" in key:
-        return None
-    return key, status
+class LineBlock(NamedTuple):
+    """Consecutive lines of a ledger, as `read_blocks` reads them."""
+
+    #: the 1-based number of the first line
+    first: int
+    #: the byte offset of the first line in the file
+    offset: int
+    #: the lines without their newline (blank ones too)
+    lines: list[bytes]
+    #: whether the last line lacks its newline (torn, the ledger's last)
+    torn: bool
+
+    def line(self, index: int) -> LedgerLine:
+        r"""The line at ``index`` in ``lines`` as `scan_ledger` yields it (``\r`` cut)."""
+        end = self.offset + sum(len(data) + 1 for data in self.lines[: index + 1])
+        complete = not (self.torn and index == len(self.lines) - 1)
+        data = self.lines[index].rstrip(b"\r")
+        return LedgerLine(self.first + index, data, complete, end - (not complete))
+
+
+#: bytes `read_blocks` reads at a time
+BLOCK = 1 << 20
+
+
+def read_blocks(path: Path | str, limit: int) -> Iterator[LineBlock]:
+    """The lines of the first ``limit`` bytes of a ledger, a block at a time: what the ledger
+    held when it was ``limit`` bytes long (it is only appended to). A last line without its
+    newline comes alone in a block with ``torn`` set, unless the ledger went on past
+    ``limit`` (the line was being written). Raise `LedgerError` if it cannot be read."""
+    first, offset, rest, left = 1, 0, b"", limit
+    with open_ledger(path) as stream:
+        while left > 0:
+            chunk = stream.read(min(BLOCK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            rest = lines.pop()
+            if lines:
+                yield LineBlock(first, offset, lines, False)
+                first += len(lines)
+                offset += sum(map(len, lines)) + len(lines)
+        if rest and not stream.read(1):
+            yield LineBlock(first, offset, [rest], True)
 
 
 def warn_skipped(path: Path | str, line: LedgerLine, reason: str) -> None:

@@ -234,8 +234,8 @@ def finished_keys(path: Path | str) -> FinishedKeys:
     if not Path(path).exists():
         return lines.keys(None)
     finished = {status.value for status in FINISHED}
-    # The loop is `bulkrt.ledger.reader.quick_key` inlined for lines in the usual shape: this is
-    # the hot path of resume.
+    # Lines in the usual shape give their key and status to `KEY_HEAD` and a find, unparsed:
+    # this is the hot path of resume.
     add, head_match, ident_match, pair = lines.add, KEY_HEAD.match, _IDENT.match, _pair
     end = 0
     with open_ledger(path) as stream:

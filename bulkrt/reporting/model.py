@@ -19,6 +19,7 @@ capped, and per account only a few counters are kept. Items are counted by their
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +27,7 @@ from datetime import datetime
 from bulkrt.core.items import Action, Status
 from bulkrt.core.tiers import WindowLimit
 from bulkrt.ledger.counts import LedgerSummary
-from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.record import LedgerRecord, RecordFields
 
 __all__ = [
     "MAX_CHART_CAMPAIGNS",
@@ -53,6 +54,8 @@ MAX_RUN_CAMPAIGNS = 5
 MAX_BARS = 120
 #: campaigns the requests chart stacks one by one; later ones share one "other campaigns" part
 MAX_CHART_CAMPAIGNS = 8
+#: a stamp's whole second in the writer's shape
+_SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", re.ASCII)
 #: slot widths in milliseconds, finest first
 _STEPS = tuple(
     int(seconds * 1000)
@@ -202,68 +205,103 @@ class ReportBuilder:
     chart_campaigns: list[str] = field(default_factory=list)
     chart_places: dict[str, int] = field(default_factory=dict)
     campaign_slots: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    #: the last second `_epoch` read, and its epoch time in microseconds
+    _second: str = ""
+    _second_us: int = 0
 
-    def add(self, record: LedgerRecord) -> None:
+    def add(self, record: LedgerRecord | RecordFields) -> None:
         """Count one ledger line."""
-        self.requests += record.attempts
-        account = self.accounts.setdefault(record.account, _AccountCounts())
+        attempts, status, action, run, campaign, ts = (
+            record.attempts, record.status, record.action, record.run, record.campaign, record.ts
+        )  # fmt: skip
+        undo = action is Action.UNDO
+        self.requests += attempts
+        account = self.accounts.get(record.account)
+        if account is None:
+            account = self.accounts[record.account] = _AccountCounts()
         account.lines += 1
-        account.requests += record.attempts
-        if record.status is Status.OK and record.action is Action.RETWEET and record.preexisting:
-            self.preexisting += 1
-        if record.error is not None and record.status is not Status.OK:
+        account.requests += attempts
+        if status is Status.OK:
+            if record.preexisting and not undo:
+                self.preexisting += 1
+        elif record.error is not None:
             kind = record.error.kind
             if kind in self.kind_lines or len(self.kind_lines) < MAX_KINDS:
                 self.kind_lines[kind] += 1
-                self.examples.setdefault(kind, record)
-        self._add_run(record)
-        self._add_campaign(record)
-        self._add_time(record)
+                if kind not in self.examples:
+                    self.examples[kind] = (
+                        record if isinstance(record, LedgerRecord) else record.record()
+                    )
+        self._add_run(run, campaign, ts, undo, attempts)
+        self._add_time(record.sent or ts, campaign, undo, attempts)
 
-    def _add_campaign(self, record: LedgerRecord) -> None:
-        row = self.campaigns.get(record.campaign)
-        if row is None:
-            if len(self.campaigns) >= MAX_CAMPAIGNS:
-                return
-            row = self.campaigns[record.campaign] = [0, 0, 0, record.ts, record.ts]
-        row[0] = int(row[0]) + 1
-        at = 2 if record.action is Action.UNDO else 1
-        row[at] = int(row[at]) + record.attempts
-        row[4] = record.ts
-        names = self.run_campaigns.setdefault(record.run, [])
-        if record.campaign not in names and len(names) < MAX_RUN_CAMPAIGNS:
-            names.append(record.campaign)
-
-    def _add_run(self, record: LedgerRecord) -> None:
-        run = self.runs.get(record.run)
-        if run is not None:
-            run[1], run[2] = record.ts, int(run[2]) + 1
+    def _add_run(self, run: str, campaign: str, ts: str, undo: bool, attempts: int) -> None:
+        """Count a line in its run, its campaign, and its run's campaigns."""
+        span = self.runs.get(run)
+        if span is not None:
+            span[1], span[2] = ts, int(span[2]) + 1
         elif len(self.runs) < MAX_RUNS:
-            self.runs[record.run] = [record.ts, record.ts, 1]
-            self.run_order.append(record.run)
+            self.runs[run] = [ts, ts, 1]
+            self.run_order.append(run)
         else:
-            self.runs.setdefault("(later runs)", [record.ts, record.ts, 0])
-            later = self.runs["(later runs)"]
-            later[1], later[2] = record.ts, int(later[2]) + 1
+            later = self.runs.setdefault("(later runs)", [ts, ts, 0])
+            later[1], later[2] = ts, int(later[2]) + 1
+        row = self.campaigns.get(campaign)
+        if row is None and len(self.campaigns) < MAX_CAMPAIGNS:
+            row = self.campaigns[campaign] = [0, 0, 0, ts, ts]
+        if row is not None:
+            row[0] = int(row[0]) + 1
+            row[1 + undo] = int(row[1 + undo]) + attempts
+            row[4] = ts
+            names = self.run_campaigns.get(run)
+            if names is None:
+                names = self.run_campaigns[run] = []
+            if len(names) < MAX_RUN_CAMPAIGNS and campaign not in names:
+                names.append(campaign)
 
-    def _add_time(self, record: LedgerRecord) -> None:
-        """Count the line's requests at its send time (``sent``), or, on lines written before
+    def _add_time(self, stamp: str, campaign: str, undo: bool, attempts: int) -> None:
+        """Count a line's requests at its send time (``sent``), or, on lines written before
         that field, when it finished (``ts``)."""
-        try:
-            at = datetime.fromisoformat(record.sent or record.ts).timestamp()
-        except ValueError:
+        at = self._epoch(stamp)
+        if at is None:
             return
         if self.first_at is None or at < self.first_at:
-            self.first_at, self.first_ts = at, record.sent or record.ts
+            self.first_at, self.first_ts = at, stamp
         if self.last_at is None or at > self.last_at:
-            self.last_at, self.last_ts = at, record.sent or record.ts
+            self.last_at, self.last_ts = at, stamp
         index = int(at * 1000) // self.step
-        slot = self.slots.setdefault(index, [0, 0])
-        slot[record.action is Action.UNDO] += record.attempts
-        cell = self.campaign_slots.setdefault((index, self._chart_index(record.campaign)), [0, 0])
-        cell[record.action is Action.UNDO] += record.attempts
+        slot = self.slots.get(index)
+        if slot is None:
+            slot = self.slots[index] = [0, 0]
+        slot[undo] += attempts
+        place = index, self._chart_index(campaign)
+        cell = self.campaign_slots.get(place)
+        if cell is None:
+            cell = self.campaign_slots[place] = [0, 0]
+        cell[undo] += attempts
         if len(self.slots) > MAX_SLOTS:
             self._coarsen()
+
+    def _epoch(self, stamp: str) -> float | None:
+        """``datetime.fromisoformat(stamp).timestamp()``, None if ``stamp`` is no time; a stamp
+        in the writer's shape (``2026-11-26T01:00:00.123Z``) in the same second as the last
+        such one is read without a parse: the lines of a ledger come mostly in time order."""
+        if len(stamp) == 24 and stamp[19] == "." and stamp[23] == "Z":
+            second, milli = stamp[:19], stamp[20:23]
+            if milli.isdigit() and milli.isascii():
+                if second != self._second and _SECOND.fullmatch(second):
+                    try:
+                        whole = datetime.fromisoformat(second + "Z").timestamp()
+                    except ValueError:
+                        return None
+                    self._second, self._second_us = second, int(whole) * 1_000_000
+                if second == self._second:
+                    # what timestamp() computes: whole microseconds over 10**6
+                    return (self._second_us + int(milli) * 1000) / 1_000_000
+        try:
+            return datetime.fromisoformat(stamp).timestamp()
+        except ValueError:
+            return None
 
     def _chart_index(self, campaign: str) -> int:
         """The campaign's place in the chart's stack (`MAX_CHART_CAMPAIGNS`: the later ones)."""
