@@ -12,10 +12,15 @@ is the median wall time (from start to exit, as this script sees it) and the med
 - ``run --dry-run`` of the same job (the plan, simulated in virtual time; sends nothing).
 
 Beside them: ``python -c pass`` (the interpreter alone) and ``python -c "import tweepy"`` (the
-goal for ``--help`` and ``validate``), when tweepy is installed. With ``--before REV`` the same
-commands also run from that commit's source (``git archive``, first on ``PYTHONPATH``), the two
-alternating run by run so that the machine's load falls on both alike: a before/after table. Every
-process runs in a scratch directory, so neither tree shadows the other.
+goal for ``--help`` and ``validate``), when tweepy is installed. Last, ``until handlers``: the wall
+time from start until the process catches SIGTERM (read from ``/proc/PID/status`` every 2 ms),
+that is until `bulkrt.cli.entry` has installed its SIGINT and SIGTERM handlers; a signal before
+then ends the process with Python's own traceback instead of bulkrt's one line.
+
+With ``--before REV`` the same commands also run from that commit's source (``git archive``,
+first on ``PYTHONPATH``), the two alternating run by run so that the machine's load falls on both
+alike: a before/after table. Every process runs in a scratch directory, so neither tree shadows
+the other.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import io
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -63,6 +69,32 @@ def timed(argv: list[str], *, cwd: Path, pythonpath: Path | None) -> Timing:
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     return Timing(wall * 1000, (usage.ru_utime + usage.ru_stime) * 1000, process.returncode)
+
+
+def until_handlers(argv: list[str], *, cwd: Path, pythonpath: Path | None) -> float:
+    """Milliseconds from starting ``argv`` until it catches SIGTERM; the process is then killed."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    start = time.perf_counter()
+    with subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as process:  # fmt: skip
+        while not _catches_sigterm(process.pid) and process.poll() is None:
+            time.sleep(0.002)
+        waited = time.perf_counter() - start
+        process.kill()
+    return waited * 1000
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a handler for SIGTERM (its SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
 
 
 def write_inputs(workdir: Path) -> dict[str, list[str]]:
@@ -144,7 +176,15 @@ def main() -> None:
         if tweepy_installed():
             reference["import tweepy"] = [sys.executable, "-c", "import tweepy"]
         samples: dict[tuple[str, str], list[Timing]] = {}
+        # `run` reading a job from a standard input that stays open: it waits there, handlers on
+        waiting = [sys.executable, "-m", "bulkrt", "run", "-", "--format", "csv",
+                   *commands["validate"][2:], "--ledger", str(workdir / "never.jsonl")]  # fmt: skip
+        handlers: dict[str, list[float]] = {}
         for _ in range(args.runs):
+            for tree, path in trees.items():
+                handlers.setdefault(tree, []).append(
+                    until_handlers(waiting, cwd=workdir, pythonpath=path)
+                )
             for name, argv in rows.items():
                 for tree, path in trees.items():
                     samples.setdefault((name, tree), []).append(
@@ -164,6 +204,8 @@ def main() -> None:
             codes = ",".join(sorted({str(t.code) for t in got}))
             cells.append(f"{wall:7.0f} / {cpu:5.0f} [{codes}]")
         print(f"{name:<16}" + "".join(f"{cell:>22}" for cell in cells))
+    cells = [f"{statistics.median(handlers[tree]):7.0f}" for tree in trees]
+    print(f"{'until handlers':<16}" + "".join(f"{cell:>22}" for cell in cells))
     for name in reference:
         got = samples[(name, "")]
         wall = statistics.median(t.wall_ms for t in got)

@@ -5,6 +5,7 @@ click would by importing them. (How long it takes is `bench/startup_bench.py`'s 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -146,3 +147,32 @@ def test_a_listed_summary_is_the_first_paragraph_of_its_command_help(name: str) 
     command = main.get_command(click.Context(main), name)
     assert command is not None and command.help is not None
     assert COMMANDS[name].summary.split() == command.help.split("\n\n")[0].split()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_a_command_loads_is_a_clean_stop(
+    tmp_path: Path, inputs: dict[str, Path], signum: signal.Signals, code: int
+) -> None:
+    """SIGINT or SIGTERM arriving while `bulkrt validate` imports its modules (sent by the process
+    to itself the moment it first looks for structlog) exits 130 or 143 with one line: no
+    traceback, no click "Aborted!"."""
+    finder = (
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'structlog':\n"
+        "            sys.meta_path.remove(self)\n"
+        f"            os.kill(os.getpid(), {int(signum)})\n"
+        "        return None\n"
+    )
+    args = ["bulkrt", "validate", str(inputs["job"]), "--accounts", str(inputs["accounts"])]
+    script = (
+        f"import os, runpy, sys\n{finder}sys.meta_path.insert(0, Interrupt())\n"
+        f"sys.argv = {args!r}\n"
+        "runpy.run_module('bulkrt', run_name='__main__', alter_sys=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert done.returncode == code, done.stderr
+    assert done.stderr == (f"bulkrt: stopped by {signum.name}; the same command can be run again\n")
+    assert done.stdout == ""
