@@ -1,6 +1,7 @@
 """Logging setup, called once by the CLI: structlog to stderr, with secrets redacted as a backstop.
 
-Library code only calls ``structlog.get_logger()``; nothing else configures logging.
+Library code only calls ``structlog.get_logger()``; nothing else configures logging. structlog is
+imported by `configure` alone, so importing this module loads none of it.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any
-
-import structlog
+from typing import TYPE_CHECKING, Any
 
 from bulkrt.redaction import MASK, SECRETS, mask_secrets
+
+if TYPE_CHECKING:
+    import structlog
 
 __all__ = ["configure", "mask_secrets", "redact_secrets", "register_secrets"]
 
@@ -70,11 +72,16 @@ class _Stderr:
 
 
 def configure(*, json: bool = False, level: int = logging.INFO) -> None:
-    """Send structlog events to stderr, as JSON lines or as readable console lines."""
+    """Send structlog events to stderr, as JSON lines or as readable console lines (with a
+    plain traceback if an event carries one, whether or not rich is installed or loaded)."""
+    import structlog
+
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[

@@ -14,7 +14,7 @@ from click.core import ParameterSource
 from bulkrt.core.api_base import api_base as checked_api_base
 from bulkrt.core.tiers import Tier
 from bulkrt.errors import Problem
-from bulkrt.jobs.loader import JobFormat
+from bulkrt.jobs.job_files import JobFormat
 from bulkrt.redaction import masked_url
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -28,7 +28,6 @@ from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
-from bulkrt.ledger.resume import finished_keys, plan_resume
 from bulkrt.shell.accounts import load_accounts
 
 __all__ = ["command"]
@@ -152,6 +151,8 @@ def _finished(
     counts both; neither is sent)."""
     if ledger is None:
         return None
+    from bulkrt.ledger.resume import finished_keys, plan_resume
+
     if ledger.exists() and not ledger.is_file():
         raise LedgerError(ledger, "not a file")
     done = finished_keys(ledger)
