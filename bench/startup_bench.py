@@ -55,12 +55,18 @@ class Timing:
     code: int
 
 
-def timed(argv: list[str], *, cwd: Path, pythonpath: Path | None) -> Timing:
-    """Run ``argv`` to its end, its output discarded; its wall and CPU time."""
+def _environment(pythonpath: Path | None) -> dict[str, str]:
+    """This environment, with ``PYTHONPATH`` set to ``pythonpath`` alone (or unset)."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
+    return env
+
+
+def timed(argv: list[str], *, cwd: Path, pythonpath: Path | None) -> Timing:
+    """Run ``argv`` to its end, its output discarded; its wall and CPU time."""
+    env = _environment(pythonpath)
     start = time.perf_counter()
     process = subprocess.Popen(
         argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -73,10 +79,7 @@ def timed(argv: list[str], *, cwd: Path, pythonpath: Path | None) -> Timing:
 
 def until_handlers(argv: list[str], *, cwd: Path, pythonpath: Path | None) -> float:
     """Milliseconds from starting ``argv`` until it catches SIGTERM; the process is then killed."""
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
+    env = _environment(pythonpath)
     start = time.perf_counter()
     with subprocess.Popen(
         argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,

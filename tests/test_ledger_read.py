@@ -11,7 +11,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,14 +26,11 @@ from bulkrt.ledger.counts import StatusTally, summarise_ledger
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import LedgerRecord, RecordFields, line_key
 from bulkrt.reporting.model import ReportBuilder
+from tests.test_report import OK, START
 
 SEEDS = range(int(os.environ.get("BULKRT_LEDGER_READ_SEEDS", "3")))
-START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
-BASE = LedgerRecord(
-    ts="2026-11-26T01:00:00.000Z", run="run-1", key="k", campaign="spring", account="acct001",
-    user_id="1001", tweet_id="20", action=Action.RETWEET, status=Status.OK, retweeted=True,
-    preexisting=False, http=200, error=None, attempts=1,
-)  # fmt: skip
+#: an ok retweet's record: the report tests' own (`tests.test_report`)
+BASE = OK
 NETWORK = ErrorDetail("network", "connection reset", "peer closed")
 NOT_FOUND = ErrorDetail("https://api.twitter.com/2/problems/resource-not-found", "Not Found")
 
