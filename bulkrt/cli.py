@@ -141,27 +141,9 @@ def _import_structlog() -> None:
         del sys.modules["rich"]
 
 
-def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    """``--version``: as `click.version_option` prints it, reading the version only when
-    asked (finding it in the installed package's metadata takes longer than the rest of
-    `bulkrt --help`)."""
-    if not value or ctx.resilient_parsing:
-        return
-    from bulkrt import __version__
-
-    click.echo(f"bulkrt, version {__version__}", color=ctx.color)
-    ctx.exit()
-
-
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_show_version,
-    help="Show the version and exit.",
-)
+# the version is read from the installed package only when asked (click's package_name)
+@click.version_option(package_name="bulkrt", prog_name="bulkrt")
 def main() -> None:
     """Run retweet and undo-retweet jobs on the X API v2 across many authorised accounts.
 
