@@ -327,7 +327,9 @@ class TestPaths:
         """While one run holds the ledger, a second run naming it through a symlink or a hard
         link is refused (exit 2, locked) and sends nothing."""
         world = await make_world(limit=1, window=10.0)
-        job = world.job([("acct001", str(100 + n), "retweet") for n in range(3)])
+        # 30 items at 1 per 10 s: the first run holds the lock for minutes, however slowly the
+        # second runs start on a loaded machine; the SIGINT below ends it
+        job = world.job([("acct001", str(100 + n), "retweet") for n in range(30)])
         symlink, hardlink = world.dir / "alias.jsonl", world.dir / "hard.jsonl"
         world.ledger.touch()
         symlink.symlink_to(world.ledger)

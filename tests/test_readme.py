@@ -5,6 +5,7 @@ and the README's promises about what the commands print."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -42,17 +43,25 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     (tmp_path / "jobs").symlink_to(ROOT / "jobs")
     env = {k: v for k, v in os.environ.items() if k != "BULKRT_API_BASE"}
-    done = subprocess.run(
+    # its own process group: a failing line (bash -e) or the timeout would otherwise leave the
+    # script's background sandbox running after the test
+    script_run = subprocess.Popen(
         ["bash", "-e", "-c", script],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        check=False,
+        start_new_session=True,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "undo item(s) for campaign(s) example-campaign" in done.stdout
+    try:
+        stdout, stderr = script_run.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script_run.pid, signal.SIGKILL)
+        script_run.wait()
+    assert script_run.returncode == 0, stdout + stderr
+    assert "undo item(s) for campaign(s) example-campaign" in stdout
     statuses = re.findall(r'"status":"(\w+)"', (tmp_path / "spring.jsonl").read_text())
     assert statuses and set(statuses) == {"ok"}
     ignored = (ROOT / ".gitignore").read_text().splitlines()
