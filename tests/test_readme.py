@@ -206,7 +206,7 @@ def test_every_other_readme_command_runs_as_written(tmp_path: Path) -> None:
         assert re.findall(r'"status":"(\w+)"', ledger) == ["ok"] * 12
         assert (tmp_path / "spring.html").is_file()
         assert (tmp_path / "bulkrt-demo" / "report.html").is_file()
-        assert "acme" in (tmp_path / "spring.jsonl").read_text()
+        assert "acme" in (tmp_path / "spring-job.jsonl").read_text()
         ran += run_curl_lines(shell, lines, port, next(iter(users.values()))["user_id"])
     finally:
         stop(server)
