@@ -3,10 +3,12 @@ it did not end ``ok``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["Action", "ErrorDetail", "Item", "Status"]
+__all__ = ["Action", "ErrorDetail", "Item", "Status", "slot_setters"]
 
 
 class Action(StrEnum):
@@ -71,3 +73,21 @@ class ErrorDetail:
     def kind(self) -> str:
         """The short name errors are grouped by: the last path segment of ``type``."""
         return self.type.rstrip("/").rsplit("/", 1)[-1] or self.type
+
+
+def slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of the slots of the frozen, slotted dataclass ``cls``, whose fields must be
+    ``names`` in order (else TypeError, so a builder cannot miss a field added later).
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, which costs
+    several times a plain store; the scheduler builds its per-item records (`Ticket`,
+    `ItemResult`, `Permit`) with these setters instead, at about half the cost. The object is the
+    same: its class, every field set, nothing else.
+
+    >>> set_title = slot_setters(ErrorDetail, ("type", "title", "detail"))[1]
+    >>> error = ErrorDetail("network"); set_title(error, "Network error"); error.title
+    'Network error'
+    """
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"the fields of {cls.__name__} are not {names}")
+    return tuple(cls.__dict__[name].__set__ for name in names)

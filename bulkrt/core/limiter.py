@@ -43,7 +43,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from bulkrt.core.items import Action
+from bulkrt.core.items import Action, slot_setters
 from bulkrt.core.limit_evidence import learned_limit
 from bulkrt.core.ratelimits import LimitReading, RateLimitSnapshot
 from bulkrt.core.tiers import CapScope, LimitModel
@@ -291,6 +291,19 @@ class Permit:
     keys: tuple[BudgetKey, ...]
 
 
+_new = object.__new__
+_set_account, _set_action, _set_keys = slot_setters(Permit, ("account", "action", "keys"))
+
+
+def _permit(account: str, action: Action, keys: tuple[BudgetKey, ...]) -> Permit:
+    """``Permit(account, action, keys)``, built faster (`bulkrt.core.items.slot_setters`)."""
+    permit: Permit = _new(Permit)
+    _set_account(permit, account)
+    _set_action(permit, action)
+    _set_keys(permit, keys)
+    return permit
+
+
 class Limiter(Protocol):
     """Where the scheduler asks whether a request may go, and reports how it went.
 
@@ -452,11 +465,11 @@ class WindowLimiter:
             alone = None
         if alone is not None:
             alone.in_flight += 1  # `BudgetWindow.acquire`, inline
-            return Permit(account, action, (alone.key or (account, self._names[action]),))
+            return _permit(account, action, (alone.key or (account, self._names[action]),))
         keys = self._keys(account, action)
         for key in keys:
             self._windows[key].acquire(now)
-        return Permit(account, action, keys)
+        return _permit(account, action, keys)
 
     def cancel(self, permit: Permit, now: float) -> None:
         for key in permit.keys:
