@@ -446,21 +446,24 @@ class Scheduler:
     def on_response(self, ticket: Ticket, now: float, outcome: Outcome) -> list[ItemResult]:
         """Record how ``ticket``'s request went; returns the items that finished."""
         flight = self._in_flight.pop(ticket.serial)
-        if effect_of(outcome) is Effect.POSSIBLE and not flight.ticket.maybe_applied:
-            flight = flight._replace(ticket=replace(flight.ticket, maybe_applied=True))
-        ticket = flight.ticket
-        name = ticket.item.account
+        ticket = flight[0]
+        if effect_of(outcome) is Effect.POSSIBLE and not ticket.maybe_applied:
+            ticket = replace(ticket, maybe_applied=True)
+            flight = flight._replace(ticket=ticket)
+        item = ticket.item
+        name = item.account
         account = self._accounts[name]
         account.in_flight -= 1
         if self._view.on:
             self._view.dirty.add(name)
-        key = (name, ticket.item.tweet_id)
-        left = self._tweets_in_flight.pop(key) - 1
+        key = (name, item.tweet_id)
+        tweets = self._tweets_in_flight
+        left = tweets.pop(key) - 1
         if left:
-            self._tweets_in_flight[key] = left
+            tweets[key] = left
         if outcome.unsent:  # never left: the platform counted nothing
-            self.limiter.cancel(flight.permit, now)
-        elif self.limiter.settle(flight.permit, now, teachable(outcome)):
+            self.limiter.cancel(flight[1], now)
+        elif self.limiter.settle(flight[1], now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         http = outcome.http
         if http is not None and http != 429:
@@ -470,22 +473,28 @@ class Scheduler:
             if http != 401 and account.auth is _Auth.REFRESHED:
                 self._set_auth(account, _Auth.OK)
         if outcome.decision is Decision.DONE:  # the common case, without `_apply`'s tests
-            results = [self._result(flight.ticket, now, outcome, flight.sent_at)]
+            results = [self._result(ticket, now, outcome, flight[2])]
         else:
             results = self._apply(account, flight, now, outcome)
         if account.stopped is not None:  # an answer that came back after the account stopped
             results += self._fail_all(account, now, account.stopped, http)
         if self._awaiting:
-            for waiting in self._awaiting:
-                self._wake(waiting)
-            self._awaiting.clear()
-        self._wake(name)
+            self._wake_awaiting()
+        if name not in self._in_ready:  # `_wake`, inline
+            self._in_ready.add(name)
+            self._ready.append(name)
         # An account left with nothing to do is dropped now rather than found empty on its turn
         # in the ready line (where it keeps its place, for an item added before that turn).
         # Nothing before that turn could have kept it: only an `add`, which a fresh record
         # serves alike.
         self._forget(account, now)
         return results
+
+    def _wake_awaiting(self) -> None:
+        """A response came: the accounts that waited for one look again."""
+        for waiting in self._awaiting:
+            self._wake(waiting)
+        self._awaiting.clear()
 
     def on_responses(
         self, answers: Iterable[tuple[Ticket, Outcome]], now: float
