@@ -3,8 +3,8 @@
 Run by hand::
 
     .venv/bin/python -m bench.scheduler_bench [--accounts 1000 10000 100000 1000000]
-        [--per-account 5] [--concurrency 64] [--lookahead 50000] [--profile cprofile|memory]
-        [--top 25]
+        [--per-account 5] [--concurrency 64] [--lookahead 50000] [--api batch|single]
+        [--profile cprofile|memory] [--top 25]
 
 No shell and no I/O: each N runs in a fresh subprocess that builds a `Scheduler` with
 ``limit_model("pro")`` (50 retweets per 15 minutes per account) and feeds it N accounts x 5
@@ -13,7 +13,9 @@ keeping at most ``lookahead`` items in the scheduler as the dispatcher does. A `
 answered at the same virtual ``now`` with the `Outcome` that `classify` gives a 200
 ``retweeted: true`` (no rate-limit headers); up to ``concurrency`` requests are in flight and are
 answered, oldest first, when the scheduler says ``Idle``. ``Wait(until)`` moves ``now`` to
-``until``. Every item must come back exactly once, as ``ok``.
+``until``. Every item must come back exactly once, as ``ok``. ``--api batch`` (the default) makes
+one call per batch (`Scheduler.add_many`, ``next_batch``, ``on_responses``); ``--api single``
+one call per item (``add``, ``next``, ``on_response``), as the dispatcher does today.
 
 Reported per N: wall seconds (feeding, items' creation included), microseconds per item, peak
 RSS of the subprocess, bytes per account (peak RSS less the RSS before the run, over N), the
@@ -39,6 +41,7 @@ import time
 import tracemalloc
 from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 
 from bulkrt.core.items import Action, Item, Status
 from bulkrt.core.outcome import Outcome, classify
@@ -82,7 +85,9 @@ def _items(accounts: int, per: int) -> Iterator[Item]:
 
 
 class _Driver:
-    """The dispatcher's loop without I/O: lazy feeding, instant answers, a virtual clock."""
+    """The dispatcher's loop without I/O: lazy feeding, instant answers, a virtual clock; one call
+    per item (``single``: `Scheduler.add`, `next`, `on_response`), or one call per batch
+    (``batch``: `Scheduler.add_many`, `next_batch`, `on_responses`)."""
 
     def __init__(self, accounts: int, per: int, concurrency: int, lookahead: int) -> None:
         self.ok: Outcome = classify(Action.RETWEET, 200, {}, OK_BODY, "application/json")
@@ -106,6 +111,15 @@ class _Driver:
             if self.scheduler.add(item, self.now):
                 raise AssertionError("an item ended on being added")
 
+    def feed_batch(self) -> None:
+        """`feed`, in one call."""
+        wanted = max(0, min(1000, self.lookahead - self.pending))
+        batch = list(islice(self.items, wanted))
+        self.exhausted = len(batch) < wanted
+        self.pending += len(batch)
+        if self.scheduler.add_many(batch, self.now):
+            raise AssertionError("an item ended on being added")
+
     def answer(self) -> None:
         """Answer every request in flight, oldest first, with a 200."""
         flying, on_response, now, ok = self.flying, self.scheduler.on_response, self.now, self.ok
@@ -118,8 +132,18 @@ class _Driver:
         self.finished += finished
         self.pending -= finished
 
+    def answer_batch(self) -> None:
+        """`answer`, in one call."""
+        ok = self.ok
+        results = self.scheduler.on_responses([(ticket, ok) for ticket in self.flying], self.now)
+        self.flying.clear()
+        if any(result.status is not Status.OK for result in results):
+            raise AssertionError(next(r for r in results if r.status is not Status.OK))
+        self.finished += len(results)
+        self.pending -= len(results)
+
     def run(self) -> None:
-        """Until every item came back."""
+        """Until every item came back, one call per item."""
         scheduler, flying = self.scheduler, self.flying
         while True:
             if not self.exhausted and self.pending < self.lookahead:
@@ -137,17 +161,41 @@ class _Driver:
                     self.now = max(self.now, step.until)
                 self.answer()
 
+    def run_batch(self) -> None:
+        """Until every item came back, one call per batch."""
+        scheduler, flying = self.scheduler, self.flying
+        limit = scheduler.concurrency
+        while True:
+            if not self.exhausted and self.pending < self.lookahead:
+                self.feed_batch()
+            tickets, step = scheduler.next_batch(self.now, limit)
+            flying.extend(tickets)
+            if step is None:
+                continue
+            if isinstance(step, Done):
+                if self.exhausted:
+                    return
+            elif isinstance(step, Refresh | Dispatch):
+                raise AssertionError(f"no 401 is ever answered, no ticket comes alone: {step}")
+            else:
+                if isinstance(step, Wait):
+                    self.now = max(self.now, step.until)
+                self.answer_batch()
 
-def drive(accounts: int, per: int, concurrency: int, lookahead: int) -> dict[str, float]:
+
+def drive(
+    accounts: int, per: int, concurrency: int, lookahead: int, api: str = "batch"
+) -> dict[str, float]:
     """Play one run; returns its figures."""
     driver = _Driver(accounts, per, concurrency, lookahead)
+    play = driver.run_batch if api == "batch" else driver.run
     total = accounts * per
     rss_before = _current_rss_bytes()
     collector = _GcTimer()
     gc.callbacks.append(collector)
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        driver.run()
+        play()
     finally:
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
@@ -174,11 +222,13 @@ def child(args: argparse.Namespace) -> None:
     n = args.accounts[0]
     if args.profile == "cprofile":
         profile = cProfile.Profile()
-        figures = profile.runcall(drive, n, args.per_account, args.concurrency, args.lookahead)
+        figures = profile.runcall(
+            drive, n, args.per_account, args.concurrency, args.lookahead, args.api
+        )
         pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(args.top)
     elif args.profile == "memory":
         tracemalloc.start()
-        figures = drive(n, args.per_account, args.concurrency, args.lookahead)
+        figures = drive(n, args.per_account, args.concurrency, args.lookahead, args.api)
         snapshot = tracemalloc.take_snapshot()
         _, peak = tracemalloc.get_traced_memory()
         figures["tracemalloc_peak_mb"] = peak / 2**20
@@ -188,7 +238,7 @@ def child(args: argparse.Namespace) -> None:
         for stat in snapshot.statistics("lineno")[:15]:
             print(stat, file=sys.stderr)
     else:
-        figures = drive(n, args.per_account, args.concurrency, args.lookahead)
+        figures = drive(n, args.per_account, args.concurrency, args.lookahead, args.api)
     print(json.dumps(figures))
 
 
@@ -198,6 +248,7 @@ def main() -> None:
     parser.add_argument("--per-account", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--lookahead", type=int, default=50_000)
+    parser.add_argument("--api", choices=("batch", "single"), default="batch")
     parser.add_argument("--profile", choices=("cprofile", "memory"))
     parser.add_argument("--top", type=int, default=25, help="functions --profile cprofile prints")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -205,7 +256,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), f"(api: {args.api})")
     print(
         f"{'accounts':>9} {'items':>9} {'wall s':>8} {'us/item':>8} {'peak RSS MB':>11} "
         f"{'B/account':>10} {'gc s':>6} {'gc full':>7} {'cpu us/item':>11}"
@@ -213,7 +264,7 @@ def main() -> None:
     for n in args.accounts:
         argv = [sys.executable, "-m", "bench.scheduler_bench", "--child", "--accounts", str(n)]
         argv += ["--per-account", str(args.per_account), "--concurrency", str(args.concurrency)]
-        argv += ["--lookahead", str(args.lookahead)]
+        argv += ["--lookahead", str(args.lookahead), "--api", args.api]
         if args.profile:
             argv += ["--profile", args.profile, "--top", str(args.top)]
         out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout

@@ -967,3 +967,132 @@ def test_a_request_held_by_a_shared_budget_waits_without_spending_an_attempt() -
     assert (result.item.key, result.status, result.attempts) == ("acme-1", Status.OK, 1)
     undo = s.next(30.5)
     assert isinstance(undo, Dispatch) and undo.ticket.item.key == "acme-2"
+
+
+class Lockstep:
+    """One seeded run that feeds, dispatches and answers in random batches, through the batched
+    calls or through one call per item; its transcript is everything the scheduler said."""
+
+    def __init__(self, seed: int, *, batched: bool) -> None:
+        self.batched = batched
+        self.rng = rng = random.Random(seed)
+        accounts = [f"a{n}" for n in range(rng.randint(1, 7))]
+        self.rows = [
+            item(rng.choice(accounts), n, rng.choice(list(Action)), tweet=str(rng.randint(1, 4)))
+            for n in range(rng.randint(1, 60))
+        ]
+        limit, period = rng.randint(1, 4), rng.choice([1, 2, 5])
+        self.scheduler = Scheduler(
+            limit_model("basic", limit=limit, window=period),
+            concurrency=rng.randint(1, 5),
+            retry=RetryPolicy(max_attempts=3, initial=0.1, maximum=1.0, rng=random.Random(seed)),
+            park=ParkPolicy(base=0.5, maximum=2.0, give_up_after=3, rng=random.Random(seed)),
+            margins=Margins(skew=0.0),
+        )
+        self.server = FixedWindowServer(limit=limit, period=float(period))
+        self.fault_rate = rng.choice([0.0, 0.1, 0.3])
+        self.now, self.seq, self.fed = 0.0, 0, 0
+        self.flying: list[tuple[float, int, Ticket]] = []
+        self.transcript: list[object] = []
+
+    def feed(self) -> None:
+        """Add the next 0-3 rows."""
+        rows = self.rows[self.fed : self.fed + self.rng.randint(0, 3)]
+        self.fed += len(rows)
+        s, now = self.scheduler, self.now
+        results = (
+            s.add_many(rows, now) if self.batched else [r for i in rows for r in s.add(i, now)]
+        )
+        self.transcript.append(("add", results))
+
+    def dispatch(self) -> Step | None:
+        """Take up to 1-4 tickets at once; returns the step after them (None: the limit)."""
+        s, now, limit = self.scheduler, self.now, self.rng.randint(1, 4)
+        if self.batched:
+            tickets, then = s.next_batch(now, limit)
+        else:
+            tickets, then = [], None
+            while len(tickets) < limit:
+                step = s.next(now)
+                if not isinstance(step, Dispatch):
+                    then = step
+                    break
+                tickets.append(step.ticket)
+        self.transcript.append(("next", tickets, then))
+        for ticket in tickets:
+            self.seq += 1
+            heapq.heappush(self.flying, (now + self.rng.uniform(0.0, 0.3), self.seq, ticket))
+        return then
+
+    def answer(self) -> None:
+        """The earliest 1-3 answers arrive together: the server's, or a 503, 429 or 401."""
+        self.now = max(self.now, self.flying[0][0])
+        answers: list[tuple[Ticket, Outcome]] = []
+        for _ in range(min(len(self.flying), self.rng.randint(1, 3))):
+            ticket = heapq.heappop(self.flying)[2]
+            reply = self.server.handle(ticket.item, self.now)
+            if self.rng.random() < self.fault_rate:
+                faults: list[Reply] = [(503, {}, UNAVAILABLE), (429, {}, HIDDEN)]
+                reply = self.rng.choice([*faults, (401, {}, UNAUTHORIZED)])
+            answers.append((ticket, classify(ticket.item.action, *reply, PROBLEM)))
+        s, now = self.scheduler, self.now
+        if self.batched:
+            results = s.on_responses(answers, now)
+        else:
+            results = [
+                r for ticket, outcome in answers for r in s.on_response(ticket, now, outcome)
+            ]
+        self.transcript.append(("answer", results, s.drain_events()))
+
+    def play(self) -> list[object]:
+        """Play to the end; returns the transcript."""
+        for _ in range(20_000):
+            self.feed()
+            step = self.dispatch()
+            if step is None:
+                continue
+            if isinstance(step, Done) and self.fed == len(self.rows):
+                assert not self.flying
+                return self.transcript
+            if isinstance(step, Refresh):
+                ok = self.rng.random() < 0.7
+                self.transcript.append(
+                    ("refresh", self.scheduler.on_refreshed(step.account, self.now, ok))
+                )
+            elif self.flying and (not isinstance(step, Wait) or self.flying[0][0] <= step.until):
+                self.answer()
+            elif isinstance(step, Wait):
+                self.now = max(self.now, step.until)
+        raise AssertionError("the run did not finish")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_batched_calls_say_what_one_call_per_item_says(seed: int) -> None:
+    """``add_many``, ``next_batch`` and ``on_responses`` give the same tickets, steps, results and
+    events as ``add``, ``next`` and ``on_response`` called once per item in the same order, in
+    random runs with waits, 503s, hidden 429s, 401s and refreshes; every item is reported once."""
+    batched = Lockstep(seed, batched=True)
+    transcript = batched.play()
+    assert transcript == Lockstep(seed, batched=False).play()
+    reported = Counter(
+        r.item.key
+        for entry in transcript
+        if entry[0] != "next"  # type: ignore[index]
+        for r in entry[1]  # type: ignore[index]
+    )
+    assert reported == Counter(row.key for row in batched.rows)
+
+
+def test_a_batch_stops_at_its_limit_and_at_the_concurrency_cap() -> None:
+    """``next_batch`` hands out at most ``limit`` tickets (then None: call again) and never more
+    than the concurrency cap allows in flight (then the step ``next`` gives: ``Idle``)."""
+    s = Scheduler(limit_model("pro"), concurrency=3)
+    assert s.add_many([item(a, 0) for a in "abcd"]) == []
+    warm(s, "a", "b", "c", "d")  # past the slow start: each account may have several in flight
+    assert s.add_many([item(a, n) for a in "abcd" for n in range(1, 3)]) == []
+    first, then = s.next_batch(0.0, 2)
+    assert [t.item.key for t in first] == ["a-1", "b-1"] and then is None
+    rest, then = s.next_batch(0.0, 10)
+    assert [t.item.key for t in rest] == ["c-1"] and then == Idle()
+    with pytest.raises(ValueError, match="at least 1"):
+        s.next_batch(0.0, 0)

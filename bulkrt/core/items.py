@@ -3,10 +3,11 @@ it did not end ``ok``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["Action", "ErrorDetail", "Item", "Status"]
+__all__ = ["Action", "ErrorDetail", "Item", "Status", "draft_class"]
 
 
 class Action(StrEnum):
@@ -71,3 +72,25 @@ class ErrorDetail:
     def kind(self) -> str:
         """The short name errors are grouped by: the last path segment of ``type``."""
         return self.type.rstrip("/").rsplit("/", 1)[-1] or self.type
+
+
+def draft_class(cls: type) -> Any:
+    """A plain class with the slots of the frozen, slotted dataclass ``cls``, for building its
+    objects fast: fill a draft's slots with plain stores, then give it ``cls`` as its class
+    (Python allows ``__class__`` assignment between classes of the same layout, and checks it).
+    The object is the one ``cls(...)`` makes (its class, every field set, nothing else) at about
+    a quarter of the cost: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``. The scheduler builds its per-item records so (`Ticket`, `ItemResult`,
+    `Permit`); a builder must set every field.
+
+    >>> Draft = draft_class(ErrorDetail)
+    >>> draft = Draft(); draft.type, draft.title, draft.detail = "network", "Network error", None
+    >>> draft.__class__ = ErrorDetail; draft == ErrorDetail("network", "Network error")
+    True
+    """
+    names = tuple(f.name for f in fields(cls))
+    if getattr(cls, "__slots__", None) != names:
+        raise TypeError(f"{cls.__name__} is not a slotted dataclass with the slots {names}")
+    draft = type(f"{cls.__name__}Draft", (), {"__slots__": names, "__module__": cls.__module__})
+    draft().__class__ = cls  # TypeError now if the layouts differ
+    return draft

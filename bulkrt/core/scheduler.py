@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -51,6 +52,8 @@ from bulkrt.core.work import (
     Ticket,
     Wait,
     WorkSource,
+    new_result,
+    new_ticket,
 )
 
 __all__ = [
@@ -229,18 +232,26 @@ class Scheduler:
 
         Returns its result at once (``error``) when the account is already paused.
         """
-        self._serial += 1
-        self.work.put(Ticket(self._serial, item))
-        name = item.account
-        account = self._accounts.get(name) or self._account(name)
-        if self._view.on:
-            self._view.dirty.add(name)
-        if name not in self._in_ready:  # `_wake`, inline: one call less per item
-            self._in_ready.add(name)
-            self._ready.append(name)
-        if account.stopped is not None:
-            return self._fail_all(account, now, account.stopped, None)
-        return []
+        return self.add_many((item,), now)
+
+    def add_many(self, items: Iterable[Item], now: float = 0.0) -> list[ItemResult]:
+        """`add` each of ``items`` in turn, in one call; returns all their results."""
+        results: list[ItemResult] = []
+        put, accounts, view = self.work.put, self._accounts, self._view
+        in_ready, ready = self._in_ready, self._ready
+        for item in items:
+            self._serial += 1
+            put(new_ticket(self._serial, item, 0, 0, 0.0, False))
+            name = item.account
+            account = accounts.get(name) or self._account(name)
+            if view.on:
+                view.dirty.add(name)
+            if name not in in_ready:  # `_wake`, inline: one call less per item
+                in_ready.add(name)
+                ready.append(name)
+            if account.stopped is not None:
+                results += self._fail_all(account, now, account.stopped, None)
+        return results
 
     def _account(self, name: str) -> _Account:
         account = self._accounts.get(name)
@@ -297,6 +308,43 @@ class Scheduler:
 
     def next(self, now: float) -> Step:
         """The next thing the shell should do at ``now``."""
+        step = self._step(now)
+        return Dispatch(step) if isinstance(step, Ticket) else step
+
+    def next_batch(self, now: float, limit: int) -> tuple[list[Ticket], Step | None]:
+        """What calling `next` at ``now`` says until it says something other than `Dispatch`,
+        or ``limit`` times, in one call: the tickets of those `Dispatch` steps, in order, and the
+        step that followed them (None when ``limit`` tickets were taken: call again).
+
+        >>> from bulkrt.core.items import Action
+        >>> from bulkrt.core.tiers import limit_model
+        >>> s = Scheduler(limit_model("basic", limit=1, window=3), concurrency=4)
+        >>> s.add_many(Item(f"k{n}", "c", f"u{n}", "2", Action.RETWEET, "j", n) for n in (1, 2))
+        []
+        >>> tickets, then = s.next_batch(0.0, 10); [t.item.key for t in tickets], then
+        (['k1', 'k2'], Idle())
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        tickets: list[Ticket] = []
+        pick, flying, concurrency = self._pick, self._in_flight, self.concurrency
+        while True:
+            step = self._step(now)
+            if not isinstance(step, Ticket):
+                return tickets, step
+            tickets.append(step)
+            # At the same ``now``, `_step` can only pick next: a dispatch queues no refresh and
+            # books no wake at or before ``now``, and requests are in flight (so not Done).
+            while len(tickets) < limit and len(flying) < concurrency:
+                ticket = pick(now)
+                if ticket is None:
+                    break  # `_step` says what comes instead
+                tickets.append(ticket)
+            if len(tickets) >= limit:
+                return tickets, None
+
+    def _step(self, now: float) -> Ticket | Step:
+        """`next`, with a ticket to send in place of its `Dispatch` step."""
         if self._refresh_due:
             name = self._refresh_due.popleft()
             self._set_auth(self._accounts[name], _Auth.REFRESHING)
@@ -313,7 +361,7 @@ class Scheduler:
         if in_flight < self.concurrency:
             ticket = self._pick(now)
             if ticket is not None:
-                return Dispatch(ticket)
+                return ticket
         elif self._ready:
             return Idle()
         if self._sleeping:
@@ -377,7 +425,7 @@ class Scheduler:
     def _dispatch(self, name: str, account: _Account, now: float) -> Ticket:
         t = self.work.take(name)
         item = t.item
-        ticket = Ticket(t.serial, item, t.sent + 1, t.tries, t.not_before, t.maybe_applied)
+        ticket = new_ticket(t.serial, item, t.sent + 1, t.tries, t.not_before, t.maybe_applied)
         permit = self.limiter.acquire(name, item.action, now)
         self._in_flight[t.serial] = _new_flight(_Flight, (ticket, permit, now, account.generation))
         key = (name, item.tweet_id)
@@ -398,21 +446,24 @@ class Scheduler:
     def on_response(self, ticket: Ticket, now: float, outcome: Outcome) -> list[ItemResult]:
         """Record how ``ticket``'s request went; returns the items that finished."""
         flight = self._in_flight.pop(ticket.serial)
-        if effect_of(outcome) is Effect.POSSIBLE and not flight.ticket.maybe_applied:
-            flight = flight._replace(ticket=replace(flight.ticket, maybe_applied=True))
-        ticket = flight.ticket
-        name = ticket.item.account
+        ticket = flight[0]
+        if effect_of(outcome) is Effect.POSSIBLE and not ticket.maybe_applied:
+            ticket = replace(ticket, maybe_applied=True)
+            flight = flight._replace(ticket=ticket)
+        item = ticket.item
+        name = item.account
         account = self._accounts[name]
         account.in_flight -= 1
         if self._view.on:
             self._view.dirty.add(name)
-        key = (name, ticket.item.tweet_id)
-        left = self._tweets_in_flight.pop(key) - 1
+        key = (name, item.tweet_id)
+        tweets = self._tweets_in_flight
+        left = tweets.pop(key) - 1
         if left:
-            self._tweets_in_flight[key] = left
+            tweets[key] = left
         if outcome.unsent:  # never left: the platform counted nothing
-            self.limiter.cancel(flight.permit, now)
-        elif self.limiter.settle(flight.permit, now, teachable(outcome)):
+            self.limiter.cancel(flight[1], now)
+        elif self.limiter.settle(flight[1], now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         http = outcome.http
         if http is not None and http != 429:
@@ -422,21 +473,38 @@ class Scheduler:
             if http != 401 and account.auth is _Auth.REFRESHED:
                 self._set_auth(account, _Auth.OK)
         if outcome.decision is Decision.DONE:  # the common case, without `_apply`'s tests
-            results = [self._result(flight.ticket, now, outcome, flight.sent_at)]
+            results = [self._result(ticket, now, outcome, flight[2])]
         else:
             results = self._apply(account, flight, now, outcome)
         if account.stopped is not None:  # an answer that came back after the account stopped
             results += self._fail_all(account, now, account.stopped, http)
         if self._awaiting:
-            for waiting in self._awaiting:
-                self._wake(waiting)
-            self._awaiting.clear()
-        self._wake(name)
+            self._wake_awaiting()
+        if name not in self._in_ready:  # `_wake`, inline
+            self._in_ready.add(name)
+            self._ready.append(name)
         # An account left with nothing to do is dropped now rather than found empty on its turn
         # in the ready line (where it keeps its place, for an item added before that turn).
         # Nothing before that turn could have kept it: only an `add`, which a fresh record
         # serves alike.
         self._forget(account, now)
+        return results
+
+    def _wake_awaiting(self) -> None:
+        """A response came: the accounts that waited for one look again."""
+        for waiting in self._awaiting:
+            self._wake(waiting)
+        self._awaiting.clear()
+
+    def on_responses(
+        self, answers: Iterable[tuple[Ticket, Outcome]], now: float
+    ) -> list[ItemResult]:
+        """`on_response` for each (ticket, outcome) of ``answers`` in turn, at ``now``, in one
+        call; returns all the items that finished, in that order."""
+        results: list[ItemResult] = []
+        on_response = self.on_response
+        for ticket, outcome in answers:
+            results += on_response(ticket, now, outcome)
         return results
 
     def _apply(
@@ -584,8 +652,7 @@ class Scheduler:
             if outcome.preexisting
             else False
         )
-        # positional: `ItemResult`'s fields in order (keywords cost a fifth more per result)
-        return ItemResult(
+        return new_result(
             ticket.item,
             outcome.status or Status.ERROR,
             outcome.retweeted,

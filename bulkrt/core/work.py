@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from bulkrt.core.items import ErrorDetail, Item, Status
+from bulkrt.core.items import ErrorDetail, Item, Status, draft_class
 
 __all__ = [
     "AccountQueues",
@@ -22,6 +22,8 @@ __all__ = [
     "Ticket",
     "Wait",
     "WorkSource",
+    "new_result",
+    "new_ticket",
 ]
 
 
@@ -191,3 +193,59 @@ class AccountQueues:
 
     def __len__(self) -> int:
         return self._size
+
+
+# -- building records in the hot path: what the constructors make, at a quarter of the cost ----
+
+_TicketDraft = draft_class(Ticket)
+_ResultDraft = draft_class(ItemResult)
+
+
+def new_ticket(
+    serial: int, item: Item, sent: int, tries: int, not_before: float, maybe_applied: bool
+) -> Ticket:
+    """``Ticket(serial, item, sent, tries, not_before, maybe_applied)``, built faster
+    (`bulkrt.core.items.draft_class`).
+
+    >>> from bulkrt.core.items import Action
+    >>> it = Item("k", "c", "acme", "20", Action.RETWEET, "job.csv", 2)
+    >>> new_ticket(3, it, 1, 0, 0.0, False) == Ticket(3, it, 1)
+    True
+    """
+    draft = _TicketDraft()
+    draft.serial = serial
+    draft.item = item
+    draft.sent = sent
+    draft.tries = tries
+    draft.not_before = not_before
+    draft.maybe_applied = maybe_applied
+    draft.__class__ = Ticket
+    ticket: Ticket = draft
+    return ticket
+
+
+def new_result(
+    item: Item,
+    status: Status,
+    retweeted: bool | None,
+    preexisting: bool | None,
+    http: int | None,
+    error: ErrorDetail | None,
+    attempts: int,
+    finished_at: float,
+    sent_at: float | None,
+) -> ItemResult:
+    """``ItemResult(...)`` with every field given in order, built faster (see `new_ticket`)."""
+    draft = _ResultDraft()
+    draft.item = item
+    draft.status = status
+    draft.retweeted = retweeted
+    draft.preexisting = preexisting
+    draft.http = http
+    draft.error = error
+    draft.attempts = attempts
+    draft.finished_at = finished_at
+    draft.sent_at = sent_at
+    draft.__class__ = ItemResult
+    result: ItemResult = draft
+    return result
