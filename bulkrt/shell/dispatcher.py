@@ -478,7 +478,13 @@ class Dispatcher:
             self._pending -= 1
             if self._journal is not None:
                 result = self._settle_journal(result)
-            await self._out.send(self._ledger_record(result))
+            record = self._ledger_record(result)
+            try:
+                # straight into the buffer when it has room: `send` would first yield to the
+                # event loop (a checkpoint) for every record
+                self._out.send_nowait(record)
+            except anyio.WouldBlock:
+                await self._out.send(record)
 
     def _settle_journal(self, result: ItemResult) -> ItemResult:
         """Settle who made a retweet found in place, with the journal's evidence of earlier runs
