@@ -40,6 +40,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import anyio
+import orjson
 
 from bulkrt.core.attribution import Evidence, Origin
 from bulkrt.core.items import Item
@@ -114,14 +115,25 @@ class KeyState:
 
 def journal_line(item: Item, event: JournalEvent) -> str:
     """The journal's line for ``event`` of ``item``, without its newline."""
+    return _encoded(item, event).decode("utf-8", "surrogatepass")
+
+
+def _encoded(item: Item, event: JournalEvent, option: int = 0) -> bytes:
+    """`journal_line` as UTF-8 bytes (with ``orjson.OPT_APPEND_NEWLINE``, its newline too):
+    orjson writes what json.dumps(ensure_ascii=False, separators=(",", ":")) writes."""
     doc = {
-        "e": event.value,
+        "e": event,
         "key": item.key,
         "campaign": item.campaign,
         "account": item.account,
         "tweet_id": item.tweet_id,
     }
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(doc, option=option)
+    except orjson.JSONEncodeError:  # a lone surrogate: json's text, encoded as before
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        newline = "\n" if option & orjson.OPT_APPEND_NEWLINE else ""
+        return (text + newline).encode("utf-8", "surrogatepass")
 
 
 def append_lines(fd: int, path: Path, data: bytes) -> None:
@@ -286,8 +298,7 @@ class SentJournal:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:
             self._open.discard(item.key)
-        line = journal_line(item, event) + "\n"
-        self._batch.lines.append(line.encode("utf-8", "surrogatepass"))
+        self._batch.lines.append(_encoded(item, event, orjson.OPT_APPEND_NEWLINE))
         if event is JournalEvent.SENT and self._kick is not None:
             self._kick.set()  # a request waits for it; the others go with it or with `flush`
 

@@ -101,9 +101,14 @@ class LedgerRecord:
 
     def to_json(self) -> str:
         """The ledger line for this record, without its newline."""
+        return self.to_line()[:-1].decode()
+
+    def to_line(self) -> bytes:
+        """The ledger line for this record, with its newline, as the UTF-8 bytes written."""
         error = self.error
         # Built by hand rather than with dataclasses.asdict, which deep-copies every value:
-        # this runs once per item.
+        # this runs once per item. orjson writes what json.dumps(ensure_ascii=False,
+        # separators=(",", ":")) writes, byte for byte, enums as their values.
         ordered = {
             "schema": self.schema,
             "ts": self.ts,
@@ -113,8 +118,8 @@ class LedgerRecord:
             "account": self.account,
             "user_id": self.user_id,
             "tweet_id": self.tweet_id,
-            "action": self.action.value,
-            "status": self.status.value,
+            "action": self.action,
+            "status": self.status,
             "retweeted": self.retweeted,
             "preexisting": self.preexisting,
             "http": self.http,
@@ -125,7 +130,12 @@ class LedgerRecord:
         }  # fmt: skip
         if self.sent is not None:
             ordered["sent"] = self.sent
-        return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return orjson.dumps(ordered, option=orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:
+            # what orjson refuses (a lone surrogate, an integer beyond 64 bits) is json's to say
+            text = json.dumps(ordered, ensure_ascii=False, separators=(",", ":"))
+            return (text + "\n").encode()
 
     @classmethod
     def from_json(cls, line: str | bytes) -> LedgerRecord:

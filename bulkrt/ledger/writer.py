@@ -139,8 +139,7 @@ class LedgerWriter:
         """Append ``record`` as one line in one write; fsync if a group is due."""
         if self._redactor:
             record = redacted(record, self._redactor)
-        text = record.to_json()
-        self._write((text + "\n").encode())
+        self._write(record.to_line())
         self.lines += 1
         self._unsynced += 1
         self.sync_if_due()

@@ -25,14 +25,16 @@ None network
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+from aiohttp.client import IDEMPOTENT_METHODS
+from yarl import URL
 
 from bulkrt import __version__
 from bulkrt.core.credential_refresh import RefreshReport
@@ -104,8 +106,8 @@ class Exchange:
     def json(self) -> object:
         """The body as JSON, or None when it is not JSON."""
         try:
-            return json.loads(self.body)
-        except ValueError:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
             return None
 
 
@@ -153,6 +155,9 @@ class XClient:
         self._max_connections = max_connections
         self._session = session
         self._owns_session = session is None
+        #: each account's retweet URL, as text (what is signed) and parsed (what is sent), made
+        #: on its first request rather than on every one
+        self._retweet_urls: dict[str, tuple[str, URL]] = {}
 
     async def __aenter__(self) -> XClient:
         if self._session is None:
@@ -177,14 +182,17 @@ class XClient:
 
     async def retweet(self, auth: Authorizer, user_id: str, tweet_id: str) -> Exchange:
         """``POST /2/users/{user_id}/retweets`` with ``{"tweet_id": ...}``."""
-        url = f"{self.base_url}/2/users/{user_id}/retweets"
-        body = json.dumps({"tweet_id": tweet_id}).encode()
-        return await self._send("POST", url, auth, body, "application/json")
+        urls = self._retweet_urls.get(user_id)
+        if urls is None:
+            url = f"{self.base_url}/2/users/{user_id}/retweets"
+            urls = self._retweet_urls[user_id] = (url, URL(url))
+        body = orjson.dumps({"tweet_id": tweet_id})
+        return await self._send("POST", urls, auth, body, "application/json")
 
     async def undo(self, auth: Authorizer, user_id: str, tweet_id: str) -> Exchange:
         """``DELETE /2/users/{user_id}/retweets/{tweet_id}``."""
         url = f"{self.base_url}/2/users/{user_id}/retweets/{tweet_id}"
-        return await self._send("DELETE", url, auth, None, None)
+        return await self._send("DELETE", (url, url), auth, None, None)
 
     async def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> Exchange:
         """``POST /2/oauth2/token`` with a form body (and Basic auth for a confidential client)."""
@@ -199,23 +207,32 @@ class XClient:
         )
 
     async def _send(
-        self, method: str, url: str, auth: Authorizer, body: bytes | None, content_type: str | None
+        self,
+        method: str,
+        url: tuple[str, str | URL],
+        auth: Authorizer,
+        body: bytes | None,
+        content_type: str | None,
     ) -> Exchange:
+        """Sign and send a request to ``url`` (its text, and the same URL as sent)."""
         # Signed here, once per attempt: a fresh nonce and timestamp every time.
-        headers = {"Authorization": await auth.authorization(method, url)}
+        headers = {"Authorization": await auth.authorization(method, url[0])}
         if content_type is not None:
             headers["Content-Type"] = content_type
-        return await self._request(method, url, data=body, headers=headers)
+        return await self._request(method, url[1], data=body, headers=headers)
 
-    async def _request(self, method: str, url: str, **options: Any) -> Exchange:
+    async def _request(self, method: str, url: str | URL, **options: Any) -> Exchange:
         """One HTTP exchange, never resent by aiohttp; a failure comes back as an `Exchange`."""
         session = self._require_session()
         options.setdefault("timeout", self._timeout)
+        # aiohttp resends on its own only the methods it takes for idempotent (never a POST):
+        # those go through the middleware that refuses the resend.
+        middlewares = (_one_attempt(),) if method in IDEMPOTENT_METHODS else ()
         try:
             # The API never redirects; a redirect is a proxy's or a wrong base's answer, to be
             # classified as such (following it would turn a POST into a GET elsewhere).
             async with session.request(
-                method, url, middlewares=(_one_attempt(),), allow_redirects=False, **options
+                method, url, middlewares=middlewares, allow_redirects=False, **options
             ) as response:
                 return await _exchange(response)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -230,8 +247,12 @@ class XClient:
 async def _exchange(response: ClientResponse) -> Exchange:
     headers = {name.lower(): value for name, value in response.headers.items()}
     declared = response.content_length
-    if declared is not None and declared > MAX_BODY and "content-encoding" not in headers:
-        return _oversized(response.status)
+    content_type = response.headers.get("Content-Type")
+    if declared is not None and "content-encoding" not in headers:
+        if declared > MAX_BODY:
+            return _oversized(response.status)
+        # a declared length that is not decoded: read at once, within the bound
+        return Exchange(response.status, headers, await response.read(), content_type)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):
@@ -239,7 +260,6 @@ async def _exchange(response: ClientResponse) -> Exchange:
         if size > MAX_BODY:
             return _oversized(response.status)
         chunks.append(chunk)
-    content_type = response.headers.get("Content-Type")
     return Exchange(response.status, headers, b"".join(chunks), content_type)
 
 

@@ -226,9 +226,11 @@ class Dispatcher:
     async def _sleep(self, until: float | None) -> None:
         """Wait until ``until`` (None: indefinitely) or until something happens."""
         if not self._wake.is_set():
-            delay = None if until is None else max(0.0, until - self._clock())
-            with anyio.move_on_after(delay):
+            if until is None:  # no cancel scope to make: the common wait, for an answer
                 await self._wake.wait()
+            else:
+                with anyio.move_on_after(max(0.0, until - self._clock())):
+                    await self._wake.wait()
         self._wake = anyio.Event()
 
     # -- the run -------------------------------------------------------------------------------
@@ -363,8 +365,13 @@ class Dispatcher:
             if journal is not None:
                 journal.record(item, JournalEvent.NONE)
             return []
-        with structlog.contextvars.bound_contextvars(account=item.account, item=item.key):
+        # what is logged during the exchange names the account and the item (bound and reset
+        # by hand: `bound_contextvars` is a generator-based context manager, per request)
+        tokens = structlog.contextvars.bind_contextvars(account=item.account, item=item.key)
+        try:
             outcome = await self._exchange(item)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
         if journal is not None:
             effect = effect_of(outcome)
             if effect is not Effect.ANSWERED:
@@ -471,7 +478,13 @@ class Dispatcher:
             self._pending -= 1
             if self._journal is not None:
                 result = self._settle_journal(result)
-            await self._out.send(self._ledger_record(result))
+            record = self._ledger_record(result)
+            try:
+                # straight into the buffer when it has room: `send` would first yield to the
+                # event loop (a checkpoint) for every record
+                self._out.send_nowait(record)
+            except anyio.WouldBlock:
+                await self._out.send(record)
 
     def _settle_journal(self, result: ItemResult) -> ItemResult:
         """Settle who made a retweet found in place, with the journal's evidence of earlier runs
@@ -487,7 +500,8 @@ class Dispatcher:
             made=self._journal.made(item),
         )
         self._journal.record(item, _ORIGIN_EVENT[verdict])
-        return replace(result, preexisting=preexisting(verdict))
+        settled = preexisting(verdict)
+        return result if settled is result.preexisting else replace(result, preexisting=settled)
 
     def _ledger_record(self, result: ItemResult) -> LedgerRecord:
         error = result.error

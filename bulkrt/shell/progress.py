@@ -9,15 +9,11 @@ import shlex
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import click
 import structlog
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from bulkrt.core import waits
 from bulkrt.core.items import Status
@@ -26,6 +22,9 @@ from bulkrt.core.plan import Plan
 from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import AccountEvent, AccountState, Scheduler
 from bulkrt.errors import Problem
+
+if TYPE_CHECKING:  # rich is loaded when a live display is drawn, not for a plain run
+    from rich.console import Console, Group
 
 __all__ = ["Progress", "RunView", "expected_finish", "summary_hints"]
 
@@ -156,13 +155,22 @@ class Progress:
     """Reports a run to the operator; ``live=None``: a live display if stderr is a terminal."""
 
     def __init__(self, *, live: bool | None = None, json: bool = False) -> None:
-        self._err = Console(stderr=True)
+        #: rich's console, made when a live display may be drawn (rich takes a while to load)
+        self._console: Console | None = None
         self.live = self._err.is_terminal if live is None else live
         #: summaries as one JSON object on stdout, for scripts
         self.json = json
         #: the limit model's duration of this run, and the items it plans to send (`follow`)
         self._expected = 0.0
         self._to_send = 0
+
+    @property
+    def _err(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
 
     # -- before -------------------------------------------------------------------------------
     def warning(self, problem: Problem) -> None:
@@ -214,6 +222,8 @@ class Progress:
                     requests=t.requests,
                     in_flight=t.in_flight,
                 )
+        from rich.live import Live
+
         with Live(
             self._render(dispatcher, finish), console=self._err, refresh_per_second=4
         ) as live:
@@ -227,6 +237,10 @@ class Progress:
     def _render(self, dispatcher: RunView, planned: float) -> Group:
         """One frame: its cost follows what changed since the last frame and the few accounts
         shown, not the number of accounts (`Scheduler.overview`)."""
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         t = dispatcher.stats()
         now = time.time()
         scheduler = dispatcher.scheduler
