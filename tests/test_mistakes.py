@@ -656,11 +656,17 @@ def test_sandbox_force_replaces_only_the_accounts_file_a_sandbox_wrote(tmp_path:
 def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
     tmp_path: Path,
 ) -> None:
-    """The demo prints run commands complete enough to run as shown (here as a dry run, its
-    sandbox being gone); a second demo in the directory the first made rewrites its own files
-    and leaves an operator's file there alone."""
+    """The demo runs the example campaign, resumes, rolls back, and finds every account as it
+    was before the campaign; it prints run commands complete enough to run as shown (here as a
+    dry run, its sandbox being gone); a second demo in the directory the first made rewrites its
+    own files and leaves an operator's file there alone."""
     first = bulkrt("demo", "--dir", "demo", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
+    assert "40 items: 40 ok" in first.stdout
+    assert "40 already finished before it" in first.stdout
+    assert "39 undo item(s); 1 retweet made before the campaign left alone" in first.stdout
+    assert "every account's retweets are as before the campaign: yes" in first.stdout
+    assert (tmp_path / "demo" / "ledger.jsonl").read_text().count("\n") == 79
     shown = next(line for line in first.stdout.splitlines() if line.startswith("== the campaign"))
     command = shlex.split(shown.split(": ", 1)[1])
     assert command[:2] == ["bulkrt", "run"] and "--accounts" in command
