@@ -338,7 +338,7 @@ class TestStopAndResume:
     ) -> None:
         """SIGINT mid-run exits 130 with the resume command, every ledger line whole; running the
         same command again finishes with every item ok and the sandbox in the job's state."""
-        world = await make_world(limit=2)
+        world = await make_world(limit=2, window=1.0)  # four windows left after the stop
         job = world.job(rows(["acct001", "acct002", "acct003", "acct004"], 10))
         args = world.run_args(job)
         async with await anyio.open_process(args) as process:
