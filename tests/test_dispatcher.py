@@ -1,6 +1,7 @@
 """The real `Dispatcher` driven in-process: a scripted `Sender` (the same Protocol `HttpSender`
 speaks) answers each request, the ledger is a real `LedgerWriter`, and the event loop's clock is
-virtual (`looptime`), so stop, grace, `--max-rps` and refresh retries take no wall time.
+virtual (`looptime`), so stop, grace, `--max-rps`, refresh retries and a slow disk (answers
+waiting for their ledger lines) take no wall time.
 
 What is asserted is what an operator sees: the ledger's lines, the published `RunStats`, and
 what the fake sender was asked to do and when.
