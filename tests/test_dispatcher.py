@@ -1,6 +1,7 @@
 """The real `Dispatcher` driven in-process: a scripted `Sender` (the same Protocol `HttpSender`
 speaks) answers each request, the ledger is a real `LedgerWriter`, and the event loop's clock is
-virtual (`looptime`), so stop, grace, `--max-rps` and refresh retries take no wall time.
+virtual (`looptime`), so stop, grace, `--max-rps`, refresh retries and a slow disk (answers
+waiting for their ledger lines) take no wall time.
 
 What is asserted is what an operator sees: the ledger's lines, the published `RunStats`, and
 what the fake sender was asked to do and when.
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import looptime
 import pytest
 
 from bulkrt.core.credential_refresh import REFRESH_RETRY, RefreshReport, RefreshVerdict
@@ -31,6 +33,7 @@ from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.shell.client import Exchange
 from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
 from bulkrt.shell.sender import Sender
+from bulkrt.simulation.virtual_time import RESOLUTION
 
 pytestmark = pytest.mark.virtual_time
 
@@ -434,3 +437,93 @@ async def test_a_token_endpoint_that_is_not_the_apis_stops_the_run(ledger_path: 
     assert "HTML page" in stats.misconfiguration.detail
     assert stats.reauthorize == {} and stats.requests == 0
     assert len(sender.sent) == 1 and lines(ledger_path) == []
+
+
+class SlowDisk(LedgerWriter):
+    """A real ledger on a disk whose fsync takes ``stall`` seconds. The write is synchronous, so
+    a slow fsync holds the event loop as it would in a real run: the virtual clock moves on by
+    ``stall`` meanwhile (as the wall clock would), and every answer due in that time lands at
+    once when the loop runs again. ``waiting`` samples, at each write, the answers given back
+    that have no line yet."""
+
+    def __init__(self, path: Path, answered: list[int], stall: float) -> None:
+        super().__init__(path, clock=asyncio.get_running_loop().time)
+        self.answered = answered
+        self.stall = stall
+        self.waiting: list[int] = []
+        self.on_write: Callable[[], None] | None = None
+
+    def sync(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, looptime.LoopTimeEventLoop)  # the virtual loop
+        loop.setup_looptime(start=loop.time() + self.stall, noop_cycles=1, resolution=RESOLUTION)
+        super().sync()
+
+    def write(self, record: LedgerRecord) -> None:
+        self.waiting.append(self.answered[0] - self.lines)
+        if self.on_write is not None:
+            self.on_write()
+        super().write(record)
+
+
+@dataclass
+class CountingSender(FakeSender):
+    """A `FakeSender` that counts, in the list it shares with the others, the answers it gave."""
+
+    answered: list[int] = field(default_factory=lambda: [0])
+
+    async def send(self, action: Action, tweet_id: str) -> Exchange:
+        answer = await super().send(action, tweet_id)
+        self.answered[0] += 1
+        return answer
+
+
+async def test_answers_waiting_for_a_slow_disk_are_counted_when_written_and_drained_on_stop(
+    ledger_path: Path,
+) -> None:
+    """When the ledger's fsync is slow (2 s) hundreds of answers wait for their lines: none is
+    counted before its line is written, a stop while they wait sends nothing new, and every
+    answer given back gets its line before the run ends (none is lost)."""
+    loop = asyncio.get_running_loop()
+    answered = [0]
+    latency = random.Random(13)
+    senders: dict[str, FakeSender] = {
+        f"a{n}": CountingSender(
+            answered=answered, delays=[latency.uniform(0.2, 1.0) for _ in range(4)]
+        )
+        for n in range(300)
+    }
+    counted: list[tuple[int, int]] = []  # (finished in the stats, lines written)
+    sent_before_the_stop: list[int] = []
+    stop_asked: list[float] = []
+
+    def sends() -> int:
+        return sum(len(sender.sent) for sender in senders.values())
+
+    ledger = SlowDisk(ledger_path, answered, stall=2.0)
+    with ledger:
+        d = dispatcher(ledger, senders, sched=scheduler(concurrency=300))
+
+        def watch() -> None:
+            counted.append((d.stats().finished, ledger.lines))
+
+        def stop() -> None:
+            sent_before_the_stop.append(sends())
+            d.stop()
+
+        def stop_in_a_backlog() -> None:
+            watch()
+            if ledger.waiting[-1] >= 256 and not stop_asked:
+                stop_asked.append(loop.time())
+                loop.call_soon(stop)
+
+        ledger.on_write = stop_in_a_backlog
+        for sender in senders.values():
+            sender.on_send = watch
+        stats = await d.run(items(dict.fromkeys(senders, 4)))
+    written = lines(ledger_path)
+    assert max(ledger.waiting) >= 256  # the answers did wait for the disk
+    assert all(finished <= on_disk for finished, on_disk in counted)
+    assert sent_before_the_stop == [sends()]  # nothing new after the stop
+    assert len(written) == answered[0] == stats.finished == len({r.key for r in written})
+    assert answered[0] < 1200  # the stop left items unsent, for the resume

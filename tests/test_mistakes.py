@@ -11,13 +11,20 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
+import time
+import traceback
+import warnings
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import anyio
 import pytest
 
+from bulkrt import cli
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import RateLimitHeaders
 from tests.test_run import ACCOUNTS as NAMES
@@ -39,15 +46,61 @@ ACCOUNTS = (
 
 
 def bulkrt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real `bulkrt` command in a subprocess, run in ``cwd``."""
-    return subprocess.run(
-        [sys.executable, "-m", "bulkrt", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """The real `bulkrt` command (its console entry point, `cli.entry`) in a child
+    process, run in ``cwd``: its own process (files, signals, exit code, stdout and stderr) forked
+    from this one, so each of the many mistakes here costs no interpreter start-up. The child
+    reads /dev/null and warns as a fresh interpreter does; `tests/test_startup.py` and the other
+    files' subprocesses check what only a fresh interpreter shows."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:  # the child: it never returns from here
+            _child(args, cwd, out.fileno(), err.fileno())
+        deadline = time.monotonic() + 60
+        while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise subprocess.TimeoutExpired(["bulkrt", *args], 60)
+            time.sleep(0.005)
+        code = os.waitstatus_to_exitcode(waited[1])
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    return subprocess.CompletedProcess(["bulkrt", *args], code, stdout, stderr)
+
+
+def _child(args: tuple[str, ...], cwd: Path, out: int, err: int) -> NoReturn:
+    """Run `bulkrt ARGS` in ``cwd`` with stdout and stderr on those descriptors, then exit with
+    its code (``os._exit``: nothing of the parent's, its buffers or exit handlers, runs here)."""
+    code = 1
+    try:
+        os.chdir(cwd)
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((stdin, 0), (out, 1), (err, 2)):
+            os.dup2(fd, target)
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115  # the child's whole life
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        warnings.resetwarnings()  # a fresh interpreter's filters, not the suite's "error"
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                         ResourceWarning):  # fmt: skip
+            warnings.simplefilter("ignore", category)
+        sys.argv = ["bulkrt", *args]
+        try:
+            cli.entry()
+            code = 0
+        except SystemExit as exc:
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                sys.stderr.write(f"{exc.code}\n")
+    except BaseException:  # what the interpreter would print for an uncaught exception
+        traceback.print_exc()
+    finally:
+        with suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -656,11 +709,17 @@ def test_sandbox_force_replaces_only_the_accounts_file_a_sandbox_wrote(tmp_path:
 def test_demo_reruns_in_its_own_directory_and_keeps_what_it_did_not_write(
     tmp_path: Path,
 ) -> None:
-    """The demo prints run commands complete enough to run as shown (here as a dry run, its
-    sandbox being gone); a second demo in the directory the first made rewrites its own files
-    and leaves an operator's file there alone."""
+    """The demo runs the example campaign, resumes, rolls back, and finds every account as it
+    was before the campaign; it prints run commands complete enough to run as shown (here as a
+    dry run, its sandbox being gone); a second demo in the directory the first made rewrites its
+    own files and leaves an operator's file there alone."""
     first = bulkrt("demo", "--dir", "demo", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
+    assert "40 items: 40 ok" in first.stdout
+    assert "40 already finished before it" in first.stdout
+    assert "39 undo item(s); 1 retweet made before the campaign left alone" in first.stdout
+    assert "every account's retweets are as before the campaign: yes" in first.stdout
+    assert (tmp_path / "demo" / "ledger.jsonl").read_text().count("\n") == 79
     shown = next(line for line in first.stdout.splitlines() if line.startswith("== the campaign"))
     command = shlex.split(shown.split(": ", 1)[1])
     assert command[:2] == ["bulkrt", "run"] and "--accounts" in command

@@ -243,20 +243,6 @@ class TestWhatTheOperatorSees:
         assert "run_progress" in done.stderr.decode()
         assert "total=3" in done.stderr.decode()
 
-    async def test_the_demo_restores_every_account(self, tmp_path: Path) -> None:
-        """`bulkrt demo` runs the example campaign, resumes, rolls back, and finds every account
-        as it was before the campaign."""
-        demo = await anyio.run_process(
-            [sys.executable, "-m", "bulkrt", "demo", "--dir", str(tmp_path / "demo")], check=False
-        )
-        out = demo.stdout.decode()
-        assert demo.returncode == 0, out + demo.stderr.decode()
-        assert "40 items: 40 ok" in out
-        assert "40 already finished before it" in out
-        assert "39 undo item(s); 1 retweet made before the campaign left alone" in out
-        assert "every account's retweets are as before the campaign: yes" in out
-        assert (tmp_path / "demo" / "ledger.jsonl").read_text().count("\n") == 79
-
 
 class TestFaultsAndAuth:
     @both_modes
@@ -352,7 +338,7 @@ class TestStopAndResume:
     ) -> None:
         """SIGINT mid-run exits 130 with the resume command, every ledger line whole; running the
         same command again finishes with every item ok and the sandbox in the job's state."""
-        world = await make_world(limit=2)
+        world = await make_world(limit=2, window=1.0)  # four windows left after the stop
         job = world.job(rows(["acct001", "acct002", "acct003", "acct004"], 10))
         args = world.run_args(job)
         async with await anyio.open_process(args) as process:
