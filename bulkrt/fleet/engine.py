@@ -11,6 +11,8 @@ The loop, once a second or when a session ends:
   *session* on them: their queued items, in order, through a fresh scheduler and dispatcher, with
   a `LeasedSender` per account (the shared budget, the lease's fence), a `SharedResults` sink
   and a `SharedJournal`;
+* ``--max-rps`` holds for the process: one `Pace` for all its sessions (each session's
+  dispatcher has none of its own, which would let k sessions send k x R per second);
 * an account whose items are all finished is released at once (its later items, if a job
   published more meanwhile, go to whoever claims it next).
 
@@ -48,6 +50,7 @@ from bulkrt.fleet.budget import SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.credentials_store import RedisCredentialStore
 from bulkrt.fleet.leased_sender import LeasedSender
+from bulkrt.fleet.pace import Pace
 from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
 from bulkrt.fleet.shared_results import SharedResults
 from bulkrt.fleet.store import FleetStore, Lease
@@ -77,6 +80,7 @@ class WorkerSettings:
     park: ParkPolicy = field(default_factory=ParkPolicy)
     timeouts: Timeouts = Timeouts()
     grace: float = 20.0
+    #: the most requests per second of this process, all sessions together; None for no cap
     max_rps: float | None = None
     #: seconds a lease lives without renewal (renewed every third of it)
     lease_ttl: float = 15.0
@@ -186,6 +190,8 @@ class FleetWorker:
         self._authorizers: dict[str, Authorizer] = {}
         self._redactor = Redactor(accounts.secrets())
         self._stopping = False
+        #: ``--max-rps``, for all the sessions of this process together
+        self._pace = Pace(settings.max_rps) if settings.max_rps else None
         self._wake = anyio.Event()
         self._unknown_warned: set[str] = set()
         self.started = time.time()
@@ -204,6 +210,8 @@ class FleetWorker:
     def stop(self) -> None:
         """Stop cleanly: no new claim, sessions finish their requests in flight and hand over."""
         self._stopping = True
+        if self._pace is not None:
+            self._pace.stop()
         for session in self._sessions:
             if session.dispatcher is not None:
                 session.dispatcher.stop()
@@ -480,9 +488,8 @@ class FleetWorker:
             journal=journal,
             superseded=superseded,
             stats=RunStats(total=len(queued), accounts=tuple(sorted(session.leases))),
-            settings=DispatchSettings(
-                grace=settings.grace, max_rps=settings.max_rps, api_base=client.base_url
-            ),
+            # no --max-rps of its own: the worker's `Pace` holds it for all its sessions
+            settings=DispatchSettings(grace=settings.grace, api_base=client.base_url),
         )
         if self._stopping:
             dispatcher.stop()
@@ -549,4 +556,13 @@ class FleetWorker:
             park=settings.park.base,
             on_lost=lambda lost: self._lost(session, f"the lease of {lost.user_id} was lost"),
             valid=session.valid,
+            turn=None if self._pace is None else partial(self._turn, self._pace, session),
+            departure=None if self._pace is None else self._pace.departure,
         )
+
+    @staticmethod
+    async def _turn(pace: Pace, session: _Session) -> bool:
+        """A request's ``--max-rps`` turn; False when the worker or the session stopped first
+        (a dispatcher also stops on its own, when the API base proves wrong)."""
+        granted = await pace.turn()
+        return granted and (session.dispatcher is None or not session.dispatcher.stopping)
