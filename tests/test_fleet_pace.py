@@ -36,10 +36,12 @@ PER_ACCOUNT = 6
 DELIVERY_JITTER = 0.1
 
 
-async def publish(store: FleetStore, world: World, job: str, accounts: list[str]) -> None:
-    """Publish ``job``: ``PER_ACCOUNT`` retweets per account, in file order, as a driver does."""
+async def publish(
+    store: FleetStore, world: World, job: str, accounts: list[str], per_account: int = PER_ACCOUNT
+) -> None:
+    """Publish ``job``: ``per_account`` retweets per account, in file order, as a driver does."""
     payloads: list[tuple[int, str, str, str]] = []
-    for n in range(PER_ACCOUNT):
+    for n in range(per_account):
         for account in accounts:
             serial = len(payloads)
             key = f"{job}-{serial}"

@@ -46,6 +46,7 @@ from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import LimitModel
+from bulkrt.fleet.account_wait import AccountWait, why_waiting
 from bulkrt.fleet.budget import SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.credentials_store import RedisCredentialStore
@@ -60,13 +61,17 @@ from bulkrt.shell.accounts import Accounts
 from bulkrt.shell.client import Authorizer, Timeouts, XClient
 from bulkrt.shell.credentials import authorizer_for
 from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
-from bulkrt.shell.sender import HttpSender, Sender
+from bulkrt.shell.sender import HttpSender
 
 __all__ = ["FleetWorker", "WorkerSettings", "item_payload", "payload_item", "worker_name"]
 
 _log = structlog.get_logger()
 #: how long one wait for a wake message lasts (shorter than the connection's answer timeout)
 _LISTEN = 10.0
+#: how often (seconds) a worker works out why its accounts wait, for `bulkrt status --redis`
+#: (a walk over every account it holds), and how many of them its heartbeat names
+_WAITS_EVERY = 5.0
+_WAITS_NAMED = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,8 @@ class _Session:
     valid_until: float = 0.0
     dispatcher: Dispatcher | None = None
     sink: SharedResults | None = None
+    #: the accounts' senders (what the shared budget last refused each: `LeasedSender.hold`)
+    senders: dict[str, LeasedSender] = field(default_factory=dict)
     lost: bool = False
     #: the user ids of the accounts let go (released, or never usable here)
     released: set[str] = field(default_factory=set)
@@ -203,6 +210,10 @@ class FleetWorker:
         #: set by `abandon`: the worker stopped at once, handing nothing over
         self.abandoned = False
         self._scope: anyio.CancelScope | None = None
+        #: why the accounts held wait (per reason, and the longest waits), and when it was
+        #: worked out (monotonic)
+        self._waits: tuple[dict[str, int], list[dict[str, object]]] = ({}, [])
+        self._waits_at = -float("inf")
         #: account -> what the operator must do about its credentials (the "needs attention"
         #: lines of a run's summary), as this worker's sessions found it
         self.reauthorize: dict[str, str] = {}
@@ -320,17 +331,57 @@ class FleetWorker:
         """Say this worker is alive, with its counts (for `bulkrt status --redis`)."""
         settings = self._settings
         live = [s for s in self._sessions if s.dispatcher is not None and s.sink is not None]
-        stats = {
+        stats: dict[str, object] = {
             "finished": self.finished + sum(s.sink.lines for s in live if s.sink),
             "requests": self.requests
             + sum(s.dispatcher.stats().requests for s in live if s.dispatcher),
             "held": self.held,
         }
+        if time.monotonic() - self._waits_at >= _WAITS_EVERY:
+            self._waits_at = time.monotonic()
+            self._waits = self._waiting(time.time())
+        stats["waiting"], stats["waiting_accounts"] = self._waits
         info = {**self._info, "stats": json.dumps(stats), "started": str(self.started)}
         await patiently(
             lambda: self._store.beat(self.name, info, 3 * settings.tick + settings.lease_ttl),
             what="the worker's heartbeat",
         )
+
+    def _waiting(self, now: float) -> tuple[dict[str, int], list[dict[str, object]]]:
+        """Why the accounts held wait: how many per `WaitReason`, and the longest waits (those
+        with no end first)."""
+        waits: list[AccountWait] = []
+        for session in self._sessions:
+            dispatcher = session.dispatcher
+            if session.lost or dispatcher is None:
+                continue
+            scheduler = dispatcher.scheduler
+            for lease in session.held():
+                name = self._by_user.get(lease.user_id)
+                sender = session.senders.get(name or "")
+                if name is None or sender is None:
+                    continue
+                head = scheduler.work.head(name)
+                window_at = (
+                    None
+                    if head is None
+                    else scheduler.limiter.ready_at(name, head.item.action, now)
+                )
+                why = why_waiting(
+                    scheduler.state(name, now),
+                    scheduler.resumes_at(name, now),
+                    dispatcher.last_event.get(name),
+                    sender.hold,
+                    now,
+                    window_at=window_at,
+                )
+                if why is not None:
+                    waits.append(AccountWait(name, lease.user_id, why[0], why[1], self.name))
+        counts: dict[str, int] = {}
+        for wait in waits:
+            counts[wait.reason.value] = counts.get(wait.reason.value, 0) + 1
+        waits.sort(key=lambda wait: -math.inf if wait.until is None else -wait.until)
+        return counts, [wait.to_json() for wait in waits[:_WAITS_NAMED]]
 
     def _valid_until(self, began: float) -> float:
         """Until when leases claimed or renewed by a call that began at ``began`` surely live."""
@@ -476,7 +527,7 @@ class FleetWorker:
             retry=settings.retry,
             park=settings.park,
         )
-        senders = {
+        session.senders = senders = {
             name: self._sender(name, lease, client, session)
             for name, lease in session.leases.items()
         }
@@ -531,7 +582,7 @@ class FleetWorker:
         await patiently(lambda: self._store.release(lease), what="releasing an account")
         self._wake.set()
 
-    def _sender(self, name: str, lease: Lease, client: XClient, session: _Session) -> Sender:
+    def _sender(self, name: str, lease: Lease, client: XClient, session: _Session) -> LeasedSender:
         settings = self._settings
         authorizer = self._authorizers.get(name)
         if authorizer is None:

@@ -29,6 +29,7 @@ from bulkrt.core.credential_refresh import RefreshReport
 from bulkrt.core.items import Action
 from bulkrt.core.ratelimits import parse_rate_limits
 from bulkrt.core.tiers import CapScope, LimitModel
+from bulkrt.fleet.account_wait import Hold, WaitReason
 from bulkrt.fleet.budget import Refusal, SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.store import Lease
@@ -73,6 +74,9 @@ class LeasedSender:
         #: waits, just before the request leaves, until its ``--max-rps`` spacing allows it
         self._departure = departure
         self._clock = clock
+        #: what the budget (or the quiet period) last refused, until a request is admitted:
+        #: why the account waits, for ``bulkrt status --redis``
+        self.hold: Hold | None = None
 
     @property
     def user_id(self) -> str:
@@ -89,6 +93,7 @@ class LeasedSender:
         now = self._clock()
         lease = self._lease
         if lease.quiet_until > now:
+            self.hold = Hold(WaitReason.QUIET, lease.quiet_until)
             return Exchange(None, sent=False, held_until=lease.quiet_until)
         if self._turn is not None and not await self._turn():
             return Exchange(None, sent=False, held_until=self._clock() + _LOST_HOLD)
@@ -116,7 +121,10 @@ class LeasedSender:
                 self._on_lost(lease)
                 return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
             if not admission.ok:
-                return Exchange(None, sent=False, held_until=self._clock() + admission.retry_after)
+                until = self._clock() + admission.retry_after
+                self.hold = Hold(_reason(name == str(action), admission.reason), until)
+                return Exchange(None, sent=False, held_until=until)
+        self.hold = None
         if not self._valid():
             # Admitted, but this process stalled (or Redis did not answer its renewals) long
             # enough that the lease may have passed to another: it must not send now.
@@ -149,3 +157,11 @@ class LeasedSender:
             ),
             what="the shared rate-limit budget",
         )
+
+
+def _reason(endpoint: bool, refusal: Refusal | None) -> WaitReason:
+    """Why a refused request waits: the endpoint's window full, or blocked by what an answer
+    taught; or (``endpoint`` False) a cap no header shows."""
+    if not endpoint:
+        return WaitReason.HIDDEN_CAP
+    return WaitReason.RATE_LIMITED if refusal is Refusal.BLOCKED else WaitReason.WINDOW_FULL
