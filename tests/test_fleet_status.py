@@ -2,21 +2,26 @@
 read from the real command's output while real ``bulkrt worker`` processes work (a real
 `redis-server`, the sandbox on a real socket); the jobs are published the way a driver publishes
 them (`tests.test_fleet_pace.publish`), so that the test chooses which worker holds which
-account. The reasons themselves are pinned case by case on `why_waiting`."""
+account. Where a state lasts only seconds (a dead worker's leases), the terminal form is checked
+on the very snapshot the command printed as JSON (`render_fleet_status`, which the command's
+terminal form is). The reasons themselves are pinned case by case on `why_waiting`."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import Process
 
 from bulkrt.core.scheduler import AccountEvent, AccountState, EventKind
 from bulkrt.fleet.account_wait import Hold, WaitReason, why_waiting
 from bulkrt.fleet.connection import connect
+from bulkrt.fleet.live_status import render_fleet_status
 from bulkrt.fleet.store import FleetStore
 from bulkrt.sandbox.config import Endpoint
 from tests.redis_server import RedisServer
@@ -26,8 +31,8 @@ from tests.test_run import ACCOUNTS, MakeWorld, eventually
 
 #: a dead worker's leases outlive it this long, and the quiet period after them (the live
 #: worker's connect + 2 x read timeout) lasts about twice that: time enough to see both
-DEAD_LEASE = "10"
-QUIET = ("--read-timeout", "10")
+DEAD_LEASE = "15"
+QUIET = ("--read-timeout", "15")
 
 
 async def status(redis: RedisServer, *json_flag: str) -> str:
@@ -38,18 +43,41 @@ async def status(redis: RedisServer, *json_flag: str) -> str:
     return done.stdout.decode()
 
 
-async def status_until(redis: RedisServer, wanted: dict[str, int]) -> dict[str, Any]:
+async def status_until(
+    redis: RedisServer,
+    wanted: dict[str, int],
+    also: Callable[[dict[str, Any]], bool] = lambda shown: True,
+) -> dict[str, Any]:
     """``bulkrt status --redis --json``, again until its accounts waiting per reason include
-    ``wanted`` (the workers say why every few seconds)."""
+    ``wanted`` and ``also`` holds of it (the workers say why every few seconds, and a loaded
+    machine may make a live one late)."""
     shown: dict[str, Any] = {}
     with anyio.move_on_after(60):
         while True:
             shown = json.loads(await status(redis, "--json"))
             waiting = shown["accounts"]["waiting"]
-            if all(waiting.get(reason, 0) == n for reason, n in wanted.items()):
+            if all(waiting.get(reason, 0) == n for reason, n in wanted.items()) and also(shown):
                 return shown
             await anyio.sleep(0.5)
     pytest.fail(f"status never showed {wanted}; last: {json.dumps(shown, indent=1)}")
+
+
+async def text_until(redis: RedisServer, needle: str) -> str:
+    """``bulkrt status --redis``'s terminal form, again until it shows ``needle``."""
+    text = ""
+    with anyio.move_on_after(60):
+        while needle not in text:
+            text = await status(redis)
+    return text
+
+
+def named_for(shown: dict[str, Any], reason: str) -> dict[str, str]:
+    """The user ids the snapshot names as waiting for ``reason``, with their worker."""
+    return {
+        w["user_id"]: w["worker"]
+        for w in shown["accounts"]["waiting_accounts"]
+        if w["why"] == reason
+    }
 
 
 async def test_status_shows_each_jobs_progress_and_why_accounts_wait(
@@ -67,28 +95,43 @@ async def test_status_shows_each_jobs_progress_and_why_accounts_wait(
         world.sandbox.state.limits.admit(world.user_id("acct003"), Endpoint.RETWEET, now)
     client = await connect(redis_server.url)
     store = FleetStore(client)
-    first = await anyio.open_process(worker_args(world, redis_server, 0, *QUIET))
-    second = await anyio.open_process(
-        worker_args(world, redis_server, 1, "--lease-seconds", DEAD_LEASE)
-    )
+    started: list[Process] = []
+
+    async def start(n: int, *extra: str) -> Process:
+        """Worker ``n``, once it has beat (counted by the others when they take their share)."""
+        started.append(await anyio.open_process(worker_args(world, redis_server, n, *extra)))
+        with anyio.fail_after(30):
+            while True:  # polling another process
+                if await client.zcard("bulkrt:workers") > n:
+                    break
+                await anyio.sleep(0.05)
+        return started[-1]
+
     try:
+        await start(0, *QUIET)  # alone: it takes all of job0's accounts
         await publish(store, world, "job0", ACCOUNTS[0:3], per_account=4)
         for account in ACCOUNTS[0:3]:
             await eventually(partial(sent_for, world, account))
+        second = await start(1, "--lease-seconds", DEAD_LEASE)  # its share: all of job1's
         await publish(store, world, "job1", ACCOUNTS[3:6], per_account=4)
         for account in ACCOUNTS[3:6]:
             await eventually(partial(sent_for, world, account))
         shown = await status_until(redis_server, {"window_full": 5, "rate_limited": 1})
-        text = await status(redis_server)
+        text = await text_until(redis_server, "5 window_full (")
         second.kill()
         await second.wait()
-        dead = await status_until(redis_server, {"lease_held_by_dead_worker": 3})
-        dead_text = await status(redis_server)
+        b_users = {world.user_id(account) for account in ACCOUNTS[3:6]}
+        dead = await status_until(
+            redis_server,
+            {"lease_held_by_dead_worker": 3},
+            lambda shown: set(named_for(shown, "lease_held_by_dead_worker")) == b_users,
+        )
+        dead_text = render_fleet_status(dead)  # that very snapshot (the leases soon expire)
         quiet = await status_until(redis_server, {"quiet_after_dead_worker": 3})
-        quiet_text = await status(redis_server)
+        quiet_text = render_fleet_status(quiet)
     finally:
         await client.aclose()
-        for worker in (first, second):
+        for worker in started:
             if worker.returncode is None:
                 worker.kill()
                 await worker.wait()
@@ -108,12 +151,7 @@ async def test_status_shows_each_jobs_progress_and_why_accounts_wait(
     assert "2 worker(s):" in text and f"{live}: 3 account(s) held" in text
     assert "5 window_full (rate-limit window full, waiting for it to open): acct00" in text
     assert "1 rate_limited (held until the reset a 429 (or a spent window) taught): acct003" in text
-    held_by_dead = {
-        w["user_id"]: w["worker"]
-        for w in dead["accounts"]["waiting_accounts"]
-        if w["why"] == "lease_held_by_dead_worker"
-    }
-    assert set(held_by_dead) == {world.user_id(account) for account in ACCOUNTS[3:6]}
+    held_by_dead = named_for(dead, "lease_held_by_dead_worker")
     assert len(set(held_by_dead.values())) == 1 and live not in held_by_dead.values()
     assert "3 lease_held_by_dead_worker (lease held by a worker that stopped beating" in dead_text
     assert quiet["accounts"]["waiting"].get("lease_held_by_dead_worker", 0) == 0

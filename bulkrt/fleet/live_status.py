@@ -26,9 +26,9 @@ __all__ = ["fleet_status", "render_fleet_status"]
 #: a worker unseen for longer than this (seconds) is not listed: it stopped or died (a live one
 #: beats every second)
 _LIVE_WITHIN = 20.0
-#: a worker unseen for longer than this has stopped beating: the leases it holds are shown as
-#: waiting for their expiry
-_STOPPED_BEATING = 3.0
+#: a worker unseen for longer than this (five beats missed) has stopped beating: the leases it
+#: holds are shown as waiting for their expiry
+_STOPPED_BEATING = 5.0
 
 
 def fleet_status(url: str, prefix: str) -> dict[str, object]:
