@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,6 +278,11 @@ class Makespan:
     worst: str
     worst_ratio: float
     lateness: list[float]
+    #: over every account's windows after its first: seconds from the previous window's reset
+    #: (as the sandbox's headers gave it) to the window's first request, and from that first
+    #: request to the window's last (the burst)
+    after_reset: list[float]
+    burst: list[float]
 
     @property
     def ratio(self) -> float:
@@ -326,6 +331,7 @@ def makespan_run(
         if len(t) > limit
     }
     worst = max(ratios, key=lambda name: ratios[name])
+    after_reset, burst = window_delays(sent.values(), limit, window)
     with ledger.open() as lines:
         runs = len({json.loads(line)["run"] for line in lines if line.strip()})
     return Makespan(
@@ -344,7 +350,26 @@ def makespan_run(
         worst=worst,
         worst_ratio=ratios[worst],
         lateness=per_window_lateness(sent[worst], limit, window),
+        after_reset=after_reset,
+        burst=burst,
     )
+
+
+def window_delays(
+    accounts: Iterable[list[float]], limit: int, window: float
+) -> tuple[list[float], list[float]]:
+    """Where each window's time goes: from the previous window's reset (the sandbox opens a
+    window at its first request and reports ``ceil(first + window)``) to the window's first
+    request, and from its first request to its last."""
+    after_reset: list[float] = []
+    burst: list[float] = []
+    for times in accounts:
+        starts = times[::limit]
+        for k, start in enumerate(starts):
+            burst.append(times[min(len(times), (k + 1) * limit) - 1] - start)
+            if k:
+                after_reset.append(start - math.ceil(starts[k - 1] + window))
+    return after_reset, burst
 
 
 def makespan(
@@ -379,8 +404,21 @@ def makespan(
             f"- {r.mode}: sandbox statuses {r.sandbox_statuses}; {r.requests} retweet requests, "
             f"{r.repeated} account(s) with more requests than items"
         )
+        for what, values in (
+            ("reset to next window's first request", r.after_reset),
+            ("window's first to last request", r.burst),
+        ):
+            print(f"- {r.mode}: {what} (s): {quantiles(values)}")
         print(f"- {r.mode}: goal (<= 1.05, no 429): {'met' if r.met else 'NOT met'}")
     return all(r.met for r in results)
+
+
+def quantiles(values: list[float]) -> str:
+    """Median, 90th percentile and maximum of ``values``."""
+    if len(values) < 2:
+        return "n/a"
+    cuts = statistics.quantiles(values, n=10)
+    return f"median {statistics.median(values):.3f}, p90 {cuts[-1]:.3f}, max {max(values):.3f}"
 
 
 # -- part 2: throughput ------------------------------------------------------------------------

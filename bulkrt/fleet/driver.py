@@ -378,14 +378,15 @@ class _Drive:
             )
             if not entries:
                 return total
-            for _, line in entries:
-                record = LedgerRecord.from_json(line)
-                if record.to_json() in tail:
-                    continue  # copied before a crash that came before its deletion
-                self.ledger.write(record)
+            records = [LedgerRecord.from_json(line) for _, line in entries]
+            # copied before a crash that came before its deletion: not again
+            records = [record for record in records if record.to_json() not in tail]
+            # the writes and their fsync in a thread: this event loop also runs the driver's
+            # own worker, whose requests would wait behind the disk
+            await anyio.to_thread.run_sync(self._write_ledger, records)
+            for record in records:
                 self.pumped.by_status[record.status] += 1
                 self.pumped.requests += record.attempts
-            self.ledger.sync()
             ids = [entry for entry, _ in entries]
             await patiently(partial(store.drop_results, self.job, ids), what="dropping results")
             total += len(entries)
@@ -408,9 +409,17 @@ class _Drive:
                 data.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
                 newest = entry
             if data:
-                self._append_journal("".join(data).encode("utf-8", "surrogatepass"))
+                encoded = "".join(data).encode("utf-8", "surrogatepass")
+                await anyio.to_thread.run_sync(self._append_journal, encoded)  # as the ledger
             ids = [entry for entry, _ in entries]
             await patiently(partial(store.drop_journal, self.job, ids), what="dropping journal")
+
+    def _write_ledger(self, records: list[LedgerRecord]) -> None:
+        """Append ``records`` to the ledger and fsync it (run in a worker thread, the pump's
+        only: nothing else writes the ledger meanwhile)."""
+        for record in records:
+            self.ledger.write(record)
+        self.ledger.sync()
 
     def _append_journal(self, data: bytes) -> None:
         fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

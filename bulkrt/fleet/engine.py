@@ -11,6 +11,8 @@ The loop, once a second or when a session ends:
   *session* on them: their queued items, in order, through a fresh scheduler and dispatcher, with
   a `LeasedSender` per account (the shared budget, the lease's fence), a `SharedResults` sink
   and a `SharedJournal`;
+* ``--max-rps`` holds for the process: one `Pace` for all its sessions (each session's
+  dispatcher has none of its own, which would let k sessions send k x R per second);
 * an account whose items are all finished is released at once (its later items, if a job
   published more meanwhile, go to whoever claims it next).
 
@@ -44,10 +46,12 @@ from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import LimitModel
+from bulkrt.fleet.account_wait import AccountWait, why_waiting
 from bulkrt.fleet.budget import SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.credentials_store import RedisCredentialStore
 from bulkrt.fleet.leased_sender import LeasedSender
+from bulkrt.fleet.pace import Pace
 from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
 from bulkrt.fleet.shared_results import SharedResults
 from bulkrt.fleet.store import FleetStore, Lease
@@ -57,13 +61,17 @@ from bulkrt.shell.accounts import Accounts
 from bulkrt.shell.client import Authorizer, Timeouts, XClient
 from bulkrt.shell.credentials import authorizer_for
 from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
-from bulkrt.shell.sender import HttpSender, Sender
+from bulkrt.shell.sender import HttpSender
 
 __all__ = ["FleetWorker", "WorkerSettings", "item_payload", "payload_item", "worker_name"]
 
 _log = structlog.get_logger()
 #: how long one wait for a wake message lasts (shorter than the connection's answer timeout)
 _LISTEN = 10.0
+#: how often (seconds) a worker works out why its accounts wait, for `bulkrt status --redis`
+#: (a walk over every account it holds), and how many of them its heartbeat names
+_WAITS_EVERY = 5.0
+_WAITS_NAMED = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,7 @@ class WorkerSettings:
     park: ParkPolicy = field(default_factory=ParkPolicy)
     timeouts: Timeouts = Timeouts()
     grace: float = 20.0
+    #: the most requests per second of this process, all sessions together; None for no cap
     max_rps: float | None = None
     #: seconds a lease lives without renewal (renewed every third of it)
     lease_ttl: float = 15.0
@@ -146,6 +155,8 @@ class _Session:
     valid_until: float = 0.0
     dispatcher: Dispatcher | None = None
     sink: SharedResults | None = None
+    #: the accounts' senders (what the shared budget last refused each: `LeasedSender.hold`)
+    senders: dict[str, LeasedSender] = field(default_factory=dict)
     lost: bool = False
     #: the user ids of the accounts let go (released, or never usable here)
     released: set[str] = field(default_factory=set)
@@ -186,6 +197,8 @@ class FleetWorker:
         self._authorizers: dict[str, Authorizer] = {}
         self._redactor = Redactor(accounts.secrets())
         self._stopping = False
+        #: ``--max-rps``, for all the sessions of this process together
+        self._pace = Pace(settings.max_rps) if settings.max_rps else None
         self._wake = anyio.Event()
         self._unknown_warned: set[str] = set()
         self.started = time.time()
@@ -197,6 +210,10 @@ class FleetWorker:
         #: set by `abandon`: the worker stopped at once, handing nothing over
         self.abandoned = False
         self._scope: anyio.CancelScope | None = None
+        #: why the accounts held wait (per reason, and the longest waits), and when it was
+        #: worked out (monotonic)
+        self._waits: tuple[dict[str, int], list[dict[str, object]]] = ({}, [])
+        self._waits_at = -float("inf")
         #: account -> what the operator must do about its credentials (the "needs attention"
         #: lines of a run's summary), as this worker's sessions found it
         self.reauthorize: dict[str, str] = {}
@@ -204,6 +221,8 @@ class FleetWorker:
     def stop(self) -> None:
         """Stop cleanly: no new claim, sessions finish their requests in flight and hand over."""
         self._stopping = True
+        if self._pace is not None:
+            self._pace.stop()
         for session in self._sessions:
             if session.dispatcher is not None:
                 session.dispatcher.stop()
@@ -312,17 +331,57 @@ class FleetWorker:
         """Say this worker is alive, with its counts (for `bulkrt status --redis`)."""
         settings = self._settings
         live = [s for s in self._sessions if s.dispatcher is not None and s.sink is not None]
-        stats = {
+        stats: dict[str, object] = {
             "finished": self.finished + sum(s.sink.lines for s in live if s.sink),
             "requests": self.requests
             + sum(s.dispatcher.stats().requests for s in live if s.dispatcher),
             "held": self.held,
         }
+        if time.monotonic() - self._waits_at >= _WAITS_EVERY:
+            self._waits_at = time.monotonic()
+            self._waits = self._waiting(time.time())
+        stats["waiting"], stats["waiting_accounts"] = self._waits
         info = {**self._info, "stats": json.dumps(stats), "started": str(self.started)}
         await patiently(
             lambda: self._store.beat(self.name, info, 3 * settings.tick + settings.lease_ttl),
             what="the worker's heartbeat",
         )
+
+    def _waiting(self, now: float) -> tuple[dict[str, int], list[dict[str, object]]]:
+        """Why the accounts held wait: how many per `WaitReason`, and the longest waits (those
+        with no end first)."""
+        waits: list[AccountWait] = []
+        for session in self._sessions:
+            dispatcher = session.dispatcher
+            if session.lost or dispatcher is None:
+                continue
+            scheduler = dispatcher.scheduler
+            for lease in session.held():
+                name = self._by_user.get(lease.user_id)
+                sender = session.senders.get(name or "")
+                if name is None or sender is None:
+                    continue
+                head = scheduler.work.head(name)
+                window_at = (
+                    None
+                    if head is None
+                    else scheduler.limiter.ready_at(name, head.item.action, now)
+                )
+                why = why_waiting(
+                    scheduler.state(name, now),
+                    scheduler.resumes_at(name, now),
+                    dispatcher.last_event.get(name),
+                    sender.hold,
+                    now,
+                    window_at=window_at,
+                )
+                if why is not None:
+                    waits.append(AccountWait(name, lease.user_id, why[0], why[1], self.name))
+        counts: dict[str, int] = {}
+        for wait in waits:
+            counts[wait.reason.value] = counts.get(wait.reason.value, 0) + 1
+        waits.sort(key=lambda wait: -math.inf if wait.until is None else -wait.until)
+        return counts, [wait.to_json() for wait in waits[:_WAITS_NAMED]]
 
     def _valid_until(self, began: float) -> float:
         """Until when leases claimed or renewed by a call that began at ``began`` surely live."""
@@ -468,7 +527,7 @@ class FleetWorker:
             retry=settings.retry,
             park=settings.park,
         )
-        senders = {
+        session.senders = senders = {
             name: self._sender(name, lease, client, session)
             for name, lease in session.leases.items()
         }
@@ -480,9 +539,8 @@ class FleetWorker:
             journal=journal,
             superseded=superseded,
             stats=RunStats(total=len(queued), accounts=tuple(sorted(session.leases))),
-            settings=DispatchSettings(
-                grace=settings.grace, max_rps=settings.max_rps, api_base=client.base_url
-            ),
+            # no --max-rps of its own: the worker's `Pace` holds it for all its sessions
+            settings=DispatchSettings(grace=settings.grace, api_base=client.base_url),
         )
         if self._stopping:
             dispatcher.stop()
@@ -524,7 +582,7 @@ class FleetWorker:
         await patiently(lambda: self._store.release(lease), what="releasing an account")
         self._wake.set()
 
-    def _sender(self, name: str, lease: Lease, client: XClient, session: _Session) -> Sender:
+    def _sender(self, name: str, lease: Lease, client: XClient, session: _Session) -> LeasedSender:
         settings = self._settings
         authorizer = self._authorizers.get(name)
         if authorizer is None:
@@ -549,4 +607,13 @@ class FleetWorker:
             park=settings.park.base,
             on_lost=lambda lost: self._lost(session, f"the lease of {lost.user_id} was lost"),
             valid=session.valid,
+            turn=None if self._pace is None else partial(self._turn, self._pace, session),
+            departure=None if self._pace is None else self._pace.departure,
         )
+
+    @staticmethod
+    async def _turn(pace: Pace, session: _Session) -> bool:
+        """A request's ``--max-rps`` turn; False when the worker or the session stopped first
+        (a dispatcher also stops on its own, when the API base proves wrong)."""
+        granted = await pace.turn()
+        return granted and (session.dispatcher is None or not session.dispatcher.stopping)

@@ -11,18 +11,25 @@ previous holder died; what it had in flight must land first). A fence that no lo
 means the lease was lost: `on_lost` is told and the request is held (the session is abandoned);
 so does a lease this process has not renewed in time by its own clock (it stalled, or Redis did
 not answer), checked after admission, just before the request leaves.
+
+With ``--max-rps``, the request first waits for its turn (`bulkrt.fleet.pace.Pace`, one for
+the whole worker) and only then takes its place in the budget, and leaves 1/R after the
+previous request at the earliest (`Pace.departure`); a request whose turn is refused
+(the worker or its session stopped meanwhile) never leaves and is held like one refused by the
+budget.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from bulkrt.core.credential_refresh import RefreshReport
 from bulkrt.core.items import Action
 from bulkrt.core.ratelimits import parse_rate_limits
 from bulkrt.core.tiers import CapScope, LimitModel
+from bulkrt.fleet.account_wait import Hold, WaitReason
 from bulkrt.fleet.budget import Refusal, SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.store import Lease
@@ -31,7 +38,7 @@ from bulkrt.shell.sender import Sender
 
 __all__ = ["LeasedSender"]
 
-#: how long a request refused for a lost lease is held (its session is abandoned meanwhile)
+#: how long a request refused for a lost lease, or a stop, is held (its session ends meanwhile)
 _LOST_HOLD = 3600.0
 
 
@@ -48,6 +55,8 @@ class LeasedSender:
         park: float,
         on_lost: Callable[[Lease], None],
         valid: Callable[[], bool] = lambda: True,
+        turn: Callable[[], Awaitable[bool]] | None = None,
+        departure: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._inner = inner
@@ -59,7 +68,15 @@ class LeasedSender:
         self._on_lost = on_lost
         #: whether the lease surely still lives by this process's own clock (renewed in time)
         self._valid = valid
+        #: waits for the request's ``--max-rps`` turn (shared by the worker's sessions); False
+        #: when the request must not go (a stop came first)
+        self._turn = turn
+        #: waits, just before the request leaves, until its ``--max-rps`` spacing allows it
+        self._departure = departure
         self._clock = clock
+        #: what the budget (or the quiet period) last refused, until a request is admitted:
+        #: why the account waits, for ``bulkrt status --redis``
+        self.hold: Hold | None = None
 
     @property
     def user_id(self) -> str:
@@ -76,7 +93,10 @@ class LeasedSender:
         now = self._clock()
         lease = self._lease
         if lease.quiet_until > now:
+            self.hold = Hold(WaitReason.QUIET, lease.quiet_until)
             return Exchange(None, sent=False, held_until=lease.quiet_until)
+        if self._turn is not None and not await self._turn():
+            return Exchange(None, sent=False, held_until=self._clock() + _LOST_HOLD)
         window = self._model.window_for(action)
         # the endpoint's window, then each per-account cap the tier is known to have (a cap that
         # refuses after the window admitted leaves one slot of the window spent: the safe side)
@@ -101,12 +121,17 @@ class LeasedSender:
                 self._on_lost(lease)
                 return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
             if not admission.ok:
-                return Exchange(None, sent=False, held_until=self._clock() + admission.retry_after)
+                until = self._clock() + admission.retry_after
+                self.hold = Hold(_reason(name == str(action), admission.reason), until)
+                return Exchange(None, sent=False, held_until=until)
+        self.hold = None
         if not self._valid():
             # Admitted, but this process stalled (or Redis did not answer its renewals) long
             # enough that the lease may have passed to another: it must not send now.
             self._on_lost(lease)
             return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
+        if self._departure is not None:
+            await self._departure()
         exchange = await self._inner.send(action, tweet_id)
         if exchange.http is not None:
             await self._teach(action, window.period, exchange)
@@ -132,3 +157,11 @@ class LeasedSender:
             ),
             what="the shared rate-limit budget",
         )
+
+
+def _reason(endpoint: bool, refusal: Refusal | None) -> WaitReason:
+    """Why a refused request waits: the endpoint's window full, or blocked by what an answer
+    taught; or (``endpoint`` False) a cap no header shows."""
+    if not endpoint:
+        return WaitReason.HIDDEN_CAP
+    return WaitReason.RATE_LIMITED if refusal is Refusal.BLOCKED else WaitReason.WINDOW_FULL

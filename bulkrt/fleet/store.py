@@ -117,13 +117,20 @@ class WorkerStatus:
 @dataclass(frozen=True, slots=True)
 class AccountsWaiting:
     """Accounts across the fleet: ``available`` (items queued, no lease), ``leased``, ``quiet``
-    (an expired lease's quiet period not over yet), and ``longest``: the available accounts that
-    have waited longest, as (user id, seconds waited), longest first."""
+    (an expired lease's quiet period not over yet, and no new holder), and ``longest``: the
+    available accounts that have waited longest, as (user id, seconds waited), longest first.
+    ``orphaned`` leases are held by a worker that stopped beating (or expired, not yet reaped):
+    their accounts wait for the lease to expire; ``orphans`` names some of them, as (user id,
+    worker, expiry in epoch s), and ``quieted`` accounts in their quiet period, as (user id,
+    until epoch s)."""
 
     available: int
     leased: int
     quiet: int
     longest: tuple[tuple[str, float], ...]
+    orphaned: int = 0
+    orphans: tuple[tuple[str, str, float], ...] = ()
+    quieted: tuple[tuple[str, float], ...] = ()
 
 
 def _text(value: Any) -> str:
@@ -386,11 +393,29 @@ class FleetStore:
             pipe.delete(self.keys.worker(worker))
             await pipe.execute()
 
-    async def waiting(self) -> AccountsWaiting:
-        """How many accounts are available, leased and quiet, and who waits longest."""
-        available, leased, quiet, now_ms, flat = await self._run(self._waiting, LONGEST_WAITING)
+    async def waiting(self, live_within: float | None = None) -> AccountsWaiting:
+        """How many accounts are available, leased and quiet, who waits longest, and (given
+        ``live_within``: a walk over every lease, for ``bulkrt status``) which leases are held
+        by a worker that has not beat within ``live_within`` seconds."""
+        live = 0 if live_within is None else _ms(live_within)
+        answer = await self._run(self._waiting, LONGEST_WAITING, live)
+        available, leased, quiet, now_ms, flat, orphaned, orphans, quieted = answer
         longest = tuple(
             (_text(flat[i]), (int(now_ms) - float(_text(flat[i + 1]))) / 1000)
             for i in range(0, len(flat), 2)
         )
-        return AccountsWaiting(int(available), int(leased), int(quiet), longest)
+        return AccountsWaiting(
+            int(available),
+            int(leased),
+            int(quiet),
+            longest,
+            orphaned=int(orphaned),
+            orphans=tuple(
+                (_text(orphans[i]), _text(orphans[i + 1]), float(_text(orphans[i + 2])) / 1000)
+                for i in range(0, len(orphans), 3)
+            ),
+            quieted=tuple(
+                (_text(quieted[i]), float(_text(quieted[i + 1])) / 1000)
+                for i in range(0, len(quieted), 2)
+            ),
+        )

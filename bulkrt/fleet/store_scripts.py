@@ -348,17 +348,53 @@ return out
 """
 )
 
-#: ARGV: prefix, how many of the longest waiting -> (available, leased, in quiet, now ms,
-#: (user id, waiting since ms) pairs, longest first)
+#: ARGV: prefix, how many of each kind to name, live within ms (0: do not look for leases of
+#: dead workers, a walk over every lease) -> (available, leased, in quiet and not leased, now
+#: ms, (user id, waiting since ms) pairs of the longest waiting, longest first, leases held by
+#: a worker that did not beat within the live period (or expired, not yet reaped), (user id,
+#: worker, expiry ms) triples of some of those, (user id, quiet until ms) pairs)
 WAITING = (
     LUA_KEYS
     + """
 local now = now_ms()
+local named = tonumber(ARGV[2])
+local since = now - tonumber(ARGV[3])
 local quiet = 0
-for _, until_ms in ipairs(redis.call('HVALS', K_QUIET)) do
-  if tonumber(until_ms) > now then quiet = quiet + 1 end
+local quiet_named = {}
+local flat = redis.call('HGETALL', K_QUIET)
+for i = 1, #flat, 2 do
+  -- an account claimed during its quiet period waits in its new holder (who says so)
+  if tonumber(flat[i + 1]) > now and not redis.call('ZSCORE', K_LEASED, flat[i]) then
+    quiet = quiet + 1
+    if quiet <= named then
+      table.insert(quiet_named, flat[i])
+      table.insert(quiet_named, flat[i + 1])
+    end
+  end
+end
+local dead = 0
+local dead_named = {}
+local leased = {}
+if tonumber(ARGV[3]) > 0 then leased = redis.call('ZRANGE', K_LEASED, 0, -1, 'WITHSCORES') end
+for i = 1, #leased, 2 do
+  local value = redis.call('GET', k_lease(leased[i]))
+  local worker = ''
+  local gone = true
+  if value then
+    worker = string.match(value, '^(.*)|%d+$') or ''
+    local beat = redis.call('ZSCORE', K_WORKERS, worker)
+    gone = not beat or tonumber(beat) < since
+  end
+  if gone then
+    dead = dead + 1
+    if dead <= named then
+      table.insert(dead_named, leased[i])
+      table.insert(dead_named, worker)
+      table.insert(dead_named, leased[i + 1])
+    end
+  end
 end
 return {redis.call('ZCARD', K_AVAIL), redis.call('ZCARD', K_LEASED), quiet, now,
-  redis.call('ZRANGE', K_AVAIL, 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')}
+  redis.call('ZRANGE', K_AVAIL, 0, named - 1, 'WITHSCORES'), dead, dead_named, quiet_named}
 """
 )
