@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import pytest
 
 from tests.test_run import MakeWorld, World, both_modes
 
@@ -326,3 +327,49 @@ class TestLedgerWithoutItsJournal:
         at_home = await run(world, job)
         assert at_home.returncode == 0
         assert "journal:" not in at_home.stderr
+
+
+ACCOUNTS = (
+    '{"accounts": {"acct001": {"user_id": "1001", "oauth1": {"consumer_key": "ck", '
+    '"consumer_secret": "cs", "access_token": "at", "access_token_secret": "ats"}}}}\n'
+)
+SPREADSHEET_CSVS = [
+    ("a ';' separator", b"\xef\xbb\xbfaccount;tweet_id;action\r\nacct001;20;retweet\r\n",
+     "s.csv:1: account: missing column: the header is one column holding ';': the file seems "
+     "separated by ';'"),
+    ("trailing empty columns", b"account,tweet_id,action,,\nacct001,20,retweet,,\n",
+     "s.csv:1: header: more than one column has an empty name"),
+    ("UTF-16 (Unicode text)", "account,tweet_id,action\r\nacct001,20,retweet\r\n".encode("utf-16"),
+     's.csv:1: file: not UTF-8: the file is UTF-16 (Excel\'s "Unicode text")'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "says"), [c[1:] for c in SPREADSHEET_CSVS],
+                         ids=[c[0] for c in SPREADSHEET_CSVS])  # fmt: skip
+def test_a_spreadsheets_csv_gets_a_message_naming_its_shape(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    """A CSV as a spreadsheet saves it (';'-separated, trailing empty columns, UTF-16) is
+    refused with exit 2 and a message naming what is wrong with it."""
+    (tmp_path / "accounts.json").write_text(ACCOUNTS)
+    (tmp_path / "s.csv").write_bytes(content)
+    answer = bulkrt("validate", "s.csv", "--accounts", "accounts.json", cwd=tmp_path)
+    assert answer.returncode == 2
+    assert says in answer.stderr
+
+
+def test_a_zero_filled_ledger_beside_its_journal_says_what_works(tmp_path: Path) -> None:
+    """A ledger a power cut left zero-filled, its journal beside it: status exits 2 saying it
+    is not a bulkrt ledger once (not twice) and that emptying it lets rollback read the
+    journal."""
+    (tmp_path / "z.jsonl").write_bytes(b"\0" * 300)
+    (tmp_path / "z.jsonl.sent").write_text(
+        '{"e":"sent","key":"k1","campaign":"spring","account":"acct001","tweet_id":"20"}\n'
+    )
+    answer = bulkrt("status", "z.jsonl", cwd=tmp_path)
+    assert answer.returncode == 2
+    assert "z.jsonl is not a bulkrt ledger, yet its journal z.jsonl.sent is beside it" in (
+        answer.stderr
+    )
+    assert "empty it (`: > FILE`) and `rollback` reads the journal" in answer.stderr
+    assert "not a ledger, not a ledger" not in answer.stderr

@@ -221,7 +221,17 @@ def not_a_ledger(path: Path) -> str | None:
     kind = kind_of(path)
     if kind == LEDGER:
         return None
-    return f"is {kind or 'not a bulkrt ledger'}, not a ledger: {_GIVE_LEDGER}"
+    if kind is not None:
+        return f"is {kind}, not a ledger: {_GIVE_LEDGER}"
+    journal = path.with_name(path.name + ".sent")
+    if journal.is_file() and _sniff_kind(journal) == JOURNAL:
+        return (
+            f"is not a bulkrt ledger, yet its journal {journal.name} is beside it: if it is the "
+            f"ledger, damaged (a power cut can leave it zero-filled), empty it (`: > FILE`) "
+            f"and `rollback` reads the journal, and the same `run` resends and settles what "
+            f"is left; else {_GIVE_LEDGER}"
+        )
+    return f"is not a bulkrt ledger: {_GIVE_LEDGER}"
 
 
 _GIVE_LEDGER = "give the --ledger file of the run"
