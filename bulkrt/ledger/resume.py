@@ -61,7 +61,6 @@ from bulkrt.core.run_stats import RunStats
 from bulkrt.errors import JobInputError, Problem
 from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import Row
-from bulkrt.ledger.journal import journal_path
 from bulkrt.ledger.reader import (
     KEY_HEAD,
     STATUS_FIELD,
@@ -604,6 +603,9 @@ def ledger_notices(finished: FinishedKeys, plan: ResumePlan, ledger: Path) -> li
                 f"or under a new campaign name (--campaign NAME, for rows that name none)",
             )
         )
+    # Loaded here: the journal's module needs anyio, which loading and validating never do.
+    from bulkrt.ledger.journal import journal_path
+
     journal = journal_path(ledger)
     if finished.retweet_lines and not journal.exists():
         notices.append(
