@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import stat
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "kind_of",
     "ledger_refusal",
     "not_a_ledger",
+    "not_regular",
     "refusal",
 ]
 
@@ -169,6 +171,32 @@ def _sandbox_wrote(path: Path) -> bool:
     return isinstance(document, dict) and document.get(key) == value
 
 
+def not_regular(path: Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a directory (a
+    character device such as /dev/null, a FIFO, a socket, a block device), else None: such a
+    file is never read or written as a bulkrt file (a FIFO would block the command, /dev/null
+    would swallow a ledger).
+
+    >>> not_regular(Path("/dev/null"))
+    'a character device'
+    """
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
 def not_a_ledger(path: Path) -> str | None:
     """Why ``path``, given as a ledger to read, is not one, or None (a ledger, an empty or a
     missing file: the reader says what is wrong with those).
@@ -179,6 +207,9 @@ def not_a_ledger(path: Path) -> str | None:
     >>> not_a_ledger(job)
     'is a bulkrt job file, not a ledger: give the --ledger file of the run'
     """
+    special = not_regular(path)
+    if special is not None:
+        return f"is {special}, not a regular file: {_GIVE_LEDGER}"
     try:
         if not path.is_file():
             return None
@@ -190,7 +221,17 @@ def not_a_ledger(path: Path) -> str | None:
     kind = kind_of(path)
     if kind == LEDGER:
         return None
-    return f"is {kind or 'not a bulkrt ledger'}, not a ledger: {_GIVE_LEDGER}"
+    if kind is not None:
+        return f"is {kind}, not a ledger: {_GIVE_LEDGER}"
+    journal = path.with_name(path.name + ".sent")
+    if journal.is_file() and _sniff_kind(journal) == JOURNAL:
+        return (
+            f"is not a bulkrt ledger, yet its journal {journal.name} is beside it: if it is the "
+            f"ledger, damaged (a power cut can leave it zero-filled), empty it (`: > FILE`) "
+            f"and `rollback` reads the journal, and the same `run` resends and settles what "
+            f"is left; else {_GIVE_LEDGER}"
+        )
+    return f"is not a bulkrt ledger: {_GIVE_LEDGER}"
 
 
 _GIVE_LEDGER = "give the --ledger file of the run"
@@ -219,6 +260,9 @@ def refusal(
             return f"that is {what}; name another file"
     if out.is_dir():
         return "is a directory; name a file"
+    special = not_regular(out)
+    if special is not None:
+        return f"is {special}, not a regular file; bulkrt writes only regular files: name a file"
     if not out.exists():
         return None
     kind = kind_of(out)
@@ -266,6 +310,12 @@ def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
             return f"that is {what}; name the campaign's ledger (a .jsonl file of its own)"
     if ledger.is_dir():
         return "is a directory; name a file"
+    special = not_regular(ledger)
+    if special is not None:
+        return (
+            f"is {special}, not a regular file: a ledger must keep what it is given; name the "
+            f"campaign's ledger (a .jsonl file of its own)"
+        )
     named = _named_as(ledger)
     if named is not None:
         return f"is {named}, not a ledger: bulkrt never appends to one; name the campaign's ledger"

@@ -69,6 +69,7 @@ def command(
 
     A campaign's rollback (NAME-rollback) is part of it: undos it already made are not repeated.
     Retweets that existed before the campaign are left alone unless --include-preexisting.
+    With nothing to undo, OUT is not written (an earlier undo job there is kept, exit 0).
     A rollback campaign cannot itself be rolled back. Exit 2 when the ledger cannot be read or
     holds nothing to select. Run the job with `bulkrt run OUT --ledger LEDGER ...` to record
     the undos in the same ledger.
@@ -90,16 +91,19 @@ def command(
             include_preexisting=include_preexisting,
             leave_undecided=leave_undecided,
         )
-        write_undo_job(out, plan.undo, ledger=ledger)
+        if plan.undo:
+            write_undo_job(out, plan.undo, ledger=ledger)
     except (RollbackError, LedgerError) as exc:
         click.echo(f"bulkrt rollback: {exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
     except OSError as exc:
         click.echo(f"bulkrt rollback: cannot write {out}: {exc.strerror or exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
+    kept = not plan.undo and out.exists()
     if as_json:
         document = {
             "out": str(out),
+            "written": bool(plan.undo),
             "campaigns": list(plan.campaigns),
             "undo": len(plan.undo),
             "left_alone": {
@@ -116,7 +120,8 @@ def command(
         }
         click.echo(json.dumps(document, sort_keys=True))
         return
-    lines = plan.summary(str(out), include_preexisting=include_preexisting)
+    label = str(out) if plan.undo else f"{out} (not written)"
+    lines = plan.summary(label, include_preexisting=include_preexisting)
     click.echo("bulkrt rollback: " + "\n".join(lines))
     if plan.undo:
         command = shlex.join(
@@ -125,3 +130,5 @@ def command(
         click.echo(f"to undo them: {command}")
     else:
         click.echo("nothing to undo")
+        if kept:
+            click.echo(f"the existing {out} was kept as it was (not replaced)")

@@ -9,7 +9,7 @@ When the accounts file itself is broken, the job files are still checked (all bu
 from __future__ import annotations
 
 import json
-from collections.abc import Container
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,8 +27,9 @@ from bulkrt.commands.options import (
 from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
-from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
-from bulkrt.shell.accounts import load_accounts
+from bulkrt.jobs.loader import JobCheck, JobFormat, check_jobs, open_jobs
+from bulkrt.ledger.resume import ResumeScan, finished_keys
+from bulkrt.shell.accounts import load_accounts, user_ids
 
 __all__ = ["command"]
 
@@ -95,21 +96,30 @@ def command(
         )
         if refused is not None:
             report(Problem(str(ledger), None, "--ledger", refused))
+            ledger = None  # not read: what it is was reported
     accounts: Container[str] = _AnyAccount()
+    users = None
     try:
         accounts = load_accounts(accounts_path)
+        users = user_ids(accounts)
     except AccountsError as exc:
         for problem in exc.problems:
             report(problem)
     try:
+        scan = _scan(ledger, users, accounts_path)
         with open_jobs(jobs, fmt=JobFormat(fmt) if fmt else None, campaign=campaign) as files:
             try:
-                check = check_jobs(files, accounts, on_problem=report, on_warning=warn)
+                on_row = scan.add_row if scan is not None else None
+                check = check_jobs(
+                    files, accounts, on_problem=report, on_warning=warn, on_row=on_row
+                )
             except JobInputError:
+                _report_scan(scan, report)
                 fail()  # every problem was printed as it was found
+            _report_scan(scan, report)
             if problems.count:
                 fail()
-            finished = _finished(files, accounts, check, ledger)
+            finished = _finished(scan)
     except JobInputError as exc:  # files missing, unknown format, or changed while read
         for problem in exc.problems:
             report(problem)
@@ -144,19 +154,36 @@ class _Problems:
         _fail(self.count, self._files)
 
 
-def _finished(
-    files: list[JobFile], accounts: Container[str], check: JobCheck, ledger: Path | None
-) -> tuple[int, int] | None:
-    """The job's items the ledger has finished and those it supersedes (the run's resume pass
-    counts both; neither is sent)."""
+def _scan(
+    ledger: Path | None, users: Mapping[str, str] | None, accounts_path: Path
+) -> ResumeScan | None:
+    """The run's resume scan over ``ledger`` (None: no ``--ledger``), to ride on the
+    validation pass: it checks the ledger's user ids against the accounts file's and every
+    finished key against its row, and counts what the run would skip."""
     if ledger is None:
         return None
-    from bulkrt.ledger.resume import finished_keys, plan_resume
-
     if ledger.exists() and not ledger.is_file():
-        raise LedgerError(ledger, "not a file")
-    done = finished_keys(ledger)
-    resume = plan_resume(read_items(files, accounts, check), done, ledger)
+        raise LedgerError(ledger, "not a regular file")
+    return ResumeScan(finished_keys(ledger), ledger, users=users, accounts_file=accounts_path)
+
+
+def _report_scan(scan: ResumeScan | None, report: Callable[[Problem], None]) -> None:
+    """Report every problem the ledger finds with the input (`ResumeScan.problems`)."""
+    if scan is None:
+        return
+    found, total = scan.problems()
+    for problem in found:
+        report(problem)
+    if total > len(found):
+        click.echo(f"... and {total - len(found)} more rows with a reused id", err=True)
+
+
+def _finished(scan: ResumeScan | None) -> tuple[int, int] | None:
+    """The job's items the ledger has finished and those it supersedes (the run's resume pass
+    counts both; neither is sent)."""
+    if scan is None:
+        return None
+    resume = scan.plan()
     return resume.skipped, sum(resume.superseded.values())
 
 

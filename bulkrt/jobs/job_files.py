@@ -131,6 +131,8 @@ class _Lines:
         self.number = 0
         #: line numbers that held invalid UTF-8
         self.undecodable: set[int] = set()
+        #: whether the file starts with a UTF-16 byte order mark (Excel's "Unicode text")
+        self.utf16 = False
 
     def __iter__(self) -> Iterator[str]:
         with _open(self._job.path) as stream:
@@ -138,6 +140,8 @@ class _Lines:
                 self.number += 1
                 if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
+                elif self.number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                    self.utf16 = True
                 try:
                     yield raw.decode("utf-8")
                 except UnicodeDecodeError:
@@ -163,9 +167,15 @@ def _csv_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow
         except StopIteration:
             break
         except csv.Error as exc:
+            if lines.utf16:
+                yield _utf16(job)
+                return
             seen_rows += 1
             yield Problem(job.name, start, "row", f"not valid CSV: {exc}")
             continue
+        if lines.utf16:
+            yield _utf16(job)
+            return
         if not any(v.strip() for v in values):
             continue
         if header is None:
@@ -193,13 +203,41 @@ def _csv_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow
         yield Problem(job.name, header_line, "file", "no items after the header")
 
 
+def _utf16(job: JobFile) -> Problem:
+    """The problem of a UTF-16 job file (what a spreadsheet saves as Unicode text)."""
+    return Problem(
+        job.name,
+        1,
+        "file",
+        'not UTF-8: the file is UTF-16 (Excel\'s "Unicode text"); save it as "CSV UTF-8"',
+    )
+
+
 def _check_header(job: JobFile, header: list[str], line: int, warn: WarningSink) -> Problem | None:
     if any(has_lone_surrogate(name) for name in header):
         return Problem(job.name, line, "header", "invalid UTF-8")
     for name in header:
         if header.count(name) > 1:
-            return Problem(job.name, line, name or "header", "column appears more than once")
+            if not name:
+                return Problem(
+                    job.name,
+                    line,
+                    "header",
+                    "more than one column has an empty name (trailing commas, as a spreadsheet "
+                    "writes after empty columns?): remove the empty columns",
+                )
+            return Problem(job.name, line, name, "column appears more than once")
     missing = [name for name in REQUIRED_FIELDS if name not in header]
+    if missing and len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        separator = "';'" if ";" in header[0] else "a tab"
+        return Problem(
+            job.name,
+            line,
+            missing[0],
+            f"missing column: the header is one column holding {separator}: the file seems "
+            f"separated by {separator} (a spreadsheet in some locales); save it separated "
+            f"by commas",
+        )
     if missing:
         return Problem(
             job.name,

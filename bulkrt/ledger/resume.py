@@ -47,6 +47,7 @@ one more, of its row identity: 24 to 32 bytes a finished line. The scan adds 16 
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import re
 from array import array
@@ -78,14 +79,19 @@ __all__ = [
     "ResumeScan",
     "finished_keys",
     "identity",
+    "ledger_notices",
     "plan_resume",
 ]
 
 #: what follows the key in a line `LedgerRecord.to_json` wrote: the row's identity
 _IDENT = re.compile(
     rb'"campaign":("[^"\\]*(?:\\.[^"\\]*)*"),"account":("[^"\\]*(?:\\.[^"\\]*)*"),'
-    rb'"user_id":"[^"\\]*","tweet_id":"([^"\\]*)","action":"([a-z]+)",'
+    rb'"user_id":"([^"\\]*)","tweet_id":"([^"\\]*)","action":"([a-z]+)",'
 )
+#: how a rollback campaign's name ends inside a line (JSON text: the closing quote)
+_ROLLBACK_END = b'-rollback"'
+_RETWEET = b"retweet"
+_UNDO = b"undo"
 _OK = b'ok"'
 _REJECTED = b'rejected"'
 _SUPERSEDED = b'superseded"'
@@ -118,7 +124,18 @@ class FinishedKeys:
     unfinished key is taken for finished is about 3 in 100 million.
     """
 
-    __slots__ = ("_derived", "_encoded", "_hashes", "_pairs", "_rejected", "_rows", "stamp")
+    __slots__ = (
+        "_derived",
+        "_encoded",
+        "_hashes",
+        "_pairs",
+        "_rejected",
+        "_rows",
+        "_undone",
+        "retweet_lines",
+        "stamp",
+        "users",
+    )
 
     def __init__(
         self,
@@ -129,6 +146,9 @@ class FinishedKeys:
         pairs: array[int] | None = None,
         derived: array[int] | None = None,
         stamp: LedgerStamp = None,
+        users: Mapping[str, frozenset[str]] | None = None,
+        undone: Iterable[int] = (),
+        retweet_lines: bool = False,
     ) -> None:
         # sorted() makes a transient list of the hashes; the arrays then hold 16 bytes a key.
         self._hashes = array("q", sorted(hashes))
@@ -144,6 +164,13 @@ class FinishedKeys:
         self._encoded: dict[str, bytes] = {}
         #: the ledger as it was read (`LedgerStamp`)
         self.stamp = stamp
+        #: per account name, the user id(s) the ledger's lines give it (any status)
+        self.users: Mapping[str, frozenset[str]] = users or {}
+        #: the (account, Tweet) pairs (`_pair`) whose last word in the ledger is a rollback
+        #: campaign's ``ok`` undo: a finished retweet on one is no longer in place
+        self._undone = frozenset(undone)
+        #: whether the ledger holds any retweet line (so its journal should sit beside it)
+        self.retweet_lines = retweet_lines
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and _holds(self._hashes, hash(encoded_key(key)))
@@ -171,6 +198,11 @@ class FinishedKeys:
         i = bisect.bisect_left(self._pairs, h)
         return i if i < len(self._pairs) and self._pairs[i] == h else -1
 
+    def undone_later(self, account: str, tweet_id: str) -> bool:
+        """Whether a rollback's undo is the ledger's last word on (account, Tweet): a finished
+        retweet on it no longer stands."""
+        return bool(self._undone) and _pair(self._code(account), tweet_id.encode()) in self._undone
+
     def _code(self, name: str) -> bytes:
         """``name`` as a line holds it (`encoded_key`), remembered: a name recurs on many rows."""
         code = self._encoded.get(name)
@@ -196,7 +228,7 @@ def _holds(hashes: array[int], h: int) -> bool:
 class _FinishedLines:
     """The arrays `FinishedKeys` is made of, filled one finished line at a time."""
 
-    __slots__ = ("derived", "hashes", "pairs", "rejected", "rows")
+    __slots__ = ("derived", "hashes", "pairs", "rejected", "retweets", "rows", "undone", "users")
 
     def __init__(self) -> None:
         self.hashes: array[int] = array("q")
@@ -204,6 +236,25 @@ class _FinishedLines:
         self.rejected: array[int] = array("q")
         self.pairs: array[int] = array("q")
         self.derived: array[int] = array("q")
+        #: (account as a line holds it, user id) of every line: few, one per account
+        self.users: set[tuple[bytes, bytes]] = set()
+        #: per pair with a rollback's ``ok`` undo: whether that undo is its last word so far
+        self.undone: dict[int, bool] = {}
+        self.retweets = False
+
+    def seen(self, account: bytes, user_id: bytes, action: bytes) -> None:
+        """Any line, whatever its status: its account's user id, whether it is a retweet."""
+        self.users.add((account, user_id))
+        if action == _RETWEET:
+            self.retweets = True
+
+    def word(self, pair: int, campaign: bytes, action: bytes) -> None:
+        """An ``ok`` line on ``pair``: a rollback's undo leaves the pair undone, a later
+        retweet puts it back."""
+        if action == _UNDO and campaign.endswith(_ROLLBACK_END):
+            self.undone[pair] = True
+        elif action == _RETWEET and pair in self.undone:
+            self.undone[pair] = False
 
     def add(self, key: int, row: int, pair: int, *, derived: bool, refused: bool) -> None:
         """One finished line: the hash of its key's JSON text, its row's `identity`, its
@@ -225,7 +276,22 @@ class _FinishedLines:
             pairs=self.pairs,
             derived=self.derived,
             stamp=stamp,
+            users=_users(self.users),
+            undone=(pair for pair, undone in self.undone.items() if undone),
+            retweet_lines=self.retweets,
         )
+
+
+def _users(seen: Iterable[tuple[bytes, bytes]]) -> dict[str, frozenset[str]]:
+    """Per account name (decoded from a line's JSON text), the user ids its lines give it."""
+    users: dict[str, set[str]] = {}
+    for account, user_id in seen:
+        try:
+            name = json.loads(account)
+        except ValueError:
+            continue
+        users.setdefault(name, set()).add(user_id.decode("utf-8", "replace"))
+    return {name: frozenset(ids) for name, ids in users.items()}
 
 
 def finished_keys(path: Path | str) -> FinishedKeys:
@@ -237,6 +303,7 @@ def finished_keys(path: Path | str) -> FinishedKeys:
     # Lines in the usual shape give their key and status to `KEY_HEAD` and a find, unparsed:
     # this is the hot path of resume.
     add, head_match, ident_match, pair = lines.add, KEY_HEAD.match, _IDENT.match, _pair
+    seen, word = lines.seen, lines.word
     end = 0
     with open_ledger(path) as stream:
         for number, raw in enumerate(stream, start=1):
@@ -252,15 +319,20 @@ def finished_keys(path: Path | str) -> FinishedKeys:
                     and b"\\u" not in key
                     and b"\\/" not in key
                 ):
-                    done = raw.startswith(_OK, at) or raw.startswith(_SUPERSEDED, at)
+                    campaign, account, user, tweet, action = ident.groups()
+                    seen(account, user, action)
+                    ok = raw.startswith(_OK, at)
+                    done = ok or raw.startswith(_SUPERSEDED, at)
                     refused = not done and raw.startswith(_REJECTED, at)
                     if done or refused:
-                        _, account, tweet, _ = row = ident.groups()
                         derived = key.startswith(_DERIVED)
+                        where = pair(account, tweet)
+                        if ok:
+                            word(where, campaign, action)
                         add(
                             hash(key),
-                            hash(row),
-                            pair(account, tweet),
+                            hash((campaign, account, tweet, action)),
+                            where,
                             derived=derived,
                             refused=refused,
                         )
@@ -273,11 +345,17 @@ def finished_keys(path: Path | str) -> FinishedKeys:
             except ValueError as exc:
                 warn_skipped(path, LedgerLine(number, data, raw.endswith(b"\n"), end), str(exc))
                 continue
+            account_code, action_code = encoded_key(record.account), record.action.value.encode()
+            campaign_code = encoded_key(record.campaign)
+            seen(account_code, record.user_id.encode(), action_code)
             if record.status.value in finished:
+                where = pair(account_code, record.tweet_id.encode())
+                if record.status is Status.OK:
+                    word(where, campaign_code, action_code)
                 add(
                     hash(encoded_key(record.key)),
                     _record_identity(record),
-                    pair(encoded_key(record.account), record.tweet_id.encode()),
+                    where,
                     derived=record.key.startswith("["),
                     refused=record.status is Status.REJECTED,
                 )
@@ -303,6 +381,9 @@ class ResumePlan:
     #: per (account, Tweet) with a finished line (`FinishedKeys.pair_slot`), the place in the
     #: job (counted from 0) of its last finished item; -1: none in this job
     last_finished: array[int] = field(default_factory=lambda: array("q"), repr=False)
+    #: finished retweets per account that a later rollback's undo in the ledger took back:
+    #: the run skips them, and the accounts are not retweeting those Tweets
+    undone: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def skipped(self) -> int:
@@ -386,13 +467,25 @@ class ResumeScan:
         "_place",
         "_rejected",
         "_reused",
+        "_reused_total",
         "_superseded",
+        "_undone",
+        "_users",
         "_waiting",
     )
 
-    def __init__(self, finished: FinishedKeys, ledger: Path) -> None:
+    def __init__(
+        self,
+        finished: FinishedKeys,
+        ledger: Path,
+        *,
+        users: Mapping[str, str] | None = None,
+        accounts_file: Path | str | None = None,
+    ) -> None:
         self._finished = finished
         self._ledger = ledger
+        #: the accounts file's user id per account name, to check the ledger's lines against
+        self._users = (users, accounts_file)
         self._place = 0
         #: rows met so far per row identity that some finished derived key was made from
         self._numbers: dict[tuple[str, ...], int] = {}
@@ -403,8 +496,12 @@ class ResumeScan:
         self._done: Counter[tuple[str, Action]] = Counter()
         self._rejected = 0
         self._superseded: Counter[str] = Counter()
-        #: the first row whose key the ledger finished for another row
-        self._reused: Problem | None = None
+        #: the rows whose key the ledger finished for another row (the first
+        #: `_KEEP_REUSED`), and how many there are
+        self._reused: list[tuple[str, Row | Item]] = []
+        self._reused_total = 0
+        #: finished retweets per account that a later rollback's undo took back
+        self._undone: Counter[str] = Counter()
 
     def add_row(self, row: Row) -> None:
         """Note the next row of the job (the validation pass calls this for each valid row)."""
@@ -438,23 +535,126 @@ class ResumeScan:
         if not finished.same_row(
             key, identity(row.campaign, row.account, row.tweet_id, row.action.value)
         ):
-            if self._reused is None:
-                self._reused = _reused_key(key, row, self._ledger)
+            self._reused_total += 1
+            if len(self._reused) < _KEEP_REUSED:
+                self._reused.append((key, row))
             return
         self._done[row.account, row.action] += 1
         self._rejected += finished.rejected(key)
+        if row.action is Action.RETWEET and finished.undone_later(row.account, row.tweet_id):
+            self._undone[row.account] += 1
         if slot >= 0:
             self._superseded[row.account] += self._waiting[slot]
             self._waiting[slot] = 0
             self._last[slot] = place
 
+    def problems(self) -> tuple[list[Problem], int]:
+        """What the ledger says is wrong with the input, and how many such problems there are:
+        every account whose user id in the ledger is not the accounts file's (another accounts
+        file with the same names), then every row whose key the ledger finished for another
+        row (an ``id`` reused), naming both rows."""
+        users, accounts_file = self._users
+        found = _user_mismatches(self._finished, users, self._ledger, accounts_file)
+        total = len(found) + self._reused_total
+        if self._reused:
+            found.extend(_reused_keys(self._reused, self._ledger))
+        return found, total
+
+    def joined(self, error: JobInputError) -> JobInputError:
+        """``error`` (the validation pass's problems) with the scan's `problems` after them."""
+        found, total = self.problems()
+        if not total:
+            return error
+        return JobInputError([*error.problems, *found], error.total + total)
+
     def plan(self) -> ResumePlan:
-        """The plan of the rows noted; raise `JobInputError` for a key the ledger finished for
-        another row (another campaign, account, Tweet or action: an ``id`` reused)."""
-        if self._reused is not None:
-            raise JobInputError([self._reused])
+        """The plan of the rows noted; raise `JobInputError` with every `problems`."""
+        found, total = self.problems()
+        if total:
+            raise JobInputError(found, total)
         superseded = {account: n for account, n in self._superseded.items() if n}
-        return ResumePlan(dict(self._done), self._rejected, superseded, self._finished, self._last)
+        return ResumePlan(
+            dict(self._done),
+            self._rejected,
+            superseded,
+            self._finished,
+            self._last,
+            undone={account: n for account, n in self._undone.items() if n},
+        )
+
+
+def ledger_notices(finished: FinishedKeys, plan: ResumePlan, ledger: Path) -> list[Problem]:
+    """What a run on ``ledger`` should tell the operator before it sends: finished retweets of
+    the job that a later rollback took back (the run skips them: a re-run of a rolled-back job
+    cannot retweet again), and a ledger holding retweet lines without its journal beside it."""
+    notices = []
+    if plan.undone:
+        n = sum(plan.undone.values())
+        per = ", ".join(f"{account} {count}" for account, count in sorted(plan.undone.items()))
+        notices.append(
+            Problem(
+                str(ledger),
+                None,
+                "ledger",
+                f"{n} retweet(s) of this job are finished in this ledger, but a later rollback "
+                f"undid them ({per}): this run skips them as finished, so those accounts stay "
+                f"without those retweets and the run exits 1 (expected while retrying a "
+                f"rollback's unknown items). To retweet again, run the job with a new --ledger, "
+                f"or under a new campaign name (--campaign NAME, for rows that name none)",
+            )
+        )
+    # Loaded here: the journal's module needs anyio, which loading and validating never do.
+    from bulkrt.ledger.journal import journal_path
+
+    journal = journal_path(ledger)
+    if finished.retweet_lines and not journal.exists():
+        notices.append(
+            Problem(
+                str(ledger),
+                None,
+                "journal",
+                f"the ledger holds retweets but its journal {journal} is missing (moved or "
+                f"copied without it?): a retweet that was in flight when a run stopped will be "
+                f"taken for the account's own, and a rollback will leave it. Stop now (Ctrl-C) "
+                f"and put the journal back beside the ledger, unless it is truly lost",
+            )
+        )
+    return notices
+
+
+#: how many rows with a reused ``id`` are named (the rest are counted)
+_KEEP_REUSED = 1000
+
+
+def _user_mismatches(
+    finished: FinishedKeys,
+    users: Mapping[str, str] | None,
+    ledger: Path,
+    accounts_file: Path | str | None,
+) -> list[Problem]:
+    """One problem per account the ledger holds lines for under another user id than
+    ``users`` (the accounts file's) gives it: resuming would take that user's items as
+    finished, and an undo run would undo another user's retweets."""
+    if not users or not finished.users:
+        return []
+    problems = []
+    for name, ids in sorted(finished.users.items()):
+        now = users.get(name)
+        if now is None or ids == {now}:
+            continue
+        then = ", ".join(sorted(ids - {now})) or "?"
+        problems.append(
+            Problem(
+                str(accounts_file),
+                None,
+                f"accounts.{name}",
+                f"the ledger {ledger} holds lines for account {name} as user id {then}; this "
+                f"accounts file gives {name} user id {now}. Is it the accounts file of that "
+                f"ledger's runs? Give that accounts file, or use another --ledger for these "
+                f"users; nothing was sent",
+            )
+        )
+    return problems
 
 
 def plan_resume(items: Iterable[Item], finished: FinishedKeys, ledger: Path) -> ResumePlan:
@@ -474,10 +674,20 @@ def plan_resume(items: Iterable[Item], finished: FinishedKeys, ledger: Path) -> 
     return scan.plan()
 
 
-def _reused_key(key: str, item: Row | Item, ledger: Path) -> Problem:
-    """The problem of ``item``'s ``key``, which the ledger finished for another row, naming
-    both rows."""
-    earlier = next((r for r in read_ledger(ledger) if r.key == key), None)
+def _reused_keys(reused: list[tuple[str, Row | Item]], ledger: Path) -> list[Problem]:
+    """The problems of ``reused`` (each a key the ledger finished for another row, and the row
+    of the job that has it), naming both rows; the ledger is read once."""
+    wanted = {key for key, _ in reused}
+    earlier: dict[str, LedgerRecord] = {}
+    for record in read_ledger(ledger):
+        if record.key in wanted and record.key not in earlier:
+            earlier[record.key] = record
+    return [_reused_key(key, item, ledger, earlier.get(key)) for key, item in reused]
+
+
+def _reused_key(key: str, item: Row | Item, ledger: Path, earlier: LedgerRecord | None) -> Problem:
+    """The problem of ``item``'s ``key``, which the ledger finished for another row
+    (``earlier``, when the ledger still shows it), naming both rows."""
     then = (
         f"campaign {earlier.campaign!r}, account {earlier.account}, {earlier.action} of Tweet "
         f"{earlier.tweet_id}"

@@ -162,8 +162,10 @@ def select_undo(
     refused = sorted(c for c in wanted if c.endswith(ROLLBACK_SUFFIX))
     if refused:
         raise RollbackError(
-            f"{', '.join(refused)}: a rollback campaign cannot be rolled back; to retweet again, "
-            f"run the original campaign's job"
+            f"{', '.join(refused)}: a rollback campaign cannot be rolled back. To retweet "
+            f"again, run the original job with a new --ledger, or under a new campaign name "
+            f"(--campaign NAME, for rows that name none): on this ledger its items are "
+            f"finished, and a re-run skips them"
         )
     pairs: dict[tuple[str, str], _Pair] = {}
     seen: set[str] = set()

@@ -35,7 +35,15 @@ from bulkrt.errors import AccountsError, Problem
 from bulkrt.logs import register_secrets
 from bulkrt.shell.accounts_file import ENV_PREFIX, read_document, save_oauth2_tokens
 
-__all__ = ["Account", "Accounts", "OAuth1", "OAuth2", "load_accounts", "save_oauth2_tokens"]
+__all__ = [
+    "Account",
+    "Accounts",
+    "OAuth1",
+    "OAuth2",
+    "load_accounts",
+    "save_oauth2_tokens",
+    "user_ids",
+]
 
 _log = structlog.get_logger()
 
@@ -94,6 +102,11 @@ class Accounts(Mapping[str, Account]):
         for account in self.by_name.values():
             values.update(_secrets_of(account.oauth1, account.oauth2))
         return frozenset(v for v in values if v)
+
+
+def user_ids(accounts: Accounts) -> dict[str, str]:
+    """Each account's user id, by name (what a ledger's lines are checked against)."""
+    return {name: account.user_id for name, account in accounts.by_name.items()}
 
 
 def load_accounts(path: Path | str) -> Accounts:

@@ -32,7 +32,7 @@ from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy, park_policy_for
 from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import PAYG_PRICES, LimitModel, Prices, Tier, limit_model
-from bulkrt.errors import LedgerError, StorageError
+from bulkrt.errors import JobInputError, LedgerError, StorageError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal
@@ -42,12 +42,13 @@ from bulkrt.ledger.resume import (
     ResumePlan,
     ResumeScan,
     finished_keys,
+    ledger_notices,
     plan_resume,
 )
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.logs import register_secrets
 from bulkrt.redaction import masked_command
-from bulkrt.shell.accounts import Accounts, load_accounts
+from bulkrt.shell.accounts import Accounts, load_accounts, user_ids
 from bulkrt.shell.accounts_file import recover_write_back
 from bulkrt.shell.client import Timeouts, XClient
 from bulkrt.shell.credentials import authorizer_for
@@ -114,9 +115,16 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     # plans the resume; under the lock, the ledger is checked to be as it was read.
     finished = finished_keys(settings.ledger)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
-        scan = ResumeScan(finished, settings.ledger)
-        check = check_jobs(files, accounts, on_warning=out.warning, on_row=scan.add_row)
+        scan = ResumeScan(
+            finished, settings.ledger, users=user_ids(accounts), accounts_file=settings.accounts
+        )
+        try:
+            check = check_jobs(files, accounts, on_warning=out.warning, on_row=scan.add_row)
+        except JobInputError as exc:
+            raise scan.joined(exc) from None  # the ledger's problems with the input, too
         resume = scan.plan()
+        for notice in ledger_notices(finished, resume, settings.ledger):
+            out.warning(notice)
         model = settings.model()
         if settings.dry_run:
             remaining = resume.remaining(read_items(files, accounts, check))
@@ -166,7 +174,8 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     if tally.misconfiguration is not None:
         return ExitCode.MISCONFIGURED
     failed = tally.count(Status.REJECTED) + tally.count(Status.ERROR) + tally.skipped_rejected
-    return ExitCode.ITEMS_FAILED if failed else ExitCode.OK
+    # finished retweets a later rollback took back: not in the state the job asks for
+    return ExitCode.ITEMS_FAILED if failed or resume.undone else ExitCode.OK
 
 
 def _loop_options() -> dict[str, object]:
