@@ -40,21 +40,20 @@ from bulkrt.core.attribution import Evidence
 from bulkrt.core.items import Item, Status
 from bulkrt.core.retry_policy import RetryPolicy
 from bulkrt.core.run_stats import RunStats
-from bulkrt.errors import JobInputError
 from bulkrt.exitcodes import ExitCode
 from bulkrt.fleet.connection import connect, patiently
 from bulkrt.fleet.engine import FleetWorker, WorkerSettings, item_payload
 from bulkrt.fleet.store import FleetStore, JobMeta
-from bulkrt.jobs.loader import check_jobs, open_jobs, read_items
+from bulkrt.jobs.loader import open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal, append_lines, journal_path
 from bulkrt.ledger.record import LedgerRecord
-from bulkrt.ledger.resume import ResumeScan, finished_keys, ledger_notices
+from bulkrt.ledger.resume import finished_keys
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.redaction import masked_command
-from bulkrt.shell.accounts import Accounts, load_accounts, user_ids
+from bulkrt.shell.accounts import Accounts, load_accounts
 from bulkrt.shell.accounts_file import recover_write_back
 from bulkrt.shell.progress import Progress
-from bulkrt.shell.runner import RunSettings, resume_under_lock
+from bulkrt.shell.runner import RunSettings, check_and_plan, resume_under_lock
 
 __all__ = ["drive_job", "worker_settings"]
 
@@ -125,16 +124,7 @@ def drive_job(
     # be as it was read.
     finished = finished_keys(settings.ledger)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
-        scan = ResumeScan(
-            finished, settings.ledger, users=user_ids(accounts), accounts_file=settings.accounts
-        )
-        try:
-            check = check_jobs(files, accounts, on_warning=out.warning, on_row=scan.add_row)
-        except JobInputError as exc:
-            raise scan.joined(exc) from None  # the ledger's problems with the input, too
-        resume = scan.plan()
-        for notice in ledger_notices(finished, resume, settings.ledger):
-            out.warning(notice)
+        check, resume = check_and_plan(settings, files, accounts, finished, out)
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
             finished, resume = resume_under_lock(
                 ledger, finished, resume, lambda: read_items(files, accounts, check)

@@ -34,7 +34,7 @@ from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import PAYG_PRICES, LimitModel, Prices, Tier, limit_model
 from bulkrt.errors import JobInputError, LedgerError, StorageError
 from bulkrt.exitcodes import ExitCode
-from bulkrt.jobs.loader import JobCheck, JobFormat, check_jobs, open_jobs, read_items
+from bulkrt.jobs.loader import JobCheck, JobFile, JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal
 from bulkrt.ledger.resume import (
     FinishedKeys,
@@ -57,7 +57,7 @@ from bulkrt.shell.file_store import FileCredentialStore
 from bulkrt.shell.progress import Progress
 from bulkrt.shell.sender import HttpSender
 
-__all__ = ["RunSettings", "resume_under_lock", "run_job"]
+__all__ = ["RunSettings", "check_and_plan", "resume_under_lock", "run_job"]
 
 _log = structlog.get_logger()
 
@@ -106,6 +106,29 @@ class RunSettings:
         return park_policy_for(self.window)
 
 
+def check_and_plan(
+    settings: RunSettings,
+    files: Sequence[JobFile],
+    accounts: Accounts,
+    finished: FinishedKeys,
+    out: Progress,
+) -> tuple[JobCheck, ResumePlan]:
+    """The validation pass, which also plans the resume against the ledger read before: every
+    input problem and every disagreement with the ledger (a reused id, another user id for an
+    account) raised together as one `JobInputError`; the ledger's notices printed as warnings."""
+    scan = ResumeScan(
+        finished, settings.ledger, users=user_ids(accounts), accounts_file=settings.accounts
+    )
+    try:
+        check = check_jobs(files, accounts, on_warning=out.warning, on_row=scan.add_row)
+    except JobInputError as exc:
+        raise scan.joined(exc) from None  # the ledger's problems with the input, too
+    resume = scan.plan()
+    for notice in ledger_notices(finished, resume, settings.ledger):
+        out.warning(notice)
+    return check, resume
+
+
 def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     """Run (or plan) the job; raises `bulkrt.errors.InputError`/`LedgerError` for bad input."""
     if not settings.dry_run:
@@ -115,16 +138,7 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
     # plans the resume; under the lock, the ledger is checked to be as it was read.
     finished = finished_keys(settings.ledger)
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
-        scan = ResumeScan(
-            finished, settings.ledger, users=user_ids(accounts), accounts_file=settings.accounts
-        )
-        try:
-            check = check_jobs(files, accounts, on_warning=out.warning, on_row=scan.add_row)
-        except JobInputError as exc:
-            raise scan.joined(exc) from None  # the ledger's problems with the input, too
-        resume = scan.plan()
-        for notice in ledger_notices(finished, resume, settings.ledger):
-            out.warning(notice)
+        check, resume = check_and_plan(settings, files, accounts, finished, out)
         model = settings.model()
         if settings.dry_run:
             remaining = resume.remaining(read_items(files, accounts, check))
