@@ -14,7 +14,7 @@ is the median wall time (from start to exit, as this script sees it) and the med
 Beside them: ``python -c pass`` (the interpreter alone) and ``python -c "import tweepy"`` (the
 goal for ``--help`` and ``validate``), when tweepy is installed. Last, ``until handlers``: the wall
 time from start until the process catches SIGTERM (read from ``/proc/PID/status`` every 2 ms),
-that is until `bulkrt.cli.entry` has installed its SIGINT and SIGTERM handlers; a signal before
+that is until `bulkrt.launch.main` has installed its SIGINT and SIGTERM handlers; a signal before
 then ends the process with Python's own traceback instead of bulkrt's one line.
 
 With ``--before REV`` the same commands also run from that commit's source (``git archive``,

@@ -1,6 +1,6 @@
 """`python -m bulkrt` is the `bulkrt` console script."""
 
-from bulkrt.cli import entry
+from bulkrt.launch import main
 
 if __name__ == "__main__":
-    entry()
+    main()

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import signal
 import sys
 from dataclasses import dataclass
-from types import FrameType
 
 import click
 
-__all__ = ["COMMANDS", "Listed", "entry", "main"]
+__all__ = ["COMMANDS", "Listed", "main"]
 
 
 @dataclass(frozen=True)
@@ -150,23 +148,3 @@ def main() -> None:
     Operators must hold each account owner's authorisation and follow the platform's
     automation rules; bulkrt stays inside the published rate limits and never hides automation.
     """
-
-
-def entry() -> None:
-    """The console script (and ``python -m bulkrt``): `main`, stopped cleanly by a signal.
-
-    A command that sends installs its own handlers while it sends (a clean stop with the
-    resume command, 130 or 143). Outside that, before a command starts sending (while it loads
-    and checks its files), SIGINT would print a traceback or click's "Aborted!" with exit 1,
-    which scripts read as "some items failed", and SIGTERM would kill the process silently.
-    Here both end it with one line and the documented code instead.
-    """
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _stopped)
-    main()
-
-
-def _stopped(signum: int, frame: FrameType | None) -> None:
-    name = signal.Signals(signum).name
-    click.echo(f"bulkrt: stopped by {name}; the same command can be run again", err=True)
-    sys.exit(128 + signum)

@@ -40,7 +40,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "atomic": set(),
     "logs": {"redaction"},
     "cli": {"bulkrt"},
-    "__main__": {"cli"},
+    "launch": {"cli"},
+    "__main__": {"launch"},
     "__init__": set(),
 }
 #: the sandbox's pure state modules: all the simulation may import of the sandbox (never its

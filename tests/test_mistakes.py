@@ -24,7 +24,7 @@ from typing import NoReturn
 import anyio
 import pytest
 
-from bulkrt import cli
+from bulkrt import launch
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import RateLimitHeaders
 from tests.test_run import ACCOUNTS as NAMES
@@ -46,7 +46,7 @@ ACCOUNTS = (
 
 
 def bulkrt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real `bulkrt` command (its console entry point, `cli.entry`) in a child
+    """The real `bulkrt` command (its console entry point, `launch.main`) in a child
     process, run in ``cwd``: its own process (files, signals, exit code, stdout and stderr) forked
     from this one, so each of the many mistakes here costs no interpreter start-up. The child
     reads /dev/null and warns as a fresh interpreter does; `tests/test_startup.py` and the other
@@ -87,7 +87,7 @@ def _child(args: tuple[str, ...], cwd: Path, out: int, err: int) -> NoReturn:
             warnings.simplefilter("ignore", category)
         sys.argv = ["bulkrt", *args]
         try:
-            cli.entry()
+            launch.main()
             code = 0
         except SystemExit as exc:
             if exc.code is None or isinstance(exc.code, int):

@@ -149,17 +149,18 @@ def test_a_listed_summary_is_the_first_paragraph_of_its_command_help(name: str) 
     assert COMMANDS[name].summary.split() == command.help.split("\n\n")[0].split()
 
 
+@pytest.mark.parametrize("module", ["click", "structlog"])
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_while_a_command_loads_is_a_clean_stop(
-    tmp_path: Path, inputs: dict[str, Path], signum: signal.Signals, code: int
+    tmp_path: Path, inputs: dict[str, Path], signum: signal.Signals, code: int, module: str
 ) -> None:
     """SIGINT or SIGTERM arriving while `bulkrt validate` imports its modules (sent by the process
-    to itself the moment it first looks for structlog) exits 130 or 143 with one line: no
-    traceback, no click "Aborted!"."""
+    to itself the moment it first looks for click, the command line's first import, or for
+    structlog, a command's) exits 130 or 143 with one line: no traceback, no click "Aborted!"."""
     finder = (
         "class Interrupt:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'structlog':\n"
+        f"        if name == {module!r}:\n"
         "            sys.meta_path.remove(self)\n"
         f"            os.kill(os.getpid(), {int(signum)})\n"
         "        return None\n"
