@@ -446,16 +446,6 @@ class WindowLimiter:
             if alone is None:
                 alone = self._alone(account, action)
                 assert alone is not None
-            loose = alone._loose
-            if alone._groups is None and (not loose or loose[0] > now):
-                # `alone.ready_at(now)`, inline, when it has nothing to prune and no header
-                # came: a plain sliding log
-                free = alone.limit - alone.in_flight
-                if free <= 0:
-                    return None
-                at = now if now > alone._blocked_until else alone._blocked_until
-                over = len(loose) - free
-                return at if over < 0 or at > loose[over] else loose[over]
             return alone.ready_at(now)  # never earlier than ``now``
         at = now
         for key in self._keys(account, action):
@@ -493,14 +483,7 @@ class WindowLimiter:
         if limits.window is None and limits.user_day is None and limits.app_day is None:
             for key in permit.keys:  # the common case: no header to learn from
                 window = self._windows[key]
-                # `window.release(now)`, inline: one more entry in the log
-                window.in_flight = max(0, window.in_flight - 1)
-                loose = window._loose
-                expiry = now + window.period
-                if not loose or loose[-1] <= expiry:
-                    loose.append(expiry)
-                else:
-                    bisect.insort(loose, expiry)
+                window.release(now)  # one more entry in the log
                 if not window.sweep_at:
                     self._schedule(window, now)
             if self._sweeps and self._sweeps[0][0] <= now:
