@@ -842,26 +842,34 @@ def latest_resume(scheduler: Scheduler, accounts: set[str], now: float) -> float
     )
 
 
+def seeded_world(
+    seed: int,
+) -> tuple[random.Random, list[Item], Scheduler, FixedWindowServer, float]:
+    """A seeded run's world: its generator, 1-60 rows over 1-7 accounts and 4 Tweets, a scheduler
+    and a server whose windows match its model (1-4 per 1, 2 or 5 s), and a fault rate."""
+    rng = random.Random(seed)
+    accounts = [f"a{n}" for n in range(rng.randint(1, 7))]
+    rows = [
+        item(rng.choice(accounts), n, rng.choice(list(Action)), tweet=str(rng.randint(1, 4)))
+        for n in range(rng.randint(1, 60))
+    ]
+    limit, period = rng.randint(1, 4), rng.choice([1, 2, 5])
+    scheduler = Scheduler(
+        limit_model("basic", limit=limit, window=period),
+        concurrency=rng.randint(1, 5),
+        retry=RetryPolicy(max_attempts=3, initial=0.1, maximum=1.0, rng=random.Random(seed)),
+        park=ParkPolicy(base=0.5, maximum=2.0, give_up_after=3, rng=random.Random(seed)),
+        margins=Margins(skew=0.0),
+    )
+    server = FixedWindowServer(limit=limit, period=float(period))
+    return rng, rows, scheduler, server, rng.choice([0.0, 0.1, 0.3])
+
+
 class RandomRun:
     """One seeded run against a server whose windows match the model, with random faults."""
 
     def __init__(self, seed: int) -> None:
-        self.rng = rng = random.Random(seed)
-        accounts = [f"a{n}" for n in range(rng.randint(1, 7))]
-        self.rows = [
-            item(rng.choice(accounts), n, rng.choice(list(Action)), tweet=str(rng.randint(1, 4)))
-            for n in range(rng.randint(1, 60))
-        ]
-        limit, period = rng.randint(1, 4), rng.choice([1, 2, 5])
-        self.scheduler = Scheduler(
-            limit_model("basic", limit=limit, window=period),
-            concurrency=rng.randint(1, 5),
-            retry=RetryPolicy(max_attempts=3, initial=0.1, maximum=1.0, rng=random.Random(seed)),
-            park=ParkPolicy(base=0.5, maximum=2.0, give_up_after=3, rng=random.Random(seed)),
-            margins=Margins(skew=0.0),
-        )
-        self.server = FixedWindowServer(limit=limit, period=float(period))
-        self.fault_rate = rng.choice([0.0, 0.1, 0.3])
+        self.rng, self.rows, self.scheduler, self.server, self.fault_rate = seeded_world(seed)
         self.now, self.seq, self.fed = 0.0, 0, 0
         self.added: set[str] = set()
         self.flying: Counter[tuple[str, str]] = Counter()
@@ -975,22 +983,7 @@ class Lockstep:
 
     def __init__(self, seed: int, *, batched: bool) -> None:
         self.batched = batched
-        self.rng = rng = random.Random(seed)
-        accounts = [f"a{n}" for n in range(rng.randint(1, 7))]
-        self.rows = [
-            item(rng.choice(accounts), n, rng.choice(list(Action)), tweet=str(rng.randint(1, 4)))
-            for n in range(rng.randint(1, 60))
-        ]
-        limit, period = rng.randint(1, 4), rng.choice([1, 2, 5])
-        self.scheduler = Scheduler(
-            limit_model("basic", limit=limit, window=period),
-            concurrency=rng.randint(1, 5),
-            retry=RetryPolicy(max_attempts=3, initial=0.1, maximum=1.0, rng=random.Random(seed)),
-            park=ParkPolicy(base=0.5, maximum=2.0, give_up_after=3, rng=random.Random(seed)),
-            margins=Margins(skew=0.0),
-        )
-        self.server = FixedWindowServer(limit=limit, period=float(period))
-        self.fault_rate = rng.choice([0.0, 0.1, 0.3])
+        self.rng, self.rows, self.scheduler, self.server, self.fault_rate = seeded_world(seed)
         self.now, self.seq, self.fed = 0.0, 0, 0
         self.flying: list[tuple[float, int, Ticket]] = []
         self.transcript: list[object] = []
