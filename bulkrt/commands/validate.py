@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Container, Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -28,8 +28,10 @@ from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.errors import AccountsError, JobInputError, LedgerError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.loader import JobCheck, JobFormat, check_jobs, open_jobs
-from bulkrt.ledger.resume import ResumeScan, finished_keys
 from bulkrt.shell.accounts import load_accounts, user_ids
+
+if TYPE_CHECKING:
+    from bulkrt.ledger.resume import ResumeScan
 
 __all__ = ["command"]
 
@@ -162,6 +164,8 @@ def _scan(
     finished key against its row, and counts what the run would skip."""
     if ledger is None:
         return None
+    from bulkrt.ledger.resume import ResumeScan, finished_keys  # only with --ledger
+
     if ledger.exists() and not ledger.is_file():
         raise LedgerError(ledger, "not a regular file")
     return ResumeScan(finished_keys(ledger), ledger, users=users, accounts_file=accounts_path)
