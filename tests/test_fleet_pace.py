@@ -20,8 +20,8 @@ from bulkrt.core.attribution import Evidence
 from bulkrt.core.items import Action, Item
 from bulkrt.fleet.connection import connect
 from bulkrt.fleet.engine import item_payload
-from bulkrt.fleet.pace import Pace
 from bulkrt.fleet.store import FleetStore, JobMeta
+from bulkrt.shell.pace import Pace
 from tests.redis_server import RedisServer
 from tests.test_fleet_run import worker_args
 from tests.test_run import ACCOUNTS, MakeWorld, World, eventually

@@ -51,7 +51,6 @@ from bulkrt.fleet.budget import SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.credentials_store import RedisCredentialStore
 from bulkrt.fleet.leased_sender import LeasedSender
-from bulkrt.fleet.pace import Pace
 from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
 from bulkrt.fleet.shared_results import SharedResults
 from bulkrt.fleet.store import FleetStore, Lease
@@ -61,6 +60,7 @@ from bulkrt.shell.accounts import Accounts
 from bulkrt.shell.client import Authorizer, Timeouts, XClient
 from bulkrt.shell.credentials import authorizer_for
 from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
+from bulkrt.shell.pace import Pace
 from bulkrt.shell.sender import HttpSender
 
 __all__ = ["FleetWorker", "WorkerSettings", "item_payload", "payload_item", "worker_name"]

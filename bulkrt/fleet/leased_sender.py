@@ -12,7 +12,7 @@ means the lease was lost: `on_lost` is told and the request is held (the session
 so does a lease this process has not renewed in time by its own clock (it stalled, or Redis did
 not answer), checked after admission, just before the request leaves.
 
-With ``--max-rps``, the request first waits for its turn (`bulkrt.fleet.pace.Pace`, one for
+With ``--max-rps``, the request first waits for its turn (`bulkrt.shell.pace.Pace`, one for
 the whole worker) and only then takes its place in the budget, and leaves 1/R after the
 previous request at the earliest (`Pace.departure`); a request whose turn is refused
 (the worker or its session stopped meanwhile) never leaves and is held like one refused by the

@@ -31,7 +31,6 @@ from typing import Protocol
 
 import anyio
 import structlog
-from aiolimiter import AsyncLimiter
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -71,6 +70,7 @@ from bulkrt.core.scheduler import (
 from bulkrt.errors import LedgerError, StorageError
 from bulkrt.ledger.journal import JournalEvent
 from bulkrt.ledger.record import LedgerRecord
+from bulkrt.shell.pace import Pace
 from bulkrt.shell.sender import Sender
 
 __all__ = ["DispatchSettings", "Dispatcher", "Journal", "LedgerSink"]
@@ -166,11 +166,9 @@ class Dispatcher:
         self._superseded = superseded
         self._settings = settings or DispatchSettings()
         self._clock = clock
-        # a bucket of one, refilled every 1/R s: no burst, so no 1 s window sees more than R
+        #: ``--max-rps``'s turns, cut short by `stop`
         rps = self._settings.max_rps
-        self._rps = AsyncLimiter(1, 1.0 / rps) if rps else None
-        #: the waits for a ``--max-rps`` turn, cut short by `stop`
-        self._turns: set[anyio.CancelScope] = set()
+        self._pace = Pace(rps) if rps else None
         self._wake = anyio.Event()
         self._pending = 0
         self._items: Iterator[Item] = iter(())
@@ -205,8 +203,8 @@ class Dispatcher:
         """Stop sending: requests in flight may finish (within the grace period); nothing new
         (a request still waiting for its ``--max-rps`` turn is not sent)."""
         self.stopping = True
-        for wait in self._turns:
-            wait.cancel()
+        if self._pace is not None:
+            self._pace.stop()
         self._poke()
 
     def abandon(self) -> None:
@@ -416,16 +414,9 @@ class Dispatcher:
     async def _turn(self) -> bool:
         """Wait for the request's turn under ``--max-rps``; False when the run stops first (a
         request dispatched before a stop, and not held by ``--max-rps``, goes as it always did)."""
-        if self._rps is None:
+        if self._pace is None:
             return True
-        if not self.stopping:
-            with anyio.CancelScope() as wait:
-                self._turns.add(wait)
-                try:
-                    await self._rps.acquire()
-                finally:
-                    self._turns.discard(wait)
-        return not self.stopping
+        return await self._pace.turn()  # `stop` stops the pace too
 
     async def _exchange(self, item: Item) -> Outcome:
         """Send one request for ``item`` and say what its answer means."""

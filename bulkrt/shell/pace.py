@@ -1,18 +1,18 @@
-"""A worker's ``--max-rps``: one limiter for every session of the process.
+"""``--max-rps``: turns at most R per second, shared by every task that asks, cut short by a stop.
 
-A worker runs its leased accounts in sessions, each with a dispatcher of its own; a limiter per
-dispatcher would let a worker holding k sessions send k x R requests per second. So the
+The dispatcher takes a turn before each request it sends. A worker of the multi-machine mode
+runs its leased accounts in sessions, each with a dispatcher of its own; a limiter per
+dispatcher would let a worker holding k sessions send k x R requests per second. So there the
 sessions' dispatchers get no ``--max-rps`` of their own, and every `LeasedSender` of the worker
-waits here for its turn before it takes a place in the shared budget (taken after the turn, the
-budget's log records the request when it leaves, not before a wait). The limiter is the
-dispatcher's: a bucket of one, refilled every 1/R s, so no one-second span sees more than R
-turns. As in the dispatcher, a request still waiting for its turn when the worker stops is not
-sent.
+takes its turn from one `Pace` before it takes a place in the shared budget (taken after the
+turn, the budget's log records the request when it leaves, not before a wait). The limiter is a
+bucket of one, refilled every 1/R s, so no one-second span sees more than R turns. A request
+still waiting for its turn when the run or the worker stops is not sent.
 
-Between the turn and the request's departure lies the budget's round trip to Redis, whose time
-varies: two turns 1/R apart could leave closer together. So the request also waits, just before
-it leaves, until 1/R after the previous departure (`departure`): a wait no longer than that
-round trip's variation, since the turns already space them.
+Between the turn and the request's departure the worker's budget makes a round trip to Redis,
+whose time varies: two turns 1/R apart could leave closer together. So a `LeasedSender` also
+waits, just before the request leaves, until 1/R after the previous departure (`departure`): a
+wait no longer than that round trip's variation, since the turns already space them.
 
     pace = Pace(2.0)
     if await pace.turn():   # False: the worker stopped meanwhile; do not send
