@@ -33,12 +33,20 @@ class Status(StrEnum):
     SUPERSEDED = "superseded"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Item:
     """One row of a job file: an action for one account on one Tweet.
 
     ``key`` is the item's identity for resume (README "Job files": an item's key);
     ``source`` and ``line`` say where it was read, for messages.
+
+    Built by ``__new__`` from a draft (`draft_class`) rather than by a frozen dataclass's
+    ``__init__``: one is made per row of a job, and this costs a quarter as much. It is the same
+    object (fields, equality, hash, repr, `dataclasses.replace`, pickling).
+
+    >>> item = Item("k1", "c", "acme", "20", Action.RETWEET, source="job.csv", line=2)
+    >>> item.account, item == Item("k1", "c", "acme", "20", Action.RETWEET, "job.csv", 2)
+    ('acme', True)
     """
 
     key: str
@@ -48,6 +56,33 @@ class Item:
     action: Action
     source: str
     line: int
+
+    def __new__(
+        cls,
+        key: str,
+        campaign: str,
+        account: str,
+        tweet_id: str,
+        action: Action,
+        source: str,
+        line: int,
+    ) -> Item:
+        draft = _ItemDraft()
+        draft.key = key
+        draft.campaign = campaign
+        draft.account = account
+        draft.tweet_id = tweet_id
+        draft.action = action
+        draft.source = source
+        draft.line = line
+        draft.__class__ = cls
+        item: Item = draft
+        return item
+
+    def __reduce__(self) -> tuple[type[Item], tuple[str, str, str, str, Action, str, int]]:
+        # ``__new__`` takes every field: copies and pickles rebuild the item through it
+        fields = (self.key, self.campaign, self.account, self.tweet_id, self.action)
+        return (Item, (*fields, self.source, self.line))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +129,6 @@ def draft_class(cls: type) -> Any:
     draft = type(f"{cls.__name__}Draft", (), {"__slots__": names, "__module__": cls.__module__})
     draft().__class__ = cls  # TypeError now if the layouts differ
     return draft
+
+
+_ItemDraft = draft_class(Item)

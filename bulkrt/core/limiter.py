@@ -59,6 +59,7 @@ __all__ = [
     "Permit",
     "BudgetWindow",
     "WindowLimiter",
+    "new_permit",
 ]
 
 #: the owner of app-wide budgets in a :data:`BudgetKey`
@@ -294,7 +295,7 @@ class Permit:
 _PermitDraft = draft_class(Permit)
 
 
-def _permit(account: str, action: Action, keys: tuple[BudgetKey, ...]) -> Permit:
+def new_permit(account: str, action: Action, keys: tuple[BudgetKey, ...]) -> Permit:
     """``Permit(account, action, keys)``, built faster (`bulkrt.core.items.draft_class`)."""
     draft = _PermitDraft()
     draft.account = account
@@ -466,11 +467,11 @@ class WindowLimiter:
             alone = None
         if alone is not None:
             alone.in_flight += 1  # `BudgetWindow.acquire`, inline
-            return _permit(account, action, (alone.key or (account, self._names[action]),))
+            return new_permit(account, action, (alone.key or (account, self._names[action]),))
         keys = self._keys(account, action)
         for key in keys:
             self._windows[key].acquire(now)
-        return _permit(account, action, keys)
+        return new_permit(account, action, keys)
 
     def cancel(self, permit: Permit, now: float) -> None:
         for key in permit.keys:

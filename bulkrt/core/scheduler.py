@@ -25,18 +25,19 @@ room are served round-robin, so a large account cannot starve the others.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bulkrt.core.attribution import Effect, Evidence, effect_of, origin, preexisting
 from bulkrt.core.items import ErrorDetail, Item, Status
 from bulkrt.core.limit_evidence import teachable
-from bulkrt.core.limiter import Limiter, Margins, Permit, WindowLimiter
+from bulkrt.core.limiter import Limiter, Margins, Permit, WindowLimiter, new_permit
 from bulkrt.core.outcome import Decision, Outcome
 from bulkrt.core.ratelimits import implausible_reset
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
@@ -54,6 +55,8 @@ from bulkrt.core.work import (
     WorkSource,
     new_result,
     new_ticket,
+    result_draft,
+    ticket_draft,
 )
 
 __all__ = [
@@ -239,10 +242,32 @@ class Scheduler:
         results: list[ItemResult] = []
         put, accounts, view = self.work.put, self._accounts, self._view
         in_ready, ready = self._in_ready, self._ready
+        # `AccountQueues.put` and `new_ticket`, inline, when the work source is the in-memory one
+        work: Any = self.work
+        queues: dict[str, Any] | None = work._queues if type(work) is AccountQueues else None
+        serial = self._serial
         for item in items:
-            self._serial += 1
-            put(new_ticket(self._serial, item, 0, 0, 0.0, False))
+            serial += 1
+            self._serial = serial
             name = item.account
+            if queues is None:
+                put(new_ticket(serial, item, 0, 0, 0.0, False))
+            else:
+                ticket = ticket_draft()
+                ticket.serial = serial
+                ticket.item = item
+                ticket.sent = ticket.tries = 0
+                ticket.not_before = 0.0
+                ticket.maybe_applied = False
+                ticket.__class__ = Ticket
+                queue = queues.get(name)
+                if queue is None:
+                    queues[name] = ticket
+                elif type(queue) is Ticket:
+                    queues[name] = deque((queue, ticket))
+                else:
+                    queue.append(ticket)
+                work._size += 1
             account = accounts.get(name) or self._account(name)
             if view.on:
                 view.dirty.add(name)
@@ -327,7 +352,7 @@ class Scheduler:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         tickets: list[Ticket] = []
-        pick, flying, concurrency = self._pick, self._in_flight, self.concurrency
+        flying, concurrency = self._in_flight, self.concurrency
         while True:
             step = self._step(now)
             if not isinstance(step, Ticket):
@@ -335,11 +360,8 @@ class Scheduler:
             tickets.append(step)
             # At the same ``now``, `_step` can only pick next: a dispatch queues no refresh and
             # books no wake at or before ``now``, and requests are in flight (so not Done).
-            while len(tickets) < limit and len(flying) < concurrency:
-                ticket = pick(now)
-                if ticket is None:
-                    break  # `_step` says what comes instead
-                tickets.append(ticket)
+            # `_pick_many` stops early when nothing is ready: `_step` says what comes instead.
+            self._pick_many(now, tickets, min(limit - len(tickets), concurrency - len(flying)))
             if len(tickets) >= limit:
                 return tickets, None
 
@@ -397,6 +419,133 @@ class Scheduler:
             else:
                 self._forget(account, now)
         return None
+
+    def _pick_many(self, now: float, tickets: list[Ticket], wanted: int) -> None:  # noqa: C901
+        """`_pick` up to ``wanted`` times, appending each ticket to ``tickets``; stops at the first
+        pick that finds none. With the in-memory work source and limiter, `_gate`, `_dispatch`
+        and the limiter's calls for an endpoint that is its only budget (a plain log) run inline
+        here, in one loop: what the calls would do, without a call per item."""
+        limiter, work = self.limiter, self.work
+        if type(limiter) is not WindowLimiter or type(work) is not AccountQueues:
+            pick = self._pick
+            for _ in range(wanted):
+                ticket = pick(now)
+                if ticket is None:
+                    return
+                tickets.append(ticket)
+            return
+        ready, in_ready, accounts = self._ready, self._in_ready, self._accounts
+        queues, tweets, flying, view = (
+            work._queues,
+            self._tweets_in_flight,
+            self._in_flight,
+            self._view,
+        )
+        windows, names, caps, sweeps = (
+            limiter._windows,
+            limiter._names,
+            limiter._caps,
+            limiter._sweeps,
+        )
+        needs_refresh, refreshing = _Auth.NEEDS_REFRESH, _Auth.REFRESHING
+        while wanted > 0:
+            wanted -= 1
+            for _ in range(len(ready)):
+                name = ready.popleft()
+                account = accounts.get(name)
+                if account is None:  # forgotten: nothing of it is queued
+                    in_ready.discard(name)
+                    continue
+                # `_gate`, inline
+                queue: Any = queues.get(name)
+                head: Any = queue if queue is None or type(queue) is Ticket else queue[0]
+                gate: Any
+                if head is None or account.stopped is not None:
+                    gate = _EMPTY
+                elif account.auth is needs_refresh or account.auth is refreshing:
+                    gate = _AWAIT
+                else:
+                    wake = account.parked_until
+                    if head.not_before > wake:
+                        wake = head.not_before
+                    item = head.item
+                    if wake > now:
+                        gate = wake
+                    elif account.in_flight and (account.probing or (name, item.tweet_id) in tweets):
+                        gate = _AWAIT
+                    else:
+                        action = item.action
+                        window = (
+                            None
+                            if limiter._days or caps[action]
+                            else windows.get((name, names[action]))
+                        )
+                        loose: Any = None if window is None else window._loose
+                        if window is None or window._groups or (loose and loose[0] <= now):
+                            gate = limiter.ready_at(name, action, now)
+                        else:  # `BudgetWindow.ready_at` of a plain log, inline
+                            free = window.limit - window.in_flight
+                            if free <= 0:
+                                gate = None
+                            else:
+                                gate = now
+                                if window._blocked_until > now:
+                                    gate = window._blocked_until
+                                over = len(loose) - free
+                                if over >= 0 and loose[over] > gate:
+                                    gate = loose[over]
+                        if gate is None:
+                            gate = _AWAIT
+                        elif gate <= now:
+                            gate = _NOW
+                if gate is not _NOW:
+                    in_ready.discard(name)
+                    if isinstance(gate, float):
+                        heapq.heappush(self._sleeping, (gate, self._serial, name))
+                    elif gate is _AWAIT:
+                        self._awaiting[name] = None
+                    else:
+                        self._forget(account, now)
+                    continue
+                ready.append(name)  # back of the line (still in ``in_ready``): round-robin
+                # `_dispatch`, with `AccountQueues.take` and `WindowLimiter.acquire`, inline
+                work._size -= 1
+                if type(queue) is Ticket:
+                    del queues[name]
+                else:
+                    queue.popleft()
+                    if len(queue) == 1:
+                        queues[name] = queue[0]
+                item = head.item
+                action = item.action
+                ticket = ticket_draft()
+                ticket.serial = serial = head.serial
+                ticket.item = item
+                ticket.sent = head.sent + 1
+                ticket.tries = head.tries
+                ticket.not_before = head.not_before
+                ticket.maybe_applied = head.maybe_applied
+                ticket.__class__ = Ticket
+                if sweeps and sweeps[0][0] <= now:
+                    limiter._sweep(now)
+                window = (
+                    None if limiter._days or caps[action] else windows.get((name, names[action]))
+                )
+                if window is None:
+                    permit = limiter.acquire(name, action, now)
+                else:
+                    window.in_flight += 1
+                    permit = new_permit(name, action, (window.key or (name, names[action]),))
+                flying[serial] = _new_flight(_Flight, (ticket, permit, now, account.generation))
+                key = (name, item.tweet_id)
+                tweets[key] = tweets.get(key, 0) + 1
+                if view.on:
+                    view.dirty.add(name)
+                account.in_flight += 1
+                tickets.append(ticket)
+                break
+            else:
+                return
 
     def _refreshing(self) -> bool:
         return self._refreshes > 0
@@ -496,15 +645,120 @@ class Scheduler:
             self._wake(waiting)
         self._awaiting.clear()
 
-    def on_responses(
+    def on_responses(  # noqa: C901 (inlined on purpose: one loop per batch, not calls per item)
         self, answers: Iterable[tuple[Ticket, Outcome]], now: float
     ) -> list[ItemResult]:
         """`on_response` for each (ticket, outcome) of ``answers`` in turn, at ``now``, in one
         call; returns all the items that finished, in that order."""
         results: list[ItemResult] = []
         on_response = self.on_response
+        limiter, work = self.limiter, self.work
+        if type(limiter) is not WindowLimiter or type(work) is not AccountQueues:
+            for ticket, outcome in answers:
+                results += on_response(ticket, now, outcome)
+            return results
+        # The common answer (done, its retweet state known, sent) runs `on_response` inline:
+        # with the limiter's settle when no header came, and `_result` and `_forget`.
+        done, ok_auth, refreshed = Decision.DONE, _Auth.OK, _Auth.REFRESHED
+        flying, accounts, tweets, view = (
+            self._in_flight,
+            self._accounts,
+            self._tweets_in_flight,
+            self._view,
+        )
+        windows, sweeps, queues = limiter._windows, limiter._sweeps, work._queues
+        in_ready, ready, retired, unproven = (
+            self._in_ready,
+            self._ready,
+            self._retired,
+            self._unproven,
+        )
+        append = results.append
         for ticket, outcome in answers:
-            results += on_response(ticket, now, outcome)
+            if outcome.decision is not done or outcome.retweeted is None or outcome.unsent:
+                results += on_response(ticket, now, outcome)
+                continue
+            # `effect_of` is ANSWERED: nothing to learn for `Ticket.maybe_applied`
+            flight = flying.pop(ticket.serial)
+            ticket = flight[0]
+            item = ticket.item
+            name = item.account
+            account = accounts[name]
+            account.in_flight -= 1
+            if view.on:
+                view.dirty.add(name)
+            key = (name, item.tweet_id)
+            left = tweets.pop(key) - 1
+            if left:
+                tweets[key] = left
+            limits = outcome.limits
+            if limits.window is None and limits.user_day is None and limits.app_day is None:
+                # `WindowLimiter.settle` with no header, `BudgetWindow.release` inline
+                for budget in flight[1].keys:
+                    window = windows[budget]
+                    if window.in_flight > 0:
+                        window.in_flight -= 1
+                    loose = window._loose
+                    expiry = now + window.period
+                    if not loose or loose[-1] <= expiry:
+                        loose.append(expiry)
+                    else:
+                        bisect.insort(loose, expiry)
+                    if not window.sweep_at:
+                        limiter._schedule(window, now)
+                if sweeps and sweeps[0][0] <= now:
+                    limiter._sweep(now)
+            elif limiter.settle(flight[1], now, teachable(outcome)):
+                self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
+            http = outcome.http
+            if http is not None and http != 429:
+                account.parks = 0
+                account.probing = False
+                account.waited_until = None
+                if http != 401 and account.auth is refreshed:
+                    self._set_auth(account, ok_auth)
+            # `_result`, inline
+            result = result_draft()
+            result.item = item
+            result.status = outcome.status or Status.ERROR
+            result.retweeted = outcome.retweeted
+            result.preexisting = (
+                preexisting(origin(Evidence(possible=ticket.maybe_applied)))
+                if outcome.preexisting
+                else False
+            )
+            sent = ticket.sent
+            result.http = http if sent else None
+            result.error = outcome.error
+            result.attempts = sent
+            result.finished_at = now
+            result.sent_at = flight[2]
+            result.__class__ = ItemResult
+            append(result)
+            if account.stopped is not None:  # an answer that came back after it stopped
+                results += self._fail_all(account, now, account.stopped, http)
+            if self._awaiting:
+                self._wake_awaiting()
+            if name not in in_ready:  # `_wake`, inline
+                in_ready.add(name)
+                ready.append(name)
+            # `_forget`, inline (see `on_response`)
+            if (
+                account.in_flight
+                or account.stopped is not None
+                or account.auth is not ok_auth
+                or account.parks
+                or account.waited_until is not None
+                or account.parked_until > now
+                or name in queues
+            ):
+                continue
+            del accounts[name]
+            retired.add(name)
+            if account.probing:
+                unproven.add(name)
+            if view.on:
+                view.dirty.add(name)
         return results
 
     def _apply(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from bulkrt.core.items import ErrorDetail, Item, Status, draft_class
 
@@ -24,6 +24,8 @@ __all__ = [
     "WorkSource",
     "new_result",
     "new_ticket",
+    "result_draft",
+    "ticket_draft",
 ]
 
 
@@ -199,6 +201,10 @@ class AccountQueues:
 
 _TicketDraft = draft_class(Ticket)
 _ResultDraft = draft_class(ItemResult)
+#: an empty draft of a `Ticket`, for a loop that builds tickets inline (see `new_ticket`)
+ticket_draft: Any = _TicketDraft
+#: an empty draft of an `ItemResult`, for a loop that builds results inline (see `new_result`)
+result_draft: Any = _ResultDraft
 
 
 def new_ticket(
