@@ -41,7 +41,7 @@ import bisect
 import heapq
 from array import array
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from bulkrt.core.items import Action, draft_class
 from bulkrt.core.limit_evidence import learned_limit
@@ -60,6 +60,7 @@ __all__ = [
     "BudgetWindow",
     "WindowLimiter",
     "new_permit",
+    "permit_draft",
 ]
 
 #: the owner of app-wide budgets in a :data:`BudgetKey`
@@ -293,6 +294,8 @@ class Permit:
 
 
 _PermitDraft = draft_class(Permit)
+#: an empty draft of a `Permit`, for a loop that builds permits inline (see `new_permit`)
+permit_draft: Any = _PermitDraft
 
 
 def new_permit(account: str, action: Action, keys: tuple[BudgetKey, ...]) -> Permit:

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 from bulkrt.core.attribution import Effect, Evidence, effect_of, origin, preexisting
 from bulkrt.core.items import ErrorDetail, Item, Status
 from bulkrt.core.limit_evidence import teachable
-from bulkrt.core.limiter import Limiter, Margins, Permit, WindowLimiter, new_permit
+from bulkrt.core.limiter import Limiter, Margins, Permit, WindowLimiter, permit_draft
 from bulkrt.core.outcome import Decision, Outcome
 from bulkrt.core.ratelimits import implausible_reset
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
@@ -241,7 +241,12 @@ class Scheduler:
         """`add` each of ``items`` in turn, in one call; returns all their results."""
         results: list[ItemResult] = []
         put, accounts, view = self.work.put, self._accounts, self._view
-        in_ready, ready = self._in_ready, self._ready
+        in_ready, ready, retired, unproven = (
+            self._in_ready,
+            self._ready,
+            self._retired,
+            self._unproven,
+        )
         # `AccountQueues.put` and `new_ticket`, inline, when the work source is the in-memory one
         work: Any = self.work
         queues: dict[str, Any] | None = work._queues if type(work) is AccountQueues else None
@@ -268,7 +273,12 @@ class Scheduler:
                 else:
                     queue.append(ticket)
                 work._size += 1
-            account = accounts.get(name) or self._account(name)
+            account = accounts.get(name)
+            if account is None:  # `_account`, inline
+                probing = name not in retired or name in unproven
+                retired.discard(name)
+                unproven.discard(name)
+                account = accounts[name] = _Account(name, probing=probing)
             if view.on:
                 view.dirty.add(name)
             if name not in in_ready:  # `_wake`, inline: one call less per item
@@ -483,6 +493,7 @@ class Scheduler:
                         loose: Any = None if window is None else window._loose
                         if window is None or window._groups or (loose and loose[0] <= now):
                             gate = limiter.ready_at(name, action, now)
+                            window = None
                         else:  # `BudgetWindow.ready_at` of a plain log, inline
                             free = window.limit - window.in_flight
                             if free <= 0:
@@ -528,14 +539,16 @@ class Scheduler:
                 ticket.__class__ = Ticket
                 if sweeps and sweeps[0][0] <= now:
                     limiter._sweep(now)
-                window = (
-                    None if limiter._days or caps[action] else windows.get((name, names[action]))
-                )
-                if window is None:
+                    window = None  # the sweep may have dropped it: look again
+                if window is None or window.key is None:
                     permit = limiter.acquire(name, action, now)
-                else:
+                else:  # the gate's window, still the only budget: `new_permit`, inline
                     window.in_flight += 1
-                    permit = new_permit(name, action, (window.key or (name, names[action]),))
+                    permit = permit_draft()
+                    permit.account = name
+                    permit.action = action
+                    permit.keys = (window.key,)
+                    permit.__class__ = Permit
                 flying[serial] = _new_flight(_Flight, (ticket, permit, now, account.generation))
                 key = (name, item.tweet_id)
                 tweets[key] = tweets.get(key, 0) + 1
