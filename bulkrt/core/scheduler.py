@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, TypeAlias
 
 from bulkrt.core.attribution import Effect, Evidence, effect_of, origin, preexisting
 from bulkrt.core.items import ErrorDetail, Item, Status
@@ -160,18 +160,9 @@ class _Account:
     in_flight: int = 0
 
 
-class _Flight(NamedTuple):
-    """A request in flight (a tuple: one is made per request, and a frozen dataclass costs three
-    times as much to build)."""
-
-    ticket: Ticket
-    permit: Permit
-    sent_at: float
-    generation: int
-
-
-#: builds a `_Flight` without NamedTuple's Python-level ``__new__`` (a quarter of the cost)
-_new_flight = tuple.__new__
+#: a request in flight: (ticket, permit, sent at, the account's credential generation then); a
+#: plain tuple, one allocation per request (a named tuple's costs two, a frozen dataclass's more)
+_Flight: TypeAlias = tuple[Ticket, Permit, float, int]
 
 # what _gate answers: dispatch now, a time to wake, or wait for a response/refresh
 _NOW = "now"
@@ -549,7 +540,7 @@ class Scheduler:
                     permit.action = action
                     permit.keys = (window.key,)
                     permit.__class__ = Permit
-                flying[serial] = _new_flight(_Flight, (ticket, permit, now, account.generation))
+                flying[serial] = (ticket, permit, now, account.generation)
                 key = (name, item.tweet_id)
                 tweets[key] = tweets.get(key, 0) + 1
                 if view.on:
@@ -589,7 +580,7 @@ class Scheduler:
         item = t.item
         ticket = new_ticket(t.serial, item, t.sent + 1, t.tries, t.not_before, t.maybe_applied)
         permit = self.limiter.acquire(name, item.action, now)
-        self._in_flight[t.serial] = _new_flight(_Flight, (ticket, permit, now, account.generation))
+        self._in_flight[t.serial] = (ticket, permit, now, account.generation)
         key = (name, item.tweet_id)
         tweets = self._tweets_in_flight
         tweets[key] = tweets.get(key, 0) + 1
@@ -611,7 +602,7 @@ class Scheduler:
         ticket = flight[0]
         if effect_of(outcome) is Effect.POSSIBLE and not ticket.maybe_applied:
             ticket = replace(ticket, maybe_applied=True)
-            flight = flight._replace(ticket=ticket)
+            flight = (ticket, flight[1], flight[2], flight[3])
         item = ticket.item
         name = item.account
         account = self._accounts[name]
@@ -777,7 +768,7 @@ class Scheduler:
     def _apply(
         self, account: _Account, flight: _Flight, now: float, outcome: Outcome
     ) -> list[ItemResult]:
-        ticket = flight.ticket
+        ticket = flight[0]
         decision = outcome.decision
         if decision is Decision.HELD:
             # Not sent: no attempt spent; the account's next item goes when the budget frees.
@@ -788,11 +779,11 @@ class Scheduler:
         if decision is Decision.WAIT_RATE_LIMIT:
             if self._implausible(account, ticket, now, outcome):
                 decision = Decision.HIDDEN_LIMIT
-            elif account.waited_until is None or flight.sent_at < account.waited_until:
+            elif account.waited_until is None or flight[2] < account.waited_until:
                 return self._wait_for_reset(account, ticket, now, outcome)
             decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, still refused
         if decision is Decision.HIDDEN_LIMIT:
-            if flight.sent_at < account.parked_at:
+            if flight[2] < account.parked_at:
                 self.work.put_back(ticket)  # sent before the park began: it is counted already
                 return []
             return self._park(account, ticket, now, outcome)
@@ -800,7 +791,7 @@ class Scheduler:
             self.work.put_back(ticket)
             return self._pause(account, now, outcome.error, outcome.http)
         if decision is Decision.AUTH_FAILED:
-            if flight.generation < account.generation:
+            if flight[3] < account.generation:
                 self.work.put_back(ticket)  # sent with the credentials before the refresh
                 return []
             return self._auth_failed(account, ticket, now, outcome)
@@ -812,7 +803,7 @@ class Scheduler:
                 return []
             ticket = replace(ticket, tries=tries)
             outcome = replace(outcome, status=Status.ERROR)
-        return [self._result(ticket, now, outcome, sent_at=flight.sent_at)]
+        return [self._result(ticket, now, outcome, sent_at=flight[2])]
 
     def _implausible(self, account: _Account, ticket: Ticket, now: float, outcome: Outcome) -> bool:
         """Whether a 429's reset lies implausibly far ahead: then it is parked, not waited for."""
