@@ -1089,3 +1089,75 @@ def test_a_batch_stops_at_its_limit_and_at_the_concurrency_cap() -> None:
     assert [t.item.key for t in rest] == ["c-1"] and then == Idle()
     with pytest.raises(ValueError, match="at least 1"):
         s.next_batch(0.0, 0)
+
+
+class BareLockstep(Lockstep):
+    """`Lockstep` whose answers lose their rate-limit headers half the time (the limiter's plain
+    log, which the batched calls settle inline), and whose transcript also holds, after each
+    batch of answers, every account's state and resume time and the overview."""
+
+    def answer(self) -> None:
+        """The earliest 1-3 answers arrive together, half of them without headers."""
+        self.now = max(self.now, self.flying[0][0])
+        answers: list[tuple[Ticket, Outcome]] = []
+        for _ in range(min(len(self.flying), self.rng.randint(1, 3))):
+            ticket = heapq.heappop(self.flying)[2]
+            status, head, body = self.server.handle(ticket.item, self.now)
+            if self.rng.random() < 0.5:
+                head = {}
+            if self.rng.random() < self.fault_rate:
+                faults: list[Reply] = [(503, {}, UNAVAILABLE), (429, {}, HIDDEN)]
+                status, head, body = self.rng.choice([*faults, (401, {}, UNAUTHORIZED)])
+            answers.append((ticket, classify(ticket.item.action, status, head, body, PROBLEM)))
+        s, now = self.scheduler, self.now
+        if self.batched:
+            results = s.on_responses(answers, now)
+        else:
+            results = [
+                r for ticket, outcome in answers for r in s.on_response(ticket, now, outcome)
+            ]
+        states = [(s.state(a, now), s.resumes_at(a, now)) for a in sorted(self.names())]
+        self.transcript.append(("answer", results, s.drain_events(), states, s.overview(now)))
+
+    def names(self) -> set[str]:
+        """The accounts of the run's rows."""
+        return {row.account for row in self.rows}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_batched_calls_keep_the_same_state_when_answers_carry_no_headers(seed: int) -> None:
+    """With answers that carry no rate-limit headers half the time, the batched calls give the
+    same tickets, steps, results and events as one call per item, and leave every account in the
+    same state, with the same resume time and the same overview, after every batch of answers."""
+    assert BareLockstep(seed, batched=True).play() == BareLockstep(seed, batched=False).play()
+
+
+def test_an_item_is_the_same_record_however_it_is_built() -> None:
+    """An item built by position, by keyword, by `dataclasses.replace`, by copy or through pickle
+    is equal to (and hashes as) the one built by position, with every field in place; its fields
+    stay read-only."""
+    import copy
+    import dataclasses
+    import pickle
+
+    built = Item("k1", "c", "acme", "20", Action.UNDO, "job.csv", 2)
+    others = [
+        Item(
+            key="k1",
+            campaign="c",
+            account="acme",
+            tweet_id="20",
+            action=Action.UNDO,
+            source="job.csv",
+            line=2,
+        ),
+        replace(Item("k0", "c", "acme", "20", Action.UNDO, "job.csv", 9), key="k1", line=2),
+        copy.copy(built),
+        copy.deepcopy(built),
+        pickle.loads(pickle.dumps(built)),
+    ]
+    for other in others:
+        assert type(other) is Item and other == built and hash(other) == hash(built)
+    assert dataclasses.astuple(built) == ("k1", "c", "acme", "20", Action.UNDO, "job.csv", 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.line = 3  # type: ignore[misc]
