@@ -265,10 +265,13 @@ class Scheduler:
                     queue.append(ticket)
                 work._size += 1
             account = accounts.get(name)
-            if account is None:  # `_account`, inline
-                probing = name not in retired or name in unproven
-                retired.discard(name)
-                unproven.discard(name)
+            if account is None:  # `_account`, inline (``unproven`` is a subset of ``retired``)
+                probing = True
+                if name in retired:
+                    retired.remove(name)
+                    probing = name in unproven
+                    if probing:
+                        unproven.remove(name)
                 account = accounts[name] = _Account(name, probing=probing)
             if view.on:
                 view.dirty.add(name)
