@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -56,7 +57,7 @@ from redis.exceptions import NoScriptError
 
 from bulkrt.fleet.keyspace import KeySpace
 
-__all__ = ["BudgetAdmission", "Refusal", "SharedBudget"]
+__all__ = ["BudgetAdmission", "BudgetLog", "Refusal", "SentMark", "SharedBudget"]
 
 
 class Refusal(StrEnum):
@@ -83,54 +84,106 @@ class BudgetAdmission:
     reason: Refusal | None
     #: Redis's clock when it decided (epoch seconds, millisecond resolution)
     at: float
+    #: refused for the budget: the name of the log that refused it (the one freeing last)
+    log: str | None = None
 
 
-# KEYS: 1 the log, 2 the block, 3 the lease, 4 the spent window.  ARGV: 1 limit, 2 window (ms),
-# 3 a unique member, 4 the lease as "worker|fence" ("" for none).
-# Returns {admitted, wait ms, reason, now ms}.
+@dataclass(frozen=True, slots=True)
+class BudgetLog:
+    """One sliding-window log a request takes a place in: the endpoint's (named after it), or a
+    cap's (named after the cap). An ``app_wide`` log counts every account's requests together
+    (an app's cap): it is strict for every sender, the holder of an account included."""
+
+    name: str
+    limit: int
+    window: float
+    app_wide: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SentMark:
+    """A request's sent mark, written in its admission's own step (`SharedBudget.admit`): a
+    line appended to the journal's ``stream`` (field ``line``), and ``code`` appended to
+    ``field`` of the journal's ``state`` hash (`bulkrt.fleet.shared_journal` names them)."""
+
+    stream: str
+    line: str
+    state: str
+    field: str
+    code: str
+
+
+# KEYS: 1 the lease, 2 the endpoint's block, 3 its spent window, then the n logs, then (with a
+# mark) the journal's stream and its state hash.  ARGV: 1 the lease as "worker|fence" ("" for
+# none), 2 a unique member, 3 n, 4 the mark's line ("" for none), 5 its state field, 6 its
+# letter, then per log: limit, window (ms), "1" when app-wide (no holder's exemption).
+# Returns {admitted, wait ms, reason, now ms, the refusing log's number (1-based; 0 for none)}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[4] then
-  return {0, 0, 'lease', now}
+local held = ARGV[1]
+if held ~= '' and redis.call('GET', KEYS[1]) ~= held then
+  return {0, 0, 'lease', now, 0}
 end
 local blocked = redis.call('PTTL', KEYS[2])
 if blocked > 0 then
-  return {0, blocked, 'blocked', now}
+  return {0, blocked, 'blocked', now, 0}
 end
-local spent = redis.call('GET', KEYS[4])
-if spent and (spent == '' or spent ~= ARGV[4]) then
-  return {0, math.max(1, redis.call('PTTL', KEYS[4])), 'blocked', now}
+local spent = redis.call('GET', KEYS[3])
+if spent and (spent == '' or spent ~= held) then
+  return {0, math.max(1, redis.call('PTTL', KEYS[3])), 'blocked', now, 0}
 end
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
+local n = tonumber(ARGV[3])
 local own = ''
-if ARGV[4] ~= '' then own = '@' .. ARGV[4] end
-if count >= limit then
-  -- full, unless every admission in it is the caller's own under this very lease: its
-  -- scheduler paces those itself (see the module docstring)
-  local foreign = own == ''
-  if not foreign then
-    for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-      if string.sub(member, -#own) ~= own then
-        foreign = true
-        break
+if held ~= '' then own = '@' .. held end
+local wait, refusing = 0, 0
+for i = 1, n do
+  local log = KEYS[3 + i]
+  local limit = tonumber(ARGV[4 + 3 * i])
+  local window = tonumber(ARGV[5 + 3 * i])
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window)
+  local count = redis.call('ZCARD', log)
+  if count >= limit then
+    -- full, unless every admission in it is the caller's own under this very lease: its
+    -- scheduler paces those itself (see the module docstring); an app-wide log has many
+    -- senders, so it is full for everyone
+    local foreign = own == '' or ARGV[6 + 3 * i] == '1'
+    if not foreign then
+      for _, member in ipairs(redis.call('ZRANGE', log, 0, -1)) do
+        if string.sub(member, -#own) ~= own then
+          foreign = true
+          break
+        end
+      end
+    end
+    if foreign then
+      local freeing = redis.call('ZRANGE', log, count - limit, count - limit, 'WITHSCORES')
+      local frees = tonumber(freeing[2]) + window - now
+      if frees > wait or refusing == 0 then
+        wait, refusing = frees, i
       end
     end
   end
-  if foreign then
-    local index = count - limit
-    local freeing = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
-    return {0, tonumber(freeing[2]) + window - now, 'budget', now}
+end
+if refusing > 0 then
+  return {0, wait, 'budget', now, refusing}
+end
+local member = now .. ':' .. ARGV[2] .. own
+for i = 1, n do
+  local log = KEYS[3 + i]
+  local window = tonumber(ARGV[5 + 3 * i])
+  redis.call('ZADD', log, now, member)
+  if redis.call('PTTL', log) < window then
+    redis.call('PEXPIRE', log, window)
   end
 end
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3] .. own)
-if redis.call('PTTL', KEYS[1]) < window then
-  redis.call('PEXPIRE', KEYS[1], window)
+if ARGV[4] ~= '' then
+  -- the request's sent mark, in the step that admits it: there iff the request may leave
+  redis.call('XADD', KEYS[4 + n], '*', 'line', ARGV[4])
+  local was = redis.call('HGET', KEYS[5 + n], ARGV[5]) or ''
+  redis.call('HSET', KEYS[5 + n], ARGV[5], was .. ARGV[6])
 end
-return {1, 0, '', now}
+return {1, 0, '', now, 0}
 """
 
 # KEYS: 1 the log, 2 the block, 3 the spent window.  ARGV: 1 status (0 for none), 2 limit,
@@ -217,22 +270,47 @@ class SharedBudget:
         lease: tuple[str, int] | None,
     ) -> BudgetAdmission:
         """Admit one request for ``uid`` on ``endpoint`` now, or say why not and for how long."""
-        if limit < 1 or not window > 0:
-            raise ValueError(f"a window needs a limit of 1 or more and a positive length: {limit=}")
+        return await self.admit(uid, [BudgetLog(endpoint, limit, window)], lease=lease)
+
+    async def admit(
+        self,
+        uid: str,
+        logs: Sequence[BudgetLog],
+        *,
+        lease: tuple[str, int] | None,
+        mark: SentMark | None = None,
+    ) -> BudgetAdmission:
+        """Admit one request for ``uid`` into every one of ``logs`` at once (the endpoint's
+        first: its blocks apply), or into none of them, saying why and for how long; with
+        ``mark``, write the request's sent mark in the same step, only when admitted."""
+        if not logs:
+            raise ValueError("an admission needs at least one log")
         keys = [
-            self._keys.window_log(uid, endpoint),
-            self._keys.blocked(uid, endpoint),
             self._keys.lease(uid),
-            self._keys.spent(uid, endpoint),
+            self._keys.blocked(uid, logs[0].name),
+            self._keys.spent(uid, logs[0].name),
         ]
         held = "" if lease is None else f"{lease[0]}|{lease[1]}"
-        args: list[str | int] = [limit, _ms(window), secrets.token_hex(8), held]
-        admitted, wait_ms, reason, now_ms = _four(await self._admit(keys, args))
+        args: list[str | int] = [held, secrets.token_hex(8), len(logs)]
+        args += ["", "", ""] if mark is None else [mark.line, mark.field, mark.code]
+        for log in logs:
+            if log.limit < 1 or not log.window > 0:
+                raise ValueError(f"a log needs a limit of 1 or more and a positive window: {log}")
+            keys.append(
+                self._keys.app_window_log(log.name)
+                if log.app_wide
+                else self._keys.window_log(uid, log.name)
+            )
+            args += [log.limit, _ms(log.window), "1" if log.app_wide else "0"]
+        if mark is not None:
+            keys += [mark.stream, mark.state]
+        admitted, wait_ms, reason, now_ms, refusing = _five(await self._admit(keys, args))
         return BudgetAdmission(
             ok=admitted == 1,
             retry_after=max(0, wait_ms) / 1000,
             reason=Refusal(reason) if reason else None,
             at=now_ms / 1000,
+            log=logs[refusing - 1].name if refusing else None,
         )
 
     async def _admit(self, keys: list[str], args: list[str | int]) -> Any:
@@ -343,6 +421,7 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
-def _four(answer: Any) -> tuple[int, int, str, int]:
-    admitted, wait_ms, reason, now_ms = answer
-    return int(admitted), int(wait_ms), str(reason), int(now_ms)
+def _five(answer: Any) -> tuple[int, int, str, int, int]:
+    admitted, wait_ms, reason, now_ms, refusing = answer
+    text = reason.decode() if isinstance(reason, bytes) else str(reason)
+    return int(admitted), int(wait_ms), text, int(now_ms), int(refusing)

@@ -20,16 +20,16 @@ marks may not, and an attempt in flight at that moment could then be taken for t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 
 import anyio
 from redis.asyncio import Redis
 
 from bulkrt.core.attribution import Evidence
-from bulkrt.core.items import Item
+from bulkrt.core.items import Action, Item
 from bulkrt.errors import LedgerError
+from bulkrt.fleet.budget import SentMark
 from bulkrt.fleet.connection import patiently
 from bulkrt.ledger.journal import JournalEvent, KeyState, journal_line
 
@@ -108,12 +108,6 @@ async def load_journal_state(
     return states, made
 
 
-@dataclass(slots=True)
-class _SharedBatch:
-    events: list[tuple[str, Item, JournalEvent]] = field(default_factory=list)
-    durable: anyio.Event | None = None
-
-
 class SharedJournal:
     """The `bulkrt.shell.dispatcher.Journal` of one worker session (see the module docstring)."""
 
@@ -132,7 +126,13 @@ class SharedJournal:
         self._earlier = dict(earlier)
         self._made = set(made)
         self._open: set[str] = set()
-        self._batch = _SharedBatch()
+        self._batch: list[tuple[str, Item, JournalEvent]] = []
+        #: item key -> its events recorded and not written yet (a next attempt's sent mark,
+        #: written by its admission, must come after them)
+        self._unwritten: dict[str, int] = {}
+        #: (account, action, Tweet) -> the sent mark of the request about to leave, for the
+        #: account's sender to write in its admission (`marks`)
+        self._handed: dict[tuple[str, Action, str], SentMark] = {}
         self._kick: anyio.Event | None = None
         # one write at a time: `close` must wait for a batch the flusher has taken and not
         # written yet (cancelling the flusher then would lose those events)
@@ -158,25 +158,38 @@ class SharedJournal:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:
             self._open.discard(item.key)
-        self._batch.events.append((self._jobs[item.key], item, event))
+        self._batch.append((self._jobs[item.key], item, event))
+        self._unwritten[item.key] = self._unwritten.get(item.key, 0) + 1
         if event is JournalEvent.SENT and self._kick is not None:
             self._kick.set()
 
     def flush(self) -> None:
-        if self._batch.events and self._kick is not None:
+        if self._batch and self._kick is not None:
             self._kick.set()
 
     async def before_send(self, item: Item) -> bool:
+        """Hand the attempt's sent mark to the account's sender, which writes it in the same
+        Redis step as the request's admission (`marks`): there, durable, before the request
+        leaves, and never for a request the budget refuses. An attempt whose previous one is
+        still open (its answer left it possibly applied) needs no new mark."""
         if item.key in self._open:
             return True
-        self.record(item, JournalEvent.SENT)
-        durable = self._batch.durable
-        if durable is None:
-            durable = self._batch.durable = anyio.Event()
-        if self._kick is None:
+        if self._unwritten.get(item.key):
+            # the previous attempt's closing events go first, in the journal's order
             await self._write(self._take())
-        await durable.wait()
+        self._open.add(item.key)
+        job = self._jobs[item.key]
+        stream, state, _ = _keys(self._prefix, job)
+        self._handed[(item.account, item.action, item.tweet_id)] = SentMark(
+            stream, journal_line(item, JournalEvent.SENT), state, item.key, _CODE[JournalEvent.SENT]
+        )
         return True
+
+    def marks(self, account: str) -> Callable[[Action, str], SentMark | None]:
+        """What ``account``'s sender calls as its request starts: the sent mark `before_send`
+        handed over for that request (one request per account and Tweet is in flight), or None
+        (an undo, or an attempt whose previous one is still open)."""
+        return lambda action, tweet_id: self._handed.pop((account, action, tweet_id), None)
 
     async def flush_forever(self) -> None:
         self._kick = anyio.Event()
@@ -189,17 +202,17 @@ class SharedJournal:
         """Write what is queued (the session's last events)."""
         await self._write(self._take())
 
-    def _take(self) -> _SharedBatch:
-        batch, self._batch = self._batch, _SharedBatch()
+    def _take(self) -> list[tuple[str, Item, JournalEvent]]:
+        batch, self._batch = self._batch, []
         return batch
 
-    async def _write(self, batch: _SharedBatch) -> None:
+    async def _write(self, batch: list[tuple[str, Item, JournalEvent]]) -> None:
         async with self._writing:
             await self._append(batch)
 
-    async def _append(self, batch: _SharedBatch) -> None:
+    async def _append(self, batch: list[tuple[str, Item, JournalEvent]]) -> None:
         by_job: dict[str, list[str]] = {}
-        for job, item, event in batch.events:
+        for job, item, event in batch:
             by_job.setdefault(job, []).extend(
                 (item.key, _CODE[event], journal_line(item, event), _triple(item))
             )
@@ -209,5 +222,9 @@ class SharedJournal:
                 partial(self._script, keys=keys, args=args),
                 what="writing the shared journal",
             )
-        if batch.durable is not None:
-            batch.durable.set()
+        for _, item, _ in batch:
+            left = self._unwritten[item.key] - 1
+            if left:
+                self._unwritten[item.key] = left
+            else:
+                del self._unwritten[item.key]
