@@ -53,6 +53,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from bulkrt.fleet.keyspace import KeySpace
@@ -256,7 +257,7 @@ class SharedBudget:
         self._keys = KeySpace(prefix)
         self._acquire = redis.register_script(_ACQUIRE)
         self._learn = redis.register_script(_LEARN)
-        #: admissions asked for and not yet on their way (`_admit`)
+        #: script calls asked for and not yet on their way (`_batched`)
         self._asks: list[_Ask] = []
         self._leading = False
 
@@ -304,7 +305,9 @@ class SharedBudget:
             args += [log.limit, _ms(log.window), "1" if log.app_wide else "0"]
         if mark is not None:
             keys += [mark.stream, mark.state]
-        admitted, wait_ms, reason, now_ms, refusing = _five(await self._admit(keys, args))
+        admitted, wait_ms, reason, now_ms, refusing = _five(
+            await self._batched(self._acquire, keys, args)
+        )
         return BudgetAdmission(
             ok=admitted == 1,
             retry_after=max(0, wait_ms) / 1000,
@@ -313,14 +316,15 @@ class SharedBudget:
             log=logs[refusing - 1].name if refusing else None,
         )
 
-    async def _admit(self, keys: list[str], args: list[str | int]) -> Any:
-        """Run the admission script, together with every other admission asked for in the same
-        pass of the event loop: one pipeline, one round trip, each script call still atomic on
-        its own (a session dispatching a window's worth of requests at once asks for them all
-        together). The first asker sends the batch; whoever asked while it was on its way, or
-        whose batch was cancelled with the task that sent it, asks again."""
+    async def _batched(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+        """Run ``script`` (an admission, or a lesson from an answer) together with every other
+        one asked for in the same pass of the event loop: one pipeline, one round trip, each
+        script call still atomic on its own (a session dispatching a window's worth of requests
+        at once asks for them all together, and learns what their answers said together). The
+        first asker sends the batch; whoever asked while it was on its way, or whose batch was
+        cancelled with the task that sent it, asks again."""
         while True:
-            ask = _Ask(keys, args)
+            ask = _Ask(script, keys, args)
             self._asks.append(ask)
             if not self._leading:
                 self._leading = True
@@ -342,16 +346,16 @@ class SharedBudget:
                 return ask.answer
 
     async def _send(self, batch: list[_Ask]) -> None:
-        """One pipeline of admission calls; every ask of ``batch`` ends answered, failed, or
+        """One pipeline of script calls; every ask of ``batch`` ends answered, failed, or
         (when this task is cancelled meanwhile) neither, to be asked again."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for ask in batch:
-                    pipe.evalsha(self._acquire.sha, len(ask.keys), *ask.keys, *ask.args)
+                    pipe.evalsha(ask.script.sha, len(ask.keys), *ask.keys, *ask.args)
                 answers = await pipe.execute(raise_on_error=False)
             for ask, answer in zip(batch, answers, strict=True):
                 if isinstance(answer, NoScriptError):  # not run (Redis restarted): load, run
-                    answer = await self._acquire(keys=ask.keys, args=ask.args)
+                    answer = await ask.script(keys=ask.keys, args=ask.args)
                 if isinstance(answer, Exception):
                     ask.error = answer
                 else:
@@ -401,14 +405,15 @@ class SharedBudget:
             secrets.token_hex(8),
             "" if lease is None else f"{lease[0]}|{lease[1]}",
         ]
-        until_ms = int(await self._learn(keys=keys, args=args))
+        until_ms = int(await self._batched(self._learn, keys, args))
         return until_ms / 1000 if until_ms > 0 else None
 
 
 @dataclass(slots=True, eq=False)
 class _Ask:
-    """One admission asked for: its script's keys and arguments, and what came of it."""
+    """One script call asked for: the script, its keys and arguments, and what came of it."""
 
+    script: AsyncScript
     keys: list[str]
     args: list[str | int]
     done: anyio.Event = field(default_factory=anyio.Event)
