@@ -379,7 +379,8 @@ class _Drive:
                 return total
             records = [LedgerRecord.from_json(line) for _, line in entries]
             # copied before a crash that came before its deletion: not again
-            records = [record for record in records if record.to_json() not in tail]
+            if tail:
+                records = [record for record in records if record.to_json() not in tail]
             # the writes and their fsync in a thread: this event loop also runs the driver's
             # own worker, whose requests would wait behind the disk
             await anyio.to_thread.run_sync(self._write_ledger, records)

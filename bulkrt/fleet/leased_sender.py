@@ -22,7 +22,7 @@ budget.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
 from bulkrt.core.credential_refresh import RefreshReport
@@ -139,9 +139,9 @@ class LeasedSender:
     async def _teach(self, action: Action, period: float, exchange: Exchange) -> None:
         """Tell the shared budget what a 429, or an answer saying the window is spent, taught
         (every other answer agrees with the log: this holder is the account's only sender)."""
+        if exchange.http != 429 and not _spent(exchange.headers):
+            return  # most answers: looked at without parsing every header
         reading = parse_rate_limits(exchange.headers).window
-        if exchange.http != 429 and (reading is None or reading.remaining != 0):
-            return
         await patiently(
             lambda: self._budget.learn(
                 self._lease.user_id,
@@ -156,6 +156,18 @@ class LeasedSender:
             ),
             what="the shared rate-limit budget",
         )
+
+
+def _spent(headers: Mapping[str, str]) -> bool:
+    """Whether an answer's ``x-rate-limit-remaining`` says 0, read as `parse_rate_limits` reads
+    it (`Exchange.headers` names are lower-case)."""
+    value = headers.get("x-rate-limit-remaining")
+    if value is None:
+        return False
+    try:
+        return int(value.strip()) == 0
+    except ValueError:
+        return False
 
 
 def _logs(model: LimitModel, action: Action) -> tuple[BudgetLog, ...]:
