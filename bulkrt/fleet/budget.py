@@ -1,10 +1,13 @@
 """The rate-limit budget that every process of the multi-machine mode shares: per account (its
 platform user id) and endpoint, a sliding-window log of the requests admitted, and a "blocked
-until" deadline learned from the API's answers.
+until" deadline learned from the API's answers; a log per cap no header shows, an account's own
+or one for the whole app.
 
-Why no window is ever overspent, whoever sends: a request goes out only after `SharedBudget.acquire`
-admitted it, and admission is one Lua script, so Redis runs it alone: it drops the entries older
-than the window, counts the rest, and adds the new one only when fewer than ``limit`` remain. Its
+Why no window is ever overspent, whoever sends: a request goes out only after `SharedBudget.admit`
+admitted it, and admission is one Lua script, so Redis runs it alone: for each log the request
+counts against (`BudgetLog`: the endpoint's window, then the tier's caps) it drops the entries
+older than the window and counts the rest, and it adds the request to every log only when each
+has fewer than its ``limit`` (all or none: a full cap spends nothing of the window). Its
 one clock is Redis's ``TIME``, read inside the script, so the processes' own clocks (on several
 machines, possibly skewed) never enter the count. Two jobs, two drivers, or a worker taking over
 an account another one held all draw from the same log.
@@ -28,12 +31,22 @@ window's slots together when the platform's window resets, where a log frees the
 round trip per request per window later). Anything else in the log (an earlier holder's
 admissions, another job's, placeholders learnt from headers, admissions without a lease) keeps
 the log strict, so a next holder, or a second sender, never overspends what the holder spent.
+An app-wide log (an app's cap) counts every account's requests, from every process: it is strict
+for everyone, holders included, and no process's own pacing of the cap can overspend it.
+
+A retweet's sent mark (`SentMark`, `bulkrt.fleet.shared_journal`) is written by the admission
+that lets its request go, in the same script: the mark is in Redis (and on disk, with
+``appendfsync always``, before Redis answers) before the request leaves, one round trip for
+both, and a request the budget refuses leaves no mark behind. The script then touches an
+account's keys, the app's logs and a job's journal together: like `bulkrt.fleet.store`'s
+scripts, it needs one Redis server (or one shard), not a cluster spread over slots.
 
 Stored in Redis (prefix first, the user id as a hash tag so one account's keys share a slot):
 ``u:{uid}:sw:<endpoint>`` a sorted set of admissions scored by Redis time in milliseconds, each
 member ending ``@worker|fence`` when made under a lease (the set expires one window after its
-last admission); ``u:{uid}:blk:<endpoint>`` the blocked-until deadline
-in milliseconds, expiring at it. Neither holds a secret.
+last admission), and ``u:{uid}:sw:<cap>`` likewise per cap of the account; ``app:sw:<cap>``
+the log of an app-wide cap; ``u:{uid}:blk:<endpoint>`` the blocked-until deadline in
+milliseconds, expiring at it. None holds a secret.
 
 >>> budget = SharedBudget(redis, "bulkrt:")  # doctest: +SKIP
 >>> await budget.acquire("2244994945", Action.RETWEET, limit=50, window=900, lease=None)

@@ -1,6 +1,8 @@
 """A `bulkrt.shell.sender.Sender` for an account whose lease this worker holds: before each
-request leaves, it takes a place in the account's shared budget (`bulkrt.fleet.budget`), checked
-against the lease's fence in the same atomic step; after a 429, or an answer saying the window
+request leaves, it takes a place in the account's shared budget (`bulkrt.fleet.budget`: the
+endpoint's window and every cap the tier is known to have, the app's included), checked against
+the lease's fence, and writes the retweet's sent mark the journal handed over, all in the same
+atomic step; after a 429, or an answer saying the window
 is spent, it teaches the budget what the rate-limit headers said, so every worker and every job
 on the same Redis learns it at once (the other answers tell the log nothing it does not hold: the
 holder is the account's only sender).

@@ -12,10 +12,14 @@ Per job, one Lua call appends a batch of events atomically to:
   evidence the driver published with each item);
 * ``made:<job>``, the (campaign, account, Tweet) triples whose retweet the campaign made.
 
-A ``sent`` is in Redis before its request leaves (the request waits for the call that wrote it).
-With ``appendfsync always`` it survives a Redis crash too; with ``everysec`` the last second's
-marks may not, and an attempt in flight at that moment could then be taken for the owner's
-(the README says to run Redis with ``appendfsync always``).
+A ``sent`` is not written by this journal's own calls: `SharedJournal.before_send` hands it to the
+account's sender (`SharedJournal.marks`), which writes it in the Lua step that admits the request
+into the shared budget (`bulkrt.fleet.budget.SharedBudget.admit`). So it is in Redis before the
+request leaves, in the same round trip as the admission, and a request the budget refuses leaves
+none (an attempt whose earlier events are not written yet has them written first, so the journal
+keeps each key's events in order). With ``appendfsync always`` it survives a Redis crash too;
+with ``everysec`` the last second's marks may not, and an attempt in flight at that moment could
+then be taken for the owner's (the README says to run Redis with ``appendfsync always``).
 """
 
 from __future__ import annotations
