@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
+from typing import Any
 
 import anyio
 from redis.asyncio import Redis
@@ -91,14 +92,29 @@ async def load_journal_state(
     made: set[tuple[str, str, str]] = set()
     if not items:
         return states, made
-    pipe = redis.pipeline(transaction=False)
+    # two commands per job, whatever its number of items: the keys' events, and which triples
+    # the campaign made
+    by_job: dict[str, list[Item]] = {}
     for job, item, _, _ in items:
-        _, state_key, made_key = _keys(prefix, job)
-        pipe.hget(state_key, item.key)
-        pipe.sismember(made_key, _triple(item))
-    answers = await patiently(pipe.execute, what="loading the shared journal")
-    for n, (_, item, earlier, made_before) in enumerate(items):
-        codes, made_now = answers[2 * n], answers[2 * n + 1]
+        by_job.setdefault(job, []).append(item)
+
+    async def read() -> list[Any]:
+        # a pipeline per attempt: one that failed has emptied itself
+        async with redis.pipeline(transaction=False) as pipe:
+            for job, its in by_job.items():
+                _, state_key, made_key = _keys(prefix, job)
+                pipe.hmget(state_key, [item.key for item in its])
+                pipe.smismember(made_key, [_triple(item) for item in its])
+            return await pipe.execute()
+
+    answers = iter(await patiently(read, what="loading the shared journal"))
+    found: dict[tuple[str, str], tuple[str | None, bool]] = {}
+    for job, its in by_job.items():
+        codes_of, made_of = next(answers), next(answers)
+        for item, codes, made_now in zip(its, codes_of, made_of, strict=True):
+            found[job, item.key] = codes, bool(made_now)
+    for job, item, earlier, made_before in items:
+        codes, made_now = found[job, item.key]
         state = KeyState(possible=earlier.possible)
         if earlier.made:
             state.apply(JournalEvent.MADE)
