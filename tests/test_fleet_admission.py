@@ -12,6 +12,7 @@ import anyio.lowlevel
 import pytest
 from redis.asyncio import Redis
 
+from bulkrt.core.attribution import Evidence
 from bulkrt.core.credential_refresh import RefreshReport, RefreshVerdict
 from bulkrt.core.items import Action, Item
 from bulkrt.core.scheduler import Scheduler
@@ -19,7 +20,7 @@ from bulkrt.core.tiers import LimitModel, Tier, WindowLimit
 from bulkrt.fleet.budget import BudgetLog, SharedBudget
 from bulkrt.fleet.connection import connect
 from bulkrt.fleet.leased_sender import LeasedSender
-from bulkrt.fleet.shared_journal import SharedJournal, event_codes
+from bulkrt.fleet.shared_journal import SharedJournal, event_codes, load_journal_state
 from bulkrt.fleet.shared_results import SharedResults
 from bulkrt.fleet.store import FleetStore, JobMeta, Lease
 from bulkrt.ledger.journal import JournalEvent, journal_line
@@ -173,6 +174,38 @@ async def test_a_refused_admission_leaves_no_sent_mark(
     admitted = await budget.admit(UID, [BudgetLog("retweet", 1, 900.0)], lease=None, mark=mark)
     assert admitted.ok
     assert await journal_codes(redis, item.key) == [JournalEvent.NONE, JournalEvent.SENT]
+
+
+async def test_a_next_holder_loads_what_earlier_holders_did_in_every_job(redis: Redis) -> None:
+    """Events an earlier holder wrote to two jobs' journals come back, per item, folded on top
+    of the evidence each item was published with: a retweet made is the campaign's (and its
+    triple made), a sent never answered is possibly applied, an item with nothing written keeps
+    its published evidence."""
+    made, open_, untouched, earlier = items(4)
+    jobs = {made.key: "j1", open_.key: "j1", untouched.key: "j2", earlier.key: "j2"}
+    journal = SharedJournal(redis, PREFIX, jobs, {}, ())
+    journal.record(made, JournalEvent.SENT)
+    journal.record(made, JournalEvent.MADE)
+    journal.record(open_, JournalEvent.SENT)
+    await journal.close()
+    states, triples = await load_journal_state(
+        redis,
+        PREFIX,
+        [
+            ("j1", made, Evidence(), False),
+            ("j1", open_, Evidence(), False),
+            ("j2", untouched, Evidence(), False),
+            ("j2", earlier, Evidence(possible=True), False),
+        ],
+    )
+    evidence = {key: state.evidence() for key, state in states.items()}
+    assert evidence == {
+        made.key: Evidence(made=True),
+        open_.key: Evidence(possible=True),
+        untouched.key: Evidence(),
+        earlier.key: Evidence(possible=True),
+    }
+    assert triples == {(made.campaign, made.account, made.tweet_id)}
 
 
 async def test_logs_admit_all_together_or_none(redis: Redis) -> None:
