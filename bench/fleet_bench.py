@@ -387,14 +387,19 @@ def makespan(
     )
     print(
         "| mode | processes | exit | wall s | makespan s | minimum s | ratio | first-request "
-        "spread s | worst account ratio | 429s | ledger | processes that finished items |"
+        "spread s | worst account ratio | 429s | CPU ms/item | Redis round trips/item | ledger | "
+        "processes that finished items |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
+        d = r.driven
+        cpu = (d.driver_cpu + sum(d.worker_cpu)) * 1000 / r.requests
+        trips = f"{d.redis['reads'] / r.requests:.2f}" if r.mode == "fleet" else "-"
         print(
-            f"| {r.mode} | {r.processes} | {r.driven.returncode} | {r.driven.seconds:.2f} | "
+            f"| {r.mode} | {r.processes} | {d.returncode} | {d.seconds:.2f} | "
             f"{r.makespan:.3f} | {r.bound:.3f} | {r.ratio:.4f} | {r.spread:.3f} | "
-            f"{r.worst_ratio:.4f} | {r.too_many} | {r.statuses} | {r.runs} |"
+            f"{r.worst_ratio:.4f} | {r.too_many} | {cpu:.2f} | {trips} | {r.statuses} | "
+            f"{r.runs} |"
         )
     print()
     for r in results:

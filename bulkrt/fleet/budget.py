@@ -1,10 +1,13 @@
 """The rate-limit budget that every process of the multi-machine mode shares: per account (its
 platform user id) and endpoint, a sliding-window log of the requests admitted, and a "blocked
-until" deadline learned from the API's answers.
+until" deadline learned from the API's answers; a log per cap no header shows, an account's own
+or one for the whole app.
 
-Why no window is ever overspent, whoever sends: a request goes out only after `SharedBudget.acquire`
-admitted it, and admission is one Lua script, so Redis runs it alone: it drops the entries older
-than the window, counts the rest, and adds the new one only when fewer than ``limit`` remain. Its
+Why no window is ever overspent, whoever sends: a request goes out only after `SharedBudget.admit`
+admitted it, and admission is one Lua script, so Redis runs it alone: for each log the request
+counts against (`BudgetLog`: the endpoint's window, then the tier's caps) it drops the entries
+older than the window and counts the rest, and it adds the request to every log only when each
+has fewer than its ``limit`` (all or none: a full cap spends nothing of the window). Its
 one clock is Redis's ``TIME``, read inside the script, so the processes' own clocks (on several
 machines, possibly skewed) never enter the count. Two jobs, two drivers, or a worker taking over
 an account another one held all draw from the same log.
@@ -28,12 +31,22 @@ window's slots together when the platform's window resets, where a log frees the
 round trip per request per window later). Anything else in the log (an earlier holder's
 admissions, another job's, placeholders learnt from headers, admissions without a lease) keeps
 the log strict, so a next holder, or a second sender, never overspends what the holder spent.
+An app-wide log (an app's cap) counts every account's requests, from every process: it is strict
+for everyone, holders included, and no process's own pacing of the cap can overspend it.
+
+A retweet's sent mark (`SentMark`, `bulkrt.fleet.shared_journal`) is written by the admission
+that lets its request go, in the same script: the mark is in Redis (and on disk, with
+``appendfsync always``, before Redis answers) before the request leaves, one round trip for
+both, and a request the budget refuses leaves no mark behind. The script then touches an
+account's keys, the app's logs and a job's journal together: like `bulkrt.fleet.store`'s
+scripts, it needs one Redis server (or one shard), not a cluster spread over slots.
 
 Stored in Redis (prefix first, the user id as a hash tag so one account's keys share a slot):
 ``u:{uid}:sw:<endpoint>`` a sorted set of admissions scored by Redis time in milliseconds, each
 member ending ``@worker|fence`` when made under a lease (the set expires one window after its
-last admission); ``u:{uid}:blk:<endpoint>`` the blocked-until deadline
-in milliseconds, expiring at it. Neither holds a secret.
+last admission), and ``u:{uid}:sw:<cap>`` likewise per cap of the account; ``app:sw:<cap>``
+the log of an app-wide cap; ``u:{uid}:blk:<endpoint>`` the blocked-until deadline in
+milliseconds, expiring at it. None holds a secret.
 
 >>> budget = SharedBudget(redis, "bulkrt:")  # doctest: +SKIP
 >>> await budget.acquire("2244994945", Action.RETWEET, limit=50, window=900, lease=None)
@@ -45,6 +58,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -52,11 +66,12 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from bulkrt.fleet.keyspace import KeySpace
 
-__all__ = ["BudgetAdmission", "Refusal", "SharedBudget"]
+__all__ = ["BudgetAdmission", "BudgetLog", "Refusal", "SentMark", "SharedBudget"]
 
 
 class Refusal(StrEnum):
@@ -83,54 +98,106 @@ class BudgetAdmission:
     reason: Refusal | None
     #: Redis's clock when it decided (epoch seconds, millisecond resolution)
     at: float
+    #: refused for the budget: the name of the log that refused it (the one freeing last)
+    log: str | None = None
 
 
-# KEYS: 1 the log, 2 the block, 3 the lease, 4 the spent window.  ARGV: 1 limit, 2 window (ms),
-# 3 a unique member, 4 the lease as "worker|fence" ("" for none).
-# Returns {admitted, wait ms, reason, now ms}.
+@dataclass(frozen=True, slots=True)
+class BudgetLog:
+    """One sliding-window log a request takes a place in: the endpoint's (named after it), or a
+    cap's (named after the cap). An ``app_wide`` log counts every account's requests together
+    (an app's cap): it is strict for every sender, the holder of an account included."""
+
+    name: str
+    limit: int
+    window: float
+    app_wide: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SentMark:
+    """A request's sent mark, written in its admission's own step (`SharedBudget.admit`): a
+    line appended to the journal's ``stream`` (field ``line``), and ``code`` appended to
+    ``field`` of the journal's ``state`` hash (`bulkrt.fleet.shared_journal` names them)."""
+
+    stream: str
+    line: str
+    state: str
+    field: str
+    code: str
+
+
+# KEYS: 1 the lease, 2 the endpoint's block, 3 its spent window, then the n logs, then (with a
+# mark) the journal's stream and its state hash.  ARGV: 1 the lease as "worker|fence" ("" for
+# none), 2 a unique member, 3 n, 4 the mark's line ("" for none), 5 its state field, 6 its
+# letter, then per log: limit, window (ms), "1" when app-wide (no holder's exemption).
+# Returns {admitted, wait ms, reason, now ms, the refusing log's number (1-based; 0 for none)}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[4] then
-  return {0, 0, 'lease', now}
+local held = ARGV[1]
+if held ~= '' and redis.call('GET', KEYS[1]) ~= held then
+  return {0, 0, 'lease', now, 0}
 end
 local blocked = redis.call('PTTL', KEYS[2])
 if blocked > 0 then
-  return {0, blocked, 'blocked', now}
+  return {0, blocked, 'blocked', now, 0}
 end
-local spent = redis.call('GET', KEYS[4])
-if spent and (spent == '' or spent ~= ARGV[4]) then
-  return {0, math.max(1, redis.call('PTTL', KEYS[4])), 'blocked', now}
+local spent = redis.call('GET', KEYS[3])
+if spent and (spent == '' or spent ~= held) then
+  return {0, math.max(1, redis.call('PTTL', KEYS[3])), 'blocked', now, 0}
 end
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
+local n = tonumber(ARGV[3])
 local own = ''
-if ARGV[4] ~= '' then own = '@' .. ARGV[4] end
-if count >= limit then
-  -- full, unless every admission in it is the caller's own under this very lease: its
-  -- scheduler paces those itself (see the module docstring)
-  local foreign = own == ''
-  if not foreign then
-    for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-      if string.sub(member, -#own) ~= own then
-        foreign = true
-        break
+if held ~= '' then own = '@' .. held end
+local wait, refusing = 0, 0
+for i = 1, n do
+  local log = KEYS[3 + i]
+  local limit = tonumber(ARGV[4 + 3 * i])
+  local window = tonumber(ARGV[5 + 3 * i])
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window)
+  local count = redis.call('ZCARD', log)
+  if count >= limit then
+    -- full, unless every admission in it is the caller's own under this very lease: its
+    -- scheduler paces those itself (see the module docstring); an app-wide log has many
+    -- senders, so it is full for everyone
+    local foreign = own == '' or ARGV[6 + 3 * i] == '1'
+    if not foreign then
+      for _, member in ipairs(redis.call('ZRANGE', log, 0, -1)) do
+        if string.sub(member, -#own) ~= own then
+          foreign = true
+          break
+        end
+      end
+    end
+    if foreign then
+      local freeing = redis.call('ZRANGE', log, count - limit, count - limit, 'WITHSCORES')
+      local frees = tonumber(freeing[2]) + window - now
+      if frees > wait or refusing == 0 then
+        wait, refusing = frees, i
       end
     end
   end
-  if foreign then
-    local index = count - limit
-    local freeing = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
-    return {0, tonumber(freeing[2]) + window - now, 'budget', now}
+end
+if refusing > 0 then
+  return {0, wait, 'budget', now, refusing}
+end
+local member = now .. ':' .. ARGV[2] .. own
+for i = 1, n do
+  local log = KEYS[3 + i]
+  local window = tonumber(ARGV[5 + 3 * i])
+  redis.call('ZADD', log, now, member)
+  if redis.call('PTTL', log) < window then
+    redis.call('PEXPIRE', log, window)
   end
 end
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3] .. own)
-if redis.call('PTTL', KEYS[1]) < window then
-  redis.call('PEXPIRE', KEYS[1], window)
+if ARGV[4] ~= '' then
+  -- the request's sent mark, in the step that admits it: there iff the request may leave
+  redis.call('XADD', KEYS[4 + n], '*', 'line', ARGV[4])
+  local was = redis.call('HGET', KEYS[5 + n], ARGV[5]) or ''
+  redis.call('HSET', KEYS[5 + n], ARGV[5], was .. ARGV[6])
 end
-return {1, 0, '', now}
+return {1, 0, '', now, 0}
 """
 
 # KEYS: 1 the log, 2 the block, 3 the spent window.  ARGV: 1 status (0 for none), 2 limit,
@@ -203,7 +270,7 @@ class SharedBudget:
         self._keys = KeySpace(prefix)
         self._acquire = redis.register_script(_ACQUIRE)
         self._learn = redis.register_script(_LEARN)
-        #: admissions asked for and not yet on their way (`_admit`)
+        #: script calls asked for and not yet on their way (`_batched`)
         self._asks: list[_Ask] = []
         self._leading = False
 
@@ -217,32 +284,60 @@ class SharedBudget:
         lease: tuple[str, int] | None,
     ) -> BudgetAdmission:
         """Admit one request for ``uid`` on ``endpoint`` now, or say why not and for how long."""
-        if limit < 1 or not window > 0:
-            raise ValueError(f"a window needs a limit of 1 or more and a positive length: {limit=}")
+        return await self.admit(uid, [BudgetLog(endpoint, limit, window)], lease=lease)
+
+    async def admit(
+        self,
+        uid: str,
+        logs: Sequence[BudgetLog],
+        *,
+        lease: tuple[str, int] | None,
+        mark: SentMark | None = None,
+    ) -> BudgetAdmission:
+        """Admit one request for ``uid`` into every one of ``logs`` at once (the endpoint's
+        first: its blocks apply), or into none of them, saying why and for how long; with
+        ``mark``, write the request's sent mark in the same step, only when admitted."""
+        if not logs:
+            raise ValueError("an admission needs at least one log")
         keys = [
-            self._keys.window_log(uid, endpoint),
-            self._keys.blocked(uid, endpoint),
             self._keys.lease(uid),
-            self._keys.spent(uid, endpoint),
+            self._keys.blocked(uid, logs[0].name),
+            self._keys.spent(uid, logs[0].name),
         ]
         held = "" if lease is None else f"{lease[0]}|{lease[1]}"
-        args: list[str | int] = [limit, _ms(window), secrets.token_hex(8), held]
-        admitted, wait_ms, reason, now_ms = _four(await self._admit(keys, args))
+        args: list[str | int] = [held, secrets.token_hex(8), len(logs)]
+        args += ["", "", ""] if mark is None else [mark.line, mark.field, mark.code]
+        for log in logs:
+            if log.limit < 1 or not log.window > 0:
+                raise ValueError(f"a log needs a limit of 1 or more and a positive window: {log}")
+            keys.append(
+                self._keys.app_window_log(log.name)
+                if log.app_wide
+                else self._keys.window_log(uid, log.name)
+            )
+            args += [log.limit, _ms(log.window), "1" if log.app_wide else "0"]
+        if mark is not None:
+            keys += [mark.stream, mark.state]
+        admitted, wait_ms, reason, now_ms, refusing = _five(
+            await self._batched(self._acquire, keys, args)
+        )
         return BudgetAdmission(
             ok=admitted == 1,
             retry_after=max(0, wait_ms) / 1000,
             reason=Refusal(reason) if reason else None,
             at=now_ms / 1000,
+            log=logs[refusing - 1].name if refusing else None,
         )
 
-    async def _admit(self, keys: list[str], args: list[str | int]) -> Any:
-        """Run the admission script, together with every other admission asked for in the same
-        pass of the event loop: one pipeline, one round trip, each script call still atomic on
-        its own (a session dispatching a window's worth of requests at once asks for them all
-        together). The first asker sends the batch; whoever asked while it was on its way, or
-        whose batch was cancelled with the task that sent it, asks again."""
+    async def _batched(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+        """Run ``script`` (an admission, or a lesson from an answer) together with every other
+        one asked for in the same pass of the event loop: one pipeline, one round trip, each
+        script call still atomic on its own (a session dispatching a window's worth of requests
+        at once asks for them all together, and learns what their answers said together). The
+        first asker sends the batch; whoever asked while it was on its way, or whose batch was
+        cancelled with the task that sent it, asks again."""
         while True:
-            ask = _Ask(keys, args)
+            ask = _Ask(script, keys, args)
             self._asks.append(ask)
             if not self._leading:
                 self._leading = True
@@ -264,16 +359,16 @@ class SharedBudget:
                 return ask.answer
 
     async def _send(self, batch: list[_Ask]) -> None:
-        """One pipeline of admission calls; every ask of ``batch`` ends answered, failed, or
+        """One pipeline of script calls; every ask of ``batch`` ends answered, failed, or
         (when this task is cancelled meanwhile) neither, to be asked again."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for ask in batch:
-                    pipe.evalsha(self._acquire.sha, len(ask.keys), *ask.keys, *ask.args)
+                    pipe.evalsha(ask.script.sha, len(ask.keys), *ask.keys, *ask.args)
                 answers = await pipe.execute(raise_on_error=False)
             for ask, answer in zip(batch, answers, strict=True):
                 if isinstance(answer, NoScriptError):  # not run (Redis restarted): load, run
-                    answer = await self._acquire(keys=ask.keys, args=ask.args)
+                    answer = await ask.script(keys=ask.keys, args=ask.args)
                 if isinstance(answer, Exception):
                     ask.error = answer
                 else:
@@ -323,14 +418,15 @@ class SharedBudget:
             secrets.token_hex(8),
             "" if lease is None else f"{lease[0]}|{lease[1]}",
         ]
-        until_ms = int(await self._learn(keys=keys, args=args))
+        until_ms = int(await self._batched(self._learn, keys, args))
         return until_ms / 1000 if until_ms > 0 else None
 
 
 @dataclass(slots=True, eq=False)
 class _Ask:
-    """One admission asked for: its script's keys and arguments, and what came of it."""
+    """One script call asked for: the script, its keys and arguments, and what came of it."""
 
+    script: AsyncScript
     keys: list[str]
     args: list[str | int]
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -343,6 +439,7 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
-def _four(answer: Any) -> tuple[int, int, str, int]:
-    admitted, wait_ms, reason, now_ms = answer
-    return int(admitted), int(wait_ms), str(reason), int(now_ms)
+def _five(answer: Any) -> tuple[int, int, str, int, int]:
+    admitted, wait_ms, reason, now_ms, refusing = answer
+    text = reason.decode() if isinstance(reason, bytes) else str(reason)
+    return int(admitted), int(wait_ms), text, int(now_ms), int(refusing)

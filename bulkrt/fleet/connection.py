@@ -160,6 +160,13 @@ async def patiently(
     Redis URL (shown with its password masked). Only an operation whose repetition is harmless
     belongs here: one that failed may have run in Redis before its answer was lost.
     """
+    try:
+        return await op()  # Redis answers: no need for the retry machinery
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+    # unreachable: from now on, as patiently as the docstring says (a first attempt again at
+    # once, then waits between attempts)
     shown = shown_url(url)
     log = log or _log
     waited = False

@@ -71,6 +71,8 @@ _JOB_DONE = "fleet-job-done"
 _PUMP_BATCH = 1000
 #: how often the pump looks for results when it found none
 _PUMP_IDLE = 0.2
+#: how long the pump lets results gather after a pass that found some
+_PUMP_GATHER = 0.1
 
 
 #: an item as the driver publishes it: (serial, account, key, payload)
@@ -365,9 +367,10 @@ class _Drive:
             tail = set()
             if ending:
                 return
-            if not lines:
-                with anyio.move_on_after(_PUMP_IDLE):
-                    await finished.wait()
+            # found none: look again a little later; found some: let more gather first (fewer,
+            # larger ledger writes, each with its fsync and its trip to the writing thread)
+            with anyio.move_on_after(_PUMP_GATHER if lines else _PUMP_IDLE):
+                await finished.wait()
 
     async def _pump_results(self, store: FleetStore, tail: set[str]) -> int:
         total = 0
@@ -379,7 +382,8 @@ class _Drive:
                 return total
             records = [LedgerRecord.from_json(line) for _, line in entries]
             # copied before a crash that came before its deletion: not again
-            records = [record for record in records if record.to_json() not in tail]
+            if tail:
+                records = [record for record in records if record.to_json() not in tail]
             # the writes and their fsync in a thread: this event loop also runs the driver's
             # own worker, whose requests would wait behind the disk
             await anyio.to_thread.run_sync(self._write_ledger, records)
@@ -403,9 +407,10 @@ class _Drive:
             for entry, line in entries:
                 if last is not None and _entry_order(entry) <= _entry_order(last):
                     continue  # copied before a crash that came before its deletion
-                doc = json.loads(line)
-                doc["fleet"] = f"{self.job}/{entry}"
-                data.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+                # the line is a compact JSON object (`journal_line`): the field goes before its
+                # closing brace, as json.dumps would write the object with it
+                fleet = json.dumps(f"{self.job}/{entry}", ensure_ascii=False)
+                data.append(f'{line[:-1]},"fleet":{fleet}}}\n')
                 newest = entry
             if data:
                 encoded = "".join(data).encode("utf-8", "surrogatepass")

@@ -528,7 +528,7 @@ class FleetWorker:
             park=settings.park,
         )
         session.senders = senders = {
-            name: self._sender(name, lease, client, session)
+            name: self._sender(name, lease, client, session, journal)
             for name, lease in session.leases.items()
         }
         session.dispatcher = dispatcher = Dispatcher(
@@ -582,7 +582,9 @@ class FleetWorker:
         await patiently(lambda: self._store.release(lease), what="releasing an account")
         self._wake.set()
 
-    def _sender(self, name: str, lease: Lease, client: XClient, session: _Session) -> LeasedSender:
+    def _sender(
+        self, name: str, lease: Lease, client: XClient, session: _Session, journal: SharedJournal
+    ) -> LeasedSender:
         settings = self._settings
         authorizer = self._authorizers.get(name)
         if authorizer is None:
@@ -609,6 +611,7 @@ class FleetWorker:
             valid=session.valid,
             turn=None if self._pace is None else partial(self._turn, self._pace, session),
             departure=None if self._pace is None else self._pace.departure,
+            marks=journal.marks(name),
         )
 
     @staticmethod

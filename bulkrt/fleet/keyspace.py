@@ -140,6 +140,11 @@ class KeySpace:
         """Account -> ms before which nothing may be sent for it (after a lease expired)."""
         return f"{self.prefix}quiet"
 
+    def app_window_log(self, cap: str) -> str:
+        """The sliding-window log (a sorted set) of an app-wide cap: every account's sends that
+        the cap counts, whichever process sent them."""
+        return f"{self.prefix}app:sw:{cap}"
+
     @property
     def workers(self) -> str:
         """Workers, scored by their last beat (ms)."""

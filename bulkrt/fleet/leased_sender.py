@@ -1,6 +1,8 @@
 """A `bulkrt.shell.sender.Sender` for an account whose lease this worker holds: before each
-request leaves, it takes a place in the account's shared budget (`bulkrt.fleet.budget`), checked
-against the lease's fence in the same atomic step; after a 429, or an answer saying the window
+request leaves, it takes a place in the account's shared budget (`bulkrt.fleet.budget`: the
+endpoint's window and every cap the tier is known to have, the app's included), checked against
+the lease's fence, and writes the retweet's sent mark the journal handed over, all in the same
+atomic step; after a 429, or an answer saying the window
 is spent, it teaches the budget what the rate-limit headers said, so every worker and every job
 on the same Redis learns it at once (the other answers tell the log nothing it does not hold: the
 holder is the account's only sender).
@@ -22,7 +24,7 @@ budget.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
 from bulkrt.core.credential_refresh import RefreshReport
@@ -30,7 +32,7 @@ from bulkrt.core.items import Action
 from bulkrt.core.ratelimits import parse_rate_limits
 from bulkrt.core.tiers import CapScope, LimitModel
 from bulkrt.fleet.account_wait import Hold, WaitReason
-from bulkrt.fleet.budget import Refusal, SharedBudget
+from bulkrt.fleet.budget import BudgetAdmission, BudgetLog, Refusal, SentMark, SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.store import Lease
 from bulkrt.shell.client import Exchange
@@ -57,6 +59,7 @@ class LeasedSender:
         valid: Callable[[], bool] = lambda: True,
         turn: Callable[[], Awaitable[bool]] | None = None,
         departure: Callable[[], Awaitable[None]] | None = None,
+        marks: Callable[[Action, str], SentMark | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._inner = inner
@@ -73,7 +76,13 @@ class LeasedSender:
         self._turn = turn
         #: waits, just before the request leaves, until its ``--max-rps`` spacing allows it
         self._departure = departure
+        #: the sent mark the journal handed over for a request (action, Tweet), if any: written
+        #: in the admission's own step (`SharedJournal.marks`)
+        self._marks = marks
         self._clock = clock
+        #: per action, the logs a request takes a place in: its endpoint's window, then each cap
+        #: the tier is known to have (a user's, or the app's), all admitted together or none
+        self._logs = {action: _logs(model, action) for action in Action}
         #: what the budget (or the quiet period) last refused, until a request is admitted:
         #: why the account waits, for ``bulkrt status --redis``
         self.hold: Hold | None = None
@@ -90,6 +99,8 @@ class LeasedSender:
         return await self._inner.refresh()
 
     async def send(self, action: Action, tweet_id: str) -> Exchange:
+        # taken at once: the dispatcher calls this right after the journal handed the mark over
+        mark = None if self._marks is None else self._marks(action, tweet_id)
         now = self._clock()
         lease = self._lease
         if lease.quiet_until > now:
@@ -97,33 +108,23 @@ class LeasedSender:
             return Exchange(None, sent=False, held_until=lease.quiet_until)
         if self._turn is not None and not await self._turn():
             return Exchange(None, sent=False, held_until=self._clock() + _LOST_HOLD)
-        window = self._model.window_for(action)
-        # the endpoint's window, then each per-account cap the tier is known to have (a cap that
-        # refuses after the window admitted leaves one slot of the window spent: the safe side)
-        budgets = [(str(action), window)] + [
-            (cap.name, cap.window)
-            for cap in self._model.caps_for(action)
-            if cap.scope is CapScope.USER
-        ]
-        for name, limit in budgets:
-            admission = await patiently(
-                partial(
-                    self._budget.acquire,
-                    lease.user_id,
-                    name,
-                    limit=limit.limit,
-                    window=limit.period,
-                    lease=(lease.worker, lease.fence),
-                ),
-                what="the shared rate-limit budget",
-            )
-            if admission.reason is Refusal.LEASE:
-                self._on_lost(lease)
-                return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
-            if not admission.ok:
-                until = self._clock() + admission.retry_after
-                self.hold = Hold(_reason(name == str(action), admission.reason), until)
-                return Exchange(None, sent=False, held_until=until)
+        admission = await patiently(
+            partial(
+                self._budget.admit,
+                lease.user_id,
+                self._logs[action],
+                lease=(lease.worker, lease.fence),
+                mark=mark,
+            ),
+            what="the shared rate-limit budget",
+        )
+        if admission.reason is Refusal.LEASE:
+            self._on_lost(lease)
+            return Exchange(None, sent=False, held_until=now + _LOST_HOLD)
+        if not admission.ok:
+            until = self._clock() + admission.retry_after
+            self.hold = Hold(_reason(admission, str(action)), until)
+            return Exchange(None, sent=False, held_until=until)
         self.hold = None
         if not self._valid():
             # Admitted, but this process stalled (or Redis did not answer its renewals) long
@@ -134,15 +135,15 @@ class LeasedSender:
             await self._departure()
         exchange = await self._inner.send(action, tweet_id)
         if exchange.http is not None:
-            await self._teach(action, window.period, exchange)
+            await self._teach(action, self._logs[action][0].window, exchange)
         return exchange
 
     async def _teach(self, action: Action, period: float, exchange: Exchange) -> None:
         """Tell the shared budget what a 429, or an answer saying the window is spent, taught
         (every other answer agrees with the log: this holder is the account's only sender)."""
+        if exchange.http != 429 and not _spent(exchange.headers):
+            return  # most answers: looked at without parsing every header
         reading = parse_rate_limits(exchange.headers).window
-        if exchange.http != 429 and (reading is None or reading.remaining != 0):
-            return
         await patiently(
             lambda: self._budget.learn(
                 self._lease.user_id,
@@ -159,9 +160,30 @@ class LeasedSender:
         )
 
 
-def _reason(endpoint: bool, refusal: Refusal | None) -> WaitReason:
-    """Why a refused request waits: the endpoint's window full, or blocked by what an answer
-    taught; or (``endpoint`` False) a cap no header shows."""
-    if not endpoint:
-        return WaitReason.HIDDEN_CAP
-    return WaitReason.RATE_LIMITED if refusal is Refusal.BLOCKED else WaitReason.WINDOW_FULL
+def _spent(headers: Mapping[str, str]) -> bool:
+    """Whether an answer's ``x-rate-limit-remaining`` says 0, read as `parse_rate_limits` reads
+    it (`Exchange.headers` names are lower-case)."""
+    value = headers.get("x-rate-limit-remaining")
+    if value is None:
+        return False
+    try:
+        return int(value.strip()) == 0
+    except ValueError:
+        return False
+
+
+def _logs(model: LimitModel, action: Action) -> tuple[BudgetLog, ...]:
+    """The logs a request of ``action`` takes a place in, its endpoint's first."""
+    window = model.window_for(action)
+    return (BudgetLog(str(action), window.limit, window.period),) + tuple(
+        BudgetLog(cap.name, cap.window.limit, cap.window.period, cap.scope is CapScope.APP)
+        for cap in model.caps_for(action)
+    )
+
+
+def _reason(admission: BudgetAdmission, endpoint: str) -> WaitReason:
+    """Why a refused request waits: blocked by what an answer taught, the endpoint's window
+    full, or a cap no header shows full."""
+    if admission.reason is Refusal.BLOCKED:
+        return WaitReason.RATE_LIMITED
+    return WaitReason.WINDOW_FULL if admission.log == endpoint else WaitReason.HIDDEN_CAP

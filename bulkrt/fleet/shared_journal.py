@@ -12,24 +12,29 @@ Per job, one Lua call appends a batch of events atomically to:
   evidence the driver published with each item);
 * ``made:<job>``, the (campaign, account, Tweet) triples whose retweet the campaign made.
 
-A ``sent`` is in Redis before its request leaves (the request waits for the call that wrote it).
-With ``appendfsync always`` it survives a Redis crash too; with ``everysec`` the last second's
-marks may not, and an attempt in flight at that moment could then be taken for the owner's
-(the README says to run Redis with ``appendfsync always``).
+A ``sent`` is not written by this journal's own calls: `SharedJournal.before_send` hands it to the
+account's sender (`SharedJournal.marks`), which writes it in the Lua step that admits the request
+into the shared budget (`bulkrt.fleet.budget.SharedBudget.admit`). So it is in Redis before the
+request leaves, in the same round trip as the admission, and a request the budget refuses leaves
+none (an attempt whose earlier events are not written yet has them written first, so the journal
+keeps each key's events in order). With ``appendfsync always`` it survives a Redis crash too;
+with ``everysec`` the last second's marks may not, and an attempt in flight at that moment could
+then be taken for the owner's (the README says to run Redis with ``appendfsync always``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
+from typing import Any
 
 import anyio
 from redis.asyncio import Redis
 
 from bulkrt.core.attribution import Evidence
-from bulkrt.core.items import Item
+from bulkrt.core.items import Action, Item
 from bulkrt.errors import LedgerError
+from bulkrt.fleet.budget import SentMark
 from bulkrt.fleet.connection import patiently
 from bulkrt.ledger.journal import JournalEvent, KeyState, journal_line
 
@@ -87,14 +92,29 @@ async def load_journal_state(
     made: set[tuple[str, str, str]] = set()
     if not items:
         return states, made
-    pipe = redis.pipeline(transaction=False)
+    # two commands per job, whatever its number of items: the keys' events, and which triples
+    # the campaign made
+    by_job: dict[str, list[Item]] = {}
     for job, item, _, _ in items:
-        _, state_key, made_key = _keys(prefix, job)
-        pipe.hget(state_key, item.key)
-        pipe.sismember(made_key, _triple(item))
-    answers = await patiently(pipe.execute, what="loading the shared journal")
-    for n, (_, item, earlier, made_before) in enumerate(items):
-        codes, made_now = answers[2 * n], answers[2 * n + 1]
+        by_job.setdefault(job, []).append(item)
+
+    async def read() -> list[Any]:
+        # a pipeline per attempt: one that failed has emptied itself
+        async with redis.pipeline(transaction=False) as pipe:
+            for job, its in by_job.items():
+                _, state_key, made_key = _keys(prefix, job)
+                pipe.hmget(state_key, [item.key for item in its])
+                pipe.smismember(made_key, [_triple(item) for item in its])
+            return await pipe.execute()
+
+    answers = iter(await patiently(read, what="loading the shared journal"))
+    found: dict[tuple[str, str], tuple[str | None, bool]] = {}
+    for job, its in by_job.items():
+        codes_of, made_of = next(answers), next(answers)
+        for item, codes, made_now in zip(its, codes_of, made_of, strict=True):
+            found[job, item.key] = codes, bool(made_now)
+    for job, item, earlier, made_before in items:
+        codes, made_now = found[job, item.key]
         state = KeyState(possible=earlier.possible)
         if earlier.made:
             state.apply(JournalEvent.MADE)
@@ -106,12 +126,6 @@ async def load_journal_state(
         if made_before or made_now:
             made.add((item.campaign, item.account, item.tweet_id))
     return states, made
-
-
-@dataclass(slots=True)
-class _SharedBatch:
-    events: list[tuple[str, Item, JournalEvent]] = field(default_factory=list)
-    durable: anyio.Event | None = None
 
 
 class SharedJournal:
@@ -132,7 +146,13 @@ class SharedJournal:
         self._earlier = dict(earlier)
         self._made = set(made)
         self._open: set[str] = set()
-        self._batch = _SharedBatch()
+        self._batch: list[tuple[str, Item, JournalEvent]] = []
+        #: item key -> its events recorded and not written yet (a next attempt's sent mark,
+        #: written by its admission, must come after them)
+        self._unwritten: dict[str, int] = {}
+        #: (account, action, Tweet) -> the sent mark of the request about to leave, for the
+        #: account's sender to write in its admission (`marks`)
+        self._handed: dict[tuple[str, Action, str], SentMark] = {}
         self._kick: anyio.Event | None = None
         # one write at a time: `close` must wait for a batch the flusher has taken and not
         # written yet (cancelling the flusher then would lose those events)
@@ -158,25 +178,38 @@ class SharedJournal:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:
             self._open.discard(item.key)
-        self._batch.events.append((self._jobs[item.key], item, event))
+        self._batch.append((self._jobs[item.key], item, event))
+        self._unwritten[item.key] = self._unwritten.get(item.key, 0) + 1
         if event is JournalEvent.SENT and self._kick is not None:
             self._kick.set()
 
     def flush(self) -> None:
-        if self._batch.events and self._kick is not None:
+        if self._batch and self._kick is not None:
             self._kick.set()
 
     async def before_send(self, item: Item) -> bool:
+        """Hand the attempt's sent mark to the account's sender, which writes it in the same
+        Redis step as the request's admission (`marks`): there, durable, before the request
+        leaves, and never for a request the budget refuses. An attempt whose previous one is
+        still open (its answer left it possibly applied) needs no new mark."""
         if item.key in self._open:
             return True
-        self.record(item, JournalEvent.SENT)
-        durable = self._batch.durable
-        if durable is None:
-            durable = self._batch.durable = anyio.Event()
-        if self._kick is None:
+        if self._unwritten.get(item.key):
+            # the previous attempt's closing events go first, in the journal's order
             await self._write(self._take())
-        await durable.wait()
+        self._open.add(item.key)
+        job = self._jobs[item.key]
+        stream, state, _ = _keys(self._prefix, job)
+        self._handed[(item.account, item.action, item.tweet_id)] = SentMark(
+            stream, journal_line(item, JournalEvent.SENT), state, item.key, _CODE[JournalEvent.SENT]
+        )
         return True
+
+    def marks(self, account: str) -> Callable[[Action, str], SentMark | None]:
+        """What ``account``'s sender calls as its request starts: the sent mark `before_send`
+        handed over for that request (one request per account and Tweet is in flight), or None
+        (an undo, or an attempt whose previous one is still open)."""
+        return lambda action, tweet_id: self._handed.pop((account, action, tweet_id), None)
 
     async def flush_forever(self) -> None:
         self._kick = anyio.Event()
@@ -189,17 +222,17 @@ class SharedJournal:
         """Write what is queued (the session's last events)."""
         await self._write(self._take())
 
-    def _take(self) -> _SharedBatch:
-        batch, self._batch = self._batch, _SharedBatch()
+    def _take(self) -> list[tuple[str, Item, JournalEvent]]:
+        batch, self._batch = self._batch, []
         return batch
 
-    async def _write(self, batch: _SharedBatch) -> None:
+    async def _write(self, batch: list[tuple[str, Item, JournalEvent]]) -> None:
         async with self._writing:
             await self._append(batch)
 
-    async def _append(self, batch: _SharedBatch) -> None:
+    async def _append(self, batch: list[tuple[str, Item, JournalEvent]]) -> None:
         by_job: dict[str, list[str]] = {}
-        for job, item, event in batch.events:
+        for job, item, event in batch:
             by_job.setdefault(job, []).extend(
                 (item.key, _CODE[event], journal_line(item, event), _triple(item))
             )
@@ -209,5 +242,9 @@ class SharedJournal:
                 partial(self._script, keys=keys, args=args),
                 what="writing the shared journal",
             )
-        if batch.durable is not None:
-            batch.durable.set()
+        for _, item, _ in batch:
+            left = self._unwritten[item.key] - 1
+            if left:
+                self._unwritten[item.key] = left
+            else:
+                del self._unwritten[item.key]

@@ -33,6 +33,7 @@ from typing import Any
 
 import redis.asyncio
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from bulkrt.fleet import store_scripts
 from bulkrt.fleet.keyspace import KeySpace
@@ -177,6 +178,27 @@ class FleetStore:
         """Run one of the scripts, which all take the key prefix first."""
         return await script(keys=[], args=[self.keys.prefix, *args])
 
+    async def _pipelined(
+        self, script: AsyncScript, calls: Sequence[Sequence[str | int | float]]
+    ) -> list[Any]:
+        """Run ``script`` once per argument list of ``calls``, in one pipeline (one round trip),
+        each call atomic on its own; their answers in order. A call Redis has not the script for
+        (it restarted) is run again on its own, which loads it: the pipeline does not ask Redis
+        first whether it has the script (`redis.asyncio.client.Pipeline`'s scripts would, a
+        round trip of its own every time)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.evalsha(script.sha, 0, *args)
+            answers = await pipe.execute(raise_on_error=False)
+        found = []
+        for args, answer in zip(calls, answers, strict=True):
+            if isinstance(answer, NoScriptError):  # not run: load it and run it now
+                answer = await script(keys=[], args=list(args))
+            if isinstance(answer, Exception):
+                raise answer
+            found.append(answer)
+        return found
+
     # -- jobs --------------------------------------------------------------------------------
     async def register_job(self, meta: JobMeta) -> bool:
         """Register a job; False when it is already registered (a driver that restarted: it
@@ -289,10 +311,9 @@ class FleetStore:
 
     async def queued_many(self, user_ids: Sequence[str]) -> list[list[tuple[str, str, str]]]:
         """`queued` for several accounts in one round trip, in the order given."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                await self._queued(keys=[], args=[self.keys.prefix, user_id], client=pipe)
-            answers = await pipe.execute()
+        answers = await self._pipelined(
+            self._queued, [[self.keys.prefix, user_id] for user_id in user_ids]
+        )
         return [_triples(flat) for flat in answers]
 
     async def complete(self, lease: Lease, job_id: str, item_key: str, line: str) -> bool:
@@ -312,13 +333,12 @@ class FleetStore:
     ) -> list[bool]:
         """`complete_many` for several accounts' batches in one round trip (a pipeline, each
         batch its own script call, all or nothing per account), in the order given."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for lease, done in batches:
-                args = [self.keys.prefix, lease.user_id, lease.value]
-                args += [field for item in done for field in item]
-                await self._complete(keys=[], args=args, client=pipe)
-            answers = await pipe.execute()
-        return [int(answer) >= 0 for answer in answers]
+        calls: list[list[str | int | float]] = []
+        for lease, done in batches:
+            args: list[str | int | float] = [self.keys.prefix, lease.user_id, lease.value]
+            args += [field for item in done for field in item]
+            calls.append(args)
+        return [int(answer) >= 0 for answer in await self._pipelined(self._complete, calls)]
 
     async def results(
         self, job_id: str, after: str = "0-0", count: int = 1000
