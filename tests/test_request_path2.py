@@ -1,0 +1,81 @@
+"""The request path's quick paths answer exactly as the general code they stand in for: a job
+row's quick check as the full check, a derived key's text as ``json.dumps``.
+
+Randomized over a fixed number of seeds; ``BULKRT_QUICK_PATH_SEEDS=N`` runs N of them by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+from bulkrt.jobs.keys import derived_key
+from bulkrt.jobs.rows import _checked_row, check_row
+
+SEEDS = range(int(os.environ.get("BULKRT_QUICK_PATH_SEEDS", "3")))
+
+#: characters that each take some branch of the checks: quotes, backslashes, controls, DEL,
+#: lone surrogates, non-ASCII digits and letters, URL parts, whitespace, the reserved ``[``
+_ALPHABET = [
+    *"aZ_09 [\"\\/:?#.",
+    "\x00", "\x1f", "\x7f", "\t", "\ud800", "\udcff", "\u0663", "é", "\u2028",
+]  # fmt: skip
+_VALUES = [
+    "", " ", "20", " 20 ", "0", "007", "9223372036854775807", "9223372036854775808",
+    "12345678901234567890", "https://x.com/jack/status/20", "https://example.com/status/20",
+    "retweet", "Retweet", " UNDO ", "unretweet", "like", "acme", "other", "spring", "[k]",
+    "a" * 200, "a" * 201,
+]  # fmt: skip
+_FIELDS = ("account", "tweet_id", "action", "campaign", "id")
+
+
+def _random_text(draw: random.Random, longest: int) -> str:
+    return "".join(draw.choice(_ALPHABET) for _ in range(draw.randint(0, longest)))
+
+
+def _random_value(draw: random.Random) -> object:
+    kind = draw.random()
+    if kind < 0.45:
+        return draw.choice(_VALUES)
+    if kind < 0.8:
+        return _random_text(draw, 6)
+    return draw.choice([None, 20, -1, 2.5, True, [], {}, "acme"])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_rows_quick_check_gives_what_the_full_check_gives(seed: int) -> None:
+    """For random rows (valid, invalid, and on the edge of each rule), `check_row` returns the
+    same row or the same problems as checking every field in turn."""
+    draw = random.Random(seed)
+    accounts = {"acme", "a" * 200, " acme"}
+    plain = 0
+    for _ in range(20_000):
+        fields: dict[str, object] = {}
+        for name in _FIELDS:
+            if draw.random() < 0.85 or name in ("account", "tweet_id", "action"):
+                fields[name] = _random_value(draw)
+        if draw.random() < 0.3:  # mostly valid rows too, so the quick path is taken
+            fields.update(account="acme", tweet_id=str(draw.randint(1, 10**12)), action="retweet")
+        default = draw.choice(["spring", "", "bad\udcff", 'q"uote'])
+        got = check_row(fields, source="j", line=2, accounts=accounts, default_campaign=default)
+        want = _checked_row(fields, "j", 2, accounts, default)
+        assert got == want, fields
+        plain += not isinstance(want, list)
+    assert plain > 2_000  # the valid side was exercised, not only the problems
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_derived_key_is_the_json_text_of_its_values(seed: int) -> None:
+    """A derived key is byte for byte ``json.dumps`` of the row's four values and its number
+    (compact, non-ASCII kept), whatever characters the values hold."""
+    draw = random.Random(seed)
+    for _ in range(50_000):
+        values = [
+            "".join(draw.choice(_ALPHABET) for _ in range(draw.randint(0, 5))) for _ in "1234"
+        ]
+        n = draw.choice([0, 1, draw.randint(0, 10**9)])
+        want = json.dumps([*values, n], ensure_ascii=False, separators=(",", ":"))
+        assert derived_key(campaign, account, action, tweet, n) == want
