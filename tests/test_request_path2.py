@@ -73,9 +73,8 @@ def test_a_derived_key_is_the_json_text_of_its_values(seed: int) -> None:
     (compact, non-ASCII kept), whatever characters the values hold."""
     draw = random.Random(seed)
     for _ in range(50_000):
-        values = [
-            "".join(draw.choice(_ALPHABET) for _ in range(draw.randint(0, 5))) for _ in "1234"
-        ]
+        campaign, account, action, tweet = (_random_text(draw, 5) for _ in range(4))
+        values = [campaign, account, action, tweet]
         n = draw.choice([0, 1, draw.randint(0, 10**9)])
         want = json.dumps([*values, n], ensure_ascii=False, separators=(",", ":"))
         assert derived_key(campaign, account, action, tweet, n) == want
