@@ -52,7 +52,7 @@ def test_a_rows_quick_check_gives_what_the_full_check_gives(seed: int) -> None:
     draw = random.Random(seed)
     accounts = {"acme", "a" * 200, " acme"}
     plain = 0
-    for _ in range(20_000):
+    for _ in range(6_000):
         fields: dict[str, object] = {}
         for name in _FIELDS:
             if draw.random() < 0.85 or name in ("account", "tweet_id", "action"):
@@ -64,7 +64,7 @@ def test_a_rows_quick_check_gives_what_the_full_check_gives(seed: int) -> None:
         want = _checked_row(fields, "j", 2, accounts, default)
         assert got == want, fields
         plain += not isinstance(want, list)
-    assert plain > 2_000  # the valid side was exercised, not only the problems
+    assert plain > 600  # the valid side was exercised, not only the problems
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -72,7 +72,7 @@ def test_a_derived_key_is_the_json_text_of_its_values(seed: int) -> None:
     """A derived key is byte for byte ``json.dumps`` of the row's four values and its number
     (compact, non-ASCII kept), whatever characters the values hold."""
     draw = random.Random(seed)
-    for _ in range(50_000):
+    for _ in range(15_000):
         campaign, account, action, tweet = (_random_text(draw, 5) for _ in range(4))
         values = [campaign, account, action, tweet]
         n = draw.choice([0, 1, draw.randint(0, 10**9)])
