@@ -1,5 +1,6 @@
 """The request path's quick paths answer exactly as the general code they stand in for: a job
-row's quick check as the full check, a derived key's text as ``json.dumps``.
+row's quick check as the full check, a derived key's text as ``json.dumps``, a ledger line's
+timestamp as `LedgerRecord.of` stamps it.
 
 Randomized over a fixed number of seeds; ``BULKRT_QUICK_PATH_SEEDS=N`` runs N of them by hand.
 """
@@ -9,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import random
+from datetime import UTC, datetime
 
 import pytest
 
+from bulkrt.core.items import Action, Item, Status
 from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import _checked_row, check_row
+from bulkrt.ledger.record import LedgerRecord
+from bulkrt.shell.dispatcher import _Stamps
 
 SEEDS = range(int(os.environ.get("BULKRT_QUICK_PATH_SEEDS", "3")))
 
@@ -29,6 +34,7 @@ _VALUES = [
     "retweet", "Retweet", " UNDO ", "unretweet", "like", "acme", "other", "spring", "[k]",
     "a" * 200, "a" * 201,
 ]  # fmt: skip
+ITEM = Item("k1", "c", "acme", "20", Action.RETWEET, "job.csv", 2)
 _FIELDS = ("account", "tweet_id", "action", "campaign", "id")
 
 
@@ -78,3 +84,21 @@ def test_a_derived_key_is_the_json_text_of_its_values(seed: int) -> None:
         n = draw.choice([0, 1, draw.randint(0, 10**9)])
         want = json.dumps([*values, n], ensure_ascii=False, separators=(",", ":"))
         assert derived_key(campaign, account, action, tweet, n) == want
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_ledger_time_is_stamped_as_the_record_stamps_it(seed: int) -> None:
+    """The dispatcher's ledger timestamps are the text `LedgerRecord.of` writes for the same
+    epoch seconds, also on the microsecond that rounds into the next second or millisecond and
+    when times come out of order (the text of the second is made once per second)."""
+    draw = random.Random(seed)
+    stamps = _Stamps()
+    for _ in range(20_000):
+        base = draw.choice([draw.uniform(0, 4e9), float(draw.randint(0, 4 * 10**9))])
+        edge = [0.0, 4e-7, 5e-7, 6e-7, -4e-7, 0.9999995, 0.9999996, 0.0004999, 0.0005]
+        seconds = base + draw.choice([*edge, draw.random()])
+        want = LedgerRecord.of(
+            ITEM, run="r", user_id="1", at=datetime.fromtimestamp(seconds, UTC),
+            status=Status.OK, retweeted=True, attempts=1,
+        ).ts  # fmt: skip
+        assert stamps(seconds) == want, seconds
