@@ -1,12 +1,13 @@
 """The request path's quick paths answer exactly as the general code they stand in for: a job
 row's quick check as the full check, a derived key's text as ``json.dumps``, a ledger line's
-timestamp as `LedgerRecord.of` stamps it.
+timestamp as `LedgerRecord.of` stamps it; and a run's tuning of the cycle collector is undone.
 
 Randomized over a fixed number of seeds; ``BULKRT_QUICK_PATH_SEEDS=N`` runs N of them by hand.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import _checked_row, check_row
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.shell.dispatcher import _Stamps
+from bulkrt.shell.runner import _few_collections
 
 SEEDS = range(int(os.environ.get("BULKRT_QUICK_PATH_SEEDS", "3")))
 
@@ -102,3 +104,15 @@ def test_a_ledger_time_is_stamped_as_the_record_stamps_it(seed: int) -> None:
             status=Status.OK, retweeted=True, attempts=1,
         ).ts  # fmt: skip
         assert stamps(seconds) == want, seconds
+
+
+def test_a_run_leaves_the_cycle_collector_as_it_found_it() -> None:
+    """While a run sends, cycles are collected rarely and start-up's objects are set aside; on
+    leaving, also by an error, the thresholds and the set-aside objects are as before (tests
+    run many runs in one process)."""
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(RuntimeError), _few_collections():
+        assert gc.get_threshold()[0] > thresholds[0]
+        assert gc.get_freeze_count() > frozen
+        raise RuntimeError("the run failed")
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (thresholds, frozen)

@@ -209,13 +209,16 @@ def _few_collections() -> Iterator[None]:
     every `_YOUNG_COLLECTION` allocations. Both are undone on leaving (a test runs many runs in
     one process). Cyclic garbage waits longer, in memory that stays bounded."""
     thresholds = gc.get_threshold()
-    gc.freeze()
+    freeze = gc.get_freeze_count() == 0  # else someone else set objects aside: leave them be
+    if freeze:
+        gc.freeze()
     gc.set_threshold(_YOUNG_COLLECTION, 10, 10)
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
 
 
 def _loop_options() -> dict[str, object]:
