@@ -1,7 +1,7 @@
 """How close `bulkrt run` comes to the rate-limit bound, and what it costs per item without limits.
 
     .venv/bin/python bench/run_bench.py [--part makespan|throughput|both] [--items 10000]
-        [--concurrency 64] [--rounds 3] [--tweepy-first] [--profile FILE]
+        [--concurrency 64] [--rounds 3] [--tweepy-first] [--profile FILE] [--sample FILE]
 
 Every process runs on this machine and talks over 127.0.0.1 only; every subprocess this script
 starts is terminated and waited for, also on errors.
@@ -51,7 +51,10 @@ bulkrt's bytecode is compiled first, as an install does (tweepy's is, being inst
 neither side compiles its code on every run. ``--profile FILE`` adds one bulkrt run under
 cProfile timed in process CPU seconds (the machine is shared: wall time would count other
 processes' turns), not counted in the table, saved to FILE and summarised as own time by
-library, bulkrt module and standard-library module.
+library, bulkrt module and standard-library module. cProfile inflates the cost of Python calls;
+``--sample FILE`` samples one more run with py-spy instead (``pip install py-spy`` in the venv;
+it is no dependency of bulkrt), counting a sample while a thread holds the GIL (on a loaded
+machine that includes time the process waited for a core), and summarises it alike.
 """
 
 from __future__ import annotations
@@ -385,9 +388,11 @@ def throughput(
     tweepy_first: bool,
     rounds: int = 3,
     profile: Path | None = None,
+    sample: Path | None = None,
 ) -> None:
     """Run part 2 (``rounds`` rounds, alternating which side goes first) and print its figures;
-    with ``profile``, one more bulkrt run under cProfile, written there and summarised."""
+    with ``profile``, one more bulkrt run under cProfile, written there and summarised; with
+    ``sample``, one more under py-spy, likewise."""
     # Both sides load their code as installed: from bytecode compiled once (an install compiles
     # it; under PYTHONDONTWRITEBYTECODE a checkout would compile bulkrt on every run).
     compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "bulkrt"), quiet=1)
@@ -438,6 +443,9 @@ def throughput(
                 sides.append((round_, measure_side(box, name, items, partial(client, round_))))
         if profile is not None:
             run_bulkrt(rounds, sys.executable, __file__, _CPU_PROFILE, str(profile))
+        if sample is not None:
+            spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--gil", "-r", "250"]
+            run_bulkrt(rounds + 1, *spy, "-f", "raw", "-o", str(sample), "--", sys.executable)
     print(f"== throughput, limits off: {items} retweets over {len(oauth1)} OAuth 1.0a ", end="")
     print(f"accounts, {concurrency} in flight, HTTPS, {rounds} alternating rounds")
     print(
@@ -466,10 +474,19 @@ def throughput(
         f"{statistics.median(rate['tweepy']):.0f} (ratio "
         f"{statistics.median(rate['bulkrt']) / statistics.median(rate['tweepy']):.2f})"
     )
+    print_profiles(profile, sample)
+
+
+def print_profiles(profile: Path | None, sample: Path | None) -> None:
+    """Summarise the extra runs' cProfile and py-spy files, those that were asked for."""
     if profile is not None:
         print(f"== profile of one more bulkrt run ({profile}): own time by package")
         for share, seconds, where in profile_by_package(profile, top=25):
             print(f"{share:5.1f}% {seconds:7.2f} s  {where}")
+    if sample is not None:
+        print(f"== py-spy samples of one more bulkrt run ({sample}): own samples by package")
+        for share, where in samples_by_package(sample, top=25):
+            print(f"{share:5.1f}%  {where}")
 
 
 #: the two sides of the throughput comparison
@@ -494,6 +511,30 @@ def profile_by_package(path: Path, top: int) -> list[tuple[float, float, str]]:
         totals[where] += own
     whole = sum(totals.values()) or 1.0
     return [(100 * t / whole, t, where) for where, t in totals.most_common(top)]
+
+
+def samples_by_package(path: Path, top: int) -> list[tuple[float, str]]:
+    """A py-spy raw file's samples (``frame;frame;... count`` lines, sampled while the thread
+    held the GIL) summed by where the innermost frame's code lives: a library (its top
+    package), a bulkrt module, a standard-library module, or start-up's imports; the ``top``
+    largest, as shares of the whole."""
+    totals: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        filename = stack.rpartition(";")[2].rpartition(" (")[2].rpartition(":")[0]
+        if filename.startswith("bulkrt/"):
+            where = filename
+        elif filename.startswith("<frozen"):
+            where = "start-up (imports)"
+        elif "/" in filename:
+            where = filename.split("/", 1)[0]
+        else:
+            where = "stdlib/" + filename
+        totals[where] += int(count)
+    whole = sum(totals.values()) or 1
+    return [(100 * n / whole, where) for where, n in totals.most_common(top)]
 
 
 #: the first argument of this script re-run as ``bulkrt`` under a CPU-time profiler
@@ -534,6 +575,12 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, metavar="FILE", help="also profile one bulkrt run into FILE"
     )
+    parser.add_argument(
+        "--sample",
+        type=Path,
+        metavar="FILE",
+        help="also sample one bulkrt run with py-spy (installed apart) into FILE",
+    )
     parser.add_argument("--tweepy-worker", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tweepy_worker:
@@ -554,6 +601,7 @@ def main() -> None:
                 args.tweepy_first,
                 args.rounds,
                 args.profile,
+                args.sample,
             )
     sys.exit(0 if met else 1)
 

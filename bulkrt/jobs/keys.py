@@ -25,17 +25,30 @@ process, so both passes must run in the same process.
 from __future__ import annotations
 
 import json
+import re
 
 from bulkrt.jobs.rows import Row
 
 __all__ = ["KeyCounter", "RepeatFinder", "derived_key", "item_key"]
 
 
+#: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, made once (not per key)
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+#: what JSON escapes in a string when it may write any other character as it is
+_ESCAPED = re.compile('["\\\\\x00-\x1f]')
+
+
 def derived_key(campaign: str, account: str, action: str, tweet_id: str, n: int) -> str:
-    """The key of a row without an ``id``: the JSON array text of its four values and ``n``."""
-    return json.dumps(
-        [campaign, account, action, tweet_id, n], ensure_ascii=False, separators=(",", ":")
-    )
+    """The key of a row without an ``id``: the JSON array text of its four values and ``n``.
+
+    >>> derived_key("spring", "acme", "retweet", "20", 0)
+    '["spring","acme","retweet","20",0]'
+    """
+    if _ESCAPED.search(f"{campaign}{account}{action}{tweet_id}") is None:
+        return f'["{campaign}","{account}","{action}","{tweet_id}",{int(n)}]'  # nothing to escape
+    return _compact_json([campaign, account, action, tweet_id, n])
 
 
 def item_key(row: Row, n: int) -> str:

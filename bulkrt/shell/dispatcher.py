@@ -27,6 +27,7 @@ from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Protocol
 
 import anyio
@@ -186,6 +187,7 @@ class Dispatcher:
         #: each account's latest event: why it waits, for the progress display
         self.last_event: dict[str, AccountEvent] = {}
         self._warned_until = 0.0
+        self._stamps = _Stamps()
 
     def stats(self) -> RunStats:
         """What the run has done so far, as an immutable snapshot."""
@@ -289,15 +291,21 @@ class Dispatcher:
         return stats.tasks_waiting_send > 0 or stats.current_buffer_used >= _BACKLOG
 
     async def _loop(self, requests: TaskGroup) -> None:
+        scheduler = self.scheduler
         while not self.stopping:
             if self._backlogged():
                 await self._sleep(None)
                 continue
+            # Tickets one at a time while items wait to be fed (each pass feeds before it
+            # picks, as the scheduler's choices depend on what it holds), then in batches.
+            limit = 1 if self._feedable() else scheduler.concurrency
             await self._feed()
-            step = self.scheduler.next(self._clock())
-            if isinstance(step, Dispatch):
-                self._dispatch(requests, step.ticket)
-            elif isinstance(step, Refresh):
+            tickets, step = scheduler.next_batch(self._clock(), limit)
+            for ticket in tickets:
+                self._dispatch(requests, ticket)
+            if step is None or isinstance(step, Dispatch):
+                continue
+            if isinstance(step, Refresh):
                 requests.start_soon(self._refresh, step.account)
             elif isinstance(step, Done):
                 if self._exhausted:
@@ -309,20 +317,30 @@ class Dispatcher:
                 self._log_events()
         self._log_events()
 
+    def _feedable(self) -> bool:
+        """Whether `_feed` would add an item now."""
+        return not self._exhausted and self._pending < self._settings.lookahead
+
     async def _feed(self) -> None:
         """Add up to 1000 more items, keeping at most ``lookahead`` in the scheduler."""
         room = min(1000, self._settings.lookahead - self._pending)
+        if room <= 0 or self._exhausted:
+            return
         now = self._clock()
-        for _ in range(max(0, room)):
-            item = next(self._items, None)
-            if item is None:
-                self._exhausted = True
-                return
-            self._pending += 1
-            if item.key in self._superseded:
-                await self._record([_superseded(item, now)])
-                continue
-            await self._record(self.scheduler.add(item, now))
+        superseded = self._superseded
+        batch = list(islice(self._items, room))
+        if len(batch) < room:
+            self._exhausted = True
+        self._pending += len(batch)
+        if superseded:
+            # In file order, an item at a time: the superseded ones' lines go in between.
+            for item in batch:
+                if item.key in superseded:
+                    await self._record([_superseded(item, now)])
+                else:
+                    await self._record(self.scheduler.add(item, now))
+        elif batch:
+            await self._record(self.scheduler.add_many(batch, now))
 
     def _dispatch(self, requests: TaskGroup, ticket: Ticket) -> None:
         """Hand ``ticket`` to an idle sender task, starting one when every one is busy (the
@@ -340,29 +358,31 @@ class Dispatcher:
         ticket handed over just before a stop is not sent (its item stays unfinished)."""
         async with tickets:
             async for ticket in tickets:
-                finished = [] if self.stopping else await self._send(ticket)
+                outcome = None if self.stopping else await self._send(ticket)
                 # Free again from here, with no await since the scheduler took the answer: the
                 # loop may hand over the next ticket at once, and the pool stays within the
                 # concurrency (counted free after the line, it grew to twice that).
                 self._senders_idle += 1
-                if finished:
-                    await self._record(finished)
+                if outcome is not None:
+                    finished = self.scheduler.on_response(ticket, self._clock(), outcome)
+                    if finished:
+                        await self._record(finished)
                 self._poke()  # the scheduler may have room again (an answer, a retry)
 
-    async def _send(self, ticket: Ticket) -> list[ItemResult]:
-        """Send ``ticket``'s request and give its answer to the scheduler; returns the items
-        that finished."""
+    async def _send(self, ticket: Ticket) -> Outcome | None:
+        """Send ``ticket``'s request; returns what its answer means for the scheduler (None: not
+        sent, the run stops)."""
         item = ticket.item
         journal = self._journal if item.action is Action.RETWEET else None
         if journal is not None and not await journal.before_send(item):
             self._storage_failed(journal.failure)  # not sent: the run stops
-            return []
+            return None
         if not await self._turn():
             # The run stopped before the request left: not sent (its item stays unfinished,
             # like a ticket skipped in `_serve`), and the journal says so.
             if journal is not None:
                 journal.record(item, JournalEvent.NONE)
-            return []
+            return None
         # what is logged during the exchange names the account and the item (bound and reset
         # by hand: `bound_contextvars` is a generator-based context manager, per request)
         tokens = structlog.contextvars.bind_contextvars(account=item.account, item=item.key)
@@ -380,7 +400,7 @@ class Dispatcher:
             advice = refused_advice(item.account, outcome.error.type, oauth1)
             self._reauthorize.setdefault(item.account, advice)
         self._watch_first_answers(item.account, outcome)
-        return self.scheduler.on_response(ticket, self._clock(), outcome)
+        return outcome
 
     def _watch_first_answers(self, account: str, outcome: Outcome) -> None:
         """Stop the run when its first answers prove the API base wrong (see `first_answers`)."""
@@ -495,19 +515,27 @@ class Dispatcher:
         return result if settled is result.preexisting else replace(result, preexisting=settled)
 
     def _ledger_record(self, result: ItemResult) -> LedgerRecord:
+        """The ledger line of ``result``: `LedgerRecord.of` the item, with its times stamped by
+        `_Stamps` (the same text, made in a fraction of the time)."""
         error = result.error
-        return LedgerRecord.of(
-            result.item,
+        item = result.item
+        stamp = self._stamps
+        return LedgerRecord(
+            ts=stamp(result.finished_at),
             run=self.run_id,
-            user_id=self._senders[result.item.account].user_id,
-            at=datetime.fromtimestamp(result.finished_at, UTC),
+            key=item.key,
+            campaign=item.campaign,
+            account=item.account,
+            user_id=self._senders[item.account].user_id,
+            tweet_id=item.tweet_id,
+            action=item.action,
             status=result.status,
             retweeted=result.retweeted,
             preexisting=result.preexisting,
             http=result.http,
             error=ErrorDetail(str(error.type), error.title, error.detail) if error else None,
             attempts=result.attempts,
-            sent=None if result.sent_at is None else datetime.fromtimestamp(result.sent_at, UTC),
+            sent=None if result.sent_at is None else stamp(result.sent_at),
         )
 
     async def _write_ledger(self, receive: MemoryObjectReceiveStream[LedgerRecord]) -> None:
@@ -560,6 +588,32 @@ class Dispatcher:
                 until=datetime.fromtimestamp(event.until, UTC).isoformat() if event.until else None,
                 reason=waits.reason(event),
             )
+
+
+class _Stamps:
+    """Ledger timestamps (UTC, milliseconds, ``Z``) of epoch seconds, as `LedgerRecord.of`
+    writes them for ``datetime.fromtimestamp(seconds, UTC)``; the text of the whole second is
+    made once per second rather than formatted for every line.
+
+    >>> _Stamps()(1764118800.0429)
+    '2025-11-26T01:00:00.042Z'
+    """
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._text = ""
+
+    def __call__(self, seconds: float) -> str:
+        at = datetime.fromtimestamp(seconds, UTC)  # rounded to the microsecond, as `of` does
+        micro = at.microsecond
+        # the whole second of ``at`` (its rounding may carry into the next one)
+        second = round(seconds - micro / 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._text = at.replace(microsecond=0).isoformat()[:19]  # YYYY-MM-DDTHH:MM:SS
+        return f"{self._text}.{micro // 1000:03d}Z"
 
 
 def _superseded(item: Item, now: float) -> ItemResult:
