@@ -19,7 +19,7 @@ import pytest
 from bulkrt.sandbox import FaultKind, OffsetClock
 from bulkrt.sandbox.config import Endpoint, HiddenLimit
 from bulkrt.sandbox.faults import ScriptedFault
-from tests.test_run import MakeWorld, World, eventually
+from tests.test_run import MakeWorld, World, eventually, run_cli
 
 #: an address where nothing listens: every connection is refused before a byte is sent
 CLOSED_PORT = "http://127.0.0.1:9"
@@ -32,7 +32,7 @@ def with_option(args: list[str], option: str, value: str) -> list[str]:
 
 
 async def run_args(args: list[str]) -> subprocess.CompletedProcess[bytes]:
-    return await anyio.run_process(args, check=False)
+    return await run_cli(args)
 
 
 async def roll_back(world: World, *extra: str) -> str:
@@ -275,7 +275,7 @@ class TestDurability:
             "runpy.run_module('bulkrt', run_name='__main__')\n"
         )
         args = world.run_args(job)
-        done = await run_args([sys.executable, "-c", tracer, *args[3:]])
+        done = await anyio.run_process([sys.executable, "-c", tracer, *args[3:]], check=False)
         assert done.returncode == 0, done.stderr.decode()
         events = [line.split() for line in trace.read_text().splitlines()]
         writes = [float(t) for kind, t in events if kind == "w"]

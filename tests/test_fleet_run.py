@@ -25,7 +25,7 @@ from bulkrt.sandbox import FaultKind
 from tests.redis_server import RedisServer
 from tests.test_exactness import readable_lines
 from tests.test_invariants import CONCURRENCY, TWEETS, Chaos, assert_restored, roll_back
-from tests.test_run import ACCOUNTS, MakeWorld, World, eventually, rows
+from tests.test_run import ACCOUNTS, MakeWorld, World, eventually, rows, run_cli
 
 #: seeded fleets of the invariant test (`BULKRT_FLEET_SEEDS=20` runs more by hand)
 FLEET_SEEDS = int(os.environ.get("BULKRT_FLEET_CHAOS_SEEDS", "1"))
@@ -141,7 +141,7 @@ class TestFleet:
             await anyio.open_process(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 1)
-            shown = json.loads((await anyio.run_process(status)).stdout)
+            shown = json.loads((await run_cli(status)).stdout)
             assert driver.stdout is not None
             with anyio.fail_after(60):
                 out = b"".join([chunk async for chunk in driver.stdout]).decode()
@@ -162,7 +162,7 @@ class TestFleet:
         assert 1 <= listed["done"] < 72
         assert len(shown["workers"]) == 3
         assert sum(w["accounts_held"] for w in shown["workers"]) <= 6
-        text = (await anyio.run_process(status[:-1])).stdout.decode()
+        text = (await run_cli(status[:-1])).stdout.decode()
         assert "no job is running" in text and "0 worker(s)" in text
         later = world.job(rows(ACCOUNTS, 1, first=300), name="later.csv")
         again = await world.run(later)  # without Redis: the accounts file works on its own
@@ -263,7 +263,7 @@ class TestFleet:
             results: list[int] = []
 
             async def run(args: list[str]) -> None:
-                done = await anyio.run_process(args, check=False)
+                done = await run_cli(args)
                 results.append(done.returncode)
 
             both.start_soon(run, args_one)
@@ -296,7 +296,7 @@ class TestFleet:
                 shutil.copy(world.dir / name, elsewhere / name)
             moved = World(world.sandbox, elsewhere, world.mode)
             shutil.copy(world.accounts, moved.accounts)
-            again = await anyio.run_process(driver_args(moved, job, redis), check=False)
+            again = await run_cli(driver_args(moved, job, redis))
         assert again.returncode == 0, again.stderr.decode()
         assert "job_lost" not in again.stderr.decode()
         assert_campaign_done(moved, ACCOUNTS, 6)
@@ -325,7 +325,7 @@ class TestFleet:
                 await driver.wait()
         assert driver.returncode == 1, err
         assert "were not run" in err
-        again = await anyio.run_process(args, check=False)
+        again = await run_cli(args)
         assert again.returncode == 0, again.stderr.decode()
         assert "job_lost" in again.stderr.decode()
         assert_campaign_done(world, ACCOUNTS, 8)
@@ -360,7 +360,7 @@ async def fleet_until_done(
                     code = driver.returncode
                     out = b""
             else:
-                done = await anyio.run_process(args, check=False)
+                done = await run_cli(args)
                 code, out = done.returncode, done.stdout
         if code == 0 or b" 0 error in this run" in out:
             return
@@ -418,7 +418,7 @@ async def test_rediss_with_a_password_works_and_the_password_never_shows(
         job = world.job(rows(ACCOUNTS[:2], 4))
         worker = await anyio.open_process(worker_args(world, server, 0), env=env)
         try:
-            done = await anyio.run_process(driver_args(world, job, server), check=False, env=env)
+            done = await run_cli(driver_args(world, job, server), env=env)
         finally:
             worker.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):
@@ -431,7 +431,7 @@ async def test_rediss_with_a_password_works_and_the_password_never_shows(
         sent = world.sandbox.state.stats()["requests"]
         wrong = server.url.replace(secret, "not-the-password")
         args = [a if a != server.url else wrong for a in driver_args(world, job, server)]
-        refused = await anyio.run_process(args, check=False, env=env)
+        refused = await run_cli(args, env=env)
         err = refused.stderr.decode()
         assert refused.returncode == 69, err
         assert "not-the-password" not in err and "***" in err
@@ -457,7 +457,7 @@ async def test_a_worker_whose_accounts_file_disagrees_leaves_those_accounts_alon
     args[args.index("--accounts") + 1] = str(swapped)
     async with await anyio.open_process(args) as worker:
         await anyio.sleep(1.0)  # the worker is up and claiming before the job is published
-        done = await anyio.run_process(driver_args(world, job, redis), check=False)
+        done = await run_cli(driver_args(world, job, redis))
         alive = worker.returncode is None
         worker.send_signal(signal.SIGTERM)
         assert worker.stderr is not None

@@ -27,7 +27,7 @@ from bulkrt.sandbox.config import Endpoint
 from tests.redis_server import RedisServer
 from tests.test_fleet_pace import publish, sent_for
 from tests.test_fleet_run import worker_args
-from tests.test_run import ACCOUNTS, MakeWorld, eventually
+from tests.test_run import ACCOUNTS, MakeWorld, eventually, run_cli
 
 #: a dead worker's leases outlive it this long, and the quiet period after them (the live
 #: worker's connect + 2 x read timeout) lasts about twice that: time enough to see both
@@ -38,7 +38,7 @@ QUIET = ("--read-timeout", "15")
 async def status(redis: RedisServer, *json_flag: str) -> str:
     """What ``bulkrt status --redis URL`` prints."""
     args = [sys.executable, "-m", "bulkrt", "status", "--redis", redis.url, *json_flag]
-    done = await anyio.run_process(args, check=False)
+    done = await run_cli(args)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode()
 

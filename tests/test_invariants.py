@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from bulkrt.sandbox.config import SandboxConfig
 from bulkrt.sandbox.faults import FaultPlan
 from bulkrt.simulation.harness import SimSettings, Simulation
 from tests.test_exactness import damage, readable_lines
-from tests.test_run import MakeWorld, World
+from tests.test_run import PYTHON_M_BULKRT, MakeWorld, World, run_cli
 
 SEEDS = int(os.environ.get("BULKRT_INVARIANT_SEEDS", "1"))
 SIM_SEEDS = int(os.environ.get("BULKRT_SIM_SEEDS", "200"))
@@ -113,7 +112,7 @@ async def run_until_done(
                     chaos.kills += 1
                 await process.wait()
         else:
-            done = await anyio.run_process(args, check=False)
+            done = await run_cli(args)
             if done.returncode == 0 or b" 0 error in this run" in done.stdout:
                 return  # finished (exit 1 may only mean items the API refused: rejected)
             assert done.returncode == 1, done.stderr.decode()
@@ -148,10 +147,7 @@ async def roll_back(
         {kind: rate for kind, rate in rates.items() if kind not in refusals}, seed
     )
     undo = world.dir / "undo.csv"
-    rolled = await anyio.run_process(
-        [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo)],
-        check=False,
-    )
+    rolled = await run_cli([*PYTHON_M_BULKRT, "rollback", str(world.ledger), "--out", str(undo)])
     assert rolled.returncode == 0, rolled.stderr.decode()
     listed = [line.split() for line in rolled.stdout.decode().splitlines()]
     undecided |= {(row[0], row[1]) for row in listed if len(row) == 2 and row[0] in ACCOUNTS}

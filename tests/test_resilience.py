@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 
 import anyio
@@ -15,7 +14,7 @@ import pytest
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import Endpoint
 from bulkrt.sandbox.faults import ScriptedFault
-from tests.test_run import MakeWorld, World, eventually, rows
+from tests.test_run import PYTHON_M_BULKRT, MakeWorld, World, eventually, rows, run_cli
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
 
@@ -206,7 +205,7 @@ class TestSecretsAudit:
             ["report", str(world.ledger), "--html", str(report)],
             ["rollback", str(world.ledger), "--out", str(world.dir / "undo.csv")],
         ):
-            done = await anyio.run_process([sys.executable, "-m", "bulkrt", *command], check=False)
+            done = await run_cli([*PYTHON_M_BULKRT, *command])
             assert done.returncode == 0, done.stderr.decode()
             outputs += [done.stdout, done.stderr]
         files = [world.ledger, world.ledger.with_name("ledger.jsonl.sent"), report]
