@@ -21,7 +21,7 @@ from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import Endpoint
 from bulkrt.sandbox.faults import ScriptedFault
 from bulkrt.shell.accounts import load_accounts
-from tests.test_run import MakeWorld, World, eventually, rows, run_cli
+from tests.test_run import MakeWorld, World, eventually, fork_cli, rows, run_cli
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
 OAUTH2 = ["acct002", "acct004", "acct006"]
@@ -158,7 +158,7 @@ class TestLateAnswers:
             ScriptedFault(FaultKind.STALL, endpoint=Endpoint.OAUTH2_TOKEN)
         )
         job = world.job(rows(["acct002", "acct004"], 3))
-        async with await anyio.open_process(world.run_args(job, "--read-timeout", "0.5")) as proc:
+        async with fork_cli(world.run_args(job, "--read-timeout", "0.5")) as proc:
             await eventually(lambda: world.sandbox.state.stats()["refreshes"] >= 1)
             proc.send_signal(signal.SIGSTOP)
             await anyio.sleep(1)

@@ -19,7 +19,7 @@ import pytest
 from bulkrt.sandbox import FaultKind, OffsetClock
 from bulkrt.sandbox.config import Endpoint, HiddenLimit
 from bulkrt.sandbox.faults import ScriptedFault
-from tests.test_run import MakeWorld, World, eventually, run_cli
+from tests.test_run import MakeWorld, World, eventually, fork_cli, run_cli
 
 #: an address where nothing listens: every connection is refused before a byte is sent
 CLOSED_PORT = "http://127.0.0.1:9"
@@ -124,7 +124,7 @@ class TestProvedNoEffect:
         owner = world.user_id("acct001")
         world.sandbox.state.retweets[owner].add("101")
         job = world.job([("acct001", "100", "retweet"), ("acct001", "101", "retweet")])
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: world.sandbox.state.by_status["429"] >= 1)
             await anyio.sleep(0.3)
             process.send_signal(signal.SIGINT)
@@ -336,7 +336,7 @@ class TestPaths:
         symlink.symlink_to(world.ledger)
         os.link(world.ledger, hardlink)
         other = world.job([("acct002", "200", "retweet")], name="other.csv")
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: len(world.lines()) >= 1)
             for alias in (symlink, hardlink):
                 second = await run_args(with_option(world.run_args(other), "--ledger", str(alias)))
@@ -427,7 +427,7 @@ class TestDone:
         world = await make_world(limit=3, window=900.0, latency_ms=400)
         account = json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"]
         job = world.job([("acct002", str(100 + n), "retweet") for n in range(4)])
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: "100" in world.retweets("acct002"))
             tokens = world.sandbox.state.auth.tokens
             for token in (account["access_token"], account["refresh_token"]):

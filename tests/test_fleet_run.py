@@ -14,18 +14,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from subprocess import DEVNULL
 
 import anyio
 import pytest
-from anyio.abc import Process
 
 from bulkrt.fleet.connection import connect
 from bulkrt.sandbox import FaultKind
 from tests.redis_server import RedisServer
 from tests.test_exactness import readable_lines
 from tests.test_invariants import CONCURRENCY, TWEETS, Chaos, assert_restored, roll_back
-from tests.test_run import ACCOUNTS, MakeWorld, World, eventually, rows, run_cli
+from tests.test_run import ACCOUNTS, CliChild, MakeWorld, World, eventually, fork_cli, rows, run_cli
 
 #: seeded fleets of the invariant test (`BULKRT_FLEET_SEEDS=20` runs more by hand)
 FLEET_SEEDS = int(os.environ.get("BULKRT_FLEET_CHAOS_SEEDS", "1"))
@@ -68,17 +66,10 @@ def worker_args(world: World, redis: RedisServer, n: int, *extra: str) -> list[s
 @asynccontextmanager
 async def workers(
     world: World, redis: RedisServer, count: int, *extra: str
-) -> AsyncIterator[list[Process]]:
+) -> AsyncIterator[list[CliChild]]:
     """``count`` worker processes, up (each has beat once, so a driver started now shares the
     work with them) when the block starts, and stopped (SIGTERM, then killed) when it ends."""
-    processes = [
-        await anyio.open_process(
-            worker_args(world, redis, n, *extra),
-            stdout=DEVNULL,
-            stderr=DEVNULL,
-        )
-        for n in range(count)
-    ]
+    processes = [CliChild(worker_args(world, redis, n, *extra)) for n in range(count)]
     try:
         if count:
             client = await connect(redis.url)
@@ -99,9 +90,7 @@ async def workers(
             for process in processes:
                 await process.wait()
         for process in processes:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            process.close()
 
 
 def assert_campaign_done(world: World, accounts: list[str], per_account: int) -> None:
@@ -138,14 +127,13 @@ class TestFleet:
         status = [sys.executable, "-m", "bulkrt", "status", "--redis", redis.url, "--json"]
         async with (
             workers(world, redis, 2),
-            await anyio.open_process(driver_args(world, job, redis)) as driver,
+            fork_cli(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 1)
             shown = json.loads((await run_cli(status)).stdout)
-            assert driver.stdout is not None
             with anyio.fail_after(60):
-                out = b"".join([chunk async for chunk in driver.stdout]).decode()
                 await driver.wait()
+            out = driver.stdout().decode()
         assert driver.returncode == 0
         assert "72 ok, 0 rejected, 0 error" in out
         assert_campaign_done(world, ACCOUNTS, 12)
@@ -179,7 +167,7 @@ class TestFleet:
         job = world.job(rows(ACCOUNTS, 8))
         async with (
             workers(world, redis, 2) as procs,
-            await anyio.open_process(driver_args(world, job, redis)) as driver,
+            fork_cli(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 6)
             procs[0].kill()
@@ -200,14 +188,13 @@ class TestFleet:
         job = world.job(rows(ACCOUNTS, 8))
         async with (
             workers(world, redis, 1),
-            await anyio.open_process(driver_args(world, job, redis)) as driver,
+            fork_cli(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 6)
             await anyio.to_thread.run_sync(lambda: redis.restart(pause=1.0))
-            assert driver.stderr is not None
             with anyio.fail_after(90):
-                err = b"".join([chunk async for chunk in driver.stderr]).decode()
                 await driver.wait()
+            err = driver.stderr().decode()
         assert driver.returncode == 0, err
         assert "redis_unreachable" in err and "redis_back" in err  # said once each, and why
         assert_campaign_done(world, ACCOUNTS, 8)
@@ -234,7 +221,7 @@ class TestFleet:
         job = world.job(job_rows)
         async with (
             workers(world, redis, 2) as procs,
-            await anyio.open_process(driver_args(world, job, redis)) as driver,
+            fork_cli(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 10)
             procs[1].kill()
@@ -285,7 +272,7 @@ class TestFleet:
         world = await make_world()
         job = world.job(rows(ACCOUNTS, 6))
         async with workers(world, redis, 1):
-            async with await anyio.open_process(driver_args(world, job, redis)) as driver:
+            async with fork_cli(driver_args(world, job, redis)) as driver:
                 await eventually(lambda: len(world.lines()) >= 4)
                 driver.kill()
                 await driver.wait()
@@ -314,15 +301,14 @@ class TestFleet:
         world = await make_world()
         job = world.job(rows(ACCOUNTS, 8))
         args = driver_args(world, job, redis)
-        async with await anyio.open_process(args) as driver:
+        async with fork_cli(args) as driver:
             await eventually(lambda: len(world.lines()) >= 6)
             client = await connect(redis.url)
             await client.flushall()
             await client.aclose()
-            assert driver.stderr is not None
             with anyio.fail_after(60):
-                err = b"".join([chunk async for chunk in driver.stderr]).decode()
                 await driver.wait()
+            err = driver.stderr().decode()
         assert driver.returncode == 1, err
         assert "were not run" in err
         again = await run_cli(args)
@@ -343,7 +329,7 @@ async def fleet_until_done(
         count = rng.randint(0, 2)
         async with workers(world, redis, count, "--concurrency", str(CONCURRENCY)) as procs:
             if chaos.kills < 3 and rng.random() < 0.6:
-                async with await anyio.open_process(args, stdout=DEVNULL, stderr=DEVNULL) as driver:
+                async with fork_cli(args) as driver:
                     await anyio.sleep(rng.uniform(0.6, 2.5))
                     victim = rng.choice(["driver", "worker", "redis"])
                     if victim == "redis":
@@ -416,10 +402,8 @@ async def test_rediss_with_a_password_works_and_the_password_never_shows(
     try:
         world = await make_world()
         job = world.job(rows(ACCOUNTS[:2], 4))
-        worker = await anyio.open_process(worker_args(world, server, 0), env=env)
-        try:
+        async with fork_cli(worker_args(world, server, 0), env=env) as worker:
             done = await run_cli(driver_args(world, job, server), env=env)
-        finally:
             worker.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):
                 await worker.wait()
@@ -455,15 +439,14 @@ async def test_a_worker_whose_accounts_file_disagrees_leaves_those_accounts_alon
     swapped.chmod(0o600)
     args = worker_args(world, redis, 0)
     args[args.index("--accounts") + 1] = str(swapped)
-    async with await anyio.open_process(args) as worker:
+    async with fork_cli(args) as worker:
         await anyio.sleep(1.0)  # the worker is up and claiming before the job is published
         done = await run_cli(driver_args(world, job, redis))
         alive = worker.returncode is None
         worker.send_signal(signal.SIGTERM)
-        assert worker.stderr is not None
         with anyio.fail_after(30):
-            err = b"".join([chunk async for chunk in worker.stderr]).decode()
             await worker.wait()
+        err = worker.stderr().decode()
     assert done.returncode == 0, done.stderr.decode()
     assert alive and worker.returncode == 143, err
     assert_campaign_done(world, ACCOUNTS[:2], 4)

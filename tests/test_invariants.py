@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from bulkrt.sandbox.config import SandboxConfig
 from bulkrt.sandbox.faults import FaultPlan
 from bulkrt.simulation.harness import SimSettings, Simulation
 from tests.test_exactness import damage, readable_lines
-from tests.test_run import PYTHON_M_BULKRT, MakeWorld, World, run_cli
+from tests.test_run import PYTHON_M_BULKRT, MakeWorld, World, fork_cli, run_cli
 
 SEEDS = int(os.environ.get("BULKRT_INVARIANT_SEEDS", "1"))
 SIM_SEEDS = int(os.environ.get("BULKRT_SIM_SEEDS", "200"))
@@ -103,9 +102,7 @@ async def run_until_done(
     )
     for _ in range(30):
         if kill and chaos.kills < 3 and rng.random() < 0.6:
-            async with await anyio.open_process(
-                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            ) as process:
+            async with fork_cli(args) as process:
                 await anyio.sleep(rng.uniform(0.6, 2.0))
                 if process.returncode is None:
                     process.kill()

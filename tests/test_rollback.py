@@ -16,7 +16,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import anyio
 import pytest
 from click.testing import CliRunner
 
@@ -28,7 +27,7 @@ from bulkrt.jobs.rows import Row
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.undo import RollbackError, select_undo, write_undo_job
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
-from tests.test_run import World, both_modes, eventually, mode_of, run_cli
+from tests.test_run import World, both_modes, eventually, fork_cli, mode_of, run_cli
 
 OK = LedgerRecord(
     ts="2026-11-26T01:00:00.000Z", run="r1", key="k", campaign="spring", account="acme",
@@ -345,7 +344,7 @@ class TestRoundTrip:
         def undone() -> int:
             return sum(line["campaign"] == "campaign-rollback" for line in world.lines())
 
-        async with await anyio.open_process(world.run_args(undo)) as process:
+        async with fork_cli(world.run_args(undo)) as process:
             await eventually(lambda: undone() >= 4)
             process.send_signal(signal.SIGKILL)
             await process.wait()

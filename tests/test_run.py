@@ -4,7 +4,9 @@ and the sandbox's recorded state."""
 
 from __future__ import annotations
 
+import functools
 import gc
+import importlib
 import json
 import os
 import signal
@@ -12,10 +14,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import pytest
@@ -110,22 +112,39 @@ async def run_cli(
     args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     """`python -m bulkrt ...` (``args`` as `anyio.run_process` takes them) run to its end in a
-    child forked from this process (`tests.test_mistakes._child`: the console entry point with
-    its own files, signals, exit code, stdout and stderr), awaited without blocking the event
-    loop that serves the test's sandbox: no interpreter start-up (about 0.5 s of CPU each). The
-    child closes every descriptor it inherited (the sandbox's sockets, other children's pipes),
-    so a connection the sandbox closes is closed for its client. Tests that signal or kill a run
-    start it with `anyio.open_process`, and those files' fresh interpreters check what only
-    start-up shows."""
-    from tests.test_mistakes import _child  # test_mistakes imports this module
+    child forked from this process (`CliChild`): its exit code, stdout and stderr."""
+    async with fork_cli(args, env=env, cwd=cwd) as child:
+        code = await child.wait()
+    return subprocess.CompletedProcess(list(args), code, child.stdout(), child.stderr())
 
-    if tuple(args[:3]) != PYTHON_M_BULKRT:
-        raise ValueError(f"not a bulkrt command line: {args[:3]}")
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        pid = os.fork()
-        if pid == 0:  # the child: it never returns from here
+
+class CliChild:
+    """A `bulkrt` command line running in a child forked from the test process (the console
+    entry point as `tests.test_mistakes._child` runs it: its own process, files, signals and
+    exit code), stdout and stderr in files: what `anyio.open_process` gives, without an
+    interpreter start-up (about 0.5 s of CPU each). The child closes every descriptor it
+    inherited (the sandbox's sockets, other children's pipes), so a connection the sandbox closes
+    is closed for its client. What only a fresh interpreter shows (signals during start-up, the
+    import-time state) is the business of the tests that still start one: `tests/test_startup.py`,
+    the README's, and one per signal in `TestStopAndResume`."""
+
+    def __init__(
+        self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
+        from tests.test_mistakes import _child  # test_mistakes imports this module
+
+        if tuple(args[:3]) != PYTHON_M_BULKRT:
+            raise ValueError(f"not a bulkrt command line: {args[:3]}")
+        _preload()
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115  # closed by `close`
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self.returncode: int | None = None
+        self._kept: tuple[bytes, bytes] | None = None  # stdout and stderr, once closed
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: it never returns from here
             gc.freeze()  # nothing of the parent's is collected (and closes a reused descriptor)
-            keep = {out.fileno(), err.fileno()}
+            signal.set_wakeup_fd(-1)  # the parent's event loop's, if it set one
+            keep = {self._out.fileno(), self._err.fileno()}
             for fd in map(int, os.listdir("/proc/self/fd")):
                 if fd > 2 and fd not in keep:
                     with suppress(OSError):
@@ -133,20 +152,75 @@ async def run_cli(
             if env is not None:
                 os.environ.clear()
                 os.environ.update(env)
-            _child(tuple(args[3:]), cwd or Path.cwd(), out.fileno(), err.fileno())
-        try:
-            pause = 0.001
-            while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0:  # noqa: ASYNC222  # polls
-                await anyio.sleep(pause)
-                pause = min(pause * 2, 0.02)
-        except BaseException:  # cancelled or timed out: the child goes with the test
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)  # noqa: ASYNC222  # killed: reaped at once
-            raise
-        out.seek(0)
-        err.seek(0)
-        code = os.waitstatus_to_exitcode(waited[1])
-        return subprocess.CompletedProcess(list(args), code, out.read(), err.read())
+            _child(tuple(args[3:]), cwd or Path.cwd(), self._out.fileno(), self._err.fileno())
+
+    def _poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid != 0:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    async def wait(self) -> int:
+        """Wait for the child's exit (polling, so the event loop serves the sandbox meanwhile)."""
+        pause = 0.001
+        while (code := self._poll()) is None:
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        if self._poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def stdout(self) -> bytes:
+        """What the child wrote on its stdout so far (all of it once closed)."""
+        return self._kept[0] if self._kept else _read(self._out)
+
+    def stderr(self) -> bytes:
+        """What the child wrote on its stderr so far (all of it once closed)."""
+        return self._kept[1] if self._kept else _read(self._err)
+
+    def close(self) -> None:
+        """Kill the child if it still runs, reap it, keep its output and drop its files."""
+        if self._poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            _, status = os.waitpid(self.pid, 0)  # killed: reaped at once
+            self.returncode = os.waitstatus_to_exitcode(status)
+        if self._kept is None:
+            self._kept = (self.stdout(), self.stderr())
+        self._out.close()
+        self._err.close()
+
+
+def _read(file: IO[bytes]) -> bytes:
+    return os.pread(file.fileno(), os.fstat(file.fileno()).st_size, 0)
+
+
+@functools.cache
+def _preload() -> None:
+    """Import every command's module before the first fork, so no child imports one again."""
+    from bulkrt.cli import COMMANDS
+
+    for listed in COMMANDS.values():
+        importlib.import_module(listed.module)
+
+
+@asynccontextmanager
+async def fork_cli(
+    args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> AsyncIterator[CliChild]:
+    """`CliChild` for the block, which ends (as `anyio.open_process`'s does) once the child
+    has exited; a test that fails or times out kills it."""
+    child = CliChild(args, env=env, cwd=cwd)
+    try:
+        yield child
+        await child.wait()
+    finally:
+        child.close()
 
 
 MakeWorld = Callable[..., Awaitable[World]]
@@ -369,7 +443,7 @@ class TestFaultsAndAuth:
         cap = HiddenLimit(3, 10_800, frozenset({Endpoint.RETWEET}))
         world = await make_world(hidden_caps=(cap,), timestamp_skew=10**6)
         job = world.job(rows(["acct001"], 6) + rows(["acct003", "acct005"], 3, first=300))
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: "429" in world.sandbox.state.stats()["by_status"])
             # acct003 and acct005 (6 items) and acct001's first three
             await eventually(lambda: len(world.lines()) >= 9)
