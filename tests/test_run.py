@@ -135,7 +135,7 @@ class CliChild:
 
         if tuple(args[:3]) != PYTHON_M_BULKRT:
             raise ValueError(f"not a bulkrt command line: {args[:3]}")
-        _preload()
+        preload_commands()
         self._out = tempfile.TemporaryFile()  # noqa: SIM115  # closed by `close`
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self.returncode: int | None = None
@@ -201,7 +201,7 @@ def _read(file: IO[bytes]) -> bytes:
 
 
 @functools.cache
-def _preload() -> None:
+def preload_commands() -> None:
     """Import every command's module before the first fork, so no child imports one again."""
     from bulkrt.cli import COMMANDS
 
