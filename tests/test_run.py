@@ -1,6 +1,7 @@
-"""`bulkrt run` end to end: the real CLI in a subprocess against the sandbox on a real socket,
-with short windows. Assertions are on what an operator sees: exit codes, messages, the ledger,
-and the sandbox's recorded state."""
+"""`bulkrt run` end to end: the real CLI in its own process (forked from the test's, see
+`CliChild`; a fresh interpreter where a signal is the point) against the sandbox on a real
+socket, with short windows. Assertions are on what an operator sees: exit codes, messages, the
+ledger, and the sandbox's recorded state."""
 
 from __future__ import annotations
 
@@ -142,7 +143,7 @@ class CliChild:
         self._kept: tuple[bytes, bytes] | None = None  # stdout and stderr, once closed
         self.pid = os.fork()
         if self.pid == 0:  # the child: it never returns from here
-            gc.freeze()  # nothing of the parent's is collected (and closes a reused descriptor)
+            gc.freeze()  # no object of the parent's is collected here (closing a reused fd)
             signal.set_wakeup_fd(-1)  # the parent's event loop's, if it set one
             keep = {self._out.fileno(), self._err.fileno()}
             for fd in map(int, os.listdir("/proc/self/fd")):
