@@ -328,13 +328,16 @@ class SentJournal:
         while True:
             await self._kick.wait()
             self._kick = anyio.Event()
-            batch, self._batch = self._batch, _Batch()
-            if batch.lines and self._failure is None and self._inline:
-                self._write(b"".join(batch.lines))
-            elif batch.lines and self._failure is None:
-                await anyio.to_thread.run_sync(self._write, b"".join(batch.lines))
-            if batch.durable is not None:
-                batch.durable.set()
+            # shielded: a batch taken from `_batch` is written even if the run ends meanwhile
+            # (`close` writes only what is still queued)
+            with anyio.CancelScope(shield=True):
+                batch, self._batch = self._batch, _Batch()
+                if batch.lines and self._failure is None and self._inline:
+                    self._write(b"".join(batch.lines))
+                elif batch.lines and self._failure is None:
+                    await anyio.to_thread.run_sync(self._write, b"".join(batch.lines))
+                if batch.durable is not None:
+                    batch.durable.set()
 
     def _flush_now(self) -> None:
         batch, self._batch = self._batch, _Batch()
