@@ -13,7 +13,15 @@ from tests.test_run import (
     FLEET_OPTIONS,
     RunMode,
     make_world,  # noqa: F401  # re-exported: the sandbox-world fixture
+    preload_commands,
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _commands_loaded() -> None:
+    """Every command's modules are imported once in each test process, so no CLI child forked
+    from it (`tests.test_run.CliChild`, `tests.test_mistakes.bulkrt`) imports them again."""
+    preload_commands()
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import Endpoint
 from bulkrt.sandbox.faults import ScriptedFault
 from bulkrt.shell.accounts import load_accounts
-from tests.test_run import MakeWorld, World, eventually, rows
+from tests.test_run import MakeWorld, World, eventually, fork_cli, rows, run_cli
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
 OAUTH2 = ["acct002", "acct004", "acct006"]
@@ -49,7 +49,7 @@ async def run_all_ok(commands: list[list[str]]) -> list[subprocess.CompletedProc
     results: list[subprocess.CompletedProcess[bytes]] = []
 
     async def one(args: list[str]) -> None:
-        results.append(await anyio.run_process(args, check=False))
+        results.append(await run_cli(args))
 
     async with anyio.create_task_group() as group:
         for args in commands:
@@ -158,7 +158,7 @@ class TestLateAnswers:
             ScriptedFault(FaultKind.STALL, endpoint=Endpoint.OAUTH2_TOKEN)
         )
         job = world.job(rows(["acct002", "acct004"], 3))
-        async with await anyio.open_process(world.run_args(job, "--read-timeout", "0.5")) as proc:
+        async with fork_cli(world.run_args(job, "--read-timeout", "0.5")) as proc:
             await eventually(lambda: world.sandbox.state.stats()["refreshes"] >= 1)
             proc.send_signal(signal.SIGSTOP)
             await anyio.sleep(1)
@@ -285,7 +285,7 @@ class TestCrashRecovery:
         world.accounts.write_text(json.dumps(document))
         world.accounts.chmod(0o644)
         args = world.run_args(world.job(rows(["acct002"], 3)))
-        done = await anyio.run_process(args, check=False, env=env)
+        done = await run_cli(args, env=env)
         assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-2000:]
         assert stat.S_IMODE(world.accounts.stat().st_mode) == 0o600
         assert "env_secret_rotated" in done.stderr.decode()

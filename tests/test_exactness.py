@@ -19,7 +19,7 @@ import pytest
 from bulkrt.sandbox import FaultKind, OffsetClock
 from bulkrt.sandbox.config import Endpoint, HiddenLimit
 from bulkrt.sandbox.faults import ScriptedFault
-from tests.test_run import MakeWorld, World, eventually
+from tests.test_run import MakeWorld, World, eventually, fork_cli, run_cli
 
 #: an address where nothing listens: every connection is refused before a byte is sent
 CLOSED_PORT = "http://127.0.0.1:9"
@@ -32,7 +32,7 @@ def with_option(args: list[str], option: str, value: str) -> list[str]:
 
 
 async def run_args(args: list[str]) -> subprocess.CompletedProcess[bytes]:
-    return await anyio.run_process(args, check=False)
+    return await run_cli(args)
 
 
 async def roll_back(world: World, *extra: str) -> str:
@@ -124,7 +124,7 @@ class TestProvedNoEffect:
         owner = world.user_id("acct001")
         world.sandbox.state.retweets[owner].add("101")
         job = world.job([("acct001", "100", "retweet"), ("acct001", "101", "retweet")])
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: world.sandbox.state.by_status["429"] >= 1)
             await anyio.sleep(0.3)
             process.send_signal(signal.SIGINT)
@@ -275,7 +275,7 @@ class TestDurability:
             "runpy.run_module('bulkrt', run_name='__main__')\n"
         )
         args = world.run_args(job)
-        done = await run_args([sys.executable, "-c", tracer, *args[3:]])
+        done = await anyio.run_process([sys.executable, "-c", tracer, *args[3:]], check=False)
         assert done.returncode == 0, done.stderr.decode()
         events = [line.split() for line in trace.read_text().splitlines()]
         writes = [float(t) for kind, t in events if kind == "w"]
@@ -336,7 +336,7 @@ class TestPaths:
         symlink.symlink_to(world.ledger)
         os.link(world.ledger, hardlink)
         other = world.job([("acct002", "200", "retweet")], name="other.csv")
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: len(world.lines()) >= 1)
             for alias in (symlink, hardlink):
                 second = await run_args(with_option(world.run_args(other), "--ledger", str(alias)))
@@ -427,7 +427,7 @@ class TestDone:
         world = await make_world(limit=3, window=900.0, latency_ms=400)
         account = json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"]
         job = world.job([("acct002", str(100 + n), "retweet") for n in range(4)])
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: "100" in world.retweets("acct002"))
             tokens = world.sandbox.state.auth.tokens
             for token in (account["access_token"], account["refresh_token"]):

@@ -14,18 +14,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from subprocess import DEVNULL
 
 import anyio
 import pytest
-from anyio.abc import Process
 
 from bulkrt.fleet.connection import connect
 from bulkrt.sandbox import FaultKind
 from tests.redis_server import RedisServer
 from tests.test_exactness import readable_lines
 from tests.test_invariants import CONCURRENCY, TWEETS, Chaos, assert_restored, roll_back
-from tests.test_run import ACCOUNTS, MakeWorld, World, eventually, rows
+from tests.test_run import ACCOUNTS, CliChild, MakeWorld, World, eventually, fork_cli, rows, run_cli
 
 #: seeded fleets of the invariant test (`BULKRT_FLEET_SEEDS=20` runs more by hand)
 FLEET_SEEDS = int(os.environ.get("BULKRT_FLEET_CHAOS_SEEDS", "1"))
@@ -68,17 +66,10 @@ def worker_args(world: World, redis: RedisServer, n: int, *extra: str) -> list[s
 @asynccontextmanager
 async def workers(
     world: World, redis: RedisServer, count: int, *extra: str
-) -> AsyncIterator[list[Process]]:
+) -> AsyncIterator[list[CliChild]]:
     """``count`` worker processes, up (each has beat once, so a driver started now shares the
     work with them) when the block starts, and stopped (SIGTERM, then killed) when it ends."""
-    processes = [
-        await anyio.open_process(
-            worker_args(world, redis, n, *extra),
-            stdout=DEVNULL,
-            stderr=DEVNULL,
-        )
-        for n in range(count)
-    ]
+    processes = [CliChild(worker_args(world, redis, n, *extra)) for n in range(count)]
     try:
         if count:
             client = await connect(redis.url)
@@ -99,9 +90,7 @@ async def workers(
             for process in processes:
                 await process.wait()
         for process in processes:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            process.close()
 
 
 def assert_campaign_done(world: World, accounts: list[str], per_account: int) -> None:
@@ -138,14 +127,13 @@ class TestFleet:
         status = [sys.executable, "-m", "bulkrt", "status", "--redis", redis.url, "--json"]
         async with (
             workers(world, redis, 2),
-            await anyio.open_process(driver_args(world, job, redis)) as driver,
+            fork_cli(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 1)
-            shown = json.loads((await anyio.run_process(status)).stdout)
-            assert driver.stdout is not None
+            shown = json.loads((await run_cli(status)).stdout)
             with anyio.fail_after(60):
-                out = b"".join([chunk async for chunk in driver.stdout]).decode()
                 await driver.wait()
+            out = driver.stdout().decode()
         assert driver.returncode == 0
         assert "72 ok, 0 rejected, 0 error" in out
         assert_campaign_done(world, ACCOUNTS, 12)
@@ -162,7 +150,7 @@ class TestFleet:
         assert 1 <= listed["done"] < 72
         assert len(shown["workers"]) == 3
         assert sum(w["accounts_held"] for w in shown["workers"]) <= 6
-        text = (await anyio.run_process(status[:-1])).stdout.decode()
+        text = (await run_cli(status[:-1])).stdout.decode()
         assert "no job is running" in text and "0 worker(s)" in text
         later = world.job(rows(ACCOUNTS, 1, first=300), name="later.csv")
         again = await world.run(later)  # without Redis: the accounts file works on its own
@@ -179,7 +167,7 @@ class TestFleet:
         job = world.job(rows(ACCOUNTS, 8))
         async with (
             workers(world, redis, 2) as procs,
-            await anyio.open_process(driver_args(world, job, redis)) as driver,
+            fork_cli(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 6)
             procs[0].kill()
@@ -200,14 +188,13 @@ class TestFleet:
         job = world.job(rows(ACCOUNTS, 8))
         async with (
             workers(world, redis, 1),
-            await anyio.open_process(driver_args(world, job, redis)) as driver,
+            fork_cli(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 6)
             await anyio.to_thread.run_sync(lambda: redis.restart(pause=1.0))
-            assert driver.stderr is not None
             with anyio.fail_after(90):
-                err = b"".join([chunk async for chunk in driver.stderr]).decode()
                 await driver.wait()
+            err = driver.stderr().decode()
         assert driver.returncode == 0, err
         assert "redis_unreachable" in err and "redis_back" in err  # said once each, and why
         assert_campaign_done(world, ACCOUNTS, 8)
@@ -234,7 +221,7 @@ class TestFleet:
         job = world.job(job_rows)
         async with (
             workers(world, redis, 2) as procs,
-            await anyio.open_process(driver_args(world, job, redis)) as driver,
+            fork_cli(driver_args(world, job, redis)) as driver,
         ):
             await eventually(lambda: len(world.lines()) >= 10)
             procs[1].kill()
@@ -263,7 +250,7 @@ class TestFleet:
             results: list[int] = []
 
             async def run(args: list[str]) -> None:
-                done = await anyio.run_process(args, check=False)
+                done = await run_cli(args)
                 results.append(done.returncode)
 
             both.start_soon(run, args_one)
@@ -285,7 +272,7 @@ class TestFleet:
         world = await make_world()
         job = world.job(rows(ACCOUNTS, 6))
         async with workers(world, redis, 1):
-            async with await anyio.open_process(driver_args(world, job, redis)) as driver:
+            async with fork_cli(driver_args(world, job, redis)) as driver:
                 await eventually(lambda: len(world.lines()) >= 4)
                 driver.kill()
                 await driver.wait()
@@ -296,7 +283,7 @@ class TestFleet:
                 shutil.copy(world.dir / name, elsewhere / name)
             moved = World(world.sandbox, elsewhere, world.mode)
             shutil.copy(world.accounts, moved.accounts)
-            again = await anyio.run_process(driver_args(moved, job, redis), check=False)
+            again = await run_cli(driver_args(moved, job, redis))
         assert again.returncode == 0, again.stderr.decode()
         assert "job_lost" not in again.stderr.decode()
         assert_campaign_done(moved, ACCOUNTS, 6)
@@ -314,18 +301,17 @@ class TestFleet:
         world = await make_world()
         job = world.job(rows(ACCOUNTS, 8))
         args = driver_args(world, job, redis)
-        async with await anyio.open_process(args) as driver:
+        async with fork_cli(args) as driver:
             await eventually(lambda: len(world.lines()) >= 6)
             client = await connect(redis.url)
             await client.flushall()
             await client.aclose()
-            assert driver.stderr is not None
             with anyio.fail_after(60):
-                err = b"".join([chunk async for chunk in driver.stderr]).decode()
                 await driver.wait()
+            err = driver.stderr().decode()
         assert driver.returncode == 1, err
         assert "were not run" in err
-        again = await anyio.run_process(args, check=False)
+        again = await run_cli(args)
         assert again.returncode == 0, again.stderr.decode()
         assert "job_lost" in again.stderr.decode()
         assert_campaign_done(world, ACCOUNTS, 8)
@@ -343,7 +329,7 @@ async def fleet_until_done(
         count = rng.randint(0, 2)
         async with workers(world, redis, count, "--concurrency", str(CONCURRENCY)) as procs:
             if chaos.kills < 3 and rng.random() < 0.6:
-                async with await anyio.open_process(args, stdout=DEVNULL, stderr=DEVNULL) as driver:
+                async with fork_cli(args) as driver:
                     await anyio.sleep(rng.uniform(0.6, 2.5))
                     victim = rng.choice(["driver", "worker", "redis"])
                     if victim == "redis":
@@ -360,7 +346,7 @@ async def fleet_until_done(
                     code = driver.returncode
                     out = b""
             else:
-                done = await anyio.run_process(args, check=False)
+                done = await run_cli(args)
                 code, out = done.returncode, done.stdout
         if code == 0 or b" 0 error in this run" in out:
             return
@@ -416,10 +402,8 @@ async def test_rediss_with_a_password_works_and_the_password_never_shows(
     try:
         world = await make_world()
         job = world.job(rows(ACCOUNTS[:2], 4))
-        worker = await anyio.open_process(worker_args(world, server, 0), env=env)
-        try:
-            done = await anyio.run_process(driver_args(world, job, server), check=False, env=env)
-        finally:
+        async with fork_cli(worker_args(world, server, 0), env=env) as worker:
+            done = await run_cli(driver_args(world, job, server), env=env)
             worker.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):
                 await worker.wait()
@@ -431,7 +415,7 @@ async def test_rediss_with_a_password_works_and_the_password_never_shows(
         sent = world.sandbox.state.stats()["requests"]
         wrong = server.url.replace(secret, "not-the-password")
         args = [a if a != server.url else wrong for a in driver_args(world, job, server)]
-        refused = await anyio.run_process(args, check=False, env=env)
+        refused = await run_cli(args, env=env)
         err = refused.stderr.decode()
         assert refused.returncode == 69, err
         assert "not-the-password" not in err and "***" in err
@@ -455,15 +439,14 @@ async def test_a_worker_whose_accounts_file_disagrees_leaves_those_accounts_alon
     swapped.chmod(0o600)
     args = worker_args(world, redis, 0)
     args[args.index("--accounts") + 1] = str(swapped)
-    async with await anyio.open_process(args) as worker:
+    async with fork_cli(args) as worker:
         await anyio.sleep(1.0)  # the worker is up and claiming before the job is published
-        done = await anyio.run_process(driver_args(world, job, redis), check=False)
+        done = await run_cli(driver_args(world, job, redis))
         alive = worker.returncode is None
         worker.send_signal(signal.SIGTERM)
-        assert worker.stderr is not None
         with anyio.fail_after(30):
-            err = b"".join([chunk async for chunk in worker.stderr]).decode()
             await worker.wait()
+        err = worker.stderr().decode()
     assert done.returncode == 0, done.stderr.decode()
     assert alive and worker.returncode == 143, err
     assert_campaign_done(world, ACCOUNTS[:2], 4)

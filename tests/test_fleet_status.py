@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import Process
 
 from bulkrt.core.scheduler import AccountEvent, AccountState, EventKind
 from bulkrt.fleet.account_wait import Hold, WaitReason, why_waiting
@@ -27,7 +26,7 @@ from bulkrt.sandbox.config import Endpoint
 from tests.redis_server import RedisServer
 from tests.test_fleet_pace import publish, sent_for
 from tests.test_fleet_run import worker_args
-from tests.test_run import ACCOUNTS, MakeWorld, eventually
+from tests.test_run import ACCOUNTS, CliChild, MakeWorld, eventually, run_cli
 
 #: a dead worker's leases outlive it this long, and the quiet period after them (the live
 #: worker's connect + 2 x read timeout) lasts about twice that: time enough to see both
@@ -38,7 +37,7 @@ QUIET = ("--read-timeout", "15")
 async def status(redis: RedisServer, *json_flag: str) -> str:
     """What ``bulkrt status --redis URL`` prints."""
     args = [sys.executable, "-m", "bulkrt", "status", "--redis", redis.url, *json_flag]
-    done = await anyio.run_process(args, check=False)
+    done = await run_cli(args)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode()
 
@@ -95,11 +94,11 @@ async def test_status_shows_each_jobs_progress_and_why_accounts_wait(
         world.sandbox.state.limits.admit(world.user_id("acct003"), Endpoint.RETWEET, now)
     client = await connect(redis_server.url)
     store = FleetStore(client)
-    started: list[Process] = []
+    started: list[CliChild] = []
 
-    async def start(n: int, *extra: str) -> Process:
+    async def start(n: int, *extra: str) -> CliChild:
         """Worker ``n``, once it has beat (counted by the others when they take their share)."""
-        started.append(await anyio.open_process(worker_args(world, redis_server, n, *extra)))
+        started.append(CliChild(worker_args(world, redis_server, n, *extra)))
         with anyio.fail_after(30):
             while True:  # polling another process
                 if await client.zcard("bulkrt:workers") > n:
@@ -132,9 +131,7 @@ async def test_status_shows_each_jobs_progress_and_why_accounts_wait(
     finally:
         await client.aclose()
         for worker in started:
-            if worker.returncode is None:
-                worker.kill()
-                await worker.wait()
+            worker.close()
     named = {w["account"]: w for w in shown["accounts"]["waiting_accounts"]}
     live = named["acct001"]["worker"]
     jobs = {job["job"]: (job["done"], job["total"]) for job in shown["jobs"]}

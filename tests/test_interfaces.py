@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import anyio
-
 from tests.test_mistakes import bulkrt
-from tests.test_run import ACCOUNTS, MakeWorld, rows
+from tests.test_run import ACCOUNTS, MakeWorld, rows, run_cli
 
 
 async def test_run_validate_and_rollback_print_one_json_object_with_json(
@@ -50,7 +48,7 @@ async def test_a_misconfigured_run_says_so_in_its_json(make_world: MakeWorld) ->
     world = await make_world()
     args = world.run_args(world.job(rows(ACCOUNTS, 1)), "--json")
     args[args.index("--api-base") + 1] = "http://127.0.0.1:9"
-    done = await anyio.run_process(args, check=False)
+    done = await run_cli(args)
     assert done.returncode == 3
     stopped = json.loads(done.stdout.decode())["stopped_early"]
     assert stopped["api_base"] == "http://127.0.0.1:9"
@@ -98,7 +96,7 @@ async def test_the_dry_run_names_where_its_limits_come_from(make_world: MakeWorl
     for option in ("--limit", "--window"):
         at = args.index(option)
         del args[at : at + 2]
-    tier = await anyio.run_process([*args, "--tier", "basic"], check=False)
+    tier = await run_cli([*args, "--tier", "basic"])
     assert "expected duration under the basic tier limits (5 per 15 min" in tier.stdout.decode()
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +36,7 @@ from bulkrt.sandbox.config import SandboxConfig
 from bulkrt.sandbox.faults import FaultPlan
 from bulkrt.simulation.harness import SimSettings, Simulation
 from tests.test_exactness import damage, readable_lines
-from tests.test_run import MakeWorld, World
+from tests.test_run import PYTHON_M_BULKRT, MakeWorld, World, fork_cli, run_cli
 
 SEEDS = int(os.environ.get("BULKRT_INVARIANT_SEEDS", "1"))
 SIM_SEEDS = int(os.environ.get("BULKRT_SIM_SEEDS", "200"))
@@ -104,16 +102,14 @@ async def run_until_done(
     )
     for _ in range(30):
         if kill and chaos.kills < 3 and rng.random() < 0.6:
-            async with await anyio.open_process(
-                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            ) as process:
+            async with fork_cli(args) as process:
                 await anyio.sleep(rng.uniform(0.6, 2.0))
                 if process.returncode is None:
                     process.kill()
                     chaos.kills += 1
                 await process.wait()
         else:
-            done = await anyio.run_process(args, check=False)
+            done = await run_cli(args)
             if done.returncode == 0 or b" 0 error in this run" in done.stdout:
                 return  # finished (exit 1 may only mean items the API refused: rejected)
             assert done.returncode == 1, done.stderr.decode()
@@ -148,10 +144,7 @@ async def roll_back(
         {kind: rate for kind, rate in rates.items() if kind not in refusals}, seed
     )
     undo = world.dir / "undo.csv"
-    rolled = await anyio.run_process(
-        [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo)],
-        check=False,
-    )
+    rolled = await run_cli([*PYTHON_M_BULKRT, "rollback", str(world.ledger), "--out", str(undo)])
     assert rolled.returncode == 0, rolled.stderr.decode()
     listed = [line.split() for line in rolled.stdout.decode().splitlines()]
     undecided |= {(row[0], row[1]) for row in listed if len(row) == 2 and row[0] in ACCOUNTS}

@@ -529,3 +529,28 @@ def test_the_journal_settles_origins_for_rollback(tmp_path: Path) -> None:
     assert again.evidence("k2").owner and again.evidence("k3").possible
     assert again.evidence("k1") == again.evidence("unknown")  # finished keys are not loaded
     again.close()
+
+
+async def test_a_batch_the_flusher_took_is_written_when_the_run_ends_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """Settled origins queued, the flusher woken, and the run ending before it writes: the
+    batch it took is still written (once lost, a resume after ledger damage read the campaign's
+    retweets as undecidable)."""
+    import anyio.lowlevel
+
+    from bulkrt.core.attribution import Origin
+    from bulkrt.ledger.journal import JournalEvent, SentJournal, read_origins
+
+    ledger = tmp_path / "l.jsonl"
+    journal = SentJournal(ledger)
+    journal.open(finished=set())
+    made = Item("k1", "c", "acme", "20", Action.RETWEET, "j.csv", 2)
+    async with anyio.create_task_group() as run:
+        run.start_soon(journal.flush_forever)
+        await anyio.lowlevel.checkpoint()  # the flusher waits for its kick
+        journal.record(made, JournalEvent.MADE)
+        journal.flush()
+        run.cancel_scope.cancel()  # the run ends before the flusher's next turn
+    journal.close()
+    assert read_origins(ledger) == {("c", "acme", "20"): Origin.CAMPAIGN}

@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-import anyio
 import pytest
 
 from bulkrt import launch
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import RateLimitHeaders
 from tests.test_run import ACCOUNTS as NAMES
-from tests.test_run import MakeWorld, rows
+from tests.test_run import MakeWorld, rows, run_cli
 
 LEDGER_LINE = (
     '{"schema":1,"ts":"2026-11-26T01:00:00.000Z","run":"r1","key":"k1","campaign":"spring",'
@@ -920,7 +919,7 @@ async def test_a_wrong_api_base_stops_early_and_loses_nothing(
     job = world.job(rows(accounts, 4))
     args = world.run_args(job)
     args[args.index("--api-base") + 1] = server.base(world.sandbox.url, html_server)
-    wrong = await anyio.run_process(args, check=False)
+    wrong = await run_cli(args)
     out = wrong.stdout.decode() + wrong.stderr.decode()
     assert wrong.returncode == 3, out
     for fragment in server.says:
@@ -948,7 +947,7 @@ async def test_a_sandbox_like_xs_emulator_finishes_with_every_item_ok(
     args = world.run_args(world.job(rows(NAMES, 30)), "--max-attempts", "20", "-v")
     args[args.index("--limit") + 1] = "100"
     args[args.index("--window") + 1] = "600"
-    done = await anyio.run_process(args, check=False)
+    done = await run_cli(args)
     out = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 0, out
     assert {line["status"] for line in world.lines()} == {"ok"}

@@ -8,27 +8,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
+from tests.test_mistakes import bulkrt  # the real CLI, forked (never more than 60 s)
 from tests.test_run import MakeWorld, World, both_modes
 
 CAMPAIGN = [("acct001", "3001", "retweet"), ("acct002", "3001", "retweet")]
-
-
-def bulkrt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real `bulkrt` command in a subprocess (never waiting more than 60 s)."""
-    return subprocess.run(
-        [sys.executable, "-m", "bulkrt", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def permuted_accounts(world: World) -> Path:

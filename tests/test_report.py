@@ -8,7 +8,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from bulkrt.ledger.counts import StatusTally
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.reporting.model import MAX_CHART_CAMPAIGNS, MAX_KINDS, MAX_SLOTS, Report, ReportBuilder
 from bulkrt.reporting.page import CAMPAIGN_COLOURS, COLOURS, render_html
+from tests.test_mistakes import bulkrt
 
 START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 OK = LedgerRecord(
@@ -222,13 +222,11 @@ def page(tmp_path: Path) -> Path:
     lines = "".join(r.to_json() + "\n" for r in campaign_ledger())
     ledger.write_text(lines + '{"schema":1,"ts"', encoding="utf-8")
     out = tmp_path / "report.html"
-    done = subprocess.run(
-        [sys.executable, "-m", "bulkrt", "report", str(ledger), "--html", str(out),
-         "--limit", "5", "--window", "3"],
-        capture_output=True, check=False, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr.decode()
-    assert "21 items (20 ok, 1 rejected, 0 error), 4 account(s)" in done.stdout.decode()
+    done = bulkrt(
+        "report", str(ledger), "--html", str(out), "--limit", "5", "--window", "3", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "21 items (20 ok, 1 rejected, 0 error), 4 account(s)" in done.stdout
     return out
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 
 import anyio
@@ -15,7 +14,7 @@ import pytest
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import Endpoint
 from bulkrt.sandbox.faults import ScriptedFault
-from tests.test_run import MakeWorld, World, eventually, rows
+from tests.test_run import PYTHON_M_BULKRT, MakeWorld, World, eventually, fork_cli, rows, run_cli
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
 
@@ -73,7 +72,7 @@ class TestChaos:
         items, concurrency, kills = len(job_rows), 16, 0
         args = world.run_args(job, "--concurrency", str(concurrency))
         for _ in range(4):
-            async with await anyio.open_process(args) as process:
+            async with fork_cli(args) as process:
                 await anyio.sleep(chance.uniform(0.4, 1.6))
                 if process.returncode is None:
                     process.kill()
@@ -113,7 +112,7 @@ class TestKillDuringRefresh:
             world.sandbox.state.faults.script(
                 ScriptedFault(FaultKind.STALL, endpoint=Endpoint.OAUTH2_TOKEN)
             )
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             if answer_lost:
                 await eventually(lambda: world.sandbox.state.stats()["refreshes"] >= 1)
             else:
@@ -160,7 +159,7 @@ class TestKillDuringRefresh:
             ScriptedFault(FaultKind.HOLD, endpoint=Endpoint.OAUTH2_TOKEN)
         )
         job = world.job(rows(["acct001", "acct002", "acct003"], 3))
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: world.sandbox.state.stats()["by_fault"].get("hold") == 1)
             process.kill()
             await process.wait()
@@ -206,7 +205,7 @@ class TestSecretsAudit:
             ["report", str(world.ledger), "--html", str(report)],
             ["rollback", str(world.ledger), "--out", str(world.dir / "undo.csv")],
         ):
-            done = await anyio.run_process([sys.executable, "-m", "bulkrt", *command], check=False)
+            done = await run_cli([*PYTHON_M_BULKRT, *command])
             assert done.returncode == 0, done.stderr.decode()
             outputs += [done.stdout, done.stderr]
         files = [world.ledger, world.ledger.with_name("ledger.jsonl.sent"), report]
@@ -224,14 +223,11 @@ async def killed_mid_run(world: World, job: Path, *, after_lines: int) -> list[b
     """Run ``job`` with -v, SIGKILL it once the ledger has more than ``after_lines`` lines, and
     return what it printed (stdout and stderr) until then."""
     printed: list[bytes] = []
-    async with await anyio.open_process(world.run_args(job, "-v")) as process:
+    async with fork_cli(world.run_args(job, "-v")) as process:
         await eventually(lambda: len(world.lines()) > after_lines)
         process.kill()
         await process.wait()
-        for stream in (process.stdout, process.stderr):
-            assert stream is not None
-            async for chunk in stream:
-                printed.append(chunk)
+        printed += [process.stdout(), process.stderr()]
     return printed
 
 

@@ -16,7 +16,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import anyio
 import pytest
 from click.testing import CliRunner
 
@@ -28,7 +27,7 @@ from bulkrt.jobs.rows import Row
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.undo import RollbackError, select_undo, write_undo_job
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
-from tests.test_run import World, both_modes, eventually, mode_of
+from tests.test_run import World, both_modes, eventually, fork_cli, mode_of, run_cli
 
 OK = LedgerRecord(
     ts="2026-11-26T01:00:00.000Z", run="r1", key="k", campaign="spring", account="acme",
@@ -267,7 +266,7 @@ def state(world: World) -> dict[str, set[str]]:
 
 async def rollback(world: World, *extra: str) -> subprocess.CompletedProcess[bytes]:
     args = [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), *extra]
-    return await anyio.run_process(args, check=False)
+    return await run_cli(args)
 
 
 async def campaign(world: World) -> dict[str, set[str]]:
@@ -345,7 +344,7 @@ class TestRoundTrip:
         def undone() -> int:
             return sum(line["campaign"] == "campaign-rollback" for line in world.lines())
 
-        async with await anyio.open_process(world.run_args(undo)) as process:
+        async with fork_cli(world.run_args(undo)) as process:
             await eventually(lambda: undone() >= 4)
             process.send_signal(signal.SIGKILL)
             await process.wait()

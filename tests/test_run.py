@@ -1,17 +1,24 @@
-"""`bulkrt run` end to end: the real CLI in a subprocess against the sandbox on a real socket,
-with short windows. Assertions are on what an operator sees: exit codes, messages, the ledger,
-and the sandbox's recorded state."""
+"""`bulkrt run` end to end: the real CLI in its own process (forked from the test's, see
+`CliChild`; a fresh interpreter where a signal is the point) against the sandbox on a real
+socket, with short windows. Assertions are on what an operator sees: exit codes, messages, the
+ledger, and the sandbox's recorded state."""
 
 from __future__ import annotations
 
+import functools
+import gc
+import importlib
 import json
+import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import pytest
@@ -95,7 +102,126 @@ class World:
         ]  # fmt: skip
 
     async def run(self, job: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:
-        return await anyio.run_process(self.run_args(job, *extra), check=False)
+        return await run_cli(self.run_args(job, *extra))
+
+
+#: how a command line of the real CLI starts (`World.run_args`), as `run_cli` takes it
+PYTHON_M_BULKRT = (sys.executable, "-m", "bulkrt")
+
+
+async def run_cli(
+    args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """`python -m bulkrt ...` (``args`` as `anyio.run_process` takes them) run to its end in a
+    child forked from this process (`CliChild`): its exit code, stdout and stderr."""
+    async with fork_cli(args, env=env, cwd=cwd) as child:
+        code = await child.wait()
+    return subprocess.CompletedProcess(list(args), code, child.stdout(), child.stderr())
+
+
+class CliChild:
+    """A `bulkrt` command line running in a child forked from the test process (the console
+    entry point as `tests.test_mistakes._child` runs it: its own process, files, signals and
+    exit code), stdout and stderr in files: what `anyio.open_process` gives, without an
+    interpreter start-up (about 0.5 s of CPU each). The child closes every descriptor it
+    inherited (the sandbox's sockets, other children's pipes), so a connection the sandbox closes
+    is closed for its client. What only a fresh interpreter shows (signals during start-up, the
+    import-time state) is the business of the tests that still start one: `tests/test_startup.py`,
+    the README's, and one per signal in `TestStopAndResume`."""
+
+    def __init__(
+        self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
+        from tests.test_mistakes import _child  # test_mistakes imports this module
+
+        if tuple(args[:3]) != PYTHON_M_BULKRT:
+            raise ValueError(f"not a bulkrt command line: {args[:3]}")
+        preload_commands()
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115  # closed by `close`
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self.returncode: int | None = None
+        self._kept: tuple[bytes, bytes] | None = None  # stdout and stderr, once closed
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: it never returns from here
+            gc.freeze()  # no object of the parent's is collected here (closing a reused fd)
+            signal.set_wakeup_fd(-1)  # the parent's event loop's, if it set one
+            keep = {self._out.fileno(), self._err.fileno()}
+            for fd in map(int, os.listdir("/proc/self/fd")):
+                if fd > 2 and fd not in keep:
+                    with suppress(OSError):
+                        os.close(fd)
+            if env is not None:
+                os.environ.clear()
+                os.environ.update(env)
+            _child(tuple(args[3:]), cwd or Path.cwd(), self._out.fileno(), self._err.fileno())
+
+    def _poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid != 0:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    async def wait(self) -> int:
+        """Wait for the child's exit (polling, so the event loop serves the sandbox meanwhile)."""
+        pause = 0.001
+        while (code := self._poll()) is None:
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        if self._poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def stdout(self) -> bytes:
+        """What the child wrote on its stdout so far (all of it once closed)."""
+        return self._kept[0] if self._kept else _read(self._out)
+
+    def stderr(self) -> bytes:
+        """What the child wrote on its stderr so far (all of it once closed)."""
+        return self._kept[1] if self._kept else _read(self._err)
+
+    def close(self) -> None:
+        """Kill the child if it still runs, reap it, keep its output and drop its files."""
+        if self._poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            _, status = os.waitpid(self.pid, 0)  # killed: reaped at once
+            self.returncode = os.waitstatus_to_exitcode(status)
+        if self._kept is None:
+            self._kept = (self.stdout(), self.stderr())
+        self._out.close()
+        self._err.close()
+
+
+def _read(file: IO[bytes]) -> bytes:
+    return os.pread(file.fileno(), os.fstat(file.fileno()).st_size, 0)
+
+
+@functools.cache
+def preload_commands() -> None:
+    """Import every command's module before the first fork, so no child imports one again."""
+    from bulkrt.cli import COMMANDS
+
+    for listed in COMMANDS.values():
+        importlib.import_module(listed.module)
+
+
+@asynccontextmanager
+async def fork_cli(
+    args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> AsyncIterator[CliChild]:
+    """`CliChild` for the block, which ends (as `anyio.open_process`'s does) once the child
+    has exited; a test that fails or times out kills it."""
+    child = CliChild(args, env=env, cwd=cwd)
+    try:
+        yield child
+        await child.wait()
+    finally:
+        child.close()
 
 
 MakeWorld = Callable[..., Awaitable[World]]
@@ -318,7 +444,7 @@ class TestFaultsAndAuth:
         cap = HiddenLimit(3, 10_800, frozenset({Endpoint.RETWEET}))
         world = await make_world(hidden_caps=(cap,), timestamp_skew=10**6)
         job = world.job(rows(["acct001"], 6) + rows(["acct003", "acct005"], 3, first=300))
-        async with await anyio.open_process(world.run_args(job)) as process:
+        async with fork_cli(world.run_args(job)) as process:
             await eventually(lambda: "429" in world.sandbox.state.stats()["by_status"])
             # acct003 and acct005 (6 items) and acct001's first three
             await eventually(lambda: len(world.lines()) >= 9)
@@ -352,7 +478,7 @@ class TestStopAndResume:
         assert "To resume, run the same command again" in out
         stopped_at = len(world.lines())
         assert 8 <= stopped_at < 40
-        again = await anyio.run_process(args, check=False)
+        again = await run_cli(args)
         assert again.returncode == 0, again.stderr.decode()
         assert f"{stopped_at} already finished" in again.stdout.decode()
         lines = world.lines()
@@ -388,9 +514,8 @@ class TestStopAndResume:
         assert (by_tweet["500"]["status"], by_tweet["500"]["preexisting"]) == ("ok", None)
         assert (by_tweet["501"]["status"], by_tweet["501"]["preexisting"]) == ("ok", True)
         undo = world.dir / "undo.csv"
-        rolled = await anyio.run_process(
-            [sys.executable, "-m", "bulkrt", "rollback", str(world.ledger), "--out", str(undo)],
-            check=False,
+        rolled = await run_cli(
+            [*PYTHON_M_BULKRT, "rollback", str(world.ledger), "--out", str(undo)]
         )
         assert rolled.returncode == 0
         assert undo.read_text().splitlines()[1:] == ["campaign-rollback,acct001,500,undo"]

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 from pathlib import Path
 
 import aiohttp
-import anyio
 
 from tests.test_resilience import killed_mid_run, secrets_of
-from tests.test_run import MakeWorld, rows
+from tests.test_run import PYTHON_M_BULKRT, MakeWorld, rows, run_cli
 
 ACCOUNTS = [f"acct{n:03d}" for n in range(1, 7)]
 
@@ -51,7 +49,7 @@ class TestSecretsAudit:
             ["report", str(world.ledger), "--html", str(report)],
             ["rollback", str(world.ledger), "--out", str(world.dir / "undo.csv")],
         ):
-            done = await anyio.run_process([sys.executable, "-m", "bulkrt", *command], check=False)
+            done = await run_cli([*PYTHON_M_BULKRT, *command])
             assert done.returncode == 0, done.stderr.decode()
             outputs += [done.stdout, done.stderr]
         sidecars = [p for p in world.dir.iterdir() if p.name.startswith("ledger.jsonl")]

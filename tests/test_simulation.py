@@ -24,6 +24,7 @@ from bulkrt.simulation.estimate import estimate
 from bulkrt.simulation.harness import SimSettings, Simulation
 from bulkrt.simulation.sim_sender import SimSender
 from tests.sandbox.conftest import MakeApi, make_api  # noqa: F401  # the sandbox-over-HTTP fixture
+from tests.test_mistakes import bulkrt
 
 ACCOUNTS = ["acct001", "acct002", "acct003"]
 FAULTS = {kind: 0.03 for kind in FaultKind}
@@ -99,12 +100,11 @@ def dry_run(tmp_path: Path, per_account: int, *options: str) -> dict[str, Any]:
     job = tmp_path / "spring.csv"
     job.write_text("account,tweet_id,action\n" + "".join(
         f"{i.account},{i.tweet_id},retweet\n" for i in items(per_account)))  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "bulkrt", "run", str(job), "--accounts",
-         str(tmp_path / "accounts.json"), "--ledger", str(tmp_path / "l.jsonl"), "--dry-run",
-         "--json", "--tier", "basic", *options],
-        capture_output=True, text=True, check=True, timeout=60,
+    done = bulkrt(
+        "run", str(job), "--accounts", str(tmp_path / "accounts.json"), "--ledger",
+        str(tmp_path / "l.jsonl"), "--dry-run", "--json", "--tier", "basic", *options, cwd=tmp_path,
     )  # fmt: skip
+    assert done.returncode == 0, done.stderr
     plan: dict[str, Any] = json.loads(done.stdout)
     return plan
 

@@ -18,7 +18,7 @@ from bulkrt.core.scheduler import AccountEvent, AccountState, Dispatch, EventKin
 from bulkrt.core.tiers import limit_model
 from bulkrt.core.waits import LONG_WAIT, is_long, reason, when
 from bulkrt.shell.progress import expected_finish
-from tests.test_run import MakeWorld, rows
+from tests.test_run import MakeWorld, eventually, fork_cli, rows
 
 PROBLEM = "application/problem+json"
 TOO_MANY = b'{"title":"Too Many Requests","type":"about:blank","status":429,"detail":"x"}'
@@ -136,12 +136,9 @@ async def test_a_run_that_must_wait_long_says_so_at_warning(make_world: MakeWorl
     -v, stderr carries a WARNING with the date it waits until and why; SIGINT then stops it."""
     world = await make_world(limit=2, window=400.0)
     job = world.job(rows(["acct001"], 3))
-    async with await anyio.open_process(world.run_args(job)) as process:
-        assert process.stderr is not None
-        seen = ""
-        with anyio.fail_after(30):
-            while "run_waiting" not in seen:
-                seen += (await process.stderr.receive()).decode()
+    async with fork_cli(world.run_args(job)) as process:
+        await eventually(lambda: "run_waiting" in process.stderr().decode())
+        seen = process.stderr().decode()
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(30):
             await process.wait()

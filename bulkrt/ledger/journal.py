@@ -335,6 +335,9 @@ class SentJournal:
             while True:
                 await self._kick.wait()
                 self._kick = anyio.Event()
+                # no checkpoint between taking a batch and handing it to the thread, and the wait
+                # is shielded: a batch taken is written even if the run ends meanwhile (`close`
+                # writes only what is still queued)
                 batch, self._batch = self._batch, _Batch()
                 if batch.lines and self._failure is None and self._inline:
                     self._write(b"".join(batch.lines))

@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 from oauthlib.oauth1 import Client as OAuth1Client
 
+from tests.test_mistakes import bulkrt
+
 LISTENING = "bulkrt sandbox listening on "
 
 
@@ -147,13 +149,7 @@ def test_a_signal_stops_the_sandbox_cleanly(served: Served, signum: signal.Signa
 )
 def test_bad_options_exit_2_with_a_message(args: list[str], message: str) -> None:
     """A sandbox option it cannot use is a usage error (exit 2) that names the problem."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "bulkrt", "sandbox", "--port", "0", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = bulkrt("sandbox", "--port", "0", *args, cwd=Path.cwd())
     assert proc.returncode == 2
     assert message in proc.stderr
 
@@ -161,12 +157,6 @@ def test_bad_options_exit_2_with_a_message(args: list[str], message: str) -> Non
 def test_a_port_in_use_is_reported(served: Served) -> None:
     """Asking for a port that is taken exits 2 with a message naming host and port."""
     port = served.url.rsplit(":", 1)[1]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bulkrt", "sandbox", "--port", port],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = bulkrt("sandbox", "--port", port, cwd=Path.cwd())
     assert proc.returncode == 2
     assert f"127.0.0.1:{port}" in proc.stderr
