@@ -47,16 +47,23 @@ class _ReaderMayLeave(io.TextIOWrapper):
     """Standard output that drops what it cannot write once its reader is gone (a closed pipe),
     instead of raising `BrokenPipeError` (which click turns into a silent exit 1)."""
 
+    #: the standard output it replaced, on the same buffer
+    wrapped: io.TextIOWrapper
+
     @classmethod
     def wrapping(cls, stream: io.TextIOWrapper) -> _ReaderMayLeave:
-        """The same descriptor and buffer as ``stream``, written the same way."""
-        return cls(
+        """The same descriptor and buffer as ``stream``, written the same way. ``stream`` is
+        kept: freed, it would close the buffer they share."""
+        stream.flush()
+        wrapper = cls(
             stream.buffer,
             encoding=stream.encoding,
             errors=stream.errors,
             line_buffering=stream.line_buffering,
             write_through=stream.write_through,
         )
+        wrapper.wrapped = stream
+        return wrapper
 
     def write(self, text: str) -> int:
         try:
