@@ -85,6 +85,20 @@ class TestSpreadsheetIds:
         assert answer.returncode == 0, answer.stderr
         assert f"warning: {says}" in answer.stderr
 
+    def test_expand_warns_about_a_likely_rounded_id_and_writes_the_job(
+        self, tmp_path: Path
+    ) -> None:
+        """`expand --tweets` with an ID ending in 4 zeros writes the job (exit 0) and warns,
+        naming the entry."""
+        answer = bulkrt("expand", "--accounts", "acct001", "--tweets", "20,1861359704022660000",
+                        "--campaign", "spring", "--out", "spring.csv", cwd=tmp_path)  # fmt: skip
+        assert answer.returncode == 0, answer.stderr
+        assert (
+            "warning: --tweets:2: tweet_id: '1861359704022660000' ends in 4 zeros: perhaps a "
+            "longer ID a spreadsheet rounded"
+        ) in answer.stderr
+        assert "1861359704022660000" in (tmp_path / "spring.csv").read_text()
+
     def test_an_exact_id_and_a_small_json_integer_get_no_warning(self, tmp_path: Path) -> None:
         """An ID not ending in 4 zeros, a short one that does, and a JSON integer below 2**53
         are not warned about (the warning is for likely rounding only)."""
@@ -217,13 +231,15 @@ class TestClosedStdout:
     """Finding 11: ``bulkrt status L | head -1``: a reader that left is not an error."""
 
     def test_commands_whose_stdout_reader_left_end_as_they_would_have(self, tmp_path: Path) -> None:
-        """With stdout a pipe nobody reads any more, status, status --json, validate and
-        rollback exit 0 with nothing on stderr, and rollback still writes its undo job."""
+        """With stdout a pipe nobody reads any more, status, status --json, validate, report
+        and rollback exit 0 with nothing on stderr; report and rollback still write their
+        files."""
         files(tmp_path, acc_json=ACCOUNTS, job_csv=JOB, ledger_jsonl=LEDGER_LINE)
         for args in (
             ("status", "ledger.jsonl"),
             ("status", "ledger.jsonl", "--json"),
             ("validate", "job.csv", "--accounts", "acc.json"),
+            ("report", "ledger.jsonl", "--html", "report.html"),
             ("rollback", "ledger.jsonl", "--out", "undo.csv"),
         ):
             read, write = os.pipe()
@@ -233,6 +249,7 @@ class TestClosedStdout:
             finally:
                 os.close(write)
             assert (answer.returncode, answer.stderr) == (0, ""), args
+        assert "<html" in (tmp_path / "report.html").read_text()
         assert (tmp_path / "undo.csv").read_text().splitlines()[1:] == [
             "spring-rollback,acct001,20,undo"
         ]
