@@ -213,6 +213,28 @@ class TestSwappedFiles:
         ]
         assert not (tmp_path / "spring.csv").exists()
 
+    @pytest.mark.parametrize(
+        ("option", "entries"), [("--tweets", "Tweet IDs or post URLs"),
+                                ("--accounts", "account names")]
+    )  # fmt: skip
+    def test_expand_given_a_job_file_as_a_list_says_what_it_is(
+        self, tmp_path: Path, option: str, entries: str
+    ) -> None:
+        """A job file given as `expand --tweets` (or `--accounts`) exits 2 with one problem
+        saying it is a job file, not one error per row; nothing is written."""
+        files(tmp_path, job_csv=JOB * 1 + "acct001,21,retweet\n")
+        given = {"--tweets": "20", "--accounts": "acct001", option: "job.csv"}
+        answer = bulkrt("expand", "--accounts", given["--accounts"], "--tweets",
+                        given["--tweets"], "--campaign", "spring", "--out", "spring.csv",
+                        cwd=tmp_path)  # fmt: skip
+        assert answer.returncode == 2
+        assert answer.stderr.splitlines() == [
+            f"job.csv:1: file: this is a job file (CSV), not a list of {entries}: nothing was "
+            f"read from it; give a file of one entry a line, or the entries with commas",
+            "bulkrt expand: 1 problem(s); nothing written",
+        ]
+        assert not (tmp_path / "spring.csv").exists()
+
     def test_expand_out_over_its_accounts_file_is_one_problem(self, tmp_path: Path) -> None:
         """`expand --out acc.json` (the accounts file it reads) exits 2 with that one problem,
         not also "name it .csv", and the file is unchanged."""

@@ -58,10 +58,16 @@ def _entries(value: str, option: str) -> tuple[list[tuple[int | None, str]], str
         text = _read_text(path, option)
         if option == "--accounts" and text.lstrip().startswith("{"):
             return _accounts_document_names(path, text), str(path), "line"
-        return list(split_entries(text)), str(path), "line"
+        entries = split_entries(text)
+        if entries and _is_job_header(entries[0][1]):
+            message = (
+                f"this is a job file (CSV), not a list of {_LISTS[option]}: nothing was read "
+                f"from it; give a file of one entry a line, or the entries with commas"
+            )
+            raise _BadInput([Problem(str(path), entries[0][0], "file", message)])
+        return list(entries), str(path), "line"
     if _names_a_file(value, option):
-        what = "Tweet IDs or post URLs" if option == "--tweets" else "account names"
-        message = f"no such file (and not a list of {what})"
+        message = f"no such file (and not a list of {_LISTS[option]})"
         raise _BadInput([Problem(value, None, option, message)])
     parts = [part.strip() for part in value.split(",")]
     if not any(parts):
@@ -69,8 +75,20 @@ def _entries(value: str, option: str) -> tuple[list[tuple[int | None, str]], str
     return list(enumerate(parts, start=1)), option, "entry"
 
 
+#: what each list option's entries are, in messages
+_LISTS = {"--tweets": "Tweet IDs or post URLs", "--accounts": "account names"}
 #: what the name of a list file usually ends with; no Tweet ID or account name does
 _LIST_SUFFIXES = (".txt", ".csv", ".json", ".jsonl", ".ndjson", ".list", ".gz")
+
+
+def _is_job_header(line: str) -> bool:
+    """Whether ``line`` is a job file's CSV header (it names the account and tweet_id columns).
+
+    >>> _is_job_header("campaign,account,tweet_id,action"), _is_job_header("20")
+    (True, False)
+    """
+    columns = {column.strip().strip('"').lower() for column in line.split(",")}
+    return {"account", "tweet_id"} <= columns
 
 
 def _names_a_file(value: str, option: str) -> bool:
