@@ -145,9 +145,10 @@ def check_row(
     tweet_id = ""
     if values["tweet_id"]:
         tweet_id = _tweet_id(values["tweet_id"], bad)
-        suspect = _rounding(fields.get("tweet_id"), tweet_id) if tweet_id else None
-        if suspect is not None and warn is not None:
-            warn(Problem(source, line, "tweet_id", suspect))
+        raw = fields["tweet_id"]
+        # cheap tests first: both warnings need a last digit 0 or a JSON number
+        if warn is not None and tweet_id and (tweet_id[-1] == "0" or not isinstance(raw, str)):
+            _warn_rounding(raw, tweet_id, Problem(source, line, "", ""), warn)
 
     action = None
     if values["action"]:
@@ -211,15 +212,19 @@ def _tweet_id(value: str, bad: _Reporter) -> str:
         return ""
 
 
-def _rounding(raw: object, tweet_id: str) -> str | None:
-    """Why the valid ``tweet_id``, read from ``raw``, may be a rounded ID, or None."""
+def _warn_rounding(raw: object, tweet_id: str, where: Problem, warn: _Warn) -> None:
+    """Warn (at ``where``'s file and line) if the valid ``tweet_id``, read from ``raw``, may
+    be a rounded ID: a JSON integer above 2**53, or what `rounding_suspect` flags."""
     if isinstance(raw, int) and raw > _EXACT_JSON_INT:
-        return (
+        suspect: str | None = (
             f"a JSON number above 2**53 ({raw}): most tools (JavaScript, spreadsheets, many "
             f"JSON libraries) round such numbers, so it may name another Tweet; write the ID "
             f'as a string, in quotes ("tweet_id": "{raw}"), where the file is made'
         )
-    return rounding_suspect(tweet_id)
+    else:
+        suspect = rounding_suspect(tweet_id)
+    if suspect is not None:
+        warn(Problem(where.file, where.line, "tweet_id", suspect))
 
 
 def _campaign(value: str | None, default: str, bad: _Reporter) -> str:

@@ -63,7 +63,8 @@ def parse_tweet_id(text: str) -> str:
         if match is None:
             raise ValueError(f"not a post URL on x.com or twitter.com: {shown(value)}")
         return _check_digits(match["id"], value)
-    _refuse_spreadsheet_number(value)
+    if not value.isdigit():  # only a value that is no ID can be a spreadsheet's number
+        _refuse_spreadsheet_number(value)
     return _check_digits(value, value)
 
 
@@ -76,9 +77,9 @@ def rounding_suspect(tweet_id: str) -> str | None:
     >>> rounding_suspect("1861359704022656025") is None, rounding_suspect("20000") is None
     (True, True)
     """
+    if not tweet_id.endswith("0" * _SUSPECT_ZEROS) or len(tweet_id) <= _SPREADSHEET_DIGITS:
+        return None  # most IDs: the one test on the path of every row
     zeros = len(tweet_id) - len(tweet_id.rstrip("0"))
-    if len(tweet_id) <= _SPREADSHEET_DIGITS or zeros < _SUSPECT_ZEROS:
-        return None
     return (
         f"{tweet_id!r} ends in {zeros} zeros: perhaps a longer ID a spreadsheet rounded (Excel "
         f"keeps {_SPREADSHEET_DIGITS} significant digits), which names another Tweet; check it "
