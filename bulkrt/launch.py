@@ -6,10 +6,18 @@ command, 130 or 143). Before that (while click, the command's modules and its fi
 would print a KeyboardInterrupt traceback or click's "Aborted!" with exit 1, which scripts read
 as "some items failed", and SIGTERM would kill the process silently: here both end it with one
 line and the documented code instead. Only the interpreter's own start-up comes before this.
+
+A standard output whose reader went away (``bulkrt status L | head -1``) is not an error: what is
+left to print is dropped (the descriptor is pointed at /dev/null, as Python's documentation on
+SIGPIPE advises) and the command ends as it would have, with its own exit code. A command that
+writes files or a ledger (``rollback``, ``run``) so still finishes its work, rather than stopping
+half-way at its first line of output.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import signal
 import sys
 from types import FrameType
@@ -21,6 +29,8 @@ def main() -> None:
     """Stop cleanly on SIGINT/SIGTERM from here on, then run the command line."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stopped)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout = _ReaderMayLeave.wrapping(sys.stdout)
     from bulkrt.cli import main as command_line  # after the handlers: click loads here
 
     command_line()
@@ -31,3 +41,46 @@ def stopped(signum: int, frame: FrameType | None) -> None:
     name = signal.Signals(signum).name
     sys.stderr.write(f"bulkrt: stopped by {name}; the same command can be run again\n")
     sys.exit(128 + signum)
+
+
+class _ReaderMayLeave(io.TextIOWrapper):
+    """Standard output that drops what it cannot write once its reader is gone (a closed pipe),
+    instead of raising `BrokenPipeError` (which click turns into a silent exit 1)."""
+
+    #: the standard output it replaced, on the same buffer
+    wrapped: io.TextIOWrapper
+
+    @classmethod
+    def wrapping(cls, stream: io.TextIOWrapper) -> _ReaderMayLeave:
+        """The same descriptor and buffer as ``stream``, written the same way. ``stream`` is
+        kept: freed, it would close the buffer they share."""
+        stream.flush()
+        wrapper = cls(
+            stream.buffer,
+            encoding=stream.encoding,
+            errors=stream.errors,
+            line_buffering=stream.line_buffering,
+            write_through=stream.write_through,
+        )
+        wrapper.wrapped = stream
+        return wrapper
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """From now on write to /dev/null (what is buffered too), so nothing raises again."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.fileno())
+        os.close(devnull)
+        super().flush()

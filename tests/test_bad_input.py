@@ -162,7 +162,7 @@ CASES = [
         "decimal-id",
         "A decimal tweet_id is refused.",
         _csv(b"acct001,20.5,retweet\n"),
-        "jobs.csv:2: tweet_id: not a Tweet ID",
+        "jobs.csv:2: tweet_id: '20.5' is a decimal number",
     ),
     BadInput(
         "leading-zero",
@@ -316,7 +316,8 @@ CASES = [
         "jsonl-number-id-decimal",
         "A JSON number with a fraction is not a tweet_id.",
         b'{"account":"acct001","tweet_id":20.5,"action":"retweet"}\n',
-        "jobs.jsonl:1: tweet_id: must be a string, not a number",
+        "jobs.jsonl:1: tweet_id: a JSON number with a decimal point or exponent (20.5) is not "
+        "an exact ID",
         job_name="jobs.jsonl",
     ),
     BadInput(

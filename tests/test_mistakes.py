@@ -5,6 +5,7 @@ that every file that was there before is still there with the same bytes."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import shlex
@@ -12,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -44,33 +44,59 @@ ACCOUNTS = (
 )
 
 
+#: where each command's child is forked from: multiprocessing's fork server, a fresh interpreter
+#: of its own (one per test process) that has imported this module, and so bulkrt, once. It has
+#: one thread, so its forks are safe; a fork of the test process itself would copy a process
+#: with threads (pytest-xdist's, anyio's workers), whose locks a child may wait on forever
+#: (Python 3.12+ warns of it).
+_FORK_SERVER = multiprocessing.get_context("forkserver")
+_FORK_SERVER.set_forkserver_preload([__name__, "bulkrt.cli", "click"])
+
+
 def bulkrt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The real `bulkrt` command (its console entry point, `launch.main`) in a child
-    process, run in ``cwd``: its own process (files, signals, exit code, stdout and stderr) forked
-    from this one, so each of the many mistakes here costs no interpreter start-up. The child
-    reads /dev/null and warns as a fresh interpreter does; `tests/test_startup.py` and the other
-    files' subprocesses check what only a fresh interpreter shows."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        pid = os.fork()
-        if pid == 0:  # the child: it never returns from here
-            _child(args, cwd, out.fileno(), err.fileno())
-        deadline = time.monotonic() + 60
-        while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0:
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise subprocess.TimeoutExpired(["bulkrt", *args], 60)
-            time.sleep(0.005)
-        code = os.waitstatus_to_exitcode(waited[1])
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
+    process, run in ``cwd`` with this process's environment: its own process (files, signals,
+    exit code, stdout and stderr) forked from the fork server, so each of the many mistakes here
+    costs no interpreter start-up. The child reads /dev/null and warns as a fresh interpreter
+    does; `tests/test_startup.py` and the other files' subprocesses check what only a fresh
+    interpreter shows."""
+    with tempfile.TemporaryDirectory(prefix="bulkrt-child-") as spool:
+        out, err = Path(spool) / "stdout", Path(spool) / "stderr"
+        child = _FORK_SERVER.Process(
+            target=_child, args=(args, cwd, out, err, dict(os.environ)), daemon=True
+        )
+        child.start()
+        child.join(60)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+            raise subprocess.TimeoutExpired(["bulkrt", *args], 60)
+        code = child.exitcode
+        child.close()
+        stdout, stderr = out.read_text(), err.read_text()
     return subprocess.CompletedProcess(["bulkrt", *args], code, stdout, stderr)
 
 
-def _child(args: tuple[str, ...], cwd: Path, out: int, err: int) -> NoReturn:
-    """Run `bulkrt ARGS` in ``cwd`` with stdout and stderr on those descriptors, then exit with
-    its code (``os._exit``: nothing of the parent's, its buffers or exit handlers, runs here)."""
+def _child(
+    args: tuple[str, ...], cwd: Path, out: Path, err: Path, environ: dict[str, str]
+) -> NoReturn:
+    """Run `bulkrt ARGS` in ``cwd`` with that environment, stdout and stderr written to those
+    files, then exit with its code (see `run_here`)."""
+    try:
+        os.environ.clear()
+        os.environ.update(environ)
+        stdout = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        stderr = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(1)
+    run_here(args, cwd, stdout, stderr)
+
+
+def run_here(args: tuple[str, ...], cwd: Path, out: int, err: int) -> NoReturn:
+    """Run `bulkrt ARGS` in ``cwd`` in this (forked) process with stdout and stderr on those
+    descriptors, then exit with its code (``os._exit``: nothing of the parent's, its buffers or
+    exit handlers, runs here)."""
     code = 1
     try:
         os.chdir(cwd)

@@ -69,7 +69,7 @@ def test_a_rows_quick_check_gives_what_the_full_check_gives(seed: int) -> None:
             fields.update(account="acme", tweet_id=str(draw.randint(1, 10**12)), action="retweet")
         default = draw.choice(["spring", "", "bad\udcff", 'q"uote'])
         got = check_row(fields, source="j", line=2, accounts=accounts, default_campaign=default)
-        want = _checked_row(fields, "j", 2, accounts, default)
+        want = _checked_row(fields, "j", 2, accounts, default, None)
         assert got == want, fields
         plain += not isinstance(want, list)
     assert plain > 600  # the valid side was exercised, not only the problems

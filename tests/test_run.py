@@ -121,7 +121,7 @@ async def run_cli(
 
 class CliChild:
     """A `bulkrt` command line running in a child forked from the test process (the console
-    entry point as `tests.test_mistakes._child` runs it: its own process, files, signals and
+    entry point as `tests.test_mistakes.run_here` runs it: its own process, files, signals and
     exit code), stdout and stderr in files: what `anyio.open_process` gives, without an
     interpreter start-up (about 0.5 s of CPU each). The child closes every descriptor it
     inherited (the sandbox's sockets, other children's pipes), so a connection the sandbox closes
@@ -132,7 +132,7 @@ class CliChild:
     def __init__(
         self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
     ) -> None:
-        from tests.test_mistakes import _child  # test_mistakes imports this module
+        from tests.test_mistakes import run_here  # test_mistakes imports this module
 
         if tuple(args[:3]) != PYTHON_M_BULKRT:
             raise ValueError(f"not a bulkrt command line: {args[:3]}")
@@ -153,7 +153,7 @@ class CliChild:
             if env is not None:
                 os.environ.clear()
                 os.environ.update(env)
-            _child(tuple(args[3:]), cwd or Path.cwd(), self._out.fileno(), self._err.fileno())
+            run_here(tuple(args[3:]), cwd or Path.cwd(), self._out.fileno(), self._err.fileno())
 
     def _poll(self) -> int | None:
         if self.returncode is None:

@@ -14,7 +14,8 @@ from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.campaign import expand, read_accounts, read_tweets, split_entries
 from bulkrt.jobs.job_files import format_of
 from bulkrt.jobs.job_writer import write_job
-from bulkrt.jobs.rows import ACTIONS
+from bulkrt.jobs.rows import ACTIONS, first_warnings
+from bulkrt.jobs.tweet_ids import rounding_suspect
 from bulkrt.ledger.undo import ROLLBACK_SUFFIX
 
 __all__ = ["command"]
@@ -57,11 +58,63 @@ def _entries(value: str, option: str) -> tuple[list[tuple[int | None, str]], str
         text = _read_text(path, option)
         if option == "--accounts" and text.lstrip().startswith("{"):
             return _accounts_document_names(path, text), str(path), "line"
-        return list(split_entries(text)), str(path), "line"
+        entries = split_entries(text)
+        if entries and _is_job_header(entries[0][1]):
+            message = (
+                f"this is a job file (CSV), not a list of {_LISTS[option]}: nothing was read "
+                f"from it; give a file of one entry a line, or the entries with commas"
+            )
+            raise _BadInput([Problem(str(path), entries[0][0], "file", message)])
+        return list(entries), str(path), "line"
+    if _names_a_file(value, option):
+        message = f"no such file (and not a list of {_LISTS[option]})"
+        raise _BadInput([Problem(value, None, option, message)])
     parts = [part.strip() for part in value.split(",")]
     if not any(parts):
         raise _BadInput([Problem(option, None, option.lstrip("-"), "empty list")])
     return list(enumerate(parts, start=1)), option, "entry"
+
+
+#: what each list option's entries are, in messages
+_LISTS = {"--tweets": "Tweet IDs or post URLs", "--accounts": "account names"}
+#: what the name of a list file usually ends with; no Tweet ID or account name does
+_LIST_SUFFIXES = (".txt", ".csv", ".json", ".jsonl", ".ndjson", ".list", ".gz")
+
+
+def _is_job_header(line: str) -> bool:
+    """Whether ``line`` is a job file's CSV header (it names the account and tweet_id columns).
+
+    >>> _is_job_header("campaign,account,tweet_id,action"), _is_job_header("20")
+    (True, False)
+    """
+    columns = {column.strip().strip('"').lower() for column in line.split(",")}
+    return {"account", "tweet_id"} <= columns
+
+
+def _names_a_file(value: str, option: str) -> bool:
+    """Whether ``value``, which names no file, still reads as a file's name (a path, or a name
+    ending as list files do) rather than a list: one entry, not a post URL.
+
+    >>> _names_a_file("spring-tweets.txt", "--tweets"), _names_a_file("20,21", "--tweets")
+    (True, False)
+    >>> _names_a_file("lists/accounts", "--accounts"), _names_a_file("acme", "--accounts")
+    (True, False)
+    """
+    entry = value.strip()
+    if "," in entry or "://" in entry:
+        return False
+    return "/" in entry or entry.lower().endswith(_LIST_SUFFIXES)
+
+
+def _warn_rounded(entries: list[tuple[int | None, str]], source: str, bad: list[Problem]) -> None:
+    """A warning for each valid Tweet entry that looks rounded by a spreadsheet (a few)."""
+    refused = {problem.line for problem in bad}
+    warn = first_warnings(lambda problem: click.echo(f"warning: {problem}", err=True))
+    for number, text in entries:
+        if number not in refused and text.strip().isdigit():
+            suspect = rounding_suspect(text.strip())
+            if suspect is not None:
+                warn(Problem(source, number, "tweet_id", suspect))
 
 
 def _known_accounts(path: Path | None) -> set[str] | None:
@@ -177,7 +230,7 @@ def _plan(
     refused = refusal(out, force=force, inputs=inputs, writes=JOB)
     if refused is not None:
         problems.append(Problem(str(out), None, "--out", refused))
-    if format_of(out.name) is None:
+    elif format_of(out.name) is None:  # a file it may not write: its name is no matter
         problems.append(Problem(str(out), None, "--out", "name it .csv or .jsonl (optionally .gz)"))
     known = _known_accounts(accounts_file)
     entries, source, unit = _entries(accounts_arg, "--accounts")
@@ -186,6 +239,7 @@ def _plan(
     entries, source, unit = _entries(tweets_arg, "--tweets")
     tweets, bad = read_tweets(((n or 0, text) for n, text in entries), source=source, unit=unit)
     problems += bad
+    _warn_rounded(entries, source, bad)
     if not problems and not (accounts and tweets):
         problems.append(Problem("--accounts", None, "account", "no accounts or no Tweets"))
     if problems:

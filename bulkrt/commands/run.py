@@ -243,7 +243,7 @@ def command(
                 settings, redis_url, display, prefix=REDIS_PREFIX, lease_ttl=lease_seconds
             )
         else:
-            code = run_job(settings, display)
+            code = run_job(settings, display, until_exit=True)
     except InputError as exc:
         _json_problems(as_json, exc.total, exc.problems)
         for problem in exc.problems[:_SHOW_PROBLEMS]:

@@ -50,7 +50,7 @@ from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.resume import finished_keys
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.redaction import masked_command
-from bulkrt.shell.accounts import Accounts, load_accounts
+from bulkrt.shell.accounts import Accounts, load_accounts, user_ids
 from bulkrt.shell.accounts_file import recover_write_back
 from bulkrt.shell.progress import Progress
 from bulkrt.shell.runner import RunSettings, check_and_plan, resume_under_lock
@@ -129,7 +129,12 @@ def drive_job(
         check, resume = check_and_plan(settings, files, accounts, finished, out)
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
             finished, resume = resume_under_lock(
-                ledger, finished, resume, lambda: read_items(files, accounts, check)
+                ledger,
+                finished,
+                resume,
+                lambda: read_items(files, accounts, check),
+                users=user_ids(accounts),
+                accounts_file=settings.accounts,
             )
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)

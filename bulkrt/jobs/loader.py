@@ -46,7 +46,7 @@ from bulkrt.jobs.job_files import (
     read_raw_rows,
 )
 from bulkrt.jobs.keys import KeyCounter, RepeatFinder, item_key
-from bulkrt.jobs.rows import Row, check_row
+from bulkrt.jobs.rows import Row, check_row, first_warnings
 
 __all__ = ["STDIN", "JobCheck", "JobFile", "JobFormat", "check_jobs", "open_jobs", "read_items"]
 
@@ -213,16 +213,24 @@ def _rows(
     files: Sequence[JobFile], accounts: Container[str], warn: WarningSink
 ) -> Iterator[Row | list[Problem]]:
     for job in files:
+        rounded = first_warnings(warn)  # a rounded-looking ID is warned about, a few per file
         for raw in read_raw_rows(job, warn):
             if isinstance(raw, Problem):
                 yield [raw]
             else:
-                yield _check(job, raw, accounts)
+                yield _check(job, raw, accounts, rounded)
 
 
-def _check(job: JobFile, raw: RawRow, accounts: Container[str]) -> Row | list[Problem]:
+def _check(
+    job: JobFile, raw: RawRow, accounts: Container[str], warn: WarningSink
+) -> Row | list[Problem]:
     return check_row(
-        raw.fields, source=job.name, line=raw.line, accounts=accounts, default_campaign=job.campaign
+        raw.fields,
+        source=job.name,
+        line=raw.line,
+        accounts=accounts,
+        default_campaign=job.campaign,
+        warn=warn,
     )
 
 

@@ -6,6 +6,10 @@ and ``id`` are optional. Values are stripped of surrounding whitespace. ``action
 case-insensitive: ``retweet``, ``undo``, or ``unretweet`` (an alias of ``undo``). An ``id`` may
 not start with ``[``: that form is reserved for the keys bulkrt derives (see `bulkrt.jobs.keys`).
 Unknown fields are not checked here; the reader warns about them once per file.
+
+A ``tweet_id`` that is likely rounded (a JSON number above 2**53, which most tools round, or a
+long ID ending in zeros as a spreadsheet leaves it) is valid, but gets a warning: such IDs can be
+real. `first_warnings` keeps those of one file to the first few.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 
 from bulkrt.core.items import Action
 from bulkrt.errors import Problem
-from bulkrt.jobs.tweet_ids import MAX_TWEET_ID, parse_tweet_id
+from bulkrt.jobs.tweet_ids import MAX_TWEET_ID, parse_tweet_id, rounding_suspect
 from bulkrt.redaction import shown
 
 __all__ = [
@@ -25,6 +29,7 @@ __all__ = [
     "REQUIRED_FIELDS",
     "Row",
     "check_row",
+    "first_warnings",
     "has_control",
     "has_lone_surrogate",
 ]
@@ -36,6 +41,12 @@ KNOWN_FIELDS = frozenset({*REQUIRED_FIELDS, "campaign", "id"})
 
 #: reports a problem with one field: (field, message)
 _Reporter = Callable[[str, str], None]
+#: receives a warning about a valid row
+_Warn = Callable[[Problem], None]
+#: the largest integer a JSON number keeps exactly in most tools (an IEEE double's 53 bits)
+_EXACT_JSON_INT = 2**53
+#: how many rows of one file get a rounding warning (`first_warnings`)
+_ROUNDING_WARNINGS = 20
 
 #: the ``action`` values a job file (or ``bulkrt expand --action``) may give, lower-cased
 ACTIONS = {"retweet": Action.RETWEET, "undo": Action.UNDO, "unretweet": Action.UNDO}
@@ -104,8 +115,10 @@ def check_row(
     line: int,
     accounts: Container[str],
     default_campaign: str,
+    warn: _Warn | None = None,
 ) -> Row | list[Problem]:
-    """Return the row ``fields`` describe, or every problem with it (one per bad field).
+    """Return the row ``fields`` describe, or every problem with it (one per bad field); a
+    valid ``tweet_id`` that is likely rounded goes to ``warn``.
 
     >>> fields = {"account": "acme", "tweet_id": "https://x.com/a/status/20", "action": "Unretweet"}
     >>> row = check_row(fields, source="j.csv", line=2, accounts={"acme"}, default_campaign="c")
@@ -116,8 +129,11 @@ def check_row(
     """
     row = _plain_row(fields, source, line, accounts, default_campaign)
     if row is not None:
+        # the rounding warning needs a last digit 0 (a plain row's ID is text, never a number)
+        if warn is not None and row.tweet_id[-1] == "0":
+            _warn_rounding(fields["tweet_id"], row.tweet_id, Problem(source, line, "", ""), warn)
         return row
-    return _checked_row(fields, source, line, accounts, default_campaign)
+    return _checked_row(fields, source, line, accounts, default_campaign, warn)
 
 
 def _checked_row(
@@ -126,6 +142,7 @@ def _checked_row(
     line: int,
     accounts: Container[str],
     default_campaign: str,
+    warn: _Warn | None,
 ) -> Row | list[Problem]:
     """`check_row`, every field checked in turn: the row, or every problem with it."""
     problems: list[Problem] = []
@@ -147,10 +164,11 @@ def _checked_row(
 
     tweet_id = ""
     if values["tweet_id"]:
-        try:
-            tweet_id = parse_tweet_id(values["tweet_id"])
-        except ValueError as exc:
-            bad("tweet_id", str(exc))
+        tweet_id = _tweet_id(values["tweet_id"], bad)
+        raw = fields["tweet_id"]
+        # cheap tests first: both warnings need a last digit 0 or a JSON number
+        if warn is not None and tweet_id and (tweet_id[-1] == "0" or not isinstance(raw, str)):
+            _warn_rounding(raw, tweet_id, Problem(source, line, "", ""), warn)
 
     action = None
     if values["action"]:
@@ -229,6 +247,55 @@ def _plain_row(
     )
 
 
+def first_warnings(warn: _Warn, most: int = _ROUNDING_WARNINGS) -> _Warn:
+    """``warn`` for the first ``most`` warnings only; the last of them says so (one file's
+    rows all rounded by a tool would otherwise give one warning per row).
+
+    >>> seen = []
+    >>> sink = first_warnings(seen.append, most=2)
+    >>> for line in (2, 3, 4):
+    ...     sink(Problem("j.csv", line, "tweet_id", "rounded?"))
+    >>> [str(p) for p in seen]
+    ['j.csv:2: tweet_id: rounded?', 'j.csv:3: tweet_id: rounded? (not repeated for later rows)']
+    """
+    count = 0
+
+    def sink(problem: Problem) -> None:
+        nonlocal count
+        count += 1
+        if count < most:
+            warn(problem)
+        elif count == most:
+            message = f"{problem.message} (not repeated for later rows)"
+            warn(Problem(problem.file, problem.line, problem.field, message))
+
+    return sink
+
+
+def _tweet_id(value: str, bad: _Reporter) -> str:
+    """The Tweet ID ``value`` names, or "" (reporting why) when it names none."""
+    try:
+        return parse_tweet_id(value)
+    except ValueError as exc:
+        bad("tweet_id", str(exc))
+        return ""
+
+
+def _warn_rounding(raw: object, tweet_id: str, where: Problem, warn: _Warn) -> None:
+    """Warn (at ``where``'s file and line) if the valid ``tweet_id``, read from ``raw``, may
+    be a rounded ID: a JSON integer above 2**53, or what `rounding_suspect` flags."""
+    if isinstance(raw, int) and raw > _EXACT_JSON_INT:
+        suspect: str | None = (
+            f"a JSON number above 2**53 ({raw}): most tools (JavaScript, spreadsheets, many "
+            f"JSON libraries) round such numbers, so it may name another Tweet; write the ID "
+            f'as a string, in quotes ("tweet_id": "{raw}"), where the file is made'
+        )
+    else:
+        suspect = rounding_suspect(tweet_id)
+    if suspect is not None:
+        warn(Problem(where.file, where.line, "tweet_id", suspect))
+
+
 def _campaign(value: str | None, default: str, bad: _Reporter) -> str:
     """The row's campaign, or the default one (a file name may hold undecodable bytes)."""
     if not value and has_lone_surrogate(default):
@@ -245,6 +312,13 @@ def _text(raw: object, name: str, bad: _Reporter) -> str | None:
     elif isinstance(raw, int) and not isinstance(raw, bool) and name == "tweet_id":
         # A bare JSON number: exact here, though many tools round it above 2**53.
         value = str(raw)
+    elif isinstance(raw, float) and name == "tweet_id":
+        bad(
+            name,
+            f"a JSON number with a decimal point or exponent ({raw!r}) is not an exact ID: "
+            f'write the ID as a string, in quotes ("tweet_id": "<its digits>")',
+        )
+        return None
     else:
         bad(name, f"must be a string, not {_json_type(raw)}")
         return None

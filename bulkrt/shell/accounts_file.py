@@ -97,9 +97,40 @@ def read_document(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        kind = _other_kind(text)
+        if kind is not None:
+            message = (
+                f"this is {kind}, not an accounts file: nothing was read from it; give the "
+                f"accounts file (JSON) with --accounts and the job as the command's argument"
+            )
+            raise AccountsError([Problem(name, None, "file", message)]) from None
         # the message and position only: never the text, which holds secrets
         problem = Problem(name, exc.lineno, "json", f"{exc.msg} (column {exc.colno})")
         raise AccountsError([problem]) from None
+
+
+def _other_kind(text: str) -> str | None:
+    """What a file that is not one JSON document is, by its first line, when it is another of
+    bulkrt's files (a job file, a ledger) given as the accounts file; None for anything else.
+
+    >>> _other_kind("account,tweet_id,action\\nacct001,20,retweet\\n")
+    'a job file (CSV)'
+    >>> _other_kind('{"schema":1,"run":"r","key":"k","status":"ok"}\\n{"schema":1}\\n')
+    'a bulkrt ledger (outcomes of runs)'
+    """
+    first = text.lstrip().split("\n", 1)[0].strip()
+    columns = {column.strip().strip('"').lower() for column in first.split(",")}
+    if {"account", "tweet_id"} <= columns:
+        return "a job file (CSV)"
+    try:
+        line = json.loads(first)
+    except ValueError:
+        return None
+    if isinstance(line, dict) and line.keys() >= {"schema", "run", "key", "status"}:
+        return "a bulkrt ledger (outcomes of runs)"
+    if isinstance(line, dict) and line.keys() >= {"account", "tweet_id"}:
+        return "a job file (JSONL)"
+    return None
 
 
 def recover_write_back(path: Path | str) -> list[str]:

@@ -12,6 +12,7 @@ item unseen. Nothing is sent before every input check passed.
 from __future__ import annotations
 
 import gc
+import json
 import secrets
 import shlex
 import signal
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anyio
 import click
@@ -45,7 +47,6 @@ from bulkrt.ledger.resume import (
     ResumeScan,
     finished_keys,
     ledger_notices,
-    plan_resume,
 )
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.logs import register_secrets
@@ -56,7 +57,7 @@ from bulkrt.shell.client import Timeouts, XClient
 from bulkrt.shell.credentials import authorizer_for
 from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
 from bulkrt.shell.file_store import FileCredentialStore
-from bulkrt.shell.progress import Progress
+from bulkrt.shell.progress import Progress, summary_json
 from bulkrt.shell.sender import HttpSender
 
 __all__ = ["RunSettings", "check_and_plan", "resume_under_lock", "run_job"]
@@ -131,8 +132,21 @@ def check_and_plan(
     return check, resume
 
 
-def run_job(settings: RunSettings, out: Progress) -> ExitCode:
-    """Run (or plan) the job; raises `bulkrt.errors.InputError`/`LedgerError` for bad input."""
+def run_job(settings: RunSettings, out: Progress, *, until_exit: bool = False) -> ExitCode:
+    """Run (or plan) the job; raises `bulkrt.errors.InputError`/`LedgerError` for bad input.
+
+    SIGINT/SIGTERM once the sending ended stop nothing if every item has its line: they are
+    noted until the function returns. With ``until_exit`` (`bulkrt run`, which exits with the
+    code returned), they are then ignored until the process exits (the interpreter's own
+    teardown would otherwise die of the default handler it puts back)."""
+    late = _LateSignals()
+    try:
+        return _run_job(settings, out, late)
+    finally:
+        late.restore(ignore=until_exit)
+
+
+def _run_job(settings: RunSettings, out: Progress, late: _LateSignals) -> ExitCode:
     if not settings.dry_run:
         recover_write_back(settings.accounts)  # a crash's rotated tokens; each note is logged
     accounts = load_accounts(settings.accounts)
@@ -148,7 +162,12 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
             return ExitCode.OK
         with LedgerWriter(settings.ledger, secrets=accounts.secrets()) as ledger:
             finished, resume = resume_under_lock(
-                ledger, finished, resume, lambda: read_items(files, accounts, check)
+                ledger,
+                finished,
+                resume,
+                lambda: read_items(files, accounts, check),
+                users=user_ids(accounts),
+                accounts_file=settings.accounts,
             )
             journal = SentJournal(settings.ledger)
             journal.open(finished=finished)
@@ -174,19 +193,27 @@ def run_job(settings: RunSettings, out: Progress) -> ExitCode:
                         run,
                         iter(remaining),
                         ended,
+                        late,
                         backend="asyncio",
                         backend_options=_loop_options(),
                     )
             except StorageError as exc:
                 journal.close()
-                return _storage_failed(exc, ended[0] if ended else start, out)
+                return _storage_failed(exc, ended[0] if ended else start, out, settings)
+            finally:
+                late.arm()  # from here until the outcome is printed
             journal.close()
             tally = ended[0]
             if journal.failure is not None:
-                return _storage_failed(journal.failure, tally, out)
-    if stopped is not None:
-        out.stopped(tally, stopped.name, shlex.join(masked_command(["bulkrt", *sys.argv[1:]])))
+                return _storage_failed(journal.failure, tally, out, settings)
+    # The ledger is closed: every line it got is synced. A stop that came once every item of
+    # the job had its line (none in flight) stopped nothing: the run reports what it did.
+    stopped = stopped or late.first
+    if stopped is not None and not _all_written(tally):
+        out.stopped(tally, stopped.name, _resume_command(settings))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
+    if stopped is not None:
+        _log.info("run_stop_after_the_last_item", signal=stopped.name, items=tally.total)
     out.summary(tally, settings.ledger, api_base=settings.api_base)
     if tally.misconfiguration is not None:
         return ExitCode.MISCONFIGURED
@@ -236,20 +263,86 @@ def resume_under_lock(
     finished: FinishedKeys,
     resume: ResumePlan,
     items: Callable[[], Iterator[Item]],
+    *,
+    users: Mapping[str, str],
+    accounts_file: Path,
 ) -> tuple[FinishedKeys, ResumePlan]:
     """What to resume from once ``ledger``'s lock is held: the finished keys and the plan made
     before it, unless another run wrote to the ledger in between; then the ledger is read again
-    and the job (``items()``) planned again: a third pass over it, in that case only."""
+    and the job (``items()``) planned again: a third pass over it, in that case only. The new
+    plan makes the first plan's checks against the ledger as it now is: a reused ``id``, and an
+    account whose lines hold another user id than ``users`` (the accounts file's) gives it
+    (`JobInputError`, nothing sent)."""
     if ledger.found == finished.stamp:
         return finished, resume
     finished = finished_keys(ledger.path)
-    return finished, plan_resume(items(), finished, ledger.path)
+    scan = ResumeScan(finished, ledger.path, users=users, accounts_file=accounts_file)
+    if len(finished):  # no finished key: the job need not be read again
+        for item in items():
+            scan.add(item)
+    return finished, scan.plan()
 
 
-def _storage_failed(exc: LedgerError, tally: RunStats, out: Progress) -> ExitCode:
-    """One message for a ledger or journal that could not be written, and the resume command."""
+def _all_written(tally: RunStats) -> bool:
+    """Whether every item of the job has its line in the ledger (this run's or an earlier
+    one's) and none is in flight: after the last item, a stop has nothing left to stop."""
+    return tally.finished == tally.total and tally.in_flight == 0
+
+
+class _LateSignals:
+    """SIGINT/SIGTERM after the sending ended (while the ledger is closed and the outcome
+    printed): the first is noted (`first`) and decides the outcome only if items are left; a
+    second one stops at once, as during the run."""
+
+    def __init__(self) -> None:
+        self.first: signal.Signals | None = None
+        #: the handlers before the run (the run's own replaced them), put back by `restore`
+        self._before: dict[signal.Signals, Any] = {
+            signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        self._armed = False
+
+    def arm(self) -> None:
+        """Note the signals from now on."""
+        self._armed = True
+        for signum in self._before:
+            signal.signal(signum, self._note)
+
+    def restore(self, *, ignore: bool = False) -> None:
+        """Put back the handlers of before the run, or (``ignore``) ignore the signals from
+        now; nothing if never armed."""
+        if self._armed:
+            for signum, handler in self._before.items():
+                put_back = handler if handler is not None else signal.SIG_DFL  # not Python's
+                signal.signal(signum, signal.SIG_IGN if ignore else put_back)
+            self._armed = False
+
+    def _note(self, signum: int, frame: object) -> None:
+        if self.first is not None:
+            raise SystemExit(128 + signum)
+        self.first = signal.Signals(signum)
+
+
+def _resume_command(settings: RunSettings) -> str:
+    """The command that resumes this run, as the operator can paste it; a run that read its
+    job from standard input says that the same job must be piped to it again."""
     command = shlex.join(masked_command(["bulkrt", *sys.argv[1:]]))
-    del out  # the message goes to stderr whatever the display
+    if "-" in settings.jobs:
+        command += "   # with the same job piped to it again (it was read from standard input)"
+    return command
+
+
+def _storage_failed(
+    exc: LedgerError, tally: RunStats, out: Progress, settings: RunSettings
+) -> ExitCode:
+    """One message for a ledger or journal that could not be written, and the resume command;
+    with ``--json``, the run's summary object on stdout, with the failure in it."""
+    command = _resume_command(settings)
+    if out.json:
+        document = summary_json(tally, str(settings.ledger), settings.api_base)
+        document["storage_failed"] = {"path": str(exc.path), "error": exc.message}
+        document["resume"] = command
+        click.echo(json.dumps(document, sort_keys=True))
     click.echo(
         f"bulkrt run: stopped: cannot write {exc.path}: {exc.message}. Nothing more was sent "
         f"after {tally.finished} of {tally.total} items; free space (or fix the disk), then "
@@ -303,10 +396,11 @@ class _Run:
 
 
 async def _dispatch(
-    run: _Run, items: Iterator[Item], ended: list[RunStats]
+    run: _Run, items: Iterator[Item], ended: list[RunStats], late: _LateSignals
 ) -> signal.Signals | None:
     """The async part of a run; returns the signal that stopped it, if one did, and puts what
-    the run did in ``ended`` (also when the ledger could not be written)."""
+    the run did in ``ended`` (also when the ledger could not be written). Once the sending
+    ended, signals go to ``late``."""
     settings, accounts, check, run_id = run.settings, run.accounts, run.check, run.run_id
     used = sorted({account for account, _ in check.counts})
     scheduler = Scheduler(
@@ -345,6 +439,7 @@ async def _dispatch(
             _log.info("run_started", run=run_id, items=check.items, accounts=len(used))
             stats = await dispatcher.run(items)
             helpers.cancel_scope.cancel()
+        late.arm()  # the signal receiver is gone: its loop put back the default handlers
         ended.append(stats)
         if dispatcher.failure is not None:
             raise dispatcher.failure
