@@ -24,7 +24,13 @@ from bulkrt.core.tiers import Tier, limit_model
 from bulkrt.ledger import counts, reader
 from bulkrt.ledger.counts import StatusTally, summarise_ledger
 from bulkrt.ledger.reader import read_ledger
-from bulkrt.ledger.record import LedgerRecord, LineFields, decode_fields, read_fields
+from bulkrt.ledger.record import (
+    LedgerRecord,
+    LineFields,
+    decode_fields,
+    decode_lines,
+    read_fields,
+)
 from bulkrt.reporting.model import ReportBuilder
 from tests.test_report import OK, START
 
@@ -178,6 +184,10 @@ def test_report_and_status_read_the_ledger_once_and_parse_each_line_once(
         parsed[line] += 1
         return decode(line)
 
+    def counting_decode_lines(text: bytes) -> list[LineFields]:
+        parsed.update(text.splitlines())
+        return decode_lines(text)
+
     def counting_from_json(line: str | bytes) -> LedgerRecord:
         parsed[line if isinstance(line, bytes) else line.encode()] += 1
         return from_json(line)
@@ -185,6 +195,7 @@ def test_report_and_status_read_the_ledger_once_and_parse_each_line_once(
     monkeypatch.setattr(reader, "open_ledger", counting_open)
     monkeypatch.setattr(counts, "open_ledger", counting_open)
     monkeypatch.setattr("bulkrt.ledger.counts.decode_fields", counting_decode)
+    monkeypatch.setattr("bulkrt.ledger.counts.decode_lines", counting_decode_lines)
     monkeypatch.setattr("bulkrt.ledger.record.decode_fields", counting_decode)
     monkeypatch.setattr(LedgerRecord, "from_json", counting_from_json)
     for read in (

@@ -28,8 +28,10 @@ import json
 import tempfile
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,7 +45,9 @@ from bulkrt.ledger.record import (
     LedgerRecord,
     LineFields,
     decode_fields,
+    decode_lines,
     read_fields,
+    utf8,
 )
 
 __all__ = ["LedgerSummary", "StatusTally", "summarise_ledger"]
@@ -51,7 +55,7 @@ __all__ = ["LedgerSummary", "StatusTally", "summarise_ledger"]
 #: what one item contributes to the counts: (status, action, account, error kind or None)
 _Entry = tuple[Status | str, Action | str, str, str | None]
 #: what ``each`` is handed: the readable lines of a block, in ledger order
-Lines = list[LineFields | LedgerRecord]
+Lines = Sequence[LineFields | LedgerRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,29 +183,23 @@ class _Reading:
 
     def block(self, block: LineBlock) -> Lines:
         """Count a block's lines; return those read."""
-        lines: Lines = []
-        keep = lines.append
+        log = self.log
+        # every line's offset, blank and unreadable ones too (logged with no key: `NO_KEY`)
+        log.starts.extend(
+            accumulate(map(_ONE_MORE, map(len, block.lines[:-1])), initial=block.offset)
+        )
+        whole = _decode_whole(block)
+        lines = self._read(block) if whole is None else whole
         codes, counts, bits, maybe, mask = (
             self.codes, self.counts, self.bits, self.maybe, RepeatFinder.BITS - 1
         )  # fmt: skip
-        log = self.log
-        hashes, entries, starts = log.hashes.append, log.codes.append, log.starts.append
-        decode, refused, fast = decode_fields, FIELDS_REFUSED, FAST_LINE
+        hashes, entries = log.hashes.append, log.codes.append
         undecided = 0
-        end = block.offset
-        for index, data in enumerate(block.lines):
-            start = end
-            end += len(data) + 1
-            fields: LineFields | LedgerRecord | None = None
-            if len(data) <= fast:
-                try:  # noqa: SIM105 (contextlib.suppress costs more than the decoding)
-                    fields = decode(data)
-                except refused:
-                    pass
+        for fields in lines:
             if fields is None:
-                fields = self._fallback(block, index, data)
-                if fields is None:
-                    continue
+                hashes(NO_KEY)
+                entries(NO_KEY)
+                continue
             status, error = fields.status, fields.error
             if status == "ok" and fields.preexisting is None:
                 undecided += 1
@@ -221,10 +219,24 @@ class _Reading:
                 bits[slot >> 3] |= 1 << (slot & 7)
             hashes(h)
             entries(code)
-            starts(start)
-            keep(fields)
         self.undecided += undecided
         log.spill()
+        return whole if whole is not None else [f for f in lines if f is not None]
+
+    def _read(self, block: LineBlock) -> list[LineFields | LedgerRecord | None]:
+        """Each line of a block read alone: its fields, or None (blank, or unreadable and
+        warned about)."""
+        decode, refused, fast = decode_fields, FIELDS_REFUSED, FAST_LINE
+        lines: list[LineFields | LedgerRecord | None] = []
+        keep = lines.append
+        for index, data in enumerate(block.lines):
+            if len(data) <= fast and (data.isascii() or utf8(data)):  # see `read_fields`
+                try:
+                    keep(decode(data))
+                    continue
+                except refused:
+                    pass
+            keep(self._fallback(block, index, data))
         return lines
 
     def _fallback(self, block: LineBlock, index: int, data: bytes) -> LedgerRecord | None:
@@ -241,12 +253,50 @@ class _Reading:
             return None
 
 
+def _decode_whole(block: LineBlock) -> list[LineFields] | None:
+    """All the lines of a block decoded in one call, when each is one object in the writer's
+    exact types (the usual case); else None.
+
+    msgspec's ``decode_lines`` reads a stream of JSON values apart by any whitespace, so it is
+    used only when every line starts with ``{`` and ends with ``}``: then no value can span two
+    lines (after a ``}`` inside a value comes ``,``, ``}`` or ``]``, never ``{``), each line
+    holds at least one, and as many values as lines means one per line.
+    """
+    lines, count = block.lines, len(block.lines)
+    try:
+        if (
+            block.torn
+            or bytes(map(_FIRST, lines)) != b"{" * count
+            or bytes(map(_LAST, lines)) != b"}" * count
+            or max(map(len, lines)) > FAST_LINE
+        ):
+            return None
+    except IndexError:  # a blank line
+        return None
+    text = block.text
+    if not (text.isascii() or utf8(text)):  # see `read_fields`
+        return None
+    try:
+        whole = decode_lines(text)
+    except FIELDS_REFUSED:
+        return None
+    return whole if len(whole) == count else None
+
+
+#: a line's first and last byte
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
+#: a line's length plus its newline
+_ONE_MORE = (1).__add__
+#: the key hash and entry code logged for a line without a key (`hash` never gives -1)
+NO_KEY = -1
+
+
 class _LineLog:
-    """Each read line's key hash, entry code and byte offset, in arrays until `SPILL` lines,
+    """Each line's key hash, entry code and byte offset, in arrays until `SPILL` lines,
     then in a temporary file: what `_settle` reads back."""
 
     #: lines kept in memory (24 bytes each) before they go to the file
-    SPILL = 1 << 18
+    SPILL = 1 << 16
 
     def __init__(self) -> None:
         self.hashes: array[int] = array("q")

@@ -20,7 +20,15 @@ import orjson
 
 from bulkrt.core.items import Action, ErrorDetail, Item, Status
 
-__all__ = ["FINISHED", "SCHEMA", "LedgerRecord", "LineFields", "encoded_key", "read_fields"]
+__all__ = [
+    "FINISHED",
+    "SCHEMA",
+    "LedgerRecord",
+    "LineFields",
+    "encoded_key",
+    "read_fields",
+    "utf8",
+]
 
 #: the ``schema`` of the lines this version writes
 SCHEMA = 1
@@ -216,8 +224,11 @@ class LineFields(msgspec.Struct, gc=False):
         )  # fmt: skip
 
 
+_DECODER = msgspec.json.Decoder(LineFields)
 #: decodes a line in the writer's exact types into `LineFields`, raising `FIELDS_REFUSED` else
-decode_fields = msgspec.json.Decoder(LineFields).decode
+decode_fields = _DECODER.decode
+#: decodes whitespace-separated lines like `decode_fields`, into a list
+decode_lines = _DECODER.decode_lines
 #: what `decode_fields` raises on a line it does not read (RecursionError: nesting too deep)
 FIELDS_REFUSED = (msgspec.MsgspecError, RecursionError)
 #: lines longer than this are left to `LedgerRecord.from_json`: json refuses numbers of over
@@ -231,14 +242,25 @@ def read_fields(line: bytes) -> LineFields | LedgerRecord:
     `LedgerRecord.from_json`'s record of it; raise ValueError as `LedgerRecord.from_json` would.
 
     msgspec refuses whatever json reads differently (NaN, lone surrogates, a byte-order mark,
-    values of other types), so a line either reads the same both ways or falls to json.
+    values of other types), so a line either reads the same both ways or falls to json; but it
+    checks UTF-8 only in the strings it reads, not in what it skips (an unknown field, a value
+    kept as its JSON text), where json refuses the whole line: a line is UTF-8 (`utf8`) first.
     """
-    if len(line) <= FAST_LINE:
+    if len(line) <= FAST_LINE and (line.isascii() or utf8(line)):
         try:
             return decode_fields(line)
         except FIELDS_REFUSED:
             pass
     return LedgerRecord.from_json(line)
+
+
+def utf8(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8 (strict: no encoded surrogates; see `read_fields`)."""
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _stamp(at: datetime) -> str:

@@ -279,11 +279,12 @@ class ReportBuilder:
         """Count each line's requests at its send time (``sent``), or, on lines written before
         that field, when it finished (``ts``)."""
         # the requests of one slot, campaign and action being added up (the first line's are
-        # counted already): slot, campaign's place, undo, requests
+        # counted already): slot, campaign, undo, requests
         slot_of: int | None = None
-        place_of, undo_of, pending = 0, False, 0
-        chart_places, step = self.chart_places, self.step
-        first_at, last_at = self.first_at, self.last_at
+        campaign_of, undo_of, pending = "", False, 0
+        step = self.step
+        first_at = math.inf if self.first_at is None else self.first_at
+        last_at = -math.inf if self.last_at is None else self.last_at
         prefix, second_us = self._second + ".", self._second_us
         for record in records:
             stamp = record.sent or record.ts
@@ -296,31 +297,32 @@ class ReportBuilder:
                 if epoch is None:
                     continue
                 at = epoch
-            if first_at is None or at < first_at:
+            if at < first_at:
                 first_at, self.first_ts = at, stamp
-            if last_at is None or at > last_at:
+            if at > last_at:
                 last_at, self.last_ts = at, stamp
             index = int(at * 1000) // step
             campaign, undo, attempts = record.campaign, record.action == "undo", record.attempts
-            place = chart_places.get(campaign)
-            if place is None:
-                place = self._chart_index(campaign)
-            if index == slot_of and place == place_of and undo == undo_of:
+            if index == slot_of and campaign == campaign_of and undo == undo_of:
                 pending += attempts
                 continue
             if pending:
-                self._add_requests(slot_of, place_of, undo_of, pending)
-            slot_of, place_of, undo_of, pending = index, place, undo, 0
-            if self._add_requests(index, place, undo, attempts):
+                self._add_requests(slot_of, campaign_of, undo_of, pending)
+            slot_of, campaign_of, undo_of, pending = index, campaign, undo, 0
+            if self._add_requests(index, campaign, undo, attempts):
                 step, slot_of = self.step, None  # its slot is merged into a coarser one
         if pending:
-            self._add_requests(slot_of, place_of, undo_of, pending)
-        self.first_at, self.last_at = first_at, last_at
+            self._add_requests(slot_of, campaign_of, undo_of, pending)
+        self.first_at = None if first_at == math.inf else first_at
+        self.last_at = None if last_at == -math.inf else last_at
 
-    def _add_requests(self, index: int | None, place: int, undo: bool, requests: int) -> bool:
-        """Count requests in slot ``index``, in all and for the campaign at ``place`` in the
-        chart; coarsen the slots if they grow too many, and say whether they were."""
+    def _add_requests(self, index: int | None, campaign: str, undo: bool, requests: int) -> bool:
+        """Count requests in slot ``index``, in all and for ``campaign``'s part of the chart;
+        coarsen the slots if they grow too many, and say whether they were."""
         assert index is not None
+        place = self.chart_places.get(campaign)
+        if place is None:
+            place = self._chart_index(campaign)
         slot = self.slots.get(index)
         if slot is None:
             slot = self.slots[index] = [0, 0]
