@@ -4,15 +4,16 @@ Items are counted by their *latest* line (README "The ledger": the latest line o
 state), so an item that failed and then succeeded on resume counts once, as ``ok``. Error kinds
 are counted over items whose latest status is not ``ok``, by `ErrorDetail.kind`.
 
-The ledger is read once, each line decoded once (`bulkrt.ledger.record.read_fields`: msgspec in
-C for lines in the writer's exact types, `LedgerRecord.from_json` for the rest), in memory that
-barely grows with it. Each line adds one to the count of its *entry* (status, action, account,
-error kind): lines per entry, not yet items. Counting items by their latest line needs, for a
+The ledger is read once, each line decoded once (`bulkrt.ledger.record.read_fields`'s rules:
+msgspec in C for lines in the writer's exact types, a whole block in one call when each of its
+lines is one object, `LedgerRecord.from_json` for the rest), in memory that barely grows. Each
+line adds one to the count of its *entry* (status, action, account, error kind): lines per
+entry, not yet items. Counting items by their latest line needs, for a
 key with several lines, the entries of its earlier lines; one pass cannot know at a key's first
 line whether another follows, and keeping every key would take memory that grows with the
 ledger. So each line also notes its key's hash in a fixed bitmap (a hash met again may repeat:
 `bulkrt.jobs.keys.RepeatFinder`'s scheme) and appends (key hash, entry, byte offset) to a log,
-24 bytes a line, kept in a temporary file past a few MB. When no key may repeat, the counts are
+24 bytes a line, kept in a temporary file past 1.5 MB. When no key may repeat, the counts are
 final. Otherwise the log is read back: lines whose hash may repeat and occurs more than once
 are read again from the ledger by offset (only those lines) for their key, and each such key's
 lines are taken off and its latest line's entry counted once: exact, whatever hashes collide.
