@@ -1,5 +1,6 @@
-"""Reading a ledger for `bulkrt status` and `bulkrt report`: each line is parsed once, the fast
-reading of a line agrees with `LedgerRecord.from_json` on every line (damaged ones included),
+"""Reading a ledger for `bulkrt status` and `bulkrt report`: the ledger is read once, each line
+parsed once (only the lines of repeated keys are read again, for their key), the fast reading
+of a line agrees with `LedgerRecord.from_json` on every line (damaged ones included),
 torn and damaged lines are skipped and warned about by line number, and lines appended while
 a summary reads are not counted."""
 
@@ -9,7 +10,6 @@ import json
 import os
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,10 +21,16 @@ from structlog.testing import capture_logs
 from bulkrt.commands.report import build_report
 from bulkrt.core.items import Action, ErrorDetail, Status
 from bulkrt.core.tiers import Tier, limit_model
-from bulkrt.ledger import reader
+from bulkrt.ledger import counts, reader
 from bulkrt.ledger.counts import StatusTally, summarise_ledger
 from bulkrt.ledger.reader import read_ledger
-from bulkrt.ledger.record import LedgerRecord, RecordFields, line_key
+from bulkrt.ledger.record import (
+    LedgerRecord,
+    LineFields,
+    decode_fields,
+    decode_lines,
+    read_fields,
+)
 from bulkrt.reporting.model import ReportBuilder
 from tests.test_report import OK, START
 
@@ -124,10 +130,13 @@ class CountingStream:
         self._counts["bytes"] += len(data)
         return data
 
-    def __iter__(self) -> Iterator[bytes]:
-        for line in self._stream:
-            self._counts["bytes"] += len(line)
-            yield line
+    def readline(self, size: int = -1) -> bytes:
+        data = self._stream.readline(size)
+        self._counts["bytes"] += len(data)
+        return data
+
+    def seek(self, offset: int) -> int:
+        return self._stream.seek(offset)
 
     def __enter__(self) -> CountingStream:
         return self
@@ -152,38 +161,54 @@ def test_report_is_the_report_of_the_records_read_one_by_one(tmp_path: Path, see
     assert report.summary.unreadable == len(damaged_lines()) - 3 + 1  # blank lines are no lines
 
 
-def test_report_and_status_parse_each_line_once(
+def test_report_and_status_read_the_ledger_once_and_parse_each_line_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`report` and `status` parse each line into its fields once, and read the ledger's bytes
-    twice: a pass that only takes keys (to count items by their latest line in fixed memory),
-    then the parsing one."""
+    """`report` and `status` read the ledger's bytes once and parse each line once; only the
+    lines of keys with several lines are read and parsed a second time, for their key (to
+    count items by their latest line in fixed memory)."""
     records = campaign_records(random.Random(7), 200)
     path = write(tmp_path / "ledger.jsonl", [r.to_json().encode() for r in records])
-    counts: Counter[str] = Counter()
+    keys = Counter(r.key for r in records)
+    again = [r.to_json().encode() for r in records if keys[r.key] > 1]
+    assert again
+    counts_: Counter[str] = Counter()
     parsed: Counter[bytes] = Counter()
-    parse = RecordFields.from_json
+    decode, from_json = decode_fields, LedgerRecord.from_json
 
     def counting_open(ledger: Path | str) -> Any:
-        counts["opens"] += 1
-        return CountingStream(Path(ledger).open("rb"), counts)
+        counts_["opens"] += 1
+        return CountingStream(Path(ledger).open("rb"), counts_)
 
-    def counting_parse(line: bytes) -> RecordFields:
+    def counting_decode(line: bytes) -> LineFields:
         parsed[line] += 1
-        return parse(line)
+        return decode(line)
+
+    def counting_decode_lines(text: bytes) -> list[LineFields]:
+        parsed.update(text.splitlines())
+        return decode_lines(text)
+
+    def counting_from_json(line: str | bytes) -> LedgerRecord:
+        parsed[line if isinstance(line, bytes) else line.encode()] += 1
+        return from_json(line)
 
     monkeypatch.setattr(reader, "open_ledger", counting_open)
-    monkeypatch.setattr(RecordFields, "from_json", counting_parse)
+    monkeypatch.setattr(counts, "open_ledger", counting_open)
+    monkeypatch.setattr("bulkrt.ledger.counts.decode_fields", counting_decode)
+    monkeypatch.setattr("bulkrt.ledger.counts.decode_lines", counting_decode_lines)
+    monkeypatch.setattr("bulkrt.ledger.record.decode_fields", counting_decode)
+    monkeypatch.setattr(LedgerRecord, "from_json", counting_from_json)
     for read in (
         lambda: build_report(path, tier=Tier.PRO, limit=None, window=None),
         lambda: summarise_ledger(path),
     ):
-        counts.clear()
+        counts_.clear()
         parsed.clear()
         with capture_logs():
             read()
-        assert counts == {"opens": 2, "bytes": 2 * path.stat().st_size}
-        assert sorted(parsed.values()) == [1] * len(records)
+        size = path.stat().st_size
+        assert counts_ == {"opens": 2, "bytes": size + sum(len(line) + 1 for line in again)}
+        assert parsed == Counter({r.to_json().encode(): 1 + (keys[r.key] > 1) for r in records})
 
 
 def test_torn_and_damaged_lines_are_skipped_and_warned_about_by_line(tmp_path: Path) -> None:
@@ -235,8 +260,7 @@ def test_lines_appended_while_reading_are_not_counted(
 @pytest.mark.parametrize("seed", SEEDS)
 def test_fields_agree_with_the_record_on_mangled_lines(seed: int) -> None:
     """On lines mangled at random (bytes cut, swapped or replaced, values of other JSON types),
-    `RecordFields.from_json` reads what `LedgerRecord.from_json` reads or fails with its reason,
-    and `line_key` gives the record's key on every line the record reads."""
+    `read_fields` reads what `LedgerRecord.from_json` reads or fails with its reason."""
     rng = random.Random(seed)
     values: list[object] = [None, True, 0, 1, -1, 2**70, 1.5, "", "ok", "undo", [], {}, {"type": 1}]
     fields = list(json.loads(BASE.to_json()))
@@ -262,16 +286,18 @@ def _agree(line: bytes) -> None:
         record = LedgerRecord.from_json(line)
     except ValueError as exc:
         with pytest.raises(ValueError) as caught:
-            RecordFields.from_json(line)
+            read_fields(line)
         assert str(caught.value) == str(exc)
         return
-    fields = RecordFields.from_json(line)
-    assert fields.record() == record
-    assert fields == RecordFields(
+    fields = read_fields(line)
+    assert (fields if isinstance(fields, LedgerRecord) else fields.record()) == record
+    assert (
+        fields.ts, fields.run, fields.key, fields.campaign, fields.account, fields.action,
+        fields.status, fields.preexisting, fields.error, fields.attempts, fields.sent,
+    ) == (
         record.ts, record.run, record.key, record.campaign, record.account, record.action,
-        record.status, record.preexisting, record.error, record.attempts, record.sent, line,
+        record.status, record.preexisting, record.error, record.attempts, record.sent,
     )  # fmt: skip
-    assert line_key(line) == record.key
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -24,7 +24,7 @@ def build_report(ledger: Path, *, tier: Tier, limit: int | None, window: float |
     every line it counts, so the chart and the totals always agree, even when a run appends to
     the ledger meanwhile."""
     builder = ReportBuilder()
-    summary = summarise_ledger(ledger, each=builder.add)
+    summary = summarise_ledger(ledger, each=builder.add_lines)
     return builder.build(summary, limit_model(tier, limit=limit, window=window).retweet)
 
 

@@ -4,39 +4,59 @@ Items are counted by their *latest* line (README "The ledger": the latest line o
 state), so an item that failed and then succeeded on resume counts once, as ``ok``. Error kinds
 are counted over items whose latest status is not ``ok``, by `ErrorDetail.kind`.
 
-Like resume, this runs in memory that barely grows with the ledger: a first pass notes every
-key's hash in `bulkrt.jobs.keys.RepeatFinder` (a fixed bitmap), a second counts lines whose key
-occurs once directly and keeps only the keys that may repeat until the end. Both passes stop
-at the size the ledger had when the summary began, so a run appending meanwhile cannot skew
-the counts.
+The ledger is read once, each line decoded once (`bulkrt.ledger.record.read_fields`'s rules:
+msgspec in C for lines in the writer's exact types, a whole block in one call when each of its
+lines is one object, `LedgerRecord.from_json` for the rest), in memory that barely grows. Each
+line adds one to the count of its *entry* (status, action, account, error kind): lines per
+entry, not yet items. Counting items by their latest line needs, for a
+key with several lines, the entries of its earlier lines; one pass cannot know at a key's first
+line whether another follows, and keeping every key would take memory that grows with the
+ledger. So each line also notes its key's hash in a fixed bitmap (a hash met again may repeat:
+`bulkrt.jobs.keys.RepeatFinder`'s scheme) and appends (key hash, entry, byte offset) to a log,
+24 bytes a line, kept in a temporary file past 1.5 MB. When no key may repeat, the counts are
+final. Otherwise the log is read back: lines whose hash may repeat and occurs more than once
+are read again from the ledger by offset (only those lines) for their key, and each such key's
+lines are taken off and its latest line's entry counted once: exact, whatever hashes collide.
 
-Only the second pass reads lines into their fields (`RecordFields`), each once, and hands each
-to a caller's ``each``: the report builds its model from the same pass. The first takes only
-each line's key (`bulkrt.ledger.record.line_key`: orjson's parse of the line in C, checking and
-building nothing, measured faster than finding the key's bytes in Python). The ledger is read
-twice because one pass cannot count items by their latest line in fixed memory: at a key's
-first line it would have to know whether another follows, so it would keep every key to the
-end (memory that grows with the ledger's items).
+The pass hands each block of read lines to a caller's ``each`` too: the report builds its model
+from the same pass. It stops at the size the ledger had when the summary began, so a run
+appending meanwhile cannot skew the counts.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
+from typing import BinaryIO
 
 from bulkrt.core.items import Action, Status
 from bulkrt.errors import LedgerError
 from bulkrt.jobs.keys import RepeatFinder
-from bulkrt.ledger.reader import read_blocks, warn_skipped
-from bulkrt.ledger.record import RecordFields, line_key
+from bulkrt.ledger.reader import LineBlock, open_ledger, read_blocks, warn_skipped
+from bulkrt.ledger.record import (
+    FAST_LINE,
+    FIELDS_REFUSED,
+    LedgerRecord,
+    LineFields,
+    decode_fields,
+    decode_lines,
+    read_fields,
+    utf8,
+)
 
 __all__ = ["LedgerSummary", "StatusTally", "summarise_ledger"]
 
 #: what one item contributes to the counts: (status, action, account, error kind or None)
-_Entry = tuple[Status, Action, str, str | None]
+_Entry = tuple[Status | str, Action | str, str, str | None]
+#: what ``each`` is handed: the readable lines of a block, in ledger order
+Lines = Sequence[LineFields | LedgerRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +113,15 @@ class StatusTally:
         self._errors: Counter[str] = Counter()
         self.undecided = 0
 
-    def add(self, entry: _Entry) -> None:
-        """Count one item by its latest state."""
+    def add(self, entry: _Entry, count: int = 1) -> None:
+        """Count ``count`` items whose latest state is ``entry``."""
         status, action, account, kind = entry
-        self._status[status] += 1
-        self._action[action][status] += 1
-        self._account[account][status] += 1
+        status, action = Status(status), Action(action)
+        self._status[status] += count
+        self._action[action][status] += count
+        self._account[account][status] += count
         if kind is not None and status is not Status.OK:
-            self._errors[kind] += 1
+            self._errors[kind] += count
 
     def summary(self, ledger: str) -> LedgerSummary:
         """The counts so far, every status listed in each breakdown."""
@@ -118,58 +139,232 @@ class StatusTally:
 
 
 def summarise_ledger(
-    path: Path | str, *, each: Callable[[RecordFields], object] | None = None
+    path: Path | str, *, each: Callable[[Lines], object] | None = None
 ) -> LedgerSummary:
-    """Summarise the ledger at ``path``, handing each readable line's fields to ``each`` too,
+    """Summarise the ledger at ``path``, handing each block's readable lines to ``each`` too,
     in ledger order; raise `LedgerError` if it cannot be read."""
     try:
         limit = Path(path).stat().st_size
     except OSError as exc:
         raise LedgerError(path, f"cannot read the ledger: {exc.strerror or exc}") from None
-    repeated = _repeated_keys(path, limit)
-    tally = StatusTally()
-    latest: dict[str, _Entry] = {}
-    parse, ok, add = RecordFields.from_json, Status.OK, tally.add
-    lines = 0
-    for block in read_blocks(path, limit):
-        for index, data in enumerate(block.lines):
-            if not data.endswith(b"}"):
-                data = data.rstrip(b"\r")
-                if not data.strip(b" \t\x00"):
-                    continue
-            try:
-                fields = parse(data)
-            except ValueError as exc:
-                tally.unreadable += 1
-                warn_skipped(path, block.line(index), str(exc))
-                continue
-            lines += 1
+    reading = _Reading(path)
+    try:
+        for block in read_blocks(path, limit):
+            lines = reading.block(block)
             if each is not None:
-                each(fields)
-            status, error = fields.status, fields.error
-            if status is ok and fields.preexisting is None:
-                tally.undecided += 1
-            entry = (status, fields.action, fields.account, None if error is None else error.kind)
-            if repeated and hash(fields.key) in repeated:
-                latest[fields.key] = entry
-            else:
-                add(entry)
-    tally.lines = lines
-    for entry in latest.values():
-        add(entry)
+                each(lines)
+        tally = StatusTally()
+        tally.lines, tally.unreadable = sum(reading.counts), reading.unreadable
+        tally.undecided = reading.undecided
+        if reading.maybe:
+            _settle(path, limit, reading.log, frozenset(reading.maybe), reading.counts)
+    finally:
+        reading.log.close()
+    for entry, code in reading.codes.items():
+        if reading.counts[code]:
+            tally.add(entry, reading.counts[code])
     return tally.summary(str(path))
 
 
-def _repeated_keys(path: Path | str, limit: int) -> frozenset[int]:
-    """The hashes of the keys that may have more than one line (a first, lighter pass)."""
-    finder = RepeatFinder()
-    note = finder.add_hash
-    for block in read_blocks(path, limit):
-        for data in block.lines:
-            key = line_key(data)
-            if key is not None:
-                note(hash(key))
-    return finder.repeated()
+class _Reading:
+    """The one pass over a ledger: lines per entry, the key log, unreadable and undecided lines."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        #: entry -> its code, an index in ``counts``
+        self.codes: dict[_Entry, int] = {}
+        #: per entry code: its lines, then (after `_settle`) its items
+        self.counts: list[int] = []
+        self.log = _LineLog()
+        # `RepeatFinder.add_hash`, inlined: a key hash met again may repeat
+        self.bits = bytearray(RepeatFinder.BITS // 8)
+        self.maybe: set[int] = set()
+        self.unreadable = 0
+        self.undecided = 0
+
+    def block(self, block: LineBlock) -> Lines:
+        """Count a block's lines; return those read."""
+        log = self.log
+        # every line's offset, blank and unreadable ones too (logged with no key: `NO_KEY`)
+        log.starts.extend(
+            accumulate(map(_ONE_MORE, map(len, block.lines[:-1])), initial=block.offset)
+        )
+        whole = _decode_whole(block)
+        lines = self._read(block) if whole is None else whole
+        codes, counts, bits, maybe, mask = (
+            self.codes, self.counts, self.bits, self.maybe, RepeatFinder.BITS - 1
+        )  # fmt: skip
+        hashes, entries = log.hashes.append, log.codes.append
+        undecided = 0
+        for fields in lines:
+            if fields is None:
+                hashes(NO_KEY)
+                entries(NO_KEY)
+                continue
+            status, error = fields.status, fields.error
+            if status == "ok" and fields.preexisting is None:
+                undecided += 1
+            entry: _Entry = (
+                status, fields.action, fields.account, None if error is None else error.kind
+            )  # fmt: skip
+            code = codes.get(entry)
+            if code is None:
+                code = codes[entry] = len(counts)
+                counts.append(0)
+            counts[code] += 1
+            h = hash(fields.key)
+            slot = h & mask
+            if bits[slot >> 3] & (1 << (slot & 7)):
+                maybe.add(h)
+            else:
+                bits[slot >> 3] |= 1 << (slot & 7)
+            hashes(h)
+            entries(code)
+        self.undecided += undecided
+        log.spill()
+        return whole if whole is not None else [f for f in lines if f is not None]
+
+    def _read(self, block: LineBlock) -> list[LineFields | LedgerRecord | None]:
+        """Each line of a block read alone: its fields, or None (blank, or unreadable and
+        warned about)."""
+        decode, refused, fast = decode_fields, FIELDS_REFUSED, FAST_LINE
+        lines: list[LineFields | LedgerRecord | None] = []
+        keep = lines.append
+        for index, data in enumerate(block.lines):
+            if len(data) <= fast and (data.isascii() or utf8(data)):  # see `read_fields`
+                try:
+                    keep(decode(data))
+                    continue
+                except refused:
+                    pass
+            keep(self._fallback(block, index, data))
+        return lines
+
+    def _fallback(self, block: LineBlock, index: int, data: bytes) -> LedgerRecord | None:
+        """A line msgspec did not read: json's record of it, or None (blank or unreadable,
+        warned about)."""
+        data = data.rstrip(b"\r")
+        if not data.strip(b" \t\x00"):
+            return None
+        try:
+            return LedgerRecord.from_json(data)
+        except ValueError as exc:
+            self.unreadable += 1
+            warn_skipped(self.path, block.line(index), str(exc))
+            return None
+
+
+def _decode_whole(block: LineBlock) -> list[LineFields] | None:
+    """All the lines of a block decoded in one call, when each is one object in the writer's
+    exact types (the usual case); else None.
+
+    msgspec's ``decode_lines`` reads a stream of JSON values apart by any whitespace, so it is
+    used only when every line starts with ``{`` and ends with ``}``: then no value can span two
+    lines (after a ``}`` inside a value comes ``,``, ``}`` or ``]``, never ``{``), each line
+    holds at least one, and as many values as lines means one per line.
+    """
+    lines, count = block.lines, len(block.lines)
+    try:
+        if (
+            block.torn
+            or bytes(map(_FIRST, lines)) != b"{" * count
+            or bytes(map(_LAST, lines)) != b"}" * count
+            or max(map(len, lines)) > FAST_LINE
+        ):
+            return None
+    except IndexError:  # a blank line
+        return None
+    text = block.text
+    if not (text.isascii() or utf8(text)):  # see `read_fields`
+        return None
+    try:
+        whole = decode_lines(text)
+    except FIELDS_REFUSED:
+        return None
+    return whole if len(whole) == count else None
+
+
+#: a line's first and last byte
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
+#: a line's length plus its newline
+_ONE_MORE = (1).__add__
+#: the key hash and entry code logged for a line without a key (`hash` never gives -1)
+NO_KEY = -1
+
+
+class _LineLog:
+    """Each line's key hash, entry code and byte offset, in arrays until `SPILL` lines,
+    then in a temporary file: what `_settle` reads back."""
+
+    #: lines kept in memory (24 bytes each) before they go to the file
+    SPILL = 1 << 16
+
+    def __init__(self) -> None:
+        self.hashes: array[int] = array("q")
+        self.codes: array[int] = array("q")
+        self.starts: array[int] = array("q")
+        self._file: BinaryIO | None = None
+        self._chunks: list[int] = []
+
+    def spill(self) -> None:
+        """Move the lines kept in memory to the file, if they are many."""
+        if len(self.hashes) < self.SPILL:
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
+        for values in (self.hashes, self.codes, self.starts):
+            values.tofile(self._file)
+        self._chunks.append(len(self.hashes))
+        self.hashes, self.codes, self.starts = array("q"), array("q"), array("q")
+
+    def chunks(self) -> Iterator[tuple[array[int], array[int], array[int]]]:
+        """The lines logged, in order, a chunk of arrays at a time."""
+        if self._file is not None:
+            self._file.seek(0)
+            for size in self._chunks:
+                chunk = []
+                for _ in range(3):
+                    values: array[int] = array("q")
+                    values.fromfile(self._file, size)
+                    chunk.append(values)
+                yield chunk[0], chunk[1], chunk[2]
+        yield self.hashes, self.codes, self.starts
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _settle(
+    path: Path | str, limit: int, log: _LineLog, maybe: frozenset[int], counts: list[int]
+) -> None:
+    """Turn ``counts`` of lines into counts of items: each key with several lines counts once,
+    by its latest line (see the module's docstring)."""
+    found: array[int] = array("q")  # (hash, code, offset) of each line whose hash may repeat
+    for hashes, codes, starts in log.chunks():
+        for index, h in enumerate(hashes):
+            if h in maybe:
+                found.extend((h, codes[index], starts[index]))
+    seen = Counter(found[::3])
+    latest: dict[str, int] = {}
+    with open_ledger(path) as stream:
+        for at in range(0, len(found), 3):
+            if seen[found[at]] > 1:
+                code = found[at + 1]
+                counts[code] -= 1
+                latest[_key_at(path, stream, found[at + 2], limit)] = code
+    for code in latest.values():
+        counts[code] += 1
+
+
+def _key_at(path: Path | str, stream: BinaryIO, start: int, limit: int) -> str:
+    """The key of the line read at offset ``start`` (the ledger is only appended to)."""
+    stream.seek(start)
+    data = stream.readline(limit - start).removesuffix(b"\n").rstrip(b"\r")
+    try:
+        return read_fields(data).key
+    except ValueError:
+        raise LedgerError(path, "changed while it was read") from None
 
 
 def _all_statuses(counts: Counter[Status]) -> dict[str, int]:

@@ -99,6 +99,8 @@ class LineBlock(NamedTuple):
     lines: list[bytes]
     #: whether the last line lacks its newline (torn, the ledger's last)
     torn: bool
+    #: the lines as read, each with its newline (empty for a torn line)
+    text: bytes = b""
 
     def line(self, index: int) -> LedgerLine:
         r"""The line at ``index`` in ``lines`` as `scan_ledger` yields it (``\r`` cut)."""
@@ -124,10 +126,11 @@ def read_blocks(path: Path | str, limit: int) -> Iterator[LineBlock]:
             if not chunk:
                 break
             left -= len(chunk)
-            lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            whole = rest + chunk if rest else chunk
+            lines = whole.split(b"\n")
             rest = lines.pop()
             if lines:
-                yield LineBlock(first, offset, lines, False)
+                yield LineBlock(first, offset, lines, False, whole[: len(whole) - len(rest)])
                 first += len(lines)
                 offset += sum(map(len, lines)) + len(lines)
         if rest and not stream.read(1):

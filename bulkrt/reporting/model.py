@@ -21,13 +21,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bulkrt.core.items import Action, Status
+from bulkrt.core.items import Status
 from bulkrt.core.tiers import WindowLimit
 from bulkrt.ledger.counts import LedgerSummary
-from bulkrt.ledger.record import LedgerRecord, RecordFields
+from bulkrt.ledger.record import LedgerRecord, LineFields
 
 __all__ = [
     "MAX_CHART_CAMPAIGNS",
@@ -56,6 +57,8 @@ MAX_BARS = 120
 MAX_CHART_CAMPAIGNS = 8
 #: a stamp's whole second in the writer's shape
 _SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", re.ASCII)
+#: a stamp's milliseconds and ``Z`` in the writer's shape -> its microseconds
+_MICROS = {f"{milli:03d}Z": milli * 1000 for milli in range(1000)}
 #: slot widths in milliseconds, finest first
 _STEPS = tuple(
     int(seconds * 1000)
@@ -209,78 +212,157 @@ class ReportBuilder:
     _second: str = ""
     _second_us: int = 0
 
-    def add(self, record: LedgerRecord | RecordFields) -> None:
+    def add(self, record: LedgerRecord | LineFields) -> None:
         """Count one ledger line."""
-        attempts, status, action, run, campaign, ts = (
-            record.attempts, record.status, record.action, record.run, record.campaign, record.ts
-        )  # fmt: skip
-        undo = action is Action.UNDO
-        self.requests += attempts
-        account = self.accounts.get(record.account)
-        if account is None:
-            account = self.accounts[record.account] = _AccountCounts()
-        account.lines += 1
-        account.requests += attempts
-        if status is Status.OK:
-            if record.preexisting and not undo:
-                self.preexisting += 1
-        elif record.error is not None:
-            kind = record.error.kind
-            if kind in self.kind_lines or len(self.kind_lines) < MAX_KINDS:
-                self.kind_lines[kind] += 1
-                if kind not in self.examples:
-                    self.examples[kind] = (
-                        record if isinstance(record, LedgerRecord) else record.record()
-                    )
-        self._add_run(run, campaign, ts, undo, attempts)
-        self._add_time(record.sent or ts, campaign, undo, attempts)
+        self.add_lines((record,))
 
-    def _add_run(self, run: str, campaign: str, ts: str, undo: bool, attempts: int) -> None:
-        """Count a line in its run, its campaign, and its run's campaigns."""
+    def add_lines(self, records: Sequence[LedgerRecord | LineFields]) -> None:
+        """Count ledger lines, in ledger order.
+
+        Consecutive lines of one run and campaign are added up before they are counted in
+        their run and campaign; consecutive lines of one time slot, campaign and action,
+        likewise in their slot: the same sums as line by line, for a fraction of the work.
+        """
+        self._count_lines(records)
+        self._count_times(records)
+
+    def _count_lines(self, records: Sequence[LedgerRecord | LineFields]) -> None:
+        """Count lines and requests in all, per account, per run and per campaign."""
+        requests, preexisting, accounts = self.requests, self.preexisting, self.accounts
+        # the lines of one run and campaign being added up: run, campaign, first and last
+        # stamp, lines, retweet and undo requests
+        run_of: str | None = None
+        campaign_of, first_ts, last_ts, lines, retweets, undos = "", "", "", 0, 0, 0
+        for record in records:
+            attempts, run, campaign, ts = record.attempts, record.run, record.campaign, record.ts
+            undo = record.action == "undo"
+            requests += attempts
+            account = accounts.get(record.account)
+            if account is None:
+                account = accounts[record.account] = _AccountCounts()
+            account.lines += 1
+            account.requests += attempts
+            if record.status == "ok":
+                if record.preexisting and not undo:
+                    preexisting += 1
+            elif record.error is not None:
+                self._add_error(record)
+            if run == run_of and campaign == campaign_of:
+                lines += 1
+                last_ts = ts
+                if undo:
+                    undos += attempts
+                else:
+                    retweets += attempts
+            else:
+                if run_of is not None:
+                    self._add_run(run_of, campaign_of, first_ts, last_ts, lines, retweets, undos)
+                run_of, campaign_of, first_ts, last_ts, lines = run, campaign, ts, ts, 1
+                retweets, undos = (0, attempts) if undo else (attempts, 0)
+        if run_of is not None:
+            self._add_run(run_of, campaign_of, first_ts, last_ts, lines, retweets, undos)
+        self.requests, self.preexisting = requests, preexisting
+
+    def _add_error(self, record: LedgerRecord | LineFields) -> None:
+        """Count a line with an error in its kind (the first `MAX_KINDS` kinds), and keep the
+        first line of each kind as its example."""
+        assert record.error is not None
+        kind = record.error.kind
+        if kind in self.kind_lines or len(self.kind_lines) < MAX_KINDS:
+            self.kind_lines[kind] += 1
+            if kind not in self.examples:
+                self.examples[kind] = (
+                    record if isinstance(record, LedgerRecord) else record.record()
+                )
+
+    def _count_times(self, records: Sequence[LedgerRecord | LineFields]) -> None:
+        """Count each line's requests at its send time (``sent``), or, on lines written before
+        that field, when it finished (``ts``)."""
+        # the requests of one slot, campaign and action being added up (the first line's are
+        # counted already): slot, campaign, undo, requests
+        slot_of: int | None = None
+        campaign_of, undo_of, pending = "", False, 0
+        step = self.step
+        first_at = math.inf if self.first_at is None else self.first_at
+        last_at = -math.inf if self.last_at is None else self.last_at
+        prefix, second_us = self._second + ".", self._second_us
+        for record in records:
+            stamp = record.sent or record.ts
+            micros = _MICROS.get(stamp[20:]) if stamp[:20] == prefix else None
+            if micros is not None:
+                at = (second_us + micros) / 1_000_000  # what `_epoch` computes
+            else:
+                epoch = self._epoch(stamp)
+                prefix, second_us = self._second + ".", self._second_us
+                if epoch is None:
+                    continue
+                at = epoch
+            if at < first_at:
+                first_at, self.first_ts = at, stamp
+            if at > last_at:
+                last_at, self.last_ts = at, stamp
+            index = int(at * 1000) // step
+            campaign, undo, attempts = record.campaign, record.action == "undo", record.attempts
+            if index == slot_of and campaign == campaign_of and undo == undo_of:
+                pending += attempts
+                continue
+            if pending:
+                self._add_requests(slot_of, campaign_of, undo_of, pending)
+            slot_of, campaign_of, undo_of, pending = index, campaign, undo, 0
+            if self._add_requests(index, campaign, undo, attempts):
+                step, slot_of = self.step, None  # its slot is merged into a coarser one
+        if pending:
+            self._add_requests(slot_of, campaign_of, undo_of, pending)
+        self.first_at = None if first_at == math.inf else first_at
+        self.last_at = None if last_at == -math.inf else last_at
+
+    def _add_requests(self, index: int | None, campaign: str, undo: bool, requests: int) -> bool:
+        """Count requests in slot ``index``, in all and for ``campaign``'s part of the chart;
+        coarsen the slots if they grow too many, and say whether they were."""
+        assert index is not None
+        place = self.chart_places.get(campaign)
+        if place is None:
+            place = self._chart_index(campaign)
+        slot = self.slots.get(index)
+        if slot is None:
+            slot = self.slots[index] = [0, 0]
+        slot[undo] += requests
+        cell = self.campaign_slots.get((index, place))
+        if cell is None:
+            cell = self.campaign_slots[index, place] = [0, 0]
+        cell[undo] += requests
+        if len(self.slots) > MAX_SLOTS:
+            self._coarsen()
+            return True
+        return False
+
+    def _add_run(
+        self, run: str, campaign: str, first: str, last: str, lines: int, retweets: int, undos: int
+    ) -> None:
+        """Count consecutive lines of one run and campaign (stamped ``first`` to ``last``) in
+        their run, their campaign, and their run's campaigns."""
         span = self.runs.get(run)
         if span is not None:
-            span[1], span[2] = ts, int(span[2]) + 1
+            span[1], span[2] = last, int(span[2]) + lines
         elif len(self.runs) < MAX_RUNS:
-            self.runs[run] = [ts, ts, 1]
+            self.runs[run] = [first, last, lines]
             self.run_order.append(run)
         else:
-            later = self.runs.setdefault("(later runs)", [ts, ts, 0])
-            later[1], later[2] = ts, int(later[2]) + 1
+            later = self.runs.setdefault("(later runs)", [first, first, 0])
+            later[1], later[2] = last, int(later[2]) + lines
         row = self.campaigns.get(campaign)
         if row is None and len(self.campaigns) < MAX_CAMPAIGNS:
-            row = self.campaigns[campaign] = [0, 0, 0, ts, ts]
+            row = self.campaigns[campaign] = [0, 0, 0, first, first]
         if row is not None:
-            row[0] = int(row[0]) + 1
-            row[1 + undo] = int(row[1 + undo]) + attempts
-            row[4] = ts
+            row[0] = int(row[0]) + lines
+            row[1] = int(row[1]) + retweets
+            row[2] = int(row[2]) + undos
+            row[4] = last
             names = self.run_campaigns.get(run)
             if names is None:
                 names = self.run_campaigns[run] = []
             if len(names) < MAX_RUN_CAMPAIGNS and campaign not in names:
                 names.append(campaign)
-
-    def _add_time(self, stamp: str, campaign: str, undo: bool, attempts: int) -> None:
-        """Count a line's requests at its send time (``sent``), or, on lines written before
-        that field, when it finished (``ts``)."""
-        at = self._epoch(stamp)
-        if at is None:
-            return
-        if self.first_at is None or at < self.first_at:
-            self.first_at, self.first_ts = at, stamp
-        if self.last_at is None or at > self.last_at:
-            self.last_at, self.last_ts = at, stamp
-        index = int(at * 1000) // self.step
-        slot = self.slots.get(index)
-        if slot is None:
-            slot = self.slots[index] = [0, 0]
-        slot[undo] += attempts
-        place = index, self._chart_index(campaign)
-        cell = self.campaign_slots.get(place)
-        if cell is None:
-            cell = self.campaign_slots[place] = [0, 0]
-        cell[undo] += attempts
-        if len(self.slots) > MAX_SLOTS:
-            self._coarsen()
 
     def _epoch(self, stamp: str) -> float | None:
         """``datetime.fromisoformat(stamp).timestamp()``, None if ``stamp`` is no time; a stamp
