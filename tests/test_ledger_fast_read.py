@@ -169,8 +169,8 @@ def test_one_pass_reading_equals_the_plain_reading(
 ) -> None:
     """On a random damaged ledger the one-pass report and summary equal, field for field, those
     read line by line with json and a dict of every key, with the same warnings (event, line
-    number, reason); also with tiny read blocks, the key log spilled to its file, and key
-    hashes that collide."""
+    number, reason); also with tiny read blocks, the key log spilled to its file (or kept in
+    memory when no temporary file can be made), and key hashes that collide."""
     rng = random.Random(seed)
     path = tmp_path / "ledger.jsonl"
     path.write_bytes(ledger_bytes(rng))
@@ -179,6 +179,14 @@ def test_one_pass_reading_equals_the_plain_reading(
     monkeypatch.setattr(reader, "BLOCK", rng.choice([1, 7, 64, 700]))
     monkeypatch.setattr(counts._LineLog, "SPILL", rng.choice([1, 3, 50]))
     assert fast(path) == expected
+    # no temporary file can be made (an unwritable TMPDIR): the key log stays in memory
+    with monkeypatch.context() as no_tmp:
+        no_tmp.setattr("bulkrt.ledger.counts.tempfile.TemporaryFile", _unwritable_tmpdir)
+        assert fast(path) == expected
     # few hash values: distinct keys share hashes, and must still count apart
     monkeypatch.setattr(counts, "hash", lambda key: builtins.hash(key) % 5, raising=False)
     assert fast(path) == expected
+
+
+def _unwritable_tmpdir() -> None:
+    raise PermissionError(13, "Permission denied", "/tmp/unwritable")

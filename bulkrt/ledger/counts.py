@@ -294,7 +294,8 @@ NO_KEY = -1
 
 class _LineLog:
     """Each line's key hash, entry code and byte offset, in arrays until `SPILL` lines,
-    then in a temporary file: what `_settle` reads back."""
+    then in a temporary file (or, when no temporary file can be made, still in the arrays):
+    what `_settle` reads back."""
 
     #: lines kept in memory (24 bytes each) before they go to the file
     SPILL = 1 << 16
@@ -305,13 +306,18 @@ class _LineLog:
         self.starts: array[int] = array("q")
         self._file: BinaryIO | None = None
         self._chunks: list[int] = []
+        self._no_file = False
 
     def spill(self) -> None:
         """Move the lines kept in memory to the file, if they are many."""
-        if len(self.hashes) < self.SPILL:
+        if len(self.hashes) < self.SPILL or self._no_file:
             return
         if self._file is None:
-            self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
+            try:
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
+            except OSError:  # no writable temporary directory: 24 bytes a line in memory
+                self._no_file = True
+                return
         for values in (self.hashes, self.codes, self.starts):
             values.tofile(self._file)
         self._chunks.append(len(self.hashes))
