@@ -4,7 +4,7 @@ Run by hand::
 
     .venv/bin/python -m bench.scheduler_bench [--accounts 1000 10000 100000 1000000]
         [--per-account 5] [--concurrency 64] [--lookahead 50000] [--api batch|single]
-        [--profile cprofile|memory] [--top 25]
+        [--gc default|run] [--profile cprofile|memory] [--top 25]
 
 No shell and no I/O: each N runs in a fresh subprocess that builds a `Scheduler` with
 ``limit_model("pro")`` (50 retweets per 15 minutes per account) and feeds it N accounts x 5
@@ -21,7 +21,10 @@ Reported per N: wall seconds (feeding, items' creation included), microseconds p
 RSS of the subprocess, bytes per account (peak RSS less the RSS before the run, over N), the
 seconds the cyclic garbage collector took (timed with ``gc.callbacks``) with its count of full
 (generation-2) collections, and CPU microseconds per item (less sensitive than wall time to
-other processes on a shared machine). The load average is printed first.
+other processes on a shared machine). The load average is printed first. ``--gc run`` plays
+under the cycle collector's settings of a real run while it sends (`shell.runner.few_collections`:
+start-up's objects frozen, the young generation collected every 10,000 allocations); the default
+keeps Python's.
 ``--profile cprofile`` prints the ``--top`` (25) costliest functions; ``--profile memory`` prints
 the 15 largest tracemalloc sites at the peak (slower; memory figures are then tracemalloc's).
 """
@@ -41,6 +44,7 @@ import time
 import tracemalloc
 from collections import deque
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
 
 from bulkrt.core.items import Action, Item, Status
@@ -184,7 +188,12 @@ class _Driver:
 
 
 def drive(
-    accounts: int, per: int, concurrency: int, lookahead: int, api: str = "batch"
+    accounts: int,
+    per: int,
+    concurrency: int,
+    lookahead: int,
+    api: str = "batch",
+    collector_settings: str = "default",
 ) -> dict[str, float]:
     """Play one run; returns its figures."""
     driver = _Driver(accounts, per, concurrency, lookahead)
@@ -193,9 +202,15 @@ def drive(
     rss_before = _current_rss_bytes()
     collector = _GcTimer()
     gc.callbacks.append(collector)
+    settings: AbstractContextManager[None] = nullcontext()
+    if collector_settings == "run":
+        from bulkrt.shell.runner import few_collections  # the shell: only when asked
+
+        settings = few_collections()
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        play()
+        with settings:
+            play()
     finally:
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
@@ -223,12 +238,12 @@ def child(args: argparse.Namespace) -> None:
     if args.profile == "cprofile":
         profile = cProfile.Profile()
         figures = profile.runcall(
-            drive, n, args.per_account, args.concurrency, args.lookahead, args.api
+            drive, n, args.per_account, args.concurrency, args.lookahead, args.api, args.gc
         )
         pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(args.top)
     elif args.profile == "memory":
         tracemalloc.start()
-        figures = drive(n, args.per_account, args.concurrency, args.lookahead, args.api)
+        figures = drive(n, args.per_account, args.concurrency, args.lookahead, args.api, args.gc)
         snapshot = tracemalloc.take_snapshot()
         _, peak = tracemalloc.get_traced_memory()
         figures["tracemalloc_peak_mb"] = peak / 2**20
@@ -238,7 +253,7 @@ def child(args: argparse.Namespace) -> None:
         for stat in snapshot.statistics("lineno")[:15]:
             print(stat, file=sys.stderr)
     else:
-        figures = drive(n, args.per_account, args.concurrency, args.lookahead, args.api)
+        figures = drive(n, args.per_account, args.concurrency, args.lookahead, args.api, args.gc)
     print(json.dumps(figures))
 
 
@@ -249,6 +264,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--lookahead", type=int, default=50_000)
     parser.add_argument("--api", choices=("batch", "single"), default="batch")
+    parser.add_argument("--gc", choices=("default", "run"), default="default")
     parser.add_argument("--profile", choices=("cprofile", "memory"))
     parser.add_argument("--top", type=int, default=25, help="functions --profile cprofile prints")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -256,7 +272,8 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), f"(api: {args.api})")
+    load = "load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    print(load, f"(api: {args.api}, gc: {args.gc})")
     print(
         f"{'accounts':>9} {'items':>9} {'wall s':>8} {'us/item':>8} {'peak RSS MB':>11} "
         f"{'B/account':>10} {'gc s':>6} {'gc full':>7} {'cpu us/item':>11}"
@@ -264,7 +281,7 @@ def main() -> None:
     for n in args.accounts:
         argv = [sys.executable, "-m", "bench.scheduler_bench", "--child", "--accounts", str(n)]
         argv += ["--per-account", str(args.per_account), "--concurrency", str(args.concurrency)]
-        argv += ["--lookahead", str(args.lookahead), "--api", args.api]
+        argv += ["--lookahead", str(args.lookahead), "--api", args.api, "--gc", args.gc]
         if args.profile:
             argv += ["--profile", args.profile, "--top", str(args.top)]
         out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout

@@ -20,7 +20,7 @@ from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import _checked_row, check_row
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.shell.dispatcher import _Stamps
-from bulkrt.shell.runner import _few_collections
+from bulkrt.shell.runner import few_collections
 
 SEEDS = range(int(os.environ.get("BULKRT_QUICK_PATH_SEEDS", "3")))
 
@@ -111,7 +111,7 @@ def test_a_run_leaves_the_cycle_collector_as_it_found_it() -> None:
     leaving, also by an error, the thresholds and the set-aside objects are as before (tests
     run many runs in one process)."""
     thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
-    with pytest.raises(RuntimeError), _few_collections():
+    with pytest.raises(RuntimeError), few_collections():
         assert gc.get_threshold()[0] > thresholds[0]
         assert gc.get_freeze_count() > frozen
         raise RuntimeError("the run failed")

@@ -60,7 +60,7 @@ from bulkrt.shell.file_store import FileCredentialStore
 from bulkrt.shell.progress import Progress, summary_json
 from bulkrt.shell.sender import HttpSender
 
-__all__ = ["RunSettings", "check_and_plan", "resume_under_lock", "run_job"]
+__all__ = ["RunSettings", "check_and_plan", "few_collections", "resume_under_lock", "run_job"]
 
 _log = structlog.get_logger()
 
@@ -187,7 +187,7 @@ def _run_job(settings: RunSettings, out: Progress, late: _LateSignals) -> ExitCo
             )
             ended: list[RunStats] = []
             try:
-                with _few_collections():
+                with few_collections():
                     stopped = anyio.run(
                         _dispatch,
                         run,
@@ -230,7 +230,7 @@ _YOUNG_COLLECTION = 10_000
 
 
 @contextmanager
-def _few_collections() -> Iterator[None]:
+def few_collections() -> Iterator[None]:
     """Collect cycles rarely while the run sends: what start-up made (modules, accounts, the
     resume's keys) is set aside for good (`gc.freeze`) and the youngest generation is collected
     every `_YOUNG_COLLECTION` allocations. Both are undone on leaving (a test runs many runs in
