@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bulkrt import logs
+from bulkrt.atomic import replacing
 from bulkrt.commands.options import Seconds
 from bulkrt.commands.outputs import not_a_ledger, refusal
 from bulkrt.core.tiers import Tier, limit_model
@@ -76,7 +77,12 @@ def command(
         raise SystemExit(ExitCode.BAD_INPUT)
     try:
         report = build_report(ledger, tier=Tier(tier), limit=limit, window=window)
-        out.write_text(render_html(report, ledger=str(ledger)), encoding="utf-8")
+        page = render_html(report, ledger=str(ledger))
+        # a value read from a hand-edited line may hold a lone surrogate (JSON's "\ud800"),
+        # which UTF-8 cannot hold: the page shows it as that escape
+        page = page.encode("utf-8", "backslashreplace").decode("utf-8")
+        with replacing(out) as stream:  # never a partial page, nor an empty file, on failure
+            stream.write(page)
     except LedgerError as exc:
         click.echo(f"bulkrt report: {exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None

@@ -183,7 +183,7 @@ def _parse(raw: str) -> _Line | None:
             str(doc.get("account", "")),
             str(doc.get("tweet_id", "")),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # the last: nested too deeply
         return None
 
 

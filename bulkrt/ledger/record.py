@@ -153,6 +153,8 @@ class LedgerRecord:
             data = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
+        except RecursionError:  # valid JSON, but nested deeper than json's recursion allows
+            raise ValueError("not a ledger line: JSON nested too deeply to read") from None
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         if data.get("schema") != SCHEMA:
