@@ -31,6 +31,10 @@ LEDGER_LINE = (
     '"retweeted":true,"preexisting":false,"http":200,"error":null,"attempts":1}\n'
 )
 JOB = "account,tweet_id,action\nacct001,20,retweet\n"
+JSONL_JOB = (
+    '{"account":"acct001","tweet_id":"20","action":"retweet"}\n'
+    '{"account":"acct001","tweet_id":"21","action":"retweet"}\n'
+)
 
 
 def bulkrt(
@@ -231,6 +235,34 @@ class TestSwappedFiles:
         assert answer.stderr.splitlines() == [
             f"job.csv:1: file: this is a job file (CSV), not a list of {entries}: nothing was "
             f"read from it; give a file of one entry a line, or the entries with commas",
+            "bulkrt expand: 1 problem(s); nothing written",
+        ]
+        assert not (tmp_path / "spring.csv").exists()
+
+    @pytest.mark.parametrize(
+        ("option", "name", "content", "kind"),
+        [("--accounts", "L.jsonl", LEDGER_LINE * 2, "a bulkrt ledger"),
+         ("--tweets", "L.jsonl", LEDGER_LINE * 2, "a bulkrt ledger"),
+         ("--accounts", "j.jsonl", JSONL_JOB, "a bulkrt job file"),
+         ("--tweets", "j.jsonl", JSONL_JOB, "a bulkrt job file"),
+         ("--tweets", "acc.json", ACCOUNTS, "a bulkrt accounts file")],
+    )  # fmt: skip
+    def test_expand_given_another_bulkrt_file_as_a_list_says_what_it_is(
+        self, tmp_path: Path, option: str, name: str, content: str, kind: str
+    ) -> None:
+        """A ledger, a JSONL job or (for --tweets) an accounts file given as a list to
+        `expand` exits 2 with one problem naming what the file is (adv20: a JSON parser's "Extra
+        data", or one error per line); nothing is written."""
+        (tmp_path / name).write_text(content)
+        given = {"--tweets": "20", "--accounts": "acct001", option: name}
+        answer = bulkrt("expand", "--accounts", given["--accounts"], "--tweets",
+                        given["--tweets"], "--campaign", "spring", "--out", "spring.csv",
+                        cwd=tmp_path)  # fmt: skip
+        assert answer.returncode == 2
+        entries = "account names" if option == "--accounts" else "Tweet IDs or post URLs"
+        assert answer.stderr.splitlines() == [
+            f"{name}: file: this is {kind}, not a list of {entries}: nothing was read from it; "
+            f"give a file of one entry a line, or the entries with commas",
             "bulkrt expand: 1 problem(s); nothing written",
         ]
         assert not (tmp_path / "spring.csv").exists()

@@ -8,7 +8,16 @@ from pathlib import Path
 import click
 
 from bulkrt import logs
-from bulkrt.commands.outputs import JOB, refusal
+from bulkrt.commands.outputs import (
+    ACCOUNTS_FILE,
+    JOB,
+    JOURNAL,
+    LEDGER,
+    SANDBOX_ACCOUNTS,
+    UNDO_JOB,
+    kind_of,
+    refusal,
+)
 from bulkrt.errors import BulkrtError, Problem
 from bulkrt.exitcodes import ExitCode
 from bulkrt.jobs.campaign import expand, read_accounts, read_tweets, split_entries
@@ -56,6 +65,14 @@ def _entries(value: str, option: str) -> tuple[list[tuple[int | None, str]], str
     path = Path(value)
     if path.is_file():
         text = _read_text(path, option)
+        kind = kind_of(path)
+        csv_job = kind in (JOB, UNDO_JOB) and not text.lstrip().startswith("{")  # see below
+        if not csv_job and kind in _NOT_A_LIST[option]:
+            message = (
+                f"this is {kind}, not a list of {_LISTS[option]}: nothing was read from it; "
+                f"give a file of one entry a line, or the entries with commas"
+            )
+            raise _BadInput([Problem(str(path), None, "file", message)])
         if option == "--accounts" and text.lstrip().startswith("{"):
             return _accounts_document_names(path, text), str(path), "line"
         entries = split_entries(text)
@@ -77,6 +94,12 @@ def _entries(value: str, option: str) -> tuple[list[tuple[int | None, str]], str
 
 #: what each list option's entries are, in messages
 _LISTS = {"--tweets": "Tweet IDs or post URLs", "--accounts": "account names"}
+#: bulkrt's files that are no list for each option (`kind_of`; an accounts file is one for
+#: --accounts)
+_NOT_A_LIST = {
+    "--tweets": (LEDGER, JOURNAL, JOB, UNDO_JOB, ACCOUNTS_FILE, SANDBOX_ACCOUNTS),
+    "--accounts": (LEDGER, JOURNAL, JOB, UNDO_JOB),
+}
 #: what the name of a list file usually ends with; no Tweet ID or account name does
 _LIST_SUFFIXES = (".txt", ".csv", ".json", ".jsonl", ".ndjson", ".list", ".gz")
 
