@@ -143,8 +143,14 @@ class TestSpreadsheetIds:
             ("1.86136E+18",
              "job.csv:2: tweet_id: '1.86136E+18' is in scientific notation: a spreadsheet "
              "showed the ID as a number"),
+            ('"1,86136E+18"',
+             "job.csv:2: tweet_id: '1,86136E+18' is in scientific notation: a spreadsheet "
+             "showed the ID as a number"),
+            ('"1861359704022656025,0"',
+             "job.csv:2: tweet_id: '1861359704022656025,0' is a decimal number: a spreadsheet "
+             "or script wrote the IDs as numbers"),
         ],
-        ids=["formula", "decimal", "scientific"],
+        ids=["formula", "decimal", "scientific", "scientific-comma", "decimal-comma"],
     )  # fmt: skip
     def test_a_spreadsheet_number_is_refused_naming_the_cause_and_the_fix(
         self, tmp_path: Path, cell: str, says: str

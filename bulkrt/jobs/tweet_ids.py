@@ -37,9 +37,10 @@ _POST_URL = re.compile(
 _ANY_URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 #: Excel's way to keep a long number as text: ``="1861359704022656025"``
 _EXCEL_FORMULA = re.compile(r'="(?P<id>[0-9]+)"')
-#: a number written with a decimal part (``1861359704022656025.0``) or in scientific notation
-_DECIMAL = re.compile(r"[0-9]+\.[0-9]*")
-_SCIENTIFIC = re.compile(r"[0-9]+(?:\.[0-9]*)?[eE][+-]?[0-9]+")
+#: a number written with a decimal part (``1861359704022656025.0``) or in scientific notation,
+#: with a decimal point or (a spreadsheet in a comma-decimal locale: ``1,86136E+18``) a comma
+_DECIMAL = re.compile(r"[0-9]+[.,][0-9]*")
+_SCIENTIFIC = re.compile(r"[0-9]+(?:[.,][0-9]*)?[eE][+-]?[0-9]+")
 #: how a spreadsheet loses an ID: 15 significant digits kept, the rest zeroed
 _SPREADSHEET_DIGITS = 15
 #: an ID this long ending in this many zeros is likely rounded (1 real ID in 10,000 is not)
