@@ -434,12 +434,12 @@ async def _dispatch(
             first_answers=FirstAnswers(used),
         )
         async with anyio.create_task_group() as helpers:
-            helpers.start_soon(_watch_signals, dispatcher, stopped)
+            helpers.start_soon(_watch_signals, dispatcher, stopped, late)
             helpers.start_soon(run.out.follow, dispatcher, run.expected)
             _log.info("run_started", run=run_id, items=check.items, accounts=len(used))
             stats = await dispatcher.run(items)
             helpers.cancel_scope.cancel()
-        late.arm()  # the signal receiver is gone: its loop put back the default handlers
+        late.arm()  # armed already as the signal watch ended (see `_watch_signals`)
         ended.append(stats)
         if dispatcher.failure is not None:
             raise dispatcher.failure
@@ -473,14 +473,22 @@ def _senders(
     }
 
 
-async def _watch_signals(dispatcher: Dispatcher, stopped: list[signal.Signals]) -> None:
-    """The first SIGINT/SIGTERM stops dispatching cleanly; a second one stops at once."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            if stopped:
-                _log.warning("run_stopping_now", signal=signum.name)
-                dispatcher.abandon()
-                continue
-            stopped.append(signum)
-            _log.warning("run_stopping", signal=signum.name, grace=dispatcher.grace)
-            dispatcher.stop()
+async def _watch_signals(
+    dispatcher: Dispatcher, stopped: list[signal.Signals], late: _LateSignals
+) -> None:
+    """The first SIGINT/SIGTERM stops dispatching cleanly; a second one stops at once. When
+    the watch ends, ``late`` takes the signals over at once: the receiver's end puts back
+    Python's default handlers, and a SIGINT meeting those (while the task group winds down)
+    raised KeyboardInterrupt ("Aborted!", exit 1) after the last item was written."""
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if stopped:
+                    _log.warning("run_stopping_now", signal=signum.name)
+                    dispatcher.abandon()
+                    continue
+                stopped.append(signum)
+                _log.warning("run_stopping", signal=signum.name, grace=dispatcher.grace)
+                dispatcher.stop()
+    finally:
+        late.arm()  # no checkpoint since the receiver ended
