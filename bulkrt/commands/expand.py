@@ -10,6 +10,7 @@ import click
 from bulkrt import logs
 from bulkrt.commands.outputs import (
     ACCOUNTS_FILE,
+    GZIPPED_LEDGER,
     JOB,
     JOURNAL,
     LEDGER,
@@ -64,8 +65,8 @@ def _entries(value: str, option: str) -> tuple[list[tuple[int | None, str]], str
     """Entries of a list option: (entries, source for messages, what their numbers count)."""
     path = Path(value)
     if path.is_file():
-        text = _read_text(path, option)
         kind = kind_of(path)
+        text = "" if kind == GZIPPED_LEDGER else _read_text(path, option)  # not text: named below
         csv_job = kind in (JOB, UNDO_JOB) and not text.lstrip().startswith("{")  # see below
         if not csv_job and kind in _NOT_A_LIST[option]:
             message = (
@@ -97,8 +98,8 @@ _LISTS = {"--tweets": "Tweet IDs or post URLs", "--accounts": "account names"}
 #: bulkrt's files that are no list for each option (`kind_of`; an accounts file is one for
 #: --accounts)
 _NOT_A_LIST = {
-    "--tweets": (LEDGER, JOURNAL, JOB, UNDO_JOB, ACCOUNTS_FILE, SANDBOX_ACCOUNTS),
-    "--accounts": (LEDGER, JOURNAL, JOB, UNDO_JOB),
+    "--tweets": (LEDGER, GZIPPED_LEDGER, JOURNAL, JOB, UNDO_JOB, ACCOUNTS_FILE, SANDBOX_ACCOUNTS),
+    "--accounts": (LEDGER, GZIPPED_LEDGER, JOURNAL, JOB, UNDO_JOB),
 }
 #: what the name of a list file usually ends with; no Tweet ID or account name does
 _LIST_SUFFIXES = (".txt", ".csv", ".json", ".jsonl", ".ndjson", ".list", ".gz")

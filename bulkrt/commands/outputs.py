@@ -38,6 +38,7 @@ from bulkrt.jobs.job_files import JobFile, JobFormat, format_of, read_raw_rows
 
 __all__ = [
     "ACCOUNTS_FILE",
+    "GZIPPED_LEDGER",
     "JOB",
     "JOURNAL",
     "LEDGER",
@@ -62,6 +63,9 @@ LOCK = "the lock of a ledger or accounts file"
 SANDBOX_ACCOUNTS = "an accounts file a bulkrt sandbox wrote"
 #: a job file whose every row is an ``undo`` (what `bulkrt rollback --out` writes)
 UNDO_JOB = "an undo job file"
+#: a ledger compressed with gzip (an archived ledger): job files may be gzipped, a ledger is
+#: read and appended to only as plain text, so a run would not see what it finished
+GZIPPED_LEDGER = "a gzip-compressed bulkrt ledger"
 
 #: the top-level key and value `bulkrt sandbox` writes into its accounts files; the accounts
 #: loader ignores top-level keys other than ``accounts``, and a token write-back keeps them
@@ -100,14 +104,25 @@ def kind_of(path: Path) -> str | None:
 
 
 def _sniff_kind(path: Path) -> str | None:
+    gzipped = False
     try:
         with path.open("rb") as stream:
             head = stream.read(_SNIFF)
         if head.startswith(b"\x1f\x8b"):
+            gzipped = True
             with gzip.open(path, "rb") as stream:
                 head = stream.read(_SNIFF)
     except (OSError, EOFError, zlib.error):
         return None
+    kind = _kind_of_text(head)
+    if not gzipped or kind == JOB:
+        return kind
+    # Only job files are read through gzip; anything else compressed is no bulkrt file of its
+    # kind, and a gzipped ledger is named so that it is neither resumed nor replaced.
+    return GZIPPED_LEDGER if kind == LEDGER else None
+
+
+def _kind_of_text(head: bytes) -> str | None:
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = [line for line in text.splitlines()[:_SNIFF_LINES] if line.strip()]
     first = lines[0] if lines else ""
@@ -221,6 +236,8 @@ def not_a_ledger(path: Path) -> str | None:
     kind = kind_of(path)
     if kind == LEDGER:
         return None
+    if kind == GZIPPED_LEDGER:
+        return f"is {kind}: bulkrt reads ledgers only as plain text; {_decompress(path)}"
     if kind is not None:
         return f"is {kind}, not a ledger: {_GIVE_LEDGER}"
     journal = path.with_name(path.name + ".sent")
@@ -235,6 +252,12 @@ def not_a_ledger(path: Path) -> str | None:
 
 
 _GIVE_LEDGER = "give the --ledger file of the run"
+
+
+def _decompress(path: Path) -> str:
+    """How to turn the gzipped ledger ``path`` into the plain one to give instead."""
+    plain = path.name.removesuffix(".gz") if path.name.endswith(".gz") else "ledger.jsonl"
+    return f"decompress it first (`gzip -dc {path.name} > {plain}`) and give {plain}"
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -326,6 +349,11 @@ def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
     kind = kind_of(ledger)
     if empty or kind == LEDGER:
         return None
+    if kind == GZIPPED_LEDGER:
+        return (
+            f"is {kind}: bulkrt appends only to a plain ledger, and could not see what this one "
+            f"finished (every item would be sent again); {_decompress(ledger)}"
+        )
     return (
         f"exists and is {kind or 'not a bulkrt ledger'}: bulkrt appends only to its own "
         f"ledgers; name a new file or the campaign's ledger"
