@@ -12,6 +12,11 @@ left to print is dropped (the descriptor is pointed at /dev/null, as Python's do
 SIGPIPE advises) and the command ends as it would have, with its own exit code. A command that
 writes files or a ledger (``rollback``, ``run``) so still finishes its work, rather than stopping
 half-way at its first line of output.
+
+A standard output that cannot be written (``--json > out.json`` on a full disk, an I/O error) is
+another matter: what the command printed is incomplete, and a script reading it must know. The
+command still finishes its work (a run completes its ledger, which holds every outcome), then
+says on stderr that its output is incomplete and what its own exit code was, and exits 74.
 """
 
 from __future__ import annotations
@@ -33,7 +38,23 @@ def main() -> None:
         sys.stdout = _ReaderMayLeave.wrapping(sys.stdout)
     from bulkrt.cli import main as command_line  # after the handlers: click loads here
 
-    command_line()
+    try:
+        command_line()
+    except SystemExit as end:
+        code = end.code
+    else:
+        code = 0
+    stdout = sys.stdout
+    if isinstance(stdout, _ReaderMayLeave):
+        stdout.flush()
+        if stdout.failure is not None:
+            sys.stderr.write(
+                f"bulkrt: standard output could not be written ({stdout.failure}): what the "
+                f"command printed is incomplete; its own exit code was {code or 0}, exit 74 "
+                f"instead\n"
+            )
+            code = 74  # EX_IOERR, as for a ledger that cannot be written
+    sys.exit(code)
 
 
 def stopped(signum: int, frame: FrameType | None) -> None:
@@ -49,6 +70,8 @@ class _ReaderMayLeave(io.TextIOWrapper):
 
     #: the standard output it replaced, on the same buffer
     wrapped: io.TextIOWrapper
+    #: why standard output could not be written (not a closed pipe), once it could not
+    failure: str | None = None
 
     @classmethod
     def wrapping(cls, stream: io.TextIOWrapper) -> _ReaderMayLeave:
@@ -70,13 +93,23 @@ class _ReaderMayLeave(io.TextIOWrapper):
             return super().write(text)
         except BrokenPipeError:
             self._reader_gone()
-            return len(text)
+        except OSError as error:
+            self._cannot_write(error)
+        return len(text)
 
     def flush(self) -> None:
         try:
             super().flush()
         except BrokenPipeError:
             self._reader_gone()
+        except OSError as error:
+            self._cannot_write(error)
+
+    def _cannot_write(self, error: OSError) -> None:
+        """Remember why (the first cause), then drop the rest as for a reader that left."""
+        if self.failure is None:
+            self.failure = error.strerror or str(error)
+        self._reader_gone()
 
     def _reader_gone(self) -> None:
         """From now on write to /dev/null (what is buffered too), so nothing raises again."""

@@ -1,0 +1,159 @@
+"""Operator mistakes found by the adversarial pass adv20 and still open after it: an archived,
+gzip-compressed ledger given as the ledger, and a standard output that cannot be written. Each runs
+the real CLI and checks what the operator sees (exit code, message) and what the sandbox recorded
+(nothing sent when the command refuses)."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, JOB, LEDGER_LINE, bulkrt, files
+from tests.test_run import MakeWorld
+
+GZIPPED = "is a gzip-compressed bulkrt ledger"
+
+
+class TestGzippedLedger:
+    """A ledger compressed with gzip is read as a ledger by no command, and replaced by none."""
+
+    @pytest.mark.parametrize(
+        "name", ["ledger.jsonl.gz", "ledger.jsonl"], ids=["gz-name", "plain-name"]
+    )
+    async def test_a_run_on_a_gzipped_ledger_is_refused_and_sends_nothing(
+        self, make_world: MakeWorld, name: str
+    ) -> None:
+        """A finished campaign's ledger, gzipped (whatever its name), given to the same `run`,
+        its `--dry-run` and `validate --ledger`: exit 2 with the command that decompresses it,
+        no request, the file unchanged (before: every item was sent again and the campaign's
+        retweets were recorded as the owners')."""
+        world = await make_world()
+        job = world.job(CAMPAIGN)
+        first = await world.run(job)
+        assert first.returncode == 0, first.stderr.decode()
+        archived = world.dir / name
+        packed = gzip.compress(world.ledger.read_bytes())
+        world.ledger.unlink()
+        archived.write_bytes(packed)
+        journal = world.dir / f"{name}.sent"
+        kept = journal.read_bytes() if journal.exists() else None
+        sent = world.sandbox.state.requests
+        for extra in ((), ("--dry-run",)):
+            args = [
+                part if part != str(world.ledger) else str(archived)
+                for part in world.run_args(job, *extra)
+            ]
+            answer = await anyio.run_process(args, check=False)
+            err = answer.stderr.decode()
+            assert answer.returncode == 2, err
+            assert f"{archived}: {GZIPPED}: bulkrt appends only to a plain ledger" in err
+            assert "gzip -dc" in err
+        checked = bulkrt("validate", str(job), "--accounts", str(world.accounts), "--ledger", name,
+                         cwd=world.dir)  # fmt: skip
+        assert checked.returncode == 2, checked.stderr
+        assert GZIPPED in checked.stderr
+        assert world.sandbox.state.requests == sent
+        assert archived.read_bytes() == packed
+        assert (journal.read_bytes() if journal.exists() else None) == kept
+
+    def test_the_readers_refuse_it_naming_how_to_decompress(self, tmp_path: Path) -> None:
+        """status (text and --json), report and rollback on `old.jsonl.gz` exit 2 with
+        `gzip -dc old.jsonl.gz > old.jsonl`, and write no output file (before: "0 items",
+        exit 0)."""
+        files(tmp_path, acc_json=ACCOUNTS)
+        (tmp_path / "old.jsonl.gz").write_bytes(gzip.compress(LEDGER_LINE.encode()))
+        for args in (
+            ("status", "old.jsonl.gz"),
+            ("status", "old.jsonl.gz", "--json"),
+            ("report", "old.jsonl.gz", "--html", "report.html"),
+            ("rollback", "old.jsonl.gz", "--out", "undo.csv"),
+        ):
+            answer = bulkrt(*args, cwd=tmp_path)
+            assert answer.returncode == 2, (args, answer.stderr)
+            assert GZIPPED in answer.stderr, args
+            assert "gzip -dc old.jsonl.gz > old.jsonl" in answer.stderr, args
+        assert not (tmp_path / "report.html").exists()
+        assert not (tmp_path / "undo.csv").exists()
+
+    def test_no_command_writes_over_it_and_expand_names_it(self, tmp_path: Path) -> None:
+        """`expand --out` the archived ledger, even with --force, is refused and leaves it whole;
+        given as `expand --accounts`, it is named for what it is."""
+        files(tmp_path, acc_json=ACCOUNTS)
+        packed = gzip.compress(LEDGER_LINE.encode())
+        (tmp_path / "old.jsonl.gz").write_bytes(packed)
+        over = bulkrt("expand", "--accounts", "acc.json", "--tweets", "20", "--campaign", "c",
+                      "--out", "old.jsonl.gz", "--force", cwd=tmp_path)  # fmt: skip
+        assert over.returncode == 2
+        assert f"{GZIPPED}; this command does not replace one, even with --force" in over.stderr
+        assert (tmp_path / "old.jsonl.gz").read_bytes() == packed
+        listed = bulkrt("expand", "--accounts", "old.jsonl.gz", "--tweets", "20", "--campaign",
+                        "c", "--out", "job.csv", cwd=tmp_path)  # fmt: skip
+        assert listed.returncode == 2
+        assert GZIPPED in listed.stderr
+        assert not (tmp_path / "job.csv").exists()
+
+    async def test_a_plain_ledger_named_gz_still_resumes(self, make_world: MakeWorld) -> None:
+        """Only the content counts: a plain ledger renamed `.gz` resumes as itself (nothing
+        sent again, exit 0)."""
+        world = await make_world()
+        job = world.job(CAMPAIGN)
+        assert (await world.run(job)).returncode == 0
+        renamed = world.dir / "ledger.jsonl.gz"
+        world.ledger.rename(renamed)
+        (world.dir / "ledger.jsonl.sent").rename(world.dir / "ledger.jsonl.gz.sent")
+        sent = world.sandbox.state.requests
+        args = [part if part != str(world.ledger) else str(renamed) for part in world.run_args(job)]
+        answer = await anyio.run_process(args, check=False)
+        assert answer.returncode == 0, answer.stderr.decode()
+        assert world.sandbox.state.requests == sent
+
+
+class TestStdoutCannotBeWritten:
+    """Standard output on a full disk: the output is incomplete, and the exit code says so."""
+
+    def test_reading_commands_exit_74_naming_their_own_exit_code(self, tmp_path: Path) -> None:
+        """status, status --json, validate and rollback with stdout on /dev/full exit 74 with one
+        line saying the output is incomplete and the command's own exit code, not a traceback;
+        rollback still writes its undo job (before: a traceback and exit 1)."""
+        files(tmp_path, acc_json=ACCOUNTS, job_csv=JOB, ledger_jsonl=LEDGER_LINE)
+        for args in (
+            ("status", "ledger.jsonl"),
+            ("status", "ledger.jsonl", "--json"),
+            ("validate", "job.csv", "--accounts", "acc.json"),
+            ("rollback", "ledger.jsonl", "--out", "undo.csv"),
+        ):
+            with open("/dev/full", "wb") as full:
+                answer = bulkrt(*args, cwd=tmp_path, stdout=full.fileno())
+            assert answer.returncode == 74, (args, answer.stderr)
+            assert "Traceback" not in answer.stderr
+            assert answer.stderr.endswith(
+                "bulkrt: standard output could not be written (No space left on device): what "
+                "the command printed is incomplete; its own exit code was 0, exit 74 instead\n"
+            ), args
+        assert (tmp_path / "undo.csv").read_text().splitlines()[1:] == [
+            "spring-rollback,acct001,20,undo"
+        ]
+
+    async def test_a_run_completes_its_ledger_then_exits_74(self, make_world: MakeWorld) -> None:
+        """`run --json` with stdout on /dev/full sends the job, writes every ledger line, then
+        exits 74 saying its own exit code was 0; the same run again sends nothing."""
+        world = await make_world()
+        job = world.job(CAMPAIGN)
+        with open("/dev/full", "wb") as full:  # noqa: ASYNC230  # opening a device: no wait
+            answer = await anyio.run_process(
+                world.run_args(job, "--json"), stdout=full, stderr=subprocess.PIPE, check=False
+            )
+        err = answer.stderr.decode()
+        assert answer.returncode == 74, err
+        assert "its own exit code was 0, exit 74 instead" in err
+        assert sorted((line["account"], line["status"]) for line in world.lines()) == [
+            ("acct001", "ok"), ("acct002", "ok")
+        ]  # fmt: skip
+        sent = world.sandbox.state.requests
+        again = await world.run(job)
+        assert again.returncode == 0
+        assert world.sandbox.state.requests == sent
