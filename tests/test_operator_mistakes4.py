@@ -157,3 +157,42 @@ class TestStdoutCannotBeWritten:
         again = await world.run(job)
         assert again.returncode == 0
         assert world.sandbox.state.requests == sent
+
+
+JOURNAL_LINE = (
+    '{"e":"sent","key":"[\\"spring\\",\\"acct001\\",\\"retweet\\",\\"20\\",0]",'
+    '"campaign":"spring","account":"acct001","tweet_id":"20"}\n'
+)
+
+
+class TestJournalGivenAsInput:
+    """A ledger's journal (``<ledger>.sent``) given as a job or as the accounts file."""
+
+    @pytest.mark.parametrize(
+        ("args", "says"),
+        [
+            (("run", "ledger.jsonl.sent", "--accounts", "acc.json", "--ledger", "new.jsonl"),
+             "ledger.jsonl.sent: file: this is a ledger's journal (<ledger>.sent: the requests "
+             "runs sent), not a job: nothing was read from it"),
+            (("validate", "copy.sent.jsonl", "--accounts", "acc.json"),
+             "copy.sent.jsonl:1: file: this is a ledger's journal (<ledger>.sent: the requests "
+             "runs sent), not a job"),
+            (("run", "job.csv", "--accounts", "ledger.jsonl.sent", "--ledger", "new.jsonl"),
+             "ledger.jsonl.sent: file: this is a ledger's journal (<ledger>.sent: the requests "
+             "runs sent), not an accounts file"),
+        ],
+        ids=["as-job", "as-jsonl-job", "as-accounts"],
+    )  # fmt: skip
+    def test_it_is_named_for_what_it_is_and_nothing_is_created(
+        self, tmp_path: Path, args: tuple[str, ...], says: str
+    ) -> None:
+        """Exit 2 naming the journal (before: "unknown format", one "action: missing" per line,
+        or "a job file (JSONL)"), and no ledger is created."""
+        files(tmp_path, acc_json=ACCOUNTS, job_csv=JOB, ledger_jsonl=LEDGER_LINE)
+        (tmp_path / "ledger.jsonl.sent").write_text(JOURNAL_LINE * 3)
+        (tmp_path / "copy.sent.jsonl").write_text(JOURNAL_LINE * 3)
+        answer = bulkrt(*args, cwd=tmp_path)
+        assert answer.returncode == 2, answer.stderr
+        assert says in answer.stderr
+        assert answer.stderr.count("this is a ledger's journal") == 1  # one problem, not one a line
+        assert not (tmp_path / "new.jsonl").exists()

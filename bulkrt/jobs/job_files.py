@@ -30,6 +30,7 @@ from bulkrt.jobs.rows import KNOWN_FIELDS, REQUIRED_FIELDS, has_lone_surrogate
 from bulkrt.redaction import shown
 
 __all__ = [
+    "JOURNAL_GIVEN_AS_JOB",
     "LEDGER_GIVEN_AS_JOB",
     "SUFFIXES",
     "JobFile",
@@ -55,6 +56,17 @@ SUFFIXES: Mapping[str, JobFormat] = {
     ".jsonl": JobFormat.JSONL,
     ".ndjson": JobFormat.JSONL,
 }
+
+
+def is_journal(path: Path) -> bool:
+    """Whether ``path``'s first line is a line of a ledger's sent journal (``<ledger>.sent``),
+    which is JSONL that no job file's name announces."""
+    try:
+        with path.open("rb") as stream:
+            first = stream.readline(4096)
+    except OSError:
+        return False
+    return first.startswith(b'{"e":') and b'"key":' in first
 
 
 def format_of(name: str) -> JobFormat | None:
@@ -97,6 +109,13 @@ _LEDGER_FIELDS = frozenset({"schema", "run", "key", "status"})
 LEDGER_GIVEN_AS_JOB = (
     "this is a bulkrt ledger (outcomes of runs), not a job: nothing was read from it; give the "
     "campaign's job file, or `bulkrt rollback LEDGER --out undo.csv` to write the undo job"
+)
+#: the fields every line of a ledger's sent journal (``<ledger>.sent``) starts with
+_JOURNAL_FIELDS = frozenset({"e", "key"})
+JOURNAL_GIVEN_AS_JOB = (
+    "this is a ledger's journal (<ledger>.sent: the requests runs sent), not a job: nothing was "
+    "read from it; give the campaign's job file, or `bulkrt rollback LEDGER --out undo.csv` "
+    "(it reads the journal beside its ledger)"
 )
 _GZIP_ERRORS = (EOFError, OSError, zlib.error)
 _JSON_KINDS = {
@@ -273,6 +292,9 @@ def _jsonl_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawR
             continue
         if seen_rows == 1 and value.keys() >= _LEDGER_FIELDS:
             yield Problem(job.name, line, "file", LEDGER_GIVEN_AS_JOB)
+            return
+        if seen_rows == 1 and value.keys() >= _JOURNAL_FIELDS:
+            yield Problem(job.name, line, "file", JOURNAL_GIVEN_AS_JOB)
             return
         for name in value.keys() - KNOWN_FIELDS - warned:
             warned.add(name)

@@ -37,12 +37,14 @@ import structlog
 from bulkrt.core.items import Action, Item
 from bulkrt.errors import JobInputError, Problem
 from bulkrt.jobs.job_files import (
+    JOURNAL_GIVEN_AS_JOB,
     SUFFIXES,
     JobFile,
     JobFormat,
     RawRow,
     WarningSink,
     format_of,
+    is_journal,
     read_raw_rows,
 )
 from bulkrt.jobs.keys import KeyCounter, RepeatFinder, item_key
@@ -99,9 +101,10 @@ def open_jobs(
             seen.add(path)
             file_fmt = fmt or format_of(path)
             if file_fmt is None:
-                problems.append(
-                    Problem(name, None, "file", "unknown format; use --format csv|jsonl")
-                )
+                unknown = "unknown format; use --format csv|jsonl"
+                if path != STDIN and is_journal(Path(path)):
+                    unknown = JOURNAL_GIVEN_AS_JOB
+                problems.append(Problem(name, None, "file", unknown))
                 continue
             if path == STDIN:
                 target = Path(spool) / "stdin"

@@ -128,6 +128,8 @@ def _other_kind(text: str) -> str | None:
         return None
     if isinstance(line, dict) and line.keys() >= {"schema", "run", "key", "status"}:
         return "a bulkrt ledger (outcomes of runs)"
+    if isinstance(line, dict) and line.keys() >= {"e", "key"}:
+        return "a ledger's journal (<ledger>.sent: the requests runs sent)"
     if isinstance(line, dict) and line.keys() >= {"account", "tweet_id"}:
         return "a job file (JSONL)"
     return None
