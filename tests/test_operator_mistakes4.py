@@ -5,7 +5,9 @@ the real CLI and checks what the operator sees (exit code, message) and what the
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
 import subprocess
 from pathlib import Path
 
@@ -196,3 +198,41 @@ class TestJournalGivenAsInput:
         assert says in answer.stderr
         assert answer.stderr.count("this is a ledger's journal") == 1  # one problem, not one a line
         assert not (tmp_path / "new.jsonl").exists()
+
+
+class TestLedgerSyncFailsAtTheEnd:
+    """The ledger's last fsync, as the run ends, fails (an I/O error of a dying disk)."""
+
+    async def test_it_is_a_storage_failure_with_the_resume_not_bad_input(
+        self, make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The ledger's first fsync works (the dispatcher's, once the lines are written), the
+        next fails (the ledger's close): exit 74 naming the ledger, the cause and the resume,
+        not exit 2 "nothing was sent" after sending the whole job; the resume then sends
+        nothing again."""
+        world = await make_world()
+        job = world.job(CAMPAIGN)
+        real_fsync = os.fsync
+        synced: list[int] = []
+
+        def failing_for_the_ledger(fd: int) -> None:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(world.ledger):
+                synced.append(fd)  # in the forked run's memory
+                if len(synced) > 1:
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing_for_the_ledger)  # the forked run inherits it
+        answer = await world.run(job)
+        monkeypatch.undo()
+        err = answer.stderr.decode()
+        assert answer.returncode == 74, err
+        assert (
+            f"bulkrt run: stopped: cannot write {world.ledger}: cannot sync the ledger: "
+            f"Input/output error. Nothing more was sent after 2 of 2 items"
+        ) in err
+        assert "nothing was sent" not in err
+        assert world.sandbox.state.requests == 2
+        again = await world.run(job)
+        assert again.returncode == 0, again.stderr.decode()
+        assert world.sandbox.state.requests == 2

@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -199,13 +199,19 @@ def _run_job(settings: RunSettings, out: Progress, late: _LateSignals) -> ExitCo
                     )
             except StorageError as exc:
                 journal.close()
+                _close_after_failure(ledger)
                 return _storage_failed(exc, ended[0] if ended else start, out, settings)
             finally:
                 late.arm()  # from here until the outcome is printed
             journal.close()
             tally = ended[0]
             if journal.failure is not None:
+                _close_after_failure(ledger)
                 return _storage_failed(journal.failure, tally, out, settings)
+            try:
+                ledger.sync()  # the last lines: failing here, the run has sent; not bad input
+            except LedgerError as exc:
+                return _storage_failed(exc, tally, out, settings)
     # The ledger is closed: every line it got is synced. A stop that came once every item of
     # the job had its line (none in flight) stopped nothing: the run reports what it did.
     stopped = stopped or late.first
@@ -330,6 +336,14 @@ def _resume_command(settings: RunSettings) -> str:
     if "-" in settings.jobs:
         command += "   # with the same job piped to it again (it was read from standard input)"
     return command
+
+
+def _close_after_failure(ledger: LedgerWriter) -> None:
+    """Close ``ledger`` after a storage failure was met: a second failure (its last sync on the
+    same broken disk) must not hide the first behind the message of a ledger that could not be
+    opened ("nothing was sent")."""
+    with suppress(LedgerError):
+        ledger.close()
 
 
 def _storage_failed(
