@@ -37,7 +37,7 @@ from typing import Any, TypeAlias
 from bulkrt.core.attribution import Effect, Evidence, effect_of, origin, preexisting
 from bulkrt.core.items import ErrorDetail, Item, Status
 from bulkrt.core.limit_evidence import teachable
-from bulkrt.core.limiter import Limiter, Margins, Permit, WindowLimiter, permit_draft
+from bulkrt.core.limiter import BudgetWindow, Limiter, Margins, Permit, WindowLimiter, new_permit
 from bulkrt.core.outcome import Decision, Outcome
 from bulkrt.core.ratelimits import implausible_reset
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
@@ -160,9 +160,27 @@ class _Account:
     in_flight: int = 0
 
 
-#: a request in flight: (ticket, permit, sent at, the account's credential generation then); a
-#: plain tuple, one allocation per request (a named tuple's costs two, a frozen dataclass's more)
-_Flight: TypeAlias = tuple[Ticket, Permit, float, int]
+#: forgotten records kept for reuse (see `Scheduler._forget`): at most this many
+_SPARE = 1024
+
+#: a request in flight: (ticket, its permit, sent at, the account's credential generation then,
+#: the account's record, which stays the account's while a request of it is in flight); a plain
+#: tuple, one allocation per request (a named tuple's costs two, a frozen dataclass's more).
+#: When the in-memory limiter counted the request against one budget only, its `BudgetWindow`
+#: stands for the permit (see `_permit`): no `Permit` is made per request, and the window is
+#: not looked up again (a window is never dropped while a request it counts is in flight).
+_Flight: TypeAlias = tuple[Ticket, Permit | BudgetWindow, float, int, _Account]
+
+
+def _permit(flight: _Flight) -> Permit:
+    """The permit of the request in ``flight``, for the limiter's `settle` or `cancel`."""
+    held = flight[1]
+    if type(held) is BudgetWindow:
+        account, action = flight[4].name, flight[0].item.action
+        return new_permit(account, action, (held.key or (account, action.value),))
+    assert isinstance(held, Permit)
+    return held
+
 
 # what _gate answers: dispatch now, a time to wake, or wait for a response/refresh
 _NOW = "now"
@@ -208,9 +226,16 @@ class Scheduler:
         self._tweets_in_flight: dict[tuple[str, str], int] = {}
         # accounts whose auth is REFRESHING
         self._refreshes = 0
-        # accounts forgotten (see `_forget`), and those of them still in their slow start
-        self._retired: set[str] = set()
+        # accounts forgotten (see `_forget`), and those of them still in their slow start. A
+        # dict of each name to itself: a later item of the account finds there the one string
+        # its name was keyed with, and the scheduler keys the account with that string again
+        # (dicts and sets then match it by identity, without comparing text: a job's rows
+        # bring a new string per item)
+        self._retired: dict[str, str] = {}
         self._unproven: set[str] = set()
+        # forgotten records, reset as new, for the next new account (one record made and
+        # dropped per item costs more than resetting it)
+        self._spare: list[_Account] = []
         self._view = _View()
         self._ready: deque[str] = deque()
         self._in_ready: set[str] = set()
@@ -241,11 +266,29 @@ class Scheduler:
         # `AccountQueues.put` and `new_ticket`, inline, when the work source is the in-memory one
         work: Any = self.work
         queues: dict[str, Any] | None = work._queues if type(work) is AccountQueues else None
-        serial = self._serial
+        serial, spare = self._serial, self._spare
         for item in items:
             serial += 1
             self._serial = serial
             name = item.account
+            account = accounts.get(name)
+            if account is None:  # `_account`, inline (``unproven`` is a subset of ``retired``)
+                probing = True
+                known = retired.pop(name, None)
+                if known is not None:
+                    name = known  # the string the account was keyed with
+                    probing = name in unproven
+                    if probing:
+                        unproven.remove(name)
+                if spare:
+                    account = spare.pop()
+                    account.name = name
+                    account.probing = probing
+                else:
+                    account = _Account(name, probing=probing)
+                accounts[name] = account
+            else:
+                name = account.name
             if queues is None:
                 put(new_ticket(serial, item, 0, 0, 0.0, False))
             else:
@@ -264,15 +307,6 @@ class Scheduler:
                 else:
                     queue.append(ticket)
                 work._size += 1
-            account = accounts.get(name)
-            if account is None:  # `_account`, inline (``unproven`` is a subset of ``retired``)
-                probing = True
-                if name in retired:
-                    retired.remove(name)
-                    probing = name in unproven
-                    if probing:
-                        unproven.remove(name)
-                account = accounts[name] = _Account(name, probing=probing)
             if view.on:
                 view.dirty.add(name)
             if name not in in_ready:  # `_wake`, inline: one call less per item
@@ -285,8 +319,7 @@ class Scheduler:
     def _account(self, name: str) -> _Account:
         account = self._accounts.get(name)
         if account is None:
-            probing = name not in self._retired or name in self._unproven
-            self._retired.discard(name)
+            probing = self._retired.pop(name, None) is None or name in self._unproven
             self._unproven.discard(name)
             account = self._accounts[name] = _Account(name, probing=probing)
         return account
@@ -312,12 +345,22 @@ class Scheduler:
             return False
         name = account.name
         del self._accounts[name]
-        self._retired.add(name)
+        self._retired[name] = name
         if account.probing:
             self._unproven.add(name)
         if self._view.on:  # `_touch`, inline
             self._view.dirty.add(name)
+        self._recycle(account)
         return True
+
+    def _recycle(self, account: _Account) -> None:
+        """Keep a forgotten record for a new account, reset as `_Account` makes it (its name and
+        ``probing`` are set on reuse). `_forget`'s tests left the other fields as new."""
+        if len(self._spare) < _SPARE:
+            account.parked_until = 0.0
+            account.parked_at = -1.0
+            account.generation = 0
+            self._spare.append(account)
 
     def _touch(self, name: str) -> None:
         """``name``'s state may have changed: the overview looks at it again."""
@@ -451,10 +494,17 @@ class Scheduler:
             limiter._caps,
             limiter._sweeps,
         )
-        needs_refresh, refreshing = _Auth.NEEDS_REFRESH, _Auth.REFRESHING
+        # Sweep the limiter's idle windows once, now: a sweep books its next looks after ``now``,
+        # so none falls due again in this call (`WindowLimiter.acquire` would sweep here).
+        if sweeps and sweeps[0][0] <= now:
+            limiter._sweep(now)
+        endpoints, margins = limiter._endpoint, limiter.margins
+        ok_auth, needs_refresh, refreshing = _Auth.OK, _Auth.NEEDS_REFRESH, _Auth.REFRESHING
         while wanted > 0:
             wanted -= 1
-            for _ in range(len(ready)):
+            turns = len(ready)  # each account in the line once at most (a `for` costs more)
+            while turns:
+                turns -= 1
                 name = ready.popleft()
                 account = accounts.get(name)
                 if account is None:  # forgotten: nothing of it is queued
@@ -466,7 +516,9 @@ class Scheduler:
                 gate: Any
                 if head is None or account.stopped is not None:
                     gate = _EMPTY
-                elif account.auth is needs_refresh or account.auth is refreshing:
+                elif (auth := account.auth) is not ok_auth and (
+                    auth is needs_refresh or auth is refreshing
+                ):
                     gate = _AWAIT
                 else:
                     wake = account.parked_until
@@ -479,26 +531,30 @@ class Scheduler:
                         gate = _AWAIT
                     else:
                         action = item.action
-                        window = (
-                            None
-                            if limiter._days or caps[action]
-                            else windows.get((name, names[action]))
-                        )
-                        loose: Any = None if window is None else window._loose
-                        if window is None or window._groups or (loose and loose[0] <= now):
-                            gate = limiter.ready_at(name, action, now)
+                        if limiter._days or caps[action]:
                             window = None
-                        else:  # `BudgetWindow.ready_at` of a plain log, inline
-                            free = window.limit - window.in_flight
-                            if free <= 0:
-                                gate = None
-                            else:
-                                gate = now
-                                if window._blocked_until > now:
-                                    gate = window._blocked_until
-                                over = len(loose) - free
-                                if over >= 0 and loose[over] > gate:
-                                    gate = loose[over]
+                            gate = limiter.ready_at(name, action, now)
+                        else:
+                            window = windows.get(budget := (name, names[action]))
+                            if window is None:  # its first request: `WindowLimiter._ensure`
+                                endpoint = endpoints[action]
+                                window = BudgetWindow(endpoint.limit, endpoint.period, margins)
+                                window.key = budget
+                                windows[budget] = window
+                            loose: Any = window._loose
+                            if window._groups or (loose and loose[0] <= now):
+                                gate = limiter.ready_at(name, action, now)
+                            else:  # `BudgetWindow.ready_at` of a plain log, inline
+                                free = window.limit - window.in_flight
+                                if free <= 0:
+                                    gate = None
+                                else:
+                                    gate = now
+                                    if window._blocked_until > now:
+                                        gate = window._blocked_until
+                                    over = len(loose) - free
+                                    if over >= 0 and loose[over] > gate:
+                                        gate = loose[over]
                         if gate is None:
                             gate = _AWAIT
                         elif gate <= now:
@@ -531,19 +587,13 @@ class Scheduler:
                 ticket.not_before = head.not_before
                 ticket.maybe_applied = head.maybe_applied
                 ticket.__class__ = Ticket
-                if sweeps and sweeps[0][0] <= now:
-                    limiter._sweep(now)
-                    window = None  # the sweep may have dropped it: look again
-                if window is None or window.key is None:
-                    permit = limiter.acquire(name, action, now)
-                else:  # the gate's window, still the only budget: `new_permit`, inline
+                held: Permit | BudgetWindow
+                if window is None:
+                    held = limiter.acquire(name, action, now)
+                else:  # the only budget: `WindowLimiter.acquire`, inline, without a `Permit`
                     window.in_flight += 1
-                    permit = permit_draft()
-                    permit.account = name
-                    permit.action = action
-                    permit.keys = (window.key,)
-                    permit.__class__ = Permit
-                flying[serial] = (ticket, permit, now, account.generation)
+                    held = window
+                flying[serial] = (ticket, held, now, account.generation, account)
                 key = (name, item.tweet_id)
                 tweets[key] = tweets.get(key, 0) + 1
                 if view.on:
@@ -583,7 +633,7 @@ class Scheduler:
         item = t.item
         ticket = new_ticket(t.serial, item, t.sent + 1, t.tries, t.not_before, t.maybe_applied)
         permit = self.limiter.acquire(name, item.action, now)
-        self._in_flight[t.serial] = (ticket, permit, now, account.generation)
+        self._in_flight[t.serial] = (ticket, permit, now, account.generation, account)
         key = (name, item.tweet_id)
         tweets = self._tweets_in_flight
         tweets[key] = tweets.get(key, 0) + 1
@@ -605,10 +655,10 @@ class Scheduler:
         ticket = flight[0]
         if effect_of(outcome) is Effect.POSSIBLE and not ticket.maybe_applied:
             ticket = replace(ticket, maybe_applied=True)
-            flight = (ticket, flight[1], flight[2], flight[3])
+            flight = (ticket, flight[1], flight[2], flight[3], flight[4])
         item = ticket.item
-        name = item.account
-        account = self._accounts[name]
+        account = flight[4]
+        name = account.name
         account.in_flight -= 1
         if self._view.on:
             self._view.dirty.add(name)
@@ -618,8 +668,8 @@ class Scheduler:
         if left:
             tweets[key] = left
         if outcome.unsent:  # never left: the platform counted nothing
-            self.limiter.cancel(flight[1], now)
-        elif self.limiter.settle(flight[1], now, teachable(outcome)):
+            self.limiter.cancel(_permit(flight), now)
+        elif self.limiter.settle(_permit(flight), now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         http = outcome.http
         if http is not None and http != 429:
@@ -673,14 +723,18 @@ class Scheduler:
             self._tweets_in_flight,
             self._view,
         )
-        windows, sweeps, queues = limiter._windows, limiter._sweeps, work._queues
+        sweeps, queues = limiter._sweeps, work._queues
+        # `WindowLimiter.settle`'s sweep, once for the batch: a sweep books its next looks after
+        # ``now``, so none falls due again in this call
+        if sweeps and sweeps[0][0] <= now:
+            limiter._sweep(now)
         in_ready, ready, retired, unproven = (
             self._in_ready,
             self._ready,
             self._retired,
             self._unproven,
         )
-        append = results.append
+        append, spare = results.append, self._spare
         for ticket, outcome in answers:
             if outcome.decision is not done or outcome.retweeted is None or outcome.unsent:
                 results += on_response(ticket, now, outcome)
@@ -689,8 +743,8 @@ class Scheduler:
             flight = flying.pop(ticket.serial)
             ticket = flight[0]
             item = ticket.item
-            name = item.account
-            account = accounts[name]
+            account = flight[4]
+            name = account.name
             account.in_flight -= 1
             if view.on:
                 view.dirty.add(name)
@@ -698,31 +752,32 @@ class Scheduler:
             left = tweets.pop(key) - 1
             if left:
                 tweets[key] = left
+            window: Any = flight[1]
             limits = outcome.limits
-            if limits.window is None and limits.user_day is None and limits.app_day is None:
-                # `WindowLimiter.settle` with no header, `BudgetWindow.release` inline
-                for budget in flight[1].keys:
-                    window = windows[budget]
-                    if window.in_flight > 0:
-                        window.in_flight -= 1
-                    loose = window._loose
-                    expiry = now + window.period
-                    if not loose or loose[-1] <= expiry:
-                        loose.append(expiry)
-                    else:
-                        bisect.insort(loose, expiry)
-                    if not window.sweep_at:
-                        limiter._schedule(window, now)
-                if sweeps and sweeps[0][0] <= now:
-                    limiter._sweep(now)
-            elif limiter.settle(flight[1], now, teachable(outcome)):
+            if (
+                type(window) is BudgetWindow
+                and limits.window is None
+                and limits.user_day is None
+                and limits.app_day is None
+            ):  # `WindowLimiter.settle` with no header, `BudgetWindow.release` inline
+                if window.in_flight > 0:
+                    window.in_flight -= 1
+                loose = window._loose
+                expiry = now + window.period
+                if not loose or loose[-1] <= expiry:
+                    loose.append(expiry)
+                else:
+                    bisect.insort(loose, expiry)
+                if not window.sweep_at:
+                    limiter._schedule(window, now)
+            elif limiter.settle(_permit(flight), now, teachable(outcome)):
                 self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
             http = outcome.http
             if http is not None and http != 429:
                 account.parks = 0
                 account.probing = False
                 account.waited_until = None
-                if http != 401 and account.auth is refreshed:
+                if account.auth is refreshed and http != 401:
                     self._set_auth(account, ok_auth)
             # `_result`, inline
             result = result_draft()
@@ -761,11 +816,16 @@ class Scheduler:
             ):
                 continue
             del accounts[name]
-            retired.add(name)
+            retired[name] = name
             if account.probing:
                 unproven.add(name)
             if view.on:
                 view.dirty.add(name)
+            if len(spare) < _SPARE:  # `_recycle`, inline
+                account.parked_until = 0.0
+                account.parked_at = -1.0
+                account.generation = 0
+                spare.append(account)
         return results
 
     def _apply(
