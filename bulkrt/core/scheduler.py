@@ -263,7 +263,7 @@ class Scheduler:
             self._retired,
             self._unproven,
         )
-        # `AccountQueues.put` and `new_ticket`, inline, when the work source is the in-memory one
+        # `AccountQueues.add`, inline, when the work source is the in-memory one
         work: Any = self.work
         queues: dict[str, Any] | None = work._queues if type(work) is AccountQueues else None
         serial, spare = self._serial, self._spare
@@ -291,21 +291,14 @@ class Scheduler:
                 name = account.name
             if queues is None:
                 put(new_ticket(serial, item, 0, 0, 0.0, False))
-            else:
-                ticket = ticket_draft()
-                ticket.serial = serial
-                ticket.item = item
-                ticket.sent = ticket.tries = 0
-                ticket.not_before = 0.0
-                ticket.maybe_applied = False
-                ticket.__class__ = Ticket
+            else:  # `AccountQueues.add`, inline: no ticket made until the item is taken
                 queue = queues.get(name)
                 if queue is None:
-                    queues[name] = ticket
-                elif type(queue) is Ticket:
-                    queues[name] = deque((queue, ticket))
+                    queues[name] = (serial, item)
+                elif type(queue) is deque:
+                    queue.append((serial, item))
                 else:
-                    queue.append(ticket)
+                    queues[name] = deque((queue, (serial, item)))
                 work._size += 1
             if view.on:
                 view.dirty.add(name)
@@ -512,19 +505,22 @@ class Scheduler:
                     continue
                 # `_gate`, inline
                 queue: Any = queues.get(name)
-                head: Any = queue if queue is None or type(queue) is Ticket else queue[0]
                 gate: Any
-                if head is None or account.stopped is not None:
+                if queue is None or account.stopped is not None:
                     gate = _EMPTY
                 elif (auth := account.auth) is not ok_auth and (
                     auth is needs_refresh or auth is refreshing
                 ):
                     gate = _AWAIT
                 else:
+                    head: Any = queue[0] if type(queue) is deque else queue
                     wake = account.parked_until
-                    if head.not_before > wake:
-                        wake = head.not_before
-                    item = head.item
+                    if type(head) is tuple:  # `Fresh`: never taken, no retry delay
+                        item = head[1]
+                    else:
+                        item = head.item
+                        if head.not_before > wake:
+                            wake = head.not_before
                     if wake > now:
                         gate = wake
                     elif account.in_flight and (account.probing or (name, item.tweet_id) in tweets):
@@ -571,21 +567,26 @@ class Scheduler:
                 ready.append(name)  # back of the line (still in ``in_ready``): round-robin
                 # `_dispatch`, with `AccountQueues.take` and `WindowLimiter.acquire`, inline
                 work._size -= 1
-                if type(queue) is Ticket:
-                    del queues[name]
-                else:
+                if type(queue) is deque:
                     queue.popleft()
                     if len(queue) == 1:
                         queues[name] = queue[0]
-                item = head.item
-                action = item.action
+                else:
+                    del queues[name]
                 ticket = ticket_draft()
-                ticket.serial = serial = head.serial
                 ticket.item = item
-                ticket.sent = head.sent + 1
-                ticket.tries = head.tries
-                ticket.not_before = head.not_before
-                ticket.maybe_applied = head.maybe_applied
+                if type(head) is tuple:
+                    ticket.serial = serial = head[0]
+                    ticket.sent = 1
+                    ticket.tries = 0
+                    ticket.not_before = 0.0
+                    ticket.maybe_applied = False
+                else:
+                    ticket.serial = serial = head.serial
+                    ticket.sent = head.sent + 1
+                    ticket.tries = head.tries
+                    ticket.not_before = head.not_before
+                    ticket.maybe_applied = head.maybe_applied
                 ticket.__class__ = Ticket
                 held: Permit | BudgetWindow
                 if window is None:
