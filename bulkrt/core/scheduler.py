@@ -253,7 +253,9 @@ class Scheduler:
         """
         return self.add_many((item,), now)
 
-    def add_many(self, items: Iterable[Item], now: float = 0.0) -> list[ItemResult]:
+    def add_many(  # noqa: C901 (inlined on purpose: one loop per batch, not calls per item)
+        self, items: Iterable[Item], now: float = 0.0
+    ) -> list[ItemResult]:
         """`add` each of ``items`` in turn, in one call; returns all their results."""
         results: list[ItemResult] = []
         put, accounts, view = self.work.put, self._accounts, self._view
@@ -266,47 +268,52 @@ class Scheduler:
         # `AccountQueues.add`, inline, when the work source is the in-memory one
         work: Any = self.work
         queues: dict[str, Any] | None = work._queues if type(work) is AccountQueues else None
-        serial, spare = self._serial, self._spare
-        for item in items:
-            serial += 1
+        serial, spare, added = self._serial, self._spare, 0
+        dirty = view.dirty if view.on else None
+        try:  # ``_serial`` and ``work._size`` moved once, at the end: nothing here reads them
+            for item in items:
+                serial += 1
+                name = item.account
+                account = accounts.get(name)
+                if account is None:  # `_account`, inline (``unproven`` is in ``retired``)
+                    probing = True
+                    known = retired.pop(name, None)
+                    if known is not None:
+                        name = known  # the string the account was keyed with
+                        probing = name in unproven
+                        if probing:
+                            unproven.remove(name)
+                    if spare:
+                        account = spare.pop()
+                        account.name = name
+                        account.probing = probing
+                    else:
+                        account = _Account(name, probing=probing)
+                    accounts[name] = account
+                else:
+                    name = account.name
+                if queues is None:
+                    put(new_ticket(serial, item, 0, 0, 0.0, False))
+                else:  # `AccountQueues.add`, inline: no ticket made until the item is taken
+                    queue = queues.get(name)
+                    if queue is None:
+                        queues[name] = (serial, item)
+                    elif type(queue) is deque:
+                        queue.append((serial, item))
+                    else:
+                        queues[name] = deque((queue, (serial, item)))
+                    added += 1
+                if dirty is not None:
+                    dirty.add(name)
+                if name not in in_ready:  # `_wake`, inline: one call less per item
+                    in_ready.add(name)
+                    ready.append(name)
+                if account.stopped is not None:
+                    results += self._fail_all(account, now, account.stopped, None)
+        finally:
             self._serial = serial
-            name = item.account
-            account = accounts.get(name)
-            if account is None:  # `_account`, inline (``unproven`` is a subset of ``retired``)
-                probing = True
-                known = retired.pop(name, None)
-                if known is not None:
-                    name = known  # the string the account was keyed with
-                    probing = name in unproven
-                    if probing:
-                        unproven.remove(name)
-                if spare:
-                    account = spare.pop()
-                    account.name = name
-                    account.probing = probing
-                else:
-                    account = _Account(name, probing=probing)
-                accounts[name] = account
-            else:
-                name = account.name
-            if queues is None:
-                put(new_ticket(serial, item, 0, 0, 0.0, False))
-            else:  # `AccountQueues.add`, inline: no ticket made until the item is taken
-                queue = queues.get(name)
-                if queue is None:
-                    queues[name] = (serial, item)
-                elif type(queue) is deque:
-                    queue.append((serial, item))
-                else:
-                    queues[name] = deque((queue, (serial, item)))
-                work._size += 1
-            if view.on:
-                view.dirty.add(name)
-            if name not in in_ready:  # `_wake`, inline: one call less per item
-                in_ready.add(name)
-                ready.append(name)
-            if account.stopped is not None:
-                results += self._fail_all(account, now, account.stopped, None)
+            if added:
+                work._size += added
         return results
 
     def _account(self, name: str) -> _Account:
