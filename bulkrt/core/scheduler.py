@@ -158,6 +158,10 @@ class _Account:
     #: bumped by each credential refresh; a 401 to an older request is not held against it
     generation: int = 0
     in_flight: int = 0
+    #: the Tweet of one of its requests in flight (the first sent while none was); those of
+    #: the others are counted in `Scheduler._tweets_in_flight` (rarely any: one dict entry made
+    #: and dropped per request costs more than this slot)
+    tweet: str | None = None
 
 
 #: forgotten records kept for reuse (see `Scheduler._forget`): at most this many
@@ -222,7 +226,8 @@ class Scheduler:
         self._accounts: dict[str, _Account] = {}
         self._serial = 0
         self._in_flight: dict[int, _Flight] = {}
-        # requests in flight per (account, Tweet); an entry goes when it drops to zero
+        # requests in flight per (account, Tweet) but for the one in `_Account.tweet`; an entry
+        # goes when it drops to zero
         self._tweets_in_flight: dict[tuple[str, str], int] = {}
         # accounts whose auth is REFRESHING
         self._refreshes = 0
@@ -530,7 +535,11 @@ class Scheduler:
                             wake = head.not_before
                     if wake > now:
                         gate = wake
-                    elif account.in_flight and (account.probing or (name, item.tweet_id) in tweets):
+                    elif account.in_flight and (
+                        account.probing
+                        or account.tweet == item.tweet_id
+                        or (tweets and (name, item.tweet_id) in tweets)
+                    ):
                         gate = _AWAIT
                     else:
                         action = item.action
@@ -602,8 +611,11 @@ class Scheduler:
                     window.in_flight += 1
                     held = window
                 flying[serial] = (ticket, held, now, account.generation, account)
-                key = (name, item.tweet_id)
-                tweets[key] = tweets.get(key, 0) + 1
+                if account.tweet is None:  # `_sent_tweet`, inline
+                    account.tweet = item.tweet_id
+                else:
+                    key = (name, item.tweet_id)
+                    tweets[key] = tweets.get(key, 0) + 1
                 if view.on:
                     view.dirty.add(name)
                 account.in_flight += 1
@@ -627,9 +639,7 @@ class Scheduler:
             wake = ticket.not_before
         if wake > now:
             return wake
-        if account.in_flight and (
-            account.probing or (account.name, ticket.item.tweet_id) in self._tweets_in_flight
-        ):
+        if account.in_flight and (account.probing or self._flying(account, ticket.item.tweet_id)):
             return _AWAIT
         ready = self.limiter.ready_at(account.name, ticket.item.action, now)
         if ready is None:
@@ -642,13 +652,35 @@ class Scheduler:
         ticket = new_ticket(t.serial, item, t.sent + 1, t.tries, t.not_before, t.maybe_applied)
         permit = self.limiter.acquire(name, item.action, now)
         self._in_flight[t.serial] = (ticket, permit, now, account.generation, account)
-        key = (name, item.tweet_id)
-        tweets = self._tweets_in_flight
-        tweets[key] = tweets.get(key, 0) + 1
+        self._sent_tweet(account, item.tweet_id)
         if self._view.on:
             self._view.dirty.add(name)
         account.in_flight += 1
         return ticket
+
+    def _flying(self, account: _Account, tweet: str) -> bool:
+        """Whether a request of ``account`` on ``tweet`` is in flight."""
+        if account.tweet == tweet:
+            return True
+        return bool(self._tweets_in_flight) and (account.name, tweet) in self._tweets_in_flight
+
+    def _sent_tweet(self, account: _Account, tweet: str) -> None:
+        """Count a request of ``account`` on ``tweet`` as in flight."""
+        if account.tweet is None:
+            account.tweet = tweet
+        else:
+            key = (account.name, tweet)
+            self._tweets_in_flight[key] = self._tweets_in_flight.get(key, 0) + 1
+
+    def _answered_tweet(self, account: _Account, tweet: str) -> None:
+        """A request of ``account`` on ``tweet`` is no longer in flight."""
+        if account.tweet == tweet:
+            account.tweet = None
+            return
+        key = (account.name, tweet)
+        left = self._tweets_in_flight.pop(key) - 1
+        if left:
+            self._tweets_in_flight[key] = left
 
     def _wake(self, name: str) -> None:
         if name not in self._in_ready:
@@ -670,11 +702,7 @@ class Scheduler:
         account.in_flight -= 1
         if self._view.on:
             self._view.dirty.add(name)
-        key = (name, item.tweet_id)
-        tweets = self._tweets_in_flight
-        left = tweets.pop(key) - 1
-        if left:
-            tweets[key] = left
+        self._answered_tweet(account, item.tweet_id)
         if outcome.unsent:  # never left: the platform counted nothing
             self.limiter.cancel(_permit(flight), now)
         elif self.limiter.settle(_permit(flight), now, teachable(outcome)):
@@ -756,10 +784,14 @@ class Scheduler:
             account.in_flight -= 1
             if view.on:
                 view.dirty.add(name)
-            key = (name, item.tweet_id)
-            left = tweets.pop(key) - 1
-            if left:
-                tweets[key] = left
+            tweet = item.tweet_id  # `_answered_tweet`, inline
+            if account.tweet == tweet:
+                account.tweet = None
+            else:
+                key = (name, tweet)
+                left = tweets.pop(key) - 1
+                if left:
+                    tweets[key] = left
             window: Any = flight[1]
             limits = outcome.limits
             if (
@@ -1088,7 +1120,7 @@ class Scheduler:
             return
         wake = max(account.parked_until, ticket.not_before)
         ready: float | None = None
-        held = (name, ticket.item.tweet_id) in self._tweets_in_flight or (
+        held = self._flying(account, ticket.item.tweet_id) or (
             account.probing and account.in_flight
         )
         if not held:
