@@ -162,6 +162,8 @@ class _Account:
     #: the others are counted in `Scheduler._tweets_in_flight` (rarely any: one dict entry made
     #: and dropped per request costs more than this slot)
     tweet: str | None = None
+    #: its name is in `Scheduler._retired` (it was forgotten before)
+    known: bool = False
 
 
 #: forgotten records kept for reuse (see `Scheduler._forget`): at most this many
@@ -231,12 +233,15 @@ class Scheduler:
         self._tweets_in_flight: dict[tuple[str, str], int] = {}
         # accounts whose auth is REFRESHING
         self._refreshes = 0
-        # accounts forgotten (see `_forget`), and those of them still in their slow start. A
-        # dict of each name to itself: a later item of the account finds there the one string
-        # its name was keyed with, and the scheduler keys the account with that string again
-        # (dicts and sets then match it by identity, without comparing text: a job's rows
-        # bring a new string per item)
+        # accounts ever forgotten (see `_forget`), ``_revived`` of them with a record again, and
+        # those forgotten now and still in their slow start. A dict of each name to itself: a
+        # later item of the account finds there the one string its name was keyed with, and
+        # the scheduler keys the account with that string again (dicts and sets then match it
+        # by identity, without comparing text: a job's rows bring a new string per item). A
+        # name stays when its account comes back: the dict neither shrinks nor grows as
+        # accounts come and go.
         self._retired: dict[str, str] = {}
+        self._revived = 0
         self._unproven: set[str] = set()
         # forgotten records, reset as new, for the next new account (one record made and
         # dropped per item costs more than resetting it)
@@ -273,18 +278,19 @@ class Scheduler:
         # `AccountQueues.add`, inline, when the work source is the in-memory one
         work: Any = self.work
         queues: dict[str, Any] | None = work._queues if type(work) is AccountQueues else None
-        serial, spare, added = self._serial, self._spare, 0
+        serial, spare, added, revived = self._serial, self._spare, 0, 0
         dirty = view.dirty if view.on else None
         try:  # ``_serial`` and ``work._size`` moved once, at the end: nothing here reads them
             for item in items:
                 serial += 1
                 name = item.account
                 account = accounts.get(name)
-                if account is None:  # `_account`, inline (``unproven`` is in ``retired``)
+                if account is None:  # a new record (``unproven`` is in ``retired``)
                     probing = True
-                    known = retired.pop(name, None)
+                    known = retired.get(name)
                     if known is not None:
                         name = known  # the string the account was keyed with
+                        revived += 1
                         probing = name in unproven
                         if probing:
                             unproven.remove(name)
@@ -294,6 +300,7 @@ class Scheduler:
                         account.probing = probing
                     else:
                         account = _Account(name, probing=probing)
+                    account.known = known is not None
                     accounts[name] = account
                 else:
                     name = account.name
@@ -317,17 +324,10 @@ class Scheduler:
                     results += self._fail_all(account, now, account.stopped, None)
         finally:
             self._serial = serial
+            self._revived += revived
             if added:
                 work._size += added
         return results
-
-    def _account(self, name: str) -> _Account:
-        account = self._accounts.get(name)
-        if account is None:
-            probing = self._retired.pop(name, None) is None or name in self._unproven
-            self._unproven.discard(name)
-            account = self._accounts[name] = _Account(name, probing=probing)
-        return account
 
     def _forget(self, account: _Account, now: float) -> bool:
         """Drop ``account``'s record when nothing in it can matter any more: no item queued,
@@ -350,7 +350,10 @@ class Scheduler:
             return False
         name = account.name
         del self._accounts[name]
-        self._retired[name] = name
+        if account.known:
+            self._revived -= 1
+        else:
+            self._retired[name] = name
         if account.probing:
             self._unproven.add(name)
         if self._view.on:  # `_touch`, inline
@@ -856,7 +859,10 @@ class Scheduler:
             ):
                 continue
             del accounts[name]
-            retired[name] = name
+            if account.known:
+                self._revived -= 1
+            else:
+                retired[name] = name
             if account.probing:
                 unproven.add(name)
             if view.on:
@@ -1088,7 +1094,9 @@ class Scheduler:
                 self._index(account, now)
         view.dirty.clear()
         counts = dict(view.static)
-        counts[AccountState.FINISHED] = counts.get(AccountState.FINISHED, 0) + len(self._retired)
+        counts[AccountState.FINISHED] = counts.get(AccountState.FINISHED, 0) + (
+            len(self._retired) - self._revived
+        )
         parked = view.parked_n
         ready = view.gated - view.later_n - view.never_n
         counts[AccountState.PARKED] = parked
