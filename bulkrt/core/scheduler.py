@@ -166,9 +166,6 @@ class _Account:
     known: bool = False
 
 
-#: forgotten records kept for reuse (see `Scheduler._forget`): at most this many
-_SPARE = 1024
-
 #: a request in flight: (ticket, its permit, sent at, the account's credential generation then,
 #: the account's record, which stays the account's while a request of it is in flight); a plain
 #: tuple, one allocation per request (a named tuple's costs two, a frozen dataclass's more).
@@ -362,13 +359,13 @@ class Scheduler:
         return True
 
     def _recycle(self, account: _Account) -> None:
-        """Keep a forgotten record for a new account, reset as `_Account` makes it (its name and
-        ``probing`` are set on reuse). `_forget`'s tests left the other fields as new."""
-        if len(self._spare) < _SPARE:
-            account.parked_until = 0.0
-            account.parked_at = -1.0
-            account.generation = 0
-            self._spare.append(account)
+        """Keep a forgotten record for a new account, reset as `_Account` makes it (its name,
+        ``probing`` and ``known`` are set on reuse). `_forget`'s tests left the other fields as
+        new. The spares never outnumber the records once held at the same time."""
+        account.parked_until = 0.0
+        account.parked_at = -1.0
+        account.generation = 0
+        self._spare.append(account)
 
     def _touch(self, name: str) -> None:
         """``name``'s state may have changed: the overview looks at it again."""
@@ -481,6 +478,8 @@ class Scheduler:
         and the limiter's calls for an endpoint that is its only budget (a plain log) run inline
         here, in one loop: what the calls would do, without a call per item."""
         limiter, work = self.limiter, self.work
+        if wanted <= 0:
+            return
         if type(limiter) is not WindowLimiter or type(work) is not AccountQueues:
             pick = self._pick
             for _ in range(wanted):
@@ -508,124 +507,124 @@ class Scheduler:
             limiter._sweep(now)
         endpoints, margins = limiter._endpoint, limiter.margins
         ok_auth, needs_refresh, refreshing = _Auth.OK, _Auth.NEEDS_REFRESH, _Auth.REFRESHING
-        while wanted > 0:
-            wanted -= 1
-            turns = len(ready)  # each account in the line once at most (a `for` costs more)
-            while turns:
-                turns -= 1
-                name = ready.popleft()
-                account = accounts.get(name)
-                if account is None:  # forgotten: nothing of it is queued
-                    in_ready.discard(name)
-                    continue
-                # `_gate`, inline
-                queue: Any = queues.get(name)
-                gate: Any
-                if queue is None or account.stopped is not None:
-                    gate = _EMPTY
-                elif (auth := account.auth) is not ok_auth and (
-                    auth is needs_refresh or auth is refreshing
+        # each account in the line once at most per ticket taken (a `for` costs more)
+        turns = len(ready)
+        while turns:
+            turns -= 1
+            name = ready.popleft()
+            account = accounts.get(name)
+            if account is None:  # forgotten: nothing of it is queued
+                in_ready.discard(name)
+                continue
+            # `_gate`, inline
+            queue: Any = queues.get(name)
+            gate: Any
+            if queue is None or account.stopped is not None:
+                gate = _EMPTY
+            elif (auth := account.auth) is not ok_auth and (
+                auth is needs_refresh or auth is refreshing
+            ):
+                gate = _AWAIT
+            else:
+                head: Any = queue[0] if type(queue) is deque else queue
+                wake = account.parked_until
+                if type(head) is tuple:  # `Fresh`: never taken, no retry delay
+                    item = head[1]
+                else:
+                    item = head.item
+                    if head.not_before > wake:
+                        wake = head.not_before
+                if wake > now:
+                    gate = wake
+                elif account.in_flight and (
+                    account.probing
+                    or account.tweet == item.tweet_id
+                    or (tweets and (name, item.tweet_id) in tweets)
                 ):
                     gate = _AWAIT
                 else:
-                    head: Any = queue[0] if type(queue) is deque else queue
-                    wake = account.parked_until
-                    if type(head) is tuple:  # `Fresh`: never taken, no retry delay
-                        item = head[1]
+                    action = item.action
+                    if limiter._days or caps[action]:
+                        window = None
+                        gate = limiter.ready_at(name, action, now)
                     else:
-                        item = head.item
-                        if head.not_before > wake:
-                            wake = head.not_before
-                    if wake > now:
-                        gate = wake
-                    elif account.in_flight and (
-                        account.probing
-                        or account.tweet == item.tweet_id
-                        or (tweets and (name, item.tweet_id) in tweets)
-                    ):
-                        gate = _AWAIT
-                    else:
-                        action = item.action
-                        if limiter._days or caps[action]:
-                            window = None
+                        window = windows.get(budget := (name, names[action]))
+                        if window is None:  # its first request: `WindowLimiter._ensure`
+                            endpoint = endpoints[action]
+                            window = BudgetWindow(endpoint.limit, endpoint.period, margins)
+                            window.key = budget
+                            windows[budget] = window
+                        loose: Any = window._loose
+                        if window._groups or (loose and loose[0] <= now):
                             gate = limiter.ready_at(name, action, now)
-                        else:
-                            window = windows.get(budget := (name, names[action]))
-                            if window is None:  # its first request: `WindowLimiter._ensure`
-                                endpoint = endpoints[action]
-                                window = BudgetWindow(endpoint.limit, endpoint.period, margins)
-                                window.key = budget
-                                windows[budget] = window
-                            loose: Any = window._loose
-                            if window._groups or (loose and loose[0] <= now):
-                                gate = limiter.ready_at(name, action, now)
-                            else:  # `BudgetWindow.ready_at` of a plain log, inline
-                                free = window.limit - window.in_flight
-                                if free <= 0:
-                                    gate = None
-                                else:
-                                    gate = now
-                                    if window._blocked_until > now:
-                                        gate = window._blocked_until
-                                    over = len(loose) - free
-                                    if over >= 0 and loose[over] > gate:
-                                        gate = loose[over]
-                        if gate is None:
-                            gate = _AWAIT
-                        elif gate <= now:
-                            gate = _NOW
-                if gate is not _NOW:
-                    in_ready.discard(name)
-                    if isinstance(gate, float):
-                        heapq.heappush(self._sleeping, (gate, self._serial, name))
-                    elif gate is _AWAIT:
-                        self._awaiting[name] = None
-                    else:
-                        self._forget(account, now)
-                    continue
-                ready.append(name)  # back of the line (still in ``in_ready``): round-robin
-                # `_dispatch`, with `AccountQueues.take` and `WindowLimiter.acquire`, inline
-                work._size -= 1
-                if type(queue) is deque:
-                    queue.popleft()
-                    if len(queue) == 1:
-                        queues[name] = queue[0]
+                        else:  # `BudgetWindow.ready_at` of a plain log, inline
+                            free = window.limit - window.in_flight
+                            if free <= 0:
+                                gate = None
+                            else:
+                                gate = now
+                                if window._blocked_until > now:
+                                    gate = window._blocked_until
+                                over = len(loose) - free
+                                if over >= 0 and loose[over] > gate:
+                                    gate = loose[over]
+                    if gate is None:
+                        gate = _AWAIT
+                    elif gate <= now:
+                        gate = _NOW
+            if gate is not _NOW:
+                in_ready.discard(name)
+                if isinstance(gate, float):
+                    heapq.heappush(self._sleeping, (gate, self._serial, name))
+                elif gate is _AWAIT:
+                    self._awaiting[name] = None
                 else:
-                    del queues[name]
-                ticket = ticket_draft()
-                ticket.item = item
-                if type(head) is tuple:
-                    ticket.serial = serial = head[0]
-                    ticket.sent = 1
-                    ticket.tries = 0
-                    ticket.not_before = 0.0
-                    ticket.maybe_applied = False
-                else:
-                    ticket.serial = serial = head.serial
-                    ticket.sent = head.sent + 1
-                    ticket.tries = head.tries
-                    ticket.not_before = head.not_before
-                    ticket.maybe_applied = head.maybe_applied
-                ticket.__class__ = Ticket
-                held: Permit | BudgetWindow
-                if window is None:
-                    held = limiter.acquire(name, action, now)
-                else:  # the only budget: `WindowLimiter.acquire`, inline, without a `Permit`
-                    window.in_flight += 1
-                    held = window
-                flying[serial] = (ticket, held, now, account.generation, account)
-                if account.tweet is None:  # `_sent_tweet`, inline
-                    account.tweet = item.tweet_id
-                else:
-                    key = (name, item.tweet_id)
-                    tweets[key] = tweets.get(key, 0) + 1
-                if view.on:
-                    view.dirty.add(name)
-                account.in_flight += 1
-                tickets.append(ticket)
-                break
+                    self._forget(account, now)
+                continue
+            ready.append(name)  # back of the line (still in ``in_ready``): round-robin
+            # `_dispatch`, with `AccountQueues.take` and `WindowLimiter.acquire`, inline
+            work._size -= 1
+            if type(queue) is deque:
+                queue.popleft()
+                if len(queue) == 1:
+                    queues[name] = queue[0]
             else:
+                del queues[name]
+            ticket = ticket_draft()
+            ticket.item = item
+            if type(head) is tuple:
+                ticket.serial = serial = head[0]
+                ticket.sent = 1
+                ticket.tries = 0
+                ticket.not_before = 0.0
+                ticket.maybe_applied = False
+            else:
+                ticket.serial = serial = head.serial
+                ticket.sent = head.sent + 1
+                ticket.tries = head.tries
+                ticket.not_before = head.not_before
+                ticket.maybe_applied = head.maybe_applied
+            ticket.__class__ = Ticket
+            held: Permit | BudgetWindow
+            if window is None:
+                held = limiter.acquire(name, action, now)
+            else:  # the only budget: `WindowLimiter.acquire`, inline, without a `Permit`
+                window.in_flight += 1
+                held = window
+            flying[serial] = (ticket, held, now, account.generation, account)
+            if account.tweet is None:  # `_sent_tweet`, inline
+                account.tweet = item.tweet_id
+            else:
+                key = (name, item.tweet_id)
+                tweets[key] = tweets.get(key, 0) + 1
+            if view.on:
+                view.dirty.add(name)
+            account.in_flight += 1
+            tickets.append(ticket)
+            wanted -= 1
+            if not wanted:
                 return
+            turns = len(ready)
 
     def _refreshing(self) -> bool:
         return self._refreshes > 0
@@ -773,7 +772,7 @@ class Scheduler:
             self._retired,
             self._unproven,
         )
-        append, spare = results.append, self._spare
+        append, spare, revived = results.append, self._spare, 0
         for ticket, outcome in answers:
             if outcome.decision is not done or outcome.retweeted is None or outcome.unsent:
                 results += on_response(ticket, now, outcome)
@@ -860,18 +859,18 @@ class Scheduler:
                 continue
             del accounts[name]
             if account.known:
-                self._revived -= 1
+                revived += 1
             else:
                 retired[name] = name
             if account.probing:
                 unproven.add(name)
             if view.on:
                 view.dirty.add(name)
-            if len(spare) < _SPARE:  # `_recycle`, inline
-                account.parked_until = 0.0
-                account.parked_at = -1.0
-                account.generation = 0
-                spare.append(account)
+            account.parked_until = 0.0  # `_recycle`, inline
+            account.parked_at = -1.0
+            account.generation = 0
+            spare.append(account)
+        self._revived -= revived
         return results
 
     def _apply(
