@@ -288,7 +288,7 @@ class Scheduler:
                     if known is not None:
                         name = known  # the string the account was keyed with
                         revived += 1
-                        probing = name in unproven
+                        probing = bool(unproven) and name in unproven
                         if probing:
                             unproven.remove(name)
                     if spare:
@@ -506,6 +506,9 @@ class Scheduler:
         if sweeps and sweeps[0][0] <= now:
             limiter._sweep(now)
         endpoints, margins = limiter._endpoint, limiter.margins
+        # per action, its endpoint's budget name when that is its only budget (no hidden cap, no
+        # 24-hour window learnt: nothing in this call learns one)
+        alone = {} if limiter._days else {a: names[a] for a in caps if not caps[a]}
         ok_auth, needs_refresh, refreshing = _Auth.OK, _Auth.NEEDS_REFRESH, _Auth.REFRESHING
         # each account in the line once at most per ticket taken (a `for` costs more)
         turns = len(ready)
@@ -544,11 +547,12 @@ class Scheduler:
                     gate = _AWAIT
                 else:
                     action = item.action
-                    if limiter._days or caps[action]:
+                    endpoint_name = alone.get(action)
+                    if endpoint_name is None:
                         window = None
                         gate = limiter.ready_at(name, action, now)
                     else:
-                        window = windows.get(budget := (name, names[action]))
+                        window = windows.get(budget := (name, endpoint_name))
                         if window is None:  # its first request: `WindowLimiter._ensure`
                             endpoint = endpoints[action]
                             window = BudgetWindow(endpoint.limit, endpoint.period, margins)
