@@ -45,7 +45,8 @@ import tracemalloc
 from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from itertools import islice
+from itertools import islice, repeat
+from operator import attrgetter
 
 from bulkrt.core.items import Action, Item, Status
 from bulkrt.core.outcome import Outcome, classify
@@ -53,6 +54,7 @@ from bulkrt.core.scheduler import Dispatch, Done, Refresh, Scheduler, Ticket, Wa
 from bulkrt.core.tiers import limit_model
 
 OK_BODY = b'{"data": {"retweeted": true}}'
+_STATUS = attrgetter("status")
 
 
 def _rss_bytes() -> int:
@@ -137,11 +139,11 @@ class _Driver:
         self.pending -= finished
 
     def answer_batch(self) -> None:
-        """`answer`, in one call."""
-        ok = self.ok
-        results = self.scheduler.on_responses([(ticket, ok) for ticket in self.flying], self.now)
+        """`answer`, in one call (the pairs made and the statuses checked in C, not per item in
+        Python: the driver's own cost stays out of the figures as far as it can)."""
+        results = self.scheduler.on_responses(zip(self.flying, repeat(self.ok)), self.now)
         self.flying.clear()
-        if any(result.status is not Status.OK for result in results):
+        if set(map(_STATUS, results)) - {Status.OK}:
             raise AssertionError(next(r for r in results if r.status is not Status.OK))
         self.finished += len(results)
         self.pending -= len(results)

@@ -783,6 +783,70 @@ def test_account_queues_agree_with_a_list_per_account(seed: int) -> None:
         assert sorted(queues.accounts()) == sorted(model)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_account_queues_hand_out_added_items_as_fresh_tickets(seed: int) -> None:
+    """Items queued with `AccountQueues.add` (held as a pair, not as a ticket) come out of take,
+    head and drain as ``Ticket(serial, item)``, in serial order among tickets put and put back,
+    as a plain list of those tickets per account gives them."""
+    rng = random.Random(seed)
+    queues, model = AccountQueues(), dict[str, list[Ticket]]()
+    taken: list[Ticket] = []
+    serial = 0
+    for _ in range(400):
+        account = rng.choice("abc")
+        move = rng.random()
+        if move < 0.45:
+            serial += 1
+            row = item(account, serial)
+            if rng.random() < 0.7:
+                queues.add(serial, row)
+            else:
+                queues.put(Ticket(serial, row))
+            model.setdefault(account, []).append(Ticket(serial, row))
+        elif move < 0.7 and model.get(account):
+            taken.append(queues.take(account))
+            assert taken[-1] == model[account].pop(0)
+        elif move < 0.88 and taken:
+            back = replace(taken.pop(rng.randrange(len(taken))), sent=1)
+            queues.put_back(back)
+            line = model.setdefault(back.item.account, [])
+            line.insert(
+                next((i for i, t in enumerate(line) if t.serial > back.serial), len(line)), back
+            )
+        elif move < 0.92:
+            assert queues.drain(account) == model.pop(account, [])
+        model = {a: line for a, line in model.items() if line}
+        assert queues.head(account) == (model[account][0] if account in model else None)
+        assert len(queues) == sum(len(line) for line in model.values())
+        assert sorted(queues.accounts()) == sorted(model)
+
+
+def test_an_account_that_comes_back_counts_as_finished_once_it_is_done_again() -> None:
+    """An account forgotten when it finished, then given a new item, stops counting as finished
+    while that item waits or flies, and counts once again (not twice) when it is done, as
+    walking every account's `state` says."""
+    scheduler = Scheduler(limit_model("basic", limit=50, window=900), concurrency=8)
+
+    def finished() -> int:
+        return scheduler.overview(0.0).count(AccountState.FINISHED)
+
+    def answer_all() -> None:
+        while isinstance(step := scheduler.next(0.0), Dispatch):
+            assert [r.status for r in scheduler.on_response(step.ticket, 0.0, ok())] == [Status.OK]
+
+    scheduler.add_many([item("a", 1), item("b", 2)], 0.0)
+    answer_all()
+    assert finished() == 2
+    for n in (3, 4):
+        scheduler.add(item("a", n), 0.0)
+        assert finished() == 1 and scheduler.state("a", 0.0) is AccountState.READY
+        step = scheduler.next(0.0)
+        assert isinstance(step, Dispatch) and step.ticket.item.key == f"a-{n}"
+        assert finished() == 1 and scheduler.state("a", 0.0) is AccountState.WAITING
+        scheduler.on_response(step.ticket, 0.0, ok())
+        assert finished() == 2 and scheduler.state("a", 0.0) is AccountState.FINISHED
+
+
 def test_seeded_runs_are_reproducible() -> None:
     """Two runs with the same RNG seed make the same decisions at the same times."""
 

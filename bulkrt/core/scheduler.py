@@ -37,7 +37,7 @@ from typing import Any, TypeAlias
 from bulkrt.core.attribution import Effect, Evidence, effect_of, origin, preexisting
 from bulkrt.core.items import ErrorDetail, Item, Status
 from bulkrt.core.limit_evidence import teachable
-from bulkrt.core.limiter import Limiter, Margins, Permit, WindowLimiter, permit_draft
+from bulkrt.core.limiter import BudgetWindow, Limiter, Margins, Permit, WindowLimiter, new_permit
 from bulkrt.core.outcome import Decision, Outcome
 from bulkrt.core.ratelimits import implausible_reset
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
@@ -158,11 +158,32 @@ class _Account:
     #: bumped by each credential refresh; a 401 to an older request is not held against it
     generation: int = 0
     in_flight: int = 0
+    #: the Tweet of one of its requests in flight (the first sent while none was); those of
+    #: the others are counted in `Scheduler._tweets_in_flight` (rarely any: one dict entry made
+    #: and dropped per request costs more than this slot)
+    tweet: str | None = None
+    #: its name is in `Scheduler._retired` (it was forgotten before)
+    known: bool = False
 
 
-#: a request in flight: (ticket, permit, sent at, the account's credential generation then); a
-#: plain tuple, one allocation per request (a named tuple's costs two, a frozen dataclass's more)
-_Flight: TypeAlias = tuple[Ticket, Permit, float, int]
+#: a request in flight: (ticket, its permit, sent at, the account's credential generation then,
+#: the account's record, which stays the account's while a request of it is in flight); a plain
+#: tuple, one allocation per request (a named tuple's costs two, a frozen dataclass's more).
+#: When the in-memory limiter counted the request against one budget only, its `BudgetWindow`
+#: stands for the permit (see `_permit`): no `Permit` is made per request, and the window is
+#: not looked up again (a window is never dropped while a request it counts is in flight).
+_Flight: TypeAlias = tuple[Ticket, Permit | BudgetWindow, float, int, _Account]
+
+
+def _permit(flight: _Flight) -> Permit:
+    """The permit of the request in ``flight``, for the limiter's `settle` or `cancel`."""
+    held = flight[1]
+    if type(held) is BudgetWindow:
+        account, action = flight[4].name, flight[0].item.action
+        return new_permit(account, action, (held.key or (account, action.value),))
+    assert isinstance(held, Permit)
+    return held
+
 
 # what _gate answers: dispatch now, a time to wake, or wait for a response/refresh
 _NOW = "now"
@@ -204,13 +225,24 @@ class Scheduler:
         self._accounts: dict[str, _Account] = {}
         self._serial = 0
         self._in_flight: dict[int, _Flight] = {}
-        # requests in flight per (account, Tweet); an entry goes when it drops to zero
+        # requests in flight per (account, Tweet) but for the one in `_Account.tweet`; an entry
+        # goes when it drops to zero
         self._tweets_in_flight: dict[tuple[str, str], int] = {}
         # accounts whose auth is REFRESHING
         self._refreshes = 0
-        # accounts forgotten (see `_forget`), and those of them still in their slow start
-        self._retired: set[str] = set()
+        # accounts ever forgotten (see `_forget`), ``_revived`` of them with a record again, and
+        # those forgotten now and still in their slow start. A dict of each name to itself: a
+        # later item of the account finds there the one string its name was keyed with, and
+        # the scheduler keys the account with that string again (dicts and sets then match it
+        # by identity, without comparing text: a job's rows bring a new string per item). A
+        # name stays when its account comes back: the dict neither shrinks nor grows as
+        # accounts come and go.
+        self._retired: dict[str, str] = {}
+        self._revived = 0
         self._unproven: set[str] = set()
+        # forgotten records, reset as new, for the next new account (one record made and
+        # dropped per item costs more than resetting it)
+        self._spare: list[_Account] = []
         self._view = _View()
         self._ready: deque[str] = deque()
         self._in_ready: set[str] = set()
@@ -228,7 +260,9 @@ class Scheduler:
         """
         return self.add_many((item,), now)
 
-    def add_many(self, items: Iterable[Item], now: float = 0.0) -> list[ItemResult]:
+    def add_many(  # noqa: C901 (inlined on purpose: one loop per batch, not calls per item)
+        self, items: Iterable[Item], now: float = 0.0
+    ) -> list[ItemResult]:
         """`add` each of ``items`` in turn, in one call; returns all their results."""
         results: list[ItemResult] = []
         put, accounts, view = self.work.put, self._accounts, self._view
@@ -238,58 +272,59 @@ class Scheduler:
             self._retired,
             self._unproven,
         )
-        # `AccountQueues.put` and `new_ticket`, inline, when the work source is the in-memory one
+        # `AccountQueues.add`, inline, when the work source is the in-memory one
         work: Any = self.work
         queues: dict[str, Any] | None = work._queues if type(work) is AccountQueues else None
-        serial = self._serial
-        for item in items:
-            serial += 1
-            self._serial = serial
-            name = item.account
-            if queues is None:
-                put(new_ticket(serial, item, 0, 0, 0.0, False))
-            else:
-                ticket = ticket_draft()
-                ticket.serial = serial
-                ticket.item = item
-                ticket.sent = ticket.tries = 0
-                ticket.not_before = 0.0
-                ticket.maybe_applied = False
-                ticket.__class__ = Ticket
-                queue = queues.get(name)
-                if queue is None:
-                    queues[name] = ticket
-                elif type(queue) is Ticket:
-                    queues[name] = deque((queue, ticket))
+        serial, spare, added, revived = self._serial, self._spare, 0, 0
+        dirty = view.dirty if view.on else None
+        try:  # ``_serial`` and ``work._size`` moved once, at the end: nothing here reads them
+            for item in items:
+                serial += 1
+                name = item.account
+                account = accounts.get(name)
+                if account is None:  # a new record (``unproven`` is in ``retired``)
+                    probing = True
+                    known = retired.get(name)
+                    if known is not None:
+                        name = known  # the string the account was keyed with
+                        revived += 1
+                        probing = bool(unproven) and name in unproven
+                        if probing:
+                            unproven.remove(name)
+                    if spare:
+                        account = spare.pop()
+                        account.name = name
+                        account.probing = probing
+                    else:
+                        account = _Account(name, probing=probing)
+                    account.known = known is not None
+                    accounts[name] = account
                 else:
-                    queue.append(ticket)
-                work._size += 1
-            account = accounts.get(name)
-            if account is None:  # `_account`, inline (``unproven`` is a subset of ``retired``)
-                probing = True
-                if name in retired:
-                    retired.remove(name)
-                    probing = name in unproven
-                    if probing:
-                        unproven.remove(name)
-                account = accounts[name] = _Account(name, probing=probing)
-            if view.on:
-                view.dirty.add(name)
-            if name not in in_ready:  # `_wake`, inline: one call less per item
-                in_ready.add(name)
-                ready.append(name)
-            if account.stopped is not None:
-                results += self._fail_all(account, now, account.stopped, None)
+                    name = account.name
+                if queues is None:
+                    put(new_ticket(serial, item, 0, 0, 0.0, False))
+                else:  # `AccountQueues.add`, inline: no ticket made until the item is taken
+                    queue = queues.get(name)
+                    if queue is None:
+                        queues[name] = (serial, item)
+                    elif type(queue) is deque:
+                        queue.append((serial, item))
+                    else:
+                        queues[name] = deque((queue, (serial, item)))
+                    added += 1
+                if dirty is not None:
+                    dirty.add(name)
+                if name not in in_ready:  # `_wake`, inline: one call less per item
+                    in_ready.add(name)
+                    ready.append(name)
+                if account.stopped is not None:
+                    results += self._fail_all(account, now, account.stopped, None)
+        finally:
+            self._serial = serial
+            self._revived += revived
+            if added:
+                work._size += added
         return results
-
-    def _account(self, name: str) -> _Account:
-        account = self._accounts.get(name)
-        if account is None:
-            probing = name not in self._retired or name in self._unproven
-            self._retired.discard(name)
-            self._unproven.discard(name)
-            account = self._accounts[name] = _Account(name, probing=probing)
-        return account
 
     def _forget(self, account: _Account, now: float) -> bool:
         """Drop ``account``'s record when nothing in it can matter any more: no item queued,
@@ -312,12 +347,25 @@ class Scheduler:
             return False
         name = account.name
         del self._accounts[name]
-        self._retired.add(name)
+        if account.known:
+            self._revived -= 1
+        else:
+            self._retired[name] = name
         if account.probing:
             self._unproven.add(name)
         if self._view.on:  # `_touch`, inline
             self._view.dirty.add(name)
+        self._recycle(account)
         return True
+
+    def _recycle(self, account: _Account) -> None:
+        """Keep a forgotten record for a new account, reset as `_Account` makes it (its name,
+        ``probing`` and ``known`` are set on reuse). `_forget`'s tests left the other fields as
+        new. The spares never outnumber the records once held at the same time."""
+        account.parked_until = 0.0
+        account.parked_at = -1.0
+        account.generation = 0
+        self._spare.append(account)
 
     def _touch(self, name: str) -> None:
         """``name``'s state may have changed: the overview looks at it again."""
@@ -430,6 +478,8 @@ class Scheduler:
         and the limiter's calls for an endpoint that is its only budget (a plain log) run inline
         here, in one loop: what the calls would do, without a call per item."""
         limiter, work = self.limiter, self.work
+        if wanted <= 0:
+            return
         if type(limiter) is not WindowLimiter or type(work) is not AccountQueues:
             pick = self._pick
             for _ in range(wanted):
@@ -451,43 +501,66 @@ class Scheduler:
             limiter._caps,
             limiter._sweeps,
         )
-        needs_refresh, refreshing = _Auth.NEEDS_REFRESH, _Auth.REFRESHING
-        while wanted > 0:
-            wanted -= 1
-            for _ in range(len(ready)):
-                name = ready.popleft()
-                account = accounts.get(name)
-                if account is None:  # forgotten: nothing of it is queued
-                    in_ready.discard(name)
-                    continue
-                # `_gate`, inline
-                queue: Any = queues.get(name)
-                head: Any = queue if queue is None or type(queue) is Ticket else queue[0]
-                gate: Any
-                if head is None or account.stopped is not None:
-                    gate = _EMPTY
-                elif account.auth is needs_refresh or account.auth is refreshing:
-                    gate = _AWAIT
+        # Sweep the limiter's idle windows once, now: a sweep books its next looks after ``now``,
+        # so none falls due again in this call (`WindowLimiter.acquire` would sweep here).
+        if sweeps and sweeps[0][0] <= now:
+            limiter._sweep(now)
+        endpoints, margins = limiter._endpoint, limiter.margins
+        # per action, its endpoint's budget name when that is its only budget (no hidden cap, no
+        # 24-hour window learnt: nothing in this call learns one)
+        alone = {} if limiter._days else {a: names[a] for a in caps if not caps[a]}
+        ok_auth, needs_refresh, refreshing = _Auth.OK, _Auth.NEEDS_REFRESH, _Auth.REFRESHING
+        # each account in the line once at most per ticket taken (a `for` costs more)
+        turns = len(ready)
+        while turns:
+            turns -= 1
+            name = ready.popleft()
+            account = accounts.get(name)
+            if account is None:  # forgotten: nothing of it is queued
+                in_ready.discard(name)
+                continue
+            # `_gate`, inline
+            queue: Any = queues.get(name)
+            gate: Any
+            if queue is None or account.stopped is not None:
+                gate = _EMPTY
+            elif (auth := account.auth) is not ok_auth and (
+                auth is needs_refresh or auth is refreshing
+            ):
+                gate = _AWAIT
+            else:
+                head: Any = queue[0] if type(queue) is deque else queue
+                wake = account.parked_until
+                if type(head) is tuple:  # `Fresh`: never taken, no retry delay
+                    item = head[1]
                 else:
-                    wake = account.parked_until
+                    item = head.item
                     if head.not_before > wake:
                         wake = head.not_before
-                    item = head.item
-                    if wake > now:
-                        gate = wake
-                    elif account.in_flight and (account.probing or (name, item.tweet_id) in tweets):
-                        gate = _AWAIT
+                if wake > now:
+                    gate = wake
+                elif account.in_flight and (
+                    account.probing
+                    or account.tweet == item.tweet_id
+                    or (tweets and (name, item.tweet_id) in tweets)
+                ):
+                    gate = _AWAIT
+                else:
+                    action = item.action
+                    endpoint_name = alone.get(action)
+                    if endpoint_name is None:
+                        window = None
+                        gate = limiter.ready_at(name, action, now)
                     else:
-                        action = item.action
-                        window = (
-                            None
-                            if limiter._days or caps[action]
-                            else windows.get((name, names[action]))
-                        )
-                        loose: Any = None if window is None else window._loose
-                        if window is None or window._groups or (loose and loose[0] <= now):
+                        window = windows.get(budget := (name, endpoint_name))
+                        if window is None:  # its first request: `WindowLimiter._ensure`
+                            endpoint = endpoints[action]
+                            window = BudgetWindow(endpoint.limit, endpoint.period, margins)
+                            window.key = budget
+                            windows[budget] = window
+                        loose: Any = window._loose
+                        if window._groups or (loose and loose[0] <= now):
                             gate = limiter.ready_at(name, action, now)
-                            window = None
                         else:  # `BudgetWindow.ready_at` of a plain log, inline
                             free = window.limit - window.in_flight
                             if free <= 0:
@@ -499,60 +572,63 @@ class Scheduler:
                                 over = len(loose) - free
                                 if over >= 0 and loose[over] > gate:
                                     gate = loose[over]
-                        if gate is None:
-                            gate = _AWAIT
-                        elif gate <= now:
-                            gate = _NOW
-                if gate is not _NOW:
-                    in_ready.discard(name)
-                    if isinstance(gate, float):
-                        heapq.heappush(self._sleeping, (gate, self._serial, name))
-                    elif gate is _AWAIT:
-                        self._awaiting[name] = None
-                    else:
-                        self._forget(account, now)
-                    continue
-                ready.append(name)  # back of the line (still in ``in_ready``): round-robin
-                # `_dispatch`, with `AccountQueues.take` and `WindowLimiter.acquire`, inline
-                work._size -= 1
-                if type(queue) is Ticket:
-                    del queues[name]
+                    if gate is None:
+                        gate = _AWAIT
+                    elif gate <= now:
+                        gate = _NOW
+            if gate is not _NOW:
+                in_ready.discard(name)
+                if isinstance(gate, float):
+                    heapq.heappush(self._sleeping, (gate, self._serial, name))
+                elif gate is _AWAIT:
+                    self._awaiting[name] = None
                 else:
-                    queue.popleft()
-                    if len(queue) == 1:
-                        queues[name] = queue[0]
-                item = head.item
-                action = item.action
-                ticket = ticket_draft()
+                    self._forget(account, now)
+                continue
+            ready.append(name)  # back of the line (still in ``in_ready``): round-robin
+            # `_dispatch`, with `AccountQueues.take` and `WindowLimiter.acquire`, inline
+            work._size -= 1
+            if type(queue) is deque:
+                queue.popleft()
+                if len(queue) == 1:
+                    queues[name] = queue[0]
+            else:
+                del queues[name]
+            ticket = ticket_draft()
+            ticket.item = item
+            if type(head) is tuple:
+                ticket.serial = serial = head[0]
+                ticket.sent = 1
+                ticket.tries = 0
+                ticket.not_before = 0.0
+                ticket.maybe_applied = False
+            else:
                 ticket.serial = serial = head.serial
-                ticket.item = item
                 ticket.sent = head.sent + 1
                 ticket.tries = head.tries
                 ticket.not_before = head.not_before
                 ticket.maybe_applied = head.maybe_applied
-                ticket.__class__ = Ticket
-                if sweeps and sweeps[0][0] <= now:
-                    limiter._sweep(now)
-                    window = None  # the sweep may have dropped it: look again
-                if window is None or window.key is None:
-                    permit = limiter.acquire(name, action, now)
-                else:  # the gate's window, still the only budget: `new_permit`, inline
-                    window.in_flight += 1
-                    permit = permit_draft()
-                    permit.account = name
-                    permit.action = action
-                    permit.keys = (window.key,)
-                    permit.__class__ = Permit
-                flying[serial] = (ticket, permit, now, account.generation)
+            ticket.__class__ = Ticket
+            held: Permit | BudgetWindow
+            if window is None:
+                held = limiter.acquire(name, action, now)
+            else:  # the only budget: `WindowLimiter.acquire`, inline, without a `Permit`
+                window.in_flight += 1
+                held = window
+            flying[serial] = (ticket, held, now, account.generation, account)
+            if account.tweet is None:  # `_sent_tweet`, inline
+                account.tweet = item.tweet_id
+            else:
                 key = (name, item.tweet_id)
                 tweets[key] = tweets.get(key, 0) + 1
-                if view.on:
-                    view.dirty.add(name)
-                account.in_flight += 1
-                tickets.append(ticket)
-                break
-            else:
+            if view.on:
+                view.dirty.add(name)
+            account.in_flight += 1
+            tickets.append(ticket)
+            wanted -= 1
+            if not wanted:
                 return
+            turns = len(ready)
 
     def _refreshing(self) -> bool:
         return self._refreshes > 0
@@ -569,9 +645,7 @@ class Scheduler:
             wake = ticket.not_before
         if wake > now:
             return wake
-        if account.in_flight and (
-            account.probing or (account.name, ticket.item.tweet_id) in self._tweets_in_flight
-        ):
+        if account.in_flight and (account.probing or self._flying(account, ticket.item.tweet_id)):
             return _AWAIT
         ready = self.limiter.ready_at(account.name, ticket.item.action, now)
         if ready is None:
@@ -583,14 +657,36 @@ class Scheduler:
         item = t.item
         ticket = new_ticket(t.serial, item, t.sent + 1, t.tries, t.not_before, t.maybe_applied)
         permit = self.limiter.acquire(name, item.action, now)
-        self._in_flight[t.serial] = (ticket, permit, now, account.generation)
-        key = (name, item.tweet_id)
-        tweets = self._tweets_in_flight
-        tweets[key] = tweets.get(key, 0) + 1
+        self._in_flight[t.serial] = (ticket, permit, now, account.generation, account)
+        self._sent_tweet(account, item.tweet_id)
         if self._view.on:
             self._view.dirty.add(name)
         account.in_flight += 1
         return ticket
+
+    def _flying(self, account: _Account, tweet: str) -> bool:
+        """Whether a request of ``account`` on ``tweet`` is in flight."""
+        if account.tweet == tweet:
+            return True
+        return bool(self._tweets_in_flight) and (account.name, tweet) in self._tweets_in_flight
+
+    def _sent_tweet(self, account: _Account, tweet: str) -> None:
+        """Count a request of ``account`` on ``tweet`` as in flight."""
+        if account.tweet is None:
+            account.tweet = tweet
+        else:
+            key = (account.name, tweet)
+            self._tweets_in_flight[key] = self._tweets_in_flight.get(key, 0) + 1
+
+    def _answered_tweet(self, account: _Account, tweet: str) -> None:
+        """A request of ``account`` on ``tweet`` is no longer in flight."""
+        if account.tweet == tweet:
+            account.tweet = None
+            return
+        key = (account.name, tweet)
+        left = self._tweets_in_flight.pop(key) - 1
+        if left:
+            self._tweets_in_flight[key] = left
 
     def _wake(self, name: str) -> None:
         if name not in self._in_ready:
@@ -605,21 +701,17 @@ class Scheduler:
         ticket = flight[0]
         if effect_of(outcome) is Effect.POSSIBLE and not ticket.maybe_applied:
             ticket = replace(ticket, maybe_applied=True)
-            flight = (ticket, flight[1], flight[2], flight[3])
+            flight = (ticket, flight[1], flight[2], flight[3], flight[4])
         item = ticket.item
-        name = item.account
-        account = self._accounts[name]
+        account = flight[4]
+        name = account.name
         account.in_flight -= 1
         if self._view.on:
             self._view.dirty.add(name)
-        key = (name, item.tweet_id)
-        tweets = self._tweets_in_flight
-        left = tweets.pop(key) - 1
-        if left:
-            tweets[key] = left
+        self._answered_tweet(account, item.tweet_id)
         if outcome.unsent:  # never left: the platform counted nothing
-            self.limiter.cancel(flight[1], now)
-        elif self.limiter.settle(flight[1], now, teachable(outcome)):
+            self.limiter.cancel(_permit(flight), now)
+        elif self.limiter.settle(_permit(flight), now, teachable(outcome)):
             self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
         http = outcome.http
         if http is not None and http != 429:
@@ -673,14 +765,18 @@ class Scheduler:
             self._tweets_in_flight,
             self._view,
         )
-        windows, sweeps, queues = limiter._windows, limiter._sweeps, work._queues
+        sweeps, queues = limiter._sweeps, work._queues
+        # `WindowLimiter.settle`'s sweep, once for the batch: a sweep books its next looks after
+        # ``now``, so none falls due again in this call
+        if sweeps and sweeps[0][0] <= now:
+            limiter._sweep(now)
         in_ready, ready, retired, unproven = (
             self._in_ready,
             self._ready,
             self._retired,
             self._unproven,
         )
-        append = results.append
+        append, spare, revived = results.append, self._spare, 0
         for ticket, outcome in answers:
             if outcome.decision is not done or outcome.retweeted is None or outcome.unsent:
                 results += on_response(ticket, now, outcome)
@@ -689,40 +785,45 @@ class Scheduler:
             flight = flying.pop(ticket.serial)
             ticket = flight[0]
             item = ticket.item
-            name = item.account
-            account = accounts[name]
+            account = flight[4]
+            name = account.name
             account.in_flight -= 1
             if view.on:
                 view.dirty.add(name)
-            key = (name, item.tweet_id)
-            left = tweets.pop(key) - 1
-            if left:
-                tweets[key] = left
+            tweet = item.tweet_id  # `_answered_tweet`, inline
+            if account.tweet == tweet:
+                account.tweet = None
+            else:
+                key = (name, tweet)
+                left = tweets.pop(key) - 1
+                if left:
+                    tweets[key] = left
+            window: Any = flight[1]
             limits = outcome.limits
-            if limits.window is None and limits.user_day is None and limits.app_day is None:
-                # `WindowLimiter.settle` with no header, `BudgetWindow.release` inline
-                for budget in flight[1].keys:
-                    window = windows[budget]
-                    if window.in_flight > 0:
-                        window.in_flight -= 1
-                    loose = window._loose
-                    expiry = now + window.period
-                    if not loose or loose[-1] <= expiry:
-                        loose.append(expiry)
-                    else:
-                        bisect.insort(loose, expiry)
-                    if not window.sweep_at:
-                        limiter._schedule(window, now)
-                if sweeps and sweeps[0][0] <= now:
-                    limiter._sweep(now)
-            elif limiter.settle(flight[1], now, teachable(outcome)):
+            if (
+                type(window) is BudgetWindow
+                and limits.window is None
+                and limits.user_day is None
+                and limits.app_day is None
+            ):  # `WindowLimiter.settle` with no header, `BudgetWindow.release` inline
+                if window.in_flight > 0:
+                    window.in_flight -= 1
+                loose = window._loose
+                expiry = now + window.period
+                if not loose or loose[-1] <= expiry:
+                    loose.append(expiry)
+                else:
+                    bisect.insort(loose, expiry)
+                if not window.sweep_at:
+                    limiter._schedule(window, now)
+            elif limiter.settle(_permit(flight), now, teachable(outcome)):
                 self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
             http = outcome.http
             if http is not None and http != 429:
                 account.parks = 0
                 account.probing = False
                 account.waited_until = None
-                if http != 401 and account.auth is refreshed:
+                if account.auth is refreshed and http != 401:
                     self._set_auth(account, ok_auth)
             # `_result`, inline
             result = result_draft()
@@ -761,11 +862,19 @@ class Scheduler:
             ):
                 continue
             del accounts[name]
-            retired.add(name)
+            if account.known:
+                revived += 1
+            else:
+                retired[name] = name
             if account.probing:
                 unproven.add(name)
             if view.on:
                 view.dirty.add(name)
+            account.parked_until = 0.0  # `_recycle`, inline
+            account.parked_at = -1.0
+            account.generation = 0
+            spare.append(account)
+        self._revived -= revived
         return results
 
     def _apply(
@@ -988,7 +1097,9 @@ class Scheduler:
                 self._index(account, now)
         view.dirty.clear()
         counts = dict(view.static)
-        counts[AccountState.FINISHED] = counts.get(AccountState.FINISHED, 0) + len(self._retired)
+        counts[AccountState.FINISHED] = counts.get(AccountState.FINISHED, 0) + (
+            len(self._retired) - self._revived
+        )
         parked = view.parked_n
         ready = view.gated - view.later_n - view.never_n
         counts[AccountState.PARKED] = parked
@@ -1020,7 +1131,7 @@ class Scheduler:
             return
         wake = max(account.parked_until, ticket.not_before)
         ready: float | None = None
-        held = (name, ticket.item.tweet_id) in self._tweets_in_flight or (
+        held = self._flying(account, ticket.item.tweet_id) or (
             account.probing and account.in_flight
         )
         if not held:

@@ -14,6 +14,8 @@ from bulkrt.core.items import ErrorDetail, Item, Status, draft_class
 __all__ = [
     "AccountQueues",
     "Dispatch",
+    "Entry",
+    "Fresh",
     "Done",
     "Idle",
     "ItemResult",
@@ -128,9 +130,29 @@ class WorkSource(Protocol):
     def __len__(self) -> int: ...
 
 
+#: a queued item that has not been taken yet: (serial, item), standing for ``Ticket(serial,
+#: item)``; `AccountQueues` hands it out as that ticket (a tuple costs a fifth of a ticket)
+Fresh: TypeAlias = tuple[int, Item]
+#: what `AccountQueues` holds per account: one entry, or a deque of several, in serial order
+Entry: TypeAlias = Ticket | Fresh
+
+
+def _ticket(entry: Entry) -> Ticket:
+    if type(entry) is tuple:
+        return new_ticket(entry[0], entry[1], 0, 0, 0.0, False)
+    assert isinstance(entry, Ticket)
+    return entry
+
+
+def _serial(entry: Entry) -> int:
+    return entry[0] if type(entry) is tuple else entry.serial  # type: ignore[union-attr]
+
+
 class AccountQueues:
-    """The in-memory :class:`WorkSource`: per account, its one ticket, or a deque of several (most
-    accounts of a large job hold one item at a time, and a deque costs half a kilobyte).
+    """The in-memory :class:`WorkSource`: per account, its one entry, or a deque of several (most
+    accounts of a large job hold one item at a time, and a deque costs half a kilobyte). An entry
+    is a `Ticket`, or for an item never taken yet the pair ``(serial, item)`` (`Fresh`, see
+    `add`), handed out as ``Ticket(serial, item)``.
 
     >>> from bulkrt.core.items import Action
     >>> queues = AccountQueues()
@@ -138,21 +160,31 @@ class AccountQueues:
     ...     queues.put(Ticket(n, Item(f"k{n}", "c", "acme", str(n), Action.RETWEET, "j.csv", n)))
     >>> first = queues.take("acme"); queues.put_back(first); queues.head("acme").serial
     1
+    >>> queues.add(3, Item("k3", "c", "acme", "3", Action.RETWEET, "j.csv", 3))
+    >>> [(t.serial, t.sent) for t in queues.drain("acme")], len(queues)
+    ([(1, 0), (2, 0), (3, 0)], 0)
     """
 
     def __init__(self) -> None:
-        self._queues: dict[str, Ticket | deque[Ticket]] = {}
+        self._queues: dict[str, Entry | deque[Entry]] = {}
         self._size = 0
 
+    def add(self, serial: int, item: Item, account: str | None = None) -> None:
+        """`put` of ``Ticket(serial, item)``, queued as the pair it stands for; ``account`` is
+        the key to file it under (by default ``item.account``: an equal string)."""
+        self._insert(account or item.account, (serial, item))
+
     def put(self, ticket: Ticket) -> None:
-        account = ticket.item.account
+        self._insert(ticket.item.account, ticket)
+
+    def _insert(self, account: str, entry: Entry) -> None:
         queue = self._queues.get(account)
         if queue is None:
-            self._queues[account] = ticket
-        elif isinstance(queue, Ticket):
-            self._queues[account] = deque((queue, ticket))
+            self._queues[account] = entry
+        elif isinstance(queue, deque):
+            queue.append(entry)
         else:
-            queue.append(ticket)
+            self._queues[account] = deque((queue, entry))
         self._size += 1
 
     def put_back(self, ticket: Ticket) -> None:
@@ -161,34 +193,37 @@ class AccountQueues:
         if queue is None:
             self._queues[account] = ticket
         else:
-            if isinstance(queue, Ticket):
+            if not isinstance(queue, deque):
                 queue = self._queues[account] = deque((queue,))
-            index = next((i for i, t in enumerate(queue) if t.serial > ticket.serial), len(queue))
+            serial = ticket.serial
+            index = next((i for i, t in enumerate(queue) if _serial(t) > serial), len(queue))
             queue.insert(index, ticket)
         self._size += 1
 
     def head(self, account: str) -> Ticket | None:
         queue = self._queues.get(account)
-        if queue is None or isinstance(queue, Ticket):
-            return queue
-        return queue[0]
+        if queue is None:
+            return None
+        return _ticket(queue[0] if isinstance(queue, deque) else queue)
 
     def take(self, account: str) -> Ticket:
         self._size -= 1
         queue = self._queues[account]
-        if isinstance(queue, Ticket):
+        if not isinstance(queue, deque):
             del self._queues[account]
-            return queue
-        ticket = queue.popleft()
-        if len(queue) == 1:  # back to one ticket: no deque kept for it
+            return _ticket(queue)
+        entry = queue.popleft()
+        if len(queue) == 1:  # back to one entry: no deque kept for it
             self._queues[account] = queue[0]
-        return ticket
+        return _ticket(entry)
 
     def drain(self, account: str) -> list[Ticket]:
         queue = self._queues.pop(account, None)
-        tickets = [] if queue is None else [queue] if isinstance(queue, Ticket) else list(queue)
-        self._size -= len(tickets)
-        return tickets
+        if queue is None:
+            return []
+        entries = list(queue) if isinstance(queue, deque) else [queue]
+        self._size -= len(entries)
+        return [_ticket(entry) for entry in entries]
 
     def accounts(self) -> Iterator[str]:
         return iter(self._queues)
