@@ -26,13 +26,13 @@ appending meanwhile cannot skew the counts.
 from __future__ import annotations
 
 import json
+import struct
 import tempfile
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -185,16 +185,18 @@ class _Reading:
     def block(self, block: LineBlock) -> Lines:
         """Count a block's lines; return those read."""
         log = self.log
+        lengths = list(map(len, block.lines))
         # every line's offset, blank and unreadable ones too (logged with no key: `NO_KEY`)
-        log.starts.extend(
-            accumulate(map(_ONE_MORE, map(len, block.lines[:-1])), initial=block.offset)
-        )
-        whole = _decode_whole(block)
+        _extend(log.starts, accumulate(map(_ONE_MORE, lengths[:-1]), initial=block.offset))
+        whole = _decode_whole(block, lengths)
         lines = self._read(block) if whole is None else whole
         codes, counts, bits, maybe, mask = (
             self.codes, self.counts, self.bits, self.maybe, RepeatFinder.BITS - 1
         )  # fmt: skip
-        hashes, entries = log.hashes.append, log.codes.append
+        # gathered in lists, then moved to the log's arrays at once (`_extend`)
+        logged_hashes: list[int] = []
+        logged_codes: list[int] = []
+        hashes, entries = logged_hashes.append, logged_codes.append
         undecided = 0
         for fields in lines:
             if fields is None:
@@ -211,7 +213,6 @@ class _Reading:
             if code is None:
                 code = codes[entry] = len(counts)
                 counts.append(0)
-            counts[code] += 1
             h = hash(fields.key)
             slot = h & mask
             if bits[slot >> 3] & (1 << (slot & 7)):
@@ -221,6 +222,11 @@ class _Reading:
             hashes(h)
             entries(code)
         self.undecided += undecided
+        for code, lines_of in Counter(logged_codes).items():
+            if code != NO_KEY:
+                counts[code] += lines_of
+        _extend(log.hashes, logged_hashes)
+        _extend(log.codes, logged_codes)
         log.spill()
         return whole if whole is not None else [f for f in lines if f is not None]
 
@@ -254,7 +260,14 @@ class _Reading:
             return None
 
 
-def _decode_whole(block: LineBlock) -> list[LineFields] | None:
+def _extend(values: array[int], more: Iterable[int]) -> None:
+    """Append ``more`` to an array of ``q`` at once: `array.append` and `array.extend` parse
+    each value as a call's argument, `struct.pack` converts them in C."""
+    packed = tuple(more)
+    values.frombytes(struct.pack(f"{len(packed)}q", *packed))
+
+
+def _decode_whole(block: LineBlock, lengths: list[int]) -> list[LineFields] | None:
     """All the lines of a block decoded in one call, when each is one object in the writer's
     exact types (the usual case); else None.
 
@@ -263,18 +276,17 @@ def _decode_whole(block: LineBlock) -> list[LineFields] | None:
     lines (after a ``}`` inside a value comes ``,``, ``}`` or ``]``, never ``{``), each line
     holds at least one, and as many values as lines means one per line.
     """
-    lines, count = block.lines, len(block.lines)
-    try:
-        if (
-            block.torn
-            or bytes(map(_FIRST, lines)) != b"{" * count
-            or bytes(map(_LAST, lines)) != b"}" * count
-            or max(map(len, lines)) > FAST_LINE
-        ):
-            return None
-    except IndexError:  # a blank line
+    text, count = block.text, len(block.lines)
+    # each line starts with { and ends with }: the text does, and each of its newlines but
+    # the last stands between a } and a { (the pattern cannot overlap itself)
+    if (
+        block.torn
+        or not text.startswith(b"{")
+        or not text.endswith(b"}\n")
+        or text.count(b"}\n{") != count - 1
+        or max(lengths) > FAST_LINE
+    ):
         return None
-    text = block.text
     if not (text.isascii() or utf8(text)):  # see `read_fields`
         return None
     try:
@@ -284,8 +296,6 @@ def _decode_whole(block: LineBlock) -> list[LineFields] | None:
     return whole if len(whole) == count else None
 
 
-#: a line's first and last byte
-_FIRST, _LAST = itemgetter(0), itemgetter(-1)
 #: a line's length plus its newline
 _ONE_MORE = (1).__add__
 #: the key hash and entry code logged for a line without a key (`hash` never gives -1)

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from bulkrt.core.items import Status
 from bulkrt.core.tiers import WindowLimit
@@ -59,6 +60,8 @@ MAX_CHART_CAMPAIGNS = 8
 _SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", re.ASCII)
 #: a stamp's milliseconds and ``Z`` in the writer's shape -> its microseconds
 _MICROS = {f"{milli:03d}Z": milli * 1000 for milli in range(1000)}
+#: what `ReportBuilder.add_lines` reads of every line at once
+_ACCOUNT, _SENT = attrgetter("account"), attrgetter("sent")
 #: the epoch
 _EPOCH = datetime(1970, 1, 1)
 #: slot widths in milliseconds, finest first
@@ -234,34 +237,37 @@ class ReportBuilder:
         """
         if not records:
             return
-        stamps = [record.sent or record.ts for record in records]
+        sent = list(map(_SENT, records))
+        stamps = sent if all(sent) else [record.sent or record.ts for record in records]
         seconds = _seconds(stamps)
         if seconds is None:
             self._count_lines(records)
             self._count_times(records)
             return
         accounts, requests, preexisting = self.accounts, self.requests, self.preexisting
+        for name, count in Counter(map(_ACCOUNT, records)).items():
+            account = accounts.get(name)
+            if account is None:
+                account = accounts[name] = _AccountCounts()
+            account.lines += count
+            account.requests += count  # one each; lines of other attempts are made up below
         # the lines of one run and campaign being added up (as in `_count_lines`)
         run_of: str | None = None
         campaign_of, first_ts, last_ts, lines, retweets, undos = "", "", "", 0, 0, 0
-        # the requests of one slot, campaign and action being added up (as in `_count_times`)
+        # the requests of one slot and campaign being added up, retweets and undos (as in
+        # `_count_times`, which adds them up apart: an undo line's slot and cell are there)
         slot_of: int | None = None
-        chart_of, undo_of, pending = "", False, 0
+        chart_of, pending, pending_undos = "", 0, 0
         step = self.step
         # the slot of the last line whose slot was computed, and the stamps of its start and
         # end: a line stamped strictly between them is in it (at its start, `_epoch`'s float
         # may put a line one millisecond early, in the slot before)
         slot, start, end = 0, "", ""
-        low = high = stamps[0]
         for record, stamp in zip(records, stamps, strict=True):
             attempts, campaign, undo = record.attempts, record.campaign, record.action == "undo"
             requests += attempts
-            name = record.account
-            account = accounts.get(name)
-            if account is None:
-                account = accounts[name] = _AccountCounts()
-            account.lines += 1
-            account.requests += attempts
+            if attempts != 1:
+                accounts[record.account].requests += attempts - 1
             if record.status == "ok":
                 if record.preexisting and not undo:
                     preexisting += 1
@@ -278,36 +284,34 @@ class ReportBuilder:
             else:
                 if run_of is not None:
                     self._add_run(run_of, campaign_of, first_ts, last_ts, lines, retweets, undos)
-                run_of, campaign_of, first_ts, last_ts, lines = (
-                    run,
-                    campaign,
-                    record.ts,
-                    record.ts,
-                    1,
-                )
+                run_of, campaign_of, lines = run, campaign, 1
+                first_ts = last_ts = record.ts
                 retweets, undos = (0, attempts) if undo else (attempts, 0)
-            if stamp > high:
-                high = stamp
-            elif stamp < low:
-                low = stamp
             if not start < stamp < end:  # what `_epoch` computes, then the slot
                 slot = int((seconds[stamp[:20]] + _MICROS[stamp[20:]]) / 1_000_000 * 1000) // step
                 start, end = _stamp(slot * step), _stamp((slot + 1) * step)
-            index = slot
-            if index == slot_of and campaign == chart_of and undo == undo_of:
-                pending += attempts
+            if slot == slot_of and campaign == chart_of:
+                if undo:
+                    pending_undos += attempts
+                else:
+                    pending += attempts
                 continue
             if pending:
-                self._add_requests(slot_of, chart_of, undo_of, pending)
-            slot_of, chart_of, undo_of, pending = index, campaign, undo, 0
-            if self._add_requests(index, campaign, undo, attempts):
+                self._add_requests(slot_of, chart_of, False, pending)
+            if pending_undos:
+                self._add_requests(slot_of, chart_of, True, pending_undos)
+            slot_of, chart_of, pending, pending_undos = slot, campaign, 0, 0
+            if self._add_requests(slot, campaign, undo, attempts):
                 step, slot_of = self.step, None  # its slot is merged into a coarser one
                 start = end = ""
         if run_of is not None:
             self._add_run(run_of, campaign_of, first_ts, last_ts, lines, retweets, undos)
         if pending:
-            self._add_requests(slot_of, chart_of, undo_of, pending)
+            self._add_requests(slot_of, chart_of, False, pending)
+        if pending_undos:
+            self._add_requests(slot_of, chart_of, True, pending_undos)
         self.requests, self.preexisting = requests, preexisting
+        low, high = min(stamps), max(stamps)
         low_at = (seconds[low[:20]] + _MICROS[low[20:]]) / 1_000_000
         high_at = (seconds[high[:20]] + _MICROS[high[20:]]) / 1_000_000
         if self.first_at is None or low_at < self.first_at:
