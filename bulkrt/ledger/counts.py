@@ -190,8 +190,8 @@ class _Reading:
         _extend(log.starts, accumulate(map(_ONE_MORE, lengths[:-1]), initial=block.offset))
         whole = _decode_whole(block, lengths)
         lines = self._read(block) if whole is None else whole
-        codes, counts, bits, maybe, mask = (
-            self.codes, self.counts, self.bits, self.maybe, RepeatFinder.BITS - 1
+        codes, counts, bits, add, mask, bit_of = (
+            self.codes, self.counts, self.bits, self.maybe.add, RepeatFinder.BITS // 8 - 1, _BIT
         )  # fmt: skip
         # gathered in lists, then moved to the log's arrays at once (`_extend`)
         logged_hashes: list[int] = []
@@ -213,12 +213,14 @@ class _Reading:
             if code is None:
                 code = codes[entry] = len(counts)
                 counts.append(0)
+            # `RepeatFinder.add_hash`: bit ``h & 7`` of byte ``h >> 3`` of the bitmap
             h = hash(fields.key)
-            slot = h & mask
-            if bits[slot >> 3] & (1 << (slot & 7)):
-                maybe.add(h)
+            byte, bit = h >> 3 & mask, bit_of[h & 7]
+            seen = bits[byte]
+            if seen & bit:
+                add(h)
             else:
-                bits[slot >> 3] |= 1 << (slot & 7)
+                bits[byte] = seen | bit
             hashes(h)
             entries(code)
         self.undecided += undecided
@@ -298,6 +300,8 @@ def _decode_whole(block: LineBlock, lengths: list[int]) -> list[LineFields] | No
 
 #: a line's length plus its newline
 _ONE_MORE = (1).__add__
+#: the bit of each of a byte's 8 places
+_BIT = (1, 2, 4, 8, 16, 32, 64, 128)
 #: the key hash and entry code logged for a line without a key (`hash` never gives -1)
 NO_KEY = -1
 
