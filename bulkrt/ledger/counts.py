@@ -33,6 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -278,17 +279,16 @@ def _decode_whole(block: LineBlock, lengths: list[int]) -> list[LineFields] | No
     lines (after a ``}`` inside a value comes ``,``, ``}`` or ``]``, never ``{``), each line
     holds at least one, and as many values as lines means one per line.
     """
-    text, count = block.text, len(block.lines)
-    # each line starts with { and ends with }: the text does, and each of its newlines but
-    # the last stands between a } and a { (the pattern cannot overlap itself)
+    lines, count = block.lines, len(block.lines)
     if (
         block.torn
-        or not text.startswith(b"{")
-        or not text.endswith(b"}\n")
-        or text.count(b"}\n{") != count - 1
+        or 0 in lengths  # a blank line
+        or bytes(map(_FIRST, lines)) != b"{" * count
+        or bytes(map(_LAST, lines)) != b"}" * count
         or max(lengths) > FAST_LINE
     ):
         return None
+    text = block.text
     if not (text.isascii() or utf8(text)):  # see `read_fields`
         return None
     try:
@@ -300,6 +300,8 @@ def _decode_whole(block: LineBlock, lengths: list[int]) -> list[LineFields] | No
 
 #: a line's length plus its newline
 _ONE_MORE = (1).__add__
+#: a line's first and last byte
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
 #: the bit of each of a byte's 8 places
 _BIT = (1, 2, 4, 8, 16, 32, 64, 128)
 #: the key hash and entry code logged for a line without a key (`hash` never gives -1)
