@@ -32,7 +32,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
@@ -364,9 +364,8 @@ def _settle(
     by its latest line (see the module's docstring)."""
     found: array[int] = array("q")  # (hash, code, offset) of each line whose hash may repeat
     for hashes, codes, starts in log.chunks():
-        for index, h in enumerate(hashes):
-            if h in maybe:
-                found.extend((h, codes[index], starts[index]))
+        for index in compress(range(len(hashes)), map(maybe.__contains__, hashes)):
+            found.extend((hashes[index], codes[index], starts[index]))
     seen = Counter(found[::3])
     latest: dict[str, int] = {}
     with open_ledger(path) as stream:
