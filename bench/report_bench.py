@@ -3,7 +3,7 @@ tree's code side by side with an earlier commit's, in one run (not a test).
 
 Run by hand::
 
-    .venv/bin/python bench/report_bench.py [--lines 1000000] [--before 673aa57] [--rounds 2]
+    .venv/bin/python bench/report_bench.py [--lines 1000000] [--before 9395ff7] [--rounds 2]
 
 It writes one ledger in `LedgerRecord.to_json`'s exact shape: ``--accounts`` accounts over three
 campaigns, lines about 5 ms apart with a ``sent`` time, keys in the derived JSON-array form (the
@@ -139,7 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=50)
-    parser.add_argument("--before", default="673aa57", help="the commit to compare with")
+    parser.add_argument("--before", default="9395ff7", help="the commit to compare with")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     ACCOUNTS = args.accounts

@@ -26,12 +26,13 @@ appending meanwhile cannot skew the counts.
 from __future__ import annotations
 
 import json
+import struct
 import tempfile
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
@@ -185,16 +186,18 @@ class _Reading:
     def block(self, block: LineBlock) -> Lines:
         """Count a block's lines; return those read."""
         log = self.log
+        lengths = list(map(len, block.lines))
         # every line's offset, blank and unreadable ones too (logged with no key: `NO_KEY`)
-        log.starts.extend(
-            accumulate(map(_ONE_MORE, map(len, block.lines[:-1])), initial=block.offset)
-        )
-        whole = _decode_whole(block)
+        _extend(log.starts, accumulate(map(_ONE_MORE, lengths[:-1]), initial=block.offset))
+        whole = _decode_whole(block, lengths)
         lines = self._read(block) if whole is None else whole
-        codes, counts, bits, maybe, mask = (
-            self.codes, self.counts, self.bits, self.maybe, RepeatFinder.BITS - 1
+        codes, counts, bits, add, mask, bit_of = (
+            self.codes, self.counts, self.bits, self.maybe.add, RepeatFinder.BITS // 8 - 1, _BIT
         )  # fmt: skip
-        hashes, entries = log.hashes.append, log.codes.append
+        # gathered in lists, then moved to the log's arrays at once (`_extend`)
+        logged_hashes: list[int] = []
+        logged_codes: list[int] = []
+        hashes, entries = logged_hashes.append, logged_codes.append
         undecided = 0
         for fields in lines:
             if fields is None:
@@ -211,16 +214,22 @@ class _Reading:
             if code is None:
                 code = codes[entry] = len(counts)
                 counts.append(0)
-            counts[code] += 1
+            # `RepeatFinder.add_hash`: bit ``h & 7`` of byte ``h >> 3`` of the bitmap
             h = hash(fields.key)
-            slot = h & mask
-            if bits[slot >> 3] & (1 << (slot & 7)):
-                maybe.add(h)
+            byte, bit = h >> 3 & mask, bit_of[h & 7]
+            seen = bits[byte]
+            if seen & bit:
+                add(h)
             else:
-                bits[slot >> 3] |= 1 << (slot & 7)
+                bits[byte] = seen | bit
             hashes(h)
             entries(code)
         self.undecided += undecided
+        for code, lines_of in Counter(logged_codes).items():
+            if code != NO_KEY:
+                counts[code] += lines_of
+        _extend(log.hashes, logged_hashes)
+        _extend(log.codes, logged_codes)
         log.spill()
         return whole if whole is not None else [f for f in lines if f is not None]
 
@@ -254,7 +263,14 @@ class _Reading:
             return None
 
 
-def _decode_whole(block: LineBlock) -> list[LineFields] | None:
+def _extend(values: array[int], more: Iterable[int]) -> None:
+    """Append ``more`` to an array of ``q`` at once: `array.append` and `array.extend` parse
+    each value as a call's argument, `struct.pack` converts them in C."""
+    packed = tuple(more)
+    values.frombytes(struct.pack(f"{len(packed)}q", *packed))
+
+
+def _decode_whole(block: LineBlock, lengths: list[int]) -> list[LineFields] | None:
     """All the lines of a block decoded in one call, when each is one object in the writer's
     exact types (the usual case); else None.
 
@@ -264,15 +280,13 @@ def _decode_whole(block: LineBlock) -> list[LineFields] | None:
     holds at least one, and as many values as lines means one per line.
     """
     lines, count = block.lines, len(block.lines)
-    try:
-        if (
-            block.torn
-            or bytes(map(_FIRST, lines)) != b"{" * count
-            or bytes(map(_LAST, lines)) != b"}" * count
-            or max(map(len, lines)) > FAST_LINE
-        ):
-            return None
-    except IndexError:  # a blank line
+    if (
+        block.torn
+        or 0 in lengths  # a blank line
+        or bytes(map(_FIRST, lines)) != b"{" * count
+        or bytes(map(_LAST, lines)) != b"}" * count
+        or max(lengths) > FAST_LINE
+    ):
         return None
     text = block.text
     if not (text.isascii() or utf8(text)):  # see `read_fields`
@@ -284,10 +298,12 @@ def _decode_whole(block: LineBlock) -> list[LineFields] | None:
     return whole if len(whole) == count else None
 
 
-#: a line's first and last byte
-_FIRST, _LAST = itemgetter(0), itemgetter(-1)
 #: a line's length plus its newline
 _ONE_MORE = (1).__add__
+#: a line's first and last byte
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
+#: the bit of each of a byte's 8 places
+_BIT = (1, 2, 4, 8, 16, 32, 64, 128)
 #: the key hash and entry code logged for a line without a key (`hash` never gives -1)
 NO_KEY = -1
 
@@ -348,9 +364,8 @@ def _settle(
     by its latest line (see the module's docstring)."""
     found: array[int] = array("q")  # (hash, code, offset) of each line whose hash may repeat
     for hashes, codes, starts in log.chunks():
-        for index, h in enumerate(hashes):
-            if h in maybe:
-                found.extend((h, codes[index], starts[index]))
+        for index in compress(range(len(hashes)), map(maybe.__contains__, hashes)):
+            found.extend((hashes[index], codes[index], starts[index]))
     seen = Counter(found[::3])
     latest: dict[str, int] = {}
     with open_ledger(path) as stream:
