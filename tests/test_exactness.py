@@ -168,7 +168,11 @@ class TestUndecidable:
         """A retweet applied but answered too late (a timeout), then "already retweeted": the
         origin is undecidable (preexisting: null); status counts it, rollback undoes and lists
         it by default and leaves it alone with --leave-undecided."""
-        world = await make_world(stall_seconds=3)
+        # the answer comes 30 s late: however long a loaded machine holds the client up, its
+        # 1 s read timeout fires first (with a 3 s stall, a client held up past 3 s could read the
+        # answer, which had arrived before its timer ran: ok and the campaign's, once); the
+        # sandbox's close cuts the stalled answer short
+        world = await make_world(stall_seconds=30)
         world.sandbox.state.faults.script(
             ScriptedFault(FaultKind.STALL, user_id=world.user_id("acct001"))
         )
