@@ -85,7 +85,10 @@ def test_a_signal_before_sending_is_a_clean_stop(
         process.send_signal(signum)
         # standard input stays open until the process ends (closed at once, as `communicate`
         # does, the end of the input would race the signal)
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        finally:
+            process.kill()  # only if it still runs: the block's end would wait for it
         assert process.stderr is not None
         stderr = process.stderr.read()
     text = stderr.decode()
