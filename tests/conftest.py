@@ -18,7 +18,8 @@ from tests.test_run import (
     preload_commands,
 )
 
-#: the tests that take a second or more, with their recorded seconds (``--record-durations``)
+#: the tests that take a second or more, with their recorded seconds (``--record-durations``,
+#: best on a quiet machine: a loaded one stretches the CPU-bound tests run beside the long ones)
 DURATIONS = Path(__file__).with_name("durations.json")
 #: a test shorter than this is left out of the record, and keeps its place in the collection
 RECORDED = 1.0
