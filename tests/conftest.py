@@ -1,7 +1,9 @@
 """Fixtures shared across test modules."""
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -15,6 +17,60 @@ from tests.test_run import (
     make_world,  # noqa: F401  # re-exported: the sandbox-world fixture
     preload_commands,
 )
+
+#: the tests that take a second or more, with their recorded seconds (``--record-durations``,
+#: best on a quiet machine: a loaded one stretches the CPU-bound tests run beside the long ones)
+DURATIONS = Path(__file__).with_name("durations.json")
+#: a test shorter than this is left out of the record, and keeps its place in the collection
+RECORDED = 1.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--record-durations``: rewrite `DURATIONS` from this session's tests."""
+    parser.addoption(
+        "--record-durations",
+        action="store_true",
+        help=f"write the tests of {RECORDED} s or more, with their seconds, to {DURATIONS.name}",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests run first, by their recorded seconds, and every other test in the
+    collection's order after them: a long test started last would set the suite's wall time
+    while the other xdist workers stand idle."""
+    seconds = recorded()
+    items.sort(key=lambda item: -seconds.get(item.nodeid, 0.0))
+
+
+def recorded() -> dict[str, float]:
+    """`DURATIONS`: the recorded seconds of each long test, by node id."""
+    seconds: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    return seconds
+
+
+class DurationRecorder:
+    """Sums each test's setup, call and teardown seconds as the reports arrive (from every
+    xdist worker), and writes the long ones to `DURATIONS` at the end of the session."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        """The tests that ran replace their record; the others' (a session of a few files)
+        stay as they were."""
+        kept = {n: s for n, s in recorded().items() if n not in self.seconds}
+        kept.update({n: round(s, 1) for n, s in self.seconds.items() if s >= RECORDED})
+        ordered = dict(sorted(kept.items(), key=lambda kv: (-kv[1], kv[0])))
+        DURATIONS.write_text(json.dumps(ordered, indent=0) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``--record-durations``, the controlling process (never an xdist worker) records."""
+    if config.getoption("--record-durations") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(DurationRecorder(), "bulkrt-durations")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -83,7 +83,14 @@ def test_a_signal_before_sending_is_a_clean_stop(
             time.sleep(0.02)
         time.sleep(0.2)  # into the command, reading standard input
         process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
+        # standard input stays open until the process ends (closed at once, as `communicate`
+        # does, the end of the input would race the signal)
+        try:
+            process.wait(timeout=60)
+        finally:
+            process.kill()  # only if it still runs: the block's end would wait for it
+        assert process.stderr is not None
+        stderr = process.stderr.read()
     text = stderr.decode()
     assert process.returncode == code, text
     assert f"stopped by {signum.name}" in text

@@ -189,10 +189,12 @@ class TestOneMachine:
     async def test_a_lease_is_exclusive_and_renewed_while_held(
         self, make_world: MakeWorld, redis: Redis
     ) -> None:
-        """While one lease is held for three times the lock's 0.3 s life, a second lease of the
+        """While one lease is held for three times the lock's 1 s life, a second lease of the
         same account waits: it begins only after the first ended."""
         world = await make_world(token_ttl=3600)
-        store = store_for(redis, world, machine_file(world, 0), lock_ttl=0.3)
+        # a renewal every third of the lock's life: one later by two thirds of it lets the lock
+        # expire, and a loaded machine can hold the event loop up for 0.2 s (the 0.3 s lock)
+        store = store_for(redis, world, machine_file(world, 0), lock_ttl=1.0)
         order: list[str] = []
 
         async def hold(name: str, seconds: float) -> None:
@@ -202,7 +204,7 @@ class TestOneMachine:
                 order.append(f"{name} ends")
 
         async with anyio.create_task_group() as group:
-            group.start_soon(hold, "first", 0.9)
+            group.start_soon(hold, "first", 3.0)
             await anyio.sleep(0.1)
             group.start_soon(hold, "second", 0)
         assert order == ["first begins", "first ends", "second begins", "second ends"]

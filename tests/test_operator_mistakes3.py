@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from tests.test_mistakes import bulkrt as forked_bulkrt
 from tests.test_run import MakeWorld, eventually
 
 CAMPAIGN = [("acct001", "3001", "retweet"), ("acct002", "3001", "retweet")]
@@ -37,10 +38,12 @@ JSONL_JOB = (
 )
 
 
-def bulkrt(
-    *args: str, cwd: Path, stdout: int = subprocess.PIPE
-) -> subprocess.CompletedProcess[str]:
-    """The real `bulkrt` command in a subprocess (never waiting more than 60 s)."""
+def bulkrt(*args: str, cwd: Path, stdout: int | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `bulkrt` command (never waiting more than 60 s): forked with no interpreter
+    start-up (`tests.test_mistakes.bulkrt`), or, given a ``stdout`` descriptor (a pipe whose
+    reader left), a fresh interpreter writing to it."""
+    if stdout is None:
+        return forked_bulkrt(*args, cwd=cwd)
     return subprocess.run(
         [sys.executable, "-m", "bulkrt", *args],
         cwd=cwd,
