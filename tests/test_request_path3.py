@@ -1,0 +1,154 @@
+"""The request path's third pass: the sent journal's fsyncs come in groups while a run's requests
+are out, each request still leaving only once its ``sent`` line is on disk and never held back
+for long; and the faster pieces (nonces, ledger times, redaction, ledger writes) give what the
+plain ones gave.
+
+Randomized over ``BULKRT_PATH3_CASES`` cases (2000 by default) from ``BULKRT_PATH3_SEED`` (0)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from bulkrt.core.attribution import Origin
+from bulkrt.core.items import Action, Item
+from bulkrt.ledger import journal as journal_module
+from bulkrt.ledger.journal import SentJournal, read_origins
+
+CASES = int(os.environ.get("BULKRT_PATH3_CASES", "2000"))
+SEED = int(os.environ.get("BULKRT_PATH3_SEED", "0"))
+
+
+def _item(n: int) -> Item:
+    return Item(f"k{n}", "c", "acme", str(20 + n), Action.RETWEET, "job.csv", n + 2)
+
+
+def _sent_keys(path: Path) -> list[str]:
+    """The keys of the ``sent`` lines on disk, in order."""
+    lines = path.read_text().splitlines()
+    return [doc["key"] for doc in map(json.loads, lines) if doc["e"] == "sent"]
+
+
+class _Batches:
+    """Counts the journal's writes (each is one write and one fsync of a batch), and what each
+    wrote; wraps the real `append_lines`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.batches: list[bytes] = []
+        real = journal_module.append_lines
+
+        def counted(fd: int, path: Path, data: bytes) -> None:
+            real(fd, path, data)
+            self.batches.append(data)
+
+        monkeypatch.setattr(journal_module, "append_lines", counted)
+
+
+async def test_senders_that_come_one_at_a_time_share_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 8 requests in flight, senders that come one after another within the linger share
+    one batch (one fsync), which goes as soon as a quarter of the requests in flight wait for it,
+    not after the linger; each sender returns with its ``sent`` line on disk."""
+    batches = _Batches(monkeypatch)
+    journal = SentJournal(tmp_path / "l.jsonl")
+    journal.open(finished=set())
+    journal.gather(60.0, lambda: 8)  # a linger no test waits out
+    returned: list[str] = []
+
+    async def send(n: int) -> None:
+        assert await journal.before_send(_item(n))
+        assert f"k{n}" in _sent_keys(journal.path)  # durable before it returns
+        returned.append(f"k{n}")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as run:
+            run.start_soon(journal.flush_forever)
+            await anyio.lowlevel.checkpoint()  # the flusher waits for its kick
+            async with anyio.create_task_group() as senders:
+                senders.start_soon(send, 0)
+                await anyio.sleep(0.05)  # the first one waits alone meanwhile
+                assert returned == []
+                senders.start_soon(send, 1)  # 2 of 8: a quarter, the batch goes
+            run.cancel_scope.cancel()
+    journal.close()
+    assert sorted(returned) == ["k0", "k1"]
+    assert len(batches.batches) == 1
+    assert batches.batches[0].count(b'"e":"sent"') == 2
+
+
+async def test_a_lone_sender_waits_at_most_the_linger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender alone in its batch while many requests are in flight leaves once the linger is
+    over, its line on disk; a sender with no other request in flight never lingers."""
+    batches = _Batches(monkeypatch)
+    journal = SentJournal(tmp_path / "l.jsonl")
+    journal.open(finished=set())
+    in_flight = [64]
+    journal.gather(0.2, lambda: in_flight[0])
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as run:
+            run.start_soon(journal.flush_forever)
+            await anyio.lowlevel.checkpoint()  # the flusher waits for its kick
+            started = anyio.current_time()
+            assert await journal.before_send(_item(0))
+            lingered = anyio.current_time() - started
+            in_flight[0] = 1
+            with anyio.fail_after(30):  # far below the 60 s it would linger otherwise
+                journal.gather(60.0, lambda: in_flight[0])
+                assert await journal.before_send(_item(1))
+            run.cancel_scope.cancel()
+    journal.close()
+    assert lingered >= 0.2
+    assert _sent_keys(journal.path) == ["k0", "k1"]
+    assert len(batches.batches) == 2
+
+
+async def test_without_gather_a_batch_never_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal never told to gather (a simulation in virtual time, the fleet) writes each
+    batch as soon as its flusher is free, whatever is in flight: the journal's old behaviour."""
+    batches = _Batches(monkeypatch)
+    journal = SentJournal(tmp_path / "l.jsonl")
+    journal.open(finished=set())
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as run:
+            run.start_soon(journal.flush_forever)
+            await anyio.lowlevel.checkpoint()  # the flusher waits for its kick
+            for n in range(3):
+                assert await journal.before_send(_item(n))
+            run.cancel_scope.cancel()
+    journal.close()
+    assert _sent_keys(journal.path) == ["k0", "k1", "k2"]
+    assert len(batches.batches) == 3
+
+
+async def test_a_run_ending_while_a_batch_gathers_writes_its_lines_on_close(
+    tmp_path: Path,
+) -> None:
+    """The run ends while a batch gathers (its sender cancelled with it): closing the journal
+    writes the queued lines, so the attempt that may have left reads as possibly applied."""
+    journal = SentJournal(tmp_path / "l.jsonl")
+    journal.open(finished=set())
+    journal.gather(60.0, lambda: 64)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as run:
+            run.start_soon(journal.flush_forever)
+            await anyio.lowlevel.checkpoint()  # the flusher waits for its kick
+            run.start_soon(journal.before_send, _item(0))
+            await anyio.sleep(0.05)
+            run.cancel_scope.cancel()
+    journal.close()
+    assert _sent_keys(journal.path) == ["k0"]
+    assert read_origins(tmp_path / "l.jsonl") == {("c", "acme", "20"): Origin.UNDECIDED}
+    again = SentJournal(tmp_path / "l.jsonl")
+    again.open(finished=set())
+    assert again.evidence("k0").possible
+    again.close()
