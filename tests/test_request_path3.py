@@ -152,3 +152,37 @@ async def test_a_run_ending_while_a_batch_gathers_writes_its_lines_on_close(
     again.open(finished=set())
     assert again.evidence("k0").possible
     again.close()
+
+
+def test_nonces_drawn_ahead_are_fresh_hex_and_a_forked_child_draws_its_own() -> None:
+    """Nonces drawn 64 at a time are 32 lower-case hex digits and never repeat, across refills;
+    a child forked while some wait draws none of those its parent goes on to use."""
+    import string
+    import sys
+    import warnings
+
+    from bulkrt.shell.oauth1_signature import _NONCES, fresh_nonce
+
+    drawn = [fresh_nonce() for _ in range(CASES)]
+    assert len(set(drawn)) == len(drawn)
+    assert all(len(n) == 32 and set(n) <= set(string.hexdigits.lower()) for n in drawn)
+    if sys.platform == "win32":
+        return
+    if not _NONCES:
+        fresh_nonce()  # some drawn ahead wait in the parent as it forks
+    assert _NONCES
+    read, write = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12 warns of a fork with threads running
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its next nonces, to the parent
+        os.close(read)
+        os.write(write, "".join(fresh_nonce() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write)
+    parents = {fresh_nonce() for _ in range(8)}
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    childs = {text[i : i + 32] for i in range(0, len(text), 32)}
+    assert len(childs) == 8 and not childs & parents

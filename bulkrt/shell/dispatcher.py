@@ -28,6 +28,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
+from math import modf
 from typing import Protocol
 
 import anyio
@@ -606,13 +607,17 @@ class _Stamps:
         self._text = ""
 
     def __call__(self, seconds: float) -> str:
-        at = datetime.fromtimestamp(seconds, UTC)  # rounded to the microsecond, as `of` does
-        micro = at.microsecond
-        # the whole second of ``at`` (its rounding may carry into the next one)
-        second = round(seconds - micro / 1_000_000)
+        # rounded to the microsecond as `datetime.fromtimestamp` rounds (what `of` does): the
+        # fraction's microseconds, half to even, carried into the next second at 1,000,000
+        fraction, whole = modf(seconds)
+        micro = round(fraction * 1e6)
+        second = int(whole)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
         if second != self._second:
             self._second = second
-            self._text = at.replace(microsecond=0).isoformat()[:19]  # YYYY-MM-DDTHH:MM:SS
+            at = datetime.fromtimestamp(second, UTC)
+            self._text = at.isoformat()[:19]  # YYYY-MM-DDTHH:MM:SS
         return f"{self._text}.{micro // 1000:03d}Z"
 
 
