@@ -186,3 +186,40 @@ def test_nonces_drawn_ahead_are_fresh_hex_and_a_forked_child_draws_its_own() -> 
     os.waitpid(pid, 0)
     childs = {text[i : i + 32] for i in range(0, len(text), 32)}
     assert len(childs) == 8 and not childs & parents
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("BULKRT_PATH3_MASK_SEEDS", "30"))))
+def test_the_quick_redaction_check_masks_as_the_definition_says(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over random secrets of 8 to 40 characters (sharing prefixes and overlapping, so the
+    quick check's stride shrinks as shorter ones are learned, and, with the cap lowered, stops
+    once too many are known) and random text made of their pieces, every masked text equals the
+    slow definition with the secrets known at that moment."""
+    import random
+
+    from bulkrt import redaction
+    from bulkrt.redaction import Redactor
+    from tests.test_redaction import _reference_mask
+
+    r = random.Random(SEED + seed)
+    monkeypatch.setattr(redaction, "_STRIDE_SECRETS", r.choice([6, 20_000]))
+    alphabet = "ab-1"
+    pool = ["".join(r.choice(alphabet) for _ in range(r.randint(8, 40))) for _ in range(10)]
+    pool.sort(key=len, reverse=True)  # the long ones first: the stride starts wide
+    pieces = [
+        *pool,
+        *(p[: r.randint(1, len(p))] for p in pool),
+        *(p[r.randint(0, 8) :] for p in pool),
+    ]
+    redactor = Redactor()
+    known: set[str] = set()
+    for step in range(CASES // 20):
+        if step % 10 == 0 and len(known) < len(pool):
+            learned = pool[len(known) : len(known) + r.randint(1, 2)]
+            redactor.add(learned)
+            known |= set(learned)
+        # secrets and their pieces at every alignment: fillers of 0 to 9 characters between
+        parts = [r.choice([*pool, *pieces]) + "x" * r.randint(0, 9) for _ in range(r.randint(0, 5))]
+        text = "x" * r.randint(0, 9) + "".join(parts)
+        assert redactor.mask(text) == _reference_mask(known, text), (sorted(known), text)
