@@ -35,6 +35,11 @@ MIN_LENGTH = 8
 #: and the longest it remembers (a long text rarely recurs, and would be held until forgotten)
 _SEEN = 4096
 _SEEN_LONGEST = 256
+#: the most windows a text's quick check steps over (see `Redactor._absent`), and the most
+#: secrets it indexes for that (eight windows of each: a fleet's hundreds of thousands of
+#: tokens go without it rather than hold millions of windows)
+_STRIDE = 8
+_STRIDE_SECRETS = 20_000
 #: the longest input value an error message quotes; a longer one could be a secret (an accounts
 #: file passed where a job or Tweet list is expected), so only its length is given
 SHOWN_MAX = 20
@@ -59,7 +64,7 @@ class Redactor:
     ('token "[redacted]" refused', 'nothing here')
     """
 
-    __slots__ = ("_lengths", "_secrets", "_seen", "_shortest")
+    __slots__ = ("_grams", "_lengths", "_secrets", "_seen", "_shortest", "_stride")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: set[str] = set()
@@ -67,6 +72,10 @@ class Redactor:
         self._lengths: dict[str, tuple[int, ...]] = {}
         #: the length of the shortest secret: shorter text holds none
         self._shortest = 0
+        #: every secret's windows of MIN_LENGTH characters at its first ``_stride`` offsets, for
+        #: the quick check (`_absent`); a stride of 1: no quick check (it only ever shrinks)
+        self._grams: set[str] = set()
+        self._stride = _STRIDE
         #: recent answers for text that recurs (a campaign, an account); a new one after `add`
         self._seen: dict[str, str] = {}
         self.add(secrets)
@@ -77,7 +86,7 @@ class Redactor:
         Safe against `mask` on another thread (tokens read from the accounts file are learned on
         a worker thread): the remembered answers are replaced last, so an answer scanned without
         a secret learned here goes to the memory replaced, never to the new one."""
-        learned = False
+        learned: list[str] = []
         for secret in secrets:
             if secret and len(secret) >= MIN_LENGTH and secret not in self._secrets:
                 # the set first: whoever finds the length in the index finds the secret too
@@ -87,9 +96,26 @@ class Redactor:
                 if len(secret) not in lengths:
                     self._lengths[head] = tuple(sorted((*lengths, len(secret)), reverse=True))
                 self._shortest = min(self._shortest or len(secret), len(secret))
-                learned = True
+                learned.append(secret)
         if learned:
+            self._index(learned)
             self._seen = {}
+
+    def _index(self, learned: list[str]) -> None:
+        """Index the windows of secrets just learned for the quick check, with the stride the
+        shortest secret allows (a stride only shrinks: windows indexed at more offsets of the
+        earlier secrets do no harm)."""
+        stride = min(self._stride, self._shortest - MIN_LENGTH + 1)
+        if stride <= 1 or len(self._secrets) > _STRIDE_SECRETS:
+            # no quick check from now on: the stride goes first, then the windows (`_absent`
+            # reads them in the other order, so it never pairs a stride with too few windows)
+            self._stride = 1
+            self._grams = set()
+            return
+        grams = self._grams
+        for secret in learned:
+            grams.update(secret[d : d + MIN_LENGTH] for d in range(stride))
+        self._stride = stride
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -122,7 +148,26 @@ class Redactor:
             seen[text] = answer
         return answer
 
+    def _absent(self, text: str) -> bool:
+        """A quick proof that ``text`` holds no secret (False: it may hold one).
+
+        A secret at ``text[i:]`` is at least ``_shortest`` characters long, so among the
+        ``_stride`` positions from ``i`` (``_stride <= _shortest - MIN_LENGTH + 1``) one is a
+        multiple of the stride, and the window of MIN_LENGTH characters there lies inside the
+        secret at one of its first ``_stride`` offsets: an indexed window. Looking at the
+        windows at multiples of the stride alone finds it."""
+        grams = self._grams  # before the stride (see `_index`)
+        stride = self._stride
+        if stride <= 1:
+            return False
+        for i in range(0, len(text) - MIN_LENGTH + 1, stride):
+            if text[i : i + MIN_LENGTH] in grams:
+                return False
+        return True
+
     def _scan(self, text: str) -> str:
+        if self._absent(text):
+            return text
         # Most text holds no secret: one set test per position proves it before the scan (the
         # windows made one at a time: a list of them costs 66 bytes per character of the text).
         heads = (text[i : i + MIN_LENGTH] for i in range(len(text) - MIN_LENGTH + 1))

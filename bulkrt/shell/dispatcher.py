@@ -21,13 +21,15 @@ published as an immutable `RunStats` (`stats()`), counted once each ledger line 
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
+from math import modf
 from typing import Protocol
 
 import anyio
@@ -177,8 +179,7 @@ class Dispatcher:
         self._out: MemoryObjectSendStream[LedgerRecord] | None = None
         self._requests: TaskGroup | None = None
         #: tickets for the pool of sender tasks (`_serve`), and how many of them wait for one
-        self._tickets: MemoryObjectSendStream[Ticket] | None = None
-        self._ticket_queue: MemoryObjectReceiveStream[Ticket] | None = None
+        self._tickets = _Handover()
         self._senders_idle = 0
         #: set by `stop`: no new request goes out
         self.stopping = False
@@ -245,14 +246,12 @@ class Dispatcher:
                 background.start_soon(self._journal.flush_forever)
             async with anyio.create_task_group() as writers:
                 writers.start_soon(self._write_ledger, receive)
-                tickets, self._ticket_queue = anyio.create_memory_object_stream[Ticket](
-                    max_buffer_size=self.scheduler.concurrency
-                )
                 async with send, anyio.create_task_group() as requests:
                     self._requests = requests
-                    with self._ticket_queue, tickets:
-                        self._tickets = tickets
+                    try:
                         await self._loop(requests)
+                    finally:
+                        self._tickets.close()
                     if self.stopping:
                         # Let the requests in flight answer, but not for ever.
                         deadline = anyio.current_time() + self._settings.grace
@@ -346,28 +345,27 @@ class Dispatcher:
         """Hand ``ticket`` to an idle sender task, starting one when every one is busy (the
         scheduler keeps at most its concurrency in flight and a sender is idle again as soon as
         the scheduler has its answer, so the pool never grows beyond it)."""
-        assert self._tickets is not None and self._ticket_queue is not None
         if self._senders_idle == 0:
             self._senders_idle += 1
-            requests.start_soon(self._serve, self._ticket_queue.clone())
+            requests.start_soon(self._serve)
         self._senders_idle -= 1
-        self._tickets.send_nowait(ticket)
+        self._tickets.put(ticket)
 
-    async def _serve(self, tickets: MemoryObjectReceiveStream[Ticket]) -> None:
+    async def _serve(self) -> None:
         """One sender task: send the tickets it is handed, one at a time, until the loop ends. A
         ticket handed over just before a stop is not sent (its item stays unfinished)."""
-        async with tickets:
-            async for ticket in tickets:
-                outcome = None if self.stopping else await self._send(ticket)
-                # Free again from here, with no await since the scheduler took the answer: the
-                # loop may hand over the next ticket at once, and the pool stays within the
-                # concurrency (counted free after the line, it grew to twice that).
-                self._senders_idle += 1
-                if outcome is not None:
-                    finished = self.scheduler.on_response(ticket, self._clock(), outcome)
-                    if finished:
-                        await self._record(finished)
-                self._poke()  # the scheduler may have room again (an answer, a retry)
+        tickets = self._tickets
+        while (ticket := await tickets.get()) is not None:
+            outcome = None if self.stopping else await self._send(ticket)
+            # Free again from here, with no await since the scheduler took the answer: the
+            # loop may hand over the next ticket at once, and the pool stays within the
+            # concurrency (counted free after the line, it grew to twice that).
+            self._senders_idle += 1
+            if outcome is not None:
+                finished = self.scheduler.on_response(ticket, self._clock(), outcome)
+                if finished:
+                    await self._record(finished)
+            self._poke()  # the scheduler may have room again (an answer, a retry)
 
     async def _send(self, ticket: Ticket) -> Outcome | None:
         """Send ``ticket``'s request; returns what its answer means for the scheduler (None: not
@@ -590,6 +588,55 @@ class Dispatcher:
             )
 
 
+class _Handover:
+    """Tickets from the dispatcher's loop to its sender tasks, first come first served: a
+    ticket goes straight to the sender that has waited longest, or waits for the next one.
+
+    A memory object stream did this with an event and a receiver made per ticket, each asking
+    anyio for the running backend; here a waiting sender waits on a future of the running loop
+    (a real run's and a simulation's are asyncio loops). After `close`, the tickets handed over
+    are still taken, then every sender is told the loop ended (`get` gives None).
+    """
+
+    __slots__ = ("_closed", "_ready", "_waiting")
+
+    def __init__(self) -> None:
+        self._ready: deque[Ticket] = deque()
+        self._waiting: deque[asyncio.Future[Ticket | None]] = deque()
+        self._closed = False
+
+    def put(self, ticket: Ticket) -> None:
+        """Hand ``ticket`` to the sender that has waited longest, or keep it for the next."""
+        waiting = self._waiting
+        while waiting:
+            sender = waiting.popleft()
+            if not sender.done():  # not cancelled meanwhile
+                sender.set_result(ticket)
+                return
+        self._ready.append(ticket)
+
+    async def get(self) -> Ticket | None:
+        """The next ticket; None once the loop ended and every ticket was taken."""
+        # one pass of the event loop first, as the stream's `receive` made: the order in which
+        # tasks run at one instant (a simulation's results) stays what it was
+        await asyncio.sleep(0)
+        if self._ready:
+            return self._ready.popleft()
+        if self._closed:
+            return None
+        sender: asyncio.Future[Ticket | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(sender)
+        return await sender
+
+    def close(self) -> None:
+        """The loop ended: senders take what was handed over, then end."""
+        self._closed = True
+        while self._waiting:
+            sender = self._waiting.popleft()
+            if not sender.done():
+                sender.set_result(None)
+
+
 class _Stamps:
     """Ledger timestamps (UTC, milliseconds, ``Z``) of epoch seconds, as `LedgerRecord.of`
     writes them for ``datetime.fromtimestamp(seconds, UTC)``; the text of the whole second is
@@ -606,13 +653,17 @@ class _Stamps:
         self._text = ""
 
     def __call__(self, seconds: float) -> str:
-        at = datetime.fromtimestamp(seconds, UTC)  # rounded to the microsecond, as `of` does
-        micro = at.microsecond
-        # the whole second of ``at`` (its rounding may carry into the next one)
-        second = round(seconds - micro / 1_000_000)
+        # rounded to the microsecond as `datetime.fromtimestamp` rounds (what `of` does): the
+        # fraction's microseconds, half to even, carried into the next second at 1,000,000
+        fraction, whole = modf(seconds)
+        micro = round(fraction * 1e6)
+        second = int(whole)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
         if second != self._second:
             self._second = second
-            self._text = at.replace(microsecond=0).isoformat()[:19]  # YYYY-MM-DDTHH:MM:SS
+            at = datetime.fromtimestamp(second, UTC)
+            self._text = at.isoformat()[:19]  # YYYY-MM-DDTHH:MM:SS
         return f"{self._text}.{micro // 1000:03d}Z"
 
 
