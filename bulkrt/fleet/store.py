@@ -33,10 +33,10 @@ from typing import Any
 
 import redis.asyncio
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from bulkrt.fleet import store_scripts
 from bulkrt.fleet.keyspace import KeySpace
+from bulkrt.fleet.script_calls import run_scripts
 
 __all__ = [
     "AccountsWaiting",
@@ -182,22 +182,13 @@ class FleetStore:
         self, script: AsyncScript, calls: Sequence[Sequence[str | int | float]]
     ) -> list[Any]:
         """Run ``script`` once per argument list of ``calls``, in one pipeline (one round trip),
-        each call atomic on its own; their answers in order. A call Redis has not the script for
-        (it restarted) is run again on its own, which loads it: the pipeline does not ask Redis
-        first whether it has the script (`redis.asyncio.client.Pipeline`'s scripts would, a
-        round trip of its own every time)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for args in calls:
-                pipe.evalsha(script.sha, 0, *args)
-            answers = await pipe.execute(raise_on_error=False)
-        found = []
-        for args, answer in zip(calls, answers, strict=True):
-            if isinstance(answer, NoScriptError):  # not run: load it and run it now
-                answer = await script(keys=[], args=list(args))
+        each call atomic on its own; their answers in order (`run_scripts`: a Redis that has
+        not the script loads it once)."""
+        answers = await run_scripts(self.redis, [(script, (), args) for args in calls])
+        for answer in answers:
             if isinstance(answer, Exception):
                 raise answer
-            found.append(answer)
-        return found
+        return answers
 
     # -- jobs --------------------------------------------------------------------------------
     async def register_job(self, meta: JobMeta) -> bool:
