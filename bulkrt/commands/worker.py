@@ -19,6 +19,7 @@ from pathlib import Path
 
 import anyio
 import click
+from click.core import ParameterSource
 
 from bulkrt import logs
 from bulkrt.commands.options import (
@@ -58,6 +59,12 @@ def _required_redis(ctx: click.Context, param: click.Parameter, value: str | Non
     checked = redis_url_callback(ctx, param, value)
     assert checked is not None
     return checked
+
+
+def _given(ctx: click.Context, *names: str) -> bool:
+    """Whether the operator gave any of the options ``names`` (not their defaults)."""
+    defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+    return any(ctx.get_parameter_source(name) not in defaults for name in names)
 
 
 @click.command("worker", epilog=_EXAMPLES)
@@ -123,6 +130,7 @@ def command(
         lease_ttl=lease_seconds,
         prefix=REDIS_PREFIX,
         park=park_policy_for(window),
+        explicit_limits=_given(click.get_current_context(), "tier", "limit", "window"),
     )
 
     async def work() -> signal.Signals | None:

@@ -43,6 +43,7 @@ from bulkrt.core.run_stats import RunStats
 from bulkrt.exitcodes import ExitCode
 from bulkrt.fleet.connection import connect, patiently
 from bulkrt.fleet.engine import FleetWorker, WorkerSettings, item_payload
+from bulkrt.fleet.published_limits import limits_document
 from bulkrt.fleet.store import FleetStore, JobMeta
 from bulkrt.jobs.loader import open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal, append_lines, journal_path
@@ -102,6 +103,7 @@ def worker_settings(settings: RunSettings, prefix: str, lease_ttl: float) -> Wor
         max_rps=settings.max_rps,
         lease_ttl=lease_ttl,
         prefix=prefix,
+        explicit_limits=True,  # the run's limits are its job's
     )
 
 
@@ -262,6 +264,7 @@ class _Drive:
             os.getpid(),
             self.start.total - self.start.skipped,
             time.time(),
+            limits_document(self.settings.model()),
         )
         worker = FleetWorker(
             redis,

@@ -73,7 +73,8 @@ class Lease:
 @dataclass(frozen=True, slots=True)
 class JobMeta:
     """What a driver registers about its job: its ledger, where the driver runs, how many items
-    the job holds, and when it was created (epoch seconds)."""
+    the job holds, when it was created (epoch seconds), and the limit model its items run under
+    (`bulkrt.fleet.published_limits`; empty for none)."""
 
     job_id: str
     ledger: str
@@ -81,6 +82,7 @@ class JobMeta:
     pid: int
     total: int
     created: float
+    limits: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +196,7 @@ class FleetStore:
     async def register_job(self, meta: JobMeta) -> bool:
         """Register a job; False when it is already registered (a driver that restarted: it
         does not publish again but resumes pumping its results)."""
-        fields = (meta.ledger, meta.host, meta.pid, meta.total, repr(meta.created))
+        fields = (meta.ledger, meta.host, meta.pid, meta.total, repr(meta.created), meta.limits)
         return bool(await self._run(self._register_job, meta.job_id, *fields))
 
     async def publish(
@@ -258,6 +260,18 @@ class FleetStore:
             )
             for row in rows
         ]
+
+    async def job_limits(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The ``limits`` each of ``job_ids`` was registered with, in one round trip ("" for a
+        job registered without, or no longer registered)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "limits")
+            answers = await pipe.execute()
+        return {
+            job_id: "" if answer is None else _text(answer)
+            for job_id, answer in zip(job_ids, answers, strict=True)
+        }
 
     async def finish_job(self, job_id: str) -> None:
         """Delete everything about the job: once its driver has written every result to its
