@@ -3,10 +3,12 @@ machine, until SIGINT/SIGTERM.
 
 It takes accounts with queued items (its fair share), runs their items inside every account's
 shared rate-limit budget, and hands the results to Redis, from which each job's driving
-``bulkrt run --redis`` writes its ledger. A first SIGINT/SIGTERM stops it cleanly: requests in
-flight finish (within ``--grace``), their results are handed over, its accounts are released,
-and their other items stay queued for the other workers (exit 130/143). A second one stops it
-at once.
+``bulkrt run --redis`` writes its ledger. Each job's items run under the limits its driver was
+given (``--tier``, ``--limit``, ``--window``, published with the job), unless the worker is given
+its own: then those apply to every job, and a job published with others is warned about once,
+naming both. A first SIGINT/SIGTERM stops it cleanly: requests in flight finish (within
+``--grace``), their results are handed over, its accounts are released, and their other items
+stay queued for the other workers (exit 130/143). A second one stops it at once.
 """
 
 from __future__ import annotations
