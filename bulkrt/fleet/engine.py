@@ -31,7 +31,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -163,7 +163,7 @@ class _Session:
     dispatcher: Dispatcher | None = None
     sink: SharedResults | None = None
     #: the accounts' senders (what the shared budget last refused each: `LeasedSender.hold`)
-    senders: dict[str, LeasedSender] = field(default_factory=dict)
+    senders: _Senders | None = None
     lost: bool = False
     #: the user ids of the accounts let go (released, or never usable here)
     released: set[str] = field(default_factory=set)
@@ -174,6 +174,35 @@ class _Session:
 
     def valid(self) -> bool:
         return not self.lost and time.monotonic() < self.valid_until
+
+
+class _Senders(Mapping[str, LeasedSender]):
+    """A session's senders by account, each made when the dispatcher first asks for it (its
+    account's first request): made all at once, a hundred accounts' credentials and budgets
+    held the session's first request back by the time they took."""
+
+    def __init__(self, names: Iterable[str], make: Callable[[str], LeasedSender]) -> None:
+        self._names = frozenset(names)
+        self._make = make
+        self._made: dict[str, LeasedSender] = {}
+
+    def __getitem__(self, name: str) -> LeasedSender:
+        sender = self._made.get(name)
+        if sender is None:
+            if name not in self._names:
+                raise KeyError(name)
+            sender = self._made[name] = self._make(name)
+        return sender
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def made(self, name: str) -> LeasedSender | None:
+        """The account's sender if it was made (its account has sent), without making it."""
+        return self._made.get(name)
 
 
 class FleetWorker:
@@ -369,9 +398,9 @@ class FleetWorker:
             scheduler = dispatcher.scheduler
             for lease in session.held():
                 name = self._by_user.get(lease.user_id)
-                sender = session.senders.get(name or "")
-                if name is None or sender is None:
+                if name is None or session.senders is None:
                     continue
+                sender = session.senders.made(name)
                 head = scheduler.work.head(name)
                 window_at = (
                     None
@@ -382,7 +411,7 @@ class FleetWorker:
                     scheduler.state(name, now),
                     scheduler.resumes_at(name, now),
                     dispatcher.last_event.get(name),
-                    sender.hold,
+                    None if sender is None else sender.hold,
                     now,
                     window_at=window_at,
                 )
@@ -537,10 +566,12 @@ class FleetWorker:
         scheduler = Scheduler(
             model, concurrency=settings.concurrency, retry=settings.retry, park=park
         )
-        session.senders = senders = {
-            name: self._sender(name, lease, client, session, journal, model, park.base)
-            for name, lease in session.leases.items()
-        }
+        session.senders = senders = _Senders(
+            session.leases,
+            lambda name: self._sender(
+                name, session.leases[name], client, session, journal, model, park.base
+            ),
+        )
         session.dispatcher = dispatcher = Dispatcher(
             scheduler,
             senders,

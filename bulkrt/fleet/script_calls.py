@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 __all__ = ["ScriptCall", "run_scripts"]
 
@@ -31,15 +31,20 @@ _LOADS = 3
 async def run_scripts(redis: Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     """The answers of ``calls``, in order, each an answer or the exception its call raised
     (refused for a missing script only if Redis lost it again after it was loaded, three
-    times). Errors reaching Redis are raised."""
+    times). An error reaching Redis is raised when nothing was answered; once some calls were
+    (they ran), it stands as the answer of each call sent again, so that a caller repeats only
+    those."""
     answers = await _pipeline(redis, calls)
     for _ in range(_LOADS):
         missing = [n for n, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
         if not missing:
             break
-        for script in {calls[n][0].sha: calls[n][0] for n in missing}.values():
-            await redis.script_load(script.script)
-        again = await _pipeline(redis, [calls[n] for n in missing])
+        try:
+            for script in {calls[n][0].sha: calls[n][0] for n in missing}.values():
+                await redis.script_load(script.script)
+            again = await _pipeline(redis, [calls[n] for n in missing])
+        except (RedisError, OSError) as exc:
+            again = [exc] * len(missing)
         for n, answer in zip(missing, again, strict=True):
             answers[n] = answer
     return answers
