@@ -29,7 +29,10 @@ any account minus the run's first request; the theoretical minimum is ``(ceil(n/
 requests counts against bulkrt. Also reported: that spread, the worst account's own
 ``(last - first) / minimum`` and its windows' lateness (how late the first request of each
 window went past ``first + k * W``), 429s, the exit code, the ledger's statuses and how many
-worker processes (the ledger's ``run``) finished items.
+worker processes (the ledger's ``run``) finished items, and per such process when its accounts'
+first requests went (its first, and its accounts' last first request: where each process's
+start went). The sandbox's request log is written to ``sandbox-log.json`` in the mode's work
+directory (kept with ``--keep``).
 
 **Throughput, limits off.** One ``bulkrt sandbox --no-limits --users 100`` serving HTTPS with a
 trustme certificate (as run_bench), ``--items`` retweets spread over its 50 OAuth 1.0a accounts,
