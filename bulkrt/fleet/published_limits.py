@@ -58,7 +58,7 @@ def published_model(document: str) -> LimitModel | None:
 def same_limits(one: LimitModel, other: LimitModel) -> bool:
     """Whether two models limit requests alike (their prices and wording aside).
 
-    >>> same_limits(limit_model("pro"), limit_model("payg"))
+    >>> same_limits(limit_model("pro"), limit_model("launch"))
     False
     >>> same_limits(limit_model("pro", limit=50), limit_model("pro"))
     True
