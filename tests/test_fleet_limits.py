@@ -65,8 +65,8 @@ async def test_a_worker_without_limits_runs_the_job_under_its_drivers_model(
     tier's 50 per 15 min by default): a first job of 60 retweets per account, then a second job
     on the same accounts, both finish within the drivers' windows (seconds, where the worker's
     default model counted the first job's requests for 15 minutes and held its accounts that
-    long), exit 0, no 429, each job shared by both processes, and the worker warns of
-    nothing."""
+    long), exit 0, every item once in its ledger and ok, no 429, each job shared by both
+    processes, and the worker warns of nothing."""
     world = await make_world(limit=30, window=1.0)
     first = world.job(rows(ACCOUNTS, 60), name="first.csv")
     second = world.job(rows(ACCOUNTS, 10, first=500), name="second.csv")
@@ -82,13 +82,19 @@ async def test_a_worker_without_limits_runs_the_job_under_its_drivers_model(
             with anyio.fail_after(60):  # each job needs two or three of the drivers' windows
                 done = await run_cli(args)
             assert done.returncode == 0, done.stderr.decode()
-            runs.append({json.loads(line)["run"] for line in ledger.read_text().splitlines()})
+            lines = [json.loads(line) for line in ledger.read_text().splitlines()]
+            assert {line["status"] for line in lines} == {"ok"}
+            assert (
+                len({line["key"] for line in lines})
+                == len(lines)
+                == 6 * (60 if job is first else 10)
+            )
+            runs.append({line["run"] for line in lines})
         proc.send_signal(signal.SIGTERM)
         with anyio.fail_after(30):
             await proc.wait()
         err = proc.stderr().decode()
     assert "429" not in world.sandbox.state.stats()["by_status"]
-    assert world.sandbox.state.stats()["requests"] == 6 * 70
     for account in ACCOUNTS:
         assert len(world.retweets(account)) == 70
     assert [len(names) for names in runs] == [2, 2]
