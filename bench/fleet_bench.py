@@ -29,7 +29,10 @@ any account minus the run's first request; the theoretical minimum is ``(ceil(n/
 requests counts against bulkrt. Also reported: that spread, the worst account's own
 ``(last - first) / minimum`` and its windows' lateness (how late the first request of each
 window went past ``first + k * W``), 429s, the exit code, the ledger's statuses and how many
-worker processes (the ledger's ``run``) finished items.
+worker processes (the ledger's ``run``) finished items, and per such process when its accounts'
+first requests went (its first, and its accounts' last first request: where each process's
+start went). The sandbox's request log is written to ``sandbox-log.json`` in the mode's work
+directory (kept with ``--keep``).
 
 **Throughput, limits off.** One ``bulkrt sandbox --no-limits --users 100`` serving HTTPS with a
 trustme certificate (as run_bench), ``--items`` retweets spread over its 50 OAuth 1.0a accounts,
@@ -283,6 +286,10 @@ class Makespan:
     #: request to the window's last (the burst)
     after_reset: list[float]
     burst: list[float]
+    #: per process that finished items (the ledger's ``run``): its accounts, and the seconds
+    #: from the run's first request to its own first request and to its accounts' last first
+    #: request (where each process's start-up went)
+    starts: dict[str, tuple[int, float, float]]
 
     @property
     def ratio(self) -> float:
@@ -332,8 +339,17 @@ def makespan_run(
     }
     worst = max(ratios, key=lambda name: ratios[name])
     after_reset, burst = window_delays(sent.values(), limit, window)
+    run_of: dict[str, str] = {}
     with ledger.open() as lines:
-        runs = len({json.loads(line)["run"] for line in lines if line.strip()})
+        for line in lines:
+            if line.strip():
+                record = json.loads(line)
+                run_of[record["account"]] = record["run"]
+    runs = len(set(run_of.values()))
+    firsts: dict[str, list[float]] = defaultdict(list)
+    for name, t in sent.items():
+        firsts[run_of.get(name, "?")].append(t[0] - start)
+    (workdir / "sandbox-log.json").write_text(json.dumps(log))
     return Makespan(
         mode=mode,
         processes=1 + extra_workers,
@@ -352,6 +368,7 @@ def makespan_run(
         lateness=per_window_lateness(sent[worst], limit, window),
         after_reset=after_reset,
         burst=burst,
+        starts={run: (len(t), min(t), max(t)) for run, t in sorted(firsts.items())},
     )
 
 
@@ -414,6 +431,11 @@ def makespan(
             ("window's first to last request", r.burst),
         ):
             print(f"- {r.mode}: {what} (s): {quantiles(values)}")
+        for run, (count, first, last) in r.starts.items():
+            print(
+                f"- {r.mode}: process {run}: {count} accounts, first request at +{first:.3f} s, "
+                f"its accounts' last first request at +{last:.3f} s"
+            )
         print(f"- {r.mode}: goal (<= 1.05, no 429): {'met' if r.met else 'NOT met'}")
     return all(r.met for r in results)
 

@@ -568,3 +568,32 @@ async def test_queued_many_reads_several_accounts_as_queued_does(stores: Stores)
         many = await store.queued_many(["202", "303", "101"])
         assert many == [await store.queued("202"), [], await store.queued("101")]
         assert [key for _, key, _ in many[2]] == ["spring-0", "spring-2"]
+
+
+async def test_a_redis_without_the_scripts_loads_each_once_for_a_whole_batch(
+    stores: Stores,
+) -> None:
+    """A batch of script calls sent to a Redis that lacks the script (fresh, or restarted) is
+    answered whole after one load of the script and one more pipeline, not one round trip per
+    call: the server counts one SCRIPT LOAD and no EVAL."""
+    users = [str(100 + n) for n in range(40)]
+    async with stores(1) as (store,):
+        assert await store.register_job(meta("spring", total=len(users)))
+        await store.publish("spring", [item(n, uid) for n, uid in enumerate(users)])
+        await store.redis.script_flush()
+        await store.redis.config_resetstat()
+        many = await store.queued_many(users)
+        calls = await store.redis.info("commandstats")
+    assert [[key for _, key, _ in rows] for rows in many] == [
+        [f"spring-{n}"] for n in range(len(users))
+    ]
+    stats = {_name(name): int(stat["calls"]) for name, stat in calls.items()}
+    assert stats.get("script|load") == 1
+    assert "eval" not in stats
+    assert stats.get("evalsha") == 2 * len(users)  # refused once each, then run
+
+
+def _name(stat: str | bytes) -> str:
+    """A ``commandstats`` entry's command (``cmdstat_script|load`` -> ``script|load``)."""
+    text = stat.decode() if isinstance(stat, bytes) else stat
+    return text.removeprefix("cmdstat_")

@@ -146,6 +146,7 @@ async def test_a_run_that_must_wait_long_says_so_at_warning(make_world: MakeWorl
     assert "warning" in line
     assert re.search(r"until=\S*\d{4}-\d\d-\d\dT", line), line
     assert "spent its rate-limit window" in line
+    assert "--limit 2 per --window 400 s" in line  # the model it waits by, not a 429
     assert process.returncode == 130
     assert len(world.lines()) == 2
 

@@ -3,10 +3,12 @@ machine, until SIGINT/SIGTERM.
 
 It takes accounts with queued items (its fair share), runs their items inside every account's
 shared rate-limit budget, and hands the results to Redis, from which each job's driving
-``bulkrt run --redis`` writes its ledger. A first SIGINT/SIGTERM stops it cleanly: requests in
-flight finish (within ``--grace``), their results are handed over, its accounts are released,
-and their other items stay queued for the other workers (exit 130/143). A second one stops it
-at once.
+``bulkrt run --redis`` writes its ledger. Each job's items run under the limits its driver was
+given (``--tier``, ``--limit``, ``--window``, published with the job), unless the worker is given
+its own: then those apply to every job, and a job published with others is warned about once,
+naming both. A first SIGINT/SIGTERM stops it cleanly: requests in flight finish (within
+``--grace``), their results are handed over, its accounts are released, and their other items
+stay queued for the other workers (exit 130/143). A second one stops it at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import anyio
 import click
+from click.core import ParameterSource
 
 from bulkrt import logs
 from bulkrt.commands.options import (
@@ -58,6 +61,12 @@ def _required_redis(ctx: click.Context, param: click.Parameter, value: str | Non
     checked = redis_url_callback(ctx, param, value)
     assert checked is not None
     return checked
+
+
+def _given(ctx: click.Context, *names: str) -> bool:
+    """Whether the operator gave any of the options ``names`` (not their defaults)."""
+    defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+    return any(ctx.get_parameter_source(name) not in defaults for name in names)
 
 
 @click.command("worker", epilog=_EXAMPLES)
@@ -123,6 +132,7 @@ def command(
         lease_ttl=lease_seconds,
         prefix=REDIS_PREFIX,
         park=park_policy_for(window),
+        explicit_limits=_given(click.get_current_context(), "tier", "limit", "window"),
     )
 
     async def work() -> signal.Signals | None:

@@ -67,9 +67,9 @@ import anyio
 import anyio.lowlevel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from bulkrt.fleet.keyspace import KeySpace
+from bulkrt.fleet.script_calls import run_scripts
 
 __all__ = ["BudgetAdmission", "BudgetLog", "Refusal", "SentMark", "SharedBudget"]
 
@@ -362,13 +362,10 @@ class SharedBudget:
         """One pipeline of script calls; every ask of ``batch`` ends answered, failed, or
         (when this task is cancelled meanwhile) neither, to be asked again."""
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for ask in batch:
-                    pipe.evalsha(ask.script.sha, len(ask.keys), *ask.keys, *ask.args)
-                answers = await pipe.execute(raise_on_error=False)
+            answers = await run_scripts(
+                self._redis, [(ask.script, ask.keys, ask.args) for ask in batch]
+            )
             for ask, answer in zip(batch, answers, strict=True):
-                if isinstance(answer, NoScriptError):  # not run (Redis restarted): load, run
-                    answer = await ask.script(keys=ask.keys, args=ask.args)
                 if isinstance(answer, Exception):
                     ask.error = answer
                 else:

@@ -12,7 +12,9 @@ The job's name in Redis comes from this host and the ledger's real path, so runn
 command again after the driver died (or was stopped) finds the job still published, copies what
 the workers finished meanwhile, and goes on; nothing is published twice. A driver stopped by
 SIGINT/SIGTERM leaves the job to the other workers: its results wait in Redis until the same
-command is run again.
+command is run again, which the driver's message gives (saying to pipe the same job again when
+it was read from standard input). A signal that stopped nothing (every item already had its
+line in the ledger) ends the run as done, as in the embedded mode.
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ import contextlib
 import json
 import os
 import secrets
-import shlex
 import signal
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -43,17 +43,24 @@ from bulkrt.core.run_stats import RunStats
 from bulkrt.exitcodes import ExitCode
 from bulkrt.fleet.connection import connect, patiently
 from bulkrt.fleet.engine import FleetWorker, WorkerSettings, item_payload
+from bulkrt.fleet.published_limits import limits_document
 from bulkrt.fleet.store import FleetStore, JobMeta
 from bulkrt.jobs.loader import open_jobs, read_items
 from bulkrt.ledger.journal import SentJournal, append_lines, journal_path
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.resume import finished_keys
 from bulkrt.ledger.writer import LedgerWriter
-from bulkrt.redaction import masked_command
 from bulkrt.shell.accounts import Accounts, load_accounts, user_ids
 from bulkrt.shell.accounts_file import recover_write_back
 from bulkrt.shell.progress import Progress
-from bulkrt.shell.runner import RunSettings, check_and_plan, resume_under_lock
+from bulkrt.shell.runner import (
+    LateSignals,
+    RunSettings,
+    all_written,
+    check_and_plan,
+    resume_command,
+    resume_under_lock,
+)
 
 __all__ = ["drive_job", "worker_settings"]
 
@@ -102,6 +109,7 @@ def worker_settings(settings: RunSettings, prefix: str, lease_ttl: float) -> Wor
         max_rps=settings.max_rps,
         lease_ttl=lease_ttl,
         prefix=prefix,
+        explicit_limits=True,  # the run's limits are its job's
     )
 
 
@@ -117,7 +125,27 @@ class _Pumped:
 def drive_job(
     settings: RunSettings, redis_url: str, out: Progress, *, prefix: str, lease_ttl: float
 ) -> ExitCode:
-    """Run (publish, work on, and record) the job through Redis; see the module docstring."""
+    """Run (publish, work on, and record) the job through Redis; see the module docstring.
+
+    As `bulkrt.shell.runner.run_job` ends a run: a SIGINT/SIGTERM that stopped nothing (every
+    item of the job has its line in the ledger) ends it as done, with its summary; signals are
+    then ignored until the process exits (`bulkrt run` exits with the code returned)."""
+    late = LateSignals()
+    try:
+        return _drive_job(settings, redis_url, out, prefix=prefix, lease_ttl=lease_ttl, late=late)
+    finally:
+        late.restore(ignore=True)
+
+
+def _drive_job(
+    settings: RunSettings,
+    redis_url: str,
+    out: Progress,
+    *,
+    prefix: str,
+    lease_ttl: float,
+    late: LateSignals,
+) -> ExitCode:
     recover_write_back(settings.accounts)
     accounts = load_accounts(settings.accounts)
     anyio.run(_reachable, redis_url, backend="asyncio")  # before the ledger exists, if new
@@ -140,7 +168,7 @@ def drive_job(
             journal.open(finished=finished)
             journal.close()  # its evidence is loaded; the pump appends to its file from now on
             start = resume.start(check.items, (account for account, _ in check.counts))
-            drive = _Drive(settings, accounts, ledger, prefix, lease_ttl, start)
+            drive = _Drive(settings, accounts, ledger, prefix, lease_ttl, start, late)
             numbered = _Numbered(read_items(files, accounts, check))
             remaining = resume.remaining(numbered)
             payloads = (
@@ -157,11 +185,19 @@ def drive_job(
                 )
                 for item in remaining
             )
-            stopped = anyio.run(drive.run, redis_url, payloads, backend="asyncio")
+            try:
+                stopped = anyio.run(drive.run, redis_url, payloads, backend="asyncio")
+            finally:
+                late.arm()  # from here until the outcome is printed
     tally = drive.tally()
-    if stopped is not None:
-        out.stopped(tally, stopped.name, shlex.join(masked_command(["bulkrt", *sys.argv[1:]])))
+    # The ledger is closed: every line it got is synced. A stop that came once every item of
+    # the job had its line stopped nothing: the run reports what it did.
+    stopped = stopped or late.first
+    if stopped is not None and not all_written(tally):
+        out.stopped(tally, stopped.name, resume_command(settings))
         return ExitCode.INTERRUPTED if stopped is signal.SIGINT else ExitCode.TERMINATED
+    if stopped is not None:
+        _log.info("run_stop_after_the_last_item", signal=stopped.name, items=tally.total)
     out.summary(tally, settings.ledger, api_base=settings.api_base)
     unfinished = tally.total - tally.finished
     if unfinished > 0:
@@ -170,8 +206,7 @@ def drive_job(
         click.echo(
             f"bulkrt run: {unfinished} item(s) of the job files were not run: the job in Redis "
             f"did not hold them (its data was lost, or the files changed since it was "
-            f"published); run the same command again to send them:\n  "
-            + shlex.join(masked_command(["bulkrt", *sys.argv[1:]])),
+            f"published); run the same command again to send them:\n  " + resume_command(settings),
             err=True,
         )
         return ExitCode.ITEMS_FAILED
@@ -216,6 +251,7 @@ class _Drive:
         prefix: str,
         lease_ttl: float,
         start: RunStats,
+        late: LateSignals,
     ) -> None:
         self.settings = settings
         self.accounts = accounts
@@ -231,6 +267,8 @@ class _Drive:
         self.pumped = _Pumped()
         self.journal_file = journal_path(settings.ledger)
         self.stopped: list[signal.Signals] = []
+        #: the signals once the watch ends (`_watch_signals`)
+        self.late = late
         self._pumping: anyio.CancelScope | None = None
         #: the accounts whose credentials need the operator, as the driver's own worker found
         #: them (the summary's "needs attention" lines; other workers' findings are in their logs)
@@ -262,6 +300,7 @@ class _Drive:
             os.getpid(),
             self.start.total - self.start.skipped,
             time.time(),
+            limits_document(self.settings.model()),
         )
         worker = FleetWorker(
             redis,
@@ -299,7 +338,11 @@ class _Drive:
         # the job's accounts may have had their tokens rotated by other machines
         await worker.bring_accounts_file_up_to_date(sorted(set(self.start.accounts)))
         status = await patiently(partial(store.job_meta, self.job), what="the job's state")
-        if not self.stopped and status is not None and status.published and not status.queued:
+        # every item finished and copied into the ledger (also when a stop came as the last
+        # ones finished; a result handed over after the last pump waits for the next run)
+        if status is not None and status.published and not status.queued:
+            if status.results_waiting:
+                return self.stopped[0] if self.stopped else None
             self._journal_mark(_JOB_DONE)  # before Redis forgets it: never taken for lost
             await patiently(lambda: store.finish_job(self.job), what="forgetting the job")
         return self.stopped[0] if self.stopped else None
@@ -459,17 +502,24 @@ class _Drive:
         return set()
 
     async def _watch_signals(self, worker: FleetWorker) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if self.stopped:
-                    _log.warning("run_stopping_now", signal=signum.name)
-                    worker.abandon()
-                    if self._pumping is not None:
-                        self._pumping.cancel()  # what is not copied yet waits in Redis
-                    continue
-                self.stopped.append(signum)
-                _log.warning("run_stopping", signal=signum.name, grace=self.settings.grace)
-                worker.stop()
+        """The first SIGINT/SIGTERM stops the driver's worker cleanly; a second one stops at
+        once. When the watch ends (the job is done), `late` takes the signals over at once, as
+        in `bulkrt.shell.runner` (Python's default handlers, which the receiver puts back,
+        ended the run with a KeyboardInterrupt)."""
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if self.stopped:
+                        _log.warning("run_stopping_now", signal=signum.name)
+                        worker.abandon()
+                        if self._pumping is not None:
+                            self._pumping.cancel()  # what is not copied yet waits in Redis
+                        continue
+                    self.stopped.append(signum)
+                    _log.warning("run_stopping", signal=signum.name, grace=self.settings.grace)
+                    worker.stop()
+        finally:
+            self.late.arm()  # no checkpoint since the receiver ended
 
 
 def _entry_order(entry: str) -> tuple[int, int]:

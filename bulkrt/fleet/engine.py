@@ -31,7 +31,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 
 from bulkrt.core.attribution import Evidence
 from bulkrt.core.items import Action, Item
-from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
+from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy, park_policy_for
 from bulkrt.core.run_stats import RunStats
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import LimitModel
@@ -51,6 +51,7 @@ from bulkrt.fleet.budget import SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.credentials_store import RedisCredentialStore
 from bulkrt.fleet.leased_sender import LeasedSender
+from bulkrt.fleet.published_limits import published_model, same_limits, strictest
 from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
 from bulkrt.fleet.shared_results import SharedResults
 from bulkrt.fleet.store import FleetStore, Lease
@@ -78,6 +79,8 @@ _WAITS_NAMED = 10
 class WorkerSettings:
     """How a worker behaves (``bulkrt worker``'s options, or ``bulkrt run --redis``'s)."""
 
+    #: the limits of this worker's own (``--tier``, ``--limit``, ``--window``); a job published
+    #: with a model of its own runs under that one instead, unless ``explicit_limits``
     model: LimitModel
     api_base: str = "https://api.x.com"
     concurrency: int = 32
@@ -94,6 +97,10 @@ class WorkerSettings:
     #: most accounts one session takes
     session_accounts: int = 1000
     prefix: str = "bulkrt:"
+    #: the operator gave this worker its limits on purpose: they apply to every job's items,
+    #: and a job published with other limits is warned about once (a driver's own worker runs
+    #: under its job's limits, so its are always explicit)
+    explicit_limits: bool = False
 
 
 def worker_name() -> str:
@@ -156,7 +163,7 @@ class _Session:
     dispatcher: Dispatcher | None = None
     sink: SharedResults | None = None
     #: the accounts' senders (what the shared budget last refused each: `LeasedSender.hold`)
-    senders: dict[str, LeasedSender] = field(default_factory=dict)
+    senders: _Senders | None = None
     lost: bool = False
     #: the user ids of the accounts let go (released, or never usable here)
     released: set[str] = field(default_factory=set)
@@ -167,6 +174,35 @@ class _Session:
 
     def valid(self) -> bool:
         return not self.lost and time.monotonic() < self.valid_until
+
+
+class _Senders(Mapping[str, LeasedSender]):
+    """A session's senders by account, each made when the dispatcher first asks for it (its
+    account's first request): made all at once, a hundred accounts' credentials and budgets
+    held the session's first request back by the time they took."""
+
+    def __init__(self, names: Iterable[str], make: Callable[[str], LeasedSender]) -> None:
+        self._names = frozenset(names)
+        self._make = make
+        self._made: dict[str, LeasedSender] = {}
+
+    def __getitem__(self, name: str) -> LeasedSender:
+        sender = self._made.get(name)
+        if sender is None:
+            if name not in self._names:
+                raise KeyError(name)
+            sender = self._made[name] = self._make(name)
+        return sender
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def made(self, name: str) -> LeasedSender | None:
+        """The account's sender if it was made (its account has sent), without making it."""
+        return self._made.get(name)
 
 
 class FleetWorker:
@@ -217,6 +253,10 @@ class FleetWorker:
         #: account -> what the operator must do about its credentials (the "needs attention"
         #: lines of a run's summary), as this worker's sessions found it
         self.reauthorize: dict[str, str] = {}
+        #: job -> the limit model it was published with (None: none), read once per job
+        self._job_models: dict[str, LimitModel | None] = {}
+        #: the jobs (or sets of jobs) whose differing limits were warned about
+        self._limits_warned: set[str] = set()
 
     def stop(self) -> None:
         """Stop cleanly: no new claim, sessions finish their requests in flight and hand over."""
@@ -358,9 +398,9 @@ class FleetWorker:
             scheduler = dispatcher.scheduler
             for lease in session.held():
                 name = self._by_user.get(lease.user_id)
-                sender = session.senders.get(name or "")
-                if name is None or sender is None:
+                if name is None or session.senders is None:
                     continue
+                sender = session.senders.made(name)
                 head = scheduler.work.head(name)
                 window_at = (
                     None
@@ -371,7 +411,7 @@ class FleetWorker:
                     scheduler.state(name, now),
                     scheduler.resumes_at(name, now),
                     dispatcher.last_event.get(name),
-                    sender.hold,
+                    None if sender is None else sender.hold,
                     now,
                     window_at=window_at,
                 )
@@ -500,6 +540,8 @@ class FleetWorker:
         remaining: dict[str, int] = {name: 0 for name in session.leases}
         for _, item, _, _ in queued:
             remaining[item.account] = remaining.get(item.account, 0) + 1
+        model = await self._session_model({job for job, _, _, _ in queued})
+        park = settings.park if model is settings.model else park_policy_for(model.retweet.period)
         earlier, made = await load_journal_state(self._redis, settings.prefix, queued)
         journal = SharedJournal(self._redis, settings.prefix, jobs, earlier, made)
 
@@ -522,15 +564,14 @@ class FleetWorker:
                 session.released.add(session.leases[name].user_id)
                 await self._release(session.leases[name])
         scheduler = Scheduler(
-            settings.model,
-            concurrency=settings.concurrency,
-            retry=settings.retry,
-            park=settings.park,
+            model, concurrency=settings.concurrency, retry=settings.retry, park=park
         )
-        session.senders = senders = {
-            name: self._sender(name, lease, client, session, journal)
-            for name, lease in session.leases.items()
-        }
+        session.senders = senders = _Senders(
+            session.leases,
+            lambda name: self._sender(
+                name, session.leases[name], client, session, journal, model, park.base
+            ),
+        )
         session.dispatcher = dispatcher = Dispatcher(
             scheduler,
             senders,
@@ -569,6 +610,52 @@ class FleetWorker:
                     session.released.add(lease.user_id)
                     releases.start_soon(self._release, lease)
 
+    async def _session_model(self, jobs: set[str]) -> LimitModel:
+        """The limits a session's items run under: the model their jobs were published with
+        (the strictest, should jobs on the same accounts disagree), or this worker's own when
+        the operator gave it limits on purpose or no job published any. Each disagreement is
+        warned about once, naming both."""
+        own = self._settings.model
+        unread = sorted(job for job in jobs if job not in self._job_models)
+        if unread:
+            documents = await patiently(
+                partial(self._store.job_limits, unread), what="reading the jobs' limits"
+            )
+            for job, document in documents.items():
+                self._job_models[job] = published_model(document)
+        published = {
+            job: model for job in sorted(jobs) if (model := self._job_models[job]) is not None
+        }
+        if self._settings.explicit_limits or not published:
+            for job, model in published.items():
+                if not same_limits(model, own) and job not in self._limits_warned:
+                    self._limits_warned.add(job)
+                    _log.warning(
+                        "worker_limits_differ",
+                        worker=self.name,
+                        job=job,
+                        detail=f"job {job} was published with {model.source}; this worker "
+                        f"was given {own.source}: its items run under this worker's limits "
+                        "here (start the worker without --tier, --limit and --window to run "
+                        "each job under the limits its driver was given)",
+                    )
+            return own
+        chosen = strictest(published.values())
+        differing = sorted(
+            job for job, model in published.items() if not same_limits(model, chosen)
+        )
+        if differing and ",".join(sorted(published)) not in self._limits_warned:
+            self._limits_warned.add(",".join(sorted(published)))
+            _log.warning(
+                "jobs_limits_differ",
+                worker=self.name,
+                jobs=sorted(published),
+                detail="jobs on the same accounts were published with different limits ("
+                + "; ".join(f"{job}: {model.source}" for job, model in published.items())
+                + f"): their items run under the strictest, {chosen.source}",
+            )
+        return chosen
+
     async def bring_accounts_file_up_to_date(self, names: Iterable[str]) -> None:
         """Copy the newest OAuth 2.0 tokens Redis holds for ``names`` into this machine's
         accounts file (another process may have rotated them), so that the file works on its own
@@ -583,9 +670,15 @@ class FleetWorker:
         self._wake.set()
 
     def _sender(
-        self, name: str, lease: Lease, client: XClient, session: _Session, journal: SharedJournal
+        self,
+        name: str,
+        lease: Lease,
+        client: XClient,
+        session: _Session,
+        journal: SharedJournal,
+        model: LimitModel,
+        park: float,
     ) -> LeasedSender:
-        settings = self._settings
         authorizer = self._authorizers.get(name)
         if authorizer is None:
 
@@ -605,8 +698,8 @@ class FleetWorker:
             inner,
             self._budget,
             lease,
-            settings.model,
-            park=settings.park.base,
+            model,
+            park=park,
             on_lost=lambda lost: self._lost(session, f"the lease of {lost.user_id} was lost"),
             valid=session.valid,
             turn=None if self._pace is None else partial(self._turn, self._pace, session),

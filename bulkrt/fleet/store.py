@@ -33,10 +33,10 @@ from typing import Any
 
 import redis.asyncio
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from bulkrt.fleet import store_scripts
 from bulkrt.fleet.keyspace import KeySpace
+from bulkrt.fleet.script_calls import run_scripts
 
 __all__ = [
     "AccountsWaiting",
@@ -73,7 +73,8 @@ class Lease:
 @dataclass(frozen=True, slots=True)
 class JobMeta:
     """What a driver registers about its job: its ledger, where the driver runs, how many items
-    the job holds, and when it was created (epoch seconds)."""
+    the job holds, when it was created (epoch seconds), and the limit model its items run under
+    (`bulkrt.fleet.published_limits`; empty for none)."""
 
     job_id: str
     ledger: str
@@ -81,6 +82,7 @@ class JobMeta:
     pid: int
     total: int
     created: float
+    limits: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,28 +184,19 @@ class FleetStore:
         self, script: AsyncScript, calls: Sequence[Sequence[str | int | float]]
     ) -> list[Any]:
         """Run ``script`` once per argument list of ``calls``, in one pipeline (one round trip),
-        each call atomic on its own; their answers in order. A call Redis has not the script for
-        (it restarted) is run again on its own, which loads it: the pipeline does not ask Redis
-        first whether it has the script (`redis.asyncio.client.Pipeline`'s scripts would, a
-        round trip of its own every time)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for args in calls:
-                pipe.evalsha(script.sha, 0, *args)
-            answers = await pipe.execute(raise_on_error=False)
-        found = []
-        for args, answer in zip(calls, answers, strict=True):
-            if isinstance(answer, NoScriptError):  # not run: load it and run it now
-                answer = await script(keys=[], args=list(args))
+        each call atomic on its own; their answers in order (`run_scripts`: a Redis that has
+        not the script loads it once)."""
+        answers = await run_scripts(self.redis, [(script, (), args) for args in calls])
+        for answer in answers:
             if isinstance(answer, Exception):
                 raise answer
-            found.append(answer)
-        return found
+        return answers
 
     # -- jobs --------------------------------------------------------------------------------
     async def register_job(self, meta: JobMeta) -> bool:
         """Register a job; False when it is already registered (a driver that restarted: it
         does not publish again but resumes pumping its results)."""
-        fields = (meta.ledger, meta.host, meta.pid, meta.total, repr(meta.created))
+        fields = (meta.ledger, meta.host, meta.pid, meta.total, repr(meta.created), meta.limits)
         return bool(await self._run(self._register_job, meta.job_id, *fields))
 
     async def publish(
@@ -267,6 +260,18 @@ class FleetStore:
             )
             for row in rows
         ]
+
+    async def job_limits(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The ``limits`` each of ``job_ids`` was registered with, in one round trip ("" for a
+        job registered without, or no longer registered)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "limits")
+            answers = await pipe.execute()
+        return {
+            job_id: "" if answer is None else _text(answer)
+            for job_id, answer in zip(job_ids, answers, strict=True)
+        }
 
     async def finish_job(self, job_id: str) -> None:
         """Delete everything about the job: once its driver has written every result to its

@@ -50,7 +50,7 @@ __all__ = [
     "WORKERS",
 ]
 
-#: ARGV: prefix, job, ledger, host, pid, total, created -> 1 registered, 0 already there
+#: ARGV: prefix, job, ledger, host, pid, total, created, limits -> 1 registered, 0 already there
 REGISTER_JOB = (
     LUA_KEYS
     + """
@@ -59,7 +59,7 @@ if redis.call('EXISTS', k_job(job)) == 1 then return 0 end
 local seq = redis.call('INCR', K_JOB_SEQ)
 redis.call('HSET', k_job(job), 'ledger', ARGV[3], 'host', ARGV[4], 'pid', ARGV[5],
   'total', ARGV[6], 'created', ARGV[7], 'published', 0, 'done', 0, 'seq', seq,
-  'driver_beat', now_ms())
+  'driver_beat', now_ms(), 'limits', ARGV[8] or '')
 redis.call('ZADD', K_JOBS, seq, job)
 return 1
 """

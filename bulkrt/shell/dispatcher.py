@@ -567,13 +567,20 @@ class Dispatcher:
         if until - now <= waits.LONG_WAIT or until == self._warned_until:
             return
         self._warned_until = until
-        waiting = sorted(a for a, e in self.last_event.items() if e.until and e.until > now)
+        # why, truthfully: the model's window, and what each account's own last event says
+        # (a 429, a park, the budget shared with other workers), not a 429 that never came
+        waiting = sorted(
+            ((a, e) for a, e in self.last_event.items() if e.until and e.until > now),
+            key=lambda pair: pair[0],
+        )
+        model = self.scheduler.model.source
         _log.warning(
             "run_waiting",
             until=datetime.fromtimestamp(until, UTC).isoformat(),
             seconds=round(until - now),
             reason="every account with items left has spent its rate-limit window"
-            + (f" ({', '.join(waiting[:5])} after a 429 or a park)" if waiting else ""),
+            + (f" ({model})" if model else "")
+            + "".join(f"; {account}: {waits.reason(event)}" for account, event in waiting[:5]),
         )
 
     def _log_events(self) -> None:

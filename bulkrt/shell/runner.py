@@ -60,7 +60,16 @@ from bulkrt.shell.file_store import FileCredentialStore
 from bulkrt.shell.progress import Progress, summary_json
 from bulkrt.shell.sender import HttpSender
 
-__all__ = ["RunSettings", "check_and_plan", "few_collections", "resume_under_lock", "run_job"]
+__all__ = [
+    "LateSignals",
+    "RunSettings",
+    "all_written",
+    "check_and_plan",
+    "few_collections",
+    "resume_command",
+    "resume_under_lock",
+    "run_job",
+]
 
 _log = structlog.get_logger()
 
@@ -513,3 +522,10 @@ async def _watch_signals(
                 dispatcher.stop()
     finally:
         late.arm()  # no checkpoint since the receiver ended
+
+
+#: the multi-machine driver (`bulkrt.fleet.driver`) ends a run as this one does: the late
+#: signals, the test of a job with every line written, and the resume command
+LateSignals = _LateSignals
+all_written = _all_written
+resume_command = _resume_command
