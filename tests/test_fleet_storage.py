@@ -1,0 +1,60 @@
+"""The multi-machine driver's ledger on a failing disk: what was sent is said, and the results
+that could not be written wait in Redis for the same command run again (the real CLI forked, a
+real `redis-server`, the sandbox on a real socket)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+
+import pytest
+
+from tests.redis_server import RedisServer
+from tests.test_fleet_run import driver_args
+from tests.test_run import ACCOUNTS, MakeWorld, World, rows, run_cli
+
+
+def fsync_failing_after(world: World, good: int) -> Callable[[int], None]:
+    """`os.fsync` that fails with EIO for the world's ledger after its first ``good`` syncs (a
+    disk dying under the run); every other file syncs as usual."""
+    real_fsync = os.fsync
+    synced: list[int] = []
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(world.ledger):
+            synced.append(fd)  # in the forked driver's memory
+            if len(synced) > good:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    return fsync
+
+
+@pytest.mark.parametrize("good", [0, 1])
+async def test_a_ledger_that_cannot_be_synced_stops_the_driver_with_exit_74_and_the_resume(
+    make_world: MakeWorld, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, good: int
+) -> None:
+    """The driver's ledger cannot be synced, from its first write (``good`` 0) or after one:
+    exit 74 naming the ledger, the cause and the command to run again, never exit 2 "nothing
+    was sent" (items were sent) nor a traceback; run again on a sound disk, the same command
+    writes every item's line once and sends no item twice."""
+    world = await make_world()
+    job = world.job(rows(ACCOUNTS[:2], 3))
+    monkeypatch.setattr(os, "fsync", fsync_failing_after(world, good))  # the fork inherits it
+    answer = await run_cli(driver_args(world, job, redis_server))
+    monkeypatch.undo()
+    err = answer.stderr.decode()
+    assert answer.returncode == 74, err
+    assert "nothing was sent" not in err
+    assert "Traceback" not in err
+    assert f"cannot write {world.ledger}" in err
+    assert "Input/output error" in err
+    assert "--redis" in err.rsplit("run the same command", 1)[-1]  # the resume is the command
+    sent = world.sandbox.state.requests
+    assert sent > 0
+    again = await run_cli(driver_args(world, job, redis_server))
+    assert again.returncode == 0, again.stderr.decode()
+    keys = [line["key"] for line in world.lines()]
+    assert len(keys) == len(set(keys)) == 6
+    assert world.sandbox.state.requests == 6  # nothing sent twice: the results waited in Redis
