@@ -21,6 +21,7 @@ says on stderr that its output is incomplete and what its own exit code was, and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -32,6 +33,7 @@ __all__ = ["main", "stopped"]
 
 def main() -> None:
     """Stop cleanly on SIGINT/SIGTERM from here on, then run the command line."""
+    sys.unraisablehook = _exit_when_a_stop_was_ignored
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stopped)
     if isinstance(sys.stdout, io.TextIOWrapper):
@@ -61,7 +63,25 @@ def stopped(signum: int, frame: FrameType | None) -> None:
     """A signal before a command sends: one line on stderr, exit 128 + the signal's number."""
     name = signal.Signals(signum).name
     sys.stderr.write(f"bulkrt: stopped by {name}; the same command can be run again\n")
-    sys.exit(128 + signum)
+    raise _Stopped(128 + signum)
+
+
+class _Stopped(SystemExit):
+    """The exit `stopped` raises: told apart from others where Python cannot raise it."""
+
+
+def _exit_when_a_stop_was_ignored(unraisable: sys.UnraisableHookArgs) -> None:
+    """Python runs a signal's handler wherever the main thread is, also inside a finalizer or a
+    callback (an import's module-lock callback, a collection's), where an exception cannot
+    propagate: it is printed and ignored ("Exception ignored in"), and the command would go on
+    after saying it stopped. Such a stop ends the process at once, with its exit code; what
+    unwinding would have cleaned (a spooled standard input in the temporary directory) is left."""
+    if isinstance(unraisable.exc_value, _Stopped):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(unraisable.exc_value.code if isinstance(unraisable.exc_value.code, int) else 1)
+    sys.__unraisablehook__(unraisable)
 
 
 class _ReaderMayLeave(io.TextIOWrapper):

@@ -98,6 +98,56 @@ def test_a_signal_before_sending_is_a_clean_stop(
     assert not ledger.exists() or ledger.read_bytes() == b""
 
 
+#: a child that starts `bulkrt run -` through the console entry point with a trap: once the clean
+#: stop is installed, the first cycle collection sends the process SIGTERM from inside a callback
+#: of the collector, where Python prints an exception and goes on ("Exception ignored in")
+_SIGNAL_IN_A_FINALIZER = """
+import gc, os, signal, sys
+from bulkrt import launch
+
+def trap(phase, info):
+    if phase == "start" and signal.getsignal(signal.SIGTERM) is launch.stopped:
+        gc.callbacks.remove(trap)
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # bytecode to run: the handler runs here, in the callback
+            pass
+
+gc.callbacks.append(trap)
+gc.set_threshold(50)
+sys.argv = ["bulkrt", *sys.argv[1:]]
+launch.main()
+"""
+
+
+def test_a_signal_whose_handler_runs_inside_a_finalizer_still_stops(tmp_path: Path) -> None:
+    """SIGTERM handled while Python runs a finalizer or a collector's callback (an import's
+    module-lock callback, seen in a loaded suite run) stops the command with 143 and its line:
+    the exit such a callback cannot raise is not ignored, leaving a process that said "stopped"
+    and went on to read its job (and could have sent it)."""
+    accounts = tmp_path / "accounts.json"
+    keys = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+    oauth1 = {key: f"{key}-value" for key in keys}
+    accounts.write_text(json.dumps({"accounts": {"acme": {"user_id": "1", "oauth1": oauth1}}}))
+    accounts.chmod(0o600)
+    ledger = tmp_path / "ledger.jsonl"
+    args = ["run", "-", "--format", "csv", "--accounts", str(accounts), "--ledger", str(ledger)]
+    with subprocess.Popen(
+        [sys.executable, "-c", _SIGNAL_IN_A_FINALIZER, *args],
+        stdin=subprocess.PIPE,  # never closed before the end: a run that goes on waits here
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    ) as process:
+        try:
+            process.wait(timeout=30)
+        finally:
+            process.kill()  # only if it still runs
+        assert process.stderr is not None
+        text = process.stderr.read().decode()
+    assert process.returncode == 143, text
+    assert "bulkrt: stopped by SIGTERM; the same command can be run again" in text
+    assert not ledger.exists() or ledger.read_bytes() == b""
+
+
 @pytest.mark.parametrize(
     ("retweet", "undo", "cost"),
     [("0.000000000001", "1E+2", "100.000000000001"), ("1e-12", "0", "0.000000000001")],
