@@ -49,6 +49,9 @@ class RefreshVerdict(StrEnum):
     FAILED = "failed"
     #: nothing to refresh (OAuth 1.0a credentials)
     UNSUPPORTED = "unsupported"
+    #: the credential store (the accounts file) could not be written: the run stops as for a
+    #: ledger that cannot be written, and the same command resumes once the cause is fixed
+    STORE_FAILED = "store-failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class RefreshReport:
     http: int | None = None
     #: the answer cannot be a token endpoint's (an HTML page, a 4xx without an OAuth error)
     not_api: bool = False
+    #: the file the credential store could not write (`RefreshVerdict.STORE_FAILED`)
+    store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +117,13 @@ def refresh_end(account: str, report: RefreshReport, *, misconfigured: bool = Fa
 def unsent_outcome(report: RefreshReport) -> Outcome:
     """The outcome of a request that never went out because the account's credentials could
     not be refreshed first: refused, the account's refresh logic takes over (AUTH_FAILED);
-    failed, the item is retried like any transient failure.
+    failed (or the store could not be written: the run stops and the item stays unfinished), the
+    item is retried like any transient failure.
 
     >>> unsent_outcome(RefreshReport(RefreshVerdict.FAILED, "m")).decision
     <Decision.RETRY: 'retry'>
     """
-    if report.verdict is RefreshVerdict.FAILED:
+    if report.verdict in (RefreshVerdict.FAILED, RefreshVerdict.STORE_FAILED):
         error = ErrorDetail(FailureKind.NETWORK, "Refresh failed", report.message)
         return Outcome(Decision.RETRY, error=error, unsent=True)
     error = ErrorDetail("reauthorization-needed", "Unauthorized", report.message)

@@ -185,6 +185,9 @@ class Dispatcher:
         self.stopping = False
         #: the first failure to write the ledger or the journal; the run stops on it
         self.failure: StorageError | None = None
+        #: the first failure to write the credential store (the accounts file); the run stops on
+        #: it, and the ledger takes every line of what finished
+        self.store_failure: StorageError | None = None
         #: each account's latest event: why it waits, for the progress display
         self.last_event: dict[str, AccountEvent] = {}
         self._warned_until = 0.0
@@ -280,6 +283,13 @@ class Dispatcher:
         if self.failure is None and exc is not None:
             self.failure = StorageError(exc.path, exc.message)
             _log.error("storage_failed", path=exc.path, detail=exc.message)
+        self.stop()
+
+    def _store_failed(self, report: RefreshReport) -> None:
+        """The credential store cannot be written: send nothing more, keep the first cause."""
+        if self.store_failure is None:
+            self.store_failure = StorageError(report.store or "", report.message)
+            _log.error("credential_store_failed", path=report.store, detail=report.message)
         self.stop()
 
     def _backlogged(self) -> bool:
@@ -441,7 +451,9 @@ class Dispatcher:
         exchange = await self._senders[item.account].send(item.action, item.tweet_id)
         report = exchange.credentials
         if report is not None:  # never sent: the credentials could not be refreshed first
-            if report.verdict is RefreshVerdict.FAILED:
+            if report.verdict is RefreshVerdict.STORE_FAILED:
+                self._store_failed(report)
+            elif report.verdict is RefreshVerdict.FAILED:
                 self._watch_refresh(item.account, report)
             else:
                 self._reauthorize[item.account] = report.message
@@ -470,6 +482,9 @@ class Dispatcher:
             if delay is None:
                 break
             await anyio.sleep(delay)
+        if report.verdict is RefreshVerdict.STORE_FAILED:
+            self._store_failed(report)  # the account's items stay unfinished: resumed later
+            return
         misconfigured = report.verdict is RefreshVerdict.FAILED and self._watch_refresh(
             account, report
         )
