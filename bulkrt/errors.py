@@ -153,7 +153,10 @@ class ReauthorizationNeeded(BulkrtError):
         detail = mask_secrets(detail)  # printed in the summary: never a token, even echoed
         super().__init__(
             f"account {account}: the OAuth 2.0 refresh token was refused ({detail}); "
-            f"authorise the app again for this account and put the new tokens in the accounts file"
+            f"authorise the app again for this account and put the new tokens in the accounts "
+            f"file. Another cause: a run using another copy of this accounts file rotated it; "
+            f"then that copy holds this account's live tokens (runs must share one accounts "
+            f"file, not copies)"
         )
         self.account = account
         self.detail = detail

@@ -296,3 +296,21 @@ class TestInterruptedWriteBack:
         third = world.job(rows(["acct002", "acct004"], 2, first=500), name="c.csv")
         done = await world.run(third)
         assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+
+class TestRefusalMessages:
+    async def test_a_refused_refresh_names_another_copy_of_the_accounts_file(
+        self, make_world: MakeWorld
+    ) -> None:
+        """A run on a copy of the accounts file rotated acct002's refresh token: a run on the
+        original is refused and its message names another copy of the file as a cause."""
+        world = await make_world(token_ttl=2)
+        copy = world.dir / "copy.json"
+        copy.write_bytes(world.accounts.read_bytes())
+        copy.chmod(0o600)
+        first = await run_cli(args_with(world, world.job(rows(["acct002"], 1)), copy))
+        assert first.returncode == 0, first.stderr.decode()[-2000:]
+        done = await world.run(world.job(rows(["acct002"], 1, first=300), name="two.csv"))
+        assert done.returncode == 1
+        out = done.stdout.decode()
+        assert "account acct002" in out and "another copy of this accounts file" in out
