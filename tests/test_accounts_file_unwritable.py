@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import anyio
 import pytest
 
+from bulkrt.core.credential_refresh import RefreshReport, RefreshVerdict
+from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.shell.accounts_file import recover_write_back
+from bulkrt.shell.client import Exchange
+from tests.test_dispatcher import FakeSender, dispatcher, unauthorized
+from tests.test_dispatcher import items as dispatcher_items
 from tests.test_run import MakeWorld, World, eventually, fork_cli, rows, run_cli
 
 #: the sandbox's OAuth 2.0 accounts (the others hold OAuth 1.0a credentials)
@@ -314,3 +321,43 @@ class TestRefusalMessages:
         assert done.returncode == 1
         out = done.stdout.decode()
         assert "account acct002" in out and "another copy of this accounts file" in out
+
+    async def test_an_oauth1_refusal_names_the_system_clock(self, make_world: MakeWorld) -> None:
+        """The API's clock is 1000 s ahead of this machine's: every OAuth 1.0a account is
+        refused (401), and the message names the system clock as a cause."""
+        world = await make_world(users=2)
+        world.sandbox.clock.advance(1000)  # type: ignore[attr-defined]
+        done = await world.run(world.job(rows(["acct001"], 1)))
+        assert done.returncode == 1
+        out = done.stdout.decode()
+        assert "account acct001" in out and re.search(r"clock", out)
+
+    async def test_an_oauth1_refusal_whose_date_is_far_off_puts_the_clock_first(
+        self, tmp_path: Path
+    ) -> None:
+        """A 401 to an OAuth 1.0a account whose answer's Date is 1000 s ahead of this machine's
+        clock: the "needs attention" line says the clocks differ by that much and to set the
+        system clock; the same 401 with a Date in step keeps the credentials advice first."""
+        ahead = format_datetime(datetime.now(UTC) + timedelta(seconds=1000), usegmt=True)
+        in_step = format_datetime(datetime.now(UTC), usegmt=True)
+        skewed = FakeSender(refreshable=False, answers=[unauthorized_at(ahead)])
+        fine = FakeSender(refreshable=False, answers=[unauthorized_at(in_step)])
+        for sender in (skewed, fine):
+            sender.refreshes = [RefreshReport(RefreshVerdict.UNSUPPORTED)]
+        with LedgerWriter(tmp_path / "l.jsonl") as ledger:
+            stats = await dispatcher(ledger, {"a": skewed, "b": fine}).run(
+                dispatcher_items({"a": 1, "b": 1})
+            )
+        assert re.search(
+            r"clock \(its answer's Date\) is (99\d|1000) s ahead of", stats.reauthorize["a"]
+        )
+        assert "set the system clock" in stats.reauthorize["a"]
+        assert stats.reauthorize["b"].startswith(
+            "account b: the API refused its OAuth 1.0a credentials (401); check the consumer key"
+        )
+
+
+def unauthorized_at(date: str) -> Exchange:
+    """A 401 whose ``Date`` header is ``date``."""
+    answer = unauthorized()
+    return Exchange(answer.http, {"date": date}, answer.body, answer.content_type)
