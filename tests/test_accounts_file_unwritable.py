@@ -9,6 +9,7 @@ root, a directory without write permission otherwise."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -25,8 +26,10 @@ import anyio
 import pytest
 
 from bulkrt.core.credential_refresh import RefreshReport, RefreshVerdict
+from bulkrt.errors import AccountsError
 from bulkrt.ledger.writer import LedgerWriter
-from bulkrt.shell.accounts_file import recover_write_back
+from bulkrt.shell.accounts import load_accounts
+from bulkrt.shell.accounts_file import read_document, recover_write_back
 from bulkrt.shell.client import Exchange
 from tests.test_dispatcher import FakeSender, dispatcher, unauthorized
 from tests.test_dispatcher import items as dispatcher_items
@@ -361,3 +364,30 @@ def unauthorized_at(date: str) -> Exchange:
     """A 401 whose ``Date`` header is ``date``."""
     answer = unauthorized()
     return Exchange(answer.http, {"date": date}, answer.body, answer.content_type)
+
+
+class TestGzipAsAccounts:
+    @pytest.mark.parametrize(
+        ("line", "kind"),
+        [
+            ('{{"schema":1,"run":"r{n}","key":"k{n:x}","status":"ok"}}', "bulkrt ledger"),
+            ('{{"e":"sent","key":"k{n:x}","at":{n}}}', "journal"),
+        ],
+    )
+    @pytest.mark.parametrize("cut", [False, True], ids=["whole", "first 400 bytes"])
+    def test_a_gzip_compressed_ledger_or_journal_is_named(
+        self, tmp_path: Path, line: str, kind: str, cut: bool
+    ) -> None:
+        """A gzip-compressed ledger or journal (whole, or cut short by an interrupted copy)
+        given as the accounts file is refused naming what it is, not as invalid UTF-8."""
+        text = "".join(line.format(n=n * 7919) + "\n" for n in range(500))
+        packed = gzip.compress(text.encode())
+        path = tmp_path / "L.jsonl.gz"
+        path.write_bytes(packed[:400] if cut else packed)
+        with pytest.raises(AccountsError) as caught:
+            read_document(path)
+        message = str(caught.value)
+        assert "gzip-compressed" in message and kind in message
+        assert "UTF-8" not in message
+        with pytest.raises(AccountsError):
+            load_accounts(path)

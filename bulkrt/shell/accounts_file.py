@@ -33,6 +33,7 @@ import os
 import re
 import stat
 import tempfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -95,7 +96,10 @@ def read_document(path: Path) -> Any:
     """The parsed JSON of an accounts file; raise `AccountsError` if it cannot be read."""
     name = str(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
+        if data.startswith(_GZIP_MAGIC):
+            raise AccountsError([Problem(name, None, "file", _gzip_message(data))])
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise AccountsError([Problem(name, None, "file", "no such file")]) from None
     except UnicodeDecodeError as exc:
@@ -115,6 +119,25 @@ def read_document(path: Path) -> Any:
         # the message and position only: never the text, which holds secrets
         problem = Problem(name, exc.lineno, "json", f"{exc.msg} (column {exc.colno})")
         raise AccountsError([problem]) from None
+
+
+#: how every gzip stream begins (RFC 1952)
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gzip_message(data: bytes) -> str:
+    """What a gzip-compressed file given as the accounts file is, by the start of its content
+    (a compressed ledger or journal, even cut short), for the operator."""
+    try:
+        start = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, 65536)
+    except zlib.error:
+        start = b""
+    kind = _other_kind(start.decode("utf-8", errors="replace"))
+    what = f"a gzip-compressed file ({kind})" if kind else "a gzip-compressed file"
+    return (
+        f"this is {what}, not an accounts file: nothing was read from it; give the accounts "
+        f"file (JSON) with --accounts"
+    )
 
 
 def _other_kind(text: str) -> str | None:
