@@ -273,6 +273,35 @@ class TestInterruptedWriteBack:
         assert oauth2_of(accounts, "acct004") == {"client_id": "c", **new4}
         assert not leftover.exists()
 
+    def test_rotated_tokens_saved_elsewhere_go_only_to_the_same_user(self, tmp_path: Path) -> None:
+        """Files of rotated tokens saved beside a ledger are adopted by the accounts file's entry
+        of the same user only: one saved for another user of the same account name (another
+        project's accounts file of the same name) is left alone."""
+        accounts = tmp_path / "secrets" / "accounts.json"
+        accounts.parent.mkdir()
+        old = {"client_id": "c", "access_token": "at-old", "refresh_token": "rt-old",
+               "expires_at": _stamp(1e9)}  # fmt: skip
+        accounts.write_text(json.dumps({"accounts": {"acct002": {"user_id": "2", "oauth2": old}}}))
+        ledgers = tmp_path / "ledgers"
+        ledgers.mkdir()
+        newer = {"access_token": "at-new", "refresh_token": "rt-new", "expires_at": _stamp(2e9)}
+
+        def rescued(name: str, user_id: str) -> Path:
+            path = ledgers / f"accounts.json.rescued-{name}.json"
+            entry = {"user_id": user_id, "oauth2": newer}
+            path.write_text(json.dumps({"rescued_from": "/elsewhere/accounts.json",
+                                        "accounts": {"acct002": entry}}))  # fmt: skip
+            return path
+
+        other = rescued("other", "999")
+        recover_write_back(accounts, rescue_dirs=[ledgers])
+        assert oauth2_of(accounts, "acct002") == old and other.exists()
+        mine = rescued("mine", "2")
+        notes = recover_write_back(accounts, rescue_dirs=[ledgers])
+        assert oauth2_of(accounts, "acct002") == {"client_id": "c", **newer}
+        assert not mine.exists() and other.exists()
+        assert any(f"adopted {mine}" in note for note in notes)
+
     async def test_a_run_sharing_the_file_adopts_what_a_killed_write_back_left(
         self, make_world: MakeWorld, tmp_path: Path
     ) -> None:

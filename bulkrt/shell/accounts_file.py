@@ -35,7 +35,7 @@ import stat
 import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -241,7 +241,11 @@ def rescue_tokens(
     }
     if tokens.refresh_token is not None:
         entry["refresh_token"] = tokens.refresh_token
-    text = json.dumps({"rescued_from": str(target), "accounts": {account: {"oauth2": entry}}})
+    saved: dict[str, Any] = {"oauth2": entry}
+    # who the tokens belong to, so that only this user's entry ever adopts them
+    with suppress(AccountsError, KeyError, TypeError):
+        saved["user_id"] = read_document(target)["accounts"][account]["user_id"]
+    text = json.dumps({"rescued_from": str(target), "accounts": {account: saved}})
     for directory in _unique(directories):
         try:
             fd, name = tempfile.mkstemp(
@@ -331,15 +335,20 @@ def _candidates(target: Path, rescue_dirs: Sequence[Path]) -> list[Path]:
     """The leftovers of interrupted write-backs of ``target`` (oldest first)."""
     leftover = re.compile(rf"^\.{re.escape(target.name)}\.[^.]+\.tmp$")
     rescued = re.compile(rf"^{re.escape(target.name)}{re.escape(_RESCUED)}[^/]+\.json$")
-    found: list[Path] = []
+    found: list[tuple[int, Path]] = []
     for directory in _unique([target.parent, *rescue_dirs]):
         here = directory == target.parent
         try:
             names = list(directory.iterdir())
         except OSError:
             continue
-        found += [p for p in names if rescued.match(p.name) or (here and leftover.match(p.name))]
-    return sorted(found, key=lambda p: p.stat().st_mtime_ns)
+        for path in names:
+            if rescued.match(path.name) or (here and leftover.match(path.name)):
+                try:  # another process may have adopted it meanwhile
+                    found.append((path.stat().st_mtime_ns, path))
+                except FileNotFoundError:
+                    continue
+    return [path for _, path in sorted(found)]
 
 
 _Best = dict[str, tuple[tuple[float, int], dict[str, Any], Path]]
@@ -354,7 +363,7 @@ def _newest(
     complete: list[Path] = []
     notes: list[str] = []
     for candidate in found:
-        theirs = _tokens_of(candidate, document)
+        theirs = _tokens_of(candidate, target, document)
         if theirs is None:
             notes.append(
                 f"{target}: {candidate} is an incomplete copy left by an interrupted write-back; "
@@ -373,9 +382,10 @@ def _newest(
     return best, complete, notes
 
 
-def _tokens_of(candidate: Path, document: Any) -> dict[str, dict[str, Any]] | None:
-    """The OAuth 2.0 token entries of a leftover, by account (those ``document`` has too); None
-    when it is not a whole document (a temporary file cut short, another file)."""
+def _tokens_of(candidate: Path, target: Path, document: Any) -> dict[str, dict[str, Any]] | None:
+    """The OAuth 2.0 token entries of a leftover, by account: those ``target``'s ``document``
+    has too, for the same user (by ``user_id``, else the file the leftover was written for);
+    None when it is not a whole document (a temporary file cut short, another file)."""
     try:
         theirs = json.loads(candidate.read_bytes().decode("utf-8-sig"))
         accounts = theirs["accounts"]
@@ -386,16 +396,25 @@ def _tokens_of(candidate: Path, document: Any) -> dict[str, dict[str, Any]] | No
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    # a temporary file beside the accounts file is its own; a rescued one names its file
+    same_file = str(target) if candidate.name.endswith(".tmp") else theirs.get("rescued_from")
     entries: dict[str, dict[str, Any]] = {}
     for account, entry in accounts.items():
         oauth2 = entry.get("oauth2") if isinstance(entry, dict) else None
         mine = ours.get(account)
-        if (
+        if not (
             isinstance(oauth2, dict)
             and isinstance(mine, dict)
             and isinstance(mine.get("oauth2"), dict)
         ):
-            entries[account] = oauth2
+            continue
+        # the same user (a file of the same name elsewhere may name other users alike)
+        if "user_id" in entry and "user_id" in mine:
+            if str(entry["user_id"]) != str(mine["user_id"]):
+                continue
+        elif not isinstance(same_file, str) or target_of(same_file) != target:
+            continue
+        entries[account] = oauth2
     return entries
 
 
