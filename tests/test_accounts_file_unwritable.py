@@ -309,7 +309,8 @@ class TestInterruptedWriteBack:
         its rotated acct002 tokens and the rename: B's own refresh of acct002 takes them from
         the leftover (no "authorise again"), every item of B ends ok, and the file then holds
         tokens that work for a third run."""
-        world = await make_world(token_ttl=16, limit=5, window=2.0)
+        # tokens live 24 s: B refreshes acct002 about 12 s in, A has until then; B takes 20 s
+        world = await make_world(token_ttl=24, limit=5, window=4.0)
         job_b = world.job(rows(["acct002", "acct004"], 25), name="b.csv")
         async with fork_cli(world.run_args(job_b)) as run_b:
             await eventually(lambda: len(world.lines()) >= 2)  # B has read the accounts file
