@@ -184,8 +184,12 @@ def _reason(exc: OSError | AccountsError) -> str:
 
 
 def _where(exc: OSError, default: Path) -> Path:
-    """The file an OS error was about (a temporary file, the lock), else ``default``."""
-    return Path(os.fsdecode(exc.filename)) if isinstance(exc.filename, str | bytes) else default
+    """The file an OS error was about (the lock), else ``default`` (also for a temporary file,
+    whose random name would tell the operator nothing)."""
+    if not isinstance(exc.filename, str | bytes):
+        return default
+    named = Path(os.fsdecode(exc.filename))
+    return default if named.name.endswith(".tmp") else named
 
 
 async def _acquire(target: Path) -> int:
