@@ -16,7 +16,8 @@ checks both, and names the one class deliberately outside the tree::
     ├── ReauthorizationNeeded       an OAuth 2.0 refresh token was refused: the account needs
     │   │                           its owner (its items end ``error``)
     │   └── RefreshLost             a token refresh was sent and its answer lost
-    └── RefreshFailed               a token refresh failed; a later attempt may work
+    ├── RefreshFailed               a token refresh failed; a later attempt may work
+    └── TokenStoreError             the accounts file's lock or write-back failed (exit 74)
 
 A `Problem` prints as ``FILE:LINE: field: what is wrong`` (``FILE: field: ...`` when no line
 applies), the form `bulkrt validate` and `bulkrt run` show to operators.
@@ -44,6 +45,7 @@ __all__ = [
     "RefreshLost",
     "RollbackError",
     "StorageError",
+    "TokenStoreError",
 ]
 
 
@@ -151,7 +153,10 @@ class ReauthorizationNeeded(BulkrtError):
         detail = mask_secrets(detail)  # printed in the summary: never a token, even echoed
         super().__init__(
             f"account {account}: the OAuth 2.0 refresh token was refused ({detail}); "
-            f"authorise the app again for this account and put the new tokens in the accounts file"
+            f"authorise the app again for this account and put the new tokens in the accounts "
+            f"file. Another cause: a run using another copy of this accounts file rotated it; "
+            f"then that copy holds this account's live tokens (runs must share one accounts "
+            f"file, not copies)"
         )
         self.account = account
         self.detail = detail
@@ -191,3 +196,19 @@ class RefreshLost(ReauthorizationNeeded):
         )
         self.account = account
         self.detail = detail
+
+
+class TokenStoreError(BulkrtError):
+    """The credential store could not be written during a run (the accounts file's lock, refresh
+    mark or write-back: a read-only or full filesystem): the run stops as for a ledger that cannot
+    be written. ``saved`` names the file that holds rotated tokens the store could not take, when
+    a refresh had already rotated them."""
+
+    def __init__(self, path: Path | str, detail: str, *, saved: Path | None = None) -> None:
+        self.path = str(path)
+        self.detail = mask_secrets(detail)
+        self.saved = saved
+        super().__init__(f"{self.path}: {self.detail}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, detail={self.detail!r})"

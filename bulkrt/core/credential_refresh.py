@@ -24,6 +24,7 @@ from bulkrt.core.outcome import Decision, FailureKind, Outcome
 from bulkrt.core.retry_policy import RetryPolicy
 
 __all__ = [
+    "CLOCK_SKEW_SUSPECT",
     "REFRESH_RETRY",
     "RefreshEnd",
     "RefreshReport",
@@ -49,6 +50,9 @@ class RefreshVerdict(StrEnum):
     FAILED = "failed"
     #: nothing to refresh (OAuth 1.0a credentials)
     UNSUPPORTED = "unsupported"
+    #: the credential store (the accounts file) could not be written: the run stops as for a
+    #: ledger that cannot be written, and the same command resumes once the cause is fixed
+    STORE_FAILED = "store-failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,8 @@ class RefreshReport:
     http: int | None = None
     #: the answer cannot be a token endpoint's (an HTML page, a 4xx without an OAuth error)
     not_api: bool = False
+    #: the file the credential store could not write (`RefreshVerdict.STORE_FAILED`)
+    store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +92,16 @@ def refresh_retry_delay(
     return policy.delay(attempts)
 
 
-def refresh_end(account: str, report: RefreshReport, *, misconfigured: bool = False) -> RefreshEnd:
+def refresh_end(
+    account: str,
+    report: RefreshReport,
+    *,
+    misconfigured: bool = False,
+    clock_skew: float | None = None,
+) -> RefreshEnd:
     """The end of an account's refresh, given its last attempt (``misconfigured``: the failures
-    proved the API base wrong, so the base, not the account, needs attention).
+    proved the API base wrong, so the base, not the account, needs attention; ``clock_skew``: how
+    far the refused answer's ``Date`` was from this machine's clock, when it had one).
 
     >>> refresh_end("a", RefreshReport(RefreshVerdict.REFRESHED)).ok
     True
@@ -100,7 +113,9 @@ def refresh_end(account: str, report: RefreshReport, *, misconfigured: bool = Fa
         return RefreshEnd(ok=True)
     if report.verdict is RefreshVerdict.UNSUPPORTED:
         cause = "OAuth 1.0a credentials refused; nothing to refresh"
-        advice: str | None = refused_advice(account, "unauthorized", oauth1=True)
+        advice: str | None = refused_advice(
+            account, "unauthorized", oauth1=True, clock_skew=clock_skew
+        )
     else:
         cause = "OAuth 2.0 token refresh failed"
         advice = None if misconfigured else report.message
@@ -112,12 +127,13 @@ def refresh_end(account: str, report: RefreshReport, *, misconfigured: bool = Fa
 def unsent_outcome(report: RefreshReport) -> Outcome:
     """The outcome of a request that never went out because the account's credentials could
     not be refreshed first: refused, the account's refresh logic takes over (AUTH_FAILED);
-    failed, the item is retried like any transient failure.
+    failed (or the store could not be written: the run stops and the item stays unfinished), the
+    item is retried like any transient failure.
 
     >>> unsent_outcome(RefreshReport(RefreshVerdict.FAILED, "m")).decision
     <Decision.RETRY: 'retry'>
     """
-    if report.verdict is RefreshVerdict.FAILED:
+    if report.verdict in (RefreshVerdict.FAILED, RefreshVerdict.STORE_FAILED):
         error = ErrorDetail(FailureKind.NETWORK, "Refresh failed", report.message)
         return Outcome(Decision.RETRY, error=error, unsent=True)
     error = ErrorDetail("reauthorization-needed", "Unauthorized", report.message)
@@ -137,8 +153,20 @@ _ADVICE = {
 }
 
 
-def refused_advice(account: str, kind: str, oauth1: bool) -> str:
-    """The "needs attention" line for an account whose credentials a 401 or 403 refused."""
+#: a refused OAuth 1.0a request whose answer's ``Date`` is this far (seconds) from this machine's
+#: clock was most likely refused for its timestamp (the API allows a few minutes)
+CLOCK_SKEW_SUSPECT = 120.0
+
+
+def refused_advice(
+    account: str, kind: str, oauth1: bool, *, clock_skew: float | None = None
+) -> str:
+    """The "needs attention" line for an account whose credentials a 401 or 403 refused;
+    ``clock_skew`` is how far ahead of this machine's clock the API's was (its ``Date``).
+
+    >>> "1000 s ahead of" in refused_advice("a", "unauthorized", True, clock_skew=1e3)
+    True
+    """
     if kind in _ADVICE:
         return f"account {account}: {_ADVICE[kind]}"
     if kind != "unauthorized":  # a 403 naming missing OAuth 2.0 scopes
@@ -147,11 +175,23 @@ def refused_advice(account: str, kind: str, oauth1: bool) -> str:
             f"(tweet.read, tweet.write, users.read, and offline.access to refresh): authorise "
             f"the app again for this account with those scopes"
         )
+    if oauth1 and clock_skew is not None and abs(clock_skew) >= CLOCK_SKEW_SUSPECT:
+        side = "ahead of" if clock_skew > 0 else "behind"
+        return (
+            f"account {account}: the API refused its OAuth 1.0a credentials (401), and the "
+            f"API's clock (its answer's Date) is {abs(clock_skew):.0f} s {side} this machine's: "
+            f"an OAuth 1.0a signature carries the time, and one a few minutes off is refused; "
+            f"set the system clock right (NTP), then run again. If the clock is right, check "
+            f"the consumer key and secret and the access token and secret in the accounts file"
+        )
     if oauth1:
         return (
             f"account {account}: the API refused its OAuth 1.0a credentials (401); check the "
             f"consumer key and secret and the access token and secret in the accounts file, "
-            f"or authorise the app again for this account"
+            f"or authorise the app again for this account. Another cause: this machine's clock "
+            f"is wrong (an OAuth 1.0a signature carries the time, and one a few minutes off is "
+            f"refused): when every OAuth 1.0a account is refused at once, check the system "
+            f"clock first"
         )
     return (
         f"account {account}: the API refused its OAuth 2.0 access token right after a refresh "

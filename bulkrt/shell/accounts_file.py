@@ -16,8 +16,12 @@ back into the environment of the shell that started bulkrt; the new value goes i
 A refresh whose answer may be lost is marked in ``<file>.refreshing`` (account, a hash of the
 refresh token, when, which process) before it is sent, and the mark is cleared when the answer is
 saved or refused: a mark left behind tells the next run that the refresh token it finds may
-already be spent. `recover_write_back` adopts the temporary file of a write-back that a crash
-interrupted after the file was complete but before the rename.
+already be spent. `recover_write_back` (and `adopt_leftovers`, for a lease that holds the lock)
+adopts, account by account and by the latest expiry, the rotated tokens a write-back left behind:
+the temporary file of one that a crash interrupted before the rename, or the file `rescue_tokens`
+wrote when the accounts file could not take them (a full or read-only filesystem).
+`require_write_back` refuses, before anything is sent, OAuth 2.0 accounts whose file could not be
+written back at all.
 """
 
 from __future__ import annotations
@@ -28,15 +32,17 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
+import tempfile
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from bulkrt.atomic import replacing
+from bulkrt.atomic import fsync_directory, replacing
 from bulkrt.errors import AccountsError, Problem
 from bulkrt.logs import register_secrets
 from bulkrt.shell.tokens import TokenSet
@@ -44,8 +50,11 @@ from bulkrt.shell.tokens import TokenSet
 __all__ = [
     "ENV_PREFIX",
     "PRIVATE_MODE",
+    "adopt_leftovers",
     "read_document",
     "recover_write_back",
+    "require_write_back",
+    "rescue_tokens",
     "save_oauth2_tokens",
     "target_of",
 ]
@@ -87,7 +96,10 @@ def read_document(path: Path) -> Any:
     """The parsed JSON of an accounts file; raise `AccountsError` if it cannot be read."""
     name = str(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
+        if data.startswith(_GZIP_MAGIC):
+            raise AccountsError([Problem(name, None, "file", _gzip_message(data))])
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise AccountsError([Problem(name, None, "file", "no such file")]) from None
     except UnicodeDecodeError as exc:
@@ -107,6 +119,25 @@ def read_document(path: Path) -> Any:
         # the message and position only: never the text, which holds secrets
         problem = Problem(name, exc.lineno, "json", f"{exc.msg} (column {exc.colno})")
         raise AccountsError([problem]) from None
+
+
+#: how every gzip stream begins (RFC 1952)
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gzip_message(data: bytes) -> str:
+    """What a gzip-compressed file given as the accounts file is, by the start of its content
+    (a compressed ledger or journal, even cut short), for the operator."""
+    try:
+        start = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, 65536)
+    except zlib.error:
+        start = b""
+    kind = _other_kind(start.decode("utf-8", errors="replace"))
+    what = f"a gzip-compressed file ({kind})" if kind else "a gzip-compressed file"
+    return (
+        f"this is {what}, not an accounts file: nothing was read from it; give the accounts "
+        f"file (JSON) with --accounts"
+    )
 
 
 def _other_kind(text: str) -> str | None:
@@ -135,61 +166,280 @@ def _other_kind(text: str) -> str | None:
     return None
 
 
-def recover_write_back(path: Path | str) -> list[str]:
-    """Adopt what a crash during a write-back left: the newest complete temporary file of the
-    accounts file that is newer than the file itself. Returns a line for the operator about
-    each leftover it adopted or left alone (naming the one command that adopts it)."""
+def recover_write_back(path: Path | str, rescue_dirs: Sequence[Path] = ()) -> list[str]:
+    """Adopt, account by account, the rotated tokens that an interrupted write-back left: the
+    temporary files beside the accounts file (a run killed before its rename) and the files a
+    run saved rotated tokens to when the accounts file could not be written (`rescue_tokens`,
+    beside it or in ``rescue_dirs``). Each OAuth 2.0 account takes the newest tokens any of
+    them holds (the latest expiry), so a leftover never brings back another account's older,
+    spent refresh token. Returns a line for the operator about each file it adopted from or
+    left alone."""
     target = target_of(path)
-    notes: list[str] = []
     if not target.exists():
-        return notes
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[^.]+\.tmp$")
+        return []
     try:
-        if not any(pattern.match(p.name) for p in target.parent.iterdir()):
-            return notes  # nothing to recover: no lock needed (the directory may be read-only)
-        return _recover(target, pattern)
-    except OSError as exc:
+        if not _candidates(target, rescue_dirs):
+            return []  # nothing to recover: no lock needed (the directory may be read-only)
+        with _locked(target):
+            notes = adopt_leftovers(target, rescue_dirs)
+    except (OSError, AccountsError) as exc:
         _log.warning("accounts_file_leftover_unchecked", path=str(target), detail=str(exc))
-        return notes
+        return []
+    return notes
 
 
-def _recover(target: Path, pattern: re.Pattern[str]) -> list[str]:
-    notes: list[str] = []
-    with _locked(target):
-        leftovers = sorted(
-            (p for p in target.parent.iterdir() if pattern.match(p.name)),
-            key=lambda p: p.stat().st_mtime_ns,
-            reverse=True,
-        )
-        current = target.stat()
-        adopted = False
-        for tmp in leftovers:
-            newer = tmp.stat().st_mtime_ns >= current.st_mtime_ns
-            complete = _same_accounts(tmp, target)
-            if newer and complete and not adopted:
-                os.chmod(tmp, stat.S_IMODE(current.st_mode) & PRIVATE_MODE)
-                os.replace(tmp, target)
-                adopted = True
-                notes.append(
-                    f"{target}: adopted {tmp.name}, the rotated tokens an interrupted write-back "
-                    f"left beside it"
-                )
-            elif complete:
-                notes.append(
-                    f"{target}: {tmp} is an older copy left by an interrupted write-back; if it "
-                    f"holds tokens you need, adopt it with: mv {tmp} {target}"
-                )
-            else:
-                notes.append(
-                    f"{target}: {tmp} is an incomplete copy left by an interrupted write-back; "
-                    f"it was not adopted"
-                )
+def adopt_leftovers(
+    target: Path, rescue_dirs: Sequence[Path] = (), *, name_stale: bool = True
+) -> list[str]:
+    """`recover_write_back` with ``<target>.lock`` held by the caller (a lease re-reading the
+    file before a refresh, so that a running run finds what another run's crash left; it
+    passes ``name_stale`` False: a leftover holding nothing newer is named once, at start)."""
+    found = _candidates(target, rescue_dirs)
+    if not found:
+        return []
+    document = read_document(target)
+    current = target.stat()
+    best, complete, notes = _newest(target, found, document, current.st_mtime_ns)
+    if best:
+        for account, (_, entry, _) in best.items():
+            oauth2 = document["accounts"][account]["oauth2"]
+            for key in _TOKEN_KEYS:
+                if key in entry and (entry[key] is not None or key == "expires_at"):
+                    oauth2[key] = entry[key]
+        with replacing(target, mode=stat.S_IMODE(current.st_mode) & PRIVATE_MODE) as out:
+            out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    for candidate in complete:
+        taken = sorted(a for a, (_, _, source) in best.items() if source == candidate)
+        name = candidate.name if candidate.parent == target.parent else str(candidate)
+        if taken:
+            candidate.unlink(missing_ok=True)
+            notes.append(
+                f"{target}: adopted {name}, the rotated tokens of {', '.join(taken)} an "
+                f"interrupted write-back left"
+            )
+        elif name_stale:
+            notes.append(
+                f"{target}: {candidate} (left by an interrupted write-back) holds no token newer "
+                f"than the file's; it was not adopted and may be deleted"
+            )
     for note in notes:
         _log.warning("accounts_file_leftover", detail=note)
     return notes
 
 
+def rescue_tokens(
+    target: Path, account: str, tokens: TokenSet, directories: Sequence[Path]
+) -> Path | None:
+    """Save ``account``'s rotated ``tokens``, which the accounts file could not take, in a new
+    private file ``<file>.rescued-<random>.json`` in the first of ``directories`` that takes it
+    (`recover_write_back` adopts it); None if none did (the tokens then live only in memory)."""
+    entry: dict[str, str | None] = {
+        "access_token": tokens.access_token,
+        "expires_at": iso(datetime.fromtimestamp(tokens.expires_at, UTC))
+        if tokens.expires_at is not None
+        else None,
+    }
+    if tokens.refresh_token is not None:
+        entry["refresh_token"] = tokens.refresh_token
+    saved: dict[str, Any] = {"oauth2": entry}
+    # who the tokens belong to, so that only this user's entry ever adopts them
+    with suppress(AccountsError, KeyError, TypeError):
+        saved["user_id"] = read_document(target)["accounts"][account]["user_id"]
+    text = json.dumps({"rescued_from": str(target), "accounts": {account: saved}})
+    for directory in _unique(directories):
+        try:
+            fd, name = tempfile.mkstemp(
+                prefix=f"{target.name}{_RESCUED}", suffix=".json", dir=directory
+            )
+        except OSError:
+            continue
+        try:
+            with os.fdopen(fd, "wb") as out:
+                os.fchmod(out.fileno(), PRIVATE_MODE)
+                out.write((text + "\n").encode())
+                out.flush()
+                os.fsync(out.fileno())
+            fsync_directory(directory)
+        except OSError:
+            Path(name).unlink(missing_ok=True)
+            continue
+        return Path(name)
+    return None
+
+
+def write_back_problem(path: Path | str) -> str | None:
+    """Why rotated OAuth 2.0 tokens could not be written back beside the accounts file (its
+    lock cannot be opened, no file can be made in its directory), or None."""
+    target = target_of(path)
+    lock = lock_path(target)
+    try:  # an existing lock must open for writing; a new one is made like the probe below
+        os.close(os.open(lock, os.O_RDWR))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return f"cannot open {lock}: {exc.strerror or exc}"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
+    except OSError as exc:
+        return f"cannot make a file in {target.parent}: {exc.strerror or exc}"
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+    return None
+
+
+def require_write_back(path: Path | str, oauth2_accounts: Sequence[str]) -> None:
+    """Refuse (`AccountsError`, before anything is sent) an accounts file whose OAuth 2.0
+    accounts ``oauth2_accounts`` are used but whose rotated tokens could not be written back.
+
+    No run can use such an account honestly: every refresh replaces the refresh token, and the
+    old one stops working, so the new one must be kept where the next refresh (this run's,
+    another run's, the next run's) finds it."""
+    if not oauth2_accounts:
+        return
+    problem = write_back_problem(path)
+    if problem is None:
+        return
+    names = ", ".join(oauth2_accounts[:5]) + (" ..." if len(oauth2_accounts) > 5 else "")
+    target = target_of(path)
+    message = (
+        f"its OAuth 2.0 accounts ({names}) need {lock_path(target).name} and the write-back of "
+        f"rotated tokens beside it, in {target.parent}, but {problem}. Each refresh replaces the "
+        f"refresh token and the old one stops working, so the new one must be written there: "
+        f"put the accounts file in a directory this user can write (one file that every run "
+        f"uses, not copies), or use OAuth 1.0a credentials for these accounts"
+    )
+    raise AccountsError([Problem(str(path), None, "file", message)])
+
+
 # -- internals -------------------------------------------------------------------------------
+
+
+#: the values a write-back changes
+_TOKEN_KEYS = ("access_token", "refresh_token", "expires_at")
+#: what names a file of rotated tokens saved away from an unwritable accounts file
+_RESCUED = ".rescued-"
+
+
+def _unique(directories: Sequence[Path]) -> list[Path]:
+    seen: set[str] = set()
+    unique: list[Path] = []
+    for directory in directories:
+        key = os.path.realpath(directory)
+        if key not in seen:
+            seen.add(key)
+            unique.append(directory)
+    return unique
+
+
+def _candidates(target: Path, rescue_dirs: Sequence[Path]) -> list[Path]:
+    """The leftovers of interrupted write-backs of ``target`` (oldest first)."""
+    leftover = re.compile(rf"^\.{re.escape(target.name)}\.[^.]+\.tmp$")
+    rescued = re.compile(rf"^{re.escape(target.name)}{re.escape(_RESCUED)}[^/]+\.json$")
+    found: list[tuple[int, Path]] = []
+    for directory in _unique([target.parent, *rescue_dirs]):
+        here = directory == target.parent
+        try:
+            names = list(directory.iterdir())
+        except OSError:
+            continue
+        for path in names:
+            if rescued.match(path.name) or (here and leftover.match(path.name)):
+                try:  # another process may have adopted it meanwhile
+                    found.append((path.stat().st_mtime_ns, path))
+                except FileNotFoundError:
+                    continue
+    return [path for _, path in sorted(found)]
+
+
+_Best = dict[str, tuple[tuple[float, int], dict[str, Any], Path]]
+
+
+def _newest(
+    target: Path, found: Sequence[Path], document: Any, mtime_ns: int
+) -> tuple[_Best, list[Path], list[str]]:
+    """Per account, the leftover holding tokens newer than ``document``'s (and the newest of
+    them); the complete leftovers; a note for each incomplete one."""
+    best: _Best = {}
+    complete: list[Path] = []
+    notes: list[str] = []
+    for candidate in found:
+        theirs = _tokens_of(candidate, target, document)
+        if theirs is None:
+            notes.append(
+                f"{target}: {candidate} is an incomplete copy left by an interrupted write-back; "
+                f"it was not adopted"
+            )
+            continue
+        complete.append(candidate)
+        when = candidate.stat().st_mtime_ns
+        for account, entry in theirs.items():
+            ours = document["accounts"][account]["oauth2"]
+            rank = (_expiry(entry), when)
+            if _newer(entry, ours, rank, mtime_ns) and (
+                account not in best or rank > best[account][0]
+            ):
+                best[account] = (rank, entry, candidate)
+    return best, complete, notes
+
+
+def _tokens_of(candidate: Path, target: Path, document: Any) -> dict[str, dict[str, Any]] | None:
+    """The OAuth 2.0 token entries of a leftover, by account: those ``target``'s ``document``
+    has too, for the same user (by ``user_id``, else the file the leftover was written for);
+    None when it is not a whole document (a temporary file cut short, another file)."""
+    try:
+        theirs = json.loads(candidate.read_bytes().decode("utf-8-sig"))
+        accounts = theirs["accounts"]
+        ours = document["accounts"]
+        if not isinstance(accounts, dict) or not isinstance(ours, dict):
+            return None
+        if candidate.name.endswith(".tmp") and set(accounts) != set(ours):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # a temporary file beside the accounts file is its own; a rescued one names its file
+    same_file = str(target) if candidate.name.endswith(".tmp") else theirs.get("rescued_from")
+    entries: dict[str, dict[str, Any]] = {}
+    for account, entry in accounts.items():
+        oauth2 = entry.get("oauth2") if isinstance(entry, dict) else None
+        mine = ours.get(account)
+        if not (
+            isinstance(oauth2, dict)
+            and isinstance(mine, dict)
+            and isinstance(mine.get("oauth2"), dict)
+        ):
+            continue
+        # the same user (a file of the same name elsewhere may name other users alike)
+        if "user_id" in entry and "user_id" in mine:
+            if str(entry["user_id"]) != str(mine["user_id"]):
+                continue
+        elif not isinstance(same_file, str) or target_of(same_file) != target:
+            continue
+        entries[account] = oauth2
+    return entries
+
+
+def _expiry(entry: dict[str, Any]) -> float:
+    raw = entry.get("expires_at")
+    if isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            return float("-inf")
+        if when.tzinfo is not None:
+            return when.timestamp()
+    return float("-inf")
+
+
+def _newer(
+    entry: dict[str, Any], ours: dict[str, Any], rank: tuple[float, int], mtime_ns: int
+) -> bool:
+    """Whether a leftover's tokens of an account are newer than the file's: other tokens with a
+    later expiry, or with the same expiry in a file written after the accounts file."""
+    if all(entry.get(key) == ours.get(key) for key in _TOKEN_KEYS):
+        return False
+    expiry, when = rank
+    mine = _expiry(ours)
+    return expiry > mine or (expiry == mine and when >= mtime_ns)
 
 
 def stored_tokens(target: Path, account: str) -> TokenSet | None:
@@ -265,16 +515,6 @@ def write_tokens(target: Path, account: str, tokens: TokenSet) -> None:
         )
     with replacing(target, mode=mode & PRIVATE_MODE) as out:
         out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-
-
-def _same_accounts(candidate: Path, target: Path) -> bool:
-    """Whether ``candidate`` is a whole accounts document with the same accounts as ``target``."""
-    try:
-        theirs = json.loads(candidate.read_bytes().decode("utf-8-sig"))
-        ours = read_document(target)
-        return isinstance(theirs, dict) and set(theirs["accounts"]) == set(ours["accounts"])
-    except (OSError, ValueError, KeyError, TypeError, AccountsError):
-        return False
 
 
 def fingerprint(token: str | None) -> str:

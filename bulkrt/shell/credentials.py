@@ -15,6 +15,11 @@ socket when it continues and uses it. Only when the answer is truly lost (the co
 the five minutes passed after the request was sent) is the account paused, with a message that says
 the server may have rotated its refresh token, so the token in the accounts file may be spent; the
 mark of that refresh stays, and the next run says so again before it presents that token.
+
+A store that cannot be written (`bulkrt.errors.TokenStoreError`: the accounts file on a full or
+read-only filesystem) is not a refusal: the error goes to the caller, which stops the run. When
+the rotated tokens could not be saved, this process keeps using them (the store saved them
+elsewhere if it could, and its error says where).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import anyio
 import structlog
 
 from bulkrt.core.credential_refresh import refused_advice
-from bulkrt.errors import ReauthorizationNeeded, RefreshFailed, RefreshLost
+from bulkrt.errors import ReauthorizationNeeded, RefreshFailed, RefreshLost, TokenStoreError
 from bulkrt.shell.accounts import Account, OAuth1, OAuth2
 from bulkrt.shell.oauth1_signature import OAuth1Key, fresh_nonce
 from bulkrt.shell.tokens import CredentialStore, TokenLease, TokenSet
@@ -39,6 +44,7 @@ __all__ = [
     "RefreshFailed",
     "RefreshLost",
     "TokenSet",
+    "TokenStoreError",
     "authorizer_for",
     "refused_advice",
 ]
@@ -229,7 +235,11 @@ class OAuth2Bearer:
             raise
         # Save first: the old refresh token is already dead.
         self._on_secret([tokens.access_token, tokens.refresh_token])
-        await lease.save(tokens)
+        try:
+            await lease.save(tokens)
+        except TokenStoreError:
+            self._use(tokens)  # the only live copy besides the one saved elsewhere, if any
+            raise
         self._use(tokens)
         _log.info("token_refreshed", account=self.account)
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from itertools import islice
 from math import modf
 from typing import Protocol
@@ -185,6 +186,12 @@ class Dispatcher:
         self.stopping = False
         #: the first failure to write the ledger or the journal; the run stops on it
         self.failure: StorageError | None = None
+        #: per OAuth 1.0a account refused (401), how far ahead of this machine's clock the
+        #: answer's Date was (a clock off by minutes invalidates every OAuth 1.0a signature)
+        self._clock_skew: dict[str, float] = {}
+        #: the first failure to write the credential store (the accounts file); the run stops on
+        #: it, and the ledger takes every line of what finished
+        self.store_failure: StorageError | None = None
         #: each account's latest event: why it waits, for the progress display
         self.last_event: dict[str, AccountEvent] = {}
         self._warned_until = 0.0
@@ -280,6 +287,13 @@ class Dispatcher:
         if self.failure is None and exc is not None:
             self.failure = StorageError(exc.path, exc.message)
             _log.error("storage_failed", path=exc.path, detail=exc.message)
+        self.stop()
+
+    def _store_failed(self, report: RefreshReport) -> None:
+        """The credential store cannot be written: send nothing more, keep the first cause."""
+        if self.store_failure is None:
+            self.store_failure = StorageError(report.store or "", report.message)
+            _log.error("credential_store_failed", path=report.store, detail=report.message)
         self.stop()
 
     def _backlogged(self) -> bool:
@@ -441,7 +455,9 @@ class Dispatcher:
         exchange = await self._senders[item.account].send(item.action, item.tweet_id)
         report = exchange.credentials
         if report is not None:  # never sent: the credentials could not be refreshed first
-            if report.verdict is RefreshVerdict.FAILED:
+            if report.verdict is RefreshVerdict.STORE_FAILED:
+                self._store_failed(report)
+            elif report.verdict is RefreshVerdict.FAILED:
                 self._watch_refresh(item.account, report)
             else:
                 self._reauthorize[item.account] = report.message
@@ -449,6 +465,10 @@ class Dispatcher:
         if exchange.held_until is not None:  # never sent: the shared budget is spent
             return Outcome(Decision.HELD, until=exchange.held_until, unsent=True)
         self._requests_sent += 1
+        if exchange.http == 401 and not self._senders[item.account].refreshable:
+            skew = _clock_skew(exchange.headers.get("date"))
+            if skew is not None:
+                self._clock_skew[item.account] = skew
         return classify(
             item.action,
             exchange.http,
@@ -470,10 +490,15 @@ class Dispatcher:
             if delay is None:
                 break
             await anyio.sleep(delay)
+        if report.verdict is RefreshVerdict.STORE_FAILED:
+            self._store_failed(report)  # the account's items stay unfinished: resumed later
+            return
         misconfigured = report.verdict is RefreshVerdict.FAILED and self._watch_refresh(
             account, report
         )
-        end = refresh_end(account, report, misconfigured=misconfigured)
+        end = refresh_end(
+            account, report, misconfigured=misconfigured, clock_skew=self._clock_skew.get(account)
+        )
         if end.advice is not None:
             self._reauthorize[account] = end.advice
             _log.error("account_needs_reauthorization", account=account, detail=end.advice)
@@ -683,3 +708,13 @@ def _superseded(item: Item, now: float) -> ItemResult:
         "one would undo it",
     )
     return ItemResult(item, Status.SUPERSEDED, None, False, None, error, 0, now)
+
+
+def _clock_skew(date: str | None) -> float | None:
+    """How far ahead of this machine's clock an answer's ``Date`` header is (seconds), or None."""
+    if not date:
+        return None
+    try:
+        return parsedate_to_datetime(date).timestamp() - time.time()
+    except (TypeError, ValueError):
+        return None

@@ -52,7 +52,7 @@ from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.logs import register_secrets
 from bulkrt.redaction import masked_command
 from bulkrt.shell.accounts import Accounts, load_accounts, user_ids
-from bulkrt.shell.accounts_file import recover_write_back
+from bulkrt.shell.accounts_file import recover_write_back, require_write_back
 from bulkrt.shell.client import Timeouts, XClient
 from bulkrt.shell.credentials import authorizer_for
 from bulkrt.shell.dispatcher import Dispatcher, DispatchSettings
@@ -157,7 +157,8 @@ def run_job(settings: RunSettings, out: Progress, *, until_exit: bool = False) -
 
 def _run_job(settings: RunSettings, out: Progress, late: _LateSignals) -> ExitCode:
     if not settings.dry_run:
-        recover_write_back(settings.accounts)  # a crash's rotated tokens; each note is logged
+        # a crash's rotated tokens, or those saved beside the ledger; each note is logged
+        recover_write_back(settings.accounts, rescue_dirs=[settings.ledger.parent])
     accounts = load_accounts(settings.accounts)
     # Read before the ledger's lock (bad input takes no lock), so that the validation pass also
     # plans the resume; under the lock, the ledger is checked to be as it was read.
@@ -165,6 +166,8 @@ def _run_job(settings: RunSettings, out: Progress, late: _LateSignals) -> ExitCo
     with open_jobs(settings.jobs, fmt=settings.fmt, campaign=settings.campaign) as files:
         check, resume = check_and_plan(settings, files, accounts, finished, out)
         model = settings.model()
+        if not settings.dry_run:
+            require_write_back(accounts.path, _oauth2_used(accounts, check))
         if settings.dry_run:
             remaining = resume.remaining(read_items(files, accounts, check))
             out.plan(_dry_run(remaining, resume, model, settings.estimate), check.items)
@@ -380,6 +383,11 @@ def _storage_failed(
     return ExitCode.STORAGE_FAILED
 
 
+def _oauth2_used(accounts: Accounts, check: JobCheck) -> list[str]:
+    """The OAuth 2.0 accounts the job uses (their tokens are written back when refreshed)."""
+    return sorted(a for a, _ in check.counts if a in accounts and accounts[a].oauth2 is not None)
+
+
 def _expected_duration(check: JobCheck, resume: ResumePlan, settings: RunSettings) -> float:
     """How long the run should take, over what is left of the job (all of it on a first run):
     the limits' bound on the validation pass's counts, so the estimate reads no job file and
@@ -473,6 +481,8 @@ async def _dispatch(
         ended.append(stats)
         if dispatcher.failure is not None:
             raise dispatcher.failure
+        if dispatcher.store_failure is not None:
+            raise dispatcher.store_failure
     _log.info("run_finished", run=run_id, requests=stats.requests)
     return stopped[0] if stopped else None
 
@@ -480,7 +490,7 @@ async def _dispatch(
 def _senders(
     accounts: Accounts, used: Sequence[str], client: XClient, ledger: LedgerWriter
 ) -> dict[str, HttpSender]:
-    store = FileCredentialStore(accounts.path)
+    store = FileCredentialStore(accounts.path, rescue_dirs=[ledger.path.parent])
 
     def learn(values: list[str | None]) -> None:
         """Every token issued during the run is masked from the moment it exists."""

@@ -18,7 +18,12 @@ from typing import Protocol
 from bulkrt.core.credential_refresh import RefreshReport, RefreshVerdict
 from bulkrt.core.items import Action
 from bulkrt.shell.client import Authorizer, Exchange, XClient
-from bulkrt.shell.credentials import OAuth2Bearer, ReauthorizationNeeded, RefreshFailed
+from bulkrt.shell.credentials import (
+    OAuth2Bearer,
+    ReauthorizationNeeded,
+    RefreshFailed,
+    TokenStoreError,
+)
 
 __all__ = ["HttpSender", "Sender"]
 
@@ -46,7 +51,9 @@ class Sender(Protocol):
         ...
 
 
-def _report(exc: ReauthorizationNeeded | RefreshFailed) -> RefreshReport:
+def _report(exc: ReauthorizationNeeded | RefreshFailed | TokenStoreError) -> RefreshReport:
+    if isinstance(exc, TokenStoreError):
+        return RefreshReport(RefreshVerdict.STORE_FAILED, exc.detail, exc.detail, store=exc.path)
     if isinstance(exc, RefreshFailed):
         return RefreshReport(
             RefreshVerdict.FAILED, str(exc), exc.detail, http=exc.http, not_api=exc.not_api
@@ -74,7 +81,7 @@ class HttpSender:
         send = self._client.retweet if action is Action.RETWEET else self._client.undo
         try:
             return await send(self._auth, self._user_id, tweet_id)
-        except (ReauthorizationNeeded, RefreshFailed) as exc:  # refreshing ahead of expiry
+        except (ReauthorizationNeeded, RefreshFailed, TokenStoreError) as exc:  # refreshing ahead
             return Exchange(None, sent=False, credentials=_report(exc))
 
     async def refresh(self) -> RefreshReport:
@@ -82,6 +89,6 @@ class HttpSender:
             return RefreshReport(RefreshVerdict.UNSUPPORTED)
         try:
             await self._auth.refresh()
-        except (ReauthorizationNeeded, RefreshFailed) as exc:
+        except (ReauthorizationNeeded, RefreshFailed, TokenStoreError) as exc:
             return _report(exc)
         return RefreshReport(RefreshVerdict.REFRESHED)

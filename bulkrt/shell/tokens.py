@@ -14,6 +14,10 @@ The rule every holder follows (`bulkrt.shell.credentials.OAuth2Bearer.refresh`):
 
 The mark of step 3 stays when the answer is lost (the process died, or the answer never came
 after the request was sent), so the next holder knows the stored refresh token may be spent.
+
+A store that cannot be written (the lease, the mark or the save) raises
+`bulkrt.errors.TokenStoreError`; a save that fails keeps the rotated tokens somewhere the store
+will adopt them from, if it can, and the error says where (``saved``).
 """
 
 from __future__ import annotations
