@@ -46,6 +46,7 @@ __all__ = [
     "SANDBOX_ACCOUNTS",
     "SANDBOX_MARK",
     "UNDO_JOB",
+    "archived_beside",
     "kind_of",
     "ledger_refusal",
     "not_a_ledger",
@@ -226,6 +227,9 @@ def not_a_ledger(path: Path) -> str | None:
     if special is not None:
         return f"is {special}, not a regular file: {_GIVE_LEDGER}"
     try:
+        if not path.exists():
+            beside = archived_beside(path)
+            return None if beside is None else f"does not exist, but {beside}"
         if not path.is_file():
             return None
         if path.stat().st_size == 0:
@@ -258,6 +262,62 @@ def _decompress(path: Path) -> str:
     """How to turn the gzipped ledger ``path`` into the plain one to give instead."""
     plain = path.name.removesuffix(".gz") if path.name.endswith(".gz") else "ledger.jsonl"
     return f"decompress it first (`gzip -dc {path.name} > {plain}`) and give {plain}"
+
+
+#: the names compressing a file gives it, and the command that gives the file back (in place)
+_COMPRESSED = {".gz": "gzip -d", ".bz2": "bzip2 -d", ".xz": "xz -d", ".zst": "zstd -d --rm"}
+
+
+def archived_beside(ledger: Path) -> str | None:
+    """What stands beside the missing ``ledger`` that a run must not start a new ledger over,
+    with the command that puts it back, or None: the ledger compressed under its own name
+    (``gzip L.jsonl L.jsonl.sent`` leaves ``L.jsonl.gz``), or its journal (``L.jsonl.sent``, maybe
+    compressed) without it. A new ledger there would send every item again, and the answers
+    "already retweeted" to the campaign's own retweets would be recorded as the owners'.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("spring.jsonl.gz", "spring.jsonl.sent.gz"):
+    ...     _ = (d / name).write_bytes(b"archived")
+    >>> print(archived_beside(d / "spring.jsonl"))  # doctest: +NORMALIZE_WHITESPACE
+    spring.jsonl.gz is beside it (the ledger, archived?) with its journal
+    spring.jsonl.sent.gz: a run on a new ledger would send every item again and take the
+    campaign's retweets for the owners'; put them back first (`gzip -d spring.jsonl.gz
+    spring.jsonl.sent.gz`) and run the same command again
+    """
+    real = ledger.resolve()  # the journal is named after the file the ledger's name resolves to
+    journal = real.with_name(real.name + ".sent")
+    archives = [ledger.with_name(ledger.name + suffix) for suffix in _COMPRESSED]
+    journals = [journal.with_name(journal.name + suffix) for suffix in _COMPRESSED]
+    packed = [path for path in (*archives, *journals) if path.is_file()]
+    plain = journal.is_file() and journal.stat().st_size > 0
+    if not packed and not plain:
+        return None
+    unpack = " && ".join(
+        f"{tool} {' '.join(path.name for path in packed if path.name.endswith(suffix))}"
+        for suffix, tool in _COMPRESSED.items()
+        if any(path.name.endswith(suffix) for path in packed)
+    )
+    ledgers = [path.name for path in packed if path in archives]
+    if ledgers:
+        with_journal = [path.name for path in packed if path in journals]
+        if plain:
+            with_journal.append(journal.name)
+        also = f" with its journal {' and '.join(with_journal)}" if with_journal else ""
+        return (
+            f"{' and '.join(ledgers)} is beside it (the ledger, archived?){also}: a run on a new "
+            f"ledger would send every item again and take the campaign's retweets for the "
+            f"owners'; put them back first (`{unpack}`) and run the same command again"
+        )
+    named = " and ".join(path.name for path in packed) if packed else journal.name
+    back = f"`{unpack}` puts the journal back; " if packed else ""
+    return (
+        f"its journal {named} is beside it without the ledger (moved, archived or lost?): the "
+        f"journal says who made the campaign's retweets, and a run on a new ledger would send "
+        f"every item again; {back}put the ledger back beside it, or if the ledger is lost, "
+        f"create it empty (`: > {ledger.name}`): the same run then resends what is left and "
+        f"the journal settles who made each retweet"
+    )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -345,7 +405,10 @@ def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
     try:
         empty = ledger.stat().st_size == 0
     except OSError:
-        return None  # missing: the run creates it (or says why it cannot)
+        # missing: the run creates it (or says why it cannot), unless the campaign's ledger or
+        # journal is beside it under another name (archived, or the ledger moved away)
+        beside = archived_beside(ledger)
+        return None if beside is None else f"does not exist, but {beside}"
     kind = kind_of(ledger)
     if empty or kind == LEDGER:
         return None

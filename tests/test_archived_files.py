@@ -1,0 +1,159 @@
+"""Ledger and journal files the operator archived, moved or damaged (adversarial pass adv21: H1,
+J1, N1, N2, N3, O1). Each runs the real CLI and checks what the operator sees (exit code,
+message), what the sandbox recorded (nothing sent when a command refuses) and the files left."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.test_operator_mistakes3 import ACCOUNTS, LEDGER_LINE, bulkrt, files
+from tests.test_run import MakeWorld, World
+
+#: a finished campaign of three retweets
+CAMPAIGN = [
+    ("acct001", "3001", "retweet"),
+    ("acct002", "3001", "retweet"),
+    ("acct001", "3002", "retweet"),
+]
+
+#: how an operator archives a file in place (the tool's own name for the result)
+_PACK: dict[str, Callable[[bytes], bytes]] = {
+    ".gz": gzip.compress,
+    ".xz": lzma.compress,
+    ".bz2": bz2.compress,
+}
+
+
+def _archive(path: Path, suffix: str) -> None:
+    """Compress ``path`` in place as its tool does: ``PATH<suffix>`` replaces it."""
+    path.with_name(path.name + suffix).write_bytes(_PACK[suffix](path.read_bytes()))
+    path.unlink()
+
+
+def _quoted(stderr: str) -> str:
+    """The last command quoted in backticks in ``stderr``."""
+    return stderr.rsplit("`", 2)[-2]
+
+
+async def _finished_campaign(make_world: MakeWorld) -> tuple[World, Path]:
+    """A sandbox world whose campaign ran to the end (exit 0), its job, and no lock left."""
+    world = await make_world()
+    job = world.job(CAMPAIGN)
+    first = await world.run(job)
+    assert first.returncode == 0, first.stderr.decode()
+    world.ledger.with_name("ledger.jsonl.lock").unlink(missing_ok=True)
+    return world, job
+
+
+class TestArchivedLedger:
+    """H1: `gzip L.jsonl L.jsonl.sent`, then the original command: no new ledger beside the
+    archive, nothing sent, and the message says how to put the files back."""
+
+    @pytest.mark.parametrize(
+        ("ledger_suffix", "journal_suffix", "command"),
+        [
+            (".gz", ".gz", "gzip -d ledger.jsonl.gz ledger.jsonl.sent.gz"),
+            (".gz", None, "gzip -d ledger.jsonl.gz"),
+            (".xz", ".xz", "xz -d ledger.jsonl.xz ledger.jsonl.sent.xz"),
+            (".bz2", ".gz", "gzip -d ledger.jsonl.sent.gz && bzip2 -d ledger.jsonl.bz2"),
+        ],
+        ids=["gzip-both", "gzip-ledger", "xz-both", "bzip2-and-gzip"],
+    )
+    async def test_the_same_command_on_an_archived_ledger_is_refused_until_it_is_put_back(
+        self,
+        make_world: MakeWorld,
+        ledger_suffix: str,
+        journal_suffix: str | None,
+        command: str,
+    ) -> None:
+        """run, its --dry-run and validate --ledger on the archived ledger's name exit 2 naming
+        the archive and the command that restores it, send nothing and create no ledger;
+        status, report and rollback name it too; after that command the same run sends
+        nothing and exits 0 (before: 3 items resent, recorded `preexisting: true`)."""
+        world, job = await _finished_campaign(make_world)
+        journal = world.dir / "ledger.jsonl.sent"
+        _archive(world.ledger, ledger_suffix)
+        if journal_suffix is not None:
+            _archive(journal, journal_suffix)
+        kept = {path.name: path.read_bytes() for path in world.dir.glob("ledger.jsonl*")}
+        sent = world.sandbox.state.requests
+        for extra in ((), ("--dry-run",)):
+            answer = await world.run(job, *extra)
+            err = answer.stderr.decode()
+            assert answer.returncode == 2, err
+            assert f"{world.ledger}: does not exist, but ledger.jsonl{ledger_suffix}" in err
+            assert _quoted(err) == command, err
+        checked = bulkrt("validate", str(job), "--accounts", str(world.accounts), "--ledger",
+                         "ledger.jsonl", cwd=world.dir)  # fmt: skip
+        assert checked.returncode == 2, checked.stderr
+        assert f"does not exist, but ledger.jsonl{ledger_suffix}" in checked.stderr
+        for args in (
+            ("status", "ledger.jsonl"),
+            ("report", "ledger.jsonl", "--html", "page.html"),
+            ("rollback", "ledger.jsonl", "--out", "undo.csv"),
+        ):
+            read = bulkrt(*args, cwd=world.dir)
+            assert read.returncode == 2, (args, read.stderr)
+            assert f"ledger.jsonl does not exist, but ledger.jsonl{ledger_suffix}" in read.stderr
+            assert _quoted(read.stderr) == command, read.stderr
+        assert world.sandbox.state.requests == sent
+        assert {p.name: p.read_bytes() for p in world.dir.glob("ledger.jsonl*")} == kept
+        assert not (world.dir / "page.html").exists() and not (world.dir / "undo.csv").exists()
+        await anyio.run_process(command, cwd=world.dir)  # the command as printed, by a shell
+        again = await world.run(job)
+        assert again.returncode == 0, again.stderr.decode()
+        assert world.sandbox.state.requests == sent
+        assert [line["preexisting"] for line in world.lines()] == [False] * len(CAMPAIGN)
+
+    @pytest.mark.parametrize("packed", [False, True], ids=["plain-journal", "gzipped-journal"])
+    async def test_a_journal_without_its_ledger_is_refused_and_its_advice_settles_the_run(
+        self, make_world: MakeWorld, packed: bool
+    ) -> None:
+        """A journal (plain or gzipped) beside a missing ledger: run and validate exit 2 naming
+        the journal and the ledger, nothing sent; following the advice (decompress, `: >
+        ledger`) the run resends and the journal records the campaign's retweets as its own,
+        so rollback undoes every one (before: all `preexisting: true`, rollback left them)."""
+        world, job = await _finished_campaign(make_world)
+        world.ledger.unlink()
+        journal = world.dir / "ledger.jsonl.sent"
+        if packed:
+            _archive(journal, ".gz")
+        sent = world.sandbox.state.requests
+        answer = await world.run(job)
+        err = answer.stderr.decode()
+        assert answer.returncode == 2, err
+        named = "ledger.jsonl.sent.gz" if packed else "ledger.jsonl.sent"
+        assert f"--ledger {world.ledger}: does not exist, but its journal {named} is beside" in err
+        assert ": > ledger.jsonl" in err
+        assert ("`gzip -d ledger.jsonl.sent.gz`" in err) is packed
+        checked = bulkrt("validate", str(job), "--accounts", str(world.accounts), "--ledger",
+                         "ledger.jsonl", cwd=world.dir)  # fmt: skip
+        assert checked.returncode == 2 and f"its journal {named}" in checked.stderr
+        assert world.sandbox.state.requests == sent and not world.ledger.exists()
+        if packed:
+            await anyio.run_process(["gzip", "-d", "ledger.jsonl.sent.gz"], cwd=world.dir)
+        world.ledger.touch()
+        again = await world.run(job)
+        assert again.returncode == 0, again.stderr.decode()
+        assert [line["preexisting"] for line in world.lines()] == [False] * len(CAMPAIGN)
+        rolled = bulkrt("rollback", "ledger.jsonl", "--out", "undo.csv", cwd=world.dir)
+        assert rolled.returncode == 0, rolled.stderr
+        assert len((world.dir / "undo.csv").read_text().splitlines()) == 1 + len(CAMPAIGN)
+
+    def test_a_new_ledger_with_nothing_beside_it_is_still_created(self, tmp_path: Path) -> None:
+        """Only an archive or journal of the same name stops a new ledger: another ledger's
+        archive in the directory, or an empty journal left behind, do not (validate exit 0)."""
+        files(tmp_path, acc_json=ACCOUNTS, job_csv="account,tweet_id,action\nacct001,20,retweet\n")
+        (tmp_path / "other.jsonl.gz").write_bytes(gzip.compress(LEDGER_LINE.encode()))
+        (tmp_path / "new.jsonl.sent").touch()
+        answer = bulkrt("validate", "job.csv", "--accounts", "acc.json", "--ledger", "new.jsonl",
+                        cwd=tmp_path)  # fmt: skip
+        assert answer.returncode == 0, answer.stderr
+        assert not (tmp_path / "new.jsonl").exists()  # validate reads, never creates
