@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import shlex
 import stat
 import zlib
 from collections.abc import Mapping
@@ -279,14 +280,14 @@ def archived_beside(ledger: Path) -> str | None:
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> for name in ("spring.jsonl.gz", "spring.jsonl.sent.gz"):
     ...     _ = (d / name).write_bytes(b"archived")
-    >>> print(archived_beside(d / "spring.jsonl"))  # doctest: +NORMALIZE_WHITESPACE
+    >>> print(archived_beside(d / "spring.jsonl").replace(str(d), "DIR"))
+    ... # doctest: +NORMALIZE_WHITESPACE
     spring.jsonl.gz is beside it (the ledger, archived?) with its journal
     spring.jsonl.sent.gz: a run on a new ledger would send every item again and take the
-    campaign's retweets for the owners'; put them back first (`gzip -d spring.jsonl.gz
-    spring.jsonl.sent.gz`) and run the same command again
+    campaign's retweets for the owners'; put them back first (`gzip -d DIR/spring.jsonl.gz
+    DIR/spring.jsonl.sent.gz`) and run the same command again
     """
-    real = ledger.resolve()  # the journal is named after the file the ledger's name resolves to
-    journal = real.with_name(real.name + ".sent")
+    journal = ledger.with_name(ledger.name + ".sent")
     archives = [ledger.with_name(ledger.name + suffix) for suffix in _COMPRESSED]
     journals = [journal.with_name(journal.name + suffix) for suffix in _COMPRESSED]
     packed = [path for path in (*archives, *journals) if path.is_file()]
@@ -294,7 +295,7 @@ def archived_beside(ledger: Path) -> str | None:
     if not packed and not plain:
         return None
     unpack = " && ".join(
-        f"{tool} {' '.join(path.name for path in packed if path.name.endswith(suffix))}"
+        f"{tool} {shlex.join(str(path) for path in packed if path.name.endswith(suffix))}"
         for suffix, tool in _COMPRESSED.items()
         if any(path.name.endswith(suffix) for path in packed)
     )
@@ -315,8 +316,8 @@ def archived_beside(ledger: Path) -> str | None:
         f"its journal {named} is beside it without the ledger (moved, archived or lost?): the "
         f"journal says who made the campaign's retweets, and a run on a new ledger would send "
         f"every item again; {back}put the ledger back beside it, or if the ledger is lost, "
-        f"create it empty (`: > {ledger.name}`): the same run then resends what is left and "
-        f"the journal settles who made each retweet"
+        f"create it empty (`: > {shlex.quote(str(ledger))}`): the same run then resends what "
+        f"is left and the journal settles who made each retweet"
     )
 
 
