@@ -13,8 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from bulkrt.sandbox import FaultKind
+from bulkrt.sandbox.faults import ScriptedFault
 from tests.test_operator_mistakes3 import ACCOUNTS, LEDGER_LINE, bulkrt, files
-from tests.test_run import MakeWorld, World
+from tests.test_run import EMBEDDED, MakeWorld, World, both_modes, eventually
 
 #: a finished campaign of three retweets
 CAMPAIGN = [
@@ -157,3 +159,103 @@ class TestArchivedLedger:
                         cwd=tmp_path)  # fmt: skip
         assert answer.returncode == 0, answer.stderr
         assert not (tmp_path / "new.jsonl").exists()  # validate reads, never creates
+
+
+async def _crashed_in_flight(make_world: MakeWorld) -> tuple[World, Path]:
+    """A run killed while the sandbox held the answer to its retweet of Tweet 710: the retweet
+    exists, the ledger has no line for it, the journal one ``sent`` line (what settles it)."""
+    world = await make_world(stall_seconds=60)
+    world.sandbox.state.faults.script(
+        ScriptedFault(FaultKind.STALL, user_id=world.user_id("acct001"))
+    )
+    job = world.job([("acct001", "710", "retweet"), ("acct001", "711", "retweet")])
+    async with await anyio.open_process(world.run_args(job)) as process:
+        await eventually(lambda: "710" in world.retweets("acct001"))
+        process.kill()
+        await process.wait()
+    world.ledger.with_name("ledger.jsonl.lock").unlink(missing_ok=True)
+    assert "710" not in {line["tweet_id"] for line in world.lines()}
+    return world, job
+
+
+def _origin_of_710(world: World) -> object:
+    return next(line["preexisting"] for line in world.lines() if line["tweet_id"] == "710")
+
+
+class TestUnreadableJournal:
+    """J1: a journal that cannot be read never lets the campaign's retweet pass for the owner's
+    silently."""
+
+    @both_modes
+    async def test_a_gzipped_journal_is_refused_until_decompressed(
+        self, make_world: MakeWorld
+    ) -> None:
+        """A journal holding gzip (an archive put back under its name): run, --dry-run, validate
+        --ledger and rollback exit 2 naming it and the command that decompresses it, send
+        nothing and leave it byte for byte; after that command the run settles Tweet 710 as of
+        undecidable origin (before: exit 0, `preexisting: true`, plain lines after the gzip)."""
+        world, job = await _crashed_in_flight(make_world)
+        journal = world.dir / "ledger.jsonl.sent"
+        packed = gzip.compress(journal.read_bytes())
+        journal.write_bytes(packed)
+        sent = world.sandbox.state.requests
+        for extra in ((), ("--dry-run",)):
+            answer = await world.run(job, *extra)
+            err = answer.stderr.decode()
+            assert answer.returncode == 2, err
+            assert f"its journal {journal} is gzip-compressed" in err
+            assert _quoted(err) == f"mv {journal} {journal}.gz && gzip -d {journal}.gz"
+        checked = bulkrt("validate", str(job), "--accounts", str(world.accounts), "--ledger",
+                         "ledger.jsonl", cwd=world.dir)  # fmt: skip
+        assert checked.returncode == 2 and "is gzip-compressed" in checked.stderr
+        rolled = bulkrt("rollback", "ledger.jsonl", "--out", "undo.csv", cwd=world.dir)
+        assert rolled.returncode == 2 and f"{journal}: is gzip-compressed" in rolled.stderr
+        assert world.sandbox.state.requests == sent
+        assert journal.read_bytes() == packed
+        await anyio.run_process(_quoted(err), cwd=world.dir)
+        again = await world.run(job)
+        assert again.returncode == 0, again.stderr.decode()
+        assert _origin_of_710(world) is None
+
+    @both_modes
+    async def test_a_damaged_journal_line_is_warned_about_before_sending(
+        self, make_world: MakeWorld
+    ) -> None:
+        """Damaged journal lines (a key's event misspelt, zero-filled bytes): the run warns
+        naming the journal, the lines and their count before its first request (embedded and
+        multi-machine mode read it alike), and so does rollback; the multi-machine mode's marks
+        and a torn line (the last, then one the next run ends) are no damage (before: no word)."""
+        world, job = await _finished_campaign(make_world)
+        journal = world.dir / "ledger.jsonl.sent"
+        lines = journal.read_text().splitlines(keepends=True)
+        first = next(n for n, line in enumerate(lines) if line.startswith('{"e":"sent"'))
+        lines[first] = lines[first].replace('{"e"', '{"e "', 1)
+        damaged = [first + 1, len(lines) + 2]
+        journal.write_text(
+            "".join(lines) + '{"e":"fleet-job","job":"j1"}\n\x00\x00\x00\n{"e":"sent","key":"to'
+        )
+        more = world.job([*CAMPAIGN, ("acct002", "3003", "retweet")])
+        again = await world.run(more)
+        err = again.stderr.decode()
+        assert again.returncode == 0, err
+        assert err.count("journal_lines_skipped") == 1, err
+        assert f"journal={journal}" in err and "count=2" in err, err
+        assert f"lines='{damaged[0]}, {damaged[1]}'" in err, err
+        if world.mode is EMBEDDED:
+            assert err.index("journal_lines_skipped") < err.index("run_started"), err
+        assert "3003" in world.retweets("acct002")
+        rolled = bulkrt("rollback", "ledger.jsonl", "--out", "undo.csv", cwd=world.dir)
+        assert rolled.returncode == 0, rolled.stderr
+        assert "journal_lines_skipped" in rolled.stderr and "count=2" in rolled.stderr
+
+    async def test_an_empty_journal_beside_a_ledger_of_retweets_is_warned_about(
+        self, make_world: MakeWorld
+    ) -> None:
+        """A finished campaign whose journal was emptied: the next run warns that it is empty
+        before sending, as for a missing one (before: no word)."""
+        world, job = await _finished_campaign(make_world)
+        (world.dir / "ledger.jsonl.sent").write_bytes(b"")
+        again = await world.run(job)
+        err = again.stderr.decode()
+        assert again.returncode == 0, err
+        assert f"its journal {world.dir / 'ledger.jsonl.sent'} is empty" in err

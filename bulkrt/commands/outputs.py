@@ -412,7 +412,13 @@ def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
         return None if beside is None else f"does not exist, but {beside}"
     kind = kind_of(ledger)
     if empty or kind == LEDGER:
-        return None
+        # Loaded here: `bulkrt sandbox`, which asks `refusal`, loads no ledger module.
+        from bulkrt.ledger.reader import unreadable_journal
+
+        real = ledger.resolve()  # the journal beside the file the ledger's name resolves to
+        journal = real.with_name(real.name + ".sent")
+        unreadable = unreadable_journal(journal)
+        return None if unreadable is None else f"its journal {journal} {unreadable}"
     if kind == GZIPPED_LEDGER:
         return (
             f"is {kind}: bulkrt appends only to a plain ledger, and could not see what this one "
