@@ -259,3 +259,60 @@ class TestUnreadableJournal:
         err = again.stderr.decode()
         assert again.returncode == 0, err
         assert f"its journal {world.dir / 'ledger.jsonl.sent'} is empty" in err
+
+
+class TestCompressedNames:
+    """N2, N3: a ledger is never written under a compressed name, and an archived journal is
+    replaced by no command."""
+
+    async def test_a_new_ledger_named_gz_is_refused_and_sends_nothing(
+        self, make_world: MakeWorld
+    ) -> None:
+        """`run` and `--dry-run` with a new `--ledger NEW.jsonl.gz` (or .xz, .zst) exit 2 saying
+        a ledger is plain text and naming NEW.jsonl; nothing is sent or created (before: a
+        plain-text ledger under the .gz name, which zcat and archive scripts then fail on)."""
+        world = await make_world()
+        job = world.job(CAMPAIGN)
+        for name in ("new.jsonl.gz", "new.jsonl.xz", "new.zst"):
+            target = world.dir / name
+            for extra in ((), ("--dry-run",)):
+                args = [
+                    part if part != str(world.ledger) else str(target)
+                    for part in world.run_args(job, *extra)
+                ]
+                answer = await anyio.run_process(args, check=False)
+                err = answer.stderr.decode()
+                assert answer.returncode == 2, err
+                assert "a ledger is plain text" in err and "name it new.jsonl" in err, err
+            assert not target.exists()
+        assert world.sandbox.state.requests == 0
+        assert sorted(p.name for p in world.dir.iterdir()) == ["accounts.json", "campaign.csv"]
+
+    @pytest.mark.parametrize(
+        ("command", "out"),
+        [
+            (("rollback", "ledger.jsonl", "--out", "archive.jsonl.gz", "--force"), "archive.jsonl.gz"),  # noqa: E501
+            (("expand", "--accounts", "acct001", "--tweets", "20", "--campaign", "z", "--out", "archive.csv.gz", "--force"), "archive.csv.gz"),  # noqa: E501
+            (("report", "ledger.jsonl", "--html", "archive.html", "--force"), "archive.html"),
+        ],
+        ids=["rollback", "expand", "report"],
+    )  # fmt: skip
+    def test_a_gzipped_journal_is_never_replaced(
+        self, tmp_path: Path, command: tuple[str, ...], out: str
+    ) -> None:
+        """A journal archived with gzip under any name is refused as an output even with
+        --force ("never writes over one") and left byte for byte (before: replaced)."""
+        journal = (
+            '{"e":"sent","key":"k1","campaign":"spring","account":"acct001","tweet_id":"20"}\n'
+        )
+        files(tmp_path, acc_json=ACCOUNTS, ledger_jsonl=LEDGER_LINE)
+        (tmp_path / "ledger.jsonl.sent").write_text(journal)
+        packed = gzip.compress(journal.encode())
+        (tmp_path / out).write_bytes(packed)
+        answer = bulkrt(*command, cwd=tmp_path)
+        assert answer.returncode == 2, answer.stderr
+        assert (
+            "is a gzip-compressed ledger's journal (<ledger>.sent); bulkrt never writes over one, "
+            "even with --force"
+        ) in answer.stderr
+        assert (tmp_path / out).read_bytes() == packed

@@ -39,6 +39,7 @@ from bulkrt.jobs.job_files import JobFile, JobFormat, format_of, read_raw_rows
 
 __all__ = [
     "ACCOUNTS_FILE",
+    "GZIPPED_JOURNAL",
     "GZIPPED_LEDGER",
     "JOB",
     "JOURNAL",
@@ -68,6 +69,9 @@ UNDO_JOB = "an undo job file"
 #: a ledger compressed with gzip (an archived ledger): job files may be gzipped, a ledger is
 #: read and appended to only as plain text, so a run would not see what it finished
 GZIPPED_LEDGER = "a gzip-compressed bulkrt ledger"
+#: a ledger's journal compressed with gzip (an archived journal: the record of who made the
+#: campaign's retweets), never replaced
+GZIPPED_JOURNAL = "a gzip-compressed ledger's journal (<ledger>.sent)"
 
 #: the top-level key and value `bulkrt sandbox` writes into its accounts files; the accounts
 #: loader ignores top-level keys other than ``accounts``, and a token write-back keeps them
@@ -120,8 +124,8 @@ def _sniff_kind(path: Path) -> str | None:
     if not gzipped or kind == JOB:
         return kind
     # Only job files are read through gzip; anything else compressed is no bulkrt file of its
-    # kind, and a gzipped ledger is named so that it is neither resumed nor replaced.
-    return GZIPPED_LEDGER if kind == LEDGER else None
+    # kind, and a gzipped ledger or journal is named so that it is neither read nor replaced.
+    return {LEDGER: GZIPPED_LEDGER, JOURNAL: GZIPPED_JOURNAL}.get(kind or "")
 
 
 def _kind_of_text(head: bytes) -> str | None:
@@ -356,7 +360,7 @@ def refusal(
                 f"is {kind} holding retweet rows; rollback replaces only an earlier undo job, "
                 f"even with --force: name another file"
             )
-        if kind in (LEDGER, JOURNAL, LOCK, ACCOUNTS_FILE):
+        if kind in (LEDGER, JOURNAL, GZIPPED_JOURNAL, LOCK, ACCOUNTS_FILE):
             return f"is {kind}; bulkrt never writes over one, even with --force: name another file"
         return f"is {kind}; this command does not replace one, even with --force: name another file"
     if not force:
@@ -409,7 +413,20 @@ def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
         # missing: the run creates it (or says why it cannot), unless the campaign's ledger or
         # journal is beside it under another name (archived, or the ledger moved away)
         beside = archived_beside(ledger)
-        return None if beside is None else f"does not exist, but {beside}"
+        if beside is not None:
+            return f"does not exist, but {beside}"
+        empty = None
+    packed = next((suffix for suffix in _COMPRESSED if ledger.name.endswith(suffix)), None)
+    if packed is not None and empty is not False:
+        # a new ledger under a compressed name would be plain text all the same: `zcat` and
+        # archive scripts keyed on the name would fail on it (a plain one of old resumes)
+        plain = ledger.name.removesuffix(packed)
+        return (
+            f"is a new ledger named as compressed ({packed}): a ledger is plain text, appended "
+            f"to line by line; name it {plain if plain.endswith('.jsonl') else plain + '.jsonl'}"
+        )
+    if empty is None:
+        return None
     kind = kind_of(ledger)
     if empty or kind == LEDGER:
         # Loaded here: `bulkrt sandbox`, which asks `refusal`, loads no ledger module.
