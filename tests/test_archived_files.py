@@ -316,3 +316,51 @@ class TestCompressedNames:
             "even with --force"
         ) in answer.stderr
         assert (tmp_path / out).read_bytes() == packed
+
+
+class TestNamedForWhatTheyAre:
+    """N1 (job side): a ledger or journal, archived, renamed or cut short, given where a job or
+    a ledger is expected is named for what it is."""
+
+    def test_journals_and_ledgers_given_as_jobs_are_named(self, tmp_path: Path) -> None:
+        """A gzipped journal (unknown job format by its name), a journal or a ledger renamed
+        `.csv`: validate and run --dry-run exit 2 saying "this is a ledger's journal" or "this is
+        a bulkrt ledger" (before: "unknown format" and "missing column")."""
+        journal = (
+            '{"e":"sent","key":"k1","campaign":"spring","account":"acct001","tweet_id":"20"}\n'
+        )
+        files(tmp_path, acc_json=ACCOUNTS)
+        (tmp_path / "old.sent.gz").write_bytes(gzip.compress(journal.encode()))
+        (tmp_path / "renamed.csv").write_text(journal)
+        (tmp_path / "ledger.csv").write_text(LEDGER_LINE)
+        for job, says in (
+            ("old.sent.gz", "this is a ledger's journal"),
+            ("renamed.csv", "this is a ledger's journal"),
+            ("ledger.csv", "this is a bulkrt ledger"),
+        ):
+            for command in ("validate", "run"):
+                extra = ("--ledger", "new.jsonl", "--dry-run") if command == "run" else ()
+                answer = bulkrt(command, job, "--accounts", "acc.json", *extra, cwd=tmp_path)
+                assert answer.returncode == 2, (job, answer.stderr)
+                assert f"{job}" in answer.stderr and says in answer.stderr, (job, answer.stderr)
+        assert not (tmp_path / "new.jsonl").exists()
+
+    def test_a_gzipped_ledger_cut_short_is_named(self, tmp_path: Path) -> None:
+        """The first 400 bytes of a gzipped ledger (an interrupted copy) as --ledger, status's
+        LEDGER or an output with --force: named "a gzip-compressed bulkrt ledger" and left as it
+        is (before: "not a bulkrt ledger", and replaced by --force)."""
+        files(tmp_path, acc_json=ACCOUNTS, job_csv="account,tweet_id,action\nacct001,20,retweet\n")
+        cut = gzip.compress((LEDGER_LINE * 200).encode())[:400]
+        (tmp_path / "cut.jsonl.gz").write_bytes(cut)
+        for args in (
+            ("run", "job.csv", "--accounts", "acc.json", "--ledger", "cut.jsonl.gz", "--dry-run"),
+            ("status", "cut.jsonl.gz"),
+            ("report", "cut.jsonl.gz", "--html", "page.html"),
+        ):
+            answer = bulkrt(*args, cwd=tmp_path)
+            assert answer.returncode == 2, (args, answer.stderr)
+            assert "is a gzip-compressed bulkrt ledger" in answer.stderr, (args, answer.stderr)
+        files(tmp_path, ledger_jsonl=LEDGER_LINE)
+        over = bulkrt("rollback", "ledger.jsonl", "--out", "cut.jsonl.gz", "--force", cwd=tmp_path)
+        assert over.returncode == 2 and "gzip-compressed bulkrt ledger" in over.stderr
+        assert (tmp_path / "cut.jsonl.gz").read_bytes() == cut

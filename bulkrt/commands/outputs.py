@@ -25,7 +25,6 @@ True
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import shlex
 import stat
@@ -116,9 +115,9 @@ def _sniff_kind(path: Path) -> str | None:
             head = stream.read(_SNIFF)
         if head.startswith(b"\x1f\x8b"):
             gzipped = True
-            with gzip.open(path, "rb") as stream:
-                head = stream.read(_SNIFF)
-    except (OSError, EOFError, zlib.error):
+            # what the first bytes inflate to, also of a stream cut short (an interrupted copy)
+            head = zlib.decompressobj(wbits=31).decompress(head, _SNIFF)
+    except (OSError, zlib.error):
         return None
     kind = _kind_of_text(head)
     if not gzipped or kind == JOB:
