@@ -364,3 +364,65 @@ class TestNamedForWhatTheyAre:
         over = bulkrt("rollback", "ledger.jsonl", "--out", "cut.jsonl.gz", "--force", cwd=tmp_path)
         assert over.returncode == 2 and "gzip-compressed bulkrt ledger" in over.stderr
         assert (tmp_path / "cut.jsonl.gz").read_bytes() == cut
+
+
+class TestSystemOutputs:
+    """O1: an output in /dev or /proc, or a link leading there, is never replaced; a link to a
+    file is written through."""
+
+    @pytest.mark.parametrize(
+        ("command", "out"),
+        [
+            (("report", "ledger.jsonl", "--html", "OUT", "--force"), "mystdout"),
+            (("expand", "--accounts", "acct001", "--tweets", "1", "--campaign", "z", "--out",
+              "OUT", "--force"), "mystdout.csv"),
+            (("rollback", "ledger.jsonl", "--out", "OUT", "--force"), "mystdout.csv"),
+        ],
+        ids=["report", "expand", "rollback"],
+    )  # fmt: skip
+    def test_a_link_to_standard_output_is_refused_even_with_force(
+        self, tmp_path: Path, command: tuple[str, ...], out: str
+    ) -> None:
+        """An own link to /proc/self/fd/1, standard output redirected to a file: exit 2 "not a
+        file bulkrt may replace", the link kept, nothing written to the file (before: the link
+        replaced by a regular file)."""
+        files(tmp_path, acc_json=ACCOUNTS, ledger_jsonl=LEDGER_LINE)
+        (tmp_path / "ledger.jsonl.sent").write_text("")
+        link = tmp_path / out
+        link.symlink_to("/proc/self/fd/1")
+        args = [part if part != "OUT" else out for part in command]
+        with (tmp_path / "stdout.txt").open("wb") as stdout:
+            answer = bulkrt(*args, cwd=tmp_path, stdout=stdout.fileno())
+        assert answer.returncode == 2, answer.stderr
+        assert out in answer.stderr, answer.stderr
+        assert "is not a file bulkrt may replace: it is a link into /proc" in answer.stderr
+        assert link.is_symlink() and str(link.readlink()) == "/proc/self/fd/1"
+        assert (tmp_path / "stdout.txt").read_bytes() == b""
+
+    def test_dev_stdout_is_refused_and_never_offered_force(self, tmp_path: Path) -> None:
+        """`report --html /dev/stdout` (standard output a file) exits 2 naming /dev, without
+        inviting --force (before: "exists; --force replaces it")."""
+        files(tmp_path, ledger_jsonl=LEDGER_LINE)
+        with (tmp_path / "stdout.txt").open("wb") as stdout:
+            answer = bulkrt(
+                "report", "ledger.jsonl", "--html", "/dev/stdout", cwd=tmp_path,
+                stdout=stdout.fileno(),
+            )  # fmt: skip
+        assert answer.returncode == 2, answer.stderr
+        assert "/dev/stdout is not a file bulkrt may replace: it is in /dev" in answer.stderr
+        assert "--force replaces it" not in answer.stderr
+        assert Path("/dev/stdout").is_symlink()
+
+    def test_a_link_to_a_file_is_written_through_with_force(self, tmp_path: Path) -> None:
+        """`--html link.html --force`, the link naming an earlier page: the page it names is
+        replaced and the link kept (before: the link replaced, the old page left)."""
+        files(tmp_path, ledger_jsonl=LEDGER_LINE)
+        (tmp_path / "pages").mkdir()
+        page = tmp_path / "pages" / "spring.html"
+        page.write_text("old page")
+        (tmp_path / "link.html").symlink_to(page)
+        answer = bulkrt("report", "ledger.jsonl", "--html", "link.html", "--force", cwd=tmp_path)
+        assert answer.returncode == 0, answer.stderr
+        assert (tmp_path / "link.html").is_symlink()
+        assert page.read_text().startswith("<!DOCTYPE html>")
+        assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["spring.html"]

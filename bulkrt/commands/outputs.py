@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
 import stat
 import zlib
@@ -53,6 +54,7 @@ __all__ = [
     "not_a_ledger",
     "not_regular",
     "refusal",
+    "system_place",
 ]
 
 #: what `kind_of` calls a ledger and an accounts file
@@ -350,6 +352,12 @@ def refusal(
     special = not_regular(out)
     if special is not None:
         return f"is {special}, not a regular file; bulkrt writes only regular files: name a file"
+    system = system_place(out)
+    if system is not None:
+        return (
+            f"is not a file bulkrt may replace: it {system}, where the system's files live, "
+            f"even with --force; name a file"
+        )
     if not out.exists():
         return None
     kind = kind_of(out)
@@ -364,6 +372,37 @@ def refusal(
         return f"is {kind}; this command does not replace one, even with --force: name another file"
     if not force:
         return "exists; --force replaces it"
+    return None
+
+
+#: where the system's own files live (devices, a process's descriptors): never written
+_SYSTEM_PLACES = (Path("/dev"), Path("/proc"), Path("/sys"))
+#: how many symbolic links `system_place` follows before it gives up (as the kernel does)
+_MAX_LINKS = 40
+
+
+def system_place(path: Path) -> str | None:
+    """How ``path`` leads into /dev, /proc or /sys (named there, or a symbolic link on the way
+    to it ends there: ``/dev/stdout`` is ``/proc/self/fd/1``, whatever file that is), or None.
+    Such a file is never replaced, even when it reads as a regular file (standard output
+    redirected to one): replacing it would replace the link itself, a system file.
+
+    >>> system_place(Path("/dev/stdout"))
+    'is in /dev'
+    >>> system_place(Path("report.html")) is None
+    True
+    """
+    step = Path(os.path.abspath(path))
+    for _ in range(_MAX_LINKS):
+        # the directories on the way resolved (a link to /proc/self/fd is one), not the name
+        step = Path(os.path.realpath(step.parent)) / step.name
+        place = next((p for p in _SYSTEM_PLACES if step.is_relative_to(p)), None)
+        if place is not None:
+            how = "is in" if step == Path(os.path.abspath(path)) else "is a link into"
+            return f"{how} {place}"
+        if not step.is_symlink():
+            return None
+        step = Path(os.path.normpath(step.parent / os.readlink(step)))
     return None
 
 
