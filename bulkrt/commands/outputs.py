@@ -385,7 +385,8 @@ def system_place(path: Path) -> str | None:
     """How ``path`` leads into /dev, /proc or /sys (named there, or a symbolic link on the way
     to it ends there: ``/dev/stdout`` is ``/proc/self/fd/1``, whatever file that is), or None.
     Such a file is never replaced, even when it reads as a regular file (standard output
-    redirected to one): replacing it would replace the link itself, a system file.
+    redirected to one): the write would land on a device, on whatever another process's
+    descriptor is, or (as root) replace a system link such as ``/dev/stdout`` itself.
 
     >>> system_place(Path("/dev/stdout"))
     'is in /dev'
@@ -400,9 +401,12 @@ def system_place(path: Path) -> str | None:
         if place is not None:
             how = "is in" if step == Path(os.path.abspath(path)) else "is a link into"
             return f"{how} {place}"
-        if not step.is_symlink():
-            return None
-        step = Path(os.path.normpath(step.parent / os.readlink(step)))
+        try:
+            if not step.is_symlink():
+                return None
+            step = Path(os.path.normpath(step.parent / os.readlink(step)))
+        except OSError:
+            return None  # unreadable on the way: the write itself says why it fails
     return None
 
 

@@ -68,7 +68,7 @@ def is_journal(path: Path) -> bool:
         if first.startswith(b"\x1f\x8b"):
             with gzip.open(path, "rb") as stream:
                 first = stream.readline(4096)
-    except (*_GZIP_ERRORS,):
+    except _GZIP_ERRORS:
         return False
     return first.startswith(b'{"e":') and b'"key":' in first
 
