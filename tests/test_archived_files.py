@@ -221,32 +221,34 @@ class TestUnreadableJournal:
     async def test_a_damaged_journal_line_is_warned_about_before_sending(
         self, make_world: MakeWorld
     ) -> None:
-        """Damaged journal lines (a key's event misspelt, zero-filled bytes): the run warns
-        naming the journal, the lines and their count before its first request (embedded and
-        multi-machine mode read it alike), and so does rollback; the multi-machine mode's marks
-        and a torn line (the last, then one the next run ends) are no damage (before: no word)."""
+        """Damaged journal lines (a key's event misspelt, zero-filled bytes, text after the JSON
+        lines, where no legacy bare key can stand): the run warns naming the journal, the lines
+        and their count before its first request (embedded and multi-machine mode read it
+        alike), and so does rollback; the multi-machine mode's marks and a torn line (the last,
+        then one the next run ends) are no damage (before: no word)."""
         world, job = await _finished_campaign(make_world)
         journal = world.dir / "ledger.jsonl.sent"
         lines = journal.read_text().splitlines(keepends=True)
         first = next(n for n, line in enumerate(lines) if line.startswith('{"e":"sent"'))
         lines[first] = lines[first].replace('{"e"', '{"e "', 1)
-        damaged = [first + 1, len(lines) + 2]
+        damaged = [first + 1, len(lines) + 2, len(lines) + 3]
         journal.write_text(
-            "".join(lines) + '{"e":"fleet-job","job":"j1"}\n\x00\x00\x00\n{"e":"sent","key":"to'
+            "".join(lines)
+            + '{"e":"fleet-job","job":"j1"}\n\x00\x00\x00\ngarbage\n{"e":"sent","key":"to'
         )
         more = world.job([*CAMPAIGN, ("acct002", "3003", "retweet")])
         again = await world.run(more)
         err = again.stderr.decode()
         assert again.returncode == 0, err
         assert err.count("journal_lines_skipped") == 1, err
-        assert f"journal={journal}" in err and "count=2" in err, err
-        assert f"lines='{damaged[0]}, {damaged[1]}'" in err, err
+        assert f"journal={journal}" in err and "count=3" in err, err
+        assert f"lines='{', '.join(map(str, damaged))}'" in err, err
         if world.mode is EMBEDDED:
             assert err.index("journal_lines_skipped") < err.index("run_started"), err
         assert "3003" in world.retweets("acct002")
         rolled = bulkrt("rollback", "ledger.jsonl", "--out", "undo.csv", cwd=world.dir)
         assert rolled.returncode == 0, rolled.stderr
-        assert "journal_lines_skipped" in rolled.stderr and "count=2" in rolled.stderr
+        assert "journal_lines_skipped" in rolled.stderr and "count=3" in rolled.stderr
 
     async def test_an_empty_journal_beside_a_ledger_of_retweets_is_warned_about(
         self, make_world: MakeWorld

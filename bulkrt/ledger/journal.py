@@ -28,7 +28,8 @@ record `bulkrt.ledger.undo` trusts, beside the ledger, for who made each retweet
 A later run reads the state of every key the ledger does not hold as finished (`KeyState`), so
 a retweet whose ledger line was lost is settled by the journal's evidence, not by a guess.
 
-Legacy lines (a bare key, written by earlier versions before a first send) read as ``sent``.
+Legacy lines (a bare key, written by earlier versions before a first send) read as ``sent``
+when they come before any JSON line (a bare line after one is damage).
 
 Reading tolerates a torn line (its request never left: the fsync comes first) and the
 multi-machine mode's own marks (``{"e":"fleet-job",...}``, no key). Any other line it cannot read
@@ -243,12 +244,19 @@ def _lines(path: Path) -> Iterator[_Line]:
         contextlib.suppress(FileNotFoundError),
         path.open("r", encoding="utf-8", errors="replace") as lines,
     ):
+        legacy = True  # bare keys (the oldest lines) come before any JSON line, never after
         for number, raw in enumerate(lines, start=1):
             line = _parse(raw)
-            if line is not None:
+            if line is None:
+                if _damaged(raw):
+                    skipped.append(number)
+            elif raw[0] == "{":
+                legacy = False
                 yield line
-            elif _damaged(raw):
-                skipped.append(number)
+            elif legacy:
+                yield line
+            else:
+                skipped.append(number)  # text after JSON lines: damage, not a legacy key
     if skipped:
         named = ", ".join(map(str, skipped[:_NAMED_LINES]))
         more = f" and {len(skipped) - _NAMED_LINES} more" if len(skipped) > _NAMED_LINES else ""
