@@ -4,7 +4,9 @@ operator's accounts file, not even with ``--force``. An existing bulkrt file is 
 the command that writes that kind, with ``--force``: `expand --out` a job file, `rollback --out`
 an earlier undo job (every row an ``undo``; never a job holding retweet rows), `sandbox
 --accounts-out` an accounts file a sandbox wrote (marked ``"written_by": "bulkrt sandbox"``).
-`report --html` replaces no bulkrt file. Any other existing file is replaced only with ``--force``.
+`report --html` replaces no bulkrt file. Any other existing file is replaced only with ``--force``;
+nothing in /dev, /proc or /sys (nor a link leading there, as ``/dev/stdout`` does) ever is. A
+link to a file is written through (`bulkrt.atomic.replacing`): what is checked is what is written.
 
 Every command that writes a file (`rollback --out`, `report --html`, `expand --out`,
 `sandbox --accounts-out`) asks `refusal` first and stops with exit 2 on its answer, so an
