@@ -35,7 +35,9 @@ def replacing(path: Path, *, mode: int | None = None, compress: bool = False) ->
     """A UTF-8 text stream whose content replaces ``path`` when the block ends without error.
 
     ``mode`` defaults to what the umask gives a new file; ``compress`` writes gzip. On failure
-    ``path`` is left as it was and the temporary file is removed.
+    ``path`` is left as it was and the temporary file is removed. A symbolic link is written
+    through: its target is replaced, the link kept (as a shell's ``>`` does, and what the
+    commands' checks of an existing file looked at).
 
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
@@ -44,7 +46,8 @@ def replacing(path: Path, *, mode: int | None = None, compress: bool = False) ->
     >>> target.read_text()
     'hello\\n'
     """
-    directory = path.parent if str(path.parent) else Path(".")
+    path = Path(os.path.realpath(path))  # through a link, to the file it names
+    directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, _default_mode() if mode is None else mode)

@@ -4,7 +4,9 @@ operator's accounts file, not even with ``--force``. An existing bulkrt file is 
 the command that writes that kind, with ``--force``: `expand --out` a job file, `rollback --out`
 an earlier undo job (every row an ``undo``; never a job holding retweet rows), `sandbox
 --accounts-out` an accounts file a sandbox wrote (marked ``"written_by": "bulkrt sandbox"``).
-`report --html` replaces no bulkrt file. Any other existing file is replaced only with ``--force``.
+`report --html` replaces no bulkrt file. Any other existing file is replaced only with ``--force``;
+nothing in /dev, /proc or /sys (nor a link leading there, as ``/dev/stdout`` does) ever is. A
+link to a file is written through (`bulkrt.atomic.replacing`): what is checked is what is written.
 
 Every command that writes a file (`rollback --out`, `report --html`, `expand --out`,
 `sandbox --accounts-out`) asks `refusal` first and stops with exit 2 on its answer, so an
@@ -25,8 +27,9 @@ True
 from __future__ import annotations
 
 import csv
-import gzip
 import json
+import os
+import shlex
 import stat
 import zlib
 from collections.abc import Mapping
@@ -38,6 +41,7 @@ from bulkrt.jobs.job_files import JobFile, JobFormat, format_of, read_raw_rows
 
 __all__ = [
     "ACCOUNTS_FILE",
+    "GZIPPED_JOURNAL",
     "GZIPPED_LEDGER",
     "JOB",
     "JOURNAL",
@@ -46,11 +50,13 @@ __all__ = [
     "SANDBOX_ACCOUNTS",
     "SANDBOX_MARK",
     "UNDO_JOB",
+    "archived_beside",
     "kind_of",
     "ledger_refusal",
     "not_a_ledger",
     "not_regular",
     "refusal",
+    "system_place",
 ]
 
 #: what `kind_of` calls a ledger and an accounts file
@@ -66,6 +72,9 @@ UNDO_JOB = "an undo job file"
 #: a ledger compressed with gzip (an archived ledger): job files may be gzipped, a ledger is
 #: read and appended to only as plain text, so a run would not see what it finished
 GZIPPED_LEDGER = "a gzip-compressed bulkrt ledger"
+#: a ledger's journal compressed with gzip (an archived journal: the record of who made the
+#: campaign's retweets), never replaced
+GZIPPED_JOURNAL = "a gzip-compressed ledger's journal (<ledger>.sent)"
 
 #: the top-level key and value `bulkrt sandbox` writes into its accounts files; the accounts
 #: loader ignores top-level keys other than ``accounts``, and a token write-back keeps them
@@ -110,16 +119,16 @@ def _sniff_kind(path: Path) -> str | None:
             head = stream.read(_SNIFF)
         if head.startswith(b"\x1f\x8b"):
             gzipped = True
-            with gzip.open(path, "rb") as stream:
-                head = stream.read(_SNIFF)
-    except (OSError, EOFError, zlib.error):
+            # what the first bytes inflate to, also of a stream cut short (an interrupted copy)
+            head = zlib.decompressobj(wbits=31).decompress(head, _SNIFF)
+    except (OSError, zlib.error):
         return None
     kind = _kind_of_text(head)
     if not gzipped or kind == JOB:
         return kind
     # Only job files are read through gzip; anything else compressed is no bulkrt file of its
-    # kind, and a gzipped ledger is named so that it is neither resumed nor replaced.
-    return GZIPPED_LEDGER if kind == LEDGER else None
+    # kind, and a gzipped ledger or journal is named so that it is neither read nor replaced.
+    return {LEDGER: GZIPPED_LEDGER, JOURNAL: GZIPPED_JOURNAL}.get(kind or "")
 
 
 def _kind_of_text(head: bytes) -> str | None:
@@ -226,6 +235,9 @@ def not_a_ledger(path: Path) -> str | None:
     if special is not None:
         return f"is {special}, not a regular file: {_GIVE_LEDGER}"
     try:
+        if not path.exists():
+            beside = archived_beside(path)
+            return None if beside is None else f"does not exist, but {beside}"
         if not path.is_file():
             return None
         if path.stat().st_size == 0:
@@ -260,6 +272,62 @@ def _decompress(path: Path) -> str:
     return f"decompress it first (`gzip -dc {path.name} > {plain}`) and give {plain}"
 
 
+#: the names compressing a file gives it, and the command that gives the file back (in place)
+_COMPRESSED = {".gz": "gzip -d", ".bz2": "bzip2 -d", ".xz": "xz -d", ".zst": "zstd -d --rm"}
+
+
+def archived_beside(ledger: Path) -> str | None:
+    """What stands beside the missing ``ledger`` that a run must not start a new ledger over,
+    with the command that puts it back, or None: the ledger compressed under its own name
+    (``gzip L.jsonl L.jsonl.sent`` leaves ``L.jsonl.gz``), or its journal (``L.jsonl.sent``, maybe
+    compressed) without it. A new ledger there would send every item again, and the answers
+    "already retweeted" to the campaign's own retweets would be recorded as the owners'.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("spring.jsonl.gz", "spring.jsonl.sent.gz"):
+    ...     _ = (d / name).write_bytes(b"archived")
+    >>> print(archived_beside(d / "spring.jsonl").replace(str(d), "DIR"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    spring.jsonl.gz is beside it (the ledger, archived?) with its journal
+    spring.jsonl.sent.gz: a run on a new ledger would send every item again and take the
+    campaign's retweets for the owners'; put them back first (`gzip -d DIR/spring.jsonl.gz
+    DIR/spring.jsonl.sent.gz`) and run the same command again
+    """
+    journal = ledger.with_name(ledger.name + ".sent")
+    archives = [ledger.with_name(ledger.name + suffix) for suffix in _COMPRESSED]
+    journals = [journal.with_name(journal.name + suffix) for suffix in _COMPRESSED]
+    packed = [path for path in (*archives, *journals) if path.is_file()]
+    plain = journal.is_file() and journal.stat().st_size > 0
+    if not packed and not plain:
+        return None
+    unpack = " && ".join(
+        f"{tool} {shlex.join(str(path) for path in packed if path.name.endswith(suffix))}"
+        for suffix, tool in _COMPRESSED.items()
+        if any(path.name.endswith(suffix) for path in packed)
+    )
+    ledgers = [path.name for path in packed if path in archives]
+    if ledgers:
+        with_journal = [path.name for path in packed if path in journals]
+        if plain:
+            with_journal.append(journal.name)
+        also = f" with its journal {' and '.join(with_journal)}" if with_journal else ""
+        return (
+            f"{' and '.join(ledgers)} is beside it (the ledger, archived?){also}: a run on a new "
+            f"ledger would send every item again and take the campaign's retweets for the "
+            f"owners'; put them back first (`{unpack}`) and run the same command again"
+        )
+    named = " and ".join(path.name for path in packed) if packed else journal.name
+    back = f"`{unpack}` puts the journal back; " if packed else ""
+    return (
+        f"its journal {named} is beside it without the ledger (moved, archived or lost?): the "
+        f"journal says who made the campaign's retweets, and a run on a new ledger would send "
+        f"every item again; {back}put the ledger back beside it, or if the ledger is lost, "
+        f"create it empty (`: > {shlex.quote(str(ledger))}`): the same run then resends what "
+        f"is left and the journal settles who made each retweet"
+    )
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.samefile(b)
@@ -286,6 +354,12 @@ def refusal(
     special = not_regular(out)
     if special is not None:
         return f"is {special}, not a regular file; bulkrt writes only regular files: name a file"
+    system = system_place(out)
+    if system is not None:
+        return (
+            f"is not a file bulkrt may replace: it {system}, where the system's files live, "
+            f"even with --force; name a file"
+        )
     if not out.exists():
         return None
     kind = kind_of(out)
@@ -295,11 +369,46 @@ def refusal(
                 f"is {kind} holding retweet rows; rollback replaces only an earlier undo job, "
                 f"even with --force: name another file"
             )
-        if kind in (LEDGER, JOURNAL, LOCK, ACCOUNTS_FILE):
+        if kind in (LEDGER, JOURNAL, GZIPPED_JOURNAL, LOCK, ACCOUNTS_FILE):
             return f"is {kind}; bulkrt never writes over one, even with --force: name another file"
         return f"is {kind}; this command does not replace one, even with --force: name another file"
     if not force:
         return "exists; --force replaces it"
+    return None
+
+
+#: where the system's own files live (devices, a process's descriptors): never written
+_SYSTEM_PLACES = (Path("/dev"), Path("/proc"), Path("/sys"))
+#: how many symbolic links `system_place` follows before it gives up (as the kernel does)
+_MAX_LINKS = 40
+
+
+def system_place(path: Path) -> str | None:
+    """How ``path`` leads into /dev, /proc or /sys (named there, or a symbolic link on the way
+    to it ends there: ``/dev/stdout`` is ``/proc/self/fd/1``, whatever file that is), or None.
+    Such a file is never replaced, even when it reads as a regular file (standard output
+    redirected to one): the write would land on a device, on whatever another process's
+    descriptor is, or (as root) replace a system link such as ``/dev/stdout`` itself.
+
+    >>> system_place(Path("/dev/stdout"))
+    'is in /dev'
+    >>> system_place(Path("report.html")) is None
+    True
+    """
+    step = Path(os.path.abspath(path))
+    for _ in range(_MAX_LINKS):
+        # the directories on the way resolved (a link to /proc/self/fd is one), not the name
+        step = Path(os.path.realpath(step.parent)) / step.name
+        place = next((p for p in _SYSTEM_PLACES if step.is_relative_to(p)), None)
+        if place is not None:
+            how = "is in" if step == Path(os.path.abspath(path)) else "is a link into"
+            return f"{how} {place}"
+        try:
+            if not step.is_symlink():
+                return None
+            step = Path(os.path.normpath(step.parent / os.readlink(step)))
+        except OSError:
+            return None  # unreadable on the way: the write itself says why it fails
     return None
 
 
@@ -345,10 +454,32 @@ def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
     try:
         empty = ledger.stat().st_size == 0
     except OSError:
-        return None  # missing: the run creates it (or says why it cannot)
+        # missing: the run creates it (or says why it cannot), unless the campaign's ledger or
+        # journal is beside it under another name (archived, or the ledger moved away)
+        beside = archived_beside(ledger)
+        if beside is not None:
+            return f"does not exist, but {beside}"
+        empty = None
+    packed = next((suffix for suffix in _COMPRESSED if ledger.name.endswith(suffix)), None)
+    if packed is not None and empty is not False:
+        # a new ledger under a compressed name would be plain text all the same: `zcat` and
+        # archive scripts keyed on the name would fail on it (a plain one of old resumes)
+        plain = ledger.name.removesuffix(packed)
+        return (
+            f"is a new ledger named as compressed ({packed}): a ledger is plain text, appended "
+            f"to line by line; name it {plain if plain.endswith('.jsonl') else plain + '.jsonl'}"
+        )
+    if empty is None:
+        return None
     kind = kind_of(ledger)
     if empty or kind == LEDGER:
-        return None
+        # Loaded here: `bulkrt sandbox`, which asks `refusal`, loads no ledger module.
+        from bulkrt.ledger.reader import unreadable_journal
+
+        real = ledger.resolve()  # the journal beside the file the ledger's name resolves to
+        journal = real.with_name(real.name + ".sent")
+        unreadable = unreadable_journal(journal)
+        return None if unreadable is None else f"its journal {journal} {unreadable}"
     if kind == GZIPPED_LEDGER:
         return (
             f"is {kind}: bulkrt appends only to a plain ledger, and could not see what this one "

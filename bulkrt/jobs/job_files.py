@@ -59,12 +59,16 @@ SUFFIXES: Mapping[str, JobFormat] = {
 
 
 def is_journal(path: Path) -> bool:
-    """Whether ``path``'s first line is a line of a ledger's sent journal (``<ledger>.sent``),
-    which is JSONL that no job file's name announces."""
+    """Whether ``path``'s first line (through gzip, if it is compressed: an archived journal)
+    is a line of a ledger's sent journal (``<ledger>.sent``), which is JSONL that no job file's
+    name announces."""
     try:
         with path.open("rb") as stream:
             first = stream.readline(4096)
-    except OSError:
+        if first.startswith(b"\x1f\x8b"):
+            with gzip.open(path, "rb") as stream:
+                first = stream.readline(4096)
+    except _GZIP_ERRORS:
         return False
     return first.startswith(b'{"e":') and b'"key":' in first
 
@@ -233,6 +237,10 @@ def _utf16(job: JobFile) -> Problem:
 
 
 def _check_header(job: JobFile, header: list[str], line: int, warn: WarningSink) -> Problem | None:
+    # a ledger or its journal (JSONL) under a job's .csv name: named, not "missing column"
+    for start, given in (('{"schema":', LEDGER_GIVEN_AS_JOB), ('{"e":', JOURNAL_GIVEN_AS_JOB)):
+        if header[0].startswith(start):
+            return Problem(job.name, line, "file", given)
     if any(has_lone_surrogate(name) for name in header):
         return Problem(job.name, line, "header", "invalid UTF-8")
     for name in header:

@@ -28,7 +28,17 @@ record `bulkrt.ledger.undo` trusts, beside the ledger, for who made each retweet
 A later run reads the state of every key the ledger does not hold as finished (`KeyState`), so
 a retweet whose ledger line was lost is settled by the journal's evidence, not by a guess.
 
-Legacy lines (a bare key, written by earlier versions before a first send) read as ``sent``.
+Legacy lines (a bare key, written by earlier versions before a first send) read as ``sent``
+when they come before any JSON line (a bare line after one is damage).
+
+Reading tolerates a torn line (its request never left: the fsync comes first) and the
+multi-machine mode's own marks (``{"e":"fleet-job",...}``, no key). Any other line it cannot read
+(damage, binary bytes) is skipped with a ``journal_lines_skipped`` warning naming the journal, the
+lines and their count, before a run sends anything: what such a line said of its retweet is lost,
+so an "already retweeted" for it would be taken for the owner's. A compressed journal (an archive
+put back under its own name) is refused with `LedgerError` and the command that decompresses it:
+read as text it says nothing, and a run's plain lines appended after the compressed stream would
+spoil the archive too.
 """
 
 from __future__ import annotations
@@ -45,10 +55,12 @@ from pathlib import Path
 
 import anyio
 import orjson
+import structlog
 
 from bulkrt.core.attribution import Evidence, Origin
 from bulkrt.core.items import Item
 from bulkrt.errors import LedgerError
+from bulkrt.ledger.reader import unreadable_journal
 
 __all__ = [
     "JournalEvent",
@@ -59,6 +71,10 @@ __all__ = [
     "journal_path",
     "read_origins",
 ]
+
+_log = structlog.get_logger()
+#: how many skipped line numbers a warning names (the rest are counted)
+_NAMED_LINES = 10
 
 
 class JournalEvent(StrEnum):
@@ -182,6 +198,8 @@ def _parse(raw: str) -> _Line | None:
     if not text or not raw.endswith("\n"):
         return None  # a torn last line: its request never left (the fsync came first)
     if not text.startswith("{"):
+        if "\ufffd" in text or "\x00" in text:
+            return None  # not UTF-8 text (binary bytes, zero-filled): no key of a legacy line
         return _Line(JournalEvent.SENT, text)
     try:
         doc = json.loads(text)
@@ -196,15 +214,62 @@ def _parse(raw: str) -> _Line | None:
         return None
 
 
+def _damaged(raw: str) -> bool:
+    """Whether ``raw``, a line `_parse` could not read, was something it should have read: not
+    blank, not a torn line (the last, or one a later run ended with a newline: an object cut
+    short, whose batch's requests never left), not a mark of the multi-machine mode (an ``e``
+    of its own, no key)."""
+    text = raw.rstrip("\n")
+    if not text.strip() or not raw.endswith("\n"):
+        return False
+    if text.startswith('{"e":"') and not text.endswith("}"):
+        return False
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return True
+    if not isinstance(doc, dict) or not isinstance(doc.get("e"), str) or "key" in doc:
+        return True
+    return doc["e"] in JournalEvent.__members__.values()
+
+
 def _lines(path: Path) -> Iterator[_Line]:
+    """The events of the journal ``path`` (none if it is missing), warning once about the lines
+    it skips; raise `LedgerError` for a compressed journal."""
+    unreadable = unreadable_journal(path)
+    if unreadable is not None:
+        raise LedgerError(path, unreadable)
+    skipped: list[int] = []
     with (
         contextlib.suppress(FileNotFoundError),
         path.open("r", encoding="utf-8", errors="replace") as lines,
     ):
-        for raw in lines:
+        legacy = True  # bare keys (the oldest lines) come before any JSON line, never after
+        for number, raw in enumerate(lines, start=1):
             line = _parse(raw)
-            if line is not None:
+            if line is None:
+                if _damaged(raw):
+                    skipped.append(number)
+            elif raw[0] == "{":
+                legacy = False
                 yield line
+            elif legacy:
+                yield line
+            else:
+                skipped.append(number)  # text after JSON lines: damage, not a legacy key
+    if skipped:
+        named = ", ".join(map(str, skipped[:_NAMED_LINES]))
+        more = f" and {len(skipped) - _NAMED_LINES} more" if len(skipped) > _NAMED_LINES else ""
+        _log.warning(
+            "journal_lines_skipped",
+            journal=str(path),
+            count=len(skipped),
+            lines=f"{named}{more}",
+            detail="these lines cannot be read (damaged?): what they said of their retweets is "
+            "lost, so a retweet of theirs answered 'already retweeted' is taken for the "
+            "account's own, and a rollback leaves it; stop now (Ctrl-C) and restore the journal "
+            "from a backup, unless it is truly lost",
+        )
 
 
 def read_origins(ledger: Path) -> dict[tuple[str, str, str], Origin]:

@@ -16,6 +16,7 @@ a string, so that text can only be the real field). Lines of any other shape are
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -32,10 +33,13 @@ __all__ = [
     "LedgerStamp",
     "BLOCK",
     "LineBlock",
+    "compressed_by",
+    "decompress_in_place",
     "open_ledger",
     "read_blocks",
     "read_ledger",
     "scan_ledger",
+    "unreadable_journal",
     "warn_skipped",
 ]
 
@@ -149,3 +153,58 @@ def open_ledger(path: Path | str) -> BinaryIO:
         return Path(path).open("rb")
     except OSError as exc:
         raise LedgerError(path, f"cannot read the ledger: {exc.strerror or exc}") from None
+
+
+#: the first bytes of a file each tool compressed, and the name it gives the compressed file
+_MAGIC = (
+    (b"\x1f\x8b", "gzip", ".gz"),
+    (b"BZh", "bzip2", ".bz2"),
+    (b"\xfd7zXZ\x00", "xz", ".xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd", ".zst"),
+)
+
+
+def compressed_by(path: Path | str) -> tuple[str, str] | None:
+    """The tool that compressed the file at ``path``, by its first bytes, and the suffix the
+    tool names its files with (``("gzip", ".gz")``), or None: not compressed, or unreadable.
+    A ledger and its journal are read and appended to only as plain text.
+
+    >>> import gzip, tempfile, pathlib
+    >>> journal = pathlib.Path(tempfile.mkdtemp()) / "spring.jsonl.sent"
+    >>> _ = journal.write_bytes(gzip.compress(b'{"e":"sent","key":"k1"}\\n'))
+    >>> compressed_by(journal)
+    ('gzip', '.gz')
+    """
+    try:
+        with Path(path).open("rb") as stream:
+            head = stream.read(6)
+    except OSError:
+        return None
+    return next(((tool, suffix) for magic, tool, suffix in _MAGIC if head.startswith(magic)), None)
+
+
+def decompress_in_place(path: Path | str, tool: str, suffix: str) -> str:
+    """The shell command that turns the compressed file ``path`` back into plain text under
+    its own name (the tool decompresses only a name ending in its suffix).
+
+    >>> decompress_in_place("spring.jsonl.sent", "gzip", ".gz")
+    'mv spring.jsonl.sent spring.jsonl.sent.gz && gzip -d spring.jsonl.sent.gz'
+    """
+    name = shlex.quote(str(path))
+    packed = shlex.quote(f"{path}{suffix}")
+    undo = "zstd -d --rm" if tool == "zstd" else f"{tool} -d"
+    return f"mv {name} {packed} && {undo} {packed}"
+
+
+def unreadable_journal(path: Path | str) -> str | None:
+    """Why the journal ``path`` cannot be read at all (compressed), with the command that makes
+    it readable, or None."""
+    packed = compressed_by(path)
+    if packed is None:
+        return None
+    tool, suffix = packed
+    return (
+        f"is {tool}-compressed: bulkrt reads and appends to a journal only as plain text, and "
+        f"could not see who made the campaign's retweets (a retweet in flight would be taken for "
+        f"the owner's); decompress it first (`{decompress_in_place(path, tool, suffix)}`)"
+    )

@@ -586,7 +586,9 @@ class ResumeScan:
 def ledger_notices(finished: FinishedKeys, plan: ResumePlan, ledger: Path) -> list[Problem]:
     """What a run on ``ledger`` should tell the operator before it sends: finished retweets of
     the job that a later rollback took back (the run skips them: a re-run of a rolled-back job
-    cannot retweet again), and a ledger holding retweet lines without its journal beside it."""
+    cannot retweet again), and a ledger holding retweet lines without its journal beside it, or
+    with an empty one (a journal that cannot be read is refused before, or warned about by
+    `bulkrt.ledger.journal.SentJournal.open` line by line)."""
     notices = []
     if plan.undone:
         n = sum(plan.undone.values())
@@ -607,14 +609,21 @@ def ledger_notices(finished: FinishedKeys, plan: ResumePlan, ledger: Path) -> li
     from bulkrt.ledger.journal import journal_path
 
     journal = journal_path(ledger)
-    if finished.retweet_lines and not journal.exists():
+    if not finished.retweet_lines:
+        return notices
+    if not journal.exists() or not journal.stat().st_size:
+        missing = (
+            "is missing (moved or copied without it?)"
+            if not journal.exists()
+            else "is empty (truncated, or made anew after it was lost?)"
+        )
         notices.append(
             Problem(
                 str(ledger),
                 None,
                 "journal",
-                f"the ledger holds retweets but its journal {journal} is missing (moved or "
-                f"copied without it?): a retweet that was in flight when a run stopped will be "
+                f"the ledger holds retweets but its journal {journal} {missing}: a retweet "
+                f"that was in flight when a run stopped will be "
                 f"taken for the account's own, and a rollback will leave it. Stop now (Ctrl-C) "
                 f"and put the journal back beside the ledger, unless it is truly lost",
             )
