@@ -1,0 +1,99 @@
+"""Findings of the adversarial pass adv21 on what a command reads and writes around a run: a
+standard error that cannot be written, `expand`'s lists, and rate-limit resets that come from
+another clock or another process. Each runs the real CLI (or the pure core a run uses) and checks
+what the operator sees: exit code, message, ledger and what the sandbox recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, files
+from tests.test_run import MakeWorld
+
+#: how a standard stream is broken, as the shell would do it: a full disk (``2>/dev/full``), a
+#: pipe whose reader left (``2>&1 | head -2`` once head is done), a closed descriptor (``2>&-``)
+BROKEN = ("full", "reader-left", "closed")
+
+
+@contextmanager
+def broken_stderr(kind: str, args: list[str]) -> Iterator[tuple[list[str], int | None]]:
+    """``args`` to run and the descriptor to give as their stderr, broken as ``kind`` says."""
+    if kind == "full":
+        with open("/dev/full", "wb") as full:
+            yield args, full.fileno()
+    elif kind == "reader-left":
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the command writes a line
+        try:
+            yield args, write
+        finally:
+            os.close(write)
+    else:
+        yield ["sh", "-c", 'exec "$@" 2>&-', "sh", *args], None
+
+
+#: the exit code a command whose own code is 0 ends with, per broken stderr
+EXPECTED = {"full": 74, "reader-left": 0, "closed": 74}
+
+
+class TestStderrCannotBeWritten:
+    """Finding S1: standard error on a full disk, closed, or a pipe whose reader left."""
+
+    @pytest.mark.parametrize("kind", BROKEN)
+    async def test_a_run_sends_everything_and_never_exits_1(
+        self, make_world: MakeWorld, kind: str
+    ) -> None:
+        """`run --json` with a broken stderr sends the whole job, writes every ledger line (and
+        no log line into a file of the run), prints its summary on stdout and exits 0 when the
+        reader left, 74 when stderr could not be written (before: exit 1, nothing sent)."""
+        world = await make_world()
+        job = world.job(CAMPAIGN)
+        with broken_stderr(kind, world.run_args(job, "--json")) as (args, stderr):
+            answer = await anyio.run_process(
+                args, stdout=subprocess.PIPE, stderr=stderr, check=False
+            )
+        assert answer.returncode == EXPECTED[kind]
+        assert json.loads(answer.stdout)["this_run"]["ok"] == 2
+        assert sorted((line["account"], line["status"]) for line in world.lines()) == [
+            ("acct001", "ok"), ("acct002", "ok")
+        ]  # fmt: skip
+        assert world.sandbox.state.requests == 2
+        again = await world.run(job)
+        assert again.returncode == 0, again.stderr.decode()
+        assert world.sandbox.state.requests == 2
+
+    @pytest.mark.parametrize("kind", BROKEN)
+    def test_validate_exits_2_or_74_never_1(self, tmp_path: Path, kind: str) -> None:
+        """`validate` of a missing job with a broken stderr exits 2 when the reader left and 74
+        when stderr could not be written (before: exit 1)."""
+        files(tmp_path, acc_json=ACCOUNTS)
+        command = [sys.executable, "-m", "bulkrt", "validate", "nosuch.csv", "--accounts",
+                   "acc.json"]  # fmt: skip
+        with broken_stderr(kind, command) as (args, stderr):
+            answer = subprocess.run(
+                args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=stderr, timeout=60, check=False
+            )
+        assert answer.returncode == {"full": 74, "reader-left": 2, "closed": 74}[kind]
+
+    def test_one_pipe_for_both_whose_reader_left_keeps_the_exit_code(self, tmp_path: Path) -> None:
+        """`status L 2>&1 | head -0`: stdout and stderr on one pipe whose reader left; the
+        command ends with its own exit code (2 for a missing ledger), not 1."""
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            answer = subprocess.run(
+                [sys.executable, "-m", "bulkrt", "status", "nosuch.jsonl"],
+                cwd=tmp_path, stdout=write, stderr=write, timeout=60, check=False,
+            )  # fmt: skip
+        finally:
+            os.close(write)
+        assert answer.returncode == 2
