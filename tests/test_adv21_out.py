@@ -5,6 +5,7 @@ what the operator sees: exit code, message, ledger and what the sandbox recorded
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, files
+from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, bulkrt, files
 from tests.test_run import MakeWorld
 
 #: how a standard stream is broken, as the shell would do it: a full disk (``2>/dev/full``), a
@@ -97,3 +98,60 @@ class TestStderrCannotBeWritten:
         finally:
             os.close(write)
         assert answer.returncode == 2
+
+
+def job_rows(path: Path) -> list[tuple[str, str]]:
+    """The (account, tweet_id) of each row of a CSV job `expand` wrote."""
+    with path.open(newline="") as stream:
+        return [(row["account"], row["tweet_id"]) for row in csv.DictReader(stream)]
+
+
+class TestExpandLists:
+    """Findings X1 and X2: `expand --tweets`/`--accounts` values that read as lists."""
+
+    def test_a_list_too_long_for_a_file_name_is_read_as_a_list(self, tmp_path: Path) -> None:
+        """13 real 19-digit Tweet IDs (259 characters) and 40 account names (more than 255
+        characters, no file could be named so) are lists: exit 0, 520 rows, and --out is not
+        blamed (before: "cannot write OUT: File name too long", exit 2)."""
+        ids = [str(1861359704022656025 + n) for n in range(13)]
+        names = [f"account{n:03d}" for n in range(1, 41)]
+        assert len(",".join(ids)) > 255 and len(",".join(names)) > 255
+        answer = bulkrt("expand", "--accounts", ",".join(names), "--tweets", ",".join(ids),
+                        "--campaign", "kw", "--out", "job.csv", cwd=tmp_path)  # fmt: skip
+        assert answer.returncode == 0, answer.stderr
+        assert "cannot write" not in answer.stderr
+        assert job_rows(tmp_path / "job.csv") == [(a, t) for t in ids for a in names]
+
+    def test_a_value_that_is_an_entry_and_a_file_here_is_the_entry_with_a_warning(
+        self, tmp_path: Path
+    ) -> None:
+        """With files named `20` and `acct001` in the working directory, `--accounts acct001
+        --tweets 20` targets account acct001 and Tweet 20 as typed, and warns once for each
+        that a file of that name was not read and how to read it (before: the files were read,
+        silently: Tweet 99999 and account acctX)."""
+        files(tmp_path, **{"20": "99999\n", "acct001": "acctX\n"})
+        answer = bulkrt("expand", "--accounts", "acct001", "--tweets", "20", "--campaign", "z",
+                        "--out", "a.csv", cwd=tmp_path)  # fmt: skip
+        assert answer.returncode == 0, answer.stderr
+        assert job_rows(tmp_path / "a.csv") == [("acct001", "20")]
+        for option, value in (("--accounts", "acct001"), ("--tweets", "20")):
+            assert answer.stderr.count(f"warning: {option} {value}: ") == 1
+            assert f"a file named {value} is here too; write ./{value} to read it" in answer.stderr
+
+    def test_a_path_to_such_a_file_reads_the_file(self, tmp_path: Path) -> None:
+        """`--accounts ./acct001 --tweets ./20` read the files, with no warning."""
+        files(tmp_path, **{"20": "99999\n", "acct001": "acctX\n"})
+        answer = bulkrt("expand", "--accounts", "./acct001", "--tweets", "./20", "--campaign",
+                        "z", "--out", "b.csv", cwd=tmp_path)  # fmt: skip
+        assert answer.returncode == 0, answer.stderr
+        assert "warning" not in answer.stderr
+        assert job_rows(tmp_path / "b.csv") == [("acctX", "99999")]
+
+    def test_a_value_that_is_no_entry_still_reads_the_file(self, tmp_path: Path) -> None:
+        """A file named `spring` given as --tweets (no Tweet ID) is read, with no warning."""
+        files(tmp_path, spring="20\n21\n")
+        answer = bulkrt("expand", "--accounts", "a1", "--tweets", "spring", "--campaign", "z",
+                        "--out", "c.csv", cwd=tmp_path)  # fmt: skip
+        assert answer.returncode == 0, answer.stderr
+        assert "warning" not in answer.stderr
+        assert job_rows(tmp_path / "c.csv") == [("a1", "20"), ("a1", "21")]
