@@ -12,11 +12,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.utils import formatdate
 from pathlib import Path
 
 import anyio
 import pytest
 
+from bulkrt.commands.sandbox import write_accounts_file
+from bulkrt.core import waits
+from bulkrt.core.items import Action, Item
+from bulkrt.core.limiter import Margins
+from bulkrt.core.outcome import Outcome, classify
+from bulkrt.core.scheduler import Dispatch, EventKind, Scheduler, Wait
+from bulkrt.core.tiers import limit_model
+from bulkrt.sandbox import OffsetClock
 from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, bulkrt, files
 from tests.test_run import MakeWorld
 
@@ -155,3 +164,107 @@ class TestExpandLists:
         assert answer.returncode == 0, answer.stderr
         assert "warning" not in answer.stderr
         assert job_rows(tmp_path / "c.csv") == [("a1", "20"), ("a1", "21")]
+
+
+#: the body of a retweet's 200
+OK = b'{"data":{"retweeted":true}}'
+#: a fixed moment on this machine's clock for the pure core's tests
+T0 = 1_800_000_000.0
+
+
+def answered(
+    http: int, remaining: int, reset: float, date: float | None = None, body: bytes = OK
+) -> Outcome:
+    """An answer of the API with its rate-limit headers (and a ``Date`` header, if given)."""
+    headers = {
+        "x-rate-limit-limit": "5",
+        "x-rate-limit-remaining": str(remaining),
+        "x-rate-limit-reset": str(int(reset)),
+    }
+    if date is not None:
+        headers["date"] = formatdate(date, usegmt=True)
+    kind = "application/json" if http == 200 else "application/problem+json"
+    return classify(Action.RETWEET, http, headers, body, kind)
+
+
+def spend_window(scheduler: Scheduler, ahead: float, date_ahead: float | None) -> float:
+    """Send the 5 requests of one window, each answered 200 with a reset ``ahead`` s after its
+    answer (and a Date header ``date_ahead`` s ahead of this clock); when the last was answered."""
+    now, left = T0, 5
+    while left:
+        step = scheduler.next(now)
+        assert isinstance(step, Dispatch), step
+        now += 0.1
+        left -= 1
+        date = None if date_ahead is None else now + date_ahead
+        scheduler.on_response(step.ticket, now, answered(200, left, now + ahead, date))
+    return now
+
+
+class TestResetFromAnotherClock:
+    """Finding P2: a 200's reset far ahead of this machine's clock (the API's clock ahead)."""
+
+    @pytest.mark.parametrize(
+        ("date_ahead", "says"),
+        [
+            (8000.0, "the answer's Date header is 8000 s ahead of this machine's clock"),
+            (0.0, "the answer's Date header agrees with this machine's clock"),
+            (None, "no Date header"),
+        ],
+        ids=["date-ahead", "date-agrees", "no-date"],
+    )
+    def test_it_is_not_waited_for_and_the_reason_names_the_clocks(
+        self, date_ahead: float | None, says: str
+    ) -> None:
+        """With --window 2, a spent window whose reset lies 8000 s ahead (beyond two windows,
+        at least 30 minutes) holds the account for one window, not 8000 s; a
+        clock_skew_suspected event says so and what the Date header tells of the clocks
+        (before: a wait of 2 h 14 min)."""
+        scheduler = Scheduler(limit_model("basic", limit=5, window=2), concurrency=4)
+        for n in range(6):
+            scheduler.add(Item(f"k{n}", "c", "a", str(100 + n), Action.RETWEET, "job.csv", n))
+        last = spend_window(scheduler, 8000.0, date_ahead)
+        step = scheduler.next(last)
+        assert isinstance(step, Wait) and step.until <= last + 2.0 + Margins().reset
+        assert isinstance(scheduler.next(step.until), Dispatch)
+        (event, *_) = [e for e in scheduler.drain_events() if e.kind is EventKind.SKEW]
+        text = waits.reason(event)
+        assert "8000 s ahead of this machine's clock" in text
+        assert "not waited for" in text
+        assert says in text
+
+    def test_a_plausible_reset_is_still_waited_for(self) -> None:
+        """A spent window whose reset lies 20 minutes ahead (within two windows of at least
+        30 minutes) is waited for in full, as the API says, with no skew event."""
+        scheduler = Scheduler(limit_model("basic", limit=5, window=2), concurrency=4)
+        for n in range(6):
+            scheduler.add(Item(f"k{n}", "c", "a", str(100 + n), Action.RETWEET, "job.csv", n))
+        last = spend_window(scheduler, 1200.0, None)
+        step = scheduler.next(last)
+        assert isinstance(step, Wait) and step.until >= last + 1200.0
+        assert not [e for e in scheduler.drain_events() if e.kind is EventKind.SKEW]
+
+    async def test_a_run_on_a_sandbox_hours_ahead_ends_in_seconds(
+        self, make_world: MakeWorld
+    ) -> None:
+        """A sandbox whose clock is 8000 s ahead of this machine's (every reset it gives lies
+        that far ahead): 12 retweets of one OAuth 2.0 account at 5 per 2 s end ok within a
+        minute, with no 429, and the log names the reset not waited for (before: the run
+        waited 2 h 14 min after its first window)."""
+        world = await make_world()
+        assert isinstance(world.sandbox.clock, OffsetClock)
+        world.sandbox.clock.advance(8000)
+        expires = world.sandbox.clock.now() + world.sandbox.config.token_ttl
+        write_accounts_file(
+            world.accounts, world.sandbox.state.world.accounts_file(expires_at=expires)
+        )
+        job = world.job([("acct002", str(700 + n), "retweet") for n in range(12)])
+        with anyio.fail_after(60):
+            answer = await world.run(job)
+        err = answer.stderr.decode()
+        assert answer.returncode == 0, err
+        assert [line["status"] for line in world.lines()] == ["ok"] * 12
+        assert world.retweets("acct002") == {str(700 + n) for n in range(12)}
+        assert "429" not in world.sandbox.state.stats()["by_status"]
+        assert err.count("clock_skew_suspected") == 1  # once, not once an answer
+        assert "ahead of this machine's clock, beyond what a window takes: not waited for" in err

@@ -39,7 +39,7 @@ from bulkrt.core.items import ErrorDetail, Item, Status
 from bulkrt.core.limit_evidence import teachable
 from bulkrt.core.limiter import BudgetWindow, Limiter, Margins, Permit, WindowLimiter, new_permit
 from bulkrt.core.outcome import Decision, Outcome
-from bulkrt.core.ratelimits import implausible_reset
+from bulkrt.core.ratelimits import clock_note, implausible_reset, untrusted_reset
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.core.tiers import LimitModel
 from bulkrt.core.work import (
@@ -250,6 +250,8 @@ class Scheduler:
         self._awaiting: dict[str, None] = {}  # a set in insertion order: seeded runs replay
         self._refresh_due: deque[str] = deque()
         self._events: list[AccountEvent] = []
+        # accounts told of a reset that did not fit the clock (`_skewed`)
+        self._skew_told: set[str] = set()
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -712,7 +714,7 @@ class Scheduler:
         if outcome.unsent:  # never left: the platform counted nothing
             self.limiter.cancel(_permit(flight), now)
         elif self.limiter.settle(_permit(flight), now, teachable(outcome)):
-            self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
+            self._skewed(name, now, outcome)
         http = outcome.http
         if http is not None and http != 429:
             account.parks = 0
@@ -817,7 +819,7 @@ class Scheduler:
                 if not window.sweep_at:
                     limiter._schedule(window, now)
             elif limiter.settle(_permit(flight), now, teachable(outcome)):
-                self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
+                self._skewed(name, now, outcome)
             http = outcome.http
             if http is not None and http != 429:
                 account.parks = 0
@@ -917,6 +919,13 @@ class Scheduler:
             outcome = replace(outcome, status=Status.ERROR)
         return [self._result(ticket, now, outcome, sent_at=flight[2])]
 
+    def _skewed(self, name: str, now: float, outcome: Outcome) -> None:
+        """An answer's reset did not fit the clock: told once per account (every answer of a
+        server whose clock is ahead says so again)."""
+        if name not in self._skew_told:
+            self._skew_told.add(name)
+            self._emit(EventKind.SKEW, name, now, detail=untrusted_reset(outcome.limits, now))
+
     def _implausible(self, account: _Account, ticket: Ticket, now: float, outcome: Outcome) -> bool:
         """Whether a 429's reset lies implausibly far ahead: then it is parked, not waited for."""
         period = self.model.window_for(ticket.item.action).period
@@ -924,7 +933,10 @@ class Scheduler:
         if reset is None:
             return False
         when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        detail = f"429 reset {when} is implausibly far ahead: parked instead of waiting for it"
+        detail = (
+            f"429 reset {when} is implausibly far ahead: parked instead of waiting for it; "
+            f"{clock_note(outcome.limits, now)}"
+        )
         self._emit(EventKind.SKEW, account.name, now, reset, detail)
         return True
 
