@@ -20,14 +20,15 @@ import pytest
 
 from bulkrt.commands.sandbox import write_accounts_file
 from bulkrt.core import waits
-from bulkrt.core.items import Action, Item
+from bulkrt.core.items import Action, Item, Status
 from bulkrt.core.limiter import Margins
 from bulkrt.core.outcome import Outcome, classify
-from bulkrt.core.scheduler import Dispatch, EventKind, Scheduler, Wait
+from bulkrt.core.retry_policy import ParkPolicy
+from bulkrt.core.scheduler import AccountState, Dispatch, EventKind, Scheduler, Wait
 from bulkrt.core.tiers import limit_model
 from bulkrt.sandbox import OffsetClock
 from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, bulkrt, files
-from tests.test_run import MakeWorld
+from tests.test_run import MakeWorld, fork_cli
 
 #: how a standard stream is broken, as the shell would do it: a full disk (``2>/dev/full``), a
 #: pipe whose reader left (``2>&1 | head -2`` once head is done), a closed descriptor (``2>&-``)
@@ -168,6 +169,8 @@ class TestExpandLists:
 
 #: the body of a retweet's 200
 OK = b'{"data":{"retweeted":true}}'
+#: the body of a 429
+TOO_MANY = b'{"title":"Too Many Requests","type":"about:blank","status":429,"detail":"Too Many"}'
 #: a fixed moment on this machine's clock for the pure core's tests
 T0 = 1_800_000_000.0
 
@@ -268,3 +271,88 @@ class TestResetFromAnotherClock:
         assert "429" not in world.sandbox.state.stats()["by_status"]
         assert err.count("clock_skew_suspected") == 1  # once, not once an answer
         assert "ahead of this machine's clock, beyond what a window takes: not waited for" in err
+
+
+def limited(reset: float) -> Outcome:
+    """A 429 its headers explain: nothing remaining, the window resets at ``reset``."""
+    return answered(429, 0, reset, body=TOO_MANY)
+
+
+class TestAnotherProcessOnTheAccount:
+    """Finding P1: a second run on the same accounts takes each new window first."""
+
+    def test_a_429_in_the_window_after_the_wait_waits_for_that_reset(self) -> None:
+        """A 429 (reset T0+10) is waited for; the request sent after it meets another 429 whose
+        reset is later (T0+20: another process took the new window): the account waits for
+        that reset too, not parked as "a hidden limit", and both waits say another process
+        may be using the account and how to share its budget; then the item goes and ends ok."""
+        scheduler = Scheduler(
+            limit_model("basic", limit=5, window=10),
+            concurrency=4,
+            park=ParkPolicy(base=120.0, maximum=3600.0, jitter=0.0),
+        )
+        scheduler.add(Item("k0", "c", "a", "100", Action.RETWEET, "job.csv", 1))
+        step = scheduler.next(T0)
+        assert isinstance(step, Dispatch)
+        scheduler.on_response(step.ticket, T0 + 0.5, limited(T0 + 10))
+        first = scheduler.next(T0 + 0.5)
+        assert isinstance(first, Wait) and first.until == T0 + 12
+        step = scheduler.next(first.until)
+        assert isinstance(step, Dispatch)
+        scheduler.on_response(step.ticket, T0 + 12.5, limited(T0 + 20))
+        assert scheduler.state("a", T0 + 13) is not AccountState.PARKED
+        second = scheduler.next(T0 + 13)
+        assert isinstance(second, Wait) and second.until == T0 + 22  # not a 120 s park
+        step = scheduler.next(second.until)
+        assert isinstance(step, Dispatch)
+        (done,) = scheduler.on_response(step.ticket, T0 + 22.5, answered(200, 4, T0 + 32))
+        assert done.status is Status.OK
+        events = scheduler.drain_events()
+        assert [e.kind for e in events] == [EventKind.RATE_LIMITED] * 2
+        for event in events:
+            assert "another process may be using this account" in waits.reason(event)
+            assert "--redis" in waits.reason(event)
+
+    def test_a_429_naming_the_reset_already_waited_for_still_parks(self) -> None:
+        """A 429 after the wait that names the same reset (the API says the window waited for
+        is still on: a limit its headers do not explain) parks the account as before."""
+        scheduler = Scheduler(
+            limit_model("basic", limit=5, window=10),
+            concurrency=4,
+            park=ParkPolicy(base=120.0, maximum=3600.0, jitter=0.0),
+        )
+        scheduler.add(Item("k0", "c", "a", "100", Action.RETWEET, "job.csv", 1))
+        step = scheduler.next(T0)
+        assert isinstance(step, Dispatch)
+        scheduler.on_response(step.ticket, T0 + 0.5, limited(T0 + 10))
+        step = scheduler.next(T0 + 12)
+        assert isinstance(step, Dispatch)
+        scheduler.on_response(step.ticket, T0 + 12.5, limited(T0 + 10))
+        assert scheduler.state("a", T0 + 13) is AccountState.PARKED
+
+    async def test_two_runs_on_the_same_accounts_park_nothing(self, make_world: MakeWorld) -> None:
+        """Two runs at once on the same two accounts (different jobs and ledgers, no --redis),
+        5 per 2 s: both end ok with every item; no account is parked for a hidden limit; a 429
+        the second run meets says another process may be using the account (before: its
+        accounts were parked, for parks that grow)."""
+        world = await make_world()
+        accounts = ["acct001", "acct002"]
+        first = world.job([(a, str(800 + n), "retweet") for n in range(15) for a in accounts])
+        second = world.job(
+            [(a, str(900 + n), "retweet") for n in range(15) for a in accounts], name="other.csv"
+        )
+        other_ledger = str(world.dir / "other.jsonl")
+        args = [part if part != str(world.ledger) else other_ledger
+                for part in world.run_args(second)]  # fmt: skip
+        with anyio.fail_after(90):
+            async with fork_cli(world.run_args(first)) as one:
+                await anyio.sleep(0.3)
+                async with fork_cli(args) as two:
+                    codes = (await one.wait(), await two.wait())
+        errs = one.stderr().decode() + two.stderr().decode()
+        assert codes == (0, 0), errs
+        assert "account_parked" not in errs
+        assert all(world.retweets(a) >= {str(t) for t in range(800, 815)} | {
+            str(t) for t in range(900, 915)} for a in accounts)  # fmt: skip
+        if "429" in world.sandbox.state.stats()["by_status"]:
+            assert "another process may be using this account" in errs

@@ -153,8 +153,11 @@ class _Account:
     #: one request at a time until a response other than 429: at the start (slow start: bad
     #: credentials or an unknown limit cost one request, not a burst) and after a park
     probing: bool = True
-    #: the end of the last 429 wait; a 429 to a request sent after it is a hidden limit
+    #: the end of the last 429 wait; a 429 to a request sent after it is a hidden limit,
+    #: unless it names a later reset than `waited_reset` (another process took that window)
     waited_until: float | None = None
+    #: the latest reset (server clock) a 429 wait waited for; read only with `waited_until`
+    waited_reset: float = 0.0
     #: bumped by each credential refresh; a 401 to an older request is not held against it
     generation: int = 0
     in_flight: int = 0
@@ -184,6 +187,12 @@ def _permit(flight: _Flight) -> Permit:
     assert isinstance(held, Permit)
     return held
 
+
+#: why a window the scheduler kept room in was spent: a run gets no 429 of its own
+_SHARED_BUDGET = (
+    "another process may be using this account (runs and workers share a budget only through "
+    "one --redis)"
+)
 
 # what _gate answers: dispatch now, a time to wake, or wait for a response/refresh
 _NOW = "now"
@@ -893,9 +902,14 @@ class Scheduler:
         if decision is Decision.WAIT_RATE_LIMIT:
             if self._implausible(account, ticket, now, outcome):
                 decision = Decision.HIDDEN_LIMIT
-            elif account.waited_until is None or flight[2] < account.waited_until:
+            elif (
+                account.waited_until is None
+                or flight[2] < account.waited_until
+                or (outcome.until or 0.0) > account.waited_reset  # the next window, spent too
+            ):
                 return self._wait_for_reset(account, ticket, now, outcome)
-            decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, still refused
+            else:
+                decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, refused
         if decision is Decision.HIDDEN_LIMIT:
             if flight[2] < account.parked_at:
                 self.work.put_back(ticket)  # sent before the park began: it is counted already
@@ -946,7 +960,12 @@ class Scheduler:
         until, skewed = self.limiter.block(account.name, ticket.item.action, now, outcome.until)
         if skewed:
             self._emit(EventKind.SKEW, account.name, now, until, "429 reset out of range")
-        self._emit(EventKind.RATE_LIMITED, account.name, now, until)
+        self._emit(EventKind.RATE_LIMITED, account.name, now, until, _SHARED_BUDGET)
+        reset = outcome.until or 0.0
+        if account.waited_until is None:
+            account.waited_reset = reset
+        else:
+            account.waited_reset = max(account.waited_reset, reset)
         account.waited_until = max(account.waited_until or 0.0, until)
         self.work.put_back(ticket)
         return []
