@@ -48,7 +48,12 @@ from typing import Any, Protocol, TypeAlias
 
 from bulkrt.core.items import Action, draft_class
 from bulkrt.core.limit_evidence import learned_limit
-from bulkrt.core.ratelimits import LimitReading, RateLimitSnapshot, reset_horizon
+from bulkrt.core.ratelimits import (
+    WINDOW_HORIZON_FLOOR,
+    LimitReading,
+    RateLimitSnapshot,
+    reset_horizon,
+)
 from bulkrt.core.tiers import CapScope, LimitModel
 
 __all__ = [
@@ -86,8 +91,8 @@ class Margins:
     rounding: float = 1.0
     #: how far our clock may disagree with X's
     skew: float = 1.0
-    #: a reset further ahead than this (seconds), or than `reset_horizon`, is flagged and
-    #: counted as one window from now instead
+    #: a 429's reset further ahead than this (seconds) is clamped and flagged (an answer's
+    #: reset further ahead than `reset_horizon` is counted as one window from now instead)
     horizon: float = DAY + 3600.0
 
     @property
@@ -126,7 +131,6 @@ class BudgetWindow:
         "_blocked_until",
         "_groups",
         "_loose",
-        "_unlikely_after",
         "in_flight",
         "key",
         "limit",
@@ -144,8 +148,6 @@ class BudgetWindow:
         #: seconds a request stays counted after its response, without better knowledge
         self.period = period
         self.margins = margins or Margins()
-        # a reset further ahead than this (seconds) is not waited for (`reset_horizon`)
-        self._unlikely_after = min(self.margins.horizon, reset_horizon(period))
         #: requests sent and not answered yet
         self.in_flight = 0
         # ascending expiries of answered requests that no usable header placed in a window
@@ -251,8 +253,8 @@ class BudgetWindow:
         if reset < now - self.margins.reset:
             self._loose_entries(now, ours)  # a reset in the past tells nothing we can use
             return True
-        if reset > now + self._unlikely_after:  # another clock's: one window from now
-            skewed = True
+        if reset > now + WINDOW_HORIZON_FLOOR and reset > now + reset_horizon(self.period):
+            skewed = True  # another clock's (`reset_horizon`): counted one window from now
         if self._groups is None:
             self._groups = {}
         group = self._groups.get(reset)

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 __all__ = [
     "CLOCK_TOLERANCE",
     "DAY_HORIZON",
+    "WINDOW_HORIZON_FLOOR",
     "LimitReading",
     "RateLimitSnapshot",
     "clock_note",

@@ -154,10 +154,8 @@ class _Account:
     #: credentials or an unknown limit cost one request, not a burst) and after a park
     probing: bool = True
     #: the end of the last 429 wait; a 429 to a request sent after it is a hidden limit,
-    #: unless it names a later reset than `waited_reset` (another process took that window)
+    #: unless it names a later reset than the one waited for (`Scheduler._waited_resets`)
     waited_until: float | None = None
-    #: the latest reset (server clock) a 429 wait waited for; read only with `waited_until`
-    waited_reset: float = 0.0
     #: bumped by each credential refresh; a 401 to an older request is not held against it
     generation: int = 0
     in_flight: int = 0
@@ -261,6 +259,9 @@ class Scheduler:
         self._events: list[AccountEvent] = []
         # accounts told of a reset that did not fit the clock (`_skewed`)
         self._skew_told: set[str] = set()
+        # per account that waited for a 429's reset: the latest reset (server clock) waited
+        # for, read only while its `waited_until` is set (accounts with 429s are few: no slot)
+        self._waited_resets: dict[str, float] = {}
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -905,7 +906,7 @@ class Scheduler:
             elif (
                 account.waited_until is None
                 or flight[2] < account.waited_until
-                or (outcome.until or 0.0) > account.waited_reset  # the next window, spent too
+                or (outcome.until or 0.0) > self._waited_resets.get(account.name, 0.0)
             ):
                 return self._wait_for_reset(account, ticket, now, outcome)
             else:
@@ -961,11 +962,11 @@ class Scheduler:
         if skewed:
             self._emit(EventKind.SKEW, account.name, now, until, "429 reset out of range")
         self._emit(EventKind.RATE_LIMITED, account.name, now, until, _SHARED_BUDGET)
-        reset = outcome.until or 0.0
+        reset, name = outcome.until or 0.0, account.name
         if account.waited_until is None:
-            account.waited_reset = reset
+            self._waited_resets[name] = reset
         else:
-            account.waited_reset = max(account.waited_reset, reset)
+            self._waited_resets[name] = max(self._waited_resets.get(name, 0.0), reset)
         account.waited_until = max(account.waited_until or 0.0, until)
         self.work.put_back(ticket)
         return []
