@@ -27,7 +27,7 @@ from bulkrt.core.retry_policy import ParkPolicy
 from bulkrt.core.scheduler import AccountState, Dispatch, EventKind, Scheduler, Wait
 from bulkrt.core.tiers import limit_model
 from bulkrt.sandbox import OffsetClock
-from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, bulkrt, files
+from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, LEDGER_LINE, bulkrt, files
 from tests.test_run import MakeWorld, fork_cli
 
 #: how a standard stream is broken, as the shell would do it: a full disk (``2>/dev/full``), a
@@ -108,6 +108,25 @@ class TestStderrCannotBeWritten:
         finally:
             os.close(write)
         assert answer.returncode == 2
+
+
+class TestStdoutClosed:
+    """A standard output closed before the command started (``>&-``)."""
+
+    def test_it_is_output_that_could_not_be_written(self, tmp_path: Path) -> None:
+        """`status L >&-` exits 74 saying its output could not be written (Bad file descriptor)
+        and that its own exit code was 0 (before: exit 0, having printed nothing)."""
+        files(tmp_path, ledger_jsonl=LEDGER_LINE)
+        answer = subprocess.run(
+            ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "bulkrt", "status",
+             "ledger.jsonl"],
+            cwd=tmp_path, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert answer.returncode == 74, answer.stderr
+        assert answer.stderr == (
+            "bulkrt: standard output could not be written (Bad file descriptor): what the "
+            "command printed is incomplete; its own exit code was 0, exit 74 instead\n"
+        )
 
 
 def job_rows(path: Path) -> list[tuple[str, str]]:
