@@ -17,16 +17,27 @@ A standard output that cannot be written (``--json > out.json`` on a full disk, 
 another matter: what the command printed is incomplete, and a script reading it must know. The
 command still finishes its work (a run completes its ledger, which holds every outcome), then
 says on stderr that its output is incomplete and what its own exit code was, and exits 74.
+
+Standard error is treated the same way: its log lines and messages are the operator's, not the
+command's work, so one that cannot be written stops nothing (a run still sends every item and
+writes every ledger line). A reader that left (``2>&1 | head -2``) changes nothing else; a full
+disk or an I/O error ends the command with exit 74 (never 1, which says "some item failed"), with
+no message, as there is nowhere left to write it. A standard output or error closed before the
+command started (``2>&-``) is pointed at /dev/null first, so no file the command opens (the
+ledger, its lock) takes its descriptor and receives lines meant for it, and the first line
+written to it counts as one that could not be written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import signal
 import sys
 from types import FrameType
+from typing import TextIO
 
 __all__ = ["main", "stopped"]
 
@@ -36,8 +47,9 @@ def main() -> None:
     sys.unraisablehook = _exit_when_a_stop_was_ignored
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stopped)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout = _ReaderMayLeave.wrapping(sys.stdout)
+    _fill_closed_descriptors()
+    sys.stdout = _ReaderMayLeave.guarding(sys.stdout, 1)
+    sys.stderr = _ReaderMayLeave.guarding(sys.stderr, 2)
     from bulkrt.cli import main as command_line  # after the handlers: click loads here
 
     try:
@@ -46,17 +58,34 @@ def main() -> None:
         code = end.code
     else:
         code = 0
-    stdout = sys.stdout
+    stdout, stderr = sys.stdout, sys.stderr
     if isinstance(stdout, _ReaderMayLeave):
         stdout.flush()
         if stdout.failure is not None:
-            sys.stderr.write(
+            stderr.write(
                 f"bulkrt: standard output could not be written ({stdout.failure}): what the "
                 f"command printed is incomplete; its own exit code was {code or 0}, exit 74 "
                 f"instead\n"
             )
             code = 74  # EX_IOERR, as for a ledger that cannot be written
+    if isinstance(stderr, _ReaderMayLeave):
+        stderr.flush()
+        if stderr.failure is not None:
+            code = 74  # what the command said is lost: not its own code, and never 1
     sys.exit(code)
+
+
+def _fill_closed_descriptors() -> None:
+    """Point each of descriptors 0, 1 and 2 that is closed at /dev/null, so that no file the
+    command opens gets it (a ledger on descriptor 2 would receive the log lines)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: ``fd``
+            if devnull != fd:  # pragma: no cover - only if a lower one was closed meanwhile
+                os.dup2(devnull, fd)
+                os.close(devnull)
 
 
 def stopped(signum: int, frame: FrameType | None) -> None:
@@ -92,6 +121,22 @@ class _ReaderMayLeave(io.TextIOWrapper):
     wrapped: io.TextIOWrapper
     #: why standard output could not be written (not a closed pipe), once it could not
     failure: str | None = None
+    #: why every write fails (its descriptor was closed at start), if it does
+    unwritable: str | None = None
+
+    @classmethod
+    def guarding(cls, stream: TextIO | None, fd: int) -> TextIO:
+        """``stream`` (``sys.stdout`` or ``sys.stderr``, on descriptor ``fd``) wrapped; if it
+        was closed when the interpreter started (``None``), a stream on ``fd`` (now /dev/null)
+        whose first write fails as a write on a closed descriptor does; anything else (a test's
+        capture) as it is."""
+        if isinstance(stream, io.TextIOWrapper):
+            return cls.wrapping(stream)
+        if stream is not None:
+            return stream
+        wrapper = cls(open(fd, "wb", closefd=False), encoding="utf-8", line_buffering=True)  # noqa: SIM115
+        wrapper.unwritable = os.strerror(errno.EBADF)
+        return wrapper
 
     @classmethod
     def wrapping(cls, stream: io.TextIOWrapper) -> _ReaderMayLeave:
@@ -109,6 +154,8 @@ class _ReaderMayLeave(io.TextIOWrapper):
         return wrapper
 
     def write(self, text: str) -> int:
+        if self.unwritable is not None and self.failure is None and text:
+            self.failure = self.unwritable
         try:
             return super().write(text)
         except BrokenPipeError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from bulkrt.jobs.campaign import expand, read_accounts, read_tweets, split_entri
 from bulkrt.jobs.job_files import format_of
 from bulkrt.jobs.job_writer import write_job
 from bulkrt.jobs.rows import ACTIONS, first_warnings
-from bulkrt.jobs.tweet_ids import rounding_suspect
+from bulkrt.jobs.tweet_ids import parse_tweet_id, rounding_suspect
 from bulkrt.ledger.undo import ROLLBACK_SUFFIX
 
 __all__ = ["command"]
@@ -61,10 +62,67 @@ def _accounts_document_names(path: Path, text: str) -> list[tuple[int | None, st
     return [(None, str(name)) for name in accounts]
 
 
-def _entries(value: str, option: str) -> tuple[list[tuple[int | None, str]], str, str]:
-    """Entries of a list option: (entries, source for messages, what their numbers count)."""
+def _file_named(value: str, option: str) -> Path | None:
+    """The file a list option's ``value`` is to be read from, or None to read it as a list.
+
+    A value that names no file, or cannot be a file's name (longer than a name may be: a long
+    list), is a list. A value that is a file here *and* reads as a list of entries (`_is_list`)
+    is read as the list typed, with a warning: the entries are what the command line shows, and
+    ``./NAME`` names the file without doubt (a Tweet's ID or an account's name is a likely name
+    for an unrelated file, such as a saved post, and reading it would target other Tweets).
+    """
     path = Path(value)
-    if path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:
+        if exc.errno not in _NO_SUCH_NAME:
+            problem = Problem(value, None, option, f"cannot read: {exc.strerror}")
+            raise _BadInput([problem]) from None
+        found = False
+    if not found:
+        return None
+    if not _is_list(value, option):
+        return path
+    click.echo(
+        f"warning: {option} {value}: read as {_LISTS[option]}, as typed, although a file "
+        f"named {value} is here too; write ./{value} to read it",
+        err=True,
+    )
+    return None
+
+
+#: why a value names no file: nothing of that name, or a name no file can have (too long)
+_NO_SUCH_NAME = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def _is_list(value: str, option: str) -> bool:
+    """Whether ``value`` reads as a list of the option's entries: no path (``/``) and no list
+    file's ending, and (for ``--tweets``) every entry a Tweet ID or post URL.
+
+    >>> _is_list("20", "--tweets"), _is_list("spring", "--tweets"), _is_list("./20", "--tweets")
+    (True, False, False)
+    >>> _is_list("acme", "--accounts"), _is_list("accounts.json", "--accounts")
+    (True, False)
+    """
+    entry = value.strip()
+    if "/" in entry or entry.lower().endswith(_LIST_SUFFIXES):
+        return False
+    if option == "--accounts":
+        return True
+    try:
+        for part in entry.split(","):
+            parse_tweet_id(part)
+    except ValueError:
+        return False
+    return True
+
+
+def _entries(
+    value: str, path: Path | None, option: str
+) -> tuple[list[tuple[int | None, str]], str, str]:
+    """Entries of a list option, from ``path`` if `_file_named` gave one: (entries, source
+    for messages, what their numbers count)."""
+    if path is not None:
         kind = kind_of(path)
         text = "" if kind == GZIPPED_LEDGER else _read_text(path, option)  # not text: named below
         csv_job = kind in (JOB, UNDO_JOB) and not text.lstrip().startswith("{")  # see below
@@ -244,10 +302,12 @@ def _plan(
     elif campaign.endswith(ROLLBACK_SUFFIX):
         message = f"{campaign!r} ends with {ROLLBACK_SUFFIX!r}, which rollback jobs use"
         problems.append(Problem("--campaign", None, "campaign", message))
+    accounts_path = _file_named(accounts_arg, "--accounts")
+    tweets_path = _file_named(tweets_arg, "--tweets")
     inputs = {
-        f"the {option} file it reads": Path(value)
-        for option, value in (("--accounts", accounts_arg), ("--tweets", tweets_arg))
-        if Path(value).is_file()
+        f"the {option} file it reads": path
+        for option, path in (("--accounts", accounts_path), ("--tweets", tweets_path))
+        if path is not None
     }
     if accounts_file is not None:
         inputs["the --accounts-file it reads"] = accounts_file
@@ -257,10 +317,10 @@ def _plan(
     elif format_of(out.name) is None:  # a file it may not write: its name is no matter
         problems.append(Problem(str(out), None, "--out", "name it .csv or .jsonl (optionally .gz)"))
     known = _known_accounts(accounts_file)
-    entries, source, unit = _entries(accounts_arg, "--accounts")
+    entries, source, unit = _entries(accounts_arg, accounts_path, "--accounts")
     accounts, bad = read_accounts(entries, source=source, unit=unit, known=known)
     problems += bad
-    entries, source, unit = _entries(tweets_arg, "--tweets")
+    entries, source, unit = _entries(tweets_arg, tweets_path, "--tweets")
     tweets, bad = read_tweets(((n or 0, text) for n, text in entries), source=source, unit=unit)
     problems += bad
     _warn_rounded(entries, source, bad)

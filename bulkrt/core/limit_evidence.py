@@ -14,7 +14,7 @@ Untrusted headers are dropped: the request still counts in bulkrt's own log of r
 >>> static = {"x-rate-limit-limit": "15", "x-rate-limit-remaining": "14",
 ...           "x-rate-limit-reset": "1900000000"}
 >>> teachable(classify(Action.RETWEET, 500, static, b"{}", "application/json"))
-RateLimitSnapshot(window=None, user_day=None, app_day=None)
+RateLimitSnapshot(window=None, user_day=None, app_day=None, date=None)
 >>> ok = b'{"data":{"retweeted":true}}'
 >>> teachable(classify(Action.RETWEET, 200, static, ok, "application/json")).window.limit
 15

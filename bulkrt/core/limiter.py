@@ -27,8 +27,11 @@ round trip per request per window. Also:
 **Margins.** ``x-rate-limit-reset`` is whole epoch seconds (the sandbox rounds up; X may round
 either way) on the server's clock, so a wait taken from it adds :attr:`Margins.reset`:
 :attr:`Margins.rounding` (1 s) plus :attr:`Margins.skew` (default 1 s; 0 is right when the
-sandbox runs on this host). A reset that lies in the past by more than that, or absurdly far
-ahead, is flagged as suspected clock skew and not trusted. The causal bound needs no margin.
+sandbox runs on this host). A reset that lies in the past by more than that, or further ahead
+than a window can reset (`bulkrt.core.ratelimits.reset_horizon`: two windows, at least 30
+minutes, the API's clock ahead of this one, say), is flagged as suspected clock skew and not
+trusted: the answer counts for one window from its arrival instead, not until that reset. The
+causal bound needs no margin.
 Windows shorter than a second are not supported (two windows could share a reset).
 
 ``now`` is epoch seconds on the same scale as ``x-rate-limit-reset`` (the shell passes
@@ -45,7 +48,12 @@ from typing import Any, Protocol, TypeAlias
 
 from bulkrt.core.items import Action, draft_class
 from bulkrt.core.limit_evidence import learned_limit
-from bulkrt.core.ratelimits import LimitReading, RateLimitSnapshot
+from bulkrt.core.ratelimits import (
+    WINDOW_HORIZON_FLOOR,
+    LimitReading,
+    RateLimitSnapshot,
+    reset_horizon,
+)
 from bulkrt.core.tiers import CapScope, LimitModel
 
 __all__ = [
@@ -83,7 +91,8 @@ class Margins:
     rounding: float = 1.0
     #: how far our clock may disagree with X's
     skew: float = 1.0
-    #: a reset further ahead than this (seconds) is clamped and flagged
+    #: a 429's reset further ahead than this (seconds) is clamped and flagged (an answer's
+    #: reset further ahead than `reset_horizon` is counted as one window from now instead)
     horizon: float = DAY + 3600.0
 
     @property
@@ -244,13 +253,14 @@ class BudgetWindow:
         if reset < now - self.margins.reset:
             self._loose_entries(now, ours)  # a reset in the past tells nothing we can use
             return True
-        if reset > now + self.margins.horizon:
-            reset, skewed = now + self.margins.horizon, True
+        if reset > now + WINDOW_HORIZON_FLOOR and reset > now + reset_horizon(self.period):
+            skewed = True  # another clock's (`reset_horizon`): counted one window from now
         if self._groups is None:
             self._groups = {}
         group = self._groups.get(reset)
         if group is None:
-            group = self._groups[reset] = _Group(self._expiry(now, reset))
+            expires = now + self.period if skewed else self._expiry(now, reset)
+            group = self._groups[reset] = _Group(expires)
         group.ours += ours
         reported = reading.limit if reading.limit is not None else self.limit
         group.server_used = max(group.server_used, reported - reading.remaining)

@@ -2,7 +2,13 @@
 
 Every response carries ``x-rate-limit-limit/remaining/reset`` for the per-user, per-endpoint
 window; some also carry ``x-user-limit-24hour-*`` and ``x-app-limit-24hour-*`` (docs/api.md §4.2).
-Values that are missing or not numbers read as ``None``; nothing here raises.
+Values that are missing or not numbers read as ``None``; nothing here raises. The ``Date``
+header is kept as it came (read only when a reset does not fit this machine's clock, to tell the
+operator whether the clocks differ).
+
+A reset lies at most two windows ahead (at least 30 minutes; a 24-hour limit's a day and an
+hour): further ahead, it comes from a clock other than this machine's (the API's clock ahead, a
+wrong header), and is not waited for in full (`reset_horizon`, `implausible_reset`).
 
 >>> snap = parse_rate_limits({"X-Rate-Limit-Limit": "50", "x-rate-limit-remaining": "0",
 ...                           "x-rate-limit-reset": "1671196077"})
@@ -13,19 +19,36 @@ Values that are missing or not numbers read as ``None``; nothing here raises.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 __all__ = [
+    "CLOCK_TOLERANCE",
     "DAY_HORIZON",
+    "WINDOW_HORIZON_FLOOR",
     "LimitReading",
     "RateLimitSnapshot",
+    "clock_note",
     "implausible_reset",
     "parse_rate_limits",
+    "reset_horizon",
+    "untrusted_reset",
 ]
 
 #: the furthest a 24-hour limit's reset may lie ahead (a day, plus an hour for clocks)
 DAY_HORIZON = 86_400.0 + 3600.0
+#: a window's reset lies at most two of its periods ahead, and never less than this (seconds)
+WINDOW_HORIZON_FLOOR = 1800.0
+#: a ``Date`` header this close to this machine's clock (seconds) agrees with it (the header
+#: is whole seconds, and the answer took time to come)
+CLOCK_TOLERANCE = 5.0
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: an HTTP date (RFC 9110 §5.6.7, IMF-fixdate): ``Fri, 04 Dec 2026 09:13:45 GMT``
+_HTTP_DATE = re.compile(
+    r"(?:[A-Za-z]{3}, )?(\d{1,2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT"
+)
 
 _WINDOW = "x-rate-limit"
 _USER_DAY = "x-user-limit-24hour"
@@ -59,6 +82,8 @@ class RateLimitSnapshot:
     user_day: LimitReading | None = None
     #: ``x-app-limit-24hour-*``, when present
     app_day: LimitReading | None = None
+    #: the ``Date`` header as it came (the server's clock), when present
+    date: str | None = None
 
     def readings(self) -> Iterable[LimitReading]:
         """The readings that are present, window first."""
@@ -68,6 +93,23 @@ class RateLimitSnapshot:
         """The latest reset among readings with nothing remaining (docs/api.md §6.5), or None."""
         resets = [r.reset for r in self.readings() if r.exhausted and r.reset is not None]
         return max(resets) if resets else None
+
+    def server_clock(self) -> float | None:
+        """The ``Date`` header as epoch seconds (the server's clock when it answered), or None
+        when absent or unreadable.
+
+        >>> RateLimitSnapshot(date="Fri, 04 Dec 2026 09:13:45 GMT").server_clock()
+        1796375625.0
+        """
+        match = _HTTP_DATE.fullmatch(self.date.strip()) if self.date else None
+        if match is None or match[2].title() not in _MONTHS:
+            return None
+        day, month, year = int(match[1]), _MONTHS.index(match[2].title()) + 1, int(match[3])
+        try:
+            moment = datetime(year, month, day, int(match[4]), int(match[5]), int(match[6]))
+        except ValueError:
+            return None
+        return moment.replace(tzinfo=UTC).timestamp()
 
 
 def _int(value: str | None) -> int | None:
@@ -104,7 +146,20 @@ def parse_rate_limits(headers: Mapping[str, str]) -> RateLimitSnapshot:
         window=_reading(lowered, _WINDOW),
         user_day=_reading(lowered, _USER_DAY),
         app_day=_reading(lowered, _APP_DAY),
+        date=lowered.get("date"),
     )
+
+
+def reset_horizon(period: float) -> float:
+    """How far ahead (seconds) a window of ``period`` seconds may plausibly reset: two
+    periods, at least 30 minutes; a 24-hour window a day and an hour (`DAY_HORIZON`).
+
+    >>> reset_horizon(2.0), reset_horizon(900.0), reset_horizon(86_400.0)
+    (1800.0, 1800.0, 90000.0)
+    """
+    if period >= 86_400.0:
+        return DAY_HORIZON
+    return 2 * max(period, WINDOW_HORIZON_FLOOR / 2)
 
 
 def implausible_reset(limits: RateLimitSnapshot, now: float, period: float) -> float | None:
@@ -123,7 +178,7 @@ def implausible_reset(limits: RateLimitSnapshot, now: float, period: float) -> f
     True
     """
     horizons = (
-        (limits.window, now + 2 * max(period, 900.0)),
+        (limits.window, now + reset_horizon(period)),
         (limits.user_day, now + DAY_HORIZON),
         (limits.app_day, now + DAY_HORIZON),
     )
@@ -132,3 +187,54 @@ def implausible_reset(limits: RateLimitSnapshot, now: float, period: float) -> f
         if reset is not None and reset > horizon:
             return reset
     return None
+
+
+def untrusted_reset(limits: RateLimitSnapshot, now: float) -> str:
+    """Why the reset of ``limits`` furthest from ``now`` (this machine's clock) was not taken as
+    it is, for the operator: where it lies, and what the answer's ``Date`` header tells of the
+    two clocks (ahead, behind, agreeing, or no header to tell).
+
+    >>> ahead = parse_rate_limits({"x-rate-limit-remaining": "0",
+    ...     "x-rate-limit-reset": "1796375627", "date": "Fri, 04 Dec 2026 09:13:45 GMT"})
+    >>> print(untrusted_reset(ahead, now=1796367627.0))  # doctest: +NORMALIZE_WHITESPACE
+    x-rate-limit-reset 2026-12-04 09:13:47Z lies 8000 s ahead of this machine's clock, beyond
+    what a window takes: not waited for (counted as a window of its own instead); the
+    answer's Date header is 7998 s ahead of this machine's clock: the clocks differ (check
+    this machine's time synchronisation)
+    """
+    resets = [r.reset for r in limits.readings() if r.reset is not None]
+    if not resets:
+        return f"x-rate-limit-reset out of range; {clock_note(limits, now)}"
+    reset = max(resets, key=lambda r: abs(r - now))
+    stamp = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    where = (
+        f"{reset - now:.0f} s ahead of this machine's clock, beyond what a window takes"
+        if reset >= now
+        else f"{now - reset:.0f} s behind this machine's clock, already past"
+    )
+    return (
+        f"x-rate-limit-reset {stamp} lies {where}: not waited for (counted as a window of its "
+        f"own instead); {clock_note(limits, now)}"
+    )
+
+
+def clock_note(limits: RateLimitSnapshot, now: float) -> str:
+    """What the answer's ``Date`` header says of the server's clock against ``now``."""
+    server = limits.server_clock()
+    if server is None:
+        return (
+            "the API's clock may differ from this machine's (the answer has no Date header to "
+            "compare)"
+        )
+    ahead = server - now
+    if abs(ahead) <= CLOCK_TOLERANCE:
+        return (
+            f"the answer's Date header agrees with this machine's clock (within "
+            f"{CLOCK_TOLERANCE:.0f} s): the reset itself is off, or the API's rate limiter "
+            f"keeps another clock"
+        )
+    side = "ahead of" if ahead > 0 else "behind"
+    return (
+        f"the answer's Date header is {abs(ahead):.0f} s {side} this machine's clock: the "
+        f"clocks differ (check this machine's time synchronisation)"
+    )

@@ -39,7 +39,7 @@ from bulkrt.core.items import ErrorDetail, Item, Status
 from bulkrt.core.limit_evidence import teachable
 from bulkrt.core.limiter import BudgetWindow, Limiter, Margins, Permit, WindowLimiter, new_permit
 from bulkrt.core.outcome import Decision, Outcome
-from bulkrt.core.ratelimits import implausible_reset
+from bulkrt.core.ratelimits import clock_note, implausible_reset, untrusted_reset
 from bulkrt.core.retry_policy import ParkPolicy, RetryPolicy
 from bulkrt.core.tiers import LimitModel
 from bulkrt.core.work import (
@@ -153,7 +153,8 @@ class _Account:
     #: one request at a time until a response other than 429: at the start (slow start: bad
     #: credentials or an unknown limit cost one request, not a burst) and after a park
     probing: bool = True
-    #: the end of the last 429 wait; a 429 to a request sent after it is a hidden limit
+    #: the end of the last 429 wait; a 429 to a request sent after it is a hidden limit,
+    #: unless it names a later reset than the one waited for (`Scheduler._waited_resets`)
     waited_until: float | None = None
     #: bumped by each credential refresh; a 401 to an older request is not held against it
     generation: int = 0
@@ -184,6 +185,12 @@ def _permit(flight: _Flight) -> Permit:
     assert isinstance(held, Permit)
     return held
 
+
+#: why a window the scheduler kept room in was spent: a run gets no 429 of its own
+_SHARED_BUDGET = (
+    "another process may be using this account (runs and workers share a budget only through "
+    "one --redis)"
+)
 
 # what _gate answers: dispatch now, a time to wake, or wait for a response/refresh
 _NOW = "now"
@@ -250,6 +257,11 @@ class Scheduler:
         self._awaiting: dict[str, None] = {}  # a set in insertion order: seeded runs replay
         self._refresh_due: deque[str] = deque()
         self._events: list[AccountEvent] = []
+        # accounts told of a reset that did not fit the clock (`_skewed`)
+        self._skew_told: set[str] = set()
+        # per account that waited for a 429's reset: the latest reset (server clock) waited
+        # for, read only while its `waited_until` is set (accounts with 429s are few: no slot)
+        self._waited_resets: dict[str, float] = {}
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -712,7 +724,7 @@ class Scheduler:
         if outcome.unsent:  # never left: the platform counted nothing
             self.limiter.cancel(_permit(flight), now)
         elif self.limiter.settle(_permit(flight), now, teachable(outcome)):
-            self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
+            self._skewed(name, now, outcome)
         http = outcome.http
         if http is not None and http != 429:
             account.parks = 0
@@ -817,7 +829,7 @@ class Scheduler:
                 if not window.sweep_at:
                     limiter._schedule(window, now)
             elif limiter.settle(_permit(flight), now, teachable(outcome)):
-                self._emit(EventKind.SKEW, name, now, detail="x-rate-limit-reset out of range")
+                self._skewed(name, now, outcome)
             http = outcome.http
             if http is not None and http != 429:
                 account.parks = 0
@@ -891,9 +903,14 @@ class Scheduler:
         if decision is Decision.WAIT_RATE_LIMIT:
             if self._implausible(account, ticket, now, outcome):
                 decision = Decision.HIDDEN_LIMIT
-            elif account.waited_until is None or flight[2] < account.waited_until:
+            elif (
+                account.waited_until is None
+                or flight[2] < account.waited_until
+                or (outcome.until or 0.0) > self._waited_resets.get(account.name, 0.0)
+            ):
                 return self._wait_for_reset(account, ticket, now, outcome)
-            decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, still refused
+            else:
+                decision = Decision.HIDDEN_LIMIT  # sent after waiting for the reset, refused
         if decision is Decision.HIDDEN_LIMIT:
             if flight[2] < account.parked_at:
                 self.work.put_back(ticket)  # sent before the park began: it is counted already
@@ -917,6 +934,13 @@ class Scheduler:
             outcome = replace(outcome, status=Status.ERROR)
         return [self._result(ticket, now, outcome, sent_at=flight[2])]
 
+    def _skewed(self, name: str, now: float, outcome: Outcome) -> None:
+        """An answer's reset did not fit the clock: told once per account (every answer of a
+        server whose clock is ahead says so again)."""
+        if name not in self._skew_told:
+            self._skew_told.add(name)
+            self._emit(EventKind.SKEW, name, now, detail=untrusted_reset(outcome.limits, now))
+
     def _implausible(self, account: _Account, ticket: Ticket, now: float, outcome: Outcome) -> bool:
         """Whether a 429's reset lies implausibly far ahead: then it is parked, not waited for."""
         period = self.model.window_for(ticket.item.action).period
@@ -924,7 +948,10 @@ class Scheduler:
         if reset is None:
             return False
         when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        detail = f"429 reset {when} is implausibly far ahead: parked instead of waiting for it"
+        detail = (
+            f"429 reset {when} is implausibly far ahead: parked instead of waiting for it; "
+            f"{clock_note(outcome.limits, now)}"
+        )
         self._emit(EventKind.SKEW, account.name, now, reset, detail)
         return True
 
@@ -934,7 +961,12 @@ class Scheduler:
         until, skewed = self.limiter.block(account.name, ticket.item.action, now, outcome.until)
         if skewed:
             self._emit(EventKind.SKEW, account.name, now, until, "429 reset out of range")
-        self._emit(EventKind.RATE_LIMITED, account.name, now, until)
+        self._emit(EventKind.RATE_LIMITED, account.name, now, until, _SHARED_BUDGET)
+        reset, name = outcome.until or 0.0, account.name
+        if account.waited_until is None:
+            self._waited_resets[name] = reset
+        else:
+            self._waited_resets[name] = max(self._waited_resets.get(name, 0.0), reset)
         account.waited_until = max(account.waited_until or 0.0, until)
         self.work.put_back(ticket)
         return []
