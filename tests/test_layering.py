@@ -196,6 +196,9 @@ OUTSIDE_THE_TREE = {
     # raised inside aiohttp's middleware chain, where only aiohttp's own connection errors are
     # taken for a dropped connection; the client turns it into a network failure like any other
     "_SilentResendRefused": "shell/client.py",
+    # the exit of a clean stop before a command sends: a SystemExit (the interpreter's way out),
+    # told apart where Python ignores an exception (`bulkrt.launch`)
+    "_Stopped": "launch.py",
 }
 
 
