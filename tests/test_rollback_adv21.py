@@ -297,3 +297,49 @@ async def test_rollbacks_leave_every_account_with_exactly_its_owners_retweets(
             model.sync(None)
     owners = {pair for pair, author in model.author.items() if author == OWNER}
     assert model.standing() == owners, model.log
+
+
+# --- R9/R4: retweets in a -rollback campaign are refused before anything is sent ----------------
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "extra", "named_by"),
+    [
+        ("zr-rollback.csv", "account,tweet_id,action\nacct001,372,retweet\n", (), "file's name"),
+        ("zr.csv", "account,tweet_id,action\nacct001,370,retweet\n",
+         ("--campaign", "spring-rollback"), "--campaign"),
+        ("zr.csv", "campaign,account,tweet_id,action\nE-rollback,acct001,320,undo\n"
+         "E-rollback,acct001,323,retweet\n", (), "the row's campaign"),
+    ],
+    ids=["by the file name", "by --campaign", "by the row (a hand-edited undo job)"],
+)  # fmt: skip
+async def test_run_refuses_retweets_in_a_rollback_campaign(
+    make_world: MakeWorld, name: str, rows: str, extra: tuple[str, ...], named_by: str
+) -> None:
+    """A retweet row whose campaign ends -rollback (from the file name, --campaign or the row)
+    exits 2 naming FILE:LINE, the campaign and --campaign, before any request or ledger line."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    job = world.dir / name
+    job.write_text(rows)
+    done = await world.run(job, *extra)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    line = rows.count("\n")
+    assert f"{name}:{line}: campaign: a retweet in campaign" in err
+    assert "-rollback" in err and "--campaign NAME" in err
+    named = (
+        "the row's campaign" if named_by == "the row's campaign" else "(--campaign, else the file"
+    )
+    assert named in err
+    assert world.sandbox.state.stats()["requests"] == 0
+    assert world.lines() == []
+
+
+async def test_undo_rows_in_a_rollback_campaign_stay_valid(make_world: MakeWorld) -> None:
+    """The undo job rollback writes (undo rows of NAME-rollback) runs as before."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    world.sandbox.state.retweets[world.user_id("acct001")].add("5")
+    job = write_job(world, [("x-rollback", "acct001", "5", "undo")], "u.csv")
+    done = await world.run(job)
+    assert done.returncode == 0, done.stderr.decode()
+    assert world.retweets("acct001") == set()

@@ -39,6 +39,7 @@ from pathlib import Path
 from bulkrt.core.attribution import Origin, preexisting
 from bulkrt.core.items import Action, Status
 from bulkrt.errors import RollbackError
+from bulkrt.jobs.campaign import ROLLBACK_SUFFIX
 from bulkrt.jobs.job_writer import write_job
 from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import Row
@@ -55,7 +56,6 @@ __all__ = [
     "write_undo_job",
 ]
 
-ROLLBACK_SUFFIX = "-rollback"
 #: files beside a ledger that an undo job must never overwrite
 _LEDGER_SIDECARS = ("", ".lock", ".sent")
 
