@@ -7,12 +7,15 @@ random invariant over campaign runs, owner actions, rollbacks and undo runs on t
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +26,7 @@ from bulkrt.ledger.undo import select_undo
 from bulkrt.sandbox.config import Endpoint, FaultKind
 from bulkrt.sandbox.faults import ScriptedFault
 from tests.test_rollback import FAILED, OK, PRE, REFUSED, ROLLED
-from tests.test_run import MakeWorld, World, run_cli
+from tests.test_run import MakeWorld, World, eventually, fork_cli, run_cli
 
 #: the derived key of the first rollback's undo of (acme, 20)
 FIRST_UNDO = derived_key("spring-rollback", "acme", "undo", "20", 0)
@@ -343,3 +346,108 @@ async def test_undo_rows_in_a_rollback_campaign_stay_valid(make_world: MakeWorld
     done = await world.run(job)
     assert done.returncode == 0, done.stderr.decode()
     assert world.retweets("acct001") == set()
+
+
+# --- R7 on the sandbox, R6: the JSON names the pairs; R5; R2 ----------------------------------
+
+
+async def json_rollback(world: World, *extra: str) -> dict[str, Any]:
+    made = await rollback(world, "--out", str(world.dir / "undo.csv"), "--force", "--json", *extra)
+    assert made.returncode == 0, made.stderr.decode()
+    document = json.loads(made.stdout)
+    assert isinstance(document, dict)
+    return document
+
+
+async def test_items_in_error_are_left_alone_retried_then_rolled_back(
+    make_world: MakeWorld,
+) -> None:
+    """R7/R8c: a retweet applied but answered by a reset and 503s, and one only 503s, end error:
+    rollback leaves both alone as unknown (named in --json); the job run again settles them
+    (one undecidable), and rollback + run then leave the account with none of them."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    uid = world.user_id("acct001")
+    faults = world.sandbox.state.faults
+    faults.script(ScriptedFault(FaultKind.RESET_AFTER, count=1, user_id=uid))
+    faults.script(ScriptedFault(FaultKind.E503, count=10, user_id=uid))
+    job = write_job(
+        world, [("CH", "acct001", "500", "retweet"), ("CH", "acct001", "501", "retweet")], "ch.csv"
+    )
+    failed = await world.run(job, "--max-attempts", "3")
+    assert failed.returncode == 1 and [line["status"] for line in world.lines()] == ["error"] * 2
+    assert world.retweets("acct001") == {"500"}
+    first = await json_rollback(world)
+    assert (first["undo"], first["left_alone"]["unknown"], first["written"]) == (0, 2, False)
+    assert sorted(p["tweet_id"] for p in first["unknown"]) == ["500", "501"]
+    faults.scripted.clear()
+    assert (await world.run(job)).returncode == 0
+    second = await json_rollback(world)
+    assert second["undo"] == 2 and second["unknown"] == []
+    assert second["undecided"] == [{"account": "acct001", "tweet_id": "500"}]
+    assert second["undecided_left"] is False
+    assert (await world.run(world.dir / "undo.csv")).returncode == 0
+    assert world.retweets("acct001") == set()
+
+
+async def test_leave_undecided_lists_them_in_json_and_text(make_world: MakeWorld) -> None:
+    """--leave-undecided: the JSON lists the undecided pairs and counts them as left alone; the
+    text lists them and does not say 'left alone: none'."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    uid = world.user_id("acct001")
+    world.sandbox.state.faults.script(ScriptedFault(FaultKind.RESET_AFTER, count=1, user_id=uid))
+    assert (
+        await world.run(write_job(world, [("U", "acct001", "7", "retweet")], "u.csv"))
+    ).returncode == 0
+    document = await json_rollback(world, "--leave-undecided")
+    assert document["undecided"] == [{"account": "acct001", "tweet_id": "7"}]
+    assert (document["undo"], document["left_alone"]["undecided"]) == (0, 1)
+    text = await rollback(world, "--out", str(world.dir / "t.csv"), "--leave-undecided")
+    out = text.stdout.decode()
+    assert "left alone (--leave-undecided):" in out and "acct001 7" in out
+    assert "left alone: none" not in out
+
+
+async def test_include_preexisting_with_leave_undecided_is_refused(tmp_path: Path) -> None:
+    """R5: the two options contradict each other: exit 2, saying why, nothing written."""
+    ledger = tmp_path / "l.jsonl"
+    ledger.write_text(OK.to_json() + "\n")
+    out = tmp_path / "u.csv"
+    args = [
+        "rollback",
+        str(ledger),
+        "--out",
+        str(out),
+        "--include-preexisting",
+        "--leave-undecided",
+    ]
+    done = await run_cli([sys.executable, "-m", "bulkrt", *args])
+    assert done.returncode == 2
+    assert "contradict each other" in done.stderr.decode() and not out.exists()
+
+
+async def test_rollback_of_a_ledger_a_run_is_writing_warns_that_it_is_partial(
+    make_world: MakeWorld,
+) -> None:
+    """R2: while a `bulkrt run` holds the ledger's lock, rollback (text and --json) warns that
+    the undo job covers only the items finished so far, naming the run's pid; once it ended,
+    no warning."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    world.sandbox.state.faults.script(
+        ScriptedFault(FaultKind.HOLD, user_id=world.user_id("acct002"))
+    )
+    job = write_job(
+        world, [("W", "acct001", "1", "retweet"), ("W", "acct002", "2", "retweet")], "w.csv"
+    )
+    async with fork_cli(world.run_args(job)) as child:
+        await eventually(lambda: len(world.lines()) == 1)
+        text = await rollback(world, "--out", str(world.dir / "u.csv"), "--force")
+        scripted = await rollback(world, "--out", str(world.dir / "u.csv"), "--force", "--json")
+        child.send_signal(signal.SIGKILL)
+    for done in (text, scripted):
+        assert done.returncode == 0, done.stderr.decode()
+        assert "is being written by a run (pid " in done.stderr.decode()
+        assert "covers only the items finished so far" in done.stderr.decode()
+    assert "covers only the items finished so far" in json.loads(scripted.stdout)["ledger_in_use"]
+    after = await rollback(world, "--out", str(world.dir / "u.csv"), "--force", "--json")
+    assert json.loads(after.stdout)["ledger_in_use"] is None
+    assert "being written" not in after.stderr.decode()
