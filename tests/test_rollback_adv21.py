@@ -22,6 +22,7 @@ import pytest
 from bulkrt.core.attribution import Origin
 from bulkrt.core.items import Action, Status
 from bulkrt.jobs.keys import derived_key
+from bulkrt.jobs.rows import check_row
 from bulkrt.ledger.undo import select_undo
 from bulkrt.sandbox.config import Endpoint, FaultKind
 from bulkrt.sandbox.faults import ScriptedFault
@@ -49,6 +50,25 @@ def test_a_retweet_made_again_after_a_rollback_gets_an_undo_a_run_sends() -> Non
     second = replace(ROLLED, key="spring-rollback/acme/20/1")
     assert undo_of(*ledger, second) == []
     assert undo_of(*ledger, second, replace(OK, key="k3")) == ["acme:20#spring-rollback/acme/20/2"]
+
+
+def test_an_undo_id_of_long_names_fits_a_job_file_and_stays_its_own() -> None:
+    """With names too long for the plain id, the id still fits a job row (checked as `run`
+    reads it), names the pair by digest, and the next rollback moves on to the next one."""
+    campaign, account = "c" * 150, "a" * 100
+    ok = replace(OK, campaign=campaign, account=account)
+    first = derived_key(f"{campaign}-rollback", account, "undo", "20", 0)
+    rolled = replace(ROLLED, campaign=f"{campaign}-rollback", account=account, key=first)
+    [row] = select_undo([ok, rolled, replace(ok, key="k2")], source="l").undo
+    assert row.id is not None and len(row.id) <= 200 and row.id.endswith("/1")
+    fields = {"campaign": row.campaign, "account": account, "tweet_id": "20", "action": "undo",
+              "id": row.id}  # fmt: skip
+    read = check_row(fields, source="u.csv", line=2, accounts={account}, default_campaign="u")
+    assert read == replace(row, source="u.csv", line=2)
+    again = replace(rolled, key=row.id)
+    [second] = select_undo([ok, rolled, replace(ok, key="k2"), again, replace(ok, key="k3")],
+                           source="l").undo  # fmt: skip
+    assert second.id == row.id.removesuffix("/1") + "/2"
 
 
 def test_an_unfinished_undo_keeps_its_key_so_a_run_resumes_it() -> None:

@@ -31,6 +31,8 @@ is selected too, and what came from the journal alone is listed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -56,6 +58,8 @@ __all__ = [
     "write_undo_job",
 ]
 
+#: the longest ``id`` a job file takes (`bulkrt.jobs.rows`)
+_MAX_ID = 200
 #: files beside a ledger that an undo job must never overwrite
 _LEDGER_SIDECARS = ("", ".lock", ".sent")
 
@@ -249,7 +253,9 @@ def _keyed(row: Row, finished: set[str]) -> Row:
     rollback's undo of the pair finished (``ok``, then the campaign retweeted the Tweet again;
     or ``rejected``), a run would skip the row and the retweet would stay. The ``id``
     ``<campaign>/<account>/<tweet>/<k>`` takes the first ``k`` not finished, so a rollback
-    written again before its undo run ends gives the same key (the run resumes it).
+    written again before its undo run ends gives the same key (the run resumes it). An id longer
+    than a job file takes (long names) is ``<campaign>/<digest>/<k>`` instead, or
+    ``rollback/<digest>/<k>``, the digest naming the pair.
 
     >>> row = Row("s-rollback", "acme", "20", Action.UNDO)
     >>> _keyed(row, set()).id is None
@@ -260,9 +266,20 @@ def _keyed(row: Row, finished: set[str]) -> Row:
     if derived_key(row.campaign, row.account, row.action.value, row.tweet_id, 0) not in finished:
         return row
     k = 1
-    while f"{row.campaign}/{row.account}/{row.tweet_id}/{k}" in finished:
+    while _undo_id(row, k) in finished:
         k += 1
-    return replace(row, id=f"{row.campaign}/{row.account}/{row.tweet_id}/{k}")
+    return replace(row, id=_undo_id(row, k))
+
+
+def _undo_id(row: Row, k: int) -> str:
+    """The ``k``-th id of an undo row of its pair, at most `_MAX_ID` characters."""
+    plain = f"{row.campaign}/{row.account}/{row.tweet_id}/{k}"
+    if len(plain) <= _MAX_ID:
+        return plain
+    pair = json.dumps([row.campaign, row.account, row.tweet_id], ensure_ascii=False)
+    digest = hashlib.sha256(pair.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    named = f"{row.campaign}/{digest}/{k}"
+    return named if len(named) <= _MAX_ID else f"rollback/{digest}/{k}"
 
 
 def _choose(
