@@ -471,3 +471,22 @@ async def test_rollback_of_a_ledger_a_run_is_writing_warns_that_it_is_partial(
     after = await rollback(world, "--out", str(world.dir / "u.csv"), "--force", "--json")
     assert json.loads(after.stdout)["ledger_in_use"] is None
     assert "being written" not in after.stderr.decode()
+
+
+async def test_an_owners_retweet_after_the_rollback_stays_when_the_campaign_runs_again(
+    make_world: MakeWorld,
+) -> None:
+    """The campaign's retweet undone by its rollback, the owner then retweets the Tweet, and the
+    job (edited: the row repeated) hears 'already retweeted': that retweet is the owner's
+    (preexisting: true, the journal's 'made' of the undone retweet no longer counts), and the
+    next rollback + run leave it."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    job = [("C", "acct001", "300", "retweet")]
+    assert (await world.run(write_job(world, job, "c.csv"))).returncode == 0
+    await rollback_and_run(world)
+    world.sandbox.state.retweets[world.user_id("acct001")].add("300")
+    await world.run(write_job(world, [*job, job[0]], "c.csv"))
+    assert (world.lines()[-1]["http"], world.lines()[-1]["preexisting"]) == (400, True)
+    out = await rollback_and_run(world)
+    assert "0 undo item(s)" in out and "left alone: 1 retweeted before the campaign" in out
+    assert world.retweets("acct001") == {"300"}
