@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -68,13 +71,23 @@ def command(
     """Write an undo job for every (account, Tweet) the campaign(s) left retweeted.
 
     A campaign's rollback (NAME-rollback) is part of it: undos it already made are not repeated.
-    Retweets that existed before the campaign are left alone unless --include-preexisting.
+    Retweets that existed before the campaign are left alone unless --include-preexisting
+    (which cannot go with --leave-undecided: exit 2).
     With nothing to undo, OUT is not written (an earlier undo job there is kept, exit 0).
     A rollback campaign cannot itself be rolled back. Exit 2 when the ledger cannot be read or
     holds nothing to select. Run the job with `bulkrt run OUT --ledger LEDGER ...` to record
     the undos in the same ledger.
     """
     logs.configure()
+    if include_preexisting and leave_undecided:
+        click.echo(
+            "bulkrt rollback: --include-preexisting and --leave-undecided contradict each other: "
+            "with --include-preexisting the accounts' own retweets are undone too, so a retweet "
+            "of undecidable origin (the account's or the campaign's) is undone either way; drop "
+            "one of them",
+            err=True,
+        )
+        raise SystemExit(ExitCode.BAD_INPUT)
     wrong = not_a_ledger(ledger)
     if wrong is not None:
         click.echo(f"bulkrt rollback: {ledger} {wrong}", err=True)
@@ -100,6 +113,13 @@ def command(
         click.echo(f"bulkrt rollback: cannot write {out}: {exc.strerror or exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
     kept = not plan.undo and out.exists()
+    writer = _writing_run(ledger)
+    busy = (
+        None
+        if writer is None
+        else f"{ledger} is being written by a run ({writer}): this undo job covers only the "
+        f"items finished so far; roll back again when it ends"
+    )
     if as_json:
         document = {
             "out": str(out),
@@ -111,7 +131,15 @@ def command(
                 "already_undone": plan.already_undone,
                 "never_retweeted": plan.never_retweeted,
                 "unknown": plan.unknown,
+                "other_campaign": plan.other_campaigns,
+                "undecided": len(plan.undecided) if plan.undecided_left else 0,
             },
+            "undecided": _pairs((row.account, row.tweet_id) for row in plan.undecided),
+            "undecided_left": plan.undecided_left,
+            "unknown": _pairs(plan.unknown_pairs),
+            "refused_before": _pairs((row.account, row.tweet_id) for row in plan.refused_before),
+            "from_journal": _pairs((row.account, row.tweet_id) for row in plan.from_journal),
+            "ledger_in_use": busy,
             "next": shlex.join(
                 ["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)]
             )
@@ -119,7 +147,11 @@ def command(
             else None,
         }
         click.echo(json.dumps(document, sort_keys=True))
+        if busy is not None:
+            click.echo(f"bulkrt rollback: warning: {busy}", err=True)
         return
+    if busy is not None:
+        click.echo(f"bulkrt rollback: warning: {busy}", err=True)
     label = str(out) if plan.undo else f"{out} (not written)"
     lines = plan.summary(label, include_preexisting=include_preexisting)
     click.echo("bulkrt rollback: " + "\n".join(lines))
@@ -132,3 +164,29 @@ def command(
         click.echo("nothing to undo")
         if kept:
             click.echo(f"the existing {out} was kept as it was (not replaced)")
+
+
+def _pairs(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"account": account, "tweet_id": tweet_id} for account, tweet_id in pairs]
+
+
+def _writing_run(ledger: Path) -> str | None:
+    """Who holds the ledger's lock (a `bulkrt run` writing it: its lock file's text, such as
+    ``pid 7 on host since ...``), or None when no process holds it. The lock is only tested
+    (a shared lock, released at once), never created."""
+    real = ledger.resolve()
+    try:
+        fd = os.open(real.with_name(real.name + ".lock"), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

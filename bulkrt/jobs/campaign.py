@@ -24,7 +24,17 @@ from bulkrt.jobs.rows import Row, has_control, has_lone_surrogate
 from bulkrt.jobs.tweet_ids import parse_tweet_id
 from bulkrt.redaction import shown
 
-__all__ = ["expand", "read_accounts", "read_tweets", "split_entries"]
+__all__ = [
+    "ROLLBACK_SUFFIX",
+    "expand",
+    "read_accounts",
+    "read_tweets",
+    "rollback_retweet",
+    "split_entries",
+]
+
+#: how the campaign of a rollback's undo job ends (`bulkrt.ledger.undo`)
+ROLLBACK_SUFFIX = "-rollback"
 
 
 def split_entries(text: str) -> list[tuple[int, str]]:
@@ -106,3 +116,33 @@ def expand(
     for tweet_id in tweets:
         for account in accounts:
             yield Row(campaign, account, tweet_id, action)
+
+
+def rollback_retweet(row: Row, *, named: bool) -> Problem | None:
+    """The problem with a ``retweet`` row in a campaign ending ``-rollback``, if it is one:
+    `bulkrt rollback` writes only undos there and never undoes a rollback campaign, so such a
+    retweet could never be rolled back. ``named`` says whether the row names its campaign (else
+    it is ``--campaign``'s, or the job file's name without extensions).
+
+    >>> row = Row("spring-rollback", "acme", "20", Action.RETWEET, source="spring-rollback.csv",
+    ...           line=2)
+    >>> print(rollback_retweet(row, named=False))  # doctest: +ELLIPSIS
+    spring-rollback.csv:2: campaign: a retweet in campaign 'spring-rollback', ...
+    >>> rollback_retweet(Row("spring-rollback", "acme", "20", Action.UNDO), named=True) is None
+    True
+    """
+    if row.action is not Action.RETWEET or not row.campaign.endswith(ROLLBACK_SUFFIX):
+        return None
+    where = (
+        "the row's campaign"
+        if named
+        else "the job's campaign (--campaign, else the file's name without extensions)"
+    )
+    return Problem(
+        row.source,
+        row.line,
+        "campaign",
+        f"a retweet in campaign {shown(row.campaign)}, {where}: a campaign ending "
+        f"{ROLLBACK_SUFFIX!r} is a rollback's undo job, which `bulkrt rollback` never undoes; "
+        f"name the campaign otherwise (--campaign NAME for rows that name none)",
+    )

@@ -31,9 +31,10 @@ __all__ = ["COLUMNS", "write_job"]
 COLUMNS = ("campaign", "account", "tweet_id", "action")
 
 
-def write_job(path: Path, rows: Iterable[Row]) -> int:
+def write_job(path: Path, rows: Iterable[Row], *, ids: bool = False) -> int:
     """Write ``rows`` as CSV or JSONL by the name (``.gz``: compressed), replacing ``path``
-    atomically; returns the rows written. Raise ValueError for a name of neither kind."""
+    atomically; returns the rows written. With ``ids``, an ``id`` column follows (empty, or
+    no key in JSONL, for a row without one). Raise ValueError for a name of neither kind."""
     fmt = format_of(path.name)
     if fmt is None:
         raise ValueError(f"{path}: name the job .csv or .jsonl (optionally .gz)")
@@ -41,13 +42,16 @@ def write_job(path: Path, rows: Iterable[Row]) -> int:
     with replacing(path, compress=path.name.endswith(".gz")) as stream:
         if fmt is JobFormat.CSV:
             writer = csv.writer(stream, lineterminator="\n")
-            writer.writerow(COLUMNS)
+            writer.writerow((*COLUMNS, "id") if ids else COLUMNS)
             for row in rows:
-                writer.writerow(_values(row))
+                writer.writerow((*_values(row), row.id or "") if ids else _values(row))
                 count += 1
         else:
             for row in rows:
-                stream.write(json.dumps(dict(zip(COLUMNS, _values(row), strict=True))) + "\n")
+                fields = dict(zip(COLUMNS, _values(row), strict=True))
+                if ids and row.id is not None:
+                    fields["id"] = row.id
+                stream.write(json.dumps(fields) + "\n")
                 count += 1
     return count
 

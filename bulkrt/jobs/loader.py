@@ -36,6 +36,7 @@ import structlog
 
 from bulkrt.core.items import Action, Item
 from bulkrt.errors import JobInputError, Problem
+from bulkrt.jobs.campaign import rollback_retweet
 from bulkrt.jobs.job_files import (
     JOURNAL_GIVEN_AS_JOB,
     SUFFIXES,
@@ -227,7 +228,7 @@ def _rows(
 def _check(
     job: JobFile, raw: RawRow, accounts: Container[str], warn: WarningSink
 ) -> Row | list[Problem]:
-    return check_row(
+    row = check_row(
         raw.fields,
         source=job.name,
         line=raw.line,
@@ -235,6 +236,12 @@ def _check(
         default_campaign=job.campaign,
         warn=warn,
     )
+    if isinstance(row, Row):
+        named = raw.fields.get("campaign")
+        problem = rollback_retweet(row, named=isinstance(named, str) and bool(named.strip()))
+        if problem is not None:
+            return [problem]
+    return row
 
 
 def _duplicate_ids(

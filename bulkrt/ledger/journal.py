@@ -61,6 +61,7 @@ from bulkrt.core.attribution import Evidence, Origin
 from bulkrt.core.items import Item
 from bulkrt.errors import LedgerError
 from bulkrt.ledger.reader import unreadable_journal
+from bulkrt.ledger.resume import FinishedKeys
 
 __all__ = [
     "JournalEvent",
@@ -357,8 +358,19 @@ class SentJournal:
 
     def open(self, *, finished: Container[str]) -> None:
         """Load what earlier runs recorded; call it under the ledger's lock."""
+        # A retweet the campaign made whose item is finished and a rollback's undo then had the
+        # last word on: gone, so it cannot be what a later "already retweeted" finds.
+        undone = finished.undone_later if isinstance(finished, FinishedKeys) else None
         for line in _lines(self.path):
-            if line.event is JournalEvent.MADE and line.account:
+            if (
+                line.event is JournalEvent.MADE
+                and line.account
+                and (
+                    undone is None
+                    or line.key not in finished
+                    or not undone(line.account, line.tweet_id)
+                )
+            ):
                 self._made.add((line.campaign, line.account, line.tweet_id))
             if line.key not in finished:
                 self._earlier.setdefault(line.key, KeyState()).apply(line.event)

@@ -3,15 +3,20 @@ Tweet) the selected campaigns retweeted to its state before them.
 
 For each pair the ledger's lines of the selected campaigns (and of their ``-rollback`` campaigns)
 are read in order. A pair is undone when its latest ``ok`` state is ``retweeted: true`` and the
-campaign did not find it already retweeted: when the first ``ok`` retweet of the pair was
-``preexisting``, the account had retweeted the Tweet by itself, so it is left alone unless
-``include_preexisting`` is given. When its origin is undecidable (``preexisting: null``,
+campaign did not find that retweet in place: when the ``ok`` retweet that made the pair retweeted
+(the first, or the first after an undo) was ``preexisting``, the account had retweeted the Tweet by
+itself, so it is left alone unless ``include_preexisting`` is given. Other campaigns' lines after
+the selected one's count too: their undo undid its retweet, and a retweet they made (``preexisting:
+false``) is theirs to roll back. A pair whose latest line ended ``error`` with no ``ok`` state is of
+unknown state and left alone (a re-run retries it). An undo whose derived key an earlier rollback
+already finished (the Tweet retweeted again since, or the API refused that undo) gets an ``id`` of
+its own, so a run sends it (`_keyed`). When its origin is undecidable (``preexisting: null``,
 `bulkrt.core.attribution`) the campaign is its likely author: it is undone and listed, unless
 ``leave_undecided``. The journal beside the ledger (`bulkrt.ledger.journal`) is trusted too: a
-retweet it records as made by the campaign is undone whatever the ledger says or lost, and
-its other verdicts fill in pairs the ledger holds no ``ok`` retweet line for (`_apply_origins`).
-A campaign the journal records but the ledger no longer holds a line of (a backup restored, the
-ledger emptied) is selected too, and what came from the journal alone is listed.
+retweet it records as made by the campaign is undone whatever the ledger says or lost, and its other
+verdicts fill in pairs the ledger holds no ``ok`` retweet line for (`_apply_origins`). A campaign
+the journal records but the ledger no longer holds a line of (a backup restored, the ledger emptied)
+is selected too, and what came from the journal alone is listed.
 `select_undo` is the pure choice over records; `plan_rollback` reads a ledger into it and
 `write_undo_job` writes the result as a job file.
 
@@ -26,6 +31,8 @@ ledger emptied) is selected too, and what came from the journal alone is listed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -34,11 +41,13 @@ from pathlib import Path
 from bulkrt.core.attribution import Origin, preexisting
 from bulkrt.core.items import Action, Status
 from bulkrt.errors import RollbackError
+from bulkrt.jobs.campaign import ROLLBACK_SUFFIX
 from bulkrt.jobs.job_writer import write_job
+from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import Row
 from bulkrt.ledger.journal import journal_path, read_origins
 from bulkrt.ledger.reader import read_ledger
-from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.record import FINISHED, LedgerRecord
 
 __all__ = [
     "ROLLBACK_SUFFIX",
@@ -49,7 +58,8 @@ __all__ = [
     "write_undo_job",
 ]
 
-ROLLBACK_SUFFIX = "-rollback"
+#: the longest ``id`` a job file takes (`bulkrt.jobs.rows`)
+_MAX_ID = 200
 #: files beside a ledger that an undo job must never overwrite
 _LEDGER_SIDECARS = ("", ".lock", ".sent")
 
@@ -68,13 +78,21 @@ class _Pair:
     campaign: str
     #: the latest ``ok`` state; None while no line ended ok
     retweeted: bool | None = None
-    #: whether the first ok retweet found the Tweet already retweeted: the state before the
-    #: campaign (None: undecidable, `bulkrt.core.attribution`); unset while no retweet ended ok
+    #: who made the retweet that stands: whether the ok retweet that made the pair retweeted
+    #: (after it was not, or a 2xx that proves it was not) found the Tweet already retweeted
+    #: (None: undecidable, `bulkrt.core.attribution`); unset while no retweet ended ok
     preexisting: bool | None | _Unset = _UNSET
     #: some line ended ``error`` (so with no ok line its state is unknown, not refused)
     failed: bool = False
     #: some selected ledger line names the pair (False: the journal alone knows it)
     in_ledger: bool = True
+    #: the pair was retweeted again after an ok undo: the journal's verdict (of its first
+    #: retweet) no longer speaks for the one that stands
+    again: bool = False
+    #: another campaign made the retweet that stands (after this one's was undone): theirs
+    other: str | None = None
+    #: the latest undo of the pair's rollback ended ``rejected``: the API refused it
+    undo_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +118,13 @@ class RollbackPlan:
     journal_campaigns: tuple[str, ...] = ()
     #: undo rows of pairs no ledger line names: the journal alone recorded the retweet
     from_journal: tuple[Row, ...] = ()
+    #: retweeted again by another (unselected) campaign after this one's was undone: theirs
+    other_campaigns: int = 0
+    #: (account, Tweet) of the pairs left alone as of unknown state (latest line ``error``)
+    unknown_pairs: tuple[tuple[str, str], ...] = ()
+    #: undo rows whose earlier undo the API refused (``rejected``): written again with an id
+    #: of their own, since the refused one is finished and a run would skip it
+    refused_before: tuple[Row, ...] = ()
 
     def summary(self, out: str, *, include_preexisting: bool) -> list[str]:
         """The lines `bulkrt rollback` prints: what was selected, what was left alone and why."""
@@ -111,6 +136,8 @@ class RollbackPlan:
             (self.kept_preexisting, "retweeted before the campaign (--include-preexisting: undo)"),
             (self.already_undone, "no longer retweeted: nothing to undo"),
             (self.never_retweeted, "never retweeted (the API rejected them): nothing to undo"),
+            (self.other_campaigns, "undone since and retweeted again by another campaign: "
+                                   "that campaign's to roll back"),
             (self.unknown, "state unknown: their latest items ended error; run the campaign's "
                            "job again with the same --ledger (it retries only those), then roll "
                            "back again"),
@@ -123,8 +150,14 @@ class RollbackPlan:
                 f"may have made them), {what}:"
             )
             lines += [f"    {row.account} {row.tweet_id}" for row in self.undecided]
-        if not any(n for n, _ in left):
+        if not any(n for n, _ in left) and not (self.undecided and self.undecided_left):
             lines.append("  left alone: none")
+        if self.refused_before:
+            lines.append(
+                f"  {len(self.refused_before)} undo item(s) the API refused before (rejected), "
+                f"written again with an id of their own; if refused again, check the account:"
+            )
+            lines += [f"    {row.account} {row.tweet_id}" for row in self.refused_before]
         if self.journal_campaigns:
             lines.append(
                 f"  campaign(s) {', '.join(self.journal_campaigns)}: no ledger line left, "
@@ -171,13 +204,20 @@ def select_undo(
     seen: set[str] = set()
     rollbacks: set[str] = set()
     seen_accounts: set[str] = set()
+    #: keys of the selected rollbacks' finished lines: a run skips an undo with one of them
+    finished: set[str] = set()
     for record in records:
         is_rollback = record.campaign.endswith(ROLLBACK_SUFFIX)
         base = record.campaign.removesuffix(ROLLBACK_SUFFIX)
         if wanted and base not in wanted:
+            other = pairs.get((record.account, record.tweet_id))
+            if other is not None:
+                _apply_other(other, record)
             continue
         if is_rollback:
             rollbacks.add(record.campaign)
+            if record.status in FINISHED:
+                finished.add(record.key)
         else:
             seen.add(base)
         if only and record.account not in only:
@@ -194,8 +234,52 @@ def select_undo(
     seen_accounts |= _apply_origins(pairs, journal, seen, only)
     _check_selection(source, wanted, seen, rollbacks, only, seen_accounts)
     plan = _choose(pairs, seen, include_preexisting, leave_undecided)
-    alone = tuple(row for row in plan.undo if not pairs[(row.account, row.tweet_id)].in_ledger)
-    return replace(plan, journal_campaigns=tuple(sorted(from_journal)), from_journal=alone)
+    undo = tuple(_keyed(row, finished) for row in plan.undo)
+    alone = tuple(row for row in undo if not pairs[(row.account, row.tweet_id)].in_ledger)
+    again = tuple(row for row in undo if pairs[(row.account, row.tweet_id)].undo_refused)
+    return replace(
+        plan,
+        undo=undo,
+        journal_campaigns=tuple(sorted(from_journal)),
+        from_journal=alone,
+        refused_before=again,
+    )
+
+
+def _keyed(row: Row, finished: set[str]) -> Row:
+    """``row``, with an ``id`` of its own when the key it would derive is finished already.
+
+    An undo row's derived key is the same in every rollback of the campaign; once an earlier
+    rollback's undo of the pair finished (``ok``, then the campaign retweeted the Tweet again;
+    or ``rejected``), a run would skip the row and the retweet would stay. The ``id``
+    ``<campaign>/<account>/<tweet>/<k>`` takes the first ``k`` not finished, so a rollback
+    written again before its undo run ends gives the same key (the run resumes it). An id longer
+    than a job file takes (long names) is ``<campaign>/<digest>/<k>`` instead, or
+    ``rollback/<digest>/<k>``, the digest naming the pair.
+
+    >>> row = Row("s-rollback", "acme", "20", Action.UNDO)
+    >>> _keyed(row, set()).id is None
+    True
+    >>> _keyed(row, {'["s-rollback","acme","undo","20",0]', "s-rollback/acme/20/1"}).id
+    's-rollback/acme/20/2'
+    """
+    if derived_key(row.campaign, row.account, row.action.value, row.tweet_id, 0) not in finished:
+        return row
+    k = 1
+    while _undo_id(row, k) in finished:
+        k += 1
+    return replace(row, id=_undo_id(row, k))
+
+
+def _undo_id(row: Row, k: int) -> str:
+    """The ``k``-th id of an undo row of its pair, at most `_MAX_ID` characters."""
+    plain = f"{row.campaign}/{row.account}/{row.tweet_id}/{k}"
+    if len(plain) <= _MAX_ID:
+        return plain
+    pair = json.dumps([row.campaign, row.account, row.tweet_id], ensure_ascii=False)
+    digest = hashlib.sha256(pair.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    named = f"{row.campaign}/{digest}/{k}"
+    return named if len(named) <= _MAX_ID else f"rollback/{digest}/{k}"
 
 
 def _choose(
@@ -206,13 +290,19 @@ def _choose(
 ) -> RollbackPlan:
     undo: list[Row] = []
     undecided: list[Row] = []
-    counts = {"kept": 0, "undone": 0, "refused": 0, "unknown": 0}
+    unknown: list[tuple[str, str]] = []
+    counts = {"kept": 0, "undone": 0, "refused": 0, "other": 0}
     for (account, tweet_id), pair in pairs.items():
         if pair.campaign not in seen:
             continue  # a rollback campaign's own pair whose campaign has no line: nothing to do
         row = Row(pair.campaign + ROLLBACK_SUFFIX, account, tweet_id, Action.UNDO)
         if pair.retweeted is None:
-            counts["unknown" if pair.failed else "refused"] += 1
+            if pair.failed:
+                unknown.append((account, tweet_id))
+            else:
+                counts["refused"] += 1
+        elif pair.other is not None:
+            counts["other"] += 1
         elif not pair.retweeted:
             counts["undone"] += 1
         elif pair.preexisting is None:
@@ -229,9 +319,11 @@ def _choose(
         kept_preexisting=counts["kept"],
         already_undone=counts["undone"],
         never_retweeted=counts["refused"],
-        unknown=counts["unknown"],
+        unknown=len(unknown),
         undecided=tuple(undecided),
         undecided_left=leave_undecided,
+        other_campaigns=counts["other"],
+        unknown_pairs=tuple(unknown),
     )
 
 
@@ -258,10 +350,12 @@ def _apply_origins(
             continue  # not selected (``seen`` holds only the selected, non-rollback campaigns)
         accounts.add(account)
         pair = pairs.setdefault((account, tweet_id), _Pair(campaign, in_ledger=False))
-        if pair.campaign != campaign:
-            continue
+        if pair.campaign != campaign or pair.again or pair.other is not None:
+            continue  # the journal's verdict is of an earlier retweet than the one that stands
         if verdict is not Origin.CAMPAIGN and pair.preexisting is not _UNSET:
             continue  # the ledger's own attribution of the pair stands
+        if pair.retweeted is None and pair.failed and verdict is Origin.UNDECIDED:
+            continue  # its latest line ended error: unknown state, retried by a re-run
         if pair.retweeted is None:
             pair.retweeted = True  # the journal saw it retweeted; its ok line was lost
         pair.preexisting = preexisting(verdict)
@@ -295,15 +389,41 @@ def _check_selection(
 
 
 def _apply(pair: _Pair, record: LedgerRecord) -> None:
+    if record.action is Action.UNDO and record.campaign.endswith(ROLLBACK_SUFFIX):
+        pair.undo_refused = record.status is Status.REJECTED
     if record.status is not Status.OK:
         # The latest outcome counts: an error a later run turned into a rejection is final
         # (resume skips it), so it is no longer unknown.
         pair.failed = record.status is Status.ERROR
     if record.status is not Status.OK or record.retweeted is None:
         return
-    if record.action is Action.RETWEET and pair.preexisting is _UNSET:
+    # A retweet that makes the pair retweeted again (after an undo, or another campaign's
+    # retweet) says who made the one that stands; so does a 2xx (``preexisting: false``),
+    # which proves the Tweet was not retweeted just before it.
+    if (
+        record.action is Action.RETWEET
+        and record.retweeted
+        and (pair.retweeted is not True or pair.other is not None or record.preexisting is False)
+    ):
+        if pair.retweeted is False:
+            pair.again = True
         pair.preexisting = record.preexisting
+        pair.other = None
+        pair.undo_refused = False
     pair.retweeted = record.retweeted
+
+
+def _apply_other(pair: _Pair, record: LedgerRecord) -> None:
+    """What an unselected campaign's line (after the selected one's) did to the pair: its undo
+    undid the selected campaign's retweet, and a retweet it made (``preexisting: false``) is
+    its own, not the selected campaign's; one it found in place changes nothing."""
+    if record.status is not Status.OK or record.retweeted is None:
+        return
+    if not record.retweeted:
+        pair.retweeted = False
+        pair.other = None
+    elif record.action is Action.RETWEET and record.preexisting is False:
+        pair.other = record.campaign
 
 
 def plan_rollback(
@@ -334,8 +454,9 @@ def write_undo_job(path: Path, rows: Iterable[Row], *, ledger: Path | None = Non
     """
     if ledger is not None and _is_ledger_file(path, ledger):
         raise RollbackError(f"{path}: that is the ledger's own file; name another --out")
+    chosen = list(rows)
     try:
-        return write_job(path, rows)
+        return write_job(path, chosen, ids=any(row.id is not None for row in chosen))
     except ValueError as exc:
         raise RollbackError(str(exc)) from None
 
