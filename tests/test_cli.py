@@ -55,6 +55,17 @@ def _catches(pid: int, signum: int) -> bool:
     return False
 
 
+def _run_from_stdin(tmp_path: Path, ledger: Path) -> list[str]:
+    """`run`'s arguments for a job read from standard input, with an accounts file of one
+    OAuth 1.0a account in ``tmp_path``."""
+    accounts = tmp_path / "accounts.json"
+    keys = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+    oauth1 = {key: f"{key}-value" for key in keys}
+    accounts.write_text(json.dumps({"accounts": {"acme": {"user_id": "1", "oauth1": oauth1}}}))
+    accounts.chmod(0o600)
+    return ["run", "-", "--format", "csv", "--accounts", str(accounts), "--ledger", str(ledger)]
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_before_sending_is_a_clean_stop(
     tmp_path: Path, signum: signal.Signals, code: int
@@ -62,13 +73,8 @@ def test_a_signal_before_sending_is_a_clean_stop(
     """SIGINT or SIGTERM while a command still loads its input (here `run` reading its job from
     a standard input that never ends) exits 130 or 143 with one line: no traceback, no click
     "Aborted!" with exit 1, no silent death."""
-    accounts = tmp_path / "accounts.json"
-    keys = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
-    oauth1 = {key: f"{key}-value" for key in keys}
-    accounts.write_text(json.dumps({"accounts": {"acme": {"user_id": "1", "oauth1": oauth1}}}))
-    accounts.chmod(0o600)
     ledger = tmp_path / "ledger.jsonl"
-    args = ["run", "-", "--format", "csv", "--accounts", str(accounts), "--ledger", str(ledger)]
+    args = _run_from_stdin(tmp_path, ledger)
     with subprocess.Popen(
         [sys.executable, "-m", "bulkrt", *args],
         stdin=subprocess.PIPE,
@@ -124,13 +130,8 @@ def test_a_signal_whose_handler_runs_inside_a_finalizer_still_stops(tmp_path: Pa
     module-lock callback, seen in a loaded suite run) stops the command with 143 and its line:
     the exit such a callback cannot raise is not ignored, leaving a process that said "stopped"
     and went on to read its job (and could have sent it)."""
-    accounts = tmp_path / "accounts.json"
-    keys = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
-    oauth1 = {key: f"{key}-value" for key in keys}
-    accounts.write_text(json.dumps({"accounts": {"acme": {"user_id": "1", "oauth1": oauth1}}}))
-    accounts.chmod(0o600)
     ledger = tmp_path / "ledger.jsonl"
-    args = ["run", "-", "--format", "csv", "--accounts", str(accounts), "--ledger", str(ledger)]
+    args = _run_from_stdin(tmp_path, ledger)
     with subprocess.Popen(
         [sys.executable, "-c", _SIGNAL_IN_A_FINALIZER, *args],
         stdin=subprocess.PIPE,  # never closed before the end: a run that goes on waits here

@@ -53,7 +53,7 @@ from bulkrt.ledger.resume import finished_keys
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.shell.accounts import Accounts, load_accounts, user_ids
 from bulkrt.shell.accounts_file import recover_write_back
-from bulkrt.shell.progress import Progress, summary_json
+from bulkrt.shell.progress import Progress
 from bulkrt.shell.runner import (
     LateSignals,
     RunSettings,
@@ -61,6 +61,7 @@ from bulkrt.shell.runner import (
     check_and_plan,
     resume_command,
     resume_under_lock,
+    storage_failed,
 )
 
 __all__ = ["drive_job", "worker_settings"]
@@ -201,7 +202,14 @@ def _drive_job(
             if failure is not None:
                 with contextlib.suppress(LedgerError):  # its close syncs on the same disk
                     ledger.close()
-                return _storage_failed(failure, drive.tally(), out, settings)
+                tally = drive.tally()
+                where = (
+                    f"{tally.finished} of {tally.total} items have their lines in the ledger; the "
+                    f"results of the others wait in Redis (workers may go on with the job). Free "
+                    f"space (or fix the disk), then run the same command to write them and finish "
+                    f"the job"
+                )
+                return storage_failed(failure, tally, out, settings, where=where)
     tally = drive.tally()
     # The ledger is closed: every line it got is synced. A stop that came once every item of
     # the job had its line stopped nothing: the run reports what it did.
@@ -257,28 +265,6 @@ def _first_of(group: BaseExceptionGroup[LedgerError]) -> LedgerError:
     """The first ledger failure of ``group`` (the pump's, from its task group)."""
     first = group.exceptions[0]
     return first if isinstance(first, LedgerError) else _first_of(first)
-
-
-def _storage_failed(
-    exc: LedgerError, tally: RunStats, out: Progress, settings: RunSettings
-) -> ExitCode:
-    """The embedded run's storage failure (exit 74, the resume command; with ``--json`` the
-    summary with the failure in it), told for a fleet: the results the driver could not write
-    wait in Redis, and workers may go on with the job meanwhile."""
-    command = resume_command(settings)
-    if out.json:
-        document = summary_json(tally, str(settings.ledger), settings.api_base)
-        document["storage_failed"] = {"path": str(exc.path), "error": exc.message}
-        document["resume"] = command
-        click.echo(json.dumps(document, sort_keys=True))
-    click.echo(
-        f"bulkrt run: stopped: cannot write {exc.path}: {exc.message}. {tally.finished} of "
-        f"{tally.total} items have their lines in the ledger; the results of the others wait in "
-        f"Redis (workers may go on with the job). Free space (or fix the disk), then run the "
-        f"same command to write them and finish the job:\n  {command}",
-        err=True,
-    )
-    return ExitCode.STORAGE_FAILED
 
 
 class _Drive:

@@ -69,6 +69,7 @@ __all__ = [
     "resume_command",
     "resume_under_lock",
     "run_job",
+    "storage_failed",
 ]
 
 _log = structlog.get_logger()
@@ -364,20 +365,29 @@ def _close_after_failure(ledger: LedgerWriter) -> None:
 
 
 def _storage_failed(
-    exc: LedgerError, tally: RunStats, out: Progress, settings: RunSettings
+    exc: LedgerError,
+    tally: RunStats,
+    out: Progress,
+    settings: RunSettings,
+    *,
+    where: str | None = None,
 ) -> ExitCode:
     """One message for a ledger or journal that could not be written, and the resume command;
-    with ``--json``, the run's summary object on stdout, with the failure in it."""
+    with ``--json``, the run's summary object on stdout, with the failure in it. ``where``
+    says where the run stands and what the command will do (the multi-machine driver's own)."""
     command = _resume_command(settings)
     if out.json:
         document = summary_json(tally, str(settings.ledger), settings.api_base)
         document["storage_failed"] = {"path": str(exc.path), "error": exc.message}
         document["resume"] = command
         click.echo(json.dumps(document, sort_keys=True))
+    if where is None:
+        where = (
+            f"Nothing more was sent after {tally.finished} of {tally.total} items; free space "
+            f"(or fix the disk), then resume with the same command"
+        )
     click.echo(
-        f"bulkrt run: stopped: cannot write {exc.path}: {exc.message}. Nothing more was sent "
-        f"after {tally.finished} of {tally.total} items; free space (or fix the disk), then "
-        f"resume with the same command:\n  {command}",
+        f"bulkrt run: stopped: cannot write {exc.path}: {exc.message}. {where}:\n  {command}",
         err=True,
     )
     return ExitCode.STORAGE_FAILED
@@ -535,7 +545,8 @@ async def _watch_signals(
 
 
 #: the multi-machine driver (`bulkrt.fleet.driver`) ends a run as this one does: the late
-#: signals, the test of a job with every line written, and the resume command
+#: signals, the test of a job with every line written, the resume command and a storage failure
 LateSignals = _LateSignals
 all_written = _all_written
 resume_command = _resume_command
+storage_failed = _storage_failed
