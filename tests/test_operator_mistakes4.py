@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import errno
 import gzip
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tests.test_operator_mistakes3 import ACCOUNTS, CAMPAIGN, JOB, LEDGER_LINE, bulkrt, files
-from tests.test_run import MakeWorld
+from tests.test_run import MakeWorld, rows, run_cli
 
 GZIPPED = "is a gzip-compressed bulkrt ledger"
 
@@ -236,3 +238,32 @@ class TestLedgerSyncFailsAtTheEnd:
         again = await world.run(job)
         assert again.returncode == 0, again.stderr.decode()
         assert world.sandbox.state.requests == 2
+
+
+class TestRunJsonAfterARollback:
+    """A job run again on the ledger where its retweets were rolled back (adv21 L1)."""
+
+    async def test_the_summary_names_the_retweets_a_later_rollback_undid(
+        self, make_world: MakeWorld
+    ) -> None:
+        """Exit 1 for retweets a later rollback undid is explained in `--json` as on stderr: an
+        `undone_by_rollback` count per account and a hint saying what to do (the object had held
+        nothing that explained the exit code)."""
+        world = await make_world()
+        job = world.job(rows(["acct001", "acct002"], 2))
+        assert (await world.run(job)).returncode == 0
+        undo = world.dir / "undo.csv"
+        args = ["rollback", str(world.ledger), "--out", str(undo)]
+        made = await run_cli([sys.executable, "-m", "bulkrt", *args])
+        assert made.returncode == 0, made.stderr.decode()
+        assert (await world.run(undo)).returncode == 0
+        again = await world.run(job, "--json")
+        assert again.returncode == 1, again.stderr.decode()
+        summary = json.loads(again.stdout)
+        assert summary["undone_by_rollback"] == {"acct001": 2, "acct002": 2}
+        assert any(
+            hint.startswith("4 retweet(s) of this job were undone by a later rollback")
+            and "--ledger" in hint
+            for hint in summary["hints"]
+        ), summary["hints"]
+        assert world.sandbox.state.requests == 8  # the third run sent nothing

@@ -40,6 +40,9 @@ class RunStats:
     reauthorize: Mapping[str, str] = field(default_factory=dict)
     #: set when the first answers proved the API base wrong; the run stopped early
     misconfiguration: Misconfiguration | None = None
+    #: per account, the job's finished retweets that a later rollback in the ledger undid (the
+    #: run skips them as finished, so the accounts stay without them)
+    undone_by_rollback: Mapping[str, int] = field(default_factory=dict)
 
     def count(self, status: Status) -> int:
         """Items of this run that ended with ``status``."""

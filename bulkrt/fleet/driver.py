@@ -210,7 +210,7 @@ def _drive_job(
                     f"the job"
                 )
                 return storage_failed(failure, tally, out, settings, where=where)
-    tally = drive.tally()
+    tally = replace(drive.tally(), undone_by_rollback=resume.undone)
     # The ledger is closed: every line it got is synced. A stop that came once every item of
     # the job had its line stopped nothing: the run reports what it did.
     stopped = stopped or late.first

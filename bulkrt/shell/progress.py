@@ -100,6 +100,13 @@ def summary_hints(tally: RunStats, ledger: str) -> list[str]:
             f"{error} item(s) in error: the same command retries them (and only them); "
             f"`bulkrt status {quoted}` lists why they failed"
         )
+    undone = sum(tally.undone_by_rollback.values())
+    if undone:
+        hints.append(
+            f"{undone} retweet(s) of this job were undone by a later rollback: finished in the "
+            f"ledger, so never sent again; to retweet them again, run the job with a new --ledger "
+            f"or under a new campaign name"
+        )
     if rejected:
         hints.append(
             f"{rejected} rejected item(s) are final (the API refused them): `bulkrt status "
@@ -118,6 +125,7 @@ def summary_json(tally: RunStats, ledger: str, api_base: str) -> dict[str, objec
         "finished_before": {"items": tally.skipped, "rejected": tally.skipped_rejected},
         "requests": tally.requests,
         "needs_attention": dict(sorted(tally.reauthorize.items())),
+        "undone_by_rollback": dict(sorted(tally.undone_by_rollback.items())),
         "hints": summary_hints(tally, ledger),
         "stopped_early": None
         if proof is None

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -217,7 +217,7 @@ def _run_job(settings: RunSettings, out: Progress, late: _LateSignals) -> ExitCo
             finally:
                 late.arm()  # from here until the outcome is printed
             journal.close()
-            tally = ended[0]
+            tally = replace(ended[0], undone_by_rollback=resume.undone)
             if journal.failure is not None:
                 _close_after_failure(ledger)
                 return _storage_failed(journal.failure, tally, out, settings)
