@@ -139,6 +139,7 @@ def command(
             "unknown": _pairs(plan.unknown_pairs),
             "refused_before": _pairs((row.account, row.tweet_id) for row in plan.refused_before),
             "from_journal": _pairs((row.account, row.tweet_id) for row in plan.from_journal),
+            "owners_undone": _pairs(plan.owners_undone),
             "ledger_in_use": busy,
             "next": shlex.join(
                 ["bulkrt", "run", str(out), "--accounts", "FILE", "--ledger", str(ledger)]

@@ -93,6 +93,9 @@ class _Pair:
     other: str | None = None
     #: the latest undo of the pair's rollback ended ``rejected``: the API refused it
     undo_refused: bool = False
+    #: the campaign's own undo ended ok while no retweet of its own stood: the account's own
+    #: retweet, if it had one, is gone (the answer cannot say), and no rollback gives it back
+    owners_undone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,8 @@ class RollbackPlan:
     #: undo rows whose earlier undo the API refused (``rejected``): written again with an id
     #: of their own, since the refused one is finished and a run would skip it
     refused_before: tuple[Row, ...] = ()
+    #: (account, Tweet) the campaign undid without having retweeted it itself (`_Pair`)
+    owners_undone: tuple[tuple[str, str], ...] = ()
 
     def summary(self, out: str, *, include_preexisting: bool) -> list[str]:
         """The lines `bulkrt rollback` prints: what was selected, what was left alone and why."""
@@ -158,6 +163,13 @@ class RollbackPlan:
                 f"written again with an id of their own; if refused again, check the account:"
             )
             lines += [f"    {row.account} {row.tweet_id}" for row in self.refused_before]
+        if self.owners_undone:
+            lines.append(
+                f"  the campaign(s) undid {len(self.owners_undone)} Tweet(s) it had not "
+                f"retweeted itself: if the account had retweeted one of them, that retweet is "
+                f"gone, and a rollback does not retweet it again:"
+            )
+            lines += [f"    {account} {tweet_id}" for account, tweet_id in self.owners_undone]
         if self.journal_campaigns:
             lines.append(
                 f"  campaign(s) {', '.join(self.journal_campaigns)}: no ledger line left, "
@@ -243,6 +255,7 @@ def select_undo(
         journal_campaigns=tuple(sorted(from_journal)),
         from_journal=alone,
         refused_before=again,
+        owners_undone=tuple(key for key, pair in pairs.items() if pair.owners_undone),
     )
 
 
@@ -391,6 +404,12 @@ def _check_selection(
 def _apply(pair: _Pair, record: LedgerRecord) -> None:
     if record.action is Action.UNDO and record.campaign.endswith(ROLLBACK_SUFFIX):
         pair.undo_refused = record.status is Status.REJECTED
+    elif (
+        record.action is Action.UNDO
+        and record.status is Status.OK
+        and (pair.retweeted is None or (pair.retweeted and pair.preexisting is True))
+    ):
+        pair.owners_undone = True  # no retweet of the campaign's stood: the owner's, if any
     if record.status is not Status.OK:
         # The latest outcome counts: an error a later run turned into a rejection is final
         # (resume skips it), so it is no longer unknown.
