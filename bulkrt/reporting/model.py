@@ -22,16 +22,17 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 
-from bulkrt.core.items import Status
+from bulkrt.core.items import ErrorDetail, Status
 from bulkrt.core.tiers import WindowLimit
 from bulkrt.ledger.counts import LedgerSummary
 from bulkrt.ledger.record import LedgerRecord, LineFields
 
 __all__ = [
+    "EXAMPLE_CHARS",
     "MAX_CHART_CAMPAIGNS",
     "MAX_SLOTS",
     "AccountRow",
@@ -52,6 +53,9 @@ MAX_RUNS = 50
 MAX_KINDS = 40
 MAX_CAMPAIGNS = 50
 MAX_RUN_CAMPAIGNS = 5
+#: the most characters of an error's title or detail an example keeps (a server's whole body
+#: can be megabytes; the page is for reading)
+EXAMPLE_CHARS = 2000
 #: about how many bars the requests chart shows at most
 MAX_BARS = 120
 #: campaigns the requests chart stacks one by one; later ones share one "other campaigns" part
@@ -125,6 +129,22 @@ class AccountRow:
     error: int
     lines: int
     requests: int
+
+
+def _shortened(error: ErrorDetail) -> ErrorDetail:
+    """``error`` with its title and detail cut to `EXAMPLE_CHARS` characters, saying how many
+    more there were.
+
+    >>> _shortened(ErrorDetail("k", "t", "d" * 2003)).detail[1995:]
+    'ddddd… (3 more characters)'
+    """
+
+    def cut(text: str | None) -> str | None:
+        if text is None or len(text) <= EXAMPLE_CHARS:
+            return text
+        return f"{text[:EXAMPLE_CHARS]}… ({len(text) - EXAMPLE_CHARS:,} more characters)"
+
+    return replace(error, title=cut(error.title), detail=cut(error.detail))
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,9 +384,8 @@ class ReportBuilder:
         if kind in self.kind_lines or len(self.kind_lines) < MAX_KINDS:
             self.kind_lines[kind] += 1
             if kind not in self.examples:
-                self.examples[kind] = (
-                    record if isinstance(record, LedgerRecord) else record.record()
-                )
+                example = record if isinstance(record, LedgerRecord) else record.record()
+                self.examples[kind] = replace(example, error=_shortened(record.error))
 
     def _count_times(self, records: Sequence[LedgerRecord | LineFields]) -> None:
         """Count each line's requests at its send time (``sent``), or, on lines written before
