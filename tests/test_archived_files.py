@@ -16,7 +16,7 @@ import pytest
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.faults import ScriptedFault
 from tests.test_operator_mistakes3 import ACCOUNTS, LEDGER_LINE, bulkrt, files
-from tests.test_run import EMBEDDED, MakeWorld, World, both_modes, eventually
+from tests.test_run import EMBEDDED, MakeWorld, World, both_modes, eventually, run_cli
 
 #: a finished campaign of three retweets
 CAMPAIGN = [
@@ -282,7 +282,7 @@ class TestCompressedNames:
                     part if part != str(world.ledger) else str(target)
                     for part in world.run_args(job, *extra)
                 ]
-                answer = await anyio.run_process(args, check=False)
+                answer = await run_cli(args)
                 err = answer.stderr.decode()
                 assert answer.returncode == 2, err
                 assert "a ledger is plain text" in err and "name it new.jsonl" in err, err

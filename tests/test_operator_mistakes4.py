@@ -51,7 +51,7 @@ class TestGzippedLedger:
                 part if part != str(world.ledger) else str(archived)
                 for part in world.run_args(job, *extra)
             ]
-            answer = await anyio.run_process(args, check=False)
+            answer = await run_cli(args)
             err = answer.stderr.decode()
             assert answer.returncode == 2, err
             assert f"{archived}: {GZIPPED}: bulkrt appends only to a plain ledger" in err
@@ -111,7 +111,7 @@ class TestGzippedLedger:
         (world.dir / "ledger.jsonl.sent").rename(world.dir / "ledger.jsonl.gz.sent")
         sent = world.sandbox.state.requests
         args = [part if part != str(world.ledger) else str(renamed) for part in world.run_args(job)]
-        answer = await anyio.run_process(args, check=False)
+        answer = await run_cli(args)
         assert answer.returncode == 0, answer.stderr.decode()
         assert world.sandbox.state.requests == sent
 
