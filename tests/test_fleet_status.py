@@ -30,8 +30,8 @@ from tests.test_run import ACCOUNTS, CliChild, MakeWorld, eventually, run_cli
 
 #: a dead worker's leases outlive it this long, and the quiet period after them (the live
 #: worker's connect + 2 x read timeout) lasts about twice that: time enough to see both
-DEAD_LEASE = "15"
-QUIET = ("--read-timeout", "15")
+DEAD_LEASE = "8"
+QUIET = ("--read-timeout", "8")
 
 
 async def status(redis: RedisServer, *json_flag: str) -> str:
