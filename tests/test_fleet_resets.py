@@ -9,24 +9,32 @@ the fleet) and check what the operator sees: exit codes, ledgers, logs, the sand
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from bulkrt.commands.sandbox import write_accounts_file
+from bulkrt.core.credential_refresh import RefreshReport, RefreshVerdict
 from bulkrt.core.items import Action
+from bulkrt.core.tiers import limit_model
 from bulkrt.fleet.budget import Refusal, SharedBudget
 from bulkrt.fleet.connection import connect
+from bulkrt.fleet.leased_sender import LeasedSender
+from bulkrt.fleet.store import FleetStore, JobMeta, Lease
 from bulkrt.sandbox import OffsetClock
+from bulkrt.shell.client import Exchange
 from tests.redis_server import RedisServer
 from tests.test_fleet_budget import overfull_window, redis_now
-from tests.test_fleet_run import driver_args
-from tests.test_run import MakeWorld, run_cli
+from tests.test_fleet_run import driver_args, workers
+from tests.test_run import MakeWorld, eventually, fork_cli, run_cli
 
 PREFIX = "bulkrt:"
 #: seeds of the randomised test with resets from another clock: 30 in CI;
@@ -201,3 +209,151 @@ async def test_resets_from_another_clock_never_overspend_a_window(
             await c.aclose()
     assert len(counts) == RESET_SEEDS
     assert sum(1 for n in counts if n > 0) > RESET_SEEDS // 2
+
+
+class Answers:
+    """A `Sender` (the seam the HTTP one speaks) answering each request with the next of a
+    list of (status, rate-limit headers), and counting what it sent."""
+
+    def __init__(self, answers: list[tuple[int, dict[str, str]]]) -> None:
+        self.answers = answers
+        self.sent: list[str] = []
+
+    @property
+    def user_id(self) -> str:
+        return "42"
+
+    @property
+    def refreshable(self) -> bool:
+        return False
+
+    async def send(self, action: Action, tweet_id: str) -> Exchange:
+        self.sent.append(tweet_id)
+        status, headers = self.answers.pop(0)
+        body = b'{"data":{"retweeted":true}}' if status == 200 else b'{"title":"Too Many Requests"}'
+        return Exchange(status, headers, body, "application/json")
+
+    async def refresh(self) -> RefreshReport:
+        return RefreshReport(RefreshVerdict.UNSUPPORTED)
+
+
+def spent_until(reset: int, remaining: int = 0) -> dict[str, str]:
+    """The rate-limit headers of an answer: ``remaining`` of 5 left until ``reset``."""
+    return {
+        "x-rate-limit-limit": "5",
+        "x-rate-limit-remaining": str(remaining),
+        "x-rate-limit-reset": str(reset),
+    }
+
+
+async def claim(store: FleetStore, worker: str, serial: int, uid: str = "42") -> Lease:
+    """``worker`` takes the lease of user ``uid`` (a job of one item published for it first)."""
+    await store.register_job(JobMeta(f"job{serial}", "l.jsonl", "h", 1, 1, 0.0))
+    await store.publish(f"job{serial}", [(serial, uid, f"k{serial}", "{}")])
+    (lease,) = await store.claim(worker, 1, 30)
+    return lease
+
+
+async def other_sender(budget: SharedBudget, uid: str) -> Any:
+    """What the budget answers any other sender on the account (another worker, a job)."""
+    return await budget.acquire(uid, Action.RETWEET, limit=5, window=2, lease=None)
+
+
+class TestAnotherProcessOnTheAccount:
+    """Finding P1 with ``--redis``: a process outside this Redis takes the account's windows."""
+
+    async def test_an_explained_429_holds_every_worker_until_its_reset_and_says_why_once(
+        self, redis: Redis
+    ) -> None:
+        """A worker meets a 429 its headers explain (nothing remaining, reset in 1-2 s), then,
+        after that reset, another naming a later reset (the other process took the next window
+        too): the worker and every other sender are held until each reset in turn (never the
+        60 s park), and the worker logs once, naming the account, that a process outside this
+        Redis may be using it."""
+        store, budget = FleetStore(redis, PREFIX), SharedBudget(redis, PREFIX)
+        model = limit_model("basic", limit=5, window=2)
+        first = int(time.time()) + 2
+        inner = Answers(
+            [
+                (429, spent_until(first)),
+                (429, spent_until(first + 2)),
+                (200, spent_until(first + 4, 4)),
+            ]
+        )
+        lease = await claim(store, "A", 1)
+        sender = LeasedSender(inner, budget, lease, model, park=60, on_lost=print, account="acme")
+        with capture_logs() as logs:
+            for reset in (first, first + 2):
+                assert (await sender.send(Action.RETWEET, "1")).http == 429
+                held = await sender.send(Action.RETWEET, "1")
+                assert held.held_until == pytest.approx(reset, abs=0.1)
+                other = await other_sender(budget, "42")
+                assert other.reason is Refusal.BLOCKED
+                assert other.at + other.retry_after == pytest.approx(reset, abs=0.01)
+                await anyio.sleep(max(0.0, reset - time.time()) + 0.05)
+            assert (await sender.send(Action.RETWEET, "1")).http == 200
+        assert len(inner.sent) == 3
+        notes = [entry for entry in logs if entry["event"] == "account_used_outside_redis"]
+        assert len(notes) == 1 and notes[0]["account"] == "acme"
+        assert (
+            "another process outside this Redis may be using this account" in (notes[0]["reason"])
+        )
+
+    @pytest.mark.parametrize(
+        "ahead", [(2, 3), (int(AHEAD), 0)], ids=["remaining-3", "reset-hours-ahead"]
+    )
+    async def test_a_429_no_header_explains_parks_and_is_not_blamed_on_another_process(
+        self, redis: Redis, ahead: tuple[int, int]
+    ) -> None:
+        """A 429 while the headers say 3 remain (a cap no header shows), or one whose reset lies
+        8000 s ahead: the account is blocked for the park (60 s) for every sender, and no note
+        says another process is using it."""
+        store, budget = FleetStore(redis, PREFIX), SharedBudget(redis, PREFIX)
+        model = limit_model("basic", limit=5, window=2)
+        seconds, remaining = ahead
+        lease = await claim(store, "A", 1)
+        inner = Answers([(429, spent_until(int(time.time()) + seconds, remaining))])
+        sender = LeasedSender(inner, budget, lease, model, park=60, on_lost=print)
+        with capture_logs() as logs:
+            assert (await sender.send(Action.RETWEET, "1")).http == 429
+        assert not [e for e in logs if e["event"] == "account_used_outside_redis"]
+        other = await other_sender(budget, "42")
+        assert other.reason is Refusal.BLOCKED and 59 < other.retry_after <= 60
+
+    async def test_a_run_without_redis_beside_the_fleet_parks_nothing(
+        self, make_world: MakeWorld, redis_server: RedisServer
+    ) -> None:
+        """A run without ``--redis`` takes two accounts' windows (5 per 2 s) while a ``--redis``
+        run and a second worker work on other Tweets of the same accounts: every item of both
+        ends ok and every retweet is made; the fleet meets 429s, waits for their resets (no
+        account parked for a hidden limit), and says a process outside this Redis may be using
+        the account."""
+        world = await make_world()
+        accounts = ["acct001", "acct002"]
+        fleet_job = world.job([(a, str(800 + n), "retweet") for n in range(15) for a in accounts])
+        outside_job = world.job(
+            [(a, str(900 + n), "retweet") for n in range(15) for a in accounts], name="other.csv"
+        )
+        outside_ledger = world.dir / "outside.jsonl"
+        alone_args = [
+            part if part != str(world.ledger) else str(outside_ledger)
+            for part in world.run_args(outside_job)
+        ]
+        with anyio.fail_after(120):
+            async with fork_cli(alone_args) as alone:
+                # the run without --redis spends the accounts' first window before the fleet starts
+                await eventually(lambda: world.sandbox.state.requests >= 6)
+                async with workers(world, redis_server, 1) as (worker,):
+                    driver = await run_cli(driver_args(world, fleet_job, redis_server))
+                code = await alone.wait()
+        logs = driver.stderr.decode() + worker.stderr().decode()
+        assert (code, driver.returncode) == (0, 0), logs + alone.stderr().decode()
+        assert [line["status"] for line in world.lines()] == ["ok"] * 30
+        outside = [json.loads(line)["status"] for line in outside_ledger.read_text().splitlines()]
+        assert outside == ["ok"] * 30
+        for account in accounts:
+            assert world.retweets(account) >= {str(t) for t in (*range(800, 815), *range(900, 915))}
+        assert world.sandbox.state.stats()["by_status"].get("429", 0) > 0
+        assert "account_parked" not in logs
+        assert "account_rate_limited" in logs
+        assert "another process outside this Redis may be using this account" in logs
