@@ -19,8 +19,13 @@ reset) until the reset, so a next holder does not send into the platform's spent
 remaining count lower than the log allows (requests sent by something else,
 a limit lower than the caller's model) adds placeholder entries, timed to leave the log when the
 server's window resets, so the log is never looser than the server; a 429 the headers do not
-explain (a cap no header shows) blocks for the ``park`` the caller chose. Learning only ever
-tightens the budget, so it is accepted from any process, even one whose lease has lapsed.
+explain (a cap no header shows) blocks for the ``park`` the caller chose. A reset further ahead
+than the window can reset (`bulkrt.core.ratelimits.reset_horizon`: two windows, at least 30
+minutes) is another clock's (the API's ahead of Redis's, a wrong header), as the embedded mode
+judges it: never waited for, the answer counts for one window from its arrival (a spent window
+holds the others back one window; a 429 naming such a reset blocks for the ``park``, as a 429 no
+header explains). Learning only ever tightens the budget, so it is accepted from any process,
+even one whose lease has lapsed.
 
 An admission may be tied to a lease (``lease=(worker, fence)``): the script refuses it unless
 ``u:{uid}:lease`` still holds ``worker|fence``, so a worker that lost its account (stalled,
@@ -68,6 +73,7 @@ import anyio.lowlevel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from bulkrt.core.ratelimits import reset_horizon
 from bulkrt.fleet.keyspace import KeySpace
 from bulkrt.fleet.script_calls import run_scripts
 
@@ -202,7 +208,8 @@ return {1, 0, '', now, 0}
 
 # KEYS: 1 the log, 2 the block, 3 the spent window.  ARGV: 1 status (0 for none), 2 limit,
 # 3 remaining (-1 for unknown), 4 reset (epoch ms, 0 for none), 5 window (ms), 6 park (ms), 7 a
-# unique member, 8 the learner's lease as "worker|fence" ("" for none).
+# unique member, 8 the learner's lease as "worker|fence" ("" for none), 9 how far ahead (ms) the
+# window can plausibly reset (`reset_horizon`).
 # Returns the block's deadline in ms (0 when not blocked).
 _LEARN = """
 local t = redis.call('TIME')
@@ -212,19 +219,27 @@ local limit = tonumber(ARGV[2])
 local remaining = tonumber(ARGV[3])
 local reset = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
+-- a reset further ahead than the window can reset is another clock's (the API's ahead of
+-- Redis's, a wrong header): not waited for; the answer counts for one window from now instead
+local far = reset > now + tonumber(ARGV[9])
 local until_ms = 0
 if status == 429 then
-  if reset > now and remaining <= 0 then
+  if reset > now and not far and remaining <= 0 then
     until_ms = reset
   else
+    -- a 429 its headers do not explain (or with a reset not worth waiting for): parked
     until_ms = now + tonumber(ARGV[6])
   end
 end
 if status ~= 429 and remaining == 0 and reset > now then
   -- the window is spent until the reset: the learner's own scheduler knows that reset and paces
   -- on it; anyone else (a next holder) waits for it
-  if redis.call('PTTL', KEYS[3]) < reset - now then
-    redis.call('SET', KEYS[3], ARGV[8], 'PX', reset - now)
+  local spent = reset - now
+  if far then
+    spent = window
+  end
+  if redis.call('PTTL', KEYS[3]) < spent then
+    redis.call('SET', KEYS[3], ARGV[8], 'PX', spent)
   end
 end
 if until_ms > now then
@@ -397,7 +412,9 @@ class SharedBudget:
         seconds; None when absent). ``window`` is the endpoint's window (the log's length);
         ``park`` is how long a 429 the headers do not explain blocks the endpoint (seconds).
         A window an answer says is spent holds back every holder but ``lease`` (the learner's,
-        whose scheduler paces on the reset itself) until the reset.
+        whose scheduler paces on the reset itself) until the reset. A reset further ahead than
+        `reset_horizon` of ``window`` (on Redis's clock) is not waited for: the answer holds the
+        others back one window from its arrival, and a 429 naming it blocks for ``park``.
 
         Returns when the endpoint is blocked until (epoch seconds, Redis's clock), or None."""
         keys = [
@@ -414,6 +431,7 @@ class SharedBudget:
             _ms(park),
             secrets.token_hex(8),
             "" if lease is None else f"{lease[0]}|{lease[1]}",
+            _ms(reset_horizon(window)),
         ]
         until_ms = int(await self._batched(self._learn, keys, args))
         return until_ms / 1000 if until_ms > 0 else None

@@ -705,6 +705,7 @@ class FleetWorker:
             turn=None if self._pace is None else partial(self._turn, self._pace, session),
             departure=None if self._pace is None else self._pace.departure,
             marks=journal.marks(name),
+            account=name,
         )
 
     @staticmethod

@@ -7,6 +7,14 @@ is spent, it teaches the budget what the rate-limit headers said, so every worke
 on the same Redis learns it at once (the other answers tell the log nothing it does not hold: the
 holder is the account's only sender).
 
+A 429 its headers explain (nothing remaining, a reset a window away at most) means the account's
+window was spent by requests this Redis never admitted: another process outside this Redis (a run
+without ``--redis``, or one on another Redis) may be using the account. The budget holds it until
+that reset for every worker (not a park), and the sender says so once per session
+(``account_used_outside_redis``). A reset further ahead than a window can reset
+(`bulkrt.core.ratelimits.reset_horizon`: another clock's) is not waited for by the budget either
+(`SharedBudget.learn`).
+
 A request the budget refuses never leaves: the dispatcher gets `Exchange.held_until` (the core's
 ``HELD``: wait, no attempt spent). So does every request before the lease's quiet period ends (the
 previous holder died; what it had in flight must land first). A fence that no longer matches
@@ -25,11 +33,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from functools import partial
+
+import structlog
 
 from bulkrt.core.credential_refresh import RefreshReport
 from bulkrt.core.items import Action
-from bulkrt.core.ratelimits import parse_rate_limits
+from bulkrt.core.ratelimits import CLOCK_TOLERANCE, LimitReading, parse_rate_limits, reset_horizon
 from bulkrt.core.tiers import CapScope, LimitModel
 from bulkrt.fleet.account_wait import Hold, WaitReason
 from bulkrt.fleet.budget import BudgetAdmission, BudgetLog, Refusal, SentMark, SharedBudget
@@ -39,6 +50,8 @@ from bulkrt.shell.client import Exchange
 from bulkrt.shell.sender import Sender
 
 __all__ = ["LeasedSender"]
+
+_log = structlog.get_logger()
 
 #: how long a request refused for a lost lease, or a stop, is held (its session ends meanwhile)
 _LOST_HOLD = 3600.0
@@ -61,6 +74,7 @@ class LeasedSender:
         departure: Callable[[], Awaitable[None]] | None = None,
         marks: Callable[[Action, str], SentMark | None] | None = None,
         clock: Callable[[], float] = time.time,
+        account: str | None = None,
     ) -> None:
         self._inner = inner
         self._budget = budget
@@ -80,6 +94,10 @@ class LeasedSender:
         #: in the admission's own step (`SharedJournal.marks`)
         self._marks = marks
         self._clock = clock
+        #: the account's name in the accounts file, for the log (its user id when not given)
+        self._account = account or lease.user_id
+        #: whether a 429 from outside this Redis was logged (`_outside`): once per account
+        self._told_outside = False
         #: per action, the logs a request takes a place in: its endpoint's window, then each cap
         #: the tier is known to have (a user's, or the app's), all admitted together or none
         self._logs = {action: _logs(model, action) for action in Action}
@@ -144,6 +162,8 @@ class LeasedSender:
         if exchange.http != 429 and not _spent(exchange.headers):
             return  # most answers: looked at without parsing every header
         reading = parse_rate_limits(exchange.headers).window
+        if exchange.http == 429 and not self._told_outside:
+            self._outside(reading, period)
         await patiently(
             lambda: self._budget.learn(
                 self._lease.user_id,
@@ -157,6 +177,26 @@ class LeasedSender:
                 lease=(self._lease.worker, self._lease.fence),
             ),
             what="the shared rate-limit budget",
+        )
+
+    def _outside(self, reading: LimitReading | None, period: float) -> None:
+        """A 429 its headers explain (nothing remaining, a plausible reset): this Redis admitted
+        no more than the window holds, so something outside it spent the window. Said once."""
+        now = self._clock()
+        reset = None if reading is None else reading.reset
+        if reading is None or reading.remaining != 0 or reset is None:
+            return  # a cap no header shows: parked, as the scheduler says
+        if not now - CLOCK_TOLERANCE < reset <= now + reset_horizon(period):
+            return  # another clock's reset: not waited for, as the scheduler says
+        self._told_outside = True
+        when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        _log.warning(
+            "account_used_outside_redis",
+            account=self._account,
+            reason=f"a 429 on a window this Redis's shared budget had not spent (nothing "
+            f"remaining until {when}): another process outside this Redis may be using this "
+            f"account (a run without --redis, or one on another Redis: give every run on these "
+            f"accounts the same --redis); every worker on this Redis waits for that reset",
         )
 
 
