@@ -24,7 +24,7 @@ async def test_run_validate_and_rollback_print_one_json_object_with_json(
     assert valid.returncode == 0, valid.stderr
     assert json.loads(valid.stdout) == {
         "ok": True, "items": 6, "files": 1, "finished": None, "superseded": None,
-        "to_send": None,
+        "to_send": None, "warnings": [],
         "by_account": {"acct001": {"retweet": 3}, "acct002": {"retweet": 3}},
     }  # fmt: skip
     planned = await world.run(job, "--dry-run", "--json")

@@ -123,16 +123,18 @@ class TestSpreadsheetIds:
 
     def test_the_warnings_of_one_file_stop_after_twenty(self, tmp_path: Path) -> None:
         """A file whose every ID was rounded gets 20 warnings, the last saying the rest are not
-        repeated, not one per row."""
+        repeated, not one per row, and a line counting the rest."""
         files(tmp_path, acc_json=ACCOUNTS)
         rows = "".join(f"acct001,1861359704022{n:02d}0000,retweet\n" for n in range(50))
         (tmp_path / "job.csv").write_text("account,tweet_id,action\n" + rows)
         answer = bulkrt("validate", "job.csv", "--accounts", "acc.json", cwd=tmp_path)
         assert answer.returncode == 0, answer.stderr
         warnings = [line for line in answer.stderr.splitlines() if line.startswith("warning:")]
-        assert len(warnings) == 20
-        assert warnings[-1].startswith("warning: job.csv:21: tweet_id:")
-        assert warnings[-1].endswith("(not repeated for later rows)")
+        assert len(warnings) == 21
+        assert warnings[-2].startswith("warning: job.csv:21: tweet_id:")
+        assert warnings[-2].endswith("(not repeated for later rows)")
+        more = "warning: job.csv: tweet_id: 30 more row(s) with this warning, not listed"
+        assert warnings[-1] == more
 
     @pytest.mark.parametrize(
         ("cell", "says"),

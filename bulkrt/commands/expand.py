@@ -197,6 +197,7 @@ def _warn_rounded(entries: list[tuple[int | None, str]], source: str, bad: list[
             suspect = rounding_suspect(text.strip())
             if suspect is not None:
                 warn(Problem(source, number, "tweet_id", suspect))
+    warn.finish()
 
 
 def _known_accounts(path: Path | None) -> set[str] | None:

@@ -83,10 +83,7 @@ def command(
     """
     logs.configure()
     problems = _Problems(files=len(jobs), as_json=as_json)
-    report, fail = problems.report, problems.fail
-
-    def warn(problem: Problem) -> None:
-        click.echo(f"warning: {problem}", err=True)
+    report, fail, warn = problems.report, problems.fail, problems.warn
 
     if ledger is not None:
         refused = ledger_refusal(
@@ -130,7 +127,9 @@ def command(
         click.echo(f"bulkrt validate: {exc}", err=True)
         raise SystemExit(ExitCode.BAD_INPUT) from None
     if as_json:
-        click.echo(json.dumps(_counts_json(check, len(jobs), finished), sort_keys=True))
+        document = _counts_json(check, len(jobs), finished)
+        document["warnings"] = problems.warnings
+        click.echo(json.dumps(document, sort_keys=True))
         return
     _print_counts(check, len(jobs), finished, ledger)
 
@@ -143,12 +142,19 @@ class _Problems:
         self._files = files
         self._as_json = as_json
         self._kept: list[Problem] = []
+        #: the first warnings, as printed (for ``--json``)
+        self.warnings: list[str] = []
 
     def report(self, problem: Problem) -> None:
         self.count += 1
         click.echo(str(problem), err=True)
         if self._as_json and len(self._kept) < JSON_PROBLEMS:
             self._kept.append(problem)
+
+    def warn(self, problem: Problem) -> None:
+        click.echo(f"warning: {problem}", err=True)
+        if len(self.warnings) < JSON_PROBLEMS:
+            self.warnings.append(str(problem))
 
     def fail(self) -> NoReturn:
         if self._as_json:

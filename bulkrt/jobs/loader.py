@@ -223,6 +223,7 @@ def _rows(
                 yield [raw]
             else:
                 yield _check(job, raw, accounts, rounded)
+        rounded.finish()
 
 
 def _check(

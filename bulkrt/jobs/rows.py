@@ -29,6 +29,7 @@ __all__ = [
     "REQUIRED_FIELDS",
     "Row",
     "check_row",
+    "FirstWarnings",
     "first_warnings",
     "has_control",
     "has_lone_surrogate",
@@ -247,29 +248,49 @@ def _plain_row(
     )
 
 
-def first_warnings(warn: _Warn, most: int = _ROUNDING_WARNINGS) -> _Warn:
+def first_warnings(warn: _Warn, most: int = _ROUNDING_WARNINGS) -> FirstWarnings:
     """``warn`` for the first ``most`` warnings only; the last of them says so (one file's
-    rows all rounded by a tool would otherwise give one warning per row).
+    rows all rounded by a tool would otherwise give one warning per row), and `FirstWarnings.finish`
+    says how many more there were.
 
     >>> seen = []
     >>> sink = first_warnings(seen.append, most=2)
     >>> for line in (2, 3, 4):
     ...     sink(Problem("j.csv", line, "tweet_id", "rounded?"))
-    >>> [str(p) for p in seen]
-    ['j.csv:2: tweet_id: rounded?', 'j.csv:3: tweet_id: rounded? (not repeated for later rows)']
-    """
-    count = 0
+    >>> sink.finish()
+    >>> [str(p) for p in seen][1:]
+    ['j.csv:3: tweet_id: rounded? (not repeated for later rows)', 'j.csv: tweet_id: 1 more row(s) with this warning, not listed']
+    """  # noqa: E501
+    return FirstWarnings(warn, most)
 
-    def sink(problem: Problem) -> None:
-        nonlocal count
-        count += 1
-        if count < most:
-            warn(problem)
-        elif count == most:
+
+class FirstWarnings:
+    """A warning sink that passes on the first few warnings of one file (`first_warnings`)."""
+
+    __slots__ = ("_last", "_most", "_warn", "count")
+
+    def __init__(self, warn: _Warn, most: int) -> None:
+        self._warn = warn
+        self._most = most
+        self._last: Problem | None = None
+        #: the warnings received
+        self.count = 0
+
+    def __call__(self, problem: Problem) -> None:
+        self.count += 1
+        self._last = problem
+        if self.count < self._most:
+            self._warn(problem)
+        elif self.count == self._most:
             message = f"{problem.message} (not repeated for later rows)"
-            warn(Problem(problem.file, problem.line, problem.field, message))
+            self._warn(Problem(problem.file, problem.line, problem.field, message))
 
-    return sink
+    def finish(self) -> None:
+        """Once the file is read: how many warnings were not passed on, if any."""
+        last, more = self._last, self.count - self._most
+        if last is not None and more > 0:
+            message = f"{more} more row(s) with this warning, not listed"
+            self._warn(Problem(last.file, None, last.field, message))
 
 
 def _tweet_id(value: str, bad: _Reporter) -> str:
