@@ -146,7 +146,8 @@ async def test_a_refused_admission_leaves_no_sent_mark(
 ) -> None:
     """A retweet the shared budget refuses (another sender filled the window) is held and never
     sent, and Redis holds no sent mark for it (nothing a later holder or a rollback could take
-    for an attempt); admitted later, its mark is written with its admission."""
+    for an attempt), nor a `none` closing an attempt that was never written; admitted later,
+    its mark is written with its admission."""
     store, budget = FleetStore(redis, PREFIX), SharedBudget(redis, PREFIX)
     (item,) = items(1)
     lease = await claimed(store, [item])
@@ -173,7 +174,39 @@ async def test_a_refused_admission_leaves_no_sent_mark(
     assert mark is not None
     admitted = await budget.admit(UID, [BudgetLog("retweet", 1, 900.0)], lease=None, mark=mark)
     assert admitted.ok
-    assert await journal_codes(redis, item.key) == [JournalEvent.NONE, JournalEvent.SENT]
+    assert await journal_codes(redis, item.key) == [JournalEvent.SENT]
+
+
+async def test_a_refused_admission_never_closes_an_earlier_holders_open_attempt(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    """An earlier holder's attempt left open (its driver stopped with the request in flight:
+    possibly applied), then this holder's attempt refused by the budget (held): the dispatcher's
+    `none` for the held request is not written, so the key's evidence stays "possibly applied"
+    for the next holder (a `none` after that open `sent` read as "the attempt had no effect", and
+    a later "already retweeted" as the owner's)."""
+    store, budget = FleetStore(redis, PREFIX), SharedBudget(redis, PREFIX)
+    (item,) = items(1)
+    lease = await claimed(store, [item])
+    earlier = SharedJournal(redis, PREFIX, {item.key: JOB}, {}, ())
+    earlier.record(item, JournalEvent.SENT)  # the earlier holder's attempt, never answered
+    await earlier.close()
+    states, _ = await load_journal_state(redis, PREFIX, [(JOB, item, Evidence(), False)])
+    one = LimitModel(Tier.PRO, retweet=WindowLimit(1, 900.0), undo=WindowLimit(1, 900.0))
+    assert (await budget.acquire(UID, Action.RETWEET, limit=1, window=900, lease=None)).ok
+    journal = SharedJournal(redis, PREFIX, {item.key: JOB}, states, ())
+    sender = LeasedSender(
+        AofWitness(redis_server, {}), budget, lease, one, park=60, on_lost=lambda _: None,
+        marks=journal.marks("acme"),
+    )  # fmt: skip
+    assert await journal.before_send(item)
+    held = await sender.send(Action.RETWEET, item.tweet_id)
+    assert held.http is None and held.held_until is not None
+    journal.record(item, JournalEvent.NONE)  # what the dispatcher records for a held request
+    await journal.close()
+    assert await journal_codes(redis, item.key) == [JournalEvent.SENT]
+    again, _ = await load_journal_state(redis, PREFIX, [(JOB, item, Evidence(), False)])
+    assert again[item.key].evidence().possible
 
 
 async def test_a_next_holder_loads_what_earlier_holders_did_in_every_job(redis: Redis) -> None:

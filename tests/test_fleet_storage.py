@@ -58,3 +58,26 @@ async def test_a_ledger_that_cannot_be_synced_stops_the_driver_with_exit_74_and_
     keys = [line["key"] for line in world.lines()]
     assert len(keys) == len(set(keys)) == 6
     assert world.sandbox.state.requests == 6  # nothing sent twice: the results waited in Redis
+
+
+async def test_requests_in_flight_when_the_ledger_fails_are_finished_not_sent_again(
+    make_world: MakeWorld, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger fails at the driver's first write while its own worker has requests in flight
+    (two at a time, each answered after 0.5 s): the worker stops as for a signal, so those are
+    answered and their results wait in Redis (before: cut off, their retweets applied but
+    unrecorded, sent again by the next run, which took them for of undecidable origin). The same
+    command then writes every item once, each the campaign's, with one request per item."""
+    world = await make_world(latency_ms=500.0, limit=50)
+    job = world.job(rows(ACCOUNTS[:2], 6))
+    monkeypatch.setattr(os, "fsync", fsync_failing_after(world, 0))  # the fork inherits it
+    answer = await run_cli(driver_args(world, job, redis_server, "--concurrency", "2"))
+    monkeypatch.undo()
+    assert answer.returncode == 74, answer.stderr.decode()
+    again = await run_cli(driver_args(world, job, redis_server))
+    assert again.returncode == 0, again.stderr.decode()
+    lines = world.lines()
+    assert sorted(line["key"] for line in lines) == sorted({line["key"] for line in lines})
+    assert len(lines) == 12
+    assert {line["preexisting"] for line in lines} == {False}
+    assert world.sandbox.state.requests == 12

@@ -66,18 +66,19 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from bulkrt.core.items import Action
 from bulkrt.core.ratelimits import reset_horizon
 from bulkrt.fleet.keyspace import KeySpace
 from bulkrt.fleet.script_calls import run_scripts
 
-__all__ = ["BudgetAdmission", "BudgetLog", "Refusal", "SentMark", "SharedBudget"]
+__all__ = ["BudgetAdmission", "BudgetLog", "Refusal", "SentMark", "SentMarks", "SharedBudget"]
 
 
 class Refusal(StrEnum):
@@ -131,6 +132,15 @@ class SentMark:
     state: str
     field: str
     code: str
+
+
+class SentMarks(Protocol):
+    """Where an account's sender takes the sent mark of a request about to leave (the journal
+    handed it over), and says once its admission wrote it (`bulkrt.fleet.shared_journal`)."""
+
+    def __call__(self, action: Action, tweet_id: str) -> SentMark | None: ...
+
+    def written(self, mark: SentMark) -> None: ...
 
 
 # KEYS: 1 the lease, 2 the endpoint's block, 3 its spent window, then the n logs, then (with a

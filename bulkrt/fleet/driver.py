@@ -190,10 +190,11 @@ def _drive_job(
             failure: LedgerError | None = None
             try:
                 stopped = anyio.run(drive.run, redis_url, payloads, backend="asyncio")
-            except* LedgerError as group:  # the pump's write or fsync: items were sent
+            except* LedgerError as group:  # written outside the pump (a journal mark)
                 failure, stopped = _first_of(group), None
             finally:
                 late.arm()  # from here until the outcome is printed
+            failure = failure or drive.failure
             if failure is None:
                 try:
                     ledger.sync()  # the last lines: failing here, the run has sent
@@ -297,6 +298,9 @@ class _Drive:
         #: the signals once the watch ends (`_watch_signals`)
         self.late = late
         self._pumping: anyio.CancelScope | None = None
+        #: the ledger or journal write that failed: the pump stopped, and the driver's worker
+        #: with it, as for a signal (its requests in flight are answered, their results kept)
+        self.failure: LedgerError | None = None
         #: the accounts whose credentials need the operator, as the driver's own worker found
         #: them (the summary's "needs attention" lines; other workers' findings are in their logs)
         self.reauthorize: dict[str, str] = {}
@@ -356,7 +360,7 @@ class _Drive:
             helpers.start_soon(self._watch_signals, worker)
             async with anyio.create_task_group() as pumping:
                 self._pumping = pumping.cancel_scope
-                pumping.start_soon(self._pump_forever, store, finished)
+                pumping.start_soon(self._pump_until_it_fails, store, finished, worker)
                 await worker.run(until=job_done)
                 finished.set()
             helpers.cancel_scope.cancel()
@@ -364,6 +368,8 @@ class _Drive:
             return self.stopped[0]
         # the job's accounts may have had their tokens rotated by other machines
         await worker.bring_accounts_file_up_to_date(sorted(set(self.start.accounts)))
+        if self.failure is not None:
+            return None  # what the pump could not copy waits in Redis for the next run
         status = await patiently(partial(store.job_meta, self.job), what="the job's state")
         # every item finished and copied into the ledger (also when a stop came as the last
         # ones finished; a result handed over after the last pump waits for the next run)
@@ -424,6 +430,19 @@ class _Drive:
         await patiently(partial(store.make_available, self.job), what="publishing")
         await patiently(lambda: store.finish_publishing(self.job), what="publishing")
         _log.info("job_published", job=self.job, items=published)
+
+    async def _pump_until_it_fails(
+        self, store: FleetStore, finished: anyio.Event, worker: FleetWorker
+    ) -> None:
+        """`_pump_forever`, and when the ledger or its journal cannot be written, the driver's
+        worker stopped as for a signal: no new request, and those in flight answered with their
+        results kept in Redis (cut off, they would be applied but unrecorded, and sent again)."""
+        try:
+            await self._pump_forever(store, finished)
+        except LedgerError as exc:
+            self.failure = exc
+            _log.error("run_stopping", cause=str(exc), grace=self.settings.grace)
+            worker.stop()
 
     async def _pump_forever(self, store: FleetStore, finished: anyio.Event) -> None:
         """Copy results and journal lines until the worker is done, then once more."""
@@ -501,7 +520,12 @@ class _Drive:
         self.ledger.sync()
 
     def _append_journal(self, data: bytes) -> None:
-        fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LedgerError(
+                self.journal_file, f"cannot open the journal: {exc.strerror}"
+            ) from None
         try:
             append_lines(fd, self.journal_file, data)
         finally:

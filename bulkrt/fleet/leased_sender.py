@@ -43,7 +43,7 @@ from bulkrt.core.items import Action
 from bulkrt.core.ratelimits import CLOCK_TOLERANCE, LimitReading, parse_rate_limits, reset_horizon
 from bulkrt.core.tiers import CapScope, LimitModel
 from bulkrt.fleet.account_wait import Hold, WaitReason
-from bulkrt.fleet.budget import BudgetAdmission, BudgetLog, Refusal, SentMark, SharedBudget
+from bulkrt.fleet.budget import BudgetAdmission, BudgetLog, Refusal, SentMarks, SharedBudget
 from bulkrt.fleet.connection import patiently
 from bulkrt.fleet.store import Lease
 from bulkrt.shell.client import Exchange
@@ -72,7 +72,7 @@ class LeasedSender:
         valid: Callable[[], bool] = lambda: True,
         turn: Callable[[], Awaitable[bool]] | None = None,
         departure: Callable[[], Awaitable[None]] | None = None,
-        marks: Callable[[Action, str], SentMark | None] | None = None,
+        marks: SentMarks | None = None,
         clock: Callable[[], float] = time.time,
         account: str | None = None,
     ) -> None:
@@ -144,6 +144,8 @@ class LeasedSender:
             self.hold = Hold(_reason(admission, str(action)), until)
             return Exchange(None, sent=False, held_until=until)
         self.hold = None
+        if mark is not None and self._marks is not None:
+            self._marks.written(mark)  # in Redis with the admission, before anything else
         if not self._valid():
             # Admitted, but this process stalled (or Redis did not answer its renewals) long
             # enough that the lease may have passed to another: it must not send now.

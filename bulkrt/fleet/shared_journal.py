@@ -24,7 +24,7 @@ then be taken for the owner's (the README says to run Redis with ``appendfsync a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from bulkrt.core.attribution import Evidence
 from bulkrt.core.items import Action, Item
 from bulkrt.errors import LedgerError
-from bulkrt.fleet.budget import SentMark
+from bulkrt.fleet.budget import SentMark, SentMarks
 from bulkrt.fleet.connection import patiently
 from bulkrt.ledger.journal import JournalEvent, KeyState, journal_line
 
@@ -128,6 +128,22 @@ async def load_journal_state(
     return states, made
 
 
+class _AccountMarks:
+    """`SharedJournal.marks` of one account (`bulkrt.fleet.budget.SentMarks`)."""
+
+    __slots__ = ("_account", "_journal")
+
+    def __init__(self, journal: SharedJournal, account: str) -> None:
+        self._journal = journal
+        self._account = account
+
+    def __call__(self, action: Action, tweet_id: str) -> SentMark | None:
+        return self._journal._handed.pop((self._account, action, tweet_id), None)
+
+    def written(self, mark: SentMark) -> None:
+        self._journal._written(mark)
+
+
 class SharedJournal:
     """The `bulkrt.shell.dispatcher.Journal` of one worker session (see the module docstring)."""
 
@@ -153,6 +169,9 @@ class SharedJournal:
         #: (account, action, Tweet) -> the sent mark of the request about to leave, for the
         #: account's sender to write in its admission (`marks`)
         self._handed: dict[tuple[str, Action, str], SentMark] = {}
+        #: item keys whose attempt's sent mark was handed over and not (yet) written by an
+        #: admission: a `none` for such an attempt closes nothing (`record`)
+        self._unwritten_marks: set[str] = set()
         self._kick: anyio.Event | None = None
         # one write at a time: `close` must wait for a batch the flusher has taken and not
         # written yet (cancelling the flusher then would lose those events)
@@ -172,6 +191,15 @@ class SharedJournal:
         return (item.campaign, item.account, item.tweet_id) in self._made
 
     def record(self, item: Item, event: JournalEvent) -> None:
+        if item.key in self._unwritten_marks:
+            self._unwritten_marks.discard(item.key)
+            if event is JournalEvent.NONE:
+                # The attempt's sent mark was never written (the budget refused its admission,
+                # or it never reached the budget): there is no attempt to close, and a `none`
+                # would close an earlier holder's open one as if it had had no effect.
+                self._open.discard(item.key)
+                self._handed.pop((item.account, item.action, item.tweet_id), None)
+                return
         if event is JournalEvent.MADE:
             self._made.add((item.campaign, item.account, item.tweet_id))
         if event is JournalEvent.SENT:
@@ -203,13 +231,18 @@ class SharedJournal:
         self._handed[(item.account, item.action, item.tweet_id)] = SentMark(
             stream, journal_line(item, JournalEvent.SENT), state, item.key, _CODE[JournalEvent.SENT]
         )
+        self._unwritten_marks.add(item.key)
         return True
 
-    def marks(self, account: str) -> Callable[[Action, str], SentMark | None]:
+    def marks(self, account: str) -> SentMarks:
         """What ``account``'s sender calls as its request starts: the sent mark `before_send`
         handed over for that request (one request per account and Tweet is in flight), or None
-        (an undo, or an attempt whose previous one is still open)."""
-        return lambda action, tweet_id: self._handed.pop((account, action, tweet_id), None)
+        (an undo, or an attempt whose previous one is still open); and, once its admission wrote
+        the mark, ``written``."""
+        return _AccountMarks(self, account)
+
+    def _written(self, mark: SentMark) -> None:
+        self._unwritten_marks.discard(mark.field)  # the field of a sent mark is its item's key
 
     async def flush_forever(self) -> None:
         self._kick = anyio.Event()
