@@ -428,3 +428,52 @@ class TestSystemOutputs:
         assert (tmp_path / "link.html").is_symlink()
         assert page.read_text().startswith("<!DOCTYPE html>")
         assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["spring.html"]
+
+
+class TestEmptyLedgerBesideItsArchive:
+    """An empty ledger under the archived one's name (adv22 F2: `: > L.jsonl`, or a tool that
+    created it, beside `L.jsonl.gz` or a compressed journal)."""
+
+    @pytest.mark.parametrize(
+        ("archived", "named"),
+        [
+            (("ledger.jsonl",), "ledger.jsonl.gz is beside it"),
+            (("ledger.jsonl.sent",), "its journal ledger.jsonl.sent.gz is beside it"),
+        ],
+        ids=["ledger", "journal"],
+    )
+    async def test_it_is_refused_like_a_missing_one(
+        self, make_world: MakeWorld, archived: tuple[str, ...], named: str
+    ) -> None:
+        """run, --dry-run and validate --ledger exit 2 naming the archive beside the empty
+        ledger; nothing is sent and nothing changes (before: every item sent again, the
+        campaign's retweets recorded as the owners', and rollback left them)."""
+        world, job = await _finished_campaign(make_world)
+        for name in archived:
+            _archive(world.dir / name, ".gz")
+        world.ledger.write_bytes(b"")
+        if not world.dir.joinpath("ledger.jsonl.sent").exists():
+            world.dir.joinpath("ledger.jsonl.sent").write_bytes(b"")  # a run's leftover
+        kept = {path.name: path.read_bytes() for path in world.dir.glob("ledger.jsonl*")}
+        sent = world.sandbox.state.requests
+        for extra in ((), ("--dry-run",)):
+            answer = await world.run(job, *extra)
+            err = answer.stderr.decode()
+            assert answer.returncode == 2, err
+            assert f"{world.ledger}: is empty, but {named}" in err
+        checked = bulkrt("validate", str(job), "--accounts", str(world.accounts), "--ledger",
+                         "ledger.jsonl", cwd=world.dir)  # fmt: skip
+        assert checked.returncode == 2 and f"is empty, but {named}" in checked.stderr
+        assert world.sandbox.state.requests == sent
+        assert {p.name: p.read_bytes() for p in world.dir.glob("ledger.jsonl*")} == kept
+
+    async def test_an_empty_ledger_beside_its_plain_journal_is_the_advice_and_runs(
+        self, make_world: MakeWorld
+    ) -> None:
+        """The README's advice for a lost ledger (`: > L.jsonl` beside its plain journal) still
+        runs: every item is sent again and recorded as the campaign's."""
+        world, job = await _finished_campaign(make_world)
+        world.ledger.write_bytes(b"")
+        answer = await world.run(job)
+        assert answer.returncode == 0, answer.stderr.decode()
+        assert [line["preexisting"] for line in world.lines()] == [False] * len(CAMPAIGN)

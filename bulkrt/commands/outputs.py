@@ -242,7 +242,10 @@ def not_a_ledger(path: Path) -> str | None:
             return None
         if path.stat().st_size == 0:
             named = _named_as(path)  # an empty lock or journal is no empty ledger
-            return None if named is None else f"is {named}, not a ledger: {_GIVE_LEDGER}"
+            if named is not None:
+                return f"is {named}, not a ledger: {_GIVE_LEDGER}"
+            beside = archived_beside(path, empty=True)
+            return None if beside is None else f"is empty, but {beside}"
     except OSError:
         return None
     kind = kind_of(path)
@@ -276,12 +279,14 @@ def _decompress(path: Path) -> str:
 _COMPRESSED = {".gz": "gzip -d", ".bz2": "bzip2 -d", ".xz": "xz -d", ".zst": "zstd -d --rm"}
 
 
-def archived_beside(ledger: Path) -> str | None:
+def archived_beside(ledger: Path, *, empty: bool = False) -> str | None:
     """What stands beside the missing ``ledger`` that a run must not start a new ledger over,
     with the command that puts it back, or None: the ledger compressed under its own name
     (``gzip L.jsonl L.jsonl.sent`` leaves ``L.jsonl.gz``), or its journal (``L.jsonl.sent``, maybe
     compressed) without it. A new ledger there would send every item again, and the answers
     "already retweeted" to the campaign's own retweets would be recorded as the owners'.
+    With ``empty`` (the ledger is there, empty), only what is compressed counts: an empty ledger
+    beside its plain journal is what the advice for a lost ledger makes.
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -298,7 +303,7 @@ def archived_beside(ledger: Path) -> str | None:
     archives = [ledger.with_name(ledger.name + suffix) for suffix in _COMPRESSED]
     journals = [journal.with_name(journal.name + suffix) for suffix in _COMPRESSED]
     packed = [path for path in (*archives, *journals) if path.is_file()]
-    plain = journal.is_file() and journal.stat().st_size > 0
+    plain = not empty and journal.is_file() and journal.stat().st_size > 0
     if not packed and not plain:
         return None
     unpack = " && ".join(
@@ -318,6 +323,12 @@ def archived_beside(ledger: Path) -> str | None:
             f"owners'; put them back first (`{unpack}`) and run the same command again"
         )
     named = " and ".join(path.name for path in packed) if packed else journal.name
+    if empty:
+        return (
+            f"its journal {named} is beside it, compressed: the journal says who made the "
+            f"campaign's retweets, and a run without it would take them for the owners'; put it "
+            f"back first (`{unpack}`) and run the same command again"
+        )
     back = f"`{unpack}` puts the journal back; " if packed else ""
     return (
         f"its journal {named} is beside it without the ledger (moved, archived or lost?): the "
@@ -425,6 +436,17 @@ def _named_as(path: Path) -> str | None:
     return None
 
 
+def _archived_refusal(ledger: Path, empty: bool | None) -> str | None:
+    """Why a missing (``empty`` None) or empty ledger must not be started: the campaign's
+    ledger or journal is beside it under another name (archived, or the ledger moved away)."""
+    if empty is False:
+        return None
+    beside = archived_beside(ledger, empty=bool(empty))
+    if beside is None:
+        return None
+    return f"{'is empty' if empty else 'does not exist'}, but {beside}"
+
+
 def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
     """Why ``ledger`` must not be appended to, or None: it is one of the ``inputs`` (a job, the
     accounts file), a lock or journal by its name beside the file it serves (even empty), or an
@@ -452,14 +474,12 @@ def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
     if named is not None:
         return f"is {named}, not a ledger: bulkrt never appends to one; name the campaign's ledger"
     try:
-        empty = ledger.stat().st_size == 0
+        empty: bool | None = ledger.stat().st_size == 0
     except OSError:
-        # missing: the run creates it (or says why it cannot), unless the campaign's ledger or
-        # journal is beside it under another name (archived, or the ledger moved away)
-        beside = archived_beside(ledger)
-        if beside is not None:
-            return f"does not exist, but {beside}"
-        empty = None
+        empty = None  # missing: the run creates it (or says why it cannot)
+    archived = _archived_refusal(ledger, empty)
+    if archived is not None:
+        return archived
     packed = next((suffix for suffix in _COMPRESSED if ledger.name.endswith(suffix)), None)
     if packed is not None and empty is not False:
         # a new ledger under a compressed name would be plain text all the same: `zcat` and
