@@ -21,7 +21,9 @@ A resume reads the job twice, as a first run does, in memory that does not grow 
 
 `FinishedKeys` keeps one 64-bit hash of each finished key's JSON text in a sorted
 ``array('q')``, and one of (key, row identity), and one of its (account, Tweet); a derived key
-one more, of its row identity: 24 to 32 bytes a finished line. The scan adds 16 bytes a line.
+one more, of its row identity: 24 to 32 bytes a finished line. Only (account, Tweet) pairs with an
+``ok`` undo cost a dict entry, and the ``ok`` retweet lines on them after an undo another
+(`FinishedKeys.made_stands`). The scan adds 16 bytes a line.
 
 >>> import tempfile
 >>> from bulkrt.core.items import Item
@@ -130,7 +132,9 @@ class FinishedKeys:
         "_hashes",
         "_pairs",
         "_rejected",
+        "_retweet_at",
         "_rows",
+        "_undo_at",
         "_undone",
         "retweet_lines",
         "stamp",
@@ -148,6 +152,8 @@ class FinishedKeys:
         stamp: LedgerStamp = None,
         users: Mapping[str, frozenset[str]] | None = None,
         undone: Iterable[int] = (),
+        undo_at: Mapping[int, int] | None = None,
+        retweet_at: Mapping[int, int] | None = None,
         retweet_lines: bool = False,
     ) -> None:
         # sorted() makes a transient list of the hashes; the arrays then hold 16 bytes a key.
@@ -169,6 +175,11 @@ class FinishedKeys:
         #: the (account, Tweet) pairs (`_pair`) whose last word in the ledger is a rollback
         #: campaign's ``ok`` undo: a finished retweet on one is no longer in place
         self._undone = frozenset(undone)
+        #: per pair (`_pair`) with an ``ok`` undo (any campaign's), the line number of the last
+        #: one; and per finished retweet line that came after an ``ok`` undo on its pair, the
+        #: hash of its key's JSON text -> its line number (`made_stands`)
+        self._undo_at: Mapping[int, int] = undo_at or {}
+        self._retweet_at: Mapping[int, int] = retweet_at or {}
         #: whether the ledger holds any retweet line (so its journal should sit beside it)
         self.retweet_lines = retweet_lines
 
@@ -203,6 +214,16 @@ class FinishedKeys:
         retweet on it no longer stands."""
         return bool(self._undone) and _pair(self._code(account), tweet_id.encode()) in self._undone
 
+    def made_stands(self, key: str, account: str, tweet_id: str) -> bool:
+        """Whether a retweet of (account, Tweet) that the finished item ``key`` made may still
+        stand: no ``ok`` undo of the pair (whoever's) came after ``key``'s line. (Unlike
+        `undone_later`, a later line of another key on the pair, an owner's retweet found in
+        place, does not bring it back.)"""
+        if not self._undo_at:
+            return True
+        at = self._undo_at.get(_pair(self._code(account), tweet_id.encode()))
+        return at is None or self._retweet_at.get(hash(encoded_key(key)), -1) > at
+
     def _code(self, name: str) -> bytes:
         """``name`` as a line holds it (`encoded_key`), remembered: a name recurs on many rows."""
         code = self._encoded.get(name)
@@ -228,7 +249,18 @@ def _holds(hashes: array[int], h: int) -> bool:
 class _FinishedLines:
     """The arrays `FinishedKeys` is made of, filled one finished line at a time."""
 
-    __slots__ = ("derived", "hashes", "pairs", "rejected", "retweets", "rows", "undone", "users")
+    __slots__ = (
+        "derived",
+        "hashes",
+        "pairs",
+        "rejected",
+        "retweet_at",
+        "retweets",
+        "rows",
+        "undo_at",
+        "undone",
+        "users",
+    )
 
     def __init__(self) -> None:
         self.hashes: array[int] = array("q")
@@ -240,6 +272,10 @@ class _FinishedLines:
         self.users: set[tuple[bytes, bytes]] = set()
         #: per pair with a rollback's ``ok`` undo: whether that undo is its last word so far
         self.undone: dict[int, bool] = {}
+        #: per pair with an ``ok`` undo, the number of its last one; per ``ok`` retweet line on
+        #: such a pair after it, its key's hash -> its line number (`FinishedKeys.made_stands`)
+        self.undo_at: dict[int, int] = {}
+        self.retweet_at: dict[int, int] = {}
         self.retweets = False
 
     def seen(self, account: bytes, user_id: bytes, action: bytes) -> None:
@@ -248,13 +284,18 @@ class _FinishedLines:
         if action == _RETWEET:
             self.retweets = True
 
-    def word(self, pair: int, campaign: bytes, action: bytes) -> None:
-        """An ``ok`` line on ``pair``: a rollback's undo leaves the pair undone, a later
+    def word(self, number: int, pair: int, key: int, campaign: bytes, action: bytes) -> None:
+        """An ``ok`` line (number ``number``, its key's hash ``key``) on ``pair``: an undo
+        leaves the pair undone (a rollback's, for `FinishedKeys.undone_later`), a later
         retweet puts it back."""
-        if action == _UNDO and campaign.endswith(_ROLLBACK_END):
-            self.undone[pair] = True
-        elif action == _RETWEET and pair in self.undone:
-            self.undone[pair] = False
+        if action == _UNDO:
+            self.undo_at[pair] = number
+            if campaign.endswith(_ROLLBACK_END):
+                self.undone[pair] = True
+        elif action == _RETWEET and pair in self.undo_at:
+            self.retweet_at[key] = number
+            if pair in self.undone:
+                self.undone[pair] = False
 
     def add(self, key: int, row: int, pair: int, *, derived: bool, refused: bool) -> None:
         """One finished line: the hash of its key's JSON text, its row's `identity`, its
@@ -278,6 +319,8 @@ class _FinishedLines:
             stamp=stamp,
             users=_users(self.users),
             undone=(pair for pair, undone in self.undone.items() if undone),
+            undo_at=self.undo_at,
+            retweet_at=self.retweet_at,
             retweet_lines=self.retweets,
         )
 
@@ -327,10 +370,11 @@ def finished_keys(path: Path | str) -> FinishedKeys:
                     if done or refused:
                         derived = key.startswith(_DERIVED)
                         where = pair(account, tweet)
+                        code = hash(key)
                         if ok:
-                            word(where, campaign, action)
+                            word(number, where, code, campaign, action)
                         add(
-                            hash(key),
+                            code,
                             hash((campaign, account, tweet, action)),
                             where,
                             derived=derived,
@@ -350,10 +394,11 @@ def finished_keys(path: Path | str) -> FinishedKeys:
             seen(account_code, record.user_id.encode(), action_code)
             if record.status.value in finished:
                 where = pair(account_code, record.tweet_id.encode())
+                code = hash(encoded_key(record.key))
                 if record.status is Status.OK:
-                    word(where, campaign_code, action_code)
+                    word(number, where, code, campaign_code, action_code)
                 add(
-                    hash(encoded_key(record.key)),
+                    code,
                     _record_identity(record),
                     where,
                     derived=record.key.startswith("["),
