@@ -132,8 +132,8 @@ class FinishedKeys:
         "_hashes",
         "_pairs",
         "_rejected",
-        "_retweet_at",
         "_rows",
+        "_since",
         "_undo_at",
         "_undone",
         "retweet_lines",
@@ -153,7 +153,7 @@ class FinishedKeys:
         users: Mapping[str, frozenset[str]] | None = None,
         undone: Iterable[int] = (),
         undo_at: Mapping[int, int] | None = None,
-        retweet_at: Mapping[int, int] | None = None,
+        since: array[int] | None = None,
         retweet_lines: bool = False,
     ) -> None:
         # sorted() makes a transient list of the hashes; the arrays then hold 16 bytes a key.
@@ -175,11 +175,11 @@ class FinishedKeys:
         #: the (account, Tweet) pairs (`_pair`) whose last word in the ledger is a rollback
         #: campaign's ``ok`` undo: a finished retweet on one is no longer in place
         self._undone = frozenset(undone)
-        #: per pair (`_pair`) with an ``ok`` undo (any campaign's), the line number of the last
-        #: one; and per finished retweet line that came after an ``ok`` undo on its pair, the
-        #: hash of its key's JSON text -> its line number (`made_stands`)
+        #: per pair (`_pair`) with an ``ok`` undo (any campaign's), the number of the last such
+        #: line; and per ``ok`` retweet line after an ``ok`` undo on its pair, the hash of (its
+        #: key's hash, the number of that pair's last undo before it) (`made_stands`)
         self._undo_at: Mapping[int, int] = undo_at or {}
-        self._retweet_at: Mapping[int, int] = retweet_at or {}
+        self._since = array("q", sorted(since or ()))
         #: whether the ledger holds any retweet line (so its journal should sit beside it)
         self.retweet_lines = retweet_lines
 
@@ -222,7 +222,7 @@ class FinishedKeys:
         if not self._undo_at:
             return True
         at = self._undo_at.get(_pair(self._code(account), tweet_id.encode()))
-        return at is None or self._retweet_at.get(hash(encoded_key(key)), -1) > at
+        return at is None or _holds(self._since, hash((hash(encoded_key(key)), at)))
 
     def _code(self, name: str) -> bytes:
         """``name`` as a line holds it (`encoded_key`), remembered: a name recurs on many rows."""
@@ -254,9 +254,9 @@ class _FinishedLines:
         "hashes",
         "pairs",
         "rejected",
-        "retweet_at",
         "retweets",
         "rows",
+        "since",
         "undo_at",
         "undone",
         "users",
@@ -273,9 +273,10 @@ class _FinishedLines:
         #: per pair with a rollback's ``ok`` undo: whether that undo is its last word so far
         self.undone: dict[int, bool] = {}
         #: per pair with an ``ok`` undo, the number of its last one; per ``ok`` retweet line on
-        #: such a pair after it, its key's hash -> its line number (`FinishedKeys.made_stands`)
+        #: such a pair after one, the hash of (its key's hash, that number): it still follows
+        #: the pair's last undo when that number is still the last (`FinishedKeys.made_stands`)
         self.undo_at: dict[int, int] = {}
-        self.retweet_at: dict[int, int] = {}
+        self.since: array[int] = array("q")
         self.retweets = False
 
     def seen(self, account: bytes, user_id: bytes, action: bytes) -> None:
@@ -293,7 +294,7 @@ class _FinishedLines:
             if campaign.endswith(_ROLLBACK_END):
                 self.undone[pair] = True
         elif action == _RETWEET and pair in self.undo_at:
-            self.retweet_at[key] = number
+            self.since.append(hash((key, self.undo_at[pair])))
             if pair in self.undone:
                 self.undone[pair] = False
 
@@ -320,7 +321,7 @@ class _FinishedLines:
             users=_users(self.users),
             undone=(pair for pair, undone in self.undone.items() if undone),
             undo_at=self.undo_at,
-            retweet_at=self.retweet_at,
+            since=self.since,
             retweet_lines=self.retweets,
         )
 
