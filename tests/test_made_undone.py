@@ -109,3 +109,24 @@ def test_a_made_retweet_stands_until_an_ok_undo_follows_its_line(tmp_path: Path)
     assert stands(tmp_path, k, replace(UNDONE, tweet_id="21"))
     assert stands(tmp_path, k, replace(UNDONE, account="other"))
     assert stands(tmp_path, k, replace(UNDONE, status=Status.REJECTED, http=403))
+
+
+def test_undone_later_still_means_a_rollbacks_undo_is_the_last_word(tmp_path: Path) -> None:
+    """The resume plan's warning keeps its meaning: a job's own retweet then undo is not a
+    rollback's; a rollback's undo is, until a retweet follows it, and another campaign's undo
+    after it leaves it so."""
+    ledger = tmp_path / "l.jsonl"
+    rolled = replace(UNDONE, campaign="spring-rollback", key="r")
+
+    def undone_later(*lines: LedgerRecord) -> bool:
+        ledger.write_text("".join(line.to_json() + "\n" for line in lines))
+        return finished_keys(ledger).undone_later("acme", "20")
+
+    k = replace(OK, key="k")
+    assert not undone_later(k, UNDONE)
+    assert undone_later(k, rolled)
+    assert undone_later(k, rolled, replace(UNDONE, key="u2"))
+    assert not undone_later(k, rolled, replace(PRE, key="k1"))
+    assert not undone_later(k, rolled, replace(OK, key="k1"), replace(UNDONE, key="u2"))
+    assert undone_later(k, rolled, replace(OK, key="k1"), replace(rolled, key="r2"))
+    assert not undone_later(k, replace(rolled, tweet_id="21"))
