@@ -223,8 +223,6 @@ class Model:
     world: World
     rng: random.Random
     author: dict[tuple[str, str], str] = field(default_factory=dict)
-    #: per campaign, the pairs it made a retweet of (see `owner_acts` and `campaign_runs`)
-    made_by: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     jobs: dict[str, list[tuple[str, str, str, str]]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
 
@@ -240,31 +238,32 @@ class Model:
         for pair in now - set(self.author):
             assert campaign is not None, f"{pair} appeared in an undo run"
             self.author[pair] = campaign
-            self.made_by.setdefault(campaign, set()).add(pair)
 
-    def rolled_back(self, pair: tuple[str, str]) -> bool:
-        """Whether a rollback's ok undo is the ledger's last ok word on ``pair`` (no ok retweet
-        since): then the campaigns' earlier retweets of it are known gone."""
-        last = False
+    def undone_since(self, pair: tuple[str, str], campaign: str | None = None) -> bool:
+        """Whether every retweet of ``pair`` the ledger says a campaign (``campaign``, or any)
+        made -- an ok line, preexisting: false -- has an ok undo (anyone's) after it: then the
+        journal knows those retweets are gone."""
+        gone = True
         for line in self.world.lines():
             if line["status"] == "ok" and (line["account"], line["tweet_id"]) == pair:
-                if line["action"] == "undo" and line["campaign"].endswith("-rollback"):
-                    last = True
-                elif line["action"] == "retweet":
-                    last = False
-        return last
+                if line["action"] == "undo":
+                    gone = True
+                elif not line["preexisting"] and campaign in (None, line["campaign"]):
+                    gone = False
+        return gone
 
     def owner_acts(self) -> None:
-        """The owner un-retweets any retweet, or retweets a Tweet no campaign made a retweet of
-        or whose last word in the ledger is a rollback's undo. (A campaign retweet the owner
-        undid and made again is the campaign's to every request the API offers: undecidable.)"""
+        """The owner un-retweets any retweet, or retweets a Tweet whose every campaign-made
+        retweet an ok undo in the ledger followed (whoever's undo, and whatever owner-found
+        lines came after it). (A campaign retweet the owner undid and made again, with no undo
+        in the ledger, is the campaign's to every request the API offers: undecidable.)"""
         pair = (self.rng.choice(NAMES), self.rng.choice(TWEETS))
         uid = self.world.user_id(pair[0])
         if pair in self.author:
             self.world.sandbox.state.retweets[uid].discard(pair[1])
             del self.author[pair]
             self.log.append(f"owner un-retweets {pair}")
-        elif not any(pair in made for made in self.made_by.values()) or self.rolled_back(pair):
+        elif self.undone_since(pair):
             self.world.sandbox.state.retweets[uid].add(pair[1])
             self.author[pair] = OWNER
             self.log.append(f"owner retweets {pair}")
@@ -277,16 +276,15 @@ class Model:
         rows = self.jobs.setdefault(campaign, [])
         for pair in pairs:
             action = "undo" if self.rng.random() < 0.2 else "retweet"
-            made = self.made_by.get(campaign, set())
+            author = self.author.get(pair, campaign)
             if (
                 action == "retweet"
-                and pair in made
-                and self.author.get(pair, campaign) != campaign
-                and not self.rolled_back(pair)
+                and author not in (campaign, OWNER)
+                and not self.undone_since(pair, campaign)
             ):
-                # The journal's "made" of the campaign's earlier retweet outlives an undo that
-                # is not a rollback's last word: an "already retweeted" now would be taken for
-                # the campaign's (a known gap outside rollback, see the report).
+                # Another campaign's retweet stands where this one's made a retweet that no
+                # undo in the ledger followed (the owner removed it): to the journal, the
+                # retweet found is this campaign's own, as in `owner_acts`: undecidable.
                 continue
             rows.append((campaign, *pair, action))
         self.log.append(f"{campaign} runs {rows[-len(pairs) :]}")

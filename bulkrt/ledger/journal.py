@@ -358,17 +358,19 @@ class SentJournal:
 
     def open(self, *, finished: Container[str]) -> None:
         """Load what earlier runs recorded; call it under the ledger's lock."""
-        # A retweet the campaign made whose item is finished and a rollback's undo then had the
-        # last word on: gone, so it cannot be what a later "already retweeted" finds.
-        undone = finished.undone_later if isinstance(finished, FinishedKeys) else None
+        # A retweet the campaign made whose item is finished and an ``ok`` undo of the pair
+        # (whoever's) followed in the ledger: gone, so it cannot be what a later "already
+        # retweeted" finds, whatever lines came since (an owner's retweet found in place does
+        # not bring it back; a retweet the campaign makes again has a ``made`` of its own).
+        stands = finished.made_stands if isinstance(finished, FinishedKeys) else None
         for line in _lines(self.path):
             if (
                 line.event is JournalEvent.MADE
                 and line.account
                 and (
-                    undone is None
+                    stands is None
                     or line.key not in finished
-                    or not undone(line.account, line.tweet_id)
+                    or stands(line.key, line.account, line.tweet_id)
                 )
             ):
                 self._made.add((line.campaign, line.account, line.tweet_id))

@@ -21,7 +21,9 @@ A resume reads the job twice, as a first run does, in memory that does not grow 
 
 `FinishedKeys` keeps one 64-bit hash of each finished key's JSON text in a sorted
 ``array('q')``, and one of (key, row identity), and one of its (account, Tweet); a derived key
-one more, of its row identity: 24 to 32 bytes a finished line. The scan adds 16 bytes a line.
+one more, of its row identity: 24 to 32 bytes a finished line. Only (account, Tweet) pairs with an
+``ok`` undo cost a dict entry, and the ``ok`` retweet lines on them after an undo another
+(`FinishedKeys.made_stands`). The scan adds 16 bytes a line.
 
 >>> import tempfile
 >>> from bulkrt.core.items import Item
@@ -54,6 +56,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 
 from bulkrt.core.items import Action, Item, Status
@@ -108,6 +111,19 @@ def _record_identity(record: LedgerRecord) -> int:
     return identity(record.campaign, record.account, record.tweet_id, record.action.value)
 
 
+class _RolledBack(IntEnum):
+    """Whether a rollback campaign's ``ok`` undo of a pair is the ledger's last word on it so
+    far (another campaign's undo leaves the word as it was; a retweet after it takes it back)."""
+
+    NEVER = 0
+    UNDONE = 1
+    REDONE = 2
+
+
+#: the low bits of a `FinishedKeys` undo entry: its `_RolledBack` word
+_WORD = 3
+
+
 def _pair(account: bytes, tweet_id: bytes) -> int:
     """The hash of an (account, Tweet), the account as a line holds it (JSON text): the items
     on one pair undo or redo one another."""
@@ -131,7 +147,8 @@ class FinishedKeys:
         "_pairs",
         "_rejected",
         "_rows",
-        "_undone",
+        "_since",
+        "_undos",
         "retweet_lines",
         "stamp",
         "users",
@@ -147,7 +164,8 @@ class FinishedKeys:
         derived: array[int] | None = None,
         stamp: LedgerStamp = None,
         users: Mapping[str, frozenset[str]] | None = None,
-        undone: Iterable[int] = (),
+        undos: Mapping[int, int] | None = None,
+        since: array[int] | None = None,
         retweet_lines: bool = False,
     ) -> None:
         # sorted() makes a transient list of the hashes; the arrays then hold 16 bytes a key.
@@ -166,9 +184,12 @@ class FinishedKeys:
         self.stamp = stamp
         #: per account name, the user id(s) the ledger's lines give it (any status)
         self.users: Mapping[str, frozenset[str]] = users or {}
-        #: the (account, Tweet) pairs (`_pair`) whose last word in the ledger is a rollback
-        #: campaign's ``ok`` undo: a finished retweet on one is no longer in place
-        self._undone = frozenset(undone)
+        #: per (account, Tweet) (`_pair`) with an ``ok`` undo (any campaign's), the number of
+        #: the last such line, shifted left by two, with its `_RolledBack` word in the low bits
+        self._undos: Mapping[int, int] = undos or {}
+        #: per ``ok`` retweet line after an ``ok`` undo on its pair, the hash of (its key's hash,
+        #: the number of that pair's last undo before it) (`made_stands`)
+        self._since = array("q", sorted(since or ()))
         #: whether the ledger holds any retweet line (so its journal should sit beside it)
         self.retweet_lines = retweet_lines
 
@@ -201,7 +222,20 @@ class FinishedKeys:
     def undone_later(self, account: str, tweet_id: str) -> bool:
         """Whether a rollback's undo is the ledger's last word on (account, Tweet): a finished
         retweet on it no longer stands."""
-        return bool(self._undone) and _pair(self._code(account), tweet_id.encode()) in self._undone
+        if not self._undos:
+            return False
+        word = self._undos.get(_pair(self._code(account), tweet_id.encode()), 0)
+        return word & _WORD == _RolledBack.UNDONE
+
+    def made_stands(self, key: str, account: str, tweet_id: str) -> bool:
+        """Whether a retweet of (account, Tweet) that the finished item ``key`` made may still
+        stand: no ``ok`` undo of the pair (whoever's) came after ``key``'s line. (Unlike
+        `undone_later`, a later line of another key on the pair, an owner's retweet found in
+        place, does not bring it back.)"""
+        if not self._undos:
+            return True
+        word = self._undos.get(_pair(self._code(account), tweet_id.encode()))
+        return word is None or _holds(self._since, hash((hash(encoded_key(key)), word >> 2)))
 
     def _code(self, name: str) -> bytes:
         """``name`` as a line holds it (`encoded_key`), remembered: a name recurs on many rows."""
@@ -228,7 +262,17 @@ def _holds(hashes: array[int], h: int) -> bool:
 class _FinishedLines:
     """The arrays `FinishedKeys` is made of, filled one finished line at a time."""
 
-    __slots__ = ("derived", "hashes", "pairs", "rejected", "retweets", "rows", "undone", "users")
+    __slots__ = (
+        "derived",
+        "hashes",
+        "pairs",
+        "rejected",
+        "retweets",
+        "rows",
+        "since",
+        "undos",
+        "users",
+    )
 
     def __init__(self) -> None:
         self.hashes: array[int] = array("q")
@@ -238,8 +282,13 @@ class _FinishedLines:
         self.derived: array[int] = array("q")
         #: (account as a line holds it, user id) of every line: few, one per account
         self.users: set[tuple[bytes, bytes]] = set()
-        #: per pair with a rollback's ``ok`` undo: whether that undo is its last word so far
-        self.undone: dict[int, bool] = {}
+        #: per pair with an ``ok`` undo: the number of its last one << 2 | its `_RolledBack`
+        #: word so far (one dict for both: it holds an entry per undone pair)
+        self.undos: dict[int, int] = {}
+        #: per ``ok`` retweet line on such a pair after one, the hash of (its key's hash, that
+        #: number): it still follows the pair's last undo while that number is the last
+        #: (`FinishedKeys.made_stands`)
+        self.since: array[int] = array("q")
         self.retweets = False
 
     def seen(self, account: bytes, user_id: bytes, action: bytes) -> None:
@@ -248,13 +297,23 @@ class _FinishedLines:
         if action == _RETWEET:
             self.retweets = True
 
-    def word(self, pair: int, campaign: bytes, action: bytes) -> None:
-        """An ``ok`` line on ``pair``: a rollback's undo leaves the pair undone, a later
+    def word(self, number: int, pair: int, key: int, campaign: bytes, action: bytes) -> None:
+        """An ``ok`` line (number ``number``, its key's hash ``key``) on ``pair``: an undo
+        leaves the pair undone (a rollback's, for `FinishedKeys.undone_later`), a later
         retweet puts it back."""
-        if action == _UNDO and campaign.endswith(_ROLLBACK_END):
-            self.undone[pair] = True
-        elif action == _RETWEET and pair in self.undone:
-            self.undone[pair] = False
+        if action == _UNDO:
+            rolled = (
+                _RolledBack.UNDONE
+                if campaign.endswith(_ROLLBACK_END)
+                else self.undos.get(pair, _RolledBack.NEVER) & _WORD
+            )
+            self.undos[pair] = number << 2 | rolled
+        elif action == _RETWEET:
+            word = self.undos.get(pair)
+            if word is not None:
+                self.since.append(hash((key, word >> 2)))
+                if word & _WORD == _RolledBack.UNDONE:
+                    self.undos[pair] = word & ~_WORD | _RolledBack.REDONE
 
     def add(self, key: int, row: int, pair: int, *, derived: bool, refused: bool) -> None:
         """One finished line: the hash of its key's JSON text, its row's `identity`, its
@@ -277,7 +336,8 @@ class _FinishedLines:
             derived=self.derived,
             stamp=stamp,
             users=_users(self.users),
-            undone=(pair for pair, undone in self.undone.items() if undone),
+            undos=self.undos,
+            since=self.since,
             retweet_lines=self.retweets,
         )
 
@@ -327,10 +387,11 @@ def finished_keys(path: Path | str) -> FinishedKeys:
                     if done or refused:
                         derived = key.startswith(_DERIVED)
                         where = pair(account, tweet)
+                        code = hash(key)
                         if ok:
-                            word(where, campaign, action)
+                            word(number, where, code, campaign, action)
                         add(
-                            hash(key),
+                            code,
                             hash((campaign, account, tweet, action)),
                             where,
                             derived=derived,
@@ -350,10 +411,11 @@ def finished_keys(path: Path | str) -> FinishedKeys:
             seen(account_code, record.user_id.encode(), action_code)
             if record.status.value in finished:
                 where = pair(account_code, record.tweet_id.encode())
+                code = hash(encoded_key(record.key))
                 if record.status is Status.OK:
-                    word(where, campaign_code, action_code)
+                    word(number, where, code, campaign_code, action_code)
                 add(
-                    hash(encoded_key(record.key)),
+                    code,
                     _record_identity(record),
                     where,
                     derived=record.key.startswith("["),

@@ -1,0 +1,132 @@
+"""The journal's "made" of a campaign's retweet stops counting once an ``ok`` undo of that
+(account, Tweet) came after it, whoever's undo it was (the campaign's own undo row, another
+campaign's, a rollback's): an "already retweeted" heard later is the owner's, however many
+repeated rows hear it, and a rollback leaves it; a retweet the campaign makes again is its own."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from bulkrt.core.items import Action, Status
+from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.resume import finished_keys
+from tests.test_rollback import OK, PRE
+from tests.test_rollback_adv21 import rollback_and_run, write_job
+from tests.test_run import MakeWorld, World
+
+RETWEET = ("C", "acct001", "300", "retweet")
+UNDO = ("C", "acct001", "300", "undo")
+
+
+def last(world: World) -> tuple[int | None, bool | None]:
+    line = world.lines()[-1]
+    return line["http"], line["preexisting"]
+
+
+async def owner_retweets_then_repeated_rows_stay_the_owners(
+    world: World, job: list[tuple[str, str, str, str]]
+) -> None:
+    """The owner retweets Tweet 300; C's job, with its retweet row repeated twice in two runs,
+    hears 'already retweeted' both times and takes it for the owner's; every rollback (C's, then
+    all) leaves it."""
+    world.sandbox.state.retweets[world.user_id("acct001")].add("300")
+    again = [*job, RETWEET]
+    assert (await world.run(write_job(world, again, "c.csv"))).returncode == 0
+    assert last(world) == (400, True)
+    assert (await world.run(write_job(world, [*again, RETWEET], "c.csv"))).returncode == 0
+    assert last(world) == (400, True)
+    out = await rollback_and_run(world, "--campaign", "C")
+    assert "0 undo item(s)" in out and "left alone: 1 retweeted before the campaign" in out, out
+    assert "0 undo item(s)" in await rollback_and_run(world)
+    assert world.retweets("acct001") == {"300"}
+
+
+async def test_after_the_campaigns_own_undo_an_owner_retweet_stays_the_owners(
+    make_world: MakeWorld,
+) -> None:
+    """C retweets Tweet 300, C's own undo row (a later run) undoes it, the owner retweets it:
+    C's repeated retweet rows take it for the owner's and rollbacks leave it."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    assert (await world.run(write_job(world, [RETWEET], "c.csv"))).returncode == 0
+    assert (await world.run(write_job(world, [RETWEET, UNDO], "c.csv"))).returncode == 0
+    assert world.retweets("acct001") == set()
+    await owner_retweets_then_repeated_rows_stay_the_owners(world, [RETWEET, UNDO])
+
+
+async def test_after_another_campaigns_undo_an_owner_retweet_stays_the_owners(
+    make_world: MakeWorld,
+) -> None:
+    """C retweets Tweet 300, campaign D's undo row undoes it, the owner retweets it: C's
+    repeated retweet rows take it for the owner's and rollbacks leave it."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    assert (await world.run(write_job(world, [RETWEET], "c.csv"))).returncode == 0
+    d_undo = write_job(world, [("D", "acct001", "300", "undo")], "d.csv")
+    assert (await world.run(d_undo)).returncode == 0
+    assert world.retweets("acct001") == set()
+    await owner_retweets_then_repeated_rows_stay_the_owners(world, [RETWEET])
+
+
+async def test_a_retweet_the_campaign_makes_again_after_an_undo_is_its_own(
+    make_world: MakeWorld,
+) -> None:
+    """C retweets, undoes, then retweets Tweet 300 again (a 2xx): that retweet is C's
+    (preexisting: false), a repeated row finding it says so too, and rollback undoes it."""
+    world = await make_world(users=2, limit=50, window=1.0)
+    assert (await world.run(write_job(world, [RETWEET], "c.csv"))).returncode == 0
+    job = [RETWEET, UNDO, RETWEET]
+    assert (await world.run(write_job(world, job, "c.csv"))).returncode == 0
+    assert last(world) == (200, False)
+    assert (await world.run(write_job(world, [*job, RETWEET], "c.csv"))).returncode == 0
+    assert last(world) == (400, False)
+    assert "1 undo item(s)" in await rollback_and_run(world)
+    assert world.retweets("acct001") == set()
+
+
+# --- FinishedKeys.made_stands, on ledgers written by hand -----------------------------------
+
+
+def stands(tmp_path: Path, *lines: LedgerRecord, key: str = "k") -> bool:
+    ledger = tmp_path / "l.jsonl"
+    ledger.write_text("".join(line.to_json() + "\n" for line in lines))
+    return finished_keys(ledger).made_stands(key, "acme", "20")
+
+
+UNDONE = replace(OK, action=Action.UNDO, retweeted=False, key="u")
+
+
+def test_a_made_retweet_stands_until_an_ok_undo_follows_its_line(tmp_path: Path) -> None:
+    """A finished retweet's made stands with no undo on its pair, or with undos only before its
+    line; any ok undo after its line (any campaign's) ends it, and owner lines after that do not
+    bring it back; an undo that did not end ok does not count."""
+    k = replace(OK, key="k")
+    assert stands(tmp_path, k)
+    assert stands(tmp_path, UNDONE, k)
+    assert not stands(tmp_path, k, UNDONE)
+    assert not stands(tmp_path, k, replace(UNDONE, campaign="other"))
+    assert not stands(tmp_path, k, UNDONE, replace(PRE, key="k1"), replace(PRE, key="k2"))
+    assert stands(tmp_path, k, UNDONE, replace(OK, key="k3"), key="k3")
+    assert stands(tmp_path, k, replace(UNDONE, tweet_id="21"))
+    assert stands(tmp_path, k, replace(UNDONE, account="other"))
+    assert stands(tmp_path, k, replace(UNDONE, status=Status.REJECTED, http=403))
+
+
+def test_undone_later_still_means_a_rollbacks_undo_is_the_last_word(tmp_path: Path) -> None:
+    """The resume plan's warning keeps its meaning: a job's own retweet then undo is not a
+    rollback's; a rollback's undo is, until a retweet follows it, and another campaign's undo
+    after it leaves it so."""
+    ledger = tmp_path / "l.jsonl"
+    rolled = replace(UNDONE, campaign="spring-rollback", key="r")
+
+    def undone_later(*lines: LedgerRecord) -> bool:
+        ledger.write_text("".join(line.to_json() + "\n" for line in lines))
+        return finished_keys(ledger).undone_later("acme", "20")
+
+    k = replace(OK, key="k")
+    assert not undone_later(k, UNDONE)
+    assert undone_later(k, rolled)
+    assert undone_later(k, rolled, replace(UNDONE, key="u2"))
+    assert not undone_later(k, rolled, replace(PRE, key="k1"))
+    assert not undone_later(k, rolled, replace(OK, key="k1"), replace(UNDONE, key="u2"))
+    assert undone_later(k, rolled, replace(OK, key="k1"), replace(rolled, key="r2"))
+    assert not undone_later(k, replace(rolled, tweet_id="21"))
