@@ -254,6 +254,27 @@ class TestCrashLeftovers:
         assert stat.S_IMODE(accounts_file.stat().st_mode) == 0o600
         assert not leftover.exists()
 
+    def test_a_complete_leftover_is_adopted_after_an_account_was_added_or_removed(
+        self, accounts_file: Path
+    ) -> None:
+        """A whole leftover of a write-back killed before its rename, read after the operator
+        added an account to the file (or removed one): its newer tokens are adopted for the
+        accounts both hold, and the added account is kept (adv22 F6: it was called
+        "incomplete" and left alone, and the run said "authorise again")."""
+        document = json.loads(accounts_file.read_text())
+        rotated = json.loads(json.dumps(document))
+        rotated["accounts"]["beta"]["oauth2"]["refresh_token"] = "rt-rotated-0123456789"
+        rotated["accounts"]["beta"]["oauth2"]["expires_at"] = "2099-01-01T00:00:00+00:00"
+        leftover = accounts_file.with_name(".accounts.json.k1l123.tmp")
+        leftover.write_text(json.dumps(rotated))
+        document["accounts"]["gamma"] = json.loads(json.dumps(document["accounts"]["acme"]))
+        accounts_file.write_text(json.dumps(document))
+        notes = recover_write_back(accounts_file)
+        assert not any("incomplete" in note for note in notes), notes
+        written = json.loads(accounts_file.read_text())["accounts"]
+        assert written["beta"]["oauth2"]["refresh_token"] == "rt-rotated-0123456789"
+        assert "gamma" in written and "acme" in written
+
 
 PASTED_SECRET = "kr8XOGAqYubE3xPq9Lw2sZrT0aBcDeFgHiJkLmNoPqRsT"  # 45 characters
 

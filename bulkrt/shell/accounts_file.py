@@ -385,14 +385,14 @@ def _newest(
 def _tokens_of(candidate: Path, target: Path, document: Any) -> dict[str, dict[str, Any]] | None:
     """The OAuth 2.0 token entries of a leftover, by account: those ``target``'s ``document``
     has too, for the same user (by ``user_id``, else the file the leftover was written for);
-    None when it is not a whole document (a temporary file cut short, another file)."""
+    None when it is not a whole document (a temporary file cut short, another file). Accounts
+    added to or removed from the file since the leftover was written change nothing for the
+    others: each account is matched on its own."""
     try:
         theirs = json.loads(candidate.read_bytes().decode("utf-8-sig"))
         accounts = theirs["accounts"]
         ours = document["accounts"]
         if not isinstance(accounts, dict) or not isinstance(ours, dict):
-            return None
-        if candidate.name.endswith(".tmp") and set(accounts) != set(ours):
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
