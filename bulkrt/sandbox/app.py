@@ -16,9 +16,10 @@ import struct
 import time
 import zlib
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bulkrt.sandbox.clock import Clock
 from bulkrt.sandbox.config import Endpoint, FaultKind
@@ -275,4 +276,11 @@ def make_app(state: SandboxState, clock: Clock) -> web.Application:
     app.router.add_get("/2/oauth2/authorize", _authorize)
     app.router.add_get("/i/oauth2/authorize", _authorize)
     add_inspection_routes(app, state, clock)
+    app.on_response_prepare.append(_date_by_the_clock)
     return app
+
+
+async def _date_by_the_clock(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer's ``Date`` is the sandbox clock's time (aiohttp would write this machine's):
+    a sandbox clock moved ahead answers as a server whose clock is ahead does."""
+    response.headers[hdrs.DATE] = formatdate(request.app[CLOCK].now(), usegmt=True)

@@ -5,6 +5,8 @@ user tokens, app-only tokens, app permissions, scopes and enrolment
 from __future__ import annotations
 
 import base64
+import time
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -156,6 +158,20 @@ class TestOAuth1OverHttp:
         assert replay.status == 401
         assert replay.headers["x-sandbox-auth-failure"] == "nonce already used"
         assert (await api.undo(user, TWEET)).status == 200
+
+    async def test_the_date_header_follows_the_sandbox_clock(self, api: Api) -> None:
+        """Every answer's `Date` is the sandbox clock's time, also after it jumps 8000 s, as a
+        server whose clock is ahead answers (so a clock-skew rehearsal sees what the API would
+        send, not this machine's time; adv22 F4)."""
+        user = api.users[0]
+        before = await api.retweet(user, TWEET)
+        at_first = api.now()
+        api.advance(8000)
+        after = await api.undo(user, TWEET)
+        for answer, sandbox_now in ((before, at_first), (after, api.now())):
+            said = parsedate_to_datetime(answer.headers["Date"]).timestamp()
+            assert abs(said - sandbox_now) <= 2
+        assert parsedate_to_datetime(after.headers["Date"]).timestamp() - time.time() > 7990
 
     async def test_the_timestamp_window_follows_the_sandbox_clock(self, api: Api) -> None:
         """After the sandbox clock jumps 10 minutes, a request stamped before is refused."""
