@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.faults import ScriptedFault
 from tests.test_operator_mistakes3 import ACCOUNTS, LEDGER_LINE, bulkrt, files
@@ -477,3 +478,11 @@ class TestEmptyLedgerBesideItsArchive:
         answer = await world.run(job)
         assert answer.returncode == 0, answer.stderr.decode()
         assert [line["preexisting"] for line in world.lines()] == [False] * len(CAMPAIGN)
+
+
+def test_a_new_ledger_named_compressed_in_capitals_is_refused_too(tmp_path: Path) -> None:
+    """`--ledger NEW.jsonl.GZ` is a compressed name as `.gz` is (adv22 F5: the capitals slipped
+    through and a plain-text ledger was written under it)."""
+    refused = ledger_refusal(tmp_path / "new.jsonl.GZ", inputs={})
+    assert refused is not None and "named as compressed (.GZ)" in refused
+    assert "name it new.jsonl" in refused

@@ -390,6 +390,8 @@ def refusal(
 
 #: where the system's own files live (devices, a process's descriptors): never written
 _SYSTEM_PLACES = (Path("/dev"), Path("/proc"), Path("/sys"))
+#: places in those that hold plain files (a memory-backed filesystem for files)
+_FILE_PLACES = (Path("/dev/shm"),)
 #: how many symbolic links `system_place` follows before it gives up (as the kernel does)
 _MAX_LINKS = 40
 
@@ -403,15 +405,15 @@ def system_place(path: Path) -> str | None:
 
     >>> system_place(Path("/dev/stdout"))
     'is in /dev'
-    >>> system_place(Path("report.html")) is None
-    True
+    >>> system_place(Path("report.html")) is None, system_place(Path("/dev/shm/r.html")) is None
+    (True, True)
     """
     step = Path(os.path.abspath(path))
     for _ in range(_MAX_LINKS):
         # the directories on the way resolved (a link to /proc/self/fd is one), not the name
         step = Path(os.path.realpath(step.parent)) / step.name
         place = next((p for p in _SYSTEM_PLACES if step.is_relative_to(p)), None)
-        if place is not None:
+        if place is not None and not any(step.is_relative_to(p) for p in _FILE_PLACES):
             how = "is in" if step == Path(os.path.abspath(path)) else "is a link into"
             return f"{how} {place}"
         try:
@@ -480,13 +482,14 @@ def ledger_refusal(ledger: Path, *, inputs: Mapping[str, Path]) -> str | None:
     archived = _archived_refusal(ledger, empty)
     if archived is not None:
         return archived
-    packed = next((suffix for suffix in _COMPRESSED if ledger.name.endswith(suffix)), None)
+    packed = next((sfx for sfx in _COMPRESSED if ledger.name.lower().endswith(sfx)), None)
     if packed is not None and empty is not False:
         # a new ledger under a compressed name would be plain text all the same: `zcat` and
         # archive scripts keyed on the name would fail on it (a plain one of old resumes)
-        plain = ledger.name.removesuffix(packed)
+        plain = ledger.name[: -len(packed)]
         return (
-            f"is a new ledger named as compressed ({packed}): a ledger is plain text, appended "
+            f"is a new ledger named as compressed ({ledger.name[-len(packed) :]}): a ledger is "
+            f"plain text, appended "
             f"to line by line; name it {plain if plain.endswith('.jsonl') else plain + '.jsonl'}"
         )
     if empty is None:
