@@ -37,7 +37,7 @@ from pathlib import Path
 
 from bulkrt.core.items import Action
 from bulkrt.errors import Problem
-from bulkrt.jobs.job_files import JobFile, JobFormat, format_of, read_raw_rows
+from bulkrt.jobs.job_files import COMPRESSORS, JobFile, JobFormat, format_of, read_raw_rows
 
 __all__ = [
     "ACCOUNTS_FILE",
@@ -276,7 +276,7 @@ def _decompress(path: Path) -> str:
 
 
 #: the names compressing a file gives it, and the command that gives the file back (in place)
-_COMPRESSED = {".gz": "gzip -d", ".bz2": "bzip2 -d", ".xz": "xz -d", ".zst": "zstd -d --rm"}
+_COMPRESSED = {c.suffix: c.decompress for c in COMPRESSORS}
 
 
 def archived_beside(ledger: Path, *, empty: bool = False) -> str | None:

@@ -30,15 +30,37 @@ from bulkrt.jobs.rows import KNOWN_FIELDS, REQUIRED_FIELDS, has_lone_surrogate
 from bulkrt.redaction import shown
 
 __all__ = [
+    "COMPRESSORS",
     "JOURNAL_GIVEN_AS_JOB",
     "LEDGER_GIVEN_AS_JOB",
     "SUFFIXES",
+    "Compressor",
     "JobFile",
     "JobFormat",
     "RawRow",
     "format_of",
     "read_raw_rows",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Compressor:
+    """A tool that compresses a file: the first bytes of what it writes, its name, the suffix it
+    gives the file, and the command that gives the file back under the name without it."""
+
+    magic: bytes
+    tool: str
+    suffix: str
+    decompress: str
+
+
+#: the compressors an archived file (a job, a ledger, its journal) may have gone through
+COMPRESSORS = (
+    Compressor(b"\x1f\x8b", "gzip", ".gz", "gzip -d"),
+    Compressor(b"BZh", "bzip2", ".bz2", "bzip2 -d"),
+    Compressor(b"\xfd7zXZ\x00", "xz", ".xz", "xz -d"),
+    Compressor(b"\x28\xb5\x2f\xfd", "zstd", ".zst", "zstd -d --rm"),
+)
 
 
 class JobFormat(StrEnum):

@@ -24,6 +24,7 @@ from typing import BinaryIO, NamedTuple
 import structlog
 
 from bulkrt.errors import LedgerError
+from bulkrt.jobs.job_files import COMPRESSORS, Compressor
 from bulkrt.ledger.record import LedgerRecord
 
 __all__ = [
@@ -155,45 +156,35 @@ def open_ledger(path: Path | str) -> BinaryIO:
         raise LedgerError(path, f"cannot read the ledger: {exc.strerror or exc}") from None
 
 
-#: the first bytes of a file each tool compressed, and the name it gives the compressed file
-_MAGIC = (
-    (b"\x1f\x8b", "gzip", ".gz"),
-    (b"BZh", "bzip2", ".bz2"),
-    (b"\xfd7zXZ\x00", "xz", ".xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd", ".zst"),
-)
-
-
-def compressed_by(path: Path | str) -> tuple[str, str] | None:
-    """The tool that compressed the file at ``path``, by its first bytes, and the suffix the
-    tool names its files with (``("gzip", ".gz")``), or None: not compressed, or unreadable.
-    A ledger and its journal are read and appended to only as plain text.
+def compressed_by(path: Path | str) -> Compressor | None:
+    """The tool that compressed the file at ``path``, by its first bytes, or None: not
+    compressed, or unreadable. A ledger and its journal are read and appended to only as plain
+    text.
 
     >>> import gzip, tempfile, pathlib
     >>> journal = pathlib.Path(tempfile.mkdtemp()) / "spring.jsonl.sent"
     >>> _ = journal.write_bytes(gzip.compress(b'{"e":"sent","key":"k1"}\\n'))
-    >>> compressed_by(journal)
-    ('gzip', '.gz')
+    >>> compressed_by(journal).tool
+    'gzip'
     """
     try:
         with Path(path).open("rb") as stream:
             head = stream.read(6)
     except OSError:
         return None
-    return next(((tool, suffix) for magic, tool, suffix in _MAGIC if head.startswith(magic)), None)
+    return next((c for c in COMPRESSORS if head.startswith(c.magic)), None)
 
 
-def decompress_in_place(path: Path | str, tool: str, suffix: str) -> str:
+def decompress_in_place(path: Path | str, compressor: Compressor) -> str:
     """The shell command that turns the compressed file ``path`` back into plain text under
     its own name (the tool decompresses only a name ending in its suffix).
 
-    >>> decompress_in_place("spring.jsonl.sent", "gzip", ".gz")
+    >>> decompress_in_place("spring.jsonl.sent", COMPRESSORS[0])
     'mv spring.jsonl.sent spring.jsonl.sent.gz && gzip -d spring.jsonl.sent.gz'
     """
     name = shlex.quote(str(path))
-    packed = shlex.quote(f"{path}{suffix}")
-    undo = "zstd -d --rm" if tool == "zstd" else f"{tool} -d"
-    return f"mv {name} {packed} && {undo} {packed}"
+    packed = shlex.quote(f"{path}{compressor.suffix}")
+    return f"mv {name} {packed} && {compressor.decompress} {packed}"
 
 
 def unreadable_journal(path: Path | str) -> str | None:
@@ -202,9 +193,8 @@ def unreadable_journal(path: Path | str) -> str | None:
     packed = compressed_by(path)
     if packed is None:
         return None
-    tool, suffix = packed
     return (
-        f"is {tool}-compressed: bulkrt reads and appends to a journal only as plain text, and "
-        f"could not see who made the campaign's retweets (a retweet in flight would be taken for "
-        f"the owner's); decompress it first (`{decompress_in_place(path, tool, suffix)}`)"
+        f"is {packed.tool}-compressed: bulkrt reads and appends to a journal only as plain text, "
+        f"and could not see who made the campaign's retweets (a retweet in flight would be taken "
+        f"for the owner's); decompress it first (`{decompress_in_place(path, packed)}`)"
     )
