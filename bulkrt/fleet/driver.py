@@ -190,8 +190,8 @@ def _drive_job(
             failure: LedgerError | None = None
             try:
                 stopped = anyio.run(drive.run, redis_url, payloads, backend="asyncio")
-            except* LedgerError as group:  # written outside the pump (a journal mark)
-                failure, stopped = _first_of(group), None
+            except LedgerError as exc:  # a journal mark, written outside the pump
+                failure, stopped = exc, None
             finally:
                 late.arm()  # from here until the outcome is printed
             failure = failure or drive.failure
@@ -260,12 +260,6 @@ class _Numbered:
         for item in self._items:
             self.serial += 1
             yield item
-
-
-def _first_of(group: BaseExceptionGroup[LedgerError]) -> LedgerError:
-    """The first ledger failure of ``group`` (the pump's, from its task group)."""
-    first = group.exceptions[0]
-    return first if isinstance(first, LedgerError) else _first_of(first)
 
 
 class _Drive:
