@@ -236,16 +236,14 @@ def not_a_ledger(path: Path) -> str | None:
         return f"is {special}, not a regular file: {_GIVE_LEDGER}"
     try:
         if not path.exists():
-            beside = archived_beside(path)
-            return None if beside is None else f"does not exist, but {beside}"
+            return _archived_refusal(path, None)
         if not path.is_file():
             return None
         if path.stat().st_size == 0:
             named = _named_as(path)  # an empty lock or journal is no empty ledger
             if named is not None:
                 return f"is {named}, not a ledger: {_GIVE_LEDGER}"
-            beside = archived_beside(path, empty=True)
-            return None if beside is None else f"is empty, but {beside}"
+            return _archived_refusal(path, True)
     except OSError:
         return None
     kind = kind_of(path)
