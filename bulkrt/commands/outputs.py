@@ -37,7 +37,14 @@ from pathlib import Path
 
 from bulkrt.core.items import Action
 from bulkrt.errors import Problem
-from bulkrt.jobs.job_files import COMPRESSORS, JobFile, JobFormat, format_of, read_raw_rows
+from bulkrt.jobs.job_files import (
+    COMPRESSORS,
+    JobFile,
+    JobFormat,
+    format_of,
+    gzip_start,
+    read_raw_rows,
+)
 
 __all__ = [
     "ACCOUNTS_FILE",
@@ -113,18 +120,14 @@ def kind_of(path: Path) -> str | None:
 
 
 def _sniff_kind(path: Path) -> str | None:
-    gzipped = False
     try:
         with path.open("rb") as stream:
             head = stream.read(_SNIFF)
-        if head.startswith(b"\x1f\x8b"):
-            gzipped = True
-            # what the first bytes inflate to, also of a stream cut short (an interrupted copy)
-            head = zlib.decompressobj(wbits=31).decompress(head, _SNIFF)
-    except (OSError, zlib.error):
+    except OSError:
         return None
-    kind = _kind_of_text(head)
-    if not gzipped or kind == JOB:
+    inflated = gzip_start(head, _SNIFF)
+    kind = _kind_of_text(head if inflated is None else inflated)
+    if inflated is None or kind == JOB:
         return kind
     # Only job files are read through gzip; anything else compressed is no bulkrt file of its
     # kind, and a gzipped ledger or journal is named so that it is neither read nor replaced.

@@ -39,6 +39,7 @@ __all__ = [
     "JobFormat",
     "RawRow",
     "format_of",
+    "gzip_start",
     "read_raw_rows",
 ]
 
@@ -61,6 +62,23 @@ COMPRESSORS = (
     Compressor(b"\xfd7zXZ\x00", "xz", ".xz", "xz -d"),
     Compressor(b"\x28\xb5\x2f\xfd", "zstd", ".zst", "zstd -d --rm"),
 )
+
+
+def gzip_start(data: bytes, limit: int) -> bytes | None:
+    """What ``data`` inflates to (at most ``limit`` bytes) when it begins a gzip stream, also
+    one cut short (an interrupted copy), to tell what was compressed; None when it is not gzip,
+    and ``b""`` when the stream is damaged.
+
+    >>> import gzip
+    >>> gzip_start(gzip.compress(b"account,tweet_id")[:30], 7), gzip_start(b"plain", 7)
+    (b'account', None)
+    """
+    if not data.startswith(COMPRESSORS[0].magic):
+        return None
+    try:
+        return zlib.decompressobj(wbits=31).decompress(data, limit)
+    except zlib.error:
+        return b""
 
 
 class JobFormat(StrEnum):

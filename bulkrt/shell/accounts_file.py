@@ -33,7 +33,6 @@ import os
 import re
 import stat
 import tempfile
-import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ import structlog
 
 from bulkrt.atomic import fsync_directory, replacing
 from bulkrt.errors import AccountsError, Problem
+from bulkrt.jobs.job_files import gzip_start
 from bulkrt.logs import register_secrets
 from bulkrt.shell.tokens import TokenSet
 
@@ -97,8 +97,9 @@ def read_document(path: Path) -> Any:
     name = str(path)
     try:
         data = path.read_bytes()
-        if data.startswith(_GZIP_MAGIC):
-            raise AccountsError([Problem(name, None, "file", _gzip_message(data))])
+        inflated = gzip_start(data, 65536)
+        if inflated is not None:
+            raise AccountsError([Problem(name, None, "file", _gzip_message(inflated))])
         text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise AccountsError([Problem(name, None, "file", "no such file")]) from None
@@ -121,17 +122,9 @@ def read_document(path: Path) -> Any:
         raise AccountsError([problem]) from None
 
 
-#: how every gzip stream begins (RFC 1952)
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _gzip_message(data: bytes) -> str:
+def _gzip_message(start: bytes) -> str:
     """What a gzip-compressed file given as the accounts file is, by the start of its content
-    (a compressed ledger or journal, even cut short), for the operator."""
-    try:
-        start = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, 65536)
-    except zlib.error:
-        start = b""
+    inflated (a compressed ledger or journal, even cut short), for the operator."""
     kind = _other_kind(start.decode("utf-8", errors="replace"))
     what = f"a gzip-compressed file ({kind})" if kind else "a gzip-compressed file"
     return (
