@@ -5,13 +5,31 @@ what the README and docs/fleet.md promise. Nothing here is timed."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
+import os
+import random
 import shutil
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from bulkrt.ledger import journal as journal_module
 from bulkrt.shell.accounts_file import recover_write_back
-from tests.test_run import ACCOUNTS, PYTHON_M_BULKRT, MakeWorld, rows, run_cli
+from tests.redis_server import RedisServer
+from tests.test_fleet_run import driver_args, workers
+from tests.test_run import (
+    ACCOUNTS,
+    PYTHON_M_BULKRT,
+    MakeWorld,
+    eventually,
+    fork_cli,
+    rows,
+    run_cli,
+)
 
 
 def _oauth2_file(path: Path, *, refresh: str, access: str, expires: str | None) -> None:
@@ -96,3 +114,144 @@ async def test_a2_status_names_a_capital_archive_beside_an_empty_ledger(
     answer = await run_cli([*PYTHON_M_BULKRT, "status", str(world.ledger)])
     assert answer.returncode == 2, answer.stdout.decode()
     assert "ledger.jsonl.GZ" in answer.stderr.decode()
+
+
+# --- the multi-machine mode ----------------------------------------------------------------
+
+
+def _journal_fsync_failing(journal: Path, good: int) -> Callable[[int], None]:
+    """A sync failing with EIO for ``journal`` after its first ``good`` syncs."""
+    real_fsync = journal_module._sync_data
+    synced: list[int] = []
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(journal):
+            synced.append(fd)
+            if len(synced) > good:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    return fsync
+
+
+@pytest.mark.parametrize("good", [1, 2])
+async def test_fleet_a_journal_that_cannot_be_synced_stops_the_driver_and_loses_nothing(
+    make_world: MakeWorld, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, good: int
+) -> None:
+    """The driver's journal (``<ledger>.sent``) fails to sync after ``good`` syncs: exit 74
+    naming it, no traceback; the same command on a sound disk then writes each item once, sends
+    nothing twice, and takes no retweet for the owners'."""
+    world = await make_world()
+    job = world.job(rows(ACCOUNTS[:2], 4))
+    journal = world.ledger.with_name("ledger.jsonl.sent")
+    # the journal syncs through `_sync_data` (fdatasync, bound at import)
+    monkeypatch.setattr(journal_module, "_sync_data", _journal_fsync_failing(journal, good))
+    answer = await run_cli(driver_args(world, job, redis_server))
+    monkeypatch.undo()
+    err = answer.stderr.decode()
+    assert "Traceback" not in err
+    assert answer.returncode in (0, 74), err
+    again = await run_cli(driver_args(world, job, redis_server))
+    assert again.returncode == 0, again.stderr.decode()
+    lines = world.lines()
+    keys = Counter(line["key"] for line in lines)
+    assert len(keys) == 8 and max(keys.values()) == 1, keys
+    assert {line["preexisting"] for line in lines} == {False}
+    assert world.sandbox.state.requests == 8
+
+
+#: seeds of the random kill test (``BULKRT_ADV23_SEEDS=10`` runs more by hand)
+KILL_SEEDS = int(os.environ.get("BULKRT_ADV23_SEEDS", "1"))
+
+
+@pytest.mark.parametrize("seed", range(KILL_SEEDS))
+async def test_fleet_random_kills_of_driver_and_worker_lose_and_reorder_nothing(
+    make_world: MakeWorld, redis_server: RedisServer, seed: int
+) -> None:
+    """A driver and a worker on three accounts whose rows retweet, undo and retweet again; the
+    driver (and, by the seed, the worker) SIGKILLed after a random number of ledger lines, then
+    the same command run again until it ends: every item has one line, every account ends with
+    exactly the Tweets whose last row is a retweet, no 429, no retweet taken for the owner's."""
+    rng = random.Random(seed)
+    world = await make_world()
+    accounts = ACCOUNTS[:3]
+    job_rows = [
+        (account, tweet, action)
+        for tweet, actions in (
+            ("700", ("retweet", "undo")),
+            ("701", ("retweet", "undo", "retweet")),
+        )
+        for action in actions
+        for account in accounts
+    ] + rows(accounts, 3, first=800)
+    job = world.job(job_rows)
+    expected = {"701", "800", "801", "802"}
+    kill_at = rng.randint(1, len(job_rows) - 2)
+    kill_worker = rng.random() < 0.5
+    async with workers(world, redis_server, 1) as procs:
+        async with fork_cli(driver_args(world, job, redis_server, "--concurrency", "4")) as driver:
+            await eventually(lambda: len(world.lines()) >= kill_at or driver.returncode is not None)
+            driver.kill()
+            if kill_worker:
+                procs[0].kill()
+            await driver.wait()
+        for _ in range(3):
+            again = await run_cli(driver_args(world, job, redis_server))
+            if again.returncode == 0:
+                break
+        assert again.returncode == 0, (seed, again.stderr.decode()[-2000:])
+    lines = world.lines()
+    keys = Counter(line["key"] for line in lines)
+    assert len(keys) == len(job_rows) and max(keys.values()) == 1, (seed, keys)
+    assert {line["status"] for line in lines} == {"ok"}, seed
+    assert not [line for line in lines if line["preexisting"] is True], seed
+    for account in accounts:
+        assert world.retweets(account) == expected, (seed, account)
+    assert "429" not in world.sandbox.state.stats()["by_status"], seed
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+async def test_a3_an_accounts_file_naming_one_account_twice_is_refused_naming_it(
+    make_world: MakeWorld,
+) -> None:
+    """A3. An accounts file whose JSON names ``acct001`` twice (two files merged by hand, a
+    copy-paste): the second entry, another user's credentials, silently becomes ``acct001``;
+    ``validate`` says "ok" and a run sends ``acct001``'s rows as that other user. A CSV job's
+    repeated column is refused (`FILE:LINE: field`); so must this be, naming the file and the
+    account."""
+    world = await make_world()
+    document = json.loads(world.accounts.read_text())
+    entries = document["accounts"]
+    text = json.dumps(
+        {"accounts": {"acct001": entries["acct001"], "acct002": entries["acct002"]}}, indent=2
+    )
+    # the same name twice, the second holding acct002's user and credentials
+    doubled = text.replace('"acct002":', '"acct001":', 1)
+    world.accounts.write_text(doubled)
+    job = world.job([("acct001", "100", "retweet")])
+    answer = await run_cli(
+        [*PYTHON_M_BULKRT, "validate", str(job), "--accounts", str(world.accounts)]
+    )
+    assert answer.returncode == 2, answer.stdout.decode()
+    assert "acct001" in answer.stderr.decode() and str(world.accounts) in answer.stderr.decode()
+
+
+async def test_a4_a_jsonl_row_naming_a_field_twice_is_refused_naming_file_line_and_field(
+    make_world: MakeWorld,
+) -> None:
+    """A4. A JSONL job row ``{"account": "acct001", ..., "account": "acct002"}``: the last value
+    is taken silently (validate: ok, one item of acct002), where a CSV header naming a column
+    twice is refused. Bad input names file, line and field."""
+    world = await make_world()
+    job = world.dir / "job.jsonl"
+    job.write_text(
+        '{"account":"acct001","tweet_id":"100","action":"retweet","account":"acct002"}\n'
+    )
+    answer = await run_cli(
+        [*PYTHON_M_BULKRT, "validate", str(job), "--accounts", str(world.accounts)]
+    )
+    err = answer.stderr.decode()
+    assert answer.returncode == 2, answer.stdout.decode()
+    assert "job.jsonl:1: account" in err, err
