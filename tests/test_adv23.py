@@ -255,3 +255,19 @@ async def test_a4_a_jsonl_row_naming_a_field_twice_is_refused_naming_file_line_a
     err = answer.stderr.decode()
     assert answer.returncode == 2, answer.stdout.decode()
     assert "job.jsonl:1: account" in err, err
+
+
+async def test_a5_a_csv_with_old_mac_line_ends_is_not_called_empty(make_world: MakeWorld) -> None:
+    """A5. A CSV saved with CR-only line ends (classic Mac, some exports): refused (fine), but
+    besides the CSV error the operator is told "file is empty; expected a header row", which the
+    file is not (it holds a header and a row): the second message sends them looking for the
+    wrong problem."""
+    world = await make_world()
+    job = world.dir / "mac.csv"
+    job.write_bytes(b"account,tweet_id,action\racct001,100,retweet\r")
+    answer = await run_cli(
+        [*PYTHON_M_BULKRT, "validate", str(job), "--accounts", str(world.accounts)]
+    )
+    err = answer.stderr.decode()
+    assert answer.returncode == 2
+    assert "file is empty" not in err, err
