@@ -1,7 +1,9 @@
 """adv23: an independent adversarial pass over the last session's fixes and the multi-machine
-mode's promises. Each test here FAILED when it was written (the findings of
-/work/notes/adv23-findings.md, by their ids): it says what an operator would see, against
-what the README and docs/fleet.md promise. Nothing here is timed."""
+mode's promises. The tests named ``test_a<N>_...`` failed when written (the findings of the same
+ids in the session's adv23 notes): each says what an operator sees against what the README and
+docs/fleet.md promise. The ``test_fleet_...`` ones are attacks that held, kept as regressions:
+a driver's journal failing to sync, and random SIGKILLs of the driver and a worker. Nothing here
+is timed."""
 
 from __future__ import annotations
 
