@@ -29,7 +29,13 @@ from bulkrt.core.credential_refresh import RefreshReport, RefreshVerdict
 from bulkrt.errors import AccountsError
 from bulkrt.ledger.writer import LedgerWriter
 from bulkrt.shell.accounts import load_accounts
-from bulkrt.shell.accounts_file import read_document, recover_write_back
+from bulkrt.shell.accounts_file import (
+    fingerprint,
+    iso,
+    read_document,
+    recover_write_back,
+    set_mark,
+)
 from bulkrt.shell.client import Exchange
 from tests.test_dispatcher import FakeSender, dispatcher, unauthorized
 from tests.test_dispatcher import items as dispatcher_items
@@ -121,6 +127,26 @@ def sandbox_retweets(world: World, accounts: list[str]) -> dict[str, set[str]]:
 def rescued_files(directory: Path) -> list[Path]:
     """The files of rotated tokens a run saved in ``directory`` (its accounts file was full)."""
     return sorted(directory.glob("accounts.json.rescued-*.json"))
+
+
+def _oauth2_file(path: Path, *, refresh: str, access: str, expires: str | None) -> None:
+    """An accounts file with one OAuth 2.0 account, ``beta``."""
+    document = {
+        "accounts": {
+            "beta": {
+                "user_id": "2244994945",
+                "oauth2": {
+                    "client_id": "cid-beta",
+                    "client_secret": None,
+                    "access_token": access,
+                    "refresh_token": refresh,
+                    "expires_at": expires,
+                },
+            }
+        }
+    }
+    path.write_text(json.dumps(document, indent=2))
+    path.chmod(0o600)
 
 
 def oauth2_of(path: Path, account: str) -> dict[str, str]:
@@ -301,6 +327,84 @@ class TestInterruptedWriteBack:
         assert oauth2_of(accounts, "acct002") == {"client_id": "c", **newer}
         assert not mine.exists() and other.exists()
         assert any(f"adopted {mine}" in note for note in notes)
+
+    def test_an_old_leftover_never_replaces_tokens_the_operator_wrote_without_an_expiry(
+        self, tmp_path: Path
+    ) -> None:
+        """adv23 A1. A write-back killed long ago left ``.accounts.json.<random>.tmp`` with the
+        tokens of then (expired since). The operator has authorised the account again since and
+        written the new tokens into the file with ``expires_at`` null (the loader accepts null
+        or absent). The next run's recovery keeps the operator's tokens and the leftover, and
+        says why it cannot tell which are newer (it took any leftover expiry as later than "no
+        expiry" and wrote the old, spent tokens over the new ones)."""
+        accounts = tmp_path / "accounts.json"
+        _oauth2_file(accounts, refresh="rt-old-0123456789", access="at-old-0123456789",
+                     expires="2026-01-01T00:00:00+00:00")  # fmt: skip
+        leftover = tmp_path / ".accounts.json.k1ll3d.tmp"
+        shutil.copy(accounts, leftover)
+        # the operator authorises the account again and pastes the new tokens, no expiry
+        _oauth2_file(accounts, refresh="rt-new-0123456789", access="at-new-0123456789",
+                     expires=None)  # fmt: skip
+        notes = recover_write_back(accounts)
+        written = oauth2_of(accounts, "beta")
+        assert (written["refresh_token"], written["access_token"]) == (
+            "rt-new-0123456789",
+            "at-new-0123456789",
+        ), "the operator's new tokens were replaced by an old leftover's"
+        assert leftover.exists()
+        assert any(str(leftover) in note and "not adopted" in note for note in notes), notes
+
+    def test_a_leftover_of_a_marked_refresh_is_adopted_though_the_file_was_edited_since(
+        self, tmp_path: Path
+    ) -> None:
+        """Tokens without an expiry; a run marks beta's refresh in flight, gets the answer and
+        is killed before the rename; the operator then edits the file (adds an account). The
+        file's time tells nothing, so without the mark the leftover is kept and named; with the
+        mark, whose refresh token the file still holds, the leftover is that refresh's answer
+        and is adopted (the file's refresh token is spent)."""
+        accounts = tmp_path / "accounts.json"
+        _oauth2_file(accounts, refresh="rt-spent-0123456789", access="at-old-0123456789",
+                     expires=None)  # fmt: skip
+        document = json.loads(accounts.read_text())
+        rotated = json.loads(json.dumps(document))
+        rotated["accounts"]["beta"]["oauth2"].update(
+            refresh_token="rt-rotated-0123456789", access_token="at-rotated-0123456789"
+        )
+        leftover = tmp_path / ".accounts.json.k1ll3d.tmp"
+        leftover.write_text(json.dumps(rotated))
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        os.utime(leftover, (hour_ago.timestamp(), hour_ago.timestamp()))
+        document["accounts"]["gamma"] = {"user_id": "7", "oauth1": {}}
+        accounts.write_text(json.dumps(document))  # edited after the crash
+        notes = recover_write_back(accounts)
+        assert oauth2_of(accounts, "beta")["refresh_token"] == "rt-spent-0123456789"
+        assert leftover.exists() and any("not adopted" in note for note in notes), notes
+        mark = {"token": fingerprint("rt-spent-0123456789"),
+                "since": iso(hour_ago - timedelta(seconds=5)), "pid": 1}  # fmt: skip
+        set_mark(accounts, "beta", mark)
+        notes = recover_write_back(accounts)
+        assert oauth2_of(accounts, "beta")["refresh_token"] == "rt-rotated-0123456789"
+        assert not leftover.exists() and any("adopted" in note for note in notes), notes
+        assert "gamma" in json.loads(accounts.read_text())["accounts"]
+
+    def test_a_leftover_without_an_expiry_written_after_the_file_is_adopted(
+        self, tmp_path: Path
+    ) -> None:
+        """A token endpoint may answer without ``expires_in``: the write-back then writes
+        ``expires_at`` null. Killed before its rename, its leftover is newer than a file not
+        written since (it was taken as older than any expiry and never adopted)."""
+        accounts = tmp_path / "accounts.json"
+        _oauth2_file(accounts, refresh="rt-spent-0123456789", access="at-old-0123456789",
+                     expires="2026-01-01T00:00:00+00:00")  # fmt: skip
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        os.utime(accounts, (hour_ago.timestamp(), hour_ago.timestamp()))
+        leftover = tmp_path / ".accounts.json.k1ll3d.tmp"
+        _oauth2_file(leftover, refresh="rt-rotated-0123456789", access="at-rotated-0123456789",
+                     expires=None)  # fmt: skip
+        recover_write_back(accounts)
+        assert oauth2_of(accounts, "beta")["refresh_token"] == "rt-rotated-0123456789"
+        assert oauth2_of(accounts, "beta")["expires_at"] is None
+        assert not leftover.exists()
 
     async def test_a_run_sharing_the_file_adopts_what_a_killed_write_back_left(
         self, make_world: MakeWorld, tmp_path: Path

@@ -12,7 +12,6 @@ import gzip
 import json
 import os
 import random
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from bulkrt.ledger import journal as journal_module
-from bulkrt.shell.accounts_file import recover_write_back
 from tests.redis_server import RedisServer
 from tests.test_fleet_run import driver_args, workers
 from tests.test_run import (
@@ -32,52 +30,6 @@ from tests.test_run import (
     rows,
     run_cli,
 )
-
-
-def _oauth2_file(path: Path, *, refresh: str, access: str, expires: str | None) -> None:
-    """An accounts file with one OAuth 2.0 account, ``beta``."""
-    document = {
-        "accounts": {
-            "beta": {
-                "user_id": "2244994945",
-                "oauth2": {
-                    "client_id": "cid-beta",
-                    "client_secret": None,
-                    "access_token": access,
-                    "refresh_token": refresh,
-                    "expires_at": expires,
-                },
-            }
-        }
-    }
-    path.write_text(json.dumps(document, indent=2))
-    path.chmod(0o600)
-
-
-def test_a1_an_old_leftover_never_replaces_tokens_the_operator_wrote_without_an_expiry(
-    tmp_path: Path,
-) -> None:
-    """A1. A write-back killed long ago left ``.accounts.json.<random>.tmp`` with the tokens of
-    then (expired since). The operator has authorised the account again since and written the
-    new tokens into the file with ``expires_at`` null (the loader accepts null or absent). The
-    next run's recovery must keep the operator's new tokens: the leftover holds nothing newer.
-    Today it takes any leftover expiry as later than "no expiry" and writes the old, spent tokens
-    over the operator's new ones (the run then says: authorise again)."""
-    accounts = tmp_path / "accounts.json"
-    _oauth2_file(
-        accounts, refresh="rt-old-0123456789", access="at-old-0123456789",
-        expires="2026-01-01T00:00:00+00:00",
-    )  # fmt: skip
-    leftover = tmp_path / ".accounts.json.k1ll3d.tmp"
-    shutil.copy(accounts, leftover)
-    # the operator authorises the account again and pastes the new tokens, no expiry
-    _oauth2_file(accounts, refresh="rt-new-0123456789", access="at-new-0123456789", expires=None)
-    recover_write_back(accounts)
-    written = json.loads(accounts.read_text())["accounts"]["beta"]["oauth2"]
-    assert (written["refresh_token"], written["access_token"]) == (
-        "rt-new-0123456789",
-        "at-new-0123456789",
-    ), "the operator's new tokens were replaced by an old leftover's"
 
 
 async def test_a2_an_archive_in_capitals_beside_a_missing_ledger_is_refused(

@@ -17,9 +17,10 @@ A refresh whose answer may be lost is marked in ``<file>.refreshing`` (account, 
 refresh token, when, which process) before it is sent, and the mark is cleared when the answer is
 saved or refused: a mark left behind tells the next run that the refresh token it finds may
 already be spent. `recover_write_back` (and `adopt_leftovers`, for a lease that holds the lock)
-adopts, account by account and by the latest expiry, the rotated tokens a write-back left behind:
-the temporary file of one that a crash interrupted before the rename, or the file `rescue_tokens`
-wrote when the accounts file could not take them (a full or read-only filesystem).
+adopts, account by account, the rotated tokens a write-back left behind when they are newer than
+the file's (see `_newer`: never over tokens the operator may have written since): the temporary
+file of one that a crash interrupted before the rename, or the file `rescue_tokens` wrote when the
+accounts file could not take them (a full or read-only filesystem).
 `require_write_back` refuses, before anything is sent, OAuth 2.0 accounts whose file could not be
 written back at all.
 """
@@ -164,9 +165,10 @@ def recover_write_back(path: Path | str, rescue_dirs: Sequence[Path] = ()) -> li
     temporary files beside the accounts file (a run killed before its rename) and the files a
     run saved rotated tokens to when the accounts file could not be written (`rescue_tokens`,
     beside it or in ``rescue_dirs``). Each OAuth 2.0 account takes the newest tokens any of
-    them holds (the latest expiry), so a leftover never brings back another account's older,
-    spent refresh token. Returns a line for the operator about each file it adopted from or
-    left alone."""
+    them holds (`_newer`), so a leftover never brings back another account's older, spent
+    refresh token, nor old tokens over the ones an operator wrote after authorising again; a
+    leftover whose tokens cannot be told older or newer is kept and named. Returns a line for
+    the operator about each file it adopted from or left alone."""
     target = target_of(path)
     if not target.exists():
         return []
@@ -192,7 +194,9 @@ def adopt_leftovers(
         return []
     document = read_document(target)
     current = target.stat()
-    best, complete, notes = _newest(target, found, document, current.st_mtime_ns)
+    best, complete, unsure, notes = _newest(
+        target, found, document, current.st_mtime_ns, read_marks(target)
+    )
     if best:
         for account, (_, entry, _) in best.items():
             oauth2 = document["accounts"][account]["oauth2"]
@@ -204,13 +208,25 @@ def adopt_leftovers(
     for candidate in complete:
         taken = sorted(a for a, (_, _, source) in best.items() if source == candidate)
         name = candidate.name if candidate.parent == target.parent else str(candidate)
+        doubtful = unsure.get(candidate, [])
         if taken:
-            candidate.unlink(missing_ok=True)
+            if not doubtful:
+                candidate.unlink(missing_ok=True)
             notes.append(
                 f"{target}: adopted {name}, the rotated tokens of {', '.join(taken)} an "
                 f"interrupted write-back left"
             )
-        elif name_stale:
+        if doubtful and name_stale:
+            accounts = ", ".join(doubtful)
+            notes.append(
+                f"{target}: {candidate} (left by an interrupted write-back) holds other OAuth 2.0 "
+                f"tokens for {accounts} than the file, which was written after it, and an "
+                f"expiry (expires_at) is missing on one side, so nothing tells which are newer: "
+                f"they were not adopted. If the file holds the tokens you wrote after "
+                f"authorising the app again, delete {candidate}; if not, copy access_token, "
+                f"refresh_token and expires_at of {accounts} from it into the file"
+            )
+        elif not taken and not doubtful and name_stale:
             notes.append(
                 f"{target}: {candidate} (left by an interrupted write-back) holds no token newer "
                 f"than the file's; it was not adopted and may be deleted"
@@ -346,14 +362,20 @@ def _candidates(target: Path, rescue_dirs: Sequence[Path]) -> list[Path]:
 
 _Best = dict[str, tuple[tuple[float, int], dict[str, Any], Path]]
 
+#: how long before its refresh's mark a leftover of that refresh may seem written (a file's
+#: time comes from a coarser clock than the mark's)
+_MARK_SLACK_NS = 1_000_000_000
+
 
 def _newest(
-    target: Path, found: Sequence[Path], document: Any, mtime_ns: int
-) -> tuple[_Best, list[Path], list[str]]:
+    target: Path, found: Sequence[Path], document: Any, mtime_ns: int, marks: dict[str, Any]
+) -> tuple[_Best, list[Path], dict[Path, list[str]], list[str]]:
     """Per account, the leftover holding tokens newer than ``document``'s (and the newest of
-    them); the complete leftovers; a note for each incomplete one."""
+    them); the complete leftovers; the accounts of each leftover whose tokens differ from the
+    file's with nothing to tell which are newer; a note for each incomplete one."""
     best: _Best = {}
     complete: list[Path] = []
+    unsure: dict[Path, list[str]] = {}
     notes: list[str] = []
     for candidate in found:
         theirs = _tokens_of(candidate, target, document)
@@ -368,11 +390,12 @@ def _newest(
         for account, entry in theirs.items():
             ours = document["accounts"][account]["oauth2"]
             rank = (_expiry(entry), when)
-            if _newer(entry, ours, rank, mtime_ns) and (
-                account not in best or rank > best[account][0]
-            ):
+            newer = _newer(entry, ours, rank, mtime_ns, marks.get(account))
+            if newer is None:
+                unsure.setdefault(candidate, []).append(account)
+            elif newer and (account not in best or rank > best[account][0]):
                 best[account] = (rank, entry, candidate)
-    return best, complete, notes
+    return best, complete, unsure, notes
 
 
 def _tokens_of(candidate: Path, target: Path, document: Any) -> dict[str, dict[str, Any]] | None:
@@ -424,15 +447,55 @@ def _expiry(entry: dict[str, Any]) -> float:
 
 
 def _newer(
-    entry: dict[str, Any], ours: dict[str, Any], rank: tuple[float, int], mtime_ns: int
-) -> bool:
-    """Whether a leftover's tokens of an account are newer than the file's: other tokens with a
-    later expiry, or with the same expiry in a file written after the accounts file."""
+    entry: dict[str, Any],
+    ours: dict[str, Any],
+    rank: tuple[float, int],
+    mtime_ns: int,
+    mark: object,
+) -> bool | None:
+    """Whether a leftover's tokens of an account are newer than the file's; None when nothing
+    tells (the leftover is then left alone and named).
+
+    A leftover only ever holds tokens bulkrt had when it was written; the file may since hold
+    tokens the operator wrote after authorising the app again, and writing a leftover over
+    those would lose the only working refresh token. So a leftover is newer when:
+
+    - the file still holds the refresh token whose refresh was marked in flight
+      (``<file>.refreshing``) before the leftover was written: the leftover is that refresh's
+      answer;
+    - or both give an expiry: the leftover's is later (or the same, in a file written after
+      the accounts file);
+    - or an expiry is missing (null, absent, without a zone: the loader accepts that) and the
+      file has not been written since the leftover was (by its modification time).
+
+    Any other leftover with other tokens (an expiry missing and the file written after it) may
+    be older than what the operator wrote: None, never a guess."""
     if all(entry.get(key) == ours.get(key) for key in _TOKEN_KEYS):
         return False
     expiry, when = rank
+    if isinstance(mark, dict) and mark.get("token") == fingerprint(
+        _resolve(ours.get("refresh_token"))
+    ):
+        since = _mark_time(mark.get("since"))
+        if since is not None and when >= since - _MARK_SLACK_NS:
+            return True
     mine = _expiry(ours)
-    return expiry > mine or (expiry == mine and when >= mtime_ns)
+    if expiry != float("-inf") and mine != float("-inf"):
+        return expiry > mine or (expiry == mine and when >= mtime_ns)
+    if when > mtime_ns:
+        return True
+    return None
+
+
+def _mark_time(raw: object) -> int | None:
+    """A refresh mark's time (``since``) in nanoseconds, or None."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return int(when.timestamp() * 1e9) if when.tzinfo is not None else None
 
 
 def stored_tokens(target: Path, account: str) -> TokenSet | None:
