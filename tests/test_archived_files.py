@@ -36,7 +36,7 @@ _PACK: dict[str, Callable[[bytes], bytes]] = {
 
 def _archive(path: Path, suffix: str) -> None:
     """Compress ``path`` in place as its tool does: ``PATH<suffix>`` replaces it."""
-    path.with_name(path.name + suffix).write_bytes(_PACK[suffix](path.read_bytes()))
+    path.with_name(path.name + suffix).write_bytes(_PACK[suffix.lower()](path.read_bytes()))
     path.unlink()
 
 
@@ -66,8 +66,22 @@ class TestArchivedLedger:
             (".gz", None, "gzip -d ledger.jsonl.gz"),
             (".xz", ".xz", "xz -d ledger.jsonl.xz ledger.jsonl.sent.xz"),
             (".bz2", ".gz", "gzip -d ledger.jsonl.sent.gz && bzip2 -d ledger.jsonl.bz2"),
+            # adv23 A2: capitals, as a Windows tool or a copy through a case-folding share
+            # leaves them (were not seen: the run sent every item again); `xz -d` and
+            # `bzip2 -d` refuse `.XZ`, `.BZ2`, so such names are renamed first
+            (
+                ".GZ",
+                ".GZ",
+                "mv ledger.jsonl.GZ ledger.jsonl.gz && mv ledger.jsonl.sent.GZ "
+                "ledger.jsonl.sent.gz && gzip -d ledger.jsonl.gz ledger.jsonl.sent.gz",
+            ),
+            (
+                ".XZ",
+                ".xz",
+                "mv ledger.jsonl.XZ ledger.jsonl.xz && xz -d ledger.jsonl.xz ledger.jsonl.sent.xz",
+            ),
         ],
-        ids=["gzip-both", "gzip-ledger", "xz-both", "bzip2-and-gzip"],
+        ids=["gzip-both", "gzip-ledger", "xz-both", "bzip2-and-gzip", "GZ-both", "XZ-and-xz"],
     )
     async def test_the_same_command_on_an_archived_ledger_is_refused_until_it_is_put_back(
         self,
@@ -467,6 +481,21 @@ class TestEmptyLedgerBesideItsArchive:
         assert checked.returncode == 2 and f"is empty, but {named}" in checked.stderr
         assert world.sandbox.state.requests == sent
         assert {p.name: p.read_bytes() for p in world.dir.glob("ledger.jsonl*")} == kept
+
+    async def test_status_names_an_archive_in_capitals_beside_an_empty_ledger(
+        self, make_world: MakeWorld
+    ) -> None:
+        """adv23 A2 (status): an empty ledger beside ``L.jsonl.GZ`` is named as beside
+        ``L.jsonl.gz`` (status counted nothing and exited 0)."""
+        world, _ = await _finished_campaign(make_world)
+        _archive(world.ledger, ".GZ")
+        world.ledger.write_bytes(b"")
+        read = bulkrt("status", "ledger.jsonl", cwd=world.dir)
+        assert read.returncode == 2, read.stdout
+        assert "ledger.jsonl is empty, but ledger.jsonl.GZ is beside it" in read.stderr
+        assert (
+            _quoted(read.stderr) == "mv ledger.jsonl.GZ ledger.jsonl.gz && gzip -d ledger.jsonl.gz"
+        )
 
     async def test_an_empty_ledger_beside_its_plain_journal_is_the_advice_and_runs(
         self, make_world: MakeWorld

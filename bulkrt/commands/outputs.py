@@ -272,7 +272,7 @@ _GIVE_LEDGER = "give the --ledger file of the run"
 
 def _decompress(path: Path) -> str:
     """How to turn the gzipped ledger ``path`` into the plain one to give instead."""
-    plain = path.name.removesuffix(".gz") if path.name.endswith(".gz") else "ledger.jsonl"
+    plain = path.name[:-3] if path.name.lower().endswith(".gz") else "ledger.jsonl"
     return f"decompress it first (`gzip -dc {path.name} > {plain}`) and give {plain}"
 
 
@@ -301,17 +301,14 @@ def archived_beside(ledger: Path, *, empty: bool = False) -> str | None:
     DIR/spring.jsonl.sent.gz`) and run the same command again
     """
     journal = ledger.with_name(ledger.name + ".sent")
-    archives = [ledger.with_name(ledger.name + suffix) for suffix in _COMPRESSED]
-    journals = [journal.with_name(journal.name + suffix) for suffix in _COMPRESSED]
-    packed = [path for path in (*archives, *journals) if path.is_file()]
+    found = _compressed_beside(ledger)
+    archives = [path for path, (rest, _) in found.items() if rest == ""]
+    journals = [path for path, (rest, _) in found.items() if rest == ".sent"]
+    packed = [*archives, *journals]
     plain = not empty and journal.is_file() and journal.stat().st_size > 0
     if not packed and not plain:
         return None
-    unpack = " && ".join(
-        f"{tool} {shlex.join(str(path) for path in packed if path.name.endswith(suffix))}"
-        for suffix, tool in _COMPRESSED.items()
-        if any(path.name.endswith(suffix) for path in packed)
-    )
+    unpack = _unpack_command(found)
     ledgers = [path.name for path in packed if path in archives]
     if ledgers:
         with_journal = [path.name for path in packed if path in journals]
@@ -338,6 +335,71 @@ def archived_beside(ledger: Path, *, empty: bool = False) -> str | None:
         f"create it empty (`: > {shlex.quote(str(ledger))}`): the same run then resends what "
         f"is left and the journal settles who made each retweet"
     )
+
+
+def _compressed_beside(ledger: Path) -> dict[Path, tuple[str, str]]:
+    """The files beside ``ledger`` named as it or its journal compressed, each with what its
+    name adds to the ledger's before the compressor's suffix (``""`` or ``".sent"``) and that
+    suffix as the name spells it. The suffixes match in any case (``L.jsonl.GZ``, as a Windows
+    tool or a copy through a case-folding share leaves them): an archive missed for its
+    capitals would let a run start a new ledger and send every item again.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("L.jsonl.GZ", "L.jsonl.Sent.xz", "L.jsonl.gz.txt", "l.jsonl.gz"):
+    ...     _ = (d / name).write_bytes(b"archived")
+    >>> sorted((p.name, found) for p, found in _compressed_beside(d / "L.jsonl").items())
+    [('L.jsonl.GZ', ('', '.GZ')), ('L.jsonl.Sent.xz', ('.sent', '.xz'))]
+    """
+    names = {ledger.name + rest + suffix for rest in ("", ".sent") for suffix in _COMPRESSED}
+    try:
+        listed = [
+            path
+            for path in ledger.parent.iterdir()
+            if path.name.lower() in {name.lower() for name in names}
+        ]
+    except OSError:  # a directory that cannot be listed: the names as bulkrt spells them
+        listed = [ledger.with_name(name) for name in sorted(names)]
+    found: dict[Path, tuple[str, str]] = {}
+    for part in ("", ".sent"):  # the ledger first, then its journal
+        for suffix in _COMPRESSED:
+            for path in sorted(listed):
+                rest = path.name[len(ledger.name) :]
+                named = path.name.startswith(ledger.name) and rest.lower() == part + suffix
+                if named and path.is_file():
+                    found[path] = (part, rest[len(part) :])
+    return found
+
+
+def _unpack_command(found: Mapping[Path, tuple[str, str]]) -> str:
+    """The command that puts the compressed ``found`` files (`_compressed_beside`) back in
+    place, by compressor. A name not spelt as bulkrt and the tool spell it (``.XZ``: ``xz -d``
+    and ``bzip2 -d`` refuse or misname it; ``.SENT.gz`` would give back a journal bulkrt does
+    not find) is renamed to that spelling first.
+
+    >>> print(_unpack_command({Path("d/L.jsonl.XZ"): ("", ".XZ"),
+    ...                        Path("d/L.jsonl.SENT.gz"): (".sent", ".gz")}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    mv d/L.jsonl.SENT.gz d/L.jsonl.sent.gz && mv d/L.jsonl.XZ d/L.jsonl.xz
+    && gzip -d d/L.jsonl.sent.gz && xz -d d/L.jsonl.xz
+    """
+    moves: list[str] = []
+    unpack: list[str] = []
+    for suffix, tool in _COMPRESSED.items():
+        paths = [path for path, (_, spelt) in found.items() if spelt.lower() == suffix]
+        if not paths:
+            continue
+        renamed = [
+            path.with_name(path.name[: -len(part + spelt)] + part + suffix)
+            for path, (part, spelt) in ((path, found[path]) for path in paths)
+        ]
+        moves += [
+            f"mv {shlex.join([str(path), str(new)])}"
+            for path, new in zip(paths, renamed, strict=True)
+            if path != new
+        ]
+        unpack.append(f"{tool} {shlex.join(str(path) for path in renamed)}")
+    return " && ".join([*moves, *unpack])
 
 
 def _same_file(a: Path, b: Path) -> bool:
