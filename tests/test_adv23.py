@@ -8,7 +8,6 @@ is timed."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import random
 from collections import Counter
@@ -125,31 +124,6 @@ async def test_fleet_random_kills_of_driver_and_worker_lose_and_reorder_nothing(
 
 
 # --- bad input ------------------------------------------------------------------------------
-
-
-async def test_a3_an_accounts_file_naming_one_account_twice_is_refused_naming_it(
-    make_world: MakeWorld,
-) -> None:
-    """A3. An accounts file whose JSON names ``acct001`` twice (two files merged by hand, a
-    copy-paste): the second entry, another user's credentials, silently becomes ``acct001``;
-    ``validate`` says "ok" and a run sends ``acct001``'s rows as that other user. A CSV job's
-    repeated column is refused (`FILE:LINE: field`); so must this be, naming the file and the
-    account."""
-    world = await make_world()
-    document = json.loads(world.accounts.read_text())
-    entries = document["accounts"]
-    text = json.dumps(
-        {"accounts": {"acct001": entries["acct001"], "acct002": entries["acct002"]}}, indent=2
-    )
-    # the same name twice, the second holding acct002's user and credentials
-    doubled = text.replace('"acct002":', '"acct001":', 1)
-    world.accounts.write_text(doubled)
-    job = world.job([("acct001", "100", "retweet")])
-    answer = await run_cli(
-        [*PYTHON_M_BULKRT, "validate", str(job), "--accounts", str(world.accounts)]
-    )
-    assert answer.returncode == 2, answer.stdout.decode()
-    assert "acct001" in answer.stderr.decode() and str(world.accounts) in answer.stderr.decode()
 
 
 async def test_a4_a_jsonl_row_naming_a_field_twice_is_refused_naming_file_line_and_field(

@@ -67,6 +67,18 @@ def _accounts_with(path: tuple[str, ...], value: object) -> dict[str, object]:
     return document  # type: ignore[no-any-return]
 
 
+def _account_twice() -> tuple[bytes, int]:
+    """GOOD_ACCOUNTS (indented) with acct002's entry renamed acct001, as two accounts files
+    merged by hand leave it; and the line of the second ``"acct001":``."""
+    text = json.dumps(GOOD_ACCOUNTS, indent=2).replace('"acct002":', '"acct001":', 1)
+    lines = text.splitlines()
+    second = [n for n, line in enumerate(lines, 1) if '"acct001":' in line][1]
+    return text.encode(), second
+
+
+ACCOUNT_TWICE, ACCOUNT_TWICE_LINE = _account_twice()
+
+
 @dataclass(frozen=True)
 class BadInput:
     """One bad input: the files to write, how to call the command, and the message it must print."""
@@ -357,6 +369,16 @@ CASES = [
         _csv(GOOD_ROW),
         "accounts.json: accounts.acct001.user_id: missing",
         accounts=_accounts_with(("accounts", "acct001", "user_id"), ...),
+    ),
+    BadInput(
+        "accounts-account-twice",
+        "adv23 A3: an account named twice (two files merged by hand) is refused at the second "
+        "naming; JSON would keep the second entry, another user's, and send acct001's rows as "
+        "that user (validate said ok).",
+        _csv(GOOD_ROW),
+        f"accounts.json:{ACCOUNT_TWICE_LINE}: accounts.acct001: account named twice (first on "
+        f"line 3)",
+        accounts=ACCOUNT_TWICE,
     ),
 ]
 

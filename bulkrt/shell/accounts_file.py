@@ -45,6 +45,7 @@ import structlog
 from bulkrt.atomic import fsync_directory, replacing
 from bulkrt.errors import AccountsError, Problem
 from bulkrt.jobs.job_files import gzip_start
+from bulkrt.jobs.json_keys import Repeat, first_repeat, loads_noting_repeats
 from bulkrt.logs import register_secrets
 from bulkrt.shell.tokens import TokenSet
 
@@ -109,7 +110,7 @@ def read_document(path: Path) -> Any:
     except OSError as exc:
         raise AccountsError([Problem(name, None, "file", f"cannot read: {exc}")]) from None
     try:
-        return json.loads(text)
+        document, repeated = loads_noting_repeats(text)
     except json.JSONDecodeError as exc:
         kind = _other_kind(text)
         if kind is not None:
@@ -121,6 +122,26 @@ def read_document(path: Path) -> Any:
         # the message and position only: never the text, which holds secrets
         problem = Problem(name, exc.lineno, "json", f"{exc.msg} (column {exc.colno})")
         raise AccountsError([problem]) from None
+    repeat = first_repeat(text) if repeated else None
+    if repeat is not None:
+        raise AccountsError([Problem(name, repeat.line, repeat.field, _repeat_message(repeat))])
+    return document
+
+
+def _repeat_message(repeat: Repeat) -> str:
+    """Why a key named twice in the accounts file is refused (JSON would keep the last)."""
+    parts = repeat.field.split(".")
+    if len(parts) == 2 and parts[0] == "accounts":
+        return (
+            f"account named twice (first on line {repeat.first_line}): only one entry would be "
+            f"used, and this account's rows sent with the other entry's user and credentials "
+            f"(two files merged?); keep one entry per account, or give the other a name of its "
+            f"own"
+        )
+    return (
+        f"named twice in the same object (first on line {repeat.first_line}): only the last "
+        f"value would be used; keep one"
+    )
 
 
 def _gzip_message(start: bytes) -> str:
