@@ -126,25 +126,6 @@ async def test_fleet_random_kills_of_driver_and_worker_lose_and_reorder_nothing(
 # --- bad input ------------------------------------------------------------------------------
 
 
-async def test_a4_a_jsonl_row_naming_a_field_twice_is_refused_naming_file_line_and_field(
-    make_world: MakeWorld,
-) -> None:
-    """A4. A JSONL job row ``{"account": "acct001", ..., "account": "acct002"}``: the last value
-    is taken silently (validate: ok, one item of acct002), where a CSV header naming a column
-    twice is refused. Bad input names file, line and field."""
-    world = await make_world()
-    job = world.dir / "job.jsonl"
-    job.write_text(
-        '{"account":"acct001","tweet_id":"100","action":"retweet","account":"acct002"}\n'
-    )
-    answer = await run_cli(
-        [*PYTHON_M_BULKRT, "validate", str(job), "--accounts", str(world.accounts)]
-    )
-    err = answer.stderr.decode()
-    assert answer.returncode == 2, answer.stdout.decode()
-    assert "job.jsonl:1: account" in err, err
-
-
 async def test_a5_a_csv_with_old_mac_line_ends_is_not_called_empty(make_world: MakeWorld) -> None:
     """A5. A CSV saved with CR-only line ends (classic Mac, some exports): refused (fine), but
     besides the CSV error the operator is told "file is empty; expected a header row", which the

@@ -297,6 +297,15 @@ CASES = [
         job_name="jobs.jsonl",
     ),
     BadInput(
+        "jsonl-field-twice",
+        "adv23 A4: a JSONL row naming a field twice is refused naming it, as a CSV header naming "
+        "a column twice is (JSON kept the last value silently: one item of acct002).",
+        b'{"account":"acct001","tweet_id":"20","action":"retweet"}\n'
+        b'{"account":"acct001","tweet_id":"21","action":"retweet","account":"acct002"}\n',
+        "jobs.jsonl:2: account: field appears more than once in the row",
+        job_name="jobs.jsonl",
+    ),
+    BadInput(
         "jsonl-array",
         "A JSON array instead of an object is refused.",
         b'["acct001","20","retweet"]\n',

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from bulkrt.errors import Problem
+from bulkrt.jobs.json_keys import first_repeat, loads_noting_repeats
 from bulkrt.jobs.rows import KNOWN_FIELDS, REQUIRED_FIELDS, has_lone_surrogate
 from bulkrt.redaction import shown
 
@@ -330,9 +331,13 @@ def _jsonl_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawR
             yield Problem(job.name, line, "row", "invalid UTF-8")
             continue
         try:
-            value = json.loads(text)
+            value, repeated = loads_noting_repeats(text)
         except json.JSONDecodeError as exc:
             yield Problem(job.name, line, "row", f"not valid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        repeat = first_repeat(text) if repeated else None
+        if repeat is not None:  # JSON keeps the last value: which one was meant?
+            yield Problem(job.name, line, repeat.field, "field appears more than once in the row")
             continue
         if not isinstance(value, dict):
             kind = _JSON_KINDS.get(type(value), type(value).__name__)
