@@ -283,6 +283,13 @@ CASES = [
         stdin_format="csv",
     ),
     BadInput(
+        "csv-cr-line-ends",
+        "adv23 A5: a CSV whose lines end in CR only (classic Mac OS) is named as such, not with "
+        "Python's advice to open it in universal-newline mode.",
+        b"account,tweet_id,action\racct001,20,retweet\r",
+        "jobs.csv:1: row: not valid CSV: its lines end in a carriage return only",
+    ),
+    BadInput(
         "jsonl-empty",
         "An empty JSONL file holds no items.",
         b"",
@@ -436,6 +443,28 @@ def test_bad_input_exits_2_naming_the_spot_and_leaves_the_ledger_alone(
     assert "nothing was sent" in lines[-1]
     assert (tmp_path / "ledger.jsonl").read_bytes() == LEDGER_LINE
     assert "ok:" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "job",
+    [b"account,tweet_id,action\racct001,20,retweet\r", b"account,tweet_id,action\racct001,20\r\n"],
+    ids=["cr-only", "cr-then-crlf"],
+)
+def test_a_csv_whose_lines_end_in_cr_is_not_called_empty(
+    job: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """adv23 A5: a CSV saved with CR-only line ends (classic Mac OS, some exports) is refused
+    with one problem, its line ends; it was also called "file is empty; expected a header row",
+    which it is not, sending the operator after the wrong problem."""
+    monkeypatch.chdir(tmp_path)
+    case = BadInput("cr", "", job, "")
+    result = CliRunner(env=ENV).invoke(main, ["validate", *write_case(case, tmp_path)])
+    assert result.exit_code == 2, result.output
+    problems = result.stderr.splitlines()[:-1]
+    assert problems == [
+        "jobs.csv:1: row: not valid CSV: its lines end in a carriage return only (CR, as "
+        "classic Mac OS and some exports write them): save it with LF or CRLF line ends"
+    ], result.stderr
 
 
 def test_the_table_has_at_least_25_cases_with_distinct_ids() -> None:

@@ -197,6 +197,8 @@ class _Lines:
         self.undecodable: set[int] = set()
         #: whether the file starts with a UTF-16 byte order mark (Excel's "Unicode text")
         self.utf16 = False
+        #: the last line handed out (what a CSV error was about)
+        self.last = ""
 
     def __iter__(self) -> Iterator[str]:
         with _open(self._job.path) as stream:
@@ -207,10 +209,11 @@ class _Lines:
                 elif self.number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
                     self.utf16 = True
                 try:
-                    yield raw.decode("utf-8")
+                    self.last = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     self.undecodable.add(self.number)
-                    yield raw.decode("utf-8", errors="surrogateescape")
+                    self.last = raw.decode("utf-8", errors="surrogateescape")
+                yield self.last
 
 
 def _open(path: Path) -> BinaryIO:
@@ -235,7 +238,7 @@ def _csv_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow
                 yield _utf16(job)
                 return
             seen_rows += 1
-            yield Problem(job.name, start, "row", f"not valid CSV: {exc}")
+            yield Problem(job.name, start, "row", f"not valid CSV: {_csv_error(exc, lines.last)}")
             continue
         if lines.utf16:
             yield _utf16(job)
@@ -259,12 +262,32 @@ def _csv_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow
             )
             continue
         yield RawRow(start, dict(zip(header, values, strict=True)))
-    if header is None:
+    if header is None and seen_rows == 0:
         yield Problem(
             job.name, 1, "header", "file is empty; expected a header row: account,tweet_id,action"
         )
-    elif seen_rows == 0:
+    elif header is not None and seen_rows == 0:
         yield Problem(job.name, header_line, "file", "no items after the header")
+    # no header but rows that were not CSV: those errors say what is wrong; the file is not empty
+
+
+def _csv_error(exc: csv.Error, line: str) -> str:
+    """A CSV error in the operator's words: lines ending in a lone carriage return (classic Mac
+    OS, some exports) read as one line with new-lines inside, which Python's message words as
+    advice to programmers ("open the file in universal-newline mode").
+
+    >>> error = csv.Error("new-line character seen in unquoted field")
+    >>> _csv_error(error, "a,b\\rc,d\\r").startswith("its lines end in a carriage return only")
+    True
+    >>> _csv_error(error, 'a,"b\\r\\n')
+    'new-line character seen in unquoted field'
+    """
+    if "\r" in line.replace("\r\n", ""):
+        return (
+            "its lines end in a carriage return only (CR, as classic Mac OS and some exports "
+            "write them): save it with LF or CRLF line ends"
+        )
+    return str(exc)
 
 
 def _utf16(job: JobFile) -> Problem:
