@@ -8,12 +8,19 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bulkrt.core.items import Action, Status
+import anyio
+
+from bulkrt.core.attribution import Evidence
+from bulkrt.core.items import Action, Item, Status
+from bulkrt.fleet.connection import connect
+from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
+from bulkrt.ledger.journal import JournalEvent
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.resume import finished_keys
+from tests.redis_server import RedisServer
 from tests.test_rollback import OK, PRE
 from tests.test_rollback_adv21 import rollback_and_run, write_job
-from tests.test_run import MakeWorld, World
+from tests.test_run import MakeWorld, World, both_modes, eventually
 
 RETWEET = ("C", "acct001", "300", "retweet")
 UNDO = ("C", "acct001", "300", "undo")
@@ -130,3 +137,95 @@ def test_undone_later_still_means_a_rollbacks_undo_is_the_last_word(tmp_path: Pa
     assert not undone_later(k, rolled, replace(OK, key="k1"), replace(UNDONE, key="u2"))
     assert undone_later(k, rolled, replace(OK, key="k1"), replace(rolled, key="r2"))
     assert not undone_later(k, replace(rolled, tweet_id="21"))
+
+
+# --- the same run's own undo ----------------------------------------------------------------
+
+
+@both_modes
+async def test_an_owner_retweet_after_the_runs_own_undo_stays_the_owners(
+    make_world: MakeWorld,
+) -> None:
+    """One run of C's job retweets Tweet 300, undoes it, and retweets it again; between the undo
+    and that last row (held back by the window) the owner retweets it. The last row hears
+    'already retweeted' and takes it for the owner's, since the run's own ok undo ended the
+    retweet it made (before: the run still held its 'made' in memory and took the owner's
+    retweet for C's, so C's rollback undid it)."""
+    world = await make_world(users=2, limit=1, window=3.0)
+    uid = world.user_id("acct001")
+    job = write_job(world, [RETWEET, UNDO, RETWEET], "c.csv")
+
+    async def owner_retweets_after_the_undo() -> None:
+        state = world.sandbox.state
+        await eventually(
+            lambda: any(
+                e["method"] == "DELETE" and e["user_id"] == uid and e["status"] == "200"
+                for e in list(state.log)
+            )
+        )
+        state.retweets[uid].add("300")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(owner_retweets_after_the_undo)
+        done = await world.run(job)
+    assert done.returncode == 0, done.stderr.decode()
+    lines = world.lines()
+    assert [(line["action"], line["http"]) for line in lines] == [
+        ("retweet", 200),
+        ("undo", 200),
+        ("retweet", 400),
+    ]
+    assert (lines[0]["preexisting"], lines[2]["preexisting"]) == (False, True)
+    out = await rollback_and_run(world, "--campaign", "C")
+    assert "0 undo item(s)" in out and "left alone: 1 retweeted before the campaign" in out, out
+    assert world.retweets("acct001") == {"300"}
+
+
+async def test_a_later_holder_of_the_account_loads_made_as_the_jobs_undo_left_it(
+    redis_server: RedisServer,
+) -> None:
+    """``--redis``: what a worker taking the account over loads (`load_journal_state`) follows
+    the job's events on the pair in order: C's made retweet counts for C only; an ok undo of
+    the pair ends it, and what an earlier run made too; D's retweet made after that counts."""
+    redis = await connect(redis_server.url)
+    c_retweet, undo, again, d_retweet = (
+        Item(f"k{n}", campaign, "acme", "300", action, "job.csv", n + 1)
+        for n, (campaign, action) in enumerate(
+            [
+                ("C", Action.RETWEET),
+                ("C", Action.UNDO),
+                ("C", Action.RETWEET),
+                ("D", Action.RETWEET),
+            ]
+        )
+    )
+    jobs = dict.fromkeys((c_retweet.key, undo.key, again.key, d_retweet.key), "J")
+
+    async def loaded(item: Item, *, earlier_run_made: bool = False) -> bool:
+        state = [("J", item, Evidence(), earlier_run_made)]
+        _, made = await load_journal_state(redis, "bulkrt:", state)
+        return (item.campaign, item.account, item.tweet_id) in made
+
+    async def holder(*made: Item) -> SharedJournal:
+        triples = [(item.campaign, item.account, item.tweet_id) for item in made]
+        return SharedJournal(redis, "bulkrt:", jobs, {}, triples)
+
+    try:
+        first = await holder()
+        first.record(c_retweet, JournalEvent.MADE)
+        await first.close()
+        assert await loaded(again) and not await loaded(d_retweet)
+        assert await loaded(d_retweet, earlier_run_made=True)
+        second = await holder(c_retweet)
+        assert second.made(again)
+        second.undone(undo)
+        assert not second.made(again)
+        await second.close()
+        assert not await loaded(again)
+        assert not await loaded(d_retweet, earlier_run_made=True)
+        third = await holder()
+        third.record(d_retweet, JournalEvent.MADE)
+        await third.close()
+        assert await loaded(d_retweet) and not await loaded(again, earlier_run_made=True)
+    finally:
+        await redis.aclose()

@@ -349,8 +349,9 @@ class SentJournal:
         self._earlier: dict[str, KeyState] = {}
         #: keys with a ``sent`` not closed yet (this run)
         self._open: set[str] = set()
-        #: the (campaign, account, Tweet) whose retweet the campaign made, in any run
-        self._made: set[tuple[str, str, str]] = set()
+        #: per (account, Tweet), the campaigns that made its retweet, in any run, with no ``ok``
+        #: undo of the pair since (`undone`)
+        self._made: dict[tuple[str, str], set[str]] = {}
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
@@ -373,7 +374,7 @@ class SentJournal:
                     or stands(line.key, line.account, line.tweet_id)
                 )
             ):
-                self._made.add((line.campaign, line.account, line.tweet_id))
+                self._made.setdefault((line.account, line.tweet_id), set()).add(line.campaign)
             if line.key not in finished:
                 self._earlier.setdefault(line.key, KeyState()).apply(line.event)
         try:
@@ -404,13 +405,19 @@ class SentJournal:
         """Whether the campaign made the retweet of ``item``'s account and Tweet (another item
         of it, in this run or an earlier one): then an "already retweeted" for ``item`` is that
         retweet, not the owner's."""
-        return (item.campaign, item.account, item.tweet_id) in self._made
+        return item.campaign in self._made.get((item.account, item.tweet_id), ())
+
+    def undone(self, item: Item) -> None:
+        """An ``ok`` undo ``item`` of this run: no retweet of its (account, Tweet) that any
+        campaign made stands any more (as `bulkrt.ledger.resume.FinishedKeys.made_stands`
+        judges it on the next run), so an "already retweeted" heard later is the owner's."""
+        self._made.pop((item.account, item.tweet_id), None)
 
     def record(self, item: Item, event: JournalEvent) -> None:
         """Queue ``event`` for ``item``; it is written with the next batch: at once for a
         ``sent`` (its request waits for it), within a quarter of a second for the others."""
         if event is JournalEvent.MADE:
-            self._made.add((item.campaign, item.account, item.tweet_id))
+            self._made.setdefault((item.account, item.tweet_id), set()).add(item.campaign)
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:

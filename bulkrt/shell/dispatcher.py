@@ -112,6 +112,8 @@ class Journal(Protocol):
 
     def made(self, item: Item) -> bool: ...
 
+    def undone(self, item: Item) -> None: ...
+
     def record(self, item: Item, event: JournalEvent) -> None: ...
 
     def flush(self) -> None: ...
@@ -523,10 +525,14 @@ class Dispatcher:
     def _settle_journal(self, result: ItemResult) -> ItemResult:
         """Settle who made a retweet found in place, with the journal's evidence of earlier runs
         (`bulkrt.core.attribution.settled_origin`), and journal the origin of every retweet that
-        exists."""
+        exists. An ``ok`` undo ends what the campaigns made of its pair: a retweet found there
+        later is not theirs."""
         assert self._journal is not None
         item = result.item
-        if item.action is not Action.RETWEET or result.status is not Status.OK:
+        if result.status is not Status.OK:
+            return result
+        if item.action is not Action.RETWEET:
+            self._journal.undone(item)
             return result
         verdict = settled_origin(
             result.preexisting,
