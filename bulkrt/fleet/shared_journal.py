@@ -185,12 +185,21 @@ class SharedJournal:
         jobs: Mapping[str, str],
         earlier: Mapping[str, KeyState],
         made: Iterable[tuple[str, str, str]],
+        pairs: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
         #: item key -> its job
         self._jobs = jobs
         self._earlier = dict(earlier)
+        #: per (account, Tweet), the keys of ``earlier`` on it (``pairs``: each key's), whose
+        #: evidence an ``ok`` undo of the pair in this session makes void (`undone`)
+        self._pair_keys: dict[tuple[str, str], list[str]] = {}
+        for key, pair in (pairs or {}).items():
+            if key in self._earlier:
+                self._pair_keys.setdefault(pair, []).append(key)
+        #: the (account, Tweet) pairs an attempt of this session may have retweeted
+        self._maybe: set[tuple[str, str]] = set()
         #: per (account, Tweet), the campaigns that made its retweet with no ``ok`` undo since
         self._made: dict[tuple[str, str], set[str]] = {}
         for campaign, account, tweet_id in made:
@@ -228,8 +237,24 @@ class SharedJournal:
     def undone(self, item: Item) -> None:
         """As `bulkrt.ledger.journal.SentJournal.undone`, and for a later holder of the account
         too: the pair's word in ``madeby`` is reset with the next batch."""
-        self._made.pop((item.account, item.tweet_id), None)
+        pair = (item.account, item.tweet_id)
+        self._made.pop(pair, None)
+        self._maybe.discard(pair)
+        for key in self._pair_keys.pop(pair, ()):
+            self._earlier.pop(key, None)
         self._batch.append((self._jobs[item.key], item, None))
+
+    def pair_possible(self, item: Item) -> bool:
+        """As `bulkrt.ledger.journal.SentJournal.pair_possible`: this session's attempts, and
+        what earlier holders and runs left on the pair's queued keys."""
+        pair = (item.account, item.tweet_id)
+        if pair in self._maybe:
+            return True
+        earlier = self._earlier
+        return any(
+            key != item.key and key in earlier and earlier[key].evidence().possible
+            for key in self._pair_keys.get(pair, ())
+        )
 
     def record(self, item: Item, event: JournalEvent) -> None:
         if item.key in self._unwritten_marks:
@@ -243,6 +268,8 @@ class SharedJournal:
                 return
         if event is JournalEvent.MADE:
             self._made.setdefault((item.account, item.tweet_id), set()).add(item.campaign)
+        elif event is JournalEvent.MAYBE:
+            self._maybe.add((item.account, item.tweet_id))
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:

@@ -352,6 +352,10 @@ class SentJournal:
         #: per (account, Tweet), the campaigns that made its retweet, in any run, with no ``ok``
         #: undo of the pair since (`undone`)
         self._made: dict[tuple[str, str], set[str]] = {}
+        #: per (account, Tweet), the keys of `_earlier` on it (`undone` forgets their evidence)
+        self._pair_keys: dict[tuple[str, str], list[str]] = {}
+        #: the (account, Tweet) pairs an attempt of this run may have retweeted (`maybe`)
+        self._maybe: set[tuple[str, str]] = set()
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
@@ -376,7 +380,12 @@ class SentJournal:
             ):
                 self._made.setdefault((line.account, line.tweet_id), set()).add(line.campaign)
             if line.key not in finished:
-                self._earlier.setdefault(line.key, KeyState()).apply(line.event)
+                state = self._earlier.get(line.key)
+                if state is None:
+                    state = self._earlier[line.key] = KeyState()
+                    pair = (line.account, line.tweet_id)
+                    self._pair_keys.setdefault(pair, []).append(line.key)
+                state.apply(line.event)
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             size = os.fstat(self._fd).st_size
@@ -410,14 +419,34 @@ class SentJournal:
     def undone(self, item: Item) -> None:
         """An ``ok`` undo ``item`` of this run: no retweet of its (account, Tweet) that any
         campaign made stands any more (as `bulkrt.ledger.resume.FinishedKeys.made_stands`
-        judges it on the next run), so an "already retweeted" heard later is the owner's."""
-        self._made.pop((item.account, item.tweet_id), None)
+        judges it on the next run), so an "already retweeted" heard later is the owner's; and
+        what earlier runs' attempts of the pair's unfinished keys may have done is undone too."""
+        pair = (item.account, item.tweet_id)
+        self._made.pop(pair, None)
+        self._maybe.discard(pair)
+        for key in self._pair_keys.pop(pair, ()):
+            self._earlier.pop(key, None)
+
+    def pair_possible(self, item: Item) -> bool:
+        """Whether an attempt of another key on ``item``'s (account, Tweet), in this run or an
+        earlier one, may have retweeted it (since the pair's last ``ok`` undo of this run): then
+        an "already retweeted" for ``item`` may be that attempt's, not the owner's."""
+        pair = (item.account, item.tweet_id)
+        if pair in self._maybe:
+            return True
+        earlier = self._earlier
+        return any(
+            key != item.key and key in earlier and earlier[key].evidence().possible
+            for key in self._pair_keys.get(pair, ())
+        )
 
     def record(self, item: Item, event: JournalEvent) -> None:
         """Queue ``event`` for ``item``; it is written with the next batch: at once for a
         ``sent`` (its request waits for it), within a quarter of a second for the others."""
         if event is JournalEvent.MADE:
             self._made.setdefault((item.account, item.tweet_id), set()).add(item.campaign)
+        elif event is JournalEvent.MAYBE:
+            self._maybe.add((item.account, item.tweet_id))
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:

@@ -114,6 +114,8 @@ class Journal(Protocol):
 
     def undone(self, item: Item) -> None: ...
 
+    def pair_possible(self, item: Item) -> bool: ...
+
     def record(self, item: Item, event: JournalEvent) -> None: ...
 
     def flush(self) -> None: ...
@@ -534,11 +536,10 @@ class Dispatcher:
         if item.action is not Action.RETWEET:
             self._journal.undone(item)
             return result
-        verdict = settled_origin(
-            result.preexisting,
-            self._journal.evidence(item.key),
-            made=self._journal.made(item),
-        )
+        evidence = self._journal.evidence(item.key)
+        if not evidence.possible and self._journal.pair_possible(item):
+            evidence = replace(evidence, possible=True)  # another row's attempt on the pair
+        verdict = settled_origin(result.preexisting, evidence, made=self._journal.made(item))
         self._journal.record(item, _ORIGIN_EVENT[verdict])
         settled = preexisting(verdict)
         return result if settled is result.preexisting else replace(result, preexisting=settled)
