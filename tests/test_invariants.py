@@ -284,11 +284,10 @@ def test_campaign_then_rollback_restores_every_account_in_virtual_time(
 #: seeds of the test with owners acting during the campaign (``BULKRT_SIM_SEEDS`` scales it too)
 OWNER_SEEDS = max(8, SIM_SEEDS // 4)
 OWNER_BLOCKS = max(2, OWNER_SEEDS // 50)
-#: left out of that test, for two gaps it found that are still open: with undo rows in the
-#: campaign, (1) ledger damage that loses an ``ok`` undo's line lets the journal's earlier "made"
-#: stand, so an owner's retweet made after that undo is rolled back; (2) a retweet attempt that
-#: may have been applied, then refused (a 403), after an ``ok`` undo of the pair, is planned as
-#: "already undone" instead of undecided, so its retweet stays. Ledger damage is left out too.
+#: left out of that test: a refusal (403) of a request that was not refused before. It opens one
+#: gap still: an undo row applied, a kill lost its outcome (undo attempts leave no ``sent``),
+#: the owner retweeted the Tweet, and the undo sent again was refused: the ledger then says the
+#: campaign's retweet stands, and rollback takes the owner's retweet for it
 UNSETTLED = (FaultKind.JSON_403,)
 
 
@@ -385,7 +384,7 @@ def check_owner_seed(seed: int, directory: Path) -> None:
     chaos = Chaos()
     items = repeated_items(rows, "campaign.csv")
     moves = owner_moves(sim, book, rng)
-    sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False, beside=moves)
+    sim_until_done(sim, items, ledger, rng, chaos, damage_ok=True, beside=moves)
     owners = book.held_by("owner")
 
     undecided = {

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import anyio
 
-from bulkrt.core.attribution import Evidence
+from bulkrt.core.attribution import Evidence, Origin
 from bulkrt.core.items import Action, Item, Status
 from bulkrt.fleet.connection import connect
 from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
 from bulkrt.ledger.journal import JournalEvent
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.resume import finished_keys
+from bulkrt.ledger.undo import plan_rollback
 from tests.redis_server import RedisServer
 from tests.test_rollback import OK, PRE
 from tests.test_rollback_adv21 import rollback_and_run, write_job
@@ -229,3 +230,74 @@ async def test_a_later_holder_of_the_account_loads_made_as_the_jobs_undo_left_it
         assert await loaded(d_retweet) and not await loaded(again, earlier_run_made=True)
     finally:
         await redis.aclose()
+
+
+# --- the journal's `undone`, read back ------------------------------------------------------
+
+
+def journal_of(tmp_path: Path, *events: tuple[Item, JournalEvent]) -> Path:
+    """A ledger path whose journal holds ``events`` in order, written by `SentJournal`."""
+    from bulkrt.ledger.journal import SentJournal
+
+    ledger = tmp_path / "l.jsonl"
+    journal = SentJournal(ledger)
+    journal.open(finished=set())
+    for item, event in events:
+        if event is JournalEvent.UNDONE:
+            journal.undone(item)
+        else:
+            journal.record(item, event)
+    journal.close()
+    return ledger
+
+
+R0 = Item("r0", "C", "acme", "300", Action.RETWEET, "job.csv", 2)
+U0 = Item("u0", "C", "acme", "300", Action.UNDO, "job.csv", 3)
+R1 = Item("r1", "C", "acme", "300", Action.RETWEET, "job.csv", 4)
+
+
+def test_an_undone_line_starts_the_pair_afresh_for_the_next_run_and_the_rollback(
+    tmp_path: Path,
+) -> None:
+    """R0 made the retweet, U0 undid it, R1's attempt may have been applied and no answer
+    settled it (its ledger lines lost): the next run takes no 'made' of the pair, and keeps R1's
+    own evidence; the rollback's reading says undecided after U0's undo (before: made by C)."""
+    from bulkrt.ledger.journal import SentJournal, journal_origins
+
+    ledger = journal_of(
+        tmp_path,
+        (R0, JournalEvent.SENT), (R0, JournalEvent.MADE), (U0, JournalEvent.UNDONE),
+        (R1, JournalEvent.SENT), (R1, JournalEvent.MAYBE),
+    )  # fmt: skip
+    again = SentJournal(ledger)
+    again.open(finished=set())
+    assert not again.made(R1) and not again.made(R0)
+    assert again.evidence("r0").possible is False and again.evidence("r1").possible is True
+    assert again.pair_possible(R0)  # R1's attempt, another row's, may have retweeted it
+    again.close()
+    origins, after_undo = journal_origins(ledger)
+    assert origins == {("C", "acme", "300"): Origin.UNDECIDED}
+    assert after_undo == {("C", "acme", "300"): "u0"}
+
+
+def test_the_rollback_trusts_a_verdict_after_the_undo_the_ledger_ends_with(
+    tmp_path: Path,
+) -> None:
+    """The ledger ends with U0's ok undo (R1 ended rejected after an attempt that may have been
+    applied); the journal orders R1's attempt after U0: rollback undoes the pair and lists it as
+    undecided. A ledger whose last undo is another key than the journal's keeps its word."""
+    ledger = journal_of(
+        tmp_path,
+        (R0, JournalEvent.SENT), (R0, JournalEvent.MADE), (U0, JournalEvent.UNDONE),
+        (R1, JournalEvent.SENT), (R1, JournalEvent.MAYBE), (R1, JournalEvent.NONE),
+    )  # fmt: skip
+    made = replace(OK, key="r0", campaign="C", tweet_id="300")
+    undo = replace(made, key="u0", action=Action.UNDO, retweeted=False, preexisting=None)
+    refused = replace(made, key="r1", status=Status.REJECTED, http=403, retweeted=None)
+    ledger.write_text("".join(line.to_json() + "\n" for line in (made, undo, refused)))
+    plan = plan_rollback(ledger)
+    assert [(r.account, r.tweet_id) for r in plan.undo] == [("acme", "300")]
+    assert [(r.account, r.tweet_id) for r in plan.undecided] == [("acme", "300")]
+    other = replace(undo, key="u9")
+    ledger.write_text("".join(line.to_json() + "\n" for line in (made, other, refused)))
+    assert plan_rollback(ledger).undo == ()

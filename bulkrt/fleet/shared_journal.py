@@ -49,22 +49,19 @@ _CODE = {
     JournalEvent.MADE: "M",
     JournalEvent.OWNER: "o",
     JournalEvent.UNDECIDED: "u",
+    JournalEvent.UNDONE: "U",
 }
 _EVENT = {code: event for event, code in _CODE.items()}
 
-#: the code of an ``ok`` undo in the batch `_APPEND` writes (not a journal event: no line, no
-#: state; it resets the pair's ``madeby`` word)
-_UNDONE = "U"
-
 # KEYS: stream, state hash, madeby hash; ARGV: per event (key, code, line, pair, campaign), five
-# each; an undo (`_UNDONE`) only resets its pair's word to '!'
+# each; an ``undone`` (U, an undo item's) resets its pair's word to '!' and has no state
 _APPEND = """
 for i = 1, #ARGV, 5 do
   local code = ARGV[i + 1]
+  redis.call('XADD', KEYS[1], '*', 'line', ARGV[i + 2])
   if code == 'U' then
     redis.call('HSET', KEYS[3], ARGV[i + 3], '!')
   else
-    redis.call('XADD', KEYS[1], '*', 'line', ARGV[i + 2])
     local was = redis.call('HGET', KEYS[2], ARGV[i]) or ''
     redis.call('HSET', KEYS[2], ARGV[i], was .. code)
     if code == 'M' then
@@ -205,8 +202,7 @@ class SharedJournal:
         for campaign, account, tweet_id in made:
             self._made.setdefault((account, tweet_id), set()).add(campaign)
         self._open: set[str] = set()
-        #: events to write, in order; None for an ``ok`` undo (`undone`)
-        self._batch: list[tuple[str, Item, JournalEvent | None]] = []
+        self._batch: list[tuple[str, Item, JournalEvent]] = []
         #: item key -> its events recorded and not written yet (a next attempt's sent mark,
         #: written by its admission, must come after them)
         self._unwritten: dict[str, int] = {}
@@ -242,7 +238,7 @@ class SharedJournal:
         self._maybe.discard(pair)
         for key in self._pair_keys.pop(pair, ()):
             self._earlier.pop(key, None)
-        self._batch.append((self._jobs[item.key], item, None))
+        self.record(item, JournalEvent.UNDONE)
 
     def pair_possible(self, item: Item) -> bool:
         """As `bulkrt.ledger.journal.SentJournal.pair_possible`: this session's attempts, and
@@ -323,21 +319,18 @@ class SharedJournal:
         """Write what is queued (the session's last events)."""
         await self._write(self._take())
 
-    def _take(self) -> list[tuple[str, Item, JournalEvent | None]]:
+    def _take(self) -> list[tuple[str, Item, JournalEvent]]:
         batch, self._batch = self._batch, []
         return batch
 
-    async def _write(self, batch: list[tuple[str, Item, JournalEvent | None]]) -> None:
+    async def _write(self, batch: list[tuple[str, Item, JournalEvent]]) -> None:
         async with self._writing:
             await self._append(batch)
 
-    async def _append(self, batch: list[tuple[str, Item, JournalEvent | None]]) -> None:
+    async def _append(self, batch: list[tuple[str, Item, JournalEvent]]) -> None:
         by_job: dict[str, list[str]] = {}
         for job, item, event in batch:
-            if event is None:
-                code, line = _UNDONE, ""
-            else:
-                code, line = _CODE[event], journal_line(item, event)
+            code, line = _CODE[event], journal_line(item, event)
             by_job.setdefault(job, []).extend((item.key, code, line, _pair(item), item.campaign))
         for job, args in by_job.items():
             keys = _keys(self._prefix, job)
@@ -345,9 +338,7 @@ class SharedJournal:
                 partial(self._script, keys=keys, args=args),
                 what="writing the shared journal",
             )
-        for _, item, event in batch:
-            if event is None:
-                continue  # an undo: not counted in `_unwritten`
+        for _, item, _ in batch:
             left = self._unwritten[item.key] - 1
             if left:
                 self._unwritten[item.key] = left
