@@ -359,3 +359,37 @@ class TestAnotherProcessOnTheAccount:
         assert "account_parked" not in logs
         assert "account_rate_limited" in logs
         assert "another process outside this Redis may be using this account" in logs
+
+
+class TestResetJustPast:
+    """A 429 whose headers explain it (nothing remaining) but whose reset has already passed on
+    Redis's clock (the API's reset is whole seconds; its clock a little behind Redis's) blocks
+    the endpoint for the embedded mode's short wait, not for the park period (before: every
+    holder waited ``park``, 120 s by default, where the embedded mode waits 2 s)."""
+
+    @pytest.mark.parametrize("past", [0.001, 0.9, 4.0])
+    async def test_blocks_every_holder_briefly_not_for_the_park(
+        self, redis: Redis, past: float
+    ) -> None:
+        budget = SharedBudget(redis, PREFIX)
+        before = await redis_now(redis)
+        until = await budget.learn(
+            "64", Action.RETWEET, status=429, limit=5, remaining=0, reset=before - past,
+            window=0.5, park=120, lease=("w1", 1),
+        )  # fmt: skip
+        assert until is not None
+        assert before + 1.99 <= until <= await redis_now(redis) + 2.01
+        for holder in ("w1|1", "w2|2"):
+            held = await hold_of(budget, redis, "64", holder)
+            assert held.reason is Refusal.BLOCKED
+            assert held.at + held.retry_after == pytest.approx(until, abs=0.01)
+
+    async def test_a_past_reset_with_room_left_is_still_a_hidden_cap(self, redis: Redis) -> None:
+        """The same 429 saying requests remain is not explained by its headers: parked."""
+        budget = SharedBudget(redis, PREFIX)
+        before = await redis_now(redis)
+        until = await budget.learn(
+            "65", Action.RETWEET, status=429, limit=5, remaining=3, reset=before - 0.5,
+            window=0.5, park=120, lease=("w1", 1),
+        )  # fmt: skip
+        assert until is not None and until >= before + 119.9

@@ -8,12 +8,20 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bulkrt.core.items import Action, Status
+import anyio
+
+from bulkrt.core.attribution import Evidence, Origin
+from bulkrt.core.items import Action, Item, Status
+from bulkrt.fleet.connection import connect
+from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
+from bulkrt.ledger.journal import JournalEvent
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.resume import finished_keys
+from bulkrt.ledger.undo import plan_rollback
+from tests.redis_server import RedisServer
 from tests.test_rollback import OK, PRE
 from tests.test_rollback_adv21 import rollback_and_run, write_job
-from tests.test_run import MakeWorld, World
+from tests.test_run import MakeWorld, World, both_modes, eventually
 
 RETWEET = ("C", "acct001", "300", "retweet")
 UNDO = ("C", "acct001", "300", "undo")
@@ -130,3 +138,166 @@ def test_undone_later_still_means_a_rollbacks_undo_is_the_last_word(tmp_path: Pa
     assert not undone_later(k, rolled, replace(OK, key="k1"), replace(UNDONE, key="u2"))
     assert undone_later(k, rolled, replace(OK, key="k1"), replace(rolled, key="r2"))
     assert not undone_later(k, replace(rolled, tweet_id="21"))
+
+
+# --- the same run's own undo ----------------------------------------------------------------
+
+
+@both_modes
+async def test_an_owner_retweet_after_the_runs_own_undo_stays_the_owners(
+    make_world: MakeWorld,
+) -> None:
+    """One run of C's job retweets Tweet 300, undoes it, and retweets it again; between the undo
+    and that last row (held back by the window) the owner retweets it. The last row hears
+    'already retweeted' and takes it for the owner's, since the run's own ok undo ended the
+    retweet it made (before: the run still held its 'made' in memory and took the owner's
+    retweet for C's, so C's rollback undid it)."""
+    world = await make_world(users=2, limit=1, window=3.0)
+    uid = world.user_id("acct001")
+    job = write_job(world, [RETWEET, UNDO, RETWEET], "c.csv")
+
+    async def owner_retweets_after_the_undo() -> None:
+        state = world.sandbox.state
+        await eventually(
+            lambda: any(
+                e["method"] == "DELETE" and e["user_id"] == uid and e["status"] == "200"
+                for e in list(state.log)
+            )
+        )
+        state.retweets[uid].add("300")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(owner_retweets_after_the_undo)
+        done = await world.run(job)
+    assert done.returncode == 0, done.stderr.decode()
+    lines = world.lines()
+    assert [(line["action"], line["http"]) for line in lines] == [
+        ("retweet", 200),
+        ("undo", 200),
+        ("retweet", 400),
+    ]
+    assert (lines[0]["preexisting"], lines[2]["preexisting"]) == (False, True)
+    out = await rollback_and_run(world, "--campaign", "C")
+    assert "0 undo item(s)" in out and "left alone: 1 retweeted before the campaign" in out, out
+    assert world.retweets("acct001") == {"300"}
+
+
+async def test_a_later_holder_of_the_account_loads_made_as_the_jobs_undo_left_it(
+    redis_server: RedisServer,
+) -> None:
+    """``--redis``: what a worker taking the account over loads (`load_journal_state`) follows
+    the job's events on the pair in order: C's made retweet counts for C only; an ok undo of
+    the pair ends it, and what an earlier run made too; D's retweet made after that counts."""
+    redis = await connect(redis_server.url)
+    c_retweet, undo, again, d_retweet = (
+        Item(f"k{n}", campaign, "acme", "300", action, "job.csv", n + 1)
+        for n, (campaign, action) in enumerate(
+            [
+                ("C", Action.RETWEET),
+                ("C", Action.UNDO),
+                ("C", Action.RETWEET),
+                ("D", Action.RETWEET),
+            ]
+        )
+    )
+    jobs = dict.fromkeys((c_retweet.key, undo.key, again.key, d_retweet.key), "J")
+
+    async def loaded(item: Item, *, earlier_run_made: bool = False) -> bool:
+        state = [("J", item, Evidence(), earlier_run_made)]
+        _, made = await load_journal_state(redis, "bulkrt:", state)
+        return (item.campaign, item.account, item.tweet_id) in made
+
+    async def holder(*made: Item) -> SharedJournal:
+        triples = [(item.campaign, item.account, item.tweet_id) for item in made]
+        return SharedJournal(redis, "bulkrt:", jobs, {}, triples)
+
+    try:
+        first = await holder()
+        first.record(c_retweet, JournalEvent.MADE)
+        await first.close()
+        assert await loaded(again) and not await loaded(d_retweet)
+        assert await loaded(d_retweet, earlier_run_made=True)
+        second = await holder(c_retweet)
+        assert second.made(again)
+        second.undone(undo)
+        assert not second.made(again)
+        await second.close()
+        assert not await loaded(again)
+        assert not await loaded(d_retweet, earlier_run_made=True)
+        third = await holder()
+        third.record(d_retweet, JournalEvent.MADE)
+        await third.close()
+        assert await loaded(d_retweet) and not await loaded(again, earlier_run_made=True)
+    finally:
+        await redis.aclose()
+
+
+# --- the journal's `undone`, read back ------------------------------------------------------
+
+
+def journal_of(tmp_path: Path, *events: tuple[Item, JournalEvent]) -> Path:
+    """A ledger path whose journal holds ``events`` in order, written by `SentJournal`."""
+    from bulkrt.ledger.journal import SentJournal
+
+    ledger = tmp_path / "l.jsonl"
+    journal = SentJournal(ledger)
+    journal.open(finished=set())
+    for item, event in events:
+        if event is JournalEvent.UNDONE:
+            journal.undone(item)
+        else:
+            journal.record(item, event)
+    journal.close()
+    return ledger
+
+
+R0 = Item("r0", "C", "acme", "300", Action.RETWEET, "job.csv", 2)
+U0 = Item("u0", "C", "acme", "300", Action.UNDO, "job.csv", 3)
+R1 = Item("r1", "C", "acme", "300", Action.RETWEET, "job.csv", 4)
+
+
+def test_an_undone_line_starts_the_pair_afresh_for_the_next_run_and_the_rollback(
+    tmp_path: Path,
+) -> None:
+    """R0 made the retweet, U0 undid it, R1's attempt may have been applied and no answer
+    settled it (its ledger lines lost): the next run takes no 'made' of the pair, and keeps R1's
+    own evidence; the rollback's reading says undecided after U0's undo (before: made by C)."""
+    from bulkrt.ledger.journal import SentJournal, journal_origins
+
+    ledger = journal_of(
+        tmp_path,
+        (R0, JournalEvent.SENT), (R0, JournalEvent.MADE), (U0, JournalEvent.UNDONE),
+        (R1, JournalEvent.SENT), (R1, JournalEvent.MAYBE),
+    )  # fmt: skip
+    again = SentJournal(ledger)
+    again.open(finished=set())
+    assert not again.made(R1) and not again.made(R0)
+    assert again.evidence("r0").possible is False and again.evidence("r1").possible is True
+    assert again.pair_possible(R0)  # R1's attempt, another row's, may have retweeted it
+    again.close()
+    origins, after_undo = journal_origins(ledger)
+    assert origins == {("C", "acme", "300"): Origin.UNDECIDED}
+    assert after_undo == {("C", "acme", "300"): "u0"}
+
+
+def test_the_rollback_trusts_a_verdict_after_the_undo_the_ledger_ends_with(
+    tmp_path: Path,
+) -> None:
+    """The ledger ends with U0's ok undo (R1 ended rejected after an attempt that may have been
+    applied); the journal orders R1's attempt after U0: rollback undoes the pair and lists it as
+    undecided. A ledger whose last undo is another key than the journal's keeps its word."""
+    ledger = journal_of(
+        tmp_path,
+        (R0, JournalEvent.SENT), (R0, JournalEvent.MADE), (U0, JournalEvent.UNDONE),
+        (R1, JournalEvent.SENT), (R1, JournalEvent.MAYBE), (R1, JournalEvent.NONE),
+    )  # fmt: skip
+    made = replace(OK, key="r0", campaign="C", tweet_id="300")
+    undo = replace(made, key="u0", action=Action.UNDO, retweeted=False, preexisting=None)
+    refused = replace(made, key="r1", status=Status.REJECTED, http=403, retweeted=None)
+    ledger.write_text("".join(line.to_json() + "\n" for line in (made, undo, refused)))
+    plan = plan_rollback(ledger)
+    assert [(r.account, r.tweet_id) for r in plan.undo] == [("acme", "300")]
+    assert [(r.account, r.tweet_id) for r in plan.undecided] == [("acme", "300")]
+    other = replace(undo, key="u9")
+    ledger.write_text("".join(line.to_json() + "\n" for line in (made, other, refused)))
+    assert plan_rollback(ledger).undo == ()

@@ -74,6 +74,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from bulkrt.core.items import Action
+from bulkrt.core.limiter import Margins
 from bulkrt.core.ratelimits import reset_horizon
 from bulkrt.fleet.keyspace import KeySpace
 from bulkrt.fleet.script_calls import run_scripts
@@ -148,6 +149,11 @@ class SentMarks(Protocol):
 # none), 2 a unique member, 3 n, 4 the mark's line ("" for none), 5 its state field, 6 its
 # letter, then per log: limit, window (ms), "1" when app-wide (no holder's exemption).
 # Returns {admitted, wait ms, reason, now ms, the refusing log's number (1-based; 0 for none)}.
+#: how long a 429 whose headers explain it (nothing remaining) but whose reset has already passed
+#: on Redis's clock blocks the endpoint: the embedded mode's wait after such a 429
+#: (`bulkrt.core.limiter.BudgetWindow.padded_reset`), not the park period
+_PAST_RESET_WAIT = Margins().reset
+
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -236,6 +242,10 @@ local until_ms = 0
 if status == 429 then
   if reset > now and not far and remaining <= 0 then
     until_ms = reset
+  elseif reset > 0 and not far and remaining <= 0 then
+    -- explained, but its reset has passed on Redis's clock (whole seconds, another clock a
+    -- little behind): a short wait, as the embedded mode's, not a park
+    until_ms = now + tonumber(ARGV[10])
   else
     -- a 429 its headers do not explain (or with a reset not worth waiting for): parked
     until_ms = now + tonumber(ARGV[6])
@@ -424,7 +434,8 @@ class SharedBudget:
         A window an answer says is spent holds back every holder but ``lease`` (the learner's,
         whose scheduler paces on the reset itself) until the reset. A reset further ahead than
         `reset_horizon` of ``window`` (on Redis's clock) is not waited for: the answer holds the
-        others back one window from its arrival, and a 429 naming it blocks for ``park``.
+        others back one window from its arrival, and a 429 naming it blocks for ``park``. A 429
+        saying nothing remains whose reset has already passed blocks for `_PAST_RESET_WAIT`.
 
         Returns when the endpoint is blocked until (epoch seconds, Redis's clock), or None."""
         keys = [
@@ -442,6 +453,7 @@ class SharedBudget:
             secrets.token_hex(8),
             "" if lease is None else f"{lease[0]}|{lease[1]}",
             _ms(reset_horizon(window)),
+            _ms(_PAST_RESET_WAIT),
         ]
         until_ms = int(await self._batched(self._learn, keys, args))
         return until_ms / 1000 if until_ms > 0 else None

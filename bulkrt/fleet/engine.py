@@ -543,7 +543,8 @@ class FleetWorker:
         model = await self._session_model({job for job, _, _, _ in queued})
         park = settings.park if model is settings.model else park_policy_for(model.retweet.period)
         earlier, made = await load_journal_state(self._redis, settings.prefix, queued)
-        journal = SharedJournal(self._redis, settings.prefix, jobs, earlier, made)
+        pairs = {item.key: (item.account, item.tweet_id) for _, item, _, _ in queued}
+        journal = SharedJournal(self._redis, settings.prefix, jobs, earlier, made, pairs)
 
         def done(lease: Lease) -> None:
             if lease.user_id not in session.released:

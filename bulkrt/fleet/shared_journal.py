@@ -10,7 +10,9 @@ Per job, one Lua call appends a batch of events atomically to:
 * ``jstate:<job>``, per item key the events so far as one letter each, which a worker loads when
   it takes an account over (what this job's earlier holders did, on top of the earlier runs'
   evidence the driver published with each item);
-* ``made:<job>``, the (campaign, account, Tweet) triples whose retweet the campaign made.
+* ``madeby:<job>``, per (account, Tweet) pair, the campaigns that made its retweet in this job,
+  after a ``!`` when an ``ok`` undo of the pair in this job came first (which ends, for a later
+  holder, what earlier runs made of it, as it ends the campaigns' made retweets since).
 
 A ``sent`` is not written by this journal's own calls: `SharedJournal.before_send` hands it to the
 account's sender (`SharedJournal.marks`), which writes it in the Lua step that admits the request
@@ -47,18 +49,28 @@ _CODE = {
     JournalEvent.MADE: "M",
     JournalEvent.OWNER: "o",
     JournalEvent.UNDECIDED: "u",
+    JournalEvent.UNDONE: "U",
 }
 _EVENT = {code: event for event, code in _CODE.items()}
 
-# KEYS: stream, state hash, made set; ARGV: per event (key, code, line, triple), four each
+# KEYS: stream, state hash, madeby hash; ARGV: per event (key, code, line, pair, campaign), five
+# each; an ``undone`` (U, an undo item's) resets its pair's word to '!' and has no state
 _APPEND = """
-for i = 1, #ARGV, 4 do
+for i = 1, #ARGV, 5 do
+  local code = ARGV[i + 1]
   redis.call('XADD', KEYS[1], '*', 'line', ARGV[i + 2])
-  local was = redis.call('HGET', KEYS[2], ARGV[i]) or ''
-  redis.call('HSET', KEYS[2], ARGV[i], was .. ARGV[i + 1])
-  if ARGV[i + 1] == 'M' then redis.call('SADD', KEYS[3], ARGV[i + 3]) end
+  if code == 'U' then
+    redis.call('HSET', KEYS[3], ARGV[i + 3], '!')
+  else
+    local was = redis.call('HGET', KEYS[2], ARGV[i]) or ''
+    redis.call('HSET', KEYS[2], ARGV[i], was .. code)
+    if code == 'M' then
+      local by = redis.call('HGET', KEYS[3], ARGV[i + 3]) or ''
+      redis.call('HSET', KEYS[3], ARGV[i + 3], by .. '\\0' .. ARGV[i + 4])
+    end
+  end
 end
-return #ARGV / 4
+return #ARGV / 5
 """
 
 
@@ -72,12 +84,28 @@ def event_codes(codes: str) -> list[JournalEvent]:
     return [_EVENT[code] for code in codes]
 
 
-def _triple(item: Item) -> str:
-    return "\x00".join((item.campaign, item.account, item.tweet_id))
+def _pair(item: Item) -> str:
+    return f"{item.account}\x00{item.tweet_id}"
+
+
+def _made_here(word: bytes | str | None, campaign: str, made_before: bool) -> bool:
+    """Whether ``campaign`` made the retweet of a pair whose ``madeby`` word in this job is
+    ``word`` (None: this job has none), given whether an earlier run did (``made_before``).
+
+    >>> _made_here(None, "C", True), _made_here(b"!", "C", True), _made_here(b"!\\0C", "C", False)
+    (True, False, True)
+    >>> _made_here(b"\\0D", "C", False), _made_here(b"\\0D", "C", True)
+    (False, True)
+    """
+    if word is None:
+        return made_before
+    text = word.decode() if isinstance(word, bytes) else word
+    undone, _, campaigns = text.partition("\x00")
+    return campaign in campaigns.split("\x00") or (made_before and undone != "!")
 
 
 def _keys(prefix: str, job: str) -> list[str]:
-    return [f"{prefix}journal:{job}", f"{prefix}jstate:{job}", f"{prefix}made:{job}"]
+    return [f"{prefix}journal:{job}", f"{prefix}jstate:{job}", f"{prefix}madeby:{job}"]
 
 
 async def load_journal_state(
@@ -92,8 +120,8 @@ async def load_journal_state(
     made: set[tuple[str, str, str]] = set()
     if not items:
         return states, made
-    # two commands per job, whatever its number of items: the keys' events, and which triples
-    # the campaign made
+    # two commands per job, whatever its number of items: the keys' events, and the words of their
+    # pairs' retweets the campaigns made in this job
     by_job: dict[str, list[Item]] = {}
     for job, item, _, _ in items:
         by_job.setdefault(job, []).append(item)
@@ -104,17 +132,17 @@ async def load_journal_state(
             for job, its in by_job.items():
                 _, state_key, made_key = _keys(prefix, job)
                 pipe.hmget(state_key, [item.key for item in its])
-                pipe.smismember(made_key, [_triple(item) for item in its])
+                pipe.hmget(made_key, [_pair(item) for item in its])
             return await pipe.execute()
 
     answers = iter(await patiently(read, what="loading the shared journal"))
-    found: dict[tuple[str, str], tuple[str | None, bool]] = {}
+    found: dict[tuple[str, str], tuple[str | None, bytes | None]] = {}
     for job, its in by_job.items():
-        codes_of, made_of = next(answers), next(answers)
-        for item, codes, made_now in zip(its, codes_of, made_of, strict=True):
-            found[job, item.key] = codes, bool(made_now)
+        codes_of, words = next(answers), next(answers)
+        for item, codes, word in zip(its, codes_of, words, strict=True):
+            found[job, item.key] = codes, word
     for job, item, earlier, made_before in items:
-        codes, made_now = found[job, item.key]
+        codes, word = found[job, item.key]
         state = KeyState(possible=earlier.possible)
         if earlier.made:
             state.apply(JournalEvent.MADE)
@@ -123,7 +151,7 @@ async def load_journal_state(
         for event in event_codes(codes.decode() if isinstance(codes, bytes) else codes or ""):
             state.apply(event)
         states[item.key] = state
-        if made_before or made_now:
+        if _made_here(word, item.campaign, made_before):
             made.add((item.campaign, item.account, item.tweet_id))
     return states, made
 
@@ -154,13 +182,25 @@ class SharedJournal:
         jobs: Mapping[str, str],
         earlier: Mapping[str, KeyState],
         made: Iterable[tuple[str, str, str]],
+        pairs: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
         #: item key -> its job
         self._jobs = jobs
         self._earlier = dict(earlier)
-        self._made = set(made)
+        #: per (account, Tweet), the keys of ``earlier`` on it (``pairs``: each key's), whose
+        #: evidence an ``ok`` undo of the pair in this session makes void (`undone`)
+        self._pair_keys: dict[tuple[str, str], list[str]] = {}
+        for key, pair in (pairs or {}).items():
+            if key in self._earlier:
+                self._pair_keys.setdefault(pair, []).append(key)
+        #: the (account, Tweet) pairs an attempt of this session may have retweeted
+        self._maybe: set[tuple[str, str]] = set()
+        #: per (account, Tweet), the campaigns that made its retweet with no ``ok`` undo since
+        self._made: dict[tuple[str, str], set[str]] = {}
+        for campaign, account, tweet_id in made:
+            self._made.setdefault((account, tweet_id), set()).add(campaign)
         self._open: set[str] = set()
         self._batch: list[tuple[str, Item, JournalEvent]] = []
         #: item key -> its events recorded and not written yet (a next attempt's sent mark,
@@ -188,7 +228,29 @@ class SharedJournal:
         return state.evidence() if state is not None else Evidence()
 
     def made(self, item: Item) -> bool:
-        return (item.campaign, item.account, item.tweet_id) in self._made
+        return item.campaign in self._made.get((item.account, item.tweet_id), ())
+
+    def undone(self, item: Item) -> None:
+        """As `bulkrt.ledger.journal.SentJournal.undone`, and for a later holder of the account
+        too: the pair's word in ``madeby`` is reset with the next batch."""
+        pair = (item.account, item.tweet_id)
+        self._made.pop(pair, None)
+        self._maybe.discard(pair)
+        for key in self._pair_keys.pop(pair, ()):
+            self._earlier.pop(key, None)
+        self.record(item, JournalEvent.UNDONE)
+
+    def pair_possible(self, item: Item) -> bool:
+        """As `bulkrt.ledger.journal.SentJournal.pair_possible`: this session's attempts, and
+        what earlier holders and runs left on the pair's queued keys."""
+        pair = (item.account, item.tweet_id)
+        if pair in self._maybe:
+            return True
+        earlier = self._earlier
+        return any(
+            key != item.key and key in earlier and earlier[key].evidence().possible
+            for key in self._pair_keys.get(pair, ())
+        )
 
     def record(self, item: Item, event: JournalEvent) -> None:
         if item.key in self._unwritten_marks:
@@ -201,7 +263,9 @@ class SharedJournal:
                 self._handed.pop((item.account, item.action, item.tweet_id), None)
                 return
         if event is JournalEvent.MADE:
-            self._made.add((item.campaign, item.account, item.tweet_id))
+            self._made.setdefault((item.account, item.tweet_id), set()).add(item.campaign)
+        elif event is JournalEvent.MAYBE:
+            self._maybe.add((item.account, item.tweet_id))
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:
@@ -266,9 +330,8 @@ class SharedJournal:
     async def _append(self, batch: list[tuple[str, Item, JournalEvent]]) -> None:
         by_job: dict[str, list[str]] = {}
         for job, item, event in batch:
-            by_job.setdefault(job, []).extend(
-                (item.key, _CODE[event], journal_line(item, event), _triple(item))
-            )
+            code, line = _CODE[event], journal_line(item, event)
+            by_job.setdefault(job, []).extend((item.key, code, line, _pair(item), item.campaign))
         for job, args in by_job.items():
             keys = _keys(self._prefix, job)
             await patiently(

@@ -22,6 +22,13 @@ Events (``e``), in the order they happened for a key:
 * ``maybe`` -- an attempt's answer left it possibly applied (a timeout, a reset, a 5xx). Sticky.
 * ``made`` / ``owner`` / ``undecided`` -- the retweet exists and its origin was settled: the
   campaign made it, the account's owner had it before, or the evidence cannot decide.
+* ``undone`` -- an undo item (its key) ended ``ok``: the account's retweet of the Tweet is gone,
+  whoever made it. What the campaign made of the pair, and what the pair's retweet items'
+  attempts before this line may have done, no longer stand: an "already retweeted" heard later
+  is a retweet made since (the owner's, or an attempt's after this line). Written within a
+  quarter of a second like the others; if a crash drops it, the ledger's ``ok`` undo line (when
+  it was synced) still ends the campaign's earlier retweet for finished items
+  (`bulkrt.ledger.resume.FinishedKeys.made_stands`).
 
 The journal is never compacted while the campaign's retweets are recorded in it: it is the
 record `bulkrt.ledger.undo` trusts, beside the ledger, for who made each retweet (`read_origins`).
@@ -69,6 +76,7 @@ __all__ = [
     "SentJournal",
     "append_lines",
     "journal_line",
+    "journal_origins",
     "journal_path",
     "read_origins",
 ]
@@ -87,6 +95,7 @@ class JournalEvent(StrEnum):
     MADE = "made"
     OWNER = "owner"
     UNDECIDED = "undecided"
+    UNDONE = "undone"
 
 
 _ORIGIN_EVENTS = {
@@ -113,6 +122,8 @@ class KeyState:
     origin: Origin | None = None
 
     def apply(self, event: JournalEvent) -> None:
+        if event is JournalEvent.UNDONE:
+            return  # an undo item's own line: it says nothing of a retweet item's attempts
         if event is JournalEvent.SENT:
             # a ``sent`` while one is open: a run ended (a crash) with that attempt unanswered
             self.possible = self.possible or self.open
@@ -274,21 +285,47 @@ def _lines(path: Path) -> Iterator[_Line]:
 
 
 def read_origins(ledger: Path) -> dict[tuple[str, str, str], Origin]:
-    """Per (campaign, account, Tweet), who made its retweet as far as the journal knows.
+    """Per (campaign, account, Tweet), who made its retweet as far as the journal knows
+    (`journal_origins`, without what it says of undos)."""
+    return journal_origins(ledger)[0]
+
+
+def journal_origins(
+    ledger: Path,
+) -> tuple[dict[tuple[str, str, str], Origin], dict[tuple[str, str, str], str]]:
+    """Per (campaign, account, Tweet), who made its retweet as far as the journal knows; and,
+    for those verdicts that came after an ``undone`` of the pair, that undo item's key (the
+    verdict speaks of a retweet made after that undo, whatever its line in the ledger says).
 
     The first settled origin of the pair's retweet items (the first says what was there before
     the campaign); else ``UNDECIDED`` when an attempt may have been applied and no answer
     settled it (the item ended ``rejected`` or ``error`` after a timeout, or a crash): the
-    retweet may exist, made by the campaign or by the owner.
+    retweet may exist, made by the campaign or by the owner. An ``undone`` line starts the pair
+    afresh: what came before it on the pair (every campaign's) is gone with the retweet.
     """
     states: dict[str, KeyState] = {}
     pairs: dict[str, tuple[str, str, str]] = {}
     origins: dict[tuple[str, str, str], Origin] = {}
+    #: per (account, Tweet): its retweet keys, and the campaigns of its origins
+    keys_on: dict[tuple[str, str], set[str]] = {}
+    campaigns_on: dict[tuple[str, str], set[str]] = {}
+    #: per (account, Tweet), the key of its last ``undone``
+    undone: dict[tuple[str, str], str] = {}
     for line in _lines(journal_path(ledger)):
         if not line.account:
             continue  # a legacy line: no pair to name
+        pair = (line.account, line.tweet_id)
+        if line.event is JournalEvent.UNDONE:
+            for key in keys_on.pop(pair, ()):
+                del states[key]
+            for campaign in campaigns_on.pop(pair, ()):
+                origins.pop((campaign, *pair), None)
+            undone[pair] = line.key
+            continue
         triple = (line.campaign, line.account, line.tweet_id)
         pairs[line.key] = triple
+        keys_on.setdefault(pair, set()).add(line.key)
+        campaigns_on.setdefault(pair, set()).add(line.campaign)
         states.setdefault(line.key, KeyState()).apply(line.event)
         verdict = _ORIGIN_EVENTS.get(line.event)
         if verdict is not None:
@@ -296,7 +333,7 @@ def read_origins(ledger: Path) -> dict[tuple[str, str, str], Origin]:
     for key, state in states.items():
         if state.origin is None and (state.possible or state.open):
             origins.setdefault(pairs[key], Origin.UNDECIDED)
-    return origins
+    return origins, {t: undone[t[1:]] for t in origins if t[1:] in undone}
 
 
 def _none() -> int:
@@ -349,8 +386,13 @@ class SentJournal:
         self._earlier: dict[str, KeyState] = {}
         #: keys with a ``sent`` not closed yet (this run)
         self._open: set[str] = set()
-        #: the (campaign, account, Tweet) whose retweet the campaign made, in any run
-        self._made: set[tuple[str, str, str]] = set()
+        #: per (account, Tweet), the campaigns that made its retweet, in any run, with no ``ok``
+        #: undo of the pair since (`undone`)
+        self._made: dict[tuple[str, str], set[str]] = {}
+        #: per (account, Tweet), the keys of `_earlier` on it (`undone` forgets their evidence)
+        self._pair_keys: dict[tuple[str, str], list[str]] = {}
+        #: the (account, Tweet) pairs an attempt of this run may have retweeted (`maybe`)
+        self._maybe: set[tuple[str, str]] = set()
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
@@ -364,6 +406,9 @@ class SentJournal:
         # not bring it back; a retweet the campaign makes again has a ``made`` of its own).
         stands = finished.made_stands if isinstance(finished, FinishedKeys) else None
         for line in _lines(self.path):
+            if line.event is JournalEvent.UNDONE:
+                self._forget_pair((line.account, line.tweet_id))
+                continue
             if (
                 line.event is JournalEvent.MADE
                 and line.account
@@ -373,9 +418,14 @@ class SentJournal:
                     or stands(line.key, line.account, line.tweet_id)
                 )
             ):
-                self._made.add((line.campaign, line.account, line.tweet_id))
+                self._made.setdefault((line.account, line.tweet_id), set()).add(line.campaign)
             if line.key not in finished:
-                self._earlier.setdefault(line.key, KeyState()).apply(line.event)
+                state = self._earlier.get(line.key)
+                if state is None:
+                    state = self._earlier[line.key] = KeyState()
+                    pair = (line.account, line.tweet_id)
+                    self._pair_keys.setdefault(pair, []).append(line.key)
+                state.apply(line.event)
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             size = os.fstat(self._fd).st_size
@@ -404,13 +454,45 @@ class SentJournal:
         """Whether the campaign made the retweet of ``item``'s account and Tweet (another item
         of it, in this run or an earlier one): then an "already retweeted" for ``item`` is that
         retweet, not the owner's."""
-        return (item.campaign, item.account, item.tweet_id) in self._made
+        return item.campaign in self._made.get((item.account, item.tweet_id), ())
+
+    def undone(self, item: Item) -> None:
+        """An ``ok`` undo ``item`` of this run: no retweet of its (account, Tweet) that any
+        campaign made stands any more (as `bulkrt.ledger.resume.FinishedKeys.made_stands`
+        judges it on the next run), so an "already retweeted" heard later is the owner's; and
+        what earlier runs' attempts of the pair's unfinished keys may have done is undone too.
+        Journaled as ``undone``, so a later run's reading ends them too, whatever the ledger
+        has kept."""
+        self._forget_pair((item.account, item.tweet_id))
+        self.record(item, JournalEvent.UNDONE)
+
+    def _forget_pair(self, pair: tuple[str, str]) -> None:
+        """An ``ok`` undo of ``pair``: what was made of it, and its keys' earlier evidence, go."""
+        self._made.pop(pair, None)
+        self._maybe.discard(pair)
+        for key in self._pair_keys.pop(pair, ()):
+            self._earlier.pop(key, None)
+
+    def pair_possible(self, item: Item) -> bool:
+        """Whether an attempt of another key on ``item``'s (account, Tweet), in this run or an
+        earlier one, may have retweeted it (since the pair's last ``ok`` undo of this run): then
+        an "already retweeted" for ``item`` may be that attempt's, not the owner's."""
+        pair = (item.account, item.tweet_id)
+        if pair in self._maybe:
+            return True
+        earlier = self._earlier
+        return any(
+            key != item.key and key in earlier and earlier[key].evidence().possible
+            for key in self._pair_keys.get(pair, ())
+        )
 
     def record(self, item: Item, event: JournalEvent) -> None:
         """Queue ``event`` for ``item``; it is written with the next batch: at once for a
         ``sent`` (its request waits for it), within a quarter of a second for the others."""
         if event is JournalEvent.MADE:
-            self._made.add((item.campaign, item.account, item.tweet_id))
+            self._made.setdefault((item.account, item.tweet_id), set()).add(item.campaign)
+        elif event is JournalEvent.MAYBE:
+            self._maybe.add((item.account, item.tweet_id))
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:

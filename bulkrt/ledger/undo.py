@@ -45,7 +45,7 @@ from bulkrt.jobs.campaign import ROLLBACK_SUFFIX
 from bulkrt.jobs.job_writer import write_job
 from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import Row
-from bulkrt.ledger.journal import journal_path, read_origins
+from bulkrt.ledger.journal import journal_origins, journal_path
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import FINISHED, LedgerRecord
 
@@ -96,6 +96,9 @@ class _Pair:
     #: the campaign's own undo ended ok while no retweet of its own stood: the account's own
     #: retweet, if it had one, is gone (the answer cannot say), and no rollback gives it back
     owners_undone: bool = False
+    #: the key of the latest ``ok`` undo line of the pair (any campaign's), if it is the latest
+    #: ``ok`` line: the journal's ``undone`` of the same key orders its later verdicts after it
+    undo_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,7 @@ def select_undo(
     include_preexisting: bool = False,
     leave_undecided: bool = False,
     origins: Mapping[tuple[str, str, str], Origin] | None = None,
+    after_undo: Mapping[tuple[str, str, str], str] | None = None,
 ) -> RollbackPlan:
     """Choose the undo items from ``records`` (a ledger in order, named ``source`` in messages).
 
@@ -243,7 +247,7 @@ def select_undo(
         if not campaign.endswith(ROLLBACK_SUFFIX) and (not wanted or campaign in wanted)
     } - seen
     seen |= from_journal
-    seen_accounts |= _apply_origins(pairs, journal, seen, only)
+    seen_accounts |= _apply_origins(pairs, journal, seen, only, after_undo or {})
     _check_selection(source, wanted, seen, rollbacks, only, seen_accounts)
     plan = _choose(pairs, seen, include_preexisting, leave_undecided)
     undo = tuple(_keyed(row, finished) for row in plan.undo)
@@ -345,6 +349,7 @@ def _apply_origins(
     origins: Mapping[tuple[str, str, str], Origin],
     seen: set[str],
     only: set[str],
+    after_undo: Mapping[tuple[str, str, str], str],
 ) -> set[str]:
     """Add what the journal knows to what the ledger says; return the accounts it names.
 
@@ -363,6 +368,13 @@ def _apply_origins(
             continue  # not selected (``seen`` holds only the selected, non-rollback campaigns)
         accounts.add(account)
         pair = pairs.setdefault((account, tweet_id), _Pair(campaign, in_ledger=False))
+        since = after_undo.get((campaign, account, tweet_id))
+        if pair.retweeted is False and since is not None and since == pair.undo_key:
+            # The verdict is of an attempt after the undo whose line is the ledger's latest
+            # word on the pair: what it says may stand came after that line.
+            pair.retweeted = True
+            pair.preexisting = preexisting(verdict)
+            continue
         if pair.campaign != campaign or pair.again or pair.other is not None:
             continue  # the journal's verdict is of an earlier retweet than the one that stands
         if verdict is not Origin.CAMPAIGN and pair.preexisting is not _UNSET:
@@ -430,6 +442,7 @@ def _apply(pair: _Pair, record: LedgerRecord) -> None:
         pair.other = None
         pair.undo_refused = False
     pair.retweeted = record.retweeted
+    pair.undo_key = record.key if record.action is Action.UNDO else None
 
 
 def _apply_other(pair: _Pair, record: LedgerRecord) -> None:
@@ -441,8 +454,10 @@ def _apply_other(pair: _Pair, record: LedgerRecord) -> None:
     if not record.retweeted:
         pair.retweeted = False
         pair.other = None
+        pair.undo_key = record.key if record.action is Action.UNDO else None
     elif record.action is Action.RETWEET and record.preexisting is False:
         pair.other = record.campaign
+        pair.undo_key = None
 
 
 def plan_rollback(
@@ -454,6 +469,7 @@ def plan_rollback(
     leave_undecided: bool = False,
 ) -> RollbackPlan:
     """Read ``ledger`` and its journal and choose the undo items (see `select_undo`)."""
+    origins, after_undo = journal_origins(Path(ledger))
     return select_undo(
         read_ledger(ledger),
         source=str(ledger),
@@ -461,7 +477,8 @@ def plan_rollback(
         accounts=accounts,
         include_preexisting=include_preexisting,
         leave_undecided=leave_undecided,
-        origins=read_origins(Path(ledger)),
+        origins=origins,
+        after_undo=after_undo,
     )
 
 

@@ -112,6 +112,10 @@ class Journal(Protocol):
 
     def made(self, item: Item) -> bool: ...
 
+    def undone(self, item: Item) -> None: ...
+
+    def pair_possible(self, item: Item) -> bool: ...
+
     def record(self, item: Item, event: JournalEvent) -> None: ...
 
     def flush(self) -> None: ...
@@ -523,16 +527,19 @@ class Dispatcher:
     def _settle_journal(self, result: ItemResult) -> ItemResult:
         """Settle who made a retweet found in place, with the journal's evidence of earlier runs
         (`bulkrt.core.attribution.settled_origin`), and journal the origin of every retweet that
-        exists."""
+        exists. An ``ok`` undo ends what the campaigns made of its pair: a retweet found there
+        later is not theirs."""
         assert self._journal is not None
         item = result.item
-        if item.action is not Action.RETWEET or result.status is not Status.OK:
+        if result.status is not Status.OK:
             return result
-        verdict = settled_origin(
-            result.preexisting,
-            self._journal.evidence(item.key),
-            made=self._journal.made(item),
-        )
+        if item.action is not Action.RETWEET:
+            self._journal.undone(item)
+            return result
+        evidence = self._journal.evidence(item.key)
+        if not evidence.possible and self._journal.pair_possible(item):
+            evidence = replace(evidence, possible=True)  # another row's attempt on the pair
+        verdict = settled_origin(result.preexisting, evidence, made=self._journal.made(item))
         self._journal.record(item, _ORIGIN_EVENT[verdict])
         settled = preexisting(verdict)
         return result if settled is result.preexisting else replace(result, preexisting=settled)

@@ -17,9 +17,10 @@ requests in flight may or may not have reached the sandbox.
 from __future__ import annotations
 
 import random
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -128,10 +129,12 @@ class Simulation:
         *,
         crash_after: float | None = None,
         gap: float = 1.0,
+        beside: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> SimRun:
         """Run ``items`` (a list, or anything iterable again: it is read up to three times)
         with ``ledger``, ``gap`` virtual seconds after the previous run ended; killed
-        ``crash_after`` seconds in, if given."""
+        ``crash_after`` seconds in, if given. ``beside`` runs on the same virtual clock while
+        the run lasts (what the account owners do meanwhile), and is cancelled when it ends."""
         self.runs += 1
         run_id = f"sim{self.seed}-{self.runs}"
         clock = VirtualClock(self.now + (gap if self.runs > 1 else 0.0))
@@ -156,7 +159,11 @@ class Simulation:
 
             async def main() -> bool:
                 with anyio.move_on_after(crash_after) as scope:
-                    await dispatcher.run(dispatcher_items)
+                    async with anyio.create_task_group() as others:
+                        if beside is not None:
+                            others.start_soon(beside)
+                        await dispatcher.run(dispatcher_items)
+                        others.cancel_scope.cancel()
                 return scope.cancelled_caught
 
             crashed = anyio.run(
