@@ -277,14 +277,17 @@ def classify(
     body: bytes,
     content_type: str | None,
     transport_error: TransportFailure | None = None,
+    *,
+    lower_names: bool = False,
 ) -> Outcome:
-    """Classify one exchange of ``action``: a response, or the failure that replaced it."""
+    """Classify one exchange of ``action``: a response, or the failure that replaced it.
+    ``lower_names``: ``headers`` answers to lower-case names (see `parse_rate_limits`)."""
     if transport_error is not None or http is None:
         failure = transport_error or TransportFailure(FailureKind.NETWORK, "no response")
         title = "Timed out" if failure.kind is FailureKind.TIMEOUT else "Network error"
         error = ErrorDetail(failure.kind, title, failure.detail)
         return Outcome(Decision.RETRY, error=error, unsent=failure.unsent)
-    limits = parse_rate_limits(headers)
+    limits = parse_rate_limits(headers, lower=lower_names)
     doc = _parse(body, content_type)
     not_api = _not_api(http, doc, content_type)
     if not_api is not None:

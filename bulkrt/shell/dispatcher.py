@@ -476,6 +476,7 @@ class Dispatcher:
             exchange.body,
             exchange.content_type,
             exchange.failure,
+            lower_names=True,  # what `Exchange.headers` promises
         )
 
     async def _refresh(self, account: str) -> None:
