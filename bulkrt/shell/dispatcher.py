@@ -391,7 +391,7 @@ class Dispatcher:
         if journal is not None and not await journal.before_send(item):
             self._storage_failed(journal.failure)  # not sent: the run stops
             return None
-        if not await self._turn():
+        if self._pace is not None and not await self._turn():  # no coroutine without a pace
             # The run stopped before the request left: not sent (its item stays unfinished,
             # like a ticket skipped in `_serve`), and the journal says so.
             if journal is not None:
