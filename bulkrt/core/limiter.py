@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from array import array
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
@@ -130,6 +131,8 @@ class BudgetWindow:
     __slots__ = (
         "_blocked_until",
         "_groups",
+        "_groups_end",
+        "_groups_weight",
         "_loose",
         "in_flight",
         "key",
@@ -153,8 +156,12 @@ class BudgetWindow:
         # ascending expiries of answered requests that no usable header placed in a window
         # (an array of doubles: 8 bytes an entry)
         self._loose = array("d")
-        # server windows by reported reset (None until a header reports one)
+        # server windows by reported reset (None until a header reports one), with the sum of
+        # their weights and the earliest of their expiries kept as they change: a request's
+        # look at the window costs the same however many windows it holds
         self._groups: dict[float, _Group] | None = None
+        self._groups_weight = 0
+        self._groups_end = math.inf
         self._blocked_until = 0.0
         #: the budget this window counts, when a `WindowLimiter` holds it
         self.key: BudgetKey | None = None
@@ -173,15 +180,15 @@ class BudgetWindow:
         if cut:
             del self._loose[:cut]
         groups = self._groups
-        if groups:
+        if groups and self._groups_end <= now:
             for reset in [r for r, g in groups.items() if g.expires <= now]:
-                del groups[reset]
+                self._groups_weight -= groups.pop(reset).weight
+            self._groups_end = min((g.expires for g in groups.values()), default=math.inf)
 
     def counted(self, now: float) -> int:
         """Requests that count against the window at ``now``, in flight included."""
         self._prune(now)
-        weights = sum(g.weight for g in self._groups.values()) if self._groups else 0
-        return len(self._loose) + weights + self.in_flight
+        return len(self._loose) + self._groups_weight + self.in_flight
 
     def idle(self, now: float) -> bool:
         """Whether the window holds nothing a fresh one would not: nothing counted or in flight,
@@ -200,7 +207,7 @@ class BudgetWindow:
     def ready_at(self, now: float) -> float | None:
         """When a request may go: ``now`` or later, or None until a response frees a slot."""
         loose = self._loose
-        if (loose and loose[0] <= now) or self._groups:  # else `_prune` has nothing to drop
+        if (loose and loose[0] <= now) or self._groups_end <= now:  # else nothing to drop
             self._prune(now)
         free = self.limit - self.in_flight
         if free <= 0:
@@ -209,6 +216,8 @@ class BudgetWindow:
         if not self._groups:  # a plain sliding log: the expiry that frees enough room
             over = len(self._loose) - free
             return at if over < 0 else max(at, self._loose[over])
+        if len(loose) + self._groups_weight < free:  # room now: no expiry to wait for
+            return at
         entries = [(expiry, 1) for expiry in self._loose]
         entries += [(g.expires, g.weight) for g in self._groups.values()]
         entries.sort()
@@ -261,9 +270,12 @@ class BudgetWindow:
         if group is None:
             expires = now + self.period if skewed else self._expiry(now, reset)
             group = self._groups[reset] = _Group(expires)
+            self._groups_end = min(self._groups_end, expires)
+        weight = group.weight
         group.ours += ours
         reported = reading.limit if reading.limit is not None else self.limit
         group.server_used = max(group.server_used, reported - reading.remaining)
+        self._groups_weight += group.weight - weight
         return skewed
 
     def _loose_entries(self, now: float, count: int) -> None:

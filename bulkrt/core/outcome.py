@@ -18,6 +18,8 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
+import orjson
+
 from bulkrt.core.items import Action, ErrorDetail, Status
 from bulkrt.core.ratelimits import RateLimitSnapshot, parse_rate_limits
 
@@ -137,6 +139,14 @@ def _parse(body: bytes, content_type: str | None) -> Any:
     ctype = (content_type or "").lower()
     if ctype and "json" not in ctype:
         return None
+    try:
+        # orjson reads every answer the API gives, in a fraction of json's time; what it
+        # refuses (NaN, a lone surrogate, bad UTF-8) is json's to read or refuse, as before. The
+        # one value they read apart, an integer beyond 64 bits (a float to orjson), is nothing
+        # the classification looks at.
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -277,14 +287,17 @@ def classify(
     body: bytes,
     content_type: str | None,
     transport_error: TransportFailure | None = None,
+    *,
+    lower_names: bool = False,
 ) -> Outcome:
-    """Classify one exchange of ``action``: a response, or the failure that replaced it."""
+    """Classify one exchange of ``action``: a response, or the failure that replaced it.
+    ``lower_names``: ``headers`` answers to lower-case names (see `parse_rate_limits`)."""
     if transport_error is not None or http is None:
         failure = transport_error or TransportFailure(FailureKind.NETWORK, "no response")
         title = "Timed out" if failure.kind is FailureKind.TIMEOUT else "Network error"
         error = ErrorDetail(failure.kind, title, failure.detail)
         return Outcome(Decision.RETRY, error=error, unsent=failure.unsent)
-    limits = parse_rate_limits(headers)
+    limits = parse_rate_limits(headers, lower=lower_names)
     doc = _parse(body, content_type)
     not_api = _not_api(http, doc, content_type)
     if not_api is not None:

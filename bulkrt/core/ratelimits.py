@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -116,7 +116,7 @@ def _int(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        number = int(value.strip())
+        number = int(value)  # `int` itself skips the whitespace around the digits
     except ValueError:
         return None
     return number if number >= 0 else None
@@ -126,27 +126,41 @@ def _epoch(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        number = float(value.strip())
+        number = float(value)  # likewise
     except ValueError:
         return None
     return number if math.isfinite(number) and number > 0 else None
 
 
-def _reading(headers: Mapping[str, str], prefix: str) -> LimitReading | None:
-    raw = [headers.get(f"{prefix}-{name}") for name in ("limit", "remaining", "reset")]
-    if all(value is None for value in raw):
+#: each reading's three header names, in lower case: limit, remaining, reset
+_NAMES = {
+    prefix: (f"{prefix}-limit", f"{prefix}-remaining", f"{prefix}-reset")
+    for prefix in (_WINDOW, _USER_DAY, _APP_DAY)
+}
+
+
+def _reading(get: Callable[[str], str | None], prefix: str) -> LimitReading | None:
+    limit_name, remaining_name, reset_name = _NAMES[prefix]
+    limit, remaining, reset = get(limit_name), get(remaining_name), get(reset_name)
+    if limit is None and remaining is None and reset is None:
         return None
-    return LimitReading(limit=_int(raw[0]), remaining=_int(raw[1]), reset=_epoch(raw[2]))
+    return LimitReading(limit=_int(limit), remaining=_int(remaining), reset=_epoch(reset))
 
 
-def parse_rate_limits(headers: Mapping[str, str]) -> RateLimitSnapshot:
-    """Read the rate-limit headers of a response; header names match case-insensitively."""
-    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+def parse_rate_limits(headers: Mapping[str, str], *, lower: bool = False) -> RateLimitSnapshot:
+    """Read the rate-limit headers of a response; header names match case-insensitively.
+
+    With ``lower``, ``headers`` answers to lower-case names already (its names are lower case,
+    or its look-ups ignore case, as aiohttp's do) and is read as it is: a dozen look-ups instead
+    of a lower-cased copy of every header of every response."""
+    if not lower:
+        headers = {str(name).lower(): str(value) for name, value in headers.items()}
+    get = headers.get
     return RateLimitSnapshot(
-        window=_reading(lowered, _WINDOW),
-        user_day=_reading(lowered, _USER_DAY),
-        app_day=_reading(lowered, _APP_DAY),
-        date=lowered.get("date"),
+        window=_reading(get, _WINDOW),
+        user_day=_reading(get, _USER_DAY),
+        app_day=_reading(get, _APP_DAY),
+        date=get("date"),
     )
 
 

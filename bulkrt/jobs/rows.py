@@ -221,9 +221,11 @@ def _plain_row(
         if type(raw) is not str:
             return None
         value = raw.strip()
-        if len(value) > _MAX_TEXT or _SUSPECT.search(value) is not None:
+        if len(value) > _MAX_TEXT:
             return None
         values.append(value)
+    if _SUSPECT.search("".join(values)) is not None:  # one search for the row (a character class)
+        return None
     account, tweet_id, action_text, campaign, item_id = values
     action = ACTIONS.get(action_text.lower())
     if (

@@ -82,7 +82,8 @@ class Exchange:
     """One request's answer, or the transport failure that replaced it."""
 
     http: int | None
-    #: response headers with lower-case names
+    #: response headers, answering to lower-case names: aiohttp's (their look-ups ignore
+    #: case), or a mapping with lower-case names (a test's, a simulation's)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     content_type: str | None = None
@@ -245,10 +246,12 @@ class XClient:
 
 
 async def _exchange(response: ClientResponse) -> Exchange:
-    headers = {name.lower(): value for name, value in response.headers.items()}
+    # aiohttp's headers as they are (they ignore case; `parse_rate_limits` reads them so), not
+    # a lower-cased copy of each response's dozen headers
+    headers = response.headers
     declared = response.content_length
-    content_type = response.headers.get("Content-Type")
-    if declared is not None and "content-encoding" not in headers:
+    content_type = headers.get("Content-Type")
+    if declared is not None and "Content-Encoding" not in headers:
         if declared > MAX_BODY:
             return _oversized(response.status)
         # a declared length that is not decoded: read at once, within the bound

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from itertools import islice
 from math import modf
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -57,7 +57,7 @@ from bulkrt.core.credential_refresh import (
     unsent_outcome,
 )
 from bulkrt.core.first_answers import FirstAnswers, Misconfiguration
-from bulkrt.core.items import Action, ErrorDetail, Item, Status
+from bulkrt.core.items import Action, ErrorDetail, Item, Status, draft_class
 from bulkrt.core.outcome import Decision, Outcome, classify
 from bulkrt.core.retry_policy import RetryPolicy
 from bulkrt.core.run_stats import RunStats
@@ -73,7 +73,7 @@ from bulkrt.core.scheduler import (
 )
 from bulkrt.errors import LedgerError, StorageError
 from bulkrt.ledger.journal import JournalEvent
-from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.record import SCHEMA, LedgerRecord
 from bulkrt.shell.pace import Pace
 from bulkrt.shell.sender import Sender
 
@@ -84,6 +84,8 @@ _log = structlog.get_logger()
 _BACKLOG = 256
 #: how often an idle ledger is checked for lines older than its sync interval
 _SYNC_TICK = 0.25
+#: an empty `LedgerRecord` to fill (`Dispatcher._ledger_record`)
+_RecordDraft: Any = draft_class(LedgerRecord)
 _ORIGIN_EVENT = {
     Origin.CAMPAIGN: JournalEvent.MADE,
     Origin.OWNER: JournalEvent.OWNER,
@@ -393,7 +395,7 @@ class Dispatcher:
         if journal is not None and not await journal.before_send(item):
             self._storage_failed(journal.failure)  # not sent: the run stops
             return None
-        if not await self._turn():
+        if self._pace is not None and not await self._turn():  # no coroutine without a pace
             # The run stopped before the request left: not sent (its item stays unfinished,
             # like a ticket skipped in `_serve`), and the journal says so.
             if journal is not None:
@@ -480,6 +482,7 @@ class Dispatcher:
             exchange.body,
             exchange.content_type,
             exchange.failure,
+            lower_names=True,  # what `Exchange.headers` promises
         )
 
     async def _refresh(self, account: str) -> None:
@@ -550,23 +553,28 @@ class Dispatcher:
         error = result.error
         item = result.item
         stamp = self._stamps
-        return LedgerRecord(
-            ts=stamp(result.finished_at),
-            run=self.run_id,
-            key=item.key,
-            campaign=item.campaign,
-            account=item.account,
-            user_id=self._senders[item.account].user_id,
-            tweet_id=item.tweet_id,
-            action=item.action,
-            status=result.status,
-            retweeted=result.retweeted,
-            preexisting=result.preexisting,
-            http=result.http,
-            error=ErrorDetail(str(error.type), error.title, error.detail) if error else None,
-            attempts=result.attempts,
-            sent=None if result.sent_at is None else stamp(result.sent_at),
-        )
+        # every field set on a draft, then made a `LedgerRecord` (`draft_class`): a frozen
+        # dataclass's ``__init__`` sets each of the 16 through ``object.__setattr__``
+        record = _RecordDraft()
+        record.schema = SCHEMA
+        record.ts = stamp(result.finished_at)
+        record.run = self.run_id
+        record.key = item.key
+        record.campaign = item.campaign
+        record.account = item.account
+        record.user_id = self._senders[item.account].user_id
+        record.tweet_id = item.tweet_id
+        record.action = item.action
+        record.status = result.status
+        record.retweeted = result.retweeted
+        record.preexisting = result.preexisting
+        record.http = result.http
+        record.error = ErrorDetail(str(error.type), error.title, error.detail) if error else None
+        record.attempts = result.attempts
+        record.sent = None if result.sent_at is None else stamp(result.sent_at)
+        record.__class__ = LedgerRecord
+        built: LedgerRecord = record
+        return built
 
     async def _write_ledger(self, receive: MemoryObjectReceiveStream[LedgerRecord]) -> None:
         """The one task that writes the ledger: a whole line per write, flushed at once."""

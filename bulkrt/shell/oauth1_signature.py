@@ -119,9 +119,11 @@ def base_string_uri(url: str) -> str:
     return _origin(origin) + path.replace(" ", "%20")
 
 
+@lru_cache(maxsize=4096)
 def _encoded_uri(url: str) -> str:
-    """`percent_encode` of `base_string_uri` for a URL without query or fragment, the origin's
-    part cached (an API path is mostly digits, letters and slashes)."""
+    """`percent_encode` of `base_string_uri` for a URL without query or fragment, cached: an
+    account's retweet URL is the same for each of its requests (and the origin's part is cached
+    apart, for the undo URLs, one per Tweet; an API path is mostly digits, letters and slashes)."""
     if "?" in url or "#" in url:
         raise ValueError(f"a URL to sign has no query or fragment here: {url!r}")
     origin, path = _split(url)
