@@ -301,3 +301,39 @@ def test_the_rollback_trusts_a_verdict_after_the_undo_the_ledger_ends_with(
     other = replace(undo, key="u9")
     ledger.write_text("".join(line.to_json() + "\n" for line in (made, other, refused)))
     assert plan_rollback(ledger).undo == ()
+
+
+async def test_a_later_holder_loads_no_attempt_the_jobs_undo_of_the_pair_voided(
+    redis_server: RedisServer,
+) -> None:
+    """``--redis``: R0's attempt may have been applied, then U0 (an undo of the pair) ended ok,
+    and the account changed hands before R1: the next holder loads nothing of R0's attempt, so
+    an "already retweeted" for R1 is the owner's, not undecided (before: R0's cleared state was
+    still in ``jstate``). A key on another Tweet keeps its events."""
+    redis = await connect(redis_server.url)
+    elsewhere = Item("e0", "C", "acme", "301", Action.RETWEET, "job.csv", 5)
+    everyone = (R0, U0, R1, elsewhere)
+    jobs = {item.key: "J" for item in everyone}
+    pairs = {item.key: (item.account, item.tweet_id) for item in everyone}
+    try:
+        first = SharedJournal(redis, "bulkrt:", jobs, {}, (), pairs)
+        for item in (R0, elsewhere):
+            first.record(item, JournalEvent.SENT)
+            first.record(item, JournalEvent.MAYBE)
+        await first.close()
+        states, _ = await load_journal_state(
+            redis, "bulkrt:", [("J", item, Evidence(), False) for item in everyone]
+        )
+        assert SharedJournal(redis, "bulkrt:", jobs, states, (), pairs).pair_possible(R1)
+        second = SharedJournal(redis, "bulkrt:", jobs, states, (), pairs)
+        second.undone(U0)
+        await second.close()
+        states, _ = await load_journal_state(
+            redis, "bulkrt:", [("J", item, Evidence(), False) for item in everyone]
+        )
+        later = SharedJournal(redis, "bulkrt:", jobs, states, (), pairs)
+        assert not later.pair_possible(R1)
+        assert not later.evidence("r0").possible
+        assert later.evidence("e0").possible
+    finally:
+        await redis.aclose()

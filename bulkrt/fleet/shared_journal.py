@@ -54,13 +54,17 @@ _CODE = {
 _EVENT = {code: event for event, code in _CODE.items()}
 
 # KEYS: stream, state hash, madeby hash; ARGV: per event (key, code, line, pair, campaign), five
-# each; an ``undone`` (U, an undo item's) resets its pair's word to '!' and has no state
+# each; an ``undone`` (U, an undo item's) has no state: it resets its pair's word to '!' and
+# clears the state of the pair's other keys, named in place of the campaign (NUL-separated)
 _APPEND = """
 for i = 1, #ARGV, 5 do
   local code = ARGV[i + 1]
   redis.call('XADD', KEYS[1], '*', 'line', ARGV[i + 2])
   if code == 'U' then
     redis.call('HSET', KEYS[3], ARGV[i + 3], '!')
+    for other in string.gmatch(ARGV[i + 4], '[^%z]+') do
+      redis.call('HDEL', KEYS[2], other)
+    end
   else
     local was = redis.call('HGET', KEYS[2], ARGV[i]) or ''
     redis.call('HSET', KEYS[2], ARGV[i], was .. code)
@@ -192,9 +196,15 @@ class SharedJournal:
         #: per (account, Tweet), the keys of ``earlier`` on it (``pairs``: each key's), whose
         #: evidence an ``ok`` undo of the pair in this session makes void (`undone`)
         self._pair_keys: dict[tuple[str, str], list[str]] = {}
+        #: per (account, Tweet), every queued key on it (``pairs``)
+        self._queued_on: dict[tuple[str, str], list[str]] = {}
         for key, pair in (pairs or {}).items():
+            self._queued_on.setdefault(pair, []).append(key)
             if key in self._earlier:
                 self._pair_keys.setdefault(pair, []).append(key)
+        #: per undo key journaled ``undone``: the pair's other queued keys, whose events so far
+        #: its write clears from ``jstate`` (a later holder must not load them)
+        self._forget: dict[str, str] = {}
         #: the (account, Tweet) pairs an attempt of this session may have retweeted
         self._maybe: set[tuple[str, str]] = set()
         #: per (account, Tweet), the campaigns that made its retweet with no ``ok`` undo since
@@ -232,12 +242,15 @@ class SharedJournal:
 
     def undone(self, item: Item) -> None:
         """As `bulkrt.ledger.journal.SentJournal.undone`, and for a later holder of the account
-        too: the pair's word in ``madeby`` is reset with the next batch."""
+        too: with the next batch, the pair's word in ``madeby`` is reset and the events of its
+        other queued keys are cleared from ``jstate``."""
         pair = (item.account, item.tweet_id)
         self._made.pop(pair, None)
         self._maybe.discard(pair)
         for key in self._pair_keys.pop(pair, ()):
             self._earlier.pop(key, None)
+        others = (key for key in self._queued_on.get(pair, ()) if key != item.key)
+        self._forget[item.key] = "\x00".join(others)
         self.record(item, JournalEvent.UNDONE)
 
     def pair_possible(self, item: Item) -> bool:
@@ -331,7 +344,8 @@ class SharedJournal:
         by_job: dict[str, list[str]] = {}
         for job, item, event in batch:
             code, line = _CODE[event], journal_line(item, event)
-            by_job.setdefault(job, []).extend((item.key, code, line, _pair(item), item.campaign))
+            last = self._forget.pop(item.key, "") if event is JournalEvent.UNDONE else item.campaign
+            by_job.setdefault(job, []).extend((item.key, code, line, _pair(item), last))
         for job, args in by_job.items():
             keys = _keys(self._prefix, job)
             await patiently(
