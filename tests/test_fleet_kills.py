@@ -5,18 +5,16 @@ owners', and each account in the state the job asks for. Nothing here is timed."
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from bulkrt.ledger import journal as journal_module
 from tests.redis_server import RedisServer
 from tests.test_fleet_run import driver_args, workers
+from tests.test_fleet_storage import fsync_failing_after
 from tests.test_run import (
     ACCOUNTS,
     MakeWorld,
@@ -25,21 +23,6 @@ from tests.test_run import (
     rows,
     run_cli,
 )
-
-
-def _journal_fsync_failing(journal: Path, good: int) -> Callable[[int], None]:
-    """A sync failing with EIO for ``journal`` after its first ``good`` syncs."""
-    real_fsync = journal_module._sync_data
-    synced: list[int] = []
-
-    def fsync(fd: int) -> None:
-        if os.readlink(f"/proc/self/fd/{fd}") == str(journal):
-            synced.append(fd)
-            if len(synced) > good:
-                raise OSError(errno.EIO, os.strerror(errno.EIO))
-        real_fsync(fd)
-
-    return fsync
 
 
 @pytest.mark.parametrize("good", [1, 2])
@@ -53,7 +36,8 @@ async def test_fleet_a_journal_that_cannot_be_synced_stops_the_driver_and_loses_
     job = world.job(rows(ACCOUNTS[:2], 4))
     journal = world.ledger.with_name("ledger.jsonl.sent")
     # the journal syncs through `_sync_data` (fdatasync, bound at import)
-    monkeypatch.setattr(journal_module, "_sync_data", _journal_fsync_failing(journal, good))
+    failing = fsync_failing_after(world, good, path=journal, real=journal_module._sync_data)
+    monkeypatch.setattr(journal_module, "_sync_data", failing)
     answer = await run_cli(driver_args(world, job, redis_server))
     monkeypatch.undo()
     err = answer.stderr.decode()

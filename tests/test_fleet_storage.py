@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,18 +16,21 @@ from tests.test_fleet_run import driver_args
 from tests.test_run import ACCOUNTS, MakeWorld, World, rows, run_cli
 
 
-def fsync_failing_after(world: World, good: int) -> Callable[[int], None]:
-    """`os.fsync` that fails with EIO for the world's ledger after its first ``good`` syncs (a
-    disk dying under the run); every other file syncs as usual."""
-    real_fsync = os.fsync
+def fsync_failing_after(
+    world: World, good: int, *, path: Path | None = None, real: Callable[[int], None] = os.fsync
+) -> Callable[[int], None]:
+    """A sync (``real``: `os.fsync` unless given) that fails with EIO for ``path`` (the world's
+    ledger unless given) after its first ``good`` syncs (a disk dying under the run); every
+    other file syncs as usual."""
+    target = str(path or world.ledger)
     synced: list[int] = []
 
     def fsync(fd: int) -> None:
-        if os.readlink(f"/proc/self/fd/{fd}") == str(world.ledger):
+        if os.readlink(f"/proc/self/fd/{fd}") == target:
             synced.append(fd)  # in the forked driver's memory
             if len(synced) > good:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))
-        real_fsync(fd)
+        real(fd)
 
     return fsync
 

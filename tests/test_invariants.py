@@ -215,19 +215,28 @@ def job_items(rows: list[Row], source: str) -> list[Item]:
     ]  # fmt: skip
 
 
-def check_seed(seed: int, directory: Path) -> None:
-    """One seeded campaign, its resumes, its rollback and the rollback's resumes; then the
-    invariant (see the module docstring)."""
-    rng = random.Random(seed)
-    rates = {kind: rng.choice((0.0, 0.02, 0.05)) for kind in FaultKind}
+def seeded_world(
+    seed: int, rng: random.Random, leave_out: tuple[FaultKind, ...] = ()
+) -> tuple[Simulation, dict[FaultKind, float]]:
+    """A simulated world of `ACCOUNTS` with random fault rates (but ``leave_out``'s) and some
+    retweets of the owners' own, drawn from ``rng``; and those rates."""
+    rates = {kind: rng.choice((0.0, 0.02, 0.05)) for kind in FaultKind if kind not in leave_out}
     config = SandboxConfig(
         users=len(ACCOUNTS), limit=5, window=2.0, fault_rates=rates, seed=seed, stall_seconds=1.0
     )
     settings = SimSettings(concurrency=CONCURRENCY, latency=0.05, read_timeout=0.5, park_base=4.0)
     sim = Simulation(config, seed=seed, settings=settings)
-    state = sim.state
     for account in ACCOUNTS:
-        state.retweets[sim.user_ids[account]].update(t for t in TWEETS if rng.random() < 0.3)
+        sim.state.retweets[sim.user_ids[account]].update(t for t in TWEETS if rng.random() < 0.3)
+    return sim, rates
+
+
+def check_seed(seed: int, directory: Path) -> None:
+    """One seeded campaign, its resumes, its rollback and the rollback's resumes; then the
+    invariant (see the module docstring)."""
+    rng = random.Random(seed)
+    sim, rates = seeded_world(seed, rng)
+    state = sim.state
     before = {a: set(state.retweets[sim.user_ids[a]]) for a in ACCOUNTS}
     rows = [Row("campaign", a, t, Action.RETWEET) for a in ACCOUNTS for t in TWEETS
             if rng.random() < 0.7]  # fmt: skip
@@ -359,20 +368,13 @@ def owner_moves(
 
 def check_owner_seed(seed: int, directory: Path) -> None:
     """A seeded campaign of retweet and undo rows (a Tweet retweeted, undone and retweeted again
-    by one job), faults, kills and ledger damage, while the owners retweet and undo their own
-    retweets; then rollback and its run. Afterwards nothing the campaign made stands, and every
+    by one job), faults, kills and ledger damage, while the owners retweet Tweets (`owner_moves`);
+    then rollback and its run. Afterwards nothing the campaign made stands, and every
     retweet the owners held when the campaign ended stands, except pairs of undecidable origin
     (no more than the attempts that may have been applied)."""
     rng = random.Random(seed)
-    rates = {kind: rng.choice((0.0, 0.02, 0.05)) for kind in FaultKind if kind not in UNSETTLED}
-    config = SandboxConfig(
-        users=len(ACCOUNTS), limit=5, window=2.0, fault_rates=rates, seed=seed, stall_seconds=1.0
-    )
-    settings = SimSettings(concurrency=CONCURRENCY, latency=0.05, read_timeout=0.5, park_base=4.0)
-    sim = Simulation(config, seed=seed, settings=settings)
+    sim, rates = seeded_world(seed, rng, leave_out=UNSETTLED)
     state = sim.state
-    for account in ACCOUNTS:
-        state.retweets[sim.user_ids[account]].update(t for t in TWEETS if rng.random() < 0.3)
     book = Provenance(state.retweets)
     rows = [
         Row("campaign", a, rng.choice(TWEETS[:4]), rng.choice((Action.RETWEET, Action.UNDO)))

@@ -38,7 +38,7 @@ from bulkrt.core.items import Action, Item
 from bulkrt.errors import LedgerError
 from bulkrt.fleet.budget import SentMark, SentMarks
 from bulkrt.fleet.connection import patiently
-from bulkrt.ledger.journal import JournalEvent, KeyState, journal_line
+from bulkrt.ledger.journal import JournalEvent, KeyState, PairEvidence, journal_line
 
 __all__ = ["SharedJournal", "event_codes", "load_journal_state"]
 
@@ -192,25 +192,20 @@ class SharedJournal:
         self._prefix = prefix
         #: item key -> its job
         self._jobs = jobs
-        self._earlier = dict(earlier)
-        #: per (account, Tweet), the keys of ``earlier`` on it (``pairs``: each key's), whose
-        #: evidence an ``ok`` undo of the pair in this session makes void (`undone`)
-        self._pair_keys: dict[tuple[str, str], list[str]] = {}
+        #: what earlier holders and runs did, and what was made of each pair (`PairEvidence`)
+        self._known = PairEvidence()
+        pairs = pairs or {}
+        for key, state in earlier.items():
+            self._known.adopt(key, pairs.get(key), state)
+        for campaign, account, tweet_id in made:
+            self._known.made_by((account, tweet_id), campaign)
         #: per (account, Tweet), every queued key on it (``pairs``)
         self._queued_on: dict[tuple[str, str], list[str]] = {}
-        for key, pair in (pairs or {}).items():
+        for key, pair in pairs.items():
             self._queued_on.setdefault(pair, []).append(key)
-            if key in self._earlier:
-                self._pair_keys.setdefault(pair, []).append(key)
         #: per undo key journaled ``undone``: the pair's other queued keys, whose events so far
         #: its write clears from ``jstate`` (a later holder must not load them)
         self._forget: dict[str, str] = {}
-        #: the (account, Tweet) pairs an attempt of this session may have retweeted
-        self._maybe: set[tuple[str, str]] = set()
-        #: per (account, Tweet), the campaigns that made its retweet with no ``ok`` undo since
-        self._made: dict[tuple[str, str], set[str]] = {}
-        for campaign, account, tweet_id in made:
-            self._made.setdefault((account, tweet_id), set()).add(campaign)
         self._open: set[str] = set()
         self._batch: list[tuple[str, Item, JournalEvent]] = []
         #: item key -> its events recorded and not written yet (a next attempt's sent mark,
@@ -234,36 +229,25 @@ class SharedJournal:
         return None
 
     def evidence(self, key: str) -> Evidence:
-        state = self._earlier.get(key)
-        return state.evidence() if state is not None else Evidence()
+        return self._known.evidence(key)
 
     def made(self, item: Item) -> bool:
-        return item.campaign in self._made.get((item.account, item.tweet_id), ())
+        return self._known.made(item)
 
     def undone(self, item: Item) -> None:
         """As `bulkrt.ledger.journal.SentJournal.undone`, and for a later holder of the account
         too: with the next batch, the pair's word in ``madeby`` is reset and the events of its
         other queued keys are cleared from ``jstate``."""
         pair = (item.account, item.tweet_id)
-        self._made.pop(pair, None)
-        self._maybe.discard(pair)
-        for key in self._pair_keys.pop(pair, ()):
-            self._earlier.pop(key, None)
+        self._known.forget(pair)
         others = (key for key in self._queued_on.get(pair, ()) if key != item.key)
         self._forget[item.key] = "\x00".join(others)
         self.record(item, JournalEvent.UNDONE)
 
     def pair_possible(self, item: Item) -> bool:
-        """As `bulkrt.ledger.journal.SentJournal.pair_possible`: this session's attempts, and
+        """`bulkrt.ledger.journal.PairEvidence.pair_possible`: this session's attempts, and
         what earlier holders and runs left on the pair's queued keys."""
-        pair = (item.account, item.tweet_id)
-        if pair in self._maybe:
-            return True
-        earlier = self._earlier
-        return any(
-            key != item.key and key in earlier and earlier[key].evidence().possible
-            for key in self._pair_keys.get(pair, ())
-        )
+        return self._known.pair_possible(item)
 
     def record(self, item: Item, event: JournalEvent) -> None:
         if item.key in self._unwritten_marks:
@@ -275,10 +259,7 @@ class SharedJournal:
                 self._open.discard(item.key)
                 self._handed.pop((item.account, item.action, item.tweet_id), None)
                 return
-        if event is JournalEvent.MADE:
-            self._made.setdefault((item.account, item.tweet_id), set()).add(item.campaign)
-        elif event is JournalEvent.MAYBE:
-            self._maybe.add((item.account, item.tweet_id))
+        self._known.note(item, event)
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:

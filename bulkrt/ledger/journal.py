@@ -73,6 +73,7 @@ from bulkrt.ledger.resume import FinishedKeys
 __all__ = [
     "JournalEvent",
     "KeyState",
+    "PairEvidence",
     "SentJournal",
     "append_lines",
     "journal_line",
@@ -142,6 +143,81 @@ class KeyState:
             possible=self.possible or self.open or self.origin is Origin.UNDECIDED,
             made=self.origin is Origin.CAMPAIGN,
             owner=self.origin is Origin.OWNER,
+        )
+
+
+class PairEvidence:
+    """What a run knows of who may have made each (account, Tweet)'s retweet, for
+    `bulkrt.core.attribution.settled_origin`: per key, what earlier runs' attempts did
+    (`KeyState`); per pair, the campaigns that made its retweet and whether an attempt of this
+    run may have; all of it ended by an ``ok`` undo of the pair (`forget`). `SentJournal` and
+    the multi-machine mode's journal keep one each."""
+
+    __slots__ = ("_earlier", "_made", "_maybe", "_pair_keys")
+
+    def __init__(self) -> None:
+        #: what earlier attempts did, per key not finished
+        self._earlier: dict[str, KeyState] = {}
+        #: per (account, Tweet), the keys of `_earlier` on it
+        self._pair_keys: dict[tuple[str, str], list[str]] = {}
+        #: per (account, Tweet), the campaigns that made its retweet, with no ``ok`` undo since
+        self._made: dict[tuple[str, str], set[str]] = {}
+        #: the (account, Tweet) pairs an attempt of this run may have retweeted (``maybe``)
+        self._maybe: set[tuple[str, str]] = set()
+
+    def earlier(self, key: str, pair: tuple[str, str]) -> KeyState:
+        """``key``'s state of earlier attempts, on ``pair``: made empty the first time."""
+        state = self._earlier.get(key)
+        if state is None:
+            state = self._earlier[key] = KeyState()
+            self._pair_keys.setdefault(pair, []).append(key)
+        return state
+
+    def adopt(self, key: str, pair: tuple[str, str] | None, state: KeyState) -> None:
+        """``key``'s state of earlier attempts, on ``pair`` (None: not known, so no undo of
+        this run forgets it), as another reader folded it."""
+        self._earlier[key] = state
+        if pair is not None:
+            self._pair_keys.setdefault(pair, []).append(key)
+
+    def evidence(self, key: str) -> Evidence:
+        """What earlier attempts of ``key`` prove."""
+        state = self._earlier.get(key)
+        return state.evidence() if state is not None else _NO_EVIDENCE
+
+    def made_by(self, pair: tuple[str, str], campaign: str) -> None:
+        """``campaign`` made ``pair``'s retweet (in this run or an earlier one)."""
+        self._made.setdefault(pair, set()).add(campaign)
+
+    def note(self, item: Item, event: JournalEvent) -> None:
+        """``event`` happened to ``item`` in this run."""
+        if event is JournalEvent.MADE:
+            self.made_by((item.account, item.tweet_id), item.campaign)
+        elif event is JournalEvent.MAYBE:
+            self._maybe.add((item.account, item.tweet_id))
+
+    def made(self, item: Item) -> bool:
+        """Whether ``item``'s campaign made the retweet of its (account, Tweet)."""
+        return item.campaign in self._made.get((item.account, item.tweet_id), ())
+
+    def forget(self, pair: tuple[str, str]) -> None:
+        """An ``ok`` undo of ``pair``: what was made of it, and its keys' evidence, go."""
+        self._made.pop(pair, None)
+        self._maybe.discard(pair)
+        for key in self._pair_keys.pop(pair, ()):
+            self._earlier.pop(key, None)
+
+    def pair_possible(self, item: Item) -> bool:
+        """Whether an attempt of another key on ``item``'s (account, Tweet), in this run or an
+        earlier one, may have retweeted it since the pair's last ``ok`` undo: then an "already
+        retweeted" for ``item`` may be that attempt's, not the owner's."""
+        pair = (item.account, item.tweet_id)
+        if pair in self._maybe:
+            return True
+        earlier = self._earlier
+        return any(
+            key != item.key and earlier[key].evidence().possible
+            for key in self._pair_keys.get(pair, ())
         )
 
 
@@ -382,17 +458,11 @@ class SentJournal:
         self._in_flight: Callable[[], int] = _none
         #: set while the flusher lets a batch gather, when enough senders wait for it
         self._gathered: anyio.Event | None = None
-        #: what earlier runs recorded of keys the ledger does not hold as finished
-        self._earlier: dict[str, KeyState] = {}
+        #: what earlier runs recorded of keys the ledger does not hold as finished, and what
+        #: was made of each pair (`PairEvidence`)
+        self._known = PairEvidence()
         #: keys with a ``sent`` not closed yet (this run)
         self._open: set[str] = set()
-        #: per (account, Tweet), the campaigns that made its retweet, in any run, with no ``ok``
-        #: undo of the pair since (`undone`)
-        self._made: dict[tuple[str, str], set[str]] = {}
-        #: per (account, Tweet), the keys of `_earlier` on it (`undone` forgets their evidence)
-        self._pair_keys: dict[tuple[str, str], list[str]] = {}
-        #: the (account, Tweet) pairs an attempt of this run may have retweeted (`maybe`)
-        self._maybe: set[tuple[str, str]] = set()
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
@@ -405,9 +475,11 @@ class SentJournal:
         # retweeted" finds, whatever lines came since (an owner's retweet found in place does
         # not bring it back; a retweet the campaign makes again has a ``made`` of its own).
         stands = finished.made_stands if isinstance(finished, FinishedKeys) else None
+        known = self._known
         for line in _lines(self.path):
+            pair = (line.account, line.tweet_id)
             if line.event is JournalEvent.UNDONE:
-                self._forget_pair((line.account, line.tweet_id))
+                known.forget(pair)
                 continue
             if (
                 line.event is JournalEvent.MADE
@@ -418,14 +490,9 @@ class SentJournal:
                     or stands(line.key, line.account, line.tweet_id)
                 )
             ):
-                self._made.setdefault((line.account, line.tweet_id), set()).add(line.campaign)
+                known.made_by(pair, line.campaign)
             if line.key not in finished:
-                state = self._earlier.get(line.key)
-                if state is None:
-                    state = self._earlier[line.key] = KeyState()
-                    pair = (line.account, line.tweet_id)
-                    self._pair_keys.setdefault(pair, []).append(line.key)
-                state.apply(line.event)
+                known.earlier(line.key, pair).apply(line.event)
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             size = os.fstat(self._fd).st_size
@@ -447,14 +514,17 @@ class SentJournal:
 
     def evidence(self, key: str) -> Evidence:
         """What earlier runs' attempts of ``key`` prove."""
-        state = self._earlier.get(key)
-        return state.evidence() if state is not None else _NO_EVIDENCE
+        return self._known.evidence(key)
 
     def made(self, item: Item) -> bool:
         """Whether the campaign made the retweet of ``item``'s account and Tweet (another item
         of it, in this run or an earlier one): then an "already retweeted" for ``item`` is that
         retweet, not the owner's."""
-        return item.campaign in self._made.get((item.account, item.tweet_id), ())
+        return self._known.made(item)
+
+    def pair_possible(self, item: Item) -> bool:
+        """`PairEvidence.pair_possible`."""
+        return self._known.pair_possible(item)
 
     def undone(self, item: Item) -> None:
         """An ``ok`` undo ``item`` of this run: no retweet of its (account, Tweet) that any
@@ -463,36 +533,13 @@ class SentJournal:
         what earlier runs' attempts of the pair's unfinished keys may have done is undone too.
         Journaled as ``undone``, so a later run's reading ends them too, whatever the ledger
         has kept."""
-        self._forget_pair((item.account, item.tweet_id))
+        self._known.forget((item.account, item.tweet_id))
         self.record(item, JournalEvent.UNDONE)
-
-    def _forget_pair(self, pair: tuple[str, str]) -> None:
-        """An ``ok`` undo of ``pair``: what was made of it, and its keys' earlier evidence, go."""
-        self._made.pop(pair, None)
-        self._maybe.discard(pair)
-        for key in self._pair_keys.pop(pair, ()):
-            self._earlier.pop(key, None)
-
-    def pair_possible(self, item: Item) -> bool:
-        """Whether an attempt of another key on ``item``'s (account, Tweet), in this run or an
-        earlier one, may have retweeted it (since the pair's last ``ok`` undo of this run): then
-        an "already retweeted" for ``item`` may be that attempt's, not the owner's."""
-        pair = (item.account, item.tweet_id)
-        if pair in self._maybe:
-            return True
-        earlier = self._earlier
-        return any(
-            key != item.key and key in earlier and earlier[key].evidence().possible
-            for key in self._pair_keys.get(pair, ())
-        )
 
     def record(self, item: Item, event: JournalEvent) -> None:
         """Queue ``event`` for ``item``; it is written with the next batch: at once for a
         ``sent`` (its request waits for it), within a quarter of a second for the others."""
-        if event is JournalEvent.MADE:
-            self._made.setdefault((item.account, item.tweet_id), set()).add(item.campaign)
-        elif event is JournalEvent.MAYBE:
-            self._maybe.add((item.account, item.tweet_id))
+        self._known.note(item, event)
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:
