@@ -410,14 +410,20 @@ class TestInterruptedWriteBack:
         self, make_world: MakeWorld, tmp_path: Path
     ) -> None:
         """Run B is sending when run A, on the same accounts file, is killed between writing
-        its rotated acct002 tokens and the rename: B's own refresh of acct002 takes them from
-        the leftover (no "authorise again"), every item of B ends ok, and the file then holds
-        tokens that work for a third run."""
-        # tokens live 24 s: B refreshes acct002 about 12 s in, A has until then; B takes 20 s
-        world = await make_world(token_ttl=24, limit=5, window=4.0)
-        job_b = world.job(rows(["acct002", "acct004"], 25), name="b.csv")
+        its rotated acct002 tokens and the rename: B's own refresh of acct002 (after a 401, its
+        access token revoked) takes them from the leftover (no "authorise again"), every item of
+        B ends ok, and the file then holds tokens that work for a third run.
+
+        B is held (SIGSTOP) from its first answers until A has been killed and B's token revoked,
+        so B refreshes after A whatever the machine's load, and has acct002's items left to send:
+        it cannot finish them before its second 2-second window."""
+        world = await make_world(limit=5, window=2.0)  # tokens live 2 h: B refreshes on the 401
+        job_b = world.job(rows(["acct002", "acct004"], 8), name="b.csv")
+        b_tokens = json.loads(world.accounts.read_text())["accounts"]["acct002"]["oauth2"]
         async with fork_cli(world.run_args(job_b)) as run_b:
             await eventually(lambda: len(world.lines()) >= 2)  # B has read the accounts file
+            run_b.send_signal(signal.SIGSTOP)
+            assert len(world.retweets("acct002")) < 8  # B has acct002's items left
             # A finds acct002's token expired (B holds it as fresh) and refreshes at once
             document = json.loads(world.accounts.read_text())
             document["accounts"]["acct002"]["oauth2"]["expires_at"] = _stamp(1e9)
@@ -431,11 +437,18 @@ class TestInterruptedWriteBack:
             args_a[args_a.index("--ledger") + 1] = str(tmp_path / "a.jsonl")
             killed = await anyio.run_process(args_a, check=False, env=env)
             assert killed.returncode == -signal.SIGKILL
+            leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".accounts.json.")]
+            assert leftovers  # A's write-back left its file
+            revoked = world.sandbox.state.auth.tokens.revoke(
+                {"token": b_tokens["access_token"], "client_id": b_tokens["client_id"]}, None
+            )
+            assert revoked.status == 200
+            run_b.send_signal(signal.SIGCONT)
             code = await run_b.wait()
         out = run_b.stdout().decode() + run_b.stderr().decode()
         assert code == 0, out[-3000:]
         assert "authorise the app again" not in out
-        expected = {str(100 + n) for n in range(25)}
+        expected = {str(100 + n) for n in range(8)}
         assert ok_retweets(world) == {"acct002": expected, "acct004": expected}
         third = world.job(rows(["acct002", "acct004"], 2, first=500), name="c.csv")
         done = await world.run(third)

@@ -27,7 +27,7 @@ from tests.test_fleet_run import worker_args
 from tests.test_run import ACCOUNTS, MakeWorld, World, eventually
 
 #: the cap under test, and the items of each job per account (three jobs of two accounts each)
-RPS = 3
+RPS = 6
 PER_ACCOUNT = 6
 #: how much closer together the sandbox may receive requests than the worker sent them: the
 #: delivery (loopback, the sandbox's event loop in the test process) takes a varying time no
@@ -80,10 +80,11 @@ def retweet_times(world: World) -> list[float]:
 async def test_max_rps_holds_for_a_worker_across_its_sessions(
     make_world: MakeWorld, redis_server: RedisServer
 ) -> None:
-    """A ``bulkrt worker --max-rps 3`` given three jobs on different accounts, each published
+    """A ``bulkrt worker --max-rps 6`` given three jobs on different accounts, each published
     while it works on the previous ones, runs them in three sessions at once; no one-second span
-    of the sandbox's request log holds more than 3 of its requests (a limiter per session would
-    send up to 9 per second here: the windows allow 25 per second), and every item is done."""
+    of the sandbox's request log holds more than 6 of its requests (a limiter per session would
+    send up to 18 per second here: the windows allow 25 per second per account), and every item
+    is done."""
     world = await make_world(limit=50, window=2.0)
     args = worker_args(world, redis_server, 0, "--max-rps", str(RPS), "--verbose")
     log = world.dir / "worker.log"
