@@ -8,22 +8,45 @@ journal against the sandbox's state; ``--redis`` cases use a real ``redis-server
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from bulkrt.core.attribution import Evidence, Origin, settled_origin
 from bulkrt.core.items import Action, Item, Status
+from bulkrt.errors import RollbackError
 from bulkrt.fleet.connection import connect
 from bulkrt.fleet.shared_journal import SharedJournal, load_journal_state
 from bulkrt.jobs.keys import derived_key
+from bulkrt.jobs.rows import Row
 from bulkrt.ledger.journal import JournalEvent
 from bulkrt.ledger.journal import SentJournal as LocalJournal
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.resume import finished_keys
 from bulkrt.ledger.undo import plan_rollback
+from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import SandboxConfig
-from bulkrt.simulation.harness import Simulation
+from bulkrt.sandbox.faults import FaultPlan
+from bulkrt.simulation.harness import SimSettings, Simulation
 from tests.redis_server import RedisServer
+from tests.test_invariants import (
+    ACCOUNTS,
+    AMBIGUOUS,
+    CONCURRENCY,
+    TWEETS,
+    UNSETTLED,
+    Chaos,
+    Provenance,
+    job_items,
+    owner_moves,
+    repeated_items,
+    sim_until_done,
+)
+from tests.test_run import PYTHON_M_BULKRT
 
 R, U = Action.RETWEET, Action.UNDO
 ACCOUNT, TWEET = "acct001", "300"
@@ -199,4 +222,163 @@ async def test_b3_a_later_holder_drops_an_earlier_runs_possible_attempt_after_th
         await redis.aclose()
 
 
-_ = random  # the harness below
+# -- B4: rolling back again after a rollback of a lost ledger ------------------------------
+
+
+def test_b4_rollback_again_after_the_undo_run_of_a_lost_ledger_says_nothing_is_left(
+    tmp_path: Path,
+) -> None:
+    """C's retweet of Tweet 300 is made; its ledger is lost (emptied), the journal kept. The
+    README's loop: `bulkrt rollback L --out undo.csv --force && bulkrt run undo.csv ...` can be
+    repeated until everything is undone, and with nothing left rollback says so and exits 0.
+    The first rollback takes C from the journal and its undo run undoes the retweet; the second
+    exits 2: "holds only rollback campaign(s) (C-rollback); a rollback cannot be rolled back"
+    (the rollback's ``undone`` lines drop C's origins, so the journal no longer names C)."""
+    sim, retweets = world()
+    ledger = tmp_path / "c.jsonl"
+    sim.run(job(R), ledger)
+    ledger.write_bytes(b"")  # lost
+    undo = tmp_path / "undo.csv"
+    command = [*PYTHON_M_BULKRT, "rollback", str(ledger), "--out", str(undo), "--force"]
+    first = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "1 undo item(s)" in first.stdout
+    plan = plan_rollback(ledger)
+    rows = [Item(derived_key(r.campaign, r.account, r.action, r.tweet_id, 0), r.campaign,
+                 r.account, r.tweet_id, r.action, "undo.csv", n)
+            for n, r in enumerate(plan.undo, start=2)]  # fmt: skip
+    sim.run(rows, ledger)
+    assert retweets == set()
+    again = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert (again.returncode, again.stderr) == (0, "")  # seen: 2, "... holds only rollback ..."
+    assert "0 undo item(s)" in again.stdout
+
+
+# -- the owners-at-work invariant, extended: an older ledger backup after the campaign ------------
+
+#: seeds of each harness case (``BULKRT_SIM_SEEDS`` scales them, as the invariants' own)
+BACKUP_SEEDS = max(8, int(os.environ.get("BULKRT_SIM_SEEDS", "200")) // 8)
+
+
+def campaign_with_backups(
+    seed: int, directory: Path
+) -> tuple[Simulation, Provenance, Path, list[bytes], random.Random, Chaos, list[Row]]:
+    """`tests.test_invariants.check_owner_seed`'s campaign (retweet and undo rows, faults, kills,
+    owners at work meanwhile), without ledger damage, keeping a copy of the ledger after each
+    run (the backups an operator may restore)."""
+    rng = random.Random(seed)
+    rates = {kind: rng.choice((0.0, 0.02, 0.05)) for kind in FaultKind if kind not in UNSETTLED}
+    config = SandboxConfig(
+        users=len(ACCOUNTS), limit=5, window=2.0, fault_rates=rates, seed=seed, stall_seconds=1.0
+    )
+    settings = SimSettings(concurrency=CONCURRENCY, latency=0.05, read_timeout=0.5, park_base=4.0)
+    sim = Simulation(config, seed=seed, settings=settings)
+    for account in ACCOUNTS:
+        sim.state.retweets[sim.user_ids[account]].update(t for t in TWEETS if rng.random() < 0.3)
+    book = Provenance(sim.state.retweets)
+    rows = [
+        Row("campaign", a, rng.choice(TWEETS[:4]), rng.choice((Action.RETWEET, Action.UNDO)))
+        for a in ACCOUNTS
+        for _ in range(rng.randint(4, 10))
+    ]
+    rng.shuffle(rows)
+    ledger = directory / "campaign.ledger.jsonl"
+    chaos = Chaos()
+    items = repeated_items(rows, "campaign.csv")
+    moves = owner_moves(sim, book, rng)
+    backups = [b""]
+    for _ in range(30):
+        if chaos.kills < 3 and rng.random() < 0.6:
+            run = sim.run(items, ledger, crash_after=rng.uniform(0.0, 8.0), beside=moves)
+            chaos.kills += run.crashed
+        else:
+            run = sim.run(items, ledger, beside=moves)
+        backups.append(ledger.read_bytes() if ledger.exists() else b"")
+        if not run.crashed and not run.stats.count(Status.ERROR):
+            sim.state.faults = FaultPlan(
+                {k: r for k, r in rates.items() if k is not FaultKind.JSON_403}, seed
+            )
+            return sim, book, ledger, backups, rng, chaos, rows
+    pytest.fail(f"seed {seed}: the campaign did not finish in 30 runs")
+
+
+def check_backup_seed(seed: int, directory: Path, *, resume: bool) -> list[str]:
+    """After the campaign, the ledger is put back as one of its earlier backups (the journal
+    stays as it is); with ``resume`` the same job is run again to completion (what the README
+    says to do), and no owner acts meanwhile. Then rollback and its run. What breaks the
+    invariant, if anything: a retweet the campaign made that stays, a retweet the owners held
+    when the campaign ended that is gone without being undecidable, more undecidable pairs than
+    attempts that may have been applied."""
+    sim, book, ledger, backups, rng, chaos, rows = campaign_with_backups(seed, directory)
+    owners = book.held_by("owner")
+    ledger.write_bytes(rng.choice(backups[:-1]))
+    if resume:
+        items = repeated_items(rows, "campaign.csv")
+        sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False)
+    state = sim.state
+    undecided = {
+        (r.account, r.tweet_id)
+        for r in read_ledger(ledger)
+        if r.status is Status.OK and r.action is Action.RETWEET and r.preexisting is None
+    }
+    plan = plan_rollback(ledger)
+    broken = []
+    whole = {(row.account, row.tweet_id) for row in plan.undo}
+    by_account = {
+        (row.account, row.tweet_id)
+        for account in {account for account, _ in whole}
+        for row in plan_rollback(ledger, accounts=[account], campaigns=["campaign"]).undo
+    }
+    if by_account != whole:
+        broken.append(f"--account selections differ from the whole: {by_account ^ whole}")
+    undecided |= {(row.account, row.tweet_id) for row in plan.undecided}
+    if plan.undo:
+        undo_rows = [Row(r.campaign, r.account, r.tweet_id, Action.UNDO) for r in plan.undo]
+        sim_until_done(sim, job_items(undo_rows, "undo.csv"), ledger, rng, chaos, damage_ok=False)
+    try:
+        if plan_rollback(ledger).undo:
+            broken.append("a second rollback finds more to undo")
+    except RollbackError as exc:
+        broken.append(f"a second rollback refused: {exc}")
+    names = {uid: name for name, uid in sim.user_ids.items()}
+    ambiguous = sum(state.stats()["by_fault"].get(k.value, 0) for k in AMBIGUOUS)
+    ambiguous += chaos.kills * CONCURRENCY
+    stayed = {(names[uid], tweet) for uid, tweet in book.held_by("campaign")}
+    lost = {(names[uid], tweet) for uid, tweet in owners if tweet not in state.retweets[uid]}
+    if stayed:
+        broken.append(f"campaign's stays: {sorted(stayed)}")
+    if lost - undecided:
+        broken.append(f"owner's gone: {sorted(lost - undecided)}")
+    if len(undecided) > ambiguous:
+        broken.append(f"{len(undecided)} undecided > {ambiguous} ambiguous")
+    return broken
+
+
+def failing_seeds(*, resume: bool) -> list[tuple[int, list[str]]]:
+    """The seeds `check_backup_seed` finds broken, with what broke (scratch files in memory
+    when the machine has it: fsync there costs nothing)."""
+    failed = []
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(dir=shm, prefix="bulkrt-adv23b-") as scratch:
+        for seed in range(BACKUP_SEEDS):
+            directory = Path(scratch) / str(seed)
+            directory.mkdir()
+            broken = check_backup_seed(seed, directory, resume=resume)
+            if broken:
+                failed.append((seed, broken))
+    return failed
+
+
+def test_rollback_at_once_of_an_older_backup_keeps_the_owners_and_undoes_the_campaigns() -> None:
+    """The README: rollback trusts the journal's origin over the ledger's and undoes the
+    campaign's retweets even when their ledger lines are gone (B1 at random); and rollback can
+    be repeated until nothing is left (B4 at random: the backup restored was the empty one)."""
+    failed = failing_seeds(resume=False)
+    assert not failed, f"{len(failed)} of {BACKUP_SEEDS} seeds: {failed[:5]}"
+
+
+def test_resume_of_an_older_ledger_backup_then_rollback_keeps_the_owners() -> None:
+    """The README: ledger lines lost after the fact (an older backup) are resent on resume and
+    settled by the journal, never turned into the owners' retweets (B2 at random)."""
+    failed = failing_seeds(resume=True)
+    assert not failed, f"{len(failed)} of {BACKUP_SEEDS} seeds: {failed[:5]}"
