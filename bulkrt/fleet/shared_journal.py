@@ -108,6 +108,29 @@ def _made_here(word: bytes | str | None, campaign: str, made_before: bool) -> bo
     return campaign in campaigns.split("\x00") or (made_before and undone != "!")
 
 
+def _loaded_state(
+    earlier: Evidence, codes: bytes | str | None, word: bytes | str | None
+) -> KeyState:
+    """A key's state for its next holder: the earlier runs' ``earlier`` evidence (unless an
+    undo of its pair in this job, per the pair's ``madeby`` ``word``, voided it), then this job's
+    events since (``codes``, its ``jstate``: an undo cleared those before it)."""
+    state = KeyState()
+    if not _undone_here(word):
+        state.possible = earlier.possible
+        if earlier.made:
+            state.apply(JournalEvent.MADE)
+        elif earlier.owner:
+            state.apply(JournalEvent.OWNER)
+    for event in event_codes(codes.decode() if isinstance(codes, bytes) else codes or ""):
+        state.apply(event)
+    return state
+
+
+def _undone_here(word: bytes | str | None) -> bool:
+    """Whether a pair's ``madeby`` word says an ``ok`` undo of it came in this job."""
+    return word is not None and (word[:1] == b"!" or word[:1] == "!")
+
+
 def _keys(prefix: str, job: str) -> list[str]:
     return [f"{prefix}journal:{job}", f"{prefix}jstate:{job}", f"{prefix}madeby:{job}"]
 
@@ -147,14 +170,7 @@ async def load_journal_state(
             found[job, item.key] = codes, word
     for job, item, earlier, made_before in items:
         codes, word = found[job, item.key]
-        state = KeyState(possible=earlier.possible)
-        if earlier.made:
-            state.apply(JournalEvent.MADE)
-        elif earlier.owner:
-            state.apply(JournalEvent.OWNER)
-        for event in event_codes(codes.decode() if isinstance(codes, bytes) else codes or ""):
-            state.apply(event)
-        states[item.key] = state
+        states[item.key] = _loaded_state(earlier, codes, word)
         if _made_here(word, item.campaign, made_before):
             made.add((item.campaign, item.account, item.tweet_id))
     return states, made

@@ -72,6 +72,7 @@ from bulkrt.ledger.resume import FinishedKeys
 
 __all__ = [
     "JournalEvent",
+    "JournalReading",
     "KeyState",
     "PairEvidence",
     "SentJournal",
@@ -363,15 +364,26 @@ def _lines(path: Path) -> Iterator[_Line]:
 def read_origins(ledger: Path) -> dict[tuple[str, str, str], Origin]:
     """Per (campaign, account, Tweet), who made its retweet as far as the journal knows
     (`journal_origins`, without what it says of undos)."""
-    return journal_origins(ledger)[0]
+    return journal_origins(ledger).origins
 
 
-def journal_origins(
-    ledger: Path,
-) -> tuple[dict[tuple[str, str, str], Origin], dict[tuple[str, str, str], str]]:
-    """Per (campaign, account, Tweet), who made its retweet as far as the journal knows; and,
-    for those verdicts that came after an ``undone`` of the pair, that undo item's key (the
-    verdict speaks of a retweet made after that undo, whatever its line in the ledger says).
+@dataclass(frozen=True, slots=True)
+class JournalReading:
+    """What `journal_origins` read."""
+
+    #: per (campaign, account, Tweet), who made its retweet, since the pair's last ``undone``
+    origins: dict[tuple[str, str, str], Origin]
+    #: per (account, Tweet) with an ``undone``, the last one's undo key: every verdict on the
+    #: pair came after that undo, whatever the ledger's lines say
+    last_undone: dict[tuple[str, str], str]
+    #: the key of every ``undone``
+    undone_keys: set[str]
+    #: every (campaign, account) a retweet item's line names, undone since or not
+    named: set[tuple[str, str]]
+
+
+def journal_origins(ledger: Path) -> JournalReading:
+    """What the journal says of who made each retweet (`JournalReading`).
 
     The first settled origin of the pair's retweet items (the first says what was there before
     the campaign); else ``UNDECIDED`` when an attempt may have been applied and no answer
@@ -387,6 +399,8 @@ def journal_origins(
     campaigns_on: dict[tuple[str, str], set[str]] = {}
     #: per (account, Tweet), the key of its last ``undone``
     undone: dict[tuple[str, str], str] = {}
+    named: set[tuple[str, str]] = set()
+    undone_keys: set[str] = set()
     for line in _lines(journal_path(ledger)):
         if not line.account:
             continue  # a legacy line: no pair to name
@@ -397,8 +411,10 @@ def journal_origins(
             for campaign in campaigns_on.pop(pair, ()):
                 origins.pop((campaign, *pair), None)
             undone[pair] = line.key
+            undone_keys.add(line.key)
             continue
         triple = (line.campaign, line.account, line.tweet_id)
+        named.add((line.campaign, line.account))
         pairs[line.key] = triple
         keys_on.setdefault(pair, set()).add(line.key)
         campaigns_on.setdefault(pair, set()).add(line.campaign)
@@ -409,7 +425,7 @@ def journal_origins(
     for key, state in states.items():
         if state.origin is None and (state.possible or state.open):
             origins.setdefault(pairs[key], Origin.UNDECIDED)
-    return origins, {t: undone[t[1:]] for t in origins if t[1:] in undone}
+    return JournalReading(origins, undone, undone_keys, named)
 
 
 def _none() -> int:

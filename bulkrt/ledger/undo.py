@@ -45,7 +45,7 @@ from bulkrt.jobs.campaign import ROLLBACK_SUFFIX
 from bulkrt.jobs.job_writer import write_job
 from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.rows import Row
-from bulkrt.ledger.journal import journal_origins, journal_path
+from bulkrt.ledger.journal import JournalReading, journal_origins, journal_path
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import FINISHED, LedgerRecord
 
@@ -196,7 +196,7 @@ def select_undo(
     include_preexisting: bool = False,
     leave_undecided: bool = False,
     origins: Mapping[tuple[str, str, str], Origin] | None = None,
-    after_undo: Mapping[tuple[str, str, str], str] | None = None,
+    journal: JournalReading | None = None,
 ) -> RollbackPlan:
     """Choose the undo items from ``records`` (a ledger in order, named ``source`` in messages).
 
@@ -222,7 +222,11 @@ def select_undo(
     seen_accounts: set[str] = set()
     #: keys of the selected rollbacks' finished lines: a run skips an undo with one of them
     finished: set[str] = set()
+    #: per (account, Tweet), the keys of its ``ok`` undo lines (every campaign's)
+    undos: dict[tuple[str, str], set[str]] = {}
     for record in records:
+        if record.action is Action.UNDO and record.status is Status.OK:
+            undos.setdefault((record.account, record.tweet_id), set()).add(record.key)
         is_rollback = record.campaign.endswith(ROLLBACK_SUFFIX)
         base = record.campaign.removesuffix(ROLLBACK_SUFFIX)
         if wanted and base not in wanted:
@@ -240,14 +244,20 @@ def select_undo(
             continue
         seen_accounts.add(record.account)
         _apply(pairs.setdefault((record.account, record.tweet_id), _Pair(base)), record)
-    journal = origins or {}
+    if journal is None:
+        journal = JournalReading(dict(origins or {}), {}, set(), set())
+    elif origins is not None:
+        raise ValueError("give the journal's origins once: in origins or in journal")
+    # the campaigns the journal names, also those whose every retweet an undo has ended since
+    named = {*journal.named, *((campaign, account) for campaign, account, _ in journal.origins)}
     from_journal = {
         campaign
-        for campaign, _, _ in journal
+        for campaign, _ in named
         if not campaign.endswith(ROLLBACK_SUFFIX) and (not wanted or campaign in wanted)
     } - seen
     seen |= from_journal
-    seen_accounts |= _apply_origins(pairs, journal, seen, only, after_undo or {})
+    seen_accounts |= {a for c, a in named if c in seen and (not only or a in only)}
+    seen_accounts |= _apply_origins(pairs, journal, seen, only, undos)
     _check_selection(source, wanted, seen, rollbacks, only, seen_accounts)
     plan = _choose(pairs, seen, include_preexisting, leave_undecided)
     undo = tuple(_keyed(row, finished) for row in plan.undo)
@@ -346,10 +356,10 @@ def _choose(
 
 def _apply_origins(
     pairs: dict[tuple[str, str], _Pair],
-    origins: Mapping[tuple[str, str, str], Origin],
+    journal: JournalReading,
     seen: set[str],
     only: set[str],
-    after_undo: Mapping[tuple[str, str, str], str],
+    undos: Mapping[tuple[str, str], set[str]],
 ) -> set[str]:
     """Add what the journal knows to what the ledger says; return the accounts it names.
 
@@ -363,15 +373,25 @@ def _apply_origins(
     after an attempt that may have been applied.
     """
     accounts: set[str] = set()
-    for (campaign, account, tweet_id), verdict in origins.items():
+    last_undone = journal.last_undone
+    for key, last in last_undone.items():
+        pair = pairs.get(key)
+        ledger_undos = undos.get(key, set())
+        if pair is not None and last not in ledger_undos and ledger_undos <= journal.undone_keys:
+            # The journal's last undo of the pair has no line in the ledger (an older backup,
+            # lines lost), and it knows every undo the ledger holds: what the ledger says stood
+            # is older than that undo; a verdict the journal holds (all came after it) says what
+            # stands now.
+            pair.retweeted, pair.other, pair.undo_key = False, None, last
+    for (campaign, account, tweet_id), verdict in journal.origins.items():
         if campaign not in seen or (only and account not in only):
             continue  # not selected (``seen`` holds only the selected, non-rollback campaigns)
         accounts.add(account)
         pair = pairs.setdefault((account, tweet_id), _Pair(campaign, in_ledger=False))
-        since = after_undo.get((campaign, account, tweet_id))
+        since = last_undone.get((account, tweet_id))
         if pair.retweeted is False and since is not None and since == pair.undo_key:
-            # The verdict is of an attempt after the undo whose line is the ledger's latest
-            # word on the pair: what it says may stand came after that line.
+            # The verdict is of an attempt after the pair's last undo, which is the ledger's
+            # latest word on it (or newer than the ledger): what it says may stand.
             pair.retweeted = True
             pair.preexisting = preexisting(verdict)
             continue
@@ -469,7 +489,6 @@ def plan_rollback(
     leave_undecided: bool = False,
 ) -> RollbackPlan:
     """Read ``ledger`` and its journal and choose the undo items (see `select_undo`)."""
-    origins, after_undo = journal_origins(Path(ledger))
     return select_undo(
         read_ledger(ledger),
         source=str(ledger),
@@ -477,8 +496,7 @@ def plan_rollback(
         accounts=accounts,
         include_preexisting=include_preexisting,
         leave_undecided=leave_undecided,
-        origins=origins,
-        after_undo=after_undo,
+        journal=journal_origins(Path(ledger)),
     )
 
 

@@ -1,7 +1,12 @@
-"""Adversarial pass adv23b on the journal's ``undone`` (who made a retweet after an ``ok`` undo):
-the failures found, each as a test that fails until it is fixed, and a random harness that
-extends the owners-at-work invariant (`tests.test_invariants.check_owner_seed`) to what it leaves
-out. The findings, with what held, are in the pass's notes (B1..).
+"""Who made a retweet after an ``ok`` undo (the journal's ``undone``), where the ledger does not
+say it: an older ledger backup beside a newer journal (B1), a resume of one (B2), a later holder
+of the account in the multi-machine mode (B3), a rollback repeated on a lost ledger (B4); and a
+random harness that extends the owners-at-work invariant (`tests.test_invariants.check_owner_seed`)
+to an older backup restored after the campaign, rolled back at once or resumed first.
+
+B2 is still open, its tests marked so (strict: they fail the suite once it is fixed, to be
+unmarked): a resume sends again an undo whose line the backup lost though the journal recorded
+it ``undone``, and a retweet the owner made since is deleted by it.
 
 The campaigns run in virtual time (`bulkrt.simulation`): the real dispatcher, ledger writer and
 journal against the sandbox's state; ``--redis`` cases use a real ``redis-server``."""
@@ -95,7 +100,7 @@ def test_b1_rollback_of_an_older_backup_leaves_an_owners_retweet_the_journal_saw
     sim.run(job(R, U, R), ledger)
     assert [line.preexisting for line in read_ledger(ledger)][-1] is True
     ledger.write_bytes(backup)  # the older backup, beside the newer journal
-    assert undo_pairs(ledger) == []  # seen: [("acct001", "300")], the owner's retweet
+    assert undo_pairs(ledger) == []  # before the fix: [("acct001", "300")], the owner's retweet
 
 
 def test_b1_rollback_of_an_older_backup_leaves_a_retweet_the_campaign_made_after_two_undos(
@@ -113,12 +118,16 @@ def test_b1_rollback_of_an_older_backup_leaves_a_retweet_the_campaign_made_after
     sim.run(job(R, U, R, U, R), ledger)
     assert retweets == {TWEET}  # the campaign's (a 2xx)
     ledger.write_bytes(backup)
-    assert undo_pairs(ledger) == [(ACCOUNT, TWEET)]  # seen: [] ('no longer retweeted: 1')
+    assert undo_pairs(ledger) == [(ACCOUNT, TWEET)]  # before the fix: [] ('no longer retweeted: 1')
 
 
 # -- B2: resume re-sends an undo the journal recorded as done --------------------------------
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="B2, open: a resume re-sends an undo the journal recorded as undone (line lost)",
+)
 def test_b2_resume_after_an_older_backup_does_not_undo_an_owners_retweet_made_since(
     tmp_path: Path,
 ) -> None:
@@ -190,7 +199,7 @@ async def test_b3_a_later_holder_drops_an_earlier_runs_made_of_a_key_after_the_j
         states, made = await load_journal_state(redis, "bulkrt:", [("J", again, published, True)])
         later = SharedJournal(redis, "bulkrt:", jobs, states, made, pairs)
         verdict = settled_origin(True, later.evidence(again.key), made=later.made(again))
-        assert verdict is Origin.OWNER  # seen: Origin.CAMPAIGN
+        assert verdict is Origin.OWNER  # before the fix: Origin.CAMPAIGN
     finally:
         await redis.aclose()
 
@@ -217,7 +226,7 @@ async def test_b3_a_later_holder_drops_an_earlier_runs_possible_attempt_after_th
         states, made = await load_journal_state(redis, "bulkrt:", [("J", again, published, False)])
         later = SharedJournal(redis, "bulkrt:", jobs, states, made, pairs)
         verdict = settled_origin(True, later.evidence(again.key), made=later.made(again))
-        assert verdict is Origin.OWNER  # seen: Origin.UNDECIDED
+        assert verdict is Origin.OWNER  # before the fix: Origin.UNDECIDED
     finally:
         await redis.aclose()
 
@@ -250,7 +259,7 @@ def test_b4_rollback_again_after_the_undo_run_of_a_lost_ledger_says_nothing_is_l
     sim.run(rows, ledger)
     assert retweets == set()
     again = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert (again.returncode, again.stderr) == (0, "")  # seen: 2, "... holds only rollback ..."
+    assert (again.returncode, again.stderr) == (0, "")  # before: exit 2
     assert "0 undo item(s)" in again.stdout
 
 
@@ -377,6 +386,10 @@ def test_rollback_at_once_of_an_older_backup_keeps_the_owners_and_undoes_the_cam
     assert not failed, f"{len(failed)} of {BACKUP_SEEDS} seeds: {failed[:5]}"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="B2, open: a resume re-sends an undo the journal recorded as undone (line lost)",
+)
 def test_resume_of_an_older_ledger_backup_then_rollback_keeps_the_owners() -> None:
     """The README: ledger lines lost after the fact (an older backup) are resent on resume and
     settled by the journal, never turned into the owners' retweets (B2 at random)."""
