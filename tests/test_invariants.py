@@ -376,12 +376,7 @@ def check_owner_seed(seed: int, directory: Path) -> None:
     sim, rates = seeded_world(seed, rng, leave_out=UNSETTLED)
     state = sim.state
     book = Provenance(state.retweets)
-    rows = [
-        Row("campaign", a, rng.choice(TWEETS[:4]), rng.choice((Action.RETWEET, Action.UNDO)))
-        for a in ACCOUNTS
-        for _ in range(rng.randint(4, 10))
-    ]
-    rng.shuffle(rows)
+    rows = retweet_and_undo_rows(rng)
     ledger = directory / "campaign.ledger.jsonl"
     chaos = Chaos()
     items = repeated_items(rows, "campaign.csv")
@@ -410,6 +405,18 @@ def check_owner_seed(seed: int, directory: Path) -> None:
     lost = {(names[uid], tweet) for uid, tweet in owners if tweet not in state.retweets[uid]}
     assert lost <= undecided, context  # an owner's retweet goes only if undecidable
     assert len(undecided) <= ambiguous, context
+
+
+def retweet_and_undo_rows(rng: random.Random) -> list[Row]:
+    """A campaign of 4 to 10 random retweet or undo rows per account on four Tweets (so a Tweet
+    is often retweeted, undone and retweeted again by one job), shuffled."""
+    rows = [
+        Row("campaign", a, rng.choice(TWEETS[:4]), rng.choice((Action.RETWEET, Action.UNDO)))
+        for a in ACCOUNTS
+        for _ in range(rng.randint(4, 10))
+    ]
+    rng.shuffle(rows)
+    return rows
 
 
 def repeated_items(rows: list[Row], source: str) -> list[Item]:

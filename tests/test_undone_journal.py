@@ -36,19 +36,19 @@ from bulkrt.ledger.undo import plan_rollback
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import SandboxConfig
 from bulkrt.sandbox.faults import FaultPlan
-from bulkrt.simulation.harness import SimSettings, Simulation
+from bulkrt.simulation.harness import Simulation
 from tests.redis_server import RedisServer
 from tests.test_invariants import (
-    ACCOUNTS,
     AMBIGUOUS,
     CONCURRENCY,
-    TWEETS,
     UNSETTLED,
     Chaos,
     Provenance,
     job_items,
     owner_moves,
     repeated_items,
+    retweet_and_undo_rows,
+    seeded_world,
     sim_until_done,
 )
 from tests.test_run import PYTHON_M_BULKRT
@@ -276,21 +276,9 @@ def campaign_with_backups(
     owners at work meanwhile), without ledger damage, keeping a copy of the ledger after each
     run (the backups an operator may restore)."""
     rng = random.Random(seed)
-    rates = {kind: rng.choice((0.0, 0.02, 0.05)) for kind in FaultKind if kind not in UNSETTLED}
-    config = SandboxConfig(
-        users=len(ACCOUNTS), limit=5, window=2.0, fault_rates=rates, seed=seed, stall_seconds=1.0
-    )
-    settings = SimSettings(concurrency=CONCURRENCY, latency=0.05, read_timeout=0.5, park_base=4.0)
-    sim = Simulation(config, seed=seed, settings=settings)
-    for account in ACCOUNTS:
-        sim.state.retweets[sim.user_ids[account]].update(t for t in TWEETS if rng.random() < 0.3)
+    sim, rates = seeded_world(seed, rng, leave_out=UNSETTLED)
     book = Provenance(sim.state.retweets)
-    rows = [
-        Row("campaign", a, rng.choice(TWEETS[:4]), rng.choice((Action.RETWEET, Action.UNDO)))
-        for a in ACCOUNTS
-        for _ in range(rng.randint(4, 10))
-    ]
-    rng.shuffle(rows)
+    rows = retweet_and_undo_rows(rng)
     ledger = directory / "campaign.ledger.jsonl"
     chaos = Chaos()
     items = repeated_items(rows, "campaign.csv")
