@@ -203,8 +203,11 @@ def select_undo(
     Every campaign when ``campaigns`` is empty; every account when ``accounts`` is empty.
     ``origins`` (the journal's, `bulkrt.ledger.journal.read_origins`) wins over the ledger's
     ``preexisting``, and adds the retweets whose ledger lines were lost, and the campaigns
-    whose every line was lost. Retweets of
-    undecidable origin are undone unless ``leave_undecided``.
+    whose every line was lost. ``journal`` (`bulkrt.ledger.journal.journal_origins`: what
+    `plan_rollback` gives) is the same with what the journal says of undos: a verdict after the
+    pair's last ``undone`` says what stands even where the ledger ends with that undo, or lacks
+    it (an older backup); give one of the two. Retweets of undecidable origin are undone unless
+    ``leave_undecided``.
     Raises `RollbackError` for a ``-rollback`` campaign, or a campaign or account with no lines.
     """
     wanted, only = set(campaigns), set(accounts)
