@@ -432,6 +432,46 @@ def _none() -> int:
     return 0
 
 
+#: the events of a retweet attempt that made, or may have made, its pair's retweet
+_CHANGES = frozenset({JournalEvent.MADE, JournalEvent.MAYBE, JournalEvent.UNDECIDED})
+
+
+class _UndoneBefore:
+    """While a journal is read: the undo keys an earlier run journaled ``undone`` that the
+    ledger does not hold finished, as long as nothing the campaign may have retweeted on their
+    pair came after them (a ``made``, an attempt that may have been applied): sending such an
+    undo again would remove only what someone else retweeted since."""
+
+    __slots__ = ("_keys", "_open")
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], set[str]] = {}
+        #: per pair, the retweet keys with a ``sent`` not closed since the pair's ``undone``
+        self._open: dict[tuple[str, str], set[str]] = {}
+
+    def undone(self, pair: tuple[str, str], key: str, *, finished: bool) -> None:
+        self._open.pop(pair, None)
+        if not finished:
+            self._keys.setdefault(pair, set()).add(key)
+
+    def event(self, pair: tuple[str, str], key: str, event: JournalEvent) -> None:
+        if pair not in self._keys:
+            return
+        if event in _CHANGES:
+            del self._keys[pair]
+            self._open.pop(pair, None)
+        elif event is JournalEvent.SENT:
+            self._open.setdefault(pair, set()).add(key)
+        elif pair in self._open:  # ``none`` or ``owner``: that attempt retweeted nothing
+            self._open[pair].discard(key)
+
+    def keys(self) -> set[str]:
+        """The keys, once the whole journal is read (an attempt still open may have retweeted)."""
+        return {
+            key for pair, keys in self._keys.items() if not self._open.get(pair) for key in keys
+        }
+
+
 @dataclass(slots=True)
 class _Batch:
     lines: list[bytes] = field(default_factory=list)
@@ -479,6 +519,10 @@ class SentJournal:
         self._known = PairEvidence()
         #: keys with a ``sent`` not closed yet (this run)
         self._open: set[str] = set()
+        #: undo keys an earlier run journaled ``undone`` that the ledger does not hold finished
+        self._undone_before: set[str] = set()
+        #: the (account, Tweet) pairs a retweet of this run made, or may have made
+        self._changed: set[tuple[str, str]] = set()
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
@@ -491,12 +535,14 @@ class SentJournal:
         # retweeted" finds, whatever lines came since (an owner's retweet found in place does
         # not bring it back; a retweet the campaign makes again has a ``made`` of its own).
         stands = finished.made_stands if isinstance(finished, FinishedKeys) else None
-        known = self._known
+        known, undos = self._known, _UndoneBefore()
         for line in _lines(self.path):
             pair = (line.account, line.tweet_id)
             if line.event is JournalEvent.UNDONE:
                 known.forget(pair)
+                undos.undone(pair, line.key, finished=line.key in finished)
                 continue
+            undos.event(pair, line.key, line.event)
             if (
                 line.event is JournalEvent.MADE
                 and line.account
@@ -509,6 +555,7 @@ class SentJournal:
                 known.made_by(pair, line.campaign)
             if line.key not in finished:
                 known.earlier(line.key, pair).apply(line.event)
+        self._undone_before = undos.keys()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             size = os.fstat(self._fd).st_size
@@ -542,6 +589,14 @@ class SentJournal:
         """`PairEvidence.pair_possible`."""
         return self._known.pair_possible(item)
 
+    def undone_before(self, item: Item) -> bool:
+        """Whether the undo ``item`` ended ok in an earlier run (its ``undone`` is here, its
+        ledger line is not: an older backup put back) and no retweet of this run may have made
+        its pair's retweet before it: sending it again would remove only a retweet made since by
+        someone else (the owner's)."""
+        pair = (item.account, item.tweet_id)
+        return item.key in self._undone_before and pair not in self._changed
+
     def undone(self, item: Item) -> None:
         """An ``ok`` undo ``item`` of this run: no retweet of its (account, Tweet) that any
         campaign made stands any more (as `bulkrt.ledger.resume.FinishedKeys.made_stands`
@@ -556,6 +611,8 @@ class SentJournal:
         """Queue ``event`` for ``item``; it is written with the next batch: at once for a
         ``sent`` (its request waits for it), within a quarter of a second for the others."""
         self._known.note(item, event)
+        if event in _CHANGES:
+            self._changed.add((item.account, item.tweet_id))
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:

@@ -86,6 +86,9 @@ _BACKLOG = 256
 _SYNC_TICK = 0.25
 #: an empty `LedgerRecord` to fill (`Dispatcher._ledger_record`)
 _RecordDraft: Any = draft_class(LedgerRecord)
+#: the outcome of an undo an earlier run's journal records as ended ok (`Journal.undone_before`)
+_UNDONE_BEFORE = Outcome(Decision.DONE, Status.OK, retweeted=False, unsent=True)
+
 _ORIGIN_EVENT = {
     Origin.CAMPAIGN: JournalEvent.MADE,
     Origin.OWNER: JournalEvent.OWNER,
@@ -115,6 +118,8 @@ class Journal(Protocol):
     def made(self, item: Item) -> bool: ...
 
     def undone(self, item: Item) -> None: ...
+
+    def undone_before(self, item: Item) -> bool: ...
 
     def pair_possible(self, item: Item) -> bool: ...
 
@@ -391,7 +396,13 @@ class Dispatcher:
         """Send ``ticket``'s request; returns what its answer means for the scheduler (None: not
         sent, the run stops)."""
         item = ticket.item
-        journal = self._journal if item.action is Action.RETWEET else None
+        journal = self._journal
+        if item.action is Action.UNDO and journal is not None and journal.undone_before(item):
+            # An earlier run's undo of this row ended ok (the journal's ``undone``) and its
+            # ledger line is gone since (an older backup): not sent again, which would remove
+            # what was retweeted since (the owner's), but recorded as it ended.
+            return _UNDONE_BEFORE
+        journal = journal if item.action is Action.RETWEET else None
         if journal is not None and not await journal.before_send(item):
             self._storage_failed(journal.failure)  # not sent: the run stops
             return None
