@@ -465,6 +465,8 @@ def _apply(pair: _Pair, record: LedgerRecord) -> None:
         pair.other = None
         pair.undo_refused = False
     pair.retweeted = record.retweeted
+    if not record.retweeted:
+        pair.other = None  # whoever's retweet stood, this line took it back (adv23c C1)
     pair.undo_key = record.key if record.action is Action.UNDO else None
 
 
