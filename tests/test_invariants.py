@@ -188,15 +188,19 @@ async def test_campaign_then_rollback_restores_every_account_in_real_processes(
 def sim_until_done(
     sim: Simulation, items: list[Item], ledger: Path, rng: random.Random, chaos: Chaos,
     *, damage_ok: bool, beside: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    backups: list[bytes] | None = None,
 ) -> None:  # fmt: skip
     """Run ``items`` again and again (killing and damaging at random) until no item ended in
-    error in a run; ``beside`` runs alongside each run (`Simulation.run`)."""
+    error in a run; ``beside`` runs alongside each run (`Simulation.run`); a copy of the ledger
+    after each run is appended to ``backups`` (the backups an operator may restore)."""
     for _ in range(30):
         if chaos.kills < 3 and rng.random() < 0.6:
             run = sim.run(items, ledger, crash_after=rng.uniform(0.0, 8.0), beside=beside)
             chaos.kills += run.crashed
         else:
             run = sim.run(items, ledger, beside=beside)
+        if backups is not None:
+            backups.append(ledger.read_bytes() if ledger.exists() else b"")
         if not run.crashed and not run.stats.count(Status.ERROR):
             return
         if damage_ok and ledger.exists() and ledger.stat().st_size and rng.random() < 0.3:
@@ -417,6 +421,32 @@ def retweet_and_undo_rows(rng: random.Random) -> list[Row]:
     ]
     rng.shuffle(rows)
     return rows
+
+
+def owners_verdict(
+    sim: Simulation,
+    book: Provenance,
+    owners: set[tuple[str, str]],
+    undecided: set[tuple[str, str]],
+    chaos: Chaos,
+) -> list[str]:
+    """What breaks the promise once every rollback has run: a retweet the campaigns made that
+    stays, a retweet of ``owners`` (user id, Tweet) gone without being ``undecided`` (account,
+    Tweet), more undecidable pairs than attempts that may have been applied."""
+    state = sim.state
+    names = {uid: name for name, uid in sim.user_ids.items()}
+    ambiguous = sum(state.stats()["by_fault"].get(k.value, 0) for k in AMBIGUOUS)
+    ambiguous += chaos.kills * CONCURRENCY
+    stayed = {(names[uid], tweet) for uid, tweet in book.held_by("campaign")}
+    lost = {(names[uid], tweet) for uid, tweet in owners if tweet not in state.retweets[uid]}
+    broken = []
+    if stayed:
+        broken.append(f"the campaigns' retweets stay: {sorted(stayed)}")
+    if lost - undecided:
+        broken.append(f"owners' retweets gone: {sorted(lost - undecided)}")
+    if len(undecided) > ambiguous:
+        broken.append(f"{len(undecided)} undecided > {ambiguous} ambiguous")
+    return broken
 
 
 def repeated_items(rows: list[Row], source: str) -> list[Item]:

@@ -26,14 +26,13 @@ from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.faults import FaultPlan
 from tests.test_invariants import (
     ACCOUNTS,
-    AMBIGUOUS,
-    CONCURRENCY,
     TWEETS,
     UNSETTLED,
     Chaos,
     Provenance,
     job_items,
     owner_moves,
+    owners_verdict,
     repeated_items,
     seeded_world,
     sim_until_done,
@@ -72,17 +71,7 @@ def check_seed(  # noqa: C901 (one scenario, read top to bottom)
     items = repeated_items(rows, "two.csv")
     moves = owner_moves(sim, book, rng)
     backups = [b""]
-    for _ in range(30):
-        if chaos.kills < 3 and rng.random() < 0.6:
-            run = sim.run(items, ledger, crash_after=rng.uniform(0.0, 8.0), beside=moves)
-            chaos.kills += run.crashed
-        else:
-            run = sim.run(items, ledger, beside=moves)
-        backups.append(ledger.read_bytes() if ledger.exists() else b"")
-        if not run.crashed and not run.stats.count(Status.ERROR):
-            break
-    else:
-        pytest.fail(f"seed {seed}: the campaigns did not finish in 30 runs")
+    sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False, beside=moves, backups=backups)
     sim.state.faults = FaultPlan(
         {k: r for k, r in rates.items() if k is not FaultKind.JSON_403}, seed
     )
@@ -138,17 +127,7 @@ def check_seed(  # noqa: C901 (one scenario, read top to bottom)
             )
     except RollbackError as exc:
         broken.append(f"a last rollback refused: {exc}")
-    names = {uid: name for name, uid in sim.user_ids.items()}
-    ambiguous = sum(state.stats()["by_fault"].get(k.value, 0) for k in AMBIGUOUS)
-    ambiguous += chaos.kills * CONCURRENCY
-    stayed = {(names[uid], tweet) for uid, tweet in book.held_by("campaign")}
-    lost = {(names[uid], tweet) for uid, tweet in owners if tweet not in state.retweets[uid]}
-    if stayed:
-        broken.append(f"campaigns' stay: {sorted(stayed)}")
-    if lost - undecided:
-        broken.append(f"owner's gone: {sorted(lost - undecided)}")
-    if len(undecided) > ambiguous:
-        broken.append(f"{len(undecided)} undecided > {ambiguous} ambiguous")
+    broken += owners_verdict(sim, book, owners, undecided, chaos)
     return broken
 
 

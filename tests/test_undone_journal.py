@@ -42,13 +42,12 @@ from bulkrt.sandbox.faults import FaultPlan
 from bulkrt.simulation.harness import Simulation
 from tests.redis_server import RedisServer
 from tests.test_invariants import (
-    AMBIGUOUS,
-    CONCURRENCY,
     UNSETTLED,
     Chaos,
     Provenance,
     job_items,
     owner_moves,
+    owners_verdict,
     repeated_items,
     retweet_and_undo_rows,
     seeded_world,
@@ -283,19 +282,11 @@ def campaign_with_backups(
     items = repeated_items(rows, "campaign.csv")
     moves = owner_moves(sim, book, rng)
     backups = [b""]
-    for _ in range(30):
-        if chaos.kills < 3 and rng.random() < 0.6:
-            run = sim.run(items, ledger, crash_after=rng.uniform(0.0, 8.0), beside=moves)
-            chaos.kills += run.crashed
-        else:
-            run = sim.run(items, ledger, beside=moves)
-        backups.append(ledger.read_bytes() if ledger.exists() else b"")
-        if not run.crashed and not run.stats.count(Status.ERROR):
-            sim.state.faults = FaultPlan(
-                {k: r for k, r in rates.items() if k is not FaultKind.JSON_403}, seed
-            )
-            return sim, book, ledger, backups, rng, chaos, rows
-    pytest.fail(f"seed {seed}: the campaign did not finish in 30 runs")
+    sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False, beside=moves, backups=backups)
+    sim.state.faults = FaultPlan(
+        {k: r for k, r in rates.items() if k is not FaultKind.JSON_403}, seed
+    )
+    return sim, book, ledger, backups, rng, chaos, rows
 
 
 def check_backup_seed(seed: int, directory: Path, *, resume: bool) -> list[str]:
@@ -311,7 +302,6 @@ def check_backup_seed(seed: int, directory: Path, *, resume: bool) -> list[str]:
     if resume:
         items = repeated_items(rows, "campaign.csv")
         sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False)
-    state = sim.state
     undecided = {
         (r.account, r.tweet_id)
         for r in read_ledger(ledger)
@@ -336,17 +326,7 @@ def check_backup_seed(seed: int, directory: Path, *, resume: bool) -> list[str]:
             broken.append("a second rollback finds more to undo")
     except RollbackError as exc:
         broken.append(f"a second rollback refused: {exc}")
-    names = {uid: name for name, uid in sim.user_ids.items()}
-    ambiguous = sum(state.stats()["by_fault"].get(k.value, 0) for k in AMBIGUOUS)
-    ambiguous += chaos.kills * CONCURRENCY
-    stayed = {(names[uid], tweet) for uid, tweet in book.held_by("campaign")}
-    lost = {(names[uid], tweet) for uid, tweet in owners if tweet not in state.retweets[uid]}
-    if stayed:
-        broken.append(f"campaign's stays: {sorted(stayed)}")
-    if lost - undecided:
-        broken.append(f"owner's gone: {sorted(lost - undecided)}")
-    if len(undecided) > ambiguous:
-        broken.append(f"{len(undecided)} undecided > {ambiguous} ambiguous")
+    broken += owners_verdict(sim, book, owners, undecided, chaos)
     return broken
 
 
