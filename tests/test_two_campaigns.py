@@ -3,10 +3,11 @@ an older ledger backup (or the current ledger) beside the journal, the owners re
 the rollbacks, ``--account`` selections checked against the whole, and a last rollback that must
 find nothing left (rollback's rule for the journal's last ``undone`` of a pair the ledger lacks).
 
-Run more seeds by hand: ``BULKRT_SIM_SEEDS=8000 .venv/bin/pytest -q tests/test_two_campaigns.py``.
-With 200 seeds the killed-tail case meets the known gap in 1 to 2 of them: an undo row applied in
-the last, killed run, its outcome lost with it (undo attempts leave no ``sent``), and the owner
-retweeting since; the rollback takes that retweet for the campaign's."""
+Run more seeds by hand: ``BULKRT_SIM_SEEDS=16000 .venv/bin/pytest -q tests/test_two_campaigns.py``.
+With 200 seeds (``BULKRT_SIM_SEEDS=3200``) the killed-tail case meets the known gap in 1 or 2
+of them: an undo row applied in the last, killed run, its outcome lost with it (undo attempts
+leave no ``sent``), and the owner retweeting since; the rollback takes that retweet for the
+campaign's."""
 
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ from tests.test_invariants import (
     sim_until_done,
 )
 
-SEEDS = max(8, int(os.environ.get("BULKRT_SIM_SEEDS", "200")) // 8)
+#: seeds per test: 12 in CI (six tests share out the suite's two cores); ``BULKRT_SIM_SEEDS=16000``
+#: runs 1000 each
+SEEDS = max(8, int(os.environ.get("BULKRT_SIM_SEEDS", "200")) // 16)
 CAMPAIGNS = ("alpha", "beta")
 
 
