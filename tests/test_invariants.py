@@ -449,6 +449,31 @@ def owners_verdict(
     return broken
 
 
+def campaign_with_backups(
+    seed: int,
+    directory: Path,
+    rows_of: Callable[[random.Random], list[Row]] = retweet_and_undo_rows,
+    name: str = "campaign",
+) -> tuple[Simulation, Provenance, Path, list[bytes], random.Random, Chaos, list[Row]]:
+    """`check_owner_seed`'s campaign (the rows ``rows_of`` draws, faults, kills, owners at work
+    meanwhile), without ledger damage, keeping a copy of the ledger after each run (the backups
+    an operator may restore); then the sandbox stops refusing at random (`UNSETTLED`)."""
+    rng = random.Random(seed)
+    sim, rates = seeded_world(seed, rng, leave_out=UNSETTLED)
+    book = Provenance(sim.state.retweets)
+    rows = rows_of(rng)
+    ledger = directory / f"{name}.ledger.jsonl"
+    chaos = Chaos()
+    items = repeated_items(rows, f"{name}.csv")
+    moves = owner_moves(sim, book, rng)
+    backups = [b""]
+    sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False, beside=moves, backups=backups)
+    sim.state.faults = FaultPlan(
+        {k: r for k, r in rates.items() if k is not FaultKind.JSON_403}, seed
+    )
+    return sim, book, ledger, backups, rng, chaos, rows
+
+
 def repeated_items(rows: list[Row], source: str) -> list[Item]:
     """`job_items` for a job whose rows may repeat: a repeated row's key has its occurrence."""
     seen: dict[tuple[str, str, str, str], int] = {}

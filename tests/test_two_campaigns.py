@@ -23,19 +23,14 @@ from bulkrt.errors import RollbackError
 from bulkrt.jobs.rows import Row
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.undo import plan_rollback
-from bulkrt.sandbox import FaultKind
-from bulkrt.sandbox.faults import FaultPlan
 from tests.test_invariants import (
     ACCOUNTS,
     TWEETS,
-    UNSETTLED,
-    Chaos,
-    Provenance,
+    campaign_with_backups,
     job_items,
     owner_moves,
     owners_verdict,
     repeated_items,
-    seeded_world,
     sim_until_done,
 )
 
@@ -65,19 +60,9 @@ def check_seed(  # noqa: C901 (one scenario, read top to bottom)
     a rollback of each campaign of ``order`` in turn (``--campaign``) and its undo run, the
     owners retweeting between them; then a rollback of everything must find nothing. What
     broke, if anything."""
-    rng = random.Random(seed)
-    sim, rates = seeded_world(seed, rng, leave_out=UNSETTLED)
-    book = Provenance(sim.state.retweets)
-    rows = two_campaign_rows(rng)
-    ledger = directory / "two.ledger.jsonl"
-    chaos = Chaos()
-    items = repeated_items(rows, "two.csv")
+    found = campaign_with_backups(seed, directory, two_campaign_rows, "two")
+    sim, book, ledger, backups, rng, chaos, rows = found
     moves = owner_moves(sim, book, rng)
-    backups = [b""]
-    sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False, beside=moves, backups=backups)
-    sim.state.faults = FaultPlan(
-        {k: r for k, r in rates.items() if k is not FaultKind.JSON_403}, seed
-    )
     if tail:
         # more rows of both campaigns, killed mid-run and not resumed: the current ledger lost
         # its last lines, the journal (ahead of it) kept theirs

@@ -17,7 +17,6 @@ journal against the sandbox's state; ``--redis`` cases use a real ``redis-server
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import tempfile
 from pathlib import Path
@@ -36,21 +35,14 @@ from bulkrt.ledger.journal import SentJournal as LocalJournal
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.resume import finished_keys
 from bulkrt.ledger.undo import plan_rollback
-from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.config import SandboxConfig
-from bulkrt.sandbox.faults import FaultPlan
 from bulkrt.simulation.harness import Simulation
 from tests.redis_server import RedisServer
 from tests.test_invariants import (
-    UNSETTLED,
-    Chaos,
-    Provenance,
+    campaign_with_backups,
     job_items,
-    owner_moves,
     owners_verdict,
     repeated_items,
-    retweet_and_undo_rows,
-    seeded_world,
     sim_until_done,
 )
 from tests.test_run import PYTHON_M_BULKRT
@@ -265,28 +257,6 @@ def test_b4_rollback_again_after_the_undo_run_of_a_lost_ledger_says_nothing_is_l
 
 #: seeds of each harness case (``BULKRT_SIM_SEEDS`` scales them, as the invariants' own)
 BACKUP_SEEDS = max(8, int(os.environ.get("BULKRT_SIM_SEEDS", "200")) // 8)
-
-
-def campaign_with_backups(
-    seed: int, directory: Path
-) -> tuple[Simulation, Provenance, Path, list[bytes], random.Random, Chaos, list[Row]]:
-    """`tests.test_invariants.check_owner_seed`'s campaign (retweet and undo rows, faults, kills,
-    owners at work meanwhile), without ledger damage, keeping a copy of the ledger after each
-    run (the backups an operator may restore)."""
-    rng = random.Random(seed)
-    sim, rates = seeded_world(seed, rng, leave_out=UNSETTLED)
-    book = Provenance(sim.state.retweets)
-    rows = retweet_and_undo_rows(rng)
-    ledger = directory / "campaign.ledger.jsonl"
-    chaos = Chaos()
-    items = repeated_items(rows, "campaign.csv")
-    moves = owner_moves(sim, book, rng)
-    backups = [b""]
-    sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False, beside=moves, backups=backups)
-    sim.state.faults = FaultPlan(
-        {k: r for k, r in rates.items() if k is not FaultKind.JSON_403}, seed
-    )
-    return sim, book, ledger, backups, rng, chaos, rows
 
 
 def check_backup_seed(seed: int, directory: Path, *, resume: bool) -> list[str]:

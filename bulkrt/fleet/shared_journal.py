@@ -104,8 +104,8 @@ def _made_here(word: bytes | str | None, campaign: str, made_before: bool) -> bo
     if word is None:
         return made_before
     text = word.decode() if isinstance(word, bytes) else word
-    undone, _, campaigns = text.partition("\x00")
-    return campaign in campaigns.split("\x00") or (made_before and undone != "!")
+    campaigns = text.partition("\x00")[2]
+    return campaign in campaigns.split("\x00") or (made_before and not _undone_here(word))
 
 
 def _loaded_state(
