@@ -20,7 +20,7 @@ different files).
 If a crash left a torn last line, the writer first ends it with a newline, so its own lines
 stay whole; readers skip the torn line with a warning.
 
-Usage (from a single writer task)::
+Usage (from one event loop or thread: writes are synchronous)::
 
     with LedgerWriter(path, secrets=accounts.secrets()) as ledger:
         ledger.write(record)

@@ -1,10 +1,13 @@
 """The async shell of `bulkrt run`: it feeds items to the scheduler, sends what the scheduler says
-to send, and hands every finished item to the single ledger-writer task.
+to send, and writes every finished item's ledger line.
 
 Structured concurrency only: one task group holds the request senders and refresh tasks, another the
-ledger writer. Requests go through a pool of long-lived sender tasks fed by a memory object stream
-(grown on demand, up to the scheduler's concurrency: a task per request would cost several times the
-hand-over); a bounded memory object stream carries records to the writer, so lines never interleave.
+journal's flusher and the ledger's periodic sync. Requests go through a pool of long-lived sender
+tasks fed by a hand-over queue (grown on demand, up to the scheduler's concurrency: a task per
+request would cost several times the hand-over). Ledger lines are written synchronously by whoever
+holds the finished items (a sender once the scheduler has its answer, the feeder for items that end
+without a request), so they never interleave, an item is counted only once its line is written,
+and no answer waits for a writer task (a hand-over to one cost about 3% of a run's CPU).
 The scheduler is pure and synchronous; every call to it happens between awaits on the one event
 loop, so it needs no lock. Items are fed lazily, at most ``lookahead`` at a time,
 so memory does not grow with the job file.
@@ -25,7 +28,6 @@ import asyncio
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Container, Iterator, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -36,7 +38,6 @@ from typing import Any, Protocol
 import anyio
 import structlog
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkrt.core import waits
 from bulkrt.core.attribution import (
@@ -80,8 +81,6 @@ from bulkrt.shell.sender import Sender
 __all__ = ["DispatchSettings", "Dispatcher", "Journal", "LedgerSink"]
 
 _log = structlog.get_logger()
-#: records waiting for the ledger writer beyond which no new request is dispatched
-_BACKLOG = 256
 #: how often an idle ledger is checked for lines older than its sync interval
 _SYNC_TICK = 0.25
 #: an empty `LedgerRecord` to fill (`Dispatcher._ledger_record`)
@@ -188,7 +187,6 @@ class Dispatcher:
         self._pending = 0
         self._items: Iterator[Item] = iter(())
         self._exhausted = False
-        self._out: MemoryObjectSendStream[LedgerRecord] | None = None
         self._requests: TaskGroup | None = None
         #: tickets for the pool of sender tasks (`_serve`), and how many of them wait for one
         self._tickets = _Handover()
@@ -256,24 +254,25 @@ class Dispatcher:
     async def run(self, items: Iterator[Item]) -> RunStats:
         """Send every item (or stop early on `stop`); returns what the run did."""
         self._items = items
-        send, receive = anyio.create_memory_object_stream[LedgerRecord](max_buffer_size=1024)
-        self._out = send
         async with anyio.create_task_group() as background:
             background.start_soon(self._sync_periodically)
             if self._journal is not None:
                 background.start_soon(self._journal.flush_forever)
-            async with anyio.create_task_group() as writers:
-                writers.start_soon(self._write_ledger, receive)
-                async with send, anyio.create_task_group() as requests:
-                    self._requests = requests
-                    try:
-                        await self._loop(requests)
-                    finally:
-                        self._tickets.close()
-                    if self.stopping:
-                        # Let the requests in flight answer, but not for ever.
-                        deadline = anyio.current_time() + self._settings.grace
-                        requests.cancel_scope.deadline = deadline
+            async with anyio.create_task_group() as requests:
+                self._requests = requests
+                try:
+                    await self._loop(requests)
+                finally:
+                    self._tickets.close()
+                if self.stopping:
+                    # Let the requests in flight answer, but not for ever.
+                    deadline = anyio.current_time() + self._settings.grace
+                    requests.cancel_scope.deadline = deadline
+            if self.failure is None:
+                try:
+                    self._ledger.sync()
+                except LedgerError as exc:
+                    self._storage_failed(exc)
             background.cancel_scope.cancel()
         return self.stats()
 
@@ -307,23 +306,13 @@ class Dispatcher:
             _log.error("credential_store_failed", path=report.store, detail=report.message)
         self.stop()
 
-    def _backlogged(self) -> bool:
-        """Whether finished items are waiting for the ledger writer (then nothing new goes out:
-        an item is not done until its line is written)."""
-        assert self._out is not None
-        stats = self._out.statistics()
-        return stats.tasks_waiting_send > 0 or stats.current_buffer_used >= _BACKLOG
-
     async def _loop(self, requests: TaskGroup) -> None:
         scheduler = self.scheduler
         while not self.stopping:
-            if self._backlogged():
-                await self._sleep(None)
-                continue
             # Tickets one at a time while items wait to be fed (each pass feeds before it
             # picks, as the scheduler's choices depend on what it holds), then in batches.
             limit = 1 if self._feedable() else scheduler.concurrency
-            await self._feed()
+            self._feed()
             tickets, step = scheduler.next_batch(self._clock(), limit)
             for ticket in tickets:
                 self._dispatch(requests, ticket)
@@ -345,7 +334,7 @@ class Dispatcher:
         """Whether `_feed` would add an item now."""
         return not self._exhausted and self._pending < self._settings.lookahead
 
-    async def _feed(self) -> None:
+    def _feed(self) -> None:
         """Add up to 1000 more items, keeping at most ``lookahead`` in the scheduler."""
         room = min(1000, self._settings.lookahead - self._pending)
         if room <= 0 or self._exhausted:
@@ -360,11 +349,11 @@ class Dispatcher:
             # In file order, an item at a time: the superseded ones' lines go in between.
             for item in batch:
                 if item.key in superseded:
-                    await self._record([_superseded(item, now)])
+                    self._record([_superseded(item, now)])
                 else:
-                    await self._record(self.scheduler.add(item, now))
+                    self._record(self.scheduler.add(item, now))
         elif batch:
-            await self._record(self.scheduler.add_many(batch, now))
+            self._record(self.scheduler.add_many(batch, now))
 
     def _dispatch(self, requests: TaskGroup, ticket: Ticket) -> None:
         """Hand ``ticket`` to an idle sender task, starting one when every one is busy (the
@@ -389,7 +378,7 @@ class Dispatcher:
             if outcome is not None:
                 finished = self.scheduler.on_response(ticket, self._clock(), outcome)
                 if finished:
-                    await self._record(finished)
+                    self._record(finished)
             self._poke()  # the scheduler may have room again (an answer, a retry)
 
     async def _send(self, ticket: Ticket) -> Outcome | None:
@@ -520,23 +509,29 @@ class Dispatcher:
         if end.advice is not None:
             self._reauthorize[account] = end.advice
             _log.error("account_needs_reauthorization", account=account, detail=end.advice)
-        await self._record(self.scheduler.on_refreshed(account, self._clock(), end.ok, end.error))
+        self._record(self.scheduler.on_refreshed(account, self._clock(), end.ok, end.error))
         self._poke()
 
     # -- results -------------------------------------------------------------------------------
-    async def _record(self, results: list[ItemResult]) -> None:
-        assert self._out is not None
+    def _record(self, results: list[ItemResult]) -> None:
+        """Write the ledger lines of ``results``, each counted once written. Written here, by
+        whoever has the results, in one synchronous pass: an item is not done until its line is
+        written, and nothing else runs meanwhile (a slow fsync holds the event loop, as it would
+        in a writer task). After a failure to write, the later lines are dropped (the run stops;
+        their items are resent on resume)."""
         for result in results:
             self._pending -= 1
             if self._journal is not None:
                 result = self._settle_journal(result)
+            if self.failure is not None:
+                continue
             record = self._ledger_record(result)
             try:
-                # straight into the buffer when it has room: `send` would first yield to the
-                # event loop (a checkpoint) for every record
-                self._out.send_nowait(record)
-            except anyio.WouldBlock:
-                await self._out.send(record)
+                self._ledger.write(record)
+            except LedgerError as exc:
+                self._storage_failed(exc)
+            else:
+                self._by_status[record.status] += 1  # counted once written
 
     def _settle_journal(self, result: ItemResult) -> ItemResult:
         """Settle who made a retweet found in place, with the journal's evidence of earlier runs
@@ -586,31 +581,6 @@ class Dispatcher:
         record.__class__ = LedgerRecord
         built: LedgerRecord = record
         return built
-
-    async def _write_ledger(self, receive: MemoryObjectReceiveStream[LedgerRecord]) -> None:
-        """The one task that writes the ledger: a whole line per write, flushed at once."""
-        async with receive:
-            async for first in receive:
-                # Write everything already waiting in this same pass: taking one record per
-                # pass of the event loop lets the ledger fall thousands of lines behind the
-                # requests, and a crash would lose those outcomes.
-                batch = [first]
-                with suppress(anyio.WouldBlock, anyio.EndOfStream):
-                    while True:
-                        batch.append(receive.receive_nowait())
-                if self.failure is None:
-                    try:
-                        for record in batch:
-                            self._ledger.write(record)
-                            self._by_status[record.status] += 1  # counted once written
-                    except LedgerError as exc:
-                        self._storage_failed(exc)  # later records are dropped: resent on resume
-                self._poke()  # dispatching may be held back while records wait
-        if self.failure is None:
-            try:
-                self._ledger.sync()
-            except LedgerError as exc:
-                self._storage_failed(exc)
 
     def _warn_long_wait(self, until: float) -> None:
         """Warn once per wait when nothing can go for longer than `waits.LONG_WAIT`."""
