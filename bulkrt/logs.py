@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from bulkrt.redaction import MASK, SECRETS, mask_secrets
@@ -16,7 +17,13 @@ from bulkrt.redaction import MASK, SECRETS, mask_secrets
 if TYPE_CHECKING:
     import structlog
 
-__all__ = ["configure", "mask_secrets", "redact_secrets", "register_secrets"]
+__all__ = ["REQUEST", "configure", "mask_secrets", "redact_secrets", "register_secrets"]
+
+#: the account and item key of the request the current task is sending: every line it logs
+#: meanwhile names them. One context variable set and reset per request, where structlog's
+#: `bind_contextvars` sets and resets one per key and builds their tokens (about 1% of a run's
+#: CPU)
+REQUEST: ContextVar[tuple[str, str] | None] = ContextVar("bulkrt_request", default=None)
 
 #: values that must never reach a log line (tokens, keys, secrets), registered as they are loaded
 _REDACTOR = SECRETS
@@ -71,6 +78,18 @@ class _Stderr:
         sys.stderr.flush()
 
 
+def _add_request(
+    logger: Any, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Name the account and item of the request being sent (`REQUEST`), unless the event names
+    them itself."""
+    request = REQUEST.get()
+    if request is not None:
+        event.setdefault("account", request[0])
+        event.setdefault("item", request[1])
+    return event
+
+
 def configure(*, json: bool = False, level: int = logging.INFO) -> None:
     """Send structlog events to stderr, as JSON lines or as readable console lines (with a
     plain traceback if an event carries one, whether or not rich is installed or loaded)."""
@@ -86,6 +105,7 @@ def configure(*, json: bool = False, level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_request,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,

@@ -16,7 +16,9 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 import pytest
+import structlog
 
+from bulkrt import logs
 from bulkrt.core.attribution import Origin
 from bulkrt.core.items import Action, Item
 from bulkrt.ledger import journal as journal_module
@@ -196,6 +198,29 @@ async def test_a_slow_disk_sends_the_batches_to_the_thread_and_a_fast_one_brings
     assert all(name.startswith("bulkrt-journal") for name in where[1:3])
     assert where[3:] == [loop_thread, loop_thread]  # the probe found it fast: back on the loop
     assert _sent_keys(journal.path) == [f"k{n}" for n in range(5)]
+
+
+def test_lines_logged_while_a_request_is_sent_name_its_account_and_item(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What is logged while a request is being sent (a token refresh's warning, say) names the
+    request's account and item, unless the line names an account itself; nothing is added to
+    lines logged outside a request."""
+    logs.configure(json=True)
+    log = structlog.get_logger()
+    request = logs.REQUEST.set(("acme", "k7"))
+    try:
+        log.warning("inside", detail="x")
+        log.warning("named", account="other")
+    finally:
+        logs.REQUEST.reset(request)
+    log.warning("outside")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["event"], line.get("account"), line.get("item")) for line in lines] == [
+        ("inside", "acme", "k7"),
+        ("named", "other", "k7"),
+        ("outside", None, None),
+    ]
 
 
 def test_nonces_drawn_ahead_are_fresh_hex_and_a_forked_child_draws_its_own() -> None:

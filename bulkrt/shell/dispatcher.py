@@ -75,6 +75,7 @@ from bulkrt.core.scheduler import (
 from bulkrt.errors import LedgerError, StorageError
 from bulkrt.ledger.journal import JournalEvent
 from bulkrt.ledger.record import SCHEMA, LedgerRecord
+from bulkrt.logs import REQUEST
 from bulkrt.shell.pace import Pace
 from bulkrt.shell.sender import Sender
 
@@ -401,13 +402,12 @@ class Dispatcher:
             if journal is not None:
                 journal.record(item, JournalEvent.NONE)
             return None
-        # what is logged during the exchange names the account and the item (bound and reset
-        # by hand: `bound_contextvars` is a generator-based context manager, per request)
-        tokens = structlog.contextvars.bind_contextvars(account=item.account, item=item.key)
+        # what is logged during the exchange names the account and the item
+        request = REQUEST.set((item.account, item.key))
         try:
             outcome = await self._exchange(item)
         finally:
-            structlog.contextvars.reset_contextvars(**tokens)
+            REQUEST.reset(request)
         if journal is not None:
             effect = effect_of(outcome)
             if effect is not Effect.ANSWERED:
