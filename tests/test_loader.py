@@ -150,6 +150,26 @@ class TestReading:
         assert seen[0] == seen[1] == seen[2]
         assert [i[2:] for i in seen[0]] == [("20", Action.RETWEET), ("21", Action.UNDO)]
 
+    def test_gzip_content_is_read_through_gzip_whatever_the_name(self, tmp_path: Path) -> None:
+        """A compressed job renamed without ``.gz`` (or named in capitals, with ``--format``),
+        and a compressed job on standard input, give the rows the plain file gives, not
+        "invalid UTF-8"; the campaign still comes from the name as given."""
+        text = b"account,tweet_id,action\nacct001,20,retweet\nacct002,21,undo\n"
+        (tmp_path / "spring.csv").write_bytes(text)
+        (tmp_path / "renamed.csv").write_bytes(gzip.compress(text))
+        (tmp_path / "SHOUT.CSV.GZ").write_bytes(gzip.compress(text))
+        plain = [(i.account, i.tweet_id, i.action) for i in _items(str(tmp_path / "spring.csv"))]
+        assert plain == [("acct001", "20", Action.RETWEET), ("acct002", "21", Action.UNDO)]
+        renamed = _items(str(tmp_path / "renamed.csv"))
+        assert [(i.account, i.tweet_id, i.action) for i in renamed] == plain
+        assert {i.campaign for i in renamed} == {"renamed"}
+        shout = _items(str(tmp_path / "SHOUT.CSV.GZ"), fmt=JobFormat.CSV)
+        assert [(i.account, i.tweet_id, i.action) for i in shout] == plain
+        stdin = io.BytesIO(gzip.compress(text))
+        with open_jobs(["-"], fmt=JobFormat.CSV, campaign=None, stdin=stdin) as files:
+            items = list(read_items(files, ACCOUNTS, check_jobs(files, ACCOUNTS)))
+        assert [(i.account, i.tweet_id, i.action) for i in items] == plain
+
     def test_campaign_comes_from_row_then_option_then_file_name(self, tmp_path: Path) -> None:
         """A row's campaign wins; else --campaign; else the file name without extensions."""
         job = tmp_path / "spring-push.csv.gz"

@@ -217,7 +217,13 @@ class _Lines:
 
 
 def _open(path: Path) -> BinaryIO:
-    if path.name.endswith(".gz"):
+    """The bytes of a job file, through gzip when they begin as gzip does, whatever the name
+    (``spring.csv`` that is ``spring.csv.gz`` renamed, ``.GZ``): no text file begins so, and
+    read as they are, they would be reported as invalid UTF-8. (A file that is read once only,
+    standard input or a FIFO, was spooled to a regular file first.)"""
+    with path.open("rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    if compressed or path.name.endswith(".gz"):
         return cast(BinaryIO, gzip.open(path, "rb"))
     return path.open("rb")
 
