@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from pathlib import Path
 
 import anyio
@@ -156,48 +154,6 @@ async def test_a_run_ending_while_a_batch_gathers_writes_its_lines_on_close(
     again.open(finished=set())
     assert again.evidence("k0").possible
     again.close()
-
-
-async def test_a_slow_disk_sends_the_batches_to_the_thread_and_a_fast_one_brings_them_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Batches are written on the event loop while the disk syncs fast; after a sync slower
-    than the limit they go to the journal's thread (the loop is not held up by a slow disk),
-    until a probe on the loop finds the disk fast again. Each sender returns only once its
-    ``sent`` line is on disk, wherever it was written."""
-    slow = [True]
-    where: list[str] = []
-    real = journal_module.append_lines
-
-    def disk(fd: int, path: Path, data: bytes) -> None:
-        if slow[0]:
-            time.sleep(0.01)  # five times the limit
-        real(fd, path, data)
-        where.append(threading.current_thread().name)
-
-    monkeypatch.setattr(journal_module, "append_lines", disk)
-    monkeypatch.setattr(journal_module, "_INLINE_PROBE_SECONDS", 0.5)
-    journal = SentJournal(tmp_path / "l.jsonl")
-    journal.open(finished=set())
-    loop_thread = threading.current_thread().name
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as run:
-            run.start_soon(journal.flush_forever)
-            await anyio.lowlevel.checkpoint()  # the flusher waits for its kick
-            for n in range(3):
-                assert await journal.before_send(_item(n))
-                assert f"k{n}" in _sent_keys(journal.path)
-            slow[0] = False
-            await anyio.sleep(0.6)  # past the probe interval
-            for n in range(3, 5):
-                assert await journal.before_send(_item(n))
-                assert f"k{n}" in _sent_keys(journal.path)
-            run.cancel_scope.cancel()
-    journal.close()
-    assert where[0] == loop_thread  # the first batch: on the loop, found slow
-    assert all(name.startswith("bulkrt-journal") for name in where[1:3])
-    assert where[3:] == [loop_thread, loop_thread]  # the probe found it fast: back on the loop
-    assert _sent_keys(journal.path) == [f"k{n}" for n in range(5)]
 
 
 def test_lines_logged_while_a_request_is_sent_name_its_account_and_item(

@@ -54,7 +54,6 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 from collections.abc import Callable, Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -249,12 +248,6 @@ def _encoded(item: Item, event: JournalEvent, option: int = 0) -> bytes:
 #: what makes appended lines durable: their data and the file's new size, without the times
 #: ``fsync`` flushes too (about a tenth less CPU, half the wait); ``fsync`` where it is missing
 _sync_data = getattr(os, "fdatasync", os.fsync)
-#: a batch whose write and sync took longer than this (seconds) sends the batches after it to the
-#: journal's thread: the event loop is not held up by a slow disk
-_INLINE_SYNC_LIMIT = 0.002
-#: while batches go to the thread, one every this many seconds is written on the loop again, to
-#: learn whether the disk has become fast (a thread's own timing counts its wait for the GIL)
-_INLINE_PROBE_SECONDS = 1.0
 #: what the journal knows of a key no earlier run recorded (immutable: shared)
 _NO_EVIDENCE = Evidence()
 
@@ -491,20 +484,14 @@ class _Batch:
 class SentJournal:
     """The journal of one ledger, for one run (call everything from the one event loop).
 
-    Every batch costs an fsync (about 0.1 ms of CPU, most of it the kernel's), and a run's
-    requests, once under way, leave one at a time as answers come back: one fsync each. A batch
-    is written and synced on the event loop while the disk syncs within `_INLINE_SYNC_LIMIT`:
-    handing each batch to a thread and back took about 5% of a run's CPU in the throughput
-    benchmark, more than the syncs. After a slower sync the batches go to the journal's thread,
-    so a slow disk holds up only the requests that wait for it; one batch a second is written
-    on the loop again, to learn when the disk is fast once more.
-
-    Told by `gather` how long it may wait (``linger``, seconds) and how many requests the run
-    has in flight (those waiting here included), a batch waits up to ``linger`` for more
-    senders, until a quarter of the requests in flight wait for it; it goes at once when that
-    many wait already (a lone request never lingers). So a request is held back by at most
-    ``linger``, and the fsyncs come in groups even when the answers come one at a time. Without
-    `gather` (a simulation in virtual time) a batch never waits.
+    Every batch costs an fsync (about 0.1 ms of CPU, most of it the kernel's, and a hand-over to
+    the journal's thread), and a run's requests, once under way, leave one at a time as answers
+    come back: one fsync each. Told by `gather` how long it may wait (``linger``, seconds) and
+    how many requests the run has in flight (those waiting here included), a batch waits up to
+    ``linger`` for more senders, until a quarter of the requests in flight wait for it; it goes
+    at once when that many wait already (a lone request never lingers). So a request is held
+    back by at most ``linger``, and the fsyncs come in groups even when the answers come one at
+    a time. Without `gather` (a simulation in virtual time) a batch never waits.
 
     >>> import tempfile, pathlib
     >>> from bulkrt.core.items import Action
@@ -540,9 +527,6 @@ class SentJournal:
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
         self._fd = -1
-        #: when a batch last took longer than `_INLINE_SYNC_LIMIT` on the loop (None: never, so
-        #: batches are written on the loop)
-        self._slow_since: float | None = None
 
     def open(self, *, finished: Container[str]) -> None:
         """Load what earlier runs recorded; call it under the ledger's lock."""
@@ -678,11 +662,10 @@ class SentJournal:
             self._gathered = None
 
     async def flush_forever(self) -> None:
-        """The flusher task: write and fsync each batch, then release it; on the event loop
-        while the disk syncs fast, else in a worker thread (see the class docstring).
+        """The flusher task: write and fsync each batch in a worker thread, then release it.
 
-        The thread is the journal's own (a pool of one, started at its first batch): handing it
-        a batch costs a fraction of what `anyio.to_thread` costs."""
+        The thread is the journal's own (a pool of one): handing it a batch costs a fraction of
+        what `anyio.to_thread` costs, and a batch goes every few requests."""
         self._kick = anyio.Event()
         with ThreadPoolExecutor(1, thread_name_prefix="bulkrt-journal") as thread:
             loop = asyncio.get_running_loop()
@@ -695,28 +678,14 @@ class SentJournal:
                 # is shielded: a batch taken is written even if the run ends meanwhile (`close`
                 # writes only what is still queued)
                 batch, self._batch = self._batch, _Batch()
-                if batch.lines and self._failure is None and self._on_loop():
-                    self._write_timed(b"".join(batch.lines))
+                if batch.lines and self._failure is None and self._inline:
+                    self._write(b"".join(batch.lines))
                 elif batch.lines and self._failure is None:
                     written = loop.run_in_executor(thread, self._write, b"".join(batch.lines))
                     with anyio.CancelScope(shield=True):  # a write once begun is waited for
                         await written
                 if batch.durable is not None:
                     batch.durable.set()
-
-    def _on_loop(self) -> bool:
-        """Whether the next batch is written on the event loop (see the class docstring)."""
-        return (
-            self._inline
-            or self._slow_since is None
-            or time.monotonic() - self._slow_since >= _INLINE_PROBE_SECONDS
-        )
-
-    def _write_timed(self, data: bytes) -> None:
-        started = time.monotonic()
-        self._write(data)
-        ended = time.monotonic()
-        self._slow_since = ended if ended - started > _INLINE_SYNC_LIMIT else None
 
     def _flush_now(self) -> None:
         batch, self._batch = self._batch, _Batch()
