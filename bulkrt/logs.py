@@ -20,9 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["REQUEST", "configure", "mask_secrets", "redact_secrets", "register_secrets"]
 
 #: the account and item key of the request the current task is sending: every line it logs
-#: meanwhile names them. One context variable set and reset per request, where structlog's
-#: `bind_contextvars` sets and resets one per key and builds their tokens (about 1% of a run's
-#: CPU)
+#: meanwhile names them. One context variable set and reset per request (0.13 µs), where
+#: structlog's `bind_contextvars` sets and resets one per key and builds their tokens (1.4 µs)
 REQUEST: ContextVar[tuple[str, str] | None] = ContextVar("bulkrt_request", default=None)
 
 #: values that must never reach a log line (tokens, keys, secrets), registered as they are loaded
