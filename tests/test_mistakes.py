@@ -93,10 +93,13 @@ def _child(
     run_here(args, cwd, stdout, stderr)
 
 
-def run_here(args: tuple[str, ...], cwd: Path, out: int, err: int) -> NoReturn:
+def run_here(
+    args: tuple[str, ...], cwd: Path, out: int, err: int, *, script: str | None = None
+) -> NoReturn:
     """Run `bulkrt ARGS` in ``cwd`` in this (forked) process with stdout and stderr on those
     descriptors, then exit with its code (``os._exit``: nothing of the parent's, its buffers or
-    exit handlers, runs here)."""
+    exit handlers, runs here). With ``script``, what ``python -c SCRIPT ARGS`` would run instead
+    of `bulkrt`."""
     code = 1
     try:
         os.chdir(cwd)
@@ -110,9 +113,12 @@ def run_here(args: tuple[str, ...], cwd: Path, out: int, err: int) -> NoReturn:
         for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
                          ResourceWarning):  # fmt: skip
             warnings.simplefilter("ignore", category)
-        sys.argv = ["bulkrt", *args]
+        sys.argv = ["bulkrt", *args] if script is None else ["-c", *args]
         try:
-            launch.main()
+            if script is None:
+                launch.main()
+            else:
+                exec(compile(script, "<string>", "exec"), {"__name__": "__main__"})
             code = 0
         except SystemExit as exc:
             if exc.code is None or isinstance(exc.code, int):
