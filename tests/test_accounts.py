@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from bulkrt.errors import AccountsError
 from bulkrt.logs import redact_secrets
 from bulkrt.shell.accounts import load_accounts, save_oauth2_tokens
 from bulkrt.shell.accounts_file import recover_write_back
+from tests.test_mistakes import bulkrt
 
 DOCUMENT: dict[str, object] = {
     "accounts": {
@@ -284,7 +283,9 @@ PASTED_SECRET = "kr8XOGAqYubE3xPq9Lw2sZrT0aBcDeFgHiJkLmNoPqRsT"  # 45 characters
     [PASTED_SECRET, "1036518367961303124-TVXpxJ9", "aB" * 10 + "c"],
     ids=["45-char secret", "not a name", "21 characters in mixed case"],
 )
-def test_validate_never_quotes_a_secret_pasted_after_env(name: str, tmp_path: Path) -> None:
+def test_validate_never_quotes_a_secret_pasted_after_env(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`bulkrt validate` with `env:<not a short variable name>` exits 2 giving the length only,
     and no 6-character piece of the value appears in what it prints."""
     document = json.loads(json.dumps(DOCUMENT))
@@ -293,12 +294,11 @@ def test_validate_never_quotes_a_secret_pasted_after_env(name: str, tmp_path: Pa
     accounts.write_text(json.dumps(document))
     accounts.chmod(0o600)
     (tmp_path / "job.csv").write_text("account,tweet_id,action\nacme,20,retweet\n")
-    env = {k: v for k, v in os.environ.items() if k != name}
-    env.update(TEST_ACME_CONSUMER_SECRET="cs", TEST_BETA_ACCESS="a", TEST_BETA_REFRESH="r")
-    done = subprocess.run(
-        [sys.executable, "-m", "bulkrt", "validate", "job.csv", "--accounts", "accounts.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False, env=env,
-    )  # fmt: skip
+    monkeypatch.delenv(name, raising=False)  # the environment the command gets
+    for variable, value in (("TEST_ACME_CONSUMER_SECRET", "cs"), ("TEST_BETA_ACCESS", "a"),
+                            ("TEST_BETA_REFRESH", "r")):  # fmt: skip
+        monkeypatch.setenv(variable, value)
+    done = bulkrt("validate", "job.csv", "--accounts", "accounts.json", cwd=tmp_path)
     out = done.stdout + done.stderr
     assert done.returncode == 2, out
     assert (

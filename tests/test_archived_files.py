@@ -17,7 +17,15 @@ from bulkrt.commands.outputs import ledger_refusal
 from bulkrt.sandbox import FaultKind
 from bulkrt.sandbox.faults import ScriptedFault
 from tests.test_operator_mistakes3 import ACCOUNTS, LEDGER_LINE, bulkrt, files
-from tests.test_run import EMBEDDED, MakeWorld, World, both_modes, eventually, run_cli
+from tests.test_run import (
+    EMBEDDED,
+    MakeWorld,
+    World,
+    both_modes,
+    eventually,
+    fork_cli,
+    run_cli,
+)
 
 #: a finished campaign of three retweets
 CAMPAIGN = [
@@ -184,7 +192,7 @@ async def _crashed_in_flight(make_world: MakeWorld) -> tuple[World, Path]:
         ScriptedFault(FaultKind.STALL, user_id=world.user_id("acct001"))
     )
     job = world.job([("acct001", "710", "retweet"), ("acct001", "711", "retweet")])
-    async with await anyio.open_process(world.run_args(job)) as process:
+    async with fork_cli(world.run_args(job)) as process:
         await eventually(lambda: "710" in world.retweets("acct001"))
         process.kill()
         await process.wait()

@@ -279,7 +279,7 @@ class TestDurability:
             "runpy.run_module('bulkrt', run_name='__main__')\n"
         )
         args = world.run_args(job)
-        done = await anyio.run_process([sys.executable, "-c", tracer, *args[3:]], check=False)
+        done = await run_cli([sys.executable, "-c", tracer, *args[3:]])
         assert done.returncode == 0, done.stderr.decode()
         events = [line.split() for line in trace.read_text().splitlines()]
         writes = [float(t) for kind, t in events if kind == "w"]

@@ -5,6 +5,7 @@ and the app's cap is one budget for every process on the same Redis."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 
 import anyio
@@ -29,7 +30,7 @@ from bulkrt.shell.client import Exchange
 from bulkrt.shell.dispatcher import Dispatcher
 from tests.redis_server import RedisServer
 from tests.test_fleet_run import driver_args, workers
-from tests.test_run import ACCOUNTS, MakeWorld, eventually, rows
+from tests.test_run import ACCOUNTS, MakeWorld, eventually, fork_cli, rows
 
 PREFIX = "bulkrt:"
 JOB = "spring"
@@ -286,12 +287,12 @@ async def test_the_launch_app_cap_holds_across_every_process(
     job = world.job(rows(ACCOUNTS, 60))
     async with (
         workers(world, redis_server, 2, *LAUNCH),
-        await anyio.open_process(driver_args(world, job, redis_server, *LAUNCH)) as driver,
+        fork_cli(driver_args(world, job, redis_server, *LAUNCH)) as driver,
     ):
         await eventually(lambda: len(world.lines()) >= APP_CAP, seconds=60)
         await anyio.sleep(1.0)  # time for any request over the cap to reach the sandbox
         stats = world.sandbox.state.stats()
-        driver.terminate()
+        driver.send_signal(signal.SIGTERM)
         with anyio.fail_after(30):
             await driver.wait()
     assert stats["by_status"] == {"200": APP_CAP}

@@ -26,13 +26,15 @@ from bulkrt.errors import RedisUnavailable
 from bulkrt.fleet.budget import Refusal, SharedBudget
 from bulkrt.fleet.connection import address_of, connect, patiently
 from tests.redis_server import RedisServer
+from tests.test_run import run_cli
 
 PREFIX = "bulkrt:"
 #: seeds of the randomised budget test: fifty in CI; ``BULKRT_FLEET_SEEDS=500`` runs more
 FLEET_SEEDS = int(os.environ.get("BULKRT_FLEET_SEEDS", "50"))
 
-#: one OS process of the cross-process tests: connects, says it is ready, waits for the go,
-#: then asks for ``count`` admissions at once and prints each answer as a JSON line
+#: one OS process of the cross-process tests (forked from the test's, `tests.test_run.CliChild`:
+#: its own Redis connection and event loop): connects, says it is ready, waits for the go, then
+#: asks for ``count`` admissions at once and prints each answer as a JSON line
 _ACQUIRER = """
 import asyncio, json, sys
 from bulkrt.core.items import Action
@@ -82,7 +84,7 @@ async def acquire_in_processes(
     answers: list[list[Any]] = []
 
     async def one() -> None:
-        done = await anyio.run_process(args, check=False)
+        done = await run_cli(args)
         assert done.returncode == 0, done.stderr.decode()[-3000:]
         answers.extend(json.loads(line) for line in done.stdout.decode().splitlines())
 

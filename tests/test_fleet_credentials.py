@@ -26,13 +26,14 @@ from bulkrt.shell.client import XClient
 from bulkrt.shell.credentials import OAuth2Bearer, authorizer_for
 from bulkrt.shell.tokens import TokenSet
 from tests.redis_server import RedisServer
-from tests.test_run import MakeWorld, World
+from tests.test_run import MakeWorld, World, run_cli
 
 PREFIX = "bulkrt:"
 ACCOUNT = "acct002"  # an OAuth 2.0 account of the sandbox's accounts file
 
-#: one machine: its own accounts file, refreshing ``ACCOUNT`` once per round in step with the
-#: others (a barrier in Redis), then retweeting with the token it ends with
+#: one machine (a process forked from the test's, `tests.test_run.CliChild`): its own accounts
+#: file, refreshing ``ACCOUNT`` once per round in step with the others (a barrier in Redis), then
+#: retweeting with the token it ends with
 _MACHINE = """
 import asyncio, json, sys, time
 from pathlib import Path
@@ -119,7 +120,7 @@ class TestAcrossMachines:
                 sys.executable, "-c", _MACHINE, redis_server.url, str(files[n]), ACCOUNT,
                 world.sandbox.url, str(rounds), str(5000 + n), str(processes),
             ]  # fmt: skip
-            done = await anyio.run_process(args, check=False)
+            done = await run_cli(args)
             assert done.returncode == 0, done.stderr.decode()[-3000:]
             outputs.append(done.stdout.decode())
 

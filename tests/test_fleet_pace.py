@@ -11,7 +11,6 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from subprocess import DEVNULL
 
 import anyio
 import pytest
@@ -24,7 +23,7 @@ from bulkrt.fleet.store import FleetStore, JobMeta
 from bulkrt.shell.pace import Pace
 from tests.redis_server import RedisServer
 from tests.test_fleet_run import worker_args
-from tests.test_run import ACCOUNTS, MakeWorld, World, eventually
+from tests.test_run import ACCOUNTS, MakeWorld, World, eventually, fork_cli
 
 #: the cap under test, and the items of each job per account (three jobs of two accounts each)
 RPS = 6
@@ -87,7 +86,6 @@ async def test_max_rps_holds_for_a_worker_across_its_sessions(
     is done."""
     world = await make_world(limit=50, window=2.0)
     args = worker_args(world, redis_server, 0, "--max-rps", str(RPS), "--verbose")
-    log = world.dir / "worker.log"
     client = await connect(redis_server.url)
     try:
         store = FleetStore(client)
@@ -99,19 +97,18 @@ async def test_max_rps_holds_for_a_worker_across_its_sessions(
             return sum(job.done for job in await store.jobs()) >= total
 
         total = 3 * 2 * PER_ACCOUNT
-        with log.open("wb") as stderr:
-            async with await anyio.open_process(args, stdout=DEVNULL, stderr=stderr) as worker:
-                await until(worker_up)
-                for n, accounts in enumerate((ACCOUNTS[0:2], ACCOUNTS[2:4], ACCOUNTS[4:6])):
-                    await publish(store, world, f"job{n}", accounts)
-                    await eventually(partial(sent_for, world, accounts[0]))
-                await until(all_done, seconds=60)
-                worker.send_signal(signal.SIGTERM)
-                with anyio.fail_after(30):
-                    await worker.wait()
+        async with fork_cli(args) as worker:
+            await until(worker_up)
+            for n, accounts in enumerate((ACCOUNTS[0:2], ACCOUNTS[2:4], ACCOUNTS[4:6])):
+                await publish(store, world, f"job{n}", accounts)
+                await eventually(partial(sent_for, world, accounts[0]))
+            await until(all_done, seconds=60)
+            worker.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await worker.wait()
     finally:
         await client.aclose()
-    err = log.read_text()
+    err = worker.stderr().decode()
     assert worker.returncode == 143, err
     assert err.count("worker_session") >= 3, err  # the premise: several sessions at once
     times = retweet_times(world)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import json
 import subprocess
 import sys
@@ -58,10 +59,18 @@ def wing(module: str) -> str:
     return module.split("/")[0].removesuffix(".py")
 
 
-def bulkrt_imports(path: Path) -> set[str]:
-    """The wings and foundation modules ``path`` imports (``bulkrt.core.items`` -> ``core``)."""
+@functools.cache
+def nodes(module: str) -> tuple[ast.AST, ...]:
+    """Every node of the syntax tree of ``bulkrt/MODULE``, parsed once per test process: most
+    tests here walk every module, and parsing the package again for each took seconds of CPU."""
+    path = PACKAGE / module
+    return tuple(ast.walk(ast.parse(path.read_text(), str(path))))
+
+
+def bulkrt_imports(module: str) -> set[str]:
+    """The wings and foundation modules ``module`` imports (``bulkrt.core.items`` -> ``core``)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in nodes(module):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -87,7 +96,7 @@ def test_the_package_was_found() -> None:
 def test_wing_rules(module: str) -> None:
     """Each module imports only its own wing and the wings its wing may use."""
     own = wing(module)
-    used = bulkrt_imports(PACKAGE / module) - {own}
+    used = bulkrt_imports(module) - {own}
     assert used <= MAY_IMPORT[own], f"{module} imports {sorted(used - MAY_IMPORT[own])}"
 
 
@@ -136,7 +145,7 @@ def test_a_command_imports_no_other_command(module: str) -> None:
     """Nothing imports a command but `bulkrt.cli` (by name, on first use): a command module
     imports of its wing only what the commands share."""
     used: set[str] = set()
-    for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
+    for node in nodes(module):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bulkrt.commands."):
             used.add((node.module or "").split(".")[2])
     assert used <= SHARED_COMMANDS, module
@@ -185,7 +194,7 @@ def test_no_two_classes_share_a_name() -> None:
     """A class name says which one it is, across the whole package."""
     classes: Counter[str] = Counter()
     for module in MODULES:
-        for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
+        for node in nodes(module):
             if isinstance(node, ast.ClassDef):
                 classes[node.name] += 1
     assert [n for n, count in classes.items() if count > 1] == []
@@ -207,7 +216,7 @@ def classes() -> dict[str, tuple[str, ast.ClassDef]]:
     return {
         node.name: (module, node)
         for module in MODULES
-        for node in ast.walk(ast.parse((PACKAGE / module).read_text()))
+        for node in nodes(module)
         if isinstance(node, ast.ClassDef)
     }
 
@@ -274,7 +283,7 @@ def test_every_shared_exception_lives_in_errors() -> None:
     private = {name for name, (module, _) in found.items() if name.startswith("_")}
     assert [n for n, (m, _) in found.items() if n not in private and m != "errors.py"] == []
     for module in MODULES:
-        for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
+        for node in nodes(module):
             if isinstance(node, ast.ImportFrom):
                 assert not {alias.name for alias in node.names} & private, module
 
@@ -283,8 +292,7 @@ def test_the_simulation_uses_only_the_sandbox_state() -> None:
     """The simulation imports only the sandbox's pure state modules, and importing it (in a
     fresh interpreter) loads none of the sandbox's web modules, directly or transitively."""
     for module in (m for m in MODULES if wing(m) == "simulation"):
-        tree = ast.parse((PACKAGE / module).read_text())
-        for node in ast.walk(tree):
+        for node in nodes(module):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
                 "bulkrt.sandbox"
             ):

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import anyio
 import pytest
 from click.testing import CliRunner
 
@@ -21,7 +20,7 @@ from bulkrt.jobs.keys import derived_key
 from bulkrt.jobs.loader import JobFormat, check_jobs, open_jobs, read_items
 from bulkrt.jobs.rows import Row, check_row
 from bulkrt.jobs.tweet_ids import parse_tweet_id
-from tests.test_run import MakeWorld
+from tests.test_run import MakeWorld, run_cli
 
 ACCOUNTS = frozenset({"acct001", "acct002"})
 
@@ -350,7 +349,7 @@ def test_loading_imports_no_network_library() -> None:
 
 
 #: `bulkrt` with each open of a job file (`job_files._open`, once per pass) noted in the file
-#: that ``BULKRT_TEST_OPENS`` names: the real CLI in its own process, the seam counted
+#: that ``BULKRT_TEST_OPENS`` names: the real CLI in its own (forked) process, the seam counted
 COUNTING_BULKRT = """
 import os, sys
 from bulkrt.jobs import job_files
@@ -381,9 +380,7 @@ async def test_a_run_and_a_resume_read_the_job_twice(make_world: MakeWorld, tmp_
         args = world.run_args(job)
         assert args[1:3] == ["-m", "bulkrt"]
         opens.write_text("")
-        done = await anyio.run_process(
-            [args[0], "-c", COUNTING_BULKRT, *args[3:]], check=False, env=env
-        )
+        done = await run_cli([args[0], "-c", COUNTING_BULKRT, *args[3:]], env=env)
         assert done.returncode == 0, done.stderr.decode()
         return opens.read_text().splitlines()
 

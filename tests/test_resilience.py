@@ -39,7 +39,11 @@ class TestFaultSoak:
             FaultKind.E504_EMPTY: 0.05, FaultKind.RESET: 0.01, FaultKind.RESET_AFTER: 0.01,
             FaultKind.STALL: 0.01,
         }  # fmt: skip
-        world = await make_world(fault_rates=faults, seed=11, latency_ms=5, stall_seconds=2)
+        # 20 per 2 s: the faults are the soak, not the windows (at 5, 15 items an account waited
+        # through three of them)
+        world = await make_world(
+            fault_rates=faults, seed=11, latency_ms=5, stall_seconds=2, limit=20
+        )
         # and, for certain, two stalls and two resets among the first requests
         for kind in (FaultKind.STALL, FaultKind.RESET):
             world.sandbox.state.faults.script(ScriptedFault(kind, count=2))

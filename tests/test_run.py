@@ -127,14 +127,21 @@ class CliChild:
     inherited (the sandbox's sockets, other children's pipes), so a connection the sandbox closes
     is closed for its client. What only a fresh interpreter shows (signals during start-up, the
     import-time state) is the business of the tests that still start one: `tests/test_startup.py`,
-    the README's, and one per signal in `TestStopAndResume`."""
+    the README's, and one per signal in `TestStopAndResume`.
+
+    ``python -c SCRIPT ARG...`` runs the same way: SCRIPT is executed as ``__main__`` with
+    ``sys.argv`` ``["-c", ARG...]`` (the tests' own processes of bulkrt's parts, each with its
+    own connections and event loop, such as `tests.test_fleet_budget`'s acquirers)."""
 
     def __init__(
         self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
     ) -> None:
         from tests.test_mistakes import run_here  # test_mistakes imports this module
 
-        if tuple(args[:3]) != PYTHON_M_BULKRT:
+        script: str | None = None
+        if tuple(args[:2]) == (sys.executable, "-c") and len(args) > 2:
+            script = args[2]
+        elif tuple(args[:3]) != PYTHON_M_BULKRT:
             raise ValueError(f"not a bulkrt command line: {args[:3]}")
         preload_commands()
         self._out = tempfile.TemporaryFile()  # noqa: SIM115  # closed by `close`
@@ -153,7 +160,8 @@ class CliChild:
             if env is not None:
                 os.environ.clear()
                 os.environ.update(env)
-            run_here(tuple(args[3:]), cwd or Path.cwd(), self._out.fileno(), self._err.fileno())
+            out, err = self._out.fileno(), self._err.fileno()
+            run_here(tuple(args[3:]), cwd or Path.cwd(), out, err, script=script)
 
     def _poll(self) -> int | None:
         if self.returncode is None:

@@ -17,7 +17,6 @@ journal against the sandbox's state; ``--redis`` cases use a real ``redis-server
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from tests.test_invariants import (
     repeated_items,
     sim_until_done,
 )
-from tests.test_run import PYTHON_M_BULKRT
+from tests.test_mistakes import bulkrt
 
 R, U = Action.RETWEET, Action.UNDO
 ACCOUNT, TWEET = "acct001", "300"
@@ -238,8 +237,8 @@ def test_b4_rollback_again_after_the_undo_run_of_a_lost_ledger_says_nothing_is_l
     sim.run(job(R), ledger)
     ledger.write_bytes(b"")  # lost
     undo = tmp_path / "undo.csv"
-    command = [*PYTHON_M_BULKRT, "rollback", str(ledger), "--out", str(undo), "--force"]
-    first = subprocess.run(command, capture_output=True, text=True, check=False)
+    command = ["rollback", str(ledger), "--out", str(undo), "--force"]
+    first = bulkrt(*command, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "1 undo item(s)" in first.stdout
     plan = plan_rollback(ledger)
@@ -248,7 +247,7 @@ def test_b4_rollback_again_after_the_undo_run_of_a_lost_ledger_says_nothing_is_l
             for n, r in enumerate(plan.undo, start=2)]  # fmt: skip
     sim.run(rows, ledger)
     assert retweets == set()
-    again = subprocess.run(command, capture_output=True, text=True, check=False)
+    again = bulkrt(*command, cwd=tmp_path)
     assert (again.returncode, again.stderr) == (0, "")  # before: exit 2
     assert "0 undo item(s)" in again.stdout
 
