@@ -26,6 +26,7 @@ from bulkrt.core.retry_policy import RetryPolicy
 from bulkrt.core.scheduler import Scheduler
 from bulkrt.core.tiers import limit_model
 from bulkrt.errors import LedgerError
+from bulkrt.ledger import journal as journal_module
 from bulkrt.ledger.journal import SentJournal
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import LedgerRecord
@@ -409,6 +410,46 @@ async def test_a_ledger_that_cannot_be_written_stops_the_run(ledger_path: Path) 
     assert d.failure is not None and "No space left" in d.failure.message
     assert len(lines(ledger_path)) == 3 == stats.finished
     assert len(sender.sent) <= 5  # the failing line's item, at most one more in flight
+
+
+async def test_a_journal_that_cannot_be_written_stops_the_run_and_the_answers_in_flight_get_lines(
+    ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the journal's disk fails (its fifth batch cannot be synced) the run stops: nothing
+    more is sent, the failure names the journal, and every request that went out before has its
+    answer's line in the (still writable) ledger, counted once written: resent on resume, each
+    would find its own retweet with no journal line to say whose it is."""
+    syncs = [0]
+    real = journal_module._sync_data
+
+    def disk(fd: int) -> None:
+        syncs[0] += 1
+        if syncs[0] >= 5:
+            raise OSError(28, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(journal_module, "_sync_data", disk)
+    senders = {f"a{n}": FakeSender(latency=0.5 + n / 10) for n in range(4)}
+    journal = SentJournal(ledger_path, inline=True)
+    journal.open(finished=set())
+    with LedgerWriter(ledger_path) as ledger:
+        d = Dispatcher(
+            scheduler(concurrency=4),
+            dict[str, Sender](senders),
+            ledger,
+            run_id="r1",
+            journal=journal,
+            clock=asyncio.get_running_loop().time,
+        )
+        stats = await d.run(items(dict.fromkeys(senders, 5)))
+    journal.close()
+    written = lines(ledger_path)
+    sent = sum(len(sender.sent) for sender in senders.values())
+    assert d.failure is not None and d.failure.path == str(journal.path)
+    assert "No space left" in d.failure.message
+    assert 4 < sent < 20  # some sent after the first batches, none after the failure
+    assert len(written) == sent == stats.finished == len({r.key for r in written})
+    assert all(r.status is Status.OK for r in written)
 
 
 async def test_a_token_endpoint_that_is_not_the_apis_stops_the_run(ledger_path: Path) -> None:

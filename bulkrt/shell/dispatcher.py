@@ -197,6 +197,9 @@ class Dispatcher:
         self.stopping = False
         #: the first failure to write the ledger or the journal; the run stops on it
         self.failure: StorageError | None = None
+        #: a ledger write or sync failed: no line is written from then on (a journal that failed
+        #: stops the run too, but the answers still in flight get their lines)
+        self._ledger_failed = False
         #: per OAuth 1.0a account refused (401), how far ahead of this machine's clock the
         #: answer's Date was (a clock off by minutes invalidates every OAuth 1.0a signature)
         self._clock_skew: dict[str, float] = {}
@@ -270,11 +273,11 @@ class Dispatcher:
                     # Let the requests in flight answer, but not for ever.
                     deadline = anyio.current_time() + self._settings.grace
                     requests.cancel_scope.deadline = deadline
-            if self.failure is None:
+            if not self._ledger_failed:
                 try:
                     self._ledger.sync()
                 except LedgerError as exc:
-                    self._storage_failed(exc)
+                    self._ledger_storage_failed(exc)
             background.cancel_scope.cancel()
         return self.stats()
 
@@ -285,14 +288,20 @@ class Dispatcher:
             await anyio.sleep(_SYNC_TICK)
             if self._journal is not None:
                 if self._journal.failure is not None:
+                    # the run stops; the ledger is still synced for the answers still to come
                     self._storage_failed(self._journal.failure)
-                    return
-                self._journal.flush()
+                else:
+                    self._journal.flush()
             try:
                 self._ledger.sync_if_due()
             except LedgerError as exc:
-                self._storage_failed(exc)
+                self._ledger_storage_failed(exc)
                 return
+
+    def _ledger_storage_failed(self, exc: LedgerError) -> None:
+        """The ledger cannot be written: no line is written any more, and the run stops."""
+        self._ledger_failed = True
+        self._storage_failed(exc)
 
     def _storage_failed(self, exc: LedgerError | None) -> None:
         """The ledger or the journal cannot be written: send nothing more, keep the first cause."""
@@ -518,19 +527,21 @@ class Dispatcher:
         """Write the ledger lines of ``results``, each counted once written. Written here, by
         whoever has the results, in one synchronous pass: an item is not done until its line is
         written, and nothing else runs meanwhile (a slow fsync holds the event loop, as it would
-        in a writer task). After a failure to write, the later lines are dropped (the run stops;
-        their items are resent on resume)."""
+        in a writer task). After a failure to write the ledger, the later lines are dropped (the
+        run stops; their items are resent on resume); after the journal's failure, which stops
+        the run too, the answers still in flight are written as they come (each one resent on
+        resume would find its own retweet, with no journal line to say whose it is)."""
         for result in results:
             self._pending -= 1
             if self._journal is not None:
                 result = self._settle_journal(result)
-            if self.failure is not None:
+            if self._ledger_failed:
                 continue
             record = self._ledger_record(result)
             try:
                 self._ledger.write(record)
             except LedgerError as exc:
-                self._storage_failed(exc)
+                self._ledger_storage_failed(exc)
             else:
                 self._by_status[record.status] += 1  # counted once written
 
