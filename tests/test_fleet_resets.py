@@ -332,11 +332,9 @@ class TestAnotherProcessOnTheAccount:
         the account."""
         world = await make_world()
         accounts = ["acct001", "acct002"]
-        # 11 items each per account (22 for 5 a window): the run without --redis is still at
-        # work, windows after its first, when the fleet starts
-        fleet_job = world.job([(a, str(800 + n), "retweet") for n in range(11) for a in accounts])
+        fleet_job = world.job([(a, str(800 + n), "retweet") for n in range(15) for a in accounts])
         outside_job = world.job(
-            [(a, str(900 + n), "retweet") for n in range(11) for a in accounts], name="other.csv"
+            [(a, str(900 + n), "retweet") for n in range(15) for a in accounts], name="other.csv"
         )
         outside_ledger = world.dir / "outside.jsonl"
         alone_args = [
@@ -352,11 +350,11 @@ class TestAnotherProcessOnTheAccount:
                 code = await alone.wait()
         logs = driver.stderr.decode() + worker.stderr().decode()
         assert (code, driver.returncode) == (0, 0), logs + alone.stderr().decode()
-        assert [line["status"] for line in world.lines()] == ["ok"] * 22
+        assert [line["status"] for line in world.lines()] == ["ok"] * 30
         outside = [json.loads(line)["status"] for line in outside_ledger.read_text().splitlines()]
-        assert outside == ["ok"] * 22
+        assert outside == ["ok"] * 30
         for account in accounts:
-            assert world.retweets(account) >= {str(t) for t in (*range(800, 811), *range(900, 911))}
+            assert world.retweets(account) >= {str(t) for t in (*range(800, 815), *range(900, 915))}
         assert world.sandbox.state.stats()["by_status"].get("429", 0) > 0
         assert "account_parked" not in logs
         assert "account_rate_limited" in logs
