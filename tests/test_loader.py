@@ -169,6 +169,31 @@ class TestReading:
             items = list(read_items(files, ACCOUNTS, check_jobs(files, ACCOUNTS)))
         assert [(i.account, i.tweet_id, i.action) for i in items] == plain
 
+    @pytest.mark.parametrize("name", ["bomb.csv", "bomb.csv.gz", "bomb.jsonl"])
+    def test_a_line_inflating_past_a_mebibyte_is_refused_where_it_starts(
+        self, tmp_path: Path, name: str
+    ) -> None:
+        """A gzip bomb of one line (a few KB that inflate to 64 MiB without a new-line), under
+        any name, is refused at that line as not a job's row, naming file and line: it is not
+        read whole into memory (it was: a 1.3 MB file of one 300 MB line took 700 MB)."""
+        job = tmp_path / name
+        first = b"account,tweet_id,action\n"
+        if name.endswith(".jsonl"):
+            first = b'{"account": "acct001", "tweet_id": "20", "action": "retweet"}\n'
+        with gzip.open(job, "wb") as out:
+            out.write(first)
+            for _ in range(64):
+                out.write(b"a" * (1 << 20))
+        seen: list[str] = []
+        with (
+            open_jobs([str(job)], fmt=None, campaign=None) as files,
+            pytest.raises(JobInputError),
+        ):
+            check_jobs(files, ACCOUNTS, on_problem=lambda p: seen.append(str(p)))
+        assert seen == [
+            f"{job}:2: file: a line longer than 1 MiB: not a job's row; not read further"
+        ]
+
     def test_campaign_comes_from_row_then_option_then_file_name(self, tmp_path: Path) -> None:
         """A row's campaign wins; else --campaign; else the file name without extensions."""
         job = tmp_path / "spring-push.csv.gz"

@@ -497,6 +497,39 @@ class TestStopAndResume:
         posts = world.sandbox.state.stats()["requests"]
         assert posts <= 40 + 16  # at most the requests in flight at the stop were repeated
 
+    async def test_sigint_during_the_first_feed_stops_cleanly(self, make_world: MakeWorld) -> None:
+        """A SIGINT that comes while the dispatcher feeds its first items (a resume skipping many
+        finished ones takes a while there, before any await) is a clean stop: exit 130 with the
+        resume command, no traceback (it met the start-up's handler, whose exit became a
+        traceback through the task groups and exit 1). The signal is sent from inside the first
+        feed, so it arrives there in every run; the same command then finishes the job."""
+        world = await make_world()
+        job = world.job(rows(["acct001", "acct002"], 3))
+        args = world.run_args(job)
+        script = (
+            "import os, signal, sys\n"
+            "from bulkrt.shell.dispatcher import Dispatcher\n"
+            "feed = Dispatcher._feed\n"
+            "def first_feed(self):\n"
+            "    Dispatcher._feed = feed\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    feed(self)\n"
+            "Dispatcher._feed = first_feed\n"
+            f"sys.argv = ['bulkrt', *{args[3:]!r}]\n"
+            "from bulkrt.launch import main\n"
+            "main()\n"
+        )
+        done = await anyio.run_process([sys.executable, "-c", script], check=False)
+        err = done.stderr.decode()
+        assert done.returncode == 130, err
+        assert "Traceback" not in err
+        assert "To resume, run the same command again" in done.stdout.decode()
+        again = await run_cli(args)
+        assert again.returncode == 0, again.stderr.decode()
+        lines = world.lines()
+        assert len(lines) == 6 and len({line["key"] for line in lines}) == 6
+        assert world.retweets("acct001") == {str(100 + n) for n in range(3)}
+
     @both_modes
     async def test_a_retweet_sent_just_before_a_crash_is_not_taken_for_preexisting(
         self, make_world: MakeWorld

@@ -163,6 +163,9 @@ JOURNAL_GIVEN_AS_JOB = (
     "(it reads the journal beside its ledger)"
 )
 _GZIP_ERRORS = (EOFError, OSError, zlib.error)
+#: the longest line read from a job file: a row is a few hundred bytes, and a longer line (a
+#: gzip bomb of one line, a binary file) is refused where it starts, not read whole into memory
+_MAX_LINE = 1 << 20
 _JSON_KINDS = {
     list: "an array",
     str: "a string",
@@ -184,6 +187,15 @@ def read_raw_rows(job: JobFile, warn: WarningSink) -> Iterator[RawRow | Problem]
     except _GZIP_ERRORS as exc:
         where = "cannot read" if lines.number == 0 else "cannot read past the line before"
         yield Problem(job.name, lines.number + 1, "file", f"{where}: {exc}")
+    except _LineTooLong:
+        detail = (
+            f"a line longer than {_MAX_LINE // (1 << 20)} MiB: not a job's row; not read further"
+        )
+        yield Problem(job.name, lines.number + 1, "file", detail)
+
+
+class _LineTooLong(Exception):
+    """A line of a job file is longer than `_MAX_LINE`."""
 
 
 class _Lines:
@@ -202,7 +214,9 @@ class _Lines:
 
     def __iter__(self) -> Iterator[str]:
         with _open(self._job.path) as stream:
-            for raw in stream:
+            for raw in iter(lambda: stream.readline(_MAX_LINE + 1), b""):
+                if len(raw) > _MAX_LINE:
+                    raise _LineTooLong
                 self.number += 1
                 if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]

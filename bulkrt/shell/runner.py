@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 import click
 import structlog
+from anyio.abc import TaskStatus
 
 from bulkrt.core.first_answers import FirstAnswers
 from bulkrt.core.items import Action, Item, Status
@@ -482,7 +483,11 @@ async def _dispatch(
             first_answers=FirstAnswers(used),
         )
         async with anyio.create_task_group() as helpers:
-            helpers.start_soon(_watch_signals, dispatcher, stopped, late)
+            # started, not only scheduled: until the receiver is open, a signal meets the
+            # start-up's handler (`bulkrt.launch.stopped`), whose exit raised inside the
+            # dispatcher's synchronous first feed (a resume skipping many finished items) became
+            # a traceback through its task groups and exit 1
+            await helpers.start(_watch_signals, dispatcher, stopped, late)
             helpers.start_soon(run.out.follow, dispatcher, run.expected)
             _log.info("run_started", run=run_id, items=check.items, accounts=len(used))
             stats = await dispatcher.run(items)
@@ -524,7 +529,11 @@ def _senders(
 
 
 async def _watch_signals(
-    dispatcher: Dispatcher, stopped: list[signal.Signals], late: _LateSignals
+    dispatcher: Dispatcher,
+    stopped: list[signal.Signals],
+    late: _LateSignals,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """The first SIGINT/SIGTERM stops dispatching cleanly; a second one stops at once. When
     the watch ends, ``late`` takes the signals over at once: the receiver's end puts back
@@ -532,6 +541,7 @@ async def _watch_signals(
     raised KeyboardInterrupt ("Aborted!", exit 1) after the last item was written."""
     try:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for signum in signals:
                 if stopped:
                     _log.warning("run_stopping_now", signal=signum.name)
