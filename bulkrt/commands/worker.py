@@ -21,6 +21,7 @@ from pathlib import Path
 
 import anyio
 import click
+from anyio.abc import TaskStatus
 from click.core import ParameterSource
 
 from bulkrt import logs
@@ -147,8 +148,9 @@ def command(
         )
         stopped: list[signal.Signals] = []
 
-        async def watch() -> None:
+        async def watch(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()  # from here a signal stops the worker cleanly
                 async for signum in signals:
                     if stopped:
                         worker.abandon()
@@ -160,7 +162,7 @@ def command(
 
         try:
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(watch)
+                await tasks.start(watch)  # started, not only scheduled (as in the runner)
                 click.echo(f"bulkrt worker {worker.name} started", err=True)
                 await worker.run()
                 if not worker.abandoned:

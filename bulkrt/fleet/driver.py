@@ -34,6 +34,7 @@ from functools import partial
 import anyio
 import click
 import structlog
+from anyio.abc import TaskStatus
 from redis.asyncio import Redis
 
 from bulkrt.core.attribution import Evidence
@@ -351,7 +352,7 @@ class _Drive:
 
         finished = anyio.Event()
         async with anyio.create_task_group() as helpers:
-            helpers.start_soon(self._watch_signals, worker)
+            await helpers.start(self._watch_signals, worker)  # started, as in the runner
             async with anyio.create_task_group() as pumping:
                 self._pumping = pumping.cancel_scope
                 pumping.start_soon(self._pump_until_it_fails, store, finished, worker)
@@ -546,13 +547,17 @@ class _Drive:
             return {line.decode("utf-8", "replace").rstrip("\n") for line in ledger.readlines()}
         return set()
 
-    async def _watch_signals(self, worker: FleetWorker) -> None:
+    async def _watch_signals(
+        self, worker: FleetWorker, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """The first SIGINT/SIGTERM stops the driver's worker cleanly; a second one stops at
         once. When the watch ends (the job is done), `late` takes the signals over at once, as
         in `bulkrt.shell.runner` (Python's default handlers, which the receiver puts back,
-        ended the run with a KeyboardInterrupt)."""
+        ended the run with a KeyboardInterrupt). Started (`task_status`) once the receiver is
+        open: until then a signal meets the start-up's handler."""
         try:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
                 async for signum in signals:
                     if self.stopped:
                         _log.warning("run_stopping_now", signal=signum.name)
