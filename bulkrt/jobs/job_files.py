@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from bulkrt.errors import Problem
+from bulkrt.errors import BulkrtError, Problem
 from bulkrt.jobs.json_keys import first_repeat, loads_noting_repeats
 from bulkrt.jobs.rows import KNOWN_FIELDS, REQUIRED_FIELDS, has_lone_surrogate
 from bulkrt.redaction import shown
@@ -194,7 +194,7 @@ def read_raw_rows(job: JobFile, warn: WarningSink) -> Iterator[RawRow | Problem]
         yield Problem(job.name, lines.number + 1, "file", detail)
 
 
-class _LineTooLong(Exception):
+class _LineTooLong(BulkrtError):
     """A line of a job file is longer than `_MAX_LINE`."""
 
 
@@ -233,13 +233,33 @@ class _Lines:
 def _open(path: Path) -> BinaryIO:
     """The bytes of a job file, through gzip when they begin as gzip does, whatever the name
     (``spring.csv`` that is ``spring.csv.gz`` renamed, ``.GZ``): no text file begins so, and
-    read as they are, they would be reported as invalid UTF-8. (A file that is read once only,
-    standard input or a FIFO, was spooled to a regular file first.)"""
-    with path.open("rb") as probe:
-        compressed = probe.read(2) == b"\x1f\x8b"
+    read as they are, they would be reported as invalid UTF-8. The file is opened once (a file
+    that is read once only, standard input or a FIFO, was spooled to a regular file first)."""
+    stream = path.open("rb")
+    try:
+        compressed = stream.read(2) == b"\x1f\x8b"
+        stream.seek(0)
+    except OSError:
+        stream.close()
+        raise
     if compressed or path.name.endswith(".gz"):
-        return cast(BinaryIO, gzip.open(path, "rb"))
-    return path.open("rb")
+        return cast(BinaryIO, _OwnedGzip(stream))
+    return stream
+
+
+class _OwnedGzip(gzip.GzipFile):
+    """A `gzip.GzipFile` reading an open file, which it closes with itself (a GzipFile given a
+    file object leaves it open)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
 
 
 def _csv_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow | Problem]:
