@@ -107,6 +107,7 @@ def dispatcher(
     senders: dict[str, FakeSender],
     settings: DispatchSettings | None = None,
     sched: Scheduler | None = None,
+    journal: SentJournal | None = None,
 ) -> Dispatcher:
     seam: dict[str, Sender] = dict(senders)
     return Dispatcher(
@@ -114,6 +115,7 @@ def dispatcher(
         seam,
         ledger,
         run_id="r1",
+        journal=journal,
         settings=settings,
         clock=asyncio.get_running_loop().time,
     )
@@ -433,14 +435,7 @@ async def test_a_journal_that_cannot_be_written_stops_the_run_and_the_answers_in
     journal = SentJournal(ledger_path, inline=True)
     journal.open(finished=set())
     with LedgerWriter(ledger_path) as ledger:
-        d = Dispatcher(
-            scheduler(concurrency=4),
-            dict[str, Sender](senders),
-            ledger,
-            run_id="r1",
-            journal=journal,
-            clock=asyncio.get_running_loop().time,
-        )
+        d = dispatcher(ledger, senders, sched=scheduler(concurrency=4), journal=journal)
         stats = await d.run(items(dict.fromkeys(senders, 5)))
     journal.close()
     written = lines(ledger_path)
