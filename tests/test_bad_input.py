@@ -265,7 +265,7 @@ CASES = [
         "not-gzip",
         "A .gz file that is not gzip is refused, not crashed on.",
         _csv(GOOD_ROW),
-        "jobs.csv.gz:1: file: cannot read",
+        "jobs.csv.gz:1: file: named .gz but not gzip-compressed: rename it without .gz",
         job_name="jobs.csv.gz",
     ),
     BadInput(

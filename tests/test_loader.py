@@ -194,6 +194,30 @@ class TestReading:
             f"{job}:2: file: a line longer than 1 MiB: not a job's row; not read further"
         ]
 
+    def test_a_gz_name_on_plain_text_or_on_a_damaged_archive_says_which(
+        self, tmp_path: Path
+    ) -> None:
+        """A plain-text job named ``.gz`` is refused saying so, at line 1; an archive with bytes
+        after its end is refused at the line after the last one read, with gzip's reason."""
+        text = b"account,tweet_id,action\nacct001,20,retweet\n"
+        (tmp_path / "plain.csv.gz").write_bytes(text)
+        (tmp_path / "tail.csv.gz").write_bytes(gzip.compress(text) + b"garbage")
+        said: dict[str, list[str]] = {}
+        for name in ("plain.csv.gz", "tail.csv.gz"):
+            with (
+                open_jobs([str(tmp_path / name)], fmt=None, campaign=None) as files,
+                pytest.raises(JobInputError) as caught,
+            ):
+                check_jobs(files, ACCOUNTS)
+            said[name] = [str(problem) for problem in caught.value.problems]
+        plain, tail = str(tmp_path / "plain.csv.gz"), str(tmp_path / "tail.csv.gz")
+        assert said["plain.csv.gz"] == [
+            f"{plain}:1: file: named .gz but not gzip-compressed: rename it without .gz"
+        ]
+        assert said["tail.csv.gz"] == [
+            f"{tail}:3: file: cannot read past the line before: Not a gzipped file (b'ga')"
+        ]
+
     def test_campaign_comes_from_row_then_option_then_file_name(self, tmp_path: Path) -> None:
         """A row's campaign wins; else --campaign; else the file name without extensions."""
         job = tmp_path / "spring-push.csv.gz"

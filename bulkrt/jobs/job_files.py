@@ -185,8 +185,13 @@ def read_raw_rows(job: JobFile, warn: WarningSink) -> Iterator[RawRow | Problem]
     try:
         yield from rows
     except _GZIP_ERRORS as exc:
-        where = "cannot read" if lines.number == 0 else "cannot read past the line before"
-        yield Problem(job.name, lines.number + 1, "file", f"{where}: {exc}")
+        if lines.number == 0 and str(exc).startswith("Not a gzipped file"):
+            # named .gz, but its bytes do not begin as gzip's (read by their name: see `_open`)
+            detail = "named .gz but not gzip-compressed: rename it without .gz"
+            yield Problem(job.name, 1, "file", detail)
+        else:
+            where = "cannot read" if lines.number == 0 else "cannot read past the line before"
+            yield Problem(job.name, lines.number + 1, "file", f"{where}: {exc}")
     except _LineTooLong:
         detail = (
             f"a line longer than {_MAX_LINE // (1 << 20)} MiB: not a job's row; not read further"
