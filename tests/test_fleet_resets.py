@@ -61,6 +61,16 @@ async def hold_of(budget: SharedBudget, redis: Redis, uid: str, holder: str) -> 
     )
 
 
+async def assert_every_holder_blocked_until(
+    budget: SharedBudget, redis: Redis, uid: str, until: float
+) -> None:
+    """Both a worker that learned the 429 and another one are blocked on ``uid`` until ``until``."""
+    for holder in ("w1|1", "w2|2"):
+        held = await hold_of(budget, redis, uid, holder)
+        assert held.reason is Refusal.BLOCKED
+        assert held.at + held.retry_after == pytest.approx(until, abs=0.01)
+
+
 class TestResetFromAnotherClock:
     """Finding P2 with ``--redis``: a reset far ahead of Redis's clock (the API's clock ahead)."""
 
@@ -111,10 +121,7 @@ class TestResetFromAnotherClock:
         )  # fmt: skip
         assert until is not None
         assert before + 0.79 <= until <= await redis_now(redis) + 0.81
-        for holder in ("w1|1", "w2|2"):
-            held = await hold_of(budget, redis, "63", holder)
-            assert held.reason is Refusal.BLOCKED
-            assert held.at + held.retry_after == pytest.approx(until, abs=0.01)
+        await assert_every_holder_blocked_until(budget, redis, "63", until)
         await anyio.sleep(until - await redis_now(redis) + 0.05)
         assert (await hold_of(budget, redis, "63", "w2|2")).ok
 
@@ -382,10 +389,7 @@ class TestResetJustPast:
         )  # fmt: skip
         assert until is not None
         assert before + 1.99 <= until <= await redis_now(redis) + 2.01
-        for holder in ("w1|1", "w2|2"):
-            held = await hold_of(budget, redis, "64", holder)
-            assert held.reason is Refusal.BLOCKED
-            assert held.at + held.retry_after == pytest.approx(until, abs=0.01)
+        await assert_every_holder_blocked_until(budget, redis, "64", until)
 
     async def test_a_past_reset_with_room_left_is_still_a_hidden_cap(self, redis: Redis) -> None:
         """The same 429 saying requests remain is not explained by its headers: parked."""
