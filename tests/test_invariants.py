@@ -219,6 +219,16 @@ def job_items(rows: list[Row], source: str) -> list[Item]:
     ]  # fmt: skip
 
 
+def undecided_pairs(ledger: Path) -> set[tuple[str, str]]:
+    """The (account, Tweet) pairs of the retweets the ledger ends ``ok`` whose origin it calls
+    undecidable (``preexisting: null``)."""
+    return {
+        (r.account, r.tweet_id)
+        for r in read_ledger(ledger)
+        if r.status is Status.OK and r.action is Action.RETWEET and r.preexisting is None
+    }
+
+
 def seeded_world(
     seed: int, rng: random.Random, leave_out: tuple[FaultKind, ...] = ()
 ) -> tuple[Simulation, dict[FaultKind, float]]:
@@ -250,11 +260,7 @@ def check_seed(seed: int, directory: Path) -> None:
     items = job_items(rows, "campaign.csv")
     sim_until_done(sim, items, ledger, rng, chaos, damage_ok=True)
 
-    undecided = {
-        (r.account, r.tweet_id)
-        for r in read_ledger(ledger)
-        if r.status is Status.OK and r.action is Action.RETWEET and r.preexisting is None
-    }
+    undecided = undecided_pairs(ledger)
     refusals = (FaultKind.JSON_403,)  # the API's final word: see the real-process test
     state.faults = FaultPlan({k: r for k, r in rates.items() if k not in refusals}, seed)
     plan = plan_rollback(ledger)
@@ -388,11 +394,7 @@ def check_owner_seed(seed: int, directory: Path) -> None:
     sim_until_done(sim, items, ledger, rng, chaos, damage_ok=True, beside=moves)
     owners = book.held_by("owner")
 
-    undecided = {
-        (r.account, r.tweet_id)
-        for r in read_ledger(ledger)
-        if r.status is Status.OK and r.action is Action.RETWEET and r.preexisting is None
-    }
+    undecided = undecided_pairs(ledger)
     state.faults = FaultPlan({k: r for k, r in rates.items() if k is not FaultKind.JSON_403}, seed)
     plan = plan_rollback(ledger)
     undecided |= {(row.account, row.tweet_id) for row in plan.undecided}

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from bulkrt.core.items import Action, Status
+from bulkrt.core.items import Action
 from bulkrt.errors import RollbackError
 from bulkrt.jobs.rows import Row
-from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.undo import plan_rollback
 from tests.test_invariants import (
     ACCOUNTS,
@@ -32,6 +31,7 @@ from tests.test_invariants import (
     owners_verdict,
     repeated_items,
     sim_until_done,
+    undecided_pairs,
 )
 
 #: seeds per test: 12 in CI (six tests share out the suite's two cores); ``BULKRT_SIM_SEEDS=16000``
@@ -71,11 +71,7 @@ def check_seed(  # noqa: C901 (one scenario, read top to bottom)
     owners = book.held_by("owner")
     if restore:
         ledger.write_bytes(rng.choice(backups[:-1]))
-    undecided = {
-        (r.account, r.tweet_id)
-        for r in read_ledger(ledger)
-        if r.status is Status.OK and r.action is Action.RETWEET and r.preexisting is None
-    }
+    undecided = undecided_pairs(ledger)
     broken: list[str] = []
     state = sim.state
     for campaign in order:

@@ -43,6 +43,7 @@ from tests.test_invariants import (
     owners_verdict,
     repeated_items,
     sim_until_done,
+    undecided_pairs,
 )
 from tests.test_mistakes import bulkrt
 
@@ -145,6 +146,36 @@ def test_b2_resume_after_an_older_backup_does_not_undo_an_owners_retweet_made_si
 # -- B3: --redis, a later holder of the account after the job's undo -----------------------
 
 
+async def two_holders(
+    redis_server: RedisServer, undo: Item, again: Item, published: Evidence, made: bool
+) -> tuple[Evidence, bool, Origin]:
+    """``--redis``, one job J holding ``undo`` and then ``again`` on one pair, ``again``
+    published with ``published`` (and ``made``, the driver's word on the pair): the first
+    holder of the account journals the undo ``undone`` and closes; a later holder loads
+    ``again`` alone. Returns the first holder's evidence for ``again`` and its ``made``, and
+    the later holder's verdict on an "already retweeted" for ``again``."""
+    redis = await connect(redis_server.url)
+    jobs = {undo.key: "J", again.key: "J"}
+    pairs = {again.key: (ACCOUNT, TWEET), undo.key: (ACCOUNT, TWEET)}
+    try:
+        states, known = await load_journal_state(
+            redis, "bulkrt:", [("J", again, published, made), ("J", undo, Evidence(), made)]
+        )
+        first = SharedJournal(redis, "bulkrt:", jobs, states, known, pairs)
+        first.undone(undo)
+        evidence, first_made = first.evidence(again.key), first.made(again)
+        await first.close()
+        states, known = await load_journal_state(redis, "bulkrt:", [("J", again, published, made)])
+        later = SharedJournal(redis, "bulkrt:", jobs, states, known, pairs)
+        return (
+            evidence,
+            first_made,
+            settled_origin(True, later.evidence(again.key), made=later.made(again)),
+        )
+    finally:
+        await redis.aclose()
+
+
 async def test_b3_a_later_holder_drops_an_earlier_runs_made_of_a_key_after_the_jobs_undo(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -172,25 +203,10 @@ async def test_b3_a_later_holder_drops_an_earlier_runs_made_of_a_key_after_the_j
     published = earlier.evidence(again.key)  # what the driver publishes K2 with
     earlier.close()
     assert published.made
-    redis = await connect(redis_server.url)
-    jobs = {undo.key: "J", again.key: "J"}
-    pairs = {again.key: (ACCOUNT, TWEET), undo.key: (ACCOUNT, TWEET)}
-    try:
-        states, made = await load_journal_state(
-            redis, "bulkrt:", [("J", again, published, True), ("J", undo, Evidence(), True)]
-        )
-        first = SharedJournal(redis, "bulkrt:", jobs, states, made, pairs)
-        first.undone(undo)
-        assert settled_origin(True, first.evidence(again.key), made=first.made(again)) is (
-            Origin.OWNER
-        )  # the first holder's own word: held
-        await first.close()
-        states, made = await load_journal_state(redis, "bulkrt:", [("J", again, published, True)])
-        later = SharedJournal(redis, "bulkrt:", jobs, states, made, pairs)
-        verdict = settled_origin(True, later.evidence(again.key), made=later.made(again))
-        assert verdict is Origin.OWNER  # before the fix: Origin.CAMPAIGN
-    finally:
-        await redis.aclose()
+    first, first_made, later = await two_holders(redis_server, undo, again, published, True)
+    # the first holder's own word: held
+    assert settled_origin(True, first, made=first_made) is Origin.OWNER
+    assert later is Origin.OWNER  # before the fix: Origin.CAMPAIGN
 
 
 async def test_b3_a_later_holder_drops_an_earlier_runs_possible_attempt_after_the_jobs_undo(
@@ -199,25 +215,11 @@ async def test_b3_a_later_holder_drops_an_earlier_runs_possible_attempt_after_th
     """As the previous case with K2's earlier attempt only possibly applied (a timeout, then
     error): embedded, the owner's retweet after the job's undo is the owner's; the later
     holder calls it undecidable (the rollback undoes it and lists it)."""
-    redis = await connect(redis_server.url)
     _, undo, again = job(R, U, R)
-    jobs = {undo.key: "J", again.key: "J"}
     published = Evidence(possible=True)
-    pairs = {again.key: (ACCOUNT, TWEET), undo.key: (ACCOUNT, TWEET)}
-    try:
-        states, made = await load_journal_state(
-            redis, "bulkrt:", [("J", again, published, False), ("J", undo, Evidence(), False)]
-        )
-        first = SharedJournal(redis, "bulkrt:", jobs, states, made, pairs)
-        first.undone(undo)
-        assert settled_origin(True, first.evidence(again.key), made=False) is Origin.OWNER
-        await first.close()
-        states, made = await load_journal_state(redis, "bulkrt:", [("J", again, published, False)])
-        later = SharedJournal(redis, "bulkrt:", jobs, states, made, pairs)
-        verdict = settled_origin(True, later.evidence(again.key), made=later.made(again))
-        assert verdict is Origin.OWNER  # before the fix: Origin.UNDECIDED
-    finally:
-        await redis.aclose()
+    first, _, later = await two_holders(redis_server, undo, again, published, False)
+    assert settled_origin(True, first, made=False) is Origin.OWNER
+    assert later is Origin.OWNER  # before the fix: Origin.UNDECIDED
 
 
 # -- B4: rolling back again after a rollback of a lost ledger ------------------------------
@@ -271,11 +273,7 @@ def check_backup_seed(seed: int, directory: Path, *, resume: bool) -> list[str]:
     if resume:
         items = repeated_items(rows, "campaign.csv")
         sim_until_done(sim, items, ledger, rng, chaos, damage_ok=False)
-    undecided = {
-        (r.account, r.tweet_id)
-        for r in read_ledger(ledger)
-        if r.status is Status.OK and r.action is Action.RETWEET and r.preexisting is None
-    }
+    undecided = undecided_pairs(ledger)
     plan = plan_rollback(ledger)
     broken = []
     whole = {(row.account, row.tweet_id) for row in plan.undo}
