@@ -140,14 +140,24 @@ def stop(server: subprocess.Popen[str]) -> None:
 
 def run_install_lines(shell: Shell, lines: list[str]) -> list[str]:
     """The top block: its install steps are this test's environment, so of the first line only
-    `.venv/bin/bulkrt demo` runs; the second line is this test suite. Returns the lines taken."""
+    `.venv/bin/bulkrt demo` runs; the second line is this test suite. Returns the lines taken.
+
+    The demo's run of the example campaign is checked here, where it runs as the README says
+    (`tests/test_mistakes.py` reruns the demo, on short jobs of its own): the campaign, its
+    resume and its rollback, and every account as before the campaign."""
     taken = []
     for line in lines:
         if not line.startswith("python3 -m venv .venv"):
             continue
         if line.endswith(".venv/bin/bulkrt demo"):
-            shell.sh(line.rsplit("&&", 1)[1])
-            assert (shell.cwd / "bulkrt-demo" / "ledger.jsonl").is_file()
+            said = shell.sh(line.rsplit("&&", 1)[1])
+            assert "40 items: 40 ok" in said, said
+            assert "40 already finished before it" in said
+            assert "39 undo item(s); 1 retweet made before the campaign left alone" in said
+            assert "every account's retweets are as before the campaign: yes" in said
+            # 40 retweets and 39 undos: the resume wrote nothing
+            ledger = shell.cwd / "bulkrt-demo" / "ledger.jsonl"
+            assert ledger.read_text().count("\n") == 79
         else:
             assert line.endswith(SUITE), line
         taken.append(line)
