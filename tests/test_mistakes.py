@@ -5,14 +5,13 @@ that every file that was there before is still there with the same bytes."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
-import tempfile
+import time
 import traceback
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -44,53 +43,39 @@ ACCOUNTS = (
 )
 
 
-#: where each command's child is forked from: multiprocessing's fork server, a fresh interpreter
-#: of its own (one per test process) that has imported this module, and so bulkrt, once. It has
-#: one thread, so its forks are safe; a fork of the test process itself would copy a process
-#: with threads (pytest-xdist's, anyio's workers), whose locks a child may wait on forever
-#: (Python 3.12+ warns of it).
-_FORK_SERVER = multiprocessing.get_context("forkserver")
-_FORK_SERVER.set_forkserver_preload([__name__, "bulkrt.cli", "click"])
-
-
 def bulkrt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The real `bulkrt` command (its console entry point, `launch.main`) in a child
     process, run in ``cwd`` with this process's environment: its own process (files, signals,
-    exit code, stdout and stderr) forked from the fork server, so each of the many mistakes here
-    costs no interpreter start-up. The child reads /dev/null and warns as a fresh interpreter
-    does; `tests/test_startup.py` and the other files' subprocesses check what only a fresh
-    interpreter shows."""
-    with tempfile.TemporaryDirectory(prefix="bulkrt-child-") as spool:
-        out, err = Path(spool) / "stdout", Path(spool) / "stderr"
-        child = _FORK_SERVER.Process(
-            target=_child, args=(args, cwd, out, err, dict(os.environ)), daemon=True
-        )
-        child.start()
-        child.join(60)
-        if child.exitcode is None:
-            child.kill()
-            child.join()
-            raise subprocess.TimeoutExpired(["bulkrt", *args], 60)
-        code = child.exitcode
-        child.close()
-        stdout, stderr = out.read_text(), err.read_text()
-    return subprocess.CompletedProcess(["bulkrt", *args], code, stdout, stderr)
+    exit code, stdout and stderr) forked from the test process as `tests.test_run.CliChild`
+    forks it (the child closes every descriptor it inherited), so each of the many mistakes here
+    costs no interpreter start-up, nor a fork server's (a fresh interpreter per test process
+    that imported bulkrt again: about 0.6 s of CPU in each of the suite's workers). Forking a
+    process with threads (pytest-xdist's) is safe here because the child takes none of their
+    locks: every command is imported before the fork (`tests.test_run.preload_commands`) and
+    the child writes only to descriptors of its own. The child reads /dev/null and warns as a
+    fresh interpreter does; `tests/test_startup.py` and the other
+    files' subprocesses check what only a fresh interpreter shows."""
+    from tests.test_run import PYTHON_M_BULKRT, CliChild
 
-
-def _child(
-    args: tuple[str, ...], cwd: Path, out: Path, err: Path, environ: dict[str, str]
-) -> NoReturn:
-    """Run `bulkrt ARGS` in ``cwd`` with that environment, stdout and stderr written to those
-    files, then exit with its code (see `run_here`)."""
+    child = CliChild([*PYTHON_M_BULKRT, *args], cwd=cwd)
     try:
-        os.environ.clear()
-        os.environ.update(environ)
-        stdout = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        stderr = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except BaseException:
-        traceback.print_exc()
-        os._exit(1)
-    run_here(args, cwd, stdout, stderr)
+        deadline = time.monotonic() + 60
+        pause = 0.001
+        while (code := child.poll()) is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(["bulkrt", *args], 60)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+    finally:
+        child.close()
+    return subprocess.CompletedProcess(
+        ["bulkrt", *args], code, _text(child.stdout()), _text(child.stderr())
+    )
+
+
+def _text(output: bytes) -> str:
+    """``output`` as `subprocess.run`'s ``text=True`` gives it: decoded, universal newlines."""
+    return output.decode().replace("\r\n", "\n").replace("\r", "\n")
 
 
 def run_here(

@@ -163,7 +163,8 @@ class CliChild:
             out, err = self._out.fileno(), self._err.fileno()
             run_here(tuple(args[3:]), cwd or Path.cwd(), out, err, script=script)
 
-    def _poll(self) -> int | None:
+    def poll(self) -> int | None:
+        """The exit code once the child has exited (reaped then), else None."""
         if self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid != 0:
@@ -173,13 +174,13 @@ class CliChild:
     async def wait(self) -> int:
         """Wait for the child's exit (polling, so the event loop serves the sandbox meanwhile)."""
         pause = 0.001
-        while (code := self._poll()) is None:
+        while (code := self.poll()) is None:
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.02)
         return code
 
     def send_signal(self, signum: int) -> None:
-        if self._poll() is None:
+        if self.poll() is None:
             os.kill(self.pid, signum)
 
     def kill(self) -> None:
@@ -195,7 +196,7 @@ class CliChild:
 
     def close(self) -> None:
         """Kill the child if it still runs, reap it, keep its output and drop its files."""
-        if self._poll() is None:
+        if self.poll() is None:
             os.kill(self.pid, signal.SIGKILL)
             _, status = os.waitpid(self.pid, 0)  # killed: reaped at once
             self.returncode = os.waitstatus_to_exitcode(status)
