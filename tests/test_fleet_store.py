@@ -21,8 +21,11 @@ from redis.exceptions import ResponseError
 from bulkrt.fleet.store import FleetStore, JobMeta, Lease
 from tests.redis_server import RedisServer
 
-#: seeds of the randomised interleaving test
-FLEET_SEEDS = range(int(os.environ.get("BULKRT_FLEET_SEEDS", "50")))
+#: seeds of the randomised interleaving test: 20 in CI, where every kind of step is met in
+#: several seeds (counted over seeds 0-19: a complete, renew, release and expiry by a worker
+#: that unknowingly lost one of its leases in 10, 7, 11 and 6 of them, a reap that freed
+#: expired leases in 15); run more by hand (see the module docstring)
+FLEET_SEEDS = range(int(os.environ.get("BULKRT_FLEET_SEEDS", "20")))
 
 Stores = Callable[[int], AbstractAsyncContextManager[list[FleetStore]]]
 
