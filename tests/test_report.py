@@ -289,77 +289,82 @@ def rgb(colour: str) -> tuple[int, int, int]:
 
 
 @needs_chromium
-class TestInTheBrowser:
-    def test_the_page_shows_totals_tables_and_charts(self, page: Path) -> None:
-        """Chromium's DOM of the page holds the totals, a row per account, the error kinds with
-        their example, both charts with their bars and the limit line, and the hostile name
-        only as text."""
-        done = chromium(page, "--dump-dom")
-        assert done.returncode == 0, done.stderr.decode()[-2000:]
-        dom = done.stdout.decode()
-        assert "<title>bulkrt report:" in dom
-        for total in (
-            "<b>21</b><span>items (by latest line)</span>",
-            "<b>20</b><span>ok</span>",
-            "<b>1</b><span>rejected</span>",
-            "<b>27</b><span>requests (HTTP ",
-            "<b>1</b><span>unreadable lines</span>",
-        ):
-            assert total in dom
-        for account in ("acct001", "acct002", "acct003"):
-            assert f"<tr><td>{account}</td>" in dom
-        assert "<td>resource-not-found</td>" in dom and "Could not find tweet with id: [900]" in dom
-        assert dom.count('class="retweet"') >= 3 and dom.count('class="undo"') >= 1
-        # 11 s against 3-s windows: a bar per window and the limit of 4 accounts x 5 to compare
-        assert 'id="capacity"' in dom and "limit per endpoint: 20" in dom
-        assert 'id="accounts-chart"' in dom
-        assert "&lt;script&gt;" in dom and "owned" not in dom.split("<title>")[1].split("</")[0]
-        assert "<script" not in dom
+def test_in_the_browser_the_page_shows_totals_tables_charts_and_colours(page: Path) -> None:
+    """One headless chromium run on the page gives both its DOM and a screenshot (chromium
+    takes most of this test's seconds, and more under load), checked from three sides: the
+    totals, tables and charts; the requests chart's campaigns and key; the colours drawn."""
+    shot = page.parent / "report.png"
+    done = chromium(page, "--dump-dom", f"--screenshot={shot}")
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    dom = done.stdout.decode()
+    check_totals_tables_and_charts(dom)
+    check_requests_chart_stacks_campaigns_with_a_key(dom)
+    check_screenshot_shows_the_charts_in_colour(shot)
 
-    def test_the_requests_chart_stacks_campaigns_with_a_key(self, page: Path) -> None:
-        """In chromium's DOM, the requests chart's key names each campaign with its colour, in
-        the order they first appear; each bar part is drawn in its campaign's colour (undos in
-        its stripes) and says its campaign; and the parts of each campaign add up to its
-        requests in the campaigns table (spring 21 retweets, its rollback 6 undos)."""
-        done = chromium(page, "--dump-dom")
-        assert done.returncode == 0, done.stderr.decode()[-2000:]
-        dom = done.stdout.decode()
-        key = dom.split('id="requests-key">', 1)[1].split("</figcaption>", 1)[0]
-        legend = re.findall(r'<i style="background:\s*(#\w+);?"></i>([^<]+)</span>', key)
-        assert [name for _, name in legend] == ["spring", "spring-rollback"]
-        colour = {name: c.lower() for c, name in legend}
-        assert colour == {"spring": CAMPAIGN_COLOURS[0], "spring-rollback": CAMPAIGN_COLOURS[1]}
-        chart = dom.split('id="requests-chart"', 1)[1].split("</svg>", 1)[0]
-        stripes = dict(
-            re.findall(r'<pattern id="(undo-\d)".*?<rect width="3"[^>]*fill="(#\w+)"', chart)
-        )
-        drawn: dict[tuple[str, str], int] = {}
-        bars = re.findall(
-            r'<rect class="(\w+)" data-campaign="([^"]+)"[^>]*fill="([^"]+)"><title>[^<]*: '
-            r"(\d+) \1 ",
-            chart,
-        )
-        assert len(bars) >= 4
-        for kind, name, fill, count in bars:
-            seen = fill if kind == "retweet" else stripes[fill[5:-1]]
-            assert seen == colour[name], (kind, name, fill)
-            drawn[name, kind] = drawn.get((name, kind), 0) + int(count)
-        assert drawn == {("spring", "retweet"): 21, ("spring-rollback", "undo"): 6}
-        table = dom.split('id="campaigns-table"', 1)[1].split("</table>", 1)[0]
-        assert re.search(r"<td>spring</td><td[^>]*>\d+</td><td[^>]*>21</td><td[^>]*>0</td>", table)
-        assert re.search(
-            r"<td>spring-rollback</td><td[^>]*>6</td><td[^>]*>0</td><td[^>]*>6</td>", table
-        )
 
-    def test_the_screenshot_shows_the_charts_in_colour(self, page: Path) -> None:
-        """The screenshot is a real picture: many colours, among them both campaigns' colours
-        in the requests chart and the ok and rejected colours of the progress chart."""
-        shot = page.parent / "report.png"
-        done = chromium(page, f"--screenshot={shot}")
-        assert done.returncode == 0, done.stderr.decode()[-2000:]
-        colours = png_pixels(shot)
-        assert len(colours) > 20
-        for name in ("ok", "rejected"):
-            assert rgb(COLOURS[name]) in colours, name
-        for colour in CAMPAIGN_COLOURS[:2]:
-            assert rgb(colour) in colours, colour
+def check_totals_tables_and_charts(dom: str) -> None:
+    """Chromium's DOM of the page holds the totals, a row per account, the error kinds with
+    their example, both charts with their bars and the limit line, and the hostile name
+    only as text."""
+    assert "<title>bulkrt report:" in dom
+    for total in (
+        "<b>21</b><span>items (by latest line)</span>",
+        "<b>20</b><span>ok</span>",
+        "<b>1</b><span>rejected</span>",
+        "<b>27</b><span>requests (HTTP ",
+        "<b>1</b><span>unreadable lines</span>",
+    ):
+        assert total in dom
+    for account in ("acct001", "acct002", "acct003"):
+        assert f"<tr><td>{account}</td>" in dom
+    assert "<td>resource-not-found</td>" in dom and "Could not find tweet with id: [900]" in dom
+    assert dom.count('class="retweet"') >= 3 and dom.count('class="undo"') >= 1
+    # 11 s against 3-s windows: a bar per window and the limit of 4 accounts x 5 to compare
+    assert 'id="capacity"' in dom and "limit per endpoint: 20" in dom
+    assert 'id="accounts-chart"' in dom
+    assert "&lt;script&gt;" in dom and "owned" not in dom.split("<title>")[1].split("</")[0]
+    assert "<script" not in dom
+
+
+def check_requests_chart_stacks_campaigns_with_a_key(dom: str) -> None:
+    """In chromium's DOM, the requests chart's key names each campaign with its colour, in
+    the order they first appear; each bar part is drawn in its campaign's colour (undos in
+    its stripes) and says its campaign; and the parts of each campaign add up to its
+    requests in the campaigns table (spring 21 retweets, its rollback 6 undos)."""
+    key = dom.split('id="requests-key">', 1)[1].split("</figcaption>", 1)[0]
+    legend = re.findall(r'<i style="background:\s*(#\w+);?"></i>([^<]+)</span>', key)
+    assert [name for _, name in legend] == ["spring", "spring-rollback"]
+    colour = {name: c.lower() for c, name in legend}
+    assert colour == {"spring": CAMPAIGN_COLOURS[0], "spring-rollback": CAMPAIGN_COLOURS[1]}
+    chart = dom.split('id="requests-chart"', 1)[1].split("</svg>", 1)[0]
+    stripes = dict(
+        re.findall(r'<pattern id="(undo-\d)".*?<rect width="3"[^>]*fill="(#\w+)"', chart)
+    )
+    drawn: dict[tuple[str, str], int] = {}
+    bars = re.findall(
+        r'<rect class="(\w+)" data-campaign="([^"]+)"[^>]*fill="([^"]+)"><title>[^<]*: '
+        r"(\d+) \1 ",
+        chart,
+    )
+    assert len(bars) >= 4
+    for kind, name, fill, count in bars:
+        seen = fill if kind == "retweet" else stripes[fill[5:-1]]
+        assert seen == colour[name], (kind, name, fill)
+        drawn[name, kind] = drawn.get((name, kind), 0) + int(count)
+    assert drawn == {("spring", "retweet"): 21, ("spring-rollback", "undo"): 6}
+    table = dom.split('id="campaigns-table"', 1)[1].split("</table>", 1)[0]
+    assert re.search(r"<td>spring</td><td[^>]*>\d+</td><td[^>]*>21</td><td[^>]*>0</td>", table)
+    assert re.search(
+        r"<td>spring-rollback</td><td[^>]*>6</td><td[^>]*>0</td><td[^>]*>6</td>", table
+    )
+
+
+def check_screenshot_shows_the_charts_in_colour(shot: Path) -> None:
+    """The screenshot is a real picture: many colours, among them both campaigns' colours
+    in the requests chart and the ok and rejected colours of the progress chart."""
+    colours = png_pixels(shot)
+    assert len(colours) > 20
+    for name in ("ok", "rejected"):
+        assert rgb(COLOURS[name]) in colours, name
+    for colour in CAMPAIGN_COLOURS[:2]:
+        assert rgb(colour) in colours, colour
