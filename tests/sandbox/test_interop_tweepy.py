@@ -2,7 +2,10 @@
 the sandbox with OAuth 1.0a and with an OAuth 2.0 user token, and the sandbox verifies its
 signatures. tweepy hard-codes https://api.twitter.com, so the sandbox serves TLS with a test
 certificate authority and the client's aiohttp session resolves that host to the sandbox on
-loopback, as a real deployment's DNS would."""
+loopback, as a real deployment's DNS would.
+
+tweepy and trustme are imported by the tests that use them: every xdist worker imports this
+module to collect it, and only one runs it (the two cost about 70 ms of CPU in each)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import trustme
-import tweepy
-from tweepy.asynchronous import AsyncClient
 
 from bulkrt.sandbox import OffsetClock, Sandbox, SandboxConfig
 from bulkrt.sandbox.loopback import LoopbackResolver
@@ -25,6 +25,8 @@ TWEET = "1228393702244134912"
 @pytest.fixture
 async def tls_sandbox() -> AsyncIterator[tuple[Sandbox, aiohttp.ClientSession, LoopbackResolver]]:
     """A sandbox serving HTTPS for api.twitter.com, and a session that trusts it and reaches it."""
+    import trustme
+
     authority = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert("api.twitter.com", "api.x.com").configure_cert(server_context)
@@ -42,6 +44,8 @@ async def tls_sandbox() -> AsyncIterator[tuple[Sandbox, aiohttp.ClientSession, L
 
 
 def client_for(session: aiohttp.ClientSession, **credentials: Any) -> Any:
+    from tweepy.asynchronous import AsyncClient
+
     client = AsyncClient(**credentials)
     client.session = session
     return client
@@ -51,6 +55,8 @@ async def test_tweepy_retweets_and_undoes_with_oauth1(
     tls_sandbox: tuple[Sandbox, aiohttp.ClientSession, LoopbackResolver],
 ) -> None:
     """tweepy signs for https://api.twitter.com; the sandbox verifies it and records the retweet."""
+    import tweepy
+
     sandbox, session, resolver = tls_sandbox
     app, user = sandbox.state.world.app, sandbox.state.world.users[0]
     client = client_for(
@@ -91,6 +97,8 @@ async def test_tweepy_with_a_wrong_secret_is_unauthorized(
     tls_sandbox: tuple[Sandbox, aiohttp.ClientSession, LoopbackResolver],
 ) -> None:
     """A signature made with a wrong consumer secret is refused, and tweepy reports 401."""
+    import tweepy
+
     sandbox, session, _ = tls_sandbox
     app, user = sandbox.state.world.app, sandbox.state.world.users[0]
     client = client_for(
