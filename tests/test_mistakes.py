@@ -800,14 +800,12 @@ def test_a_bad_option_value_exits_2_naming_the_option(
     assert snapshot(tmp_path) == before
 
 
-def test_a_bad_api_base_from_the_environment_says_where_it_came_from(tmp_path: Path) -> None:
+def test_a_bad_api_base_from_the_environment_says_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A forgotten BULKRT_API_BASE with the API's path in it is refused, naming the variable."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bulkrt", "run", "spring.csv", "--accounts", "a.json",
-         "--ledger", "l.jsonl"],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
-        env={**os.environ, "BULKRT_API_BASE": "http://127.0.0.1:8787/2"},
-    )  # fmt: skip
+    monkeypatch.setenv("BULKRT_API_BASE", "http://127.0.0.1:8787/2")  # the child's environment
+    done = bulkrt("run", "spring.csv", "--accounts", "a.json", "--ledger", "l.jsonl", cwd=tmp_path)
     assert done.returncode == 2
     assert "(from BULKRT_API_BASE)" in done.stderr
     assert "give http://127.0.0.1:8787" in done.stderr
