@@ -7,8 +7,7 @@ import json
 import os
 import signal
 import stat
-import subprocess
-import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,38 +16,33 @@ import pytest
 from oauthlib.oauth1 import Client as OAuth1Client
 
 from tests.test_mistakes import bulkrt
+from tests.test_run import PYTHON_M_BULKRT, CliChild
 
 LISTENING = "bulkrt sandbox listening on "
 
 
 class Served:
-    def __init__(self, process: subprocess.Popen[str], url: str, accounts: Path) -> None:
+    def __init__(self, process: CliChild, url: str, accounts: Path) -> None:
         self.process = process
         self.url = url
         self.accounts = accounts
 
 
 def start(tmp_path: Path, *args: str) -> Served:
+    """`bulkrt sandbox --port 0 --accounts-out a.json ARGS` in its own process (forked from the
+    test process, `tests.test_run.CliChild`: no interpreter start-up), once it says it listens."""
     accounts = tmp_path / "a.json"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bulkrt",
-            "sandbox",
-            "--port",
-            "0",
-            "--accounts-out",
-            str(accounts),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = CliChild(
+        [*PYTHON_M_BULKRT, "sandbox", "--port", "0", "--accounts-out", str(accounts), *args]
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.startswith(LISTENING), (line, process.stderr.read() if process.stderr else "")
+    deadline = time.monotonic() + 30
+    while "\n" not in (said := process.stdout().decode()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.close()
+            raise AssertionError(f"{said}{process.stderr().decode()}")
+        time.sleep(0.01)
+    line = said.split("\n", 1)[0]
+    assert line.startswith(LISTENING), (line, process.stderr().decode())
     return Served(process, line[len(LISTENING) :].strip(), accounts)
 
 
@@ -61,12 +55,17 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def stop(sandbox: Served) -> None:
-    if sandbox.process.poll() is None:
-        sandbox.process.kill()
-        sandbox.process.wait()
-    for pipe in (sandbox.process.stdout, sandbox.process.stderr):
-        if pipe is not None and not pipe.closed:
-            pipe.close()
+    """Kill the sandbox if it still runs, and reap it."""
+    sandbox.process.close()
+
+
+def exit_of(process: CliChild, timeout: float) -> int:
+    """The process's exit code, waiting for it up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (code := process.poll()) is None:
+        assert time.monotonic() < deadline, "still running"
+        time.sleep(0.01)
+    return code
 
 
 def oauth1_header(
@@ -132,9 +131,8 @@ def test_the_accounts_file_is_private_and_deterministic(served: Served, tmp_path
 def test_a_signal_stops_the_sandbox_cleanly(served: Served, signum: signal.Signals) -> None:
     """SIGINT or SIGTERM ends the process with exit code 0 and no traceback."""
     served.process.send_signal(signum)
-    _, stderr = served.process.communicate(timeout=10)
-    assert served.process.returncode == 0
-    assert "Traceback" not in stderr
+    assert exit_of(served.process, timeout=10) == 0
+    assert "Traceback" not in served.process.stderr().decode()
 
 
 @pytest.mark.parametrize(
