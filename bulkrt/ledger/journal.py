@@ -436,40 +436,30 @@ def _none() -> int:
 _CHANGES = frozenset({JournalEvent.MADE, JournalEvent.MAYBE, JournalEvent.UNDECIDED})
 
 
-class _UndoneBefore:
-    """While a journal is read: the undo keys an earlier run journaled ``undone`` that the
-    ledger does not hold finished, as long as nothing the campaign may have retweeted on their
-    pair came after them (a ``made``, an attempt that may have been applied): sending such an
-    undo again would remove only what someone else retweeted since."""
+class _EndedBefore:
+    """While a journal is read: the keys an earlier run's journal shows as ended ``ok`` (a
+    retweet's origin, ``made``, ``owner`` or ``undecided``; an undo's ``undone``) that the ledger
+    does not hold finished (an older backup put back, lines lost), each with that event. Sending
+    such an item again would do again, now, what it did then: an undo would remove what was
+    retweeted since (the owner's), a retweet would retweet again what a later undo took back."""
 
-    __slots__ = ("_keys", "_open")
+    __slots__ = ("_ended",)
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, str], set[str]] = {}
-        #: per pair, the retweet keys with a ``sent`` not closed since the pair's ``undone``
-        self._open: dict[tuple[str, str], set[str]] = {}
+        self._ended: dict[str, JournalEvent] = {}
 
-    def undone(self, pair: tuple[str, str], key: str, *, finished: bool) -> None:
-        self._open.pop(pair, None)
-        if not finished:
-            self._keys.setdefault(pair, set()).add(key)
+    def event(self, key: str, event: JournalEvent, *, finished: bool) -> None:
+        if not finished and event in _ENDINGS:
+            self._ended[key] = event
 
-    def event(self, pair: tuple[str, str], key: str, event: JournalEvent) -> None:
-        if pair not in self._keys:
-            return
-        if event in _CHANGES:
-            del self._keys[pair]
-            self._open.pop(pair, None)
-        elif event is JournalEvent.SENT:
-            self._open.setdefault(pair, set()).add(key)
-        elif pair in self._open:  # ``none`` or ``owner``: that attempt retweeted nothing
-            self._open[pair].discard(key)
+    def keys(self) -> dict[str, JournalEvent]:
+        return self._ended
 
-    def keys(self) -> set[str]:
-        """The keys, once the whole journal is read (an attempt still open may have retweeted)."""
-        return {
-            key for pair, keys in self._keys.items() if not self._open.get(pair) for key in keys
-        }
+
+#: the events that end an item ``ok``: a retweet's origin, an undo's ``undone``
+_ENDINGS = frozenset(
+    {JournalEvent.MADE, JournalEvent.OWNER, JournalEvent.UNDECIDED, JournalEvent.UNDONE}
+)
 
 
 @dataclass(slots=True)
@@ -519,8 +509,9 @@ class SentJournal:
         self._known = PairEvidence()
         #: keys with a ``sent`` not closed yet (this run)
         self._open: set[str] = set()
-        #: undo keys an earlier run journaled ``undone`` that the ledger does not hold finished
-        self._undone_before: set[str] = set()
+        #: keys an earlier run journaled as ended ``ok`` that the ledger does not hold finished,
+        #: with that event (`_EndedBefore`)
+        self._ended_before: dict[str, JournalEvent] = {}
         #: the (account, Tweet) pairs a retweet of this run made, or may have made
         self._changed: set[tuple[str, str]] = set()
         self._batch = _Batch()
@@ -535,14 +526,13 @@ class SentJournal:
         # retweeted" finds, whatever lines came since (an owner's retweet found in place does
         # not bring it back; a retweet the campaign makes again has a ``made`` of its own).
         stands = finished.made_stands if isinstance(finished, FinishedKeys) else None
-        known, undos = self._known, _UndoneBefore()
+        known, ended = self._known, _EndedBefore()
         for line in _lines(self.path):
             pair = (line.account, line.tweet_id)
+            ended.event(line.key, line.event, finished=line.key in finished)
             if line.event is JournalEvent.UNDONE:
                 known.forget(pair)
-                undos.undone(pair, line.key, finished=line.key in finished)
                 continue
-            undos.event(pair, line.key, line.event)
             if (
                 line.event is JournalEvent.MADE
                 and line.account
@@ -555,7 +545,7 @@ class SentJournal:
                 known.made_by(pair, line.campaign)
             if line.key not in finished:
                 known.earlier(line.key, pair).apply(line.event)
-        self._undone_before = undos.keys()
+        self._ended_before = ended.keys()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             size = os.fstat(self._fd).st_size
@@ -589,13 +579,18 @@ class SentJournal:
         """`PairEvidence.pair_possible`."""
         return self._known.pair_possible(item)
 
-    def undone_before(self, item: Item) -> bool:
-        """Whether the undo ``item`` ended ok in an earlier run (its ``undone`` is here, its
-        ledger line is not: an older backup put back) and no retweet of this run may have made
-        its pair's retweet before it: sending it again would remove only a retweet made since by
-        someone else (the owner's)."""
-        pair = (item.account, item.tweet_id)
-        return item.key in self._undone_before and pair not in self._changed
+    def ended_before(self, item: Item) -> JournalEvent | None:
+        """How ``item`` ended ``ok`` in an earlier run, when its ledger line is gone since (an
+        older backup put back) and no retweet of this run may have changed its pair before it:
+        the journal's ``made``, ``owner``, ``undecided`` or ``undone``; else None. Sent again,
+        it would act on the pair as it is now, not as it was: an undo would remove a retweet
+        made since by someone else (the owner's), a retweet would bring back what a later undo
+        took back. (After a change of this run the item is sent again: the job's order on the
+        pair is replayed from there.)"""
+        event = self._ended_before.get(item.key)
+        if event is None or (item.account, item.tweet_id) in self._changed:
+            return None
+        return event
 
     def undone(self, item: Item) -> None:
         """An ``ok`` undo ``item`` of this run: no retweet of its (account, Tweet) that any
