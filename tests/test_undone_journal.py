@@ -171,6 +171,21 @@ def test_b2_resume_after_an_older_backup_replays_nothing_the_journal_saw_end(
     assert retweets == {TWEET}  # the owner's retweet stands
 
 
+def test_b2_a_key_reused_for_another_row_is_not_taken_as_ended(tmp_path: Path) -> None:
+    """An ``id`` the journal saw end for one row (a retweet of Tweet 300, its line lost with an
+    older backup) given to another row (Tweet 301) in the next job: that row is sent (its
+    Tweet is retweeted), not recorded as ended by what the journal says of the other one."""
+    sim, retweets = world()
+    ledger = tmp_path / "c.jsonl"
+    sim.run([Item("x1", "C", ACCOUNT, TWEET, R, "a.csv", 2)], ledger)
+    ledger.write_bytes(b"")
+    run = sim.run([Item("x1", "C", ACCOUNT, "301", R, "b.csv", 2)], ledger)
+    assert not run.crashed
+    assert retweets == {TWEET, "301"}
+    (line,) = read_ledger(ledger)
+    assert (line.tweet_id, line.status, line.http) == ("301", Status.OK, 200)
+
+
 # -- B3: --redis, a later holder of the account after the job's undo -----------------------
 
 

@@ -65,7 +65,7 @@ import orjson
 import structlog
 
 from bulkrt.core.attribution import Evidence, Origin
-from bulkrt.core.items import Item
+from bulkrt.core.items import Action, Item
 from bulkrt.errors import LedgerError
 from bulkrt.ledger.reader import unreadable_journal
 from bulkrt.ledger.resume import FinishedKeys
@@ -446,20 +446,25 @@ class _EndedBefore:
     __slots__ = ("_ended",)
 
     def __init__(self) -> None:
-        self._ended: dict[str, JournalEvent] = {}
+        self._ended: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
 
-    def event(self, key: str, event: JournalEvent, *, finished: bool) -> None:
-        if not finished and event in _ENDINGS:
-            self._ended[key] = event
+    def event(self, line: _Line, *, finished: bool) -> None:
+        action = _ENDINGS.get(line.event)
+        if not finished and action is not None:
+            self._ended[line.key] = (line.event, action, line.campaign, line.account, line.tweet_id)
 
-    def keys(self) -> dict[str, JournalEvent]:
+    def keys(self) -> dict[str, tuple[JournalEvent, Action, str, str, str]]:
+        """Per key, how it ended and the row it ended for (action, campaign, account, Tweet)."""
         return self._ended
 
 
-#: the events that end an item ``ok``: a retweet's origin, an undo's ``undone``
-_ENDINGS = frozenset(
-    {JournalEvent.MADE, JournalEvent.OWNER, JournalEvent.UNDECIDED, JournalEvent.UNDONE}
-)
+#: the events that end an item ``ok``, with its action: a retweet's origin, an undo's ``undone``
+_ENDINGS = {
+    JournalEvent.MADE: Action.RETWEET,
+    JournalEvent.OWNER: Action.RETWEET,
+    JournalEvent.UNDECIDED: Action.RETWEET,
+    JournalEvent.UNDONE: Action.UNDO,
+}
 
 
 @dataclass(slots=True)
@@ -510,8 +515,8 @@ class SentJournal:
         #: keys with a ``sent`` not closed yet (this run)
         self._open: set[str] = set()
         #: keys an earlier run journaled as ended ``ok`` that the ledger does not hold finished,
-        #: with that event (`_EndedBefore`)
-        self._ended_before: dict[str, JournalEvent] = {}
+        #: with that event and its row (`_EndedBefore`)
+        self._ended_before: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
         #: the (account, Tweet) pairs a retweet of this run made, or may have made
         self._changed: set[tuple[str, str]] = set()
         self._batch = _Batch()
@@ -529,7 +534,7 @@ class SentJournal:
         known, ended = self._known, _EndedBefore()
         for line in _lines(self.path):
             pair = (line.account, line.tweet_id)
-            ended.event(line.key, line.event, finished=line.key in finished)
+            ended.event(line, finished=line.key in finished)
             if line.event is JournalEvent.UNDONE:
                 known.forget(pair)
                 continue
@@ -586,9 +591,13 @@ class SentJournal:
         it would act on the pair as it is now, not as it was: an undo would remove a retweet
         made since by someone else (the owner's), a retweet would bring back what a later undo
         took back. (After a change of this run the item is sent again: the job's order on the
-        pair is replayed from there.)"""
-        event = self._ended_before.get(item.key)
-        if event is None or (item.account, item.tweet_id) in self._changed:
+        pair is replayed from there.) The journal's line must be of the same row: a key reused
+        for another row (an ``id`` given to another Tweet) ended nothing of this one."""
+        ended = self._ended_before.get(item.key)
+        if ended is None or (item.account, item.tweet_id) in self._changed:
+            return None
+        event, *row = ended
+        if row != [item.action, item.campaign, item.account, item.tweet_id]:
             return None
         return event
 
