@@ -1,0 +1,218 @@
+"""Adversarial review of the "ended before" resume rule (`SentJournal.ended_before`): a resumed
+run does not send again an item whose ledger line is gone when the journal shows how it ended
+``ok`` for the same row, unless an earlier retweet of this run changed the pair first.
+
+Each test is a case where the rule breaks a promise of the README or records something false:
+
+* the journal's word that a key ended is taken even when the pair changed after it, outside
+  this run: a later undo of another key (a rollback's, another campaign's) took the retweet
+  back, or a later run made the retweet again and failed to replay the undo
+  (``test_a_retweet_*``, ``test_an_undo_*``): the ledger then says ``ok`` what the platform
+  contradicts, and the account is not in the state the job asks for;
+* an undo of this run changes the pair as much as a retweet does, but only retweets count as a
+  change (``test_this_runs_undo_*``): the job's retweet after it is recorded as made, and the
+  account ends without it;
+* an undo recorded as ended is written with ``preexisting: null``, which `bulkrt status` counts
+  as a retweet of undecidable origin (``test_status_*``);
+* the dry run prices and times requests the run will not send (``test_dry_run_*``).
+
+The simulated cases run in virtual time (`bulkrt.simulation`): the real dispatcher, ledger
+writer and journal against the sandbox's state. The others run the real CLI against the
+sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bulkrt.cli import main
+from bulkrt.core.items import Action, Status
+from bulkrt.jobs.rows import Row
+from bulkrt.ledger.reader import read_ledger
+from bulkrt.ledger.record import LedgerRecord
+from bulkrt.ledger.undo import plan_rollback
+from bulkrt.sandbox.config import Endpoint, FaultKind
+from bulkrt.sandbox.faults import ScriptedFault
+from bulkrt.simulation.harness import Simulation
+from tests.test_invariants import job_items
+from tests.test_run import MakeWorld, run_cli
+from tests.test_undone_journal import ACCOUNT, TWEET, job, world
+
+R, U = Action.RETWEET, Action.UNDO
+
+
+def last_word(ledger: Path) -> LedgerRecord:
+    """The ledger's latest ``ok`` line on acct001's Tweet 300: what the ledger says of it now."""
+    return [r for r in read_ledger(ledger) if r.status is Status.OK][-1]
+
+
+def fail_all(sim: Simulation, endpoint: Endpoint) -> None:
+    """Every request of acct001 to ``endpoint`` fails with a 503 (not applied) from now on."""
+    user = sim.user_ids[ACCOUNT]
+    sim.state.faults.script(ScriptedFault(FaultKind.E503, 10_000, user, endpoint))
+
+
+def roll_back(sim: Simulation, ledger: Path) -> None:
+    """`bulkrt rollback` and the run of its undo job on the same ledger."""
+    plan = plan_rollback(ledger)
+    rows = [Row(r.campaign, r.account, r.tweet_id, Action.UNDO) for r in plan.undo]
+    run = sim.run(job_items(rows, "undo.csv"), ledger)
+    assert not run.crashed and not run.stats.count(Status.ERROR)
+
+
+# -- the journal's ending taken although the pair changed after it ---------------------------
+
+
+def test_a_retweet_a_rollback_took_back_is_recorded_made_on_an_older_backup(
+    tmp_path: Path,
+) -> None:
+    """C retweets Tweet 300; C is rolled back (the undo run writes ``undone`` under the key of
+    ``C-rollback``); the ledger is put back from a backup taken before the campaign, beside
+    the newer journal, and C's job is run again. The journal's ``made`` for C's key is taken as
+    the item's end although the rollback's ``undone`` followed it: the item is recorded ``ok``,
+    ``retweeted: true``, with no request, while the account holds no retweet; the run ends
+    with no error (exit 0: "every account is in the state the job asks for"), and `status`
+    counts the retweet. With the whole ledger the same run warns that a rollback undid it and
+    exits 1; before the rule the retweet was sent and made again. Either would be true; this
+    is not."""
+    sim, retweets = world()
+    ledger = tmp_path / "c.jsonl"
+    sim.run(job(R), ledger)
+    roll_back(sim, ledger)
+    assert retweets == set()
+    ledger.write_bytes(b"")  # the backup taken before the campaign, beside the newer journal
+    run = sim.run(job(R), ledger)
+    assert not run.crashed and not run.stats.count(Status.ERROR)  # exit 0
+    line = last_word(ledger)
+    assert line.retweeted == (TWEET in retweets), (line, retweets)
+
+
+def test_a_retweet_another_campaigns_undo_took_back_is_recorded_made_on_an_older_backup(
+    tmp_path: Path,
+) -> None:
+    """Two jobs share a ledger: C retweets Tweet 300, then D's job undoes it. The ledger is put
+    back from the backup taken before both and C's job is run again: C's retweet is recorded
+    ``ok``, retweeted, from the journal's ``made`` that D's ``undone`` followed; the account
+    holds no retweet and the run ends with no error."""
+    sim, retweets = world()
+    ledger = tmp_path / "c.jsonl"
+    sim.run(job(R), ledger)
+    sim.run(job(U, campaign="D"), ledger)
+    assert retweets == set()
+    ledger.write_bytes(b"")
+    run = sim.run(job(R), ledger)
+    assert not run.crashed and not run.stats.count(Status.ERROR)
+    line = last_word(ledger)
+    assert line.retweeted == (TWEET in retweets), (line, retweets)
+
+
+def test_an_undo_whose_replay_failed_is_recorded_undone_from_an_older_run(
+    tmp_path: Path,
+) -> None:
+    """C's job: retweet Tweet 300, then undo it. Run 1: the retweet fails (503s, never
+    applied), the undo ends ``ok`` (``undone`` in the journal). The ledger is put back from the
+    backup taken before it. Run 2 replays the pair as the rule says: the retweet is sent and
+    made (a change of this run), so the undo is sent again, and fails (503s). Run 3, on the
+    ledger run 2 left (no backup restored this time): the retweet is finished and skipped, so
+    the pair is not "changed in this run", and the undo is recorded ``ok`` from run 1's
+    ``undone`` although run 2's retweet came after it. The account keeps the retweet, the job's
+    last word on the pair is an undo that the ledger calls done, and the run ends with no error:
+    the retweet and its undo did not keep their order."""
+    sim, retweets = world()
+    ledger = tmp_path / "c.jsonl"
+    fail_all(sim, Endpoint.RETWEET)
+    first = sim.run(job(R, U), ledger)
+    assert [r.status for r in read_ledger(ledger)] == [Status.ERROR, Status.OK]
+    assert first.stats.count(Status.ERROR) == 1
+    sim.state.faults.scripted.clear()
+    ledger.write_bytes(b"")  # the older backup
+    fail_all(sim, Endpoint.UNDO)
+    second = sim.run(job(R, U), ledger)
+    assert second.stats.count(Status.ERROR) == 1  # the undo; the retweet was made
+    assert retweets == {TWEET}
+    sim.state.faults.scripted.clear()
+    third = sim.run(job(R, U), ledger)  # the same command again: resume
+    assert not third.crashed and not third.stats.count(Status.ERROR)  # exit 0
+    line = last_word(ledger)
+    assert line.action is U
+    assert retweets == set(), f"the job ends with an undo, the account holds {retweets}"
+
+
+# -- this run's undo is a change of the pair too -----------------------------------------------
+
+
+def test_this_runs_undo_before_a_retweet_recorded_as_made_leaves_the_account_without_it(
+    tmp_path: Path,
+) -> None:
+    """C's job: undo Tweet 300, then retweet it. Run 1: the undo fails (503s), the retweet is
+    made (``made`` in the journal). The ledger is put back from the backup taken before it and
+    the job is run again: the undo is sent (the journal saw it end nothing) and removes the
+    campaign's retweet; the retweet is then recorded ``ok``, ``retweeted: true``, with no
+    request, from run 1's ``made`` (only a retweet of this run counts as a change of the pair).
+    The account ends without the retweet the job's last row asks for, the ledger says it has
+    it, the run ends with no error, and the rollback lists the pair among those whose undo
+    "may have removed the account's own retweet"."""
+    sim, retweets = world()
+    ledger = tmp_path / "c.jsonl"
+    fail_all(sim, Endpoint.UNDO)
+    sim.run(job(U, R), ledger)
+    assert retweets == {TWEET}
+    sim.state.faults.scripted.clear()
+    ledger.write_bytes(b"")
+    run = sim.run(job(U, R), ledger)
+    assert not run.crashed and not run.stats.count(Status.ERROR)  # exit 0
+    line = last_word(ledger)
+    assert (line.action, line.retweeted) == (R, True)
+    assert retweets == {TWEET}, "the job ends with a retweet, the account holds none"
+
+
+# -- what status and the dry run say of such items ---------------------------------------------
+
+
+def test_status_counts_an_undo_recorded_as_ended_as_a_retweet_of_undecidable_origin(
+    tmp_path: Path,
+) -> None:
+    """C's job retweets Tweet 300 (made: a 200) and undoes it; the ledger is put back from the
+    backup taken before it and the job is run again: both items are recorded from the journal.
+    The undo's line has ``preexisting: null`` (an undo sent has ``false``), and `bulkrt status`
+    reports "1 retweet(s) of undecidable origin" for a ledger whose only retweet the campaign
+    made, and that is undone (the rollback finds nothing undecidable)."""
+    sim, _ = world()
+    ledger = tmp_path / "c.jsonl"
+    sim.run(job(R, U), ledger)
+    sent = [(r.action, r.preexisting) for r in read_ledger(ledger)]
+    assert sent == [(R, False), (U, False)]
+    ledger.write_bytes(b"")
+    sim.run(job(R, U), ledger)
+    assert plan_rollback(ledger).undecided == ()
+    shown = CliRunner().invoke(main, ["status", str(ledger)])
+    assert shown.exit_code == 0, shown.output
+    assert "undecidable origin" not in shown.output, [
+        (r.action, r.preexisting, r.http) for r in read_ledger(ledger)
+    ]
+    as_json = CliRunner().invoke(main, ["status", str(ledger), "--json"])
+    assert json.loads(as_json.output)["undecided_origin"] == 0
+
+
+async def test_dry_run_prices_the_requests_a_run_on_an_older_backup_does_not_send(
+    make_world: MakeWorld,
+) -> None:
+    """A job of four retweets runs to the end; the ledger is put back from the backup taken
+    before it. The dry run plans four requests (and their cost, and their time) for the next
+    run, which sends none: each item is recorded from the journal. The plan should count what
+    the run will send, as it does for the items the ledger holds finished."""
+    world = await make_world(limit=50, window=1.0)
+    job_file = world.job([("acct001", str(t), "retweet") for t in (120, 121, 122, 123)])
+    done = await world.run(job_file)
+    assert done.returncode == 0, done.stderr.decode()
+    world.ledger.write_bytes(b"")
+    dry = await run_cli(world.run_args(job_file, "--dry-run", "--json"))
+    assert dry.returncode == 0, dry.stderr.decode()
+    planned = json.loads(dry.stdout)
+    requests = world.sandbox.state.stats()["requests"]
+    again = await world.run(job_file)
+    assert again.returncode == 0, again.stderr.decode()
+    sent = world.sandbox.state.stats()["requests"] - requests
+    assert (planned["requests"], sent) == (sent, sent), planned  # now: planned 4, sent 0
