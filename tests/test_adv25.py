@@ -34,6 +34,7 @@ from bulkrt.jobs.rows import Row
 from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.undo import plan_rollback
+from bulkrt.reporting.model import ReportBuilder
 from bulkrt.sandbox.config import Endpoint, FaultKind
 from bulkrt.sandbox.faults import ScriptedFault
 from bulkrt.simulation.harness import Simulation
@@ -258,6 +259,27 @@ def test_status_counts_an_undo_recorded_as_ended_as_a_retweet_of_undecidable_ori
     ]
     as_json = CliRunner().invoke(main, ["status", str(ledger), "--json"])
     assert json.loads(as_json.output)["undecided_origin"] == 0
+
+
+def test_a_line_recorded_from_the_journal_claims_a_request_sent_by_the_run_that_sent_none(
+    tmp_path: Path,
+) -> None:
+    """C's job retweets Tweet 300 at the start of run 1; the ledger is put back from the backup
+    taken before it and the job is run again a virtual minute later: nothing is sent, but the
+    line says ``attempts: 1`` and ``sent`` at the resume's time (the README: "when the item's
+    last request went out"), so `bulkrt report` draws one request in a run that sent none."""
+    sim, _ = world()
+    ledger = tmp_path / "c.jsonl"
+    sim.run(job(R), ledger)
+    (first,) = read_ledger(ledger)
+    ledger.write_bytes(b"")
+    requests = sim.state.requests
+    sim.run(job(R), ledger, gap=60.0)
+    assert sim.state.requests == requests  # nothing sent
+    (line,) = read_ledger(ledger)
+    builder = ReportBuilder()
+    builder.add(line)
+    assert (builder.requests, line.sent) in {(0, None), (0, first.sent)}, line
 
 
 async def test_dry_run_prices_the_requests_a_run_on_an_older_backup_does_not_send(
