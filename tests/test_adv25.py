@@ -35,7 +35,7 @@ from bulkrt.ledger.reader import read_ledger
 from bulkrt.ledger.record import LedgerRecord
 from bulkrt.ledger.undo import plan_rollback
 from bulkrt.reporting.model import ReportBuilder
-from bulkrt.sandbox.config import Endpoint, FaultKind
+from bulkrt.sandbox.config import Endpoint, FaultKind, SandboxConfig
 from bulkrt.sandbox.faults import ScriptedFault
 from bulkrt.simulation.harness import Simulation
 from tests.test_invariants import (
@@ -175,6 +175,30 @@ def test_an_undo_whose_replay_failed_is_recorded_undone_from_an_older_run(
     line = last_word(ledger)
     assert line.action is U
     assert retweets == set(), f"the job ends with an undo, the account holds {retweets}"
+
+
+def test_another_users_item_is_recorded_from_the_journal_of_an_account_of_the_same_name(
+    tmp_path: Path,
+) -> None:
+    """Two accounts files with the same names (production and staging: the README's reason to
+    check every account's ``user_id``): C's job runs with production's, its retweet is made.
+    The ledger is put back from the backup taken before it (empty) and the job is run with
+    staging's file, whose acct001 is another user. The journal's lines name no user, so the
+    row matches and staging's item is recorded ``ok``, retweeted, under staging's user id,
+    with no request: staging's acct001 holds nothing. With the whole ledger the run exits 2
+    (another user id for acct001); before the rule the retweet was sent to staging."""
+    production, _ = world()
+    staging = Simulation(SandboxConfig(users=2, limit=50, window=1.0, seed=99), seed=2)
+    assert staging.user_ids[ACCOUNT] != production.user_ids[ACCOUNT]
+    ledger = tmp_path / "c.jsonl"
+    production.run(job(R), ledger)
+    ledger.write_bytes(b"")
+    run = staging.run(job(R), ledger)
+    assert not run.crashed and not run.stats.count(Status.ERROR)
+    (line,) = read_ledger(ledger)
+    held = staging.state.retweets[staging.user_ids[ACCOUNT]]
+    assert line.user_id == staging.user_ids[ACCOUNT]
+    assert line.retweeted == (TWEET in held), (line, held)
 
 
 # -- this run's undo is a change of the pair too -----------------------------------------------
