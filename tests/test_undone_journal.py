@@ -162,10 +162,11 @@ def test_b2_resume_after_an_older_backup_replays_nothing_the_journal_saw_end(
     assert len(sim.state.log) == sent  # nothing sent again
     replayed = [record for record in read_ledger(ledger)][1:]
     assert [(r.action, r.status, r.retweeted, r.preexisting, r.http) for r in replayed] == [
-        (U, Status.OK, False, None, None),
+        (U, Status.OK, False, False, None),
         (R, Status.OK, True, False, None),
-        (U, Status.OK, False, None, None),
+        (U, Status.OK, False, False, None),
     ]
+    assert [(r.attempts, r.sent) for r in replayed] == [(0, None)] * 3
     plan = plan_rollback(ledger)
     assert (plan.undo, plan.undecided, plan.owners_undone) == ((), (), ())
     assert retweets == {TWEET}  # the owner's retweet stands

@@ -439,23 +439,54 @@ _CHANGES = frozenset({JournalEvent.MADE, JournalEvent.MAYBE, JournalEvent.UNDECI
 class _EndedBefore:
     """While a journal is read: the keys an earlier run's journal shows as ended ``ok`` (a
     retweet's origin, ``made``, ``owner`` or ``undecided``; an undo's ``undone``) that the ledger
-    does not hold finished (an older backup put back, lines lost), each with that event. Sending
-    such an item again would do again, now, what it did then: an undo would remove what was
-    retweeted since (the owner's), a retweet would retweet again what a later undo took back."""
+    does not hold finished (an older backup put back, lines lost), each with that event and its
+    row, when nothing else happened to their pair since: on each pair, only the keys of the
+    journal's last events that all ended so, of one campaign (the rows of one job that a
+    resume replays in order). A key followed on its pair by anything else (an attempt that
+    ended no item, a finished key's line, another campaign's undo, a rollback's) is left out:
+    the pair has moved on since, and what it did then is not what it did last.
 
-    __slots__ = ("_ended",)
+    Memory grows with the journal's unfinished keys and their pairs, not with the finished
+    ones: a finished key's events on a pair no unfinished key touched are not kept."""
+
+    __slots__ = ("_ended", "_pairs")
 
     def __init__(self) -> None:
+        #: key -> (event, action, campaign, account, Tweet) of its last ending
         self._ended: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
+        #: per pair an unfinished key touched: its keys in the order of their events (a key's
+        #: run of events once), ``None`` for a finished key's
+        self._pairs: dict[tuple[str, str], list[str | None]] = {}
 
     def event(self, line: _Line, *, finished: bool) -> None:
+        pair = (line.account, line.tweet_id)
+        order = self._pairs.get(pair)
+        if finished:
+            if order is not None and order[-1] is not None:
+                order.append(None)
+            return
+        if order is None:
+            order = self._pairs[pair] = []
+        if not order or order[-1] != line.key:
+            order.append(line.key)
         action = _ENDINGS.get(line.event)
-        if not finished and action is not None:
+        if action is not None:
             self._ended[line.key] = (line.event, action, line.campaign, line.account, line.tweet_id)
+        else:
+            self._ended.pop(line.key, None)  # a later attempt of the key: not ended by it
 
     def keys(self) -> dict[str, tuple[JournalEvent, Action, str, str, str]]:
-        """Per key, how it ended and the row it ended for (action, campaign, account, Tweet)."""
-        return self._ended
+        """Per key that ended with nothing else on its pair since, how it ended and its row."""
+        kept: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
+        for order in self._pairs.values():
+            campaign = None
+            for key in reversed(order):
+                ended = None if key is None else self._ended.get(key)
+                if key is None or ended is None or campaign not in (None, ended[2]):
+                    break
+                campaign = ended[2]
+                kept.setdefault(key, ended)
+        return kept
 
 
 #: the events that end an item ``ok``, with its action: a retweet's origin, an undo's ``undone``
@@ -519,6 +550,9 @@ class SentJournal:
         self._ended_before: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
         #: the (account, Tweet) pairs a retweet of this run made, or may have made
         self._changed: set[tuple[str, str]] = set()
+        #: the pairs an item of this run was sent on (`ended_before`): the job's order on them
+        #: is replayed from there, nothing more recorded from the journal
+        self._live: set[tuple[str, str]] = set()
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
@@ -586,20 +620,22 @@ class SentJournal:
 
     def ended_before(self, item: Item) -> JournalEvent | None:
         """How ``item`` ended ``ok`` in an earlier run, when its ledger line is gone since (an
-        older backup put back) and no retweet of this run may have changed its pair before it:
-        the journal's ``made``, ``owner``, ``undecided`` or ``undone``; else None. Sent again,
-        it would act on the pair as it is now, not as it was: an undo would remove a retweet
-        made since by someone else (the owner's), a retweet would bring back what a later undo
-        took back. (After a change of this run the item is sent again: the job's order on the
-        pair is replayed from there.) The journal's line must be of the same row: a key reused
-        for another row (an ``id`` given to another Tweet) ended nothing of this one."""
+        older backup put back) and nothing happened to its pair since but the endings of later
+        rows of its campaign (`_EndedBefore`): the journal's ``made``, ``owner``, ``undecided``
+        or ``undone``; else None, and the caller sends the item. Sent again, it would act on the
+        pair as it is now, not as it was: an undo would remove a retweet made since by someone
+        else (the owner's). Once an item of this run is sent on a pair, its later rows are sent
+        too: the job's order on the pair is replayed from there. The journal's line must be of
+        the same row: a key reused for another row (an ``id`` given to another Tweet) ended
+        nothing of this one."""
+        pair = (item.account, item.tweet_id)
         ended = self._ended_before.get(item.key)
-        if ended is None or (item.account, item.tweet_id) in self._changed:
-            return None
-        event, *row = ended
-        if row != [item.action, item.campaign, item.account, item.tweet_id]:
-            return None
-        return event
+        if ended is not None and pair not in self._live:
+            event, *row = ended
+            if row == [item.action, item.campaign, item.account, item.tweet_id]:
+                return event
+        self._live.add(pair)  # sent in this run: its later rows are sent too
+        return None
 
     def undone(self, item: Item) -> None:
         """An ``ok`` undo ``item`` of this run: no retweet of its (account, Tweet) that any

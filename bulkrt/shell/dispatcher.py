@@ -87,13 +87,13 @@ _log = structlog.get_logger()
 _SYNC_TICK = 0.25
 #: an empty `LedgerRecord` to fill (`Dispatcher._ledger_record`)
 _RecordDraft: Any = draft_class(LedgerRecord)
-#: the ledger's ``preexisting`` of a retweet an earlier run's journal records as ended ok with
-#: this event (`Journal.ended_before`); an undo's ``undone``: None (an undo has no origin)
+#: the ledger's ``preexisting`` of an item an earlier run's journal records as ended ok with
+#: this event (`Journal.ended_before`); an undo's ``undone``: False, as for an undo sent
 _ENDED_PREEXISTING = {
     JournalEvent.MADE: False,
     JournalEvent.OWNER: True,
     JournalEvent.UNDECIDED: None,
-    JournalEvent.UNDONE: None,
+    JournalEvent.UNDONE: False,
 }
 
 _ORIGIN_EVENT = {
@@ -570,7 +570,8 @@ class Dispatcher:
         if item.key in self._ended_before:
             # as the journal has it already: journaled again now, it would come after what
             # happened to the pair since (a later undo) and be read as the newer word
-            return replace(result, preexisting=self._ended_before.pop(item.key))
+            found = self._ended_before.pop(item.key)
+            return replace(result, preexisting=found, attempts=0, sent_at=None)
         if item.action is not Action.RETWEET:
             self._journal.undone(item)
             return result
