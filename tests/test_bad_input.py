@@ -467,6 +467,34 @@ def test_a_csv_whose_lines_end_in_cr_is_not_called_empty(
     ], result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "job", "problem"),
+    [
+        ("jobs.csv", b"", "1: header: the file is empty; expected a header row"),
+        ("jobs.csv", b"\x1f", "1: header: its only line is blank (white space or control"),
+        ("jobs.csv", b"\n \t\n\x1c\x1d\r\n", "1: header: all 3 of its lines are blank"),
+        ("jobs.jsonl", b"", "1: file: no items (the file is empty)"),
+        ("jobs.jsonl", b"\x1f\n\n", "1: file: no items (all 2 of its lines are blank"),
+    ],
+    ids=["csv-empty", "csv-one-separator", "csv-blank-lines", "jsonl-empty", "jsonl-blank"],
+)
+def test_a_file_of_blank_lines_is_not_called_empty(
+    name: str, job: bytes, problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """adv24: a file holding one byte 0x1F (a stray ASCII unit separator, which Python reads as
+    white space) was refused as "file is empty": the operator, finding bytes in it, is told what
+    it holds (only blank lines) and an empty file is still called empty."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_bytes(job)
+    (tmp_path / "accounts.json").write_text(json.dumps(GOOD_ACCOUNTS))
+    (tmp_path / "accounts.json").chmod(0o600)
+    result = CliRunner(env=ENV).invoke(main, ["validate", name, "--accounts", "accounts.json"])
+    assert result.exit_code == 2, result.output
+    problems = result.stderr.splitlines()[:-1]
+    assert len(problems) == 1 and problems[0].startswith(f"{name}:{problem}"), result.stderr
+    assert "nothing was sent" in result.stderr.splitlines()[-1]
+
+
 def test_the_table_has_at_least_25_cases_with_distinct_ids() -> None:
     """The issue asks for 25 or more bad-input cases; ids must be unique to be addressable."""
     assert len(CASES) >= 25

@@ -260,10 +260,10 @@ class SharedJournal:
         self._forget[item.key] = "\x00".join(others)
         self.record(item, JournalEvent.UNDONE)
 
-    def undone_before(self, item: Item) -> bool:
-        """Never: a worker does not know which undos an earlier run's file journal recorded
-        (an undo whose ledger line an older backup lost is sent again, as it always was)."""
-        return False
+    def ended_before(self, item: Item) -> JournalEvent | None:
+        """Never: a worker does not know which items an earlier run's file journal recorded as
+        ended (an item whose ledger line an older backup lost is sent again, as it always was)."""
+        return None
 
     def pair_possible(self, item: Item) -> bool:
         """`bulkrt.ledger.journal.PairEvidence.pair_possible`: this session's attempts, and

@@ -308,9 +308,8 @@ def _csv_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawRow
             continue
         yield RawRow(start, dict(zip(header, values, strict=False)))  # lengths checked above
     if header is None and seen_rows == 0:
-        yield Problem(
-            job.name, 1, "header", "file is empty; expected a header row: account,tweet_id,action"
-        )
+        expected = "expected a header row: account,tweet_id,action"
+        yield Problem(job.name, 1, "header", f"{_nothing(lines)}; {expected}")
     elif header is not None and seen_rows == 0:
         yield Problem(job.name, header_line, "file", "no items after the header")
     # no header but rows that were not CSV: those errors say what is wrong; the file is not empty
@@ -422,4 +421,14 @@ def _jsonl_rows(job: JobFile, lines: _Lines, warn: WarningSink) -> Iterator[RawR
             warn(Problem(job.name, line, name, "unknown field, ignored"))
         yield RawRow(line, value)
     if seen_rows == 0:
-        yield Problem(job.name, 1, "file", "no items (the file is empty)")
+        yield Problem(job.name, 1, "file", f"no items ({_nothing(lines)})")
+
+
+def _nothing(lines: _Lines) -> str:
+    """What a file with no row holds: no line at all, or only blank lines (spaces, tabs, or
+    characters that Python reads as white space: the ASCII separators 0x1C-0x1F, a no-break
+    space), which a row of values never is."""
+    if lines.number == 0:
+        return "the file is empty"
+    count = "its only line is" if lines.number == 1 else f"all {lines.number} of its lines are"
+    return f"{count} blank (white space or control characters only)"

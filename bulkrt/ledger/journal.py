@@ -65,7 +65,7 @@ import orjson
 import structlog
 
 from bulkrt.core.attribution import Evidence, Origin
-from bulkrt.core.items import Item
+from bulkrt.core.items import Action, Item
 from bulkrt.errors import LedgerError
 from bulkrt.ledger.reader import unreadable_journal
 from bulkrt.ledger.resume import FinishedKeys
@@ -436,40 +436,66 @@ def _none() -> int:
 _CHANGES = frozenset({JournalEvent.MADE, JournalEvent.MAYBE, JournalEvent.UNDECIDED})
 
 
-class _UndoneBefore:
-    """While a journal is read: the undo keys an earlier run journaled ``undone`` that the
-    ledger does not hold finished, as long as nothing the campaign may have retweeted on their
-    pair came after them (a ``made``, an attempt that may have been applied): sending such an
-    undo again would remove only what someone else retweeted since."""
+class _EndedBefore:
+    """While a journal is read: the keys an earlier run's journal shows as ended ``ok`` (a
+    retweet's origin, ``made``, ``owner`` or ``undecided``; an undo's ``undone``) that the ledger
+    does not hold finished (an older backup put back, lines lost), each with that event and its
+    row, when nothing else happened to their pair since: on each pair, only the keys of the
+    journal's last events that all ended so, of one campaign (the rows of one job that a
+    resume replays in order). A key followed on its pair by anything else (an attempt that
+    ended no item, a finished key's line, another campaign's undo, a rollback's) is left out:
+    the pair has moved on since, and what it did then is not what it did last.
 
-    __slots__ = ("_keys", "_open")
+    Memory grows with the journal's unfinished keys and their pairs, not with the finished
+    ones: a finished key's events on a pair no unfinished key touched are not kept."""
+
+    __slots__ = ("_ended", "_pairs")
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, str], set[str]] = {}
-        #: per pair, the retweet keys with a ``sent`` not closed since the pair's ``undone``
-        self._open: dict[tuple[str, str], set[str]] = {}
+        #: key -> (event, action, campaign, account, Tweet) of its last ending
+        self._ended: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
+        #: per pair an unfinished key touched: its keys in the order of their events (a key's
+        #: run of events once), ``None`` for a finished key's
+        self._pairs: dict[tuple[str, str], list[str | None]] = {}
 
-    def undone(self, pair: tuple[str, str], key: str, *, finished: bool) -> None:
-        self._open.pop(pair, None)
-        if not finished:
-            self._keys.setdefault(pair, set()).add(key)
-
-    def event(self, pair: tuple[str, str], key: str, event: JournalEvent) -> None:
-        if pair not in self._keys:
+    def event(self, line: _Line, *, finished: bool) -> None:
+        pair = (line.account, line.tweet_id)
+        order = self._pairs.get(pair)
+        if finished:
+            if order is not None and order[-1] is not None:
+                order.append(None)
             return
-        if event in _CHANGES:
-            del self._keys[pair]
-            self._open.pop(pair, None)
-        elif event is JournalEvent.SENT:
-            self._open.setdefault(pair, set()).add(key)
-        elif pair in self._open:  # ``none`` or ``owner``: that attempt retweeted nothing
-            self._open[pair].discard(key)
+        if order is None:
+            order = self._pairs[pair] = []
+        if not order or order[-1] != line.key:
+            order.append(line.key)
+        action = _ENDINGS.get(line.event)
+        if action is not None:
+            self._ended[line.key] = (line.event, action, line.campaign, line.account, line.tweet_id)
+        else:
+            self._ended.pop(line.key, None)  # a later attempt of the key: not ended by it
 
-    def keys(self) -> set[str]:
-        """The keys, once the whole journal is read (an attempt still open may have retweeted)."""
-        return {
-            key for pair, keys in self._keys.items() if not self._open.get(pair) for key in keys
-        }
+    def keys(self) -> dict[str, tuple[JournalEvent, Action, str, str, str]]:
+        """Per key that ended with nothing else on its pair since, how it ended and its row."""
+        kept: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
+        for order in self._pairs.values():
+            campaign = None
+            for key in reversed(order):
+                ended = None if key is None else self._ended.get(key)
+                if key is None or ended is None or campaign not in (None, ended[2]):
+                    break
+                campaign = ended[2]
+                kept.setdefault(key, ended)
+        return kept
+
+
+#: the events that end an item ``ok``, with its action: a retweet's origin, an undo's ``undone``
+_ENDINGS = {
+    JournalEvent.MADE: Action.RETWEET,
+    JournalEvent.OWNER: Action.RETWEET,
+    JournalEvent.UNDECIDED: Action.RETWEET,
+    JournalEvent.UNDONE: Action.UNDO,
+}
 
 
 @dataclass(slots=True)
@@ -519,10 +545,14 @@ class SentJournal:
         self._known = PairEvidence()
         #: keys with a ``sent`` not closed yet (this run)
         self._open: set[str] = set()
-        #: undo keys an earlier run journaled ``undone`` that the ledger does not hold finished
-        self._undone_before: set[str] = set()
+        #: keys an earlier run journaled as ended ``ok`` that the ledger does not hold finished,
+        #: with that event and its row (`_EndedBefore`)
+        self._ended_before: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
         #: the (account, Tweet) pairs a retweet of this run made, or may have made
         self._changed: set[tuple[str, str]] = set()
+        #: the pairs an item of this run was sent on (`ended_before`): the job's order on them
+        #: is replayed from there, nothing more recorded from the journal
+        self._live: set[tuple[str, str]] = set()
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
         self._failure: LedgerError | None = None
@@ -535,14 +565,13 @@ class SentJournal:
         # retweeted" finds, whatever lines came since (an owner's retweet found in place does
         # not bring it back; a retweet the campaign makes again has a ``made`` of its own).
         stands = finished.made_stands if isinstance(finished, FinishedKeys) else None
-        known, undos = self._known, _UndoneBefore()
+        known, ended = self._known, _EndedBefore()
         for line in _lines(self.path):
             pair = (line.account, line.tweet_id)
+            ended.event(line, finished=line.key in finished)
             if line.event is JournalEvent.UNDONE:
                 known.forget(pair)
-                undos.undone(pair, line.key, finished=line.key in finished)
                 continue
-            undos.event(pair, line.key, line.event)
             if (
                 line.event is JournalEvent.MADE
                 and line.account
@@ -555,7 +584,7 @@ class SentJournal:
                 known.made_by(pair, line.campaign)
             if line.key not in finished:
                 known.earlier(line.key, pair).apply(line.event)
-        self._undone_before = undos.keys()
+        self._ended_before = ended.keys()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             size = os.fstat(self._fd).st_size
@@ -589,13 +618,24 @@ class SentJournal:
         """`PairEvidence.pair_possible`."""
         return self._known.pair_possible(item)
 
-    def undone_before(self, item: Item) -> bool:
-        """Whether the undo ``item`` ended ok in an earlier run (its ``undone`` is here, its
-        ledger line is not: an older backup put back) and no retweet of this run may have made
-        its pair's retweet before it: sending it again would remove only a retweet made since by
-        someone else (the owner's)."""
+    def ended_before(self, item: Item) -> JournalEvent | None:
+        """How ``item`` ended ``ok`` in an earlier run, when its ledger line is gone since (an
+        older backup put back) and nothing happened to its pair since but the endings of later
+        rows of its campaign (`_EndedBefore`): the journal's ``made``, ``owner``, ``undecided``
+        or ``undone``; else None, and the caller sends the item. Sent again, it would act on the
+        pair as it is now, not as it was: an undo would remove a retweet made since by someone
+        else (the owner's). Once an item of this run is sent on a pair, its later rows are sent
+        too: the job's order on the pair is replayed from there. The journal's line must be of
+        the same row: a key reused for another row (an ``id`` given to another Tweet) ended
+        nothing of this one."""
         pair = (item.account, item.tweet_id)
-        return item.key in self._undone_before and pair not in self._changed
+        ended = self._ended_before.get(item.key)
+        if ended is not None and pair not in self._live:
+            event, *row = ended
+            if row == [item.action, item.campaign, item.account, item.tweet_id]:
+                return event
+        self._live.add(pair)  # sent in this run: its later rows are sent too
+        return None
 
     def undone(self, item: Item) -> None:
         """An ``ok`` undo ``item`` of this run: no retweet of its (account, Tweet) that any

@@ -87,8 +87,14 @@ _log = structlog.get_logger()
 _SYNC_TICK = 0.25
 #: an empty `LedgerRecord` to fill (`Dispatcher._ledger_record`)
 _RecordDraft: Any = draft_class(LedgerRecord)
-#: the outcome of an undo an earlier run's journal records as ended ok (`Journal.undone_before`)
-_UNDONE_BEFORE = Outcome(Decision.DONE, Status.OK, retweeted=False, unsent=True)
+#: the ledger's ``preexisting`` of an item an earlier run's journal records as ended ok with
+#: this event (`Journal.ended_before`); an undo's ``undone``: False, as for an undo sent
+_ENDED_PREEXISTING = {
+    JournalEvent.MADE: False,
+    JournalEvent.OWNER: True,
+    JournalEvent.UNDECIDED: None,
+    JournalEvent.UNDONE: False,
+}
 
 _ORIGIN_EVENT = {
     Origin.CAMPAIGN: JournalEvent.MADE,
@@ -120,7 +126,7 @@ class Journal(Protocol):
 
     def undone(self, item: Item) -> None: ...
 
-    def undone_before(self, item: Item) -> bool: ...
+    def ended_before(self, item: Item) -> JournalEvent | None: ...
 
     def pair_possible(self, item: Item) -> bool: ...
 
@@ -210,6 +216,9 @@ class Dispatcher:
         self.last_event: dict[str, AccountEvent] = {}
         self._warned_until = 0.0
         self._stamps = _Stamps()
+        #: keys recorded as an earlier run's journal says they ended (`Journal.ended_before`),
+        #: with the ``preexisting`` of their line, until their line is written
+        self._ended_before: dict[str, bool | None] = {}
 
     def stats(self) -> RunStats:
         """What the run has done so far, as an immutable snapshot."""
@@ -397,11 +406,15 @@ class Dispatcher:
         sent, the run stops)."""
         item = ticket.item
         journal = self._journal
-        if item.action is Action.UNDO and journal is not None and journal.undone_before(item):
-            # An earlier run's undo of this row ended ok (the journal's ``undone``) and its
-            # ledger line is gone since (an older backup): not sent again, which would remove
-            # what was retweeted since (the owner's), but recorded as it ended.
-            return _UNDONE_BEFORE
+        ended = journal.ended_before(item) if journal is not None else None
+        if ended is not None:
+            # An earlier run's attempt of this row ended ok (the journal says how) and its ledger
+            # line is gone since (an older backup): not sent again, which would act on the pair
+            # as it is now (remove the owner's retweet made since, retweet again what a later
+            # undo took back), but recorded as it ended, and nothing journaled of it again.
+            self._ended_before[item.key] = _ENDED_PREEXISTING[ended]
+            retweet = item.action is Action.RETWEET
+            return Outcome(Decision.DONE, Status.OK, retweeted=retweet, unsent=True)
         journal = journal if item.action is Action.RETWEET else None
         if journal is not None and not await journal.before_send(item):
             self._storage_failed(journal.failure)  # not sent: the run stops
@@ -554,6 +567,11 @@ class Dispatcher:
         item = result.item
         if result.status is not Status.OK:
             return result
+        if item.key in self._ended_before:
+            # as the journal has it already: journaled again now, it would come after what
+            # happened to the pair since (a later undo) and be read as the newer word
+            found = self._ended_before.pop(item.key)
+            return replace(result, preexisting=found, attempts=0, sent_at=None)
         if item.action is not Action.RETWEET:
             self._journal.undone(item)
             return result
