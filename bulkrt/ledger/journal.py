@@ -432,10 +432,6 @@ def _none() -> int:
     return 0
 
 
-#: the events of a retweet attempt that made, or may have made, its pair's retweet
-_CHANGES = frozenset({JournalEvent.MADE, JournalEvent.MAYBE, JournalEvent.UNDECIDED})
-
-
 class _EndedBefore:
     """While a journal is read: the keys an earlier run's journal shows as ended ``ok`` (a
     retweet's origin, ``made``, ``owner`` or ``undecided``; an undo's ``undone``) that the ledger
@@ -548,10 +544,10 @@ class SentJournal:
         #: keys an earlier run journaled as ended ``ok`` that the ledger does not hold finished,
         #: with that event and its row (`_EndedBefore`)
         self._ended_before: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
-        #: the (account, Tweet) pairs a retweet of this run made, or may have made
-        self._changed: set[tuple[str, str]] = set()
-        #: the pairs an item of this run was sent on (`ended_before`): the job's order on them
-        #: is replayed from there, nothing more recorded from the journal
+        #: the pairs of `_ended_before`'s keys
+        self._ended_pairs: set[tuple[str, str]] = set()
+        #: those of them an item of this run was sent on (`ended_before`): the job's order on
+        #: them is replayed from there, nothing more recorded from the journal
         self._live: set[tuple[str, str]] = set()
         self._batch = _Batch()
         self._kick: anyio.Event | None = None
@@ -585,6 +581,7 @@ class SentJournal:
             if line.key not in finished:
                 known.earlier(line.key, pair).apply(line.event)
         self._ended_before = ended.keys()
+        self._ended_pairs = {(account, tweet) for *_, account, tweet in self._ended_before.values()}
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             size = os.fstat(self._fd).st_size
@@ -629,6 +626,8 @@ class SentJournal:
         the same row: a key reused for another row (an ``id`` given to another Tweet) ended
         nothing of this one."""
         pair = (item.account, item.tweet_id)
+        if pair not in self._ended_pairs:  # the usual case: no key of the pair to replay
+            return None
         ended = self._ended_before.get(item.key)
         if ended is not None and pair not in self._live:
             event, *row = ended
@@ -651,8 +650,6 @@ class SentJournal:
         """Queue ``event`` for ``item``; it is written with the next batch: at once for a
         ``sent`` (its request waits for it), within a quarter of a second for the others."""
         self._known.note(item, event)
-        if event in _CHANGES:
-            self._changed.add((item.account, item.tweet_id))
         if event is JournalEvent.SENT:
             self._open.add(item.key)
         elif event is not JournalEvent.MAYBE:
