@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -59,7 +58,7 @@ from tests.test_invariants import (
     sim_until_done,
 )
 from tests.test_run import PYTHON_M_BULKRT, MakeWorld, run_cli
-from tests.test_undone_journal import ACCOUNT, TWEET, job, world
+from tests.test_undone_journal import ACCOUNT, TWEET, broken_seeds, job, world
 
 R, U = Action.RETWEET, Action.UNDO
 
@@ -395,16 +394,8 @@ def test_resume_of_an_older_backup_changes_nothing_the_campaign_left() -> None:
     sends an undo the whole ledger would not (it ended ``error`` then ``superseded``, or its
     ``undone`` was lost from the journal by a kill while its ledger line was kept), removing
     the campaign's retweet; the job's later retweet is then recorded made from the journal,
-    and the account ends without it (seeds 68, 368)."""
-    failed = []
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(dir=shm, prefix="bulkrt-adv25-") as scratch:
-        for seed in range(RESUME_SEEDS):
-            directory = Path(scratch) / str(seed)
-            directory.mkdir()
-            broken = check_resume_seed(seed, directory)
-            if broken:
-                failed.append((seed, broken))
+    and the account ends without it (seeds 68 and 368 under the rule's first form)."""
+    failed = broken_seeds(check_resume_seed, RESUME_SEEDS)
     assert not failed, f"{len(failed)} of {RESUME_SEEDS} seeds: {failed[:5]}"
 
 
@@ -449,13 +440,5 @@ def check_rolled_back_seed(seed: int, directory: Path) -> list[str]:
 def test_resume_of_a_rolled_back_campaign_on_an_older_backup_records_what_stands() -> None:
     """`test_a_retweet_a_rollback_took_back_is_recorded_made_on_an_older_backup` at random:
     nearly every seed records retweets ``ok`` that the rollback took back."""
-    failed = []
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(dir=shm, prefix="bulkrt-adv25-") as scratch:
-        for seed in range(ROLLBACK_SEEDS):
-            directory = Path(scratch) / str(seed)
-            directory.mkdir()
-            broken = check_rolled_back_seed(seed, directory)
-            if broken:
-                failed.append((seed, broken))
+    failed = broken_seeds(check_rolled_back_seed, ROLLBACK_SEEDS)
     assert not failed, f"{len(failed)} of {ROLLBACK_SEEDS} seeds: {failed[:3]}"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from bulkrt.core.attribution import Evidence, Origin, settled_origin
@@ -341,19 +343,27 @@ def check_backup_seed(seed: int, directory: Path, *, resume: bool) -> list[str]:
     return broken
 
 
-def failing_seeds(*, resume: bool) -> list[tuple[int, list[str]]]:
-    """The seeds `check_backup_seed` finds broken, with what broke (scratch files in memory
-    when the machine has it: fsync there costs nothing)."""
+def broken_seeds(
+    check: Callable[[int, Path], list[str]], seeds: int
+) -> list[tuple[int, list[str]]]:
+    """The seeds of ``range(seeds)`` that ``check`` (seed, scratch directory) finds broken,
+    with what broke (scratch files in memory when the machine has it: fsync there costs
+    nothing)."""
     failed = []
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(dir=shm, prefix="bulkrt-adv23b-") as scratch:
-        for seed in range(BACKUP_SEEDS):
+    with tempfile.TemporaryDirectory(dir=shm, prefix="bulkrt-seeds-") as scratch:
+        for seed in range(seeds):
             directory = Path(scratch) / str(seed)
             directory.mkdir()
-            broken = check_backup_seed(seed, directory, resume=resume)
+            broken = check(seed, directory)
             if broken:
                 failed.append((seed, broken))
     return failed
+
+
+def failing_seeds(*, resume: bool) -> list[tuple[int, list[str]]]:
+    """The seeds `check_backup_seed` finds broken, with what broke."""
+    return broken_seeds(partial(check_backup_seed, resume=resume), BACKUP_SEEDS)
 
 
 def test_rollback_at_once_of_an_older_backup_keeps_the_owners_and_undoes_the_campaigns() -> None:
