@@ -40,7 +40,21 @@ def forked_stderr(script: str) -> str:
     return child.stderr().decode()
 
 
-@pytest.mark.parametrize(("script", "said"), CASES, ids=["warning", "logging", "atexit"])
+@pytest.mark.parametrize(
+    ("script", "said"),
+    [
+        *CASES[:2],
+        pytest.param(
+            *CASES[2],
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the child ends with os._exit: what runs at shutdown (atexit, finalizers, "
+                "joining threads) is seen only by a fresh interpreter",
+            ),
+        ),
+    ],
+    ids=["warning", "logging", "atexit"],
+)
 def test_a_forked_child_prints_what_a_fresh_interpreter_prints(script: str, said: str) -> None:
     """The same ``python -c SCRIPT`` run fresh and forked: both print ``said`` on stderr."""
     fresh = subprocess.run(
