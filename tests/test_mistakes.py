@@ -5,6 +5,7 @@ that every file that was there before is still there with the same bytes."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shlex
@@ -98,6 +99,13 @@ def run_here(
         for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
                          ResourceWarning):  # fmt: skip
             warnings.simplefilter("ignore", category)
+        # printed on stderr, not appended to the list of pytest's recorder (the test's
+        # ``catch_warnings(record=True)``, which the fork inherits)
+        warnings.showwarning = _print_warning
+        # no handler on the root logger, as in a fresh interpreter: a library's logged error
+        # reaches stderr through logging's last resort, not pytest's capture handlers
+        logging.root.handlers.clear()
+        logging.root.setLevel(logging.WARNING)
         sys.argv = ["bulkrt", *args] if script is None else ["-c", *args]
         try:
             if script is None:
@@ -117,6 +125,18 @@ def run_here(
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _print_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """What a fresh interpreter's `warnings.showwarning` does: the warning on stderr."""
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -126,8 +126,9 @@ class CliChild:
     interpreter start-up (about 0.5 s of CPU each). The child closes every descriptor it
     inherited (the sandbox's sockets, other children's pipes), so a connection the sandbox closes
     is closed for its client. What only a fresh interpreter shows (signals during start-up, the
-    import-time state) is the business of the tests that still start one: `tests/test_startup.py`,
-    the README's, and one per signal in `TestStopAndResume`.
+    import-time state, what runs as it shuts down: the child ends with ``os._exit``) is the
+    business of the tests that still start one: `tests/test_startup.py`, the README's, and one
+    per signal in `TestStopAndResume`.
 
     ``python -c SCRIPT ARG...`` runs the same way: SCRIPT is executed as ``__main__`` with
     ``sys.argv`` ``["-c", ARG...]`` (the tests' own processes of bulkrt's parts, each with its
