@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,21 @@ def test_a_signal_stops_the_sandbox_cleanly(served: Served, signum: signal.Signa
     served.process.send_signal(signum)
     assert exit_of(served.process, timeout=10) == 0
     assert "Traceback" not in served.process.stderr().decode()
+
+
+def test_sigterm_stops_a_fresh_sandbox_process_cleanly(tmp_path: Path) -> None:
+    """The case above in a fresh interpreter, which the forked children cannot show: what runs
+    as the interpreter shuts down after SIGTERM (exit handlers, finalizers, threads joined)
+    prints no traceback and leaves exit code 0."""
+    argv = [*PYTHON_M_BULKRT, "sandbox", "--port", "0", "--accounts-out", "accounts.json"]
+    with subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        assert "listening on " in process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert (process.returncode, "Traceback" in err) == (0, False), err
 
 
 @pytest.mark.parametrize(
