@@ -432,6 +432,10 @@ def _none() -> int:
     return 0
 
 
+#: how a key ended ``ok`` in the journal, and its row: (event, action, campaign, account, Tweet)
+_Ending = tuple[JournalEvent, Action, str, str, str]
+
+
 class _EndedBefore:
     """While a journal is read: the keys an earlier run's journal shows as ended ``ok`` (a
     retweet's origin, ``made``, ``owner`` or ``undecided``; an undo's ``undone``) that the ledger
@@ -449,7 +453,7 @@ class _EndedBefore:
 
     def __init__(self) -> None:
         #: key -> (event, action, campaign, account, Tweet) of its last ending
-        self._ended: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
+        self._ended: dict[str, _Ending] = {}
         #: per pair an unfinished key touched: its keys in the order of their events (a key's
         #: run of events once), ``None`` for a finished key's
         self._pairs: dict[tuple[str, str], list[str | None]] = {}
@@ -471,9 +475,9 @@ class _EndedBefore:
         else:
             self._ended.pop(line.key, None)  # a later attempt of the key: not ended by it
 
-    def keys(self) -> dict[str, tuple[JournalEvent, Action, str, str, str]]:
+    def keys(self) -> dict[str, _Ending]:
         """Per key that ended with nothing else on its pair since, how it ended and its row."""
-        kept: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
+        kept: dict[str, _Ending] = {}
         for order in self._pairs.values():
             campaign = None
             for key in reversed(order):
@@ -543,7 +547,7 @@ class SentJournal:
         self._open: set[str] = set()
         #: keys an earlier run journaled as ended ``ok`` that the ledger does not hold finished,
         #: with that event and its row (`_EndedBefore`)
-        self._ended_before: dict[str, tuple[JournalEvent, Action, str, str, str]] = {}
+        self._ended_before: dict[str, _Ending] = {}
         #: the pairs of `_ended_before`'s keys
         self._ended_pairs: set[tuple[str, str]] = set()
         #: those of them an item of this run was sent on (`ended_before`): the job's order on

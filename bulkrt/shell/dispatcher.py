@@ -87,20 +87,17 @@ _log = structlog.get_logger()
 _SYNC_TICK = 0.25
 #: an empty `LedgerRecord` to fill (`Dispatcher._ledger_record`)
 _RecordDraft: Any = draft_class(LedgerRecord)
-#: the ledger's ``preexisting`` of an item an earlier run's journal records as ended ok with
-#: this event (`Journal.ended_before`); an undo's ``undone``: False, as for an undo sent
-_ENDED_PREEXISTING = {
-    JournalEvent.MADE: False,
-    JournalEvent.OWNER: True,
-    JournalEvent.UNDECIDED: None,
-    JournalEvent.UNDONE: False,
-}
-
 _ORIGIN_EVENT = {
     Origin.CAMPAIGN: JournalEvent.MADE,
     Origin.OWNER: JournalEvent.OWNER,
     Origin.UNDECIDED: JournalEvent.UNDECIDED,
 }
+#: the ledger's ``preexisting`` of an item an earlier run's journal records as ended ok with
+#: this event (`Journal.ended_before`): a retweet's, as for its origin; an undo's ``undone``:
+#: False, as for an undo sent
+_ENDED_PREEXISTING: dict[JournalEvent, bool | None] = {
+    event: preexisting(origin) for origin, event in _ORIGIN_EVENT.items()
+} | {JournalEvent.UNDONE: False}
 
 
 class LedgerSink(Protocol):
